@@ -1,0 +1,261 @@
+package cgo
+
+/*
+#include <stdlib.h>
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+)
+
+// ContextInfo is what NewContext needs. The zero value of each field means
+// "libwebsockets' choice" unless stated otherwise.
+type ContextInfo struct {
+	// Options are extra LWS_SERVER_OPTION_* bits for the context
+	// (EXPLICIT_VHOSTS is always set: every vhost is made by NewVhost).
+	Options uint64
+	// TimeoutSecs bounds network round trips; lws defaults differ between
+	// releases (5 s in 4.1, 15 s in 4.3), so callers should set it.
+	TimeoutSecs int
+	// FDLimitPerThread caps the fd table; 0 sizes it from the process limit.
+	FDLimitPerThread int
+	// ServiceBufferSize is pt_serv_buf_size (0: 4096).
+	ServiceBufferSize int
+}
+
+// VhostInfo describes one listener. Zero fields take lws defaults.
+type VhostInfo struct {
+	// Index is reported back in callbacks.Event.Protocol as Index<<16|protocol.
+	Index int
+	Name  string
+	Iface string // IP address or interface name; "" for all
+	Port  int    // 0: kernel-chosen; NoListen: client-only vhost
+	// Options are LWS_SERVER_OPTION_* bits that apply per vhost.
+	Options uint64
+	// CertPath, KeyPath and CAPath are PEM files for a TLS listener.
+	CertPath, KeyPath, CAPath string
+	// ALPN is the TLS ALPN list, e.g. "http/1.1".
+	ALPN string
+	// KeepaliveTimeout is the idle HTTP keep-alive time in seconds.
+	KeepaliveTimeout int
+	// MaxHTTPHeaderData is the header buffer per request (0: 4096).
+	MaxHTTPHeaderData int
+	// MaxHTTPHeaderPool is the number of concurrent header buffers.
+	MaxHTTPHeaderPool int
+	// TimeoutSecs overrides the context's for this vhost.
+	TimeoutSecs int
+	// PingSecs and HangupSecs set the idle policy: ping a link idle for
+	// PingSecs, drop one idle for HangupSecs (0 both: lws defaults).
+	PingSecs, HangupSecs int
+	// Protocols are the protocol names; Protocols[0] also serves HTTP and
+	// WebSocket upgrades without a subprotocol. At least one is required.
+	Protocols []string
+	// RxBufferSize and TxPacketSize are per protocol (0: lws defaults).
+	RxBufferSize, TxPacketSize int
+}
+
+// NoListen is the Port of a vhost that only makes client connections.
+const NoListen = C.CONTEXT_PORT_NO_LISTEN
+
+// Option bits used by package lws.
+const (
+	OptionValidateUTF8        = C.LWS_SERVER_OPTION_VALIDATE_UTF8
+	OptionDoSSLGlobalInit     = C.LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT
+	OptionDisableIPv6         = C.LWS_SERVER_OPTION_DISABLE_IPV6
+	OptionHTTPHeadersSecurity = C.LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE
+)
+
+// Context is one lws_context and the Go side of its callbacks.
+//
+// Concurrency: NewContext, NewVhost, Service, Destroy and every WSI method
+// must be called on the one goroutine that created the context (the service
+// goroutine, locked to its OS thread). Wake and SetReportAll may be called
+// from any goroutine.
+type Context struct {
+	cd *C.lwsgo_ctx
+	h  Handle
+	d  callbacks.Dispatcher
+
+	evs   [8]callbacks.Event // reused events, one per nesting level
+	depth int
+
+	mu   sync.RWMutex // guards dead against Wake
+	dead bool
+
+	cmem   []unsafe.Pointer // C strings kept for lws until destroy
+	vhosts []*C.lwsgo_vhost
+}
+
+// NewContext creates an lws_context whose every callback goes to d.
+// It must run on the service goroutine (see Context).
+func NewContext(info ContextInfo, d callbacks.Dispatcher) (*Context, error) {
+	c := &Context{d: d, cd: C.lwsgo_ctx_new()}
+	if c.cd == nil {
+		return nil, errors.New("lws: out of memory")
+	}
+	c.h = NewHandle(c)
+	c.cd.h = C.uintptr_t(c.h)
+
+	ci := C.lwsgo_ctx_info{
+		options:             C.uint64_t(info.Options),
+		timeout_secs:        C.int(info.TimeoutSecs),
+		fd_limit_per_thread: C.int(info.FDLimitPerThread),
+		pt_serv_buf_size:    C.int(info.ServiceBufferSize),
+	}
+	captureMu.Lock()
+	beginCapture()
+	rc := C.lwsgo_ctx_create(c.cd, &ci)
+	lines := endCapture()
+	captureMu.Unlock()
+	if rc != 0 {
+		c.h.Delete()
+		C.lwsgo_ctx_free(c.cd)
+		return nil, fmt.Errorf("lws: lws_create_context failed%s", detail(lines))
+	}
+	return c, nil
+}
+
+func detail(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(lines, "; ")
+}
+
+func (c *Context) cstr(s string) *C.char {
+	if s == "" {
+		return nil
+	}
+	p := C.CString(s)
+	c.cmem = append(c.cmem, unsafe.Pointer(p))
+	return p
+}
+
+// NewVhost creates a vhost (a listener when Port != NoListen) and returns
+// the port it listens on. On the service goroutine only.
+func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
+	if len(v.Protocols) == 0 {
+		return 0, errors.New("lws: vhost needs at least one protocol")
+	}
+	names := (*[1 << 16]*C.char)(C.calloc(C.size_t(len(v.Protocols)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+	c.cmem = append(c.cmem, unsafe.Pointer(names))
+	for i, p := range v.Protocols {
+		names[i] = c.cstr(p)
+	}
+	vi := C.lwsgo_vhost_info{
+		index:                C.int(v.Index),
+		name:                 c.cstr(v.Name),
+		iface:                c.cstr(v.Iface),
+		port:                 C.int(v.Port),
+		options:              C.uint64_t(v.Options),
+		cert_path:            c.cstr(v.CertPath),
+		key_path:             c.cstr(v.KeyPath),
+		ca_path:              c.cstr(v.CAPath),
+		alpn:                 c.cstr(v.ALPN),
+		keepalive_timeout:    C.uint(v.KeepaliveTimeout),
+		max_http_header_data: C.ushort(v.MaxHTTPHeaderData),
+		max_http_header_pool: C.ushort(v.MaxHTTPHeaderPool),
+		timeout_secs:         C.int(v.TimeoutSecs),
+		ping_secs:            C.uint16_t(v.PingSecs),
+		hangup_secs:          C.uint16_t(v.HangupSecs),
+		protocol_names:       (**C.char)(unsafe.Pointer(names)),
+		nprotocols:           C.int(len(v.Protocols)),
+		rx_buffer_size:       C.size_t(v.RxBufferSize),
+		tx_packet_size:       C.size_t(v.TxPacketSize),
+	}
+	captureMu.Lock()
+	beginCapture()
+	vh := C.lwsgo_vhost_create(c.cd, &vi)
+	lines := endCapture()
+	captureMu.Unlock()
+	if vh == nil {
+		return 0, fmt.Errorf("lws: lws_create_vhost %q failed%s", v.Name, detail(lines))
+	}
+	c.vhosts = append(c.vhosts, vh)
+	return int(C.lwsgo_vhost_port(vh)), nil
+}
+
+// SetReportAll chooses whether callbacks that only matter to a reason log
+// (spare EVENT_WAIT_CANCELLED broadcasts, GET_THREAD_ID) cross into Go.
+func (c *Context) SetReportAll(on bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.lwsgo_set_report_all(c.cd, v)
+}
+
+// Service runs one pass of lws_service. It returns an error when
+// libwebsockets reports the context unusable.
+func (c *Context) Service() error {
+	if C.lws_service(c.cd.ctx, 0) < 0 {
+		return errors.New("lws: lws_service failed")
+	}
+	return nil
+}
+
+// Wake makes a blocked Service return soon, with an EVENT_WAIT_CANCELLED
+// callback flagged callbacks.Wake. Safe from any goroutine, and a no-op
+// after Destroy.
+func (c *Context) Wake() {
+	c.mu.RLock()
+	if !c.dead {
+		C.lwsgo_wake(c.cd)
+	}
+	c.mu.RUnlock()
+}
+
+// Destroy destroys the lws_context (delivering the closing callbacks of every
+// live connection and vhost synchronously) and frees everything NewContext
+// and NewVhost allocated. On the service goroutine only.
+func (c *Context) Destroy() {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.dead = true
+	c.mu.Unlock()
+	C.lws_context_destroy(c.cd.ctx)
+	for _, v := range c.vhosts {
+		C.lwsgo_vhost_free(v)
+	}
+	c.vhosts = nil
+	for _, p := range c.cmem {
+		C.free(p)
+	}
+	c.cmem = nil
+	c.h.Delete()
+	C.lwsgo_ctx_free(c.cd)
+	c.cd = nil
+}
+
+// dispatch turns one callback into an Event for the Dispatcher. Events are
+// reused per nesting level: lws calls back re-entrantly from inside some
+// calls Go makes (lws_write, lws_set_timeout, lws_context_destroy).
+func (c *Context) dispatch(wsi, user uintptr, r callbacks.Reason, in unsafe.Pointer,
+	length, dlen int, flags callbacks.Flags, proto int) int {
+	var ev *callbacks.Event
+	if c.depth < len(c.evs) {
+		ev = &c.evs[c.depth]
+	} else {
+		ev = new(callbacks.Event)
+	}
+	c.depth++
+	defer func() { c.depth-- }()
+	*ev = callbacks.Event{Reason: r, WSI: wsi, User: user, Protocol: proto, Len: length, Flags: flags}
+	if in != nil && dlen > 0 && r.HasBuffer() {
+		ev.Data = unsafe.Slice((*byte)(in), dlen)
+	}
+	ret := c.d.Dispatch(ev)
+	ev.Data = nil
+	return ret
+}

@@ -1,0 +1,542 @@
+/*
+ * shim.c: the C layer between libwebsockets and Go.
+ *
+ * Design
+ * ------
+ * One function, lwsgo_callback, is the callback of every protocol of every
+ * vhost. It forwards every reason libwebsockets delivers to one exported Go
+ * function, goLwsCallback, with everything Go needs pre-computed in C so that
+ * each callback costs exactly one C->Go crossing:
+ *
+ *   - the context's Go handle, read from lws_context_user();
+ *   - the connection's Go handle, read from the wsi's opaque user data
+ *     (0 for placeholder "fake" wsi and before Go attached one);
+ *   - the listener and protocol index (lws copies the protocols table, so
+ *     they are carried in lws_protocols.id as listener<<16 | protocol, never
+ *     found by pointer comparison);
+ *   - for RECEIVE/CLIENT_RECEIVE: first/final/binary/remaining as bit flags;
+ *   - for EVENT_WAIT_CANCELLED: whether this is the first one since Go asked
+ *     for a wake-up (lws broadcasts the reason to every protocol of every
+ *     vhost; the atomic exchange makes exactly one of them drain Go's queue).
+ *
+ * Only two things are decided in C, because they must be: the wake
+ * de-duplication above, and the return value of reasons where a non-zero
+ * return would break libwebsockets (EVENT_WAIT_CANCELLED closes the cancel
+ * pipe on non-zero; GET_THREAD_ID must be 0 so that lws never tries to wake
+ * a "foreign" thread itself). Both still reach Go for the reason log.
+ *
+ * Ownership
+ * ---------
+ * `in`/`len` belong to libwebsockets and are valid only during the callback;
+ * Go copies what it keeps before returning. Buffers Go passes to lwsgo_*
+ * write functions are Go memory that C uses only for the duration of the
+ * call: lws_write either sends or copies to its own buflist before it returns.
+ * Strings handed to lws for the lifetime of a vhost (names, iface, protocol
+ * names) are C memory owned by Go and freed after lws_context_destroy.
+ *
+ * Threads
+ * -------
+ * Every function here runs on the service thread, the OS thread of the one
+ * locked goroutine that created the context and calls lws_service, except
+ * lwsgo_wake, which may be called from any thread (it only stores an atomic
+ * and calls lws_cancel_service, the one lws API that is thread-safe), and
+ * lwsgo_log_emit, which lws may call from wherever it logs.
+ *
+ * Return values
+ * -------------
+ * lwsgo_callback returns what Go returns: 0 continue, -1 close the wsi.
+ * The write helpers return -1 on a fatal error (the caller must close),
+ * 0 when the pipe can take more, 1 when it is choked (wait for WRITEABLE).
+ */
+
+#include "shim.h"
+#include "_cgo_export.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int
+lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	       void *in, size_t len)
+{
+	struct lws_context *cx = wsi ? lws_get_context(wsi) : NULL;
+	lwsgo_ctx *cd = cx ? (lwsgo_ctx *)lws_context_user(cx) : NULL;
+	const struct lws_protocols *pr;
+	uintptr_t h = 0;
+	size_t dlen = len;
+	int flags = 0, proto = -1, fake = 0, ret;
+
+	(void)user;
+
+	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		if (cd && __atomic_exchange_n(&cd->wake, 0, __ATOMIC_SEQ_CST))
+			flags |= LWSGO_F_WAKE;
+		else if (!cd || !__atomic_load_n(&cd->report_all, __ATOMIC_RELAXED))
+			return 0;
+		fake = 1;
+		break;
+	case LWS_CALLBACK_GET_THREAD_ID:
+		if (cd && __atomic_load_n(&cd->report_all, __ATOMIC_RELAXED))
+			goLwsCallback(cd->h, (uintptr_t)wsi, 0, (int)reason,
+				      NULL, 0, 0, 0, -1);
+		return 0;
+	case LWS_CALLBACK_PROTOCOL_INIT:
+	case LWS_CALLBACK_PROTOCOL_DESTROY:
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+	case LWS_CALLBACK_VHOST_CERT_AGING:
+	case LWS_CALLBACK_VHOST_CERT_UPDATE:
+		fake = 1;
+		break;
+	case LWS_CALLBACK_RECEIVE:
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		if (lws_is_first_fragment(wsi))
+			flags |= LWSGO_F_FIRST;
+		if (lws_is_final_fragment(wsi))
+			flags |= LWSGO_F_FINAL;
+		if (lws_frame_is_binary(wsi))
+			flags |= LWSGO_F_BINARY;
+		if (!lws_remaining_packet_payload(wsi))
+			flags |= LWSGO_F_NOREMAIN;
+		break;
+	case LWS_CALLBACK_HTTP:
+	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+	case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		/* in is a NUL-terminated string; len is not always set */
+		dlen = in ? strlen((const char *)in) : 0;
+		break;
+	default:
+		break;
+	}
+
+	if (!cd)
+		/* No context to report to: only OPENSSL verification
+		 * callbacks of a wsi-less TLS session could get here. */
+		return 0;
+
+	if (wsi && !fake) {
+		h = (uintptr_t)lws_get_opaque_user_data(wsi);
+		pr = lws_get_protocol(wsi);
+		if (pr)
+			proto = (int)pr->id;
+	}
+
+	ret = goLwsCallback(cd->h, (uintptr_t)wsi, h, (int)reason, in,
+			    len, dlen, flags, proto);
+
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+		return 0;
+
+	return ret;
+}
+
+lwsgo_ctx *
+lwsgo_ctx_new(void)
+{
+	return calloc(1, sizeof(lwsgo_ctx));
+}
+
+int
+lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci)
+{
+	struct lws_context_creation_info info;
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.options = ci->options | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info.user = cd;
+	info.timeout_secs = (unsigned int)ci->timeout_secs;
+	info.fd_limit_per_thread = (unsigned int)ci->fd_limit_per_thread;
+	info.pt_serv_buf_size = (unsigned int)ci->pt_serv_buf_size;
+	info.count_threads = 1;
+
+	cd->ctx = lws_create_context(&info);
+
+	return cd->ctx ? 0 : -1;
+}
+
+void
+lwsgo_ctx_free(lwsgo_ctx *cd)
+{
+	free(cd);
+}
+
+void
+lwsgo_wake(lwsgo_ctx *cd)
+{
+	__atomic_store_n(&cd->wake, 1, __ATOMIC_SEQ_CST);
+	lws_cancel_service(cd->ctx);
+}
+
+void
+lwsgo_set_report_all(lwsgo_ctx *cd, int on)
+{
+	__atomic_store_n(&cd->report_all, on, __ATOMIC_RELAXED);
+}
+
+lwsgo_vhost *
+lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
+{
+	struct lws_context_creation_info info;
+	lwsgo_vhost *v;
+	int n;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return NULL;
+	v->protocols = calloc((size_t)vi->nprotocols + 1,
+			      sizeof(struct lws_protocols));
+	if (!v->protocols) {
+		free(v);
+		return NULL;
+	}
+	for (n = 0; n < vi->nprotocols; n++) {
+		v->protocols[n].name = vi->protocol_names[n];
+		v->protocols[n].callback = lwsgo_callback;
+		v->protocols[n].per_session_data_size = 0;
+		v->protocols[n].rx_buffer_size = vi->rx_buffer_size;
+		v->protocols[n].tx_packet_size = vi->tx_packet_size;
+		/* lws copies the table: carry our indices, not pointers */
+		v->protocols[n].id = ((unsigned int)vi->index << 16) | (unsigned int)n;
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = vi->name;
+	info.iface = vi->iface;
+	info.port = vi->port;
+	info.options = vi->options;
+	info.protocols = v->protocols;
+	info.ssl_cert_filepath = vi->cert_path;
+	info.ssl_private_key_filepath = vi->key_path;
+	info.ssl_ca_filepath = vi->ca_path;
+	info.alpn = vi->alpn;
+	info.keepalive_timeout = (int)vi->keepalive_timeout;
+	info.max_http_header_data = vi->max_http_header_data;
+	info.max_http_header_pool = vi->max_http_header_pool;
+	info.timeout_secs = (unsigned int)vi->timeout_secs;
+	if (vi->ping_secs || vi->hangup_secs) {
+		v->retry.secs_since_valid_ping = vi->ping_secs;
+		v->retry.secs_since_valid_hangup = vi->hangup_secs;
+		info.retry_and_idle_policy = &v->retry;
+	}
+	info.user = cd;
+
+	v->vh = lws_create_vhost(cd->ctx, &info);
+	if (!v->vh) {
+		free(v->protocols);
+		free(v);
+		return NULL;
+	}
+
+	return v;
+}
+
+void
+lwsgo_vhost_free(lwsgo_vhost *v)
+{
+	if (!v)
+		return;
+	free(v->protocols);
+	free(v);
+}
+
+int
+lwsgo_vhost_port(lwsgo_vhost *v)
+{
+	return lws_get_vhost_listen_port(v->vh);
+}
+
+static void
+lwsgo_log_emit(int level, const char *line)
+{
+	goLwsLog(level, (char *)line);
+}
+
+void
+lwsgo_log_init(int levels)
+{
+	lws_set_log_level(levels, lwsgo_log_emit);
+}
+
+int
+lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len, int binary,
+	       int first, int last)
+{
+	struct lws *w = (struct lws *)wsi;
+	int fl = lws_write_ws_flags(binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT,
+				    first, last);
+
+	/* payload has LWS_PRE writable bytes before it (see lws/frame.go) */
+	if (lws_write(w, payload, len, (enum lws_write_protocol)fl) < 0)
+		return -1;
+
+	return lws_send_pipe_choked(w) ? 1 : 0;
+}
+
+int
+lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len)
+{
+	struct lws *w = (struct lws *)wsi;
+
+	if (lws_write(w, payload, len, LWS_WRITE_PING) < 0)
+		return -1;
+
+	return lws_send_pipe_choked(w) ? 1 : 0;
+}
+
+void
+lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
+		   size_t len)
+{
+	unsigned char buf[125];
+
+	/* lws_close_reason takes a non-const buffer; keep Go's untouched */
+	if (len > sizeof(buf) - 2)
+		len = sizeof(buf) - 2;
+	if (len)
+		memcpy(buf, reason, len);
+	lws_close_reason((struct lws *)wsi, (enum lws_close_status)code, buf,
+			 len);
+}
+
+int
+lwsgo_on_writable(uintptr_t wsi)
+{
+	return lws_callback_on_writable((struct lws *)wsi);
+}
+
+void
+lwsgo_set_opaque(uintptr_t wsi, uintptr_t h)
+{
+	lws_set_opaque_user_data((struct lws *)wsi, (void *)h);
+}
+
+int
+lwsgo_socket_fd(uintptr_t wsi)
+{
+	return (int)lws_get_socket_fd((struct lws *)wsi);
+}
+
+void
+lwsgo_set_timeout(uintptr_t wsi, int secs)
+{
+	lws_set_timeout((struct lws *)wsi, PENDING_TIMEOUT_USER_OK, secs);
+}
+
+void
+lwsgo_kill(uintptr_t wsi, int sync)
+{
+	lws_set_timeout((struct lws *)wsi, PENDING_TIMEOUT_USER_OK,
+			sync ? LWS_TO_KILL_SYNC : LWS_TO_KILL_ASYNC);
+}
+
+/*
+ * lwsgo_http_info fills buf with the request of an HTTP wsi as a sequence of
+ * NUL-terminated strings: method, path, query, then name/value pairs of every
+ * header present. Names are lower case without the colon. custom lists extra
+ * header names ("x-a:\0x-b:\0", lower case with colon) to look up as custom
+ * headers, for libwebsockets releases that cannot enumerate them.
+ * Returns the bytes used, or -(bytes needed) when buf is too small.
+ */
+static const char *
+lwsgo_method_name(int m)
+{
+	switch (m) {
+	case LWSHUMETH_GET: return "GET";
+	case LWSHUMETH_POST: return "POST";
+	case LWSHUMETH_OPTIONS: return "OPTIONS";
+	case LWSHUMETH_PUT: return "PUT";
+	case LWSHUMETH_PATCH: return "PATCH";
+	case LWSHUMETH_DELETE: return "DELETE";
+	case LWSHUMETH_CONNECT: return "CONNECT";
+	case LWSHUMETH_HEAD: return "HEAD";
+	default: return "";
+	}
+}
+
+struct lwsgo_sink {
+	char *buf;
+	int len, used;
+};
+
+static void
+lwsgo_put(struct lwsgo_sink *s, const char *p, int n)
+{
+	if (s->used + n + 1 <= s->len) {
+		memcpy(s->buf + s->used, p, (size_t)n);
+		s->buf[s->used + n] = '\0';
+	}
+	s->used += n + 1;
+}
+
+/* copies header/fragment into the sink in place; needs room for NUL */
+static void
+lwsgo_put_hdr(struct lwsgo_sink *s, struct lws *w, int tok, int total)
+{
+	if (s->used + total + 1 <= s->len) {
+		if (lws_hdr_copy(w, s->buf + s->used, total + 1,
+				 (enum lws_token_indexes)tok) < 0)
+			s->buf[s->used] = '\0';
+	}
+	s->used += total + 1;
+}
+
+int
+lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
+		int customlen)
+{
+	struct lws *w = (struct lws *)wsi;
+	struct lwsgo_sink s = { buf, len, 0 };
+	char *uri = NULL, frag[1024];
+	const char *name;
+	int m, ulen = 0, n, f, first = 1, tok, nl;
+
+	m = lws_http_get_uri_and_method(w, &uri, &ulen);
+	name = lwsgo_method_name(m);
+	lwsgo_put(&s, name, (int)strlen(name));
+	lwsgo_put(&s, uri ? uri : "", uri ? ulen : 0);
+
+	/* query: the decoded URI_ARGS fragments joined by '&' */
+	{
+		int start = s.used, qlen = 0;
+
+		for (f = 0; ; f++) {
+			n = lws_hdr_copy_fragment(w, frag, sizeof(frag),
+						  WSI_TOKEN_HTTP_URI_ARGS, f);
+			if (n < 0)
+				break;
+			if (s.used + qlen + n + 2 <= s.len) {
+				if (!first)
+					s.buf[start + qlen] = '&';
+				memcpy(s.buf + start + qlen + !first, frag,
+				       (size_t)n);
+			}
+			qlen += n + !first;
+			first = 0;
+		}
+		if (s.used + qlen + 1 <= s.len)
+			s.buf[start + qlen] = '\0';
+		s.used += qlen + 1;
+	}
+
+	for (tok = 0; tok < WSI_TOKEN_COUNT; tok++) {
+		const unsigned char *t;
+
+		if (tok == WSI_TOKEN_HTTP_URI_ARGS)
+			continue;
+		n = lws_hdr_total_length(w, (enum lws_token_indexes)tok);
+		if (n <= 0)
+			continue;
+		t = lws_token_to_string((enum lws_token_indexes)tok);
+		if (!t)
+			continue;
+		nl = (int)strlen((const char *)t);
+		/* real headers are "name:"; methods are "get " and pseudo
+		 * headers ":path:" */
+		if (nl < 2 || t[nl - 1] != ':' || t[0] == ':')
+			continue;
+		lwsgo_put(&s, (const char *)t, nl - 1);
+		lwsgo_put_hdr(&s, w, tok, n);
+	}
+
+#if defined(LWS_WITH_CUSTOM_HEADERS)
+	while (custom && customlen > 0) {
+		int cl = (int)strlen(custom);
+
+		n = lws_hdr_custom_length(w, custom, cl);
+		if (n >= 0) {
+			lwsgo_put(&s, custom, cl - 1);
+			if (s.used + n + 1 <= s.len) {
+				if (lws_hdr_custom_copy(w, s.buf + s.used, n + 1,
+							custom, cl) < 0)
+					s.buf[s.used] = '\0';
+			}
+			s.used += n + 1;
+		}
+		custom += cl + 1;
+		customlen -= cl + 1;
+	}
+#else
+	(void)custom;
+	(void)customlen;
+#endif
+
+	return s.used <= s.len ? s.used : -s.used;
+}
+
+/*
+ * lwsgo_http_headers writes the status line and headers of a response.
+ * hdrs is a sequence of NUL-terminated name, value strings. A
+ * content_length < 0 means none (lws then adds "connection: close").
+ */
+int
+lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
+		   int64_t content_length)
+{
+	struct lws *w = (struct lws *)wsi;
+	size_t cap = LWS_PRE + 512 + (size_t)hdrslen * 2;
+	unsigned char *buf, *start, *p, *end;
+	char name[256];
+	int r = -1;
+
+	if (cap < LWS_PRE + LWS_RECOMMENDED_MIN_HEADER_SPACE)
+		cap = LWS_PRE + LWS_RECOMMENDED_MIN_HEADER_SPACE;
+	buf = malloc(cap);
+	if (!buf)
+		return -1;
+	start = p = buf + LWS_PRE;
+	end = buf + cap - 1;
+
+	if (lws_add_http_common_headers(w, (unsigned int)status, NULL,
+			content_length < 0 ? LWS_ILLEGAL_HTTP_CONTENT_LEN :
+					     (lws_filepos_t)content_length,
+			&p, end))
+		goto out;
+
+	while (hdrslen > 0) {
+		int nl = (int)strlen(hdrs), vl;
+		const char *v = hdrs + nl + 1;
+
+		vl = (int)strlen(v);
+		if (nl == 0 || nl + 2 > (int)sizeof(name))
+			goto out;
+		memcpy(name, hdrs, (size_t)nl);
+		name[nl] = ':';
+		name[nl + 1] = '\0';
+		if (lws_add_http_header_by_name(w, (unsigned char *)name,
+						(const unsigned char *)v, vl,
+						&p, end))
+			goto out;
+		hdrs = v + vl + 1;
+		hdrslen -= nl + vl + 2;
+	}
+
+	if (lws_finalize_write_http_header(w, start, &p, end))
+		goto out;
+	r = lws_send_pipe_choked(w) ? 1 : 0;
+out:
+	free(buf);
+	return r;
+}
+
+int
+lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len, int final)
+{
+	struct lws *w = (struct lws *)wsi;
+
+	if (lws_write(w, payload, len,
+		      final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+		return -1;
+
+	return lws_send_pipe_choked(w) ? 1 : 0;
+}
+
+int
+lwsgo_http_transaction_completed(uintptr_t wsi)
+{
+	return lws_http_transaction_completed((struct lws *)wsi);
+}

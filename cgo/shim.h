@@ -1,0 +1,108 @@
+/*
+ * shim.h: the C side of package cgo. See shim.c for the design.
+ *
+ * Go calls only the lwsgo_* functions declared here. They take a wsi as
+ * uintptr_t so that Go never converts integers back into pointers.
+ */
+#ifndef LWSGO_SHIM_H
+#define LWSGO_SHIM_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <libwebsockets.h>
+
+#if !defined(LWS_LIBRARY_VERSION_MAJOR) || \
+    (LWS_LIBRARY_VERSION_MAJOR * 1000 + LWS_LIBRARY_VERSION_MINOR) < 4001
+#error "lwsgate needs libwebsockets 4.1 or newer (Debian: apt-get install libwebsockets-dev)"
+#endif
+#if !defined(LWS_ROLE_WS) || !defined(LWS_ROLE_H1)
+#error "lwsgate needs libwebsockets built with the ws and h1 roles"
+#endif
+
+/* Flags computed in C and passed with each callback (callbacks.Flags). */
+#define LWSGO_F_FIRST    (1 << 0)
+#define LWSGO_F_FINAL    (1 << 1)
+#define LWSGO_F_BINARY   (1 << 2)
+#define LWSGO_F_NOREMAIN (1 << 3)
+#define LWSGO_F_WAKE     (1 << 4)
+
+/* One per lws_context, C-allocated; lws_context_user() points here. */
+typedef struct lwsgo_ctx {
+	struct lws_context *ctx;
+	uintptr_t h;          /* cgo.Handle of the Go *cgo.Context */
+	int wake;       /* 1 while a wake-up is pending (__atomic builtins) */
+	int report_all; /* cross to Go for every reason (reason log on) */
+} lwsgo_ctx;
+
+/* Context-wide settings, copied into lws_context_creation_info by name. */
+typedef struct lwsgo_ctx_info {
+	uint64_t options;
+	int timeout_secs;
+	int fd_limit_per_thread;
+	int pt_serv_buf_size;
+} lwsgo_ctx_info;
+
+/* One listener (vhost). Strings are C memory owned by Go until the context
+ * is destroyed: lws keeps pointers to name, iface and protocol names. */
+typedef struct lwsgo_vhost_info {
+	int index;             /* listener index, carried in lws_protocols.id */
+	const char *name;
+	const char *iface;
+	int port;
+	uint64_t options;
+	const char *cert_path;
+	const char *key_path;
+	const char *ca_path;
+	const char *alpn;
+	unsigned int keepalive_timeout;
+	unsigned short max_http_header_data;
+	unsigned short max_http_header_pool;
+	int timeout_secs;
+	uint16_t ping_secs;    /* 0: lws default */
+	uint16_t hangup_secs;  /* 0: lws default */
+	const char **protocol_names; /* protocol_names[0] gets HTTP */
+	int nprotocols;
+	size_t rx_buffer_size;
+	size_t tx_packet_size;
+} lwsgo_vhost_info;
+
+/* What lwsgo_vhost_create allocates; freed by lwsgo_vhost_free after the
+ * context is destroyed. */
+typedef struct lwsgo_vhost {
+	struct lws_vhost *vh;
+	struct lws_protocols *protocols;
+	lws_retry_bo_t retry;
+} lwsgo_vhost;
+
+lwsgo_ctx *lwsgo_ctx_new(void);
+int lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci);
+void lwsgo_ctx_free(lwsgo_ctx *cd);
+void lwsgo_wake(lwsgo_ctx *cd);
+void lwsgo_set_report_all(lwsgo_ctx *cd, int on);
+
+lwsgo_vhost *lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi);
+void lwsgo_vhost_free(lwsgo_vhost *v);
+int lwsgo_vhost_port(lwsgo_vhost *v);
+
+void lwsgo_log_init(int levels);
+
+int lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len,
+		   int binary, int first, int last);
+int lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len);
+void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
+			size_t len);
+int lwsgo_on_writable(uintptr_t wsi);
+void lwsgo_set_opaque(uintptr_t wsi, uintptr_t h);
+int lwsgo_socket_fd(uintptr_t wsi);
+void lwsgo_kill(uintptr_t wsi, int sync);
+void lwsgo_set_timeout(uintptr_t wsi, int secs);
+
+int lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
+		    int customlen);
+int lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs,
+		       int hdrslen, int64_t content_length);
+int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
+		     int final);
+int lwsgo_http_transaction_completed(uintptr_t wsi);
+
+#endif

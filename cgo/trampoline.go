@@ -1,0 +1,49 @@
+package cgo
+
+// This file holds every //export of the module. A file with //export may
+// only declare in its preamble (cmd/cgo), so the C side is in shim.c.
+//
+// Each trampoline is short: recover, find the Go object, dispatch, return.
+// A panic must never unwind through libwebsockets' C frames; it is turned
+// into "close this wsi" (-1) and logged.
+
+/*
+#include <stdint.h>
+#include <stddef.h>
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime/debug"
+	"unsafe"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+)
+
+//export goLwsCallback
+func goLwsCallback(ctxh C.uintptr_t, wsi C.uintptr_t, user C.uintptr_t, reason C.int,
+	in unsafe.Pointer, length C.size_t, dlen C.size_t, flags C.int, proto C.int) (ret C.int) {
+	defer func() {
+		if r := recover(); r != nil {
+			logPanic(callbacks.Reason(reason), r)
+			ret = -1
+		}
+	}()
+	c, ok := Handle(ctxh).Value().(*Context)
+	if !ok {
+		return -1
+	}
+	return C.int(c.dispatch(uintptr(wsi), uintptr(user), callbacks.Reason(reason), in,
+		int(length), int(dlen), callbacks.Flags(flags), int(proto)))
+}
+
+//export goLwsLog
+func goLwsLog(level C.int, line *C.char) {
+	defer func() { _ = recover() }()
+	emitLog(int(level), C.GoString(line))
+}
+
+func logPanic(r callbacks.Reason, v any) {
+	emitLog(LogErr, fmt.Sprintf("lwsgate: panic in callback %s (connection closed): %v\n%s", r, v, debug.Stack()))
+}

@@ -1,0 +1,162 @@
+package cgo
+
+/*
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"unsafe"
+)
+
+// WSI is a libwebsockets connection (struct lws *), carried as an integer.
+//
+// Concurrency: every method must be called on the service goroutine, and
+// only while the connection exists (between its first callback and
+// WSI_DESTROY).
+type WSI uintptr
+
+// WriteResult is what a write helper reports.
+type WriteResult int
+
+// Write results.
+const (
+	WriteFailed WriteResult = -1 // fatal: close the connection
+	WriteOK     WriteResult = 0  // the pipe can take more now
+	WriteChoked WriteResult = 1  // wait for the next WRITEABLE callback
+)
+
+// WriteWS writes one WebSocket frame whose payload is frame[off:off+n]. The
+// Pre bytes before off must belong to frame: libwebsockets writes the frame
+// header there. first and last mark the frame's place in its message.
+func (w WSI) WriteWS(frame []byte, off, n int, binary, first, last bool) WriteResult {
+	if off < Pre || off+n > len(frame) || off >= cap(frame) {
+		panic("cgo: WriteWS without LWS_PRE headroom")
+	}
+	return WriteResult(C.lwsgo_ws_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n),
+		b2i(binary), b2i(first), b2i(last)))
+}
+
+// Ping sends a PING with payload frame[Pre:] (at most 125 bytes).
+func (w WSI) Ping(frame []byte) WriteResult {
+	if len(frame) < Pre {
+		panic("cgo: Ping without LWS_PRE headroom")
+	}
+	if cap(frame) <= Pre {
+		panic("cgo: Ping frame needs capacity beyond LWS_PRE")
+	}
+	return WriteResult(C.lwsgo_ws_ping(C.uintptr_t(w), payloadPtr(frame, Pre), C.size_t(len(frame)-Pre)))
+}
+
+// CloseReason sets the close code and reason lws sends when the callback
+// returns -1. The reason is cut to 123 bytes.
+func (w WSI) CloseReason(code int, reason string) {
+	var p *C.uchar
+	if len(reason) > 0 {
+		p = (*C.uchar)(unsafe.Pointer(unsafe.StringData(reason)))
+	}
+	C.lwsgo_close_reason(C.uintptr_t(w), C.int(code), p, C.size_t(len(reason)))
+}
+
+// CallbackOnWritable asks for a WRITEABLE callback.
+func (w WSI) CallbackOnWritable() { C.lwsgo_on_writable(C.uintptr_t(w)) }
+
+// SetUser stores a handle in the wsi's opaque user data (0 clears it).
+func (w WSI) SetUser(h Handle) { C.lwsgo_set_opaque(C.uintptr_t(w), C.uintptr_t(h)) }
+
+// Kill closes the connection without a close handshake. With sync the
+// closing callbacks run before Kill returns (never for the wsi whose
+// callback is running); otherwise at the next timeout check.
+func (w WSI) Kill(sync bool) { C.lwsgo_kill(C.uintptr_t(w), b2i(sync)) }
+
+// SetTimeout makes libwebsockets close the connection if it still exists
+// in secs seconds (0 cancels).
+func (w WSI) SetTimeout(secs int) { C.lwsgo_set_timeout(C.uintptr_t(w), C.int(secs)) }
+
+// RemoteAddr returns the peer's address, or nil.
+func (w WSI) RemoteAddr() net.Addr {
+	fd := int(C.lwsgo_socket_fd(C.uintptr_t(w)))
+	if fd < 0 {
+		return nil
+	}
+	sa, err := syscall.Getpeername(fd)
+	if err != nil {
+		return nil
+	}
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *syscall.SockaddrInet6:
+		ip := net.IP(a.Addr[:])
+		if v4 := ip.To4(); v4 != nil {
+			ip = v4
+		}
+		return &net.TCPAddr{IP: ip, Port: a.Port}
+	}
+	return nil
+}
+
+// HTTPRequest reads the method, path, query and headers of an HTTP request
+// into buf (grown if needed) as NUL-separated strings: method, path, query,
+// then name, value pairs. custom lists extra header names to look up, in the
+// form "x-name:\x00x-other:\x00".
+func (w WSI) HTTPRequest(buf []byte, custom string) ([]byte, error) {
+	var cp *C.char
+	if len(custom) > 0 {
+		cp = (*C.char)(unsafe.Pointer(unsafe.StringData(custom)))
+	}
+	for range 4 {
+		if cap(buf) == 0 {
+			buf = make([]byte, 0, 4096)
+		}
+		buf = buf[:cap(buf)]
+		n := int(C.lwsgo_http_info(C.uintptr_t(w), (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)), cp, C.int(len(custom))))
+		if n >= 0 {
+			return buf[:n], nil
+		}
+		buf = make([]byte, 0, -n+64)
+	}
+	return nil, errors.New("lws: request headers kept growing")
+}
+
+// WriteHTTPHeaders writes the status line and headers of a response. hdrs
+// holds NUL-terminated name, value pairs. contentLength < 0 means unknown.
+func (w WSI) WriteHTTPHeaders(status int, hdrs []byte, contentLength int64) WriteResult {
+	var p *C.char
+	if len(hdrs) > 0 {
+		p = (*C.char)(unsafe.Pointer(&hdrs[0]))
+	}
+	return WriteResult(C.lwsgo_http_headers(C.uintptr_t(w), C.int(status), p, C.int(len(hdrs)), C.int64_t(contentLength)))
+}
+
+// WriteHTTP writes body bytes frame[off:off+n]; final marks the last chunk.
+// The Pre bytes before off must belong to frame.
+func (w WSI) WriteHTTP(frame []byte, off, n int, final bool) WriteResult {
+	if off < Pre || off+n > len(frame) || off >= cap(frame) {
+		panic("cgo: WriteHTTP without LWS_PRE headroom")
+	}
+	return WriteResult(C.lwsgo_http_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n), b2i(final)))
+}
+
+// HTTPTransactionCompleted ends an HTTP transaction. It reports whether the
+// connection must now be closed (true) or may carry the next request.
+func (w WSI) HTTPTransactionCompleted() bool {
+	return C.lwsgo_http_transaction_completed(C.uintptr_t(w)) != 0
+}
+
+// payloadPtr points at frame[off], which may be at len(frame) for an empty
+// payload (within capacity, so still inside the allocation): libwebsockets
+// needs a valid pointer with headroom even to write 0 bytes.
+func payloadPtr(frame []byte, off int) *C.uchar {
+	return (*C.uchar)(unsafe.Add(unsafe.Pointer(unsafe.SliceData(frame)), off))
+}
+
+func b2i(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
