@@ -1,0 +1,315 @@
+package lws
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config configures a Context. A nil *Config means all defaults; the zero
+// value of each field is documented on it. New never modifies the caller's
+// Config.
+type Config struct {
+	// Listeners are the server endpoints, one libwebsockets vhost each.
+	// Empty: the context listens nowhere.
+	Listeners []Listener
+
+	// Logger receives the binding's log records and libwebsockets' own log
+	// lines (at Debug for lws info/notice, Warn, Error). nil: slog.Default().
+	Logger *slog.Logger
+
+	// Trace, when non-nil, receives one reason-log line per libwebsockets
+	// callback, in the format of callbacks.AppendTraceLine:
+	//	[2026-11-24 10:05:47.123][DEBUG] cb ctx:1 wsi:7 reason:6 LWS_CALLBACK_RECEIVE
+	// Lines are buffered and written once per service-loop pass, from the
+	// service goroutine: a slow writer slows every link. nil: no reason log.
+	Trace io.Writer
+
+	// NetworkTimeout bounds each network step libwebsockets waits on, such as
+	// a handshake or a close acknowledgement (timeout_secs). 0: 15s.
+	NetworkTimeout time.Duration
+
+	// ShutdownTimeout is how long Close waits for links to finish their close
+	// handshakes before it destroys the context anyway. 0: 5s.
+	ShutdownTimeout time.Duration
+
+	// DisableUTF8Validation turns off the check that text messages (and
+	// close reasons) are valid UTF-8. By default libwebsockets checks them
+	// and closes an offending link with 1007.
+	DisableUTF8Validation bool
+
+	// OnLinkOpen, when non-nil, is called on the service goroutine when a
+	// link becomes known: a WebSocket link at ESTABLISHED, an HTTP link at
+	// its first request. It must not block.
+	OnLinkOpen func(Link)
+	// OnLinkClose, when non-nil, is called on the service goroutine exactly
+	// once for every link OnLinkOpen saw, when libwebsockets destroys it
+	// (WSI_DESTROY, which unlike CLOSED is always delivered). It must not
+	// block.
+	OnLinkClose func(Link, CloseError)
+}
+
+// LinkTypes selects what a listener accepts.
+type LinkTypes uint8
+
+// Link types, named as in the system lwsgate descends from.
+const (
+	// TCPListen: long links, WebSocket.
+	TCPListen LinkTypes = 1 << iota
+	// HTTPListen: short links, HTTP requests.
+	HTTPListen
+)
+
+// String returns "tcplisten", "httplisten" or "tcplisten,httplisten".
+func (t LinkTypes) String() string {
+	var s []string
+	if t&TCPListen != 0 {
+		s = append(s, "tcplisten")
+	}
+	if t&HTTPListen != 0 {
+		s = append(s, "httplisten")
+	}
+	return strings.Join(s, ",")
+}
+
+// ParseLinkTypes parses a comma-separated list of "tcplisten" and
+// "httplisten" (also "ws" and "http").
+func ParseLinkTypes(s string) (LinkTypes, error) {
+	var t LinkTypes
+	for _, f := range strings.Split(s, ",") {
+		switch strings.TrimSpace(strings.ToLower(f)) {
+		case "tcplisten", "ws":
+			t |= TCPListen
+		case "httplisten", "http":
+			t |= HTTPListen
+		default:
+			return 0, fmt.Errorf("unknown link type %q (want tcplisten, httplisten)", f)
+		}
+	}
+	return t, nil
+}
+
+// SlowConsumerPolicy says what Send does when a link's send queue is full.
+type SlowConsumerPolicy int
+
+const (
+	// RejectSend returns ErrSendQueueFull to the sender and keeps the link;
+	// the message is not queued. The zero value.
+	RejectSend SlowConsumerPolicy = iota
+	// CloseSlowConsumer returns ErrSendQueueFull and closes the link with
+	// 1008 (policy violation) after what is already queued is written, so
+	// that a stuck reader cannot hold the sender's memory.
+	CloseSlowConsumer
+)
+
+// TLSFiles names the PEM files of a TLS listener.
+type TLSFiles struct {
+	CertFile string // certificate (chain), required
+	KeyFile  string // private key, required
+	CAFile   string // CA to verify client certificates, optional
+}
+
+// Listener configures one listening endpoint (a libwebsockets vhost).
+type Listener struct {
+	// Name identifies the listener in logs and Link.Listener. "": Addr.
+	Name string
+	// Addr is "host:port" to listen on; host "" means every address, port 0
+	// a kernel-chosen port (see Context.Addrs). Required.
+	Addr string
+	// Links is what the listener accepts. 0: TCPListen|HTTPListen.
+	Links LinkTypes
+
+	// Handler receives the WebSocket links. nil: messages are dropped.
+	Handler Handler
+	// HTTPHandler serves HTTP requests. nil: every request gets 404.
+	HTTPHandler HTTPHandler
+
+	// Subprotocols are WebSocket subprotocols accepted besides none. A
+	// client asking only for others is refused.
+	Subprotocols []string
+
+	// MaxMessageSize is the largest WebSocket message accepted; a bigger
+	// one closes the link with 1009. 0: 1 MiB. Negative: no limit.
+	MaxMessageSize int64
+	// MaxSendQueue caps the bytes queued by Send and not yet written to
+	// the socket, per link. 0: 4 MiB or twice MaxMessageSize, whichever is
+	// larger.
+	MaxSendQueue int64
+	// SlowConsumer is the policy when MaxSendQueue is reached. 0: RejectSend.
+	SlowConsumer SlowConsumerPolicy
+
+	// MaxBodySize is the largest HTTP request body accepted; a bigger one
+	// gets 413 and the connection is closed. 0: 1 MiB.
+	MaxBodySize int64
+	// MaxHeaderBytes is the buffer for one request's headers; a request with
+	// more gets an error from libwebsockets. 0: 4096.
+	MaxHeaderBytes int
+	// ExtraHeaders are header names, beyond the ones libwebsockets knows,
+	// to make available in Request.Header (libwebsockets 4.1 cannot list
+	// unknown headers; 4.3 and later return all of them anyway).
+	ExtraHeaders []string
+	// HTTPKeepAlive is how long an idle HTTP/1.1 connection stays open
+	// between requests. 0: 5s.
+	HTTPKeepAlive time.Duration
+
+	// PingInterval, when positive, makes libwebsockets ping a WebSocket link
+	// that was silent that long, and PingTimeout drop it when it stays
+	// silent for PingTimeout (0: PingInterval + 10s). 0: libwebsockets'
+	// defaults (5 minutes, then hang up 10 s later).
+	PingInterval, PingTimeout time.Duration
+
+	// TLS, when non-nil, makes this a TLS (wss/https) listener.
+	TLS *TLSFiles
+}
+
+const (
+	defaultMaxMessage = 1 << 20
+	defaultMaxQueue   = 4 << 20
+	defaultMaxBody    = 1 << 20
+	txPacketSize      = 64 << 10
+)
+
+func (c *Config) withDefaults() *Config {
+	var out Config
+	if c != nil {
+		out = *c
+	}
+	out.Listeners = append([]Listener(nil), out.Listeners...)
+	if out.Logger == nil {
+		out.Logger = slog.Default()
+	}
+	if out.NetworkTimeout == 0 {
+		out.NetworkTimeout = 15 * time.Second
+	}
+	if out.ShutdownTimeout == 0 {
+		out.ShutdownTimeout = 5 * time.Second
+	}
+	for i := range out.Listeners {
+		l := &out.Listeners[i]
+		if l.Name == "" {
+			l.Name = l.Addr
+		}
+		if l.Links == 0 {
+			l.Links = TCPListen | HTTPListen
+		}
+		if l.MaxMessageSize == 0 {
+			l.MaxMessageSize = defaultMaxMessage
+		}
+		if l.MaxSendQueue == 0 {
+			l.MaxSendQueue = max(defaultMaxQueue, 2*l.MaxMessageSize)
+		}
+		if l.MaxBodySize == 0 {
+			l.MaxBodySize = defaultMaxBody
+		}
+		if l.HTTPKeepAlive == 0 {
+			l.HTTPKeepAlive = 5 * time.Second
+		}
+		if l.PingInterval > 0 && l.PingTimeout == 0 {
+			l.PingTimeout = l.PingInterval + 10*time.Second
+		}
+		l.Subprotocols = append([]string(nil), l.Subprotocols...)
+		l.ExtraHeaders = append([]string(nil), l.ExtraHeaders...)
+	}
+	return &out
+}
+
+// validate checks a defaulted config; errors name the field at fault.
+func (c *Config) validate() error {
+	if c.NetworkTimeout < time.Second {
+		return fmt.Errorf("lws: Config.NetworkTimeout %v: must be at least 1s", c.NetworkTimeout)
+	}
+	names := map[string]bool{}
+	for i, l := range c.Listeners {
+		field := func(f string) string { return fmt.Sprintf("lws: Listeners[%d] (%s).%s", i, l.Name, f) }
+		if names[l.Name] {
+			return fmt.Errorf("%s: duplicate listener name", field("Name"))
+		}
+		names[l.Name] = true
+		if _, _, err := splitAddr(l.Addr); err != nil {
+			return fmt.Errorf("%s %q: %v", field("Addr"), l.Addr, err)
+		}
+		if l.Links&^(TCPListen|HTTPListen) != 0 {
+			return fmt.Errorf("%s: unknown bits %#x", field("Links"), uint8(l.Links))
+		}
+		if l.MaxSendQueue < 0 {
+			return fmt.Errorf("%s %d: must not be negative", field("MaxSendQueue"), l.MaxSendQueue)
+		}
+		if l.MaxBodySize < 0 {
+			return fmt.Errorf("%s %d: must not be negative", field("MaxBodySize"), l.MaxBodySize)
+		}
+		if l.MaxHeaderBytes < 0 || l.MaxHeaderBytes > 65535 {
+			return fmt.Errorf("%s %d: must be 0..65535", field("MaxHeaderBytes"), l.MaxHeaderBytes)
+		}
+		if l.PingInterval < 0 || l.PingTimeout < 0 || (l.PingInterval > 0 && l.PingTimeout <= l.PingInterval) {
+			return fmt.Errorf("%s: PingTimeout %v must exceed PingInterval %v", field("PingTimeout"), l.PingTimeout, l.PingInterval)
+		}
+		if l.PingInterval > 0 && (l.PingInterval < time.Second || l.PingTimeout > 65535*time.Second) {
+			return fmt.Errorf("%s: ping times are whole seconds from 1s to 65535s", field("PingInterval"))
+		}
+		for j, p := range l.Subprotocols {
+			if p == "" || strings.ContainsAny(p, " ,\t\"") {
+				return fmt.Errorf("%s[%d] %q: not a valid subprotocol token", field("Subprotocols"), j, p)
+			}
+		}
+		for j, h := range l.ExtraHeaders {
+			if h == "" || strings.ContainsAny(h, ": \t\r\n") {
+				return fmt.Errorf("%s[%d] %q: not a header name", field("ExtraHeaders"), j, h)
+			}
+		}
+		if l.TLS != nil {
+			for _, f := range []struct{ name, path string }{{"CertFile", l.TLS.CertFile}, {"KeyFile", l.TLS.KeyFile}, {"CAFile", l.TLS.CAFile}} {
+				if f.path == "" {
+					if f.name == "CAFile" {
+						continue
+					}
+					return fmt.Errorf("%s: required for a TLS listener", field("TLS."+f.name))
+				}
+				if err := readable(f.path); err != nil {
+					return fmt.Errorf("%s: %v", field("TLS."+f.name), err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func readable(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("%s is a directory", path)
+	}
+	return nil
+}
+
+// splitAddr splits "host:port" into the iface libwebsockets wants ("" for
+// all addresses) and a port.
+func splitAddr(addr string) (host string, port int, err error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q: want 0..65535", p)
+	}
+	if h != "" && net.ParseIP(h) == nil && h != "localhost" {
+		return "", 0, fmt.Errorf("host %q: want an IP address", h)
+	}
+	if h == "localhost" {
+		h = "127.0.0.1"
+	}
+	return h, port, nil
+}

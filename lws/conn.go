@@ -1,0 +1,345 @@
+package lws
+
+import (
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/cgo"
+)
+
+// Conn is one WebSocket link.
+//
+// Concurrency: Send, Close, Link, Request and Queued are safe from any
+// goroutine. The Handler's methods receive the Conn on the service
+// goroutine.
+type Conn struct {
+	r    *rec
+	link Link
+	req  *Request
+
+	mu          sync.Mutex
+	txq         []*frame // queued by Send, not yet taken by the writer
+	queued      int64    // bytes in txq and wq
+	closeReq    bool
+	closeCode   StatusCode
+	closeReason string
+	closed      *CloseError // set when the link is closed or closing
+
+	// closeTimeout asks the service goroutine to bound the close: a peer
+	// that never reads would otherwise hold a closing link forever.
+	closeTimeout atomic.Bool
+
+	// Service goroutine only.
+	wq      []*frame // being written, in order, before txq
+	rx      []byte
+	rxType  MessageType
+	peer    *CloseError
+	notifed bool
+}
+
+func newConn(r *rec) *Conn {
+	return &Conn{r: r, link: r.link, req: r.req}
+}
+
+// Link describes the link.
+func (c *Conn) Link() Link { return c.link }
+
+// ID returns Link().ID.
+func (c *Conn) ID() uint64 { return c.link.ID }
+
+// RemoteAddr returns Link().Remote.
+func (c *Conn) RemoteAddr() net.Addr { return c.link.Remote }
+
+// Request returns the HTTP upgrade request (method, path, query, headers)
+// the link was opened with. It must not be modified.
+func (c *Conn) Request() *Request { return c.req }
+
+// Queued returns the bytes sent but not yet handed to the socket.
+func (c *Conn) Queued() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued
+}
+
+// Send queues one message. It copies data, so the caller may reuse it at
+// once, and returns without waiting for the write. Send is safe from any
+// goroutine; messages from one goroutine go out in the order sent.
+//
+// It returns ErrSendQueueFull when the link's queue would exceed
+// Listener.MaxSendQueue (see SlowConsumerPolicy), and an error matching
+// ErrClosed (and carrying the *CloseError) once the link is closing.
+func (c *Conn) Send(typ MessageType, data []byte) error {
+	if typ != TextMessage && typ != BinaryMessage {
+		return fmt.Errorf("lws: Send: invalid message type %d", typ)
+	}
+	lis := c.r.lis.cfg
+	f := newFrame(len(data))
+	copy(f.buf[cgo.Pre:], data)
+	f.typ = typ
+	c.mu.Lock()
+	if c.closed != nil || c.closeReq {
+		err := c.closedErr()
+		c.mu.Unlock()
+		f.release()
+		return err
+	}
+	if c.queued+int64(len(data)) > lis.MaxSendQueue {
+		if lis.SlowConsumer == CloseSlowConsumer {
+			c.closeReq, c.closeCode, c.closeReason = true, StatusPolicyViolation, "send queue full"
+		}
+		c.mu.Unlock()
+		f.release()
+		if lis.SlowConsumer == CloseSlowConsumer {
+			c.r.ctx.schedule(c.r)
+		}
+		return ErrSendQueueFull
+	}
+	c.txq = append(c.txq, f)
+	c.queued += int64(len(data))
+	c.mu.Unlock()
+	c.r.ctx.schedule(c.r)
+	return nil
+}
+
+// SendText sends a text message.
+func (c *Conn) SendText(s string) error {
+	return c.Send(TextMessage, []byte(s))
+}
+
+// Close starts the closing handshake with code and reason once everything
+// already queued is written. It is safe from any goroutine and returns
+// ErrClosed if the link is already closing. The reason is cut to 123 bytes.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	if !code.Sendable() {
+		return fmt.Errorf("%w: %d", ErrInvalidCloseCode, int(code))
+	}
+	c.mu.Lock()
+	if c.closed != nil || c.closeReq {
+		err := c.closedErr()
+		c.mu.Unlock()
+		return err
+	}
+	c.closeReq, c.closeCode, c.closeReason = true, code, truncateUTF8(reason, 123)
+	c.mu.Unlock()
+	c.closeTimeout.Store(true)
+	c.r.ctx.schedule(c.r)
+	return nil
+}
+
+// requestClose is Close ignoring a link that is already closing.
+func (c *Conn) requestClose(code StatusCode, reason string) { _ = c.Close(code, reason) }
+
+// closedErr describes why Send and Close fail; c.mu is held.
+func (c *Conn) closedErr() error {
+	if c.closed != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, c.closed)
+	}
+	return fmt.Errorf("%w: closing", ErrClosed)
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func (c *Conn) handler() Handler {
+	if h := c.r.lis.cfg.Handler; h != nil {
+		return h
+	}
+	return HandlerFuncs{}
+}
+
+// onReceive assembles messages from RECEIVE chunks (service goroutine).
+func (c *Conn) onReceive(ev *callbacks.Event) int {
+	if ev.Flags&callbacks.FirstFragment != 0 {
+		c.rx = c.rx[:0]
+		c.rxType = TextMessage
+		if ev.Flags&callbacks.Binary != 0 {
+			c.rxType = BinaryMessage
+		}
+	}
+	if max := c.r.lis.cfg.MaxMessageSize; max >= 0 && int64(len(c.rx)+len(ev.Data)) > max {
+		return c.closeNow(StatusMessageTooBig, "message too big")
+	}
+	c.rx = append(c.rx, ev.Data...)
+	if !ev.Flags.Complete() {
+		return 0
+	}
+	msg := c.rx
+	c.callMessage(msg)
+	if cap(c.rx) > 64<<10 {
+		c.rx = nil // don't pin one big message's buffer
+	} else {
+		c.rx = c.rx[:0]
+	}
+	return 0
+}
+
+// closeNow closes from inside this link's callback: lws sends the close
+// frame when the callback returns -1.
+func (c *Conn) closeNow(code StatusCode, reason string) int {
+	c.r.wsi.CloseReason(int(code), reason)
+	c.mu.Lock()
+	if c.closed == nil {
+		c.closed = &CloseError{Code: code, Reason: reason, Local: true}
+	}
+	c.mu.Unlock()
+	return -1
+}
+
+// onWritable writes queued frames until the pipe chokes (service goroutine).
+func (c *Conn) onWritable() int {
+	c.mu.Lock()
+	if len(c.txq) > 0 {
+		c.wq = append(c.wq, c.txq...)
+		clear(c.txq)
+		c.txq = c.txq[:0]
+	}
+	c.mu.Unlock()
+
+	var written int64
+	done := 0
+	choked := false
+	for done < len(c.wq) && !choked {
+		f := c.wq[done]
+		n := f.payloadLen()
+		for f.off < n || n == 0 {
+			chunk := min(n-f.off, txPacketSize)
+			res := c.r.wsi.WriteWS(f.buf, cgo.Pre+f.off, chunk, f.typ == BinaryMessage, f.off == 0, f.off+chunk == n)
+			if res == cgo.WriteFailed {
+				return -1
+			}
+			f.off += chunk
+			if res == cgo.WriteChoked {
+				choked = true
+			}
+			if f.off == n || choked {
+				break
+			}
+			// n > 0 here: a zero-length message is one write.
+		}
+		if f.off == n {
+			written += int64(n)
+			f.release()
+			c.wq[done] = nil
+			done++
+		}
+	}
+	c.wq = c.wq[:copy(c.wq, c.wq[done:])]
+
+	c.mu.Lock()
+	c.queued -= written
+	more := len(c.wq) > 0 || len(c.txq) > 0
+	closing := c.closeReq && !more
+	code, reason := c.closeCode, c.closeReason
+	c.mu.Unlock()
+	if more {
+		c.r.wsi.CallbackOnWritable()
+		return 0
+	}
+	if closing {
+		return c.closeNow(code, reason)
+	}
+	return 0
+}
+
+// onPeerClose records the peer's close frame payload (2-byte code, reason).
+func (c *Conn) onPeerClose(p []byte) {
+	ce := &CloseError{Code: StatusNoStatusRcvd}
+	if len(p) >= 2 {
+		ce.Code = StatusCode(int(p[0])<<8 | int(p[1]))
+		ce.Reason = string(p[2:])
+	}
+	c.peer = ce
+}
+
+// markClosed is CLOSED: from now on Send fails.
+func (c *Conn) markClosed() {
+	c.mu.Lock()
+	if c.closed == nil {
+		c.closed = c.endState()
+	}
+	c.mu.Unlock()
+}
+
+// endState says how the link ended; c.mu is held.
+func (c *Conn) endState() *CloseError {
+	if c.peer != nil {
+		return c.peer
+	}
+	if c.closed != nil {
+		return c.closed
+	}
+	return &CloseError{Code: StatusAbnormalClosure}
+}
+
+// finish is WSI_DESTROY: release queued frames, tell the handler once.
+func (c *Conn) finish() CloseError {
+	c.mu.Lock()
+	ce := c.endState()
+	c.closed = ce
+	for _, f := range c.txq {
+		f.release()
+	}
+	c.txq = nil
+	c.queued = 0
+	c.mu.Unlock()
+	for _, f := range c.wq {
+		f.release()
+	}
+	c.wq = nil
+	c.rx = nil
+	c.callClose(*ce)
+	return *ce
+}
+
+func (c *Conn) callOpen() {
+	defer c.recoverHandler("OnOpen")
+	c.handler().OnOpen(c)
+}
+
+func (c *Conn) callMessage(msg []byte) {
+	defer c.recoverHandler("OnMessage")
+	c.handler().OnMessage(c, c.rxType, msg)
+}
+
+func (c *Conn) callClose(ce CloseError) {
+	if c.notifed {
+		return
+	}
+	c.notifed = true
+	defer c.recoverHandler("OnClose")
+	c.handler().OnClose(c, ce)
+}
+
+// recoverHandler turns a handler panic into closing this link with 1011.
+func (c *Conn) recoverHandler(method string) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	c.r.ctx.log.Error("lws: handler panicked; closing its link", "method", method, "link", c.link.ID, "panic", fmt.Sprint(p))
+	c.mu.Lock()
+	if c.closed == nil && !c.closeReq {
+		c.closeReq, c.closeCode, c.closeReason = true, StatusInternalError, "internal error"
+		for i, f := range c.txq {
+			c.queued -= int64(f.payloadLen())
+			f.release()
+			c.txq[i] = nil
+		}
+		c.txq = c.txq[:0]
+	}
+	c.mu.Unlock()
+	if c.r.wsi != 0 && method != "OnClose" {
+		c.r.wsi.CallbackOnWritable()
+	}
+}

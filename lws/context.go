@@ -1,0 +1,418 @@
+package lws
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwsgate/lwsgate/cgo"
+)
+
+var contextIDs atomic.Uint64
+
+// Context is a libwebsockets context with its listeners and links, served by
+// one goroutine locked to its OS thread (the service goroutine). That
+// goroutine makes every libwebsockets call; other goroutines hand it work
+// through a queue and wake it with lws_cancel_service, the one
+// libwebsockets call that is safe from any thread.
+//
+// Concurrency: every method of Context is safe from any goroutine. Handlers
+// run on the service goroutine.
+type Context struct {
+	cfg *Config
+	log *slog.Logger
+	id  uint64
+
+	// Set before the service goroutine starts, read-only after.
+	listeners []*listener
+	addrs     []net.Addr
+
+	// qmu guards the hand-off queue from other goroutines.
+	qmu     sync.Mutex
+	pending []*rec   // links that want a WRITEABLE callback
+	cmds    []func() // work to run on the service goroutine
+	npend   atomic.Int32
+	armed   atomic.Bool // a wake-up is in flight
+	inCb    atomic.Bool // the service goroutine is inside a callback
+	stopReq atomic.Bool
+
+	closeOnce sync.Once
+	done      chan struct{}
+	err       error // why the loop ended; read after done
+
+	lcPtr atomic.Pointer[cgo.Context] // set while Wake may be called
+
+	// Service goroutine only.
+	lc       *cgo.Context
+	stopTimer *time.Timer
+	recs     map[uint64]*rec
+	created  *rec // adopted at WSI_CREATE, before lws resets its opaque
+	nextID   uint64
+	depth    int
+	draining bool
+	spare    []*rec
+	spareCmd []func()
+	stopping bool // Close asked: refuse new links, close the open ones
+	deadline time.Time
+	trace    []byte
+	hbuf     []byte // scratch for HTTP request parsing
+}
+
+// listener is a Listener after New resolved it.
+type listener struct {
+	cfg    Listener
+	index  int
+	extra  string // "x-a:\x00x-b:\x00" for cgo.WSI.HTTPRequest
+	protos []string
+}
+
+// New creates a Context, starts its service goroutine and opens its
+// listeners. It returns an error naming the listener and cause when a
+// listener cannot be opened (address in use, unreadable certificate...).
+func New(cfg *Config) (*Context, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c := &Context{
+		cfg:  cfg,
+		log:  cfg.Logger,
+		id:   contextIDs.Add(1),
+		done: make(chan struct{}),
+		recs: map[uint64]*rec{},
+	}
+	routeLibraryLog(cfg.Logger)
+	for i, lc := range cfg.Listeners {
+		l := &listener{cfg: lc, index: i, protos: append([]string{"http"}, lc.Subprotocols...)}
+		for _, h := range lc.ExtraHeaders {
+			l.extra += toLowerASCII(h) + ":\x00"
+		}
+		c.listeners = append(c.listeners, l)
+	}
+	started := make(chan error, 1)
+	go c.run(started)
+	if err := <-started; err != nil {
+		<-c.done
+		return nil, err
+	}
+	return c, nil
+}
+
+// Addrs returns the address each listener listens on, in Config order, with
+// kernel-chosen ports filled in.
+func (c *Context) Addrs() []net.Addr { return append([]net.Addr(nil), c.addrs...) }
+
+// Done is closed when the service goroutine has ended and every resource of
+// the Context is released.
+func (c *Context) Done() <-chan struct{} { return c.done }
+
+// Close shuts the Context down gracefully: it stops accepting links, closes
+// WebSocket links with 1001 (going away), lets in-flight HTTP responses
+// finish, and after at most Config.ShutdownTimeout destroys the
+// libwebsockets context. It waits until everything is released. Close is
+// idempotent and safe from any goroutine, but must not be called from a
+// handler (it would wait for itself).
+func (c *Context) Close() error {
+	return c.Shutdown(context.Background())
+}
+
+// Shutdown is Close with a caller's context: when ctx ends first, the
+// libwebsockets context is destroyed at once, then Shutdown still waits
+// for the release and returns ctx.Err().
+func (c *Context) Shutdown(ctx context.Context) error {
+	c.closeOnce.Do(func() {
+		c.post(func() { c.beginStop(time.Now().Add(c.cfg.ShutdownTimeout)) })
+	})
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		c.stopReq.Store(true)
+		c.wake()
+		<-c.done
+		return ctx.Err()
+	}
+}
+
+// Do runs f on the service goroutine and waits for it. It returns ErrClosed
+// when the Context has stopped. f must not block and must not call Do.
+func (c *Context) Do(f func()) error {
+	ch := make(chan struct{})
+	if !c.post(func() { f(); close(ch) }) {
+		return ErrClosed
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-c.done:
+		return ErrClosed
+	}
+}
+
+// post queues f for the service goroutine. It reports false when the
+// Context is already stopped.
+func (c *Context) post(f func()) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	c.qmu.Lock()
+	c.cmds = append(c.cmds, f)
+	c.qmu.Unlock()
+	c.npend.Add(1)
+	c.kick()
+	return true
+}
+
+// schedule asks for a WRITEABLE callback on r from any goroutine.
+func (c *Context) schedule(r *rec) {
+	if r.queued.Swap(true) {
+		return
+	}
+	c.qmu.Lock()
+	c.pending = append(c.pending, r)
+	c.qmu.Unlock()
+	c.npend.Add(1)
+	c.kick()
+}
+
+// kick wakes the service goroutine unless it will look at the queue anyway:
+// when it is inside a callback it drains the queue before returning to
+// libwebsockets, and when a wake-up is already in flight one is enough.
+func (c *Context) kick() {
+	if c.inCb.Load() {
+		return
+	}
+	if c.armed.CompareAndSwap(false, true) {
+		c.wake()
+	}
+}
+
+func (c *Context) wake() {
+	if lc := c.lcForWake(); lc != nil {
+		lc.Wake()
+	}
+}
+
+// lcForWake returns the cgo context once it exists. cgo.Context.Wake is
+// itself safe after Destroy.
+func (c *Context) lcForWake() *cgo.Context {
+	return c.lcPtr.Load()
+}
+
+// run is the service goroutine.
+func (c *Context) run(started chan<- error) {
+	runtime.LockOSThread()
+	// The thread is not unlocked: it exits with the goroutine, taking any
+	// thread state libwebsockets or OpenSSL left on it.
+	defer close(c.done)
+
+	opts := uint64(0)
+	if !c.cfg.DisableUTF8Validation {
+		// lws reads VALIDATE_UTF8 from the context's options.
+		opts |= cgo.OptionValidateUTF8
+	}
+	for _, l := range c.listeners {
+		if l.cfg.TLS != nil {
+			opts |= cgo.OptionDoSSLGlobalInit
+		}
+	}
+	lc, err := cgo.NewContext(cgo.ContextInfo{
+		Options:     opts,
+		TimeoutSecs: int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
+	}, c)
+	if err != nil {
+		started <- err
+		return
+	}
+	c.lc = lc
+	lc.SetReportAll(c.cfg.Trace != nil)
+	for _, l := range c.listeners {
+		port, err := c.openListener(l, opts)
+		if err != nil {
+			c.flushTrace()
+			c.destroy()
+			started <- err
+			return
+		}
+		host, _, _ := splitAddr(l.cfg.Addr)
+		ip := net.ParseIP(host)
+		if ip == nil {
+			ip = net.IPv6unspecified
+		}
+		c.addrs = append(c.addrs, &net.TCPAddr{IP: ip, Port: port})
+	}
+	c.lcPtr.Store(lc)
+	c.flushTrace()
+	started <- nil
+
+	for !c.stopReq.Load() {
+		if c.npend.Load() > 0 {
+			c.drain()
+		}
+		err := lc.Service()
+		c.flushTrace()
+		if err != nil {
+			c.err = err
+			c.log.Error("lws: service loop failed", "err", err)
+			break
+		}
+		if c.stopping && (len(c.recs) == c.listenerRecs() || time.Now().After(c.deadline)) {
+			break
+		}
+	}
+	c.destroy()
+}
+
+func (c *Context) openListener(l *listener, opts uint64) (int, error) {
+	host, port, _ := splitAddr(l.cfg.Addr)
+	// A clear error for the commonest failure, before libwebsockets logs
+	// its own: the port is taken.
+	if port != 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return 0, fmt.Errorf("lws: listener %q: %w", l.cfg.Name, err)
+		}
+		_ = ln.Close()
+	}
+	vi := cgo.VhostInfo{
+		Index:             l.index,
+		Name:              l.cfg.Name,
+		Iface:             host,
+		Port:              port,
+		Options:           opts,
+		KeepaliveTimeout:  int(l.cfg.HTTPKeepAlive / time.Second),
+		MaxHTTPHeaderData: l.cfg.MaxHeaderBytes,
+		Protocols:         l.protos,
+		TxPacketSize:      txPacketSize,
+	}
+	if l.cfg.PingInterval > 0 {
+		vi.PingSecs = int(l.cfg.PingInterval / time.Second)
+		vi.HangupSecs = int(l.cfg.PingTimeout / time.Second)
+	}
+	if t := l.cfg.TLS; t != nil {
+		vi.CertPath, vi.KeyPath, vi.CAPath = t.CertFile, t.KeyFile, t.CAFile
+		// One request per connection stream: no h2 multiplexing.
+		vi.ALPN = "http/1.1"
+	}
+	p, err := c.lc.NewVhost(vi)
+	if err != nil {
+		return 0, fmt.Errorf("lws: listener %q (%s): %w", l.cfg.Name, l.cfg.Addr, err)
+	}
+	if p <= 0 {
+		return 0, fmt.Errorf("lws: listener %q (%s): libwebsockets did not open the port", l.cfg.Name, l.cfg.Addr)
+	}
+	return p, nil
+}
+
+// listenerRecs counts records of listening sockets, which live until the
+// context is destroyed.
+func (c *Context) listenerRecs() int {
+	n := 0
+	for _, r := range c.recs {
+		if r.kind == recListen {
+			n++
+		}
+	}
+	return n
+}
+
+// beginStop runs on the service goroutine when Close is called.
+func (c *Context) beginStop(deadline time.Time) {
+	c.stopping = true
+	c.deadline = deadline
+	for _, r := range c.recs {
+		switch {
+		case r.conn != nil:
+			r.conn.requestClose(StatusGoingAway, "server shutting down")
+		case r.http != nil && r.http.idle():
+			// An idle keep-alive connection: nothing to finish.
+			r.wsi.Kill(false)
+		}
+	}
+	// Wake again at the deadline so the loop can give up waiting.
+	c.stopTimer = time.AfterFunc(time.Until(deadline)+10*time.Millisecond, func() {
+		c.armed.Store(false)
+		c.wake()
+	})
+}
+
+// destroy tears the libwebsockets context down on the service goroutine.
+func (c *Context) destroy() {
+	c.lcPtr.Store(nil)
+	if c.stopTimer != nil {
+		c.stopTimer.Stop()
+	}
+	c.stopping = true
+	c.lc.Destroy()
+	c.flushTrace()
+	// lws delivers WSI_DESTROY for every wsi during lws_context_destroy;
+	// anything left here would be a binding bug, so say so loudly.
+	for id, r := range c.recs {
+		c.log.Error("lws: link outlived its context; released", "link", id)
+		c.release(r)
+	}
+	// Work queued after the loop stopped can no longer run; drop it so
+	// nothing waits for it (Do watches done).
+	c.qmu.Lock()
+	for _, r := range c.pending {
+		r.queued.Store(false)
+	}
+	c.pending, c.cmds = nil, nil
+	c.qmu.Unlock()
+}
+
+// drain runs queued work on the service goroutine.
+func (c *Context) drain() {
+	if c.draining {
+		return
+	}
+	c.draining = true
+	c.armed.Store(false)
+	for c.npend.Load() > 0 {
+		c.qmu.Lock()
+		recs, cmds := c.pending, c.cmds
+		c.pending, c.cmds = c.spare[:0], c.spareCmd[:0]
+		c.npend.Store(0)
+		c.qmu.Unlock()
+		for i, r := range recs {
+			r.queued.Store(false)
+			if r.wsi != 0 {
+				if r.conn != nil && r.conn.closeTimeout.Swap(false) {
+					r.wsi.SetTimeout(c.closeTimeoutSecs())
+				}
+				r.wsi.CallbackOnWritable()
+			}
+			recs[i] = nil
+		}
+		for i, f := range cmds {
+			f()
+			cmds[i] = nil
+		}
+		c.spare, c.spareCmd = recs[:0], cmds[:0]
+	}
+	c.draining = false
+}
+
+// closeTimeoutSecs bounds a closing handshake: the queued data and the
+// close frame must be out within the network timeout.
+func (c *Context) closeTimeoutSecs() int {
+	return int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second)
+}
+
+func (c *Context) flushTrace() {
+	if len(c.trace) == 0 {
+		return
+	}
+	if _, err := c.cfg.Trace.Write(c.trace); err != nil {
+		c.log.Warn("lws: reason log write failed", "err", err)
+	}
+	c.trace = c.trace[:0]
+}

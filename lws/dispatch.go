@@ -1,0 +1,256 @@
+package lws
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/cgo"
+)
+
+// recKind says what a wsi turned out to be.
+type recKind uint8
+
+const (
+	recNew    recKind = iota // accepted, role not known yet
+	recListen                // a listening socket
+	recHTTP                  // an HTTP connection
+	recWS                    // a WebSocket link
+)
+
+// rec is the Go state of one wsi, attached to it as a cgo.Handle in the
+// wsi's opaque user data on its first callback and released on WSI_DESTROY.
+//
+// Fields are owned by the service goroutine, except queued (atomic) and what
+// conn and http guard themselves.
+type rec struct {
+	ctx    *Context
+	id     uint64
+	h      cgo.Handle
+	wsi    cgo.WSI // 0 once destroyed
+	lis    *listener
+	kind   recKind
+	queued atomic.Bool // in Context.pending
+
+	req    *Request // the upgrade or current HTTP request
+	conn   *Conn
+	http   *httpConn
+	link   Link
+	opened bool // OnLinkOpen was called
+	local  *CloseError
+}
+
+// Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
+// the context arrives here, on the service goroutine.
+func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
+	if c.depth == 0 {
+		c.inCb.Store(true)
+	}
+	c.depth++
+	r := c.recFor(ev)
+	if c.cfg.Trace != nil {
+		var id uint64
+		if r != nil {
+			id = r.id
+		}
+		c.trace = callbacks.AppendTraceLine(c.trace, time.Now(), c.id, id, ev.Reason)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("lws: panic in callback; closing the link", "reason", ev.Reason.String(), "panic", fmt.Sprint(p))
+			if r != nil && r.wsi != 0 && r.conn != nil {
+				r.wsi.CloseReason(int(StatusInternalError), "internal error")
+			}
+			ret = -1
+		}
+		c.depth--
+		if c.depth == 0 {
+			c.inCb.Store(false)
+			if c.npend.Load() > 0 {
+				c.drain()
+			}
+		}
+	}()
+	return c.handle(ev, r)
+}
+
+// recFor finds the rec of the event's wsi, creating it on first sight.
+func (c *Context) recFor(ev *callbacks.Event) *rec {
+	if ev.User != 0 {
+		r, _ := cgo.Handle(ev.User).Value().(*rec)
+		return r
+	}
+	if ev.WSI == 0 || ev.Reason.FakeWSI() || c.lc == nil {
+		return nil
+	}
+	if r := c.created; r != nil && uintptr(r.wsi) == ev.WSI {
+		// libwebsockets sets an accepted wsi's opaque user data from the
+		// adoption info (NULL) right after WSI_CREATE (lib/core-net/adopt.c),
+		// wiping the handle attached there: attach it again.
+		r.wsi.SetUser(r.h)
+		c.created = nil
+		return r
+	}
+	c.nextID++
+	r := &rec{ctx: c, id: c.nextID, wsi: cgo.WSI(ev.WSI)}
+	if li := ev.Protocol >> 16; ev.Protocol >= 0 && li < len(c.listeners) {
+		r.lis = c.listeners[li]
+	}
+	r.h = cgo.NewHandle(r)
+	r.wsi.SetUser(r.h)
+	c.recs[r.id] = r
+	if ev.Reason == callbacks.WSICreate {
+		c.created = r
+	}
+	return r
+}
+
+// release forgets a rec; its wsi is gone.
+func (c *Context) release(r *rec) {
+	if r.h == 0 {
+		return
+	}
+	delete(c.recs, r.id)
+	if c.created == r {
+		c.created = nil
+	}
+	r.h.Delete()
+	r.h = 0
+	r.wsi = 0
+}
+
+func (c *Context) handle(ev *callbacks.Event, r *rec) int {
+	switch ev.Reason {
+	case callbacks.EventWaitCancelled:
+		// Queued work is drained when Dispatch returns.
+		return 0
+	case callbacks.FilterNetworkConnection:
+		if r != nil {
+			r.kind = recListen
+		}
+		if c.stopping {
+			return -1 // refuse new links while shutting down
+		}
+		return 0
+	case callbacks.WSIDestroy:
+		if r != nil {
+			c.onDestroy(r)
+		}
+		return 0
+	}
+	if r == nil || r.lis == nil {
+		return 0
+	}
+	switch ev.Reason {
+	case callbacks.HTTPConfirmUpgrade:
+		return c.onConfirmUpgrade(r, ev)
+	case callbacks.Established:
+		return c.onEstablished(r, ev)
+	case callbacks.Receive:
+		if r.conn != nil {
+			return r.conn.onReceive(ev)
+		}
+	case callbacks.ServerWriteable:
+		if r.conn != nil {
+			return r.conn.onWritable()
+		}
+	case callbacks.WSPeerInitiatedClose:
+		if r.conn != nil {
+			r.conn.onPeerClose(ev.Data)
+		}
+	case callbacks.Closed:
+		if r.conn != nil {
+			r.conn.markClosed()
+		}
+	case callbacks.HTTP:
+		return c.onHTTP(r, ev)
+	case callbacks.HTTPBody:
+		if r.http != nil {
+			return r.http.onBody(ev.Data)
+		}
+	case callbacks.HTTPBodyCompletion:
+		if r.http != nil {
+			return r.http.onBodyComplete()
+		}
+	case callbacks.HTTPWriteable:
+		if r.http != nil {
+			return r.http.onWritable()
+		}
+	case callbacks.HTTPDropProtocol, callbacks.ClosedHTTP:
+		if r.http != nil {
+			r.http.abandon()
+		}
+	}
+	return 0
+}
+
+func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
+	if r.lis.cfg.Links&TCPListen == 0 || c.stopping || string(ev.Data) != "websocket" {
+		return -1
+	}
+	req, err := c.readRequest(r)
+	if err != nil {
+		c.log.Warn("lws: reading upgrade request", "link", r.id, "err", err)
+		return -1
+	}
+	r.req = req
+	return 0
+}
+
+func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
+	r.kind = recWS
+	r.http = nil
+	r.link = Link{
+		ID:       r.id,
+		Kind:     LinkWebSocket,
+		Listener: r.lis.cfg.Name,
+		Remote:   r.wsi.RemoteAddr(),
+		Opened:   time.Now(),
+	}
+	if r.req != nil {
+		r.link.Path = r.req.Path
+	}
+	if p := ev.Protocol & 0xffff; p > 0 && p < len(r.lis.protos) {
+		r.link.Subprotocol = r.lis.protos[p]
+	}
+	r.conn = newConn(r)
+	c.openLink(r)
+	r.conn.callOpen()
+	return 0
+}
+
+func (c *Context) openLink(r *rec) {
+	r.opened = true
+	if f := c.cfg.OnLinkOpen; f != nil {
+		func() {
+			defer c.recoverHook("OnLinkOpen")
+			f(r.link)
+		}()
+	}
+}
+
+func (c *Context) onDestroy(r *rec) {
+	var ce CloseError
+	if r.conn != nil {
+		ce = r.conn.finish()
+	} else if r.http != nil {
+		r.http.abandon()
+		ce = CloseError{Code: StatusNormalClosure}
+	}
+	if r.opened {
+		if f := c.cfg.OnLinkClose; f != nil {
+			func() {
+				defer c.recoverHook("OnLinkClose")
+				f(r.link, ce)
+			}()
+		}
+	}
+	c.release(r)
+}
+
+func (c *Context) recoverHook(name string) {
+	if p := recover(); p != nil {
+		c.log.Error("lws: panic in "+name, "panic", fmt.Sprint(p))
+	}
+}

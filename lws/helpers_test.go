@@ -1,0 +1,76 @@
+package lws
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+// testLogger writes the binding's log to the test log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// lockedBuffer is a goroutine-safe bytes.Buffer for reason logs.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startServer runs a Context with one listener on 127.0.0.1:0 and closes
+// it when the test ends. It returns the context and "127.0.0.1:port".
+func startServer(t testing.TB, l Listener, mod ...func(*Config)) (*Context, string) {
+	t.Helper()
+	if l.Addr == "" {
+		l.Addr = "127.0.0.1:0"
+	}
+	cfg := &Config{Listeners: []Listener{l}, Logger: testLogger(t)}
+	for _, m := range mod {
+		m(cfg)
+	}
+	c, err := New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, c.Close()) })
+	return c, c.Addrs()[0].String()
+}
+
+// dial opens a gorilla client link to addr.
+func dial(t testing.TB, addr string, hdr http.Header) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
+	ws, resp, err := d.Dial(fmt.Sprintf("ws://%s/", addr), hdr)
+	require.NoError(t, err)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	return ws
+}

@@ -1,0 +1,381 @@
+package lws
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/cgo"
+)
+
+// Request is an HTTP request, or the upgrade request of a WebSocket link.
+// Handlers may keep it; it is not reused.
+type Request struct {
+	// Method is "GET", "POST"...
+	Method string
+	// Path is the request path as libwebsockets delivers it: URL-decoded
+	// and normalised ("/a/../b" arrives as "/b").
+	Path string
+	// RawQuery is the query: libwebsockets decodes each "name=value"
+	// argument, and they are joined here with '&' (values that contained
+	// an encoded '&' are therefore ambiguous).
+	RawQuery string
+	// Header holds the request headers libwebsockets parsed, with
+	// canonical names, plus Listener.ExtraHeaders.
+	Header http.Header
+	// Body is the whole request body (at most Listener.MaxBodySize).
+	Body []byte
+	// Remote is the peer's address.
+	Remote net.Addr
+	// LinkID is the ID of the link (connection) the request came on.
+	LinkID uint64
+	// Listener is the name of the listener that accepted it.
+	Listener string
+	// ContentLength is the Content-Length header's value, or -1.
+	ContentLength int64
+}
+
+// Query parses RawQuery.
+func (r *Request) Query() url.Values {
+	v := url.Values{}
+	for _, kv := range strings.Split(r.RawQuery, "&") {
+		if kv == "" {
+			continue
+		}
+		k, val, _ := strings.Cut(kv, "=")
+		v.Add(k, val)
+	}
+	return v
+}
+
+// readRequest reads the request headers of r's wsi (service goroutine).
+func (c *Context) readRequest(r *rec) (*Request, error) {
+	buf, err := r.wsi.HTTPRequest(c.hbuf, r.lis.extra)
+	if err != nil {
+		return nil, err
+	}
+	if cap(buf) <= 64<<10 {
+		c.hbuf = buf[:0]
+	}
+	parts := bytes.Split(buf, []byte{0})
+	if len(parts) < 3 {
+		return nil, fmt.Errorf("lws: malformed request info")
+	}
+	req := &Request{
+		Method:        string(parts[0]),
+		Path:          string(parts[1]),
+		RawQuery:      string(parts[2]),
+		Header:        http.Header{},
+		Remote:        r.wsi.RemoteAddr(),
+		LinkID:        r.id,
+		Listener:      r.lis.cfg.Name,
+		ContentLength: -1,
+	}
+	for i := 3; i+1 < len(parts); i += 2 {
+		req.Header.Add(http.CanonicalHeaderKey(string(parts[i])), string(parts[i+1]))
+	}
+	if cl := req.Header.Get("Content-Length"); cl != "" {
+		n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
+		if err != nil || n < 0 {
+			req.ContentLength = -2 // invalid
+		} else {
+			req.ContentLength = n
+		}
+	}
+	return req, nil
+}
+
+// httpConn is the state of one HTTP connection (service goroutine), which
+// carries one transaction after another on keep-alive.
+type httpConn struct {
+	r   *rec
+	txn *ResponseWriter // the transaction in progress, or nil
+}
+
+func (h *httpConn) idle() bool { return h.txn == nil }
+
+// ResponseWriter sends the response to one HTTP request.
+//
+// Concurrency: Header and Respond may be called from any goroutine, but
+// not concurrently with each other; Respond at most once.
+type ResponseWriter struct {
+	h      *httpConn
+	req    *Request
+	header http.Header
+
+	mu     sync.Mutex
+	state  respState
+	status int
+	hdrs   []byte // NUL-separated name, value pairs for the C layer
+	body   []byte // cgo.Pre headroom + body
+	close  bool   // close the connection after the response
+
+	// Service goroutine only.
+	expectBody bool
+	tooBig     bool
+	served     bool // handler called (or error answered)
+	hdrSent    bool
+	off        int
+}
+
+type respState uint8
+
+const (
+	respOpen  respState = iota // handler has not responded
+	respReady                  // response queued for HTTP_WRITEABLE
+	respDone                   // written, or the connection is gone
+)
+
+// Header returns the response headers to set before Respond.
+func (w *ResponseWriter) Header() http.Header { return w.header }
+
+// Respond sends status, the headers set with Header, and body, which it
+// copies. Content-Length is set from body. It returns ErrAlreadyResponded on
+// a second call and ErrClosed when the connection has gone.
+func (w *ResponseWriter) Respond(status int, body []byte) error {
+	if status < 100 || status > 999 {
+		return fmt.Errorf("lws: Respond: invalid status %d", status)
+	}
+	var hb []byte
+	closeAfter := false
+	for k, vs := range w.header {
+		if !validHeaderName(k) {
+			return fmt.Errorf("lws: Respond: invalid header name %q", k)
+		}
+		switch http.CanonicalHeaderKey(k) {
+		case "Content-Length", "Transfer-Encoding":
+			continue // set from body
+		case "Connection":
+			for _, v := range vs {
+				if strings.EqualFold(strings.TrimSpace(v), "close") {
+					closeAfter = true
+				}
+			}
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return fmt.Errorf("lws: Respond: header %s: value contains CR, LF or NUL", k)
+			}
+			hb = append(hb, strings.ToLower(k)...)
+			hb = append(hb, 0)
+			hb = append(hb, v...)
+			hb = append(hb, 0)
+		}
+	}
+	buf := make([]byte, cgo.Pre+len(body))
+	copy(buf[cgo.Pre:], body)
+	return w.queue(status, hb, buf, closeAfter)
+}
+
+func (w *ResponseWriter) queue(status int, hdrs, body []byte, closeAfter bool) error {
+	w.mu.Lock()
+	switch w.state {
+	case respReady:
+		w.mu.Unlock()
+		return ErrAlreadyResponded
+	case respDone:
+		w.mu.Unlock()
+		return fmt.Errorf("%w: connection gone", ErrClosed)
+	}
+	w.state, w.status, w.hdrs, w.body = respReady, status, hdrs, body
+	w.close = w.close || closeAfter
+	w.mu.Unlock()
+	w.h.r.ctx.schedule(w.h.r)
+	return nil
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// respondError answers with a plain-text error from the service goroutine.
+func (w *ResponseWriter) respondError(status int, closeAfter bool) {
+	w.served = true
+	w.close = w.close || closeAfter
+	text := strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
+	hb := []byte("content-type\x00text/plain; charset=utf-8\x00")
+	if status == http.StatusUpgradeRequired {
+		hb = append(hb, "upgrade\x00websocket\x00"...)
+	}
+	buf := make([]byte, cgo.Pre+len(text))
+	copy(buf[cgo.Pre:], text)
+	_ = w.queue(status, hb, buf, closeAfter)
+}
+
+// onHTTP is LWS_CALLBACK_HTTP: the headers of a request arrived.
+func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
+	if r.http == nil {
+		r.kind = recHTTP
+		r.http = &httpConn{r: r}
+	}
+	req, err := c.readRequest(r)
+	if err != nil {
+		c.log.Warn("lws: reading request", "link", r.id, "err", err)
+		return -1
+	}
+	if !r.opened {
+		r.link = Link{ID: r.id, Kind: LinkHTTP, Listener: r.lis.cfg.Name, Remote: req.Remote, Path: req.Path, Opened: time.Now()}
+		c.openLink(r)
+	}
+	w := &ResponseWriter{h: r.http, req: req, header: http.Header{}}
+	r.http.txn = w
+	lis := r.lis.cfg
+	bodyMethod := req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH"
+	switch {
+	case c.stopping:
+		w.respondError(http.StatusServiceUnavailable, true)
+	case lis.Links&HTTPListen == 0:
+		w.respondError(http.StatusUpgradeRequired, false)
+	case req.ContentLength == -2:
+		w.respondError(http.StatusBadRequest, true)
+	case req.Header.Get("Transfer-Encoding") != "":
+		// libwebsockets 4.1 does not decode chunked request bodies.
+		w.respondError(http.StatusNotImplemented, true)
+	case bodyMethod && req.ContentLength < 0:
+		w.respondError(http.StatusLengthRequired, true)
+	case req.ContentLength > lis.MaxBodySize:
+		w.tooBig = true
+		w.respondError(http.StatusRequestEntityTooLarge, true)
+	case req.ContentLength > 0 || (req.Method == "POST" && req.ContentLength == 0):
+		// The body follows (lws delivers an empty BODY and BODY_COMPLETION
+		// for an explicit zero-length POST).
+		w.expectBody = true
+	default:
+		c.serve(w)
+	}
+	return 0
+}
+
+func (c *Context) serve(w *ResponseWriter) {
+	w.served = true
+	h := w.h.r.lis.cfg.HTTPHandler
+	if h == nil {
+		w.respondError(http.StatusNotFound, false)
+		return
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				c.log.Error("lws: HTTP handler panicked", "link", w.h.r.id, "path", w.req.Path, "panic", fmt.Sprint(p))
+				w.mu.Lock()
+				open := w.state == respOpen
+				w.mu.Unlock()
+				if open {
+					w.respondError(http.StatusInternalServerError, true)
+				}
+			}
+		}()
+		h.ServeHTTP(w, w.req)
+	}()
+}
+
+func (h *httpConn) onBody(p []byte) int {
+	w := h.txn
+	if w == nil || !w.expectBody || w.tooBig || w.served {
+		return 0
+	}
+	if int64(len(w.req.Body)+len(p)) > h.r.lis.cfg.MaxBodySize {
+		w.tooBig = true
+		w.req.Body = nil
+		w.respondError(http.StatusRequestEntityTooLarge, true)
+		return 0
+	}
+	w.req.Body = append(w.req.Body, p...)
+	return 0
+}
+
+func (h *httpConn) onBodyComplete() int {
+	w := h.txn
+	if w == nil || w.served {
+		return 0
+	}
+	if w.req.Body == nil {
+		w.req.Body = []byte{}
+	}
+	h.r.ctx.serve(w)
+	return 0
+}
+
+// onWritable writes the queued response (HTTP_WRITEABLE).
+func (h *httpConn) onWritable() int {
+	w := h.txn
+	if w == nil {
+		return 0
+	}
+	w.mu.Lock()
+	ready := w.state == respReady
+	w.mu.Unlock()
+	if !ready {
+		return 0
+	}
+	wsi := h.r.wsi
+	n := len(w.body) - cgo.Pre
+	head := w.req.Method == "HEAD"
+	if !w.hdrSent {
+		res := wsi.WriteHTTPHeaders(w.status, w.hdrs, int64(n))
+		if res == cgo.WriteFailed {
+			return -1
+		}
+		w.hdrSent = true
+		if res == cgo.WriteChoked && n > 0 && !head {
+			wsi.CallbackOnWritable()
+			return 0
+		}
+	}
+	for !head && w.off < n {
+		chunk := min(n-w.off, txPacketSize)
+		final := w.off+chunk == n
+		res := wsi.WriteHTTP(w.body, cgo.Pre+w.off, chunk, final)
+		if res == cgo.WriteFailed {
+			return -1
+		}
+		w.off += chunk
+		if res == cgo.WriteChoked && !final {
+			wsi.CallbackOnWritable()
+			return 0
+		}
+	}
+	w.mu.Lock()
+	w.state = respDone
+	w.body = nil
+	closeAfter := w.close
+	w.mu.Unlock()
+	h.txn = nil
+	if closeAfter || w.expectBody && !w.served {
+		// The request body was not read: the connection cannot carry
+		// another request.
+		return -1
+	}
+	if wsi.HTTPTransactionCompleted() {
+		return -1
+	}
+	return 0
+}
+
+// abandon marks the transaction dead: the connection is going away.
+func (h *httpConn) abandon() {
+	if w := h.txn; w != nil {
+		w.mu.Lock()
+		w.state = respDone
+		w.body = nil
+		w.mu.Unlock()
+		h.txn = nil
+	}
+}

@@ -1,0 +1,45 @@
+package lws
+
+import (
+	"net"
+	"time"
+)
+
+// LinkKind says what a link is.
+type LinkKind uint8
+
+// Link kinds.
+const (
+	LinkWebSocket LinkKind = iota + 1 // a WebSocket link (tcplisten)
+	LinkHTTP                          // an HTTP connection (httplisten)
+)
+
+func (k LinkKind) String() string {
+	switch k {
+	case LinkWebSocket:
+		return "ws"
+	case LinkHTTP:
+		return "http"
+	}
+	return "unknown"
+}
+
+// Link describes one connection. It is a value: a snapshot taken when the
+// link opened.
+type Link struct {
+	// ID is unique within the Context and equals the wsi number in the
+	// reason log, so log lines and links can be matched.
+	ID uint64
+	// Kind is WebSocket or HTTP.
+	Kind LinkKind
+	// Listener is the Name of the listener that accepted the link.
+	Listener string
+	// Remote is the peer's address (nil if unknown).
+	Remote net.Addr
+	// Path is the request path of the upgrade or first request.
+	Path string
+	// Subprotocol is the negotiated WebSocket subprotocol, if any.
+	Subprotocol string
+	// Opened is when the link opened.
+	Opened time.Time
+}
