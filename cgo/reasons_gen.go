@@ -135,6 +135,10 @@ static const struct lwsgo_reason_entry { const char *name; int value; } lwsgo_re
 	{ "LWS_CALLBACK_USER", LWS_CALLBACK_USER },
 	{ 0, 0 }
 };
+
+// cgo cannot take the address of a static array; these read it.
+static const char *lwsgo_reason_name(int i) { return lwsgo_reason_table[i].name; }
+static int lwsgo_reason_value(int i) { return lwsgo_reason_table[i].value; }
 */
 import "C"
 
@@ -143,8 +147,8 @@ import "C"
 // the constants of package callbacks against the real headers.
 func ReasonTable() map[string]int {
 	m := map[string]int{}
-	for i := 0; C.lwsgo_reason_table[i].name != nil; i++ {
-		m[C.GoString(C.lwsgo_reason_table[i].name)] = int(C.lwsgo_reason_table[i].value)
+	for i := C.int(0); C.lwsgo_reason_name(i) != nil; i++ {
+		m[C.GoString(C.lwsgo_reason_name(i))] = int(C.lwsgo_reason_value(i))
 	}
 	return m
 }

@@ -255,14 +255,18 @@ func genC(all []*reason, versions []version) []byte {
 			b.WriteString("#endif\n")
 		}
 	}
-	b.WriteString("\t{ 0, 0 }\n};\n*/\nimport \"C\"\n\n")
+	b.WriteString("\t{ 0, 0 }\n};\n\n")
+	b.WriteString("// cgo cannot take the address of a static array; these read it.\n")
+	b.WriteString("static const char *lwsgo_reason_name(int i) { return lwsgo_reason_table[i].name; }\n")
+	b.WriteString("static int lwsgo_reason_value(int i) { return lwsgo_reason_table[i].value; }\n")
+	b.WriteString("*/\nimport \"C\"\n\n")
 	b.WriteString("// ReasonTable returns every LWS_CALLBACK_* enumerator of the headers this\n")
 	b.WriteString("// package was compiled against, with its C value. Tests use it to check\n")
 	b.WriteString("// the constants of package callbacks against the real headers.\n")
 	b.WriteString("func ReasonTable() map[string]int {\n")
 	b.WriteString("\tm := map[string]int{}\n")
-	b.WriteString("\tfor i := 0; C.lwsgo_reason_table[i].name != nil; i++ {\n")
-	b.WriteString("\t\tm[C.GoString(C.lwsgo_reason_table[i].name)] = int(C.lwsgo_reason_table[i].value)\n")
+	b.WriteString("\tfor i := C.int(0); C.lwsgo_reason_name(i) != nil; i++ {\n")
+	b.WriteString("\t\tm[C.GoString(C.lwsgo_reason_name(i))] = int(C.lwsgo_reason_value(i))\n")
 	b.WriteString("\t}\n\treturn m\n}\n")
 	return b.Bytes()
 }
