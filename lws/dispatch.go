@@ -118,6 +118,11 @@ func (c *Context) release(r *rec) {
 	r.h.Delete()
 	r.h = 0
 	r.wsi = 0
+	if c.stopping && c.lc != nil {
+		// lws_service may go back to sleep after this callback; make it
+		// return so the loop sees whether the last link is gone.
+		c.lc.Wake()
+	}
 }
 
 func (c *Context) handle(ev *callbacks.Event, r *rec) int {
