@@ -1,0 +1,52 @@
+# lwsgate: every entry point is a one-liner or a script under scripts/.
+# The Dockerfile runs these same targets, so it cannot drift from CI.
+
+GO      ?= $(shell command -v go || echo /usr/local/go/bin/go)
+BIN     := bin
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+ARGS    ?=
+CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
+
+.PHONY: all deps build run native test vet fmt-check race cgocheck check-imports clean docker
+
+all: build
+
+deps:                      ## install missing system packages (apt-get, as root)
+	@scripts/deps.sh
+
+build: deps                ## build bin/lwsgate
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/lwsgate ./cmd/lwsgate
+
+run: build                 ## run lwsgate on its default config (:8090); ARGS="-listen :9000"
+	$(BIN)/lwsgate $(ARGS)
+
+native: deps               ## build the native C reference server (testdata/native)
+	@mkdir -p $(BIN)
+	gcc $(CFLAGS_NATIVE) $$(pkg-config --cflags libwebsockets) testdata/native/lwsnative.c \
+		$$(pkg-config --libs libwebsockets) -o $(BIN)/lwsnative
+
+test: deps fmt-check vet check-imports native race cgocheck   ## everything CI runs
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+	cd bench && $(GO) vet ./...
+
+check-imports:             ## callbacks <- cgo <- lws <- cmd, nothing else
+	@scripts/check-imports.sh
+
+race:
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+cgocheck:                  ## full cgo pointer checks on the packages that cross into C
+	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -short -timeout 10m ./cgo/ ./lws/ ./cmd/...
+
+docker:                    ## build the container image (needs a Docker engine)
+	docker build -t lwsgate:$(VERSION) .
+
+clean:
+	rm -rf $(BIN)

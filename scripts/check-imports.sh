@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Enforces the package layout: callbacks imports nothing from the module,
+# cgo only callbacks, lws only cgo and callbacks, cmd/* only lws.
+set -euo pipefail
+mod=$(go list -m)
+fail=0
+check() { # package, allowed module imports (space separated)
+	local pkg=$1; shift
+	for imp in $(go list -f '{{join .Imports " "}}' "$pkg"); do
+		case $imp in
+		"$mod"/*)
+			ok=0
+			for a in "$@"; do [ "$imp" = "$mod/$a" ] && ok=1; done
+			if [ $ok = 0 ]; then echo "$pkg must not import $imp" >&2; fail=1; fi
+			;;
+		esac
+	done
+}
+check "$mod/callbacks"
+check "$mod/cgo" callbacks
+check "$mod/lws" cgo callbacks
+for p in $(go list "$mod/cmd/..."); do check "$p" lws; done
+exit $fail
