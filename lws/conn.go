@@ -94,6 +94,9 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 		c.mu.Unlock()
 		f.release()
 		if lis.SlowConsumer == CloseSlowConsumer {
+			// Bound the close as Close does: a reader that is stuck
+			// will never take the queue, nor the close frame after it.
+			c.closeTimeout.Store(true)
 			c.r.ctx.schedule(c.r)
 		}
 		return ErrSendQueueFull
@@ -199,6 +202,14 @@ func (c *Conn) closeNow(code StatusCode, reason string) int {
 // onWritable writes queued frames until the pipe chokes (service goroutine).
 func (c *Conn) onWritable() int {
 	c.mu.Lock()
+	if c.closed != nil {
+		// closeNow already handed the close to libwebsockets, which may
+		// still call back WRITEABLE while it sends the close frame and
+		// waits for the peer's: returning -1 again would drop the link
+		// without that handshake.
+		c.mu.Unlock()
+		return 0
+	}
 	if len(c.txq) > 0 {
 		c.wq = append(c.wq, c.txq...)
 		clear(c.txq)
@@ -278,6 +289,12 @@ func (c *Conn) endState() *CloseError {
 	}
 	if c.closed != nil {
 		return c.closed
+	}
+	if c.closeReq {
+		// A close was asked for but its frame never went out (the
+		// close timed out behind a peer that does not read): report
+		// why the link was closed rather than 1006.
+		return &CloseError{Code: c.closeCode, Reason: c.closeReason, Local: true}
 	}
 	return &CloseError{Code: StatusAbnormalClosure}
 }

@@ -49,19 +49,19 @@ type Context struct {
 	lcPtr atomic.Pointer[cgo.Context] // set while Wake may be called
 
 	// Service goroutine only.
-	lc       *cgo.Context
+	lc        *cgo.Context
 	stopTimer *time.Timer
-	recs     map[uint64]*rec
-	created  *rec // adopted at WSI_CREATE, before lws resets its opaque
-	nextID   uint64
-	depth    int
-	draining bool
-	spare    []*rec
-	spareCmd []func()
-	stopping bool // Close asked: refuse new links, close the open ones
-	deadline time.Time
-	trace    []byte
-	hbuf     []byte // scratch for HTTP request parsing
+	recs      map[uint64]*rec
+	created   *rec // adopted at WSI_CREATE, before lws resets its opaque
+	nextID    uint64
+	depth     int
+	draining  bool
+	spare     []*rec
+	spareCmd  []func()
+	stopping  bool // Close asked: refuse new links, close the open ones
+	deadline  time.Time
+	trace     []byte
+	hbuf      []byte // scratch for HTTP request parsing
 }
 
 // listener is a Listener after New resolved it.

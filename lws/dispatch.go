@@ -128,6 +128,14 @@ func (c *Context) release(r *rec) {
 func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 	switch ev.Reason {
 	case callbacks.EventWaitCancelled:
+		if ev.Flags&callbacks.Wake != 0 {
+			// The wake-up arrived: it is no longer in flight, even when
+			// a drain outside any callback already took the work it
+			// was for (npend is then 0 and drain, which also clears
+			// armed, does not run). Left set, armed would make every
+			// later kick skip its wake-up.
+			c.armed.Store(false)
+		}
 		// Queued work is drained when Dispatch returns.
 		return 0
 	case callbacks.FilterNetworkConnection:

@@ -110,12 +110,13 @@ type ResponseWriter struct {
 	req    *Request
 	header http.Header
 
-	mu     sync.Mutex
-	state  respState
-	status int
-	hdrs   []byte // NUL-separated name, value pairs for the C layer
-	body   []byte // cgo.Pre headroom + body
-	close  bool   // close the connection after the response
+	mu        sync.Mutex
+	state     respState
+	responded bool // Respond (or an error answer) was accepted once
+	status    int
+	hdrs      []byte // NUL-separated name, value pairs for the C layer
+	body      []byte // cgo.Pre headroom + body
+	close     bool   // close the connection after the response
 
 	// Service goroutine only.
 	expectBody bool
@@ -177,16 +178,23 @@ func (w *ResponseWriter) Respond(status int, body []byte) error {
 
 func (w *ResponseWriter) queue(status int, hdrs, body []byte, closeAfter bool) error {
 	w.mu.Lock()
-	switch w.state {
-	case respReady:
+	switch {
+	case w.responded:
+		// Also once the response is written (state respDone).
 		w.mu.Unlock()
 		return ErrAlreadyResponded
-	case respDone:
+	case w.state == respDone:
 		w.mu.Unlock()
 		return fmt.Errorf("%w: connection gone", ErrClosed)
 	}
-	w.state, w.status, w.hdrs, w.body = respReady, status, hdrs, body
+	w.responded = true
 	w.close = w.close || closeAfter
+	if w.close {
+		// The connection ends after this response: say so, or a
+		// keep-alive client may send its next request into it.
+		hdrs = append(hdrs, "connection\x00close\x00"...)
+	}
+	w.state, w.status, w.hdrs, w.body = respReady, status, hdrs, body
 	w.mu.Unlock()
 	w.h.r.ctx.schedule(w.h.r)
 	return nil
