@@ -2,12 +2,24 @@ package lws
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// hangTimeout turns a hang into a failure; it is never a performance bound.
+const hangTimeout = 20 * time.Second
 
 func TestEchoSizes(t *testing.T) {
 	_, addr := startServer(t, Listener{Handler: EchoHandler{}, MaxMessageSize: 16<<20 + 1})
@@ -21,5 +33,799 @@ func TestEchoSizes(t *testing.T) {
 			assert.Equal(t, typ, gt, "size %d", n)
 			assert.True(t, bytes.Equal(msg, got), "size %d: echo differs (got %d bytes)", n, len(got))
 		}
+	}
+}
+
+// --- helpers -----------------------------------------------------------
+
+// waitFor receives from ch, failing the test if nothing arrives in time.
+func waitFor[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(hangTimeout):
+		require.FailNow(t, "timed out waiting for "+what)
+		panic("unreachable")
+	}
+}
+
+// closeEvent is one Handler.OnClose call.
+type closeEvent struct {
+	c  *Conn
+	ce CloseError
+}
+
+// recorder is a Handler that echoes (unless message is set) and reports
+// opens and closes on buffered channels, so that it never blocks.
+type recorder struct {
+	message func(c *Conn, typ MessageType, data []byte)
+	opens   chan *Conn
+	closes  chan closeEvent
+	mu      sync.Mutex
+	nclose  map[uint64]int
+}
+
+func newRecorder() *recorder {
+	return &recorder{opens: make(chan *Conn, 4096), closes: make(chan closeEvent, 4096), nclose: map[uint64]int{}}
+}
+
+func (r *recorder) OnOpen(c *Conn) { r.opens <- c }
+
+func (r *recorder) OnMessage(c *Conn, typ MessageType, data []byte) {
+	if r.message != nil {
+		r.message(c, typ, data)
+		return
+	}
+	_ = c.Send(typ, data)
+}
+
+func (r *recorder) OnClose(c *Conn, ce CloseError) {
+	r.mu.Lock()
+	r.nclose[c.ID()]++
+	r.mu.Unlock()
+	r.closes <- closeEvent{c, ce}
+}
+
+func (r *recorder) closeCount(id uint64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nclose[id]
+}
+
+// dialWith dials ws://addr+path with d, without failing on a refused
+// handshake, and closes the client when the test ends.
+func dialWith(t testing.TB, d *websocket.Dialer, addr, path string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
+	t.Helper()
+	if d.HandshakeTimeout == 0 {
+		d.HandshakeTimeout = 5 * time.Second
+	}
+	ws, resp, err := d.Dial("ws://"+addr+path, hdr)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		return nil, resp, err
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
+	return ws, resp, nil
+}
+
+// readClose reads until the link fails and returns the close frame the
+// client received (nil when it ended without one).
+func readClose(t testing.TB, ws *websocket.Conn) *websocket.CloseError {
+	t.Helper()
+	_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
+	for i := 0; ; i++ {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce
+		}
+		require.FailNow(t, "link ended without a close frame", "%v", err)
+	}
+}
+
+// echo sends msg and expects it back.
+func echo(t testing.TB, ws *websocket.Conn, msg string) {
+	t.Helper()
+	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte(msg)))
+	typ, got, err := ws.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, websocket.TextMessage, typ)
+	assert.Equal(t, msg, string(got))
+}
+
+// wireFrame is one WebSocket frame header seen on the wire.
+type wireFrame struct {
+	op  byte
+	fin bool
+	n   int
+}
+
+// frameTap wraps a client's net.Conn and parses the frames it writes after
+// the HTTP handshake, so that a test can see how a message was fragmented.
+type frameTap struct {
+	net.Conn
+	mu     sync.Mutex
+	hsDone bool
+	buf    []byte
+	skip   int
+	frames []wireFrame
+}
+
+func (f *frameTap) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	f.parse(p)
+	f.mu.Unlock()
+	return f.Conn.Write(p)
+}
+
+func (f *frameTap) parse(p []byte) {
+	f.buf = append(f.buf, p...)
+	if !f.hsDone {
+		i := bytes.Index(f.buf, []byte("\r\n\r\n"))
+		if i < 0 {
+			return
+		}
+		f.hsDone = true
+		f.buf = f.buf[i+4:]
+	}
+	for {
+		if f.skip > 0 {
+			n := min(f.skip, len(f.buf))
+			f.buf, f.skip = f.buf[n:], f.skip-n
+			if f.skip > 0 {
+				return
+			}
+		}
+		if len(f.buf) < 2 {
+			return
+		}
+		b := f.buf
+		hl, n := 2, int(b[1]&0x7f)
+		switch n {
+		case 126:
+			if len(b) < 4 {
+				return
+			}
+			hl, n = 4, int(b[2])<<8|int(b[3])
+		case 127:
+			if len(b) < 10 {
+				return
+			}
+			hl, n = 10, 0
+			for _, c := range b[2:10] {
+				n = n<<8 | int(c)
+			}
+		}
+		if b[1]&0x80 != 0 {
+			hl += 4 // mask key
+		}
+		if len(b) < hl {
+			return
+		}
+		f.frames = append(f.frames, wireFrame{op: b[0] & 0x0f, fin: b[0]&0x80 != 0, n: n})
+		f.buf, f.skip = b[hl:], n
+	}
+}
+
+func (f *frameTap) seen() []wireFrame {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]wireFrame(nil), f.frames...)
+}
+
+// tappedDialer returns a dialer with a small write buffer (so NextWriter
+// fragments messages) whose connection is tapped.
+func tappedDialer(tap **frameTap) *websocket.Dialer {
+	return &websocket.Dialer{
+		HandshakeTimeout: 5 * time.Second,
+		WriteBufferSize:  256,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			*tap = &frameTap{Conn: c}
+			return *tap, nil
+		},
+	}
+}
+
+// writeFragmented writes msg as one message through NextWriter in writes
+// of chunk bytes.
+func writeFragmented(ws *websocket.Conn, typ int, msg []byte, chunk int) error {
+	w, err := ws.NextWriter(typ)
+	if err != nil {
+		return err
+	}
+	for off := 0; off < len(msg); off += chunk {
+		if _, err := w.Write(msg[off:min(off+chunk, len(msg))]); err != nil {
+			return err
+		}
+	}
+	return w.Close()
+}
+
+// --- messages ----------------------------------------------------------
+
+func TestFragmentedMessagesReassembled(t *testing.T) {
+	_, addr := startServer(t, Listener{Handler: EchoHandler{}})
+	var tap *frameTap
+	ws, _, err := dialWith(t, tappedDialer(&tap), addr, "/", nil)
+	require.NoError(t, err)
+
+	for _, typ := range []int{websocket.TextMessage, websocket.BinaryMessage} {
+		msg := bytes.Repeat([]byte("0123456789abcdef"), 300) // 4800 bytes
+		before := len(tap.seen())
+		require.NoError(t, writeFragmented(ws, typ, msg, 100))
+		frames := tap.seen()[before:]
+		// The client really sent fragments: a first frame with the
+		// message's opcode and FIN clear, continuations, and a final FIN.
+		require.Greater(t, len(frames), 2, "message was not fragmented: %+v", frames)
+		assert.Equal(t, byte(typ), frames[0].op)
+		assert.False(t, frames[0].fin)
+		for _, f := range frames[1:] {
+			assert.Equal(t, byte(0), f.op, "continuation opcode")
+		}
+		assert.True(t, frames[len(frames)-1].fin)
+
+		gt, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, typ, gt, "echoed message type")
+		assert.True(t, bytes.Equal(msg, got), "reassembled message differs (%d bytes)", len(got))
+	}
+}
+
+func TestInvalidUTF8Closes1007(t *testing.T) {
+	bad := []byte{'o', 'k', 0xff, 0xfe, 'x'}
+	t.Run("validated", func(t *testing.T) {
+		rec := newRecorder()
+		_, addr := startServer(t, Listener{Handler: rec})
+		ws := dial(t, addr, nil)
+		require.NoError(t, ws.WriteMessage(websocket.TextMessage, bad))
+		ce := readClose(t, ws)
+		assert.Equal(t, websocket.CloseInvalidFramePayloadData, ce.Code)
+		// libwebsockets rejects the frame itself and never tells the
+		// binding why (OnClose sees 1006): only the wire is checked.
+		waitFor(t, rec.closes, "OnClose")
+	})
+	t.Run("binary is not validated", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}})
+		ws := dial(t, addr, nil)
+		require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, bad))
+		typ, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, websocket.BinaryMessage, typ)
+		assert.Equal(t, bad, got)
+	})
+	t.Run("DisableUTF8Validation", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}}, func(c *Config) { c.DisableUTF8Validation = true })
+		ws := dial(t, addr, nil)
+		require.NoError(t, ws.WriteMessage(websocket.TextMessage, bad))
+		typ, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, websocket.TextMessage, typ)
+		assert.Equal(t, bad, got)
+	})
+}
+
+func TestMaxMessageSize(t *testing.T) {
+	const limit = 1024
+	t.Run("at limit accepted", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, MaxMessageSize: limit})
+		ws := dial(t, addr, nil)
+		msg := bytes.Repeat([]byte{'a'}, limit)
+		require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, msg))
+		_, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, msg, got)
+	})
+	t.Run("one frame over", func(t *testing.T) {
+		rec := newRecorder()
+		_, addr := startServer(t, Listener{Handler: rec, MaxMessageSize: limit})
+		ws := dial(t, addr, nil)
+		require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, make([]byte, limit+1)))
+		assert.Equal(t, websocket.CloseMessageTooBig, readClose(t, ws).Code)
+		ev := waitFor(t, rec.closes, "OnClose")
+		assert.Equal(t, StatusMessageTooBig, ev.ce.Code)
+	})
+	t.Run("fragmented over", func(t *testing.T) {
+		rec := newRecorder()
+		_, addr := startServer(t, Listener{Handler: rec, MaxMessageSize: limit})
+		var tap *frameTap
+		ws, _, err := dialWith(t, tappedDialer(&tap), addr, "/", nil)
+		require.NoError(t, err)
+		// Every fragment is under the limit; only their sum is over.
+		_ = writeFragmented(ws, websocket.BinaryMessage, make([]byte, 4*limit), 100)
+		for _, f := range tap.seen() {
+			require.Less(t, f.n, limit, "a single fragment is over the limit")
+		}
+		require.Greater(t, len(tap.seen()), 4)
+		assert.Equal(t, websocket.CloseMessageTooBig, readClose(t, ws).Code)
+		ev := waitFor(t, rec.closes, "OnClose")
+		assert.Equal(t, StatusMessageTooBig, ev.ce.Code)
+	})
+}
+
+// --- closing -----------------------------------------------------------
+
+func TestCloseFromClient(t *testing.T) {
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec})
+	ws := dial(t, addr, nil)
+	waitFor(t, rec.opens, "OnOpen")
+	require.NoError(t, ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "bye"), time.Now().Add(5*time.Second)))
+	ev := waitFor(t, rec.closes, "OnClose")
+	assert.Equal(t, CloseError{Code: 4001, Reason: "bye", Local: false}, ev.ce)
+	// lws answers the close frame.
+	assert.Equal(t, 4001, readClose(t, ws).Code)
+}
+
+func TestCloseFromServer(t *testing.T) {
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec})
+	ws := dial(t, addr, nil)
+	c := waitFor(t, rec.opens, "OnOpen")
+	require.NoError(t, c.Close(4002, "srv"))
+	ce := readClose(t, ws)
+	assert.Equal(t, 4002, ce.Code)
+	assert.Equal(t, "srv", ce.Text)
+	ev := waitFor(t, rec.closes, "OnClose")
+	assert.Equal(t, CloseError{Code: 4002, Reason: "srv", Local: true}, ev.ce)
+	// A second Close is refused: the link is closed.
+	assert.ErrorIs(t, c.Close(1000, ""), ErrClosed)
+}
+
+func TestAbruptCloseIs1006Once(t *testing.T) {
+	rec := newRecorder()
+	ctx, addr := startServer(t, Listener{Handler: rec})
+	ws := dial(t, addr, nil)
+	c := waitFor(t, rec.opens, "OnOpen")
+	echo(t, ws, "hi")
+	require.NoError(t, ws.UnderlyingConn().Close()) // no close frame
+	ev := waitFor(t, rec.closes, "OnClose")
+	assert.Equal(t, StatusAbnormalClosure, ev.ce.Code)
+	assert.Equal(t, c.ID(), ev.c.ID())
+	// Once the context is gone no callback can still come: count them.
+	require.NoError(t, ctx.Close())
+	assert.Equal(t, 1, rec.closeCount(c.ID()))
+	assert.Empty(t, rec.closes)
+}
+
+func TestCloseInvalidCode(t *testing.T) {
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec})
+	ws := dial(t, addr, nil)
+	c := waitFor(t, rec.opens, "OnOpen")
+	for _, code := range []StatusCode{1005, 1006, 999, 1015, 1004, 2999, 5000} {
+		assert.ErrorIs(t, c.Close(code, "x"), ErrInvalidCloseCode, "code %d", code)
+	}
+	// The link is still usable.
+	echo(t, ws, "still open")
+}
+
+func TestSendAfterClose(t *testing.T) {
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec})
+	ws := dial(t, addr, nil)
+	c := waitFor(t, rec.opens, "OnOpen")
+	require.NoError(t, ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "bye"), time.Now().Add(5*time.Second)))
+	waitFor(t, rec.closes, "OnClose")
+	err := c.Send(TextMessage, []byte("late"))
+	require.Error(t, err)
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.Equal(t, StatusCode(4001), CloseStatus(err))
+	assert.ErrorIs(t, c.SendText("late"), ErrClosed)
+	assert.Zero(t, c.Queued())
+}
+
+// --- concurrency -------------------------------------------------------
+
+func TestManyLinks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 links: skipped with -short")
+	}
+	const links, msgs = 1000, 100
+	var opened, closed atomic.Int64
+	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}}, func(c *Config) {
+		c.OnLinkOpen = func(Link) { opened.Add(1) }
+		c.OnLinkClose = func(Link, CloseError) { closed.Add(1) }
+	})
+	conns := make([]*websocket.Conn, links)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64) // bound concurrent handshakes
+	errs := make(chan error, links)
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			d := websocket.Dialer{HandshakeTimeout: hangTimeout, ReadBufferSize: 1024, WriteBufferSize: 1024}
+			ws, resp, err := d.Dial("ws://"+addr+"/", nil)
+			if resp != nil && resp.Body != nil {
+				resp.Body.Close()
+			}
+			if err != nil {
+				errs <- fmt.Errorf("dial %d: %w", i, err)
+				return
+			}
+			conns[i] = ws
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, ws := range conns {
+			if ws != nil {
+				ws.Close()
+			}
+		}
+	})
+	require.Empty(t, errs)
+	// All links are open at once: exchange on every one concurrently.
+	for i, ws := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = ws.SetReadDeadline(time.Now().Add(60 * time.Second))
+			_ = ws.SetWriteDeadline(time.Now().Add(60 * time.Second))
+			go func() {
+				for j := 0; j < msgs; j++ {
+					if err := ws.WriteMessage(websocket.TextMessage, fmt.Appendf(nil, "link %d msg %d", i, j)); err != nil {
+						return
+					}
+				}
+			}()
+			for j := 0; j < msgs; j++ {
+				_, got, err := ws.ReadMessage()
+				if err != nil {
+					errs <- fmt.Errorf("link %d read %d: %w", i, j, err)
+					return
+				}
+				if want := fmt.Sprintf("link %d msg %d", i, j); string(got) != want {
+					errs <- fmt.Errorf("link %d: got %q, want %q", i, got, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+	for _, ws := range conns {
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
+	}
+	require.NoError(t, ctx.Close())
+	assert.Equal(t, int64(links), opened.Load())
+	assert.Equal(t, int64(links), closed.Load())
+}
+
+// payloadFor is the deterministic message seq of sender g.
+func payloadFor(g, seq int) []byte {
+	b := fmt.Appendf(nil, "%02d:%06d:", g, seq)
+	n := (seq*7 + g*13) % 300
+	for i := 0; i < n; i++ {
+		b = append(b, byte('a'+(g+seq+i)%26))
+	}
+	return b
+}
+
+func TestConcurrentSendOneLink(t *testing.T) {
+	const senders, each = 50, 200
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec, MaxSendQueue: 64 << 20})
+	ws := dial(t, addr, nil)
+	c := waitFor(t, rec.opens, "OnOpen")
+
+	start := make(chan struct{})
+	sendErrs := make(chan error, senders)
+	var wg sync.WaitGroup
+	for g := 0; g < senders; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := 0; i < each; i++ {
+				if err := c.Send(BinaryMessage, payloadFor(g, i)); err != nil {
+					sendErrs <- fmt.Errorf("sender %d msg %d: %w", g, i, err)
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+
+	next := make([]int, senders)
+	for n := 0; n < senders*each; n++ {
+		typ, got, err := ws.ReadMessage()
+		require.NoError(t, err, "after %d messages", n)
+		require.Equal(t, websocket.BinaryMessage, typ)
+		var g, seq int
+		_, err = fmt.Sscanf(string(got), "%02d:%06d:", &g, &seq)
+		require.NoError(t, err, "message %q", got)
+		require.True(t, g >= 0 && g < senders, "sender %d", g)
+		require.Equal(t, next[g], seq, "sender %d out of order", g)
+		require.Equal(t, payloadFor(g, seq), got, "sender %d msg %d corrupted", g, seq)
+		next[g]++
+	}
+	wg.Wait()
+	close(sendErrs)
+	for err := range sendErrs {
+		assert.NoError(t, err)
+	}
+	for g, n := range next {
+		assert.Equal(t, each, n, "sender %d", g)
+	}
+}
+
+// fillQueue sends 16 KiB messages to a client that does not read until
+// Send fails, and returns how many were accepted and the error.
+func fillQueue(t *testing.T, c *Conn) (int, error) {
+	t.Helper()
+	msg := bytes.Repeat([]byte{'q'}, 16<<10)
+	// Bounded: far more than the kernel's socket buffers can absorb.
+	for i := 0; i < 1<<16; i++ {
+		if err := c.Send(BinaryMessage, msg); err != nil {
+			return i, err
+		}
+	}
+	require.FailNow(t, "the send queue never filled")
+	return 0, nil
+}
+
+func TestSendQueueFullReject(t *testing.T) {
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec, MaxSendQueue: 64 << 10})
+	ws := dial(t, addr, nil)
+	c := waitFor(t, rec.opens, "OnOpen")
+	accepted, err := fillQueue(t, c)
+	require.ErrorIs(t, err, ErrSendQueueFull)
+	assert.LessOrEqual(t, c.Queued(), int64(64<<10))
+
+	// The link stays open, and a rejected message was not queued: the
+	// client gets exactly the accepted ones, then the marker.
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			typ, data, err := ws.ReadMessage()
+			if err != nil || typ == websocket.TextMessage && string(data) == "end" {
+				got <- n
+				return
+			}
+			if len(data) == 16<<10 {
+				n++
+			}
+		}
+	}()
+	deadline := time.Now().Add(hangTimeout)
+	for {
+		err := c.SendText("end")
+		if err == nil {
+			break
+		}
+		require.ErrorIs(t, err, ErrSendQueueFull)
+		require.True(t, time.Now().Before(deadline), "queue never drained")
+		time.Sleep(time.Millisecond)
+	}
+	assert.Equal(t, accepted, waitFor(t, got, "the client to read everything"))
+	select {
+	case ev := <-rec.closes:
+		t.Fatalf("link closed: %+v", ev.ce)
+	default:
+	}
+}
+
+// stuffSocket sends 16 KiB messages one at a time, each once the previous
+// one left the queue, until one stays queued: the kernel's socket buffers
+// towards a client that does not read are then full. (The wait for the
+// queue to empty only decides when to stop; it asserts nothing.)
+func stuffSocket(t *testing.T, c *Conn) {
+	t.Helper()
+	msg := bytes.Repeat([]byte{'s'}, 16<<10)
+	for i := 0; i < 1<<14; i++ { // at most 256 MiB
+		require.NoError(t, c.Send(BinaryMessage, msg))
+		stuck := true
+		for j := 0; j < 200; j++ {
+			if c.Queued() == 0 {
+				stuck = false
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if stuck {
+			return
+		}
+	}
+	require.FailNow(t, "the socket never filled")
+}
+
+func TestSendQueueFullCloseSlowConsumer(t *testing.T) {
+	for _, stuffed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("socket full %v", stuffed), func(t *testing.T) {
+			rec := newRecorder()
+			_, addr := startServer(t, Listener{Handler: rec, MaxSendQueue: 64 << 10, SlowConsumer: CloseSlowConsumer},
+				func(c *Config) { c.NetworkTimeout = time.Second })
+			dial(t, addr, nil) // never reads
+			c := waitFor(t, rec.opens, "OnOpen")
+			if stuffed {
+				// Nothing more can reach the client: the close frame
+				// can never be written, and the close must not wait
+				// for it forever.
+				stuffSocket(t, c)
+			}
+			_, err := fillQueue(t, c)
+			require.ErrorIs(t, err, ErrSendQueueFull)
+			assert.ErrorIs(t, c.SendText("more"), ErrClosed, "link not closing after the queue overflowed")
+			// The client does not read, so it cannot see the close
+			// frame: the server side reports it.
+			ev := waitFor(t, rec.closes, "OnClose of the slow consumer")
+			assert.Equal(t, StatusPolicyViolation, ev.ce.Code)
+			assert.True(t, ev.ce.Local)
+			assert.ErrorIs(t, c.SendText("more"), ErrClosed)
+		})
+	}
+}
+
+func TestHandlerPanicClosesOnlyItsLink(t *testing.T) {
+	rec := newRecorder()
+	rec.message = func(c *Conn, typ MessageType, data []byte) {
+		if string(data) == "boom" {
+			panic("boom")
+		}
+		_ = c.Send(typ, data)
+	}
+	_, addr := startServer(t, Listener{Handler: rec})
+	a := dial(t, addr, nil)
+	ca := waitFor(t, rec.opens, "OnOpen a")
+	b := dial(t, addr, nil)
+	waitFor(t, rec.opens, "OnOpen b")
+	echo(t, a, "a before")
+	echo(t, b, "b before")
+
+	require.NoError(t, a.WriteMessage(websocket.TextMessage, []byte("boom")))
+	assert.Equal(t, websocket.CloseInternalServerErr, readClose(t, a).Code)
+	ev := waitFor(t, rec.closes, "OnClose a")
+	assert.Equal(t, ca.ID(), ev.c.ID())
+	assert.Equal(t, StatusInternalError, ev.ce.Code)
+
+	for i := 0; i < 10; i++ {
+		echo(t, b, fmt.Sprintf("b after %d", i))
+	}
+}
+
+// --- handshake ---------------------------------------------------------
+
+func TestSubprotocols(t *testing.T) {
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec, Subprotocols: []string{"lws-gate"}})
+
+	t.Run("offered", func(t *testing.T) {
+		ws, _, err := dialWith(t, &websocket.Dialer{Subprotocols: []string{"other", "lws-gate"}}, addr, "/", nil)
+		require.NoError(t, err)
+		assert.Equal(t, "lws-gate", ws.Subprotocol())
+		c := waitFor(t, rec.opens, "OnOpen")
+		assert.Equal(t, "lws-gate", c.Link().Subprotocol)
+		echo(t, ws, "sub")
+	})
+	t.Run("none", func(t *testing.T) {
+		ws, _, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
+		require.NoError(t, err)
+		assert.Equal(t, "", ws.Subprotocol())
+		c := waitFor(t, rec.opens, "OnOpen")
+		assert.Equal(t, "", c.Link().Subprotocol)
+	})
+	t.Run("unknown only", func(t *testing.T) {
+		ws, _, err := dialWith(t, &websocket.Dialer{Subprotocols: []string{"unknown"}}, addr, "/", nil)
+		require.Error(t, err, "handshake with only an unknown subprotocol succeeded")
+		assert.Nil(t, ws)
+		select {
+		case c := <-rec.opens:
+			t.Fatalf("link %d opened", c.ID())
+		default:
+		}
+	})
+}
+
+func TestUpgradeRequest(t *testing.T) {
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec, ExtraHeaders: []string{"X-Token"}})
+	ws, _, err := dialWith(t, &websocket.Dialer{}, addr, "/v1/stream?room=7", http.Header{
+		"X-Token":    {"abc"},
+		"User-Agent": {"lwsgate-test"},
+	})
+	require.NoError(t, err)
+	c := waitFor(t, rec.opens, "OnOpen")
+	req := c.Request()
+	require.NotNil(t, req)
+	assert.Equal(t, "GET", req.Method)
+	assert.Equal(t, "/v1/stream", req.Path)
+	assert.Equal(t, "room=7", req.RawQuery)
+	assert.Equal(t, "abc", req.Header.Get("X-Token"))
+	assert.Equal(t, "lwsgate-test", req.Header.Get("User-Agent"))
+	assert.True(t, strings.EqualFold(req.Header.Get("Upgrade"), "websocket"), "Upgrade: %q", req.Header.Get("Upgrade"))
+	assert.Equal(t, c.ID(), req.LinkID)
+	assert.Equal(t, "/v1/stream", c.Link().Path)
+	assert.Equal(t, LinkWebSocket, c.Link().Kind)
+	assert.Equal(t, ws.LocalAddr().String(), c.RemoteAddr().String())
+}
+
+func TestLinkHooksOncePerLink(t *testing.T) {
+	rec := newRecorder()
+	var mu sync.Mutex
+	opens, closes := map[uint64]int{}, map[uint64]int{}
+	ctx, addr := startServer(t, Listener{Handler: rec}, func(c *Config) {
+		c.OnLinkOpen = func(l Link) {
+			mu.Lock()
+			opens[l.ID]++
+			mu.Unlock()
+		}
+		c.OnLinkClose = func(l Link, ce CloseError) {
+			mu.Lock()
+			closes[l.ID]++
+			mu.Unlock()
+		}
+	})
+	var ws [4]*websocket.Conn
+	var conns [4]*Conn
+	ids := map[uint64]bool{}
+	for i := range ws {
+		ws[i] = dial(t, addr, nil)
+		conns[i] = waitFor(t, rec.opens, "OnOpen")
+		ids[conns[i].ID()] = true
+	}
+	require.Len(t, ids, len(ws), "link IDs are not unique")
+	// Each link ends differently: client close, abrupt, server close, and
+	// one left for the context's Close.
+	require.NoError(t, ws[0].WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second)))
+	require.NoError(t, ws[1].UnderlyingConn().Close())
+	require.NoError(t, conns[2].Close(1000, "srv"))
+	assert.Equal(t, 1000, readClose(t, ws[2]).Code)
+	for i := 0; i < 3; i++ {
+		waitFor(t, rec.closes, "OnClose")
+	}
+	go func() { _, _, _ = ws[3].ReadMessage() }() // answer the 1001
+	require.NoError(t, ctx.Close())
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Len(t, opens, len(ws))
+	assert.Len(t, closes, len(ws))
+	for id := range ids {
+		assert.Equal(t, 1, opens[id], "OnLinkOpen of %d", id)
+		assert.Equal(t, 1, closes[id], "OnLinkClose of %d", id)
+		assert.Equal(t, 1, rec.closeCount(id), "OnClose of %d", id)
+	}
+}
+
+// TestSendWakesIdleService pushes from the server with no client traffic:
+// every Send must wake the service goroutine, including right after work
+// queued from a Do function (which runs outside any callback).
+func TestSendWakesIdleService(t *testing.T) {
+	rec := newRecorder()
+	ctx, addr := startServer(t, Listener{Handler: rec})
+	ws := dial(t, addr, nil)
+	c := waitFor(t, rec.opens, "OnOpen")
+	for i := 0; i < 20; i++ {
+		var err error
+		require.NoError(t, ctx.Do(func() { err = c.SendText(fmt.Sprint("from Do ", i)) }))
+		require.NoError(t, err)
+		_, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint("from Do ", i), string(got))
+		// Nothing else happens on the network now: only the wake-up
+		// can get this out.
+		require.NoError(t, c.SendText(fmt.Sprint("pushed ", i)))
+		_, got, err = ws.ReadMessage()
+		require.NoError(t, err, "push %d never arrived: lost wake-up", i)
+		require.Equal(t, fmt.Sprint("pushed ", i), string(got))
 	}
 }

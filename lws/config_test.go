@@ -1,0 +1,177 @@
+package lws
+
+import (
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+)
+
+// newErr runs New with listeners that must be refused.
+func newErr(t *testing.T, ls ...Listener) error {
+	t.Helper()
+	c, err := New(&Config{Listeners: ls, Logger: testLogger(t)})
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
+
+func TestConfigPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	addr := ln.Addr().String()
+
+	err = newErr(t, Listener{Name: "busy", Addr: addr, Handler: EchoHandler{}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), addr)
+	assert.Contains(t, err.Error(), "address already in use")
+	assert.Contains(t, err.Error(), `"busy"`)
+
+	// Also when another Context holds it.
+	_, taken := startServer(t, Listener{Handler: EchoHandler{}})
+	err = newErr(t, Listener{Addr: taken, Handler: EchoHandler{}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), taken)
+	assert.Contains(t, err.Error(), "address already in use")
+}
+
+func TestConfigTLSMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	missing := dir + "/nope/cert.pem"
+	err := newErr(t, Listener{Addr: "127.0.0.1:0", TLS: &TLSFiles{CertFile: missing, KeyFile: missing}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "TLS.CertFile")
+	assert.Contains(t, err.Error(), missing)
+
+	err = newErr(t, Listener{Addr: "127.0.0.1:0", TLS: &TLSFiles{CertFile: dir, KeyFile: missing}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "TLS.CertFile")
+	assert.Contains(t, err.Error(), "is a directory")
+
+	err = newErr(t, Listener{Addr: "127.0.0.1:0", TLS: &TLSFiles{KeyFile: missing}})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "TLS.CertFile")
+	assert.Contains(t, err.Error(), "required")
+}
+
+func TestConfigBadAddr(t *testing.T) {
+	for _, addr := range []string{"", "127.0.0.1", "127.0.0.1:99999", "127.0.0.1:http", "example.com:80", ":-1"} {
+		err := newErr(t, Listener{Name: "x", Addr: addr})
+		if assert.Error(t, err, "Addr %q", addr) {
+			assert.Contains(t, err.Error(), ".Addr", "Addr %q", addr)
+			assert.Contains(t, err.Error(), strconv.Quote(addr), "Addr %q", addr)
+		}
+	}
+}
+
+func TestConfigDuplicateNames(t *testing.T) {
+	err := newErr(t,
+		Listener{Name: "api", Addr: "127.0.0.1:0"},
+		Listener{Name: "api", Addr: "127.0.0.1:0"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "duplicate")
+	assert.Contains(t, err.Error(), "api")
+
+	// Names default to Addr, so two listeners on one address clash too.
+	err = newErr(t, Listener{Addr: "127.0.0.1:0"}, Listener{Addr: "127.0.0.1:0"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "duplicate")
+}
+
+func TestConfigOtherFields(t *testing.T) {
+	for _, tc := range []struct {
+		l     Listener
+		field string
+	}{
+		{Listener{Links: 4}, "Links"},
+		{Listener{MaxSendQueue: -1}, "MaxSendQueue"},
+		{Listener{MaxBodySize: -1}, "MaxBodySize"},
+		{Listener{MaxHeaderBytes: 70000}, "MaxHeaderBytes"},
+		{Listener{PingInterval: 5 * time.Second, PingTimeout: time.Second}, "PingTimeout"},
+		{Listener{Subprotocols: []string{"a b"}}, "Subprotocols[0]"},
+		{Listener{ExtraHeaders: []string{"X-A:"}}, "ExtraHeaders[0]"},
+	} {
+		tc.l.Addr = "127.0.0.1:0"
+		err := newErr(t, tc.l)
+		if assert.Error(t, err, tc.field) {
+			assert.Contains(t, err.Error(), "."+tc.field)
+		}
+	}
+	_, err := New(&Config{NetworkTimeout: time.Millisecond})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "NetworkTimeout")
+}
+
+func TestConfigNotModified(t *testing.T) {
+	cfg := &Config{Listeners: []Listener{{Addr: "127.0.0.1:0"}}, Logger: testLogger(t)}
+	c, err := New(cfg)
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	assert.Equal(t, Listener{Addr: "127.0.0.1:0"}, cfg.Listeners[0])
+	assert.Zero(t, cfg.NetworkTimeout)
+}
+
+func TestParseLinkTypes(t *testing.T) {
+	for in, want := range map[string]LinkTypes{
+		"tcplisten": TCPListen, "httplisten": HTTPListen, "ws": TCPListen,
+		"tcplisten,httplisten": TCPListen | HTTPListen, " HTTP , ws ": TCPListen | HTTPListen,
+	} {
+		got, err := ParseLinkTypes(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	_, err := ParseLinkTypes("udp")
+	assert.ErrorContains(t, err, `"udp"`)
+	assert.Equal(t, "tcplisten,httplisten", (TCPListen | HTTPListen).String())
+}
+
+var traceLine = regexp.MustCompile(`^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[DEBUG\] cb ctx:\d+ wsi:\d+ reason:\d+ LWS_CALLBACK_[A-Z0-9_]+$`)
+
+func TestReasonLog(t *testing.T) {
+	var buf lockedBuffer
+	links := make(chan Link, 1)
+	closed := make(chan Link, 1)
+	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}}, func(c *Config) {
+		c.Trace = &buf
+		c.OnLinkOpen = func(l Link) { links <- l }
+		c.OnLinkClose = func(l Link, _ CloseError) { closed <- l }
+	})
+	ws := dial(t, addr, nil)
+	link := waitFor(t, links, "OnLinkOpen")
+	echo(t, ws, "traced")
+	require.NoError(t, ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second)))
+	assert.Equal(t, link.ID, waitFor(t, closed, "OnLinkClose").ID)
+	// The log is flushed once per service pass; Close flushes the last.
+	require.NoError(t, ctx.Close())
+
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	require.NotEmpty(t, lines)
+	want := []callbacks.Reason{callbacks.Established, callbacks.Receive, callbacks.ServerWriteable, callbacks.Closed, callbacks.WSIDestroy}
+	next := 0
+	ctxIDs := map[string]bool{}
+	linkTag := " wsi:" + strconv.FormatUint(link.ID, 10) + " "
+	for _, l := range lines {
+		require.Regexp(t, traceLine, l)
+		f := strings.Fields(l)
+		ctxIDs[f[3]] = true
+		// reason:N matches the name.
+		n, err := strconv.Atoi(strings.TrimPrefix(f[5], "reason:"))
+		require.NoError(t, err)
+		assert.Equal(t, callbacks.Reason(n).String(), f[6], l)
+		if next < len(want) && strings.Contains(l, linkTag) && n == int(want[next]) {
+			next++
+		}
+	}
+	assert.Len(t, ctxIDs, 1, "one context, one ctx number")
+	assert.Equal(t, len(want), next, "server link %d: saw only %v of %v in order", link.ID, want[:next], want)
+}

@@ -1,0 +1,364 @@
+package lws
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// httpClient returns a client with its own keep-alive pool, closed when the
+// test ends.
+func httpClient(t testing.TB) *http.Client {
+	tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, DisableCompression: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Timeout: hangTimeout}
+}
+
+// doHTTP sends a request and returns the response with its body read.
+func doHTTP(t testing.TB, cl *http.Client, method, url string, body []byte, hdr http.Header) (*http.Response, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	require.NoError(t, err)
+	for k, vs := range hdr {
+		req.Header[k] = vs
+	}
+	resp, err := cl.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, b
+}
+
+// rawHTTP writes a raw request on a new TCP connection and reads one
+// response.
+func rawHTTP(t testing.TB, addr, request string) (*http.Response, []byte) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, request)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, b
+}
+
+// reqCapture is an HTTPHandler that keeps a copy of each request and
+// answers with respond.
+type reqCapture struct {
+	reqs    chan *Request
+	respond func(w *ResponseWriter, r *Request)
+}
+
+func newCapture(respond func(w *ResponseWriter, r *Request)) *reqCapture {
+	return &reqCapture{reqs: make(chan *Request, 256), respond: respond}
+}
+
+func (h *reqCapture) ServeHTTP(w *ResponseWriter, r *Request) {
+	h.reqs <- r
+	h.respond(w, r)
+}
+
+func TestHTTPGet(t *testing.T) {
+	h := newCapture(func(w *ResponseWriter, r *Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Reply", "yes")
+		_ = w.Respond(http.StatusCreated, []byte("hello "+r.Path))
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	resp, body := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/some/path?a=1&b=two", nil,
+		http.Header{"Accept": {"text/plain"}, "User-Agent": {"lwsgate-test"}})
+
+	r := waitFor(t, h.reqs, "request")
+	assert.Equal(t, "GET", r.Method)
+	assert.Equal(t, "/some/path", r.Path)
+	assert.Equal(t, "a=1&b=two", r.RawQuery)
+	assert.Equal(t, "two", r.Query().Get("b"))
+	assert.Equal(t, "text/plain", r.Header.Get("Accept"))
+	assert.Equal(t, "lwsgate-test", r.Header.Get("User-Agent"))
+	assert.Equal(t, int64(-1), r.ContentLength)
+	assert.Equal(t, "127.0.0.1:0", r.Listener, "Listener.Name defaults to Addr")
+
+	assert.Equal(t, http.StatusCreated, resp.StatusCode)
+	assert.Equal(t, "yes", resp.Header.Get("X-Reply"))
+	assert.Equal(t, "text/plain", resp.Header.Get("Content-Type"))
+	assert.Equal(t, "hello /some/path", string(body))
+	assert.Equal(t, int64(len(body)), resp.ContentLength)
+}
+
+func TestHTTPPostJSONEcho(t *testing.T) {
+	h := newCapture(func(w *ResponseWriter, r *Request) {
+		w.Header().Set("Content-Type", r.Header.Get("Content-Type"))
+		_ = w.Respond(http.StatusOK, r.Body)
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	payload := []byte(`{"user":"alice","scopes":["read","write"],"ttl":3600}`)
+	resp, body := doHTTP(t, httpClient(t), "POST", "http://"+addr+"/v1/api/createtoken", payload,
+		http.Header{"Content-Type": {"application/json"}})
+
+	r := waitFor(t, h.reqs, "request")
+	assert.Equal(t, "POST", r.Method)
+	assert.Equal(t, "/v1/api/createtoken", r.Path)
+	assert.Equal(t, int64(len(payload)), r.ContentLength)
+	assert.Equal(t, payload, r.Body)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	assert.JSONEq(t, string(payload), string(body))
+}
+
+func TestHTTPMaxBodySize(t *testing.T) {
+	const limit = 10000
+	h := newCapture(func(w *ResponseWriter, r *Request) {
+		_ = w.Respond(http.StatusOK, fmt.Appendf(nil, "%d", len(r.Body)))
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h, MaxBodySize: limit})
+	cl := httpClient(t)
+
+	body := bytes.Repeat([]byte("x"), limit)
+	resp, got := doHTTP(t, cl, "POST", "http://"+addr+"/up", body, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, fmt.Sprint(limit), string(got))
+	r := waitFor(t, h.reqs, "request at the limit")
+	assert.Equal(t, body, r.Body)
+
+	resp, _ = doHTTP(t, cl, "POST", "http://"+addr+"/up", append(body, 'y'), nil)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	// The body was not read, so the connection ends: the client is told
+	// (otherwise its next request could go into the closing connection).
+	assert.True(t, resp.Close, "413 without Connection: close")
+	assert.Empty(t, h.reqs, "the handler saw a request over the limit")
+
+	// The server still serves.
+	resp, got = doHTTP(t, cl, "POST", "http://"+addr+"/up", []byte("small"), nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "5", string(got))
+}
+
+func TestHTTPPostWithoutLength(t *testing.T) {
+	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, nil) })
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	resp, _ := rawHTTP(t, addr, "POST /v1/api/createtoken HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\r\n")
+	assert.Equal(t, http.StatusLengthRequired, resp.StatusCode)
+	assert.True(t, resp.Close, "411 without Connection: close")
+	assert.Empty(t, h.reqs, "the handler saw the request")
+}
+
+func TestHTTPKeepAlive(t *testing.T) {
+	var opens atomic.Int64
+	h := newCapture(func(w *ResponseWriter, r *Request) {
+		_ = w.Respond(http.StatusOK, []byte(r.RawQuery))
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h}, func(c *Config) {
+		c.OnLinkOpen = func(l Link) {
+			if l.Kind == LinkHTTP {
+				opens.Add(1)
+			}
+		}
+	})
+	cl := httpClient(t)
+	ids := map[uint64]int{}
+	for i := 0; i < 20; i++ {
+		method, body := "GET", []byte(nil)
+		if i%2 == 1 {
+			method, body = "POST", []byte("body")
+		}
+		resp, got := doHTTP(t, cl, method, fmt.Sprintf("http://%s/ka?i=%d", addr, i), body, nil)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, fmt.Sprintf("i=%d", i), string(got))
+		ids[waitFor(t, h.reqs, "request").LinkID]++
+	}
+	assert.Len(t, ids, 1, "requests came on several connections: %v", ids)
+	assert.Equal(t, int64(1), opens.Load())
+}
+
+func TestHTTPNoHandler404(t *testing.T) {
+	_, addr := startServer(t, Listener{Handler: EchoHandler{}})
+	resp, _ := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/anything", nil, nil)
+	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
+}
+
+func TestListenerLinkTypes(t *testing.T) {
+	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, []byte("ok")) })
+	t.Run("tcplisten only", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Links: TCPListen, Handler: EchoHandler{}, HTTPHandler: h})
+		resp, _ := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/", nil, nil)
+		assert.Equal(t, http.StatusUpgradeRequired, resp.StatusCode)
+		assert.Equal(t, "websocket", resp.Header.Get("Upgrade"))
+		assert.Empty(t, h.reqs)
+		echo(t, dial(t, addr, nil), "ws works")
+	})
+	t.Run("httplisten only", func(t *testing.T) {
+		rec := newRecorder()
+		_, addr := startServer(t, Listener{Links: HTTPListen, Handler: rec, HTTPHandler: h})
+		ws, _, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
+		require.Error(t, err, "WebSocket handshake succeeded on an httplisten listener")
+		assert.Nil(t, ws)
+		assert.Empty(t, rec.opens)
+		resp, body := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/", nil, nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "ok", string(body))
+	})
+}
+
+func TestHTTPAsyncRespond(t *testing.T) {
+	results := make(chan error, 1)
+	returned := make(chan struct{})
+	h := HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		go func() {
+			<-returned // ServeHTTP has returned
+			w.Header().Set("X-Async", "1")
+			results <- w.Respond(http.StatusAccepted, []byte("later"))
+		}()
+		close(returned)
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	resp, body := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/async", nil, nil)
+	assert.NoError(t, waitFor(t, results, "Respond"))
+	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("X-Async"))
+	assert.Equal(t, "later", string(body))
+}
+
+func TestHTTPRespondTwice(t *testing.T) {
+	writers := make(chan *ResponseWriter, 1)
+	second := make(chan error, 1)
+	h := HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		_ = w.Respond(http.StatusOK, []byte("first"))
+		second <- w.Respond(http.StatusTeapot, []byte("second"))
+		writers <- w
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	cl := httpClient(t)
+	resp, body := doHTTP(t, cl, "GET", "http://"+addr+"/twice", nil, nil)
+	assert.ErrorIs(t, waitFor(t, second, "second Respond"), ErrAlreadyResponded)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "first", string(body))
+
+	// Also once the first response was written out.
+	w := waitFor(t, writers, "writer")
+	err := w.Respond(http.StatusTeapot, nil)
+	assert.ErrorIs(t, err, ErrAlreadyResponded)
+	// And the connection carries on with the next request untouched.
+	resp, body = doHTTP(t, cl, "GET", "http://"+addr+"/twice", nil, nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "first", string(body))
+}
+
+func TestHTTPHandlerPanic(t *testing.T) {
+	h := HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		if r.Path == "/panic" {
+			panic("handler bug")
+		}
+		_ = w.Respond(http.StatusOK, []byte("fine"))
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h, Handler: EchoHandler{}})
+	ws := dial(t, addr, nil) // a WebSocket link on the same context
+	cl := httpClient(t)
+	for i := 0; i < 3; i++ {
+		resp, _ := doHTTP(t, cl, "GET", "http://"+addr+"/panic", nil, nil)
+		assert.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+		assert.True(t, resp.Close, "500 without Connection: close")
+		resp, body := doHTTP(t, cl, "GET", "http://"+addr+"/ok", nil, nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "fine", string(body))
+		echo(t, ws, fmt.Sprint("still echoing ", i))
+	}
+}
+
+// TestHTTPConcurrentClients checks that responses do not cross between
+// connections when many clients are served at once.
+func TestHTTPConcurrentClients(t *testing.T) {
+	h := HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		_ = w.Respond(http.StatusOK, []byte(r.Path+"?"+r.RawQuery))
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for c := 0; c < 20; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tr := &http.Transport{MaxConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			cl := &http.Client{Transport: tr, Timeout: hangTimeout}
+			for i := 0; i < 10; i++ {
+				want := fmt.Sprintf("/c%d?i=%d", c, i)
+				resp, err := cl.Get("http://" + addr + want)
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || string(b) != want {
+					errs <- errors.Join(err, fmt.Errorf("got %q, want %q", b, want))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		assert.NoError(t, err)
+	}
+}
+
+// TestHTTPRawRequestLine checks what a hand-written request shows the
+// handler: the path is decoded and the query args joined.
+func TestHTTPRawRequestLine(t *testing.T) {
+	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, nil) })
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	resp, _ := rawHTTP(t, addr, "GET /a%20b/c?x=1&y=%41 HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	r := waitFor(t, h.reqs, "request")
+	assert.Equal(t, "/a b/c", r.Path)
+	assert.True(t, strings.HasPrefix(r.RawQuery, "x=1&y="), "RawQuery %q", r.RawQuery)
+	assert.Equal(t, "1", r.Query().Get("x"))
+}
+
+func TestHTTPConnectionClose(t *testing.T) {
+	h := newCapture(func(w *ResponseWriter, r *Request) {
+		if r.Path == "/last" {
+			w.Header().Set("Connection", "close")
+		}
+		_ = w.Respond(http.StatusOK, []byte(r.Path))
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	cl := httpClient(t)
+	resp, _ := doHTTP(t, cl, "GET", "http://"+addr+"/keep", nil, nil)
+	assert.False(t, resp.Close)
+	first := waitFor(t, h.reqs, "request").LinkID
+	resp, _ = doHTTP(t, cl, "GET", "http://"+addr+"/last", nil, nil)
+	assert.True(t, resp.Close, "handler's Connection: close not sent")
+	assert.Equal(t, first, waitFor(t, h.reqs, "request").LinkID, "keep-alive")
+	for i := 0; i < 5; i++ {
+		// POST is not retried by net/http: a request sent into the
+		// closed connection would fail.
+		resp, body := doHTTP(t, cl, "POST", "http://"+addr+"/after", []byte("x"), nil)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, "/after", string(body))
+	}
+	assert.NotEqual(t, first, waitFor(t, h.reqs, "request").LinkID, "request after Connection: close on the same link")
+}
