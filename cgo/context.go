@@ -110,11 +110,8 @@ func NewContext(info ContextInfo, d callbacks.Dispatcher) (*Context, error) {
 		fd_limit_per_thread: C.int(info.FDLimitPerThread),
 		pt_serv_buf_size:    C.int(info.ServiceBufferSize),
 	}
-	captureMu.Lock()
-	beginCapture()
-	rc := C.lwsgo_ctx_create(c.cd, &ci)
-	lines := endCapture()
-	captureMu.Unlock()
+	var rc C.int
+	lines := captureErrors(func() { rc = C.lwsgo_ctx_create(c.cd, &ci) })
 	if rc != 0 {
 		c.h.Delete()
 		C.lwsgo_ctx_free(c.cd)
@@ -171,11 +168,8 @@ func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
 		rx_buffer_size:       C.size_t(v.RxBufferSize),
 		tx_packet_size:       C.size_t(v.TxPacketSize),
 	}
-	captureMu.Lock()
-	beginCapture()
-	vh := C.lwsgo_vhost_create(c.cd, &vi)
-	lines := endCapture()
-	captureMu.Unlock()
+	var vh *C.lwsgo_vhost
+	lines := captureErrors(func() { vh = C.lwsgo_vhost_create(c.cd, &vi) })
 	if vh == nil {
 		return 0, fmt.Errorf("lws: lws_create_vhost %q failed%s", v.Name, detail(lines))
 	}

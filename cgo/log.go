@@ -72,6 +72,16 @@ func emitLog(level int, line string) {
 	}
 }
 
+// captureErrors runs f, which creates a context or vhost, and returns the
+// error and warning lines libwebsockets logged meanwhile.
+func captureErrors(f func()) []string {
+	captureMu.Lock()
+	defer captureMu.Unlock()
+	beginCapture()
+	f()
+	return endCapture()
+}
+
 // beginCapture starts collecting error lines; the caller holds captureMu.
 func beginCapture() {
 	initLog()
