@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,7 +92,7 @@ func New(cfg *Config) (*Context, error) {
 	for i, lc := range cfg.Listeners {
 		l := &listener{cfg: lc, index: i, protos: append([]string{"http"}, lc.Subprotocols...)}
 		for _, h := range lc.ExtraHeaders {
-			l.extra += toLowerASCII(h) + ":\x00"
+			l.extra += strings.ToLower(h) + ":\x00"
 		}
 		c.listeners = append(c.listeners, l)
 	}

@@ -38,7 +38,6 @@ type rec struct {
 	http   *httpConn
 	link   Link
 	opened bool // OnLinkOpen was called
-	local  *CloseError
 }
 
 // Dispatch implements callbacks.Dispatcher: every libwebsockets callback of

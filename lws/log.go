@@ -32,5 +32,3 @@ func routeLibraryLog(logger *slog.Logger) {
 		}
 	})
 }
-
-func toLowerASCII(s string) string { return strings.ToLower(s) }

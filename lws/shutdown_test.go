@@ -21,15 +21,8 @@ import (
 // close the context themselves.
 func newServer(t *testing.T, l Listener, mod ...func(*Config)) (*Context, string) {
 	t.Helper()
-	l.Addr = "127.0.0.1:0"
-	cfg := &Config{Listeners: []Listener{l}, Logger: testLogger(t)}
-	for _, m := range mod {
-		m(cfg)
-	}
-	c, err := New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() }) // a no-op when the test closed it
-	return c, c.Addrs()[0].String()
+	// startServer's cleanup Close is a no-op once the test closed it.
+	return startServer(t, l, mod...)
 }
 
 func TestCloseSendsGoingAway(t *testing.T) {
