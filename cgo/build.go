@@ -3,10 +3,12 @@ package cgo
 // Every #cgo directive of the module lives here.
 //
 // libwebsockets is found with pkg-config (Debian: libwebsockets-dev, which
-// pulls in libssl-dev). The C layer is compiled with warnings as errors.
+// pulls in libssl-dev). libcrypto is linked directly because the C layer
+// reads OpenSSL's certificate verification result to say why a TLS
+// handshake failed. The C layer is compiled with warnings as errors.
 
 /*
-#cgo pkg-config: libwebsockets
+#cgo pkg-config: libwebsockets libcrypto
 #cgo CFLAGS: -Wall -Wextra -Werror -Wno-unused-parameter -std=gnu11
 #include "shim.h"
 */

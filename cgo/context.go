@@ -71,6 +71,7 @@ const (
 	OptionDoSSLGlobalInit     = C.LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT
 	OptionDisableIPv6         = C.LWS_SERVER_OPTION_DISABLE_IPV6
 	OptionHTTPHeadersSecurity = C.LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE
+	OptionJustUseRawOrigin    = C.LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN
 )
 
 // Context is one lws_context and the Go side of its callbacks.
@@ -90,8 +91,9 @@ type Context struct {
 	mu   sync.RWMutex // guards dead against Wake
 	dead bool
 
-	cmem   []unsafe.Pointer // C strings kept for lws until destroy
-	vhosts []*C.lwsgo_vhost
+	cmem    []unsafe.Pointer // C memory kept for lws until destroy
+	vhosts  []*C.lwsgo_vhost
+	retries map[[2]int]*C.lws_retry_bo_t // client idle policies, in cmem
 }
 
 // NewContext creates an lws_context whose every callback goes to d.
@@ -227,6 +229,7 @@ func (c *Context) Destroy() {
 		C.free(p)
 	}
 	c.cmem = nil
+	c.retries = nil
 	c.h.Delete()
 	C.lwsgo_ctx_free(c.cd)
 	c.cd = nil

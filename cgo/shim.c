@@ -55,6 +55,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(LWS_WITH_TLS) && defined(LWS_OPENSSL_SUPPORT) && \
+    !defined(LWS_WITH_MBEDTLS)
+#include <openssl/x509.h>
+#define LWSGO_OPENSSL 1
+#endif
+
+static int lwsgo_append_headers(struct lws *w, const lwsgo_client *cl,
+				unsigned char **p, unsigned char *end);
+static int lwsgo_client_read(struct lws *w);
+
 static int
 lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	       void *in, size_t len)
@@ -100,6 +110,17 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (!lws_remaining_packet_payload(wsi))
 			flags |= LWSGO_F_NOREMAIN;
 		break;
+#if defined(LWSGO_OPENSSL)
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		/* user is the X509_STORE_CTX and len preverify_ok; Go gets
+		 * the X509_V_ERR_* code in len instead (0: this certificate
+		 * of the chain verified). A 0 return lets lws' own verdict
+		 * stand, so Go only learns why a handshake will fail. */
+		len = len ? 0 : (size_t)X509_STORE_CTX_get_error(
+					(X509_STORE_CTX *)user);
+		dlen = 0;
+		break;
+#endif
 	case LWS_CALLBACK_HTTP:
 	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
@@ -128,10 +149,177 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	ret = goLwsCallback(cd->h, (uintptr_t)wsi, h, (int)reason, in,
 			    len, dlen, flags, proto);
 
-	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED)
+	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		return 0;
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		/* in is a char **p into the request, len the room left; the
+		 * headers Go prepared wait in the client's user_space */
+		if (ret || !user)
+			return ret;
+		if (lwsgo_append_headers(wsi, (const lwsgo_client *)user,
+					 (unsigned char **)in,
+					 *(unsigned char **)in + len))
+			return -1;
+		if (((const lwsgo_client *)user)->body_pending) {
+			lws_client_http_body_pending(wsi, 1);
+			lws_callback_on_writable(wsi);
+		}
+		return 0;
+	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP:
+		/* Go returns 0 to read now (the payload comes back as nested
+		 * RECEIVE_CLIENT_HTTP_READ callbacks), 1 when it paused rx
+		 * with lws_rx_flow_control until its reader catches up */
+		if (ret > 0)
+			return 0;
+		if (ret < 0)
+			return ret;
+		return lwsgo_client_read(wsi);
+	default:
+		return ret;
+	}
+}
 
-	return ret;
+static int
+lwsgo_client_read(struct lws *w)
+{
+	char buf[LWS_PRE + 16384], *p = buf + LWS_PRE;
+	int n = (int)sizeof(buf) - LWS_PRE;
+
+	return lws_http_client_read(w, &p, &n) < 0 ? -1 : 0;
+}
+
+static int
+lwsgo_append_headers(struct lws *w, const lwsgo_client *cl, unsigned char **p,
+		     unsigned char *end)
+{
+	const char *h = cl->hdrs;
+	int left = cl->hdrslen;
+	char name[256];
+
+	while (h && left > 0) {
+		int nl = (int)strlen(h), vl;
+		const char *v = h + nl + 1;
+
+		vl = (int)strlen(v);
+		if (nl == 0 || nl + 2 > (int)sizeof(name))
+			return -1;
+		/* lws copies the name verbatim: it must end in ':' */
+		memcpy(name, h, (size_t)nl);
+		name[nl] = ':';
+		name[nl + 1] = '\0';
+		if (lws_add_http_header_by_name(w, (unsigned char *)name,
+						(const unsigned char *)v, vl,
+						p, end))
+			return -1;
+		h = v + vl + 1;
+		left -= nl + vl + 2;
+	}
+
+	return 0;
+}
+
+lwsgo_client *
+lwsgo_client_new(const char *hdrs, int hdrslen, int body)
+{
+	lwsgo_client *cl = calloc(1, sizeof(*cl));
+
+	if (!cl)
+		return NULL;
+	if (hdrslen > 0) {
+		cl->hdrs = malloc((size_t)hdrslen);
+		if (!cl->hdrs) {
+			free(cl);
+			return NULL;
+		}
+		memcpy(cl->hdrs, hdrs, (size_t)hdrslen);
+		cl->hdrslen = hdrslen;
+	}
+	cl->body_pending = body;
+
+	return cl;
+}
+
+void
+lwsgo_client_free(lwsgo_client *cl)
+{
+	if (!cl)
+		return;
+	free(cl->hdrs);
+	free(cl);
+}
+
+lws_retry_bo_t *
+lwsgo_retry_new(uint16_t ping_secs, uint16_t hangup_secs)
+{
+	lws_retry_bo_t *r = calloc(1, sizeof(*r));
+
+	if (r) {
+		r->secs_since_valid_ping = ping_secs;
+		r->secs_since_valid_hangup = hangup_secs;
+	}
+
+	return r;
+}
+
+uintptr_t
+lwsgo_client_connect(lwsgo_ctx *cd, const lwsgo_connect_info *ci)
+{
+	struct lws_client_connect_info i;
+
+	memset(&i, 0, sizeof(i));
+	i.context = cd->ctx;
+	i.vhost = ci->vh->vh;
+	i.address = ci->address;
+	i.port = ci->port;
+	i.path = ci->path;
+	i.host = ci->host;
+	i.origin = ci->origin;
+	i.method = ci->method;
+	i.protocol = ci->protocols;
+	/* bind the one local protocol whatever subprotocol is agreed */
+	i.local_protocol_name = ci->vh->protocols[0].name;
+	i.alpn = ci->alpn;
+	if (ci->tls)
+		i.ssl_connection |= LCCSCF_USE_SSL;
+	if (ci->tls && ci->insecure)
+		i.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
+				    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+				    LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
+	if (ci->method)
+		/* redirects are the caller's business (http.Client) */
+		i.ssl_connection |= LCCSCF_HTTP_NO_FOLLOW_REDIRECT;
+	i.userdata = ci->cl;
+	i.opaque_user_data = (void *)ci->h;
+	i.retry_and_idle_policy = ci->retry;
+
+	/* strings are copied into the wsi's stash before this returns */
+	return (uintptr_t)lws_client_connect_via_info(&i);
+}
+
+int
+lwsgo_client_body_done(uintptr_t wsi)
+{
+	lws_client_http_body_pending((struct lws *)wsi, 0);
+
+	return 0;
+}
+
+void
+lwsgo_rx_flow(uintptr_t wsi, int enable)
+{
+	lws_rx_flow_control((struct lws *)wsi, enable);
+}
+
+const char *
+lwsgo_x509_error_string(int code)
+{
+#if defined(LWSGO_OPENSSL)
+	return X509_verify_cert_error_string(code);
+#else
+	(void)code;
+	return "certificate verification failed";
+#endif
 }
 
 lwsgo_ctx *
@@ -214,6 +402,9 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 	info.ssl_private_key_filepath = vi->key_path;
 	info.ssl_ca_filepath = vi->ca_path;
 	info.alpn = vi->alpn;
+	info.client_ssl_ca_filepath = vi->client_ca_path;
+	info.client_ssl_cert_filepath = vi->client_cert_path;
+	info.client_ssl_private_key_filepath = vi->client_key_path;
 	info.keepalive_timeout = (int)vi->keepalive_timeout;
 	info.max_http_header_data = vi->max_http_header_data;
 	info.max_http_header_pool = vi->max_http_header_pool;
@@ -385,6 +576,56 @@ lwsgo_put_hdr(struct lwsgo_sink *s, struct lws *w, int tok, int total)
 	s->used += total + 1;
 }
 
+/* every header present, as name, value pairs, then the custom ones */
+static void
+lwsgo_put_headers(struct lwsgo_sink *sp, struct lws *w, const char *custom,
+		  int customlen)
+{
+	int n, tok, nl;
+
+	for (tok = 0; tok < WSI_TOKEN_COUNT; tok++) {
+		const unsigned char *t;
+
+		if (tok == WSI_TOKEN_HTTP_URI_ARGS)
+			continue;
+		n = lws_hdr_total_length(w, (enum lws_token_indexes)tok);
+		if (n <= 0)
+			continue;
+		t = lws_token_to_string((enum lws_token_indexes)tok);
+		if (!t)
+			continue;
+		nl = (int)strlen((const char *)t);
+		/* real headers are "name:"; methods are "get " and pseudo
+		 * headers ":path:" */
+		if (nl < 2 || t[nl - 1] != ':' || t[0] == ':')
+			continue;
+		lwsgo_put(sp, (const char *)t, nl - 1);
+		lwsgo_put_hdr(sp, w, tok, n);
+	}
+
+#if defined(LWS_WITH_CUSTOM_HEADERS)
+	while (custom && customlen > 0) {
+		int cl = (int)strlen(custom);
+
+		n = lws_hdr_custom_length(w, custom, cl);
+		if (n >= 0) {
+			lwsgo_put(sp, custom, cl - 1);
+			if (sp->used + n + 1 <= sp->len) {
+				if (lws_hdr_custom_copy(w, sp->buf + sp->used,
+							n + 1, custom, cl) < 0)
+					sp->buf[sp->used] = '\0';
+			}
+			sp->used += n + 1;
+		}
+		custom += cl + 1;
+		customlen -= cl + 1;
+	}
+#else
+	(void)custom;
+	(void)customlen;
+#endif
+}
+
 int
 lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
 		int customlen)
@@ -393,7 +634,7 @@ lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
 	struct lwsgo_sink s = { buf, len, 0 };
 	char *uri = NULL, frag[1024];
 	const char *name;
-	int m, ulen = 0, n, f, first = 1, tok, nl;
+	int m, ulen = 0, n, f, first = 1;
 
 	m = lws_http_get_uri_and_method(w, &uri, &ulen);
 	name = lwsgo_method_name(m);
@@ -423,47 +664,7 @@ lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
 		s.used += qlen + 1;
 	}
 
-	for (tok = 0; tok < WSI_TOKEN_COUNT; tok++) {
-		const unsigned char *t;
-
-		if (tok == WSI_TOKEN_HTTP_URI_ARGS)
-			continue;
-		n = lws_hdr_total_length(w, (enum lws_token_indexes)tok);
-		if (n <= 0)
-			continue;
-		t = lws_token_to_string((enum lws_token_indexes)tok);
-		if (!t)
-			continue;
-		nl = (int)strlen((const char *)t);
-		/* real headers are "name:"; methods are "get " and pseudo
-		 * headers ":path:" */
-		if (nl < 2 || t[nl - 1] != ':' || t[0] == ':')
-			continue;
-		lwsgo_put(&s, (const char *)t, nl - 1);
-		lwsgo_put_hdr(&s, w, tok, n);
-	}
-
-#if defined(LWS_WITH_CUSTOM_HEADERS)
-	while (custom && customlen > 0) {
-		int cl = (int)strlen(custom);
-
-		n = lws_hdr_custom_length(w, custom, cl);
-		if (n >= 0) {
-			lwsgo_put(&s, custom, cl - 1);
-			if (s.used + n + 1 <= s.len) {
-				if (lws_hdr_custom_copy(w, s.buf + s.used, n + 1,
-							custom, cl) < 0)
-					s.buf[s.used] = '\0';
-			}
-			s.used += n + 1;
-		}
-		custom += cl + 1;
-		customlen -= cl + 1;
-	}
-#else
-	(void)custom;
-	(void)customlen;
-#endif
+	lwsgo_put_headers(&s, w, custom, customlen);
 
 	return s.used <= s.len ? s.used : -s.used;
 }
@@ -539,4 +740,25 @@ int
 lwsgo_http_transaction_completed(uintptr_t wsi)
 {
 	return lws_http_transaction_completed((struct lws *)wsi);
+}
+
+/*
+ * lwsgo_client_response fills buf like lwsgo_http_info, for the response a
+ * client link received: the status code in decimal, then the header pairs.
+ */
+int
+lwsgo_client_response(uintptr_t wsi, char *buf, int len, const char *custom,
+		      int customlen)
+{
+	struct lws *w = (struct lws *)wsi;
+	struct lwsgo_sink s = { buf, len, 0 };
+	char status[16];
+	int n;
+
+	n = lws_snprintf(status, sizeof(status), "%u",
+			 lws_http_client_http_response(w));
+	lwsgo_put(&s, status, n);
+	lwsgo_put_headers(&s, w, custom, customlen);
+
+	return s.used <= s.len ? s.used : -s.used;
 }

@@ -54,6 +54,9 @@ typedef struct lwsgo_vhost_info {
 	const char *key_path;
 	const char *ca_path;
 	const char *alpn;
+	const char *client_ca_path;   /* CA file for client links; NULL: OS store */
+	const char *client_cert_path; /* client certificate (mutual TLS) */
+	const char *client_key_path;
 	unsigned int keepalive_timeout;
 	unsigned short max_http_header_data;
 	unsigned short max_http_header_pool;
@@ -85,6 +88,47 @@ void lwsgo_vhost_free(lwsgo_vhost *v);
 int lwsgo_vhost_port(lwsgo_vhost *v);
 
 void lwsgo_log_init(int levels);
+
+/*
+ * Client links. A client's C-side state lives in lwsgo_client, C memory that
+ * Go allocates before the connect call and frees after the wsi is destroyed
+ * (or at the call site when the connect call returns 0): lws calls back
+ * during the handshake for the request headers, and those must be at hand
+ * in C. lws receives it as the wsi's user_space (ci.userdata), which lws
+ * never frees because it did not allocate it.
+ */
+typedef struct lwsgo_client {
+	char *hdrs;       /* "name\0value\0" pairs for the request, C memory */
+	int hdrslen;
+	int body_pending; /* an HTTP request body follows the headers */
+} lwsgo_client;
+
+typedef struct lwsgo_connect_info {
+	lwsgo_vhost *vh;
+	const char *address;  /* IP literal: names are resolved in Go */
+	int port;
+	const char *path;     /* path and query */
+	const char *host;     /* Host header, TLS SNI and certificate name */
+	const char *origin;
+	const char *method;   /* NULL: WebSocket */
+	const char *protocols;/* offered subprotocols, comma-separated */
+	const char *alpn;
+	int tls;              /* 1: TLS */
+	int insecure;         /* 1: skip every certificate check */
+	uintptr_t h;          /* Go handle, the wsi's opaque user data */
+	lwsgo_client *cl;
+	const lws_retry_bo_t *retry; /* NULL: the vhost's */
+} lwsgo_connect_info;
+
+uintptr_t lwsgo_client_connect(lwsgo_ctx *cd, const lwsgo_connect_info *ci);
+lwsgo_client *lwsgo_client_new(const char *hdrs, int hdrslen, int body);
+void lwsgo_client_free(lwsgo_client *cl);
+lws_retry_bo_t *lwsgo_retry_new(uint16_t ping_secs, uint16_t hangup_secs);
+int lwsgo_client_response(uintptr_t wsi, char *buf, int len, const char *custom,
+			  int customlen);
+int lwsgo_client_body_done(uintptr_t wsi);
+void lwsgo_rx_flow(uintptr_t wsi, int enable);
+const char *lwsgo_x509_error_string(int code);
 
 int lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		   int binary, int first, int last);

@@ -18,11 +18,13 @@ import (
 // goroutine.
 type Conn struct {
 	r    *rec
+	o    *linkOpts
 	link Link
 	req  *Request
 
 	mu          sync.Mutex
 	txq         []*frame // queued by Send, not yet taken by the writer
+	pingq       []*frame // queued by Ping
 	queued      int64    // bytes in txq and wq
 	closeReq    bool
 	closeCode   StatusCode
@@ -41,8 +43,16 @@ type Conn struct {
 	notifed bool
 }
 
-func newConn(r *rec) *Conn {
-	return &Conn{r: r, link: r.link, req: r.req}
+// linkOpts are the settings of a link: its listener's, or its Dial's.
+type linkOpts struct {
+	handler      Handler
+	maxMessage   int64 // < 0: no limit
+	maxQueue     int64
+	slowConsumer SlowConsumerPolicy
+}
+
+func newConn(r *rec, o *linkOpts) *Conn {
+	return &Conn{r: r, o: o, link: r.link, req: r.req}
 }
 
 // Link describes the link.
@@ -76,7 +86,7 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	if typ != TextMessage && typ != BinaryMessage {
 		return fmt.Errorf("lws: Send: invalid message type %d", typ)
 	}
-	lis := c.r.lis.cfg
+	o := c.o
 	f := newFrame(len(data))
 	copy(f.buf[cgo.Pre:], data)
 	f.typ = typ
@@ -87,13 +97,13 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 		f.release()
 		return err
 	}
-	if c.queued+int64(len(data)) > lis.MaxSendQueue {
-		if lis.SlowConsumer == CloseSlowConsumer {
+	if c.queued+int64(len(data)) > o.maxQueue {
+		if o.slowConsumer == CloseSlowConsumer {
 			c.closeReq, c.closeCode, c.closeReason = true, StatusPolicyViolation, "send queue full"
 		}
 		c.mu.Unlock()
 		f.release()
-		if lis.SlowConsumer == CloseSlowConsumer {
+		if o.slowConsumer == CloseSlowConsumer {
 			// Bound the close as Close does: a reader that is stuck
 			// will never take the queue, nor the close frame after it.
 			c.closeTimeout.Store(true)
@@ -103,6 +113,28 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	}
 	c.txq = append(c.txq, f)
 	c.queued += int64(len(data))
+	c.mu.Unlock()
+	c.r.ctx.schedule(c.r)
+	return nil
+}
+
+// Ping queues a ping with payload data (at most 125 bytes), written ahead of
+// queued messages. The peer's pong reaches the Handler's OnPong if it
+// implements PongHandler. Safe from any goroutine.
+func (c *Conn) Ping(data []byte) error {
+	if len(data) > 125 {
+		return fmt.Errorf("lws: Ping: payload of %d bytes (at most 125)", len(data))
+	}
+	f := newFrame(len(data))
+	copy(f.buf[cgo.Pre:], data)
+	c.mu.Lock()
+	if c.closed != nil || c.closeReq {
+		err := c.closedErr()
+		c.mu.Unlock()
+		f.release()
+		return err
+	}
+	c.pingq = append(c.pingq, f)
 	c.mu.Unlock()
 	c.r.ctx.schedule(c.r)
 	return nil
@@ -155,7 +187,7 @@ func truncateUTF8(s string, n int) string {
 }
 
 func (c *Conn) handler() Handler {
-	if h := c.r.lis.cfg.Handler; h != nil {
+	if h := c.o.handler; h != nil {
 		return h
 	}
 	return HandlerFuncs{}
@@ -170,7 +202,7 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 			c.rxType = BinaryMessage
 		}
 	}
-	if max := c.r.lis.cfg.MaxMessageSize; max >= 0 && int64(len(c.rx)+len(ev.Data)) > max {
+	if max := c.o.maxMessage; max >= 0 && int64(len(c.rx)+len(ev.Data)) > max {
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}
 	c.rx = append(c.rx, ev.Data...)
@@ -215,7 +247,18 @@ func (c *Conn) onWritable() int {
 		clear(c.txq)
 		c.txq = c.txq[:0]
 	}
+	pings := c.pingq
+	c.pingq = nil
 	c.mu.Unlock()
+
+	for _, f := range pings {
+		// Control frames may go between the fragments of a message.
+		res := c.r.wsi.Ping(f.buf)
+		f.release()
+		if res == cgo.WriteFailed {
+			return -1
+		}
+	}
 
 	var written int64
 	done := 0
@@ -307,7 +350,10 @@ func (c *Conn) finish() CloseError {
 	for _, f := range c.txq {
 		f.release()
 	}
-	c.txq = nil
+	for _, f := range c.pingq {
+		f.release()
+	}
+	c.txq, c.pingq = nil, nil
 	c.queued = 0
 	c.mu.Unlock()
 	for _, f := range c.wq {
@@ -327,6 +373,13 @@ func (c *Conn) callOpen() {
 func (c *Conn) callMessage(msg []byte) {
 	defer c.recoverHandler("OnMessage")
 	c.handler().OnMessage(c, c.rxType, msg)
+}
+
+func (c *Conn) callPong(data []byte) {
+	if h, ok := c.handler().(PongHandler); ok {
+		defer c.recoverHandler("OnPong")
+		h.OnPong(c, data)
+	}
 }
 
 func (c *Conn) callClose(ce CloseError) {

@@ -62,12 +62,16 @@ type Context struct {
 	stopping  bool // Close asked: refuse new links, close the open ones
 	deadline  time.Time
 	trace     []byte
-	hbuf      []byte // scratch for HTTP request parsing
+	hbuf      []byte     // scratch for HTTP request parsing
+	stack     [8]uintptr // wsi of each callback in progress, by depth
+
+	clientVhosts map[ClientTLS]cgo.VhostID
 }
 
 // listener is a Listener after New resolved it.
 type listener struct {
 	cfg    Listener
+	opts   linkOpts
 	index  int
 	extra  string // "x-a:\x00x-b:\x00" for cgo.WSI.HTTPRequest
 	protos []string
@@ -91,6 +95,7 @@ func New(cfg *Config) (*Context, error) {
 	routeLibraryLog(cfg.Logger)
 	for i, lc := range cfg.Listeners {
 		l := &listener{cfg: lc, index: i, protos: append([]string{"http"}, lc.Subprotocols...)}
+		l.opts = linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
 		for _, h := range lc.ExtraHeaders {
 			l.extra += strings.ToLower(h) + ":\x00"
 		}
@@ -220,13 +225,12 @@ func (c *Context) run(started chan<- error) {
 		// lws reads VALIDATE_UTF8 from the context's options.
 		opts |= cgo.OptionValidateUTF8
 	}
-	for _, l := range c.listeners {
-		if l.cfg.TLS != nil {
-			opts |= cgo.OptionDoSSLGlobalInit
-		}
-	}
+	// OpenSSL is set up for the context whether or not a listener uses
+	// TLS: client links may (lws keeps its ex_data index there), and
+	// clients send the Origin they are given, without lws' "http://".
+	ctxOpts := opts | cgo.OptionDoSSLGlobalInit | cgo.OptionJustUseRawOrigin
 	lc, err := cgo.NewContext(cgo.ContextInfo{
-		Options:     opts,
+		Options:     ctxOpts,
 		TimeoutSecs: int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
 	}, c)
 	if err != nil {
@@ -283,6 +287,10 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 		}
 		_ = ln.Close()
 	}
+	if l.cfg.TLS != nil {
+		// Per vhost: makes lws load this listener's certificate.
+		opts |= cgo.OptionDoSSLGlobalInit
+	}
 	vi := cgo.VhostInfo{
 		Index:             l.index,
 		Name:              l.cfg.Name,
@@ -331,6 +339,10 @@ func (c *Context) beginStop(deadline time.Time) {
 	c.deadline = deadline
 	for _, r := range c.recs {
 		switch {
+		case r.dial != nil && !r.dial.done:
+			c.abortClient(r, ErrClosed)
+		case r.hc != nil:
+			c.abortHTTP(r, ErrClosed)
 		case r.conn != nil:
 			r.conn.requestClose(StatusGoingAway, "server shutting down")
 		case r.http != nil && r.http.idle():

@@ -13,10 +13,12 @@ import (
 type recKind uint8
 
 const (
-	recNew    recKind = iota // accepted, role not known yet
-	recListen                // a listening socket
-	recHTTP                  // an HTTP connection
-	recWS                    // a WebSocket link
+	recNew        recKind = iota // accepted, role not known yet
+	recListen                    // a listening socket
+	recHTTP                      // an HTTP connection
+	recWS                        // a WebSocket link
+	recWSClient                  // a WebSocket link this side dialled
+	recHTTPClient                // an HTTP request this side made
 )
 
 // rec is the Go state of one wsi, attached to it as a cgo.Handle in the
@@ -38,6 +40,13 @@ type rec struct {
 	http   *httpConn
 	link   Link
 	opened bool // OnLinkOpen was called
+
+	// Client links only.
+	dial   *dialState  // until the link opened or failed
+	lo     *linkOpts   // a WebSocket client's settings
+	hc     *clientReq  // an HTTP request
+	cc     *cgo.Client // C memory of the connection, freed on release
+	killMe bool        // close when the current callback returns
 }
 
 // Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
@@ -45,6 +54,9 @@ type rec struct {
 func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 	if c.depth == 0 {
 		c.inCb.Store(true)
+	}
+	if c.depth < len(c.stack) {
+		c.stack[c.depth] = ev.WSI
 	}
 	c.depth++
 	r := c.recFor(ev)
@@ -83,6 +95,11 @@ func (c *Context) recFor(ev *callbacks.Event) *rec {
 	if ev.WSI == 0 || ev.Reason.FakeWSI() || c.lc == nil {
 		return nil
 	}
+	if ev.Protocol>>16 == clientIndex || ev.Reason == callbacks.ClientHTTPBindProtocol {
+		// A client link before libwebsockets stored its handle (4.1
+		// calls CLIENT_HTTP_BIND_PROTOCOL first): not a new link.
+		return nil
+	}
 	if r := c.created; r != nil && uintptr(r.wsi) == ev.WSI {
 		// libwebsockets sets an accepted wsi's opaque user data from the
 		// adoption info (NULL) right after WSI_CREATE (lib/core-net/adopt.c),
@@ -111,6 +128,8 @@ func (c *Context) release(r *rec) {
 		return
 	}
 	delete(c.recs, r.id)
+	r.cc.Free()
+	r.cc = nil
 	if c.created == r {
 		c.created = nil
 	}
@@ -151,7 +170,13 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		}
 		return 0
 	}
-	if r == nil || r.lis == nil {
+	if r == nil {
+		return 0
+	}
+	if r.kind == recWSClient || r.kind == recHTTPClient {
+		return c.handleClient(ev, r)
+	}
+	if r.lis == nil {
 		return 0
 	}
 	switch ev.Reason {
@@ -162,6 +187,10 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 	case callbacks.Receive:
 		if r.conn != nil {
 			return r.conn.onReceive(ev)
+		}
+	case callbacks.ReceivePong:
+		if r.conn != nil {
+			r.conn.callPong(ev.Data)
 		}
 	case callbacks.ServerWriteable:
 		if r.conn != nil {
@@ -226,7 +255,7 @@ func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
 	if p := ev.Protocol & 0xffff; p > 0 && p < len(r.lis.protos) {
 		r.link.Subprotocol = r.lis.protos[p]
 	}
-	r.conn = newConn(r)
+	r.conn = newConn(r, &r.lis.opts)
 	c.openLink(r)
 	r.conn.callOpen()
 	return 0
@@ -244,6 +273,12 @@ func (c *Context) openLink(r *rec) {
 
 func (c *Context) onDestroy(r *rec) {
 	var ce CloseError
+	switch r.kind {
+	case recWSClient:
+		c.onClientDestroy(r)
+	case recHTTPClient:
+		c.onHTTPClientDestroy(r)
+	}
 	if r.conn != nil {
 		ce = r.conn.finish()
 	} else if r.http != nil {

@@ -21,11 +21,28 @@ type Handler interface {
 	OnClose(c *Conn, ce CloseError)
 }
 
+// PongHandler is an optional interface of a Handler: OnPong is called, on
+// the service goroutine, with the payload of every pong the link receives,
+// whether it answers libwebsockets' keepalive ping or a Conn.Ping. (Pings
+// from the peer are answered by libwebsockets itself and not reported:
+// libwebsockets 4.1 has no callback for them.)
+type PongHandler interface {
+	OnPong(c *Conn, data []byte)
+}
+
 // HandlerFuncs adapts functions to Handler; nil fields do nothing.
 type HandlerFuncs struct {
 	Open    func(c *Conn)
 	Message func(c *Conn, typ MessageType, data []byte)
 	Close   func(c *Conn, ce CloseError)
+	Pong    func(c *Conn, data []byte)
+}
+
+// OnPong calls h.Pong if set.
+func (h HandlerFuncs) OnPong(c *Conn, data []byte) {
+	if h.Pong != nil {
+		h.Pong(c, data)
+	}
 }
 
 // OnOpen calls h.Open if set.

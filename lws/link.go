@@ -32,8 +32,11 @@ type Link struct {
 	ID uint64
 	// Kind is WebSocket or HTTP.
 	Kind LinkKind
-	// Listener is the Name of the listener that accepted the link.
+	// Listener is the Name of the listener that accepted the link; ""
+	// for a link this side dialled.
 	Listener string
+	// URL is the URL a dialled link was opened to; "" for accepted links.
+	URL string
 	// Remote is the peer's address (nil if unknown).
 	Remote net.Addr
 	// Path is the request path of the upgrade or first request.

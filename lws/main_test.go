@@ -16,6 +16,10 @@ import (
 func TestMain(m *testing.M) {
 	base := runtime.NumGoroutine()
 	code := m.Run()
+	if err := CloseDefaultContext(); err != nil {
+		fmt.Fprintln(os.Stderr, "FAIL: closing the default context:", err)
+		code = 1
+	}
 	if code == 0 {
 		if n := cgo.LiveHandles(); n != 0 {
 			fmt.Fprintf(os.Stderr, "FAIL: %d cgo handles still live after all tests\n", n)

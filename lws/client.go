@@ -1,0 +1,635 @@
+package lws
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/cgo"
+)
+
+// ClientTLS configures the TLS side of client links (wss, https).
+// A nil *ClientTLS means: verify the server against the operating system's
+// certificate store and the URL's host name.
+type ClientTLS struct {
+	// CAFile is a PEM file of the certificate authorities to trust instead
+	// of the operating system's store. "": the system store.
+	CAFile string
+	// CertFile and KeyFile are a client certificate and its key, sent when
+	// the server asks for one (mutual TLS). "": none.
+	CertFile, KeyFile string
+	// InsecureSkipVerify accepts any server certificate: self-signed,
+	// untrusted, expired or for another name. For tests only.
+	InsecureSkipVerify bool
+}
+
+func (t *ClientTLS) validate(field string) error {
+	if t == nil {
+		return nil
+	}
+	for _, f := range []struct{ name, path string }{{"CAFile", t.CAFile}, {"CertFile", t.CertFile}, {"KeyFile", t.KeyFile}} {
+		if f.path == "" {
+			continue
+		}
+		if err := readable(f.path); err != nil {
+			return fmt.Errorf("lws: %s.%s: %v", field, f.name, err)
+		}
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return fmt.Errorf("lws: %s: CertFile and KeyFile go together", field)
+	}
+	return nil
+}
+
+// DialOptions configure Dial. A nil *DialOptions means all defaults; the
+// zero value of each field is documented on it.
+type DialOptions struct {
+	// Context makes the link; nil: the package's default client Context,
+	// started on first use (see DefaultContext).
+	Context *Context
+
+	// Handler receives the link's messages and its close, like a
+	// listener's; OnOpen is called before Dial returns the Conn.
+	// nil: messages are dropped.
+	Handler Handler
+
+	// Subprotocols are offered in Sec-WebSocket-Protocol, in order. The
+	// server's choice is Conn.Link().Subprotocol; a choice that was not
+	// offered fails the dial with DialSubprotocol.
+	Subprotocols []string
+	// Header holds extra handshake request headers. Host, Origin, and the
+	// WebSocket headers are set by libwebsockets and must not be here.
+	Header http.Header
+	// Origin is the Origin header. "": none.
+	Origin string
+
+	// TLS configures wss:// links (see ClientTLS). nil: system trust.
+	TLS *ClientTLS
+
+	// HandshakeTimeout bounds DNS, connect, TLS and the upgrade together.
+	// 0: the Context's NetworkTimeout.
+	HandshakeTimeout time.Duration
+
+	// MaxMessageSize, MaxSendQueue and SlowConsumer are as on Listener,
+	// with the same defaults.
+	MaxMessageSize int64
+	MaxSendQueue   int64
+	SlowConsumer   SlowConsumerPolicy
+
+	// PingInterval and PingTimeout are as on Listener: libwebsockets pings
+	// the server after PingInterval of silence and drops the link after
+	// PingTimeout of silence. 0: libwebsockets' defaults (5 min, 5 min
+	// 10 s).
+	PingInterval, PingTimeout time.Duration
+}
+
+// target is a parsed client URL.
+type target struct {
+	url    string
+	tls    bool
+	host   string // name or IP, without brackets
+	port   int
+	hostHd string // Host header: host, or host:port when not the default
+	path   string // path and query, at least "/"
+}
+
+func parseTarget(raw string, schemes map[string]bool) (*target, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("lws: bad URL %q: %w", raw, err)
+	}
+	sch := strings.ToLower(u.Scheme)
+	if !schemes[sch] {
+		var want []string
+		for s := range schemes {
+			want = append(want, s)
+		}
+		return nil, fmt.Errorf("lws: URL %q: scheme %q is not one of %s", raw, u.Scheme, strings.Join(sortStrings(want), ", "))
+	}
+	t := &target{url: raw, tls: sch == "wss" || sch == "https", host: u.Hostname()}
+	if t.host == "" {
+		return nil, fmt.Errorf("lws: URL %q has no host", raw)
+	}
+	t.port = 80
+	if t.tls {
+		t.port = 443
+	}
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 || n > 65535 {
+			return nil, fmt.Errorf("lws: URL %q: bad port %q", raw, p)
+		}
+		t.port = n
+	}
+	t.hostHd = u.Host
+	if u.Port() != "" && ((t.tls && t.port == 443) || (!t.tls && t.port == 80)) {
+		t.hostHd = u.Hostname()
+		if strings.Contains(t.hostHd, ":") {
+			t.hostHd = "[" + t.hostHd + "]"
+		}
+	}
+	t.path = u.RequestURI()
+	if t.path == "" {
+		t.path = "/"
+	}
+	return t, nil
+}
+
+func sortStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
+}
+
+// resolve finds an address for t.host in Go, so that libwebsockets never
+// blocks its service thread in getaddrinfo. IPv4 is preferred.
+func resolve(ctx context.Context, host string) (string, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.String(), nil
+	}
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if a.IP.To4() != nil {
+			return a.IP.String(), nil
+		}
+	}
+	if len(addrs) == 0 {
+		return "", fmt.Errorf("no address for %q", host)
+	}
+	return addrs[0].IP.String(), nil
+}
+
+// headerBlob turns headers into the "name\x00value\x00" pairs of the C
+// layer, rejecting what could split the request.
+func headerBlob(b []byte, h http.Header, skip func(string) bool) ([]byte, error) {
+	for name, vals := range h {
+		if !validHeaderName(name) {
+			return nil, fmt.Errorf("lws: header name %q is not valid", name)
+		}
+		if skip != nil && skip(http.CanonicalHeaderKey(name)) {
+			continue
+		}
+		for _, v := range vals {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return nil, fmt.Errorf("lws: header %s: value contains CR, LF or NUL", name)
+			}
+			b = append(b, strings.ToLower(name)...)
+			b = append(b, 0)
+			b = append(b, v...)
+			b = append(b, 0)
+		}
+	}
+	return b, nil
+}
+
+// clientProtocol is the name of the one protocol of client vhosts.
+const clientProtocol = "lwsgo-client"
+
+// clientIndex is the listener index carried by client vhosts' protocols.
+const clientIndex = 0xffff
+
+// clientVhost returns the client vhost for a TLS setting, creating it on
+// first use (service goroutine).
+func (c *Context) clientVhost(t *ClientTLS) (cgo.VhostID, error) {
+	var key ClientTLS
+	if t != nil {
+		key = ClientTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+	}
+	if id, ok := c.clientVhosts[key]; ok {
+		return id, nil
+	}
+	id, err := c.lc.NewClientVhost(cgo.ClientVhostInfo{
+		Index:        clientIndex,
+		Name:         fmt.Sprintf("client%d", len(c.clientVhosts)),
+		Protocol:     clientProtocol,
+		Options:      cgo.OptionDoSSLGlobalInit,
+		CAFile:       key.CAFile,
+		CertFile:     key.CertFile,
+		KeyFile:      key.KeyFile,
+		TxPacketSize: txPacketSize,
+	})
+	if err != nil {
+		return 0, err
+	}
+	if c.clientVhosts == nil {
+		c.clientVhosts = map[ClientTLS]cgo.VhostID{}
+	}
+	c.clientVhosts[key] = id
+	return id, nil
+}
+
+// dialState follows one client link from the connect call to its outcome.
+// Fields are owned by the service goroutine until done is closed.
+type dialState struct {
+	t       *target
+	phase   int // bumped when a timer must no longer fire
+	fail    dialFailure
+	timer   *time.Timer
+	onDone  func(error) // service goroutine, once
+	done    bool
+	started time.Time
+}
+
+// finishDial reports the outcome once (service goroutine).
+func (c *Context) finishDial(d *dialState, err error) {
+	if d.done {
+		return
+	}
+	d.done = true
+	d.phase++
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	d.onDone(err)
+}
+
+// armTimer makes the dial fail with os.ErrDeadlineExceeded after dt, unless
+// the phase changed by then (any goroutine: the timer posts to the loop).
+func (c *Context) armTimer(r *rec, d *dialState, dt time.Duration) {
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	d.phase++
+	if dt <= 0 {
+		return
+	}
+	phase := d.phase
+	d.timer = time.AfterFunc(dt, func() {
+		c.post(func() {
+			if d.phase == phase && !d.done {
+				c.abortClient(r, os.ErrDeadlineExceeded)
+			}
+		})
+	})
+}
+
+// abortClient ends a client link that has not finished, for cause
+// (service goroutine).
+func (c *Context) abortClient(r *rec, cause error) {
+	d := r.dial
+	if d == nil || d.done {
+		return
+	}
+	if d.fail.cause == nil {
+		d.fail.cause = cause
+	}
+	if r.wsi == 0 {
+		return
+	}
+	c.kill(r)
+}
+
+// kill closes r's connection without a handshake: at once when r is not
+// the wsi of a callback in progress, else when that callback returns.
+func (c *Context) kill(r *rec) {
+	for _, w := range c.stack[:min(c.depth, len(c.stack))] {
+		if w == uintptr(r.wsi) {
+			r.killMe = true
+			r.wsi.Kill(false)
+			return
+		}
+	}
+	r.wsi.Kill(true)
+}
+
+// connect starts a client link for r (service goroutine). It returns false
+// when the link already ended (the outcome was reported).
+func (c *Context) connect(r *rec, ci cgo.ConnectInfo) {
+	r.h = cgo.NewHandle(r)
+	c.recs[r.id] = r
+	ci.Handle = r.h
+	w, cl, err := c.lc.Connect(ci)
+	r.cc = cl
+	if err != nil {
+		r.dial.fail.lwsText = err.Error()
+		c.release(r)
+		c.finishDial(r.dial, r.dial.fail.classify(r.dial.t.url))
+		return
+	}
+	if w == 0 {
+		// Failed before any callback carried the handle (or after its
+		// WSI_DESTROY already released it): release at the call site.
+		if r.h != 0 {
+			if r.dial.fail.lwsText == "" {
+				r.dial.fail.lwsText = "lws_client_connect_via_info failed"
+			}
+			c.release(r)
+		}
+		c.finishDial(r.dial, r.dial.fail.classify(r.dial.t.url))
+		return
+	}
+	if r.h != 0 && r.wsi == 0 {
+		r.wsi = w
+	}
+}
+
+// Dial opens a WebSocket client link to a ws:// or wss:// URL on the
+// package's default Context, or on opts.Context. It is safe from any
+// goroutine and returns when the link is open (the Handler's OnOpen has
+// run) or has failed with a *DialError.
+func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, error) {
+	c := DefaultContext()
+	if opts != nil && opts.Context != nil {
+		c = opts.Context
+	}
+	if c == nil {
+		return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: defaultErr}
+	}
+	return c.Dial(ctx, rawURL, opts)
+}
+
+// Dial opens a WebSocket client link on c; see the package-level Dial.
+func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	t, err := parseTarget(rawURL, map[string]bool{"ws": true, "wss": true})
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.TLS.validate("DialOptions.TLS"); err != nil {
+		return nil, err
+	}
+	if err := validateKeepalive("DialOptions", opts.PingInterval, opts.PingTimeout); err != nil {
+		return nil, err
+	}
+	for _, p := range opts.Subprotocols {
+		if p == "" || !validHeaderName(p) {
+			return nil, fmt.Errorf("lws: DialOptions.Subprotocols: %q is not a token", p)
+		}
+	}
+	hdrs, err := headerBlob(nil, opts.Header, nil)
+	if err != nil {
+		return nil, fmt.Errorf("lws: DialOptions.Header: %w", err)
+	}
+	timeout := opts.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = c.cfg.NetworkTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, os.ErrDeadlineExceeded)
+	defer cancel()
+	addr, err := resolve(ctx, t.host)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			return nil, (&dialFailure{cause: cause}).classify(rawURL)
+		}
+		return nil, &DialError{URL: rawURL, Kind: DialDNS, Err: err}
+	}
+	lo := &linkOpts{handler: opts.Handler, maxMessage: opts.MaxMessageSize, maxQueue: opts.MaxSendQueue, slowConsumer: opts.SlowConsumer}
+	lo.withDefaults()
+	ci := cgo.ConnectInfo{
+		Address:   addr,
+		Port:      t.port,
+		Path:      t.path,
+		Host:      t.hostHd,
+		Origin:    opts.Origin,
+		Protocols: strings.Join(opts.Subprotocols, ","),
+		TLS:       t.tls,
+		Insecure:  opts.TLS != nil && opts.TLS.InsecureSkipVerify,
+		Headers:   hdrs,
+	}
+	if t.tls {
+		ci.ALPN = "http/1.1"
+	}
+	if opts.PingInterval > 0 {
+		ci.PingSecs, ci.HangupSecs = keepaliveSecs(opts.PingInterval, opts.PingTimeout)
+	}
+
+	type result struct {
+		conn *Conn
+		err  error
+	}
+	res := make(chan result, 1)
+	var r *rec
+	ok := c.post(func() {
+		if c.stopping {
+			res <- result{err: &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}}
+			return
+		}
+		vh, err := c.clientVhost(opts.TLS)
+		if err != nil {
+			res <- result{err: &DialError{URL: rawURL, Kind: DialTLS, Err: err}}
+			return
+		}
+		ci.Vhost = vh
+		c.nextID++
+		r = &rec{ctx: c, id: c.nextID, kind: recWSClient}
+		r.dial = &dialState{t: t, started: time.Now()}
+		r.dial.fail.tls = t.tls
+		r.lo = lo
+		r.dial.onDone = func(err error) {
+			if err != nil {
+				res <- result{err: err}
+				return
+			}
+			res <- result{conn: r.conn}
+		}
+		c.connect(r, ci)
+	})
+	if !ok {
+		return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
+	}
+	select {
+	case out := <-res:
+		return out.conn, out.err
+	case <-ctx.Done():
+		cause := context.Cause(ctx)
+		c.post(func() {
+			if r != nil {
+				c.abortClient(r, cause)
+			}
+		})
+		select {
+		case out := <-res:
+			return out.conn, out.err
+		case <-c.done:
+		}
+	case <-c.done:
+	}
+	return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
+}
+
+func (o *linkOpts) withDefaults() {
+	if o.maxMessage == 0 {
+		o.maxMessage = 1 << 20
+	}
+	if o.maxQueue == 0 {
+		o.maxQueue = max(4<<20, 2*o.maxMessage)
+	}
+}
+
+// keepaliveSecs turns PingInterval and PingTimeout into libwebsockets'
+// secs_since_valid_ping and secs_since_valid_hangup.
+func keepaliveSecs(ping, timeout time.Duration) (int, int) {
+	if timeout == 0 {
+		timeout = ping + 10*time.Second
+	}
+	return int(ping / time.Second), int(timeout / time.Second)
+}
+
+func validateKeepalive(field string, ping, timeout time.Duration) error {
+	if ping < 0 || timeout < 0 || (ping > 0 && timeout != 0 && timeout <= ping) {
+		return fmt.Errorf("lws: %s.PingTimeout %v must exceed PingInterval %v", field, timeout, ping)
+	}
+	if ping > 0 && (ping < time.Second || timeout > 65535*time.Second || ping%time.Second != 0 || timeout%time.Second != 0) {
+		return fmt.Errorf("lws: %s.PingInterval: ping times are whole seconds from 1s to 65535s", field)
+	}
+	return nil
+}
+
+// handleClient routes the callbacks of client links (service goroutine).
+func (c *Context) handleClient(ev *callbacks.Event, r *rec) int {
+	if r.http != nil || r.hc != nil {
+		return c.handleHTTPClient(ev, r)
+	}
+	d := r.dial
+	switch ev.Reason {
+	case callbacks.ClientAppendHandshakeHeader:
+		if d != nil {
+			d.fail.connected = true
+		}
+	case callbacks.OpenSSLPerformServerCertVerification:
+		if d != nil && ev.Len != 0 && d.fail.verifyErr == 0 {
+			d.fail.verifyErr = ev.Len
+			d.fail.verifyMsg = cgo.X509ErrorString(ev.Len)
+		}
+	case callbacks.ClientConnectionError:
+		if d != nil {
+			d.fail.lwsText = string(ev.Data)
+			d.fail.status = r.responseStatus()
+		}
+	case callbacks.ClientFilterPreEstablish:
+		if d != nil {
+			r.link.Subprotocol = r.responseHeader("sec-websocket-protocol")
+		}
+	case callbacks.ClientEstablished:
+		return c.onClientEstablished(r)
+	case callbacks.ClientReceive:
+		if r.conn != nil {
+			return r.conn.onReceive(ev)
+		}
+	case callbacks.ClientReceivePong:
+		if r.conn != nil {
+			r.conn.callPong(ev.Data)
+		}
+	case callbacks.ClientWriteable:
+		if r.conn != nil {
+			return r.conn.onWritable()
+		}
+	case callbacks.WSPeerInitiatedClose:
+		if r.conn != nil {
+			r.conn.onPeerClose(ev.Data)
+		}
+	case callbacks.ClientClosed:
+		if r.conn != nil {
+			r.conn.markClosed()
+		}
+	}
+	if r.killMe {
+		return -1
+	}
+	return 0
+}
+
+func (c *Context) onClientEstablished(r *rec) int {
+	d := r.dial
+	if d == nil || d.done {
+		// Aborted while the handshake completed.
+		return -1
+	}
+	r.link = Link{
+		ID:          r.id,
+		Kind:        LinkWebSocket,
+		Remote:      r.wsi.RemoteAddr(),
+		Path:        d.t.path,
+		Subprotocol: r.link.Subprotocol,
+		Opened:      time.Now(),
+		URL:         d.t.url,
+	}
+	r.conn = newConn(r, r.lo)
+	c.openLink(r)
+	r.conn.callOpen()
+	c.finishDial(d, nil)
+	return 0
+}
+
+// responseStatus is the HTTP status of the response a client link
+// received, or 0.
+func (r *rec) responseStatus() int {
+	buf, err := r.wsi.ClientResponse(nil, "")
+	if err != nil {
+		return 0
+	}
+	s, _, _ := strings.Cut(string(buf), "\x00")
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// responseHeader returns one header of a client link's response.
+func (r *rec) responseHeader(name string) string {
+	buf, err := r.wsi.ClientResponse(nil, "")
+	if err != nil {
+		return ""
+	}
+	parts := strings.Split(string(buf), "\x00")
+	for i := 1; i+1 < len(parts); i += 2 {
+		if parts[i] == name {
+			return parts[i+1]
+		}
+	}
+	return ""
+}
+
+// onClientDestroy is WSI_DESTROY of a client link.
+func (c *Context) onClientDestroy(r *rec) {
+	if d := r.dial; d != nil && !d.done {
+		c.finishDial(d, d.fail.classify(d.t.url))
+	}
+}
+
+var (
+	defaultMu  sync.Mutex
+	defaultCtx *Context
+	defaultErr error
+)
+
+// DefaultContext returns the package's default client Context, which the
+// package-level Dial and a Transport without a Context use. It is started
+// on first use with default settings (no listeners) and lives until
+// CloseDefaultContext. It returns nil if it could not start.
+func DefaultContext() *Context {
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
+	if defaultCtx == nil {
+		defaultCtx, defaultErr = New(&Config{})
+	}
+	return defaultCtx
+}
+
+// CloseDefaultContext closes the default client Context, if it was started;
+// the next DefaultContext starts a new one.
+func CloseDefaultContext() error {
+	defaultMu.Lock()
+	c := defaultCtx
+	defaultCtx = nil
+	defaultMu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.Close()
+}
