@@ -1,0 +1,434 @@
+package lws
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/cgo"
+)
+
+// newClientContext starts a Context without listeners for client links.
+func newClientContext(t testing.TB, mod ...func(*Config)) *Context {
+	t.Helper()
+	cfg := &Config{Logger: testLogger(t)}
+	for _, m := range mod {
+		m(cfg)
+	}
+	c, err := New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, c.Close()) })
+	return c
+}
+
+// gorillaEcho is a Go WebSocket server that echoes, with the subprotocols
+// it accepts.
+func gorillaEcho(t testing.TB, protos ...string) *httptest.Server {
+	up := websocket.Upgrader{Subprotocols: protos, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10, CheckOrigin: func(*http.Request) bool { return true }}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, http.Header{"X-Path": {r.URL.RequestURI()}})
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		ws.SetReadLimit(64 << 20)
+		if r.Header.Get("X-Hello") != "" {
+			_ = ws.WriteMessage(websocket.TextMessage, []byte("hdr:"+r.Header.Get("X-Hello")+" origin:"+r.Header.Get("Origin")+" path:"+r.URL.RequestURI()))
+		}
+		for {
+			mt, p, err := ws.ReadMessage()
+			if err != nil {
+				if ce, ok := err.(*websocket.CloseError); ok {
+					_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ce.Code, ce.Text), time.Now().Add(time.Second))
+				}
+				return
+			}
+			if err := ws.WriteMessage(mt, p); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func wsURL(s *httptest.Server) string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+
+// sink is a Handler that hands messages and the close to channels.
+type sink struct {
+	msgs   chan message
+	closed chan CloseError
+	pongs  chan []byte
+}
+
+type message struct {
+	typ  MessageType
+	data []byte
+}
+
+func newSink() *sink {
+	return &sink{msgs: make(chan message, 64), closed: make(chan CloseError, 1), pongs: make(chan []byte, 16)}
+}
+
+func (r *sink) OnOpen(*Conn) {}
+func (r *sink) OnMessage(_ *Conn, typ MessageType, data []byte) {
+	r.msgs <- message{typ, append([]byte(nil), data...)}
+}
+func (r *sink) OnClose(_ *Conn, ce CloseError) { r.closed <- ce }
+func (r *sink) OnPong(_ *Conn, data []byte)    { r.pongs <- append([]byte(nil), data...) }
+
+func (r *sink) next(t testing.TB) message {
+	t.Helper()
+	select {
+	case m := <-r.msgs:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message within 10s")
+	}
+	return message{}
+}
+
+func (r *sink) waitClose(t testing.TB) CloseError {
+	t.Helper()
+	select {
+	case ce := <-r.closed:
+		return ce
+	case <-time.After(15 * time.Second):
+		t.Fatal("no close within 15s")
+	}
+	return CloseError{}
+}
+
+// waitHandles polls until the live cgo handles are back to base.
+func waitHandles(t testing.TB, base int64) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for cgo.LiveHandles() > base {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d cgo handles live, want %d", cgo.LiveHandles(), base)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDialEchoSizes(t *testing.T) {
+	srv := gorillaEcho(t)
+	c := newClientContext(t)
+	rec := newSink()
+	conn, err := c.Dial(context.Background(), wsURL(srv)+"/echo", &DialOptions{Handler: rec, MaxMessageSize: 32 << 20})
+	require.NoError(t, err)
+	require.Equal(t, "/echo", conn.Link().Path)
+	require.NotEmpty(t, conn.Link().URL)
+	require.Empty(t, conn.Link().Listener)
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20} {
+		for _, typ := range []MessageType{TextMessage, BinaryMessage} {
+			p := bytes.Repeat([]byte("abcdefghijklmnopqrstuvwxyz"), n/26+1)[:n]
+			require.NoError(t, conn.Send(typ, p))
+			m := rec.next(t)
+			require.Equal(t, typ, m.typ, "size %d", n)
+			require.True(t, bytes.Equal(p, m.data), "size %d: payload differs", n)
+		}
+	}
+	require.NoError(t, conn.Close(StatusNormalClosure, "done"))
+	ce := rec.waitClose(t)
+	require.Equal(t, StatusNormalClosure, ce.Code)
+	require.Equal(t, "done", ce.Reason)
+}
+
+// A gorilla client sending fragmented messages to an lws server, and an
+// lws client receiving fragmented messages from a gorilla server.
+func TestDialFragmented(t *testing.T) {
+	up := websocket.Upgrader{WriteBufferSize: 1024}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		// NextWriter with a small buffer flushes each 1 KiB as a
+		// continuation frame.
+		wr, _ := ws.NextWriter(websocket.BinaryMessage)
+		for i := 0; i < 10; i++ {
+			_, _ = wr.Write(bytes.Repeat([]byte{byte('0' + i)}, 1000))
+		}
+		_ = wr.Close()
+		_, _, _ = ws.ReadMessage()
+	}))
+	defer srv.Close()
+	c := newClientContext(t)
+	rec := newSink()
+	conn, err := c.Dial(context.Background(), wsURL(srv), &DialOptions{Handler: rec})
+	require.NoError(t, err)
+	m := rec.next(t)
+	require.Equal(t, BinaryMessage, m.typ)
+	require.Len(t, m.data, 10000)
+	for i := 0; i < 10; i++ {
+		require.Equal(t, byte('0'+i), m.data[i*1000])
+	}
+	_ = conn.Close(StatusNormalClosure, "")
+}
+
+func TestDialHeadersOriginSubprotocol(t *testing.T) {
+	srv := gorillaEcho(t, "chat.v2", "chat.v1")
+	c := newClientContext(t)
+	rec := newSink()
+	conn, err := c.Dial(context.Background(), wsURL(srv)+"/p?a=1&b=two", &DialOptions{
+		Handler:      rec,
+		Subprotocols: []string{"chat.v1", "chat.v2"},
+		Header:       http.Header{"X-Hello": {"world"}},
+		Origin:       "https://app.example",
+	})
+	require.NoError(t, err)
+	// gorilla picks its first supported protocol that the client offered
+	require.Equal(t, "chat.v2", conn.Link().Subprotocol)
+	m := rec.next(t)
+	require.Equal(t, "hdr:world origin:https://app.example path:/p?a=1&b=two", string(m.data))
+	_ = conn.Close(StatusNormalClosure, "")
+}
+
+// The lws client against the lws server, both directions of close.
+func TestDialLwsServer(t *testing.T) {
+	srvRec := newSink()
+	echo := HandlerFuncs{
+		Message: func(c *Conn, typ MessageType, data []byte) {
+			if string(data) == "close-me" {
+				_ = c.Close(StatusCode(4001), "asked")
+				return
+			}
+			_ = c.Send(typ, data)
+		},
+		Close: func(c *Conn, ce CloseError) { srvRec.closed <- ce },
+	}
+	_, addr := startServer(t, Listener{Handler: echo, Subprotocols: []string{"v1"}})
+	c := newClientContext(t)
+
+	rec := newSink()
+	conn, err := c.Dial(context.Background(), "ws://"+addr+"/", &DialOptions{Handler: rec, Subprotocols: []string{"v1"}})
+	require.NoError(t, err)
+	require.Equal(t, "v1", conn.Link().Subprotocol)
+	require.NoError(t, conn.SendText("hello world"))
+	require.Equal(t, "hello world", string(rec.next(t).data))
+	require.NoError(t, conn.SendText("close-me"))
+	ce := rec.waitClose(t)
+	require.Equal(t, StatusCode(4001), ce.Code)
+	require.Equal(t, "asked", ce.Reason)
+	require.False(t, ce.Local)
+	sce := srvRec.waitClose(t)
+	require.Equal(t, StatusCode(4001), sce.Code)
+	require.ErrorIs(t, conn.SendText("late"), ErrClosed)
+
+	// client-initiated close
+	rec2 := newSink()
+	conn2, err := c.Dial(context.Background(), "ws://"+addr+"/", &DialOptions{Handler: rec2})
+	require.NoError(t, err)
+	require.NoError(t, conn2.Close(StatusCode(4002), "client says bye"))
+	sce = srvRec.waitClose(t)
+	require.Equal(t, StatusCode(4002), sce.Code)
+	require.Equal(t, "client says bye", sce.Reason)
+	require.Equal(t, StatusCode(4002), rec2.waitClose(t).Code)
+}
+
+func TestDialFailures(t *testing.T) {
+	c := newClientContext(t)
+	base := cgo.LiveHandles()
+
+	kindOf := func(t *testing.T, err error) *DialError {
+		t.Helper()
+		var de *DialError
+		require.ErrorAs(t, err, &de, "%v", err)
+		return de
+	}
+
+	t.Run("refused", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		addr := ln.Addr().String()
+		ln.Close()
+		_, err = c.Dial(context.Background(), "ws://"+addr+"/", nil)
+		require.Equal(t, DialConnect, kindOf(t, err).Kind, "%v", err)
+		waitHandles(t, base)
+	})
+	t.Run("dns", func(t *testing.T) {
+		_, err := c.Dial(context.Background(), "ws://no-such-host.invalid/", nil)
+		require.Equal(t, DialDNS, kindOf(t, err).Kind, "%v", err)
+		waitHandles(t, base)
+	})
+	t.Run("status 404", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		defer srv.Close()
+		_, err := c.Dial(context.Background(), wsURL(srv)+"/nope", nil)
+		de := kindOf(t, err)
+		require.Equal(t, DialStatus, de.Kind, "%v", err)
+		require.Equal(t, 404, de.Status)
+		waitHandles(t, base)
+	})
+	t.Run("subprotocol not offered", func(t *testing.T) {
+		// A server that answers with a subprotocol the client did not offer.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			up := websocket.Upgrader{}
+			ws, err := up.Upgrade(w, r, http.Header{"Sec-Websocket-Protocol": {"other"}})
+			if err == nil {
+				_, _, _ = ws.ReadMessage()
+				ws.Close()
+			}
+		}))
+		defer srv.Close()
+		_, err := c.Dial(context.Background(), wsURL(srv), &DialOptions{Subprotocols: []string{"mine"}})
+		require.Equal(t, DialSubprotocol, kindOf(t, err).Kind, "%v", err)
+		waitHandles(t, base)
+	})
+	t.Run("closed mid-handshake", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				buf := make([]byte, 512)
+				_, _ = conn.Read(buf) // part of the request, then hang up
+				conn.Close()
+			}
+		}()
+		_, err = c.Dial(context.Background(), "ws://"+ln.Addr().String()+"/", nil)
+		require.Equal(t, DialHandshake, kindOf(t, err).Kind, "%v", err)
+		waitHandles(t, base)
+	})
+	t.Run("timeout", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		held := make(chan net.Conn, 4)
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				held <- conn // accept, never answer
+			}
+		}()
+		defer func() {
+			for len(held) > 0 {
+				(<-held).Close()
+			}
+		}()
+		_, err = c.Dial(context.Background(), "ws://"+ln.Addr().String()+"/", &DialOptions{HandshakeTimeout: 300 * time.Millisecond})
+		de := kindOf(t, err)
+		require.Equal(t, DialTimeout, de.Kind, "%v", err)
+		require.True(t, de.Timeout())
+		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+		waitHandles(t, base)
+	})
+	t.Run("ctx cancelled mid-dial", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			conn, err := ln.Accept()
+			if err == nil {
+				accepted <- conn
+			}
+		}()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			conn := <-accepted // the handshake is under way: cancel
+			cancel()
+			defer conn.Close()
+		}()
+		_, err = c.Dial(ctx, "ws://"+ln.Addr().String()+"/", nil)
+		require.ErrorIs(t, err, context.Canceled)
+		require.Equal(t, DialCanceled, kindOf(t, err).Kind)
+		waitHandles(t, base)
+	})
+	t.Run("bad url", func(t *testing.T) {
+		_, err := c.Dial(context.Background(), "http://127.0.0.1:1/", nil)
+		require.ErrorContains(t, err, `scheme "http"`)
+		_, err = c.Dial(context.Background(), "ws:///nohost", nil)
+		require.ErrorContains(t, err, "no host")
+		_, err = c.Dial(context.Background(), "ws://127.0.0.1:1/", &DialOptions{Header: http.Header{"X-Bad": {"a\r\nb"}}})
+		require.ErrorContains(t, err, "X-Bad")
+		_, err = c.Dial(context.Background(), "wss://127.0.0.1:1/", &DialOptions{TLS: &ClientTLS{CAFile: "/nonexistent/ca.pem"}})
+		require.ErrorContains(t, err, "CAFile")
+	})
+}
+
+// Closing the Context closes its client links with 1001 and fails dials.
+func TestContextCloseClosesClients(t *testing.T) {
+	srv := gorillaEcho(t)
+	c, err := New(&Config{Logger: testLogger(t)})
+	require.NoError(t, err)
+	rec := newSink()
+	_, err = c.Dial(context.Background(), wsURL(srv), &DialOptions{Handler: rec})
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	ce := rec.waitClose(t)
+	require.Equal(t, StatusGoingAway, ce.Code, "%v", ce)
+	_, err = c.Dial(context.Background(), wsURL(srv), nil)
+	var de *DialError
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, DialClosed, de.Kind)
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+func TestPackageDial(t *testing.T) {
+	srv := gorillaEcho(t)
+	rec := newSink()
+	conn, err := Dial(context.Background(), wsURL(srv), &DialOptions{Handler: rec})
+	require.NoError(t, err)
+	require.NoError(t, conn.SendText("x"))
+	require.Equal(t, "x", string(rec.next(t).data))
+	require.NoError(t, conn.Close(StatusNormalClosure, ""))
+	rec.waitClose(t)
+	require.Same(t, DefaultContext(), DefaultContext())
+}
+
+// Many goroutines dialling and sending at once.
+func TestDialConcurrent(t *testing.T) {
+	srv := gorillaEcho(t)
+	c := newClientContext(t)
+	const n = 50
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func(i int) {
+			rec := newSink()
+			conn, err := c.Dial(context.Background(), wsURL(srv), &DialOptions{Handler: rec})
+			if err != nil {
+				errs <- err
+				return
+			}
+			want := fmt.Sprintf("msg %d", i)
+			_ = conn.SendText(want)
+			select {
+			case m := <-rec.msgs:
+				if string(m.data) != want {
+					errs <- fmt.Errorf("got %q want %q", m.data, want)
+					return
+				}
+			case <-time.After(10 * time.Second):
+				errs <- errors.New("no echo")
+				return
+			}
+			_ = conn.Close(StatusNormalClosure, "")
+			<-rec.closed
+			errs <- nil
+		}(i)
+	}
+	for i := 0; i < n; i++ {
+		require.NoError(t, <-errs)
+	}
+}
