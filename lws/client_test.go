@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -431,4 +432,64 @@ func TestDialConcurrent(t *testing.T) {
 	for i := 0; i < n; i++ {
 		require.NoError(t, <-errs)
 	}
+}
+
+func TestBackoffDelay(t *testing.T) {
+	b := Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Factor: 2, Jitter: -1}
+	require.Equal(t, 100*time.Millisecond, b.Delay(1))
+	require.Equal(t, 200*time.Millisecond, b.Delay(2))
+	require.Equal(t, 800*time.Millisecond, b.Delay(4))
+	require.Equal(t, time.Second, b.Delay(10))
+	var z Backoff // defaults: 100ms ±20%
+	for i := 0; i < 100; i++ {
+		d := z.Delay(1)
+		require.True(t, d >= 80*time.Millisecond && d <= 120*time.Millisecond, "%v", d)
+	}
+}
+
+// DialRetry keeps dialling through refusals until the backend accepts.
+func TestDialRetry(t *testing.T) {
+	var mu sync.Mutex
+	calls := 0
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n <= 2 {
+			http.Error(w, "warming up", http.StatusServiceUnavailable)
+			return
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err == nil {
+			_, _, _ = ws.ReadMessage()
+			ws.Close()
+		}
+	}))
+	defer srv.Close()
+	c := newClientContext(t)
+	var fails []int
+	conn, err := c.DialRetry(context.Background(), wsURL(srv), nil, Backoff{Initial: 10 * time.Millisecond},
+		func(n int, err error, wait time.Duration) {
+			var de *DialError
+			require.ErrorAs(t, err, &de)
+			require.Equal(t, 503, de.Status)
+			require.Positive(t, wait)
+			fails = append(fails, n)
+		})
+	require.NoError(t, err)
+	require.Equal(t, []int{1, 2}, fails)
+	_ = conn.Close(StatusNormalClosure, "")
+
+	// Attempts caps the dials; a bad URL is not retried.
+	n := 0
+	_, err = c.DialRetry(context.Background(), "ws://127.0.0.1:1/", nil, Backoff{Initial: time.Millisecond, Attempts: 3},
+		func(int, error, time.Duration) { n++ })
+	require.Error(t, err)
+	require.Equal(t, 3, n)
+	n = 0
+	_, err = c.DialRetry(context.Background(), "ftp://x/", nil, Backoff{}, func(int, error, time.Duration) { n++ })
+	require.Error(t, err)
+	require.Equal(t, 1, n)
 }
