@@ -13,8 +13,8 @@ import (
 
 // Conn is one WebSocket link.
 //
-// Concurrency: Send, Close, Link, Request and Queued are safe from any
-// goroutine. The Handler's methods receive the Conn on the service
+// Concurrency: Send, Ping, Close, Link, Request, Queued, SetValue and Value
+// are safe from any goroutine. The Handler's methods receive the Conn on the service
 // goroutine.
 type Conn struct {
 	r    *rec
@@ -30,6 +30,7 @@ type Conn struct {
 	closeCode   StatusCode
 	closeReason string
 	closed      *CloseError // set when the link is closed or closing
+	val         any         // SetValue
 
 	// closeTimeout asks the service goroutine to bound the close: a peer
 	// that never reads would otherwise hold a closing link forever.
@@ -58,6 +59,10 @@ func newConn(r *rec, o *linkOpts) *Conn {
 // Link describes the link.
 func (c *Conn) Link() Link { return c.link }
 
+// Context returns the Context the link belongs to, for example to dial a
+// backend link from a handler.
+func (c *Conn) Context() *Context { return c.r.ctx }
+
 // ID returns Link().ID.
 func (c *Conn) ID() uint64 { return c.link.ID }
 
@@ -67,6 +72,21 @@ func (c *Conn) RemoteAddr() net.Addr { return c.link.Remote }
 // Request returns the HTTP upgrade request (method, path, query, headers)
 // the link was opened with. It must not be modified.
 func (c *Conn) Request() *Request { return c.req }
+
+// SetValue attaches an application value to the link (for example its
+// session). Safe from any goroutine.
+func (c *Conn) SetValue(v any) {
+	c.mu.Lock()
+	c.val = v
+	c.mu.Unlock()
+}
+
+// Value returns what SetValue attached, or nil.
+func (c *Conn) Value() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.val
+}
 
 // Queued returns the bytes sent but not yet handed to the socket.
 func (c *Conn) Queued() int64 {

@@ -134,6 +134,10 @@ const (
 	respDone                   // written, or the connection is gone
 )
 
+// Context returns the Context the request arrived on, for example to make
+// a client request from the handler. Safe from any goroutine.
+func (w *ResponseWriter) Context() *Context { return w.h.r.ctx }
+
 // Header returns the response headers to set before Respond.
 func (w *ResponseWriter) Header() http.Header { return w.header }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +37,7 @@ func (t *linkTable) add(l lws.Link) {
 	t.links[l.ID] = l
 	n := len(t.links)
 	t.mu.Unlock()
-	t.log.Debug("link add", "link", l.ID, "kind", l.Kind.String(), "listener", l.Listener, "remote", addrString(l), "path", l.Path, "links", n)
+	t.log.Debug("link add", "link", l.ID, "type", linkType(l), "remote", addrString(l), "path", l.Path, "url", l.URL, "links", n)
 }
 
 func (t *linkTable) del(l lws.Link, ce lws.CloseError) {
@@ -44,7 +45,7 @@ func (t *linkTable) del(l lws.Link, ce lws.CloseError) {
 	delete(t.links, l.ID)
 	n := len(t.links)
 	t.mu.Unlock()
-	t.log.Debug("link del", "link", l.ID, "kind", l.Kind.String(), "code", int(ce.Code), "reason", ce.Reason, "links", n)
+	t.log.Debug("link del", "link", l.ID, "type", linkType(l), "code", int(ce.Code), "reason", ce.Reason, "links", n)
 }
 
 // len returns the number of live links.
@@ -79,10 +80,12 @@ func (r router) OnClose(c *lws.Conn, ce lws.CloseError) {}
 
 // api serves the HTTP side of the gateway (httplisten).
 type api struct {
-	log    *slog.Logger
-	secret []byte
-	ttl    time.Duration
-	links  *linkTable
+	log      *slog.Logger
+	secret   []byte
+	ttl      time.Duration
+	links    *linkTable
+	routes   *routeTable
+	forwards []*forwarder
 }
 
 // createTokenRequest is the body of POST /v1/api/createtoken, as in the
@@ -106,6 +109,14 @@ type errorResponse struct {
 }
 
 func (a *api) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
+	for _, f := range a.forwards {
+		if strings.HasPrefix(r.Path, f.prefix) {
+			// The backend round trip must not block the service
+			// goroutine: Respond is safe from any goroutine.
+			go f.forward(w, r)
+			return
+		}
+	}
 	switch r.Path {
 	case "/v1/api/createtoken":
 		if r.Method != "POST" {
@@ -115,7 +126,7 @@ func (a *api) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
 		}
 		a.createToken(w, r)
 	case "/healthz":
-		a.reply(w, r, http.StatusOK, map[string]any{"status": "ok", "links": a.links.len()})
+		a.reply(w, r, http.StatusOK, map[string]any{"status": "ok", "links": a.links.len(), "routes": a.routes.len()})
 	default:
 		a.reply(w, r, http.StatusNotFound, errorResponse{http.StatusNotFound, "no route for " + r.Path})
 	}

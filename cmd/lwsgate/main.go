@@ -19,6 +19,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -48,7 +50,22 @@ type options struct {
 	tokenTTL   time.Duration
 	shutdown   time.Duration
 	version    bool
+
+	tlsCert, tlsKey          string
+	pingInterval, pingTimout time.Duration
+
+	upstream         string
+	upstreamCA       string
+	upstreamInsecure bool
+	upstreamTimeout  time.Duration
+	forwards         []string
 }
+
+// multiFlag collects a repeatable flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
@@ -63,6 +80,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.tokenTTL, "token-ttl", time.Hour, "lifetime of tokens from /v1/api/createtoken")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "how long to wait for links to close on SIGTERM")
 	fs.BoolVar(&o.version, "version", false, "print the version and how libwebsockets is linked, then exit")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) `file`: serve wss and https")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
+	fs.DurationVar(&o.pingInterval, "ping-interval", 0, "ping a WebSocket link silent this `long` (whole seconds; 0: libwebsockets' 5m)")
+	fs.DurationVar(&o.pingTimout, "ping-timeout", 0, "drop a WebSocket link silent this `long` (0: ping-interval + 10s)")
+	fs.StringVar(&o.upstream, "upstream", "", "relay each WebSocket link to its own link to this ws:// or wss:// `URL` (tcpconnect)")
+	fs.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM CA `file` to verify wss/https backends (default: the system store)")
+	fs.BoolVar(&o.upstreamInsecure, "upstream-insecure", false, "accept any backend certificate (tests only)")
+	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", 10*time.Second, "give up dialling a backend after this `long`, retries included")
+	fs.Var((*multiFlag)(&o.forwards), "forward", "forward HTTP requests under a path prefix to a backend: `PREFIX=URL`, e.g. /v1/backend/=http://127.0.0.1:9000 (httpconnect; repeatable)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -92,6 +118,23 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return nil, fmt.Errorf("-listen %q: %v", o.listen, err)
+	}
+	if (o.tlsCert == "") != (o.tlsKey == "") {
+		return nil, errors.New("-tls-cert and -tls-key go together")
+	}
+	if o.upstream != "" {
+		u, err := url.Parse(o.upstream)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return nil, fmt.Errorf("-upstream %q: want a ws:// or wss:// URL", o.upstream)
+		}
+	}
+	if o.upstreamTimeout <= 0 {
+		return nil, fmt.Errorf("-upstream-timeout %v: must be positive", o.upstreamTimeout)
+	}
+	for _, f := range o.forwards {
+		if _, _, err := parseForward(f); err != nil {
+			return nil, fmt.Errorf("-forward %v", err)
+		}
 	}
 	return o, nil
 }
@@ -125,21 +168,59 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 
 	links := newLinkTable(log)
+	routes := newRouteTable(log)
+	var upTLS *lws.ClientTLS
+	if o.upstreamCA != "" || o.upstreamInsecure {
+		upTLS = &lws.ClientTLS{CAFile: o.upstreamCA, InsecureSkipVerify: o.upstreamInsecure}
+	}
+	a := &api{log: log, secret: secret, ttl: o.tokenTTL, links: links, routes: routes}
+	for _, spec := range o.forwards {
+		prefix, base, _ := parseForward(spec)
+		a.forwards = append(a.forwards, &forwarder{
+			prefix:  prefix,
+			base:    base,
+			tls:     upTLS,
+			maxBody: o.maxBody,
+			log:     log,
+		})
+	}
+	var handler lws.Handler = router{log: log}
+	if o.upstream != "" {
+		rl := &relay{
+			url:     o.upstream,
+			opts:    lws.DialOptions{TLS: upTLS, MaxMessageSize: o.maxMessage, PingInterval: o.pingInterval, PingTimeout: o.pingTimout},
+			backoff: lws.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second},
+			timeout: o.upstreamTimeout,
+			maxWait: o.maxMessage,
+			routes:  routes,
+			log:     log,
+		}
+		handler = rl.downstream()
+	}
+	listener := lws.Listener{
+		Name:           "main",
+		Addr:           o.listen,
+		Links:          o.links,
+		Handler:        handler,
+		HTTPHandler:    a,
+		Subprotocols:   []string{"lws-gate"},
+		MaxMessageSize: o.maxMessage,
+		MaxBodySize:    o.maxBody,
+		PingInterval:   o.pingInterval,
+		PingTimeout:    o.pingTimout,
+	}
+	if o.tlsCert != "" {
+		listener.TLS = &lws.TLSFiles{CertFile: o.tlsCert, KeyFile: o.tlsKey}
+	}
 	cfg := &lws.Config{
 		Logger:          log,
 		ShutdownTimeout: o.shutdown,
 		OnLinkOpen:      links.add,
-		OnLinkClose:     links.del,
-		Listeners: []lws.Listener{{
-			Name:           "main",
-			Addr:           o.listen,
-			Links:          o.links,
-			Handler:        router{log: log},
-			HTTPHandler:    &api{log: log, secret: secret, ttl: o.tokenTTL, links: links},
-			Subprotocols:   []string{"lws-gate"},
-			MaxMessageSize: o.maxMessage,
-			MaxBodySize:    o.maxBody,
-		}},
+		OnLinkClose: func(l lws.Link, ce lws.CloseError) {
+			links.del(l, ce)
+			routes.del(l.ID)
+		},
+		Listeners: []lws.Listener{listener},
 	}
 	if o.trace {
 		cfg.Trace = out
@@ -151,6 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	addrs := gw.Addrs()
 	log.Info("lwsgate listening", "addr", addrs[0].String(), "links", o.links.String(),
+		"tls", o.tlsCert != "", "upstream", o.upstream, "forwards", len(a.forwards),
 		"libwebsockets", lws.Version(), "version", version)
 	if ready != nil {
 		ready(addrs)
@@ -170,3 +252,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	log.Info("stopped")
 	return 0
 }
+
+// noRedirect hands a backend's redirect to the client unchanged.
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -203,6 +203,6 @@ func TestLinkTableEmptiesAfterDisconnects(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&h)
 		return h.Links == 1
 	}, 10*time.Second, 20*time.Millisecond, "log:\n%s", logs)
-	assert.Len(t, regexp.MustCompile(`link add link=\d+ kind=ws`).FindAllStringIndex(logs.String(), -1), 20, "ws links added")
-	assert.Len(t, regexp.MustCompile(`link del link=\d+ kind=ws`).FindAllStringIndex(logs.String(), -1), 20, "ws links deleted")
+	assert.Len(t, regexp.MustCompile(`link add link=\d+ type=tcplisten`).FindAllStringIndex(logs.String(), -1), 20, "ws links added")
+	assert.Len(t, regexp.MustCompile(`link del link=\d+ type=tcplisten`).FindAllStringIndex(logs.String(), -1), 20, "ws links deleted")
 }
