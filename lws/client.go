@@ -307,13 +307,15 @@ func (c *Context) kill(r *rec) {
 	r.wsi.Kill(true)
 }
 
-// connect starts a client link for r (service goroutine). It returns false
-// when the link already ended (the outcome was reported).
+// connect starts a client link for r (service goroutine). A link that
+// fails at once has its outcome reported before connect returns.
 func (c *Context) connect(r *rec, ci cgo.ConnectInfo) {
 	r.h = cgo.NewHandle(r)
 	c.recs[r.id] = r
 	ci.Handle = r.h
+	c.connecting = r
 	w, cl, err := c.lc.Connect(ci)
+	c.connecting = nil
 	r.cc = cl
 	if err != nil {
 		r.dial.fail.lwsText = err.Error()
@@ -333,7 +335,7 @@ func (c *Context) connect(r *rec, ci cgo.ConnectInfo) {
 		c.finishDial(r.dial, r.dial.fail.classify(r.dial.t.url))
 		return
 	}
-	if r.h != 0 && r.wsi == 0 {
+	if r.h != 0 {
 		r.wsi = w
 	}
 }

@@ -66,6 +66,7 @@ type Context struct {
 	stack     [8]uintptr // wsi of each callback in progress, by depth
 
 	clientVhosts map[ClientTLS]cgo.VhostID
+	connecting   *rec // the client link inside its connect call
 }
 
 // listener is a Listener after New resolved it.

@@ -90,6 +90,10 @@ func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 func (c *Context) recFor(ev *callbacks.Event) *rec {
 	if ev.User != 0 {
 		r, _ := cgo.Handle(ev.User).Value().(*rec)
+		if r != nil && r.wsi == 0 && ev.WSI != 0 && !ev.Reason.FakeWSI() {
+			// A client link calling back from inside its connect call.
+			r.wsi = cgo.WSI(ev.WSI)
+		}
 		return r
 	}
 	if ev.WSI == 0 || ev.Reason.FakeWSI() || c.lc == nil {
@@ -97,7 +101,11 @@ func (c *Context) recFor(ev *callbacks.Event) *rec {
 	}
 	if ev.Protocol>>16 == clientIndex || ev.Reason == callbacks.ClientHTTPBindProtocol {
 		// A client link before libwebsockets stored its handle (4.1
-		// calls CLIENT_HTTP_BIND_PROTOCOL first): not a new link.
+		// calls CLIENT_HTTP_BIND_PROTOCOL first, from inside the
+		// connect call): the link being connected, not a new one.
+		if r := c.connecting; r != nil && r.h != 0 {
+			return r
+		}
 		return nil
 	}
 	if r := c.created; r != nil && uintptr(r.wsi) == ev.WSI {
