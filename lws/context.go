@@ -351,7 +351,10 @@ func (c *Context) beginStop(deadline time.Time) {
 			r.wsi.Kill(false)
 		}
 	}
-	// Wake again at the deadline so the loop can give up waiting.
+	// Make this pass of the loop end, so that it sees at once when there
+	// is nothing to wait for, and wake again at the deadline so that it
+	// can give up waiting.
+	c.lc.Wake()
 	c.stopTimer = time.AfterFunc(time.Until(deadline)+10*time.Millisecond, func() {
 		c.armed.Store(false)
 		c.wake()

@@ -1,6 +1,7 @@
 package lws_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -139,4 +140,84 @@ func ExampleParseLinkTypes() {
 	// Output:
 	// tcplisten,httplisten <nil>
 	// unknown link type "udp" (want tcplisten, httplisten)
+}
+
+// A libwebsockets client link to a libwebsockets server, both on one
+// Context: the client's Handler sees the echo and then the server's close.
+func ExampleContext_Dial() {
+	c, err := lws.New(&lws.Config{
+		Logger: quiet,
+		Listeners: []lws.Listener{{
+			Addr: "127.0.0.1:0",
+			Handler: lws.HandlerFuncs{Message: func(c *lws.Conn, typ lws.MessageType, data []byte) {
+				_ = c.Send(typ, data)
+				_ = c.Close(lws.StatusNormalClosure, "one is enough")
+			}},
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	done := make(chan struct{})
+	conn, err := c.Dial(context.Background(), "ws://"+c.Addrs()[0].String()+"/chat", &lws.DialOptions{
+		Handler: lws.HandlerFuncs{
+			Message: func(_ *lws.Conn, _ lws.MessageType, data []byte) { fmt.Printf("got %s\n", data) },
+			Close: func(_ *lws.Conn, ce lws.CloseError) {
+				fmt.Printf("closed: %d %s\n", ce.Code, ce.Reason)
+				close(done)
+			},
+		},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = conn.SendText("hello world")
+	<-done
+	// Output:
+	// got hello world
+	// closed: 1000 one is enough
+}
+
+// A failed dial says which step failed.
+func ExampleDialError() {
+	c, err := lws.New(&lws.Config{Logger: quiet})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Dial(context.Background(), "ws://no-such-host.invalid/", nil)
+	var de *lws.DialError
+	if errors.As(err, &de) {
+		fmt.Println(de.Kind)
+	}
+	// Output: dns
+}
+
+// net/http's Client over libwebsockets client connections.
+func ExampleTransport() {
+	c, err := lws.New(&lws.Config{
+		Logger: quiet,
+		Listeners: []lws.Listener{{
+			Addr: "127.0.0.1:0",
+			HTTPHandler: lws.HTTPHandlerFunc(func(w *lws.ResponseWriter, r *lws.Request) {
+				_ = w.Respond(http.StatusOK, []byte("hello "+r.Method))
+			}),
+		}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	client := &http.Client{Transport: &lws.Transport{Context: c}}
+	resp, err := client.Get("http://" + c.Addrs()[0].String() + "/")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, string(body))
+	// Output: 200 hello GET
 }
