@@ -581,7 +581,7 @@ static void
 lwsgo_put_headers(struct lwsgo_sink *sp, struct lws *w, const char *custom,
 		  int customlen)
 {
-	int n, tok, nl;
+	int n, tok, nl, f;
 
 	for (tok = 0; tok < WSI_TOKEN_COUNT; tok++) {
 		const unsigned char *t;
@@ -599,8 +599,29 @@ lwsgo_put_headers(struct lwsgo_sink *sp, struct lws *w, const char *custom,
 		 * headers ":path:" */
 		if (nl < 2 || t[nl - 1] != ':' || t[0] == ':')
 			continue;
-		lwsgo_put(sp, (const char *)t, nl - 1);
-		lwsgo_put_hdr(sp, w, tok, n);
+		if (tok == WSI_TOKEN_HTTP_COOKIE) {
+			/* lws joins repeated Cookie headers itself */
+			lwsgo_put(sp, (const char *)t, nl - 1);
+			lwsgo_put_hdr(sp, w, tok, n);
+			continue;
+		}
+		/* one pair per occurrence: lws_hdr_copy would join repeated
+		 * headers with ',', which breaks Set-Cookie */
+		for (f = 0; ; f++) {
+			int fl = lws_hdr_fragment_length(w,
+					(enum lws_token_indexes)tok, f);
+
+			if (fl <= 0 && f)
+				break;
+			lwsgo_put(sp, (const char *)t, nl - 1);
+			if (sp->used + fl + 1 <= sp->len &&
+			    lws_hdr_copy_fragment(w, sp->buf + sp->used, fl + 1,
+					(enum lws_token_indexes)tok, f) < 0)
+				sp->buf[sp->used] = '\0';
+			sp->used += fl + 1;
+			if (fl <= 0)
+				break;
+		}
 	}
 
 #if defined(LWS_WITH_CUSTOM_HEADERS)

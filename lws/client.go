@@ -392,6 +392,11 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 		}
 		return nil, &DialError{URL: rawURL, Kind: DialDNS, Err: err}
 	}
+	// An IP literal resolves without looking at ctx: a dial whose context
+	// already ended must not connect.
+	if cause := context.Cause(ctx); cause != nil {
+		return nil, (&dialFailure{cause: cause}).classify(rawURL)
+	}
 	lo := &linkOpts{handler: opts.Handler, maxMessage: opts.MaxMessageSize, maxQueue: opts.MaxSendQueue, slowConsumer: opts.SlowConsumer}
 	lo.withDefaults()
 	ci := cgo.ConnectInfo{
@@ -446,9 +451,9 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	if !ok {
 		return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
 	}
+	var out result
 	select {
-	case out := <-res:
-		return out.conn, out.err
+	case out = <-res:
 	case <-ctx.Done():
 		cause := context.Cause(ctx)
 		c.post(func() {
@@ -457,13 +462,22 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 			}
 		})
 		select {
-		case out := <-res:
-			return out.conn, out.err
+		case out = <-res:
 		case <-c.done:
+			return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
 		}
 	case <-c.done:
+		return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
 	}
-	return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
+	if out.err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			// The context ended while the dial was failing for
+			// another reason (the peer hung up as the caller gave
+			// up): the caller's reason wins, as with net.Dialer.
+			return nil, (&dialFailure{cause: cause}).classify(rawURL)
+		}
+	}
+	return out.conn, out.err
 }
 
 func (o *linkOpts) withDefaults() {

@@ -80,7 +80,8 @@ type clientReq struct {
 	maxBody int64
 	rb      *respBody
 	got     int64
-	delim   bool // the body's end is known (Content-Length or chunked)
+	delim   bool        // the body's end is known (Content-Length or chunked)
+	bodyTmr *time.Timer // BodyTimeout, stopped when the link ends
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -162,12 +163,21 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	dctx, cancel := context.WithTimeoutCause(ctx, dialTimeout, os.ErrDeadlineExceeded)
 	addr, err := resolve(dctx, tg.host)
+	// The cause must be read before cancel, which sets it to
+	// context.Canceled.
+	cause := context.Cause(dctx)
 	cancel()
 	if err != nil {
-		if cause := context.Cause(dctx); cause != nil {
+		if cause != nil {
 			return nil, (&dialFailure{cause: cause}).classify(rawURL)
 		}
 		return nil, &DialError{URL: rawURL, Kind: DialDNS, Err: err}
+	}
+	// An IP literal resolves without looking at ctx: a request whose
+	// context already ended must not connect (nor race its connect's
+	// outcome against the cancel).
+	if cause := context.Cause(ctx); cause != nil {
+		return nil, (&dialFailure{cause: cause}).classify(rawURL)
 	}
 
 	hc := &clientReq{t: t, req: req, maxBody: t.MaxResponseBodySize}
@@ -415,7 +425,7 @@ func (c *Context) onHTTPResponse(r *rec) int {
 	c.finishDial(d, nil)
 	if bt := hc.t.BodyTimeout; bt > 0 {
 		rb := hc.rb
-		time.AfterFunc(bt, func() {
+		hc.bodyTmr = time.AfterFunc(bt, func() {
 			c.post(func() {
 				if r.wsi != 0 && r.hc == hc && rb.fail(&DialError{URL: d.t.url, Kind: DialTimeout, Detail: "response body", Err: os.ErrDeadlineExceeded}) {
 					c.kill(r)
@@ -430,6 +440,10 @@ func (c *Context) onHTTPResponse(r *rec) int {
 func (c *Context) onHTTPClientDestroy(r *rec) {
 	hc := r.hc
 	hc.releaseBody()
+	if hc.bodyTmr != nil {
+		// Else it would keep the request for BodyTimeout.
+		hc.bodyTmr.Stop()
+	}
 	if d := r.dial; d != nil && !d.done {
 		c.finishDial(d, d.fail.classify(d.t.url))
 		return
