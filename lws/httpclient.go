@@ -30,6 +30,15 @@ import (
 // body is streamed: libwebsockets stops reading from the socket while more
 // than 256 KiB wait for the caller.
 //
+// What libwebsockets 4.1 imposes: every request also carries its
+// "Pragma: no-cache" and "Cache-Control: no-cache" headers; the request
+// headers must fit in about 4 KiB and the response headers in
+// max_http_header_data (4 KiB), or the request fails with DialHandshake;
+// response headers it does not know are only returned when named in
+// ExtraHeaders (first value only); and a server that answers before it has
+// read the whole request body (a 413, say) fails the request with
+// DialHandshake rather than returning that response.
+//
 // Concurrency: a Transport is safe for concurrent use by any number of
 // goroutines, and must not be modified after first use.
 type Transport struct {
@@ -41,8 +50,9 @@ type Transport struct {
 	// DialTimeout bounds DNS, connect and TLS. 0: the Context's
 	// NetworkTimeout.
 	DialTimeout time.Duration
-	// ResponseHeaderTimeout bounds the wait for the response headers
-	// after the request was written. 0: the Context's NetworkTimeout.
+	// ResponseHeaderTimeout bounds writing the request (body included)
+	// and waiting for the response headers, from the moment the
+	// connection is up. 0: the Context's NetworkTimeout.
 	ResponseHeaderTimeout time.Duration
 	// BodyTimeout bounds reading the whole response body. 0: no bound
 	// beyond the request's context.
@@ -298,9 +308,7 @@ func (c *Context) handleHTTPClient(ev *callbacks.Event, r *rec) int {
 	switch ev.Reason {
 	case callbacks.ClientAppendHandshakeHeader:
 		d.fail.connected = true
-		if len(hc.body) == 0 {
-			c.armTimer(r, d, c.headerTimeout(hc.t))
-		}
+		c.armTimer(r, d, c.headerTimeout(hc.t))
 	case callbacks.ClientHTTPWriteable:
 		return c.writeRequestBody(r)
 	case callbacks.OpenSSLPerformServerCertVerification:
@@ -373,7 +381,6 @@ func (c *Context) writeRequestBody(r *rec) int {
 	}
 	hc.body = nil
 	r.wsi.ClientBodyDone()
-	c.armTimer(r, r.dial, c.headerTimeout(hc.t))
 	return 0
 }
 
