@@ -72,6 +72,7 @@ const (
 	OptionDisableIPv6         = C.LWS_SERVER_OPTION_DISABLE_IPV6
 	OptionHTTPHeadersSecurity = C.LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE
 	OptionJustUseRawOrigin    = C.LWS_SERVER_OPTION_JUST_USE_RAW_ORIGIN
+	OptionRequireClientCert   = C.LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT
 )
 
 // Context is one lws_context and the Go side of its callbacks.

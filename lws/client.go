@@ -85,9 +85,9 @@ type DialOptions struct {
 	SlowConsumer   SlowConsumerPolicy
 
 	// PingInterval and PingTimeout are as on Listener: libwebsockets pings
-	// the server after PingInterval of silence and drops the link after
-	// PingTimeout of silence. 0: libwebsockets' defaults (5 min, 5 min
-	// 10 s).
+	// the server after PingInterval without a pong and drops the link
+	// after PingTimeout without one. 0: libwebsockets' defaults (5 min,
+	// 5 min 10 s).
 	PingInterval, PingTimeout time.Duration
 }
 

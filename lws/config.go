@@ -111,7 +111,10 @@ const (
 type TLSFiles struct {
 	CertFile string // certificate (chain), required
 	KeyFile  string // private key, required
-	CAFile   string // CA to verify client certificates, optional
+	// CAFile, when set, makes the listener require a client certificate
+	// signed by one of its CAs (mutual TLS): a client without one fails
+	// the TLS handshake.
+	CAFile string
 }
 
 // Listener configures one listening endpoint (a libwebsockets vhost).
@@ -158,9 +161,11 @@ type Listener struct {
 	HTTPKeepAlive time.Duration
 
 	// PingInterval, when positive, makes libwebsockets ping a WebSocket link
-	// that was silent that long, and PingTimeout drop it when it stays
-	// silent for PingTimeout (0: PingInterval + 10s). 0: libwebsockets'
-	// defaults (5 minutes, then hang up 10 s later).
+	// that had no pong for that long, and drop it (1006) when it has had
+	// none for PingTimeout (0: PingInterval + 10s). Whole seconds. With
+	// libwebsockets 4.1 only pongs prove a link alive, not data: a peer
+	// that sends but never reads is dropped. 0: libwebsockets' defaults
+	// (5 minutes, then hang up 10 s later).
 	PingInterval, PingTimeout time.Duration
 
 	// TLS, when non-nil, makes this a TLS (wss/https) listener.

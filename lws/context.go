@@ -291,6 +291,9 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 	if l.cfg.TLS != nil {
 		// Per vhost: makes lws load this listener's certificate.
 		opts |= cgo.OptionDoSSLGlobalInit
+		if l.cfg.TLS.CAFile != "" {
+			opts |= cgo.OptionRequireClientCert
+		}
 	}
 	vi := cgo.VhostInfo{
 		Index:             l.index,

@@ -22,10 +22,14 @@ type Handler interface {
 }
 
 // PongHandler is an optional interface of a Handler: OnPong is called, on
-// the service goroutine, with the payload of every pong the link receives,
-// whether it answers libwebsockets' keepalive ping or a Conn.Ping. (Pings
-// from the peer are answered by libwebsockets itself and not reported:
-// libwebsockets 4.1 has no callback for them.)
+// the service goroutine, with the payload of the pongs the link receives,
+// whether they answer libwebsockets' keepalive pings or a Conn.Ping.
+//
+// Two libwebsockets 4.1 limits: on server links it does not report a pong
+// without payload, and its keepalive pings have none, so there only pongs
+// to a Conn.Ping with a payload arrive (client links report every pong);
+// and pings from the peer are answered by libwebsockets itself, with no
+// callback, so they are not reported at all.
 type PongHandler interface {
 	OnPong(c *Conn, data []byte)
 }
