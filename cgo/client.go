@@ -185,22 +185,7 @@ func (c *Context) retry(ping, hangup int) *C.lws_retry_bo_t {
 // link received into buf (grown if needed) as NUL-separated strings: the
 // status in decimal, then name, value pairs (custom as for HTTPRequest).
 func (w WSI) ClientResponse(buf []byte, custom string) ([]byte, error) {
-	var cp *C.char
-	if len(custom) > 0 {
-		cp = (*C.char)(unsafe.Pointer(unsafe.StringData(custom)))
-	}
-	for range 4 {
-		if cap(buf) == 0 {
-			buf = make([]byte, 0, 4096)
-		}
-		buf = buf[:cap(buf)]
-		n := int(C.lwsgo_client_response(C.uintptr_t(w), (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)), cp, C.int(len(custom))))
-		if n >= 0 {
-			return buf[:n], nil
-		}
-		buf = make([]byte, 0, -n+64)
-	}
-	return nil, errors.New("lws: response headers kept growing")
+	return w.headerInfo(buf, custom, true)
 }
 
 // ClientBodyDone tells libwebsockets the request body is complete.

@@ -104,6 +104,12 @@ func (w WSI) RemoteAddr() net.Addr {
 // then name, value pairs. custom lists extra header names to look up, in the
 // form "x-name:\x00x-other:\x00".
 func (w WSI) HTTPRequest(buf []byte, custom string) ([]byte, error) {
+	return w.headerInfo(buf, custom, false)
+}
+
+// headerInfo fills buf (grown as needed) with lwsgo_http_info's or, for a
+// client link's response, lwsgo_client_response's strings.
+func (w WSI) headerInfo(buf []byte, custom string, response bool) ([]byte, error) {
 	var cp *C.char
 	if len(custom) > 0 {
 		cp = (*C.char)(unsafe.Pointer(unsafe.StringData(custom)))
@@ -113,13 +119,19 @@ func (w WSI) HTTPRequest(buf []byte, custom string) ([]byte, error) {
 			buf = make([]byte, 0, 4096)
 		}
 		buf = buf[:cap(buf)]
-		n := int(C.lwsgo_http_info(C.uintptr_t(w), (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)), cp, C.int(len(custom))))
+		p, l, cl := (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)), C.int(len(custom))
+		var n int
+		if response {
+			n = int(C.lwsgo_client_response(C.uintptr_t(w), p, l, cp, cl))
+		} else {
+			n = int(C.lwsgo_http_info(C.uintptr_t(w), p, l, cp, cl))
+		}
 		if n >= 0 {
 			return buf[:n], nil
 		}
 		buf = make([]byte, 0, -n+64)
 	}
-	return nil, errors.New("lws: request headers kept growing")
+	return nil, errors.New("lws: headers kept growing")
 }
 
 // WriteHTTPHeaders writes the status line and headers of a response. hdrs

@@ -233,15 +233,14 @@ func (c *Context) clientVhost(t *ClientTLS) (cgo.VhostID, error) {
 }
 
 // dialState follows one client link from the connect call to its outcome.
-// Fields are owned by the service goroutine until done is closed.
+// Service goroutine only.
 type dialState struct {
-	t       *target
-	phase   int // bumped when a timer must no longer fire
-	fail    dialFailure
-	timer   *time.Timer
-	onDone  func(error) // service goroutine, once
-	done    bool
-	started time.Time
+	t      *target
+	phase  int // bumped when a timer must no longer fire
+	fail   dialFailure
+	timer  *time.Timer
+	onDone func(error) // service goroutine, once
+	done   bool
 }
 
 // finishDial reports the outcome once (service goroutine).
@@ -305,6 +304,24 @@ func (c *Context) kill(r *rec) {
 		}
 	}
 	r.wsi.Kill(true)
+}
+
+// newClientRec makes the rec of a client link about to be connected, or
+// says why there cannot be one (service goroutine).
+func (c *Context) newClientRec(kind recKind, t *target, tlsCfg *ClientTLS, ci *cgo.ConnectInfo) (*rec, error) {
+	if c.stopping {
+		return nil, &DialError{URL: t.url, Kind: DialClosed, Err: ErrClosed}
+	}
+	vh, err := c.clientVhost(tlsCfg)
+	if err != nil {
+		return nil, &DialError{URL: t.url, Kind: DialTLS, Err: err}
+	}
+	ci.Vhost = vh
+	c.nextID++
+	r := &rec{ctx: c, id: c.nextID, kind: kind}
+	r.dial = &dialState{t: t}
+	r.dial.fail.tls = t.tls
+	return r, nil
 }
 
 // connect starts a client link for r (service goroutine). A link that
@@ -424,20 +441,11 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	res := make(chan result, 1)
 	var r *rec
 	ok := c.post(func() {
-		if c.stopping {
-			res <- result{err: &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}}
+		var err error
+		if r, err = c.newClientRec(recWSClient, t, opts.TLS, &ci); err != nil {
+			res <- result{err: err}
 			return
 		}
-		vh, err := c.clientVhost(opts.TLS)
-		if err != nil {
-			res <- result{err: &DialError{URL: rawURL, Kind: DialTLS, Err: err}}
-			return
-		}
-		ci.Vhost = vh
-		c.nextID++
-		r = &rec{ctx: c, id: c.nextID, kind: recWSClient}
-		r.dial = &dialState{t: t, started: time.Now()}
-		r.dial.fail.tls = t.tls
 		r.lo = lo
 		r.dial.onDone = func(err error) {
 			if err != nil {

@@ -227,20 +227,12 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	res := make(chan result, 1)
 	var r *rec
 	ok := c.post(func() {
-		if c.stopping {
-			res <- result{err: &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}}
+		var err error
+		if r, err = c.newClientRec(recHTTPClient, tg, t.TLS, &ci); err != nil {
+			res <- result{err: err}
 			return
 		}
-		vh, err := c.clientVhost(t.TLS)
-		if err != nil {
-			res <- result{err: &DialError{URL: rawURL, Kind: DialTLS, Err: err}}
-			return
-		}
-		ci.Vhost = vh
-		c.nextID++
-		r = &rec{ctx: c, id: c.nextID, kind: recHTTPClient, hc: hc}
-		r.dial = &dialState{t: tg, started: time.Now()}
-		r.dial.fail.tls = tg.tls
+		r.hc = hc
 		r.dial.onDone = func(err error) {
 			if err != nil {
 				hc.releaseBody()
