@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -63,7 +65,10 @@ func addrString(l lws.Link) string {
 }
 
 // router is the routing step every received message passes. This first
-// version has one rule: echo the message back on the link it came from.
+// version has two rules: a text message "/close CODE [REASON]" closes the
+// link with that code (a server-initiated close, as the native reference
+// does for the parity scenarios); everything else is echoed back on the
+// link it came from.
 type router struct {
 	log *slog.Logger
 }
@@ -71,9 +76,33 @@ type router struct {
 func (r router) OnOpen(c *lws.Conn) {}
 
 func (r router) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
+	if typ == lws.TextMessage && bytes.HasPrefix(data, []byte("/close ")) {
+		code, reason, err := parseCloseCommand(string(data))
+		if err != nil {
+			r.log.Warn("bad close command", "link", c.ID(), "err", err)
+			_ = c.SendText("error: " + err.Error())
+			return
+		}
+		_ = c.Close(code, reason)
+		return
+	}
 	if err := c.Send(typ, data); err != nil {
 		r.log.Warn("echo failed", "link", c.ID(), "err", err)
 	}
+}
+
+// parseCloseCommand parses "/close CODE [REASON]".
+func parseCloseCommand(s string) (lws.StatusCode, string, error) {
+	rest := strings.TrimPrefix(s, "/close ")
+	num, reason, _ := strings.Cut(rest, " ")
+	code, err := strconv.Atoi(num)
+	if err != nil || !lws.StatusCode(code).Sendable() {
+		return 0, "", fmt.Errorf("/close %q: want a close code from 1000-4999 that may be sent", num)
+	}
+	if len(reason) > 123 {
+		return 0, "", fmt.Errorf("/close: reason of %d bytes (at most 123)", len(reason))
+	}
+	return lws.StatusCode(code), reason, nil
 }
 
 func (r router) OnClose(c *lws.Conn, ce lws.CloseError) {}
@@ -125,6 +154,20 @@ func (a *api) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
 			return
 		}
 		a.createToken(w, r)
+	case "/v1/api/slow":
+		// A reply that takes a while (default 500 ms, at most 10 s): the
+		// parity scenario where the client gives up first.
+		ms, err := strconv.Atoi(r.Query().Get("ms"))
+		if err != nil {
+			ms = 500
+		}
+		ms = min(max(ms, 0), 10000)
+		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() {
+			w.Header().Set("Content-Type", "text/plain")
+			if err := w.Respond(http.StatusOK, []byte("slow\n")); err != nil && !errors.Is(err, lws.ErrClosed) {
+				a.log.Warn("respond failed", "link", r.LinkID, "err", err)
+			}
+		})
 	case "/healthz":
 		a.reply(w, r, http.StatusOK, map[string]any{"status": "ok", "links": a.links.len(), "routes": a.routes.len()})
 	default:

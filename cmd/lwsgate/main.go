@@ -7,7 +7,9 @@
 //
 //	[2026-11-24 10:05:47.123][DEBUG] cb ctx:1 wsi:7 reason:6 LWS_CALLBACK_RECEIVE
 //
-// Run lwsgate -h for the flags.
+// Run lwsgate -h for the flags. Two subcommands make one client link
+// through libwebsockets and print its reason log: "lwsgate dial URL"
+// (WebSocket) and "lwsgate fetch URL" (HTTP); see client.go.
 package main
 
 import (
@@ -142,6 +144,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 // run is main without the process: it returns the exit code (2 for bad
 // usage, 1 for a failure) and calls ready, if set, once listening.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func([]net.Addr)) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "dial":
+			return runDial(ctx, args[1:], stdout, stderr)
+		case "fetch":
+			return runFetch(ctx, args[1:], stdout, stderr)
+		}
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
