@@ -385,7 +385,11 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 	for (n = 0; n < vi->nprotocols; n++) {
 		v->protocols[n].name = vi->protocol_names[n];
 		v->protocols[n].callback = lwsgo_callback;
-		v->protocols[n].per_session_data_size = 0;
+		/* Go keeps no state here (it is in the opaque user data), but
+		 * lws only delivers the *_DROP_PROTOCOL reasons to a wsi that
+		 * has user_space (lib/core-net/close.c): ask for a pointer's
+		 * worth so that the binding sees what a C program sees. */
+		v->protocols[n].per_session_data_size = sizeof(void *);
 		v->protocols[n].rx_buffer_size = vi->rx_buffer_size;
 		v->protocols[n].tx_packet_size = vi->tx_packet_size;
 		/* lws copies the table: carry our indices, not pointers */

@@ -1,0 +1,262 @@
+// Package reasonlog reads, normalises and compares reason logs: the lines
+// lwsgate and the native reference program (testdata/native) write for every
+// libwebsockets callback,
+//
+//	[2026-11-24 10:05:47.123][DEBUG] cb ctx:1 wsi:7 reason:6 LWS_CALLBACK_RECEIVE
+//
+// Two runs of the same scenario are compared per connection: timestamps are
+// dropped, contexts and connections are renumbered by first appearance, the
+// reasons whose count or place depends on timing are set aside (see Rules),
+// and then each connection's sequence of reasons must be the same.
+package reasonlog
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Line is one callback of a reason log.
+type Line struct {
+	Ctx, WSI int    // as logged (0: a placeholder wsi)
+	Reason   int    // the callback reason's value
+	Name     string // its C name without LWS_CALLBACK_
+}
+
+var lineRE = regexp.MustCompile(`\bcb ctx:(\d+) wsi:(\d+) reason:(\d+)(?: LWS_CALLBACK_(\w+))?`)
+
+// Parse picks the reason-log lines out of a log that may hold other lines.
+func Parse(r io.Reader) ([]Line, error) {
+	var out []Line
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		m := lineRE.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		ctx, _ := strconv.Atoi(m[1])
+		wsi, _ := strconv.Atoi(m[2])
+		reason, _ := strconv.Atoi(m[3])
+		out = append(out, Line{Ctx: ctx, WSI: wsi, Reason: reason, Name: m[4]})
+	}
+	return out, sc.Err()
+}
+
+// Rules say which reasons are compared by count and place and which are
+// set aside because timing decides them.
+type Rules struct {
+	// Timing maps a reason to why its count and place depend on timing.
+	// Those lines are removed before the comparison and only counted.
+	Timing map[int]string
+}
+
+// DefaultRules are the rules measured for libwebsockets 4.1.6 (see
+// README.md, "Reading the reason log", and make parity-evidence).
+var DefaultRules = Rules{Timing: map[int]string{
+	71: "EVENT_WAIT_CANCELLED: lws broadcasts it to every protocol of every vhost " +
+		"whenever anything calls lws_cancel_service (lwsgate's own queue, lws itself, " +
+		"the other side of a loopback test), so how many arrive and where depends on " +
+		"thread timing",
+}}
+
+// Log is a normalised reason log.
+type Log struct {
+	// Conns holds the reasons of each connection in order, by renumbered
+	// id: 0 is the placeholder wsi (context and vhost events), 1... are
+	// connections in order of first appearance.
+	Conns map[int][]Line
+	// SetAside counts the lines removed by the Timing rules, by reason.
+	SetAside map[int]int
+	// Total is the number of reason lines read.
+	Total int
+}
+
+// Normalize renumbers contexts and connections by first appearance, keeps
+// the order of each connection's reasons and sets the timing-dependent
+// reasons aside.
+func Normalize(lines []Line, rules Rules) *Log {
+	l := &Log{Conns: map[int][]Line{}, SetAside: map[int]int{}, Total: len(lines)}
+	ctxs, wsis := map[int]int{}, map[[2]int]int{}
+	for _, ln := range lines {
+		if _, ok := rules.Timing[ln.Reason]; ok {
+			l.SetAside[ln.Reason]++
+			continue
+		}
+		c, ok := ctxs[ln.Ctx]
+		if !ok {
+			c = len(ctxs) + 1
+			ctxs[ln.Ctx] = c
+		}
+		w := 0
+		if ln.WSI != 0 {
+			key := [2]int{c, ln.WSI}
+			if w, ok = wsis[key]; !ok {
+				w = len(wsis) + 1
+				wsis[key] = w
+			}
+		}
+		ln.Ctx, ln.WSI = c, w
+		l.Conns[w] = append(l.Conns[w], ln)
+	}
+	return l
+}
+
+// Reasons returns the reason values of one connection.
+func (l *Log) Reasons(conn int) []int {
+	var r []int
+	for _, ln := range l.Conns[conn] {
+		r = append(r, ln.Reason)
+	}
+	return r
+}
+
+// ids returns the connection ids of a and b, in order.
+func ids(a, b *Log) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, l := range []*Log{a, b} {
+		for id := range l.Conns {
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+// Equal reports whether a and b have the same reasons per connection.
+func Equal(a, b *Log) bool {
+	for _, id := range ids(a, b) {
+		ra, rb := a.Reasons(id), b.Reasons(id)
+		if len(ra) != len(rb) {
+			return false
+		}
+		for i := range ra {
+			if ra[i] != rb[i] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// op is one row of a per-connection diff.
+type op struct {
+	a, b *Line // nil on the side that lacks it
+}
+
+// diff aligns two sequences on their longest common subsequence.
+func diff(a, b []Line) []op {
+	n, m := len(a), len(b)
+	lcs := make([][]int, n+1)
+	for i := range lcs {
+		lcs[i] = make([]int, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if a[i].Reason == b[j].Reason {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var ops []op
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && a[i].Reason == b[j].Reason:
+			ops = append(ops, op{&a[i], &b[j]})
+			i++
+			j++
+		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
+			ops = append(ops, op{nil, &b[j]})
+			j++
+		default:
+			ops = append(ops, op{&a[i], nil})
+			i++
+		}
+	}
+	return ops
+}
+
+func label(l *Line) string {
+	if l == nil {
+		return ""
+	}
+	if l.Name == "" {
+		return strconv.Itoa(l.Reason)
+	}
+	return fmt.Sprintf("%d %s", l.Reason, l.Name)
+}
+
+// Report writes a side-by-side comparison of a and b (named nameA and
+// nameB) to w: every connection, its reasons in two columns, differences
+// marked "<" (only in a), ">" (only in b). It ends with the set-aside
+// timing-dependent reasons and their rules. It returns the number of
+// differing rows.
+func Report(w io.Writer, nameA, nameB string, a, b *Log, rules Rules, onlyDiffs bool) int {
+	const col = 44
+	diffs := 0
+	fmt.Fprintf(w, "%-*s   %s\n", col, nameA, nameB)
+	for _, id := range ids(a, b) {
+		ops := diff(a.Conns[id], b.Conns[id])
+		nd := 0
+		for _, o := range ops {
+			if o.a == nil || o.b == nil {
+				nd++
+			}
+		}
+		diffs += nd
+		if onlyDiffs && nd == 0 {
+			continue
+		}
+		title := fmt.Sprintf("wsi %d", id)
+		if id == 0 {
+			title = "wsi 0 (context, vhosts, placeholders)"
+		}
+		status := "same"
+		if nd > 0 {
+			status = fmt.Sprintf("%d differences", nd)
+		}
+		fmt.Fprintf(w, "-- %s: %s\n", title, status)
+		for _, o := range ops {
+			mark := " "
+			switch {
+			case o.b == nil:
+				mark = "<"
+			case o.a == nil:
+				mark = ">"
+			}
+			fmt.Fprintf(w, "   %-*s %s %s\n", col-3, label(o.a), mark, label(o.b))
+		}
+	}
+	var set []int
+	for r := range rules.Timing {
+		if a.SetAside[r] > 0 || b.SetAside[r] > 0 {
+			set = append(set, r)
+		}
+	}
+	sort.Ints(set)
+	for _, r := range set {
+		fmt.Fprintf(w, "-- set aside (timing-dependent): reason %d x%d in %s, x%d in %s: %s\n",
+			r, a.SetAside[r], nameA, b.SetAside[r], nameB, rules.Timing[r])
+	}
+	return diffs
+}
+
+// Sequence renders one connection's reasons as "17 FILTER_NETWORK_CONNECTION, 29 WSI_CREATE, ...".
+func (l *Log) Sequence(conn int) string {
+	var parts []string
+	for i := range l.Conns[conn] {
+		parts = append(parts, label(&l.Conns[conn][i]))
+	}
+	return strings.Join(parts, ", ")
+}

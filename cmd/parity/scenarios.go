@@ -1,0 +1,530 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// program is one implementation under test and how to ask it for each
+// role.
+type program struct {
+	name, path string
+	// server returns the arguments of a server on a kernel-chosen port.
+	server func(o serverOpts) []string
+	// dial and fetch return the arguments of the client roles.
+	dial  func(url string) []string
+	fetch func(url, body string) []string
+}
+
+type serverOpts struct {
+	tls          bool
+	ping, hangup int // keepalive seconds, 0: none
+}
+
+// env holds what every scenario needs: the two programs and a TLS
+// certificate made for this run (no keys in git).
+type env struct {
+	gate, native      *program
+	dir               string
+	certFile, keyFile string
+	cert              tls.Certificate
+	pool              *x509.CertPool
+}
+
+func newEnv(gatePath, nativePath string) (*env, error) {
+	for _, p := range []string{gatePath, nativePath} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("%w (build it with make build native)", err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "parity")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir}
+	if err := e.makeCert(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	e.native = &program{
+		name: "native", path: nativePath,
+		server: func(o serverOpts) []string {
+			a := []string{"-p", "0", "-i", "127.0.0.1", "-t"}
+			if o.tls {
+				a = append(a, "-C", e.certFile, "-K", e.keyFile)
+			}
+			if o.ping > 0 {
+				a = append(a, "-P", fmt.Sprint(o.ping), "-Q", fmt.Sprint(o.hangup))
+			}
+			return a
+		},
+		dial:  func(url string) []string { return []string{"-t", "-k", "-c", url, "-s", "hello world"} },
+		fetch: func(url, body string) []string { return []string{"-t", "-k", "-H", url, "-D", body} },
+	}
+	e.gate = &program{
+		name: "lwsgate", path: gatePath,
+		server: func(o serverOpts) []string {
+			a := []string{"-listen", "127.0.0.1:0", "-trace"}
+			if o.tls {
+				a = append(a, "-tls-cert", e.certFile, "-tls-key", e.keyFile)
+			}
+			if o.ping > 0 {
+				a = append(a, "-ping-interval", fmt.Sprintf("%ds", o.ping), "-ping-timeout", fmt.Sprintf("%ds", o.hangup))
+			}
+			return a
+		},
+		dial: func(url string) []string {
+			return []string{"dial", "-insecure", "-send", "hello world", url}
+		},
+		fetch: func(url, body string) []string {
+			return []string{"fetch", "-insecure", "-X", "POST", "-d", body, url}
+		},
+	}
+	return e, nil
+}
+
+func (e *env) close() { os.RemoveAll(e.dir) }
+
+func (e *env) makeCert() error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:              []string{"localhost"},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	cpem := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kpem := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	e.certFile, e.keyFile = filepath.Join(e.dir, "cert.pem"), filepath.Join(e.dir, "key.pem")
+	if err := os.WriteFile(e.certFile, cpem, 0o600); err != nil {
+		return err
+	}
+	if err := os.WriteFile(e.keyFile, kpem, 0o600); err != nil {
+		return err
+	}
+	e.pool = x509.NewCertPool()
+	e.pool.AppendCertsFromPEM(cpem)
+	e.cert, err = tls.X509KeyPair(cpem, kpem)
+	return err
+}
+
+// output collects a process's stdout and stderr.
+type output struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *output) bytes() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]byte(nil), o.b.Bytes()...)
+}
+
+var listenRE = regexp.MustCompile(`listening (?:on |addr=)(127\.0\.0\.1:\d+)`)
+
+// startServer runs p as a server and returns its address and a stop
+// function that ends it with SIGTERM and returns everything it wrote.
+func startServer(p *program, o serverOpts) (string, func() ([]byte, error), error) {
+	out := &output{}
+	cmd := exec.Command(p.path, p.server(o)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	stop := func() ([]byte, error) {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			return out.bytes(), err
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			return out.bytes(), errors.New("did not stop within 15s of SIGTERM")
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listenRE.FindSubmatch(out.bytes()); m != nil {
+			return string(m[1]), stop, nil
+		}
+		select {
+		case err := <-done:
+			return "", nil, fmt.Errorf("exited before listening (%v):\n%s", err, out.bytes())
+		default:
+		}
+		if time.Now().After(deadline) {
+			b, _ := stop()
+			return "", nil, fmt.Errorf("not listening after 10s:\n%s", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runClient runs p in a client role to completion.
+func runClient(p *program, args []string) ([]byte, error) {
+	out := &output{}
+	cmd := exec.Command(p.path, args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.bytes(), err
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		return out.bytes(), errors.New("client did not finish within 20s")
+	}
+}
+
+// scenario is one parity scenario.
+type scenario struct {
+	name, about string
+	conns       map[int]string // what each renumbered wsi is, for the docs
+	run         func(e *env, p *program) ([]byte, error)
+}
+
+// serverScenario wraps a client-side driver into a scenario against p as
+// server.
+func serverScenario(o serverOpts, drive func(e *env, addr string) error) func(e *env, p *program) ([]byte, error) {
+	return func(e *env, p *program) ([]byte, error) {
+		addr, stop, err := startServer(p, o)
+		if err != nil {
+			return nil, err
+		}
+		derr := drive(e, addr)
+		out, serr := stop()
+		if derr != nil {
+			return out, fmt.Errorf("driver: %w", derr)
+		}
+		if serr != nil {
+			return out, fmt.Errorf("server: %w", serr)
+		}
+		return out, nil
+	}
+}
+
+func (e *env) wsDial(addr string, useTLS bool) (*websocket.Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, TLSClientConfig: &tls.Config{RootCAs: e.pool}}
+	scheme := "ws"
+	if useTLS {
+		scheme = "wss"
+	}
+	ws, resp, err := d.Dial(scheme+"://"+addr+"/", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return ws, nil
+}
+
+// echoOnce sends "hello world" and reads the echo.
+func echoOnce(ws *websocket.Conn) error {
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("hello world")); err != nil {
+		return err
+	}
+	_, p, err := ws.ReadMessage()
+	if err != nil {
+		return err
+	}
+	if string(p) != "hello world" {
+		return fmt.Errorf("echo %q", p)
+	}
+	return nil
+}
+
+// closeAndWait does a client-initiated closing handshake.
+func closeAndWait(ws *websocket.Conn, code int) error {
+	if err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, ""), time.Now().Add(time.Second)); err != nil {
+		return err
+	}
+	_, _, err := ws.ReadMessage()
+	if !websocket.IsCloseError(err, code) {
+		return fmt.Errorf("close: %v", err)
+	}
+	return ws.Close()
+}
+
+// settle gives the server time to finish with a connection the client
+// has left, before it is stopped (the log is read after stop).
+func settle() { time.Sleep(300 * time.Millisecond) }
+
+func wsEcho(useTLS bool) func(e *env, addr string) error {
+	return func(e *env, addr string) error {
+		ws, err := e.wsDial(addr, useTLS)
+		if err != nil {
+			return err
+		}
+		if err := echoOnce(ws); err != nil {
+			return err
+		}
+		if err := closeAndWait(ws, 1000); err != nil {
+			return err
+		}
+		settle()
+		return nil
+	}
+}
+
+const tokenBody = `{"UserName": "keda", "RequestId": "1614738418531"}`
+
+func (e *env) httpClient() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{RootCAs: e.pool},
+	}}
+}
+
+func createToken(useTLS bool) func(e *env, addr string) error {
+	return func(e *env, addr string) error {
+		scheme := "http"
+		if useTLS {
+			scheme = "https"
+		}
+		resp, err := e.httpClient().Post(scheme+"://"+addr+"/v1/api/createtoken", "application/json", strings.NewReader(tokenBody))
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"code":0`) {
+			return fmt.Errorf("createtoken: %d %s", resp.StatusCode, body)
+		}
+		settle()
+		return nil
+	}
+}
+
+// peer runs a Go server for the client scenarios.
+func (e *env) peer(useTLS bool, h http.Handler) *httptest.Server {
+	s := httptest.NewUnstartedServer(h)
+	if useTLS {
+		s.TLS = &tls.Config{Certificates: []tls.Certificate{e.cert}}
+		s.StartTLS()
+	} else {
+		s.Start()
+	}
+	return s
+}
+
+func wsEchoPeer() http.Handler {
+	up := websocket.Upgrader{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			mt, p, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			_ = ws.WriteMessage(mt, p)
+		}
+	})
+}
+
+func clientWS(useTLS bool) func(e *env, p *program) ([]byte, error) {
+	return func(e *env, p *program) ([]byte, error) {
+		s := e.peer(useTLS, wsEchoPeer())
+		defer s.Close()
+		url := "ws" + strings.TrimPrefix(s.URL, "http") + "/"
+		out, err := runClient(p, p.dial(url))
+		if err == nil && !bytes.Contains(out, []byte("hello world")) {
+			err = errors.New("no echo in the client's output")
+		}
+		return out, err
+	}
+}
+
+func clientHTTP(useTLS bool) func(e *env, p *program) ([]byte, error) {
+	return func(e *env, p *program) ([]byte, error) {
+		s := e.peer(useTLS, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"code":0,"got":%d}`, len(b))
+		}))
+		defer s.Close()
+		out, err := runClient(p, p.fetch(s.URL+"/v1/api/createtoken", tokenBody))
+		if err == nil && !bytes.Contains(out, []byte(`"code":0`)) {
+			err = errors.New("no reply in the client's output")
+		}
+		return out, err
+	}
+}
+
+var scenarios = []scenario{
+	{
+		name: "ws-echo", about: `ws connect, send "hello world", receive the echo, client closes with 1000`,
+		conns: map[int]string{1: "listener", 2: "ws link"},
+		run:   serverScenario(serverOpts{}, wsEcho(false)),
+	},
+	{
+		name: "ws-abrupt", about: "ws connect, echo, then the client drops TCP without a close frame",
+		conns: map[int]string{1: "listener", 2: "ws link"},
+		run: serverScenario(serverOpts{}, func(e *env, addr string) error {
+			ws, err := e.wsDial(addr, false)
+			if err != nil {
+				return err
+			}
+			if err := echoOnce(ws); err != nil {
+				return err
+			}
+			ws.UnderlyingConn().Close()
+			settle()
+			return nil
+		}),
+	},
+	{
+		name: "ws-server-close", about: `the client sends "/close 4001 bye": the server closes with 4001`,
+		conns: map[int]string{1: "listener", 2: "ws link"},
+		run: serverScenario(serverOpts{}, func(e *env, addr string) error {
+			ws, err := e.wsDial(addr, false)
+			if err != nil {
+				return err
+			}
+			if err := ws.WriteMessage(websocket.TextMessage, []byte("/close 4001 bye")); err != nil {
+				return err
+			}
+			_, _, err = ws.ReadMessage()
+			if !websocket.IsCloseError(err, 4001) {
+				return fmt.Errorf("want close 4001, got %v", err)
+			}
+			ws.Close()
+			settle()
+			return nil
+		}),
+	},
+	{
+		name: "http-createtoken", about: "POST /v1/api/createtoken with the seed's JSON body (Connection: close)",
+		conns: map[int]string{1: "listener", 2: "http connection"},
+		run:   serverScenario(serverOpts{}, createToken(false)),
+	},
+	{
+		name: "http-client-cancel", about: "GET /v1/api/slow?ms=1000; the client gives up after 200 ms",
+		conns: map[int]string{1: "listener", 2: "http connection"},
+		run: serverScenario(serverOpts{}, func(e *env, addr string) error {
+			c := e.httpClient()
+			c.Timeout = 200 * time.Millisecond
+			resp, err := c.Get("http://" + addr + "/v1/api/slow?ms=1000")
+			if err == nil {
+				resp.Body.Close()
+				return errors.New("the slow reply came before the client gave up")
+			}
+			// past the server's timer: it must write nothing
+			time.Sleep(1200 * time.Millisecond)
+			return nil
+		}),
+	},
+	{
+		name: "keepalive", about: "server pings after 1 s without a pong; the client answers for 2.5 s, then closes",
+		conns: map[int]string{1: "listener", 2: "ws link"},
+		run: serverScenario(serverOpts{ping: 1, hangup: 3}, func(e *env, addr string) error {
+			ws, err := e.wsDial(addr, false)
+			if err != nil {
+				return err
+			}
+			pings := 0
+			ws.SetPingHandler(func(s string) error {
+				pings++
+				return ws.WriteControl(websocket.PongMessage, []byte(s), time.Now().Add(time.Second))
+			})
+			_ = ws.SetReadDeadline(time.Now().Add(2500 * time.Millisecond))
+			_, _, err = ws.ReadMessage() // answers pings until the deadline
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return fmt.Errorf("read: %v", err)
+			}
+			if pings == 0 {
+				return errors.New("no ping in 2.5 s")
+			}
+			// gorilla cannot be used after a read timeout: drop TCP
+			ws.UnderlyingConn().Close()
+			settle()
+			return nil
+		}),
+	},
+	{
+		name: "wss-echo", about: "ws-echo over TLS",
+		conns: map[int]string{1: "listener", 2: "ws link"},
+		run:   serverScenario(serverOpts{tls: true}, wsEcho(true)),
+	},
+	{
+		name: "https-createtoken", about: "http-createtoken over TLS",
+		conns: map[int]string{1: "listener", 2: "http connection"},
+		run:   serverScenario(serverOpts{tls: true}, createToken(true)),
+	},
+	{
+		name: "client-ws", about: `ws client: connect to a Go echo server, send "hello world", receive, close with 1000`,
+		conns: map[int]string{1: "client link"},
+		run:   clientWS(false),
+	},
+	{
+		name: "client-http", about: "http client: POST the createtoken body to a Go server",
+		conns: map[int]string{1: "client connection"},
+		run:   clientHTTP(false),
+	},
+	{
+		name: "client-wss", about: "client-ws over TLS (certificate checks off)",
+		conns: map[int]string{1: "client link"},
+		run:   clientWS(true),
+	},
+	{
+		name: "client-https", about: "client-http over TLS (certificate checks off)",
+		conns: map[int]string{1: "client connection"},
+		run:   clientHTTP(true),
+	},
+}
