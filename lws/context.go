@@ -270,7 +270,7 @@ func (c *Context) run(started chan<- error) {
 			c.log.Error("lws: service loop failed", "err", err)
 			break
 		}
-		if c.stopping && (len(c.recs) == c.listenerRecs() || time.Now().After(c.deadline)) {
+		if c.stopping && (c.busyRecs() == 0 || time.Now().After(c.deadline)) {
 			break
 		}
 	}
@@ -331,6 +331,20 @@ func (c *Context) listenerRecs() int {
 	n := 0
 	for _, r := range c.recs {
 		if r.kind == recListen {
+			n++
+		}
+	}
+	return n
+}
+
+// busyRecs counts the records Close waits for: links and requests. A
+// listening socket, or a wsi libwebsockets called back about before it had
+// any role (libwebsockets 4.3 reports more of those than 4.1), is not waited
+// for: destroying the context ends it.
+func (c *Context) busyRecs() int {
+	n := 0
+	for _, r := range c.recs {
+		if r.conn != nil || r.http != nil || r.dial != nil || r.hc != nil {
 			n++
 		}
 	}
