@@ -99,6 +99,26 @@ func (w WSI) RemoteAddr() net.Addr {
 	return nil
 }
 
+// PeerClosed reports whether the peer has closed its side of the
+// connection: a non-blocking peek at the socket reads end-of-file (or a
+// reset). It only looks; nothing is consumed. A TLS peer's close_notify is
+// data, so it reads as still open.
+func (w WSI) PeerClosed() bool {
+	fd := int(C.lwsgo_socket_fd(C.uintptr_t(w)))
+	if fd < 0 {
+		return true
+	}
+	var b [1]byte
+	n, _, err := syscall.Recvfrom(fd, b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	switch {
+	case err == nil:
+		return n == 0
+	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.EINTR):
+		return false
+	}
+	return true // ECONNRESET and the like
+}
+
 // HTTPRequest reads the method, path, query and headers of an HTTP request
 // into buf (grown if needed) as NUL-separated strings: method, path, query,
 // then name, value pairs. custom lists extra header names to look up, in the

@@ -422,6 +422,12 @@ func (c *Context) drain() {
 				if r.conn != nil && r.conn.closeTimeout.Swap(false) {
 					r.wsi.SetTimeout(c.closeTimeoutSecs())
 				}
+				if r.http != nil && r.http.txn != nil && r.http.txn.paused {
+					// A deferred reply is ready: a connection
+					// that does not read gets no WRITEABLE either.
+					r.http.txn.paused = false
+					r.wsi.RxFlow(true)
+				}
 				r.wsi.CallbackOnWritable()
 			}
 			recs[i] = nil

@@ -124,6 +124,8 @@ type ResponseWriter struct {
 	served     bool // handler called (or error answered)
 	hdrSent    bool
 	off        int
+	paused     bool // rx paused while the handler prepares the reply
+	wasPaused  bool // the reply was deferred: check the client is still there
 }
 
 type respState uint8
@@ -296,6 +298,19 @@ func (c *Context) serve(w *ResponseWriter) {
 		}()
 		h.ServeHTTP(w, w.req)
 	}()
+	w.mu.Lock()
+	deferred := w.state == respOpen
+	w.mu.Unlock()
+	if deferred {
+		// The handler answers later. libwebsockets 4.1 keeps polling a
+		// connection whose reply is pending without reading it, so a
+		// client that leaves meanwhile makes the service loop spin at
+		// 100% CPU until the reply is written (fixed in lws 4.3.1):
+		// stop reading until Respond; onWritable then checks whether
+		// the client is still there.
+		w.paused, w.wasPaused = true, true
+		w.h.r.wsi.RxFlow(false)
+	}
 }
 
 func (h *httpConn) onBody(p []byte) int {
@@ -340,6 +355,10 @@ func (h *httpConn) onWritable() int {
 	wsi := h.r.wsi
 	n := len(w.body) - cgo.Pre
 	head := w.req.Method == "HEAD"
+	if !w.hdrSent && w.wasPaused && wsi.PeerClosed() {
+		// The client left while the reply was being prepared.
+		return -1
+	}
 	if !w.hdrSent {
 		res := wsi.WriteHTTPHeaders(w.status, w.hdrs, int64(n))
 		if res == cgo.WriteFailed {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -361,4 +362,39 @@ func TestHTTPConnectionClose(t *testing.T) {
 		assert.Equal(t, "/after", string(body))
 	}
 	assert.NotEqual(t, first, waitFor(t, h.reqs, "request").LinkID, "request after Connection: close on the same link")
+}
+
+// A client that leaves while its reply is being prepared: nothing is
+// written to it, its link closes once the reply is ready, and the service
+// loop does not spin meanwhile (libwebsockets 4.1 polls such a connection
+// without reading it: lwsgate pauses rx until Respond).
+func TestHTTPDeferredReplyClientGone(t *testing.T) {
+	writers := make(chan *ResponseWriter, 1)
+	closed := make(chan Link, 1)
+	_, addr := startServer(t, Listener{HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) { writers <- w })},
+		func(c *Config) { c.OnLinkClose = func(l Link, _ CloseError) { closed <- l } })
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	_, err = conn.Write([]byte("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	w := <-writers
+	require.NoError(t, conn.Close())
+
+	var before syscall.Rusage
+	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &before))
+	time.Sleep(time.Second)
+	var after syscall.Rusage
+	require.NoError(t, syscall.Getrusage(syscall.RUSAGE_SELF, &after))
+	cpu := time.Duration(after.Utime.Nano()+after.Stime.Nano()-before.Utime.Nano()-before.Stime.Nano()) * time.Nanosecond
+	t.Logf("CPU while the reply was pending: %v in 1s", cpu)
+	// Spinning costs a whole core (about 1s); idle costs a few ms.
+	require.Less(t, cpu, 500*time.Millisecond, "the service loop spun while the reply was pending")
+
+	require.NoError(t, w.Respond(200, []byte("too late")))
+	select {
+	case l := <-closed:
+		require.Equal(t, LinkHTTP, l.Kind)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the link of the departed client was not closed")
+	}
 }
