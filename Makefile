@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 ARGS    ?=
 CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
 
-.PHONY: all deps build run native test vet fmt-check race cgocheck check-imports clean docker
+.PHONY: all deps build run native test vet fmt-check race cgocheck check-imports parity parity-evidence reasons-doc clean docker docker-check
 
 all: build
 
@@ -26,7 +26,7 @@ native: deps               ## build the native C reference server (testdata/nati
 	gcc $(CFLAGS_NATIVE) $$(pkg-config --cflags libwebsockets) testdata/native/lwsnative.c \
 		$$(pkg-config --libs libwebsockets) -o $(BIN)/lwsnative
 
-test: deps fmt-check vet check-imports native race cgocheck   ## everything CI runs
+test: deps fmt-check vet check-imports native race cgocheck parity   ## everything CI runs
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -45,8 +45,28 @@ race:
 cgocheck:                  ## full cgo pointer checks on the packages that cross into C
 	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -short -timeout 10m ./cgo/ ./lws/ ./cmd/...
 
-docker:                    ## build the container image (needs a Docker engine)
-	docker build -t lwsgate:$(VERSION) .
+PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative
+
+parity: build native       ## every reason-log scenario against lwsgate and the native program; fails on a difference
+	$(PARITY)
+
+parity-evidence: build native   ## each scenario 20 times per program: the evidence for the timing rules
+	$(PARITY) -runs 20
+
+reasons-doc: build native  ## regenerate README's "Reading the reason log" sequences from native runs
+	$(PARITY) -readme README.md
+
+# Docker image: SUITE=bookworm (libwebsockets 4.1.6, what CI tests) or trixie (4.3.5).
+SUITE       ?= bookworm
+IMAGE       ?= lwsgate
+DOCKERCHECK ?= ../shared/tools/dockercheck/build-and-run.sh
+
+docker:                    ## build the container image (needs a Docker engine); SUITE=trixie for lws 4.3.5
+	docker build --build-arg SUITE=$(SUITE) --build-arg VERSION=$(VERSION) \
+		-t $(IMAGE):$(VERSION)-$(SUITE) $(if $(filter bookworm,$(SUITE)),-t $(IMAGE):$(VERSION)) .
+
+docker-check:              ## build + smoke-test the image for bookworm and trixie without a Docker engine (root; minutes; not in test)
+	DOCKERCHECK=$(DOCKERCHECK) IMAGE=$(IMAGE) VERSION=$(VERSION) scripts/docker-check.sh
 
 clean:
 	rm -rf $(BIN)
