@@ -1,61 +1,29 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key
-// into a temporary directory (no keys in git) and returns the paths and a
-// pool that trusts it.
+// into a temporary directory (no keys in git) and returns the paths, a pool
+// that trusts it and the pair for Go servers.
 func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool, pair tls.Certificate) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := selfsigned.Write(t.TempDir())
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "lwsgate test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              []string{"localhost"},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	cpem := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	kpem := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	require.NoError(t, os.WriteFile(certFile, cpem, 0o600))
-	require.NoError(t, os.WriteFile(keyFile, kpem, 0o600))
-	pool = x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM(cpem))
-	pair, err = tls.X509KeyPair(cpem, kpem)
-	require.NoError(t, err)
-	return certFile, keyFile, pool, pair
+	return c.CertFile, c.KeyFile, c.Pool, c.Pair
 }
 
 // wss on the listener, and a wss upstream verified with -upstream-ca.

@@ -2,23 +2,16 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -26,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
 )
 
 // program is one implementation under test and how to ask it for each
@@ -109,43 +104,12 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 func (e *env) close() { os.RemoveAll(e.dir) }
 
 func (e *env) makeCert() error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, err := selfsigned.Write(e.dir)
 	if err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:              []string{"localhost"},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	cpem := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	kpem := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	e.certFile, e.keyFile = filepath.Join(e.dir, "cert.pem"), filepath.Join(e.dir, "key.pem")
-	if err := os.WriteFile(e.certFile, cpem, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(e.keyFile, kpem, 0o600); err != nil {
-		return err
-	}
-	e.pool = x509.NewCertPool()
-	e.pool.AppendCertsFromPEM(cpem)
-	e.cert, err = tls.X509KeyPair(cpem, kpem)
-	return err
+	e.certFile, e.keyFile, e.cert, e.pool = c.CertFile, c.KeyFile, c.Pair, c.Pool
+	return nil
 }
 
 // output collects a process's stdout and stderr.
