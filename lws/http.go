@@ -277,6 +277,12 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 	return 0
 }
 
+// spinsOnPendingReply: the libwebsockets compiled against spins on a
+// departed client whose HTTP reply is pending (fixed by "http: sse: check
+// POLLIN during DOING_TRANSACTION": 28e5d41d9 on main, 55a7c6a0f in
+// v4.3.1).
+const spinsOnPendingReply = cgo.HeaderVersionNumber < 4003001
+
 func (c *Context) serve(w *ResponseWriter) {
 	w.served = true
 	h := w.h.r.lis.cfg.HTTPHandler
@@ -301,13 +307,13 @@ func (c *Context) serve(w *ResponseWriter) {
 	w.mu.Lock()
 	deferred := w.state == respOpen
 	w.mu.Unlock()
-	if deferred {
-		// The handler answers later. libwebsockets 4.1 keeps polling a
-		// connection whose reply is pending without reading it, so a
-		// client that leaves meanwhile makes the service loop spin at
-		// 100% CPU until the reply is written (fixed in lws 4.3.1):
-		// stop reading until Respond; onWritable then checks whether
-		// the client is still there.
+	if deferred && spinsOnPendingReply {
+		// The handler answers later. libwebsockets before 4.3.1 keeps
+		// polling a connection whose reply is pending without reading
+		// it, so a client that leaves meanwhile makes the service loop
+		// spin at 100% CPU until the reply is written: stop reading
+		// until Respond; onWritable then checks whether the client is
+		// still there.
 		w.paused, w.wasPaused = true, true
 		w.h.r.wsi.RxFlow(false)
 	}
