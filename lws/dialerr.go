@@ -159,7 +159,9 @@ func (f *dialFailure) classify(url string) *DialError {
 	case f.status != 0 && f.status != 101:
 		e.Kind = DialStatus
 		e.Status = f.status
-	case strings.Contains(f.lwsText, "Unable to connect") || strings.Contains(f.lwsText, "getaddrinfo"):
+	case strings.Contains(f.lwsText, "Unable to connect") || strings.Contains(f.lwsText, "conn fail") ||
+		strings.Contains(f.lwsText, "getaddrinfo"):
+		// 4.1 says "Unable to connect", 4.3 "conn fail: ERRNO".
 		e.Kind = DialConnect
 	case strings.Contains(f.lwsText, "timeout") || strings.Contains(f.lwsText, "timed out"):
 		e.Kind = DialTimeout

@@ -25,11 +25,11 @@ type Handler interface {
 // the service goroutine, with the payload of the pongs the link receives,
 // whether they answer libwebsockets' keepalive pings or a Conn.Ping.
 //
-// Two libwebsockets 4.1 limits: on server links it does not report a pong
-// without payload, and its keepalive pings have none, so there only pongs
-// to a Conn.Ping with a payload arrive (client links report every pong);
-// and pings from the peer are answered by libwebsockets itself, with no
-// callback, so they are not reported at all.
+// Two libwebsockets limits (4.1 and 4.3.5 alike): on server links it does
+// not report a pong without payload, and its keepalive pings have none, so
+// there only pongs to a Conn.Ping with a payload arrive (client links
+// report every pong); and pings from the peer are answered by
+// libwebsockets itself, with no callback, so they are not reported at all.
 type PongHandler interface {
 	OnPong(c *Conn, data []byte)
 }
