@@ -387,9 +387,12 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 		v->protocols[n].callback = lwsgo_callback;
 		/* Go keeps no state here (it is in the opaque user data), but
 		 * lws only delivers the *_DROP_PROTOCOL reasons to a wsi that
-		 * has user_space (lib/core-net/close.c): ask for a pointer's
-		 * worth so that the binding sees what a C program sees. */
-		v->protocols[n].per_session_data_size = sizeof(void *);
+		 * has user_space (lib/core-net/close.c): a listener's protocols
+		 * ask for a pointer's worth so that the binding sees what a C
+		 * program sees. Client links bring their own user_space (the
+		 * lwsgo_client), which lws must not replace. */
+		v->protocols[n].per_session_data_size =
+			vi->port == CONTEXT_PORT_NO_LISTEN ? 0 : sizeof(void *);
 		v->protocols[n].rx_buffer_size = vi->rx_buffer_size;
 		v->protocols[n].tx_packet_size = vi->tx_packet_size;
 		/* lws copies the table: carry our indices, not pointers */

@@ -660,7 +660,9 @@ func TestTransportLwsServer(t *testing.T) {
 				idle = -1
 			}
 		}))
-		if idle >= 0 && cgo.LiveHandles() == base+int64(idle) {
+		// base may already hold the listening socket's handle (4.3
+		// calls back about it at start): no more than base+idle.
+		if idle >= 0 && cgo.LiveHandles() <= base+int64(idle) {
 			break
 		}
 		require.False(t, time.Now().After(deadline), "%d handles live, baseline %d + %d idle records", cgo.LiveHandles(), base, idle)
