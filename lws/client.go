@@ -303,8 +303,15 @@ func (c *Context) kill(r *rec) {
 			return
 		}
 	}
-	r.wsi.Kill(true)
+	// Killing a wsi synchronously from inside another wsi's callback is
+	// safe on 4.1; 4.3 makes the asynchronous kill immediate (a
+	// zero-delay sul), so it needs no such call.
+	r.wsi.Kill(!asyncKillIsPrompt)
 }
+
+// asyncKillIsPrompt: libwebsockets 4.3 runs a zero-second timeout on its
+// next service pass; 4.1 checks timeouts once a second.
+const asyncKillIsPrompt = cgo.HeaderVersionNumber >= 4003000
 
 // newClientRec makes the rec of a client link about to be connected, or
 // says why there cannot be one (service goroutine).

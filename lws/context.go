@@ -190,11 +190,18 @@ func (c *Context) schedule(r *rec) {
 	c.kick()
 }
 
+// drainInCallbacks: queued work may run at the end of a callback, inside
+// lws_service. libwebsockets 4.1 copes with the connects, closes and
+// writes that work makes there; on 4.3.5 client connects made there
+// intermittently never completed, so on 4.3 work runs between
+// lws_service calls only.
+const drainInCallbacks = cgo.HeaderVersionNumber < 4003000
+
 // kick wakes the service goroutine unless it will look at the queue anyway:
 // when it is inside a callback it drains the queue before returning to
 // libwebsockets, and when a wake-up is already in flight one is enough.
 func (c *Context) kick() {
-	if c.inCb.Load() {
+	if drainInCallbacks && c.inCb.Load() {
 		return
 	}
 	if c.armed.CompareAndSwap(false, true) {

@@ -78,7 +78,7 @@ func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 		c.depth--
 		if c.depth == 0 {
 			c.inCb.Store(false)
-			if c.npend.Load() > 0 {
+			if drainInCallbacks && c.npend.Load() > 0 {
 				c.drain()
 			}
 		}
