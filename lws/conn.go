@@ -225,14 +225,20 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 	if max := c.o.maxMessage; max >= 0 && int64(len(c.rx)+len(ev.Data)) > max {
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}
+	if need := len(c.rx) + len(ev.Data); need > cap(c.rx) {
+		c.rx = growRx(c.rx, need)
+	}
 	c.rx = append(c.rx, ev.Data...)
 	if !ev.Flags.Complete() {
 		return 0
 	}
 	msg := c.rx
 	c.callMessage(msg)
-	if cap(c.rx) > 64<<10 {
-		c.rx = nil // don't pin one big message's buffer
+	if cap(c.rx) > rxKeep {
+		// Don't pin one big message's buffer to the link: hand it
+		// to the next big message of any link.
+		putRx(c.rx)
+		c.rx = nil
 	} else {
 		c.rx = c.rx[:0]
 	}

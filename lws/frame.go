@@ -19,10 +19,10 @@ type frame struct {
 
 func (f *frame) payloadLen() int { return len(f.buf) - cgo.Pre }
 
-// Frames are pooled by capacity class so that a steady stream of small
-// messages allocates nothing; large frames are left to the GC so that one
-// big message does not pin memory.
-var frameClasses = [...]int{256, 4 << 10, 64 << 10}
+// Frames are pooled by capacity class so that a steady stream of messages
+// up to 1 MiB allocates nothing; larger frames are left to the GC. Pools
+// are emptied by the GC, so idle capacity does not stay pinned.
+var frameClasses = [...]int{256, 4 << 10, 64<<10 + cgo.Pre, 1<<20 + cgo.Pre}
 
 var framePools [len(frameClasses)]sync.Pool
 
@@ -48,5 +48,61 @@ func (f *frame) release() {
 			framePools[i].Put(f)
 			return
 		}
+	}
+}
+
+// rxKeep is the largest reassembly buffer a link keeps between messages;
+// bigger ones go back to rxPools, shared by all links, when the message
+// has been delivered (OnMessage's data is only valid until it returns).
+const rxKeep = 64 << 10
+
+// rxPools hold reassembly buffers of 128 KiB, 256 KiB ... 16 MiB.
+var rxPools [8]sync.Pool
+
+func rxClass(n int) int {
+	c := 0
+	for size := 128 << 10; size < n; size <<= 1 {
+		c++
+	}
+	return c
+}
+
+// growRx returns a buffer holding buf's bytes with room for need bytes:
+// a power of two up to rxKeep (kept by the link), else a pooled class.
+func growRx(buf []byte, need int) []byte {
+	if need <= rxKeep {
+		size := max(2*cap(buf), 256)
+		for size < need {
+			size <<= 1
+		}
+		nb := make([]byte, len(buf), min(size, rxKeep))
+		copy(nb, buf)
+		return nb
+	}
+	c := rxClass(need)
+	if c >= len(rxPools) {
+		nb := make([]byte, len(buf), need)
+		copy(nb, buf)
+		putRx(buf)
+		return nb
+	}
+	nb, _ := rxPools[c].Get().([]byte)
+	if nb == nil {
+		nb = make([]byte, 0, (128<<10)<<c)
+	}
+	nb = append(nb[:0], buf...)
+	putRx(buf)
+	return nb
+}
+
+// putRx returns a big reassembly buffer to its pool.
+func putRx(buf []byte) {
+	n := cap(buf)
+	if n <= rxKeep {
+		return
+	}
+	c := rxClass(n)
+	if c < len(rxPools) && (128<<10)<<c == n {
+		rxPools[c].Put(buf[:0]) // boxing the header costs 24 B per big message
 	}
 }

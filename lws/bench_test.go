@@ -1,0 +1,136 @@
+package lws
+
+import (
+	"context"
+	"testing"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+)
+
+// The hot paths of a WebSocket echo, measured with go test -bench (issue 6
+// item 4). Allocation counts are per message; the target is 0 in steady
+// state.
+
+// BenchmarkReceiveReassembly: a whole message arriving in one RECEIVE
+// callback is copied out of libwebsockets' buffer and handed to the
+// handler (no wsi needed).
+func BenchmarkReceiveReassembly(b *testing.B) {
+	for _, size := range []int{32, 1024, 64 << 10} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			got := 0
+			c := &Conn{r: &rec{}, o: &linkOpts{maxMessage: -1, handler: HandlerFuncs{
+				Message: func(_ *Conn, _ MessageType, data []byte) { got += len(data) },
+			}}}
+			payload := make([]byte, size)
+			ev := &callbacks.Event{Reason: callbacks.Receive, Data: payload,
+				Flags: callbacks.FirstFragment | callbacks.FinalFragment | callbacks.Binary | callbacks.NoRemaining}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				c.onReceive(ev)
+			}
+			if got != size*b.N {
+				b.Fatalf("handler saw %d bytes, want %d", got, size*b.N)
+			}
+		})
+	}
+}
+
+// BenchmarkEcho: one lws client link and one lws server link in the same
+// process, ping-pong: each iteration is Send, the server's echo, and the
+// client's receive, across two contexts (two service threads).
+func BenchmarkEcho(b *testing.B) {
+	for _, size := range []int{32, 1024, 64 << 10} {
+		b.Run(byteSize(size), func(b *testing.B) {
+			srv, err := New(&Config{Logger: testLogger(b), Listeners: []Listener{{Addr: "127.0.0.1:0", Handler: EchoHandler{}, MaxMessageSize: 1 << 20}}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer srv.Close()
+			cli, err := New(&Config{Logger: testLogger(b)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer cli.Close()
+			replies := make(chan struct{}, 1)
+			conn, err := cli.Dial(context.Background(), "ws://"+srv.Addrs()[0].String()+"/", &DialOptions{
+				MaxMessageSize: 1 << 20,
+				Handler:        HandlerFuncs{Message: func(*Conn, MessageType, []byte) { replies <- struct{}{} }},
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			msg := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := conn.Send(BinaryMessage, msg); err != nil {
+					b.Fatal(err)
+				}
+				<-replies
+			}
+			b.StopTimer()
+			_ = conn.Close(StatusNormalClosure, "")
+		})
+	}
+}
+
+// BenchmarkSendPipelined: Send from another goroutine as fast as the queue
+// takes it (MaxSendQueue bounds it; a full queue is retried), the server
+// echoing; measures the send queue, the wake-up and write batching.
+func BenchmarkSendPipelined(b *testing.B) {
+	srv, err := New(&Config{Logger: testLogger(b), Listeners: []Listener{{Addr: "127.0.0.1:0", Handler: EchoHandler{}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := New(&Config{Logger: testLogger(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cli.Close()
+	const depth = 64
+	credits := make(chan struct{}, depth)
+	for range depth {
+		credits <- struct{}{}
+	}
+	conn, err := cli.Dial(context.Background(), "ws://"+srv.Addrs()[0].String()+"/", &DialOptions{
+		Handler: HandlerFuncs{Message: func(*Conn, MessageType, []byte) { credits <- struct{}{} }},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := make([]byte, 32)
+	b.SetBytes(32)
+	b.ReportAllocs()
+	for b.Loop() {
+		<-credits
+		if err := conn.Send(BinaryMessage, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	for range depth {
+		<-credits
+	}
+	_ = conn.Close(StatusNormalClosure, "")
+}
+
+func byteSize(n int) string {
+	switch {
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoaB(n>>10) + "KiB"
+	}
+	return itoaB(n) + "B"
+}
+
+func itoaB(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
