@@ -1,5 +1,7 @@
 // Command wsload is a small WebSocket echo load generator for lwsgate and the
-// native reference server (testdata/native/lwsnative.c).
+// native reference server (testdata/native/lwsnative.c). Besides the echo
+// load described here it has an idle-link memory mode, a connect-rate mode
+// and an HTTP POST mode (-mode; see modes.go).
 //
 // Each connection first sends -depth messages, then sends one more for every
 // echo it receives, so -depth messages are always in flight (-depth 1 is
@@ -54,6 +56,7 @@ type config struct {
 	conns, depth, size int
 	dur, warmup        time.Duration
 	binary, json       bool
+	body               string
 }
 
 func main() {
@@ -67,12 +70,26 @@ func main() {
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before measuring")
 	flag.BoolVar(&cfg.binary, "binary", true, "binary messages (false: text)")
 	flag.BoolVar(&cfg.json, "json", false, "also print the result as a JSON line")
+	mode := flag.String("mode", "echo", "echo, idle, connect or http (see modes.go)")
+	pid := flag.Int("pid", 0, "server process id (-mode idle reads its RSS)")
+	flag.StringVar(&cfg.body, "body", "", "request body for -mode http (default: -size bytes of 'x')")
 	flag.Parse()
 	if cfg.conns < 1 || cfg.depth < 1 || cfg.size < 0 || cfg.dur <= 0 || cfg.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "wsload: -c and -depth must be >= 1, -size >= 0, -d > 0, -warmup >= 0")
 		os.Exit(2)
 	}
-	os.Exit(run(cfg))
+	switch *mode {
+	case "echo":
+		os.Exit(run(cfg))
+	case "idle":
+		os.Exit(runIdle(cfg, *pid))
+	case "connect":
+		os.Exit(runConnect(cfg))
+	case "http":
+		os.Exit(runHTTP(cfg))
+	}
+	fmt.Fprintf(os.Stderr, "wsload: -mode %q: want echo, idle, connect or http\n", *mode)
+	os.Exit(2)
 }
 
 func run(cfg config) int {
@@ -395,4 +412,14 @@ func report(cfg config, s *connStats, elapsed time.Duration) {
 	}{cfg.url, cfg.conns, cfg.depth, cfg.size, cfg.binary, elapsed.Seconds(),
 		s.msgs, math.Round(rate), us(p50), us(p99), us(p999), s.errors})
 	fmt.Println(string(out))
+}
+
+// jsonLine prints v as one JSON line.
+func jsonLine(v any) error {
+	out, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(out))
+	return nil
 }
