@@ -523,31 +523,40 @@ func validateKeepalive(field string, ping, timeout time.Duration) error {
 	return nil
 }
 
-// handleClient routes the callbacks of client links (service goroutine).
+// handleClient routes the callbacks of client links (service goroutine):
+// first what every client link records about how its dial went, then the
+// WebSocket or HTTP specifics.
 func (c *Context) handleClient(ev *callbacks.Event, r *rec) int {
-	if r.http != nil || r.hc != nil {
-		return c.handleHTTPClient(ev, r)
-	}
-	d := r.dial
+	d := r.dial // set for every client link, kept after it opened
 	switch ev.Reason {
 	case callbacks.ClientAppendHandshakeHeader:
-		if d != nil {
-			d.fail.connected = true
-		}
+		d.fail.connected = true // TCP and TLS are up
 	case callbacks.OpenSSLPerformServerCertVerification:
-		if d != nil && ev.Len != 0 && d.fail.verifyErr == 0 {
+		if ev.Len != 0 && d.fail.verifyErr == 0 {
 			d.fail.verifyErr = ev.Len
 			d.fail.verifyMsg = cgo.X509ErrorString(ev.Len)
 		}
 	case callbacks.ClientConnectionError:
-		if d != nil {
-			d.fail.lwsText = string(ev.Data)
-			d.fail.status = r.responseStatus()
-		}
+		d.fail.lwsText = string(ev.Data)
+		d.fail.status = r.responseStatus()
+	}
+	var ret int
+	if r.kind == recHTTPClient {
+		ret = c.handleHTTPClient(ev, r)
+	} else {
+		ret = c.handleWSClient(ev, r)
+	}
+	if r.killMe {
+		return -1
+	}
+	return ret
+}
+
+// handleWSClient is handleClient for a WebSocket client link.
+func (c *Context) handleWSClient(ev *callbacks.Event, r *rec) int {
+	switch ev.Reason {
 	case callbacks.ClientFilterPreEstablish:
-		if d != nil {
-			r.link.Subprotocol = r.responseHeader("sec-websocket-protocol")
-		}
+		r.link.Subprotocol = r.responseHeader("sec-websocket-protocol")
 	case callbacks.ClientEstablished:
 		return c.onClientEstablished(r)
 	case callbacks.ClientReceive:
@@ -571,15 +580,12 @@ func (c *Context) handleClient(ev *callbacks.Event, r *rec) int {
 			r.conn.markClosed()
 		}
 	}
-	if r.killMe {
-		return -1
-	}
 	return 0
 }
 
 func (c *Context) onClientEstablished(r *rec) int {
 	d := r.dial
-	if d == nil || d.done {
+	if d.done {
 		// Aborted while the handshake completed.
 		return -1
 	}
@@ -628,7 +634,7 @@ func (r *rec) responseHeader(name string) string {
 
 // onClientDestroy is WSI_DESTROY of a client link.
 func (c *Context) onClientDestroy(r *rec) {
-	if d := r.dial; d != nil && !d.done {
+	if d := r.dial; !d.done {
 		c.finishDial(d, d.fail.classify(d.t.url))
 	}
 }

@@ -294,23 +294,15 @@ func (c *Context) abortHTTP(r *rec, cause error) {
 	}
 }
 
-// handleHTTPClient routes the callbacks of an HTTP client link.
+// handleHTTPClient is handleClient for an HTTP request.
 func (c *Context) handleHTTPClient(ev *callbacks.Event, r *rec) int {
 	hc, d := r.hc, r.dial
 	switch ev.Reason {
 	case callbacks.ClientAppendHandshakeHeader:
-		d.fail.connected = true
+		// connected: from now on the request and the response headers
 		c.armTimer(r, d, c.headerTimeout(hc.t))
 	case callbacks.ClientHTTPWriteable:
 		return c.writeRequestBody(r)
-	case callbacks.OpenSSLPerformServerCertVerification:
-		if ev.Len != 0 && d.fail.verifyErr == 0 {
-			d.fail.verifyErr = ev.Len
-			d.fail.verifyMsg = cgo.X509ErrorString(ev.Len)
-		}
-	case callbacks.ClientConnectionError:
-		d.fail.lwsText = string(ev.Data)
-		d.fail.status = r.responseStatus()
 	case callbacks.EstablishedClientHTTP:
 		return c.onHTTPResponse(r)
 	case callbacks.ReceiveClientHTTP:
@@ -338,9 +330,6 @@ func (c *Context) handleHTTPClient(ev *callbacks.Event, r *rec) int {
 			hc.rb.fail(io.EOF)
 		}
 		// One request per connection.
-		return -1
-	}
-	if r.killMe {
 		return -1
 	}
 	return 0
@@ -443,7 +432,7 @@ func (c *Context) onHTTPClientDestroy(r *rec) {
 		// Else it would keep the request for BodyTimeout.
 		hc.bodyTmr.Stop()
 	}
-	if d := r.dial; d != nil && !d.done {
+	if d := r.dial; !d.done {
 		c.finishDial(d, d.fail.classify(d.t.url))
 		return
 	}
