@@ -95,13 +95,12 @@ func runIdle(cfg config, pid int) int {
 	return 0
 }
 
-// runConnect measures handshakes (dial, close handshake) per second.
-func runConnect(cfg config) int {
-	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	if cfg.subprotocol != "" {
-		dialer.Subprotocols = []string{cfg.subprotocol}
-	}
+// repeat runs op in cfg.conns workers until warm-up and duration have
+// passed, and reports how often it succeeded per second of the measured
+// part, its p50 and p99, and its errors. label names the rate ("req/s").
+func repeat(cfg config, mode, label string, op func() error) int {
 	var done, errs atomic.Int64
+	var first sync.Once
 	var lat latencies
 	var wg sync.WaitGroup
 	stop := time.Now().Add(cfg.warmup + cfg.dur)
@@ -112,19 +111,12 @@ func runConnect(cfg config) int {
 			defer wg.Done()
 			for time.Now().Before(stop) {
 				t := time.Now()
-				c, _, err := dialer.Dial(cfg.url, nil)
-				if err != nil {
-					errs.Add(1)
+				if err := op(); err != nil {
+					if errs.Add(1) == 1 {
+						first.Do(func() { fmt.Fprintln(os.Stderr, "wsload: first error:", err) })
+					}
 					continue
 				}
-				_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
-				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				for {
-					if _, _, err := c.NextReader(); err != nil {
-						break
-					}
-				}
-				c.Close()
 				if t.After(measureFrom) {
 					done.Add(1)
 					lat.add(time.Since(t))
@@ -134,9 +126,10 @@ func runConnect(cfg config) int {
 	}
 	wg.Wait()
 	p := lat.percentiles()
-	fmt.Printf("connects/s=%.0f p50=%s p99=%s errors=%d\n", float64(done.Load())/cfg.dur.Seconds(), p[0], p[1], errs.Load())
+	rate := float64(done.Load()) / cfg.dur.Seconds()
+	fmt.Printf("%s=%.0f p50=%s p99=%s errors=%d\n", label, rate, p[0], p[1], errs.Load())
 	if cfg.json {
-		_ = jsonLine(map[string]any{"mode": "connect", "per_sec": float64(done.Load()) / cfg.dur.Seconds(), "p50_us": us(p[0]), "p99_us": us(p[1]), "errors": errs.Load()})
+		_ = jsonLine(map[string]any{"mode": mode, "per_sec": rate, "p50_us": us(p[0]), "p99_us": us(p[1]), "errors": errs.Load()})
 	}
 	if errs.Load() > 0 {
 		return 1
@@ -144,54 +137,49 @@ func runConnect(cfg config) int {
 	return 0
 }
 
+// runConnect measures handshakes (dial, then a closing handshake) per second.
+func runConnect(cfg config) int {
+	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	if cfg.subprotocol != "" {
+		dialer.Subprotocols = []string{cfg.subprotocol}
+	}
+	return repeat(cfg, "connect", "connects/s", func() error {
+		c, _, err := dialer.Dial(cfg.url, nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			if _, _, err := c.NextReader(); err != nil {
+				return nil // the server's close (or the deadline) ends it
+			}
+		}
+	})
+}
+
 // runHTTP measures keep-alive POST requests per second.
 func runHTTP(cfg config) int {
 	tr := &http.Transport{MaxIdleConnsPerHost: cfg.conns, MaxConnsPerHost: cfg.conns}
+	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	body := bytes.Repeat([]byte("x"), cfg.size)
 	if cfg.body != "" {
 		body = []byte(cfg.body)
 	}
-	var done, errs atomic.Int64
-	var lat latencies
-	var wg sync.WaitGroup
-	stop := time.Now().Add(cfg.warmup + cfg.dur)
-	measureFrom := time.Now().Add(cfg.warmup)
-	for range cfg.conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(stop) {
-				t := time.Now()
-				resp, err := cl.Post(cfg.url, "application/octet-stream", bytes.NewReader(body))
-				if err != nil {
-					errs.Add(1)
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode >= 300 {
-					errs.Add(1)
-					continue
-				}
-				if t.After(measureFrom) {
-					done.Add(1)
-					lat.add(time.Since(t))
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	tr.CloseIdleConnections()
-	p := lat.percentiles()
-	fmt.Printf("req/s=%.0f p50=%s p99=%s errors=%d\n", float64(done.Load())/cfg.dur.Seconds(), p[0], p[1], errs.Load())
-	if cfg.json {
-		_ = jsonLine(map[string]any{"mode": "http", "per_sec": float64(done.Load()) / cfg.dur.Seconds(), "p50_us": us(p[0]), "p99_us": us(p[1]), "errors": errs.Load()})
-	}
-	if errs.Load() > 0 {
-		return 1
-	}
-	return 0
+	return repeat(cfg, "http", "req/s", func() error {
+		resp, err := cl.Post(cfg.url, "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 // latencies collects durations from many goroutines (these modes are
