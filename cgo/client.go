@@ -94,7 +94,7 @@ type ConnectInfo struct {
 
 // Client is the C memory of one client connection (see lwsgo_client in
 // shim.h). Free it once its wsi is destroyed, or when Connect returned 0
-// and no WSI_DESTROY came.
+// and no WSI_DESTROY came. Service goroutine only, like every lws call.
 type Client struct{ p *C.lwsgo_client }
 
 // Free releases the client's C memory. Calling it twice is a no-op.

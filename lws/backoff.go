@@ -10,7 +10,7 @@ import (
 
 // Backoff is a reconnect policy: exponential delays with jitter. The zero
 // value is usable: 100 ms doubling up to 30 s, ±20 % jitter, no attempt
-// limit.
+// limit. It is a value; Delay is safe from any goroutine.
 type Backoff struct {
 	// Initial is the delay after the first failure. 0: 100 ms.
 	Initial time.Duration

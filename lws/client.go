@@ -18,7 +18,8 @@ import (
 
 // ClientTLS configures the TLS side of client links (wss, https).
 // A nil *ClientTLS means: verify the server against the operating system's
-// certificate store and the URL's host name.
+// certificate store and the URL's host name. It must not change while a
+// Dial or request using it is in progress.
 type ClientTLS struct {
 	// CAFile is a PEM file of the certificate authorities to trust instead
 	// of the operating system's store. "": the system store.
@@ -50,7 +51,8 @@ func (t *ClientTLS) validate(field string) error {
 }
 
 // DialOptions configure Dial. A nil *DialOptions means all defaults; the
-// zero value of each field is documented on it.
+// zero value of each field is documented on it. Dial reads them before it
+// returns and keeps no reference, so they may be reused at once.
 type DialOptions struct {
 	// Context makes the link; nil: the package's default client Context,
 	// started on first use (see DefaultContext).

@@ -60,7 +60,8 @@ func (k DialErrorKind) String() string {
 }
 
 // DialError is the error of a client link that did not open: Dial's, and
-// Transport.RoundTrip's before a response arrived.
+// Transport.RoundTrip's before a response arrived. Like TLSError it is a
+// value that is not changed after it is returned.
 type DialError struct {
 	// URL is the URL dialled.
 	URL string

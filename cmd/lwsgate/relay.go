@@ -121,7 +121,9 @@ type relay struct {
 	log     *slog.Logger
 }
 
-// pair is one downstream link and its upstream.
+// pair is one downstream link and its upstream. mu guards the fields after
+// it: the handlers of both links run on the service goroutine, the
+// upstream dial on its own.
 type pair struct {
 	down *lws.Conn
 
@@ -267,7 +269,8 @@ func (u upstream) OnClose(c *lws.Conn, ce lws.CloseError) {
 }
 
 // forwarder sends HTTP requests under a path prefix to an HTTP backend and
-// returns its response.
+// returns its response. It is not changed after start; forward runs on a
+// goroutine of its own per request.
 type forwarder struct {
 	prefix  string
 	base    *url.URL

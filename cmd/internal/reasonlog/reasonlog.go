@@ -75,7 +75,8 @@ const pollRule = "CHANGE_MODE_POLL_FD, LOCK_POLL, UNLOCK_POLL (libwebsockets 4.3
 	"change per change of the events a socket waits for, which during a TLS handshake " +
 	"depends on how the bytes arrive"
 
-// Log is a normalised reason log.
+// Log is a normalised reason log. It is built by Normalize and only read
+// after; reading from several goroutines is safe.
 type Log struct {
 	// Conns holds the reasons of each connection in order, by renumbered
 	// id: 0 is the placeholder wsi (context and vhost events), 1... are
