@@ -364,9 +364,9 @@ func TestHTTPConnectionClose(t *testing.T) {
 	assert.NotEqual(t, first, waitFor(t, h.reqs, "request").LinkID, "request after Connection: close on the same link")
 }
 
-// A client that leaves while its reply is being prepared: nothing is
-// written to it, its link closes once the reply is ready, and the service
-// loop does not spin meanwhile (libwebsockets before 4.3.1 polls such a
+// A client that leaves while its reply is being prepared: its link closes
+// (by the time the reply is ready at the latest), a late Respond fails at
+// most with ErrClosed, and the service loop does not spin meanwhile (libwebsockets before 4.3.1 polls such a
 // connection without reading it: lwsgate pauses rx until Respond).
 func TestHTTPDeferredReplyClientGone(t *testing.T) {
 	writers := make(chan *ResponseWriter, 1)
