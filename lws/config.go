@@ -30,6 +30,10 @@ type Config struct {
 	// service goroutine: a slow writer slows every link. nil: no reason log.
 	Trace io.Writer
 
+	// LinkTrace is how many of its last callbacks each link remembers for
+	// Context.LinkTrace: a per-link reason log on demand. 0: none.
+	LinkTrace int
+
 	// NetworkTimeout bounds each network step libwebsockets waits on, such as
 	// a handshake or a close acknowledgement (timeout_secs). 0: 15s.
 	NetworkTimeout time.Duration
@@ -225,6 +229,9 @@ func (c *Config) withDefaults() *Config {
 
 // validate checks a defaulted config; errors name the field at fault.
 func (c *Config) validate() error {
+	if c.LinkTrace < 0 || c.LinkTrace > 1<<16 {
+		return fmt.Errorf("lws: Config.LinkTrace %d: must be 0..65536", c.LinkTrace)
+	}
 	if c.NetworkTimeout < time.Second {
 		return fmt.Errorf("lws: Config.NetworkTimeout %v: must be at least 1s", c.NetworkTimeout)
 	}

@@ -49,6 +49,8 @@ type Context struct {
 
 	lcPtr atomic.Pointer[cgo.Context] // set while Wake may be called
 
+	reasons reasonCounts // callbacks per reason
+
 	// Service goroutine only.
 	lc        *cgo.Context
 	stopTimer *time.Timer
