@@ -185,8 +185,8 @@ type BackoffConfig struct {
 // of Match matches, Action runs and routing stops.
 type RuleConfig struct {
 	// Name appears in logs and metrics. "": "rule N".
-	Name   string      `yaml:"name"`
-	Match  MatchConfig `yaml:"match"`
+	Name  string      `yaml:"name"`
+	Match MatchConfig `yaml:"match"`
 	// Action is one of Actions: echo (send it back), info (tell the link
 	// its id and user), reply (send Reply), publish (to the channel's
 	// links), subscribe and unsubscribe (the link, to the channel),
