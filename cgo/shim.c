@@ -752,6 +752,80 @@ out:
 	return r;
 }
 
+/*
+ * lwsgo_http_refuse answers the request on wsi with status, hdrs (NUL-
+ * terminated name, value pairs) and a text/plain body, in one write, and
+ * marks the connection to close: it is for refusing a WebSocket upgrade
+ * from HTTP_CONFIRM_UPGRADE, where lws has not run its HTTP action (so no
+ * keep-alive decision was made) and where a callback that returns 1 has
+ * answered itself. lws then calls lws_http_transaction_completed, which
+ * sees the "connection: close" set here and closes once the response is
+ * out. Like lws_return_http_status, the length goes in as a plain header
+ * (not lws_add_http_header_content_length) because headers and body are
+ * one LWS_WRITE_HTTP. Returns 0, or -1 when nothing could be written.
+ */
+int
+lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
+		  const unsigned char *body, int bodylen)
+{
+	struct lws *w = (struct lws *)wsi;
+	size_t cap = LWS_PRE + 512 + (size_t)hdrslen * 2 + (size_t)bodylen;
+	unsigned char *buf, *start, *p, *end;
+	char name[256], clen[24];
+	int r = -1, n;
+
+	if (cap < LWS_PRE + LWS_RECOMMENDED_MIN_HEADER_SPACE + (size_t)bodylen)
+		cap = LWS_PRE + LWS_RECOMMENDED_MIN_HEADER_SPACE +
+		      (size_t)bodylen;
+	buf = malloc(cap);
+	if (!buf)
+		return -1;
+	start = p = buf + LWS_PRE;
+	end = buf + cap - 1;
+
+	/* no length here: lws adds "connection: close" and sets the
+	 * connection to close after this transaction */
+	if (lws_add_http_common_headers(w, (unsigned int)status,
+					"text/plain; charset=utf-8",
+					LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end))
+		goto out;
+	n = lws_snprintf(clen, sizeof(clen), "%d", bodylen);
+	if (lws_add_http_header_by_token(w, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+					 (unsigned char *)clen, n, &p, end))
+		goto out;
+	while (hdrslen > 0) {
+		int nl = (int)strlen(hdrs), vl;
+		const char *v = hdrs + nl + 1;
+
+		vl = (int)strlen(v);
+		if (nl == 0 || nl + 2 > (int)sizeof(name))
+			goto out;
+		memcpy(name, hdrs, (size_t)nl);
+		name[nl] = ':';
+		name[nl + 1] = '\0';
+		if (lws_add_http_header_by_name(w, (unsigned char *)name,
+						(const unsigned char *)v, vl,
+						&p, end))
+			goto out;
+		hdrs = v + vl + 1;
+		hdrslen -= nl + vl + 2;
+	}
+	if (lws_finalize_http_header(w, &p, end))
+		goto out;
+	if (end - p < bodylen)
+		goto out;
+	if (bodylen)
+		memcpy(p, body, (size_t)bodylen);
+	p += bodylen;
+	n = lws_ptr_diff(p, start);
+	if (lws_write(w, start, (size_t)n, LWS_WRITE_HTTP) != n)
+		goto out;
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
 int
 lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len, int final)
 {

@@ -148,5 +148,7 @@ int lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs,
 int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		     int final);
 int lwsgo_http_transaction_completed(uintptr_t wsi);
+int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
+		      const unsigned char *body, int bodylen);
 
 #endif

@@ -173,6 +173,25 @@ func (w WSI) WriteHTTP(frame []byte, off, n int, final bool) WriteResult {
 	return WriteResult(C.lwsgo_http_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n), b2i(final)))
 }
 
+// RefuseHTTP answers a WebSocket upgrade request with an HTTP status
+// instead of the 101, from its HTTP_CONFIRM_UPGRADE callback: status, hdrs
+// (NUL-terminated name, value pairs) and a text/plain body, with
+// "connection: close". The callback must then return 1 (answered), and
+// libwebsockets closes the connection once the response is out. It reports
+// false when the response could not be written (the callback should return
+// -1 to hang up).
+func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
+	var hp *C.char
+	if len(hdrs) > 0 {
+		hp = (*C.char)(unsafe.Pointer(&hdrs[0]))
+	}
+	var bp *C.uchar
+	if len(body) > 0 {
+		bp = (*C.uchar)(unsafe.Pointer(&body[0]))
+	}
+	return C.lwsgo_http_refuse(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body))) == 0
+}
+
 // HTTPTransactionCompleted ends an HTTP transaction. It reports whether the
 // connection must now be closed (true) or may carry the next request.
 func (w WSI) HTTPTransactionCompleted() bool {

@@ -136,6 +136,19 @@ type Listener struct {
 	// HTTPHandler serves HTTP requests. nil: every request gets 404.
 	HTTPHandler HTTPHandler
 
+	// CheckUpgrade, when non-nil, is called on the service goroutine for each
+	// WebSocket upgrade request that passed the binding's own checks, before the
+	// 101. A non-nil error refuses the upgrade: an *HTTPError sends its Status
+	// and Message; any other error sends 403. It must not block.
+	//
+	// A refused request gets that status with "Connection: close", and the
+	// connection is closed once the response is out. The link never opens:
+	// neither Handler.OnOpen nor Config.OnLinkOpen is called for it, and so
+	// neither are OnClose and OnLinkClose. A panic in CheckUpgrade refuses
+	// with 500; an *HTTPError whose Status is not 400..599 is sent as 500
+	// and logged.
+	CheckUpgrade func(r *Request) error
+
 	// Subprotocols are WebSocket subprotocols accepted besides none. A
 	// client asking only for others is refused.
 	Subprotocols []string

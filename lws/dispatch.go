@@ -1,7 +1,9 @@
 package lws
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -253,7 +255,47 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 		return -1
 	}
 	r.req = req
+	if f := r.lis.cfg.CheckUpgrade; f != nil {
+		if err := c.callCheckUpgrade(f, req); err != nil {
+			status, msg := http.StatusForbidden, ""
+			var he *HTTPError
+			if errors.As(err, &he) {
+				status, msg = he.Status, he.Message
+				if status < 400 || status > 599 {
+					c.log.Warn("lws: CheckUpgrade: HTTPError.Status must be 400..599; sending 500", "link", r.id, "status", status)
+					status, msg = http.StatusInternalServerError, ""
+				}
+			}
+			return c.refuseUpgrade(r, status, msg, nil)
+		}
+	}
 	return 0
+}
+
+// callCheckUpgrade runs the listener's CheckUpgrade; a panic refuses with 500.
+func (c *Context) callCheckUpgrade(f func(*Request) error, req *Request) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("lws: panic in CheckUpgrade; refusing the upgrade", "link", req.LinkID, "panic", fmt.Sprint(p))
+			err = &HTTPError{Status: http.StatusInternalServerError}
+		}
+	}()
+	return f(req)
+}
+
+// refuseUpgrade answers an upgrade request with an HTTP status instead of
+// the 101 (from HTTP_CONFIRM_UPGRADE, whose return value it gives): the
+// connection closes after the response and the link never opens. hdrs are
+// extra NUL-separated name, value pairs.
+func (c *Context) refuseUpgrade(r *rec, status int, msg string, hdrs []byte) int {
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	r.req = nil
+	if !r.wsi.RefuseHTTP(status, hdrs, []byte(msg+"\n")) {
+		return -1
+	}
+	return 1 // answered: libwebsockets completes the transaction and closes
 }
 
 func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {

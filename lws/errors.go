@@ -1,6 +1,10 @@
 package lws
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
 
 // Errors returned by the package. Test with errors.Is.
 var (
@@ -17,3 +21,20 @@ var (
 	// ErrInvalidCloseCode: a close code that may not be sent.
 	ErrInvalidCloseCode = errors.New("lws: close code may not be sent")
 )
+
+// HTTPError is an HTTP status with a message, for refusing a request, for
+// example from Listener.CheckUpgrade. Use it with errors.As; wrapped, it
+// still counts.
+type HTTPError struct {
+	// Status is the response status, 400 to 599.
+	Status int
+	// Message is the text/plain response body; "": the status text.
+	Message string
+}
+
+func (e *HTTPError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("lws: HTTP %d %s", e.Status, http.StatusText(e.Status))
+	}
+	return fmt.Sprintf("lws: HTTP %d: %s", e.Status, e.Message)
+}
