@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,6 +186,23 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 		ExtraHeaders:   []string{"Authorization", "Origin"},
 		PingInterval:   l.Keepalive.PingInterval.D(),
 		PingTimeout:    l.Keepalive.PingTimeout.D(),
+	}
+	name := l.Name
+	out.CheckUpgrade = func(r *lws.Request) error {
+		// Before any 101: draining refuses new links, then the
+		// listener's auth (its current config: Reload may change it).
+		if g.draining.Load() {
+			g.metrics.upgradeRefused.WithLabelValues(name, "503").Inc()
+			return &lws.HTTPError{Status: 503, Message: "draining: reconnect to another instance"}
+		}
+		if lc := g.listenerCfg(name); lc != nil {
+			if _, e := checkUpgrade(&lc.Auth, g.tokens, r); e != nil {
+				g.metrics.upgradeRefused.WithLabelValues(name, strconv.Itoa(e.status)).Inc()
+				g.log.Info("upgrade refused", "link", r.LinkID, "listener", name, "remote", addrString(r.Remote), "status", e.status, "why", e.msg)
+				return &lws.HTTPError{Status: e.status, Message: e.msg}
+			}
+		}
+		return nil
 	}
 	if l.TLS != nil {
 		out.TLS = &lws.TLSFiles{CertFile: l.TLS.Cert, KeyFile: l.TLS.Key, CAFile: l.TLS.ClientCA}

@@ -25,6 +25,7 @@ type metrics struct {
 	slowConsumer   prometheus.Counter
 	hookCalls      *prometheus.CounterVec
 	limitHits      *prometheus.CounterVec
+	upgradeRefused *prometheus.CounterVec
 	backendSeconds *prometheus.HistogramVec
 	backendErrors  *prometheus.CounterVec
 	routeSeconds   prometheus.Histogram
@@ -44,11 +45,12 @@ func newMetrics(g *Gateway) *metrics {
 	m.slowConsumer = prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_slow_consumer_closes_total", Help: "Sends refused because a link's send queue was full (the link is closed with 1008)."})
 	m.hookCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_hook_calls_total", Help: "Webhook calls by event and result (ok, rejected, error, dropped)."}, []string{"event", "result"})
 	m.limitHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_limit_hits_total", Help: "Times a limit refused or closed something, by listener and limit."}, []string{"listener", "limit"})
+	m.upgradeRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_upgrades_refused_total", Help: "WebSocket upgrades refused before the 101, by listener and HTTP status (401 token, 403 origin, 503 draining)."}, []string{"listener", "status"})
 	m.backendSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lwsgate_backend_seconds", Help: "Latency of backend and webhook calls.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}, []string{"backend", "kind"})
 	m.backendErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_backend_errors_total", Help: "Failed backend calls."}, []string{"backend", "kind"})
 	m.routeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lwsgate_route_seconds", Help: "Time in the routing step per message (service goroutine).", Buckets: prometheus.ExponentialBuckets(1e-6, 4, 9)})
 	for _, c := range []prometheus.Collector{m.linksOpened, m.linksClosed, m.messages, m.bytes, m.ruleHits, m.unroutable,
-		m.published, m.fanout, m.slowConsumer, m.hookCalls, m.limitHits, m.backendSeconds, m.backendErrors, m.routeSeconds} {
+		m.published, m.fanout, m.slowConsumer, m.hookCalls, m.limitHits, m.upgradeRefused, m.backendSeconds, m.backendErrors, m.routeSeconds} {
 		f(c)
 	}
 	f(collectors.NewGoCollector())

@@ -55,14 +55,14 @@ func (t *routeTable) bindFriend(a, b uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.log.Debug("route bind friend", "node", a, "friend", b)
+	// Routes are kept both ways, so what reaches a is what a reaches:
+	// each of those now reaches b in one more hop, and b reaches it.
 	var ext []Route
-	for node, m := range t.routes {
-		if d, ok := m[a]; ok {
-			ext = append(ext, Route{node, b, d + 1})
-		}
-		if d, ok := m[b]; ok {
-			ext = append(ext, Route{node, a, d + 1})
-		}
+	for x, d := range t.routes[a] {
+		ext = append(ext, Route{x, b, d + 1}, Route{b, x, d + 1})
+	}
+	for x, d := range t.routes[b] {
+		ext = append(ext, Route{x, a, d + 1}, Route{a, x, d + 1})
 	}
 	t.add(a, b, 0)
 	t.add(b, a, 0)
