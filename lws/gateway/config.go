@@ -33,6 +33,10 @@ type Config struct {
 	Rules    []RuleConfig   `yaml:"rules"`
 	Hooks    HookConfig     `yaml:"hooks"`
 	Shutdown ShutdownConfig `yaml:"shutdown"`
+	// NetworkTimeout bounds each network step libwebsockets waits on: a
+	// handshake, a close acknowledgement, the last writes to a link being
+	// closed (a slow consumer's). 0: 15s.
+	NetworkTimeout Duration `yaml:"network_timeout"`
 
 	// source maps a field path ("listeners[0].addr") to its line in the
 	// file, so that validation errors can name it. nil for configs built
@@ -391,6 +395,8 @@ hooks:
   timeout: 5s
   retries: 3
 
+network_timeout: 15s     # handshakes, close acks, a closing link's last writes
+
 shutdown:
   drain: 5s              # links are closed with 1001 over this window
   deadline: 10s          # then the gateway stops regardless
@@ -595,6 +601,9 @@ func (c *Config) setDefaults() {
 	if c.Hooks.Retries == 0 {
 		c.Hooks.Retries = 3
 	}
+	if c.NetworkTimeout == 0 {
+		c.NetworkTimeout = Duration(15 * time.Second)
+	}
 	if c.Shutdown.Drain == 0 {
 		c.Shutdown.Drain = Duration(5 * time.Second)
 	}
@@ -742,6 +751,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Hooks.Retries < 0 {
 		bad("hooks.retries", "%d: must not be negative", c.Hooks.Retries)
+	}
+	if c.NetworkTimeout < Duration(time.Second) {
+		bad("network_timeout", "%v: at least 1s", c.NetworkTimeout.D())
 	}
 	if c.Shutdown.Deadline < c.Shutdown.Drain {
 		bad("shutdown.deadline", "%v is shorter than drain %v", c.Shutdown.Deadline.D(), c.Shutdown.Drain.D())

@@ -129,6 +129,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		Logger:          g.log,
 		ShutdownTimeout: max(time.Second, cfg.Shutdown.Deadline.D()-cfg.Shutdown.Drain.D()),
 		LinkTrace:       max(0, cfg.Log.LinkTrace),
+		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		OnLinkOpen:      g.onLinkOpen,
 		OnLinkClose:     g.onLinkClose,
 	}
@@ -322,6 +323,9 @@ func restartNeeded(a, b *Config) error {
 	}
 	if a.Tokens.Secret != b.Tokens.Secret {
 		return errors.New("reload: tokens.secret changed: restart to apply (issued tokens would break)")
+	}
+	if a.NetworkTimeout != b.NetworkTimeout {
+		return errors.New("reload: network_timeout changed: restart to apply")
 	}
 	if a.Log.Trace != b.Log.Trace || a.Log.LinkTrace != b.Log.LinkTrace || a.Log.Format != b.Log.Format {
 		return errors.New("reload: log.trace, log.link_trace and log.format need a restart")
