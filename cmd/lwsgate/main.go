@@ -7,6 +7,13 @@
 //
 //	[2026-11-24 10:05:47.123][DEBUG] cb ctx:1 wsi:7 reason:6 LWS_CALLBACK_RECEIVE
 //
+// The admin API, metrics and health are on 127.0.0.1:8091. A YAML file
+// (-config; "lwsgate defaultconfig" prints the default, "lwsgate
+// checkconfig FILE" checks one) configures listeners, backends, routing
+// rules, hooks and limits; LWSGATE_* variables and flags override it, and
+// SIGHUP reloads it without dropping links. The gateway itself is package
+// lws/gateway.
+//
 // Run lwsgate -h for the flags. Two subcommands make one client link
 // through libwebsockets and print its reason log: "lwsgate dial URL"
 // (WebSocket) and "lwsgate fetch URL" (HTTP); see client.go.
