@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -237,7 +238,13 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 }
 
 func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
-	if r.lis.cfg.Links&TCPListen == 0 || c.stopping || string(ev.Data) != "websocket" {
+	if ev.Flags&callbacks.StaleData != 0 {
+		// libwebsockets already answered 403 to an unknown Upgrade
+		// value and released the request (CVE-2025-11677): hang up.
+		return -1
+	}
+	// The Upgrade token is case-insensitive (RFC 9110 section 7.8).
+	if r.lis.cfg.Links&TCPListen == 0 || c.stopping || !strings.EqualFold(string(ev.Data), "websocket") {
 		return -1
 	}
 	req, err := c.readRequest(r)
