@@ -563,8 +563,8 @@ lwsgo_kill(uintptr_t wsi, int sync)
 
 /*
  * lwsgo_http_info fills buf with the request of an HTTP wsi as a sequence of
- * NUL-terminated strings: method, path, query, then name/value pairs of every
- * header present. Names are lower case without the colon. custom lists extra
+ * NUL-terminated strings: method, path, query, version ("HTTP/1.1"), then
+ * name/value pairs of every header present (one pair per header line). Names are lower case without the colon. custom lists extra
  * header names ("x-a:\0x-b:\0", lower case with colon) to look up as custom
  * headers, for libwebsockets releases that cannot enumerate them.
  * Returns the bytes used, or -(bytes needed) when buf is too small.
@@ -720,6 +720,10 @@ lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
 			s.buf[start + qlen] = '\0';
 		s.used += qlen + 1;
 	}
+
+	/* the protocol version from the request line, e.g. "HTTP/1.1" */
+	n = lws_hdr_total_length(w, WSI_TOKEN_HTTP);
+	lwsgo_put_hdr(&s, w, WSI_TOKEN_HTTP, n > 0 ? n : 0);
 
 	lwsgo_put_headers(&s, w, custom, customlen);
 
