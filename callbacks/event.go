@@ -21,6 +21,13 @@ const (
 	// a wake-up (the C layer de-duplicates lws's broadcast of the reason to
 	// every protocol of every vhost), so queued work should be drained now.
 	Wake
+	// StaleData: libwebsockets passed an in pointer into memory it had
+	// already released, so the C layer dropped it (Data is nil) and decides
+	// the callback's result itself. It happens at HTTP_CONFIRM_UPGRADE
+	// for an unknown Upgrade value on a keep-alive connection with
+	// libwebsockets before 4.3.7 (CVE-2025-11677); the connection is hung
+	// up.
+	StaleData
 )
 
 // Complete reports whether a RECEIVE chunk with these flags ends a message.

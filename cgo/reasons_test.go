@@ -47,3 +47,9 @@ func TestVersionMatchesHeaders(t *testing.T) {
 	assert.NotEmpty(t, v)
 	assert.Contains(t, LinkInfo, "pkg-config")
 }
+
+func TestFlagsMatchShim(t *testing.T) {
+	for name, v := range shimFlags {
+		assert.Equal(t, v[1], v[0], "callbacks.%s and its LWSGO_F_* bit", name)
+	}
+}

@@ -19,11 +19,13 @@
  *     for a wake-up (lws broadcasts the reason to every protocol of every
  *     vhost; the atomic exchange makes exactly one of them drain Go's queue).
  *
- * Only two things are decided in C, because they must be: the wake
- * de-duplication above, and the return value of reasons where a non-zero
+ * Only three things are decided in C, because they must be: the wake
+ * de-duplication above, the return value of reasons where a non-zero
  * return would break libwebsockets (EVENT_WAIT_CANCELLED closes the cancel
  * pipe on non-zero; GET_THREAD_ID must be 0 so that lws never tries to wake
- * a "foreign" thread itself). Both still reach Go for the reason log.
+ * a "foreign" thread itself), and whether HTTP_CONFIRM_UPGRADE's in may be
+ * read at all (see there: CVE-2025-11677). All still reach Go for the
+ * reason log.
  *
  * Ownership
  * ---------
@@ -72,6 +74,7 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct lws_context *cx = wsi ? lws_get_context(wsi) : NULL;
 	lwsgo_ctx *cd = cx ? (lwsgo_ctx *)lws_context_user(cx) : NULL;
 	const struct lws_protocols *pr;
+	char upg[64];
 	uintptr_t h = 0;
 	size_t dlen = len;
 	int flags = 0, proto = -1, fake = 0, ret;
@@ -121,10 +124,34 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		dlen = 0;
 		break;
 #endif
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		/*
+		 * CVE-2025-11677 (fixed in lws 4.3.7, 4.4.2 and 4.5.0): for
+		 * an Upgrade value other than websocket or h2c, lws answers
+		 * 403, completes the transaction (on a keep-alive connection
+		 * that frees or resets the header table) and then still
+		 * calls back with in pointing into it. So in is never read
+		 * here: Go gets a copy of the request's Upgrade header (its
+		 * first line, which is what in points to when it is valid),
+		 * and when the request has none any more (or one too long to
+		 * be "websocket"), no data and
+		 * LWSGO_F_STALE, and the connection is hung up (a <0 return
+		 * makes lws skip its own later uses of the pointer).
+		 */
+		dlen = 0;
+		if (!wsi || lws_hdr_copy_fragment(wsi, upg, sizeof(upg),
+					WSI_TOKEN_UPGRADE, 0) <= 0) {
+			flags |= LWSGO_F_STALE;
+			in = NULL;
+			len = 0;
+			break;
+		}
+		in = upg;
+		len = dlen = strlen(upg);
+		break;
 	case LWS_CALLBACK_HTTP:
 	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 	case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		/* in is a NUL-terminated string; len is not always set */
@@ -152,6 +179,8 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return flags & LWSGO_F_STALE ? -1 : ret;
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		/* in is a char **p into the request, len the room left; the
 		 * headers Go prepared wait in the client's user_space */
@@ -534,8 +563,8 @@ lwsgo_kill(uintptr_t wsi, int sync)
 
 /*
  * lwsgo_http_info fills buf with the request of an HTTP wsi as a sequence of
- * NUL-terminated strings: method, path, query, then name/value pairs of every
- * header present. Names are lower case without the colon. custom lists extra
+ * NUL-terminated strings: method, path, query, version ("HTTP/1.1"), then
+ * name/value pairs of every header present (one pair per header line). Names are lower case without the colon. custom lists extra
  * header names ("x-a:\0x-b:\0", lower case with colon) to look up as custom
  * headers, for libwebsockets releases that cannot enumerate them.
  * Returns the bytes used, or -(bytes needed) when buf is too small.
@@ -691,6 +720,10 @@ lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
 			s.buf[start + qlen] = '\0';
 		s.used += qlen + 1;
 	}
+
+	/* the protocol version from the request line, e.g. "HTTP/1.1" */
+	n = lws_hdr_total_length(w, WSI_TOKEN_HTTP);
+	lwsgo_put_hdr(&s, w, WSI_TOKEN_HTTP, n > 0 ? n : 0);
 
 	lwsgo_put_headers(&s, w, custom, customlen);
 

@@ -25,6 +25,7 @@
 #define LWSGO_F_BINARY   (1 << 2)
 #define LWSGO_F_NOREMAIN (1 << 3)
 #define LWSGO_F_WAKE     (1 << 4)
+#define LWSGO_F_STALE    (1 << 5)
 
 /* One per lws_context, C-allocated; lws_context_user() points here. */
 typedef struct lwsgo_ctx {

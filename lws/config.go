@@ -56,6 +56,13 @@ type Config struct {
 	// (WSI_DESTROY, which unlike CLOSED is always delivered). It must not
 	// block.
 	OnLinkClose func(Link, CloseError)
+
+	// OnLimit, when non-nil, is called on the service goroutine each time
+	// a limit or an input check refuses something: listener is the
+	// listener's Name ("" for a link this side dialled) and limit one of
+	// the Limit* names (see LimitMaxLinks), for example to count them in
+	// metrics. It must not block.
+	OnLimit func(listener, limit string)
 }
 
 // LinkTypes selects what a listener accepts.
@@ -279,6 +286,9 @@ func (c *Config) validate() error {
 		for j, p := range l.Subprotocols {
 			if p == "" || strings.ContainsAny(p, " ,\t\"") {
 				return fmt.Errorf("%s[%d] %q: not a valid subprotocol token", field("Subprotocols"), j, p)
+			}
+			if p == httpProtocol {
+				return fmt.Errorf("%s[%d] %q: reserved for the listener's HTTP protocol", field("Subprotocols"), j, p)
 			}
 		}
 		for j, h := range l.ExtraHeaders {

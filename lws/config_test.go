@@ -99,6 +99,7 @@ func TestConfigOtherFields(t *testing.T) {
 		{Listener{MaxHeaderBytes: 70000}, "MaxHeaderBytes"},
 		{Listener{PingInterval: 5 * time.Second, PingTimeout: time.Second}, "PingTimeout"},
 		{Listener{Subprotocols: []string{"a b"}}, "Subprotocols[0]"},
+		{Listener{Subprotocols: []string{"chat", "http"}}, "Subprotocols[1]"},
 		{Listener{ExtraHeaders: []string{"X-A:"}}, "ExtraHeaders[0]"},
 	} {
 		tc.l.Addr = "127.0.0.1:0"

@@ -71,6 +71,10 @@ type Context struct {
 	connecting   *rec // the client link inside its connect call
 }
 
+// httpProtocol names a listener's first protocol, which serves HTTP and
+// WebSocket links without a subprotocol.
+const httpProtocol = "http"
+
 // listener is a Listener after New resolved it.
 type listener struct {
 	cfg    Listener
@@ -97,7 +101,7 @@ func New(cfg *Config) (*Context, error) {
 	}
 	routeLibraryLog(cfg.Logger)
 	for i, lc := range cfg.Listeners {
-		l := &listener{cfg: lc, index: i, protos: append([]string{"http"}, lc.Subprotocols...)}
+		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...)}
 		l.opts = linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
 		for _, h := range lc.ExtraHeaders {
 			l.extra += strings.ToLower(h) + ":\x00"

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -246,13 +247,38 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 }
 
 func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
-	if r.lis.cfg.Links&TCPListen == 0 || c.stopping || string(ev.Data) != "websocket" {
+	if ev.Flags&callbacks.StaleData != 0 {
+		// libwebsockets already answered 403 to an unknown Upgrade
+		// value and released the request (CVE-2025-11677): hang up.
+		c.limitHit(r, LimitBadUpgrade)
 		return -1
 	}
 	req, err := c.readRequest(r)
 	if err != nil {
 		c.log.Warn("lws: reading upgrade request", "link", r.id, "err", err)
 		return -1
+	}
+	switch {
+	case !strings.EqualFold(string(ev.Data), "websocket"):
+		// h2c: libwebsockets would switch to HTTP/2 if let through.
+		// The Upgrade token is case-insensitive (RFC 9110 section 7.8).
+		c.limitHit(r, LimitBadUpgrade)
+		return c.refuseUpgrade(r, http.StatusBadRequest, "only Upgrade: websocket is supported", nil)
+	case r.lis.cfg.Links&TCPListen == 0:
+		return c.refuseUpgrade(r, http.StatusBadRequest, "this listener does not accept WebSocket links", nil)
+	case c.stopping:
+		return c.refuseUpgrade(r, http.StatusServiceUnavailable, "", nil)
+	}
+	f := checkFraming(req)
+	switch {
+	case f.status == http.StatusNotImplemented:
+		f = refuse(http.StatusBadRequest, "a WebSocket upgrade has no body")
+	case f.ok():
+		f = checkUpgrade(req, r.lis.protos)
+	}
+	if !f.ok() {
+		c.limitHit(r, LimitBadUpgrade)
+		return c.refuseUpgrade(r, f.status, f.why, f.hdrs)
 	}
 	r.req = req
 	if f := r.lis.cfg.CheckUpgrade; f != nil {

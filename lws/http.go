@@ -27,6 +27,9 @@ type Request struct {
 	// argument, and they are joined here with '&' (values that contained
 	// an encoded '&' are therefore ambiguous).
 	RawQuery string
+	// Proto is the protocol version of the request line, "HTTP/1.1" or
+	// "HTTP/1.0".
+	Proto string
 	// Header holds the request headers libwebsockets parsed, with
 	// canonical names, plus Listener.ExtraHeaders.
 	Header http.Header
@@ -38,7 +41,8 @@ type Request struct {
 	LinkID uint64
 	// Listener is the name of the listener that accepted it.
 	Listener string
-	// ContentLength is the Content-Length header's value, or -1.
+	// ContentLength is the Content-Length header's value, or -1 when the
+	// request has none.
 	ContentLength int64
 }
 
@@ -65,29 +69,22 @@ func (c *Context) readRequest(r *rec) (*Request, error) {
 		c.hbuf = buf[:0]
 	}
 	parts := bytes.Split(buf, []byte{0})
-	if len(parts) < 3 {
+	if len(parts) < 4 {
 		return nil, fmt.Errorf("lws: malformed request info")
 	}
 	req := &Request{
 		Method:        string(parts[0]),
 		Path:          string(parts[1]),
 		RawQuery:      string(parts[2]),
+		Proto:         string(parts[3]),
 		Header:        http.Header{},
 		Remote:        r.wsi.RemoteAddr(),
 		LinkID:        r.id,
 		Listener:      r.lis.cfg.Name,
 		ContentLength: -1,
 	}
-	for i := 3; i+1 < len(parts); i += 2 {
+	for i := 4; i+1 < len(parts); i += 2 {
 		req.Header.Add(http.CanonicalHeaderKey(string(parts[i])), string(parts[i+1]))
-	}
-	if cl := req.Header.Get("Content-Length"); cl != "" {
-		n, err := strconv.ParseInt(strings.TrimSpace(cl), 10, 64)
-		if err != nil || n < 0 {
-			req.ContentLength = -2 // invalid
-		} else {
-			req.ContentLength = n
-		}
 	}
 	return req, nil
 }
@@ -221,9 +218,17 @@ func validHeaderName(k string) bool {
 
 // respondError answers with a plain-text error from the service goroutine.
 func (w *ResponseWriter) respondError(status int, closeAfter bool) {
+	w.respondErrorText(status, "", closeAfter)
+}
+
+// respondErrorText is respondError with why after the status text.
+func (w *ResponseWriter) respondErrorText(status int, why string, closeAfter bool) {
 	w.served = true
 	w.close = w.close || closeAfter
 	text := strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
+	if why != "" {
+		text = strconv.Itoa(status) + " " + http.StatusText(status) + ": " + why + "\n"
+	}
 	hb := []byte("content-type\x00text/plain; charset=utf-8\x00")
 	if status == http.StatusUpgradeRequired {
 		hb = append(hb, "upgrade\x00websocket\x00"...)
@@ -252,19 +257,23 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 	r.http.txn = w
 	lis := r.lis.cfg
 	bodyMethod := req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH"
+	framing := checkFraming(req)
 	switch {
+	case !framing.ok():
+		// libwebsockets reads the body by its own reading of the
+		// request (atoll, no Transfer-Encoding): close after the
+		// answer, so that what it reads as the next request never is.
+		c.limitHit(r, LimitBadRequest)
+		w.respondErrorText(framing.status, framing.why, true)
 	case c.stopping:
 		w.respondError(http.StatusServiceUnavailable, true)
 	case lis.Links&HTTPListen == 0:
 		w.respondError(http.StatusUpgradeRequired, false)
-	case req.ContentLength == -2:
-		w.respondError(http.StatusBadRequest, true)
-	case req.Header.Get("Transfer-Encoding") != "":
-		// libwebsockets 4.1 does not decode chunked request bodies.
-		w.respondError(http.StatusNotImplemented, true)
 	case bodyMethod && req.ContentLength < 0:
+		c.limitHit(r, LimitBadRequest)
 		w.respondError(http.StatusLengthRequired, true)
 	case req.ContentLength > lis.MaxBodySize:
+		c.limitHit(r, LimitMaxBody)
 		w.tooBig = true
 		w.respondError(http.StatusRequestEntityTooLarge, true)
 	case req.ContentLength > 0 || (req.Method == "POST" && req.ContentLength == 0):
@@ -325,6 +334,7 @@ func (h *httpConn) onBody(p []byte) int {
 		return 0
 	}
 	if int64(len(w.req.Body)+len(p)) > h.r.lis.cfg.MaxBodySize {
+		h.r.ctx.limitHit(h.r, LimitMaxBody)
 		w.tooBig = true
 		w.req.Body = nil
 		w.respondError(http.StatusRequestEntityTooLarge, true)

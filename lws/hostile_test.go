@@ -1,0 +1,266 @@
+package lws
+
+// The hostile-input suite: raw TCP clients on 127.0.0.1 send what a
+// well-behaved client never would. Each case checks the outcome and ends
+// with a health check: a fresh WebSocket echo and an HTTP request on the
+// same listener still work.
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// hostileServer is a listener serving WebSocket echo and HTTP "ok".
+func hostileServer(t *testing.T, l Listener, mod ...func(*Config)) (*Context, string) {
+	t.Helper()
+	if l.Handler == nil {
+		l.Handler = EchoHandler{}
+	}
+	if l.HTTPHandler == nil {
+		l.HTTPHandler = HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+			_ = w.Respond(http.StatusOK, []byte("ok"))
+		})
+	}
+	return startServer(t, l, mod...)
+}
+
+// healthy checks that the listener at addr still serves a fresh WebSocket
+// echo and an HTTP request.
+func healthy(t *testing.T, addr string) {
+	t.Helper()
+	echo(t, dial(t, addr, nil), "still healthy")
+	resp, body := rawHTTP(t, addr, "GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ok", string(body))
+}
+
+// keepAliveThen sends first on a new connection, reads its response, and
+// only then sends second, so that libwebsockets has released the first
+// request's header table in between. It returns what followed the first
+// response until the server closed the connection.
+func keepAliveThen(t *testing.T, addr, first, second string) string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, first)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(newBufReader(nc), nil)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, err = io.WriteString(nc, second)
+	require.NoError(t, err)
+	rest, err := io.ReadAll(nc)
+	require.NoError(t, err, "connection not closed after the second request")
+	return string(rest)
+}
+
+// TestHostileUnknownUpgradeKeepAlive is CVE-2025-11677's trigger: an
+// unknown Upgrade value on a keep-alive connection makes libwebsockets
+// before 4.3.7 answer 403, free the request and still call back with a
+// pointer into it. The binding never reads it (make asan catches a read)
+// and hangs up.
+func TestHostileUnknownUpgradeKeepAlive(t *testing.T) {
+	_, addr := hostileServer(t, Listener{})
+	for _, up := range []string{"foo", "h2", "websocketx", "TLS/1.0"} {
+		rest := keepAliveThen(t, addr, "GET /first HTTP/1.1\r\nHost: test\r\n\r\n",
+			"GET / HTTP/1.1\r\nHost: test\r\nUpgrade: "+up+"\r\nConnection: Upgrade\r\n\r\n")
+		assert.NotContains(t, rest, " 101 ", "Upgrade: %s", up)
+		assert.Contains(t, rest, " 403 ", "Upgrade: %s", up)
+	}
+	healthy(t, addr)
+}
+
+// TestHostileUpgradeTokenCase: the Upgrade token is case-insensitive.
+func TestHostileUpgradeTokenCase(t *testing.T) {
+	_, addr := hostileServer(t, Listener{})
+	raw, _ := rawExchangeUntil(t, addr, "GET / HTTP/1.1\r\nHost: test\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", "\r\n\r\n")
+	assert.Contains(t, raw, " 101 ")
+	healthy(t, addr)
+}
+
+func newBufReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// rawExchangeUntil writes request on a new connection and reads until the
+// bytes read contain marker or the server closes the connection. It
+// returns what was read and whether the server closed it.
+func rawExchangeUntil(t testing.TB, addr, request, marker string) (string, bool) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, request)
+	require.NoError(t, err)
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(got), marker) {
+		n, err := nc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			var ne net.Error
+			require.False(t, errors.As(err, &ne) && ne.Timeout(), "timed out; read %q", got)
+			return string(got), true
+		}
+	}
+	return string(got), false
+}
+
+// limitLog records Config.OnLimit calls.
+type limitLog struct {
+	ch chan string
+}
+
+func newLimitLog() *limitLog { return &limitLog{ch: make(chan string, 1024)} }
+
+func (l *limitLog) hook(c *Config) {
+	c.OnLimit = func(listener, limit string) { l.ch <- listener + ":" + limit }
+}
+
+// expect waits for the next OnLimit call and checks it.
+func (l *limitLog) expect(t *testing.T, listener, limit string) {
+	t.Helper()
+	assert.Equal(t, listener+":"+limit, waitFor(t, l.ch, "OnLimit "+limit))
+}
+
+// none checks that nothing more was reported so far.
+func (l *limitLog) none(t *testing.T) {
+	t.Helper()
+	select {
+	case s := <-l.ch:
+		t.Errorf("unexpected OnLimit %s", s)
+	default:
+	}
+}
+
+// TestHostileHTTPFraming: requests whose end is ambiguous are answered
+// with an error and the connection is closed, so that nothing the client
+// sent after them is read as another request; the handler never sees them.
+func TestHostileHTTPFraming(t *testing.T) {
+	lim := newLimitLog()
+	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, []byte("ok")) })
+	_, addr := hostileServer(t, Listener{Name: "edge", HTTPHandler: h}, lim.hook)
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: test\r\n\r\n"
+	for _, tc := range []struct {
+		name, req string
+		status    int
+		limit     string
+	}{
+		{"CL+TE", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400, LimitBadRequest},
+		{"TE+CL", "POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n" + smuggled, 400, LimitBadRequest},
+		{"TE chunked", "POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" + smuggled, 501, LimitBadRequest},
+		{"TE identity", "POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: identity\r\nContent-Length: 3\r\n\r\nabc", 400, LimitBadRequest},
+		{"duplicate CL differing", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nContent-Length: 40\r\n\r\nabc" + smuggled, 400, LimitBadRequest},
+		{"duplicate CL equal", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", 400, LimitBadRequest},
+		{"CL list", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3, 3\r\n\r\nabc", 400, LimitBadRequest},
+		{"CL plus sign", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: +3\r\n\r\nabc", 400, LimitBadRequest},
+		{"CL negative", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: -1\r\n\r\nabc", 400, LimitBadRequest},
+		{"CL hex", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 0x3\r\n\r\nabc", 400, LimitBadRequest},
+		{"CL trailing junk", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3abc\r\n\r\nabc", 400, LimitBadRequest},
+		{"CL overflow", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 99999999999999999999\r\n\r\nabc", 400, LimitBadRequest},
+		{"CL huge", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 999999999999\r\n\r\nabc", 413, LimitMaxBody},
+		{"CL on GET, huge", "GET / HTTP/1.1\r\nHost: test\r\nContent-Length: 999999999999\r\n\r\n", 413, LimitMaxBody},
+		{"POST without length", "POST / HTTP/1.1\r\nHost: test\r\n\r\nabc", 411, LimitBadRequest},
+		{"no Host", "GET / HTTP/1.1\r\n\r\n", 400, LimitBadRequest},
+		{"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, LimitBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, closed := rawExchange(t, addr, tc.req)
+			assert.True(t, closed, "connection left open")
+			resp, _ := parseRaw(t, raw)
+			assert.Equal(t, tc.status, resp.StatusCode)
+			assert.True(t, resp.Close, "no Connection: close")
+			assert.Equal(t, 1, strings.Count(raw, "HTTP/1."), "more than one response: %q", raw)
+			lim.expect(t, "edge", tc.limit)
+			assert.Empty(t, h.reqs, "the handler saw the request")
+		})
+	}
+	lim.none(t)
+	// HTTP/1.0 needs no Host, and a well-formed body still works.
+	resp, body := rawHTTP(t, addr, "GET /old HTTP/1.0\r\n\r\n")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ok", string(body))
+	assert.Equal(t, "HTTP/1.0", waitFor(t, h.reqs, "request").Proto)
+	resp, _ = rawHTTP(t, addr, "POST /p HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	r := waitFor(t, h.reqs, "request")
+	assert.Equal(t, "abc", string(r.Body))
+	assert.Equal(t, "HTTP/1.1", r.Proto)
+	assert.EqualValues(t, 3, r.ContentLength)
+	healthy(t, addr)
+	lim.none(t)
+}
+
+// TestHostileUpgrades: invalid WebSocket upgrade requests are answered
+// 400 or 426, never 101, the link never opens, and CheckUpgrade never sees
+// them.
+func TestHostileUpgrades(t *testing.T) {
+	lim := newLimitLog()
+	rec := newRecorder()
+	checked := make(chan *Request, 64)
+	_, addr := hostileServer(t, Listener{Name: "edge", Handler: rec, Subprotocols: []string{"chat"},
+		CheckUpgrade: func(r *Request) error { checked <- r; return nil }}, lim.hook)
+	const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	const ver = "Sec-WebSocket-Version: 13\r\n"
+	const up = "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	for _, tc := range []struct {
+		name, req string
+		status    int
+	}{
+		{"POST", "POST / HTTP/1.1\r\nHost: t\r\n" + up + key + ver + "Content-Length: 0\r\n\r\n", 400},
+		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: t\r\n" + up + key + ver + "\r\n", 400},
+		{"no key", "GET / HTTP/1.1\r\nHost: t\r\n" + up + ver + "\r\n", 400},
+		{"short key", "GET / HTTP/1.1\r\nHost: t\r\n" + up + "Sec-WebSocket-Key: abc\r\n" + ver + "\r\n", 400},
+		{"key not base64", "GET / HTTP/1.1\r\nHost: t\r\n" + up + "Sec-WebSocket-Key: ????????????????????????\r\n" + ver + "\r\n", 400},
+		{"key 17 bytes", "GET / HTTP/1.1\r\nHost: t\r\n" + up + "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAA=\r\n" + ver + "\r\n", 400},
+		{"two keys", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + key + ver + "\r\n", 400},
+		{"no version", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + "\r\n", 426},
+		{"version 8", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + "Sec-WebSocket-Version: 8\r\n\r\n", 426},
+		{"two versions", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + ver + "Sec-WebSocket-Version: 8\r\n\r\n", 426},
+		{"two Upgrades", "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nUpgrade: foo\r\nConnection: Upgrade\r\n" + key + ver + "\r\n", 400},
+		{"Connection without upgrade", "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: keep-alive\r\n" + key + ver + "\r\n", 400},
+		{"no Host", "GET / HTTP/1.1\r\n" + up + key + ver + "\r\n", 400},
+		{"with a body", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + ver + "Content-Length: 2\r\n\r\n\x81\x00", 400},
+		{"Transfer-Encoding", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + ver + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+		{"unknown subprotocol", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + ver + "Sec-WebSocket-Protocol: other\r\n\r\n", 400},
+		{"internal protocol name", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + ver + "Sec-WebSocket-Protocol: http, chat\r\n\r\n", 400},
+		{"subprotocol list too long", "GET / HTTP/1.1\r\nHost: t\r\n" + up + key + ver + "Sec-WebSocket-Protocol: chat, " + strings.Repeat("x", 130) + "\r\n\r\n", 400},
+		{"h2c", "GET / HTTP/1.1\r\nHost: t\r\nUpgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, closed := rawExchange(t, addr, tc.req)
+			assert.True(t, closed, "connection left open")
+			assert.NotContains(t, raw, " 101 ")
+			resp, _ := parseRaw(t, raw)
+			assert.Equal(t, tc.status, resp.StatusCode)
+			if tc.status == http.StatusUpgradeRequired {
+				assert.Equal(t, "13", resp.Header.Get("Sec-WebSocket-Version"))
+			}
+			lim.expect(t, "edge", LimitBadUpgrade)
+		})
+	}
+	assert.Empty(t, checked, "CheckUpgrade saw an invalid upgrade")
+	assert.Empty(t, rec.opens, "a link opened")
+	// A valid upgrade offering a known subprotocol after unknown ones.
+	raw, closed := rawExchangeUntil(t, addr, "GET / HTTP/1.1\r\nHost: t\r\n"+up+key+ver+"Sec-WebSocket-Protocol: other, chat\r\n\r\n", "\r\n\r\n")
+	assert.False(t, closed)
+	assert.Contains(t, raw, " 101 ")
+	assert.Contains(t, raw, "Sec-WebSocket-Protocol: chat\r\n")
+	waitFor(t, checked, "CheckUpgrade")
+	waitFor(t, rec.opens, "OnOpen")
+	healthy(t, addr)
+	lim.none(t)
+}

@@ -1,0 +1,170 @@
+package lws
+
+import (
+	"encoding/base64"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// This file holds the checks a request must pass before any handler or
+// upgrade sees it. libwebsockets 4.1 parses Content-Length with atoll (so
+// "3, 5", "+3" and "3abc" all read as 3, and of two Content-Length lines
+// the first wins), ignores a request's Transfer-Encoding, and upgrades a
+// request to WebSocket whatever its method, version or key. Each check is a
+// pure function of the parsed request so that it can be fuzzed.
+//
+// libwebsockets 4.1 gives one value per header line for the headers it
+// knows, with a repeated header's later lines starting with spaces; that
+// is how duplicates are told apart from one line holding a list.
+
+// refusal says why a request is refused; the zero value means it passed.
+type refusal struct {
+	status int    // HTTP status to answer
+	why    string // response body and log text
+	hdrs   []byte // extra response headers, NUL-separated name, value pairs
+}
+
+func (f refusal) ok() bool { return f.status == 0 }
+
+func refuse(status int, why string) refusal { return refusal{status: status, why: why} }
+
+// owsTrim removes optional whitespace (SP, HTAB) around a field value.
+func owsTrim(s string) string { return strings.Trim(s, " \t") }
+
+// parseContentLength parses the values of a request's Content-Length lines:
+// exactly one line holding 1*DIGIT (RFC 9110 section 8.6) that fits an
+// int64. It returns -1 for no line.
+func parseContentLength(vals []string) (int64, bool) {
+	switch len(vals) {
+	case 0:
+		return -1, true
+	case 1:
+	default:
+		return 0, false // duplicated, even with equal values
+	}
+	v := owsTrim(vals[0])
+	if v == "" || len(v) > 18 {
+		return 0, false // 18 digits always fit an int64
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
+}
+
+// checkFraming checks what decides where a request ends (RFC 9112 sections
+// 3.2, 6.1 and 6.3): one Host line (HTTP/1.1 needs one), no
+// Transfer-Encoding (libwebsockets does not decode chunked request bodies:
+// one with Content-Length too is a smuggling attempt), and at most one
+// plain decimal Content-Length. It sets req.ContentLength.
+func checkFraming(req *Request) refusal {
+	host := req.Header.Values("Host")
+	if len(host) > 1 || (len(host) == 0 && req.Proto == "HTTP/1.1") {
+		return refuse(http.StatusBadRequest, "a request needs exactly one Host header")
+	}
+	cls := req.Header.Values("Content-Length")
+	if len(req.Header.Values("Transfer-Encoding")) > 0 {
+		if len(cls) > 0 {
+			return refuse(http.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+		}
+		return refuse(http.StatusNotImplemented, "request Transfer-Encoding is not supported; send Content-Length")
+	}
+	n, ok := parseContentLength(cls)
+	if !ok {
+		return refuse(http.StatusBadRequest, "invalid Content-Length")
+	}
+	req.ContentLength = n
+	return refusal{}
+}
+
+// headerTokens splits the lines of a comma-separated header into trimmed,
+// non-empty tokens.
+func headerTokens(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, t := range strings.Split(v, ",") {
+			if t = owsTrim(t); t != "" {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// maxSubprotocolList is the longest Sec-WebSocket-Protocol list (all lines
+// joined with ',') libwebsockets 4.1 reads: a longer one fails the
+// handshake without a status.
+const maxSubprotocolList = 126
+
+// checkUpgrade checks a WebSocket upgrade request (RFC 6455 section 4.2.1)
+// after checkFraming: a GET over HTTP/1.1 with one Upgrade line naming
+// websocket, Connection listing upgrade, one Sec-WebSocket-Key that is 16
+// bytes in base64, one Sec-WebSocket-Version of 13 (else 426 naming 13), no
+// body, and, when subprotocols are asked for, one the listener accepts
+// (libwebsockets would otherwise refuse without a status). protos are the
+// listener's protocol names as registered: the binding's own first, then
+// Listener.Subprotocols.
+func checkUpgrade(req *Request, protos []string) refusal {
+	h := req.Header
+	if req.Method != http.MethodGet {
+		return refuse(http.StatusBadRequest, "a WebSocket upgrade must be a GET")
+	}
+	if req.Proto != "HTTP/1.1" {
+		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")
+	}
+	if up := h.Values("Upgrade"); len(up) != 1 || !strings.EqualFold(owsTrim(up[0]), "websocket") {
+		return refuse(http.StatusBadRequest, "Upgrade must be one websocket")
+	}
+	conn := false
+	for _, t := range headerTokens(h.Values("Connection")) {
+		conn = conn || strings.EqualFold(t, "upgrade")
+	}
+	if !conn {
+		return refuse(http.StatusBadRequest, "Connection must list upgrade")
+	}
+	key := h.Values("Sec-Websocket-Key")
+	if len(key) != 1 {
+		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs one Sec-WebSocket-Key")
+	}
+	if k, err := base64.StdEncoding.Strict().DecodeString(owsTrim(key[0])); err != nil || len(k) != 16 {
+		return refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
+	}
+	if v := h.Values("Sec-Websocket-Version"); len(v) != 1 || owsTrim(v[0]) != "13" {
+		f := refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version must be 13")
+		f.hdrs = []byte("sec-websocket-version\x0013\x00")
+		return f
+	}
+	if req.ContentLength > 0 {
+		return refuse(http.StatusBadRequest, "a WebSocket upgrade has no body")
+	}
+	if offered := h.Values("Sec-Websocket-Protocol"); len(offered) > 0 {
+		total := len(offered) - 1
+		for _, v := range offered {
+			total += len(v)
+		}
+		if total > maxSubprotocolList {
+			return refuse(http.StatusBadRequest, "Sec-WebSocket-Protocol list too long")
+		}
+		// libwebsockets binds the first offered name that names any of
+		// the listener's protocols, protos[0] (the binding's own, for
+		// HTTP) included; that one must be a subprotocol.
+		chosen := 0
+	offers:
+		for _, t := range headerTokens(offered) {
+			for i, p := range protos {
+				if t == p {
+					chosen = i
+					break offers
+				}
+			}
+		}
+		if chosen == 0 {
+			return refuse(http.StatusBadRequest, "none of the offered subprotocols is supported")
+		}
+	}
+	return refusal{}
+}
