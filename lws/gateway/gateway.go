@@ -131,6 +131,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		LinkTrace:       max(0, cfg.Log.LinkTrace),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		OnLinkOpen:      g.onLinkOpen,
+		OnLimit:         func(listener, limit string) { g.metrics.limitHits.WithLabelValues(listener, limit).Inc() },
 		OnLinkClose:     g.onLinkClose,
 	}
 	if cfg.Log.Trace {

@@ -243,3 +243,17 @@ func TestMetrics(t *testing.T) {
 		assert.Contains(t, m, want)
 	}
 }
+
+func TestLimitHitsInMetrics(t *testing.T) {
+	g := startGW(t, "listeners:\n  - addr: 127.0.0.1:0\n    limits: {max_body: 1KiB}\n", nil)
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := hc.Post("http://"+g.pub+"/v1/api/createtoken", "application/json", strings.NewReader(strings.Repeat("x", 4096)))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+	resp, err = http.Get("http://" + g.admin + "/metrics")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(b), `lwsgate_limit_hits_total{limit="max_body",listener="main"} 1`)
+}
