@@ -69,6 +69,8 @@ type Gateway struct {
 
 	draining  atomic.Bool
 	closeOnce sync.Once
+
+	scratch Message // the message being routed (service goroutine only)
 }
 
 // backend is a configured backend with its client settings.

@@ -117,7 +117,7 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 			return
 		}
 	}
-	g.route(&Message{Link: l, Type: typ, Data: data})
+	g.route(l, typ, data)
 }
 
 func (h wsHandler) OnClose(c *lws.Conn, ce lws.CloseError) {}
@@ -133,7 +133,7 @@ func (g *Gateway) release(l *Link) {
 		return
 	}
 	for _, m := range held.msgs {
-		g.route(&Message{Link: l, Type: m.typ, Data: m.data})
+		g.route(l, m.typ, m.data)
 	}
 }
 
@@ -153,9 +153,16 @@ func (g *Gateway) replyError(l *Link, rule, msg string) {
 // AnalyRoute): the embedding program's Router, then the first matching
 // rule. A message nothing matches is logged and answered with an error;
 // it never ends the link.
-func (g *Gateway) route(m *Message) {
+func (g *Gateway) route(l *Link, typ lws.MessageType, data []byte) {
 	start := time.Now()
-	defer func() { g.metrics.routeSeconds.Observe(time.Since(start).Seconds()) }()
+	// One Message, reused: route runs only on the service goroutine, and
+	// a Router may not keep m past Route.
+	m := &g.scratch
+	*m = Message{Link: l, Type: typ, Data: data}
+	defer func() {
+		*m = Message{}
+		g.metrics.routeSeconds.Observe(time.Since(start).Seconds())
+	}()
 	if g.router != nil && g.router.Route(g, m) {
 		g.metrics.ruleHit("router", "router")
 		g.hooks.message(m)

@@ -11,7 +11,8 @@ import (
 )
 
 // Message is one received WebSocket message on its way through the
-// routing step.
+// routing step. It is valid only during the step: a Router must not keep
+// it, nor its Data.
 type Message struct {
 	Link *Link
 	Type lws.MessageType
