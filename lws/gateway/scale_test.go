@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -58,37 +59,48 @@ rules:
   - {action: echo}
 `, &Options{Logger: newDiscard()})
 	before := runtime.NumGoroutine()
-	const n, workers = 10000, 8
+	const warm, n, workers = 1000, 10000, 8
 	var next, relayed atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
+	cycles := func(upto int64) {
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
+				for {
+					i := next.Add(1)
+					if i > upto {
+						return
+					}
+					if err := churnOne(&d, g.pub, i, &relayed); err != nil {
+						errs <- fmt.Errorf("cycle %d: %w", i, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		next.Store(upto)
+	}
 	start := time.Now()
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-			for {
-				i := next.Add(1)
-				if i > n {
-					return
-				}
-				if err := churnOne(&d, g.pub, i, &relayed); err != nil {
-					errs <- fmt.Errorf("cycle %d: %w", i, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
+	cycles(warm)
+	g.waitEmpty(t)
+	rssWarm := rssKiB(t)
+	cycles(n)
 	took := time.Since(start)
 	g.waitEmpty(t)
-	t.Logf("%d cycles (%d relayed) in %v: %.0f cycles/s; tables empty: links %d routes %d channels %d",
-		n, relayed.Load(), took.Round(time.Millisecond), n/took.Seconds(), g.links.len(), g.routes.len(), g.hub.len())
+	rssEnd := rssKiB(t)
+	t.Logf("%d cycles (%d relayed) in %v: %.0f cycles/s; tables empty: links %d routes %d channels %d; RSS (test process, clients included) %d KiB after %d cycles, %d KiB after %d",
+		n, relayed.Load(), took.Round(time.Millisecond), n/took.Seconds(), g.links.len(), g.routes.len(), g.hub.len(), rssWarm, warm, rssEnd, n)
+	// Nine times the cycles must not mean nine times the memory: a leak of
+	// even 1 KiB per cycle would add 9 MiB.
+	assert.Less(t, rssEnd-rssWarm, int64(32<<10), "RSS grew by %d KiB over %d cycles", rssEnd-rssWarm, n-warm)
 	assert.Equal(t, uint64(n)+uint64(relayed.Load()), g.links.opened.Load(), "every link and upstream link was in the table")
 	require.Eventually(t, func() bool { return runtime.NumGoroutine() <= before+2 }, 20*time.Second, 20*time.Millisecond,
 		"goroutines %d, before %d", runtime.NumGoroutine(), before)
@@ -236,4 +248,20 @@ listeners:
 		_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
 		assert.Equal(t, "after", read(t, ws))
 	}
+}
+
+// rssKiB returns this process's resident set size.
+func rssKiB(t testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kib int64
+			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib)
+			require.NoError(t, err)
+			return kib
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
 }
