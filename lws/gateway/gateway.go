@@ -406,14 +406,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 // issued, lws.ErrSendQueueFull when the link does not keep up (it is then
 // closed with 1008).
 func (g *Gateway) Send(id uint64, typ lws.MessageType, data []byte) error {
-	l, gone := g.links.get(id)
-	switch {
-	case gone:
-		return ErrGone
-	case l == nil:
-		return ErrNoLink
-	case l.conn == nil:
-		return ErrNotWebSocket
+	l, err := g.wsLink(id)
+	if err != nil {
+		return err
 	}
 	return g.send(l, typ, data)
 }
@@ -431,14 +426,9 @@ func (g *Gateway) send(l *Link, typ lws.MessageType, data []byte) error {
 
 // CloseLink starts closing a WebSocket link with code and reason.
 func (g *Gateway) CloseLink(id uint64, code lws.StatusCode, reason string) error {
-	l, gone := g.links.get(id)
-	switch {
-	case gone:
-		return ErrGone
-	case l == nil:
-		return ErrNoLink
-	case l.conn == nil:
-		return ErrNotWebSocket
+	l, err := g.wsLink(id)
+	if err != nil {
+		return err
 	}
 	return l.conn.Close(code, reason)
 }

@@ -249,25 +249,10 @@ func TestRouterInProcess(t *testing.T) {
 }
 
 func TestRelayRuleBindsFriends(t *testing.T) {
-	up := websocket.Upgrader{}
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			_ = c.WriteMessage(mt, append([]byte("up:"), p...))
-		}
-	}))
-	defer backend.Close()
+	backend := wsBackend(t, "up:")
 	g := startGW(t, `
 backends:
-  - {name: chat, url: "ws`+strings.TrimPrefix(backend.URL, "http")+`/"}
+  - {name: chat, url: "`+backend+`/"}
 rules:
   - {match: {path: /chat}, action: relay, backend: chat}
   - {action: echo}

@@ -22,8 +22,9 @@ import (
 	"github.com/lwsgate/lwsgate/lws"
 )
 
-// wsBackend is a Go WebSocket backend that echoes.
-func wsBackend(t testing.TB) string {
+// wsBackend is a Go WebSocket backend that echoes each message with
+// prefix before it.
+func wsBackend(t testing.TB, prefix string) string {
 	up := websocket.Upgrader{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
@@ -36,7 +37,7 @@ func wsBackend(t testing.TB) string {
 			if err != nil {
 				return
 			}
-			_ = c.WriteMessage(mt, p)
+			_ = c.WriteMessage(mt, append([]byte(prefix), p...))
 		}
 	}))
 	t.Cleanup(srv.Close)
@@ -48,7 +49,7 @@ func wsBackend(t testing.TB) string {
 // frame and half by a bare TCP close. Afterwards the link, route and
 // channel tables are empty and the gateway's goroutines are back.
 func TestChurn10k(t *testing.T) {
-	backend := wsBackend(t)
+	backend := wsBackend(t, "")
 	g := startGW(t, `
 log: {level: info}
 backends:
