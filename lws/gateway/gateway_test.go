@@ -395,3 +395,37 @@ func TestPortInUseNamesTheAddress(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), ln.Addr().String())
 }
+
+func TestTwoListenersAndLinkTypes(t *testing.T) {
+	g := startGW(t, `
+listeners:
+  - {name: ws, addr: "127.0.0.1:0", links: [tcplisten]}
+  - {name: http, addr: "127.0.0.1:0", links: [httplisten]}
+rules:
+  - {match: {listener: ws}, action: reply, reply: "from ws"}
+`, nil)
+	httpAddr := g.Addrs()["http"].String()
+	ws := g.dial(t, "/", nil)
+	send(t, ws, "x")
+	assert.Equal(t, "from ws", read(t, ws))
+
+	// The ws-only listener answers no HTTP request; the http-only one no
+	// upgrade.
+	resp, err := http.Get("http://" + g.pub + "/healthz")
+	if err == nil {
+		assert.NotEqual(t, 200, resp.StatusCode)
+		resp.Body.Close()
+	}
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err = hc.Get("http://" + httpAddr + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, 200, resp.StatusCode)
+	_, _, err = websocket.DefaultDialer.Dial("ws://"+httpAddr+"/", nil)
+	assert.Error(t, err, "no upgrade on an httplisten-only listener")
+
+	var links []LinkInfo
+	require.Equal(t, 200, g.api(t, "GET", "/v1/api/links?type=tcplisten", "", &links))
+	require.Len(t, links, 1)
+	assert.Equal(t, "ws", links[0].Listener)
+}
