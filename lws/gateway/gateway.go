@@ -69,6 +69,9 @@ type Gateway struct {
 
 	draining  atomic.Bool
 	closeOnce sync.Once
+	// started is closed once New has set ctx and the backends: the
+	// listeners serve from inside lws.New, before that.
+	started chan struct{}
 
 	scratch Message // the message being routed (service goroutine only)
 }
@@ -100,8 +103,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		log:    opts.Logger,
 		level:  opts.Level,
 		router: opts.Router,
-		links:  newLinkTable(),
-		hub:    newHub(),
+		links:   newLinkTable(),
+		hub:     newHub(),
+		started: make(chan struct{}),
 	}
 	if g.log == nil {
 		g.log = slog.Default()
@@ -152,7 +156,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 			Name:        AdminListener,
 			Addr:        cfg.Admin.Addr,
 			Links:       lws.HTTPListen,
-			HTTPHandler: serveNetHTTP(g.adminHandler()),
+			HTTPHandler: serveNetHTTP(g.started, g.adminHandler()),
 			MaxBodySize: 16 << 20,
 		})
 	}
@@ -166,11 +170,16 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	for i, a := range g.ctx.Addrs() {
 		g.addrs[lc.Listeners[i].Name] = a
 	}
+	close(g.started)
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}
 	return g, nil
 }
+
+// waitStarted holds a link or request that arrives while New is still
+// setting up (microseconds; the listeners accept from inside lws.New).
+func (g *Gateway) waitStarted() { <-g.started }
 
 // listener turns a ListenerConfig into an lws.Listener.
 func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {

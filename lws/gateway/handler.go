@@ -53,6 +53,7 @@ type wsHandler struct{ g *Gateway }
 
 func (h wsHandler) OnOpen(c *lws.Conn) {
 	g := h.g
+	g.waitStarted()
 	ll := c.Link()
 	l := &Link{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
 	lc := g.listenerCfg(ll.Listener)

@@ -12,8 +12,9 @@ import (
 // serveNetHTTP serves an lws listener with a net/http Handler: each
 // request runs h on its own goroutine (so h may block, e.g. on
 // Context.LinkTrace) and its buffered response is sent when h returns.
-// Streaming responses are not supported: fine for the admin API.
-func serveNetHTTP(h http.Handler) lws.HTTPHandler {
+// Streaming responses are not supported: fine for the admin API. h runs
+// once started is closed.
+func serveNetHTTP(started <-chan struct{}, h http.Handler) lws.HTTPHandler {
 	return lws.HTTPHandlerFunc(func(w *lws.ResponseWriter, r *lws.Request) {
 		u := &url.URL{Path: r.Path, RawQuery: r.Query().Encode()}
 		req := &http.Request{
@@ -35,6 +36,7 @@ func serveNetHTTP(h http.Handler) lws.HTTPHandler {
 			req.RemoteAddr = r.Remote.String()
 		}
 		go func() {
+			<-started
 			bw := &bufferedWriter{header: http.Header{}}
 			func() {
 				defer func() {

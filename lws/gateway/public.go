@@ -47,6 +47,7 @@ type createTokenResponse struct {
 
 func (a *publicAPI) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
 	g := a.g
+	g.waitStarted()
 	lc := g.listenerCfg(a.name)
 	if lc != nil {
 		for _, f := range lc.Forward {
