@@ -38,9 +38,11 @@ const (
 	fixDataAfterClose = "the binding (lws/conn.go onWritable) must stop writing data once libwebsockets has failed " +
 		"the link; no issue-7 item names it (closest: item 3, close hygiene) - reported to the lead"
 
-	whyCloseCodes = "libwebsockets answers close codes 1012-1014 with 1002 (its invalid-code check in ops-ws.c " +
-		"predates their IANA registration; unchanged in v5.0.0), before the binding sees the frame"
-	fixCloseCodes = "issue 7 item 3 (close hygiene, branch issue7), whose invalid-code list leaves 1012-1014 valid"
+	whyCloseCodes = "libwebsockets answers close codes 1012-1014 with 1002: its invalid-code check in ops-ws.c " +
+		"predates their IANA registration (unchanged in v5.0.0) and rewrites the code to 1002 before " +
+		"WS_PEER_INITIATED_CLOSE reaches the binding"
+	fixCloseCodes = "issue 7 item 3 (close hygiene, branch issue7), whose invalid-code list leaves 1012-1014 valid, " +
+		"if the binding can act before libwebsockets rewrites the code"
 )
 
 // KnownFailures are the cases that fail with the binding as it is on
