@@ -13,10 +13,14 @@
 // FAILED; KnownFailures lists the cases expected to fail today, so a run
 // reports unexpected failures and stale known-failure entries apart.
 //
-// Waits are bounded and end on events, never on elapsed time, except where
-// RFC 6455 leaves nothing else to observe (6.4.3/6.4.4: a frame cut in the
-// middle can only fail fast by closing; the bound then only separates OK
-// from NON-STRICT).
+// Every wait is bounded (Options.Wait) and ends on an event: a frame, the
+// end of the connection. Three waits can only end on time, because nothing
+// else is left to observe; each is short and says what its expiry means:
+// 6.4.3/6.4.4 wait for a frame cut in the middle to fail the link (expiry:
+// no fail-fast, NON-STRICT at best); 2.10/2.11 wait for pongs still missing
+// once a message sent after the pings was echoed (expiry: the last ping was
+// not answered, FAILED); and a failed link is given half a second to end
+// before the peer closes it itself (expiry: no verdict change).
 package wsconform
 
 import (
