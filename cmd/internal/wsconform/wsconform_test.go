@@ -119,6 +119,19 @@ func TestVersionBefore(t *testing.T) {
 	}
 }
 
+func TestKnownFailureVersions(t *testing.T) {
+	// 1.3.2 is fixed in 4.3.1; 7.9.10 (client) appeared in 4.2.0.
+	assert.NotNil(t, knownFailure("1.3.2", TargetClient, "4.1.6-"))
+	assert.Nil(t, knownFailure("1.3.2", TargetClient, "4.3.5-unknown"))
+	assert.NotNil(t, knownFailure("1.3.2", TargetClient, ""))
+	assert.Nil(t, knownFailure("7.9.10", TargetClient, "4.1.6-"))
+	assert.NotNil(t, knownFailure("7.9.10", TargetClient, "4.3.5-unknown"))
+	assert.Nil(t, knownFailure("7.9.10", TargetClient, ""))
+	assert.Nil(t, knownFailure("7.9.10", TargetServer, "4.3.5"))
+	assert.NotNil(t, knownFailure("7.7.14", TargetServer, "4.3.5"))
+	assert.Nil(t, knownFailure("7.7.14", TargetClient, "4.3.5"))
+}
+
 func TestOutcome(t *testing.T) {
 	known := &Known{Case: "x"}
 	flaky := &Known{Case: "x", Intermittent: true}
