@@ -37,10 +37,12 @@ const (
 
 	whyDataAfterClose = "when a bad frame follows a good message in the same read, libwebsockets sends its close (1002) " +
 		"and the binding then writes the good message's queued echo after it: a data frame after the close " +
-		"(RFC 6455 section 5.5.1). libwebsockets still calls SERVER_WRITEABLE while it awaits the close " +
-		"acknowledgement, and the binding's Conn only stops writing on a close it started itself"
-	fixDataAfterClose = "the binding (lws/conn.go onWritable) must stop writing data once libwebsockets has failed " +
-		"the link; no issue-7 item names it (closest: item 3, close hygiene) - reported to the lead"
+		"(RFC 6455 section 5.5.1). The reason log of 3.2 shows RECEIVE, WS_SERVER_DROP_PROTOCOL (the close " +
+		"is sent), SERVER_WRITEABLE (the echo is written), CLOSED: libwebsockets still calls WRITEABLE while it " +
+		"awaits the close acknowledgement, and the binding's Conn only stops writing on a close it started itself"
+	fixDataAfterClose = "the binding must stop writing data once libwebsockets has failed the link, e.g. by taking " +
+		"WS_SERVER_DROP_PROTOCOL as closed in lws/conn.go; no issue-7 item names it (closest: item 3, close " +
+		"hygiene) - reported to the lead"
 
 	whyCloseCodes = "libwebsockets answers close codes 1012-1014 with 1002: its invalid-code check predates " +
 		"their IANA registration and rewrites the code to 1002 before WS_PEER_INITIATED_CLOSE reaches the " +
