@@ -510,6 +510,7 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	last = r.measure(t, warm.goroutines)
+	peak.rss = max(peak.rss, last.rss)
 	line(last)
 	fmt.Printf("%d links in %v (%s)\nserver links ended with: %v\n", n, time.Since(start).Round(time.Second), r.counts(), r.ends())
 	fmt.Printf("RSS %.1f MiB after the warm-up, %.1f MiB at the end, %.1f MiB at the highest sample\n",
