@@ -15,6 +15,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,10 @@ import (
 	"github.com/lwsgate/lwsgate/lws"
 )
 
-var soakFor = flag.Duration("soak", 0, "run TestSoak for this long (0: skip it)")
+var (
+	soakFor   = flag.Duration("soak", 0, "run TestSoak for this long (0: skip it)")
+	soakKinds = flag.String("soak.kinds", "", "comma-separated kinds of link TestSoak plays, e.g. lws-clean,http-get (default: all)")
+)
 
 // kind is one way a link is opened, used and dropped.
 type kind int
@@ -57,6 +61,7 @@ var kindNames = [numKinds]string{
 // rig is the in-process side: an lws server (WebSocket echo and HTTP) and
 // an lws client context for the lws.Dial links.
 type rig struct {
+	kinds    []kind // played in turn
 	srv, cli *lws.Context
 	addr     string
 	srvOpen  atomic.Int64 // server links open (OnLinkOpen minus OnLinkClose)
@@ -70,6 +75,9 @@ type rig struct {
 
 func newRig(t testing.TB) *rig {
 	r := &rig{srvEnds: map[lws.StatusCode]int64{}}
+	for k := range numKinds {
+		r.kinds = append(r.kinds, k)
+	}
 	quiet := slog.New(slog.DiscardHandler)
 	echo := lws.HandlerFuncs{Message: func(c *lws.Conn, typ lws.MessageType, data []byte) {
 		if string(data) == "close-me" {
@@ -135,7 +143,7 @@ func (r *rig) run(start, n int64, workers int) {
 				if i >= start+n {
 					return
 				}
-				k := kind(i % int64(numKinds))
+				k := r.kinds[i%int64(len(r.kinds))]
 				if err := r.episode(k, i); err != nil {
 					r.fail(k, err)
 				}
@@ -484,6 +492,17 @@ func TestSoak(t *testing.T) {
 	before := cgo.LiveHandles()
 	goroutines0 := runtime.NumGoroutine()
 	r := newRig(t)
+	if *soakKinds != "" {
+		r.kinds = nil
+		for _, name := range strings.Split(*soakKinds, ",") {
+			i := slices.Index(kindNames[:], strings.TrimSpace(name))
+			if i < 0 {
+				r.close()
+				t.Fatalf("-soak.kinds: unknown kind %q (want some of %s)", name, strings.Join(kindNames[:], ","))
+			}
+			r.kinds = append(r.kinds, kind(i))
+		}
+	}
 	const batch = 2200 // episodes between samples: 200 of each kind
 	start := time.Now()
 	var n int64

@@ -15,5 +15,6 @@
 //
 //	make soak                  # 5 minutes
 //	make soak SOAK=30m
+//	make soak SOAK=1m SOAK_KINDS=lws-clean,lws-server-close
 //	go test -run TestSoak -v -timeout 0 ./cmd/internal/churn -soak 2m
 package churn
