@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 ARGS    ?=
 CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
 
-.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck check-imports parity parity-evidence reasons-doc clean docker docker-check
+.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck check-imports parity parity-evidence reasons-doc soak conformance clean docker docker-check
 
 all: build
 
@@ -47,6 +47,15 @@ race:
 
 cgocheck:                  ## full cgo pointer checks on the packages that cross into C
 	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -short -timeout 10m ./cgo/ ./lws/ ./cmd/...
+
+SOAK       ?= 5m
+SOAK_KINDS ?=
+
+soak: deps                 ## churn links for SOAK (5m), of SOAK_KINDS (all): RSS, cgo handles, goroutines over time (not in test)
+	$(GO) test -count=1 -run '^TestSoak$$' -timeout 0 -v ./cmd/internal/churn -soak $(SOAK) -soak.kinds "$(SOAK_KINDS)"
+
+conformance: deps          ## the conformance report of every case, server and client (make test runs it as a test)
+	$(GO) run ./cmd/conformance -v
 
 PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative
 

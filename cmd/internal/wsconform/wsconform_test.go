@@ -1,0 +1,221 @@
+package wsconform
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestUTF8Vectors checks that each 6.5-6.23 sequence is declared valid or
+// invalid as unicode/utf8 (RFC 3629) judges it.
+func TestUTF8Vectors(t *testing.T) {
+	n := 0
+	for _, g := range utf8Groups() {
+		for i, s := range g.seqs {
+			assert.Equal(t, utf8.ValidString(s.s), s.valid, "%s #%d %x", g.name, i+1, s.s)
+			n++
+		}
+	}
+	assert.Equal(t, 132, n, "sequences in 6.5-6.23, as in Autobahn")
+}
+
+// TestCases checks the case list: IDs unique per target, every case
+// described and runnable, every family named.
+func TestCases(t *testing.T) {
+	seen := map[Target]map[string]bool{TargetServer: {}, TargetClient: {}}
+	for _, c := range Cases() {
+		assert.NotEmpty(t, c.Desc, c.ID)
+		assert.NotEmpty(t, c.Expect, c.ID)
+		assert.NotNil(t, c.Run, c.ID)
+		assert.Contains(t, FamilyNames, c.Family(), c.ID)
+		for _, tg := range []Target{TargetServer, TargetClient} {
+			if c.Only != 0 && c.Only != tg {
+				continue
+			}
+			assert.False(t, seen[tg][c.ID], "case %s twice for the %s target", c.ID, tg)
+			seen[tg][c.ID] = true
+		}
+		if c.RespondExt != "" {
+			assert.Equal(t, TargetClient, c.Only, "%s: RespondExt is for client targets", c.ID)
+		}
+	}
+}
+
+// TestKnownFailuresNameCases checks that every known failure names a case
+// that runs on its target.
+func TestKnownFailuresNameCases(t *testing.T) {
+	for _, k := range KnownFailures {
+		found := false
+		for _, c := range Cases() {
+			if c.ID == k.Case && (c.Only == 0 || k.Target == 0 || c.Only == k.Target) {
+				found = true
+			}
+		}
+		assert.True(t, found, "KnownFailures names case %s (%s), which does not exist", k.Case, k.Target)
+		assert.NotEmpty(t, k.Reason, k.Case)
+		assert.NotEmpty(t, k.Fix, k.Case)
+	}
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 0xFFFF, 0x10000, 70000} {
+		for _, masked := range []bool{false, true} {
+			p := bytes.Repeat([]byte{0xa5}, n)
+			f := Frame{Fin: n%2 == 0, Rsv: 5, Opcode: OpBinary, Payload: p}
+			b := f.encode(nil, masked)
+			got, err := readFrame(bufio.NewReader(bytes.NewReader(b)), 1<<20)
+			require.NoError(t, err)
+			assert.Equal(t, f.Fin, got.fin)
+			assert.Equal(t, byte(5), got.rsv)
+			assert.Equal(t, OpBinary, got.opcode)
+			assert.Equal(t, masked, got.masked)
+			assert.True(t, got.minimal, "length %d", n)
+			assert.Equal(t, p, got.payload, "length %d masked %v", n, masked)
+			assert.Equal(t, bytes.Repeat([]byte{0xa5}, n), p, "encode must not mask the caller's payload")
+		}
+	}
+	// A 16-bit length where 7 bits do is not minimal.
+	_, err := readFrame(bufio.NewReader(bytes.NewReader([]byte{0x82, 126, 0, 5, 1, 2, 3, 4, 5})), 1<<20)
+	require.NoError(t, err)
+	got, _ := readFrame(bufio.NewReader(bytes.NewReader([]byte{0x82, 126, 0, 5, 1, 2, 3, 4, 5})), 1<<20)
+	assert.False(t, got.minimal)
+	// The most significant bit of a 64-bit length must be 0.
+	_, err = readFrame(bufio.NewReader(bytes.NewReader(Frame{Opcode: OpBinary, Len64: 1 << 63}.encode(nil, false))), 1<<20)
+	assert.ErrorContains(t, err, "most significant bit")
+}
+
+func TestFragments(t *testing.T) {
+	fs := Fragments(OpText, []byte("abcdefg"), 3)
+	require.Len(t, fs, 3)
+	assert.Equal(t, Frame{Opcode: OpText, Payload: []byte("abc")}, fs[0])
+	assert.Equal(t, Frame{Opcode: OpContinuation, Payload: []byte("def")}, fs[1])
+	assert.Equal(t, Frame{Fin: true, Opcode: OpContinuation, Payload: []byte("g")}, fs[2])
+	assert.Equal(t, []Frame{{Fin: true, Opcode: OpBinary, Payload: []byte("ab")}}, Fragments(OpBinary, []byte("ab"), 0))
+}
+
+func TestVersionBefore(t *testing.T) {
+	for _, tc := range []struct {
+		v, w string
+		want bool
+	}{
+		{"4.1.6-", "4.3.1", true},
+		{"4.3.5-v4.3.5", "4.3.1", false},
+		{"4.3.1", "4.3.1", false},
+		{"4.3.0", "4.3.1", true},
+		{"5.0.0", "5.0.0", false},
+		{"", "4.3.1", true},
+		{"unknown", "4.3.1", true},
+	} {
+		assert.Equal(t, tc.want, versionBefore(tc.v, tc.w), "%q before %q", tc.v, tc.w)
+	}
+}
+
+func TestKnownFailureVersions(t *testing.T) {
+	// 1.3.2 is fixed in 4.3.1; 7.9.10 (client) appeared in 4.2.0.
+	assert.NotNil(t, knownFailure("1.3.2", TargetClient, "4.1.6-"))
+	assert.Nil(t, knownFailure("1.3.2", TargetClient, "4.3.5-unknown"))
+	assert.NotNil(t, knownFailure("1.3.2", TargetClient, ""))
+	assert.Nil(t, knownFailure("7.9.10", TargetClient, "4.1.6-"))
+	assert.NotNil(t, knownFailure("7.9.10", TargetClient, "4.3.5-unknown"))
+	assert.Nil(t, knownFailure("7.9.10", TargetClient, ""))
+	assert.Nil(t, knownFailure("7.9.10", TargetServer, "4.3.5"))
+	assert.NotNil(t, knownFailure("7.7.14", TargetServer, "4.3.5"))
+	assert.Nil(t, knownFailure("7.7.14", TargetClient, "4.3.5"))
+}
+
+func TestOutcome(t *testing.T) {
+	known := &Known{Case: "x"}
+	flaky := &Known{Case: "x", Intermittent: true}
+	for _, tc := range []struct {
+		v     Verdict
+		k     *Known
+		want  Outcome
+		probs bool
+	}{
+		{OK, nil, OutcomeOK, false},
+		{NonStrict, nil, OutcomeNonStrict, false},
+		{Failed, nil, OutcomeFailed, true},
+		{Failed, known, OutcomeKnown, false},
+		{OK, known, OutcomeStale, true},
+		{NonStrict, known, OutcomeStale, true},
+		{Failed, flaky, OutcomeKnown, false},
+		{OK, flaky, OutcomeOK, false},
+	} {
+		r := CaseResult{Case: &Case{ID: "x"}, Result: Result{Verdict: tc.v}, Known: tc.k}
+		assert.Equal(t, tc.want, r.Outcome(), "%v %+v", tc.v, tc.k)
+		rep := &Report{Results: []CaseResult{r}}
+		assert.Equal(t, tc.probs, len(rep.Problems()) > 0, "%v %+v", tc.v, tc.k)
+	}
+	// The report names a stale entry.
+	var b strings.Builder
+	rep := &Report{Results: []CaseResult{{Case: &Case{ID: "7.3.2"}, Result: Result{Verdict: OK}, Known: &Known{Case: "7.3.2", Fix: "item 3"}}}}
+	rep.WriteTable(&b, "t", false)
+	assert.Contains(t, b.String(), "7.3.2 now passes (OK): remove its entry from KnownFailures")
+}
+
+// TestSuiteAgainstGorilla runs some cases against gorilla/websocket, a
+// second implementation: the cases libwebsockets fails pass there, so the
+// failures are libwebsockets' and the binding's, not the suite's; and
+// gorilla's echo of invalid UTF-8 (it leaves text validation to the
+// application) and its client's acceptance of an extension it did not
+// offer are caught.
+func TestSuiteAgainstGorilla(t *testing.T) {
+	echo := func(c *websocket.Conn) {
+		defer c.Close()
+		c.SetReadLimit(1 << 20)
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(mt, p); err != nil {
+				return
+			}
+		}
+	}
+	up := websocket.Upgrader{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := up.Upgrade(w, r, nil); err == nil {
+			echo(c)
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+
+	verdicts := func(rep *Report) map[string]Verdict {
+		m := map[string]Verdict{}
+		for _, r := range rep.Results {
+			m[r.Case.ID] = r.Verdict
+			t.Logf("%s %s: %s %s", rep.Target, r.Case.ID, r.Verdict, r.Detail)
+		}
+		return m
+	}
+	got := verdicts(RunServer(ln.Addr().String(), &Options{Cases: []string{"1.3.1", "2.10", "3.2", "4.1.3", "5.15", "7.3.2", "7.7.14", "6.3.1", "6.2.1", "12.1.1"}}))
+	want := map[string]Verdict{"1.3.1": OK, "2.10": OK, "3.2": OK, "4.1.3": OK, "5.15": OK, "7.3.2": OK, "7.7.14": OK, "6.3.1": Failed, "6.2.1": OK, "12.1.1": OK}
+	assert.Equal(t, want, got, "server verdicts")
+
+	dial := func(url string) error {
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			return err
+		}
+		go echo(c)
+		return nil
+	}
+	crep, err := RunClient(dial, &Options{Cases: []string{"1.3.2", "2.10", "13.1.1", "13.5.1"}})
+	require.NoError(t, err)
+	got = verdicts(crep)
+	want = map[string]Verdict{"1.3.2": OK, "2.10": OK, "13.1.1": OK, "13.5.1": Failed}
+	assert.Equal(t, want, got, "client verdicts")
+}
