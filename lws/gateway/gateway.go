@@ -100,9 +100,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		log:    opts.Logger,
-		level:  opts.Level,
-		router: opts.Router,
+		log:     opts.Logger,
+		level:   opts.Level,
+		router:  opts.Router,
 		links:   newLinkTable(),
 		hub:     newHub(),
 		started: make(chan struct{}),
