@@ -39,8 +39,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 
 	// DisableUTF8Validation turns off the check that text messages (and
-	// close reasons) are valid UTF-8. By default libwebsockets checks them
-	// and closes an offending link with 1007.
+	// close reasons) are valid UTF-8. By default the binding checks them
+	// as they arrive and closes an offending link with 1007.
 	DisableUTF8Validation bool
 
 	// OnLinkOpen, when non-nil, is called on the service goroutine when a

@@ -232,11 +232,12 @@ func (c *Context) run(started chan<- error) {
 	// thread state libwebsockets or OpenSSL left on it.
 	defer close(c.done)
 
+	// libwebsockets' VALIDATE_UTF8 option stays off: the binding checks
+	// text messages and close reasons itself (Conn.onReceive, onPeerClose).
+	// With the option on, libwebsockets 4.1 and 4.3 drop a link whose
+	// close reason is not UTF-8 without the 1007 close frame, and echo a
+	// reason cut off in the middle of a character.
 	opts := uint64(0)
-	if !c.cfg.DisableUTF8Validation {
-		// lws reads VALIDATE_UTF8 from the context's options.
-		opts |= cgo.OptionValidateUTF8
-	}
 	// OpenSSL is set up for the context whether or not a listener uses
 	// TLS: client links may (lws keeps its ex_data index there), and
 	// clients send the Origin they are given, without lws' "http://".

@@ -209,7 +209,7 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		}
 	case callbacks.WSPeerInitiatedClose:
 		if r.conn != nil {
-			r.conn.onPeerClose(ev.Data)
+			return r.conn.onPeerClose(ev.Data)
 		}
 	case callbacks.Closed:
 		if r.conn != nil {

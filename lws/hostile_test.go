@@ -264,3 +264,229 @@ func TestHostileUpgrades(t *testing.T) {
 	healthy(t, addr)
 	lim.none(t)
 }
+
+// rawWS is a hand-driven WebSocket client connection.
+type rawWS struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+// dialRawWS opens a WebSocket link to addr by hand and checks the 101.
+func dialRawWS(t *testing.T, addr string) *rawWS {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, upgradeRequest("/", ""))
+	require.NoError(t, err)
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	return &rawWS{t: t, nc: nc, br: br}
+}
+
+// frame writes one frame; masked as a client must unless masked is false.
+func (w *rawWS) frame(fin bool, op byte, payload []byte, masked bool) {
+	w.t.Helper()
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	hdr := []byte{b0}
+	mbit := byte(0)
+	if masked {
+		mbit = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		hdr = append(hdr, mbit|byte(n))
+	case n < 65536:
+		hdr = append(hdr, mbit|126, byte(n>>8), byte(n))
+	default:
+		hdr = append(hdr, mbit|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	p := append([]byte(nil), payload...)
+	if masked {
+		key := [4]byte{0x12, 0x34, 0x56, 0x78}
+		hdr = append(hdr, key[:]...)
+		for i := range p {
+			p[i] ^= key[i&3]
+		}
+	}
+	_, err := w.nc.Write(append(hdr, p...))
+	require.NoError(w.t, err)
+}
+
+// read reads one frame from the server (unmasked); ok is false when the
+// connection ended first.
+func (w *rawWS) read() (op byte, payload []byte, ok bool) {
+	var h [2]byte
+	if _, err := io.ReadFull(w.br, h[:]); err != nil {
+		return 0, nil, false
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var e [2]byte
+		if _, err := io.ReadFull(w.br, e[:]); err != nil {
+			return 0, nil, false
+		}
+		n = int(e[0])<<8 | int(e[1])
+	case 127:
+		var e [8]byte
+		if _, err := io.ReadFull(w.br, e[:]); err != nil {
+			return 0, nil, false
+		}
+		n = 0
+		for _, b := range e {
+			n = n<<8 | int(b)
+		}
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(w.br, payload); err != nil {
+		return 0, nil, false
+	}
+	return h[0] & 0x0f, payload, true
+}
+
+// closeFrame reads frames until a close frame and returns its payload; ok
+// is false when the connection ended without one.
+func (w *rawWS) closeFrame() ([]byte, bool) {
+	for {
+		op, p, ok := w.read()
+		if !ok {
+			return nil, false
+		}
+		if op == 0x8 {
+			return p, true
+		}
+	}
+}
+
+// TestHostileCloseFrames: a close frame that may not be echoed (1-byte
+// payload, a code that may not be sent, a reason that is not UTF-8) is
+// answered with 1002 or 1007 and the binding's own reason, never echoed.
+func TestHostileCloseFrames(t *testing.T) {
+	lim := newLimitLog()
+	rec := newRecorder()
+	_, addr := hostileServer(t, Listener{Name: "edge", Handler: rec}, lim.hook)
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		code    StatusCode
+		limit   bool // reported as bad_close
+	}{
+		{"1-byte payload", []byte{0x03}, 1002, true},
+		{"code 5000", []byte{0x13, 0x88, 'x'}, 1002, true},
+		{"code 65535", []byte{0xff, 0xff}, 1002, true},
+		{"reason not UTF-8", []byte{0x03, 0xe8, 0xff}, 1007, true},
+		{"reason cut mid-character", []byte{0x03, 0xe8, 0xce}, 1007, true},
+		{"reason with a surrogate", []byte{0x03, 0xe8, 0xed, 0xa0, 0x80}, 1007, true},
+		// libwebsockets turns these into 1002 before the binding sees
+		// them (1012-1014 included, although they may be sent): they
+		// are answered with a plain 1002, not with the peer's reason.
+		{"code 999", []byte{0x03, 0xe7, 'x'}, 1002, false},
+		{"code 1005", []byte{0x03, 0xed, 'x'}, 1002, false},
+		{"code 1006", []byte{0x03, 0xee}, 1002, false},
+		{"code 1015", []byte{0x03, 0xf7, 'x'}, 1002, false},
+		{"code 2999", []byte{0x0b, 0xb7, 'x'}, 1002, false},
+		{"code 1012", []byte{0x03, 0xf4, 'x'}, 1002, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := dialRawWS(t, addr)
+			c := waitFor(t, rec.opens, "OnOpen")
+			w.frame(true, 0x8, tc.payload, true)
+			got, ok := w.closeFrame()
+			w.nc.Close() // as a client does once both closes crossed
+			require.True(t, ok, "no close frame")
+			require.GreaterOrEqual(t, len(got), 2)
+			assert.Equal(t, tc.code, StatusCode(int(got[0])<<8|int(got[1])))
+			assert.NotEqual(t, tc.payload, got, "echoed")
+			if len(tc.payload) > 2 {
+				assert.NotContains(t, string(got[2:]), string(tc.payload[2:]), "reason echoed")
+			}
+			ev := waitFor(t, rec.closes, "OnClose")
+			assert.Equal(t, c.ID(), ev.c.ID())
+			if tc.limit {
+				lim.expect(t, "edge", LimitBadClose)
+				assert.Equal(t, tc.code, ev.ce.Code)
+				assert.True(t, ev.ce.Local)
+			}
+		})
+	}
+	// Valid closes are echoed as before.
+	for _, p := range [][]byte{{}, {0x03, 0xe8, 'b', 'y', 'e'}, {0x0f, 0xa1}, {0x03, 0xe8, 0xce, 0xba}} {
+		w := dialRawWS(t, addr)
+		waitFor(t, rec.opens, "OnOpen")
+		w.frame(true, 0x8, p, true)
+		got, ok := w.closeFrame()
+		w.nc.Close()
+		require.True(t, ok)
+		if len(p) == 0 {
+			assert.Empty(t, got)
+		} else {
+			assert.Equal(t, p, got)
+		}
+		ev := waitFor(t, rec.closes, "OnClose")
+		assert.False(t, ev.ce.Local)
+	}
+	lim.none(t)
+	healthy(t, addr)
+}
+
+// TestHostileUTF8: text is checked as it arrives (the binding does it, not
+// libwebsockets): a message fails at its first chunk that cannot be valid,
+// before its last fragment, and one that ends mid-character fails at its
+// end; a character split across fragments is fine.
+func TestHostileUTF8(t *testing.T) {
+	lim := newLimitLog()
+	rec := newRecorder()
+	_, addr := hostileServer(t, Listener{Name: "edge", Handler: rec}, lim.hook)
+
+	w := dialRawWS(t, addr)
+	waitFor(t, rec.opens, "OnOpen")
+	w.frame(false, 0x1, []byte("κό\xcf"), true) // σ split: \xcf\x83
+	w.frame(false, 0x0, []byte("\x83μ\xce"), true)
+	w.frame(true, 0x0, []byte("\xb5"), true)
+	op, p, ok := w.read()
+	require.True(t, ok)
+	assert.Equal(t, byte(0x1), op)
+	assert.Equal(t, "κόσμε", string(p))
+
+	for name, frags := range map[string][]string{
+		"surrogate in the first fragment": {"ok \xed\xa0\x80"},
+		"invalid byte":                    {"ok", "\xff"},
+		"overlong in the first fragment":  {"\xc0\xaf"},
+		"above U+10FFFF, first fragment":  {"\xf4\x90"},
+		"cut mid-character at the end":    {"ok\xe2\x82", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := dialRawWS(t, addr)
+			waitFor(t, rec.opens, "OnOpen")
+			last := len(frags) - 1
+			if strings.HasSuffix(name, "first fragment") {
+				// Only the bad start is sent, without FIN: the
+				// link must fail without waiting for the rest.
+				last = -1
+			}
+			for i, f := range frags {
+				op := byte(0x0)
+				if i == 0 {
+					op = 0x1
+				}
+				w.frame(i == last, op, []byte(f), true)
+			}
+			got, ok := w.closeFrame()
+			w.nc.Close()
+			require.True(t, ok, "no close frame")
+			assert.Equal(t, StatusInvalidPayloadData, StatusCode(int(got[0])<<8|int(got[1])))
+			lim.expect(t, "edge", LimitBadUTF8)
+			waitFor(t, rec.closes, "OnClose")
+		})
+	}
+	lim.none(t)
+	healthy(t, addr)
+}

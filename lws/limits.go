@@ -17,10 +17,12 @@ package lws
 //	bad_request       a malformed or ambiguous HTTP request (framing)     400/411/501, closed
 //	bad_upgrade       an invalid WebSocket upgrade request                400/426, closed
 //	bad_close         an invalid close frame from the peer                1002/1007 close
+//	bad_utf8          a text message that is not valid UTF-8              1007 close
 //
-// What libwebsockets refuses by itself, before any callback (a request
-// line or header it cannot parse, headers over Config.MaxHeaderBytes), is
-// closed without a callback and cannot be reported.
+// What libwebsockets refuses by itself without a callback (a request line
+// or header it cannot parse, headers over Config.MaxHeaderBytes, WebSocket
+// frames with reserved bits, opcodes or lengths it rejects) is closed
+// without the binding knowing, and cannot be reported.
 const (
 	LimitMaxLinks      = "max_links"
 	LimitMaxLinksPerIP = "max_links_per_ip"
@@ -33,6 +35,7 @@ const (
 	LimitBadRequest    = "bad_request"
 	LimitBadUpgrade    = "bad_upgrade"
 	LimitBadClose      = "bad_close"
+	LimitBadUTF8       = "bad_utf8"
 )
 
 // limitHit reports a limit for r's listener (service goroutine).
