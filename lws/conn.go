@@ -31,6 +31,7 @@ type Conn struct {
 	closeReason string
 	closed      *CloseError // set when the link is closed or closing
 	val         any         // SetValue
+	fullSeen    bool        // send_queue reported since the last Send that fit
 
 	// closeTimeout asks the service goroutine to bound the close: a peer
 	// that never reads would otherwise hold a closing link forever.
@@ -122,8 +123,16 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 		if o.slowConsumer == CloseSlowConsumer {
 			c.closeReq, c.closeCode, c.closeReason = true, StatusPolicyViolation, "send queue full"
 		}
+		report := !c.fullSeen
+		c.fullSeen = true
 		c.mu.Unlock()
 		f.release()
+		if report {
+			// Once per full queue, not per refused Send: a sender
+			// that keeps trying must not flood the service queue.
+			r := c.r
+			r.ctx.post(func() { r.ctx.limitHitOn(r.lis, r.id, LimitSendQueue) })
+		}
 		if o.slowConsumer == CloseSlowConsumer {
 			// Bound the close as Close does: a reader that is stuck
 			// will never take the queue, nor the close frame after it.
@@ -134,6 +143,7 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	}
 	c.txq = append(c.txq, f)
 	c.queued += int64(len(data))
+	c.fullSeen = false
 	c.mu.Unlock()
 	c.r.ctx.schedule(c.r)
 	return nil

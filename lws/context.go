@@ -66,7 +66,8 @@ type Context struct {
 	stack     [8]uintptr // wsi of each callback in progress, by depth
 
 	clientVhosts map[ClientTLS]cgo.VhostID
-	connecting   *rec // the client link inside its connect call
+	connecting   *rec          // the client link inside its connect call
+	accepting    pendingAccept // admitted, WSI_CREATE to come
 }
 
 // httpProtocol names a listener's first protocol, which serves HTTP and
@@ -80,6 +81,7 @@ type listener struct {
 	index  int
 	extra  string // "x-a:\x00x-b:\x00" for cgo.WSI.HTTPRequest
 	protos []string
+	adm    admission // service goroutine only
 }
 
 // New creates a Context, starts its service goroutine and opens its
@@ -243,8 +245,9 @@ func (c *Context) run(started chan<- error) {
 	// clients send the Origin they are given, without lws' "http://".
 	ctxOpts := opts | cgo.OptionDoSSLGlobalInit | cgo.OptionJustUseRawOrigin
 	lc, err := cgo.NewContext(cgo.ContextInfo{
-		Options:     ctxOpts,
-		TimeoutSecs: int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
+		Options:           ctxOpts,
+		TimeoutSecs:       int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
+		MaxHTTPHeaderData: c.cfg.MaxHeaderBytes,
 	}, c)
 	if err != nil {
 		started <- err
@@ -308,13 +311,17 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 		}
 	}
 	vi := cgo.VhostInfo{
-		Index:             l.index,
-		Name:              l.cfg.Name,
-		Iface:             host,
-		Port:              port,
-		Options:           opts,
-		KeepaliveTimeout:  int(l.cfg.HTTPKeepAlive / time.Second),
-		MaxHTTPHeaderData: l.cfg.MaxHeaderBytes,
+		Index:            l.index,
+		Name:             l.cfg.Name,
+		Iface:            host,
+		Port:             port,
+		Options:          opts,
+		KeepaliveTimeout: int(l.cfg.HTTPKeepAlive / time.Second),
+		// libwebsockets' own bound on a request's headers is a second
+		// longer than the binding's timer (countLink), which reports
+		// the first request's; it alone bounds later requests of a
+		// keep-alive connection, from their first byte.
+		HeaderTimeoutSecs: int((l.cfg.HeaderTimeout+time.Second-1)/time.Second) + 1,
 		Protocols:         l.protos,
 		TxPacketSize:      txPacketSize,
 	}

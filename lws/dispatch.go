@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,13 @@ type rec struct {
 	hc     *clientReq  // an HTTP request
 	cc     *cgo.Client // C memory of the connection, freed on release
 	killMe bool        // close when the current callback returns
+
+	// Accepted connections only: what countLink counted, and the TIMER
+	// callback asked for.
+	counted bool
+	ipValid bool
+	ipKey   netip.Addr
+	timer   timerKind
 }
 
 // Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
@@ -174,6 +182,9 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		if c.stopping {
 			return -1 // refuse new links while shutting down
 		}
+		if r != nil && r.lis != nil {
+			return c.admit(r.lis, ev.Data, time.Now())
+		}
 		return 0
 	case callbacks.WSIDestroy:
 		if r != nil {
@@ -191,7 +202,14 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		return 0
 	}
 	switch ev.Reason {
+	case callbacks.WSICreate:
+		if r.kind == recNew {
+			c.countLink(r)
+		}
+	case callbacks.Timer:
+		return c.onTimer(r)
 	case callbacks.HTTPConfirmUpgrade:
+		c.setTimer(r, timerNone, 0)
 		return c.onConfirmUpgrade(r, ev)
 	case callbacks.Established:
 		return c.onEstablished(r, ev)
@@ -361,6 +379,7 @@ func (c *Context) onDestroy(r *rec) {
 		r.http.abandon()
 		ce = CloseError{Code: StatusNormalClosure}
 	}
+	c.uncountLink(r)
 	if r.opened {
 		if f := c.cfg.OnLinkClose; f != nil {
 			func() {

@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -489,4 +491,209 @@ func TestHostileUTF8(t *testing.T) {
 	}
 	lim.none(t)
 	healthy(t, addr)
+}
+
+// TestHostileSlowHeaders: a connection that sends nothing, or trickles its
+// headers, is closed after HeaderTimeout whatever it sends.
+func TestHostileSlowHeaders(t *testing.T) {
+	lim := newLimitLog()
+	_, addr := hostileServer(t, Listener{Name: "edge", HeaderTimeout: time.Second}, lim.hook)
+	silent, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer silent.Close()
+	trickle, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer trickle.Close()
+	_, err = io.WriteString(trickle, "GET / HTTP/1.1\r\nHost: test\r\nUser-Agent: ")
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		// One byte every 100 ms until the server closes.
+		defer close(done)
+		for {
+			if _, err := trickle.Write([]byte("a")); err != nil {
+				return
+			}
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-done:
+				return
+			}
+		}
+	}()
+	for _, nc := range []net.Conn{silent, trickle} {
+		require.NoError(t, nc.SetReadDeadline(time.Now().Add(hangTimeout)))
+		b, err := io.ReadAll(nc)
+		var ne net.Error
+		require.False(t, errors.As(err, &ne) && ne.Timeout(), "not closed")
+		assert.Empty(t, b, "a response to an unfinished request")
+	}
+	lim.expect(t, "edge", LimitHeaderTimeout)
+	lim.expect(t, "edge", LimitHeaderTimeout)
+	<-done
+	healthy(t, addr)
+	lim.none(t)
+}
+
+// TestHostileSlowBody: a body trickled slower than BodyTimeout allows gets
+// 408 and the connection is closed, however regularly bytes arrive.
+func TestHostileSlowBody(t *testing.T) {
+	lim := newLimitLog()
+	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, []byte("ok")) })
+	_, addr := hostileServer(t, Listener{Name: "edge", HTTPHandler: h, BodyTimeout: 500 * time.Millisecond}, lim.hook)
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	_, err = io.WriteString(nc, "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n")
+	require.NoError(t, err)
+	stop := make(chan struct{})
+	go func() {
+		for {
+			if _, err := nc.Write([]byte("x")); err != nil {
+				return
+			}
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-stop:
+				return
+			}
+		}
+	}()
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(hangTimeout)))
+	b, _ := io.ReadAll(nc)
+	close(stop)
+	resp, _ := parseRaw(t, string(b))
+	assert.Equal(t, http.StatusRequestTimeout, resp.StatusCode)
+	assert.True(t, resp.Close)
+	lim.expect(t, "edge", LimitBodyTimeout)
+	assert.Empty(t, h.reqs)
+	// A body sent at once is not affected.
+	resp, body := rawHTTP(t, addr, "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ok", string(body))
+	assert.Equal(t, "abc", string(waitFor(t, h.reqs, "request").Body))
+	healthy(t, addr)
+	lim.none(t)
+}
+
+// TestHostileMaxLinks: connections beyond MaxLinks, or beyond
+// MaxLinksPerIP from one address, are closed as they are accepted, without
+// a byte read or written; a slot freed is usable again.
+func TestHostileMaxLinks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		l     Listener
+		limit string
+	}{
+		{"total", Listener{MaxLinks: 3}, LimitMaxLinks},
+		{"per IP", Listener{MaxLinksPerIP: 3}, LimitMaxLinksPerIP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := newLimitLog()
+			closed := make(chan Link, 16)
+			tc.l.Name = "edge"
+			_, addr := hostileServer(t, tc.l, lim.hook, func(c *Config) {
+				c.OnLinkClose = func(l Link, _ CloseError) { closed <- l }
+			})
+			var links []*websocket.Conn
+			for i := 0; i < 3; i++ {
+				links = append(links, dial(t, addr, nil))
+			}
+			_, _, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
+			require.Error(t, err, "a link beyond the limit opened")
+			lim.expect(t, "edge", tc.limit)
+			resp, err := http.Get("http://" + addr + "/")
+			if err == nil {
+				resp.Body.Close()
+			}
+			require.Error(t, err, "an HTTP connection beyond the limit was served")
+			lim.expect(t, "edge", tc.limit)
+			for _, ws := range links[:2] {
+				ws.Close()
+				waitFor(t, closed, "OnLinkClose")
+			}
+			echo(t, links[2], "the links within the limit are unaffected")
+			healthy(t, addr)
+			lim.none(t)
+		})
+	}
+}
+
+// TestHostileAcceptRate: with AcceptRate 1 a burst of connections is cut
+// to about one a second; the refused ones are closed at accept.
+func TestHostileAcceptRate(t *testing.T) {
+	lim := newLimitLog()
+	_, addr := hostileServer(t, Listener{Name: "edge", AcceptRate: 1}, lim.hook)
+	refused := 0
+	for i := 0; i < 20; i++ {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		require.NoError(t, err)
+		_, _ = io.WriteString(nc, "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+		require.NoError(t, nc.SetReadDeadline(time.Now().Add(hangTimeout)))
+		b, _ := io.ReadAll(nc)
+		nc.Close()
+		if len(b) == 0 {
+			refused++
+		}
+	}
+	// 20 connections in a row take far less than the 19 s that would let
+	// the bucket refill for all of them.
+	assert.Greater(t, refused, 0)
+	for i := 0; i < refused; i++ {
+		lim.expect(t, "edge", LimitAcceptRate)
+	}
+	lim.none(t)
+}
+
+// TestHostileSendQueueReported: a full send queue is reported once per
+// episode, not once per refused Send. The Sends run in OnOpen, on the
+// service goroutine, so that nothing is written between them.
+func TestHostileSendQueueReported(t *testing.T) {
+	lim := newLimitLog()
+	errs := make(chan []error, 1)
+	var once sync.Once
+	_, addr := hostileServer(t, Listener{Name: "edge", MaxSendQueue: 1 << 10, Handler: HandlerFuncs{
+		Message: func(c *Conn, typ MessageType, data []byte) { _ = c.Send(typ, data) },
+		Open: func(c *Conn) {
+			first := false
+			once.Do(func() { first = true })
+			if !first {
+				return // the health check's link
+			}
+			big := make([]byte, 800)
+			var e []error
+			for i := 0; i < 6; i++ {
+				e = append(e, c.Send(BinaryMessage, big))
+			}
+			errs <- e
+		},
+	}}, lim.hook)
+	ws := dial(t, addr, nil)
+	e := waitFor(t, errs, "OnOpen")
+	assert.NoError(t, e[0])
+	for _, err := range e[1:] {
+		assert.ErrorIs(t, err, ErrSendQueueFull)
+	}
+	lim.expect(t, "edge", LimitSendQueue)
+	_, _, err := ws.ReadMessage()
+	require.NoError(t, err)
+	lim.none(t)
+	healthy(t, addr)
+}
+
+// TestHostileMaxMessage: a message over MaxMessageSize closes with 1009,
+// reported as max_message.
+func TestHostileMaxMessage(t *testing.T) {
+	lim := newLimitLog()
+	_, addr := hostileServer(t, Listener{Name: "edge", MaxMessageSize: 1000}, lim.hook)
+	w := dialRawWS(t, addr)
+	w.frame(false, 0x2, make([]byte, 600), true)
+	w.frame(true, 0x0, make([]byte, 600), true)
+	got, ok := w.closeFrame()
+	w.nc.Close()
+	require.True(t, ok)
+	assert.Equal(t, StatusMessageTooBig, StatusCode(int(got[0])<<8|int(got[1])))
+	lim.expect(t, "edge", LimitMaxMessage)
+	healthy(t, addr)
+	lim.none(t)
 }

@@ -244,6 +244,7 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		r.kind = recHTTP
 		r.http = &httpConn{r: r}
 	}
+	c.setTimer(r, timerNone, 0) // the headers are in
 	req, err := c.readRequest(r)
 	if err != nil {
 		c.log.Warn("lws: reading request", "link", r.id, "err", err)
@@ -278,8 +279,12 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		w.respondError(http.StatusRequestEntityTooLarge, true)
 	case req.ContentLength > 0 || (req.Method == "POST" && req.ContentLength == 0):
 		// The body follows (lws delivers an empty BODY and BODY_COMPLETION
-		// for an explicit zero-length POST).
+		// for an explicit zero-length POST). libwebsockets only bounds
+		// the wait for each chunk: bound the whole body.
 		w.expectBody = true
+		if d := lis.BodyTimeout; d > 0 {
+			c.setTimer(r, timerBody, d)
+		}
 	default:
 		c.serve(w)
 	}
@@ -345,6 +350,9 @@ func (h *httpConn) onBody(p []byte) int {
 }
 
 func (h *httpConn) onBodyComplete() int {
+	if h.r.timer == timerBody {
+		h.r.ctx.setTimer(h.r, timerNone, 0)
+	}
 	w := h.txn
 	if w == nil || w.served {
 		return 0

@@ -1,5 +1,11 @@
 package lws
 
+import (
+	"net/http"
+	"net/netip"
+	"time"
+)
+
 // Limit names, passed to Config.OnLimit each time a limit or an input check
 // refuses something. They are stable: metrics and alerts may match them.
 // Each is reported on the service goroutine, with the Name of the listener
@@ -59,4 +65,154 @@ func (c *Context) limitHitOn(lis *listener, link uint64, limit string) {
 		defer c.recoverHook("OnLimit")
 		f(name, limit)
 	}
+}
+
+// admission is a listener's accept-time accounting (service goroutine).
+type admission struct {
+	live   int                // connections accepted and not yet destroyed
+	perIP  map[netip.Addr]int // by ipKey
+	tokens float64            // accept-rate bucket
+	last   time.Time          // when tokens was last refilled
+}
+
+// pendingAccept carries a connection admitted at FILTER_NETWORK_CONNECTION
+// to its WSI_CREATE, which libwebsockets calls next for it.
+type pendingAccept struct {
+	lis   *listener
+	key   netip.Addr
+	valid bool
+}
+
+// ipKey is what MaxLinksPerIP counts by: an IPv4 address, or the /64 of an
+// IPv6 one (an IPv4-mapped address counts as IPv4).
+func ipKey(b []byte) (netip.Addr, bool) {
+	switch len(b) {
+	case 4:
+		return netip.AddrFrom4([4]byte(b)), true
+	case 16:
+		a := netip.AddrFrom16([16]byte(b)).Unmap()
+		if a.Is4() {
+			return a, true
+		}
+		p, _ := a.Prefix(64)
+		return p.Addr(), true
+	}
+	return netip.Addr{}, false
+}
+
+// admit decides at FILTER_NETWORK_CONNECTION whether lis takes a new
+// connection from the peer whose address the C layer passed as ip. It
+// returns the callback's result: -1 makes libwebsockets close the socket.
+func (c *Context) admit(lis *listener, ip []byte, now time.Time) int {
+	cfg, a := &lis.cfg, &lis.adm
+	key, ok := ipKey(ip)
+	switch {
+	case cfg.MaxLinks > 0 && a.live >= cfg.MaxLinks:
+		c.limitHitOn(lis, 0, LimitMaxLinks)
+		return -1
+	case ok && cfg.MaxLinksPerIP > 0 && a.perIP[key] >= cfg.MaxLinksPerIP:
+		c.limitHitOn(lis, 0, LimitMaxLinksPerIP)
+		return -1
+	}
+	if rate := float64(cfg.AcceptRate); rate > 0 {
+		if a.last.IsZero() {
+			a.tokens = rate
+		} else if dt := now.Sub(a.last).Seconds(); dt > 0 {
+			a.tokens = min(rate, a.tokens+dt*rate)
+		}
+		a.last = now
+		if a.tokens < 1 {
+			c.limitHitOn(lis, 0, LimitAcceptRate)
+			return -1
+		}
+		a.tokens--
+	}
+	c.accepting = pendingAccept{lis: lis, key: key, valid: ok}
+	return 0
+}
+
+// countLink starts accounting for an accepted connection at its
+// WSI_CREATE, and bounds the wait for its first request's headers.
+func (c *Context) countLink(r *rec) {
+	p := c.accepting
+	c.accepting = pendingAccept{}
+	if p.lis == nil || p.lis != r.lis || r.counted {
+		return
+	}
+	r.counted = true
+	p.lis.adm.live++
+	if p.valid {
+		r.ipKey, r.ipValid = p.key, true
+		if p.lis.adm.perIP == nil {
+			p.lis.adm.perIP = map[netip.Addr]int{}
+		}
+		p.lis.adm.perIP[p.key]++
+	}
+	c.setTimer(r, timerHeader, r.lis.cfg.HeaderTimeout)
+}
+
+// uncountLink ends the accounting of countLink (WSI_DESTROY).
+func (c *Context) uncountLink(r *rec) {
+	if !r.counted {
+		return
+	}
+	r.counted = false
+	a := &r.lis.adm
+	a.live--
+	if r.ipValid {
+		if a.perIP[r.ipKey]--; a.perIP[r.ipKey] <= 0 {
+			delete(a.perIP, r.ipKey)
+		}
+	}
+}
+
+// timerKind says what a connection's TIMER callback is for.
+type timerKind uint8
+
+const (
+	timerNone   timerKind = iota
+	timerHeader           // the first request's headers must be in
+	timerBody             // the request body must be in
+	timerKill             // a refusal could not be written in time
+)
+
+// setTimer (re)arms r's TIMER callback for k after d; timerNone cancels.
+func (c *Context) setTimer(r *rec, k timerKind, d time.Duration) {
+	if r.wsi == 0 || (k == timerNone && r.timer == timerNone) {
+		return
+	}
+	r.timer = k
+	if k == timerNone {
+		r.wsi.SetTimer(-1)
+		return
+	}
+	r.wsi.SetTimer(d)
+}
+
+// onTimer is LWS_CALLBACK_TIMER on an accepted connection.
+func (c *Context) onTimer(r *rec) int {
+	k := r.timer
+	r.timer = timerNone
+	switch k {
+	case timerHeader:
+		c.limitHit(r, LimitHeaderTimeout)
+		return -1
+	case timerBody:
+		w := (*ResponseWriter)(nil)
+		if r.http != nil {
+			w = r.http.txn
+		}
+		if w == nil || w.served {
+			return 0
+		}
+		c.limitHit(r, LimitBodyTimeout)
+		w.respondErrorText(http.StatusRequestTimeout, "the request body took too long", true)
+		// A client that does not read either gets no answer: give
+		// the 408 a network timeout to go out.
+		c.setTimer(r, timerKill, c.cfg.NetworkTimeout)
+		return 0
+	case timerKill:
+		return -1
+	}
+	return 0
 }
