@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 ARGS    ?=
 CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
 
-.PHONY: all deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc clean docker docker-check
+.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc clean docker docker-check
 
 all: build
 
@@ -26,7 +26,10 @@ native: deps               ## build the native C reference server (testdata/nati
 	gcc $(CFLAGS_NATIVE) $$(pkg-config --cflags libwebsockets) testdata/native/lwsnative.c \
 		$$(pkg-config --libs libwebsockets) -o $(BIN)/lwsnative
 
-test: deps fmt-check vet check-imports native race cgocheck asan fuzz parity   ## everything CI runs
+test: deps test-deps fmt-check vet check-imports native race cgocheck asan fuzz parity   ## everything CI runs
+
+test-deps:                 ## what only the tests need: chromium for the demo page's end-to-end test
+	@scripts/test-deps.sh
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -40,7 +43,7 @@ check-imports:             ## callbacks <- cgo <- lws <- cmd, nothing else
 	@scripts/check-imports.sh
 
 race:
-	$(GO) test -race -count=1 -timeout 10m ./...
+	LWSGATE_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout 10m ./...
 
 cgocheck:                  ## full cgo pointer checks on the packages that cross into C
 	GOEXPERIMENT=cgocheck2 $(GO) test -count=1 -short -timeout 10m ./cgo/ ./lws/ ./cmd/...

@@ -30,13 +30,18 @@ type Config struct {
 	// service goroutine: a slow writer slows every link. nil: no reason log.
 	Trace io.Writer
 
+	// LinkTrace is how many of its last callbacks each link remembers for
+	// Context.LinkTrace: a per-link reason log on demand. 0: none.
+	LinkTrace int
+
 	// NetworkTimeout bounds each network step libwebsockets waits on, such as
 	// a handshake or a close acknowledgement (timeout_secs). 0: 15s.
 	NetworkTimeout time.Duration
 
 	// MaxHeaderBytes is the buffer for one HTTP request's request line and
 	// headers (and for a client link's response headers), for every
-	// listener: libwebsockets sizes it per context. A request with more is
+	// listener: libwebsockets sizes it per context (a Listener's
+	// MaxHeaderBytes can only raise it). A request with more is
 	// closed by libwebsockets without a response (431 is not sent) and
 	// without a callback, so it is not reported to OnLimit. The buffer is
 	// allocated per connection only while it reads a request. 0: 8192.
@@ -182,6 +187,11 @@ type Listener struct {
 	// to make available in Request.Header (libwebsockets 4.1 cannot list
 	// unknown headers; 4.3 and later return all of them anyway).
 	ExtraHeaders []string
+	// MaxHeaderBytes, when set, raises Config.MaxHeaderBytes for the whole
+	// Context: libwebsockets has one header buffer size per context, so
+	// the largest of Config.MaxHeaderBytes and every listener's
+	// MaxHeaderBytes applies to all listeners. 0: Config.MaxHeaderBytes.
+	MaxHeaderBytes int
 	// HTTPKeepAlive is how long an idle HTTP/1.1 connection stays open
 	// between requests. 0: 5s.
 	HTTPKeepAlive time.Duration
@@ -304,6 +314,9 @@ func (c *Config) withDefaults() *Config {
 
 // validate checks a defaulted config; errors name the field at fault.
 func (c *Config) validate() error {
+	if c.LinkTrace < 0 || c.LinkTrace > 1<<16 {
+		return fmt.Errorf("lws: Config.LinkTrace %d: must be 0..65536", c.LinkTrace)
+	}
 	if c.NetworkTimeout < time.Second {
 		return fmt.Errorf("lws: Config.NetworkTimeout %v: must be at least 1s", c.NetworkTimeout)
 	}
@@ -328,6 +341,9 @@ func (c *Config) validate() error {
 		}
 		if l.MaxBodySize < 0 {
 			return fmt.Errorf("%s %d: must not be negative", field("MaxBodySize"), l.MaxBodySize)
+		}
+		if l.MaxHeaderBytes < 0 || l.MaxHeaderBytes > 65535 {
+			return fmt.Errorf("%s %d: must be 0..65535", field("MaxHeaderBytes"), l.MaxHeaderBytes)
 		}
 		if l.HeaderTimeout < time.Second || l.HeaderTimeout > time.Hour {
 			return fmt.Errorf("%s %v: must be 1s..1h", field("HeaderTimeout"), l.HeaderTimeout)
@@ -369,6 +385,16 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// headerBytes is the header buffer size of the context: libwebsockets has
+// one for all listeners.
+func (c *Config) headerBytes() int {
+	n := c.MaxHeaderBytes
+	for _, l := range c.Listeners {
+		n = max(n, l.MaxHeaderBytes)
+	}
+	return n
 }
 
 func readable(path string) error {

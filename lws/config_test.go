@@ -96,6 +96,7 @@ func TestConfigOtherFields(t *testing.T) {
 		{Listener{Links: 4}, "Links"},
 		{Listener{MaxSendQueue: -1}, "MaxSendQueue"},
 		{Listener{MaxBodySize: -1}, "MaxBodySize"},
+		{Listener{MaxHeaderBytes: 70000}, "MaxHeaderBytes"},
 		{Listener{HeaderTimeout: time.Millisecond}, "HeaderTimeout"},
 		{Listener{BodyTimeout: -time.Second}, "BodyTimeout"},
 		{Listener{PingInterval: 5 * time.Second, PingTimeout: time.Second}, "PingTimeout"},

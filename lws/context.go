@@ -49,6 +49,8 @@ type Context struct {
 
 	lcPtr atomic.Pointer[cgo.Context] // set while Wake may be called
 
+	reasons reasonCounts // callbacks per reason
+
 	// Service goroutine only.
 	lc        *cgo.Context
 	stopTimer *time.Timer
@@ -247,7 +249,7 @@ func (c *Context) run(started chan<- error) {
 	lc, err := cgo.NewContext(cgo.ContextInfo{
 		Options:           ctxOpts,
 		TimeoutSecs:       int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
-		MaxHTTPHeaderData: c.cfg.MaxHeaderBytes,
+		MaxHTTPHeaderData: c.cfg.headerBytes(),
 	}, c)
 	if err != nil {
 		started <- err

@@ -52,6 +52,8 @@ type rec struct {
 	cc     *cgo.Client // C memory of the connection, freed on release
 	killMe bool        // close when the current callback returns
 
+	trace *linkTrace // the last Config.LinkTrace callbacks, or nil
+
 	// Accepted connections only: what countLink counted, and the TIMER
 	// callback asked for.
 	counted bool
@@ -71,6 +73,13 @@ func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 	}
 	c.depth++
 	r := c.recFor(ev)
+	c.reasons.add(ev.Reason)
+	if r != nil && c.cfg.LinkTrace > 0 {
+		if r.trace == nil {
+			r.trace = &linkTrace{at: make([]int64, c.cfg.LinkTrace), reasons: make([]callbacks.Reason, c.cfg.LinkTrace)}
+		}
+		r.trace.add(time.Now().UnixNano(), ev.Reason)
+	}
 	if c.cfg.Trace != nil {
 		var id uint64
 		if r != nil {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Enforces the package layout: callbacks imports nothing from the module,
-# cgo only callbacks, lws only cgo and callbacks, cmd/* only lws and the
-# commands' own helpers under cmd/internal (which import only lws).
+# cgo only callbacks, lws only cgo and callbacks, lws/gateway only lws,
+# cmd/* only lws, lws/gateway and the commands' own helpers under
+# cmd/internal (which import only lws).
 set -euo pipefail
 mod=$(go list -m)
 fail=0
@@ -20,11 +21,12 @@ check() { # package, allowed module imports (space separated)
 check "$mod/callbacks"
 check "$mod/cgo" callbacks
 check "$mod/lws" cgo callbacks
+check "$mod/lws/gateway" lws   # the gateway is a program on the public API
 internal=$(go list "$mod/cmd/internal/..." 2>/dev/null | sed "s|^$mod/||")
 for p in $(go list "$mod/cmd/..."); do
 	case $p in
 	"$mod"/cmd/internal/*) check "$p" lws ;;
-	*) check "$p" lws $internal ;;
+	*) check "$p" lws lws/gateway $internal ;;
 	esac
 done
 exit $fail

@@ -7,6 +7,13 @@
 //
 //	[2026-11-24 10:05:47.123][DEBUG] cb ctx:1 wsi:7 reason:6 LWS_CALLBACK_RECEIVE
 //
+// The admin API, metrics and health are on 127.0.0.1:8091. A YAML file
+// (-config; "lwsgate defaultconfig" prints the default, "lwsgate
+// checkconfig FILE" checks one) configures listeners, backends, routing
+// rules, hooks and limits; LWSGATE_* variables and flags override it, and
+// SIGHUP reloads it without dropping links. The gateway itself is package
+// lws/gateway.
+//
 // Run lwsgate -h for the flags. Two subcommands make one client link
 // through libwebsockets and print its reason log: "lwsgate dial URL"
 // (WebSocket) and "lwsgate fetch URL" (HTTP); see client.go.
@@ -14,14 +21,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -30,6 +35,7 @@ import (
 	"time"
 
 	"github.com/lwsgate/lwsgate/lws"
+	"github.com/lwsgate/lwsgate/lws/gateway"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -41,26 +47,31 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil))
 }
 
-// options are the parsed flags.
-type options struct {
+// flagSet holds the flags; each one set on the command line overrides the
+// config file and the environment.
+type flagSet struct {
+	fs         *flag.FlagSet
+	config     string
+	version    bool
 	listen     string
-	links      lws.LinkTypes
-	logLevel   slog.Level
+	admin      string
+	links      string
+	logLevel   string
+	logFormat  string
 	trace      bool
 	maxMessage int64
 	maxBody    int64
 	tokenTTL   time.Duration
 	shutdown   time.Duration
-	version    bool
 
-	tlsCert, tlsKey          string
-	pingInterval, pingTimout time.Duration
+	tlsCert, tlsKey           string
+	pingInterval, pingTimeout time.Duration
 
 	upstream         string
 	upstreamCA       string
 	upstreamInsecure bool
 	upstreamTimeout  time.Duration
-	forwards         []string
+	forwards         multiFlag
 }
 
 // multiFlag collects a repeatable flag.
@@ -69,80 +80,150 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
-	fs := flag.NewFlagSet("lwsgate", flag.ContinueOnError)
+func newFlagSet() *flagSet {
+	f := &flagSet{fs: flag.NewFlagSet("lwsgate", flag.ContinueOnError)}
+	fs := f.fs
 	fs.SetOutput(io.Discard) // errors are reported in one line by run
-	fs.StringVar(&o.listen, "listen", ":8090", "`address` to listen on (host:port; port 0 picks one)")
-	links := fs.String("links", "tcplisten,httplisten", "link `types` the listener accepts: tcplisten (WebSocket), httplisten (HTTP), or both")
-	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
-	fs.BoolVar(&o.trace, "trace", true, "write one reason-log line per libwebsockets callback")
-	fs.Int64Var(&o.maxMessage, "max-message", 16<<20, "largest WebSocket message in `bytes` (over it: close 1009)")
-	fs.Int64Var(&o.maxBody, "max-body", 1<<20, "largest HTTP request body in `bytes` (over it: 413)")
-	fs.DurationVar(&o.tokenTTL, "token-ttl", time.Hour, "lifetime of tokens from /v1/api/createtoken")
-	fs.DurationVar(&o.shutdown, "shutdown-timeout", 5*time.Second, "how long to wait for links to close on SIGTERM")
-	fs.BoolVar(&o.version, "version", false, "print the version and how libwebsockets is linked, then exit")
-	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) `file`: serve wss and https")
-	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
-	fs.DurationVar(&o.pingInterval, "ping-interval", 0, "ping a WebSocket link silent this `long` (whole seconds; 0: libwebsockets' 5m)")
-	fs.DurationVar(&o.pingTimout, "ping-timeout", 0, "drop a WebSocket link silent this `long` (0: ping-interval + 10s)")
-	fs.StringVar(&o.upstream, "upstream", "", "relay each WebSocket link to its own link to this ws:// or wss:// `URL` (tcpconnect)")
-	fs.StringVar(&o.upstreamCA, "upstream-ca", "", "PEM CA `file` to verify wss/https backends (default: the system store)")
-	fs.BoolVar(&o.upstreamInsecure, "upstream-insecure", false, "accept any backend certificate (tests only)")
-	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", 10*time.Second, "give up dialling a backend after this `long`, retries included")
-	fs.Var((*multiFlag)(&o.forwards), "forward", "forward HTTP requests under a path prefix to a backend: `PREFIX=URL`, e.g. /v1/backend/=http://127.0.0.1:9000 (httpconnect; repeatable)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "usage: lwsgate [flags]")
-			fs.PrintDefaults()
-		}
+	fs.StringVar(&f.config, "config", "", "YAML config `file` (see lwsgate defaultconfig); flags override it")
+	fs.BoolVar(&f.version, "version", false, "print the version and how libwebsockets is linked, then exit")
+	fs.StringVar(&f.listen, "listen", ":8090", "`address` of the first listener (host:port; port 0 picks one)")
+	fs.StringVar(&f.admin, "admin", "127.0.0.1:8091", "`address` of the admin API, metrics and health; off to disable")
+	fs.StringVar(&f.links, "links", "tcplisten,httplisten", "link `types` the first listener accepts: tcplisten (WebSocket), httplisten (HTTP), or both")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
+	fs.BoolVar(&f.trace, "trace", true, "write one reason-log line per libwebsockets callback")
+	fs.Int64Var(&f.maxMessage, "max-message", 16<<20, "largest WebSocket message in `bytes` (over it: close 1009)")
+	fs.Int64Var(&f.maxBody, "max-body", 1<<20, "largest HTTP request body in `bytes` (over it: 413)")
+	fs.DurationVar(&f.tokenTTL, "token-ttl", time.Hour, "lifetime of tokens from /v1/api/createtoken")
+	fs.DurationVar(&f.shutdown, "shutdown-timeout", 5*time.Second, "on SIGTERM, close links over this `window` (shutdown.drain)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `file`: serve wss and https")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
+	fs.DurationVar(&f.pingInterval, "ping-interval", 0, "ping a WebSocket link silent this `long` (whole seconds; 0: libwebsockets' 5m)")
+	fs.DurationVar(&f.pingTimeout, "ping-timeout", 0, "drop a WebSocket link silent this `long` (0: ping-interval + 10s)")
+	fs.StringVar(&f.upstream, "upstream", "", "relay each WebSocket link to its own link to this ws:// or wss:// `URL` (tcpconnect)")
+	fs.StringVar(&f.upstreamCA, "upstream-ca", "", "PEM CA `file` to verify wss/https backends (default: the system store)")
+	fs.BoolVar(&f.upstreamInsecure, "upstream-insecure", false, "accept any backend certificate (tests only)")
+	fs.DurationVar(&f.upstreamTimeout, "upstream-timeout", 10*time.Second, "give up dialling a backend after this `long`, retries included")
+	fs.Var(&f.forwards, "forward", "forward HTTP requests under a path prefix to a backend: `PREFIX=URL`, e.g. /v1/backend/=http://127.0.0.1:9000 (httpconnect; repeatable)")
+	return f
+}
+
+// loadConfig builds the configuration: the file (or the built-in
+// default), then LWSGATE_* variables, then the flags that were set.
+func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error) {
+	var cfg *gateway.Config
+	var err error
+	if f.config != "" {
+		cfg, err = gateway.LoadConfig(f.config)
+	} else {
+		cfg = gateway.DefaultConfig()
+	}
+	if err != nil {
 		return nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	if err := cfg.ApplyEnv(getenv); err != nil {
+		return nil, err
 	}
-	var err error
-	if o.links, err = lws.ParseLinkTypes(*links); err != nil {
-		return nil, fmt.Errorf("-links: %v", err)
+	set := map[string]bool{}
+	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	l := &cfg.Listeners[0]
+	if set["listen"] {
+		if _, _, err := net.SplitHostPort(f.listen); err != nil {
+			return nil, fmt.Errorf("-listen %q: %v", f.listen, err)
+		}
+		l.Addr = f.listen
 	}
-	if err := o.logLevel.UnmarshalText([]byte(*level)); err != nil {
-		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", *level)
+	if set["admin"] {
+		cfg.Admin.Addr = f.admin
 	}
-	if o.maxMessage <= 0 {
-		return nil, fmt.Errorf("-max-message %d: must be positive", o.maxMessage)
+	if set["links"] {
+		lt, err := lws.ParseLinkTypes(f.links)
+		if err != nil {
+			return nil, fmt.Errorf("-links: %v", err)
+		}
+		l.Links = strings.Split(lt.String(), ",")
 	}
-	if o.maxBody <= 0 {
-		return nil, fmt.Errorf("-max-body %d: must be positive", o.maxBody)
+	if set["log-level"] {
+		cfg.Log.Level = f.logLevel
 	}
-	if o.tokenTTL <= 0 {
-		return nil, fmt.Errorf("-token-ttl %v: must be positive", o.tokenTTL)
+	if set["log-format"] {
+		cfg.Log.Format = f.logFormat
 	}
-	if _, _, err := net.SplitHostPort(o.listen); err != nil {
-		return nil, fmt.Errorf("-listen %q: %v", o.listen, err)
+	if set["trace"] {
+		cfg.Log.Trace = f.trace
 	}
-	if (o.tlsCert == "") != (o.tlsKey == "") {
+	if set["max-message"] {
+		if f.maxMessage <= 0 {
+			return nil, fmt.Errorf("-max-message %d: must be positive", f.maxMessage)
+		}
+		l.Limits.MaxMessage = gateway.Size(f.maxMessage)
+		l.Limits.MaxSendQueue = gateway.Size(max(32<<20, 2*f.maxMessage))
+	}
+	if set["max-body"] {
+		if f.maxBody <= 0 {
+			return nil, fmt.Errorf("-max-body %d: must be positive", f.maxBody)
+		}
+		l.Limits.MaxBody = gateway.Size(f.maxBody)
+	}
+	if set["token-ttl"] {
+		if f.tokenTTL <= 0 {
+			return nil, fmt.Errorf("-token-ttl %v: must be positive", f.tokenTTL)
+		}
+		cfg.Tokens.TTL = gateway.Duration(f.tokenTTL)
+	}
+	if set["shutdown-timeout"] {
+		cfg.Shutdown.Drain = gateway.Duration(f.shutdown)
+		cfg.Shutdown.Deadline = gateway.Duration(f.shutdown + 5*time.Second)
+	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, errors.New("-tls-cert and -tls-key go together")
 	}
-	if o.upstream != "" {
-		u, err := url.Parse(o.upstream)
+	if f.tlsCert != "" {
+		l.TLS = &gateway.TLSConfig{Cert: f.tlsCert, Key: f.tlsKey}
+	}
+	if set["ping-interval"] {
+		l.Keepalive.PingInterval = gateway.Duration(f.pingInterval)
+	}
+	if set["ping-timeout"] {
+		l.Keepalive.PingTimeout = gateway.Duration(f.pingTimeout)
+	}
+	backend := func(name, raw string) gateway.BackendConfig {
+		return gateway.BackendConfig{Name: name, URL: raw, Timeout: gateway.Duration(f.upstreamTimeout),
+			CA: f.upstreamCA, Insecure: f.upstreamInsecure}
+	}
+	if f.upstream != "" {
+		u, err := url.Parse(f.upstream)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return nil, fmt.Errorf("-upstream %q: want a ws:// or wss:// URL", o.upstream)
+			return nil, fmt.Errorf("-upstream %q: want a ws:// or wss:// URL", f.upstream)
 		}
+		cfg.Backends = append(cfg.Backends, backend("upstream", f.upstream))
+		l.Upstream = "upstream"
 	}
-	if o.upstreamTimeout <= 0 {
-		return nil, fmt.Errorf("-upstream-timeout %v: must be positive", o.upstreamTimeout)
+	if f.upstreamTimeout <= 0 {
+		return nil, fmt.Errorf("-upstream-timeout %v: must be positive", f.upstreamTimeout)
 	}
-	for _, f := range o.forwards {
-		if _, _, err := parseForward(f); err != nil {
-			return nil, fmt.Errorf("-forward %v", err)
+	for i, spec := range f.forwards {
+		prefix, raw, ok := strings.Cut(spec, "=")
+		if !ok || !strings.HasPrefix(prefix, "/") {
+			return nil, fmt.Errorf("-forward %q: want PREFIX=URL with PREFIX starting with /", spec)
 		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("-forward %q: backend %q is not an http:// or https:// URL", spec, raw)
+		}
+		name := fmt.Sprintf("forward%d", i+1)
+		cfg.Backends = append(cfg.Backends, backend(name, raw))
+		l.Forward = append(l.Forward, gateway.ForwardConfig{Prefix: prefix, Backend: name})
 	}
-	return o, nil
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // run is main without the process: it returns the exit code (2 for bad
-// usage, 1 for a failure) and calls ready, if set, once listening.
+// usage or config, 1 for a failure) and calls ready, if set, once
+// listening, with the listeners' addresses (the admin listener last).
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready func([]net.Addr)) int {
 	if len(args) > 0 {
 		switch args[0] {
@@ -150,118 +231,113 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 			return runDial(ctx, args[1:], stdout, stderr)
 		case "fetch":
 			return runFetch(ctx, args[1:], stdout, stderr)
+		case "checkconfig":
+			return runCheckConfig(args[1:], stdout, stderr)
+		case "defaultconfig":
+			fmt.Fprint(stdout, gateway.DefaultYAML)
+			return 0
 		}
 	}
-	o, err := parseFlags(args, stderr)
+	f := newFlagSet()
+	err := f.fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stderr, "usage: lwsgate [flags]\n       lwsgate checkconfig FILE | defaultconfig | dial URL | fetch URL")
+		f.fs.SetOutput(stderr)
+		f.fs.PrintDefaults()
 		return 0
+	}
+	if err == nil && f.fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "lwsgate:", err)
 		return 2
 	}
-	if o.version {
+	if f.version {
 		fmt.Fprintf(stdout, "lwsgate %s\nlibwebsockets %s\nlinked: %s\n", version, lws.Version(), lws.LinkInfo)
 		return 0
 	}
-	out := &lockedWriter{w: stderr}
-	log := slog.New(&lineHandler{w: out, level: o.logLevel})
-
-	secret, fromEnv := []byte(os.Getenv("LWSGATE_TOKEN_SECRET")), true
-	if len(secret) == 0 {
-		fromEnv = false
-		secret = make([]byte, 32)
-		_, _ = rand.Read(secret)
-	}
-	if !fromEnv {
-		log.Warn("LWSGATE_TOKEN_SECRET is not set: tokens are signed with a random per-process key")
-	}
-
-	links := newLinkTable(log)
-	routes := newRouteTable(log)
-	var upTLS *lws.ClientTLS
-	if o.upstreamCA != "" || o.upstreamInsecure {
-		upTLS = &lws.ClientTLS{CAFile: o.upstreamCA, InsecureSkipVerify: o.upstreamInsecure}
-	}
-	a := &api{log: log, secret: secret, ttl: o.tokenTTL, links: links, routes: routes}
-	for _, spec := range o.forwards {
-		prefix, base, _ := parseForward(spec)
-		a.forwards = append(a.forwards, &forwarder{
-			prefix:  prefix,
-			base:    base,
-			tls:     upTLS,
-			maxBody: o.maxBody,
-			log:     log,
-		})
-	}
-	var handler lws.Handler = router{log: log}
-	if o.upstream != "" {
-		rl := &relay{
-			url:     o.upstream,
-			opts:    lws.DialOptions{TLS: upTLS, MaxMessageSize: o.maxMessage, PingInterval: o.pingInterval, PingTimeout: o.pingTimout},
-			backoff: lws.Backoff{Initial: 200 * time.Millisecond, Max: 2 * time.Second},
-			timeout: o.upstreamTimeout,
-			maxWait: o.maxMessage,
-			routes:  routes,
-			log:     log,
-		}
-		handler = rl.downstream()
-	}
-	listener := lws.Listener{
-		Name:           "main",
-		Addr:           o.listen,
-		Links:          o.links,
-		Handler:        handler,
-		HTTPHandler:    a,
-		Subprotocols:   []string{"lws-gate"},
-		MaxMessageSize: o.maxMessage,
-		MaxBodySize:    o.maxBody,
-		PingInterval:   o.pingInterval,
-		PingTimeout:    o.pingTimout,
-	}
-	if o.tlsCert != "" {
-		listener.TLS = &lws.TLSFiles{CertFile: o.tlsCert, KeyFile: o.tlsKey}
-	}
-	cfg := &lws.Config{
-		Logger:          log,
-		ShutdownTimeout: o.shutdown,
-		OnLinkOpen:      links.add,
-		OnLinkClose: func(l lws.Link, ce lws.CloseError) {
-			links.del(l, ce)
-			routes.del(l.ID)
-		},
-		Listeners: []lws.Listener{listener},
-	}
-	if o.trace {
-		cfg.Trace = out
-	}
-	gw, err := lws.New(cfg)
+	cfg, err := f.loadConfig(os.Getenv)
 	if err != nil {
-		fmt.Fprintln(stderr, "lwsgate:", strings.TrimPrefix(err.Error(), "lws: "))
+		fmt.Fprintln(stderr, "lwsgate:", err)
+		return 2
+	}
+	out := &lockedWriter{w: stderr}
+	level := &slog.LevelVar{}
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	var h slog.Handler = &lineHandler{w: out, level: level}
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(h)
+
+	gw, err := gateway.New(cfg, &gateway.Options{Logger: log, Level: level, Trace: out})
+	if err != nil {
+		fmt.Fprintln(stderr, "lwsgate:", strings.TrimPrefix(strings.TrimPrefix(err.Error(), "gateway: "), "lws: "))
 		return 1
 	}
-	addrs := gw.Addrs()
-	log.Info("lwsgate listening", "addr", addrs[0].String(), "links", o.links.String(),
-		"tls", o.tlsCert != "", "upstream", o.upstream, "forwards", len(a.forwards),
+	var addrs []net.Addr
+	all := gw.Addrs()
+	for _, l := range cfg.Listeners {
+		addrs = append(addrs, all[l.Name])
+	}
+	if a, ok := all[gateway.AdminListener]; ok {
+		addrs = append(addrs, a)
+	}
+	log.Info("lwsgate listening", "addr", addrs[0].String(), "links", strings.Join(cfg.Listeners[0].Links, ","),
+		"admin", cfg.Admin.Addr, "tls", cfg.Listeners[0].TLS != nil, "rules", len(cfg.Rules), "backends", len(cfg.Backends),
 		"libwebsockets", lws.Version(), "version", version)
 	if ready != nil {
 		ready(addrs)
 	}
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "links", links.len(), "timeout", o.shutdown)
-	case <-gw.Done():
-		log.Error("service loop stopped")
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			reload(gw, f, log)
+			continue
+		case <-ctx.Done():
+			log.Info("shutting down", "links", len(gw.Links()), "drain", gw.Config().Shutdown.Drain.D())
+		case <-gw.Done():
+			log.Error("service loop stopped")
+		}
+		break
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), o.shutdown+5*time.Second)
-	defer cancel()
-	if err := gw.Shutdown(sctx); err != nil {
+	if err := gw.Close(); err != nil {
 		log.Error("shutdown", "err", err)
 		return 1
 	}
-	log.Info("stopped")
 	return 0
 }
 
-// noRedirect hands a backend's redirect to the client unchanged.
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+// reload re-reads the config (SIGHUP) and applies what can change without
+// dropping links; on an error the running config stays.
+func reload(gw *gateway.Gateway, f *flagSet, log *slog.Logger) {
+	cfg, err := f.loadConfig(os.Getenv)
+	if err == nil {
+		err = gw.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("reload failed; the running config stays", "err", err)
+	}
+}
+
+// runCheckConfig implements "lwsgate checkconfig FILE".
+func runCheckConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: lwsgate checkconfig FILE")
+		return 2
+	}
+	cfg, err := gateway.LoadConfig(args[0])
+	if err == nil {
+		err = cfg.ApplyEnv(os.Getenv)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d backends, %d rules)\n", args[0], len(cfg.Listeners), len(cfg.Backends), len(cfg.Rules))
+	return 0
+}

@@ -45,7 +45,7 @@ func startGateway(t *testing.T, args ...string) (addr string, logs *syncBuffer) 
 	ready := make(chan []net.Addr, 1)
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, append([]string{"-listen", "127.0.0.1:0"}, args...), io.Discard, logs, func(a []net.Addr) { ready <- a })
+		code <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...), io.Discard, logs, func(a []net.Addr) { ready <- a })
 	}()
 	select {
 	case a := <-ready:
@@ -93,7 +93,11 @@ func TestEchoAndCreateToken(t *testing.T) {
 	defer r.Body.Close()
 	assert.Equal(t, 200, r.StatusCode)
 	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-	var out createTokenResponse
+	var out struct {
+		Code      int
+		RequestID string `json:"RequestId"`
+		Token     string
+	}
 	require.NoError(t, json.NewDecoder(r.Body).Decode(&out))
 	assert.Equal(t, 0, out.Code)
 	assert.Equal(t, "1614738418531", out.RequestID)
@@ -141,7 +145,10 @@ func TestCreateTokenErrors(t *testing.T) {
 			require.NoError(t, err)
 			defer r.Body.Close()
 			assert.Equal(t, tc.status, r.StatusCode)
-			var e errorResponse
+			var e struct {
+				Code  int
+				Error string
+			}
 			require.NoError(t, json.NewDecoder(r.Body).Decode(&e))
 			assert.Equal(t, tc.status, e.Code)
 			assert.NotEmpty(t, e.Error)

@@ -80,7 +80,7 @@ func TestTLSBadFiles(t *testing.T) {
 	certFile, _, _, _ := selfSigned(t)
 	var stderr strings.Builder
 	code := run(t.Context(), []string{"-listen", "127.0.0.1:0", "-tls-cert", certFile, "-tls-key", "/nonexistent/key.pem"}, os.Stderr, &stderr, nil)
-	require.Equal(t, 1, code)
-	require.Contains(t, stderr.String(), "TLS.KeyFile")
+	require.Equal(t, 2, code, "a bad config is a usage error")
+	require.Contains(t, stderr.String(), "listeners[0].tls.key")
 	require.Contains(t, stderr.String(), "/nonexistent/key.pem")
 }

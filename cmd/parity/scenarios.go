@@ -82,7 +82,10 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 	e.gate = &program{
 		name: "lwsgate", path: gatePath,
 		server: func(o serverOpts) []string {
-			a := []string{"-listen", "127.0.0.1:0", "-trace"}
+			// No admin listener: it is a second vhost, whose
+			// PROTOCOL_INIT/DESTROY the one-vhost native program
+			// has no counterpart for.
+			a := []string{"-listen", "127.0.0.1:0", "-admin", "off", "-trace"}
 			if o.tls {
 				a = append(a, "-tls-cert", e.certFile, "-tls-key", e.keyFile)
 			}

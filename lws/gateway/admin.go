@@ -1,0 +1,300 @@
+package gateway
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lwsgate/lwsgate/lws"
+)
+
+// adminHandler is the admin listener's API:
+//
+//	GET    /v1/api/links                     the link table (?type=tcplisten&user=U&channel=C)
+//	GET    /v1/api/links/{id}                one link
+//	POST   /v1/api/links/{id}/send           send the body (?type=binary; text by default)
+//	POST   /v1/api/links/{id}/close          {"code":4000,"reason":"bye"} (default 1000)
+//	DELETE /v1/api/links/{id}                close with 1000
+//	GET    /v1/api/links/{id}/trace          its last callback reasons
+//	POST   /v1/api/links/{id}/subscribe      {"channel":"room1"}
+//	POST   /v1/api/links/{id}/unsubscribe    {"channel":"room1"}
+//	POST   /v1/api/publish                   {"channel":"room1","data":"hi"} (or "data_base64")
+//	GET    /v1/api/channels                  channels and member counts
+//	GET    /v1/api/routes                    the route table
+//	GET    /metrics, /healthz, /readyz
+//
+// An operation on a link that has closed answers 410 Gone, as AWS's
+// @connections does; an ID never issued, 404.
+func (g *Gateway) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	api := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, g.adminAuth(f)) }
+	api("GET /v1/api/links", g.apiLinks)
+	api("GET /v1/api/links/{id}", g.apiLink)
+	api("POST /v1/api/links/{id}/send", g.apiSend)
+	api("POST /v1/api/links/{id}/close", g.apiClose)
+	api("DELETE /v1/api/links/{id}", g.apiClose)
+	api("GET /v1/api/links/{id}/trace", g.apiTrace)
+	api("POST /v1/api/links/{id}/subscribe", g.apiSubscribe)
+	api("POST /v1/api/links/{id}/unsubscribe", g.apiSubscribe)
+	api("POST /v1/api/publish", g.apiPublish)
+	api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) })
+	api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) })
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.health()) })
+	mux.HandleFunc("GET /readyz", g.apiReady)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 404, apiError{404, "no route for " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+type apiError struct {
+	Code  int    `json:"code"`
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (g *Gateway) adminAuth(f http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := g.cfg.Load().Admin.Token
+		if tok != "" {
+			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+				writeJSON(w, 401, apiError{401, "admin token required (Authorization: Bearer)"})
+				return
+			}
+		}
+		f(w, r)
+	})
+}
+
+func (g *Gateway) health() map[string]any {
+	return map[string]any{"status": "ok", "ready": g.Ready(), "links": g.links.len(), "routes": g.routes.len(), "channels": g.hub.len()}
+}
+
+func (g *Gateway) apiReady(w http.ResponseWriter, r *http.Request) {
+	if !g.Ready() {
+		writeJSON(w, 503, map[string]any{"ready": false, "reason": "draining"})
+		return
+	}
+	writeJSON(w, 200, map[string]any{"ready": true})
+}
+
+// linkErr writes the answer for a link operation's error.
+func linkErr(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, ErrGone), errors.Is(err, lws.ErrClosed), errors.Is(err, lws.ErrNoLink):
+		writeJSON(w, 410, apiError{410, "link is gone"})
+	case errors.Is(err, ErrNoLink):
+		writeJSON(w, 404, apiError{404, "no such link"})
+	case errors.Is(err, ErrNotWebSocket):
+		writeJSON(w, 409, apiError{409, "not a WebSocket link"})
+	case errors.Is(err, lws.ErrSendQueueFull):
+		writeJSON(w, 429, apiError{429, "link send queue full: the link is being closed (slow consumer)"})
+	default:
+		writeJSON(w, 400, apiError{400, err.Error()})
+	}
+}
+
+func pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, ok := parseID(r.PathValue("id"))
+	if !ok {
+		writeJSON(w, 400, apiError{400, "link id " + strconv.Quote(r.PathValue("id")) + ": want a positive integer"})
+	}
+	return id, ok
+}
+
+func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	typ, user, ch := q.Get("type"), q.Get("user"), q.Get("channel")
+	out := []LinkInfo{}
+	for _, l := range g.links.list(nil) {
+		in := l.Info()
+		if typ != "" && in.Type != typ || user != "" && in.User != user {
+			continue
+		}
+		if ch != "" && !contains(in.Channels, ch) {
+			continue
+		}
+		out = append(out, in)
+	}
+	writeJSON(w, 200, out)
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) apiLink(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	in, err := g.Link(id)
+	if err != nil {
+		linkErr(w, err)
+		return
+	}
+	writeJSON(w, 200, in)
+}
+
+func (g *Gateway) apiSend(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	typ := lws.TextMessage
+	switch r.URL.Query().Get("type") {
+	case "", "text":
+	case "binary":
+		typ = lws.BinaryMessage
+	default:
+		writeJSON(w, 400, apiError{400, "type: want text or binary"})
+		return
+	}
+	if err := g.Send(id, typ, body); err != nil {
+		linkErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"queued": len(body)})
+}
+
+type closeRequest struct {
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+}
+
+func (g *Gateway) apiClose(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	req := closeRequest{Code: 1000}
+	if r.ContentLength > 0 {
+		if !decodeBody(w, r, &req) {
+			return
+		}
+	}
+	if !lws.StatusCode(req.Code).Sendable() {
+		writeJSON(w, 400, apiError{400, "code " + strconv.Itoa(req.Code) + ": not a close code that may be sent (1000-1003, 1007-1014, 3000-4999)"})
+		return
+	}
+	if len(req.Reason) > 123 {
+		writeJSON(w, 400, apiError{400, "reason: at most 123 bytes"})
+		return
+	}
+	if err := g.CloseLink(id, lws.StatusCode(req.Code), req.Reason); err != nil {
+		linkErr(w, err)
+		return
+	}
+	writeJSON(w, 202, map[string]any{"closing": id, "code": req.Code})
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, 400, apiError{400, "body: " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	if l, gone := g.links.get(id); l == nil {
+		linkErr(w, map[bool]error{true: ErrGone, false: ErrNoLink}[gone])
+		return
+	}
+	tr, err := g.ctx.LinkTrace(id)
+	if err != nil {
+		linkErr(w, err) // lws.ErrNoLink: it has just gone
+		return
+	}
+	type entry struct {
+		Time   string `json:"time"`
+		Reason int    `json:"reason"`
+		Name   string `json:"name"`
+	}
+	out := make([]entry, len(tr))
+	for i, e := range tr {
+		out[i] = entry{e.Time.Format("2006-01-02T15:04:05.000000Z07:00"), e.Reason, e.Name}
+	}
+	writeJSON(w, 200, map[string]any{"link": id, "reasons": out})
+}
+
+type channelRequest struct {
+	Channel string `json:"channel"`
+}
+
+func (g *Gateway) apiSubscribe(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var req channelRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Channel == "" || len(req.Channel) > 256 {
+		writeJSON(w, 400, apiError{400, "channel: 1 to 256 bytes required"})
+		return
+	}
+	var err error
+	if strings.HasSuffix(r.URL.Path, "/unsubscribe") {
+		err = g.Unsubscribe(id, req.Channel)
+	} else {
+		err = g.Subscribe(id, req.Channel)
+	}
+	if err != nil {
+		linkErr(w, err)
+		return
+	}
+	writeJSON(w, 200, map[string]any{"link": id, "channel": req.Channel})
+}
+
+type publishRequest struct {
+	Channel    string `json:"channel"`
+	Data       string `json:"data"`
+	DataBase64 []byte `json:"data_base64"`
+}
+
+func (g *Gateway) apiPublish(w http.ResponseWriter, r *http.Request) {
+	var req publishRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	if req.Channel == "" {
+		writeJSON(w, 400, apiError{400, "channel: required"})
+		return
+	}
+	typ, data := lws.TextMessage, []byte(req.Data)
+	if req.DataBase64 != nil {
+		if req.Data != "" {
+			writeJSON(w, 400, apiError{400, "data and data_base64: give one"})
+			return
+		}
+		typ, data = lws.BinaryMessage, req.DataBase64
+	}
+	writeJSON(w, 200, g.publishOnService(req.Channel, typ, data))
+}

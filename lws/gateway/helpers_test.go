@@ -1,0 +1,185 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+)
+
+// testGW is a gateway on loopback ports for one test.
+type testGW struct {
+	*Gateway
+	pub, admin string // host:port
+	logs       *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startGW runs a gateway from YAML; listeners and admin use 127.0.0.1:0
+// unless the YAML says otherwise. It is shut down when the test ends.
+func startGW(t testing.TB, yaml string, opts *Options) *testGW {
+	t.Helper()
+	if !strings.Contains(yaml, "listeners:") {
+		yaml += "\nlisteners:\n  - addr: 127.0.0.1:0\n    subprotocols: [lws-gate]\n"
+	}
+	if !strings.Contains(yaml, "admin:") {
+		yaml += "\nadmin:\n  addr: 127.0.0.1:0\n"
+	}
+	cfg, err := ParseConfig(t.Name()+".yaml", []byte(yaml))
+	require.NoError(t, err)
+	if !strings.Contains(yaml, "rules:") {
+		cfg.Rules = DefaultConfig().Rules
+	}
+	logs := &syncBuffer{}
+	if opts == nil {
+		opts = &Options{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	g, err := New(cfg, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		if err := g.Close(); err != nil {
+			t.Errorf("gateway close: %v\n%s", err, logs)
+		}
+	})
+	tg := &testGW{Gateway: g, pub: g.Addrs()[cfg.Listeners[0].Name].String(), logs: logs}
+	if a, ok := g.Addrs()[AdminListener]; ok {
+		tg.admin = a.String()
+	}
+	return tg
+}
+
+// dial opens a WebSocket link to the gateway's first listener.
+func (g *testGW) dial(t testing.TB, path string, hdr http.Header) *websocket.Conn {
+	t.Helper()
+	ws, err := g.tryDial(path, hdr)
+	require.NoError(t, err)
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+func (g *testGW) tryDial(path string, hdr http.Header) (*websocket.Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	ws, resp, err := d.Dial("ws://"+g.pub+path, hdr)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		if resp != nil {
+			return nil, &dialStatus{resp.StatusCode, err}
+		}
+		return nil, err
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	return ws, nil
+}
+
+type dialStatus struct {
+	status int
+	err    error
+}
+
+func (d *dialStatus) Error() string { return d.err.Error() }
+
+// api calls the admin API and decodes a JSON answer into out (if non-nil).
+func (g *testGW) api(t testing.TB, method, path, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+g.admin+path, strings.NewReader(body))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode/100 == 2 {
+		require.NoError(t, json.Unmarshal(b, out), "%s %s: %s", method, path, b)
+	}
+	return resp.StatusCode
+}
+
+// read reads one text message.
+func read(t testing.TB, ws *websocket.Conn) string {
+	t.Helper()
+	_, p, err := ws.ReadMessage()
+	require.NoError(t, err)
+	return string(p)
+}
+
+func send(t testing.TB, ws *websocket.Conn, s string) {
+	t.Helper()
+	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte(s)))
+}
+
+// closeCode reads until the link closes and returns the close code.
+func closeCode(t testing.TB, ws *websocket.Conn) (int, string) {
+	t.Helper()
+	for {
+		_, _, err := ws.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if ok := asClose(err, &ce); ok {
+				return ce.Code, ce.Text
+			}
+			return 1006, err.Error()
+		}
+	}
+}
+
+func asClose(err error, ce **websocket.CloseError) bool {
+	c, ok := err.(*websocket.CloseError)
+	if ok {
+		*ce = c
+	}
+	return ok
+}
+
+// linkID asks the link for its id (the info action of the default rules).
+func linkID(t testing.TB, ws *websocket.Conn) uint64 {
+	t.Helper()
+	send(t, ws, `{"action":"info"}`)
+	var m struct {
+		Type string
+		Link uint64
+	}
+	require.NoError(t, json.Unmarshal([]byte(read(t, ws)), &m))
+	require.Equal(t, "info", m.Type)
+	return m.Link
+}
+
+// waitEmpty waits (bounded) until the link, route and channel tables are
+// empty.
+func (g *testGW) waitEmpty(t testing.TB) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		return g.links.len() == 0 && g.routes.len() == 0 && g.hub.len() == 0
+	}, 20*time.Second, 10*time.Millisecond, "links %d routes %d channels %d", g.links.len(), g.routes.len(), g.hub.len())
+}
+
+type slogLogger = slog.Logger
+
+func newDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

@@ -1,0 +1,187 @@
+package gateway
+
+import (
+	"net"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwsgate/lwsgate/lws"
+)
+
+// Link type names, after the seed's listener types and their client
+// counterparts.
+const (
+	TypeTCPListen   = "tcplisten"   // a WebSocket link a client opened to us
+	TypeHTTPListen  = "httplisten"  // an HTTP connection a client opened to us
+	TypeTCPConnect  = "tcpconnect"  // a WebSocket link we opened to a backend
+	TypeHTTPConnect = "httpconnect" // an HTTP request we made to a backend
+)
+
+func linkType(l lws.Link) string {
+	switch {
+	case l.Kind == lws.LinkWebSocket && l.URL != "":
+		return TypeTCPConnect
+	case l.Kind == lws.LinkWebSocket:
+		return TypeTCPListen
+	case l.URL != "":
+		return TypeHTTPConnect
+	}
+	return TypeHTTPListen
+}
+
+// Link is one live link of the link table. The identity fields are set
+// when it opens and never change; the counters are atomic.
+//
+// Concurrency: safe from any goroutine.
+type Link struct {
+	ID       uint64
+	Type     string // tcplisten, httplisten, tcpconnect, httpconnect
+	Listener string // "" for links we opened
+	Remote   string // peer address
+	Path     string // upgrade path or first request path
+	URL      string // for links we opened
+	User     string // the token's subject, when the listener requires one
+	Opened   time.Time
+
+	conn *lws.Conn // WebSocket links; nil for HTTP
+
+	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
+	last                               atomic.Int64 // unix nanoseconds of the last message either way
+
+	mu       sync.Mutex
+	channels map[string]struct{}
+	relays   map[string]*pair // by backend name
+	held     *heldMsgs        // messages waiting for the connect hook
+}
+
+// heldMsgs are a link's messages received while its connect hook runs.
+type heldMsgs struct {
+	msgs  []pendingMsg
+	bytes int64
+}
+
+// Conn returns the link's WebSocket connection, or nil for HTTP links.
+func (l *Link) Conn() *lws.Conn { return l.conn }
+
+func (l *Link) countIn(n int) {
+	l.msgsIn.Add(1)
+	l.bytesIn.Add(int64(n))
+	l.last.Store(time.Now().UnixNano())
+}
+
+func (l *Link) countOut(n int) {
+	l.msgsOut.Add(1)
+	l.bytesOut.Add(int64(n))
+	l.last.Store(time.Now().UnixNano())
+}
+
+// LinkInfo is the JSON view of a Link.
+type LinkInfo struct {
+	ID           uint64    `json:"id"`
+	Type         string    `json:"type"`
+	Listener     string    `json:"listener,omitempty"`
+	Remote       string    `json:"remote,omitempty"`
+	Path         string    `json:"path,omitempty"`
+	URL          string    `json:"url,omitempty"`
+	User         string    `json:"user,omitempty"`
+	Opened       time.Time `json:"opened"`
+	LastActivity time.Time `json:"last_activity"`
+	BytesIn      int64     `json:"bytes_in"`
+	BytesOut     int64     `json:"bytes_out"`
+	MessagesIn   int64     `json:"messages_in"`
+	MessagesOut  int64     `json:"messages_out"`
+	Queued       int64     `json:"queued"`
+	Channels     []string  `json:"channels,omitempty"`
+}
+
+// Info returns a snapshot of l.
+func (l *Link) Info() LinkInfo {
+	in := LinkInfo{
+		ID: l.ID, Type: l.Type, Listener: l.Listener, Remote: l.Remote, Path: l.Path, URL: l.URL,
+		User: l.User, Opened: l.Opened, LastActivity: l.Opened,
+		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
+		MessagesIn: l.msgsIn.Load(), MessagesOut: l.msgsOut.Load(),
+	}
+	if t := l.last.Load(); t != 0 {
+		in.LastActivity = time.Unix(0, t)
+	}
+	if l.conn != nil {
+		in.Queued = l.conn.Queued()
+	}
+	l.mu.Lock()
+	for ch := range l.channels {
+		in.Channels = append(in.Channels, ch)
+	}
+	l.mu.Unlock()
+	sort.Strings(in.Channels)
+	return in
+}
+
+// linkTable tracks every live link, as the seed's AddLink/DelLink did: a
+// link is added when it opens (ESTABLISHED for WebSocket, the first request
+// for HTTP) and deleted when libwebsockets destroys it (WSI_DESTROY, which
+// unlike CLOSED always comes).
+//
+// Concurrency: safe from any goroutine; add and del run on the service
+// goroutine.
+type linkTable struct {
+	mu     sync.RWMutex
+	links  map[uint64]*Link
+	maxID  uint64 // the largest ID ever added: a smaller unknown one is gone
+	opened atomic.Uint64
+}
+
+func newLinkTable() *linkTable { return &linkTable{links: map[uint64]*Link{}} }
+
+func (t *linkTable) add(l *Link) {
+	t.mu.Lock()
+	t.links[l.ID] = l
+	t.maxID = max(t.maxID, l.ID)
+	t.mu.Unlock()
+	t.opened.Add(1)
+}
+
+func (t *linkTable) del(id uint64) *Link {
+	t.mu.Lock()
+	l := t.links[id]
+	delete(t.links, id)
+	t.mu.Unlock()
+	return l
+}
+
+// get returns the link, or nil and whether it existed once (gone).
+func (t *linkTable) get(id uint64) (l *Link, gone bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	l = t.links[id]
+	return l, l == nil && id != 0 && id <= t.maxID
+}
+
+func (t *linkTable) len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.links)
+}
+
+// list returns the links, by ID, that keep returns true for.
+func (t *linkTable) list(keep func(*Link) bool) []*Link {
+	t.mu.RLock()
+	out := make([]*Link, 0, len(t.links))
+	for _, l := range t.links {
+		if keep == nil || keep(l) {
+			out = append(out, l)
+		}
+	}
+	t.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

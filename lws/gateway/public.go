@@ -1,0 +1,148 @@
+package gateway
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/lwsgate/lwsgate/lws"
+)
+
+//go:embed demo.html
+var demoPage []byte
+
+// publicAPI serves the HTTP side (httplisten) of one public listener:
+//
+//	POST /v1/api/createtoken   {"UserName":"keda","RequestId":"1614738418531"} -> a token
+//	GET  /v1/api/slow?ms=N     answers after N ms (the client-cancel scenario)
+//	GET  /healthz, /readyz
+//	GET  /                     the demo page (listeners[].demo)
+//	PREFIX...                  forwarded to an http backend (listeners[].forward)
+//
+// ServeHTTP runs on the service goroutine; forwards run on their own.
+type publicAPI struct {
+	g    *Gateway
+	name string
+}
+
+// createTokenRequest is the body of POST /v1/api/createtoken, as in the
+// seed: {"UserName": "keda", "RequestId": "1614738418531"}.
+type createTokenRequest struct {
+	UserName  string `json:"UserName"`
+	RequestID string `json:"RequestId"`
+}
+
+type createTokenResponse struct {
+	Code      int    `json:"code"`
+	RequestID string `json:"RequestId,omitempty"`
+	UserName  string `json:"UserName"`
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expires_at"`
+}
+
+func (a *publicAPI) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
+	g := a.g
+	lc := g.listenerCfg(a.name)
+	if lc != nil {
+		for _, f := range lc.Forward {
+			if strings.HasPrefix(r.Path, f.Prefix) {
+				b := g.backend(f.Backend)
+				if b == nil || b.http == nil {
+					a.reply(w, r, http.StatusBadGateway, apiError{http.StatusBadGateway, "backend " + f.Backend + " is not configured"})
+					return
+				}
+				// The backend round trip must not block the service
+				// goroutine: Respond is safe from any goroutine.
+				go g.forwardHTTP(b, w, r, int64(lc.Limits.MaxBody))
+				return
+			}
+		}
+		if int64(len(r.Body)) > int64(lc.Limits.MaxBody) {
+			// limits.max_body lowered by a reload.
+			a.reply(w, r, http.StatusRequestEntityTooLarge, apiError{http.StatusRequestEntityTooLarge, "body too large"})
+			return
+		}
+	}
+	switch r.Path {
+	case "/v1/api/createtoken":
+		if r.Method != "POST" {
+			w.Header().Set("Allow", "POST")
+			a.reply(w, r, http.StatusMethodNotAllowed, apiError{http.StatusMethodNotAllowed, "use POST"})
+			return
+		}
+		if !g.Ready() {
+			a.reply(w, r, http.StatusServiceUnavailable, apiError{http.StatusServiceUnavailable, "draining"})
+			return
+		}
+		a.createToken(w, r)
+	case "/v1/api/slow":
+		// A reply that takes a while (default 500 ms, at most 10 s): the
+		// parity scenario where the client gives up first.
+		ms, err := strconv.Atoi(r.Query().Get("ms"))
+		if err != nil {
+			ms = 500
+		}
+		ms = min(max(ms, 0), 10000)
+		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() {
+			w.Header().Set("Content-Type", "text/plain")
+			if err := w.Respond(http.StatusOK, []byte("slow\n")); err != nil && !errors.Is(err, lws.ErrClosed) {
+				g.log.Warn("respond failed", "link", r.LinkID, "err", err)
+			}
+		})
+	case "/healthz":
+		a.reply(w, r, http.StatusOK, g.health())
+	case "/readyz":
+		if !g.Ready() {
+			a.reply(w, r, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "draining"})
+			return
+		}
+		a.reply(w, r, http.StatusOK, map[string]any{"ready": true})
+	case "/", "/index.html":
+		if lc != nil && lc.Demo != nil && *lc.Demo && r.Method == "GET" {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-cache")
+			_ = w.Respond(http.StatusOK, demoPage)
+			return
+		}
+		fallthrough
+	default:
+		a.reply(w, r, http.StatusNotFound, apiError{http.StatusNotFound, "no route for " + r.Path})
+	}
+}
+
+func (a *publicAPI) createToken(w *lws.ResponseWriter, r *lws.Request) {
+	var req createTokenRequest
+	dec := json.NewDecoder(bytes.NewReader(r.Body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		a.reply(w, r, http.StatusBadRequest, apiError{http.StatusBadRequest, "body: " + err.Error()})
+		return
+	}
+	if req.UserName == "" {
+		a.reply(w, r, http.StatusBadRequest, apiError{http.StatusBadRequest, "body: UserName is required"})
+		return
+	}
+	tok, exp, err := a.g.tokens.issue(req.UserName, req.RequestID)
+	if err != nil {
+		a.reply(w, r, http.StatusInternalServerError, apiError{http.StatusInternalServerError, "signing failed"})
+		return
+	}
+	a.reply(w, r, http.StatusOK, createTokenResponse{Code: 0, RequestID: req.RequestID, UserName: req.UserName, Token: tok, ExpiresAt: exp.Unix()})
+}
+
+func (a *publicAPI) reply(w *lws.ResponseWriter, r *lws.Request, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"code":500,"error":"encoding failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := w.Respond(status, body); err != nil && !errors.Is(err, lws.ErrClosed) {
+		a.g.log.Warn("respond failed", "link", r.LinkID, "err", err)
+	}
+	a.g.log.Debug("http", "link", r.LinkID, "method", r.Method, "path", r.Path, "status", status)
+}

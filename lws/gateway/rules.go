@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/lwsgate/lwsgate/lws"
+)
+
+// Message is one received WebSocket message on its way through the
+// routing step. It is valid only during the step: a Router must not keep
+// it, nor its Data.
+type Message struct {
+	Link *Link
+	Type lws.MessageType
+	// Data is valid only until the routing step returns; copy it to keep
+	// it. Gateway.Send and Publish copy.
+	Data []byte
+
+	parsed  bool
+	json    any
+	jsonErr error
+}
+
+// JSON returns the message parsed as JSON (once, lazily).
+func (m *Message) JSON() (any, error) {
+	if !m.parsed {
+		m.parsed = true
+		if t := bytes.TrimLeft(m.Data, " \t\r\n"); len(t) == 0 || t[0] != '{' && t[0] != '[' {
+			// Most messages of an echo path are not JSON: say so
+			// without a decoder.
+			m.jsonErr = errNotJSON
+			return nil, m.jsonErr
+		}
+		d := json.NewDecoder(bytes.NewReader(m.Data))
+		d.UseNumber()
+		if m.jsonErr = d.Decode(&m.json); m.jsonErr == nil && d.More() {
+			m.jsonErr = fmt.Errorf("trailing data after the JSON value")
+		}
+	}
+	return m.json, m.jsonErr
+}
+
+var errNotJSON = fmt.Errorf("not a JSON object or array")
+
+// Field returns the value at a dotted path ("action", "data.room") of the
+// message parsed as a JSON object; ok is false when the message is not
+// JSON or has no such field.
+func (m *Message) Field(path string) (v any, ok bool) {
+	v, err := m.JSON()
+	if err != nil {
+		return nil, false
+	}
+	for _, p := range strings.Split(path, ".") {
+		obj, isObj := v.(map[string]any)
+		if !isObj {
+			return nil, false
+		}
+		if v, ok = obj[p]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// fieldString renders a JSON value for matching: strings as they are,
+// numbers, booleans and null as written.
+func fieldString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	case nil:
+		return "null"
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// Router is an in-process routing step that a program embedding the
+// gateway puts before the configured rules (Options.Router).
+//
+// Route is called on the service goroutine for every message and must not
+// block; it returns true when it handled the message, and the rules are
+// then skipped. It may call any Gateway method.
+type Router interface {
+	Route(g *Gateway, m *Message) bool
+}
+
+// RouterFunc adapts a function to Router.
+type RouterFunc func(g *Gateway, m *Message) bool
+
+// Route calls f.
+func (f RouterFunc) Route(g *Gateway, m *Message) bool { return f(g, m) }
+
+// rule is a compiled RuleConfig.
+type rule struct {
+	RuleConfig
+	pathPrefix string // match.path without its trailing '*'
+	wildcard   bool
+}
+
+func compileRules(cfgs []RuleConfig) []*rule {
+	out := make([]*rule, len(cfgs))
+	for i, c := range cfgs {
+		r := &rule{RuleConfig: c, pathPrefix: c.Match.Path}
+		if strings.HasSuffix(c.Match.Path, "*") {
+			r.pathPrefix, r.wildcard = strings.TrimSuffix(c.Match.Path, "*"), true
+		}
+		out[i] = r
+	}
+	return out
+}
+
+func (r *rule) matches(m *Message) bool {
+	mc := &r.Match
+	if mc.Listener != "" && mc.Listener != m.Link.Listener {
+		return false
+	}
+	if mc.Path != "" {
+		if r.wildcard && !strings.HasPrefix(m.Link.Path, r.pathPrefix) || !r.wildcard && m.Link.Path != mc.Path {
+			return false
+		}
+	}
+	switch mc.Type {
+	case "text":
+		if m.Type != lws.TextMessage {
+			return false
+		}
+	case "binary":
+		if m.Type != lws.BinaryMessage {
+			return false
+		}
+	}
+	if mc.Prefix != "" && !bytes.HasPrefix(m.Data, []byte(mc.Prefix)) {
+		return false
+	}
+	if mc.Field != "" {
+		v, ok := m.Field(mc.Field)
+		if !ok || mc.Value != nil && fieldString(v) != *mc.Value {
+			return false
+		}
+	}
+	return true
+}
+
+// channel returns the rule's channel for m.
+func (r *rule) channel(m *Message) (string, error) {
+	if r.Channel != "" {
+		return r.Channel, nil
+	}
+	v, ok := m.Field(r.ChannelField)
+	if !ok {
+		return "", fmt.Errorf("message has no field %q for the channel", r.ChannelField)
+	}
+	ch := fieldString(v)
+	if ch == "" || len(ch) > 256 {
+		return "", fmt.Errorf("field %q: a channel is 1 to 256 bytes", r.ChannelField)
+	}
+	return ch, nil
+}
+
+// closeArgs returns the close action's code and reason; with code 0 and
+// a prefix they are read from the message: "PREFIX CODE [REASON]".
+func (r *rule) closeArgs(m *Message) (lws.StatusCode, string, error) {
+	if r.Code != 0 {
+		return lws.StatusCode(r.Code), r.Reason, nil
+	}
+	if r.Match.Prefix == "" {
+		return lws.StatusNormalClosure, r.Reason, nil
+	}
+	rest := strings.TrimPrefix(string(m.Data), r.Match.Prefix)
+	num, reason, _ := strings.Cut(strings.TrimLeft(rest, " "), " ")
+	code, err := strconv.Atoi(num)
+	if err != nil || !lws.StatusCode(code).Sendable() {
+		return 0, "", fmt.Errorf("%s%q: want a close code from 1000-4999 that may be sent", r.Match.Prefix, num)
+	}
+	if len(reason) > 123 {
+		return 0, "", fmt.Errorf("close reason of %d bytes (at most 123)", len(reason))
+	}
+	return lws.StatusCode(code), reason, nil
+}

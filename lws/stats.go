@@ -1,0 +1,102 @@
+package lws
+
+import (
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+)
+
+// maxReason bounds the reason numbers counted per Context; libwebsockets
+// numbers its reasons explicitly and 4.3 stays below 128. Larger ones are
+// counted as maxReason-1.
+const maxReason = 128
+
+// reasonCounts counts callbacks by reason. Written on the service
+// goroutine, read from any.
+type reasonCounts [maxReason]atomic.Uint64
+
+func (rc *reasonCounts) add(r callbacks.Reason) {
+	i := int(r)
+	if i < 0 || i >= maxReason {
+		i = maxReason - 1
+	}
+	rc[i].Add(1)
+}
+
+// ReasonCount is how many callbacks of one reason a Context has had.
+type ReasonCount struct {
+	Reason int    // libwebsockets' number, e.g. 6
+	Name   string // e.g. "LWS_CALLBACK_RECEIVE"
+	Count  uint64
+}
+
+// ReasonCounts returns the number of callbacks per reason since New, for
+// the reasons seen at least once, in reason order. Safe from any
+// goroutine.
+func (c *Context) ReasonCounts() []ReasonCount {
+	var out []ReasonCount
+	for i := range c.reasons {
+		if n := c.reasons[i].Load(); n > 0 {
+			out = append(out, ReasonCount{Reason: i, Name: callbacks.Reason(i).String(), Count: n})
+		}
+	}
+	return out
+}
+
+// TraceEntry is one callback in a link's trace.
+type TraceEntry struct {
+	Time   time.Time
+	Reason int    // libwebsockets' number
+	Name   string // e.g. "LWS_CALLBACK_RECEIVE"
+}
+
+// linkTrace is a ring of a link's last callbacks (service goroutine only).
+type linkTrace struct {
+	at      []int64 // unix nanoseconds
+	reasons []callbacks.Reason
+	n       int // callbacks recorded in total
+}
+
+func (t *linkTrace) add(now int64, r callbacks.Reason) {
+	i := t.n % len(t.reasons)
+	t.at[i], t.reasons[i] = now, r
+	t.n++
+}
+
+func (t *linkTrace) entries() []TraceEntry {
+	size := len(t.reasons)
+	first := max(0, t.n-size)
+	out := make([]TraceEntry, 0, t.n-first)
+	for k := first; k < t.n; k++ {
+		i := k % size
+		out = append(out, TraceEntry{Time: time.Unix(0, t.at[i]), Reason: int(t.reasons[i]), Name: t.reasons[i].String()})
+	}
+	return out
+}
+
+// ErrNoLink is returned for a link ID that is not (or no longer) open.
+var ErrNoLink = errors.New("lws: no such link")
+
+// LinkTrace returns the last Config.LinkTrace callbacks of a live link,
+// oldest first. It waits for the service goroutine; safe from any
+// goroutine, but not from a callback (use it from another goroutine).
+func (c *Context) LinkTrace(id uint64) ([]TraceEntry, error) {
+	if c.cfg.LinkTrace <= 0 {
+		return nil, errors.New("lws: Config.LinkTrace is 0")
+	}
+	var out []TraceEntry
+	found := false
+	if err := c.Do(func() {
+		if r := c.recs[id]; r != nil && r.trace != nil {
+			out, found = r.trace.entries(), true
+		}
+	}); err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, ErrNoLink
+	}
+	return out, nil
+}
