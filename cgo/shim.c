@@ -578,13 +578,20 @@ lwsgo_set_timeout(uintptr_t wsi, int secs)
 	lws_set_timeout((struct lws *)wsi, PENDING_TIMEOUT_USER_OK, secs);
 }
 
+/*
+ * lwsgo_set_timer asks for LWS_CALLBACK_TIMER after usecs; a negative value
+ * cancels. lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL) does not
+ * cancel in lws 4.1.6 or 4.3.5, whatever its header says: it schedules the
+ * timer at now - 1 us, so TIMER comes at once (seen in the reason log). A
+ * cancel moves the timer a century ahead instead; lws drops it with the wsi.
+ */
+#define LWSGO_TIMER_NEVER ((lws_usec_t)100 * 365 * 24 * 3600 * LWS_US_PER_SEC)
+
 void
 lwsgo_set_timer(uintptr_t wsi, int64_t usecs)
 {
-	/* LWS_CALLBACK_TIMER after usecs; a negative value cancels */
 	lws_set_timer_usecs((struct lws *)wsi,
-			    usecs < 0 ? LWS_SET_TIMER_USEC_CANCEL :
-					(lws_usec_t)usecs);
+			    usecs < 0 ? LWSGO_TIMER_NEVER : (lws_usec_t)usecs);
 }
 
 void
@@ -821,12 +828,13 @@ out:
 /*
  * lwsgo_http_refuse answers the request on wsi with status, hdrs (NUL-
  * terminated name, value pairs) and a text/plain body, in one write, and
- * marks the connection to close: it is for refusing a WebSocket upgrade
+ * marks the connection to close. It is for refusing a WebSocket upgrade
  * from HTTP_CONFIRM_UPGRADE, where lws has not run its HTTP action (so no
  * keep-alive decision was made) and where a callback that returns 1 has
- * answered itself. lws then calls lws_http_transaction_completed, which
+ * answered itself: lws then calls lws_http_transaction_completed, which
  * sees the "connection: close" set here and closes once the response is
- * out. Like lws_return_http_status, the length goes in as a plain header
+ * out. From LWS_CALLBACK_HTTP the callback returns -1 instead, and lws'
+ * close sends what is written before it shuts the socket. Like lws_return_http_status, the length goes in as a plain header
  * (not lws_add_http_header_content_length) because headers and body are
  * one LWS_WRITE_HTTP. Returns 0, or -1 when nothing could be written.
  */
