@@ -11,19 +11,19 @@ import (
 // Each is reported on the service goroutine, with the Name of the listener
 // concerned ("" for a link this side dialled).
 //
-//	name              what was refused                                  how
-//	max_links         a connection beyond Listener.MaxLinks              closed at accept
-//	max_links_per_ip  a connection beyond Listener.MaxLinksPerIP         closed at accept
-//	accept_rate       a connection beyond Listener.AcceptRate            closed at accept
-//	header_timeout    a request whose headers took Listener.HeaderTimeout closed
-//	body_timeout      a request body that took Listener.BodyTimeout       408, closed
-//	max_body          a request body over Listener.MaxBodySize            413, closed
-//	max_message       a WebSocket message over MaxMessageSize             1009 close
-//	send_queue        a Send beyond MaxSendQueue (once per full queue)     ErrSendQueueFull
-//	bad_request       a malformed or ambiguous HTTP request (framing)     400/411/501, closed
-//	bad_upgrade       an invalid WebSocket upgrade request                400/426, closed
-//	bad_close         an invalid close frame from the peer                1002/1007 close
-//	bad_utf8          a text message that is not valid UTF-8              1007 close
+//	name              what was refused                                  answer
+//	max_links         a connection beyond Listener.MaxLinks             closed at accept
+//	max_links_per_ip  a connection beyond Listener.MaxLinksPerIP        closed at accept
+//	accept_rate       a connection beyond Listener.AcceptRate           closed at accept
+//	header_timeout    headers slower than Listener.HeaderTimeout        closed
+//	body_timeout      a body slower than Listener.BodyTimeout           408, closed
+//	max_body          a body over Listener.MaxBodySize                  413, closed
+//	max_message       a message over MaxMessageSize                     1009 close
+//	send_queue        a Send beyond MaxSendQueue (once per full queue)  ErrSendQueueFull
+//	bad_request       an ambiguous or malformed HTTP request            400/411/501, closed
+//	bad_upgrade       an invalid WebSocket upgrade request              400/426, closed
+//	bad_close         an invalid close frame from the peer              1002/1007 close
+//	bad_utf8          a text message that is not valid UTF-8            1007 close
 //
 // What libwebsockets refuses by itself without a callback (a request line
 // or header it cannot parse, headers over Config.MaxHeaderBytes, WebSocket
@@ -198,13 +198,10 @@ func (c *Context) onTimer(r *rec) int {
 		c.limitHit(r, LimitHeaderTimeout)
 		return -1
 	case timerBody:
-		w := (*ResponseWriter)(nil)
-		if r.http != nil {
-			w = r.http.txn
-		}
-		if w == nil || w.served {
+		if r.http == nil || r.http.txn == nil || r.http.txn.served {
 			return 0
 		}
+		w := r.http.txn
 		c.limitHit(r, LimitBodyTimeout)
 		w.respondErrorText(http.StatusRequestTimeout, "the request body took too long", true)
 		// A client that does not read either gets no answer: give
