@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 ARGS    ?=
 CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
 
-.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck check-imports parity parity-evidence reasons-doc soak conformance clean docker docker-check
+.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance clean docker docker-check
 
 all: build
 
@@ -26,7 +26,7 @@ native: deps               ## build the native C reference server (testdata/nati
 	gcc $(CFLAGS_NATIVE) $$(pkg-config --cflags libwebsockets) testdata/native/lwsnative.c \
 		$$(pkg-config --libs libwebsockets) -o $(BIN)/lwsnative
 
-test: deps test-deps fmt-check vet check-imports native race cgocheck parity   ## everything CI runs
+test: deps test-deps fmt-check vet check-imports native race cgocheck asan fuzz parity   ## everything CI runs
 
 test-deps:                 ## what only the tests need: chromium for the demo page's end-to-end test
 	@scripts/test-deps.sh
@@ -56,6 +56,19 @@ soak: deps                 ## churn links for SOAK (5m), of SOAK_KINDS (all): RS
 
 conformance: deps          ## the conformance report of every case, server and client (make test runs it as a test)
 	$(GO) run ./cmd/conformance -v
+
+# go test -asan builds the C layer (and the Go code) with AddressSanitizer;
+# libwebsockets and OpenSSL are not rebuilt, but ASan's malloc covers what
+# they allocate, so the C layer reading freed lws memory is caught (see
+# TestHostileUnknownUpgradeKeepAlive). Leaks are checked at exit, except
+# those scripts/lsan.supp names (OpenSSL, lws vhost creation).
+asan:                      ## the C layer under AddressSanitizer: cgo, callbacks and lws tests
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(CURDIR)/scripts/lsan.supp \
+		$(GO) test -asan -count=1 -timeout 10m ./cgo/ ./callbacks/ ./lws/
+
+FUZZTIME ?= 10s
+fuzz:                      ## every go test -fuzz target for FUZZTIME each (10s)
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative
 

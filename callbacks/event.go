@@ -76,12 +76,15 @@ type DispatcherFunc func(ev *Event) int
 // Dispatch calls f(ev).
 func (f DispatcherFunc) Dispatch(ev *Event) int { return f(ev) }
 
-// HasBuffer reports whether libwebsockets passes a byte buffer as in/len for
-// reason r, so that Event.Data may be set. For every other reason in is a
-// pointer to a struct, a file descriptor, or NULL.
+// HasBuffer reports whether a callback with reason r carries a byte buffer,
+// so that Event.Data may be set: libwebsockets' in/len, or for
+// FILTER_NETWORK_CONNECTION the peer's IP address (4 or 16 bytes), which the
+// C layer reads from the struct libwebsockets passes. For every other
+// reason in is a pointer to a struct, a file descriptor, or NULL.
 func (r Reason) HasBuffer() bool {
 	switch r {
-	case Receive, ClientReceive, ReceivePong, ClientReceivePong,
+	case FilterNetworkConnection,
+		Receive, ClientReceive, ReceivePong, ClientReceivePong,
 		HTTP, HTTPBody, FilterHTTPConnection, FilterProtocolConnection,
 		WSPeerInitiatedClose, ClientConnectionError, ReceiveClientHTTPRead,
 		HTTPConfirmUpgrade, VerifyBasicAuthorization, RawRX, RawProxyCliRX,

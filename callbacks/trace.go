@@ -46,8 +46,12 @@ func AppendTraceLine(b []byte, t time.Time, ctx, wsi uint64, r Reason) []byte {
 	return append(b, '\n')
 }
 
-// appendInt appends v zero-padded to width digits.
+// appendInt appends v zero-padded to width digits. Values beyond what the
+// clock gives (a negative year, one past 99999999) are written plainly.
 func appendInt(b []byte, v, width int) []byte {
+	if v < 0 || v > 99999999 {
+		return strconv.AppendInt(b, int64(v), 10)
+	}
 	var tmp [8]byte
 	i := len(tmp)
 	for v > 0 || i > len(tmp)-width {

@@ -29,6 +29,13 @@ type ContextInfo struct {
 	FDLimitPerThread int
 	// ServiceBufferSize is pt_serv_buf_size (0: 4096).
 	ServiceBufferSize int
+	// MaxHTTPHeaderData is the buffer for one HTTP request's (or client
+	// response's) headers, for every vhost: lws reads it from the context
+	// only (0: 4096; at most 65535).
+	MaxHTTPHeaderData int
+	// MaxHTTPHeaderPool is the number of header buffers in use at once
+	// (0: one per possible connection).
+	MaxHTTPHeaderPool int
 }
 
 // VhostInfo describes one listener. Zero fields take lws defaults.
@@ -46,10 +53,10 @@ type VhostInfo struct {
 	ALPN string
 	// KeepaliveTimeout is the idle HTTP keep-alive time in seconds.
 	KeepaliveTimeout int
-	// MaxHTTPHeaderData is the header buffer per request (0: 4096).
-	MaxHTTPHeaderData int
-	// MaxHTTPHeaderPool is the number of concurrent header buffers.
-	MaxHTTPHeaderPool int
+	// HeaderTimeoutSecs bounds how long a connection may hold a header
+	// buffer while its request's headers arrive (timeout_secs_ah_idle; 0:
+	// 10).
+	HeaderTimeoutSecs int
 	// TimeoutSecs overrides the context's for this vhost.
 	TimeoutSecs int
 	// PingSecs and HangupSecs set the idle policy: ping a link idle for
@@ -112,6 +119,9 @@ func NewContext(info ContextInfo, d callbacks.Dispatcher) (*Context, error) {
 		timeout_secs:        C.int(info.TimeoutSecs),
 		fd_limit_per_thread: C.int(info.FDLimitPerThread),
 		pt_serv_buf_size:    C.int(info.ServiceBufferSize),
+
+		max_http_header_data: C.ushort(info.MaxHTTPHeaderData),
+		max_http_header_pool: C.ushort(info.MaxHTTPHeaderPool),
 	}
 	var rc C.int
 	lines := captureErrors(func() { rc = C.lwsgo_ctx_create(c.cd, &ci) })
@@ -161,8 +171,7 @@ func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
 		ca_path:              c.cstr(v.CAPath),
 		alpn:                 c.cstr(v.ALPN),
 		keepalive_timeout:    C.uint(v.KeepaliveTimeout),
-		max_http_header_data: C.ushort(v.MaxHTTPHeaderData),
-		max_http_header_pool: C.ushort(v.MaxHTTPHeaderPool),
+		timeout_secs_ah_idle: C.uint(v.HeaderTimeoutSecs),
 		timeout_secs:         C.int(v.TimeoutSecs),
 		ping_secs:            C.uint16_t(v.PingSecs),
 		hangup_secs:          C.uint16_t(v.HangupSecs),

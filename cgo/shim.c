@@ -15,6 +15,7 @@
  *     they are carried in lws_protocols.id as listener<<16 | protocol, never
  *     found by pointer comparison);
  *   - for RECEIVE/CLIENT_RECEIVE: first/final/binary/remaining as bit flags;
+ *   - for FILTER_NETWORK_CONNECTION: the peer's IP address as the data;
  *   - for EVENT_WAIT_CANCELLED: whether this is the first one since Go asked
  *     for a wake-up (lws broadcasts the reason to every protocol of every
  *     vhost; the atomic exchange makes exactly one of them drain Go's queue).
@@ -54,8 +55,10 @@
 #include "shim.h"
 #include "_cgo_export.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #if defined(LWS_WITH_TLS) && defined(LWS_OPENSSL_SUPPORT) && \
     !defined(LWS_WITH_MBEDTLS)
@@ -75,6 +78,7 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	lwsgo_ctx *cd = cx ? (lwsgo_ctx *)lws_context_user(cx) : NULL;
 	const struct lws_protocols *pr;
 	char upg[64];
+	unsigned char ip[16];
 	uintptr_t h = 0;
 	size_t dlen = len;
 	int flags = 0, proto = -1, fake = 0, ret;
@@ -124,6 +128,25 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		dlen = 0;
 		break;
 #endif
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		/* user is the lws_filter_network_conn_args: Go gets the
+		 * peer's IP address (4 or 16 bytes) as the data */
+		dlen = 0;
+		if (user) {
+			const struct lws_filter_network_conn_args *fa = user;
+
+			if (fa->cli_addr.ss_family == AF_INET) {
+				memcpy(ip, &((const struct sockaddr_in *)
+					     &fa->cli_addr)->sin_addr, 4);
+				dlen = 4;
+			} else if (fa->cli_addr.ss_family == AF_INET6) {
+				memcpy(ip, &((const struct sockaddr_in6 *)
+					     &fa->cli_addr)->sin6_addr, 16);
+				dlen = 16;
+			}
+		}
+		in = dlen ? ip : NULL;
+		break;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		/*
 		 * CVE-2025-11677 (fixed in lws 4.3.7, 4.4.2 and 4.5.0): for
@@ -369,6 +392,8 @@ lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci)
 	info.timeout_secs = (unsigned int)ci->timeout_secs;
 	info.fd_limit_per_thread = (unsigned int)ci->fd_limit_per_thread;
 	info.pt_serv_buf_size = (unsigned int)ci->pt_serv_buf_size;
+	info.max_http_header_data = ci->max_http_header_data;
+	info.max_http_header_pool = ci->max_http_header_pool;
 	info.count_threads = 1;
 
 	cd->ctx = lws_create_context(&info);
@@ -442,8 +467,7 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 	info.client_ssl_cert_filepath = vi->client_cert_path;
 	info.client_ssl_private_key_filepath = vi->client_key_path;
 	info.keepalive_timeout = (int)vi->keepalive_timeout;
-	info.max_http_header_data = vi->max_http_header_data;
-	info.max_http_header_pool = vi->max_http_header_pool;
+	info.timeout_secs_ah_idle = vi->timeout_secs_ah_idle;
 	info.timeout_secs = (unsigned int)vi->timeout_secs;
 	if (vi->ping_secs || vi->hangup_secs) {
 		v->retry.secs_since_valid_ping = vi->ping_secs;
@@ -552,6 +576,22 @@ void
 lwsgo_set_timeout(uintptr_t wsi, int secs)
 {
 	lws_set_timeout((struct lws *)wsi, PENDING_TIMEOUT_USER_OK, secs);
+}
+
+/*
+ * lwsgo_set_timer asks for LWS_CALLBACK_TIMER after usecs; a negative value
+ * cancels. lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL) does not
+ * cancel in lws 4.1.6 or 4.3.5, whatever its header says: it schedules the
+ * timer at now - 1 us, so TIMER comes at once (seen in the reason log). A
+ * cancel moves the timer a century ahead instead; lws drops it with the wsi.
+ */
+#define LWSGO_TIMER_NEVER ((lws_usec_t)100 * 365 * 24 * 3600 * LWS_US_PER_SEC)
+
+void
+lwsgo_set_timer(uintptr_t wsi, int64_t usecs)
+{
+	lws_set_timer_usecs((struct lws *)wsi,
+			    usecs < 0 ? LWSGO_TIMER_NEVER : (lws_usec_t)usecs);
 }
 
 void
@@ -788,12 +828,13 @@ out:
 /*
  * lwsgo_http_refuse answers the request on wsi with status, hdrs (NUL-
  * terminated name, value pairs) and a text/plain body, in one write, and
- * marks the connection to close: it is for refusing a WebSocket upgrade
+ * marks the connection to close. It is for refusing a WebSocket upgrade
  * from HTTP_CONFIRM_UPGRADE, where lws has not run its HTTP action (so no
  * keep-alive decision was made) and where a callback that returns 1 has
- * answered itself. lws then calls lws_http_transaction_completed, which
+ * answered itself: lws then calls lws_http_transaction_completed, which
  * sees the "connection: close" set here and closes once the response is
- * out. Like lws_return_http_status, the length goes in as a plain header
+ * out. From LWS_CALLBACK_HTTP the callback returns -1 instead, and lws'
+ * close sends what is written before it shuts the socket. Like lws_return_http_status, the length goes in as a plain header
  * (not lws_add_http_header_content_length) because headers and body are
  * one LWS_WRITE_HTTP. Returns 0, or -1 when nothing could be written.
  */

@@ -41,6 +41,8 @@ typedef struct lwsgo_ctx_info {
 	int timeout_secs;
 	int fd_limit_per_thread;
 	int pt_serv_buf_size;
+	unsigned short max_http_header_data; /* per context in lws */
+	unsigned short max_http_header_pool;
 } lwsgo_ctx_info;
 
 /* One listener (vhost). Strings are C memory owned by Go until the context
@@ -59,8 +61,7 @@ typedef struct lwsgo_vhost_info {
 	const char *client_cert_path; /* client certificate (mutual TLS) */
 	const char *client_key_path;
 	unsigned int keepalive_timeout;
-	unsigned short max_http_header_data;
-	unsigned short max_http_header_pool;
+	unsigned int timeout_secs_ah_idle; /* 0: lws default (10 s) */
 	int timeout_secs;
 	uint16_t ping_secs;    /* 0: lws default */
 	uint16_t hangup_secs;  /* 0: lws default */
@@ -141,6 +142,7 @@ void lwsgo_set_opaque(uintptr_t wsi, uintptr_t h);
 int lwsgo_socket_fd(uintptr_t wsi);
 void lwsgo_kill(uintptr_t wsi, int sync);
 void lwsgo_set_timeout(uintptr_t wsi, int secs);
+void lwsgo_set_timer(uintptr_t wsi, int64_t usecs);
 
 int lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
 		    int customlen);

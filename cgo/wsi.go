@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -75,6 +76,16 @@ func (w WSI) Kill(sync bool) { C.lwsgo_kill(C.uintptr_t(w), b2i(sync)) }
 // SetTimeout makes libwebsockets close the connection if it still exists
 // in secs seconds (0 cancels).
 func (w WSI) SetTimeout(secs int) { C.lwsgo_set_timeout(C.uintptr_t(w), C.int(secs)) }
+
+// SetTimer asks for a TIMER callback on the connection after d; a
+// negative d cancels one asked for before. Only the latest request counts.
+func (w WSI) SetTimer(d time.Duration) {
+	us := int64(-1)
+	if d >= 0 {
+		us = d.Microseconds()
+	}
+	C.lwsgo_set_timer(C.uintptr_t(w), C.int64_t(us))
+}
 
 // RemoteAddr returns the peer's address, or nil.
 func (w WSI) RemoteAddr() net.Addr {
@@ -173,13 +184,13 @@ func (w WSI) WriteHTTP(frame []byte, off, n int, final bool) WriteResult {
 	return WriteResult(C.lwsgo_http_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n), b2i(final)))
 }
 
-// RefuseHTTP answers a WebSocket upgrade request with an HTTP status
-// instead of the 101, from its HTTP_CONFIRM_UPGRADE callback: status, hdrs
+// RefuseHTTP answers a request with an error status, from its
+// HTTP_CONFIRM_UPGRADE (instead of the 101) or HTTP callback: status, hdrs
 // (NUL-terminated name, value pairs) and a text/plain body, with
-// "connection: close". The callback must then return 1 (answered), and
-// libwebsockets closes the connection once the response is out. It reports
-// false when the response could not be written (the callback should return
-// -1 to hang up).
+// "connection: close", in one write. At HTTP_CONFIRM_UPGRADE the callback
+// must then return 1 (answered), at HTTP -1; either way libwebsockets
+// closes the connection once the response is out. It reports false when
+// the response could not be written (the callback should return -1).
 func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
 	var hp *C.char
 	if len(hdrs) > 0 {

@@ -59,6 +59,7 @@ func TestCheckUpgrade(t *testing.T) {
 	seen := make(chan *Request, 16)
 	_, addr := startServer(t, Listener{
 		Handler:      rec,
+		HTTPHandler:  HTTPHandlerFunc(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, nil) }),
 		ExtraHeaders: []string{"X-Extra"},
 		CheckUpgrade: func(r *Request) error {
 			seen <- r
@@ -126,10 +127,12 @@ func TestCheckUpgrade(t *testing.T) {
 
 	// An upgrade refused on a keep-alive connection that already carried
 	// an HTTP request: the HTTP link opened and closes; no WebSocket link.
-	raw, closedByServer := rawExchange(t, addr, "GET /first HTTP/1.1\r\nHost: test\r\n\r\n"+upgradeRequest("/401", ""))
-	assert.True(t, closedByServer)
-	assert.NotContains(t, raw, " 101 ")
-	assert.Contains(t, raw, " 401 Unauthorized\r\n")
+	// (The upgrade is sent after the first response: libwebsockets 4.3
+	// closes a connection whose next request arrives, pipelined, before
+	// the binding wrote the answer to the first.)
+	rest := keepAliveThen(t, addr, "GET /first HTTP/1.1\r\nHost: test\r\n\r\n", upgradeRequest("/401", ""))
+	assert.NotContains(t, rest, " 101 ")
+	assert.Contains(t, rest, " 401 Unauthorized\r\n")
 	waitFor(t, seen, "CheckUpgrade")
 	hl := waitFor(t, opened, "OnLinkOpen of the HTTP link")
 	assert.Equal(t, LinkHTTP, hl.Kind)

@@ -575,7 +575,7 @@ func (c *Context) handleWSClient(ev *callbacks.Event, r *rec) int {
 		}
 	case callbacks.WSPeerInitiatedClose:
 		if r.conn != nil {
-			r.conn.onPeerClose(ev.Data)
+			return r.conn.onPeerClose(ev.Data)
 		}
 	case callbacks.ClientClosed:
 		if r.conn != nil {

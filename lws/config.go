@@ -38,13 +38,23 @@ type Config struct {
 	// a handshake or a close acknowledgement (timeout_secs). 0: 15s.
 	NetworkTimeout time.Duration
 
+	// MaxHeaderBytes is the buffer for one HTTP request's request line and
+	// headers (and for a client link's response headers), for every
+	// listener: libwebsockets sizes it per context (a Listener's
+	// MaxHeaderBytes can only raise it). A request with more is
+	// closed by libwebsockets without a response (431 is not sent) and
+	// without a callback, so it is not reported to OnLimit. The buffer is
+	// allocated per connection only while it reads a request. 0: 8192.
+	// At most 65535.
+	MaxHeaderBytes int
+
 	// ShutdownTimeout is how long Close waits for links to finish their close
 	// handshakes before it destroys the context anyway. 0: 5s.
 	ShutdownTimeout time.Duration
 
 	// DisableUTF8Validation turns off the check that text messages (and
-	// close reasons) are valid UTF-8. By default libwebsockets checks them
-	// and closes an offending link with 1007.
+	// close reasons) are valid UTF-8. By default the binding checks them
+	// as they arrive and closes an offending link with 1007.
 	DisableUTF8Validation bool
 
 	// OnLinkOpen, when non-nil, is called on the service goroutine when a
@@ -173,16 +183,46 @@ type Listener struct {
 	// MaxBodySize is the largest HTTP request body accepted; a bigger one
 	// gets 413 and the connection is closed. 0: 1 MiB.
 	MaxBodySize int64
-	// MaxHeaderBytes is the buffer for one request's headers; a request with
-	// more gets an error from libwebsockets. 0: 4096.
-	MaxHeaderBytes int
 	// ExtraHeaders are header names, beyond the ones libwebsockets knows,
 	// to make available in Request.Header (libwebsockets 4.1 cannot list
 	// unknown headers; 4.3 and later return all of them anyway).
 	ExtraHeaders []string
+	// MaxHeaderBytes, when set, raises Config.MaxHeaderBytes for the whole
+	// Context: libwebsockets has one header buffer size per context, so
+	// the largest of Config.MaxHeaderBytes and every listener's
+	// MaxHeaderBytes applies to all listeners. 0: Config.MaxHeaderBytes.
+	MaxHeaderBytes int
 	// HTTPKeepAlive is how long an idle HTTP/1.1 connection stays open
 	// between requests. 0: 5s.
 	HTTPKeepAlive time.Duration
+
+	// HeaderTimeout bounds the time from accepting a connection to the end
+	// of its request's headers (for a WebSocket link, of its upgrade
+	// request); a connection that takes longer is closed and reported as
+	// header_timeout. On a keep-alive connection each later request gets
+	// the same time from its first byte (plus 1s), enforced by
+	// libwebsockets without a report. Whole seconds. 0: 10s.
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds the time from the end of a request's headers to
+	// the end of its body, however slowly the body trickles in: 408, the
+	// connection is closed, reported as body_timeout. (libwebsockets also
+	// closes a body that stalls for Config.NetworkTimeout.) 0: 30s.
+	BodyTimeout time.Duration
+
+	// MaxLinks caps the connections the listener holds at once,
+	// WebSocket links and HTTP connections together; one more is closed
+	// as it is accepted, before any byte is read, and reported as
+	// max_links. 0: 10000. Negative: no limit.
+	MaxLinks int
+	// MaxLinksPerIP caps the connections from one IPv4 address or one
+	// IPv6 /64 (what one host can easily hold), like MaxLinks, reported as
+	// max_links_per_ip. 0: 256. Negative: no limit.
+	MaxLinksPerIP int
+	// AcceptRate caps the connections accepted per second: a token bucket
+	// that holds one second's worth, so bursts up to AcceptRate pass.
+	// Others are closed as they are accepted, reported as accept_rate.
+	// 0: 1000. Negative: no limit.
+	AcceptRate int
 
 	// PingInterval, when positive, makes libwebsockets ping a WebSocket link
 	// that had no pong for that long, and drop it (1006) when it has had
@@ -196,11 +236,18 @@ type Listener struct {
 	TLS *TLSFiles
 }
 
+// Defaults; SECURITY.md gives the reason for each limit.
 const (
-	defaultMaxMessage = 1 << 20
-	defaultMaxQueue   = 4 << 20
-	defaultMaxBody    = 1 << 20
-	txPacketSize      = 64 << 10
+	defaultMaxMessage     = 1 << 20
+	defaultMaxQueue       = 4 << 20
+	defaultMaxBody        = 1 << 20
+	defaultMaxHeaderBytes = 8 << 10
+	defaultHeaderTimeout  = 10 * time.Second
+	defaultBodyTimeout    = 30 * time.Second
+	defaultMaxLinks       = 10000
+	defaultMaxLinksPerIP  = 256
+	defaultAcceptRate     = 1000
+	txPacketSize          = 64 << 10
 )
 
 func (c *Config) withDefaults() *Config {
@@ -217,6 +264,9 @@ func (c *Config) withDefaults() *Config {
 	}
 	if out.ShutdownTimeout == 0 {
 		out.ShutdownTimeout = 5 * time.Second
+	}
+	if out.MaxHeaderBytes == 0 {
+		out.MaxHeaderBytes = defaultMaxHeaderBytes
 	}
 	for i := range out.Listeners {
 		l := &out.Listeners[i]
@@ -238,6 +288,21 @@ func (c *Config) withDefaults() *Config {
 		if l.HTTPKeepAlive == 0 {
 			l.HTTPKeepAlive = 5 * time.Second
 		}
+		if l.HeaderTimeout == 0 {
+			l.HeaderTimeout = defaultHeaderTimeout
+		}
+		if l.BodyTimeout == 0 {
+			l.BodyTimeout = defaultBodyTimeout
+		}
+		if l.MaxLinks == 0 {
+			l.MaxLinks = defaultMaxLinks
+		}
+		if l.MaxLinksPerIP == 0 {
+			l.MaxLinksPerIP = defaultMaxLinksPerIP
+		}
+		if l.AcceptRate == 0 {
+			l.AcceptRate = defaultAcceptRate
+		}
 		if l.PingInterval > 0 && l.PingTimeout == 0 {
 			l.PingTimeout = l.PingInterval + 10*time.Second
 		}
@@ -254,6 +319,9 @@ func (c *Config) validate() error {
 	}
 	if c.NetworkTimeout < time.Second {
 		return fmt.Errorf("lws: Config.NetworkTimeout %v: must be at least 1s", c.NetworkTimeout)
+	}
+	if c.MaxHeaderBytes < 256 || c.MaxHeaderBytes > 65535 {
+		return fmt.Errorf("lws: Config.MaxHeaderBytes %d: must be 256..65535", c.MaxHeaderBytes)
 	}
 	names := map[string]bool{}
 	for i, l := range c.Listeners {
@@ -276,6 +344,12 @@ func (c *Config) validate() error {
 		}
 		if l.MaxHeaderBytes < 0 || l.MaxHeaderBytes > 65535 {
 			return fmt.Errorf("%s %d: must be 0..65535", field("MaxHeaderBytes"), l.MaxHeaderBytes)
+		}
+		if l.HeaderTimeout < time.Second || l.HeaderTimeout > time.Hour {
+			return fmt.Errorf("%s %v: must be 1s..1h", field("HeaderTimeout"), l.HeaderTimeout)
+		}
+		if l.BodyTimeout < 0 {
+			return fmt.Errorf("%s %v: must not be negative", field("BodyTimeout"), l.BodyTimeout)
 		}
 		if l.PingInterval < 0 || l.PingTimeout < 0 || (l.PingInterval > 0 && l.PingTimeout <= l.PingInterval) {
 			return fmt.Errorf("%s: PingTimeout %v must exceed PingInterval %v", field("PingTimeout"), l.PingTimeout, l.PingInterval)
@@ -311,6 +385,16 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// headerBytes is the header buffer size of the context: libwebsockets has
+// one for all listeners.
+func (c *Config) headerBytes() int {
+	n := c.MaxHeaderBytes
+	for _, l := range c.Listeners {
+		n = max(n, l.MaxHeaderBytes)
+	}
+	return n
 }
 
 func readable(path string) error {

@@ -97,6 +97,8 @@ func TestConfigOtherFields(t *testing.T) {
 		{Listener{MaxSendQueue: -1}, "MaxSendQueue"},
 		{Listener{MaxBodySize: -1}, "MaxBodySize"},
 		{Listener{MaxHeaderBytes: 70000}, "MaxHeaderBytes"},
+		{Listener{HeaderTimeout: time.Millisecond}, "HeaderTimeout"},
+		{Listener{BodyTimeout: -time.Second}, "BodyTimeout"},
 		{Listener{PingInterval: 5 * time.Second, PingTimeout: time.Second}, "PingTimeout"},
 		{Listener{Subprotocols: []string{"a b"}}, "Subprotocols[0]"},
 		{Listener{Subprotocols: []string{"chat", "http"}}, "Subprotocols[1]"},
@@ -111,6 +113,9 @@ func TestConfigOtherFields(t *testing.T) {
 	_, err := New(&Config{NetworkTimeout: time.Millisecond})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "NetworkTimeout")
+	_, err = New(&Config{MaxHeaderBytes: 70000})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "Config.MaxHeaderBytes")
 }
 
 func TestConfigNotModified(t *testing.T) {

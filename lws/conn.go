@@ -31,6 +31,7 @@ type Conn struct {
 	closeReason string
 	closed      *CloseError // set when the link is closed or closing
 	val         any         // SetValue
+	fullSeen    bool        // send_queue reported since the last Send that fit
 
 	// closeTimeout asks the service goroutine to bound the close: a peer
 	// that never reads would otherwise hold a closing link forever.
@@ -40,6 +41,7 @@ type Conn struct {
 	wq      []*frame // being written, in order, before txq
 	rx      []byte
 	rxType  MessageType
+	rxUTF8  int // bytes of a text message in rx checked as UTF-8
 	peer    *CloseError
 	notifed bool
 }
@@ -121,8 +123,16 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 		if o.slowConsumer == CloseSlowConsumer {
 			c.closeReq, c.closeCode, c.closeReason = true, StatusPolicyViolation, "send queue full"
 		}
+		report := !c.fullSeen
+		c.fullSeen = true
 		c.mu.Unlock()
 		f.release()
+		if report {
+			// Once per full queue, not per refused Send: a sender
+			// that keeps trying must not flood the service queue.
+			r := c.r
+			r.ctx.post(func() { r.ctx.limitHitOn(r.lis, r.id, LimitSendQueue) })
+		}
 		if o.slowConsumer == CloseSlowConsumer {
 			// Bound the close as Close does: a reader that is stuck
 			// will never take the queue, nor the close frame after it.
@@ -133,6 +143,7 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	}
 	c.txq = append(c.txq, f)
 	c.queued += int64(len(data))
+	c.fullSeen = false
 	c.mu.Unlock()
 	c.r.ctx.schedule(c.r)
 	return nil
@@ -217,18 +228,31 @@ func (c *Conn) handler() Handler {
 func (c *Conn) onReceive(ev *callbacks.Event) int {
 	if ev.Flags&callbacks.FirstFragment != 0 {
 		c.rx = c.rx[:0]
+		c.rxUTF8 = 0
 		c.rxType = TextMessage
 		if ev.Flags&callbacks.Binary != 0 {
 			c.rxType = BinaryMessage
 		}
 	}
 	if max := c.o.maxMessage; max >= 0 && int64(len(c.rx)+len(ev.Data)) > max {
+		c.r.ctx.limitHit(c.r, LimitMaxMessage)
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}
 	if need := len(c.rx) + len(ev.Data); need > cap(c.rx) {
 		c.rx = growRx(c.rx, need)
 	}
 	c.rx = append(c.rx, ev.Data...)
+	if c.rxType == TextMessage && !c.r.ctx.cfg.DisableUTF8Validation {
+		// Checked as it arrives, so that an invalid message fails at
+		// its first bad chunk (the binding, not libwebsockets, checks
+		// UTF-8: see Context.run).
+		n, bad := utf8Prefix(c.rx[c.rxUTF8:])
+		c.rxUTF8 += n
+		if bad || ev.Flags.Complete() && c.rxUTF8 != len(c.rx) {
+			c.r.ctx.limitHit(c.r, LimitBadUTF8)
+			return c.closeNow(StatusInvalidPayloadData, "invalid UTF-8")
+		}
+	}
 	if !ev.Flags.Complete() {
 		return 0
 	}
@@ -332,14 +356,31 @@ func (c *Conn) onWritable() int {
 	return 0
 }
 
-// onPeerClose records the peer's close frame payload (2-byte code, reason).
-func (c *Conn) onPeerClose(p []byte) {
+// onPeerClose is WS_PEER_INITIATED_CLOSE: it records the peer's close
+// frame payload (2-byte code, reason) and returns what the callback
+// returns. libwebsockets echoes the payload when the callback returns 0,
+// whatever it holds (a 1-byte payload, a code that may not be sent, a
+// reason that is not UTF-8); such a close is answered with 1002 or 1007
+// instead. libwebsockets has already replaced the codes it considers
+// invalid (below 1000, 1004-1006, 1012-1015, 1016-2999) with 1002, so
+// those arrive here as 1002: a 1002 is answered with a plain 1002 rather
+// than echoed with the peer's reason.
+func (c *Conn) onPeerClose(p []byte) int {
+	if code, ok := checkClosePayload(p, !c.r.ctx.cfg.DisableUTF8Validation); !ok {
+		c.r.ctx.limitHit(c.r, LimitBadClose)
+		return c.closeNow(code, "invalid close frame")
+	}
 	ce := &CloseError{Code: StatusNoStatusRcvd}
 	if len(p) >= 2 {
 		ce.Code = StatusCode(int(p[0])<<8 | int(p[1]))
 		ce.Reason = string(p[2:])
 	}
 	c.peer = ce
+	if ce.Code == StatusProtocolError {
+		c.r.wsi.CloseReason(int(StatusProtocolError), "")
+		return -1
+	}
+	return 0
 }
 
 // markClosed is CLOSED: from now on Send fails.

@@ -68,7 +68,8 @@ type Context struct {
 	stack     [8]uintptr // wsi of each callback in progress, by depth
 
 	clientVhosts map[ClientTLS]cgo.VhostID
-	connecting   *rec // the client link inside its connect call
+	connecting   *rec          // the client link inside its connect call
+	accepting    pendingAccept // admitted, WSI_CREATE to come
 }
 
 // httpProtocol names a listener's first protocol, which serves HTTP and
@@ -82,6 +83,7 @@ type listener struct {
 	index  int
 	extra  string // "x-a:\x00x-b:\x00" for cgo.WSI.HTTPRequest
 	protos []string
+	adm    admission // service goroutine only
 }
 
 // New creates a Context, starts its service goroutine and opens its
@@ -234,18 +236,20 @@ func (c *Context) run(started chan<- error) {
 	// thread state libwebsockets or OpenSSL left on it.
 	defer close(c.done)
 
+	// libwebsockets' VALIDATE_UTF8 option stays off: the binding checks
+	// text messages and close reasons itself (Conn.onReceive, onPeerClose).
+	// With the option on, libwebsockets 4.1 and 4.3 drop a link whose
+	// close reason is not UTF-8 without the 1007 close frame, and echo a
+	// reason cut off in the middle of a character.
 	opts := uint64(0)
-	if !c.cfg.DisableUTF8Validation {
-		// lws reads VALIDATE_UTF8 from the context's options.
-		opts |= cgo.OptionValidateUTF8
-	}
 	// OpenSSL is set up for the context whether or not a listener uses
 	// TLS: client links may (lws keeps its ex_data index there), and
 	// clients send the Origin they are given, without lws' "http://".
 	ctxOpts := opts | cgo.OptionDoSSLGlobalInit | cgo.OptionJustUseRawOrigin
 	lc, err := cgo.NewContext(cgo.ContextInfo{
-		Options:     ctxOpts,
-		TimeoutSecs: int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
+		Options:           ctxOpts,
+		TimeoutSecs:       int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
+		MaxHTTPHeaderData: c.cfg.headerBytes(),
 	}, c)
 	if err != nil {
 		started <- err
@@ -309,13 +313,17 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 		}
 	}
 	vi := cgo.VhostInfo{
-		Index:             l.index,
-		Name:              l.cfg.Name,
-		Iface:             host,
-		Port:              port,
-		Options:           opts,
-		KeepaliveTimeout:  int(l.cfg.HTTPKeepAlive / time.Second),
-		MaxHTTPHeaderData: l.cfg.MaxHeaderBytes,
+		Index:            l.index,
+		Name:             l.cfg.Name,
+		Iface:            host,
+		Port:             port,
+		Options:          opts,
+		KeepaliveTimeout: int(l.cfg.HTTPKeepAlive / time.Second),
+		// libwebsockets' own bound on a request's headers is a second
+		// longer than the binding's timer (countLink), which reports
+		// the first request's; it alone bounds later requests of a
+		// keep-alive connection, from their first byte.
+		HeaderTimeoutSecs: int((l.cfg.HeaderTimeout+time.Second-1)/time.Second) + 1,
 		Protocols:         l.protos,
 		TxPacketSize:      txPacketSize,
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,13 @@ type rec struct {
 	killMe bool        // close when the current callback returns
 
 	trace *linkTrace // the last Config.LinkTrace callbacks, or nil
+
+	// Accepted connections only: what countLink counted, and the TIMER
+	// callback asked for.
+	counted bool
+	ipValid bool
+	ipKey   netip.Addr
+	timer   timerKind
 }
 
 // Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
@@ -183,6 +191,9 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		if c.stopping {
 			return -1 // refuse new links while shutting down
 		}
+		if r != nil && r.lis != nil {
+			return c.admit(r.lis, ev.Data, time.Now())
+		}
 		return 0
 	case callbacks.WSIDestroy:
 		if r != nil {
@@ -200,7 +211,14 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		return 0
 	}
 	switch ev.Reason {
+	case callbacks.WSICreate:
+		if r.kind == recNew {
+			c.countLink(r)
+		}
+	case callbacks.Timer:
+		return c.onTimer(r)
 	case callbacks.HTTPConfirmUpgrade:
+		c.setTimer(r, timerNone, 0)
 		return c.onConfirmUpgrade(r, ev)
 	case callbacks.Established:
 		return c.onEstablished(r, ev)
@@ -218,7 +236,7 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		}
 	case callbacks.WSPeerInitiatedClose:
 		if r.conn != nil {
-			r.conn.onPeerClose(ev.Data)
+			return r.conn.onPeerClose(ev.Data)
 		}
 	case callbacks.Closed:
 		if r.conn != nil {
@@ -370,6 +388,7 @@ func (c *Context) onDestroy(r *rec) {
 		r.http.abandon()
 		ce = CloseError{Code: StatusNormalClosure}
 	}
+	c.uncountLink(r)
 	if r.opened {
 		if f := c.cfg.OnLinkClose; f != nil {
 			func() {

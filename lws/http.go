@@ -238,12 +238,34 @@ func (w *ResponseWriter) respondErrorText(status int, why string, closeAfter boo
 	_ = w.queue(status, hb, buf, closeAfter)
 }
 
+// refuseNow answers the request from its LWS_CALLBACK_HTTP with a
+// plain-text error and "connection: close", written at once, and returns
+// -1 so that libwebsockets closes the connection once the answer is out.
+// Written now, not at the next HTTP_WRITEABLE: libwebsockets 4.3 goes on
+// reading whatever follows the headers as the next request, and closes the
+// connection without the answer when that does not parse.
+func (w *ResponseWriter) refuseNow(status int, why string) int {
+	w.served = true
+	w.mu.Lock()
+	w.responded = true
+	w.state = respDone
+	w.mu.Unlock()
+	w.h.txn = nil
+	text := strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
+	if why != "" {
+		text = strconv.Itoa(status) + " " + http.StatusText(status) + ": " + why + "\n"
+	}
+	w.h.r.wsi.RefuseHTTP(status, nil, []byte(text))
+	return -1
+}
+
 // onHTTP is LWS_CALLBACK_HTTP: the headers of a request arrived.
 func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 	if r.http == nil {
 		r.kind = recHTTP
 		r.http = &httpConn{r: r}
 	}
+	c.setTimer(r, timerNone, 0) // the headers are in
 	req, err := c.readRequest(r)
 	if err != nil {
 		c.log.Warn("lws: reading request", "link", r.id, "err", err)
@@ -264,12 +286,15 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		// request (atoll, no Transfer-Encoding): close after the
 		// answer, so that what it reads as the next request never is.
 		c.limitHit(r, LimitBadRequest)
-		w.respondErrorText(framing.status, framing.why, true)
+		return w.refuseNow(framing.status, framing.why)
 	case c.stopping:
-		w.respondError(http.StatusServiceUnavailable, true)
+		return w.refuseNow(http.StatusServiceUnavailable, "")
 	case lis.Links&HTTPListen == 0:
 		w.respondError(http.StatusUpgradeRequired, false)
 	case bodyMethod && req.ContentLength < 0:
+		// Answered at HTTP_WRITEABLE, like a 413: libwebsockets goes
+		// on reading what the client is sending meanwhile, so that a
+		// close does not reset the connection under the answer.
 		c.limitHit(r, LimitBadRequest)
 		w.respondError(http.StatusLengthRequired, true)
 	case req.ContentLength > lis.MaxBodySize:
@@ -278,8 +303,12 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		w.respondError(http.StatusRequestEntityTooLarge, true)
 	case req.ContentLength > 0 || (req.Method == "POST" && req.ContentLength == 0):
 		// The body follows (lws delivers an empty BODY and BODY_COMPLETION
-		// for an explicit zero-length POST).
+		// for an explicit zero-length POST). libwebsockets only bounds
+		// the wait for each chunk: bound the whole body.
 		w.expectBody = true
+		if d := lis.BodyTimeout; d > 0 {
+			c.setTimer(r, timerBody, d)
+		}
 	default:
 		c.serve(w)
 	}
@@ -345,6 +374,9 @@ func (h *httpConn) onBody(p []byte) int {
 }
 
 func (h *httpConn) onBodyComplete() int {
+	if h.r.timer == timerBody {
+		h.r.ctx.setTimer(h.r, timerNone, 0)
+	}
 	w := h.txn
 	if w == nil || w.served {
 		return 0

@@ -33,7 +33,8 @@ import (
 // What libwebsockets 4.1 imposes: every request also carries its
 // "Pragma: no-cache" and "Cache-Control: no-cache" headers; the request
 // headers must fit in about 4 KiB and the response headers in
-// max_http_header_data (4 KiB), or the request fails with DialHandshake;
+// Config.MaxHeaderBytes (8 KiB by default), or the request fails with
+// DialHandshake;
 // response headers it does not know are only returned when named in
 // ExtraHeaders (first value only); and a server that answers before it has
 // read the whole request body (a 413, say) fails the request with

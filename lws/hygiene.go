@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // This file holds the checks a request must pass before any handler or
@@ -167,4 +168,73 @@ func checkUpgrade(req *Request, protos []string) refusal {
 		}
 	}
 	return refusal{}
+}
+
+// utf8Prefix reports how many leading bytes of b are whole, valid UTF-8
+// characters, and whether b holds an invalid sequence, as opposed to one
+// merely cut short at its end that more bytes could still complete. It lets
+// a text message be checked chunk by chunk as it arrives, failing at the
+// first chunk that cannot be valid.
+func utf8Prefix(b []byte) (n int, bad bool) {
+	if utf8.Valid(b) {
+		return len(b), false
+	}
+	// Only the last character may be incomplete: find where it starts.
+	i := len(b) - 1
+	for i > 0 && i > len(b)-utf8.UTFMax && !utf8.RuneStart(b[i]) {
+		i--
+	}
+	if i < 0 || utf8.FullRune(b[i:]) || !utf8.Valid(b[:i]) || !validRunePrefix(b[i:]) {
+		return 0, true
+	}
+	return i, false
+}
+
+// validRunePrefix reports whether p, shorter than the character its first
+// byte announces, can be completed into a valid UTF-8 character.
+func validRunePrefix(p []byte) bool {
+	need := 0
+	switch c := p[0]; {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 2
+	case c >= 0xE0 && c <= 0xEF:
+		need = 3
+	case c >= 0xF0 && c <= 0xF4:
+		need = 4
+	default:
+		return false
+	}
+	if len(p) >= need {
+		return false
+	}
+	if len(p) == 1 {
+		return true // every such first byte has completions
+	}
+	// The second byte is the only one whose range depends on the first;
+	// once it is given, any continuation byte completes the rest.
+	var buf [utf8.UTFMax]byte
+	copy(buf[:], p)
+	for k := len(p); k < need; k++ {
+		buf[k] = 0x80
+	}
+	_, size := utf8.DecodeRune(buf[:need])
+	return size == need
+}
+
+// checkClosePayload checks the payload of a close frame the peer sent (RFC
+// 6455 sections 5.5.1 and 7.4): empty, or a 2-byte code that may be sent
+// followed by a reason that is valid UTF-8 (checked when utf8 is true). On
+// failure it returns the code to answer with: 1002, or 1007 for the reason.
+func checkClosePayload(p []byte, checkUTF8 bool) (StatusCode, bool) {
+	switch {
+	case len(p) == 0:
+		return 0, true
+	case len(p) == 1:
+		return StatusProtocolError, false
+	case !StatusCode(int(p[0])<<8 | int(p[1])).Sendable():
+		return StatusProtocolError, false
+	case checkUTF8 && !utf8.Valid(p[2:]):
+		return StatusInvalidPayloadData, false
+	}
+	return 0, true
 }

@@ -433,7 +433,8 @@ func TestManyLinks(t *testing.T) {
 	}
 	const links, msgs = 1000, 100
 	var opened, closed atomic.Int64
-	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}}, func(c *Config) {
+	// All links come from 127.0.0.1: lift the per-address cap.
+	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}, MaxLinksPerIP: -1}, func(c *Config) {
 		c.OnLinkOpen = func(Link) { opened.Add(1) }
 		c.OnLinkClose = func(Link, CloseError) { closed.Add(1) }
 	})

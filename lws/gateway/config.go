@@ -121,6 +121,13 @@ type LimitsConfig struct {
 	MaxSendQueue Size `yaml:"max_send_queue"`
 	// MaxHeaderBytes is the buffer for a request's headers. 0: 4096.
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxLinks, MaxLinksPerIP and AcceptRate (connections a second)
+	// bound what the listener accepts: lws.Listener's fields of the same
+	// names. 0: the binding's defaults (10000, 256, 1000); negative: no
+	// limit.
+	MaxLinks      int `yaml:"max_links"`
+	MaxLinksPerIP int `yaml:"max_links_per_ip"`
+	AcceptRate    int `yaml:"accept_rate"`
 }
 
 // AuthConfig gates WebSocket upgrades; failures get 401 or 403 before

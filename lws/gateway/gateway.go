@@ -196,6 +196,9 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 		SlowConsumer:   lws.CloseSlowConsumer,
 		MaxBodySize:    int64(l.Limits.MaxBody),
 		MaxHeaderBytes: int(l.Limits.MaxHeaderBytes),
+		MaxLinks:       l.Limits.MaxLinks,
+		MaxLinksPerIP:  l.Limits.MaxLinksPerIP,
+		AcceptRate:     l.Limits.AcceptRate,
 		ExtraHeaders:   []string{"Authorization", "Origin"},
 		PingInterval:   l.Keepalive.PingInterval.D(),
 		PingTimeout:    l.Keepalive.PingTimeout.D(),
@@ -328,6 +331,8 @@ func restartNeeded(a, b *Config) error {
 			return fmt.Errorf("%s.limits.max_body raised above %d: restart to apply", p, x.Limits.MaxBody)
 		case y.Limits.MaxSendQueue != x.Limits.MaxSendQueue || y.Limits.MaxHeaderBytes != x.Limits.MaxHeaderBytes:
 			return fmt.Errorf("%s.limits: max_send_queue and max_header_bytes need a restart", p)
+		case y.Limits.MaxLinks != x.Limits.MaxLinks || y.Limits.MaxLinksPerIP != x.Limits.MaxLinksPerIP || y.Limits.AcceptRate != x.Limits.AcceptRate:
+			return fmt.Errorf("%s.limits: max_links, max_links_per_ip and accept_rate need a restart", p)
 		}
 	}
 	if a.Admin.Addr != b.Admin.Addr {

@@ -52,6 +52,9 @@ func TestChurn10k(t *testing.T) {
 	backend := wsBackend(t, "")
 	g := startGW(t, `
 log: {level: info}
+listeners:
+  # 10,000 connections from 127.0.0.1 as fast as they go
+  - {addr: "127.0.0.1:0", subprotocols: [lws-gate], limits: {max_links_per_ip: -1, accept_rate: -1}}
 backends:
   - {name: echo, url: "`+backend+`"}
 rules:
@@ -144,7 +147,9 @@ func churnOne(d *websocket.Dialer, addr string, i int64, relayed *atomic.Int64) 
 // TestFanout1000 publishes to 1,000 links on one channel: every link gets
 // every message, in order.
 func TestFanout1000(t *testing.T) {
-	g := startGW(t, "log: {level: info}\n", &Options{Logger: newDiscard()})
+	// 1,000 links from 127.0.0.1
+	g := startGW(t, "log: {level: info}\nlisteners:\n  - {addr: \"127.0.0.1:0\", subprotocols: [lws-gate], limits: {max_links_per_ip: -1}}\n",
+		&Options{Logger: newDiscard()})
 	const n, msgs = 1000, 50
 	conns := make([]*websocket.Conn, n)
 	for i := range conns {
