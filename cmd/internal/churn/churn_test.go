@@ -102,6 +102,10 @@ func newRig(t testing.TB) *rig {
 		Listeners: []lws.Listener{{
 			Addr:    "127.0.0.1:0",
 			Handler: echo,
+			// Thousands of links a second from one address: this is a
+			// leak test, not one of the connection limits.
+			MaxLinksPerIP: -1,
+			AcceptRate:    -1,
 			HTTPHandler: lws.HTTPHandlerFunc(func(w *lws.ResponseWriter, _ *lws.Request) {
 				_ = w.Respond(200, []byte("ok\n"))
 			}),

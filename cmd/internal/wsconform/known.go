@@ -80,12 +80,6 @@ var KnownFailures = []Known{
 	{Case: "4.2.4", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
 	{Case: "4.2.5", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
 	{Case: "5.15", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
-	{
-		Case: "7.3.2",
-		Reason: "libwebsockets answers a close frame by sending its payload back (\"deal with the close packet " +
-			"contents as a PONG\"), so a 1-byte payload is echoed: an invalid close frame instead of failing the link",
-		Fix: "issue 7 item 3 (close hygiene, branch issue7)",
-	},
 	{Case: "7.7.14", Target: TargetServer, Reason: whyCloseCodes, Fix: fixCloseCodes},
 	{Case: "7.7.15", Target: TargetServer, Reason: whyCloseCodes, Fix: fixCloseCodes},
 	{Case: "7.7.16", Target: TargetServer, Reason: whyCloseCodes, Fix: fixCloseCodes},
