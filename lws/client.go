@@ -577,7 +577,8 @@ func (c *Context) handleWSClient(ev *callbacks.Event, r *rec) int {
 		if r.conn != nil {
 			return r.conn.onPeerClose(ev.Data)
 		}
-	case callbacks.ClientClosed:
+	case callbacks.ClientClosed, callbacks.WSClientDropProtocol:
+		// DROP_PROTOCOL: see the server side in handle.
 		if r.conn != nil {
 			r.conn.markClosed()
 		}

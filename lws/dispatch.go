@@ -238,7 +238,11 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		if r.conn != nil {
 			return r.conn.onPeerClose(ev.Data)
 		}
-	case callbacks.Closed:
+	case callbacks.Closed, callbacks.WSServerDropProtocol:
+		// DROP_PROTOCOL comes first when libwebsockets itself failed the
+		// link (a protocol error: it has sent its close 1002): from then
+		// on nothing may be written, not even an echo already queued
+		// (Autobahn 3.2, 4.1.3-5, 4.2.3-5, 5.15 caught that).
 		if r.conn != nil {
 			r.conn.markClosed()
 		}

@@ -35,15 +35,6 @@ const (
 		"\"Autobahn Test Notes\")"
 	fixPingDrop = "none in the binding, which never sees pings; libwebsockets keeps this policy"
 
-	whyDataAfterClose = "when a bad frame follows a good message in the same read, libwebsockets sends its close (1002) " +
-		"and the binding then writes the good message's queued echo after it: a data frame after the close " +
-		"(RFC 6455 section 5.5.1). The reason log of 3.2 shows RECEIVE, WS_SERVER_DROP_PROTOCOL (the close " +
-		"is sent), SERVER_WRITEABLE (the echo is written), CLOSED: libwebsockets still calls WRITEABLE while it " +
-		"awaits the close acknowledgement, and the binding's Conn only stops writing on a close it started itself"
-	fixDataAfterClose = "the binding must stop writing data once libwebsockets has failed the link, e.g. by taking " +
-		"WS_SERVER_DROP_PROTOCOL as closed in lws/conn.go; no issue-7 item names it (closest: item 3, close " +
-		"hygiene) - reported to the lead"
-
 	whyCloseCodes = "libwebsockets answers close codes 1012-1014 with 1002: its invalid-code check predates " +
 		"their IANA registration and rewrites the code to 1002 before WS_PEER_INITIATED_CLOSE reaches the " +
 		"binding (servers: ops-ws.c, unchanged in v5.0.0; clients: client-parser-ws.c until 4.2.0, commit fb9abfdf0)"
@@ -72,14 +63,6 @@ var KnownFailures = []Known{
 	{Case: "2.10", Reason: whyPingDrop, Fix: fixPingDrop},
 	{Case: "2.11", Reason: whyPingDrop + "; pings written one byte at a time are answered or dropped depending on where reads fall",
 		Fix: fixPingDrop, Intermittent: true},
-	{Case: "3.2", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
-	{Case: "4.1.3", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
-	{Case: "4.1.4", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
-	{Case: "4.1.5", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
-	{Case: "4.2.3", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
-	{Case: "4.2.4", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
-	{Case: "4.2.5", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
-	{Case: "5.15", Target: TargetServer, Reason: whyDataAfterClose, Fix: fixDataAfterClose},
 	{Case: "7.7.14", Target: TargetServer, Reason: whyCloseCodes, Fix: fixCloseCodes},
 	{Case: "7.7.15", Target: TargetServer, Reason: whyCloseCodes, Fix: fixCloseCodes},
 	{Case: "7.7.16", Target: TargetServer, Reason: whyCloseCodes, Fix: fixCloseCodes},
