@@ -15,7 +15,7 @@ func TestLinkTraceAndReasonCounts(t *testing.T) {
 		Open:    func(c *Conn) { ids <- c.ID() },
 		Message: func(c *Conn, typ MessageType, data []byte) { _ = c.Send(typ, data) },
 	}
-	ctx, addr := startServer(t, Listener{Handler: h}, func(c *Config) { c.LinkTrace = 4 })
+	ctx, addr := startServer(t, Listener{Handler: h}, func(c *Config) { c.LinkTrace = 16 })
 	ws := dial(t, addr, nil)
 	id := <-ids
 	for i := 0; i < 3; i++ {
@@ -25,17 +25,20 @@ func TestLinkTraceAndReasonCounts(t *testing.T) {
 	}
 	tr, err := ctx.LinkTrace(id)
 	require.NoError(t, err)
-	require.Len(t, tr, 4, "the ring keeps the last 4")
+	require.Len(t, tr, 16, "the ring keeps the last 16")
 	var names []string
 	for i, e := range tr {
+		if e.Reason >= 32 && e.Reason <= 36 {
+			continue // 4.3's poll bookkeeping (LOCK_POLL, CHANGE_MODE_POLL_FD...) interleaves
+		}
 		names = append(names, e.Name)
 		if i > 0 {
 			assert.False(t, e.Time.Before(tr[i-1].Time), "oldest first")
 		}
 	}
-	// Three echoes: RECEIVE then SERVER_WRITEABLE each; the last four are
-	// the last two pairs.
-	assert.Equal(t, []string{"LWS_CALLBACK_RECEIVE", "LWS_CALLBACK_SERVER_WRITEABLE", "LWS_CALLBACK_RECEIVE", "LWS_CALLBACK_SERVER_WRITEABLE"}, names)
+	// Three echoes: RECEIVE then SERVER_WRITEABLE each, the newest last.
+	require.GreaterOrEqual(t, len(names), 4)
+	assert.Equal(t, []string{"LWS_CALLBACK_RECEIVE", "LWS_CALLBACK_SERVER_WRITEABLE", "LWS_CALLBACK_RECEIVE", "LWS_CALLBACK_SERVER_WRITEABLE"}, names[len(names)-4:])
 
 	counts := map[string]uint64{}
 	for _, rc := range ctx.ReasonCounts() {
