@@ -229,6 +229,9 @@ func (c *Context) lcForWake() *cgo.Context {
 	return c.lcPtr.Load()
 }
 
+// yieldEvery is how often the service goroutine yields its P (see run).
+const yieldEvery = 5 * time.Millisecond
+
 // run is the service goroutine.
 func (c *Context) run(started chan<- error) {
 	runtime.LockOSThread()
@@ -276,9 +279,19 @@ func (c *Context) run(started chan<- error) {
 	c.flushTrace()
 	started <- nil
 
+	lastYield := time.Now()
 	for !c.stopReq.Load() {
 		if c.npend.Load() > 0 {
 			c.drain()
+		}
+		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+			// Go's sysmon takes the P away from a goroutine that
+			// has not been rescheduled for 10 ms, at every one of
+			// its ticks (20 us) for as long as that goroutine keeps
+			// running; one that lives in cgo calls, as this one
+			// does, is never rescheduled unless it yields.
+			runtime.Gosched()
+			lastYield = now
 		}
 		err := lc.Service()
 		c.flushTrace()
