@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
+	"runtime"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -21,38 +22,44 @@ const (
 var t0 = time.Now() // timestamps are nanoseconds since t0 (monotonic)
 
 // runEcho is the echo load: -c links, each keeping -depth messages of -size
-// bytes in flight (-depth 1 is ping-pong, more is pipelined).
+// bytes in flight (-depth 1 is ping-pong, more is pipelined), all driven by
+// one event loop (evloop.go).
 func runEcho(cfg config, mode string) int {
 	t, err := parseTarget(cfg.url, "ws")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsload:", err)
 		return 2
 	}
-	var phase atomic.Int32
-	all := make([]*stats, cfg.conns)
-	conns := make([]*wsConn, cfg.conns)
+	var total stats
 	bufSize := max(64<<10, 2*(cfg.size+14))
-	var wg sync.WaitGroup
-	for i := range cfg.conns {
-		all[i] = &stats{}
+	var links []*elink
+	for range cfg.conns {
 		c, err := dialWS(t, cfg.subprotocol, 5*time.Second, bufSize)
-		if err != nil {
-			all[i].fail(fmt.Errorf("dial: %w", err))
-			continue
+		if err == nil {
+			var l *elink
+			if l, err = newElink(c, cfg); err == nil {
+				links = append(links, l)
+				continue
+			}
 		}
-		conns[i] = c
+		total.fail(fmt.Errorf("dial: %w", err))
 	}
-	for i, c := range conns {
-		if c == nil {
-			continue
+	defer func() {
+		for _, l := range links {
+			if l.fd >= 0 {
+				syscall.Close(l.fd)
+			}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.nc.Close()
-			all[i].fail(echoConn(c, cfg, &phase, all[i]))
-		}()
-	}
+	}()
+
+	var phase atomic.Int32
+	done := make(chan struct{})
+	var st stats
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		echoLoop(links, cfg, &phase, &st)
+	}()
 
 	cpu := cpuMeter{pid: cfg.pid}
 	time.Sleep(cfg.warmup)
@@ -63,24 +70,235 @@ func runEcho(cfg config, mode string) int {
 	phase.Store(phaseStop)
 	elapsed := time.Since(start)
 	cpu.stop()
+	<-done
 
-	// Links drain their in-flight echoes and close; don't wait forever.
-	for _, c := range conns {
-		if c != nil {
-			_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		}
-	}
-	wg.Wait()
-
-	var total stats
-	for _, s := range all {
-		total.merge(s)
-	}
+	total.merge(&st)
 	r := newResult(cfg, "echo", "msgs/s", &total, elapsed, &cpu)
 	if mode == "pipelined" {
 		r.Mode = mode
 	}
 	return r.print(cfg)
+}
+
+// elink is one link of the echo load.
+type elink struct {
+	econn
+	mask   [4]byte
+	pl     *payload
+	hdr    []byte // the header every message of this link has
+	op     byte
+	sent   uint64
+	recvd  uint64
+	msg    []byte // a fragmented echo being reassembled
+	msgOp  byte
+	state  int
+	failed error
+}
+
+// Link states.
+const (
+	linkRunning   = iota
+	linkCloseSent // our close frame is out; waiting for the server's
+	linkGotClose  // waiting for the server to close TCP
+	linkDone
+)
+
+func newElink(c *wsConn, cfg config) (*elink, error) {
+	fd, err := detach(c.nc)
+	if err != nil {
+		return nil, err
+	}
+	op := byte(opBinary)
+	if !cfg.binary {
+		op = opText
+	}
+	return &elink{
+		econn: econn{fd: fd, rxbuf: c.rxbuf},
+		mask:  c.mask,
+		pl:    newPayload(cfg.size, cfg.binary, c.mask),
+		hdr:   appendFrameHeader(nil, op, cfg.size, c.mask),
+		op:    op,
+	}, nil
+}
+
+// queue appends k messages to the output.
+func (l *elink) queue(k int) {
+	ts := uint64(time.Since(t0))
+	for range k {
+		l.out = append(l.out, l.hdr...)
+		off := len(l.out)
+		l.out = append(l.out, l.pl.masked...)
+		l.pl.put(l.out[off:], 0, ts, &l.mask)
+		l.pl.put(l.out[off:], 8, l.sent, &l.mask)
+		l.sent++
+	}
+}
+
+// echoLoop drives every link until the stop phase and then closes them
+// cleanly (each once its in-flight echoes are back), within 10 s.
+func echoLoop(links []*elink, cfg config, phase *atomic.Int32, st *stats) {
+	p, err := newPoller(len(links))
+	if err != nil {
+		st.fail(err)
+		return
+	}
+	defer p.close()
+	byFD := map[int32]*elink{}
+	live := 0
+	end := func(l *elink, err error) {
+		if err != nil {
+			st.fail(err)
+		}
+		syscall.Close(l.fd)
+		delete(byFD, int32(l.fd))
+		l.fd, l.state = -1, linkDone
+		live--
+	}
+	for _, l := range links {
+		byFD[int32(l.fd)] = l
+		live++
+		if err := p.add(l.fd); err != nil {
+			end(l, err)
+			continue
+		}
+		l.queue(cfg.depth)
+		if err := l.flush(p); err != nil {
+			end(l, err)
+		}
+	}
+	var deadline time.Time
+	for live > 0 {
+		evs, err := p.wait(10)
+		if err != nil {
+			st.fail(err)
+			return
+		}
+		ph := int(phase.Load())
+		if ph == phaseStop && deadline.IsZero() {
+			deadline = time.Now().Add(10 * time.Second)
+		}
+		for _, ev := range evs {
+			l := byFD[ev.Fd]
+			if l == nil {
+				continue
+			}
+			if ev.Events&syscall.EPOLLOUT != 0 {
+				if err := l.flush(p); err != nil {
+					end(l, err)
+					continue
+				}
+			}
+			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+				if err := l.readable(p, cfg, ph, st); err != nil {
+					end(l, err)
+				} else if l.state == linkDone {
+					end(l, nil)
+				}
+			}
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			for _, l := range byFD {
+				end(l, fmt.Errorf("link still open 10 s after the end (echo %d of %d sent, state %d)", l.recvd, l.sent, l.state))
+			}
+			return
+		}
+	}
+}
+
+// readable handles what arrived on a link.
+func (l *elink) readable(p *poller, cfg config, ph int, st *stats) error {
+	got, err := l.fill(l.space())
+	if err != nil {
+		return fmt.Errorf("read (echo %d of %d sent): %w", l.recvd, l.sent, err)
+	}
+	if !got && l.eof {
+		if l.state == linkGotClose {
+			l.state = linkDone
+			return nil
+		}
+		return fmt.Errorf("server closed the connection (echo %d of %d sent, state %d)", l.recvd, l.sent, l.state)
+	}
+	now := uint64(time.Since(t0))
+	refill := 0
+	for {
+		fop, fin, pl, ok, err := l.frame()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		switch {
+		case fop == opPing || fop == opPong:
+			continue
+		case l.state == linkGotClose:
+			return errors.New("close: data after the server's close frame")
+		case fop == opClose:
+			if l.state != linkCloseSent {
+				return fmt.Errorf("server closed the link (close frame %x)", pl)
+			}
+			if len(pl) >= 2 && binary.BigEndian.Uint16(pl) != 1000 {
+				return fmt.Errorf("close: server closed with %d", binary.BigEndian.Uint16(pl))
+			}
+			l.state = linkGotClose
+			continue
+		case l.state == linkCloseSent:
+			return fmt.Errorf("close: unexpected frame (opcode %d) before the close frame", fop)
+		case fop == opCont:
+			if l.msg == nil {
+				return errors.New("continuation frame without a message")
+			}
+			l.msg = append(l.msg, pl...)
+		default:
+			if l.msg != nil {
+				return errors.New("new message inside a fragmented one")
+			}
+			l.msgOp = fop
+			if !fin {
+				l.msg = append(make([]byte, 0, cfg.size), pl...)
+			}
+		}
+		if !fin {
+			continue
+		}
+		if l.msg != nil {
+			pl, l.msg = l.msg, nil
+		}
+		seq := l.recvd
+		l.recvd++
+		if l.recvd > l.sent {
+			return fmt.Errorf("echo %d: more echoes than messages sent", seq)
+		}
+		if err := l.pl.check(l.msgOp, l.op, pl, seq); err != nil {
+			return err
+		}
+		switch ph {
+		case phaseMeasure:
+			st.ops++
+			if cfg.size >= 8 {
+				ts := l.pl.get(pl, 0)
+				if !l.pl.bin { // 48 bits: put back the high bits of now
+					ts |= now &^ (1<<48 - 1)
+				}
+				st.hist.record(now - ts)
+			}
+			refill++
+		case phaseWarmup:
+			refill++
+		}
+		// phaseStop: send nothing more, drain what is in flight.
+	}
+	if refill > 0 && l.state == linkRunning {
+		l.queue(refill)
+	}
+	if ph == phaseStop && l.state == linkRunning && l.recvd == l.sent {
+		f := appendFrameHeader(l.out, opClose, 2, l.mask)
+		code := []byte{0x03, 0xe8} // 1000
+		maskBytes(code, l.mask, 0)
+		l.out = append(f, code...)
+		l.state = linkCloseSent
+	}
+	return l.flush(p)
 }
 
 // payload is the message a link sends, kept pre-masked: bytes 0-7 carry
@@ -144,98 +362,6 @@ func (p *payload) get(src []byte, at int) uint64 {
 		v = v<<6 | uint64(digitValue[ch])
 	}
 	return v
-}
-
-// echoConn drives one link until the stop phase, then closes it cleanly.
-func echoConn(c *wsConn, cfg config, phase *atomic.Int32, st *stats) error {
-	op := byte(opBinary)
-	if !cfg.binary {
-		op = opText
-	}
-	pl := newPayload(cfg.size, cfg.binary, c.mask)
-	hdr := appendFrameHeader(nil, op, cfg.size, c.mask)
-	wbuf := make([]byte, 0, cfg.depth*(len(hdr)+cfg.size))
-	var sent, recvd uint64
-	send := func(k int) error {
-		wbuf = wbuf[:0]
-		ts := uint64(time.Since(t0))
-		for range k {
-			wbuf = append(wbuf, hdr...)
-			off := len(wbuf)
-			wbuf = append(wbuf, pl.masked...)
-			pl.put(wbuf[off:], 0, ts, &c.mask)
-			pl.put(wbuf[off:], 8, sent, &c.mask)
-			sent++
-		}
-		_, err := c.nc.Write(wbuf)
-		return err
-	}
-	if err := send(cfg.depth); err != nil {
-		return fmt.Errorf("write: %w", err)
-	}
-
-	var msg []byte // a fragmented echo being reassembled
-	var msgOp byte
-	refill := 0
-	for recvd < sent {
-		fop, fin, p, err := c.readFrame()
-		if err != nil {
-			return fmt.Errorf("read (echo %d of %d sent): %w", recvd, sent, err)
-		}
-		switch fop {
-		case opPing, opPong:
-			continue
-		case opClose:
-			return fmt.Errorf("server closed the link (close frame %x)", p)
-		case opCont:
-			if msg == nil {
-				return errors.New("continuation frame without a message")
-			}
-			msg = append(msg, p...)
-		default:
-			if msg != nil {
-				return errors.New("new message inside a fragmented one")
-			}
-			msgOp = fop
-			if !fin {
-				msg = append(make([]byte, 0, cfg.size), p...)
-			}
-		}
-		if !fin {
-			continue
-		}
-		if msg != nil {
-			p, msg = msg, nil
-		}
-		now := uint64(time.Since(t0))
-		seq := recvd
-		recvd++
-		if err := pl.check(msgOp, op, p, seq); err != nil {
-			return err
-		}
-		switch phase.Load() {
-		case phaseMeasure:
-			st.ops++
-			if cfg.size >= 8 {
-				ts := pl.get(p, 0)
-				if !pl.bin { // 48 bits: put back the high bits of now
-					ts |= now &^ (1<<48 - 1)
-				}
-				st.hist.record(now - ts)
-			}
-			refill++
-		case phaseWarmup:
-			refill++
-		}
-		// phaseStop: send nothing more, drain what is in flight.
-		if refill > 0 && !c.buffered() {
-			if err := send(refill); err != nil {
-				return fmt.Errorf("write: %w", err)
-			}
-			refill = 0
-		}
-	}
-	return c.closeHandshake(5 * time.Second)
 }
 
 // check compares an echo with message seq.

@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -21,8 +22,8 @@ import (
 //	                              server's RSS growth per link (/proc/PID/status)
 //	-mode connect -c W            W workers open a link and close it cleanly,
 //	                              again and again: handshakes per second
-//	-mode http    -c W -size B    W keep-alive clients POST B bytes (or -body)
-//	                              to -url (http://...): requests per second
+//	-mode http    -c W -size B    W keep-alive connections POST B bytes (or
+//	                              -body) to -url (http://...): requests per second
 
 // rssBytes reads VmRSS of a process.
 func rssBytes(pid int) (int64, error) {
@@ -188,9 +189,10 @@ func runConnect(cfg config) int {
 	})
 }
 
-// runHTTP measures keep-alive POST requests per second. Each worker keeps
-// one connection (reopened when the server closes it) and checks that every
-// response is a 2xx with a body.
+// runHTTP measures keep-alive POST requests per second: -c connections,
+// each with one request outstanding, driven by one event loop. Every
+// response must be a 2xx with a body; a connection the server closes is
+// reopened.
 func runHTTP(cfg config) int {
 	t, err := parseTarget(cfg.url, "http")
 	if err != nil {
@@ -204,76 +206,181 @@ func runHTTP(cfg config) int {
 	req := []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
 		t.path, t.host, len(body)))
 	req = append(req, body...)
-	return repeat(cfg, "http", "req/s", func() (func() error, func()) {
-		h := &httpConn{t: t}
-		return func() error { return h.do(req) }, h.close
-	})
+
+	var phase atomic.Int32
+	var st stats
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		httpLoop(t, req, cfg, &phase, &st)
+	}()
+	cpu := cpuMeter{pid: cfg.pid}
+	time.Sleep(cfg.warmup)
+	cpu.start()
+	start := time.Now()
+	phase.Store(phaseMeasure)
+	time.Sleep(cfg.dur)
+	phase.Store(phaseStop)
+	elapsed := time.Since(start)
+	cpu.stop()
+	<-done
+	return newResult(cfg, "http", "req/s", &st, elapsed, &cpu).print(cfg)
 }
 
-// httpConn is one keep-alive client connection of -mode http.
-type httpConn struct {
-	t  target
-	nc net.Conn
-	br *bufio.Reader
+// hconn is one keep-alive connection of -mode http.
+type hconn struct {
+	econn
+	sent  time.Time // when the outstanding request went out
+	phase int32     // the phase it went out in
 }
 
-func (h *httpConn) close() {
-	if h.nc != nil {
-		h.nc.Close()
-		h.nc = nil
+func httpLoop(t target, req []byte, cfg config, phase *atomic.Int32, st *stats) {
+	p, err := newPoller(cfg.conns)
+	if err != nil {
+		st.fail(err)
+		return
 	}
-}
-
-func (h *httpConn) do(req []byte) error {
-	if h.nc == nil {
-		nc, err := net.DialTimeout("tcp", h.t.hostport, 5*time.Second)
+	defer p.close()
+	byFD := map[int32]*hconn{}
+	defer func() {
+		for _, h := range byFD {
+			syscall.Close(h.fd)
+		}
+	}()
+	// open dials a connection and sends its first request.
+	open := func() error {
+		nc, err := net.DialTimeout("tcp", t.hostport, 5*time.Second)
 		if err != nil {
 			return err
 		}
-		h.nc, h.br = nc, bufio.NewReaderSize(nc, 16<<10)
+		fd, err := detach(nc)
+		if err != nil {
+			return err
+		}
+		h := &hconn{econn: econn{fd: fd, rxbuf: rxbuf{b: make([]byte, 16<<10)}}}
+		if err := p.add(fd); err != nil {
+			syscall.Close(fd)
+			return err
+		}
+		byFD[int32(fd)] = h
+		return h.send(p, req, phase.Load())
 	}
-	_ = h.nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := h.nc.Write(req); err != nil {
-		h.close()
-		return err
+	drop := func(h *hconn) {
+		syscall.Close(h.fd)
+		delete(byFD, int32(h.fd))
 	}
-	keep, err := h.readResponse()
-	if err != nil || !keep {
-		h.close()
+	for range cfg.conns {
+		if err := open(); err != nil {
+			st.fail(err)
+		}
 	}
-	return err
+	for len(byFD) > 0 {
+		evs, err := p.wait(10)
+		if err != nil {
+			st.fail(err)
+			return
+		}
+		ph := phase.Load()
+		if ph == phaseStop {
+			return // outstanding requests are not counted
+		}
+		for _, ev := range evs {
+			h := byFD[ev.Fd]
+			if h == nil {
+				continue
+			}
+			keep, err := h.readable(p, req, ph, st)
+			if err != nil {
+				st.fail(err)
+			}
+			if err != nil || !keep {
+				drop(h)
+				if err := open(); err != nil {
+					st.fail(err)
+					time.Sleep(time.Millisecond) // don't spin on a dead server
+				}
+			}
+		}
+	}
 }
 
-// readResponse reads one response; keep reports whether the connection
-// may carry the next request.
-func (h *httpConn) readResponse() (keep bool, err error) {
-	line, err := h.br.ReadSlice('\n')
-	if err != nil {
-		return false, fmt.Errorf("response: %w", err)
+func (h *hconn) send(p *poller, req []byte, ph int32) error {
+	h.out = append(h.out[:0], req...)
+	h.outOff = 0
+	h.sent, h.phase = time.Now(), ph
+	return h.flush(p)
+}
+
+// readable reads and, once a whole response is in, checks it, counts it and
+// sends the next request. keep is false when the connection must go.
+func (h *hconn) readable(p *poller, req []byte, ph int32, st *stats) (keep bool, err error) {
+	if len(h.out) > h.outOff {
+		if err := h.flush(p); err != nil {
+			return false, err
+		}
 	}
-	f := bytes.Fields(line)
+	if h.w == len(h.b) {
+		if h.r > 0 {
+			h.w = copy(h.b, h.b[h.r:h.w])
+			h.r = 0
+		} else {
+			h.b = append(h.b, make([]byte, len(h.b))...)
+		}
+	}
+	got, err := h.fill(h.b[h.w:])
+	if err != nil {
+		return false, err
+	}
+	if !got {
+		if h.eof {
+			return false, errors.New("server closed the connection with a request outstanding")
+		}
+		return true, nil
+	}
+	n, keep, err := parseResponse(h.b[h.r:h.w])
+	if err != nil || n == 0 {
+		return err == nil, err
+	}
+	h.r += n
+	if h.r == h.w {
+		h.r, h.w = 0, 0
+	}
+	if ph == phaseMeasure && h.phase == phaseMeasure {
+		st.ops++
+		st.hist.record(uint64(time.Since(h.sent)))
+	}
+	if !keep {
+		return false, nil
+	}
+	return true, h.send(p, req, ph)
+}
+
+// parseResponse parses one response at the start of b: n is its length (0
+// if incomplete), keep whether the connection stays open.
+func parseResponse(b []byte) (n int, keep bool, err error) {
+	he := bytes.Index(b, []byte("\r\n\r\n"))
+	if he < 0 {
+		if len(b) > 64<<10 {
+			return 0, false, errors.New("response: headers too long")
+		}
+		return 0, false, nil
+	}
+	lines := bytes.Split(b[:he], []byte("\r\n"))
+	f := bytes.Fields(lines[0])
 	if len(f) < 2 || !bytes.HasPrefix(f[0], []byte("HTTP/1.")) {
-		return false, fmt.Errorf("response: status line %q", line)
+		return 0, false, fmt.Errorf("response: status line %q", lines[0])
 	}
 	status, _ := strconv.Atoi(string(f[1]))
 	keep = string(f[0]) == "HTTP/1.1"
 	clen := -1
-	for {
-		l, err := h.br.ReadSlice('\n')
-		if err != nil {
-			return false, fmt.Errorf("response headers: %w", err)
-		}
-		l = bytes.TrimRight(l, "\r\n")
-		if len(l) == 0 {
-			break
-		}
+	for _, l := range lines[1:] {
 		name, val, _ := bytes.Cut(l, []byte(":"))
 		val = bytes.TrimSpace(val)
 		switch strings.ToLower(string(name)) {
 		case "content-length":
-			clen, err = strconv.Atoi(string(val))
-			if err != nil {
-				return false, fmt.Errorf("response: content-length %q", val)
+			if clen, err = strconv.Atoi(string(val)); err != nil {
+				return 0, false, fmt.Errorf("response: content-length %q", val)
 			}
 		case "connection":
 			switch strings.ToLower(string(val)) {
@@ -283,25 +390,20 @@ func (h *httpConn) readResponse() (keep bool, err error) {
 				keep = true
 			}
 		case "transfer-encoding":
-			return false, errors.New("response: chunked bodies are not supported by the load tool")
+			return 0, false, errors.New("response: chunked bodies are not supported by the load tool")
 		}
 	}
+	if clen < 0 {
+		return 0, false, errors.New("response: no content-length")
+	}
+	if len(b) < he+4+clen {
+		return 0, false, nil
+	}
 	switch {
-	case clen >= 0:
-		_, err = h.br.Discard(clen)
-	case !keep:
-		_, err = io.Copy(io.Discard, h.br)
-	default:
-		return false, errors.New("response: no content-length on a keep-alive connection")
+	case status < 200 || status > 299:
+		err = fmt.Errorf("status %d", status)
+	case clen == 0:
+		err = errors.New("response: empty body")
 	}
-	if err != nil {
-		return false, fmt.Errorf("response body: %w", err)
-	}
-	if status < 200 || status > 299 {
-		return keep, fmt.Errorf("status %d", status)
-	}
-	if clen == 0 {
-		return keep, errors.New("response: empty body")
-	}
-	return keep, nil
+	return he + 4 + clen, keep, err
 }

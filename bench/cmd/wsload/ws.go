@@ -20,9 +20,8 @@ import (
 // batches of frames with one read and writes many masked frames with one
 // write. Only the goroutine that owns it uses it.
 type wsConn struct {
-	nc   net.Conn
-	rbuf []byte // rbuf[r:w] is received and not yet parsed
-	r, w int
+	nc net.Conn
+	rxbuf
 	mask [4]byte
 }
 
@@ -71,7 +70,7 @@ func dialWS(t target, subprotocol string, timeout time.Duration, bufSize int) (*
 	if err != nil {
 		return nil, err
 	}
-	c := &wsConn{nc: nc, rbuf: make([]byte, max(bufSize, 1024))}
+	c := &wsConn{nc: nc, rxbuf: rxbuf{b: make([]byte, max(bufSize, 1024))}}
 	if err := c.handshake(t, subprotocol, timeout); err != nil {
 		nc.Close()
 		return nil, err
@@ -97,17 +96,17 @@ func (c *wsConn) handshake(t target, subprotocol string, timeout time.Duration) 
 		return fmt.Errorf("handshake: %w", err)
 	}
 	for {
-		if i := bytes.Index(c.rbuf[:c.w], []byte("\r\n\r\n")); i >= 0 {
-			if err := checkUpgrade(c.rbuf[:i], key, subprotocol); err != nil {
+		if i := bytes.Index(c.b[:c.w], []byte("\r\n\r\n")); i >= 0 {
+			if err := checkUpgrade(c.b[:i], key, subprotocol); err != nil {
 				return err
 			}
 			c.r = i + 4 // what follows is WebSocket data
 			return nil
 		}
-		if c.w == len(c.rbuf) {
+		if c.w == len(c.b) {
 			return errors.New("handshake: response headers too long")
 		}
-		n, err := c.nc.Read(c.rbuf[c.w:])
+		n, err := c.nc.Read(c.b[c.w:])
 		c.w += n
 		if err != nil {
 			return fmt.Errorf("handshake: %w", err)
@@ -141,10 +140,16 @@ func checkUpgrade(head []byte, key, subprotocol string) error {
 	return nil
 }
 
-// frameHeader parses the header at c.rbuf[c.r:c.w]. It returns the header
-// length (0: incomplete) and the payload length.
-func (c *wsConn) frameHeader() (hl, plen int, err error) {
-	b := c.rbuf[c.r:c.w]
+// rxbuf holds received bytes not yet parsed: b[r:w].
+type rxbuf struct {
+	b    []byte
+	r, w int
+}
+
+// frameHeader parses the header at b[r:w]. It returns the header length
+// (0: incomplete) and the payload length.
+func (x *rxbuf) frameHeader() (hl, plen int, err error) {
+	b := x.b[x.r:x.w]
 	if len(b) < 2 {
 		return 0, 0, nil
 	}
@@ -171,44 +176,51 @@ func (c *wsConn) frameHeader() (hl, plen int, err error) {
 	return hl, plen, nil
 }
 
-// buffered reports whether a whole frame is already buffered.
-func (c *wsConn) buffered() bool {
-	hl, plen, err := c.frameHeader()
-	return err == nil && hl > 0 && c.w-c.r >= hl+plen
+// frame returns the next buffered frame, ok false if it is incomplete; the
+// payload points into the buffer and is valid until the next read.
+func (x *rxbuf) frame() (op byte, fin bool, payload []byte, ok bool, err error) {
+	hl, plen, err := x.frameHeader()
+	if err != nil || hl == 0 || x.w-x.r < hl+plen {
+		return 0, false, nil, false, err
+	}
+	b := x.b[x.r:]
+	op, fin = b[0]&0x0f, b[0]&0x80 != 0
+	payload = b[hl : hl+plen]
+	x.r += hl + plen
+	return op, fin, payload, true, nil
 }
 
-// readFrame returns the next frame; payload points into the read buffer and
-// is valid until the next call.
+// space makes room at b[w:] for the rest of the incomplete frame (or at
+// least a header) and returns it; parsed bytes are dropped.
+func (x *rxbuf) space() []byte {
+	if x.r == x.w {
+		x.r, x.w = 0, 0
+	}
+	need := 14
+	if hl, plen, _ := x.frameHeader(); hl > 0 {
+		need = hl + plen
+	}
+	if x.r > 0 && (x.r+need > len(x.b) || len(x.b)-x.w < len(x.b)/4) {
+		x.w = copy(x.b, x.b[x.r:x.w])
+		x.r = 0
+	}
+	if need > len(x.b) {
+		nb := make([]byte, max(need, 2*len(x.b)))
+		x.w = copy(nb, x.b[x.r:x.w])
+		x.r, x.b = 0, nb
+	}
+	return x.b[x.w:]
+}
+
+// readFrame returns the next frame, reading as needed; payload points into
+// the read buffer and is valid until the next call.
 func (c *wsConn) readFrame() (op byte, fin bool, payload []byte, err error) {
 	for {
-		hl, plen, err := c.frameHeader()
-		if err != nil {
-			return 0, false, nil, err
+		op, fin, payload, ok, err := c.frame()
+		if err != nil || ok {
+			return op, fin, payload, err
 		}
-		if hl > 0 && c.w-c.r >= hl+plen {
-			b := c.rbuf[c.r:]
-			op, fin = b[0]&0x0f, b[0]&0x80 != 0
-			payload = b[hl : hl+plen]
-			c.r += hl + plen
-			if c.r == c.w {
-				c.r, c.w = 0, 0
-			}
-			return op, fin, payload, nil
-		}
-		need := 14
-		if hl > 0 {
-			need = hl + plen
-		}
-		if c.r > 0 && c.r+need > len(c.rbuf) {
-			c.w = copy(c.rbuf, c.rbuf[c.r:c.w])
-			c.r = 0
-		}
-		if need > len(c.rbuf) {
-			nb := make([]byte, max(need, 2*len(c.rbuf)))
-			c.w = copy(nb, c.rbuf[c.r:c.w])
-			c.r, c.rbuf = 0, nb
-		}
-		n, err := c.nc.Read(c.rbuf[c.w:])
+		n, err := c.nc.Read(c.space())
 		c.w += n
 		if n == 0 && err != nil {
 			return 0, false, nil, err
