@@ -18,8 +18,9 @@
  *    keep-alive connection; the body is scanned crudely for "RequestId".
  *    Anything else gets 404.
  *
- * Context as lwsgate sets it: VALIDATE_UTF8, timeout_secs 15, one vhost on
- * -i/-p. The buffer sizes are the knobs compared by the harness:
+ * Context: VALIDATE_UTF8 (lws checks text itself; lwsgate does it in Go),
+ * timeout_secs 15 as lwsgate, one vhost on -i/-p. The buffer sizes are the
+ * knobs compared by the harness:
  *
  *   defaults: rx_buffer_size 0, tx_packet_size 0, pt_serv_buf_size 0 (all
  *             lws' defaults: 4096-byte reads, RECEIVE chunks and sends)

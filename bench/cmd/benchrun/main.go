@@ -45,9 +45,9 @@ func servers(bin string) []server {
 			args: func(p int) []string { return []string{"-p", port(p)} }},
 		{name: "lws-tuned", bin: "lwsecho", what: "native libwebsockets (C), pt_serv_buf_size and tx_packet_size 64 KiB",
 			args: func(p int) []string { return []string{"-p", port(p), "-s", "65536", "-t", "65536"} }},
-		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary: echo routing, link table, reason log off; HTTP signs a JWT",
+		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary at its default config (echo routing, link table), reason log and admin API off; its createtoken signs a JWT",
 			args: func(p int) []string {
-				return append(listen(p), "-trace=false", "-log-level", "warn")
+				return append(listen(p), "-trace=false", "-log-level", "warn", "-admin", "off")
 			}, env: []string{"LWSGATE_TOKEN_SECRET=bench-secret-bench-secret-bench"}},
 		{name: "lws-pkg", bin: "lwspkgecho", what: "package lws alone: lws.EchoHandler, the reference HTTP answer",
 			args: listen},
