@@ -353,11 +353,12 @@ func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
 		ID:       r.id,
 		Kind:     LinkWebSocket,
 		Listener: r.lis.cfg.Name,
-		Remote:   r.wsi.RemoteAddr(),
 		Opened:   time.Now(),
 	}
 	if r.req != nil {
-		r.link.Path = r.req.Path
+		r.link.Path, r.link.Remote = r.req.Path, r.req.Remote
+	} else {
+		r.link.Remote = r.wsi.RemoteAddr()
 	}
 	if p := ev.Protocol & 0xffff; p > 0 && p < len(r.lis.protos) {
 		r.link.Subprotocol = r.lis.protos[p]
