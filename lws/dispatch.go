@@ -52,7 +52,7 @@ type rec struct {
 	cc     *cgo.Client // C memory of the connection, freed on release
 	killMe bool        // close when the current callback returns
 
-	trace *linkTrace // the last Config.LinkTrace callbacks, or nil
+	trace linkTrace // the last Config.LinkTrace callbacks
 
 	// Accepted connections only: what countLink counted, and the TIMER
 	// callback asked for.
@@ -75,10 +75,10 @@ func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 	r := c.recFor(ev)
 	c.reasons.add(ev.Reason)
 	if r != nil && c.cfg.LinkTrace > 0 {
-		if r.trace == nil {
-			r.trace = &linkTrace{at: make([]int64, c.cfg.LinkTrace), reasons: make([]callbacks.Reason, c.cfg.LinkTrace)}
+		if r.trace.ring == nil {
+			r.trace.ring = make([]uint64, c.cfg.LinkTrace)
 		}
-		r.trace.add(time.Now().UnixNano(), ev.Reason)
+		r.trace.add(time.Now(), ev.Reason)
 	}
 	if c.cfg.Trace != nil {
 		var id uint64
