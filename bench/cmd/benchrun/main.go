@@ -196,6 +196,9 @@ func run(o *opts) error {
 				if port > o.basePort+2000 {
 					port = o.basePort + 1
 				}
+				if need := newConns(o, sc); need > 0 {
+					waitConntrack(need)
+				}
 				smp := measure(o, s, sc, port)
 				smp.Round = r + 1
 				samples = append(samples, smp)
@@ -222,6 +225,60 @@ func brief(sc scenario, s sample) string {
 	}
 	return fmt.Sprintf("%.0f %s p50=%.0fus p99=%.0fus cpu/op=%.2fus cpu=%.0f%% load=%.0f%% errors=%d",
 		s.Rate, sc.unit, s.P50us, s.P99us, s.CPUusPerOp, s.ServerCPU*100, s.LoadCPU*100, s.Errors)
+}
+
+// newConns estimates how many TCP connections a run opens, for the
+// scenarios that open many.
+func newConns(o *opts, sc scenario) int {
+	switch sc.name {
+	case "idle":
+		return o.idleLinks
+	case "connect":
+		// ~15k handshakes/s at most on one core, warm-up included.
+		return int((o.dur + o.warmup).Seconds() * 15000)
+	case "pingpong-1k":
+		return 1000
+	}
+	return 0
+}
+
+// waitConntrack waits until the kernel's connection-tracking table has
+// room for need more connections. Every closed loopback connection stays
+// in it for nf_conntrack_tcp_timeout_time_wait (120 s by default); when it
+// is full the kernel drops new SYNs (dmesg: "nf_conntrack: table full"),
+// which the connect scenario (~10k connections per second) does in a few
+// runs. That would fail our runs and, on a shared machine, everyone
+// else's connections too. No conntrack (module not loaded): no wait.
+func waitConntrack(need int) {
+	read := func(name string) (int, bool) {
+		b, err := os.ReadFile("/proc/sys/net/netfilter/" + name)
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n, err == nil
+	}
+	limit, ok := read("nf_conntrack_max")
+	if !ok {
+		return
+	}
+	start := time.Now()
+	said := false
+	for time.Since(start) < 5*time.Minute {
+		count, ok := read("nf_conntrack_count")
+		if !ok || count+need <= limit*7/10 {
+			if said {
+				fmt.Fprintf(os.Stderr, "benchrun: conntrack table has room again after %s\n", time.Since(start).Round(time.Second))
+			}
+			return
+		}
+		if !said {
+			fmt.Fprintf(os.Stderr, "benchrun: conntrack table at %d of %d entries; waiting for room for %d more (closed connections stay 120 s)\n", count, limit, need)
+			said = true
+		}
+		time.Sleep(2 * time.Second)
+	}
+	fmt.Fprintln(os.Stderr, "benchrun: conntrack table still full after 5 minutes; going on")
 }
 
 // preflight checks the binaries, taskset and the open-file limit.

@@ -31,6 +31,7 @@ func report(o *opts, srvs []server, scens []scenario, samples []sample, started 
 	p("- Server CPU per operation: the server's utime+stime (`/proc/PID/stat`) over the measured window divided by the operations in it. The machine is shared with other work, which distorts throughput much more than CPU per operation: **CPU/op is the steadier figure.**\n")
 	p("- Ratios are to `lws` (native libwebsockets at its defaults): for rates higher is better, for CPU/op and bytes per link lower is better.\n")
 	p("- Idle: RSS (`VmRSS`) after the links opened and %s of settling minus RSS before the first link, divided by the links, for every server alike; nothing but the handshake is sent.\n", max(o.warmup, time.Second))
+	p("- Before a run that opens many connections (idle, connect, 1,000 links) the harness waits until the kernel's conntrack table has room: closed loopback connections stay there 120 s, and a full table drops new connections.\n")
 	p("- Pipelined: %d messages in flight per link. HTTP: 16 keep-alive clients POST `%s`.\n", o.depth, createTokenBody)
 	p("\nServers:\n\n")
 	for _, s := range srvs {
