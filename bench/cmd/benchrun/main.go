@@ -96,7 +96,7 @@ func scenarios() []scenario {
 type opts struct {
 	bin, out, rawOut      string
 	rounds, depth         int
-	dur, warmup           time.Duration
+	dur, warmup, connDur  time.Duration
 	idleLinks, basePort   int
 	serverCPU, loadCPU    string
 	only, onlyScen, quick string
@@ -129,6 +129,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds: every server measured once per scenario per round")
 	flag.DurationVar(&o.dur, "d", 5*time.Second, "measured duration of each run")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each run (idle: settle time)")
+	flag.DurationVar(&o.connDur, "connect-d", 2*time.Second, "measured duration of the connect scenario (at most -d): each second of it leaves ~10k connections in the kernel's conntrack table for 120 s")
 	flag.IntVar(&o.depth, "depth", 10, "messages in flight per link in the pipelined scenario")
 	flag.IntVar(&o.idleLinks, "idle-links", 10000, "links of the idle scenario")
 	flag.IntVar(&o.basePort, "port", 19100, "first TCP port; each run takes the next")
@@ -140,6 +141,7 @@ func main() {
 	flag.Parse()
 	if *quick {
 		o.rounds, o.dur, o.warmup, o.idleLinks = 1, 300*time.Millisecond, 200*time.Millisecond, 300
+		o.connDur = o.dur
 		o.quick = "quick"
 	}
 	if err := run(&o); err != nil {
@@ -235,7 +237,7 @@ func newConns(o *opts, sc scenario) int {
 		return o.idleLinks
 	case "connect":
 		// ~15k handshakes/s at most on one core, warm-up included.
-		return int((o.dur + o.warmup).Seconds() * 15000)
+		return int((min(o.connDur, o.dur) + o.warmup).Seconds() * 15000)
 	case "pingpong-1k":
 		return 1000
 	}
@@ -344,8 +346,12 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 	if sc.name == "http" {
 		url += "v1/api/createtoken"
 	}
+	dur := o.dur
+	if sc.name == "connect" {
+		dur = min(o.connDur, o.dur)
+	}
 	args := []string{"-c", o.loadCPU, filepath.Join(o.bin, "wsload"), "-json", "-pid", strconv.Itoa(cmd.Process.Pid),
-		"-url", url, "-d", o.dur.String(), "-warmup", o.warmup.String()}
+		"-url", url, "-d", dur.String(), "-warmup", o.warmup.String()}
 	if sc.name == "idle" {
 		args[len(args)-1] = max(o.warmup, time.Second).String() // settle before reading RSS
 	}

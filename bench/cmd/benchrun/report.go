@@ -26,7 +26,7 @@ func report(o *opts, srvs []server, scens []scenario, samples []sample, started 
 		p("- %s\n", l)
 	}
 	p("- Server pinned to CPU %s, load tool (`bench/cmd/wsload`) to CPU %s (`taskset`); Go servers therefore run with GOMAXPROCS=1.\n", o.serverCPU, o.loadCPU)
-	p("- %d round(s); in each, every server is measured once per scenario, in an order that starts one server later each round; a fresh server process per measurement. Each run: %s warm-up, %s measured. The tables give the median over rounds.\n", o.rounds, o.warmup, o.dur)
+	p("- %d round(s); in each, every server is measured once per scenario, in an order that starts one server later each round; a fresh server process per measurement. Each run: %s warm-up, %s measured (connect: %s). The tables give the median over rounds.\n", o.rounds, o.warmup, o.dur, min(o.connDur, o.dur))
 	p("- Server CPU and load CPU: the share of its core each process used in the window; a load tool near 100%% is the bottleneck, and a server well under 100%% with it was waiting on the load (or on the network round trip, for ping-pong).\n")
 	p("- Server CPU per operation: the server's utime+stime (`/proc/PID/stat`) over the measured window divided by the operations in it. The machine is shared with other work, which distorts throughput much more than CPU per operation: **CPU/op is the steadier figure.**\n")
 	p("- Ratios are to `lws` (native libwebsockets at its defaults): for rates higher is better, for CPU/op and bytes per link lower is better.\n")
