@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 ARGS    ?=
 CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
 
-.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance clean docker docker-check
+.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance clean docker docker-check bench bench-smoke bench-test
 
 all: build
 
@@ -26,7 +26,7 @@ native: deps               ## build the native C reference server (testdata/nati
 	gcc $(CFLAGS_NATIVE) $$(pkg-config --cflags libwebsockets) testdata/native/lwsnative.c \
 		$$(pkg-config --libs libwebsockets) -o $(BIN)/lwsnative
 
-test: deps test-deps fmt-check vet check-imports native race cgocheck asan fuzz parity   ## everything CI runs
+test: deps test-deps fmt-check vet check-imports native race cgocheck asan fuzz parity bench-test   ## everything CI runs
 
 test-deps:                 ## what only the tests need: chromium for the demo page's end-to-end test
 	@scripts/test-deps.sh
@@ -69,6 +69,20 @@ asan:                      ## the C layer under AddressSanitizer: cgo, callbacks
 FUZZTIME ?= 10s
 fuzz:                      ## every go test -fuzz target for FUZZTIME each (10s)
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+bench-test:                ## the load tool against in-process servers (seconds)
+	cd bench && $(GO) test -count=1 ./...
+
+# The performance harness (not part of test: minutes, and it wants a quiet
+# machine). BENCH_ARGS passes flags to bench/cmd/benchrun, e.g.
+# BENCH_ARGS="-rounds 3 -d 3s" or "-servers lws,lwsgate -scenarios big-64k".
+BENCH_ARGS ?=
+
+bench: deps                ## every scenario against every server, interleaved; writes BENCHMARKS.md
+	LWSGATE_LDFLAGS="$(LDFLAGS)" scripts/bench.sh -out BENCHMARKS.md $(BENCH_ARGS)
+
+bench-smoke: deps          ## the harness end to end in seconds (two servers, every scenario, short runs)
+	LWSGATE_LDFLAGS="$(LDFLAGS)" scripts/bench.sh -quick -servers lws,lwsgate $(BENCH_ARGS) >/dev/null
 
 PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative
 

@@ -229,6 +229,28 @@ func (c *Context) lcForWake() *cgo.Context {
 	return c.lcPtr.Load()
 }
 
+// serviceBufferSize is libwebsockets' pt_serv_buf_size: the most it reads
+// from a socket at once, and (the protocols' rx_buffer_size being 0) the
+// most one RECEIVE callback carries. lws' 4 KiB default takes 16 reads and
+// 16 callbacks for a 64 KiB message. The buffer itself is one per service
+// thread, but lws also mallocs a receive buffer of this size for every
+// WebSocket link; glibc packs those back to back, so each idle link holds
+// about min(size, one page) of RSS: 4 KiB at lws' default and at 64 KiB
+// alike (native lws, 10,000 idle links: 5.4 KB per link either way).
+//
+// A smaller rx_buffer_size would make idle links cheaper (native lws: 3.4
+// KB per link at 2 KiB, 1.8 KB at 512 bytes) but also caps each read of a
+// link's socket (lws reads min(rx buffer, pt_serv_buf_size)): 64 KiB
+// echoes took twice the CPU at 2 KiB. And when a link is failed in the
+// middle of a message (MaxMessageSize), lws 4.1 drops the rest of the read
+// and parses the peer's next bytes as if they started a frame, fails the
+// link again and resets it: the peer often never sees the 1009 close
+// (TestMaxMessageSize/fragmented_over then fails in 1 run of 6 at 2 KiB).
+const serviceBufferSize = 64 << 10
+
+// yieldEvery is how often the service goroutine yields its P (see run).
+const yieldEvery = 5 * time.Millisecond
+
 // run is the service goroutine.
 func (c *Context) run(started chan<- error) {
 	runtime.LockOSThread()
@@ -250,6 +272,7 @@ func (c *Context) run(started chan<- error) {
 		Options:           ctxOpts,
 		TimeoutSecs:       int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
 		MaxHTTPHeaderData: c.cfg.headerBytes(),
+		ServiceBufferSize: serviceBufferSize,
 	}, c)
 	if err != nil {
 		started <- err
@@ -276,9 +299,19 @@ func (c *Context) run(started chan<- error) {
 	c.flushTrace()
 	started <- nil
 
+	lastYield := time.Now()
 	for !c.stopReq.Load() {
 		if c.npend.Load() > 0 {
 			c.drain()
+		}
+		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+			// Go's sysmon takes the P away from a goroutine that
+			// has not been rescheduled for 10 ms, at every one of
+			// its ticks (20 us) for as long as that goroutine keeps
+			// running; one that lives in cgo calls, as this one
+			// does, is never rescheduled unless it yields.
+			runtime.Gosched()
+			lastYield = now
 		}
 		err := lc.Service()
 		c.flushTrace()

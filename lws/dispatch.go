@@ -52,7 +52,7 @@ type rec struct {
 	cc     *cgo.Client // C memory of the connection, freed on release
 	killMe bool        // close when the current callback returns
 
-	trace *linkTrace // the last Config.LinkTrace callbacks, or nil
+	trace linkTrace // the last Config.LinkTrace callbacks
 
 	// Accepted connections only: what countLink counted, and the TIMER
 	// callback asked for.
@@ -75,10 +75,10 @@ func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 	r := c.recFor(ev)
 	c.reasons.add(ev.Reason)
 	if r != nil && c.cfg.LinkTrace > 0 {
-		if r.trace == nil {
-			r.trace = &linkTrace{at: make([]int64, c.cfg.LinkTrace), reasons: make([]callbacks.Reason, c.cfg.LinkTrace)}
+		if r.trace.ring == nil {
+			r.trace.ring = make([]uint64, c.cfg.LinkTrace)
 		}
-		r.trace.add(time.Now().UnixNano(), ev.Reason)
+		r.trace.add(time.Now(), ev.Reason)
 	}
 	if c.cfg.Trace != nil {
 		var id uint64
@@ -353,11 +353,12 @@ func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
 		ID:       r.id,
 		Kind:     LinkWebSocket,
 		Listener: r.lis.cfg.Name,
-		Remote:   r.wsi.RemoteAddr(),
 		Opened:   time.Now(),
 	}
 	if r.req != nil {
-		r.link.Path = r.req.Path
+		r.link.Path, r.link.Remote = r.req.Path, r.req.Remote
+	} else {
+		r.link.Remote = r.wsi.RemoteAddr()
 	}
 	if p := ev.Protocol & 0xffff; p > 0 && p < len(r.lis.protos) {
 		r.link.Subprotocol = r.lis.protos[p]

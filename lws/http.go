@@ -1,7 +1,6 @@
 package lws
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -60,6 +59,9 @@ func (r *Request) Query() url.Values {
 }
 
 // readRequest reads the request headers of r's wsi (service goroutine).
+// The request's strings are all slices of one string, and its header's
+// values share one backing array: a request is a few allocations, not one
+// per field (an upgrade request stays with its link for the link's life).
 func (c *Context) readRequest(r *rec) (*Request, error) {
 	buf, err := r.wsi.HTTPRequest(c.hbuf, r.lis.extra)
 	if err != nil {
@@ -68,23 +70,45 @@ func (c *Context) readRequest(r *rec) (*Request, error) {
 	if cap(buf) <= 64<<10 {
 		c.hbuf = buf[:0]
 	}
-	parts := bytes.Split(buf, []byte{0})
-	if len(parts) < 4 {
-		return nil, fmt.Errorf("lws: malformed request info")
+	s := string(buf)
+	var f [4]string // method, path, query, protocol
+	for i := range f {
+		j := strings.IndexByte(s, 0)
+		if j < 0 {
+			return nil, fmt.Errorf("lws: malformed request info")
+		}
+		f[i], s = s[:j], s[j+1:]
 	}
+	// A keep-alive connection's peer does not change: ask the kernel
+	// once per connection.
+	remote := r.link.Remote
+	if remote == nil {
+		remote = r.wsi.RemoteAddr()
+	}
+	n := strings.Count(s, "\x00") / 2
 	req := &Request{
-		Method:        string(parts[0]),
-		Path:          string(parts[1]),
-		RawQuery:      string(parts[2]),
-		Proto:         string(parts[3]),
-		Header:        http.Header{},
-		Remote:        r.wsi.RemoteAddr(),
+		Method:        f[0],
+		Path:          f[1],
+		RawQuery:      f[2],
+		Proto:         f[3],
+		Header:        make(http.Header, n),
+		Remote:        remote,
 		LinkID:        r.id,
 		Listener:      r.lis.cfg.Name,
 		ContentLength: -1,
 	}
-	for i := 4; i+1 < len(parts); i += 2 {
-		req.Header.Add(http.CanonicalHeaderKey(string(parts[i])), string(parts[i+1]))
+	vals := make([]string, n)
+	for i := range n {
+		name, rest, _ := strings.Cut(s, "\x00")
+		val, rest, _ := strings.Cut(rest, "\x00")
+		s = rest
+		key := http.CanonicalHeaderKey(name)
+		if old, ok := req.Header[key]; ok {
+			req.Header[key] = append(old, val) // a repeated header
+			continue
+		}
+		vals[i] = val
+		req.Header[key] = vals[i : i+1 : i+1]
 	}
 	return req, nil
 }

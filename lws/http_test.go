@@ -194,6 +194,39 @@ func TestHTTPKeepAlive(t *testing.T) {
 	assert.Equal(t, int64(1), opens.Load())
 }
 
+// Every request of a keep-alive connection names the same peer, and a
+// header that comes twice keeps both values, in order, beside the others.
+func TestHTTPRequestHeadersAndRemote(t *testing.T) {
+	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, []byte("ok")) })
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	br := bufio.NewReader(nc)
+	for i := range 2 {
+		_, err := fmt.Fprintf(nc, "GET /h?i=%d HTTP/1.1\r\nHost: test\r\nAccept: a\r\nUser-Agent: ua\r\nAccept: b\r\n\r\n", i)
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(br, nil)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		r := waitFor(t, h.reqs, "request")
+		assert.Equal(t, fmt.Sprintf("i=%d", i), r.RawQuery)
+		vals := r.Header.Values("Accept")
+		for j := range vals {
+			// libwebsockets 4.1 keeps the spaces before a repeated
+			// header's value (it arrives as "  b").
+			vals[j] = strings.TrimSpace(vals[j])
+		}
+		assert.Equal(t, []string{"a", "b"}, vals)
+		assert.Equal(t, "ua", r.Header.Get("User-Agent"))
+		assert.Equal(t, "test", r.Header.Get("Host"))
+		require.NotNil(t, r.Remote)
+		assert.Equal(t, nc.LocalAddr().String(), r.Remote.String(), "request %d", i)
+	}
+}
+
 func TestHTTPNoHandler404(t *testing.T) {
 	_, addr := startServer(t, Listener{Handler: EchoHandler{}})
 	resp, _ := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/anything", nil, nil)

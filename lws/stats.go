@@ -53,25 +53,37 @@ type TraceEntry struct {
 }
 
 // linkTrace is a ring of a link's last callbacks (service goroutine only).
+// Each entry is one word: the time in microseconds since 1970 (54 bits,
+// good for five centuries) above the reason (10 bits: libwebsockets'
+// reasons go up to LWS_CALLBACK_USER, 1000). It is allocated for every
+// link, so it is kept small: 64 entries are 512 bytes.
 type linkTrace struct {
-	at      []int64 // unix nanoseconds
-	reasons []callbacks.Reason
-	n       int // callbacks recorded in total
+	ring []uint64
+	n    int // callbacks recorded in total
 }
 
-func (t *linkTrace) add(now int64, r callbacks.Reason) {
-	i := t.n % len(t.reasons)
-	t.at[i], t.reasons[i] = now, r
+const traceReasonBits = 10
+
+func (t *linkTrace) add(now time.Time, r callbacks.Reason) {
+	if t.ring == nil {
+		return
+	}
+	reason := uint64(r)
+	if r < 0 || reason >= 1<<traceReasonBits {
+		reason = 1<<traceReasonBits - 1
+	}
+	t.ring[t.n%len(t.ring)] = uint64(now.UnixMicro())<<traceReasonBits | reason
 	t.n++
 }
 
 func (t *linkTrace) entries() []TraceEntry {
-	size := len(t.reasons)
+	size := len(t.ring)
 	first := max(0, t.n-size)
 	out := make([]TraceEntry, 0, t.n-first)
 	for k := first; k < t.n; k++ {
-		i := k % size
-		out = append(out, TraceEntry{Time: time.Unix(0, t.at[i]), Reason: int(t.reasons[i]), Name: t.reasons[i].String()})
+		v := t.ring[k%size]
+		r := callbacks.Reason(v & (1<<traceReasonBits - 1))
+		out = append(out, TraceEntry{Time: time.UnixMicro(int64(v >> traceReasonBits)), Reason: int(r), Name: r.String()})
 	}
 	return out
 }
@@ -89,7 +101,7 @@ func (c *Context) LinkTrace(id uint64) ([]TraceEntry, error) {
 	var out []TraceEntry
 	found := false
 	if err := c.Do(func() {
-		if r := c.recs[id]; r != nil && r.trace != nil {
+		if r := c.recs[id]; r != nil && r.trace.ring != nil {
 			out, found = r.trace.entries(), true
 		}
 	}); err != nil {

@@ -7,6 +7,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/callbacks"
 )
 
 func TestLinkTraceAndReasonCounts(t *testing.T) {
@@ -65,4 +67,21 @@ func TestLinkTraceAndReasonCounts(t *testing.T) {
 		_, err := ctx.LinkTrace(id)
 		return err == ErrNoLink
 	}, 10*time.Second, 10*time.Millisecond, "a destroyed link has no trace")
+}
+
+// One word per entry keeps the time to the microsecond and every reason
+// libwebsockets has (up to LWS_CALLBACK_USER, 1000).
+func TestLinkTraceRing(t *testing.T) {
+	tr := linkTrace{ring: make([]uint64, 3)}
+	t0 := time.Date(2026, 11, 24, 10, 5, 47, 123456789, time.UTC)
+	reasons := []callbacks.Reason{callbacks.Receive, callbacks.ServerWriteable, 1000, callbacks.Closed}
+	for i, r := range reasons {
+		tr.add(t0.Add(time.Duration(i)*time.Second), r)
+	}
+	got := tr.entries()
+	require.Len(t, got, 3)
+	for i, e := range got {
+		assert.Equal(t, int(reasons[i+1]), e.Reason)
+		assert.True(t, e.Time.Equal(t0.Add(time.Duration(i+1)*time.Second).Truncate(time.Microsecond)), "entry %d: %v", i, e.Time)
+	}
 }

@@ -3,28 +3,27 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
+	"net"
 	"os"
-	"sort"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
-// The modes besides the echo load (issue 6, item 1):
+// The modes besides the echo load:
 //
 //	-mode idle    -c N -pid PID   open N links, keep them silent, report the
 //	                              server's RSS growth per link (/proc/PID/status)
 //	-mode connect -c W            W workers open a link and close it cleanly,
 //	                              again and again: handshakes per second
-//	-mode http    -c W -size B    W keep-alive clients POST B bytes (or -body)
-//	                              to -url (http://...): requests per second
+//	-mode http    -c W -size B    W keep-alive connections POST B bytes (or
+//	                              -body) to -url (http://...): requests per second
 
 // rssBytes reads VmRSS of a process.
 func rssBytes(pid int) (int64, error) {
@@ -44,167 +43,367 @@ func rssBytes(pid int) (int64, error) {
 }
 
 // runIdle opens cfg.conns silent links and reports the server's memory per
-// link: (RSS with the links open - RSS before) / links.
-func runIdle(cfg config, pid int) int {
-	if pid <= 0 {
+// link: (RSS with the links open - RSS before) / links. The same for every
+// server: nothing but the handshake is sent, and the RSS is read -warmup
+// after the last link opened.
+func runIdle(cfg config) int {
+	if cfg.pid <= 0 {
 		fmt.Fprintln(os.Stderr, "wsload: -mode idle needs -pid of the server")
 		return 2
 	}
-	before, err := rssBytes(pid)
+	t, err := parseTarget(cfg.url, "ws")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsload:", err)
 		return 2
 	}
-	dialer := websocket.Dialer{HandshakeTimeout: 10 * time.Second, ReadBufferSize: 256, WriteBufferSize: 256}
-	if cfg.subprotocol != "" {
-		dialer.Subprotocols = []string{cfg.subprotocol}
-	}
-	conns := make([]*websocket.Conn, 0, cfg.conns)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	var errs int
-	for range cfg.conns {
-		c, _, err := dialer.Dial(cfg.url, nil)
-		if err != nil {
-			errs++
-			if errs == 1 {
-				fmt.Fprintln(os.Stderr, "wsload: dial:", err)
-			}
-			continue
-		}
-		conns = append(conns, c)
-	}
-	// Let the server settle (its last accepts and handshakes).
-	time.Sleep(cfg.warmup)
-	after, err := rssBytes(pid)
+	before, err := rssBytes(cfg.pid)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsload:", err)
 		return 2
 	}
-	per := float64(after-before) / float64(max(len(conns), 1))
-	fmt.Printf("idle_links=%d rss_before=%d rss_after=%d bytes_per_link=%.0f errors=%d\n", len(conns), before, after, per, errs)
-	if cfg.json {
-		_ = jsonLine(map[string]any{"mode": "idle", "links": len(conns), "rss_before": before, "rss_after": after, "bytes_per_link": per, "errors": errs})
-	}
-	if errs > 0 {
-		return 1
-	}
-	return 0
-}
-
-// repeat runs op in cfg.conns workers until warm-up and duration have
-// passed, and reports how often it succeeded per second of the measured
-// part, its p50 and p99, and its errors. label names the rate ("req/s").
-func repeat(cfg config, mode, label string, op func() error) int {
-	var done, errs atomic.Int64
-	var first sync.Once
-	var lat latencies
+	// A few dialers in parallel; each link keeps a tiny read buffer.
+	conns := make([]*wsConn, cfg.conns)
+	var next atomic.Int64
+	var errs atomic.Uint64
+	var firstErr error
+	var once sync.Once
 	var wg sync.WaitGroup
-	stop := time.Now().Add(cfg.warmup + cfg.dur)
-	measureFrom := time.Now().Add(cfg.warmup)
-	for range cfg.conns {
+	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for time.Now().Before(stop) {
-				t := time.Now()
-				if err := op(); err != nil {
-					if errs.Add(1) == 1 {
-						first.Do(func() { fmt.Fprintln(os.Stderr, "wsload: first error:", err) })
-					}
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(conns)) {
+					return
+				}
+				c, err := dialWS(t, cfg.subprotocol, 10*time.Second, 1024)
+				if err != nil {
+					errs.Add(1)
+					once.Do(func() { firstErr = err })
 					continue
 				}
-				if t.After(measureFrom) {
-					done.Add(1)
-					lat.add(time.Since(t))
-				}
+				conns[i] = c
 			}
 		}()
 	}
 	wg.Wait()
-	p := lat.percentiles()
-	rate := float64(done.Load()) / cfg.dur.Seconds()
-	fmt.Printf("%s=%.0f p50=%s p99=%s errors=%d\n", label, rate, p[0], p[1], errs.Load())
-	if cfg.json {
-		_ = jsonLine(map[string]any{"mode": mode, "per_sec": rate, "p50_us": us(p[0]), "p99_us": us(p[1]), "errors": errs.Load()})
-	}
-	if errs.Load() > 0 {
-		return 1
-	}
-	return 0
-}
-
-// runConnect measures handshakes (dial, then a closing handshake) per second.
-func runConnect(cfg config) int {
-	dialer := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	if cfg.subprotocol != "" {
-		dialer.Subprotocols = []string{cfg.subprotocol}
-	}
-	return repeat(cfg, "connect", "connects/s", func() error {
-		c, _, err := dialer.Dial(cfg.url, nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(5*time.Second))
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		for {
-			if _, _, err := c.NextReader(); err != nil {
-				return nil // the server's close (or the deadline) ends it
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.nc.Close()
 			}
 		}
+	}()
+	links := 0
+	for _, c := range conns {
+		if c != nil {
+			links++
+		}
+	}
+	// Let the server settle (its last accepts and handshakes).
+	time.Sleep(cfg.warmup)
+	after, err := rssBytes(cfg.pid)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsload:", err)
+		return 2
+	}
+	r := &result{Mode: "idle", Conns: cfg.conns, Links: links, RSSBefore: before, RSSAfter: after,
+		BytesPerLink: float64(int64(float64(after-before)/float64(max(links, 1))*10)) / 10,
+		Errors:       errs.Load()}
+	if firstErr != nil {
+		r.FirstError = firstErr.Error()
+	}
+	return r.print(cfg)
+}
+
+// repeat runs op in cfg.conns workers, each with its own state from
+// newWorker, until warm-up and duration have passed, and reports how often
+// it succeeded per second of the measured part, its latency quantiles,
+// errors and the server's CPU per operation.
+func repeat(cfg config, mode, unit string, newWorker func() (op func() error, done func())) int {
+	var phase atomic.Int32
+	all := make([]*stats, cfg.conns)
+	var wg sync.WaitGroup
+	for i := range cfg.conns {
+		all[i] = &stats{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st := all[i]
+			op, done := newWorker()
+			defer done()
+			for {
+				p := phase.Load()
+				if p == phaseStop {
+					return
+				}
+				t := time.Now()
+				err := op()
+				if err != nil {
+					st.fail(err)
+					time.Sleep(time.Millisecond) // don't spin on a dead server
+					continue
+				}
+				if p == phaseMeasure && phase.Load() == phaseMeasure {
+					st.ops++
+					st.hist.record(uint64(time.Since(t)))
+				}
+			}
+		}()
+	}
+	cpu := cpuMeter{pid: cfg.pid}
+	time.Sleep(cfg.warmup)
+	cpu.start()
+	start := time.Now()
+	phase.Store(phaseMeasure)
+	time.Sleep(cfg.dur)
+	phase.Store(phaseStop)
+	elapsed := time.Since(start)
+	cpu.stop()
+	wg.Wait()
+	var total stats
+	for _, s := range all {
+		total.merge(s)
+	}
+	return newResult(cfg, mode, unit, &total, elapsed, &cpu).print(cfg)
+}
+
+// runConnect measures handshakes per second: TCP connect, opening
+// handshake, closing handshake (the server closes TCP first).
+func runConnect(cfg config) int {
+	t, err := parseTarget(cfg.url, "ws")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsload:", err)
+		return 2
+	}
+	return repeat(cfg, "connect", "connects/s", func() (func() error, func()) {
+		return func() error {
+			c, err := dialWS(t, cfg.subprotocol, 5*time.Second, 1024)
+			if err != nil {
+				return err
+			}
+			defer c.nc.Close()
+			return c.closeHandshake(5 * time.Second)
+		}, func() {}
 	})
 }
 
-// runHTTP measures keep-alive POST requests per second.
+// runHTTP measures keep-alive POST requests per second: -c connections,
+// each with one request outstanding, driven by one event loop. Every
+// response must be a 2xx with a body; a connection the server closes is
+// reopened.
 func runHTTP(cfg config) int {
-	tr := &http.Transport{MaxIdleConnsPerHost: cfg.conns, MaxConnsPerHost: cfg.conns}
-	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	t, err := parseTarget(cfg.url, "http")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsload:", err)
+		return 2
+	}
 	body := bytes.Repeat([]byte("x"), cfg.size)
 	if cfg.body != "" {
 		body = []byte(cfg.body)
 	}
-	return repeat(cfg, "http", "req/s", func() error {
-		resp, err := cl.Post(cfg.url, "application/octet-stream", bytes.NewReader(body))
+	req := []byte(fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+		t.path, t.host, len(body)))
+	req = append(req, body...)
+
+	var phase atomic.Int32
+	var st stats
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		httpLoop(t, req, cfg, &phase, &st)
+	}()
+	cpu := cpuMeter{pid: cfg.pid}
+	time.Sleep(cfg.warmup)
+	cpu.start()
+	start := time.Now()
+	phase.Store(phaseMeasure)
+	time.Sleep(cfg.dur)
+	phase.Store(phaseStop)
+	elapsed := time.Since(start)
+	cpu.stop()
+	<-done
+	return newResult(cfg, "http", "req/s", &st, elapsed, &cpu).print(cfg)
+}
+
+// hconn is one keep-alive connection of -mode http.
+type hconn struct {
+	econn
+	sent  time.Time // when the outstanding request went out
+	phase int32     // the phase it went out in
+}
+
+func httpLoop(t target, req []byte, cfg config, phase *atomic.Int32, st *stats) {
+	p, err := newPoller(cfg.conns)
+	if err != nil {
+		st.fail(err)
+		return
+	}
+	defer p.close()
+	byFD := map[int32]*hconn{}
+	defer func() {
+		for _, h := range byFD {
+			syscall.Close(h.fd)
+		}
+	}()
+	// open dials a connection and sends its first request.
+	open := func() error {
+		nc, err := net.DialTimeout("tcp", t.hostport, 5*time.Second)
 		if err != nil {
 			return err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			return fmt.Errorf("status %d", resp.StatusCode)
+		fd, err := detach(nc)
+		if err != nil {
+			return err
 		}
-		return nil
-	})
-}
-
-// latencies collects durations from many goroutines (these modes are
-// slower than the echo, so a mutex is fine).
-type latencies struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (l *latencies) add(d time.Duration) {
-	l.mu.Lock()
-	l.d = append(l.d, d)
-	l.mu.Unlock()
-}
-
-// percentiles returns p50 and p99.
-func (l *latencies) percentiles() [2]time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.d) == 0 {
-		return [2]time.Duration{}
+		h := &hconn{econn: econn{fd: fd, rxbuf: rxbuf{b: make([]byte, 16<<10)}}}
+		if err := p.add(fd); err != nil {
+			syscall.Close(fd)
+			return err
+		}
+		byFD[int32(fd)] = h
+		return h.send(p, req, phase.Load())
 	}
-	sort.Slice(l.d, func(i, j int) bool { return l.d[i] < l.d[j] })
-	at := func(q float64) time.Duration { return l.d[min(int(q*float64(len(l.d))), len(l.d)-1)] }
-	return [2]time.Duration{at(0.50), at(0.99)}
+	drop := func(h *hconn) {
+		syscall.Close(h.fd)
+		delete(byFD, int32(h.fd))
+	}
+	for range cfg.conns {
+		if err := open(); err != nil {
+			st.fail(err)
+		}
+	}
+	for len(byFD) > 0 {
+		evs, err := p.wait(10)
+		if err != nil {
+			st.fail(err)
+			return
+		}
+		ph := phase.Load()
+		if ph == phaseStop {
+			return // outstanding requests are not counted
+		}
+		for _, ev := range evs {
+			h := byFD[ev.Fd]
+			if h == nil {
+				continue
+			}
+			keep, err := h.readable(p, req, ph, st)
+			if err != nil {
+				st.fail(err)
+			}
+			if err != nil || !keep {
+				drop(h)
+				if err := open(); err != nil {
+					st.fail(err)
+					time.Sleep(time.Millisecond) // don't spin on a dead server
+				}
+			}
+		}
+	}
 }
 
-func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func (h *hconn) send(p *poller, req []byte, ph int32) error {
+	h.out = append(h.out[:0], req...)
+	h.outOff = 0
+	h.sent, h.phase = time.Now(), ph
+	return h.flush(p)
+}
+
+// readable reads and, once a whole response is in, checks it, counts it and
+// sends the next request. keep is false when the connection must go.
+func (h *hconn) readable(p *poller, req []byte, ph int32, st *stats) (keep bool, err error) {
+	if len(h.out) > h.outOff {
+		if err := h.flush(p); err != nil {
+			return false, err
+		}
+	}
+	if h.w == len(h.b) {
+		if h.r > 0 {
+			h.w = copy(h.b, h.b[h.r:h.w])
+			h.r = 0
+		} else {
+			h.b = append(h.b, make([]byte, len(h.b))...)
+		}
+	}
+	got, err := h.fill(h.b[h.w:])
+	if err != nil {
+		return false, err
+	}
+	if !got {
+		if h.eof {
+			return false, errors.New("server closed the connection with a request outstanding")
+		}
+		return true, nil
+	}
+	n, keep, err := parseResponse(h.b[h.r:h.w])
+	if err != nil || n == 0 {
+		return err == nil, err
+	}
+	h.r += n
+	if h.r == h.w {
+		h.r, h.w = 0, 0
+	}
+	if ph == phaseMeasure && h.phase == phaseMeasure {
+		st.ops++
+		st.hist.record(uint64(time.Since(h.sent)))
+	}
+	if !keep {
+		return false, nil
+	}
+	return true, h.send(p, req, ph)
+}
+
+// parseResponse parses one response at the start of b: n is its length (0
+// if incomplete), keep whether the connection stays open.
+func parseResponse(b []byte) (n int, keep bool, err error) {
+	he := bytes.Index(b, []byte("\r\n\r\n"))
+	if he < 0 {
+		if len(b) > 64<<10 {
+			return 0, false, errors.New("response: headers too long")
+		}
+		return 0, false, nil
+	}
+	lines := bytes.Split(b[:he], []byte("\r\n"))
+	f := bytes.Fields(lines[0])
+	if len(f) < 2 || !bytes.HasPrefix(f[0], []byte("HTTP/1.")) {
+		return 0, false, fmt.Errorf("response: status line %q", lines[0])
+	}
+	status, _ := strconv.Atoi(string(f[1]))
+	keep = string(f[0]) == "HTTP/1.1"
+	clen := -1
+	for _, l := range lines[1:] {
+		name, val, _ := bytes.Cut(l, []byte(":"))
+		val = bytes.TrimSpace(val)
+		switch strings.ToLower(string(name)) {
+		case "content-length":
+			if clen, err = strconv.Atoi(string(val)); err != nil {
+				return 0, false, fmt.Errorf("response: content-length %q", val)
+			}
+		case "connection":
+			switch strings.ToLower(string(val)) {
+			case "close":
+				keep = false
+			case "keep-alive":
+				keep = true
+			}
+		case "transfer-encoding":
+			return 0, false, errors.New("response: chunked bodies are not supported by the load tool")
+		}
+	}
+	if clen < 0 {
+		return 0, false, errors.New("response: no content-length")
+	}
+	if len(b) < he+4+clen {
+		return 0, false, nil
+	}
+	switch {
+	case status < 200 || status > 299:
+		err = fmt.Errorf("status %d", status)
+	case clen == 0:
+		err = errors.New("response: empty body")
+	}
+	return he + 4 + clen, keep, err
+}

@@ -1,0 +1,445 @@
+// Command benchrun is the benchmark harness behind make bench (issue 6):
+// it runs every scenario against every server, one fresh server process
+// per measurement pinned to one core and the load tool (wsload) pinned to
+// the other, interleaving the servers round by round (A B C, B C A, ...),
+// and prints the medians with each server's ratio to native libwebsockets
+// at its defaults. With -out it writes the report (BENCHMARKS.md).
+//
+// It does not build anything: scripts/bench.sh builds the servers and the
+// load tool into -bin and then runs this.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// server is one reference server or lwsgate.
+type server struct {
+	name, bin, what string
+	args            func(port int) []string
+	env             []string
+}
+
+func servers(bin string) []server {
+	port := func(p int) string { return strconv.Itoa(p) }
+	listen := func(p int) []string { return []string{"-listen", "127.0.0.1:" + port(p)} }
+	return []server{
+		{name: "lws", bin: "lwsecho", what: "native libwebsockets (C), lws defaults: 4 KiB reads, RECEIVE chunks and sends",
+			args: func(p int) []string { return []string{"-p", port(p)} }},
+		{name: "lws-tuned", bin: "lwsecho", what: "native libwebsockets (C), pt_serv_buf_size and tx_packet_size 64 KiB",
+			args: func(p int) []string { return []string{"-p", port(p), "-s", "65536", "-t", "65536"} }},
+		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary at its default config (echo routing, link table), reason log and admin API off; its createtoken signs a JWT",
+			args: func(p int) []string {
+				return append(listen(p), "-trace=false", "-log-level", "warn", "-admin", "off")
+			}, env: []string{"LWSGATE_TOKEN_SECRET=bench-secret-bench-secret-bench"}},
+		{name: "lws-pkg", bin: "lwspkgecho", what: "package lws alone: lws.EchoHandler, the reference HTTP answer",
+			args: listen},
+		{name: "gorilla", bin: "gorillaecho", what: "gorilla/websocket on net/http, goroutine per link", args: listen},
+		{name: "gws", bin: "gwsecho", what: "lxzan/gws Upgrader on net/http, ReadLoop goroutine per link", args: listen},
+		{name: "epoll", bin: "epollecho", what: "raw epoll echo (C): the machine's limit",
+			args: func(p int) []string { return []string{"-p", port(p)} }},
+	}
+}
+
+// scenario is one row group of the report.
+type scenario struct {
+	name, title string
+	args        func(o *opts) []string
+	unit        string // what the rate counts; "" for idle
+}
+
+const createTokenBody = `{"UserName":"keda","RequestId":"1614738418531"}`
+
+func scenarios() []scenario {
+	return []scenario{
+		{"pingpong-32", "1 link ping-pong, 32 B", func(o *opts) []string {
+			return []string{"-mode", "echo", "-c", "1", "-depth", "1", "-size", "32"}
+		}, "msgs/s"},
+		{"pipelined-32", "100 links pipelined, 32 B", func(o *opts) []string {
+			return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32"}
+		}, "msgs/s"},
+		{"pingpong-1k", "1,000 links ping-pong, 1 KiB", func(o *opts) []string {
+			return []string{"-mode", "echo", "-c", "1000", "-depth", "1", "-size", "1024"}
+		}, "msgs/s"},
+		{"big-64k", "10 links, 64 KiB messages (ping-pong)", func(o *opts) []string {
+			return []string{"-mode", "echo", "-c", "10", "-depth", "1", "-size", "65536"}
+		}, "msgs/s"},
+		{"idle", "idle links: server RSS growth per link", func(o *opts) []string {
+			return []string{"-mode", "idle", "-c", strconv.Itoa(o.idleLinks)}
+		}, ""},
+		{"connect", "connect rate: handshake + close handshake", func(o *opts) []string {
+			return []string{"-mode", "connect", "-c", "16"}
+		}, "connects/s"},
+		{"http", "HTTP POST /v1/api/createtoken, keep-alive", func(o *opts) []string {
+			return []string{"-mode", "http", "-c", "16", "-body", createTokenBody}
+		}, "req/s"},
+	}
+}
+
+type opts struct {
+	bin, out, rawOut      string
+	rounds, depth         int
+	dur, warmup, connDur  time.Duration
+	idleLinks, basePort   int
+	serverCPU, loadCPU    string
+	only, onlyScen, quick string
+}
+
+// sample is one measurement: wsload's JSON result.
+type sample struct {
+	Round        int     `json:"round"`
+	Server       string  `json:"server"`
+	Scenario     string  `json:"scenario"`
+	Rate         float64 `json:"rate"`
+	P50us        float64 `json:"p50_us"`
+	P99us        float64 `json:"p99_us"`
+	P999us       float64 `json:"p999_us"`
+	Errors       uint64  `json:"errors"`
+	CPUusPerOp   float64 `json:"cpu_us_per_op"`
+	ServerCPU    float64 `json:"server_cpu"`
+	LoadCPU      float64 `json:"load_cpu"`
+	BytesPerLink float64 `json:"bytes_per_link"`
+	Links        int     `json:"links"`
+	FirstError   string  `json:"first_error"`
+	Failed       string  `json:"failed,omitempty"` // the harness could not measure
+}
+
+func main() {
+	var o opts
+	flag.StringVar(&o.bin, "bin", "bin/bench", "directory holding wsload and the server binaries")
+	flag.StringVar(&o.out, "out", "", "write the report (markdown) here, e.g. BENCHMARKS.md")
+	flag.StringVar(&o.rawOut, "raw", "", "also write every sample as JSON lines here")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds: every server measured once per scenario per round")
+	flag.DurationVar(&o.dur, "d", 5*time.Second, "measured duration of each run")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each run (idle: settle time)")
+	flag.DurationVar(&o.connDur, "connect-d", 2*time.Second, "measured duration of the connect scenario (at most -d): each second of it leaves ~10k connections in the kernel's conntrack table for 120 s")
+	flag.IntVar(&o.depth, "depth", 10, "messages in flight per link in the pipelined scenario")
+	flag.IntVar(&o.idleLinks, "idle-links", 10000, "links of the idle scenario")
+	flag.IntVar(&o.basePort, "port", 19100, "first TCP port; each run takes the next")
+	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list for the server")
+	flag.StringVar(&o.loadCPU, "load-cpu", "1", "taskset CPU list for the load tool")
+	flag.StringVar(&o.only, "servers", "", "comma-separated servers (default all): lws,lws-tuned,lwsgate,lws-pkg,gorilla,gws,epoll")
+	flag.StringVar(&o.onlyScen, "scenarios", "", "comma-separated scenarios (default all): pingpong-32,pipelined-32,pingpong-1k,big-64k,idle,connect,http")
+	quick := flag.Bool("quick", false, "smoke run: 1 round, 0.3 s runs, 300 idle links (overrides -rounds, -d, -warmup, -idle-links)")
+	flag.Parse()
+	if *quick {
+		o.rounds, o.dur, o.warmup, o.idleLinks = 1, 300*time.Millisecond, 200*time.Millisecond, 300
+		o.connDur = o.dur
+		o.quick = "quick"
+	}
+	if err := run(&o); err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		os.Exit(1)
+	}
+}
+
+func pick[T any](all []T, name func(T) string, list string) ([]T, error) {
+	if list == "" {
+		return all, nil
+	}
+	var out []T
+	for _, n := range strings.Split(list, ",") {
+		i := slices.IndexFunc(all, func(t T) bool { return name(t) == strings.TrimSpace(n) })
+		if i < 0 {
+			return nil, fmt.Errorf("unknown name %q", n)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+func run(o *opts) error {
+	srvs, err := pick(servers(o.bin), func(s server) string { return s.name }, o.only)
+	if err != nil {
+		return fmt.Errorf("-servers: %w", err)
+	}
+	scens, err := pick(scenarios(), func(s scenario) string { return s.name }, o.onlyScen)
+	if err != nil {
+		return fmt.Errorf("-scenarios: %w", err)
+	}
+	if err := preflight(o, srvs, scens); err != nil {
+		return err
+	}
+	var raw io.Writer = io.Discard
+	if o.rawOut != "" {
+		f, err := os.Create(o.rawOut)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		raw = f
+	}
+	started := time.Now()
+	var samples []sample
+	port := o.basePort
+	for _, sc := range scens {
+		for r := range o.rounds {
+			// Interleave: each round starts with the next server.
+			for i := range srvs {
+				s := srvs[(i+r)%len(srvs)]
+				port++
+				if port > o.basePort+2000 {
+					port = o.basePort + 1
+				}
+				if need := newConns(o, sc); need > 0 {
+					waitConntrack(need)
+				}
+				smp := measure(o, s, sc, port)
+				smp.Round = r + 1
+				samples = append(samples, smp)
+				line, _ := json.Marshal(smp)
+				fmt.Fprintln(raw, string(line))
+				fmt.Fprintf(os.Stderr, "%-13s round %d %-10s %s\n", sc.name, r+1, s.name, brief(sc, smp))
+			}
+		}
+	}
+	rep := report(o, srvs, scens, samples, started)
+	fmt.Print(rep)
+	if o.out != "" {
+		return os.WriteFile(o.out, []byte(rep), 0o644)
+	}
+	return nil
+}
+
+func brief(sc scenario, s sample) string {
+	switch {
+	case s.Failed != "":
+		return "FAILED: " + s.Failed
+	case sc.unit == "":
+		return fmt.Sprintf("%.0f B/link (%d links) errors=%d", s.BytesPerLink, s.Links, s.Errors)
+	}
+	return fmt.Sprintf("%.0f %s p50=%.0fus p99=%.0fus cpu/op=%.2fus cpu=%.0f%% load=%.0f%% errors=%d",
+		s.Rate, sc.unit, s.P50us, s.P99us, s.CPUusPerOp, s.ServerCPU*100, s.LoadCPU*100, s.Errors)
+}
+
+// newConns estimates how many TCP connections a run opens, for the
+// scenarios that open many.
+func newConns(o *opts, sc scenario) int {
+	switch sc.name {
+	case "idle":
+		return o.idleLinks
+	case "connect":
+		// ~15k handshakes/s at most on one core, warm-up included.
+		return int((min(o.connDur, o.dur) + o.warmup).Seconds() * 15000)
+	case "pingpong-1k":
+		return 1000
+	}
+	return 0
+}
+
+// waitConntrack waits until the kernel's connection-tracking table has
+// room for need more connections. Every closed loopback connection stays
+// in it for nf_conntrack_tcp_timeout_time_wait (120 s by default); when it
+// is full the kernel drops new SYNs (dmesg: "nf_conntrack: table full"),
+// which the connect scenario (~10k connections per second) does in a few
+// runs. That would fail our runs and, on a shared machine, everyone
+// else's connections too. No conntrack (module not loaded): no wait.
+func waitConntrack(need int) {
+	read := func(name string) (int, bool) {
+		b, err := os.ReadFile("/proc/sys/net/netfilter/" + name)
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		return n, err == nil
+	}
+	limit, ok := read("nf_conntrack_max")
+	if !ok {
+		return
+	}
+	start := time.Now()
+	said := false
+	for time.Since(start) < 5*time.Minute {
+		count, ok := read("nf_conntrack_count")
+		if !ok || count+need <= limit*7/10 {
+			if said {
+				fmt.Fprintf(os.Stderr, "benchrun: conntrack table has room again after %s\n", time.Since(start).Round(time.Second))
+			}
+			return
+		}
+		if !said {
+			fmt.Fprintf(os.Stderr, "benchrun: conntrack table at %d of %d entries; waiting for room for %d more (closed connections stay 120 s)\n", count, limit, need)
+			said = true
+		}
+		time.Sleep(2 * time.Second)
+	}
+	fmt.Fprintln(os.Stderr, "benchrun: conntrack table still full after 5 minutes; going on")
+}
+
+// preflight checks the binaries, taskset and the open-file limit.
+func preflight(o *opts, srvs []server, scens []scenario) error {
+	need := []string{"wsload"}
+	for _, s := range srvs {
+		need = append(need, s.bin)
+	}
+	for _, b := range need {
+		if _, err := os.Stat(filepath.Join(o.bin, b)); err != nil {
+			return fmt.Errorf("%v (scripts/bench.sh builds the binaries)", err)
+		}
+	}
+	if _, err := exec.LookPath("taskset"); err != nil {
+		return errors.New("taskset not found (Debian: util-linux)")
+	}
+	// Both processes of the idle scenario hold a descriptor per link.
+	// Children inherit the limit set here (Go passes an explicit
+	// Setrlimit on to them).
+	want := uint64(1024)
+	if slices.ContainsFunc(scens, func(s scenario) bool { return s.name == "idle" }) {
+		want = uint64(o.idleLinks) + 1024
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	lim.Cur = max(lim.Cur, min(lim.Max, max(want, 65536)))
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raising the open-file limit to %d: %w", lim.Cur, err)
+	}
+	if lim.Cur < want {
+		return fmt.Errorf("the idle scenario needs %d open files per process, the hard limit is %d: raise it (ulimit -Hn, as root) or use -idle-links", want, lim.Max)
+	}
+	return nil
+}
+
+// measure starts s, runs one scenario against it and stops it.
+func measure(o *opts, s server, sc scenario, port int) sample {
+	smp := sample{Server: s.name, Scenario: sc.name}
+	cmd := exec.Command("taskset", append([]string{"-c", o.serverCPU, filepath.Join(o.bin, s.bin)}, s.args(port)...)...)
+	cmd.Env = append(os.Environ(), s.env...)
+	var serr syncBuf
+	cmd.Stdout, cmd.Stderr = io.Discard, &serr
+	if err := cmd.Start(); err != nil {
+		smp.Failed = err.Error()
+		return smp
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	defer stop(cmd, exited)
+	if err := waitPort(port, 10*time.Second); err != nil {
+		smp.Failed = fmt.Sprintf("server did not listen: %v: %s", err, tail(serr.String()))
+		return smp
+	}
+	time.Sleep(300 * time.Millisecond) // let it settle before the RSS baseline
+
+	scheme := "ws"
+	if sc.name == "http" {
+		scheme = "http"
+	}
+	url := fmt.Sprintf("%s://127.0.0.1:%d/", scheme, port)
+	if sc.name == "http" {
+		url += "v1/api/createtoken"
+	}
+	dur := o.dur
+	if sc.name == "connect" {
+		dur = min(o.connDur, o.dur)
+	}
+	args := []string{"-c", o.loadCPU, filepath.Join(o.bin, "wsload"), "-json", "-pid", strconv.Itoa(cmd.Process.Pid),
+		"-url", url, "-d", dur.String(), "-warmup", o.warmup.String()}
+	if sc.name == "idle" {
+		args[len(args)-1] = max(o.warmup, time.Second).String() // settle before reading RSS
+	}
+	load := exec.Command("taskset", append(args, sc.args(o)...)...)
+	var lout, lerr bytes.Buffer
+	load.Stdout, load.Stderr = &lout, &lerr
+	_ = load.Run() // a non-zero exit only means errors, which the JSON counts
+	var got sample
+	sc2 := bufio.NewScanner(&lout)
+	found := false
+	for sc2.Scan() {
+		if l := sc2.Bytes(); len(l) > 0 && l[0] == '{' {
+			found = json.Unmarshal(l, &got) == nil
+		}
+	}
+	if !found {
+		smp.Failed = fmt.Sprintf("no result from wsload: %s", tail(lerr.String()))
+		return smp
+	}
+	got.Server, got.Scenario = smp.Server, smp.Scenario
+	select {
+	case <-exited:
+		got.Failed = "server exited during the run: " + tail(serr.String())
+	default:
+	}
+	return got
+}
+
+// syncBuf collects a server's stderr while the harness may read it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func tail(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 300 {
+		s = "..." + s[len(s)-300:]
+	}
+	return s
+}
+
+func waitPort(port int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop ends the server: SIGTERM, then SIGKILL after 3 s.
+func stop(cmd *exec.Cmd, exited <-chan struct{}) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(3 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// The load tool against in-process servers: every mode must measure
+// something and report no errors against a correct server, and report
+// errors against a wrong one. A few seconds in all; this is what proves
+// the harness's client works (go test in bench/, part of make test).
+
+// echoServer is a gorilla echo whose small write buffer makes big echoes
+// arrive as many fragments. corrupt flips a byte of every echo.
+func echoServer(t *testing.T, corrupt bool) *httptest.Server {
+	up := websocket.Upgrader{WriteBufferSize: 1024}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			_, _ = io.Copy(io.Discard, r.Body)
+			_, _ = w.Write([]byte(`{"code":0}`))
+			return
+		}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			typ, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if corrupt && len(msg) > 20 {
+				msg[20] ^= 1
+			}
+			if err := c.WriteMessage(typ, msg); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func wsURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") + "/" }
+
+func quiet(t *testing.T) {
+	// The modes print their result line; keep test output readable.
+	old := os.Stdout
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = f
+	t.Cleanup(func() { os.Stdout = old; f.Close() })
+}
+
+func cfgFor(url string) config {
+	return config{url: url, conns: 2, depth: 1, size: 64, dur: 300 * time.Millisecond,
+		warmup: 100 * time.Millisecond, binary: true, pid: os.Getpid()}
+}
+
+func TestEchoModes(t *testing.T) {
+	quiet(t)
+	srv := echoServer(t, false)
+	for _, tc := range []struct {
+		name               string
+		conns, depth, size int
+		binary             bool
+	}{
+		{"pingpong", 2, 1, 32, true},
+		{"pipelined", 4, 16, 32, true},
+		{"text", 2, 4, 100, false},
+		{"fragmented", 2, 2, 70000, true},
+		{"tiny", 1, 2, 3, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := cfgFor(wsURL(srv))
+			cfg.conns, cfg.depth, cfg.size, cfg.binary = tc.conns, tc.depth, tc.size, tc.binary
+			if rc := runEcho(cfg, "echo"); rc != 0 {
+				t.Fatalf("runEcho = %d, want 0", rc)
+			}
+		})
+	}
+}
+
+func TestEchoDetectsCorruption(t *testing.T) {
+	quiet(t)
+	srv := echoServer(t, true)
+	if rc := runEcho(cfgFor(wsURL(srv)), "echo"); rc != 1 {
+		t.Fatalf("runEcho against a corrupting server = %d, want 1", rc)
+	}
+}
+
+func TestConnectHTTPIdle(t *testing.T) {
+	quiet(t)
+	srv := echoServer(t, false)
+	cfg := cfgFor(wsURL(srv))
+	if rc := runConnect(cfg); rc != 0 {
+		t.Errorf("runConnect = %d, want 0", rc)
+	}
+	cfg.url = srv.URL + "/v1/api/createtoken"
+	if rc := runHTTP(cfg); rc != 0 {
+		t.Errorf("runHTTP = %d, want 0", rc)
+	}
+	cfg.url, cfg.conns = wsURL(srv), 50
+	if rc := runIdle(cfg); rc != 0 {
+		t.Errorf("runIdle = %d, want 0", rc)
+	}
+}
+
+func TestCPUTicks(t *testing.T) {
+	a, err := cpuTicks(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	b, err := cpuTicks(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b < a {
+		t.Fatalf("CPU time went backwards: %d then %d", a, b)
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	var h histogram
+	for v := uint64(1); v <= 1000; v++ {
+		h.record(v * 1000)
+	}
+	for _, q := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Microsecond}, {0.99, 990 * time.Microsecond}, {0.999, 999 * time.Microsecond}} {
+		got := h.quantile(q.q)
+		if got < q.want || float64(got) > float64(q.want)*1.07 {
+			t.Errorf("quantile(%v) = %v, want %v (+7%%)", q.q, got, q.want)
+		}
+	}
+}

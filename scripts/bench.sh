@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The performance harness (issue 6): builds the reference servers, lwsgate and
+# the load tool into $BENCH_BIN (default bin/bench), raises the open-file
+# limit for the idle scenario, then runs bench/cmd/benchrun with the
+# arguments given (see bench/README.md; e.g. -quick, -rounds 3 -d 3s,
+# -servers lws,lwsgate, -scenarios big-64k, -out BENCHMARKS.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GO=${GO:-go}
+OUT=${BENCH_BIN:-bin/bench}
+CFLAGS="-Wall -Wextra -Werror -O2"
+mkdir -p "$OUT"
+
+command -v taskset >/dev/null || { echo "bench: taskset not found (apt-get install util-linux)" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ]; then
+	echo "bench: needs 2 CPUs (server on one, load on the other); this machine has $(nproc)" >&2
+	exit 1
+fi
+
+# shellcheck disable=SC2046 # pkg-config output is meant to be split
+gcc $CFLAGS $(pkg-config --cflags libwebsockets) bench/servers/lwsecho.c \
+	$(pkg-config --libs libwebsockets) -o "$OUT/lwsecho"
+# shellcheck disable=SC2046
+gcc $CFLAGS $(pkg-config --cflags libcrypto) bench/servers/epollecho.c \
+	$(pkg-config --libs libcrypto) -o "$OUT/epollecho"
+"$GO" build -ldflags "${LWSGATE_LDFLAGS:-}" -o "$OUT/lwsgate" ./cmd/lwsgate
+(cd bench && "$GO" build -o "../$OUT/" ./cmd/...)
+
+# 10,000 idle links need more than 10,000 descriptors in the server and in
+# the load tool. Raise the soft limit as far as the hard limit allows;
+# benchrun checks it is enough for -idle-links and says so if not.
+hard=$(ulimit -Hn)
+if [ "$hard" = unlimited ] || [ "$hard" -gt 65536 ]; then want=65536; else want=$hard; fi
+ulimit -n "$want" 2>/dev/null || echo "bench: could not raise the open-file limit to $want (now $(ulimit -n))" >&2
+
+exec "$OUT/benchrun" -bin "$OUT" "$@"
