@@ -563,7 +563,7 @@ func (c *Context) handleWSClient(ev *callbacks.Event, r *rec) int {
 		return c.onClientEstablished(r)
 	case callbacks.ClientReceive:
 		if r.conn != nil {
-			return r.conn.onReceive(ev)
+			return r.conn.receive(ev)
 		}
 	case callbacks.ClientReceivePong:
 		if r.conn != nil {

@@ -44,6 +44,7 @@ type Conn struct {
 	rxUTF8  int // bytes of a text message in rx checked as UTF-8
 	peer    *CloseError
 	notifed bool
+	failRx  bool // receive refused a message: close at WRITEABLE
 }
 
 // linkOpts are the settings of a link: its listener's, or its Dial's.
@@ -269,6 +270,26 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 	return 0
 }
 
+// receive is RECEIVE and CLIENT_RECEIVE: onReceive, except that a link it
+// refuses is closed at the WRITEABLE callback asked for here, with the
+// code closeNow recorded, and never by returning -1: libwebsockets' client
+// parser (client-parser-ws.c, 4.1.6 to its main branch) returns from a
+// CLIENT_RECEIVE that asks to close without emptying its frame buffer, and
+// writes what more of a long frame arrives during the closing handshake
+// past the end of that buffer, a heap overflow (a 1 MiB frame against
+// MaxMessageSize 64 KiB crashed the process with SIGSEGV). What arrives
+// until the WRITEABLE callback is dropped.
+func (c *Conn) receive(ev *callbacks.Event) int {
+	if c.failRx {
+		return 0
+	}
+	if c.onReceive(ev) < 0 {
+		c.failRx = true
+		c.r.wsi.CallbackOnWritable()
+	}
+	return 0
+}
+
 // closeNow closes from inside this link's callback: lws sends the close
 // frame when the callback returns -1.
 func (c *Conn) closeNow(code StatusCode, reason string) int {
@@ -283,6 +304,15 @@ func (c *Conn) closeNow(code StatusCode, reason string) int {
 
 // onWritable writes queued frames until the pipe chokes (service goroutine).
 func (c *Conn) onWritable() int {
+	if c.failRx {
+		// Set again: a ping's payload may have taken the buffer
+		// libwebsockets keeps the close reason in.
+		c.mu.Lock()
+		ce := *c.closed
+		c.mu.Unlock()
+		c.r.wsi.CloseReason(int(ce.Code), ce.Reason)
+		return -1
+	}
 	c.mu.Lock()
 	if c.closed != nil {
 		// closeNow already handed the close to libwebsockets, which may

@@ -224,7 +224,7 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		return c.onEstablished(r, ev)
 	case callbacks.Receive:
 		if r.conn != nil {
-			return r.conn.onReceive(ev)
+			return r.conn.receive(ev)
 		}
 	case callbacks.ReceivePong:
 		if r.conn != nil {
