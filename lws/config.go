@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lwsgate/lwsgate/cgo"
 )
 
 // Config configures a Context. A nil *Config means all defaults; the zero
@@ -234,6 +236,15 @@ type Listener struct {
 
 	// TLS, when non-nil, makes this a TLS (wss/https) listener.
 	TLS *TLSFiles
+
+	// Compression accepts permessage-deflate (RFC 7692) from WebSocket
+	// clients that offer it: messages are then inflated as they arrive
+	// and Send's messages compressed. MaxMessageSize bounds a message
+	// after inflation, and its compressed size too (see LimitMaxCompressed).
+	// A compressing link costs about 300 KiB of zlib state while it is
+	// open. false (the zero value): off; offers are ignored and every
+	// message goes uncompressed.
+	Compression bool
 }
 
 // Defaults; SECURITY.md gives the reason for each limit.
@@ -369,6 +380,9 @@ func (c *Config) validate() error {
 			if h == "" || strings.ContainsAny(h, ": \t\r\n") {
 				return fmt.Errorf("%s[%d] %q: not a header name", field("ExtraHeaders"), j, h)
 			}
+		}
+		if l.Compression && !cgo.CompressionAvailable() {
+			return fmt.Errorf("%s: the libwebsockets this binary uses was built without extensions (LWS_WITHOUT_EXTENSIONS)", field("Compression"))
 		}
 		if l.TLS != nil {
 			for _, f := range []struct{ name, path string }{{"CertFile", l.TLS.CertFile}, {"KeyFile", l.TLS.KeyFile}, {"CAFile", l.TLS.CAFile}} {
