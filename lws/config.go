@@ -238,12 +238,15 @@ type Listener struct {
 	TLS *TLSFiles
 
 	// Compression accepts permessage-deflate (RFC 7692) from WebSocket
-	// clients that offer it: messages are then inflated as they arrive
-	// and Send's messages compressed. MaxMessageSize bounds a message
-	// after inflation, and its compressed size too (see LimitMaxCompressed).
-	// A compressing link costs about 300 KiB of zlib state while it is
-	// open. false (the zero value): off; offers are ignored and every
-	// message goes uncompressed.
+	// clients that offer it (offers libwebsockets cannot honour, such as
+	// one naming server_max_window_bits, are declined): messages are
+	// inflated as they arrive and Send's messages compressed;
+	// Link.Compression says whether a link agreed it. MaxMessageSize
+	// bounds a message after inflation, and its compressed bytes too (see
+	// LimitMaxCompressed). Each compressing link holds zlib's state, up to
+	// 288 KiB (zconf.h: 256 KiB to deflate at libwebsockets' window and
+	// memory level, 32 KiB to inflate). false (the zero value): off;
+	// offers are ignored and every message goes uncompressed.
 	Compression bool
 }
 
