@@ -28,6 +28,9 @@ const (
 	// libwebsockets before 4.3.7 (CVE-2025-11677); the connection is hung
 	// up.
 	StaleData
+	// Deflate: on ESTABLISHED and CLIENT_ESTABLISHED, permessage-deflate
+	// (RFC 7692) was negotiated for the link.
+	Deflate
 )
 
 // Complete reports whether a RECEIVE chunk with these flags ends a message.
@@ -55,7 +58,11 @@ type Event struct {
 	// buffer (received payload, HTTP body, path, close payload, error text).
 	// It aliases libwebsockets memory and is nil for other reasons.
 	Data []byte
-	// Len is the callback's len argument, whatever in is.
+	// Len is the callback's len argument, whatever in is; except for
+	// RECEIVE and CLIENT_RECEIVE, where it is the compressed bytes the
+	// message has brought so far (permessage-deflate), counted by the C
+	// layer, and 0 for a message that is not compressed (Data has the
+	// chunk).
 	Len int
 	// Flags are the pre-computed facts described on Flags.
 	Flags Flags

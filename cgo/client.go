@@ -28,6 +28,9 @@ type ClientVhostInfo struct {
 	CAFile, CertFile, KeyFile string
 	// TxPacketSize is the protocol's tx_packet_size (0: lws default).
 	TxPacketSize int
+	// Compression makes the vhost's links offer permessage-deflate (RFC
+	// 7692). It needs CompressionAvailable.
+	Compression bool
 }
 
 // VhostID names a vhost made by NewClientVhost.
@@ -49,6 +52,7 @@ func (c *Context) NewClientVhost(v ClientVhostInfo) (VhostID, error) {
 		protocol_names:   (**C.char)(unsafe.Pointer(names)),
 		nprotocols:       1,
 		tx_packet_size:   C.size_t(v.TxPacketSize),
+		compression:      b2i(v.Compression),
 	}
 	var vh *C.lwsgo_vhost
 	lines := captureErrors(func() { vh = C.lwsgo_vhost_create(c.cd, &vi) })

@@ -67,7 +67,15 @@ type VhostInfo struct {
 	Protocols []string
 	// RxBufferSize and TxPacketSize are per protocol (0: lws defaults).
 	RxBufferSize, TxPacketSize int
+	// Compression makes the vhost accept permessage-deflate (RFC 7692)
+	// when a client offers it. It needs CompressionAvailable.
+	Compression bool
 }
+
+// CompressionAvailable reports whether the libwebsockets the binding is
+// built against has permessage-deflate (it is compiled without extensions
+// when LWS_WITHOUT_EXTENSIONS is set, the cmake default since 4.3).
+func CompressionAvailable() bool { return C.lwsgo_compression_available() != 0 }
 
 // NoListen is the Port of a vhost that only makes client connections.
 const NoListen = C.CONTEXT_PORT_NO_LISTEN
@@ -179,6 +187,7 @@ func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
 		nprotocols:           C.int(len(v.Protocols)),
 		rx_buffer_size:       C.size_t(v.RxBufferSize),
 		tx_packet_size:       C.size_t(v.TxPacketSize),
+		compression:          b2i(v.Compression),
 	}
 	var vh *C.lwsgo_vhost
 	lines := captureErrors(func() { vh = C.lwsgo_vhost_create(c.cd, &vi) })

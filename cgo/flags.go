@@ -16,4 +16,5 @@ var shimFlags = map[string][2]uint32{
 	"NoRemaining":   {uint32(callbacks.NoRemaining), C.LWSGO_F_NOREMAIN},
 	"Wake":          {uint32(callbacks.Wake), C.LWSGO_F_WAKE},
 	"StaleData":     {uint32(callbacks.StaleData), C.LWSGO_F_STALE},
+	"Deflate":       {uint32(callbacks.Deflate), C.LWSGO_F_DEFLATE},
 }

@@ -14,7 +14,10 @@
  *   - the listener and protocol index (lws copies the protocols table, so
  *     they are carried in lws_protocols.id as listener<<16 | protocol, never
  *     found by pointer comparison);
- *   - for RECEIVE/CLIENT_RECEIVE: first/final/binary/remaining as bit flags;
+ *   - for RECEIVE/CLIENT_RECEIVE: first/final/binary/remaining as bit flags,
+ *     and in len the compressed bytes of the message so far (0 when it is
+ *     not compressed; see permessage-deflate below);
+ *   - for ESTABLISHED/CLIENT_ESTABLISHED: whether permessage-deflate is on;
  *   - for FILTER_NETWORK_CONNECTION: the peer's IP address as the data;
  *   - for EVENT_WAIT_CANCELLED: whether this is the first one since Go asked
  *     for a wake-up (lws broadcasts the reason to every protocol of every
@@ -34,6 +37,9 @@
  * Go copies what it keeps before returning. Buffers Go passes to lwsgo_*
  * write functions are Go memory that C uses only for the duration of the
  * call: lws_write either sends or copies to its own buflist before it returns.
+ * The exception is a link with permessage-deflate, whose zlib stream keeps
+ * pointing into the payload until it has compressed all of it, over later
+ * WRITEABLE rounds: Go passes those payloads in C memory (cgo.HeldFrame).
  * Strings handed to lws for the lifetime of a vhost (names, iface, protocol
  * names) are C memory owned by Go and freed after lws_context_destroy.
  *
@@ -68,6 +74,124 @@
 
 static int lwsgo_append_headers(struct lws *w, const lwsgo_client *cl,
 				unsigned char **p, unsigned char *end);
+
+/*
+ * permessage-deflate (RFC 7692)
+ * -----------------------------
+ * A vhost made with compression gets lwsgo_extensions: libwebsockets' own
+ * lws_extension_callback_pm_deflate behind a thin wrapper, lwsgo_pmd, which
+ * changes nothing it compresses or inflates. It only
+ *
+ *   - marks the wsi's lwsgo_pss when the extension is instantiated, so that
+ *     ESTABLISHED can tell Go (LWSGO_F_DEFLATE);
+ *   - counts the compressed bytes each message brings (lwsgo_pss.rx_raw),
+ *     which lwsgo_callback passes to Go with each RECEIVE: libwebsockets
+ *     delivers inflated data only, so without it a peer could stream
+ *     compressed bytes that inflate to nothing (empty deflate blocks) into
+ *     one endless message that no size limit sees. Worse, a server's bulk
+ *     payload path (lws_ws_frame_rest_is_payload) calls no RECEIVE at all
+ *     for input that inflates to nothing, so once the count passes the
+ *     limit Go set (lwsgo_set_rx_limit) the wrapper hands libwebsockets a
+ *     one-byte placeholder output (lwsgo_pss.ph) to make it call RECEIVE:
+ *     lwsgo_callback passes no data for it, and Go sees the count and
+ *     closes the link with 1009;
+ *   - on a server, swaps the two context-takeover options as the client's
+ *     offer sets them: lws (4.1.6 to its main branch) resets the inflater
+ *     after a message when server_no_context_takeover is agreed and the
+ *     deflater when client_no_context_takeover is, in both roles. That is
+ *     right for a client; a server must do the opposite (RFC 7692 section
+ *     7.1.1).
+ *
+ * The wrapper reads the two private lws types below, whose layout has not
+ * changed from 4.0 to the main branch (lib/roles/ws/private-lib-roles-ws.h,
+ * lib/core-net/private-lib-core-net.h).
+ */
+#if !defined(LWS_WITHOUT_EXTENSIONS)
+struct lwsgo_pmd_ebufs {	/* struct lws_ext_pm_deflate_rx_ebufs */
+	struct lws_tokens eb_in;
+	struct lws_tokens eb_out;
+};
+
+enum {				/* enum pmd_return */
+	LWSGO_PMDR_UNKNOWN,
+	LWSGO_PMDR_DID_NOTHING,
+	LWSGO_PMDR_HAS_PENDING,
+	LWSGO_PMDR_EMPTY_NONFINAL,
+	LWSGO_PMDR_EMPTY_FINAL,
+	LWSGO_PMDR_NOTHING_WE_SHOULD_DO,
+};
+
+/* indices into lws_ext_pm_deflate_options */
+#define LWSGO_PMD_SERVER_NO_CONTEXT_TAKEOVER 0
+#define LWSGO_PMD_CLIENT_NO_CONTEXT_TAKEOVER 1
+
+static int
+lwsgo_pmd(struct lws_context *cx, const struct lws_extension *ext,
+	  struct lws *wsi, enum lws_extension_callback_reasons reason,
+	  void *user, void *in, size_t len)
+{
+	lwsgo_pss *ps = wsi ? (lwsgo_pss *)lws_wsi_user(wsi) : NULL;
+	struct lwsgo_pmd_ebufs *eb = in;
+	struct lws_ext_option_arg oa;
+	int n, fresh = 0;
+
+	switch (reason) {
+	case LWS_EXT_CB_CONSTRUCT:
+	case LWS_EXT_CB_CLIENT_CONSTRUCT:
+		if (!ps)
+			/* nowhere to count: no compression on this link */
+			return -1;
+		n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason,
+						      user, in, len);
+		if (!n)
+			ps->pmd = 1;
+		return n;
+	case LWS_EXT_CB_OPTION_SET:
+		if (!ps || ps->client || !in)
+			break;
+		oa = *(const struct lws_ext_option_arg *)in;
+		if (oa.option_index == LWSGO_PMD_SERVER_NO_CONTEXT_TAKEOVER)
+			oa.option_index = LWSGO_PMD_CLIENT_NO_CONTEXT_TAKEOVER;
+		else if (oa.option_index == LWSGO_PMD_CLIENT_NO_CONTEXT_TAKEOVER)
+			oa.option_index = LWSGO_PMD_SERVER_NO_CONTEXT_TAKEOVER;
+		return lws_extension_callback_pm_deflate(cx, ext, wsi, reason,
+							 user, &oa, len);
+	case LWS_EXT_CB_PAYLOAD_RX:
+		/* pm_deflate takes new input only when zlib has none left */
+		if (ps && !ps->rx_avail && eb && eb->eb_in.token &&
+		    eb->eb_in.len > 0)
+			fresh = eb->eb_in.len;
+		n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason,
+						      user, in, len);
+		if (ps && eb && (n == LWSGO_PMDR_HAS_PENDING ||
+				 n == LWSGO_PMDR_EMPTY_NONFINAL ||
+				 n == LWSGO_PMDR_EMPTY_FINAL)) {
+			ps->rx_raw += (uint64_t)fresh;
+			ps->rx_avail = eb->eb_in.len;
+			if (ps->rx_limit && ps->rx_raw > ps->rx_limit &&
+			    eb->eb_out.len <= 0) {
+				/* lws writes a NUL after the output */
+				ps->ph[0] = 'x';
+				eb->eb_out.token = ps->ph;
+				eb->eb_out.len = 1;
+			}
+		}
+		return n;
+	default:
+		break;
+	}
+
+	return lws_extension_callback_pm_deflate(cx, ext, wsi, reason, user,
+						 in, len);
+}
+
+static const struct lws_extension lwsgo_extensions[] = {
+	{ "permessage-deflate", lwsgo_pmd,
+	  "permessage-deflate; client_max_window_bits" },
+	{ NULL, NULL, NULL }
+};
+#endif
+
 static int lwsgo_client_read(struct lws *w);
 
 static int
@@ -116,6 +240,20 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			flags |= LWSGO_F_BINARY;
 		if (!lws_remaining_packet_payload(wsi))
 			flags |= LWSGO_F_NOREMAIN;
+		len = 0;
+		if (user && ((lwsgo_pss *)user)->pmd) {
+			len = (size_t)((lwsgo_pss *)user)->rx_raw;
+			if (in == ((lwsgo_pss *)user)->ph) {
+				/* lwsgo_pmd's placeholder: no data */
+				in = NULL;
+				dlen = 0;
+			}
+		}
+		break;
+	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		if (user && ((lwsgo_pss *)user)->pmd)
+			flags |= LWSGO_F_DEFLATE;
 		break;
 #if defined(LWSGO_OPENSSL)
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
@@ -202,6 +340,13 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		return 0;
+	case LWS_CALLBACK_RECEIVE:
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		/* the message is complete: the next one counts from 0 */
+		if (user && (flags & (LWSGO_F_FINAL | LWSGO_F_NOREMAIN)) ==
+			    (LWSGO_F_FINAL | LWSGO_F_NOREMAIN))
+			((lwsgo_pss *)user)->rx_raw = 0;
+		return ret;
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return flags & LWSGO_F_STALE ? -1 : ret;
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
@@ -288,6 +433,7 @@ lwsgo_client_new(const char *hdrs, int hdrslen, int body)
 		cl->hdrslen = hdrslen;
 	}
 	cl->body_pending = body;
+	cl->pss.client = 1;
 
 	return cl;
 }
@@ -442,11 +588,12 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 		/* Go keeps no state here (it is in the opaque user data), but
 		 * lws only delivers the *_DROP_PROTOCOL reasons to a wsi that
 		 * has user_space (lib/core-net/close.c): a listener's protocols
-		 * ask for a pointer's worth so that the binding sees what a C
-		 * program sees. Client links bring their own user_space (the
-		 * lwsgo_client), which lws must not replace. */
+		 * ask for some so that the binding sees what a C program sees,
+		 * and it holds the wsi's lwsgo_pss. Client links bring their
+		 * own user_space (the lwsgo_client), which lws must not
+		 * replace. */
 		v->protocols[n].per_session_data_size =
-			vi->port == CONTEXT_PORT_NO_LISTEN ? 0 : sizeof(void *);
+			vi->port == CONTEXT_PORT_NO_LISTEN ? 0 : sizeof(lwsgo_pss);
 		v->protocols[n].rx_buffer_size = vi->rx_buffer_size;
 		v->protocols[n].tx_packet_size = vi->tx_packet_size;
 		/* lws copies the table: carry our indices, not pointers */
@@ -475,6 +622,12 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 		info.retry_and_idle_policy = &v->retry;
 	}
 	info.user = cd;
+#if !defined(LWS_WITHOUT_EXTENSIONS)
+	/* a client link offers what its vhost has: compressing clients get
+	 * a vhost of their own (lws/client.go) */
+	if (vi->compression)
+		info.extensions = lwsgo_extensions;
+#endif
 
 	v->vh = lws_create_vhost(cd->ctx, &info);
 	if (!v->vh) {
@@ -592,6 +745,25 @@ lwsgo_set_timer(uintptr_t wsi, int64_t usecs)
 {
 	lws_set_timer_usecs((struct lws *)wsi,
 			    usecs < 0 ? LWSGO_TIMER_NEVER : (lws_usec_t)usecs);
+}
+
+void
+lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit)
+{
+	lwsgo_pss *ps = (lwsgo_pss *)lws_wsi_user((struct lws *)wsi);
+
+	if (ps)
+		ps->rx_limit = limit;
+}
+
+int
+lwsgo_compression_available(void)
+{
+#if !defined(LWS_WITHOUT_EXTENSIONS)
+	return 1;
+#else
+	return 0;
+#endif
 }
 
 void

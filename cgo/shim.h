@@ -26,6 +26,22 @@
 #define LWSGO_F_NOREMAIN (1 << 3)
 #define LWSGO_F_WAKE     (1 << 4)
 #define LWSGO_F_STALE    (1 << 5)
+#define LWSGO_F_DEFLATE  (1 << 6) /* ESTABLISHED: permessage-deflate is on */
+
+/*
+ * The C state of a wsi, at the start of its lws user_space: a listener's
+ * protocols have lws allocate it (per_session_data_size), zeroed; a client
+ * brings its own as the first member of lwsgo_client. Only the
+ * permessage-deflate wrapper (shim.c) and lwsgo_callback use it.
+ */
+typedef struct lwsgo_pss {
+	uint64_t rx_raw;   /* compressed bytes of the message being received */
+	uint64_t rx_limit; /* above this, force a RECEIVE (0: none; Go sets it) */
+	int rx_avail;      /* compressed bytes zlib holds and has not inflated */
+	uint8_t pmd;       /* permessage-deflate is active on the link */
+	uint8_t client;    /* the wsi is a client link (set by lwsgo_client_new) */
+	unsigned char ph[2]; /* the placeholder output (see lwsgo_pmd) */
+} lwsgo_pss;
 
 /* One per lws_context, C-allocated; lws_context_user() points here. */
 typedef struct lwsgo_ctx {
@@ -69,6 +85,7 @@ typedef struct lwsgo_vhost_info {
 	int nprotocols;
 	size_t rx_buffer_size;
 	size_t tx_packet_size;
+	int compression;       /* 1: offer and accept permessage-deflate */
 } lwsgo_vhost_info;
 
 /* What lwsgo_vhost_create allocates; freed by lwsgo_vhost_free after the
@@ -100,6 +117,7 @@ void lwsgo_log_init(int levels);
  * never frees because it did not allocate it.
  */
 typedef struct lwsgo_client {
+	lwsgo_pss pss;    /* first: lws_wsi_user() of the wsi points here */
 	char *hdrs;       /* "name\0value\0" pairs for the request, C memory */
 	int hdrslen;
 	int body_pending; /* an HTTP request body follows the headers */
@@ -135,6 +153,8 @@ const char *lwsgo_x509_error_string(int code);
 int lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		   int binary, int first, int last);
 int lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len);
+int lwsgo_compression_available(void);
+void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
 void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
 			size_t len);
 int lwsgo_on_writable(uintptr_t wsi);

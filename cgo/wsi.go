@@ -1,6 +1,7 @@
 package cgo
 
 /*
+#include <stdlib.h>
 #include "shim.h"
 */
 import "C"
@@ -39,6 +40,55 @@ func (w WSI) WriteWS(frame []byte, off, n int, binary, first, last bool) WriteRe
 	}
 	return WriteResult(C.lwsgo_ws_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n),
 		b2i(binary), b2i(first), b2i(last)))
+}
+
+// HeldFrame is C memory that holds the payload of the last frame written
+// on a link with permessage-deflate. libwebsockets' deflate keeps zlib's
+// input pointer into the payload after lws_write returns, and compresses
+// the rest over later WRITEABLE rounds of its own; it calls the binding's
+// WRITEABLE again only once it has taken all of it. So the payload cannot
+// be Go memory (C may not keep Go pointers), and it stays allocated until
+// the next write or Free. The zero value holds nothing. Service goroutine
+// only, like every WSI method.
+type HeldFrame struct {
+	p   unsafe.Pointer // C memory: Pre bytes of headroom, then the payload
+	cap int
+}
+
+// WriteWSHeld writes one frame of a link with permessage-deflate, like
+// WriteWS, with a copy of payload in h's C memory (reused, or grown). Call
+// it at most once per WRITEABLE callback: then what h held before is no
+// longer read by libwebsockets.
+func (w WSI) WriteWSHeld(h *HeldFrame, payload []byte, binary, first, last bool) WriteResult {
+	need := Pre + len(payload) + 1 // a byte past the payload, as WriteWS asks
+	if h.cap < need {
+		h.Free()
+		h.p = C.malloc(C.size_t(need))
+		if h.p == nil {
+			return WriteFailed
+		}
+		h.cap = need
+	}
+	buf := unsafe.Slice((*byte)(h.p), need)
+	copy(buf[Pre:], payload)
+	return WriteResult(C.lwsgo_ws_write(C.uintptr_t(w), (*C.uchar)(unsafe.Add(h.p, Pre)), C.size_t(len(payload)),
+		b2i(binary), b2i(first), b2i(last)))
+}
+
+// SetCompressedLimit tells the C layer the compressed bytes a message may
+// bring on a link with permessage-deflate: past them it makes
+// libwebsockets call RECEIVE (with no data) even for input that inflates
+// to nothing, so that the binding sees callbacks.Event.Len pass the limit.
+// 0: none. Call it at ESTABLISHED.
+func (w WSI) SetCompressedLimit(n int64) { C.lwsgo_set_rx_limit(C.uintptr_t(w), C.uint64_t(n)) }
+
+// Free releases h's memory: when the link is destroyed, or at a WRITEABLE
+// callback with nothing left to write.
+func (h *HeldFrame) Free() {
+	if h.p != nil {
+		C.free(h.p)
+		h.p, h.cap = nil, 0
+	}
 }
 
 // Ping sends a PING with payload frame[Pre:] (at most 125 bytes).

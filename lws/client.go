@@ -2,6 +2,7 @@ package lws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -91,6 +92,12 @@ type DialOptions struct {
 	// after PingTimeout without one. 0: libwebsockets' defaults (5 min,
 	// 5 min 10 s).
 	PingInterval, PingTimeout time.Duration
+
+	// Compression offers permessage-deflate (RFC 7692) to the server; when
+	// the server accepts, the link compresses as Listener.Compression
+	// describes (Conn.Link().Compression is then true). false (the zero
+	// value): nothing is offered.
+	Compression bool
 }
 
 // target is a parsed client URL.
@@ -205,32 +212,40 @@ const clientProtocol = "lwsgo-client"
 const clientIndex = 0xffff
 
 // clientVhost returns the client vhost for a TLS setting, creating it on
-// first use (service goroutine).
-func (c *Context) clientVhost(t *ClientTLS) (cgo.VhostID, error) {
+// first use (service goroutine). Links that offer permessage-deflate have
+// vhosts of their own: libwebsockets offers a vhost's extensions on every
+// link it makes.
+func (c *Context) clientVhost(t *ClientTLS, compress bool) (cgo.VhostID, error) {
 	var key ClientTLS
 	if t != nil {
 		key = ClientTLS{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 	}
-	if id, ok := c.clientVhosts[key]; ok {
+	vhosts := &c.clientVhosts
+	name := "client%d"
+	if compress {
+		vhosts, name = &c.deflateVhosts, "client-deflate%d"
+	}
+	if id, ok := (*vhosts)[key]; ok {
 		return id, nil
 	}
 	id, err := c.lc.NewClientVhost(cgo.ClientVhostInfo{
 		Index:        clientIndex,
-		Name:         fmt.Sprintf("client%d", len(c.clientVhosts)),
+		Name:         fmt.Sprintf(name, len(*vhosts)),
 		Protocol:     clientProtocol,
 		Options:      cgo.OptionDoSSLGlobalInit,
 		CAFile:       key.CAFile,
 		CertFile:     key.CertFile,
 		KeyFile:      key.KeyFile,
 		TxPacketSize: txPacketSize,
+		Compression:  compress,
 	})
 	if err != nil {
 		return 0, err
 	}
-	if c.clientVhosts == nil {
-		c.clientVhosts = map[ClientTLS]cgo.VhostID{}
+	if *vhosts == nil {
+		*vhosts = map[ClientTLS]cgo.VhostID{}
 	}
-	c.clientVhosts[key] = id
+	(*vhosts)[key] = id
 	return id, nil
 }
 
@@ -317,11 +332,11 @@ const asyncKillIsPrompt = cgo.HeaderVersionNumber >= 4003000
 
 // newClientRec makes the rec of a client link about to be connected, or
 // says why there cannot be one (service goroutine).
-func (c *Context) newClientRec(kind recKind, t *target, tlsCfg *ClientTLS, ci *cgo.ConnectInfo) (*rec, error) {
+func (c *Context) newClientRec(kind recKind, t *target, tlsCfg *ClientTLS, compress bool, ci *cgo.ConnectInfo) (*rec, error) {
 	if c.stopping {
 		return nil, &DialError{URL: t.url, Kind: DialClosed, Err: ErrClosed}
 	}
-	vh, err := c.clientVhost(tlsCfg)
+	vh, err := c.clientVhost(tlsCfg, compress)
 	if err != nil {
 		return nil, &DialError{URL: t.url, Kind: DialTLS, Err: err}
 	}
@@ -396,6 +411,9 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	if err := validateKeepalive("DialOptions", opts.PingInterval, opts.PingTimeout); err != nil {
 		return nil, err
 	}
+	if opts.Compression && !cgo.CompressionAvailable() {
+		return nil, errors.New("lws: DialOptions.Compression: the libwebsockets this binary uses was built without extensions (LWS_WITHOUT_EXTENSIONS)")
+	}
 	for _, p := range opts.Subprotocols {
 		if p == "" || !validHeaderName(p) {
 			return nil, fmt.Errorf("lws: DialOptions.Subprotocols: %q is not a token", p)
@@ -451,7 +469,7 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	var r *rec
 	ok := c.post(func() {
 		var err error
-		if r, err = c.newClientRec(recWSClient, t, opts.TLS, &ci); err != nil {
+		if r, err = c.newClientRec(recWSClient, t, opts.TLS, opts.Compression, &ci); err != nil {
 			res <- result{err: err}
 			return
 		}
@@ -560,10 +578,10 @@ func (c *Context) handleWSClient(ev *callbacks.Event, r *rec) int {
 	case callbacks.ClientFilterPreEstablish:
 		r.link.Subprotocol = r.responseHeader("sec-websocket-protocol")
 	case callbacks.ClientEstablished:
-		return c.onClientEstablished(r)
+		return c.onClientEstablished(r, ev.Flags&callbacks.Deflate != 0)
 	case callbacks.ClientReceive:
 		if r.conn != nil {
-			return r.conn.onReceive(ev)
+			return r.conn.receive(ev)
 		}
 	case callbacks.ClientReceivePong:
 		if r.conn != nil {
@@ -586,7 +604,7 @@ func (c *Context) handleWSClient(ev *callbacks.Event, r *rec) int {
 	return 0
 }
 
-func (c *Context) onClientEstablished(r *rec) int {
+func (c *Context) onClientEstablished(r *rec, deflate bool) int {
 	d := r.dial
 	if d.done {
 		// Aborted while the handshake completed.
@@ -598,6 +616,7 @@ func (c *Context) onClientEstablished(r *rec) int {
 		Remote:      r.wsi.RemoteAddr(),
 		Path:        d.t.path,
 		Subprotocol: r.link.Subprotocol,
+		Compression: deflate,
 		Opened:      time.Now(),
 		URL:         d.t.url,
 	}

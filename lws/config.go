@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lwsgate/lwsgate/cgo"
 )
 
 // Config configures a Context. A nil *Config means all defaults; the zero
@@ -234,6 +236,18 @@ type Listener struct {
 
 	// TLS, when non-nil, makes this a TLS (wss/https) listener.
 	TLS *TLSFiles
+
+	// Compression accepts permessage-deflate (RFC 7692) from WebSocket
+	// clients that offer it (offers libwebsockets cannot honour, such as
+	// one naming server_max_window_bits, are declined): messages are
+	// inflated as they arrive and Send's messages compressed;
+	// Link.Compression says whether a link agreed it. MaxMessageSize
+	// bounds a message after inflation, and its compressed bytes too (see
+	// LimitMaxCompressed). Each compressing link holds zlib's state, up to
+	// 288 KiB (zconf.h: 256 KiB to deflate at libwebsockets' window and
+	// memory level, 32 KiB to inflate). false (the zero value): off;
+	// offers are ignored and every message goes uncompressed.
+	Compression bool
 }
 
 // Defaults; SECURITY.md gives the reason for each limit.
@@ -369,6 +383,9 @@ func (c *Config) validate() error {
 			if h == "" || strings.ContainsAny(h, ": \t\r\n") {
 				return fmt.Errorf("%s[%d] %q: not a header name", field("ExtraHeaders"), j, h)
 			}
+		}
+		if l.Compression && !cgo.CompressionAvailable() {
+			return fmt.Errorf("%s: the libwebsockets this binary uses was built without extensions (LWS_WITHOUT_EXTENSIONS)", field("Compression"))
 		}
 		if l.TLS != nil {
 			for _, f := range []struct{ name, path string }{{"CertFile", l.TLS.CertFile}, {"KeyFile", l.TLS.KeyFile}, {"CAFile", l.TLS.CAFile}} {

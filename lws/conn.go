@@ -44,6 +44,9 @@ type Conn struct {
 	rxUTF8  int // bytes of a text message in rx checked as UTF-8
 	peer    *CloseError
 	notifed bool
+	deflate bool          // permessage-deflate is on: one write per WRITEABLE
+	held    cgo.HeldFrame // the payload of the last write, when deflate
+	failRx  bool          // receive refused a message: close at WRITEABLE
 }
 
 // linkOpts are the settings of a link: its listener's, or its Dial's.
@@ -55,7 +58,20 @@ type linkOpts struct {
 }
 
 func newConn(r *rec, o *linkOpts) *Conn {
-	return &Conn{r: r, o: o, link: r.link, req: r.req}
+	c := &Conn{r: r, o: o, link: r.link, req: r.req, deflate: r.link.Compression}
+	if c.deflate && o.maxMessage >= 0 {
+		r.wsi.SetCompressedLimit(maxCompressed(o.maxMessage))
+	}
+	return c
+}
+
+// maxCompressed bounds the compressed bytes of one message on a link with
+// permessage-deflate whose inflated size may reach maxMessage: deflate
+// adds a few bytes per block to data it cannot compress, a sender that
+// flushes at each fragment 5 bytes per fragment, and only a stream of
+// empty blocks, which inflates to nothing, goes much further.
+func maxCompressed(maxMessage int64) int64 {
+	return maxMessage + maxMessage/8 + 4<<10
 }
 
 // Link describes the link.
@@ -226,6 +242,10 @@ func (c *Conn) handler() Handler {
 
 // onReceive assembles messages from RECEIVE chunks (service goroutine).
 func (c *Conn) onReceive(ev *callbacks.Event) int {
+	if ev.Len > 0 && c.o.maxMessage >= 0 && int64(ev.Len) > maxCompressed(c.o.maxMessage) {
+		c.r.ctx.limitHit(c.r, LimitMaxCompressed)
+		return c.closeNow(StatusMessageTooBig, "message too big")
+	}
 	if ev.Flags&callbacks.FirstFragment != 0 {
 		c.rx = c.rx[:0]
 		c.rxUTF8 = 0
@@ -269,6 +289,35 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 	return 0
 }
 
+// receive is RECEIVE and CLIENT_RECEIVE: onReceive, except that a link it
+// refuses is closed at the WRITEABLE callback asked for here, with the
+// code closeNow recorded, and never by returning -1, which libwebsockets
+// (4.1.6 to its main branch) mishandles:
+//
+//   - its client parser (client-parser-ws.c) returns from a CLIENT_RECEIVE
+//     that asks to close without emptying its frame buffer, and writes what
+//     more of a long frame arrives during the closing handshake past the
+//     end of that buffer: a heap overflow (a 1 MiB frame against
+//     MaxMessageSize 64 KiB crashed the process);
+//   - with permessage-deflate, its server parser (ops-ws.c lws_ws_rx_sm)
+//     goes on inflating the rest of the chunk it read, one RECEIVE per
+//     piece, and keeps only the last callback's result, so the -1 is lost
+//     unless every later piece returns -1 too; and once its close has
+//     begun, a RECEIVE that returns -1 again (frames read before the close
+//     frame went out) makes it kill the link without sending that frame.
+//
+// What arrives until the WRITEABLE callback is dropped.
+func (c *Conn) receive(ev *callbacks.Event) int {
+	if c.failRx {
+		return 0
+	}
+	if c.onReceive(ev) < 0 {
+		c.failRx = true
+		c.r.wsi.CallbackOnWritable()
+	}
+	return 0
+}
+
 // closeNow closes from inside this link's callback: lws sends the close
 // frame when the callback returns -1.
 func (c *Conn) closeNow(code StatusCode, reason string) int {
@@ -283,6 +332,15 @@ func (c *Conn) closeNow(code StatusCode, reason string) int {
 
 // onWritable writes queued frames until the pipe chokes (service goroutine).
 func (c *Conn) onWritable() int {
+	if c.failRx {
+		// Set again: a ping's payload may have taken the buffer
+		// libwebsockets keeps the close reason in.
+		c.mu.Lock()
+		ce := *c.closed
+		c.mu.Unlock()
+		c.r.wsi.CloseReason(int(ce.Code), ce.Reason)
+		return -1
+	}
 	c.mu.Lock()
 	if c.closed != nil {
 		// closeNow already handed the close to libwebsockets, which may
@@ -313,12 +371,22 @@ func (c *Conn) onWritable() int {
 	var written int64
 	done := 0
 	choked := false
+	wrote := false
 	for done < len(c.wq) && !choked {
 		f := c.wq[done]
 		n := f.payloadLen()
 		for f.off < n || n == 0 {
 			chunk := min(n-f.off, txPacketSize)
-			res := c.r.wsi.WriteWS(f.buf, cgo.Pre+f.off, chunk, f.typ == BinaryMessage, f.off == 0, f.off+chunk == n)
+			var res cgo.WriteResult
+			if c.deflate {
+				// libwebsockets compresses what zlib cannot take
+				// at once over WRITEABLE rounds of its own, and
+				// calls back here only when it has all of it.
+				res = c.r.wsi.WriteWSHeld(&c.held, f.buf[cgo.Pre+f.off:cgo.Pre+f.off+chunk], f.typ == BinaryMessage, f.off == 0, f.off+chunk == n)
+				wrote, choked = true, true
+			} else {
+				res = c.r.wsi.WriteWS(f.buf, cgo.Pre+f.off, chunk, f.typ == BinaryMessage, f.off == 0, f.off+chunk == n)
+			}
 			if res == cgo.WriteFailed {
 				return -1
 			}
@@ -340,9 +408,17 @@ func (c *Conn) onWritable() int {
 	}
 	c.wq = c.wq[:copy(c.wq, c.wq[done:])]
 
+	if c.deflate && !wrote {
+		// Nothing written this round, so libwebsockets has compressed
+		// all of the last payload: its copy can go.
+		c.held.Free()
+	}
+
 	c.mu.Lock()
 	c.queued -= written
-	more := len(c.wq) > 0 || len(c.txq) > 0
+	// After a compressed write, one more round: it frees the copy, and a
+	// close waits until libwebsockets has sent all of the message.
+	more := len(c.wq) > 0 || len(c.txq) > 0 || wrote
 	closing := c.closeReq && !more
 	code, reason := c.closeCode, c.closeReason
 	c.mu.Unlock()
@@ -427,6 +503,7 @@ func (c *Conn) finish() CloseError {
 		f.release()
 	}
 	c.wq = nil
+	c.held.Free()
 	c.rx = nil
 	c.callClose(*ce)
 	return *ce

@@ -67,6 +67,8 @@ type Context struct {
 	hbuf      []byte     // scratch for HTTP request parsing
 	stack     [8]uintptr // wsi of each callback in progress, by depth
 
+	deflateVhosts map[ClientTLS]cgo.VhostID // client vhosts offering permessage-deflate
+
 	clientVhosts map[ClientTLS]cgo.VhostID
 	connecting   *rec          // the client link inside its connect call
 	accepting    pendingAccept // admitted, WSI_CREATE to come
@@ -359,6 +361,7 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 		HeaderTimeoutSecs: int((l.cfg.HeaderTimeout+time.Second-1)/time.Second) + 1,
 		Protocols:         l.protos,
 		TxPacketSize:      txPacketSize,
+		Compression:       l.cfg.Compression,
 	}
 	if l.cfg.PingInterval > 0 {
 		vi.PingSecs = int(l.cfg.PingInterval / time.Second)

@@ -222,9 +222,14 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		return c.onConfirmUpgrade(r, ev)
 	case callbacks.Established:
 		return c.onEstablished(r, ev)
+	case callbacks.ConfirmExtensionOkay:
+		// Only a listener with Compression has an extension to offer.
+		if r.req != nil && !deflateOfferOK(r.req.Header.Values("Sec-Websocket-Extensions")) {
+			return 1 // declined: the 101 names no extension
+		}
 	case callbacks.Receive:
 		if r.conn != nil {
-			return r.conn.onReceive(ev)
+			return r.conn.receive(ev)
 		}
 	case callbacks.ReceivePong:
 		if r.conn != nil {
@@ -363,6 +368,7 @@ func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
 	if p := ev.Protocol & 0xffff; p > 0 && p < len(r.lis.protos) {
 		r.link.Subprotocol = r.lis.protos[p]
 	}
+	r.link.Compression = ev.Flags&callbacks.Deflate != 0
 	r.conn = newConn(r, &r.lis.opts)
 	c.openLink(r)
 	r.conn.callOpen()

@@ -229,7 +229,7 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	var r *rec
 	ok := c.post(func() {
 		var err error
-		if r, err = c.newClientRec(recHTTPClient, tg, t.TLS, &ci); err != nil {
+		if r, err = c.newClientRec(recHTTPClient, tg, t.TLS, false, &ci); err != nil {
 			res <- result{err: err}
 			return
 		}

@@ -19,11 +19,18 @@ import (
 //	body_timeout      a body slower than Listener.BodyTimeout           408, closed
 //	max_body          a body over Listener.MaxBodySize                  413, closed
 //	max_message       a message over MaxMessageSize                     1009 close
+//	max_compressed    a compressed message too long on the wire (below) 1009 close
 //	send_queue        a Send beyond MaxSendQueue (once per full queue)  ErrSendQueueFull
 //	bad_request       an ambiguous or malformed HTTP request            400/411/501, closed
 //	bad_upgrade       an invalid WebSocket upgrade request              400/426, closed
 //	bad_close         an invalid close frame from the peer              1002/1007 close
 //	bad_utf8          a text message that is not valid UTF-8            1007 close
+//
+// max_compressed applies to links with permessage-deflate
+// (Listener.Compression, DialOptions.Compression): the compressed bytes of
+// one message may not pass MaxMessageSize + MaxMessageSize/8 + 4 KiB, so
+// that a stream of deflate data that inflates to little or nothing (empty
+// blocks) cannot make one message that never ends.
 //
 // What libwebsockets refuses by itself without a callback (a request line
 // or header it cannot parse, headers over Config.MaxHeaderBytes, WebSocket
@@ -37,6 +44,7 @@ const (
 	LimitBodyTimeout   = "body_timeout"
 	LimitMaxBody       = "max_body"
 	LimitMaxMessage    = "max_message"
+	LimitMaxCompressed = "max_compressed"
 	LimitSendQueue     = "send_queue"
 	LimitBadRequest    = "bad_request"
 	LimitBadUpgrade    = "bad_upgrade"

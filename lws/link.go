@@ -43,6 +43,9 @@ type Link struct {
 	Path string
 	// Subprotocol is the negotiated WebSocket subprotocol, if any.
 	Subprotocol string
+	// Compression says permessage-deflate was negotiated for the
+	// WebSocket link (Listener.Compression, DialOptions.Compression).
+	Compression bool
 	// Opened is when the link opened.
 	Opened time.Time
 }

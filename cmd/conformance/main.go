@@ -9,6 +9,12 @@
 //	go run ./cmd/conformance -v         # every case, not only those not OK
 //	go run ./cmd/conformance -cases 6.4,7.9
 //	go run ./cmd/conformance -server 127.0.0.1:8090 -max-message 8388608
+//	go run ./cmd/conformance -compression -cases 12,13
+//
+// -compression turns permessage-deflate on (Listener.Compression and
+// DialOptions.Compression in process; for -server, it says the server has
+// it on), and the 12.x/13.x cases then check that it is agreed and used
+// rather than declined (wsconform.Options.Deflate).
 //
 // -server runs the server cases against a running echo server instead, such
 // as lwsgate (whose -max-message must allow the 4 MiB messages of 9.x).
@@ -49,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "list every case, not only those not OK")
 	libVersion := fs.String("lib-version", "", "the -server's libwebsockets version, e.g. 4.3.5, for the known failures fixed upstream (default: unknown, all apply)")
 	showLog := fs.Bool("log", false, "show the binding's and libwebsockets' log (warnings and errors) on stderr")
+	compression := fs.Bool("compression", false, "permessage-deflate on: Listener.Compression and DialOptions.Compression in process (for -server: the server has it on)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -56,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conformance: unexpected arguments:", fs.Args())
 		return 2
 	}
-	opts := &wsconform.Options{Wait: *wait, MaxMessage: *maxMessage, LibVersion: *libVersion}
+	opts := &wsconform.Options{Wait: *wait, MaxMessage: *maxMessage, LibVersion: *libVersion, Deflate: *compression}
 	if *cases != "" {
 		for _, c := range strings.Split(*cases, ",") {
 			opts.Cases = append(opts.Cases, strings.TrimSpace(c))
@@ -67,12 +74,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	version := "libwebsockets " + lws.Version()
+	with := ""
+	if *compression {
+		with = " with permessage-deflate"
+	}
 
 	var reports []*wsconform.Report
 	var titles []string
 	if *server != "" {
 		reports = append(reports, wsconform.RunServer(*server, opts))
-		titles = append(titles, "server at "+*server)
+		titles = append(titles, "server at "+*server+with)
 	} else {
 		doServer, doClient := *target == "both" || *target == "server", *target == "both" || *target == "client"
 		if !doServer && !doClient {
@@ -90,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 			reports = append(reports, rep)
-			titles = append(titles, "lws server (in process, lws.EchoHandler), "+version)
+			titles = append(titles, "lws server (in process, lws.EchoHandler"+with+"), "+version)
 		}
 		if doClient {
 			rep, err := runInProcessClient(opts, logger)
@@ -99,7 +110,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 2
 			}
 			reports = append(reports, rep)
-			titles = append(titles, "lws client (in process, lws.Dial with lws.EchoHandler), "+version)
+			titles = append(titles, "lws client (in process, lws.Dial with lws.EchoHandler"+with+"), "+version)
 		}
 	}
 	status := 0
@@ -121,6 +132,7 @@ func runInProcessServer(opts *wsconform.Options, logger *slog.Logger) (*wsconfor
 			Links:          lws.TCPListen,
 			Handler:        lws.EchoHandler{},
 			MaxMessageSize: opts.MaxMessage,
+			Compression:    opts.Deflate,
 		}},
 	})
 	if err != nil {
@@ -143,6 +155,7 @@ func runInProcessClient(opts *wsconform.Options, logger *slog.Logger) (*wsconfor
 			Handler:          lws.EchoHandler{},
 			MaxMessageSize:   opts.MaxMessage,
 			HandshakeTimeout: opts.Wait,
+			Compression:      opts.Deflate,
 		})
 		return err
 	}

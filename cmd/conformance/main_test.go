@@ -13,17 +13,26 @@ import (
 
 // TestConformance runs every case against the binding's server and client,
 // in process, as CI does: no case may fail unless KnownFailures lists it,
-// and no listed case may pass (its entry would be stale). The two targets
-// run in parallel: most of a run is waiting.
+// and no listed case may pass (its entry would be stale). The
+// permessage-deflate families run again with compression on. The runs
+// go in parallel: most of a run is waiting.
 func TestConformance(t *testing.T) {
-	for _, target := range []string{"server", "client"} {
-		t.Run(target, func(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"server", []string{"-target", "server"}},
+		{"client", []string{"-target", "client"}},
+		{"server-compression", []string{"-target", "server", "-compression", "-cases", "12,13"}},
+		{"client-compression", []string{"-target", "client", "-compression", "-cases", "12,13"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var out strings.Builder
-			status := run([]string{"-target", target}, &out, &out)
+			status := run(tc.args, &out, &out)
 			t.Log("\n" + out.String())
 			if status != 0 {
-				t.Fatalf("conformance -target %s exited %d: see PROBLEMS above", target, status)
+				t.Fatalf("conformance %s exited %d: see PROBLEMS above", strings.Join(tc.args, " "), status)
 			}
 		})
 	}

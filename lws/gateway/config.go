@@ -69,6 +69,10 @@ type ListenerConfig struct {
 	Links []string `yaml:"links"`
 	// Subprotocols accepted besides none. Empty: none other.
 	Subprotocols []string `yaml:"subprotocols"`
+	// Compression accepts permessage-deflate (RFC 7692) from WebSocket
+	// clients that offer it (lws.Listener.Compression); limits.max_message
+	// bounds a message after inflation. false: off.
+	Compression bool `yaml:"compression"`
 	// TLS serves wss and https when set.
 	TLS *TLSConfig `yaml:"tls"`
 	// Keepalive pings silent WebSocket links.
@@ -350,6 +354,7 @@ listeners:
     addr: ":8090"
     links: [tcplisten, httplisten]   # long links (WebSocket), short links (HTTP)
     subprotocols: [lws-gate]
+    compression: false   # permessage-deflate for WebSocket clients that offer it
     keepalive:
       ping_interval: 0s  # 0: libwebsockets' default (5m)
       ping_timeout: 0s   # 0: ping_interval + 10s

@@ -191,6 +191,7 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 		Handler:        wsHandler{g},
 		HTTPHandler:    &publicAPI{g: g, name: l.Name},
 		Subprotocols:   l.Subprotocols,
+		Compression:    l.Compression,
 		MaxMessageSize: int64(l.Limits.MaxMessage),
 		MaxSendQueue:   int64(l.Limits.MaxSendQueue),
 		SlowConsumer:   lws.CloseSlowConsumer,
@@ -325,6 +326,8 @@ func restartNeeded(a, b *Config) error {
 			return fmt.Errorf("%s.keepalive changed: restart to apply", p)
 		case strings.Join(x.Subprotocols, ",") != strings.Join(y.Subprotocols, ","):
 			return fmt.Errorf("%s.subprotocols changed: restart to apply", p)
+		case x.Compression != y.Compression:
+			return fmt.Errorf("%s.compression changed: restart to apply", p)
 		case y.Limits.MaxMessage > x.Limits.MaxMessage:
 			return fmt.Errorf("%s.limits.max_message raised above %d: restart to apply", p, x.Limits.MaxMessage)
 		case y.Limits.MaxBody > x.Limits.MaxBody:

@@ -383,6 +383,26 @@ func TestOversizeMessageClosesWith1009(t *testing.T) {
 	assert.Equal(t, "ok", read(t, ws2))
 }
 
+// TestListenerCompression: compression: true on a listener agrees
+// permessage-deflate with a client that offers it, and max_message bounds
+// the inflated message; without it (the default) the offer is ignored.
+func TestListenerCompression(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		g := startGW(t, fmt.Sprintf("listeners:\n  - addr: 127.0.0.1:0\n    compression: %v\n    limits: {max_message: 64KiB}\n", on), nil)
+		d := websocket.Dialer{EnableCompression: true}
+		ws, resp, err := d.Dial("ws://"+g.pub+"/", nil)
+		require.NoError(t, err)
+		defer ws.Close()
+		assert.Equal(t, on, resp.Header.Get("Sec-WebSocket-Extensions") != "", "compression: %v", on)
+		msg := strings.Repeat("compressible ", 5000) // 65000 bytes
+		send(t, ws, msg)
+		assert.Equal(t, msg, read(t, ws))
+		send(t, ws, msg+strings.Repeat("x", 600))
+		code, _ := closeCode(t, ws)
+		assert.Equal(t, 1009, code)
+	}
+}
+
 func discardLogger() *slogLogger { return newDiscard() }
 
 func TestPortInUseNamesTheAddress(t *testing.T) {

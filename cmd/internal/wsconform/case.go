@@ -86,6 +86,21 @@ type T struct {
 	// dialErr waits for the result of the implementation's dial
 	// (TargetClient).
 	dialErr func() error
+	// pmdWhy says why the implementation's 101 is no valid acceptance of
+	// the permessage-deflate offer (TargetServer), or "".
+	pmdWhy string
+}
+
+// Deflated reports whether the handshake agreed permessage-deflate.
+func (t *T) Deflated() bool { return t.p.pmd != nil }
+
+// Compressed returns a message compressed as the agreement allows, as
+// frames of at most frag bytes of compressed data each (frag <= 0: one
+// frame); RSV1 is set on the first. Deflated must be true.
+func (t *T) Compressed(op byte, msg []byte, frag int) []Frame {
+	fs := Fragments(op, t.p.pmd.tx.compress(msg), frag)
+	fs[0].Rsv = 4
+	return fs
 }
 
 // Send sends frames, each in its own write.

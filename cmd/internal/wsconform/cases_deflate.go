@@ -1,21 +1,31 @@
 package wsconform
 
 import (
+	"encoding/base64"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 )
 
 // The 12.x/13.x cases are Autobahn's permessage-deflate families (RFC
-// 7692), for an implementation that does not offer the extension: lwsgate's
-// binding configures no libwebsockets extensions, so permessage-deflate
-// must be declined cleanly. As a server the implementation must answer
-// offers without Sec-WebSocket-Extensions and go on uncompressed; as a
-// client it must not offer it, and must fail a link whose server claims an
-// extension it did not ask for (RFC 6455 section 4.1). Both must fail a
-// link on a frame with RSV1 set, which only a negotiated extension allows.
-// If the binding ever negotiates permessage-deflate these cases FAIL on
-// purpose: the suite has no deflate codec, and the cases must then be
-// rewritten to exercise the extension.
+// 7692), run one of two ways (Options.Deflate):
+//
+//   - For an implementation that does not enable the extension, it must be
+//     declined cleanly. As a server the implementation must answer offers
+//     without Sec-WebSocket-Extensions and go on uncompressed; as a client
+//     it must not offer it, and must fail a link whose server claims an
+//     extension it did not ask for (RFC 6455 section 4.1). Both must fail a
+//     link on a frame with RSV1 set, which only a negotiated extension
+//     allows.
+//   - For one that enables it, it must be agreed validly (RFC 7692 section
+//     7: a server's answer must accept one of the offers with parameters
+//     the offer allows; a client's offer must be well-formed, and a client
+//     must fail a link whose answer does not accept its offer), and then
+//     used: the peer sends compressed messages, honouring the agreed
+//     context takeover and window parameters, and inflates the echoes,
+//     each on its own where the implementation agreed to no context
+//     takeover. The peer cannot check the window size the implementation
+//     compresses with (see deflate.go).
 
 // defaultOffer is the offer Autobahn's 12.x cases make.
 const defaultOffer = "permessage-deflate; client_no_context_takeover; client_max_window_bits"
@@ -25,17 +35,47 @@ const defaultOffer = "permessage-deflate; client_no_context_takeover; client_max
 func (t *T) notNegotiated() *Result {
 	if t.target == TargetServer {
 		if ext := t.resp.Header.Values("Sec-WebSocket-Extensions"); len(ext) > 0 {
-			r := failed("the server accepted extensions %q: this suite assumes permessage-deflate is not enabled and has no deflate codec (see the package doc)", strings.Join(ext, ", "))
+			r := failed("the server accepted extensions %q: this suite runs without Options.Deflate, for an implementation that does not enable permessage-deflate", strings.Join(ext, ", "))
 			return &r
 		}
 		return nil
 	}
 	if ext := t.req.Header.Values("Sec-WebSocket-Extensions"); len(ext) > 0 {
-		r := failed("the client offered extensions %q: this suite assumes permessage-deflate is not enabled (see the package doc)", strings.Join(ext, ", "))
+		r := failed("the client offered extensions %q: this suite runs without Options.Deflate, for an implementation that does not enable permessage-deflate", strings.Join(ext, ", "))
 		return &r
 	}
 	return nil
 }
+
+// send sends msg as one message: compressed if the handshake agreed
+// permessage-deflate, in frames of at most frag bytes (<= 0: one frame).
+func (t *T) send(op byte, msg []byte, frag int) {
+	if t.Deflated() {
+		t.Send(t.Compressed(op, msg, frag)...)
+		return
+	}
+	t.Send(Fragments(op, msg, frag)...)
+}
+
+// then keeps a NON-STRICT verdict found earlier unless r is worse.
+func then(pre *Result, r Result) Result {
+	if pre != nil && r.Verdict == OK {
+		return *pre
+	}
+	return r
+}
+
+// textFor is n bytes of text that deflate shrinks by about a quarter:
+// base64 of pseudo-random bytes.
+func textFor(n int) []byte {
+	raw := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{byte(n), byte(n >> 8), 7}).Read(raw)
+	return []byte(base64.StdEncoding.EncodeToString(raw)[:n])
+}
+
+// hello is "Hello" compressed without context takeover, the example of
+// RFC 7692 section 7.2.3.1.
+var hello = []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}
 
 func deflateCases() []*Case {
 	var cs []*Case
@@ -45,76 +85,145 @@ func deflateCases() []*Case {
 	}{{"text", OpText}, {"binary", OpBinary}} {
 		for i, n := range []int{16, 64, 256, 1 << 10, 4 << 10, 64 << 10} {
 			cs = append(cs, &Case{
-				ID:     fmt.Sprintf("12.%d.%d", 1+ti, i+1),
-				Offer:  defaultOffer,
-				Desc:   fmt.Sprintf("Offer permessage-deflate (%q, as a client), then send 10 %s messages of %s.", defaultOffer, typ.name, sizeName(n)),
-				Expect: "permessage-deflate is not negotiated (server: no Sec-WebSocket-Extensions in the 101; client: no offer); the messages are echoed uncompressed (RSV1 clear).",
+				ID:    fmt.Sprintf("12.%d.%d", 1+ti, i+1),
+				Offer: defaultOffer,
+				Desc:  fmt.Sprintf("Offer permessage-deflate (%q, as a client), then send 10 %s messages of %s, compressed when agreed.", defaultOffer, typ.name, sizeName(n)),
+				Expect: "Without Options.Deflate: permessage-deflate is not negotiated (server: no Sec-WebSocket-Extensions in the 101; client: no offer); the messages are echoed uncompressed (RSV1 clear). " +
+					"With it: agreed validly, and every echo inflates to the message.",
 				Run: func(t *T) Result {
-					if r := t.notNegotiated(); r != nil {
-						return *r
+					var pre *Result
+					if !t.opts.Deflate {
+						if r := t.notNegotiated(); r != nil {
+							return *r
+						}
+					} else if pre = t.agreed(false); pre != nil && pre.Verdict == Failed {
+						return *pre
 					}
 					p := payloadFor(typ.op, n)
 					var wants []Want
 					for range 10 {
-						t.Send(Frame{Fin: true, Opcode: typ.op, Payload: p})
+						t.send(typ.op, p, 0)
 						wants = append(wants, Want{Kind: EvMessage, Op: typ.op, Data: p})
 					}
-					return t.Echo(wants...)
+					return then(pre, t.Echo(wants...))
 				},
 			})
 		}
 	}
-	cs = append(cs, &Case{
-		ID: "12.3.1", Only: TargetServer, Offer: defaultOffer, Lwsgate: true,
-		Desc:   "Offer permessage-deflate as a client (server target), then send a text message with RSV1 set as if it were compressed.",
-		Expect: "permessage-deflate is not negotiated, so RSV1 fails the link (1002).",
-		Run: func(t *T) Result {
-			if r := t.notNegotiated(); r != nil {
-				return *r
-			}
-			// "Hello" compressed with DEFLATE (RFC 7692 section 7.2.3.1).
-			t.Send(Frame{Fin: true, Rsv: 4, Opcode: OpText, Payload: []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}})
-			return t.ExpectFail(1002)
-		},
-	})
-	offers := []string{
-		"permessage-deflate",
-		"permessage-deflate; client_no_context_takeover",
-		"permessage-deflate; client_max_window_bits=8",
-		"permessage-deflate; server_max_window_bits=9",
-		"permessage-deflate; server_no_context_takeover; client_no_context_takeover",
-		"permessage-deflate; client_max_window_bits=15; server_max_window_bits=15",
-		"permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits, permessage-deflate",
-	}
-	for i, offer := range offers {
+	for i, frag := range []int{125, 1 << 10, 16 << 10} {
 		cs = append(cs, &Case{
-			ID: fmt.Sprintf("13.%d.1", i+1), Only: TargetServer, Offer: offer,
-			Desc:   fmt.Sprintf("Offer %q, then send a text message of 4 KiB.", offer),
-			Expect: "No extension in the 101; the message is echoed uncompressed.",
+			ID: fmt.Sprintf("12.4.%d", i+1), Lwsgate: true, Offer: defaultOffer,
+			Desc: fmt.Sprintf("Offer permessage-deflate (%q, as a client), then send a 64 KiB text message of base64 text, compressed when agreed, in frames of %s.", defaultOffer, sizeName(frag)),
+			Expect: "Without Options.Deflate: not negotiated, and the fragmented message is echoed uncompressed. " +
+				"With it: agreed validly, and the echo inflates to the message.",
 			Run: func(t *T) Result {
-				if r := t.notNegotiated(); r != nil {
-					return *r
+				var pre *Result
+				if !t.opts.Deflate {
+					if r := t.notNegotiated(); r != nil {
+						return *r
+					}
+				} else if pre = t.agreed(false); pre != nil && pre.Verdict == Failed {
+					return *pre
 				}
-				p := []byte(strings.Repeat("Hello, deflate! ", 256))
-				t.Send(Text(p))
-				return t.Echo(WantText(p))
+				p := textFor(64 << 10)
+				t.send(OpText, p, frag)
+				return then(pre, t.Echo(WantText(p)))
 			},
 		})
 	}
-	unsolicited := []string{
+	for _, target := range []Target{TargetServer, TargetClient} {
+		offer := ""
+		if target == TargetServer {
+			offer = defaultOffer
+		}
+		cs = append(cs, &Case{
+			ID: "12.3.1", Only: target, Offer: offer, Lwsgate: true,
+			Desc: "Send a text message with RSV1 set: \"Hello\" compressed (RFC 7692 section 7.2.3.1), having offered permessage-deflate as a client (server target).",
+			Expect: "Without Options.Deflate: not negotiated, so RSV1 fails the link (1002). " +
+				"With it: agreed, and the message is echoed as \"Hello\".",
+			Run: func(t *T) Result {
+				if !t.opts.Deflate {
+					if r := t.notNegotiated(); r != nil {
+						return *r
+					}
+				} else if r := t.agreed(false); r != nil {
+					return *r
+				}
+				t.Send(Frame{Fin: true, Rsv: 4, Opcode: OpText, Payload: hello})
+				if !t.Deflated() {
+					return t.ExpectFail(1002)
+				}
+				return t.Echo(WantText([]byte("Hello")))
+			},
+		})
+	}
+	offers := []struct {
+		offer string
+		// mayDecline: an implementation with the extension may decline
+		// the offer without a NON-STRICT verdict (it asks for a server
+		// window, which a server that cannot name one must decline).
+		mayDecline bool
+	}{
+		{"permessage-deflate", false},
+		{"permessage-deflate; client_no_context_takeover", false},
+		{"permessage-deflate; client_max_window_bits=8", false},
+		{"permessage-deflate; server_max_window_bits=9", true},
+		{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", false},
+		{"permessage-deflate; client_max_window_bits=15; server_max_window_bits=15", true},
+		{"permessage-deflate; server_max_window_bits=8, permessage-deflate; client_max_window_bits, permessage-deflate", false},
+		{"permessage-deflate; server_no_context_takeover", false},
+		{"permessage-deflate, permessage-deflate; client_max_window_bits", false},
+	}
+	for i, o := range offers {
+		cs = append(cs, &Case{
+			ID: fmt.Sprintf("13.%d.1", i+1), Only: TargetServer, Offer: o.offer, Lwsgate: i >= 7,
+			Desc: fmt.Sprintf("Offer %q, then send a text message of 4 KiB, twice: the second, compressed with context takeover unless the offer excludes it, refers back to the first.", o.offer),
+			Expect: "Without Options.Deflate: no extension in the 101; the messages are echoed uncompressed. " +
+				"With it: the 101 accepts one of the offers validly (or declines them all: NON-STRICT unless the offer asks for a server window), and both echoes inflate to the message, each on its own if the server agreed to server_no_context_takeover.",
+			Run: func(t *T) Result {
+				var pre *Result
+				if !t.opts.Deflate {
+					if r := t.notNegotiated(); r != nil {
+						return *r
+					}
+				} else if pre = t.agreed(o.mayDecline); pre != nil && pre.Verdict == Failed {
+					return *pre
+				}
+				p := []byte(strings.Repeat("Hello, deflate! ", 256))
+				t.send(OpText, p, 0)
+				if !t.opts.Deflate {
+					return t.Echo(WantText(p))
+				}
+				t.send(OpText, p, 0)
+				return then(pre, t.Echo(WantText(p), WantText(p)))
+			},
+		})
+	}
+	answers := []string{
 		"permessage-deflate",
 		"permessage-deflate; server_no_context_takeover",
 		"permessage-deflate; client_max_window_bits=8",
 		"permessage-deflate; server_max_window_bits=10; client_no_context_takeover",
 		"x-webkit-deflate-frame",
 	}
-	for i, ext := range unsolicited {
+	for i, ext := range answers {
 		cs = append(cs, &Case{
 			ID: fmt.Sprintf("13.%d.1", i+1), Only: TargetClient, Lwsgate: true, RespondExt: ext,
-			Desc:   fmt.Sprintf("Answer the client's upgrade with the unsolicited extension %q, then send a ping.", ext),
-			Expect: "The client fails the link at the handshake: a 101 naming an extension the client did not offer MUST fail it (RFC 6455 section 4.1). No pong.",
+			Desc: fmt.Sprintf("Answer the client's upgrade with the extension %q, then send a ping (without Options.Deflate), or a text message of 4 KiB twice, compressed as agreed (with it).", ext),
+			Expect: "Without Options.Deflate: the client fails the link at the handshake: a 101 naming an extension the client did not offer MUST fail it (RFC 6455 section 4.1); no pong. " +
+				"With it: the client's offer is valid, and when the answer accepts it validly (RFC 7692 section 7.1) the echoes inflate to the message, each on its own if the client must not use context takeover; when it does not, the client fails the link as above.",
 			Run: func(t *T) Result {
-				if r := t.notNegotiated(); r != nil {
+				if t.opts.Deflate {
+					if r := t.agreed(false); r != nil {
+						return *r
+					}
+					if t.Deflated() {
+						p := []byte(strings.Repeat("Hello, deflate! ", 256))
+						t.send(OpText, p, 0)
+						t.send(OpText, p, 0)
+						return t.Echo(WantText(p), WantText(p))
+					}
+				} else if r := t.notNegotiated(); r != nil {
 					return *r
 				}
 				t.Send(Ping([]byte("accepted?")))
@@ -129,17 +238,5 @@ func deflateCases() []*Case {
 			},
 		})
 	}
-	cs = append(cs, &Case{
-		ID: "12.3.1", Only: TargetClient, Lwsgate: true,
-		Desc:   "Send the client a text message with RSV1 set as if it were compressed (nothing negotiated).",
-		Expect: "RSV1 fails the link (1002).",
-		Run: func(t *T) Result {
-			if r := t.notNegotiated(); r != nil {
-				return *r
-			}
-			t.Send(Frame{Fin: true, Rsv: 4, Opcode: OpText, Payload: []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}})
-			return t.ExpectFail(1002)
-		},
-	})
 	return cs
 }

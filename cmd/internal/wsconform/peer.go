@@ -110,6 +110,7 @@ type Peer struct {
 	br     *bufio.Reader
 	client bool // the peer is the client: it masks, and expects no masks
 	maxMsg int64
+	pmd    *pmdLink // permessage-deflate, when the handshake agreed it
 
 	wmu       sync.Mutex
 	werr      error // first write error
@@ -123,12 +124,13 @@ type Peer struct {
 
 	// Reader goroutine only.
 	fragOp  byte // opcode of the message being reassembled, 0: none
+	fragZ   bool // that message is compressed (RSV1 on its first frame)
 	frag    []byte
 	gotClos bool
 }
 
-func newPeer(conn net.Conn, br *bufio.Reader, client bool, maxMsg int64) *Peer {
-	p := &Peer{conn: conn, br: br, client: client, maxMsg: maxMsg, notify: make(chan struct{}, 1), done: make(chan struct{})}
+func newPeer(conn net.Conn, br *bufio.Reader, client bool, maxMsg int64, pmd *pmdLink) *Peer {
+	p := &Peer{conn: conn, br: br, client: client, maxMsg: maxMsg, pmd: pmd, notify: make(chan struct{}, 1), done: make(chan struct{})}
 	go p.read()
 	return p
 }
@@ -183,8 +185,14 @@ func (p *Peer) frame(f *rawFrame) {
 	if !p.client && !f.masked {
 		violation("the client sent an unmasked frame (section 5.1)")
 	}
-	if f.rsv != 0 {
+	switch {
+	case f.rsv == 0:
+	case p.pmd == nil:
 		violation("RSV bits %03b set with no extension negotiated (section 5.2)", f.rsv)
+	case f.rsv != 4:
+		violation("RSV bits %03b set; permessage-deflate defines RSV1 only (section 5.2)", f.rsv)
+	case f.opcode != OpText && f.opcode != OpBinary:
+		violation("RSV1 set on a frame with opcode %d: permessage-deflate sets it on a message's first frame only (RFC 7692 section 6)", f.opcode)
 	}
 	if !f.minimal {
 		violation("payload length %d not in the minimal encoding (section 5.2)", len(f.payload))
@@ -202,11 +210,12 @@ func (p *Peer) frame(f *rawFrame) {
 		if p.fragOp != 0 {
 			violation("a new data frame inside a fragmented message (section 5.4)")
 		}
+		z := f.rsv&4 != 0 && p.pmd != nil
 		if f.fin {
-			p.message(f.opcode, f.payload)
+			p.message(f.opcode, z, f.payload)
 			return
 		}
-		p.fragOp, p.frag = f.opcode, append(p.frag[:0], f.payload...)
+		p.fragOp, p.fragZ, p.frag = f.opcode, z, append(p.frag[:0], f.payload...)
 	case OpContinuation:
 		if p.fragOp == 0 {
 			violation("a continuation frame with no message to continue (section 5.4)")
@@ -216,7 +225,7 @@ func (p *Peer) frame(f *rawFrame) {
 		if f.fin {
 			op := p.fragOp
 			p.fragOp = 0
-			p.message(op, bytes.Clone(p.frag))
+			p.message(op, p.fragZ, bytes.Clone(p.frag))
 		}
 	case OpPing:
 		p.push(Event{Kind: EvPing, Data: f.payload})
@@ -245,7 +254,19 @@ func (p *Peer) frame(f *rawFrame) {
 	}
 }
 
-func (p *Peer) message(op byte, data []byte) {
+func (p *Peer) message(op byte, compressed bool, data []byte) {
+	if compressed {
+		out, err := p.pmd.rx.inflate(data, p.maxMsg)
+		if err != nil {
+			how := "with the window of the messages before"
+			if p.pmd.rx.noTakeover {
+				how = "on its own, as the agreed no_context_takeover requires"
+			}
+			p.push(Event{Kind: EvViolation, Detail: fmt.Sprintf("a compressed message of %d bytes does not inflate %s: %v (RFC 7692 section 7.2.2)", len(data), how, err)})
+			return
+		}
+		data = out
+	}
 	if op == OpText && !utf8.Valid(data) {
 		p.push(Event{Kind: EvViolation, Detail: "a text message that is not valid UTF-8 (section 8.1)"})
 	}
@@ -419,14 +440,16 @@ func clientHandshake(conn net.Conn, br *bufio.Reader, host, path string, extra h
 	return resp, nil
 }
 
-// serverHandshake reads an upgrade request, checks it and answers 101 with
-// extra headers.
-func serverHandshake(conn net.Conn, br *bufio.Reader, extra http.Header, wait time.Duration) (*http.Request, error) {
+// serverHandshake reads an upgrade request, checks it and answers 101,
+// with Sec-WebSocket-Extensions: ext unless ext is "". With auto, ext is
+// instead the acceptance of the request's first permessage-deflate offer
+// (acceptance), or "" when there is none. It returns the request and ext.
+func serverHandshake(conn net.Conn, br *bufio.Reader, ext string, auto bool, wait time.Duration) (*http.Request, string, error) {
 	_ = conn.SetDeadline(time.Now().Add(wait))
 	defer conn.SetDeadline(time.Time{})
 	req, err := http.ReadRequest(br)
 	if err != nil {
-		return nil, fmt.Errorf("reading the upgrade request: %w", err)
+		return nil, "", fmt.Errorf("reading the upgrade request: %w", err)
 	}
 	key := req.Header.Get("Sec-WebSocket-Key")
 	raw, kerr := base64.StdEncoding.DecodeString(key)
@@ -445,19 +468,20 @@ func serverHandshake(conn net.Conn, br *bufio.Reader, extra http.Header, wait ti
 	}
 	if bad != "" {
 		_, _ = io.WriteString(conn, "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
-		return req, fmt.Errorf("bad upgrade request: %s", bad)
+		return req, "", fmt.Errorf("bad upgrade request: %s", bad)
 	}
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
 	fmt.Fprintf(&b, "Sec-WebSocket-Accept: %s\r\n", acceptKey(key))
-	for name, vs := range extra {
-		for _, v := range vs {
-			fmt.Fprintf(&b, "%s: %s\r\n", name, v)
-		}
+	if auto {
+		ext = acceptance(strings.Join(req.Header.Values("Sec-WebSocket-Extensions"), ","))
+	}
+	if ext != "" {
+		fmt.Fprintf(&b, "Sec-WebSocket-Extensions: %s\r\n", ext)
 	}
 	b.WriteString("\r\n")
 	if _, err := io.WriteString(conn, b.String()); err != nil {
-		return req, fmt.Errorf("sending 101: %w", err)
+		return req, ext, fmt.Errorf("sending 101: %w", err)
 	}
-	return req, nil
+	return req, ext, nil
 }

@@ -20,7 +20,7 @@ var FamilyNames = map[string]string{
 	"6":  "UTF-8 Handling",
 	"7":  "Close Handling",
 	"9":  "Limits/Performance",
-	"12": "permessage-deflate (not negotiated)",
+	"12": "permessage-deflate",
 	"13": "permessage-deflate offers",
 }
 

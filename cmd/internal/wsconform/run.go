@@ -27,6 +27,11 @@ type Options struct {
 	LibVersion string
 	// Progress, when non-nil, receives each result as soon as it is known.
 	Progress func(CaseResult)
+	// Deflate says the implementation has permessage-deflate (RFC 7692)
+	// enabled: the 12.x and 13.x cases then check that it is agreed and
+	// used as negotiated, instead of declined. false: they check that it
+	// is declined (as a server) or not offered (as a client).
+	Deflate bool
 }
 
 func (o *Options) withDefaults() *Options {
@@ -152,9 +157,14 @@ func runServerCase(addr string, c *Case, o *Options) Result {
 		conn.Close()
 		return failed("opening handshake: %v", err)
 	}
-	p := newPeer(conn, br, true, peerReadLimit)
+	offer, answer, why := agreement(c.Offer, resp.Header.Values("Sec-WebSocket-Extensions"))
+	var pmd *pmdLink
+	if answer != nil && why == "" {
+		pmd = newPMDLink(true, offer, answer)
+	}
+	p := newPeer(conn, br, true, peerReadLimit, pmd)
 	defer p.shutdown()
-	return c.Run(&T{p: p, target: TargetServer, opts: o, resp: resp})
+	return c.Run(&T{p: p, target: TargetServer, opts: o, resp: resp, pmdWhy: why})
 }
 
 // Dialer makes the implementation dial url as a WebSocket client that
@@ -216,11 +226,9 @@ func runClientCase(ln *net.TCPListener, dial Dialer, c *Case, o *Options) Result
 		return failed("the client did not connect: %v", err)
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
-	var extra http.Header
-	if c.RespondExt != "" {
-		extra = http.Header{"Sec-WebSocket-Extensions": {c.RespondExt}}
-	}
-	req, err := serverHandshake(conn, br, extra, o.Wait)
+	// With Options.Deflate the 12.x cases accept the client's offer.
+	auto := c.RespondExt == "" && o.Deflate && c.Family() == "12"
+	req, ext, err := serverHandshake(conn, br, c.RespondExt, auto, o.Wait)
 	if err != nil {
 		conn.Close()
 		return failed("opening handshake: %v", err)
@@ -229,7 +237,12 @@ func runClientCase(ln *net.TCPListener, dial Dialer, c *Case, o *Options) Result
 		conn.Close()
 		return failed("the client asked for %q, want %q", req.URL.Path, want)
 	}
-	p := newPeer(conn, br, false, peerReadLimit)
+	var pmd *pmdLink
+	offer, answer, why := agreement(strings.Join(req.Header.Values("Sec-WebSocket-Extensions"), ","), []string{ext})
+	if answer != nil && why == "" {
+		pmd = newPMDLink(false, offer, answer)
+	}
+	p := newPeer(conn, br, false, peerReadLimit, pmd)
 	defer p.shutdown()
 	return c.Run(&T{p: p, target: TargetClient, opts: o, req: req, dialErr: waitDial})
 }

@@ -219,3 +219,66 @@ func TestSuiteAgainstGorilla(t *testing.T) {
 	want = map[string]Verdict{"1.3.2": OK, "2.10": OK, "13.1.1": OK, "13.5.1": Failed}
 	assert.Equal(t, want, got, "client verdicts")
 }
+
+// TestSuiteDeflateAgainstGorilla runs permessage-deflate cases with
+// Options.Deflate against gorilla/websocket with compression, a second
+// implementation of the extension: the peer's codec interoperates with it
+// both ways, and the negotiation checks catch what gorilla gets wrong. As
+// a server it answers every offer with both no_context_takeover
+// parameters and nothing else, so an offer of server_max_window_bits gets
+// an answer that does not accept it (13.4.1); as a client it offers both
+// parameters and fails the handshake unless the answer names both, which
+// RFC 7692 does not require of client_no_context_takeover (13.2.1), while
+// it rightly fails an answer without server_no_context_takeover (13.1.1).
+func TestSuiteDeflateAgainstGorilla(t *testing.T) {
+	echo := func(c *websocket.Conn) {
+		defer c.Close()
+		c.SetReadLimit(1 << 20)
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(mt, p); err != nil {
+				return
+			}
+		}
+	}
+	up := websocket.Upgrader{EnableCompression: true}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := up.Upgrade(w, r, nil); err == nil {
+			echo(c)
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Shutdown(context.Background())
+
+	verdicts := func(rep *Report) map[string]Verdict {
+		m := map[string]Verdict{}
+		for _, r := range rep.Results {
+			m[r.Case.ID] = r.Verdict
+			t.Logf("%s %s: %s %s", rep.Target, r.Case.ID, r.Verdict, r.Detail)
+		}
+		return m
+	}
+	got := verdicts(RunServer(ln.Addr().String(), &Options{Deflate: true, Cases: []string{"12.1.1", "12.2.5", "12.3.1", "12.4.1", "13.4.1", "13.5.1"}}))
+	want := map[string]Verdict{"12.1.1": OK, "12.2.5": OK, "12.3.1": OK, "12.4.1": OK, "13.4.1": Failed, "13.5.1": OK}
+	assert.Equal(t, want, got, "server verdicts")
+
+	d := websocket.Dialer{EnableCompression: true}
+	dial := func(url string) error {
+		c, _, err := d.Dial(url, nil)
+		if err != nil {
+			return err
+		}
+		go echo(c)
+		return nil
+	}
+	crep, err := RunClient(dial, &Options{Deflate: true, Cases: []string{"12.1.1", "12.4.2", "13.1.1", "13.2.1"}})
+	require.NoError(t, err)
+	got = verdicts(crep)
+	want = map[string]Verdict{"12.1.1": OK, "12.4.2": OK, "13.1.1": OK, "13.2.1": Failed}
+	assert.Equal(t, want, got, "client verdicts")
+}

@@ -1,0 +1,552 @@
+package lws
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// dialPMD opens a WebSocket link to addr offering the given
+// Sec-WebSocket-Extensions value ("" for none) and reads the 101.
+func dialPMD(t testing.TB, addr, offer string) *rawPeer {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	extra := ""
+	if offer != "" {
+		extra = "Sec-WebSocket-Extensions: " + offer + "\r\n"
+	}
+	_, err = io.WriteString(nc, upgradeRequest("/", extra))
+	require.NoError(t, err)
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	return &rawPeer{nc: nc, br: br, resp: resp}
+}
+
+// readMessage reads one whole data message: its opcode, whether it was
+// compressed, and its payload as sent (not inflated).
+func (w *rawPeer) readMessage() (op byte, compressed bool, payload []byte, err error) {
+	for {
+		fin, rsv1, o, p, e := w.read()
+		if e != nil {
+			return 0, false, nil, e
+		}
+		if o >= 8 {
+			if o == 8 {
+				return o, false, p, nil
+			}
+			continue
+		}
+		if o != 0 {
+			op, compressed = o, rsv1
+		}
+		payload = append(payload, p...)
+		if fin {
+			return op, compressed, payload, nil
+		}
+	}
+}
+
+// deflateMsg compresses msg as one permessage-deflate message: a sync
+// flush without its final 4 bytes (RFC 7692 section 7.2.1). dict is what
+// the peer's window holds from earlier messages (nil: no context takeover).
+func deflateMsg(t testing.TB, msg, dict []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	fw, err := flate.NewWriterDict(&b, flate.DefaultCompression, dict)
+	require.NoError(t, err)
+	_, err = fw.Write(msg)
+	require.NoError(t, err)
+	require.NoError(t, fw.Flush())
+	out := b.Bytes()
+	require.True(t, bytes.HasSuffix(out, []byte{0, 0, 0xff, 0xff}))
+	return out[:len(out)-4]
+}
+
+// inflateMsg inflates one permessage-deflate message; dict as deflateMsg.
+func inflateMsg(p, dict []byte) ([]byte, error) {
+	src := io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}))
+	out, err := io.ReadAll(flate.NewReaderDict(src, dict))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errors.New("truncated deflate stream")
+	}
+	return out, err
+}
+
+// countConn counts the bytes a connection reads and writes, handshake
+// included: what crossed the wire.
+type countConn struct {
+	net.Conn
+	rd, wr atomic.Int64
+}
+
+func (c *countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.rd.Add(int64(n))
+	return n, err
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.wr.Add(int64(n))
+	return n, err
+}
+
+// deflateSizes are the message sizes of the echo tests: the frame length
+// encodings' edges, a message that libwebsockets' 64 KiB write chunks
+// split, and 4 MiB.
+var deflateSizes = []int{0, 1, 125, 126, 65535, 65536, 64<<10 + 1, 1 << 20, 4 << 20}
+
+// deflatePayloads returns a compressible and an incompressible payload of
+// n bytes.
+func deflatePayloads(n int) map[string][]byte {
+	rnd := make([]byte, n)
+	_, _ = rand.NewChaCha8([32]byte{byte(n), byte(n >> 8), byte(n >> 16)}).Read(rnd)
+	return map[string][]byte{
+		"text":   bytes.Repeat([]byte("permessage-deflate, RFC 7692. "), n/30+1)[:n],
+		"random": rnd,
+	}
+}
+
+// linkOpens records Config.OnLinkOpen.
+func linkOpens(ch chan Link) func(*Config) {
+	return func(c *Config) { c.OnLinkOpen = func(l Link) { ch <- l } }
+}
+
+// TestDeflateServerGorillaClient: a gorilla client with compression
+// against a listener with Compression: the 101 names permessage-deflate,
+// the link says Compression, and every message comes back intact, whole
+// or fragmented by the client, while fewer bytes than the messages hold
+// cross the wire in each direction.
+func TestDeflateServerGorillaClient(t *testing.T) {
+	opens := make(chan Link, 4)
+	_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxMessageSize: 8 << 20}, linkOpens(opens))
+	var cc *countConn
+	var tap *frameTap
+	d := websocket.Dialer{
+		HandshakeTimeout: 5 * time.Second, EnableCompression: true,
+		// A small buffer: gorilla sends a message that compresses to
+		// over 1 KiB as several frames.
+		WriteBufferSize: 1024,
+		NetDial: func(network, a string) (net.Conn, error) {
+			nc, err := net.Dial(network, a)
+			if err != nil {
+				return nil, err
+			}
+			tap = &frameTap{Conn: nc}
+			cc = &countConn{Conn: tap}
+			return cc, nil
+		},
+	}
+	ws, resp, err := dialWith(t, &d, addr, "/", nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover"}, resp.Header.Values("Sec-Websocket-Extensions"))
+	assert.True(t, waitFor(t, opens, "OnLinkOpen").Compression, "Link.Compression")
+	ws.SetReadLimit(8 << 20)
+
+	for _, n := range deflateSizes {
+		for kind, msg := range deflatePayloads(n) {
+			for _, typ := range []int{websocket.TextMessage, websocket.BinaryMessage} {
+				if typ == websocket.TextMessage && kind == "random" {
+					continue // not UTF-8
+				}
+				rd, wr, nf := cc.rd.Load(), cc.wr.Load(), len(tap.seen())
+				require.NoError(t, ws.WriteMessage(typ, msg))
+				_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
+				gt, got, err := ws.ReadMessage()
+				require.NoError(t, err, "%s %d", kind, n)
+				assert.Equal(t, typ, gt)
+				require.True(t, bytes.Equal(msg, got), "%s %d: echo differs (%d bytes back)", kind, n, len(got))
+				if kind == "random" && n >= 65535 {
+					frames := tap.seen()[nf:]
+					require.Greater(t, len(frames), 1, "%d random bytes in one frame", n)
+					assert.Equal(t, byte(typ), frames[0].op)
+					assert.False(t, frames[0].fin)
+					assert.Equal(t, byte(0), frames[1].op, "continuation")
+					assert.True(t, frames[len(frames)-1].fin)
+				}
+				if kind == "text" && n >= 65535 {
+					out, in := cc.wr.Load()-wr, cc.rd.Load()-rd
+					assert.Less(t, out, int64(n/10), "%d bytes of text sent as %d", n, out)
+					assert.Less(t, in, int64(n/10), "%d bytes of text echoed as %d", n, in)
+				}
+			}
+		}
+	}
+}
+
+// gorillaDeflateEcho is a gorilla server with compression that echoes, in
+// frames of at most about 1 KiB, and reports each upgrade request's offer.
+func gorillaDeflateEcho(t testing.TB, offers chan<- []string) *httptest.Server {
+	up := websocket.Upgrader{EnableCompression: true, WriteBufferSize: 1024}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		offers <- r.Header.Values("Sec-Websocket-Extensions")
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetReadLimit(16 << 20)
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(mt, p); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestDeflateDialGorillaServer: lws.Dial with Compression against a gorilla
+// server with compression: the offer is seen, the link says Compression,
+// and every message comes back intact (the client's messages over 64 KiB
+// go in several writes, the server's echo in 1 KiB frames).
+func TestDeflateDialGorillaServer(t *testing.T) {
+	offers := make(chan []string, 4)
+	srv := gorillaDeflateEcho(t, offers)
+	c := newClientContext(t)
+	s := newSink()
+	conn, err := c.Dial(context.Background(), wsURL(srv), &DialOptions{Handler: s, Compression: true, MaxMessageSize: 8 << 20})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"permessage-deflate; client_max_window_bits"}, waitFor(t, offers, "the upgrade"))
+	assert.True(t, conn.Link().Compression, "Link.Compression")
+	for _, n := range deflateSizes {
+		for kind, msg := range deflatePayloads(n) {
+			for _, typ := range []MessageType{TextMessage, BinaryMessage} {
+				if typ == TextMessage && kind == "random" {
+					continue
+				}
+				require.NoError(t, conn.Send(typ, msg))
+				m := s.next(t)
+				assert.Equal(t, typ, m.typ)
+				require.True(t, bytes.Equal(msg, m.data), "%s %d: echo differs (%d bytes back)", kind, n, len(m.data))
+			}
+		}
+	}
+	require.NoError(t, conn.Close(StatusNormalClosure, ""))
+	assert.Equal(t, StatusNormalClosure, s.waitClose(t).Code)
+}
+
+// TestDeflateOffByDefault: without Compression a listener ignores the
+// offer and a dial makes none, and messages go uncompressed.
+func TestDeflateOffByDefault(t *testing.T) {
+	opens := make(chan Link, 4)
+	_, addr := startServer(t, Listener{Handler: EchoHandler{}}, linkOpens(opens))
+	d := websocket.Dialer{EnableCompression: true}
+	ws, resp, err := dialWith(t, &d, addr, "/", nil)
+	require.NoError(t, err)
+	assert.Empty(t, resp.Header.Values("Sec-Websocket-Extensions"))
+	assert.False(t, waitFor(t, opens, "OnLinkOpen").Compression)
+	echo(t, ws, "plain")
+
+	offers := make(chan []string, 4)
+	srv := gorillaDeflateEcho(t, offers)
+	s := newSink()
+	conn, err := newClientContext(t).Dial(context.Background(), wsURL(srv), &DialOptions{Handler: s})
+	require.NoError(t, err)
+	assert.Empty(t, waitFor(t, offers, "the upgrade"))
+	assert.False(t, conn.Link().Compression)
+	require.NoError(t, conn.SendText("plain"))
+	assert.Equal(t, "plain", string(s.next(t).data))
+}
+
+// zeroBomb returns a permessage-deflate payload (without the final 4
+// bytes) that inflates to mib MiB of zeros: one deflated MiB, then the
+// same deflated MiB again and again. After a MiB of zeros the window holds
+// only zeros, so a segment that encodes a MiB of them by reference to the
+// window is valid after any other.
+func zeroBomb(t testing.TB, mib int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	fw, err := flate.NewWriter(&b, flate.BestCompression)
+	require.NoError(t, err)
+	z := make([]byte, 1<<20)
+	_, _ = fw.Write(z)
+	require.NoError(t, fw.Flush())
+	first := b.Len()
+	_, _ = fw.Write(z)
+	require.NoError(t, fw.Flush())
+	seg := append([]byte(nil), b.Bytes()[first:]...)
+	out := append([]byte(nil), b.Bytes()[:first]...)
+	for range mib - 1 {
+		out = append(out, seg...)
+	}
+	return out[:len(out)-4]
+}
+
+// TestZeroBomb checks the bomb builder itself on a small bomb.
+func TestZeroBomb(t *testing.T) {
+	got, err := inflateMsg(zeroBomb(t, 5), nil)
+	require.NoError(t, err)
+	assert.Equal(t, 5<<20, len(got))
+	assert.Equal(t, -1, bytes.IndexFunc(got, func(r rune) bool { return r != 0 }))
+}
+
+// vmRSS is the process's resident set in bytes (Linux).
+func vmRSS(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			require.NoError(t, err)
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+func receiveCount(c *Context) uint64 {
+	for _, rc := range c.ReasonCounts() {
+		if rc.Reason == int(callbacks.Receive) || rc.Reason == int(callbacks.ClientReceive) {
+			return rc.Count
+		}
+	}
+	return 0
+}
+
+// TestDeflateBombInflated: one compressed message of 1 MiB on the wire
+// that inflates to 1 GiB, against the default MaxMessageSize of 1 MiB. The
+// link is closed with 1009 (max_message) once a MiB has been inflated:
+// the binding counts inflated bytes, and neither Go nor C memory grows by
+// anything like the inflated size.
+func TestDeflateBombInflated(t *testing.T) {
+	lim := newLimitLog()
+	c, addr := startServer(t, Listener{Name: "edge", Handler: EchoHandler{}, Compression: true}, lim.hook, quickClose)
+	bomb := zeroBomb(t, 1024)
+	frame := clientFrame(true, true, 2, bomb)
+	w := dialPMD(t, addr, "permessage-deflate")
+	require.Equal(t, "permessage-deflate", w.resp.Header.Get("Sec-Websocket-Extensions"))
+
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	rss, recv := vmRSS(t), receiveCount(c)
+	go func() { _, _ = w.nc.Write(frame) }() // may fail once the server closes
+	assert.Equal(t, int(StatusMessageTooBig), w.readCloseCode())
+	runtime.ReadMemStats(&after)
+	grownRSS := vmRSS(t) - rss
+	allocated := after.TotalAlloc - before.TotalAlloc
+	callbacks := receiveCount(c) - recv
+	t.Logf("bomb: %d bytes on the wire inflating to %d; server: %d RECEIVE callbacks, %d bytes allocated by Go, RSS %+d bytes",
+		len(bomb), 1<<30, callbacks, allocated, grownRSS)
+	assert.Less(t, allocated, uint64(16<<20), "Go allocations while the bomb went off")
+	assert.Less(t, grownRSS, int64(64<<20), "RSS growth while the bomb went off")
+	lim.expect(t, "edge", LimitMaxMessage)
+	lim.none(t)
+	echo(t, dial(t, addr, nil), "still serving")
+}
+
+// emptyBlocks is n bytes of empty, non-final stored deflate blocks (5
+// bytes each, n a multiple of 5): compressed data that inflates to nothing.
+func emptyBlocks(n int) []byte { return bytes.Repeat([]byte{0, 0, 0, 0xff, 0xff}, n/5) }
+
+// TestDeflateBombEmptyBlocks: a compressed message that never ends and
+// inflates to nothing: one frame announcing 1 GiB of empty deflate blocks,
+// or fragments of them without end (each a sync flush, as a sender that
+// flushes at every fragment sends). The client sends 1 MiB of it. No
+// inflated byte ever counts against MaxMessageSize (64 KiB), but the
+// compressed bytes do: the link is closed with 1009 (max_compressed) once
+// the message has brought more than 64 KiB + 8 KiB + 4 KiB = 77824. (A
+// server without the bound waits for the rest of the message, and the
+// test fails at hangTimeout.)
+func TestDeflateBombEmptyBlocks(t *testing.T) {
+	lim := newLimitLog()
+	_, addr := startServer(t, Listener{Name: "edge", Handler: EchoHandler{}, Compression: true, MaxMessageSize: 64 << 10}, lim.hook, quickClose)
+	assert.Equal(t, int64(77824), maxCompressed(64<<10))
+
+	t.Run("one frame", func(t *testing.T) {
+		w := dialPMD(t, addr, "permessage-deflate")
+		require.Equal(t, "permessage-deflate", w.resp.Header.Get("Sec-Websocket-Extensions"))
+		// clientFrame's header and mask, for a frame announcing 1 GiB
+		// of which the first MiB (a multiple of 4 and 5) follows.
+		body := emptyBlocks(1048560)
+		f := clientFrame(true, true, 2, body)
+		hdr := append([]byte{f[0], 0x80 | 127}, binary.BigEndian.AppendUint64(nil, 1<<30)...)
+		hdr = append(hdr, f[len(f)-len(body)-4:len(f)-len(body)]...)
+		assert.Equal(t, int(StatusMessageTooBig), w.sendThenReadClose(append(hdr, f[len(f)-len(body):]...)))
+		lim.expect(t, "edge", LimitMaxCompressed)
+	})
+	t.Run("fragments", func(t *testing.T) {
+		w := dialPMD(t, addr, "permessage-deflate")
+		b := clientFrame(false, true, 2, emptyBlocks(1020))
+		for range 1023 {
+			b = append(b, clientFrame(false, false, 0, emptyBlocks(1020))...)
+		}
+		assert.Equal(t, int(StatusMessageTooBig), w.sendThenReadClose(b))
+		lim.expect(t, "edge", LimitMaxCompressed)
+	})
+	lim.none(t)
+	echo(t, dial(t, addr, nil), "still serving")
+}
+
+// TestDeflateBombClient: the same bombs against a link lws.Dial made,
+// with MaxMessageSize 64 KiB: the client closes with 1009 and reports
+// the limit (listener "").
+func TestDeflateBombClient(t *testing.T) {
+	for _, tc := range []struct {
+		name, limit string
+		payload     []byte
+	}{
+		{"inflated", LimitMaxMessage, zeroBomb(t, 64)},
+		{"empty blocks", LimitMaxCompressed, emptyBlocks(1 << 20)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := newLimitLog()
+			codes := make(chan int, 1)
+			url := rawServer(t, "permessage-deflate", func(w *rawPeer) {
+				go func() { _, _ = w.nc.Write(serverFrame(true, true, 2, tc.payload)) }()
+				codes <- w.readCloseCode()
+			})
+			c := newClientContext(t, lim.hook, quickClose)
+			s := newSink()
+			conn, err := c.Dial(context.Background(), url, &DialOptions{Handler: s, Compression: true, MaxMessageSize: 64 << 10})
+			require.NoError(t, err)
+			require.True(t, conn.Link().Compression)
+			ce := s.waitClose(t)
+			assert.Equal(t, StatusMessageTooBig, ce.Code)
+			assert.True(t, ce.Local)
+			lim.expect(t, "", tc.limit)
+			assert.Equal(t, int(StatusMessageTooBig), waitFor(t, codes, "the close frame"))
+		})
+	}
+}
+
+func TestDeflateOfferOK(t *testing.T) {
+	for _, tc := range []struct {
+		offers []string
+		ok     bool
+	}{
+		{[]string{"permessage-deflate"}, true},
+		{[]string{"permessage-deflate; client_max_window_bits"}, true},
+		{[]string{"permessage-deflate; client_max_window_bits=10"}, true},
+		{[]string{`permessage-deflate; client_max_window_bits="15"`}, true},
+		{[]string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover"}, true},
+		{[]string{"x-webkit-deflate-frame, permessage-deflate"}, true},
+		{[]string{"x-foo", "permessage-deflate;client_no_context_takeover"}, true},
+		{[]string{"permessage-deflate; client_max_window_bits, permessage-deflate"}, true},
+		{[]string{"permessage-deflate, permessage-deflate; client_max_window_bits"}, false},
+		{[]string{"permessage-deflate", "permessage-deflate; client_max_window_bits"}, false},
+		{[]string{"permessage-deflate; server_max_window_bits=10"}, false},
+		{[]string{"permessage-deflate; server_max_window_bits=15"}, false},
+		{[]string{"permessage-deflate; client_max_window_bits=7"}, false},
+		{[]string{"permessage-deflate; client_max_window_bits=08"}, false},
+		{[]string{"permessage-deflate; client_max_window_bits=16"}, false},
+		{[]string{"permessage-deflate; client_no_context_takeover; client_no_context_takeover"}, false},
+		{[]string{"permessage-deflate; client_no_context_takeover=1"}, false},
+		{[]string{"permessage-deflate; mystery"}, false},
+		{[]string{"x-webkit-deflate-frame"}, false},
+		{nil, false},
+	} {
+		assert.Equal(t, tc.ok, deflateOfferOK(tc.offers), "%q", tc.offers)
+	}
+}
+
+// TestDeflateOffers: what a listener with Compression answers to offers,
+// and that a link whose offer it declined goes on uncompressed. The offer
+// with a bare permessage-deflate first and another after it made
+// libwebsockets drop the connection without any answer before the binding
+// declined it.
+func TestDeflateOffers(t *testing.T) {
+	_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true})
+	for _, tc := range []struct{ offer, answer string }{
+		{"permessage-deflate", "permessage-deflate"},
+		{"permessage-deflate; client_max_window_bits", "permessage-deflate"},
+		{"permessage-deflate; client_max_window_bits=10", "permessage-deflate"},
+		{"permessage-deflate; server_no_context_takeover", "permessage-deflate; server_no_context_takeover"},
+		{"permessage-deflate; client_no_context_takeover", "permessage-deflate; client_no_context_takeover"},
+		{"permessage-deflate, permessage-deflate; client_max_window_bits", ""},
+		{"permessage-deflate; server_max_window_bits=10", ""},
+		{"permessage-deflate; mystery", ""},
+		{"x-webkit-deflate-frame", ""},
+	} {
+		w := dialPMD(t, addr, tc.offer)
+		assert.Equal(t, tc.answer, w.resp.Header.Get("Sec-Websocket-Extensions"), "offer %q", tc.offer)
+		if tc.answer == "" {
+			w.write(t, clientFrame(true, false, 1, []byte("plain")))
+			op, compressed, p, err := w.readMessage()
+			require.NoError(t, err)
+			assert.Equal(t, byte(1), op)
+			assert.False(t, compressed)
+			assert.Equal(t, "plain", string(p))
+		}
+		w.nc.Close()
+	}
+}
+
+// TestDeflateContextTakeover: three equal messages each way, for each
+// combination of the two no_context_takeover parameters the client
+// offers. The client compresses with its window kept from the messages
+// before unless it offered client_no_context_takeover; the server must
+// inflate that, and must not refer back to an earlier message when it
+// agreed to server_no_context_takeover (each echo then inflates alone).
+// libwebsockets (4.1.6 to its main branch) resets a server's inflater for
+// the server's parameter and its deflater for the client's: without the
+// binding's swap (cgo/shim.c) the first case failed, the server dropping
+// the link at the second message ("invalid distance too far back").
+func TestDeflateContextTakeover(t *testing.T) {
+	_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true})
+	msg := bytes.Repeat([]byte("context takeover "), 100)
+	for _, offer := range []string{
+		"permessage-deflate; server_no_context_takeover",
+		"permessage-deflate; client_no_context_takeover",
+		"permessage-deflate",
+		"permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+	} {
+		w := dialPMD(t, addr, offer)
+		require.Equal(t, offer, w.resp.Header.Get("Sec-Websocket-Extensions"))
+		clientKeeps := !strings.Contains(offer, "client_no_context_takeover")
+		serverKeeps := !strings.Contains(offer, "server_no_context_takeover")
+		var sent, got []byte // the windows so far, each way
+		referredBack := false
+		for i := range 3 {
+			w.write(t, clientFrame(true, true, 1, deflateMsg(t, msg, sent)))
+			if clientKeeps {
+				sent = msg
+			}
+			op, compressed, p, err := w.readMessage()
+			require.NoError(t, err, "offer %q, message %d", offer, i)
+			require.Equal(t, byte(1), op, "offer %q, message %d: %x", offer, i, p)
+			require.True(t, compressed)
+			echo, err := inflateMsg(p, got)
+			require.NoError(t, err)
+			assert.Equal(t, msg, echo, "offer %q, message %d", offer, i)
+			if _, err := inflateMsg(p, nil); err != nil {
+				referredBack = true
+			}
+			got = msg
+		}
+		assert.Equal(t, serverKeeps, referredBack, "offer %q: the server referred back to earlier messages", offer)
+		w.nc.Close()
+	}
+}
