@@ -472,6 +472,30 @@ func TestDeflateOfferOK(t *testing.T) {
 	}
 }
 
+// FuzzDeflateOfferOK: any header value; an accepted one has a first
+// permessage-deflate offer, without server_max_window_bits.
+func FuzzDeflateOfferOK(f *testing.F) {
+	for _, s := range []string{"permessage-deflate", "permessage-deflate; client_max_window_bits=10",
+		"permessage-deflate, permessage-deflate; x", "x, permessage-deflate; server_max_window_bits=9", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if !deflateOfferOK([]string{v}) {
+			return
+		}
+		for _, el := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(el, ";")
+			if strings.TrimSpace(name) == "permessage-deflate" {
+				if strings.Contains(el, "server_max_window_bits") {
+					t.Fatalf("%q accepted with server_max_window_bits", v)
+				}
+				return
+			}
+		}
+		t.Fatalf("%q accepted without a permessage-deflate offer", v)
+	})
+}
+
 // TestDeflateOffers: what a listener with Compression answers to offers,
 // and that a link whose offer it declined goes on uncompressed. The offer
 // with a bare permessage-deflate first and another after it made
