@@ -27,6 +27,16 @@ gcc $CFLAGS $(pkg-config --cflags libcrypto) bench/servers/epollecho.c \
 "$GO" build -ldflags "${LWSGATE_LDFLAGS:-}" -o "$OUT/lwsgate" ./cmd/lwsgate
 (cd bench && "$GO" build -o "../$OUT/" ./cmd/...)
 
+# lwsgate runs at its default configuration, but without its limits on
+# links from one address (256 at once, 1,000 accepts a second, 10,000 in
+# all): all the load comes from 127.0.0.1, and no other server limits it.
+"$OUT/lwsgate" defaultconfig |
+	sed '/^    limits:$/a\      max_links: -1          # make bench: no limits on links from one address\n      max_links_per_ip: -1\n      accept_rate: -1' \
+	>"$OUT/lwsgate.yaml"
+"$OUT/lwsgate" checkconfig "$OUT/lwsgate.yaml" >/dev/null
+grep -q 'max_links_per_ip: -1' "$OUT/lwsgate.yaml" ||
+	{ echo "bench: could not lift lwsgate's link limits in $OUT/lwsgate.yaml" >&2; exit 1; }
+
 # 10,000 idle links need more than 10,000 descriptors in the server and in
 # the load tool. Raise the soft limit as far as the hard limit allows;
 # benchrun checks it is enough for -idle-links and says so if not.

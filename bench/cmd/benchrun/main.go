@@ -45,9 +45,9 @@ func servers(bin string) []server {
 			args: func(p int) []string { return []string{"-p", port(p)} }},
 		{name: "lws-tuned", bin: "lwsecho", what: "native libwebsockets (C), pt_serv_buf_size and tx_packet_size 64 KiB",
 			args: func(p int) []string { return []string{"-p", port(p), "-s", "65536", "-t", "65536"} }},
-		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary at its default config (echo routing, link table), reason log and admin API off; its createtoken signs a JWT",
+		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary at its default config (echo rule, link table, metrics) without its per-address link limits (lwsgate.yaml, made by scripts/bench.sh), reason log and admin API off; its createtoken signs a JWT",
 			args: func(p int) []string {
-				return append(listen(p), "-trace=false", "-log-level", "warn", "-admin", "off")
+				return append([]string{"-config", filepath.Join(bin, "lwsgate.yaml")}, append(listen(p), "-trace=false", "-log-level", "warn", "-admin", "off")...)
 			}, env: []string{"LWSGATE_TOKEN_SECRET=bench-secret-bench-secret-bench"}},
 		{name: "lws-pkg", bin: "lwspkgecho", what: "package lws alone: lws.EchoHandler, the reference HTTP answer",
 			args: listen},
@@ -285,7 +285,7 @@ func waitConntrack(need int) {
 
 // preflight checks the binaries, taskset and the open-file limit.
 func preflight(o *opts, srvs []server, scens []scenario) error {
-	need := []string{"wsload"}
+	need := []string{"wsload", "lwsgate.yaml"}
 	for _, s := range srvs {
 		need = append(need, s.bin)
 	}

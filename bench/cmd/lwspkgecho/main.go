@@ -1,7 +1,8 @@
 // Command lwspkgecho is the smallest echo server on package lws: the
 // binding without the gateway around it (no link table, no JWT, no reason
-// log). WebSocket messages go to lws.EchoHandler; POST /v1/api/createtoken
-// gets ref.Reply, the answer of every reference server. Comparing it with
+// log, no limits on links per address). WebSocket messages go to
+// lws.EchoHandler; POST /v1/api/createtoken gets ref.Reply, the answer of
+// every reference server. Comparing it with
 // the lwsgate binary separates what the binding costs from what the
 // gateway's own work costs.
 package main
@@ -28,6 +29,9 @@ func main() {
 			Handler:        lws.EchoHandler{},
 			Subprotocols:   []string{"lws-gate"},
 			MaxMessageSize: 16 << 20,
+			// One client address opens every link of the benchmark;
+			// no other server limits links per address or accepts.
+			MaxLinks: -1, MaxLinksPerIP: -1, AcceptRate: -1,
 			HTTPHandler: lws.HTTPHandlerFunc(func(w *lws.ResponseWriter, r *lws.Request) {
 				if r.Method != "POST" || r.Path != ref.CreateTokenPath {
 					_ = w.Respond(404, []byte("not found\n"))
