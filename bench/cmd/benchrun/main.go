@@ -137,12 +137,20 @@ func main() {
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "taskset CPU list for the load tool")
 	flag.StringVar(&o.only, "servers", "", "comma-separated servers (default all): lws,lws-tuned,lwsgate,lws-pkg,gorilla,gws,epoll")
 	flag.StringVar(&o.onlyScen, "scenarios", "", "comma-separated scenarios (default all): pingpong-32,pipelined-32,pingpong-1k,big-64k,idle,connect,http")
+	from := flag.String("from", "", "render the report from the samples of an earlier -raw file instead of measuring")
 	quick := flag.Bool("quick", false, "smoke run: 1 round, 0.3 s runs, 300 idle links (overrides -rounds, -d, -warmup, -idle-links)")
 	flag.Parse()
 	if *quick {
 		o.rounds, o.dur, o.warmup, o.idleLinks = 1, 300*time.Millisecond, 200*time.Millisecond, 300
 		o.connDur = o.dur
 		o.quick = "quick"
+	}
+	if *from != "" {
+		if err := render(&o, *from); err != nil {
+			fmt.Fprintln(os.Stderr, "benchrun:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(&o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
@@ -210,12 +218,83 @@ func run(o *opts) error {
 			}
 		}
 	}
-	rep := report(o, srvs, scens, samples, started)
+	took := time.Since(started)
+	line, _ := json.Marshal(runInfo{Run: true, Started: started, Took: took.Round(time.Second).String(),
+		Rounds: o.rounds, Dur: o.dur.String(), Warmup: o.warmup.String(), ConnDur: o.connDur.String(),
+		Depth: o.depth, IdleLinks: o.idleLinks, ServerCPU: o.serverCPU, LoadCPU: o.loadCPU, Quick: o.quick})
+	fmt.Fprintln(raw, string(line))
+	return write(o, report(o, srvs, scens, samples, started, took))
+}
+
+func write(o *opts, rep string) error {
 	fmt.Print(rep)
 	if o.out != "" {
 		return os.WriteFile(o.out, []byte(rep), 0o644)
 	}
 	return nil
+}
+
+// runInfo is the last line of a -raw file: how the samples were taken.
+type runInfo struct {
+	Run                       bool      `json:"run"`
+	Started                   time.Time `json:"started"`
+	Took                      string    `json:"took"`
+	Rounds                    int       `json:"rounds"`
+	Dur, Warmup, ConnDur      string
+	Depth, IdleLinks          int
+	ServerCPU, LoadCPU, Quick string
+}
+
+// render writes the report of a -raw file again (with today's report
+// code), for every server and scenario it holds.
+func render(o *opts, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var samples []sample
+	var info runInfo
+	for _, l := range bytes.Split(b, []byte("\n")) {
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		if bytes.Contains(l, []byte(`"run":true`)) {
+			if err := json.Unmarshal(l, &info); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			continue
+		}
+		var s sample
+		if err := json.Unmarshal(l, &s); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		samples = append(samples, s)
+	}
+	if !info.Run {
+		return fmt.Errorf("%s: no run line (an interrupted run?)", path)
+	}
+	o.rounds, o.depth, o.idleLinks = info.Rounds, info.Depth, info.IdleLinks
+	o.serverCPU, o.loadCPU, o.quick = info.ServerCPU, info.LoadCPU, info.Quick
+	o.dur, _ = time.ParseDuration(info.Dur)
+	o.warmup, _ = time.ParseDuration(info.Warmup)
+	o.connDur, _ = time.ParseDuration(info.ConnDur)
+	has := func(name string, scen bool) bool {
+		return slices.ContainsFunc(samples, func(s sample) bool { return scen && s.Scenario == name || !scen && s.Server == name })
+	}
+	var srvs []server
+	for _, s := range servers(o.bin) {
+		if has(s.name, false) {
+			srvs = append(srvs, s)
+		}
+	}
+	var scens []scenario
+	for _, s := range scenarios() {
+		if has(s.name, true) {
+			scens = append(scens, s)
+		}
+	}
+	took, _ := time.ParseDuration(info.Took)
+	return write(o, report(o, srvs, scens, samples, info.Started, took))
 }
 
 func brief(sc scenario, s sample) string {
