@@ -666,9 +666,23 @@ lwsgo_log_init(int levels)
 	lws_set_log_level(levels, lwsgo_log_emit);
 }
 
+/*
+ * The write helpers return -1 (failed: close), 0 (written) or 1 (written,
+ * and the socket can take no more now). They ask lws_send_pipe_choked(),
+ * which costs a poll(2) of the socket, only when check is set: the caller
+ * has more to write in this callback. Whatever the kernel does not take,
+ * libwebsockets keeps (buflist_out) and sends before anything written
+ * after it, so a write into a choked socket is correct, only a copy.
+ */
+static int
+lwsgo_choked(struct lws *w, int check)
+{
+	return check && lws_send_pipe_choked(w) ? 1 : 0;
+}
+
 int
 lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len, int binary,
-	       int first, int last)
+	       int first, int last, int check)
 {
 	struct lws *w = (struct lws *)wsi;
 	int fl = lws_write_ws_flags(binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT,
@@ -678,7 +692,7 @@ lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len, int binary,
 	if (lws_write(w, payload, len, (enum lws_write_protocol)fl) < 0)
 		return -1;
 
-	return lws_send_pipe_choked(w) ? 1 : 0;
+	return lwsgo_choked(w, check);
 }
 
 int
@@ -949,7 +963,7 @@ lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
  */
 int
 lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
-		   int64_t content_length)
+		   int64_t content_length, int check)
 {
 	struct lws *w = (struct lws *)wsi;
 	size_t cap = LWS_PRE + 512 + (size_t)hdrslen * 2;
@@ -991,7 +1005,7 @@ lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 
 	if (lws_finalize_write_http_header(w, start, &p, end))
 		goto out;
-	r = lws_send_pipe_choked(w) ? 1 : 0;
+	r = lwsgo_choked(w, check);
 out:
 	free(buf);
 	return r;
@@ -1073,7 +1087,8 @@ out:
 }
 
 int
-lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len, int final)
+lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len, int final,
+		 int check)
 {
 	struct lws *w = (struct lws *)wsi;
 
@@ -1081,7 +1096,7 @@ lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len, int final)
 		      final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
 		return -1;
 
-	return lws_send_pipe_choked(w) ? 1 : 0;
+	return lwsgo_choked(w, check);
 }
 
 int

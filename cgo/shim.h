@@ -151,7 +151,7 @@ void lwsgo_rx_flow(uintptr_t wsi, int enable);
 const char *lwsgo_x509_error_string(int code);
 
 int lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len,
-		   int binary, int first, int last);
+		   int binary, int first, int last, int check);
 int lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len);
 int lwsgo_compression_available(void);
 void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
@@ -167,9 +167,9 @@ void lwsgo_set_timer(uintptr_t wsi, int64_t usecs);
 int lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
 		    int customlen);
 int lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs,
-		       int hdrslen, int64_t content_length);
+		       int hdrslen, int64_t content_length, int check);
 int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
-		     int final);
+		     int final, int check);
 int lwsgo_http_transaction_completed(uintptr_t wsi);
 int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 		      const unsigned char *body, int bodylen);

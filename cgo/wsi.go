@@ -34,12 +34,19 @@ const (
 // WriteWS writes one WebSocket frame whose payload is frame[off:off+n]. The
 // Pre bytes before off must belong to frame: libwebsockets writes the frame
 // header there. first and last mark the frame's place in its message.
-func (w WSI) WriteWS(frame []byte, off, n int, binary, first, last bool) WriteResult {
+//
+// With check, the result says whether the socket can take more now
+// (lws_send_pipe_choked: one poll(2)); without, a successful write reports
+// WriteOK. Ask only when more is to be written in this callback: what the
+// kernel does not take, libwebsockets keeps and sends first, so writing on
+// into a choked socket costs a copy, never order or data. The same holds
+// for WriteHTTPHeaders and WriteHTTP.
+func (w WSI) WriteWS(frame []byte, off, n int, binary, first, last, check bool) WriteResult {
 	if off < Pre || off+n > len(frame) || off >= cap(frame) {
 		panic("cgo: WriteWS without LWS_PRE headroom")
 	}
 	return WriteResult(C.lwsgo_ws_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n),
-		b2i(binary), b2i(first), b2i(last)))
+		b2i(binary), b2i(first), b2i(last), b2i(check)))
 }
 
 // HeldFrame is C memory that holds the payload of the last frame written
@@ -59,7 +66,7 @@ type HeldFrame struct {
 // WriteWS, with a copy of payload in h's C memory (reused, or grown). Call
 // it at most once per WRITEABLE callback: then what h held before is no
 // longer read by libwebsockets.
-func (w WSI) WriteWSHeld(h *HeldFrame, payload []byte, binary, first, last bool) WriteResult {
+func (w WSI) WriteWSHeld(h *HeldFrame, payload []byte, binary, first, last, check bool) WriteResult {
 	need := Pre + len(payload) + 1 // a byte past the payload, as WriteWS asks
 	if h.cap < need {
 		h.Free()
@@ -72,7 +79,7 @@ func (w WSI) WriteWSHeld(h *HeldFrame, payload []byte, binary, first, last bool)
 	buf := unsafe.Slice((*byte)(h.p), need)
 	copy(buf[Pre:], payload)
 	return WriteResult(C.lwsgo_ws_write(C.uintptr_t(w), (*C.uchar)(unsafe.Add(h.p, Pre)), C.size_t(len(payload)),
-		b2i(binary), b2i(first), b2i(last)))
+		b2i(binary), b2i(first), b2i(last), b2i(check)))
 }
 
 // SetCompressedLimit tells the C layer the compressed bytes a message may
@@ -217,21 +224,21 @@ func (w WSI) headerInfo(buf []byte, custom string, response bool) ([]byte, error
 
 // WriteHTTPHeaders writes the status line and headers of a response. hdrs
 // holds NUL-terminated name, value pairs. contentLength < 0 means unknown.
-func (w WSI) WriteHTTPHeaders(status int, hdrs []byte, contentLength int64) WriteResult {
+func (w WSI) WriteHTTPHeaders(status int, hdrs []byte, contentLength int64, check bool) WriteResult {
 	var p *C.char
 	if len(hdrs) > 0 {
 		p = (*C.char)(unsafe.Pointer(&hdrs[0]))
 	}
-	return WriteResult(C.lwsgo_http_headers(C.uintptr_t(w), C.int(status), p, C.int(len(hdrs)), C.int64_t(contentLength)))
+	return WriteResult(C.lwsgo_http_headers(C.uintptr_t(w), C.int(status), p, C.int(len(hdrs)), C.int64_t(contentLength), b2i(check)))
 }
 
 // WriteHTTP writes body bytes frame[off:off+n]; final marks the last chunk.
 // The Pre bytes before off must belong to frame.
-func (w WSI) WriteHTTP(frame []byte, off, n int, final bool) WriteResult {
+func (w WSI) WriteHTTP(frame []byte, off, n int, final, check bool) WriteResult {
 	if off < Pre || off+n > len(frame) || off >= cap(frame) {
 		panic("cgo: WriteHTTP without LWS_PRE headroom")
 	}
-	return WriteResult(C.lwsgo_http_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n), b2i(final)))
+	return WriteResult(C.lwsgo_http_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n), b2i(final), b2i(check)))
 }
 
 // RefuseHTTP answers a request with an error status, from its

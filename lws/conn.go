@@ -369,6 +369,7 @@ func (c *Conn) onWritable() int {
 	}
 
 	var written int64
+	var gate chokeGate
 	done := 0
 	choked := false
 	wrote := false
@@ -377,15 +378,17 @@ func (c *Conn) onWritable() int {
 		n := f.payloadLen()
 		for f.off < n || n == 0 {
 			chunk := min(n-f.off, txPacketSize)
+			last := f.off+chunk == n
 			var res cgo.WriteResult
 			if c.deflate {
 				// libwebsockets compresses what zlib cannot take
 				// at once over WRITEABLE rounds of its own, and
 				// calls back here only when it has all of it.
-				res = c.r.wsi.WriteWSHeld(&c.held, f.buf[cgo.Pre+f.off:cgo.Pre+f.off+chunk], f.typ == BinaryMessage, f.off == 0, f.off+chunk == n)
+				res = c.r.wsi.WriteWSHeld(&c.held, f.buf[cgo.Pre+f.off:cgo.Pre+f.off+chunk], f.typ == BinaryMessage, f.off == 0, last, false)
 				wrote, choked = true, true
 			} else {
-				res = c.r.wsi.WriteWS(f.buf, cgo.Pre+f.off, chunk, f.typ == BinaryMessage, f.off == 0, f.off+chunk == n)
+				more := !last || done+1 < len(c.wq)
+				res = c.r.wsi.WriteWS(f.buf, cgo.Pre+f.off, chunk, f.typ == BinaryMessage, f.off == 0, last, gate.ask(chunk, more))
 			}
 			if res == cgo.WriteFailed {
 				return -1

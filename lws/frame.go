@@ -106,3 +106,27 @@ func putRx(buf []byte) {
 		rxPools[c].Put(buf[:0]) // boxing the header costs 24 B per big message
 	}
 }
+
+// chokeCheckBytes is how much a write loop hands libwebsockets between two
+// questions whether the socket can take more. Each question is a poll(2)
+// of the socket (lws_send_pipe_choked): asked after every frame, as
+// libwebsockets' examples do, it is one system call per message on top of
+// the send. The kernel's socket buffer takes far more than this at once,
+// and what it does not take libwebsockets keeps and sends first, so
+// writing on unasked is correct and, below this much, cheaper than asking.
+const chokeCheckBytes = 64 << 10
+
+// chokeGate counts the bytes a write loop has written since it last asked
+// (one WRITEABLE callback; the zero value is ready).
+type chokeGate struct{ since int }
+
+// ask reports whether to ask after a write of n bytes that more follows
+// (more false: nothing else to write in this callback, so never).
+func (g *chokeGate) ask(n int, more bool) bool {
+	g.since += n
+	if !more || g.since < chokeCheckBytes {
+		return false
+	}
+	g.since = 0
+	return true
+}

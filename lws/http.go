@@ -431,8 +431,10 @@ func (h *httpConn) onWritable() int {
 		// The client left while the reply was being prepared.
 		return -1
 	}
+	var gate chokeGate
 	if !w.hdrSent {
-		res := wsi.WriteHTTPHeaders(w.status, w.hdrs, int64(n))
+		// A body that fits in one write follows unasked.
+		res := wsi.WriteHTTPHeaders(w.status, w.hdrs, int64(n), n > txPacketSize && !head)
 		if res == cgo.WriteFailed {
 			return -1
 		}
@@ -445,7 +447,7 @@ func (h *httpConn) onWritable() int {
 	for !head && w.off < n {
 		chunk := min(n-w.off, txPacketSize)
 		final := w.off+chunk == n
-		res := wsi.WriteHTTP(w.body, cgo.Pre+w.off, chunk, final)
+		res := wsi.WriteHTTP(w.body, cgo.Pre+w.off, chunk, final, gate.ask(chunk, !final))
 		if res == cgo.WriteFailed {
 			return -1
 		}

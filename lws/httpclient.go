@@ -346,10 +346,11 @@ func (c *Context) headerTimeout(t *Transport) time.Duration {
 // writeRequestBody writes the request body until the pipe chokes.
 func (c *Context) writeRequestBody(r *rec) int {
 	hc := r.hc
+	var gate chokeGate
 	for len(hc.body) > 0 {
 		f := hc.body[0]
 		last := len(hc.body) == 1
-		res := r.wsi.WriteHTTP(f.buf, cgo.Pre, f.payloadLen(), last)
+		res := r.wsi.WriteHTTP(f.buf, cgo.Pre, f.payloadLen(), last, gate.ask(f.payloadLen(), !last))
 		if res == cgo.WriteFailed {
 			return -1
 		}

@@ -8,10 +8,12 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/lwsgate/lwsgate/bench/internal/ref"
@@ -19,7 +21,19 @@ import (
 )
 
 func main() {
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file (for go tool pprof)")
 	ln := ref.Listen() // only to parse -listen and check the port is free
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "-cpuprofile:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	addr := ln.Addr().String()
 	ln.Close()
 	ctx, err := lws.New(&lws.Config{
