@@ -77,6 +77,16 @@ type Dispatcher interface {
 	Dispatch(ev *Event) int
 }
 
+// SkipCounter is implemented by a Dispatcher that counts callbacks. The C
+// layer answers the reasons no Dispatcher acts on (bind and drop protocol,
+// filters, poll-fd changes, spare EVENT_WAIT_CANCELLED...) without calling
+// Dispatch unless it is told to report every reason; it then hands their
+// counts to Skipped instead, on the service goroutine, after each pass of
+// the service loop and before the context is freed.
+type SkipCounter interface {
+	Skipped(r Reason, n uint32)
+}
+
 // DispatcherFunc adapts a function to the Dispatcher interface.
 type DispatcherFunc func(ev *Event) int
 

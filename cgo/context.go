@@ -198,8 +198,11 @@ func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
 	return int(C.lwsgo_vhost_port(vh)), nil
 }
 
-// SetReportAll chooses whether callbacks that only matter to a reason log
-// (spare EVENT_WAIT_CANCELLED broadcasts, GET_THREAD_ID) cross into Go.
+// SetReportAll chooses whether the callbacks that only matter to a reason
+// log cross into Go: spare EVENT_WAIT_CANCELLED broadcasts, GET_THREAD_ID,
+// and the reasons no Go code acts on (see lwsgo_go_ignores in shim.c).
+// When they do not, a Dispatcher that is a callbacks.SkipCounter gets
+// their counts.
 func (c *Context) SetReportAll(on bool) {
 	v := C.int(0)
 	if on {
@@ -211,10 +214,31 @@ func (c *Context) SetReportAll(on bool) {
 // Service runs one pass of lws_service. It returns an error when
 // libwebsockets reports the context unusable.
 func (c *Context) Service() error {
-	if C.lws_service(c.cd.ctx, 0) < 0 {
+	n := C.lws_service(c.cd.ctx, 0)
+	c.collectSkipped()
+	if n < 0 {
 		return errors.New("lws: lws_service failed")
 	}
 	return nil
+}
+
+// collectSkipped hands the counts of the callbacks the C layer answered
+// itself to the Dispatcher, if it counts them. It reads lwsgo_ctx
+// directly: the C layer writes those fields on this thread only.
+func (c *Context) collectSkipped() {
+	if c.cd.nskipped == 0 {
+		return
+	}
+	c.cd.nskipped = 0
+	sc, _ := c.d.(callbacks.SkipCounter)
+	for i := range c.cd.skipped {
+		if n := c.cd.skipped[i]; n > 0 {
+			c.cd.skipped[i] = 0
+			if sc != nil {
+				sc.Skipped(callbacks.Reason(i), uint32(n))
+			}
+		}
+	}
 }
 
 // Wake makes a blocked Service return soon, with an EVENT_WAIT_CANCELLED
@@ -240,6 +264,7 @@ func (c *Context) Destroy() {
 	c.dead = true
 	c.mu.Unlock()
 	C.lws_context_destroy(c.cd.ctx)
+	c.collectSkipped()
 	for _, v := range c.vhosts {
 		C.lwsgo_vhost_free(v)
 	}

@@ -194,6 +194,46 @@ static const struct lws_extension lwsgo_extensions[] = {
 
 static int lwsgo_client_read(struct lws *w);
 
+/*
+ * lwsgo_go_ignores: reasons the Go side does nothing with (it returns 0,
+ * as lws_callback_http_dummy does for them), so that with report_all off
+ * they are answered here instead of crossing into Go. Three of an HTTP
+ * request's seven callbacks are among them. They are still counted
+ * (lwsgo_ctx.skipped), for Go's per-reason counts.
+ * SERVER_NEW_CLIENT_INSTANTIATED is not: lws has just wiped the opaque
+ * user data Go attached at WSI_CREATE, and Go attaches it again there.
+ */
+static int
+lwsgo_go_ignores(enum lws_callback_reasons reason)
+{
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+	case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_ADD_HEADERS:
+	case LWS_CALLBACK_GET_THREAD_ID:
+	case LWS_CALLBACK_ADD_POLL_FD:
+	case LWS_CALLBACK_DEL_POLL_FD:
+	case LWS_CALLBACK_CHANGE_MODE_POLL_FD:
+	case LWS_CALLBACK_LOCK_POLL:
+	case LWS_CALLBACK_UNLOCK_POLL:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+static int
+lwsgo_skip(lwsgo_ctx *cd, enum lws_callback_reasons reason)
+{
+	unsigned int i = (unsigned int)reason;
+
+	cd->skipped[i < LWSGO_REASONS ? i : LWSGO_REASONS - 1]++;
+	cd->nskipped++;
+	return 0;
+}
+
 static int
 lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	       void *in, size_t len)
@@ -209,16 +249,24 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	(void)user;
 
+	if (cd && !__atomic_load_n(&cd->report_all, __ATOMIC_RELAXED) &&
+	    lwsgo_go_ignores(reason))
+		return lwsgo_skip(cd, reason);
+
 	switch (reason) {
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (cd && __atomic_exchange_n(&cd->wake, 0, __ATOMIC_SEQ_CST))
 			flags |= LWSGO_F_WAKE;
-		else if (!cd || !__atomic_load_n(&cd->report_all, __ATOMIC_RELAXED))
+		else if (!cd)
 			return 0;
+		else if (!__atomic_load_n(&cd->report_all, __ATOMIC_RELAXED))
+			/* another thread's cancel, or a spare broadcast */
+			return lwsgo_skip(cd, reason);
 		fake = 1;
 		break;
 	case LWS_CALLBACK_GET_THREAD_ID:
-		if (cd && __atomic_load_n(&cd->report_all, __ATOMIC_RELAXED))
+		/* here only with report_all on */
+		if (cd)
 			goLwsCallback(cd->h, (uintptr_t)wsi, 0, (int)reason,
 				      NULL, 0, 0, 0, -1);
 		return 0;

@@ -44,11 +44,19 @@ typedef struct lwsgo_pss {
 } lwsgo_pss;
 
 /* One per lws_context, C-allocated; lws_context_user() points here. */
+/* Reasons counted per number; larger numbers count as the last. */
+#define LWSGO_REASONS 128
+
 typedef struct lwsgo_ctx {
 	struct lws_context *ctx;
 	uintptr_t h;          /* cgo.Handle of the Go *cgo.Context */
 	int wake;       /* 1 while a wake-up is pending (__atomic builtins) */
 	int report_all; /* cross to Go for every reason (reason log on) */
+	/* Callbacks answered in C without crossing into Go (report_all
+	 * off), per reason, since Go last collected them; written and read
+	 * on the service thread only. */
+	uint32_t skipped[LWSGO_REASONS];
+	int nskipped;
 } lwsgo_ctx;
 
 /* Context-wide settings, copied into lws_context_creation_info by name. */

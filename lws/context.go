@@ -275,12 +275,13 @@ func (c *Context) run(started chan<- error) {
 		TimeoutSecs:       int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
 		MaxHTTPHeaderData: c.cfg.headerBytes(),
 		ServiceBufferSize: serviceBufferSize,
-	}, c)
+	}, dispatcher{c})
 	if err != nil {
 		started <- err
 		return
 	}
 	c.lc = lc
+	// Every reason crosses into Go only for the reason log.
 	lc.SetReportAll(c.cfg.Trace != nil)
 	for _, l := range c.listeners {
 		port, err := c.openListener(l, opts)

@@ -17,13 +17,23 @@ const maxReason = 128
 // goroutine, read from any.
 type reasonCounts [maxReason]atomic.Uint64
 
-func (rc *reasonCounts) add(r callbacks.Reason) {
+func (rc *reasonCounts) add(r callbacks.Reason) { rc.addN(r, 1) }
+
+func (rc *reasonCounts) addN(r callbacks.Reason, n uint32) {
 	i := int(r)
 	if i < 0 || i >= maxReason {
 		i = maxReason - 1
 	}
-	rc[i].Add(1)
+	rc[i].Add(uint64(n))
 }
+
+// dispatcher is what the cgo layer calls back: Context.Dispatch, and the
+// counts of the callbacks the C layer answered without crossing.
+type dispatcher struct{ c *Context }
+
+func (d dispatcher) Dispatch(ev *callbacks.Event) int { return d.c.Dispatch(ev) }
+
+func (d dispatcher) Skipped(r callbacks.Reason, n uint32) { d.c.reasons.addN(r, n) }
 
 // ReasonCount is how many callbacks of one reason a Context has had.
 type ReasonCount struct {

@@ -85,3 +85,39 @@ func TestLinkTraceRing(t *testing.T) {
 		assert.True(t, e.Time.Equal(t0.Add(time.Duration(i+1)*time.Second).Truncate(time.Microsecond)), "entry %d: %v", i, e.Time)
 	}
 }
+
+// TestReasonCountsWithoutTrace: with no trace, the reasons Go ignores are
+// answered in C without crossing (SetReportAll off), and ReasonCounts
+// still counts them: an HTTP request binds and drops the http protocol.
+func TestReasonCountsWithoutTrace(t *testing.T) {
+	ctx, addr := startServer(t, Listener{
+		Links: HTTPListen,
+		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+			_ = w.Respond(200, []byte("ok"))
+		}),
+	})
+	cl := httpClient(t)
+	const n = 5
+	for range n {
+		resp, body := doHTTP(t, cl, "POST", "http://"+addr+"/x", []byte("body"), nil)
+		require.Equal(t, 200, resp.StatusCode)
+		require.Equal(t, "ok", string(body))
+	}
+	counts := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for _, rc := range ctx.ReasonCounts() {
+			m[rc.Name] = rc.Count
+		}
+		return m
+	}
+	// The last request's HTTP_DROP_PROTOCOL comes after its answer:
+	// wait for the service loop to hand over what it counted.
+	require.Eventually(t, func() bool {
+		return counts()["LWS_CALLBACK_HTTP_DROP_PROTOCOL"] >= n
+	}, 10*time.Second, 10*time.Millisecond)
+	m := counts()
+	assert.Equal(t, uint64(n), m["LWS_CALLBACK_HTTP"])
+	// libwebsockets 4.1 binds (and drops) twice per keep-alive request.
+	assert.GreaterOrEqual(t, m["LWS_CALLBACK_HTTP_BIND_PROTOCOL"], uint64(n))
+	assert.Equal(t, uint64(n), m["LWS_CALLBACK_FILTER_HTTP_CONNECTION"])
+}
