@@ -743,6 +743,24 @@ lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len, int binary,
 	return lwsgo_choked(w, check);
 }
 
+/*
+ * lwsgo_ws_write_raw writes bytes that are already whole WebSocket frames,
+ * several of them at once: one send instead of one per frame. lws' ws role
+ * passes LWS_WRITE_RAW (LWS_WRITE_HTTP) straight to lws_issue_raw, buflist
+ * and all (lib/roles/ws/ops-ws.c, rops_write_role_protocol_ws, 4.1.6 and
+ * 4.3). Only for server links (no masking) without an extension.
+ */
+int
+lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len, int check)
+{
+	struct lws *w = (struct lws *)wsi;
+
+	if (lws_write(w, buf, len, LWS_WRITE_RAW) < 0)
+		return -1;
+
+	return lwsgo_choked(w, check);
+}
+
 int
 lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len)
 {

@@ -161,6 +161,8 @@ const char *lwsgo_x509_error_string(int code);
 int lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		   int binary, int first, int last, int check);
 int lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len);
+int lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len,
+		       int check);
 int lwsgo_compression_available(void);
 void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
 void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,

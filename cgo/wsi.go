@@ -49,6 +49,17 @@ func (w WSI) WriteWS(frame []byte, off, n int, binary, first, last, check bool) 
 		b2i(binary), b2i(first), b2i(last), b2i(check)))
 }
 
+// WriteWSRaw writes p, which holds whole WebSocket frames (headers and
+// payloads, unmasked): several messages in one send. Server links without
+// permessage-deflate only, and never in the middle of a fragmented message.
+// check is as for WriteWS. p is not kept.
+func (w WSI) WriteWSRaw(p []byte, check bool) WriteResult {
+	if len(p) == 0 {
+		return WriteOK
+	}
+	return WriteResult(C.lwsgo_ws_write_raw(C.uintptr_t(w), (*C.uchar)(unsafe.Pointer(&p[0])), C.size_t(len(p)), b2i(check)))
+}
+
 // HeldFrame is C memory that holds the payload of the last frame written
 // on a link with permessage-deflate. libwebsockets' deflate keeps zlib's
 // input pointer into the payload after lws_write returns, and compresses

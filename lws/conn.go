@@ -373,7 +373,33 @@ func (c *Conn) onWritable() int {
 	done := 0
 	choked := false
 	wrote := false
+	batch := !c.deflate && c.r.kind != recWSClient
 	for done < len(c.wq) && !choked {
+		if batch {
+			if k, size := batchRun(c.wq[done:]); k >= 2 {
+				b := c.r.ctx.wbatch[:0]
+				if cap(b) < size {
+					b = make([]byte, 0, max(size, 4<<10))
+				}
+				for _, f := range c.wq[done : done+k] {
+					b = appendFrame(b, f)
+				}
+				c.r.ctx.wbatch = b[:0]
+				c.r.ctx.batches.Add(1)
+				res := c.r.wsi.WriteWSRaw(b, gate.ask(len(b), done+k < len(c.wq)))
+				if res == cgo.WriteFailed {
+					return -1
+				}
+				for _, f := range c.wq[done : done+k] {
+					written += int64(f.payloadLen())
+					f.release()
+				}
+				clear(c.wq[done : done+k])
+				done += k
+				choked = res == cgo.WriteChoked
+				continue
+			}
+		}
 		f := c.wq[done]
 		n := f.payloadLen()
 		for f.off < n || n == 0 {

@@ -64,8 +64,10 @@ type Context struct {
 	stopping  bool // Close asked: refuse new links, close the open ones
 	deadline  time.Time
 	trace     []byte
-	hbuf      []byte     // scratch for HTTP request parsing
-	stack     [8]uintptr // wsi of each callback in progress, by depth
+	hbuf      []byte        // scratch for HTTP request parsing
+	wbatch    []byte        // scratch for batched frames (Conn.onWritable)
+	batches   atomic.Uint64 // batched writes made (for tests)
+	stack     [8]uintptr    // wsi of each callback in progress, by depth
 
 	deflateVhosts map[ClientTLS]cgo.VhostID // client vhosts offering permessage-deflate
 

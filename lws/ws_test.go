@@ -830,3 +830,41 @@ func TestSendWakesIdleService(t *testing.T) {
 		require.Equal(t, fmt.Sprint("pushed ", i), string(got))
 	}
 }
+
+// TestBatchedWrites: a burst of messages of every header size, text and
+// binary, empty and too large to batch, queued at once, arrives whole and
+// in order; and runs of small ones went out as batches (one send each).
+func TestBatchedWrites(t *testing.T) {
+	sizes := []int{0, 1, 125, 126, 127, 1000, 0xffff, 0x10000, batchFrameMax, batchFrameMax + 1, 70000, 3}
+	msg := func(i int) (MessageType, []byte) {
+		n := sizes[i%len(sizes)]
+		p := make([]byte, n)
+		for j := range p {
+			p[j] = byte('a' + (i+j)%26)
+		}
+		if i%2 == 0 {
+			return TextMessage, p
+		}
+		return BinaryMessage, p
+	}
+	const total = 600
+	ctx, addr := startServer(t, Listener{MaxSendQueue: 256 << 20, Handler: HandlerFuncs{Open: func(c *Conn) {
+		for i := range total {
+			typ, p := msg(i)
+			if err := c.Send(typ, p); err != nil {
+				t.Errorf("Send %d: %v", i, err)
+				return
+			}
+		}
+	}}})
+	ws := dial(t, addr, nil)
+	ws.SetReadLimit(1 << 20)
+	for i := range total {
+		typ, got, err := ws.ReadMessage()
+		require.NoError(t, err, "message %d", i)
+		wantTyp, want := msg(i)
+		require.Equal(t, int(wantTyp), typ, "message %d type", i)
+		require.Equal(t, want, got, "message %d (%d bytes)", i, len(want))
+	}
+	assert.Positive(t, ctx.batches.Load(), "no batched write was made")
+}
