@@ -171,7 +171,10 @@ func (g *Gateway) route(l *Link, typ lws.MessageType, data []byte) {
 	}
 	for _, r := range *g.rules.Load() {
 		if r.matches(m) {
-			g.metrics.ruleHit(r.Name, r.Action)
+			if r.hits == nil {
+				r.hits = g.metrics.ruleHits.WithLabelValues(r.Name, r.Action)
+			}
+			r.hits.Inc()
 			g.act(r, m)
 			g.hooks.message(m)
 			return

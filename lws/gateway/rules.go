@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lwsgate/lwsgate/lws"
 )
 
@@ -104,6 +106,11 @@ type rule struct {
 	RuleConfig
 	pathPrefix string // match.path without its trailing '*'
 	wildcard   bool
+
+	// hits is this rule's lwsgate_rule_matches_total counter, looked up
+	// on its first match rather than by label on every message (service
+	// goroutine only; a reload compiles new rules).
+	hits prometheus.Counter
 }
 
 func compileRules(cfgs []RuleConfig) []*rule {
