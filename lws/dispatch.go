@@ -52,7 +52,7 @@ type rec struct {
 	cc     *cgo.Client // C memory of the connection, freed on release
 	killMe bool        // close when the current callback returns
 
-	trace linkTrace // the last Config.LinkTrace callbacks
+	trace *linkTrace // the last Config.LinkTrace callbacks; nil without
 
 	// Accepted connections only: what countLink counted, and the TIMER
 	// callback asked for.
@@ -75,10 +75,10 @@ func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 	r := c.recFor(ev)
 	c.reasons.add(ev.Reason)
 	if r != nil && c.cfg.LinkTrace > 0 {
-		if r.trace.ring == nil {
-			r.trace.ring = make([]uint64, c.cfg.LinkTrace)
+		if r.trace == nil {
+			r.trace = new(linkTrace)
 		}
-		r.trace.add(time.Now(), ev.Reason)
+		r.trace.add(time.Now(), ev.Reason, c.cfg.LinkTrace)
 	}
 	if c.cfg.Trace != nil {
 		var id uint64

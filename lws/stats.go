@@ -65,8 +65,11 @@ type TraceEntry struct {
 // linkTrace is a ring of a link's last callbacks (service goroutine only).
 // Each entry is one word: the time in microseconds since 1970 (54 bits,
 // good for five centuries) above the reason (10 bits: libwebsockets'
-// reasons go up to LWS_CALLBACK_USER, 1000). It is allocated for every
-// link, so it is kept small: 64 entries are 512 bytes.
+// reasons go up to LWS_CALLBACK_USER, 1000). A rec has one only when
+// Config.LinkTrace is set, and its ring grows (8, 16, 32... entries) up to
+// Config.LinkTrace as callbacks come: an idle WebSocket link has had about
+// a dozen, so it holds 16 entries (128 bytes), not 64 (512 bytes; 10,000
+// idle lwsgate links were 4.6 MB of Go heap with the ring made whole).
 type linkTrace struct {
 	ring []uint64
 	n    int // callbacks recorded in total
@@ -74,15 +77,24 @@ type linkTrace struct {
 
 const traceReasonBits = 10
 
-func (t *linkTrace) add(now time.Time, r callbacks.Reason) {
-	if t.ring == nil {
-		return
-	}
+// add records a callback in a ring of at most size entries.
+func (t *linkTrace) add(now time.Time, r callbacks.Reason, size int) {
 	reason := uint64(r)
 	if r < 0 || reason >= 1<<traceReasonBits {
 		reason = 1<<traceReasonBits - 1
 	}
-	t.ring[t.n%len(t.ring)] = uint64(now.UnixMicro())<<traceReasonBits | reason
+	v := uint64(now.UnixMicro())<<traceReasonBits | reason
+	if len(t.ring) < size {
+		// Not full yet: nothing has wrapped, entry k is at index k.
+		if len(t.ring) == cap(t.ring) {
+			ring := make([]uint64, len(t.ring), min(size, max(8, 2*cap(t.ring))))
+			copy(ring, t.ring)
+			t.ring = ring
+		}
+		t.ring = append(t.ring, v)
+	} else {
+		t.ring[t.n%len(t.ring)] = v
+	}
 	t.n++
 }
 
@@ -111,7 +123,7 @@ func (c *Context) LinkTrace(id uint64) ([]TraceEntry, error) {
 	var out []TraceEntry
 	found := false
 	if err := c.Do(func() {
-		if r := c.recs[id]; r != nil && r.trace.ring != nil {
+		if r := c.recs[id]; r != nil && r.trace != nil {
 			out, found = r.trace.entries(), true
 		}
 	}); err != nil {

@@ -72,11 +72,11 @@ func TestLinkTraceAndReasonCounts(t *testing.T) {
 // One word per entry keeps the time to the microsecond and every reason
 // libwebsockets has (up to LWS_CALLBACK_USER, 1000).
 func TestLinkTraceRing(t *testing.T) {
-	tr := linkTrace{ring: make([]uint64, 3)}
+	var tr linkTrace
 	t0 := time.Date(2026, 11, 24, 10, 5, 47, 123456789, time.UTC)
 	reasons := []callbacks.Reason{callbacks.Receive, callbacks.ServerWriteable, 1000, callbacks.Closed}
 	for i, r := range reasons {
-		tr.add(t0.Add(time.Duration(i)*time.Second), r)
+		tr.add(t0.Add(time.Duration(i)*time.Second), r, 3)
 	}
 	got := tr.entries()
 	require.Len(t, got, 3)
@@ -120,4 +120,25 @@ func TestReasonCountsWithoutTrace(t *testing.T) {
 	// libwebsockets 4.1 binds (and drops) twice per keep-alive request.
 	assert.GreaterOrEqual(t, m["LWS_CALLBACK_HTTP_BIND_PROTOCOL"], uint64(n))
 	assert.Equal(t, uint64(n), m["LWS_CALLBACK_FILTER_HTTP_CONNECTION"])
+}
+
+// The ring grows as callbacks come, never past its size, and keeps the
+// last size callbacks in order across the growth and the wrap-around.
+func TestLinkTraceRingGrows(t *testing.T) {
+	const size = 20
+	var tr linkTrace
+	t0 := time.Date(2026, 11, 24, 10, 5, 47, 0, time.UTC)
+	for k := range 50 {
+		tr.add(t0, callbacks.Reason(k), size)
+		want := min(k+1, size)
+		got := tr.entries()
+		require.Len(t, got, want)
+		for i, e := range got {
+			require.Equal(t, k+1-want+i, e.Reason, "after %d callbacks", k+1)
+		}
+		require.LessOrEqual(t, cap(tr.ring), size)
+		if k < 8 {
+			require.Equal(t, 8, cap(tr.ring), "the first allocation holds 8")
+		}
+	}
 }

@@ -53,7 +53,8 @@ type LogConfig struct {
 	// Trace writes one reason-log line per libwebsockets callback.
 	Trace bool `yaml:"trace"`
 	// LinkTrace is how many callback reasons each link remembers for
-	// GET /v1/api/links/{id}/trace. 0: 64; negative: none.
+	// GET /v1/api/links/{id}/trace. 0: 64; negative: none. With the admin
+	// API off, links remember none.
 	LinkTrace int `yaml:"link_trace"`
 }
 

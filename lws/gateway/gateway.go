@@ -134,7 +134,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	lc := &lws.Config{
 		Logger:          g.log,
 		ShutdownTimeout: max(time.Second, cfg.Shutdown.Deadline.D()-cfg.Shutdown.Drain.D()),
-		LinkTrace:       max(0, cfg.Log.LinkTrace),
+		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		OnLinkOpen:      g.onLinkOpen,
 		OnLimit:         func(listener, limit string) { g.metrics.limitHits.WithLabelValues(listener, limit).Inc() },
@@ -351,6 +351,16 @@ func restartNeeded(a, b *Config) error {
 		return errors.New("reload: log.trace, log.link_trace and log.format need a restart")
 	}
 	return nil
+}
+
+// linkTrace is the lws.Config.LinkTrace for cfg: log.link_trace, or none
+// when the admin API, the only reader of the traces, is off (each traced
+// link holds its ring).
+func linkTrace(cfg *Config) int {
+	if cfg.Admin.Addr == "off" {
+		return 0
+	}
+	return max(0, cfg.Log.LinkTrace)
 }
 
 // Ready reports whether the gateway takes new links (false while
