@@ -9,6 +9,7 @@ import "C"
 import (
 	"errors"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 	"unsafe"
@@ -165,13 +166,19 @@ func (w WSI) RemoteAddr() net.Addr {
 	if err != nil {
 		return nil
 	}
+	// The address is copied out of the Sockaddr: a link keeps its
+	// address for its life, and an IP slicing the Sockaddr's array would
+	// keep the whole Sockaddr (64 bytes for IPv6, which an IPv4 peer of a
+	// dual-stack listener arrives as) instead of 16 bytes.
 	switch a := sa.(type) {
 	case *syscall.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+		return &net.TCPAddr{IP: net.IPv4(a.Addr[0], a.Addr[1], a.Addr[2], a.Addr[3]), Port: a.Port}
 	case *syscall.SockaddrInet6:
 		ip := net.IP(a.Addr[:])
 		if v4 := ip.To4(); v4 != nil {
-			ip = v4
+			ip = net.IPv4(v4[0], v4[1], v4[2], v4[3])
+		} else {
+			ip = slices.Clone(ip)
 		}
 		return &net.TCPAddr{IP: ip, Port: a.Port}
 	}
