@@ -16,37 +16,49 @@ import (
 // Concurrency: Send, Ping, Close, Link, Request, Queued, SetValue and Value
 // are safe from any goroutine. The Handler's methods receive the Conn on the service
 // goroutine.
+//
+// Memory: an idle link is its Conn and its rec (256 and 288 bytes), the
+// upgrade request's raw bytes, its address and its handle: about 0.75 KB
+// of Go heap, besides what libwebsockets holds for it in C (see
+// serviceBufferSize). Nothing is kept per link that it does not need:
+// queues, buffers and the parsed request are made when used.
 type Conn struct {
-	r    *rec
-	o    *linkOpts
-	link Link
-	req  *Request
+	r *rec // r.link is the Link: set before the Conn, never changed after
+	o *linkOpts
+
+	// req is the parsed upgrade request while OnOpen runs, or once
+	// Request was called after it; raw is what it is parsed from, kept
+	// for the link's life ("" for a link this side dialled).
+	req atomic.Pointer[Request]
+	raw string
 
 	mu          sync.Mutex
 	txq         []*frame // queued by Send, not yet taken by the writer
 	pingq       []*frame // queued by Ping
 	queued      int64    // bytes in txq and wq
-	closeReq    bool
 	closeCode   StatusCode
 	closeReason string
 	closed      *CloseError // set when the link is closed or closing
 	val         any         // SetValue
-	fullSeen    bool        // send_queue reported since the last Send that fit
+	closeReq    bool
+	fullSeen    bool // send_queue reported since the last Send that fit
+
+	// Service goroutine only.
+	notifed bool
+	deflate bool // permessage-deflate is on: one write per WRITEABLE
+	failRx  bool // receive refused a message: close at WRITEABLE
 
 	// closeTimeout asks the service goroutine to bound the close: a peer
 	// that never reads would otherwise hold a closing link forever.
 	closeTimeout atomic.Bool
 
 	// Service goroutine only.
-	wq      []*frame // being written, in order, before txq
-	rx      []byte
-	rxType  MessageType
-	rxUTF8  int // bytes of a text message in rx checked as UTF-8
-	peer    *CloseError
-	notifed bool
-	deflate bool          // permessage-deflate is on: one write per WRITEABLE
-	held    cgo.HeldFrame // the payload of the last write, when deflate
-	failRx  bool          // receive refused a message: close at WRITEABLE
+	wq     []*frame // being written, in order, before txq
+	rx     []byte
+	rxType MessageType
+	rxUTF8 int // bytes of a text message in rx checked as UTF-8
+	peer   *CloseError
+	held   cgo.HeldFrame // the payload of the last write, when deflate
 }
 
 // linkOpts are the settings of a link: its listener's, or its Dial's.
@@ -58,7 +70,11 @@ type linkOpts struct {
 }
 
 func newConn(r *rec, o *linkOpts) *Conn {
-	c := &Conn{r: r, o: o, link: r.link, req: r.req, deflate: r.link.Compression}
+	c := &Conn{r: r, o: o, deflate: r.link.Compression}
+	if r.req != nil {
+		c.req.Store(r.req)
+		c.raw = r.req.raw
+	}
 	if c.deflate && o.maxMessage >= 0 {
 		r.wsi.SetCompressedLimit(maxCompressed(o.maxMessage))
 	}
@@ -75,21 +91,43 @@ func maxCompressed(maxMessage int64) int64 {
 }
 
 // Link describes the link.
-func (c *Conn) Link() Link { return c.link }
+func (c *Conn) Link() Link { return c.r.link }
 
 // Context returns the Context the link belongs to, for example to dial a
 // backend link from a handler.
 func (c *Conn) Context() *Context { return c.r.ctx }
 
 // ID returns Link().ID.
-func (c *Conn) ID() uint64 { return c.link.ID }
+func (c *Conn) ID() uint64 { return c.r.link.ID }
 
 // RemoteAddr returns Link().Remote.
-func (c *Conn) RemoteAddr() net.Addr { return c.link.Remote }
+func (c *Conn) RemoteAddr() net.Addr { return c.r.link.Remote }
 
 // Request returns the HTTP upgrade request (method, path, query, headers)
-// the link was opened with. It must not be modified.
-func (c *Conn) Request() *Request { return c.req }
+// the link was opened with, or nil for a link this side dialled. It must
+// not be modified. Safe from any goroutine.
+//
+// The link keeps the request's raw bytes, not the parsed Request, which is
+// several times larger: the Request OnOpen sees is let go when OnOpen
+// returns, and a call after that parses the bytes again once (the link
+// then keeps that Request). So a handler that needs the request later
+// should keep what it needs from it in OnOpen; calls before and after
+// OnOpen return equal Requests, not the same pointer.
+func (c *Conn) Request() *Request {
+	if req := c.req.Load(); req != nil || c.raw == "" {
+		return req
+	}
+	l := &c.r.link
+	req, err := parseRequest(c.raw, l.Remote, l.ID, l.Listener)
+	if err != nil {
+		return nil // cannot happen: the same bytes parsed at the upgrade
+	}
+	checkFraming(req) // sets ContentLength, as it did at the upgrade
+	if !c.req.CompareAndSwap(nil, req) {
+		return c.req.Load()
+	}
+	return req
+}
 
 // SetValue attaches an application value to the link (for example its
 // session). Safe from any goroutine.
@@ -570,7 +608,7 @@ func (c *Conn) recoverHandler(method string) {
 	if p == nil {
 		return
 	}
-	c.r.ctx.log.Error("lws: handler panicked; closing its link", "method", method, "link", c.link.ID, "panic", fmt.Sprint(p))
+	c.r.ctx.log.Error("lws: handler panicked; closing its link", "method", method, "link", c.r.link.ID, "panic", fmt.Sprint(p))
 	c.mu.Lock()
 	if c.closed == nil && !c.closeReq {
 		c.closeReq, c.closeCode, c.closeReason = true, StatusInternalError, "internal error"

@@ -31,35 +31,38 @@ const (
 // Fields are owned by the service goroutine, except queued (atomic) and what
 // conn and http guard themselves.
 type rec struct {
-	ctx    *Context
-	id     uint64
-	h      cgo.Handle
-	wsi    cgo.WSI // 0 once destroyed
-	lis    *listener
-	kind   recKind
-	queued atomic.Bool // in Context.pending
+	ctx *Context
+	id  uint64
+	h   cgo.Handle
+	wsi cgo.WSI // 0 once destroyed
+	lis *listener
 
-	req    *Request // the upgrade or current HTTP request
-	conn   *Conn
-	http   *httpConn
-	link   Link
-	opened bool // OnLinkOpen was called
+	// The small fields together: the struct is 256 bytes, a size class
+	// below where the padding between them put it (an idle link's rec
+	// and Conn are most of its Go heap).
+	kind    recKind
+	opened  bool        // OnLinkOpen was called
+	killMe  bool        // client links: close when the current callback returns
+	counted bool        // accepted connections: countLink counted it
+	queued  atomic.Bool // in Context.pending
+	timer   timerKind   // accepted connections: what the TIMER callback is for
+
+	req  *Request // the upgrade or current HTTP request
+	conn *Conn
+	http *httpConn
+	link Link
 
 	// Client links only.
-	dial   *dialState  // until the link opened or failed
-	lo     *linkOpts   // a WebSocket client's settings
-	hc     *clientReq  // an HTTP request
-	cc     *cgo.Client // C memory of the connection, freed on release
-	killMe bool        // close when the current callback returns
+	dial *dialState  // until the link opened or failed
+	lo   *linkOpts   // a WebSocket client's settings
+	hc   *clientReq  // an HTTP request
+	cc   *cgo.Client // C memory of the connection, freed on release
 
 	trace *linkTrace // the last Config.LinkTrace callbacks; nil without
 
-	// Accepted connections only: what countLink counted, and the TIMER
-	// callback asked for.
-	counted bool
-	ipValid bool
-	ipKey   netip.Addr
-	timer   timerKind
+	// Accepted connections only: the address countLink counted by
+	// MaxLinksPerIP (invalid: none).
+	ipKey netip.Addr
 }
 
 // Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
@@ -372,6 +375,10 @@ func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
 	r.conn = newConn(r, &r.lis.opts)
 	c.openLink(r)
 	r.conn.callOpen()
+	// The link keeps the request's raw bytes (Conn.Request), not the
+	// parsed request: about 0.7 KB of an idle link's Go heap.
+	r.req = nil
+	r.conn.req.Store(nil)
 	return 0
 }
 

@@ -43,6 +43,8 @@ type Request struct {
 	// ContentLength is the Content-Length header's value, or -1 when the
 	// request has none.
 	ContentLength int64
+
+	raw string // what the request was parsed from (parseRequest)
 }
 
 // Query parses RawQuery.
@@ -59,9 +61,6 @@ func (r *Request) Query() url.Values {
 }
 
 // readRequest reads the request headers of r's wsi (service goroutine).
-// The request's strings are all slices of one string, and its header's
-// values share one backing array: a request is a few allocations, not one
-// per field (an upgrade request stays with its link for the link's life).
 func (c *Context) readRequest(r *rec) (*Request, error) {
 	buf, err := r.wsi.HTTPRequest(c.hbuf, r.lis.extra)
 	if err != nil {
@@ -70,7 +69,22 @@ func (c *Context) readRequest(r *rec) (*Request, error) {
 	if cap(buf) <= 64<<10 {
 		c.hbuf = buf[:0]
 	}
-	s := string(buf)
+	// A keep-alive connection's peer does not change: ask the kernel
+	// once per connection.
+	remote := r.link.Remote
+	if remote == nil {
+		remote = r.wsi.RemoteAddr()
+	}
+	return parseRequest(string(buf), remote, r.id, r.lis.cfg.Name)
+}
+
+// parseRequest makes a Request of raw, what cgo.WSI.HTTPRequest read. The
+// request's strings are all slices of raw, and its header's values share
+// one backing array: a request is a few allocations, not one per field.
+// A WebSocket link keeps only raw for its life and parses it again if
+// asked after OnOpen (Conn.Request).
+func parseRequest(raw string, remote net.Addr, linkID uint64, listener string) (*Request, error) {
+	s := raw
 	var f [4]string // method, path, query, protocol
 	for i := range f {
 		j := strings.IndexByte(s, 0)
@@ -78,12 +92,6 @@ func (c *Context) readRequest(r *rec) (*Request, error) {
 			return nil, fmt.Errorf("lws: malformed request info")
 		}
 		f[i], s = s[:j], s[j+1:]
-	}
-	// A keep-alive connection's peer does not change: ask the kernel
-	// once per connection.
-	remote := r.link.Remote
-	if remote == nil {
-		remote = r.wsi.RemoteAddr()
 	}
 	n := strings.Count(s, "\x00") / 2
 	req := &Request{
@@ -93,9 +101,10 @@ func (c *Context) readRequest(r *rec) (*Request, error) {
 		Proto:         f[3],
 		Header:        make(http.Header, n),
 		Remote:        remote,
-		LinkID:        r.id,
-		Listener:      r.lis.cfg.Name,
+		LinkID:        linkID,
+		Listener:      listener,
 		ContentLength: -1,
+		raw:           raw,
 	}
 	vals := make([]string, n)
 	for i := range n {

@@ -150,7 +150,7 @@ func (c *Context) countLink(r *rec) {
 	r.counted = true
 	p.lis.adm.live++
 	if p.valid {
-		r.ipKey, r.ipValid = p.key, true
+		r.ipKey = p.key
 		if p.lis.adm.perIP == nil {
 			p.lis.adm.perIP = map[netip.Addr]int{}
 		}
@@ -167,7 +167,7 @@ func (c *Context) uncountLink(r *rec) {
 	r.counted = false
 	a := &r.lis.adm
 	a.live--
-	if r.ipValid {
+	if r.ipKey.IsValid() {
 		if a.perIP[r.ipKey]--; a.perIP[r.ipKey] <= 0 {
 			delete(a.perIP, r.ipKey)
 		}

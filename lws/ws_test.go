@@ -759,6 +759,45 @@ func TestUpgradeRequest(t *testing.T) {
 	assert.Equal(t, ws.LocalAddr().String(), c.RemoteAddr().String())
 }
 
+// A link keeps its upgrade request's bytes, not the parsed Request: the
+// one OnOpen sees is let go when OnOpen returns, and Request parses it
+// again, once, when asked later, from any goroutine.
+func TestUpgradeRequestAfterOpen(t *testing.T) {
+	type open struct {
+		c   *Conn
+		req *Request
+	}
+	opens := make(chan open, 1)
+	_, addr := startServer(t, Listener{Handler: HandlerFuncs{Open: func(c *Conn) {
+		r1 := c.Request()
+		assert.Same(t, r1, c.Request(), "during OnOpen: one Request")
+		opens <- open{c, r1}
+	}}, ExtraHeaders: []string{"X-Token"}})
+	_, _, err := dialWith(t, &websocket.Dialer{}, addr, "/v1/stream?room=7", http.Header{"X-Token": {"abc"}})
+	require.NoError(t, err)
+	o := waitFor(t, opens, "OnOpen")
+	require.NotNil(t, o.req)
+	assert.Equal(t, int64(-1), o.req.ContentLength)
+
+	var wg sync.WaitGroup
+	got := make([]*Request, 8)
+	for i := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i] = o.c.Request() }()
+	}
+	wg.Wait()
+	for _, r := range got {
+		require.Same(t, got[0], r, "after OnOpen: parsed once, then kept")
+	}
+	after := got[0]
+	assert.NotSame(t, o.req, after)
+	assert.Equal(t, o.req, after)
+	assert.Equal(t, "abc", after.Header.Get("X-Token"))
+	assert.Equal(t, "room=7", after.RawQuery)
+	assert.Equal(t, o.c.ID(), after.LinkID)
+	assert.Equal(t, o.c.RemoteAddr(), after.Remote)
+}
+
 func TestLinkHooksOncePerLink(t *testing.T) {
 	rec := newRecorder()
 	var mu sync.Mutex
