@@ -300,3 +300,7 @@ func (c *Context) dispatch(wsi, user uintptr, r callbacks.Reason, in unsafe.Poin
 	ev.Data = nil
 	return ret
 }
+
+// PooledRxBuffers returns how many WebSocket links' receive buffers are in
+// the shim's pool now (rxpool.c), for tests to prove they are given back.
+func PooledRxBuffers() int64 { return int64(C.lwsgo_rxpool_live()) }

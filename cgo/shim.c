@@ -579,6 +579,7 @@ lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci)
 {
 	struct lws_context_creation_info info;
 
+	lwsgo_rxpool_install();
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.options = ci->options | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;

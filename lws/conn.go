@@ -18,7 +18,7 @@ import (
 // goroutine.
 //
 // Memory: an idle link is its Conn and its rec (256 and 288 bytes), the
-// upgrade request's raw bytes, its address and its handle: about 0.75 KB
+// upgrade request's raw bytes, its address and its handle: about 0.8 KB
 // of Go heap, besides what libwebsockets holds for it in C (see
 // serviceBufferSize). Nothing is kept per link that it does not need:
 // queues, buffers and the parsed request are made when used.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/lwsgate/lwsgate/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -796,6 +797,37 @@ func TestUpgradeRequestAfterOpen(t *testing.T) {
 	assert.Equal(t, "room=7", after.RawQuery)
 	assert.Equal(t, o.c.ID(), after.LinkID)
 	assert.Equal(t, o.c.RemoteAddr(), after.Remote)
+}
+
+// Each WebSocket link's receive buffer is a slot of the shim's pool
+// (cgo/rxpool.c): taken at the upgrade, written by messages of every size
+// up to a whole buffer, and given back when the link ends.
+func TestRxBufferPool(t *testing.T) {
+	base := cgo.PooledRxBuffers()
+	ctx, addr := startServer(t, Listener{Handler: newRecorder(), MaxMessageSize: 1 << 20})
+	var wss []*websocket.Conn
+	for range 3 {
+		ws, _, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
+		require.NoError(t, err)
+		wss = append(wss, ws)
+	}
+	require.Eventually(t, func() bool { return cgo.PooledRxBuffers() == base+3 }, 5*time.Second, 10*time.Millisecond,
+		"pooled buffers: %d, want %d", cgo.PooledRxBuffers(), base+3)
+	for i, ws := range wss {
+		for _, n := range []int{1, 4096, 64 << 10, 200 << 10} {
+			msg := bytes.Repeat([]byte{byte('a' + i)}, n)
+			require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, msg))
+			_, got, err := ws.ReadMessage()
+			require.NoError(t, err)
+			require.Equal(t, msg, got, "link %d, %d bytes", i, n)
+		}
+	}
+	for _, ws := range wss {
+		ws.Close()
+	}
+	require.Eventually(t, func() bool { return cgo.PooledRxBuffers() == base }, 5*time.Second, 10*time.Millisecond,
+		"pooled buffers: %d, want %d", cgo.PooledRxBuffers(), base)
+	require.NoError(t, ctx.Close())
 }
 
 func TestLinkHooksOncePerLink(t *testing.T) {
