@@ -304,3 +304,8 @@ func (c *Context) dispatch(wsi, user uintptr, r callbacks.Reason, in unsafe.Poin
 // PooledRxBuffers returns how many WebSocket links' receive buffers are in
 // the shim's pool now (rxpool.c), for tests to prove they are given back.
 func PooledRxBuffers() int64 { return int64(C.lwsgo_rxpool_live()) }
+
+// RxPoolEnabled reports whether receive buffers come from the pool: not
+// when its address range could not be reserved, nor under AddressSanitizer
+// (which then guards them as malloc's). Meaningful once a Context exists.
+func RxPoolEnabled() bool { return C.lwsgo_rxpool_enabled() != 0 }

@@ -15,7 +15,8 @@
  * pay no madvise and page faults per link); the others are emptied
  * (MADV_DONTNEED) first. Every other allocation, and a
  * buffer too big for a slot or beyond the range, goes to realloc/free as
- * libwebsockets' own allocator does.
+ * libwebsockets' own allocator does. Built with AddressSanitizer there is
+ * no range, and every buffer is malloc's.
  */
 #include "shim.h"
 
@@ -149,13 +150,26 @@ static pthread_once_t rx_once = PTHREAD_ONCE_INIT;
 static void
 rx_install(void)
 {
+#if !defined(__SANITIZE_ADDRESS__)
 	void *p = mmap(NULL, RXPOOL_SLOT * RXPOOL_SLOTS, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 
 	if (p != MAP_FAILED)
 		rx_base = p;
-	/* Without the range every buffer comes from malloc, as before. */
+#endif
+	/*
+	 * Without the range every buffer comes from malloc, as before; so
+	 * under AddressSanitizer (make asan), which guards malloc's: a
+	 * libwebsockets parser writing past its receive buffer must be
+	 * caught, not land in a slot's slack or its neighbour.
+	 */
 	lws_set_allocator(lwsgo_lws_realloc);
+}
+
+int
+lwsgo_rxpool_enabled(void)
+{
+	return rx_base != NULL;
 }
 
 void

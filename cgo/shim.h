@@ -108,6 +108,7 @@ lwsgo_ctx *lwsgo_ctx_new(void);
 /* rxpool.c: libwebsockets' allocator, with the links' receive buffers in
  * page-aligned slots (installed once, by the first context). */
 void lwsgo_rxpool_install(void);
+int lwsgo_rxpool_enabled(void);
 long lwsgo_rxpool_live(void);
 int lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci);
 void lwsgo_ctx_free(lwsgo_ctx *cd);

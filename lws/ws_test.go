@@ -811,8 +811,13 @@ func TestRxBufferPool(t *testing.T) {
 		require.NoError(t, err)
 		wss = append(wss, ws)
 	}
-	require.Eventually(t, func() bool { return cgo.PooledRxBuffers() == base+3 }, 5*time.Second, 10*time.Millisecond,
-		"pooled buffers: %d, want %d", cgo.PooledRxBuffers(), base+3)
+	want := base + 3
+	if !cgo.RxPoolEnabled() {
+		// make asan: the buffers are malloc's; the echoes still count.
+		want = 0
+	}
+	require.Eventually(t, func() bool { return cgo.PooledRxBuffers() == want }, 5*time.Second, 10*time.Millisecond,
+		"pooled buffers: %d, want %d", cgo.PooledRxBuffers(), want)
 	for i, ws := range wss {
 		for _, n := range []int{1, 4096, 64 << 10, 200 << 10} {
 			msg := bytes.Repeat([]byte{byte('a' + i)}, n)
