@@ -117,7 +117,8 @@ func putRx(buf []byte) {
 const chokeCheckBytes = 64 << 10
 
 // chokeGate counts the bytes a write loop has written since it last asked
-// (one WRITEABLE callback; the zero value is ready).
+// (a local of one WRITEABLE callback, so service goroutine only; the zero
+// value is ready).
 type chokeGate struct{ since int }
 
 // ask reports whether to ask after a write of n bytes that more follows
@@ -147,27 +148,30 @@ const (
 func batchRun(q []*frame) (k, size int) {
 	for _, f := range q {
 		n := f.payloadLen()
-		if f.off != 0 || n > batchFrameMax || size+n+4 > batchMax {
+		if f.off != 0 || n > batchFrameMax || size+batchHeaderLen(n)+n > batchMax {
 			break
 		}
-		size += wsHeaderLen(n) + n
+		size += batchHeaderLen(n) + n
 		k++
 	}
 	return k, size
 }
 
-func wsHeaderLen(n int) int {
-	switch {
-	case n < 126:
+// batchHeaderLen is the frame header before a batched payload of n bytes:
+// batchFrameMax keeps every batched payload within the 16-bit length.
+func batchHeaderLen(n int) int {
+	if n < 126 {
 		return 2
-	case n <= 0xffff:
-		return 4
-	default:
-		return 10
 	}
+	return 4
 }
 
-// appendFrame appends f as one whole unmasked frame (RFC 6455 section 5.2).
+// The 16-bit length covers every batched payload (a compile-time check).
+var _ [0xffff - batchFrameMax]struct{}
+
+// appendFrame appends f, a batched message (at most batchFrameMax bytes),
+// as one whole unmasked frame with the shortest length (RFC 6455 section
+// 5.2).
 func appendFrame(b []byte, f *frame) []byte {
 	op := byte(0x2)
 	if f.typ == TextMessage {
@@ -175,13 +179,10 @@ func appendFrame(b []byte, f *frame) []byte {
 	}
 	n := f.payloadLen()
 	b = append(b, 0x80|op)
-	switch {
-	case n < 126:
+	if n < 126 {
 		b = append(b, byte(n))
-	case n <= 0xffff:
+	} else {
 		b = append(b, 126, byte(n>>8), byte(n))
-	default:
-		b = append(b, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 	}
 	return append(b, f.buf[cgo.Pre:]...)
 }
