@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/lwsgate/lwsgate/lws"
 )
 
@@ -74,6 +76,9 @@ type Gateway struct {
 	started chan struct{}
 
 	scratch Message // the message being routed (service goroutine only)
+	// routerHits is the Router's lwsgate_rule_matches_total counter,
+	// resolved on its first match (service goroutine only), as a rule's.
+	routerHits prometheus.Counter
 }
 
 // backend is a configured backend with its client settings.

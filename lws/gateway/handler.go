@@ -165,7 +165,10 @@ func (g *Gateway) route(l *Link, typ lws.MessageType, data []byte) {
 		g.metrics.routeSeconds.Observe(time.Since(start).Seconds())
 	}()
 	if g.router != nil && g.router.Route(g, m) {
-		g.metrics.ruleHit("router", "router")
+		if g.routerHits == nil {
+			g.routerHits = g.metrics.ruleHits.WithLabelValues("router", "router")
+		}
+		g.routerHits.Inc()
 		g.hooks.message(m)
 		return
 	}

@@ -80,8 +80,6 @@ func (m *metrics) msgOut(n int) {
 	m.bytesOut.Add(float64(n))
 }
 
-func (m *metrics) ruleHit(rule, action string) { m.ruleHits.WithLabelValues(rule, action).Inc() }
-
 // stateCollector reports the tables and libwebsockets' callback counts at
 // scrape time.
 type stateCollector struct{ g *Gateway }
