@@ -28,7 +28,8 @@ func (rc *reasonCounts) addN(r callbacks.Reason, n uint32) {
 }
 
 // dispatcher is what the cgo layer calls back: Context.Dispatch, and the
-// counts of the callbacks the C layer answered without crossing.
+// counts of the callbacks the C layer answered without crossing. Both are
+// called on the service goroutine only.
 type dispatcher struct{ c *Context }
 
 func (d dispatcher) Dispatch(ev *callbacks.Event) int { return d.c.Dispatch(ev) }

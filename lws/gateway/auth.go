@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -18,11 +19,18 @@ import (
 	"github.com/lwsgate/lwsgate/lws"
 )
 
-// tokens issues and checks HS256 JWTs.
+// tokens issues and checks HS256 JWTs. Every method is safe from any
+// goroutine: Reload sets ttl while createtoken issues.
 type tokens struct {
 	secret []byte
-	ttl    time.Duration
-	macs   sync.Pool // hash.Hash: HMAC-SHA256 keyed with secret
+	ttl    atomic.Int64 // time.Duration; Reload changes it
+	macs   sync.Pool    // hash.Hash: HMAC-SHA256 keyed with secret
+}
+
+func newTokens(secret []byte, ttl time.Duration) *tokens {
+	t := &tokens{secret: secret}
+	t.ttl.Store(int64(ttl))
+	return t
 }
 
 // jwtHeaderHS256 is the first segment of every token issued: base64url of
@@ -41,7 +49,7 @@ func (t *tokens) issue(user, requestID string) (string, time.Time, error) {
 }
 
 func (t *tokens) issueAt(now time.Time, user, requestID string) (string, time.Time, error) {
-	exp := now.Add(t.ttl)
+	exp := now.Add(time.Duration(t.ttl.Load()))
 	// The claims in encoding/json's order for a map: sorted keys.
 	var cb [256]byte
 	claims := append(cb[:0], `{"exp":`...)

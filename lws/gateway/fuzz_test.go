@@ -45,7 +45,7 @@ func FuzzRuleMatch(f *testing.F) {
 // panic, and whatever verifies carries the subject this gateway signed
 // (a string differing only in base64 slack may decode to the same token).
 func FuzzVerifyToken(f *testing.F) {
-	tk := &tokens{secret: []byte("fuzz-secret"), ttl: time.Hour}
+	tk := newTokens([]byte("fuzz-secret"), time.Hour)
 	good, _, err := tk.issue("keda", "1")
 	if err != nil {
 		f.Fatal(err)

@@ -126,7 +126,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		_, _ = rand.Read(secret)
 		g.log.Warn("tokens.secret (LWSGATE_TOKEN_SECRET) is not set: tokens are signed with a random per-process key")
 	}
-	g.tokens = &tokens{secret: secret, ttl: cfg.Tokens.TTL.D()}
+	g.tokens = newTokens(secret, cfg.Tokens.TTL.D())
 	g.metrics = newMetrics(g)
 
 	var err error
@@ -301,7 +301,7 @@ func (g *Gateway) Reload(cfg *Config) error {
 	rules := compileRules(cfg.Rules)
 	g.rules.Store(&rules)
 	g.setBackends(cfg)
-	g.tokens.ttl = cfg.Tokens.TTL.D()
+	g.tokens.ttl.Store(int64(cfg.Tokens.TTL.D()))
 	g.cfg.Store(cfg)
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))

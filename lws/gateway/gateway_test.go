@@ -318,12 +318,12 @@ listeners:
 	assert.Equal(t, 401, ds.status, "bad token")
 
 	// A token from createtoken, signed with another secret: 401.
-	other := &tokens{secret: []byte("other"), ttl: time.Minute}
+	other := newTokens([]byte("other"), time.Minute)
 	forged, _, _ := other.issue("mallory", "")
 	_, err = g.tryDial("/?token="+forged, good)
 	require.ErrorAs(t, err, &ds)
 	assert.Equal(t, 401, ds.status, "forged token")
-	expired := &tokens{secret: []byte("test-secret"), ttl: -time.Minute}
+	expired := newTokens([]byte("test-secret"), -time.Minute)
 	old, _, _ := expired.issue("keda", "")
 	_, err = g.tryDial("/?token="+old, good)
 	require.ErrorAs(t, err, &ds)

@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -21,7 +24,7 @@ func golangJWT(t testing.TB, secret []byte, now time.Time, ttl time.Duration, us
 }
 
 func checkIssue(t testing.TB, user, rid string) {
-	tk := &tokens{secret: []byte("test-secret"), ttl: time.Hour}
+	tk := newTokens([]byte("test-secret"), time.Hour)
 	now := time.Unix(1764000000, 0)
 	got, exp, err := tk.issueAt(now, user, rid)
 	require.NoError(t, err)
@@ -48,7 +51,7 @@ func TestIssueMatchesGolangJWT(t *testing.T) {
 	} {
 		checkIssue(t, c[0], c[1])
 	}
-	tk := &tokens{secret: []byte("test-secret"), ttl: time.Minute}
+	tk := newTokens([]byte("test-secret"), time.Minute)
 	for range 2 {
 		tok, _, err := tk.issue("keda", "1")
 		require.NoError(t, err)
@@ -70,7 +73,7 @@ func FuzzIssue(f *testing.F) {
 
 // BenchmarkIssue is one createtoken's token.
 func BenchmarkIssue(b *testing.B) {
-	tk := &tokens{secret: []byte("bench-secret-bench-secret-bench"), ttl: time.Hour}
+	tk := newTokens([]byte("bench-secret-bench-secret-bench"), time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := tk.issue("keda", "1614738418531"); err != nil {
@@ -87,4 +90,36 @@ func BenchmarkIssueGolangJWT(b *testing.B) {
 	for b.Loop() {
 		golangJWT(b, secret, time.Now(), time.Hour, "keda", "1614738418531")
 	}
+}
+
+// TestReloadTokenTTLWhileIssuing: Reload changes the tokens' TTL while
+// createtoken requests are being answered on the service goroutine (go
+// test -race caught the plain field), and the new TTL is used after.
+func TestReloadTokenTTLWhileIssuing(t *testing.T) {
+	g := startGW(t, "tokens: {secret: test-secret, ttl: 1m}\n", nil)
+	post := func() int64 {
+		resp, err := http.Post("http://"+g.pub+"/v1/api/createtoken", "application/json", strings.NewReader(`{"UserName":"keda"}`))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var r struct {
+			ExpiresAt int64 `json:"expires_at"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		return r.ExpiresAt - time.Now().Unix()
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			post()
+		}
+	}()
+	for i := range 20 {
+		cfg := g.cfg.Load().Clone()
+		cfg.Tokens.TTL = Duration([]time.Duration{time.Minute, 2 * time.Hour}[i%2])
+		require.NoError(t, g.Reload(cfg))
+	}
+	<-done
+	// The last reload set 2h.
+	assert.InDelta(t, 2*3600, post(), 5)
 }
