@@ -1,6 +1,7 @@
 package lws
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,12 +91,14 @@ func TestLinkTraceRing(t *testing.T) {
 // answered in C without crossing (SetReportAll off), and ReasonCounts
 // still counts them: an HTTP request binds and drops the http protocol.
 func TestReasonCountsWithoutTrace(t *testing.T) {
+	var linkID atomic.Uint64
 	ctx, addr := startServer(t, Listener{
 		Links: HTTPListen,
 		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+			linkID.Store(r.LinkID)
 			_ = w.Respond(200, []byte("ok"))
 		}),
-	})
+	}, func(c *Config) { c.LinkTrace = 256 })
 	cl := httpClient(t)
 	const n = 5
 	for range n {
@@ -120,6 +123,19 @@ func TestReasonCountsWithoutTrace(t *testing.T) {
 	// libwebsockets 4.1 binds (and drops) twice per keep-alive request.
 	assert.GreaterOrEqual(t, m["LWS_CALLBACK_HTTP_BIND_PROTOCOL"], uint64(n))
 	assert.Equal(t, uint64(n), m["LWS_CALLBACK_FILTER_HTTP_CONNECTION"])
+
+	// They never reached Go: the link's trace (the keep-alive connection
+	// is still open) holds the requests but none of them.
+	tr, err := ctx.LinkTrace(linkID.Load())
+	require.NoError(t, err)
+	seen := map[string]int{}
+	for _, e := range tr {
+		seen[e.Name]++
+	}
+	assert.Equal(t, n, seen["LWS_CALLBACK_HTTP"], "trace: %v", seen)
+	for _, skipped := range []string{"LWS_CALLBACK_HTTP_BIND_PROTOCOL", "LWS_CALLBACK_HTTP_DROP_PROTOCOL", "LWS_CALLBACK_FILTER_HTTP_CONNECTION"} {
+		assert.Zero(t, seen[skipped], "%s crossed into Go", skipped)
+	}
 }
 
 // The ring grows as callbacks come, never past its size, and keeps the
