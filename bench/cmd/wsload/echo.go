@@ -61,15 +61,7 @@ func runEcho(cfg config, mode string) int {
 		echoLoop(links, cfg, &phase, &st)
 	}()
 
-	cpu := cpuMeter{pid: cfg.pid}
-	time.Sleep(cfg.warmup)
-	cpu.start()
-	start := time.Now()
-	phase.Store(phaseMeasure)
-	time.Sleep(cfg.dur)
-	phase.Store(phaseStop)
-	elapsed := time.Since(start)
-	cpu.stop()
+	cpu, elapsed := measure(cfg, &phase)
 	<-done
 
 	total.merge(&st)

@@ -152,15 +152,7 @@ func repeat(cfg config, mode, unit string, newWorker func() (op func() error, do
 			}
 		}()
 	}
-	cpu := cpuMeter{pid: cfg.pid}
-	time.Sleep(cfg.warmup)
-	cpu.start()
-	start := time.Now()
-	phase.Store(phaseMeasure)
-	time.Sleep(cfg.dur)
-	phase.Store(phaseStop)
-	elapsed := time.Since(start)
-	cpu.stop()
+	cpu, elapsed := measure(cfg, &phase)
 	wg.Wait()
 	var total stats
 	for _, s := range all {
@@ -215,15 +207,7 @@ func runHTTP(cfg config) int {
 		runtime.LockOSThread()
 		httpLoop(t, req, cfg, &phase, &st)
 	}()
-	cpu := cpuMeter{pid: cfg.pid}
-	time.Sleep(cfg.warmup)
-	cpu.start()
-	start := time.Now()
-	phase.Store(phaseMeasure)
-	time.Sleep(cfg.dur)
-	phase.Store(phaseStop)
-	elapsed := time.Since(start)
-	cpu.stop()
+	cpu, elapsed := measure(cfg, &phase)
 	<-done
 	return newResult(cfg, "http", "req/s", &st, elapsed, &cpu).print(cfg)
 }

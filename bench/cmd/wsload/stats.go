@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -249,4 +250,20 @@ func (r *result) print(cfg config) int {
 		return 1
 	}
 	return 0
+}
+
+// measure lets the load run cfg.warmup, then measures for cfg.dur: the
+// phase is measure in between and stop after. It returns the server's and
+// the load tool's CPU over the window and the window's length.
+func measure(cfg config, phase *atomic.Int32) (cpuMeter, time.Duration) {
+	cpu := cpuMeter{pid: cfg.pid}
+	time.Sleep(cfg.warmup)
+	cpu.start()
+	start := time.Now()
+	phase.Store(phaseMeasure)
+	time.Sleep(cfg.dur)
+	phase.Store(phaseStop)
+	elapsed := time.Since(start)
+	cpu.stop()
+	return cpu, elapsed
 }
