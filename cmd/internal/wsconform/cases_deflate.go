@@ -58,6 +58,21 @@ func (t *T) send(op byte, msg []byte, frag int) {
 }
 
 // then keeps a NON-STRICT verdict found earlier unless r is worse.
+// negotiation checks the handshake of a deflate case: without
+// Options.Deflate that nothing was negotiated, with it that the agreement
+// is valid. stop is the case's verdict when it cannot go on; pre, a
+// verdict short of OK to report if the rest passes (see then).
+func (t *T) negotiation(mayDecline bool) (pre, stop *Result) {
+	if !t.opts.Deflate {
+		return nil, t.notNegotiated()
+	}
+	pre = t.agreed(mayDecline)
+	if pre != nil && pre.Verdict == Failed {
+		return nil, pre
+	}
+	return pre, nil
+}
+
 func then(pre *Result, r Result) Result {
 	if pre != nil && r.Verdict == OK {
 		return *pre
@@ -91,13 +106,9 @@ func deflateCases() []*Case {
 				Expect: "Without Options.Deflate: permessage-deflate is not negotiated (server: no Sec-WebSocket-Extensions in the 101; client: no offer); the messages are echoed uncompressed (RSV1 clear). " +
 					"With it: agreed validly, and every echo inflates to the message.",
 				Run: func(t *T) Result {
-					var pre *Result
-					if !t.opts.Deflate {
-						if r := t.notNegotiated(); r != nil {
-							return *r
-						}
-					} else if pre = t.agreed(false); pre != nil && pre.Verdict == Failed {
-						return *pre
+					pre, stop := t.negotiation(false)
+					if stop != nil {
+						return *stop
 					}
 					p := payloadFor(typ.op, n)
 					var wants []Want
@@ -117,13 +128,9 @@ func deflateCases() []*Case {
 			Expect: "Without Options.Deflate: not negotiated, and the fragmented message is echoed uncompressed. " +
 				"With it: agreed validly, and the echo inflates to the message.",
 			Run: func(t *T) Result {
-				var pre *Result
-				if !t.opts.Deflate {
-					if r := t.notNegotiated(); r != nil {
-						return *r
-					}
-				} else if pre = t.agreed(false); pre != nil && pre.Verdict == Failed {
-					return *pre
+				pre, stop := t.negotiation(false)
+				if stop != nil {
+					return *stop
 				}
 				p := textFor(64 << 10)
 				t.send(OpText, p, frag)
@@ -142,18 +149,15 @@ func deflateCases() []*Case {
 			Expect: "Without Options.Deflate: not negotiated, so RSV1 fails the link (1002). " +
 				"With it: agreed, and the message is echoed as \"Hello\".",
 			Run: func(t *T) Result {
-				if !t.opts.Deflate {
-					if r := t.notNegotiated(); r != nil {
-						return *r
-					}
-				} else if r := t.agreed(false); r != nil {
-					return *r
+				pre, stop := t.negotiation(false)
+				if stop != nil {
+					return *stop
 				}
 				t.Send(Frame{Fin: true, Rsv: 4, Opcode: OpText, Payload: hello})
 				if !t.Deflated() {
-					return t.ExpectFail(1002)
+					return then(pre, t.ExpectFail(1002))
 				}
-				return t.Echo(WantText([]byte("Hello")))
+				return then(pre, t.Echo(WantText([]byte("Hello"))))
 			},
 		})
 	}
@@ -181,13 +185,9 @@ func deflateCases() []*Case {
 			Expect: "Without Options.Deflate: no extension in the 101; the messages are echoed uncompressed. " +
 				"With it: the 101 accepts one of the offers validly (or declines them all: NON-STRICT unless the offer asks for a server window), and both echoes inflate to the message, each on its own if the server agreed to server_no_context_takeover.",
 			Run: func(t *T) Result {
-				var pre *Result
-				if !t.opts.Deflate {
-					if r := t.notNegotiated(); r != nil {
-						return *r
-					}
-				} else if pre = t.agreed(o.mayDecline); pre != nil && pre.Verdict == Failed {
-					return *pre
+				pre, stop := t.negotiation(o.mayDecline)
+				if stop != nil {
+					return *stop
 				}
 				p := []byte(strings.Repeat("Hello, deflate! ", 256))
 				t.send(OpText, p, 0)
