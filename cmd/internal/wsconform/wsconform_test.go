@@ -169,39 +169,8 @@ func TestOutcome(t *testing.T) {
 // application) and its client's acceptance of an extension it did not
 // offer are caught.
 func TestSuiteAgainstGorilla(t *testing.T) {
-	echo := func(c *websocket.Conn) {
-		defer c.Close()
-		c.SetReadLimit(1 << 20)
-		for {
-			mt, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(mt, p); err != nil {
-				return
-			}
-		}
-	}
-	up := websocket.Upgrader{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := up.Upgrade(w, r, nil); err == nil {
-			echo(c)
-		}
-	})}
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
-
-	verdicts := func(rep *Report) map[string]Verdict {
-		m := map[string]Verdict{}
-		for _, r := range rep.Results {
-			m[r.Case.ID] = r.Verdict
-			t.Logf("%s %s: %s %s", rep.Target, r.Case.ID, r.Verdict, r.Detail)
-		}
-		return m
-	}
-	got := verdicts(RunServer(ln.Addr().String(), &Options{Cases: []string{"1.3.1", "2.10", "3.2", "4.1.3", "5.15", "7.3.2", "7.7.14", "6.3.1", "6.2.1", "12.1.1"}}))
+	addr := serveGorilla(t, &websocket.Upgrader{})
+	got := verdictsOf(t, RunServer(addr, &Options{Cases: []string{"1.3.1", "2.10", "3.2", "4.1.3", "5.15", "7.3.2", "7.7.14", "6.3.1", "6.2.1", "12.1.1"}}))
 	want := map[string]Verdict{"1.3.1": OK, "2.10": OK, "3.2": OK, "4.1.3": OK, "5.15": OK, "7.3.2": OK, "7.7.14": OK, "6.3.1": Failed, "6.2.1": OK, "12.1.1": OK}
 	assert.Equal(t, want, got, "server verdicts")
 
@@ -210,12 +179,12 @@ func TestSuiteAgainstGorilla(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		go echo(c)
+		go gorillaEcho(c)
 		return nil
 	}
 	crep, err := RunClient(dial, &Options{Cases: []string{"1.3.2", "2.10", "13.1.1", "13.5.1"}})
 	require.NoError(t, err)
-	got = verdicts(crep)
+	got = verdictsOf(t, crep)
 	want = map[string]Verdict{"1.3.2": OK, "2.10": OK, "13.1.1": OK, "13.5.1": Failed}
 	assert.Equal(t, want, got, "client verdicts")
 }
@@ -231,39 +200,8 @@ func TestSuiteAgainstGorilla(t *testing.T) {
 // RFC 7692 does not require of client_no_context_takeover (13.2.1), while
 // it rightly fails an answer without server_no_context_takeover (13.1.1).
 func TestSuiteDeflateAgainstGorilla(t *testing.T) {
-	echo := func(c *websocket.Conn) {
-		defer c.Close()
-		c.SetReadLimit(1 << 20)
-		for {
-			mt, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(mt, p); err != nil {
-				return
-			}
-		}
-	}
-	up := websocket.Upgrader{EnableCompression: true}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := up.Upgrade(w, r, nil); err == nil {
-			echo(c)
-		}
-	})}
-	go srv.Serve(ln)
-	defer srv.Shutdown(context.Background())
-
-	verdicts := func(rep *Report) map[string]Verdict {
-		m := map[string]Verdict{}
-		for _, r := range rep.Results {
-			m[r.Case.ID] = r.Verdict
-			t.Logf("%s %s: %s %s", rep.Target, r.Case.ID, r.Verdict, r.Detail)
-		}
-		return m
-	}
-	got := verdicts(RunServer(ln.Addr().String(), &Options{Deflate: true, Cases: []string{"12.1.1", "12.2.5", "12.3.1", "12.4.1", "13.4.1", "13.5.1"}}))
+	addr := serveGorilla(t, &websocket.Upgrader{EnableCompression: true})
+	got := verdictsOf(t, RunServer(addr, &Options{Deflate: true, Cases: []string{"12.1.1", "12.2.5", "12.3.1", "12.4.1", "13.4.1", "13.5.1"}}))
 	want := map[string]Verdict{"12.1.1": OK, "12.2.5": OK, "12.3.1": OK, "12.4.1": OK, "13.4.1": Failed, "13.5.1": OK}
 	assert.Equal(t, want, got, "server verdicts")
 
@@ -273,12 +211,52 @@ func TestSuiteDeflateAgainstGorilla(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		go echo(c)
+		go gorillaEcho(c)
 		return nil
 	}
 	crep, err := RunClient(dial, &Options{Deflate: true, Cases: []string{"12.1.1", "12.4.2", "13.1.1", "13.2.1"}})
 	require.NoError(t, err)
-	got = verdicts(crep)
+	got = verdictsOf(t, crep)
 	want = map[string]Verdict{"12.1.1": OK, "12.4.2": OK, "13.1.1": OK, "13.2.1": Failed}
 	assert.Equal(t, want, got, "client verdicts")
+}
+
+// gorillaEcho echoes every message of c until it fails.
+func gorillaEcho(c *websocket.Conn) {
+	defer c.Close()
+	c.SetReadLimit(1 << 20)
+	for {
+		mt, p, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if err := c.WriteMessage(mt, p); err != nil {
+			return
+		}
+	}
+}
+
+// serveGorilla runs a gorilla echo server with up on loopback until the
+// test ends and returns its address.
+func serveGorilla(t *testing.T, up *websocket.Upgrader) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := up.Upgrade(w, r, nil); err == nil {
+			gorillaEcho(c)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	return ln.Addr().String()
+}
+
+// verdictsOf maps each case of rep to its verdict, logging the details.
+func verdictsOf(t *testing.T, rep *Report) map[string]Verdict {
+	m := map[string]Verdict{}
+	for _, r := range rep.Results {
+		m[r.Case.ID] = r.Verdict
+		t.Logf("%s %s: %s %s", rep.Target, r.Case.ID, r.Verdict, r.Detail)
+	}
+	return m
 }
