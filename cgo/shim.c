@@ -749,7 +749,9 @@ lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len, int binary,
  * several of them at once: one send instead of one per frame. lws' ws role
  * passes LWS_WRITE_RAW (LWS_WRITE_HTTP) straight to lws_issue_raw, buflist
  * and all (lib/roles/ws/ops-ws.c, rops_write_role_protocol_ws, 4.1.6 and
- * 4.3). Only for server links (no masking) without an extension.
+ * 4.3): no masking, no extension. So it also sends an empty message on a
+ * link with permessage-deflate, which the extension cannot (lws/frame.go,
+ * emptyFrame); on a client link the caller masks.
  */
 int
 lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len, int check)

@@ -574,3 +574,62 @@ func TestDeflateContextTakeover(t *testing.T) {
 		w.nc.Close()
 	}
 }
+
+// TestDeflateEmptyMessage: an empty message on a link whose deflate
+// stream carries over between messages (context takeover, what browsers,
+// Node's ws and Python's websockets agree). libwebsockets 4.1.6 and 4.3.5
+// compress it with a sync flush that zlib answers with no bytes at all
+// (nothing since the last flush), and abort the process on assert(0)
+// ("FAIL want to trim out length 0", extension-permessage-deflate.c); so
+// the binding sends an empty message uncompressed, which RFC 7692 allows
+// for any message. Server and client side, text and binary, each between
+// compressed messages that still inflate against the carried-over window.
+func TestDeflateEmptyMessage(t *testing.T) {
+	msg := bytes.Repeat([]byte("context takeover "), 100)
+	t.Run("server", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true})
+		w := dialPMD(t, addr, "permessage-deflate")
+		require.Equal(t, "permessage-deflate", w.resp.Header.Get("Sec-Websocket-Extensions"))
+		var sent, got []byte // the windows so far, each way
+		for i, op := range []byte{1, 1, 2, 2} {
+			w.write(t, clientFrame(true, true, op, deflateMsg(t, msg, sent)))
+			sent = msg
+			o, compressed, p, err := w.readMessage()
+			require.NoError(t, err, "message %d", i)
+			require.Equal(t, op, o)
+			require.True(t, compressed)
+			echo, err := inflateMsg(p, got)
+			require.NoError(t, err)
+			require.Equal(t, msg, echo, "message %d", i)
+			got = msg
+
+			w.write(t, clientFrame(true, false, op, nil)) // empty, uncompressed
+			o, compressed, p, err = w.readMessage()
+			require.NoError(t, err, "the empty message after message %d: the server is gone", i)
+			require.Equal(t, op, o)
+			if compressed {
+				p, err = inflateMsg(p, got)
+				require.NoError(t, err)
+			}
+			require.Empty(t, p)
+		}
+	})
+	t.Run("client", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true})
+		s := newSink()
+		conn, err := newClientContext(t).Dial(context.Background(), "ws://"+addr+"/", &DialOptions{Handler: s, Compression: true})
+		require.NoError(t, err)
+		require.True(t, conn.Link().Compression)
+		for _, typ := range []MessageType{TextMessage, TextMessage, BinaryMessage} {
+			for _, m := range [][]byte{msg, {}} {
+				require.NoError(t, conn.Send(typ, m))
+				got := s.next(t)
+				assert.Equal(t, typ, got.typ)
+				require.Equal(t, len(m), len(got.data))
+				require.True(t, bytes.Equal(m, got.data))
+			}
+		}
+		require.NoError(t, conn.Close(StatusNormalClosure, ""))
+		assert.Equal(t, StatusNormalClosure, s.waitClose(t).Code)
+	})
+}
