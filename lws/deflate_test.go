@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -631,5 +632,114 @@ func TestDeflateEmptyMessage(t *testing.T) {
 		}
 		require.NoError(t, conn.Close(StatusNormalClosure, ""))
 		assert.Equal(t, StatusNormalClosure, s.waitClose(t).Code)
+	})
+}
+
+// TestDeflateConcurrentLinks: a compressed message must inflate to its own
+// bytes while other links are read. libwebsockets inflates a message a
+// buffer at a time and leaves the rest of its compressed input where it
+// was read, in the buffer every link of the thread reads into; the next
+// link read overwrote it (data from the other link in a binary message,
+// 1007 for text), so lwsgo_pmd keeps that input in the link's own memory.
+// Server side: a gorilla client sending big compressed messages while
+// another streams uncompressed ones (failed in every run before the fix,
+// from the first message). Client side: lws.Dial links to a gorilla
+// server, one compressed, one not; it passed before the fix too (the
+// client parser copies the payload into the link's own buffer first) and
+// stays as a guard.
+func TestDeflateConcurrentLinks(t *testing.T) {
+	const rounds = 3
+	sizes := []int{1 << 20, 4 << 20}
+	// run drives two links at once: send and read one echo each, over
+	// and over; the first carries the big compressed messages.
+	run := func(t *testing.T, echo [2]func(typ int, msg []byte) ([]byte, error)) {
+		errs := make(chan error, 2)
+		for i := range 2 {
+			go func() {
+				for r := range rounds {
+					for _, n := range sizes {
+						if i == 1 {
+							n = 256 << 10
+						}
+						msg := make([]byte, n)
+						_, _ = rand.NewChaCha8([32]byte{byte(i), byte(r), byte(n >> 20)}).Read(msg)
+						typ := websocket.BinaryMessage
+						if r == 1 {
+							typ = websocket.TextMessage
+							for k := range msg {
+								msg[k] = 'a' + msg[k]%26
+							}
+						}
+						got, err := echo[i](typ, msg)
+						if err != nil {
+							errs <- fmt.Errorf("link %d, round %d, %d bytes: %w", i, r, n, err)
+							return
+						}
+						if !bytes.Equal(got, msg) {
+							k := 0
+							for k < min(len(got), len(msg)) && got[k] == msg[k] {
+								k++
+							}
+							errs <- fmt.Errorf("link %d, round %d, %d bytes: the echo differs from byte %d (%d bytes back)", i, r, n, k, len(got))
+							return
+						}
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 2 {
+			require.NoError(t, <-errs)
+		}
+	}
+
+	t.Run("server", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxMessageSize: 8 << 20, MaxSendQueue: 32 << 20})
+		var echo [2]func(int, []byte) ([]byte, error)
+		for i := range 2 {
+			d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, EnableCompression: i == 0}
+			ws, resp, err := dialWith(t, &d, addr, "/", nil)
+			require.NoError(t, err)
+			require.Equal(t, i == 0, resp.Header.Get("Sec-Websocket-Extensions") != "")
+			ws.SetReadLimit(8 << 20)
+			echo[i] = func(typ int, msg []byte) ([]byte, error) {
+				if err := ws.WriteMessage(typ, msg); err != nil {
+					return nil, err
+				}
+				_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
+				_, p, err := ws.ReadMessage()
+				return p, err
+			}
+		}
+		run(t, echo)
+	})
+	t.Run("client", func(t *testing.T) {
+		srv := gorillaDeflateEcho(t, make(chan []string, 4))
+		c := newClientContext(t)
+		var echo [2]func(int, []byte) ([]byte, error)
+		for i := range 2 {
+			s := newSink()
+			conn, err := c.Dial(context.Background(), wsURL(srv), &DialOptions{Handler: s, Compression: i == 0, MaxMessageSize: 8 << 20})
+			require.NoError(t, err)
+			require.Equal(t, i == 0, conn.Link().Compression)
+			echo[i] = func(typ int, msg []byte) ([]byte, error) {
+				mt := BinaryMessage
+				if typ == websocket.TextMessage {
+					mt = TextMessage
+				}
+				if err := conn.Send(mt, msg); err != nil {
+					return nil, err
+				}
+				select {
+				case m := <-s.msgs:
+					return m.data, nil
+				case ce := <-s.closed:
+					return nil, fmt.Errorf("closed: %v", ce)
+				case <-time.After(hangTimeout):
+					return nil, errors.New("no echo")
+				}
+			}
+		}
+		run(t, echo)
 	})
 }
