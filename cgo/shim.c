@@ -359,8 +359,20 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	case LWS_CALLBACK_ESTABLISHED:
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (user && ((lwsgo_pss *)user)->pmd)
+		if (user && ((lwsgo_pss *)user)->pmd) {
 			flags |= LWSGO_F_DEFLATE;
+			/*
+			 * lws compresses into a 1 KiB buffer and sends each
+			 * buffer as a frame: a 16 MiB message of random bytes
+			 * was over 16,384 frames, the most Node's ws (8.x)
+			 * takes by default ("Too many message fragments"), and
+			 * a frame header per KiB. 16 KiB frames keep messages
+			 * up to 256 MiB under it. Allocated at the first
+			 * compressed send, so set before any.
+			 */
+			lws_set_extension_option(wsi, "permessage-deflate",
+						 "tx_buf_size", "14");
+		}
 		break;
 #if defined(LWSGO_OPENSSL)
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:

@@ -743,3 +743,58 @@ func TestDeflateConcurrentLinks(t *testing.T) {
 		run(t, echo)
 	})
 }
+
+// TestDeflateFrameSize: a compressed message goes out in frames of up to
+// 16 KiB, server and client side. libwebsockets' default is 1 KiB, which
+// cut a 16 MiB message of random bytes into over 16,384 frames, more than
+// Node's ws accepts by default ("Too many message fragments").
+func TestDeflateFrameSize(t *testing.T) {
+	msg := make([]byte, 1<<20)
+	_, _ = rand.NewChaCha8([32]byte{'f'}).Read(msg) // incompressible
+	// frames reads one message's frames and says how many and how big.
+	frames := func(w *rawPeer) (n, biggest int, err error) {
+		for {
+			fin, _, op, p, err := w.read()
+			if err != nil {
+				return n, biggest, err
+			}
+			if op >= 8 {
+				continue
+			}
+			n++
+			biggest = max(biggest, len(p))
+			if fin {
+				return n, biggest, nil
+			}
+		}
+	}
+	check := func(t *testing.T, n, biggest int) {
+		assert.LessOrEqual(t, biggest, 16<<10+64, "largest frame")
+		// Not all full: the binding hands libwebsockets 64 KiB at a
+		// time, and the end of each is flushed (79 frames here, 1,036
+		// with 1 KiB frames).
+		assert.LessOrEqual(t, n, len(msg)/(8<<10), "frames for %d bytes", len(msg))
+	}
+	t.Run("server", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxMessageSize: 2 << 20})
+		w := dialPMD(t, addr, "permessage-deflate; client_no_context_takeover")
+		w.write(t, clientFrame(true, true, 2, deflateMsg(t, msg, nil)))
+		n, biggest, err := frames(w)
+		require.NoError(t, err)
+		check(t, n, biggest)
+	})
+	t.Run("client", func(t *testing.T) {
+		type result struct{ n, biggest int }
+		got := make(chan result, 1)
+		url := rawServer(t, "permessage-deflate; server_no_context_takeover; client_no_context_takeover", func(w *rawPeer) {
+			n, biggest, _ := frames(w)
+			got <- result{n, biggest}
+		})
+		conn, err := newClientContext(t, quickClose).Dial(context.Background(), url, &DialOptions{Handler: newSink(), Compression: true})
+		require.NoError(t, err)
+		require.True(t, conn.Link().Compression)
+		require.NoError(t, conn.Send(BinaryMessage, msg))
+		r := waitFor(t, got, "the message")
+		check(t, r.n, r.biggest)
+	})
+}
