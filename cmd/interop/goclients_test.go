@@ -17,13 +17,17 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// goConn is what the two Go clients have in common for the steps: the
-// matrix's step loop (runSteps) drives either through it.
+// goConn is what the two Go clients have in common for the steps: serve
+// drives either through it.
 type goConn interface {
+	read(ctx context.Context) received // the next message, or the end of the link
 	write(ctx context.Context, binary bool, data []byte, splits []int) error
 	ping(ctx context.Context, data string) (sent, got string, err error)
 	close(code int, reason string) error
 	pings() int // pings received from the server so far
+	// closeOf is the close frame read's error carries (1006 and nil
+	// when there was none).
+	closeOf(err error) (code int, reason *string)
 }
 
 // received is what a Go client's reader goroutine read: a message or
@@ -44,10 +48,26 @@ func emit(ctx context.Context, events chan<- event, ev event) error {
 	}
 }
 
-// runSteps runs c's steps on a Go client's link: msgs delivers what its
-// reader goroutine reads; closeOf says how the link ended.
-func runSteps(ctx context.Context, c *caseJSON, gc goConn, msgs <-chan received, events chan<- event,
-	closeOf func(error) (code int, reason *string)) error {
+// serve runs c's steps on a Go client's open link, reading it all the
+// while (so that pings are answered and pongs seen).
+func serve(ctx context.Context, c *caseJSON, gc goConn, protocol, extensions string, events chan<- event) error {
+	msgs := make(chan received, 1)
+	go func() {
+		for {
+			m := gc.read(ctx)
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+			if m.err != nil {
+				return
+			}
+		}
+	}()
+	if err := emit(ctx, events, event{Ev: "open", Protocol: protocol, Extensions: extensions}); err != nil {
+		return err
+	}
 	recv := func() received {
 		select {
 		case m := <-msgs:
@@ -61,7 +81,7 @@ func runSteps(ctx context.Context, c *caseJSON, gc goConn, msgs <-chan received,
 		for {
 			m := recv()
 			if m.err != nil {
-				code, reason := closeOf(m.err)
+				code, reason := gc.closeOf(m.err)
 				return event{Ev: "closed", Code: code, Reason: reason, Msg: m.err.Error()}
 			}
 		}
@@ -185,31 +205,7 @@ func gorillaClient(pool *x509.CertPool) client {
 				}
 				return err
 			})
-			msgs := make(chan received, 1)
-			go func() {
-				for {
-					typ, data, err := conn.ReadMessage()
-					select {
-					case msgs <- received{binary: typ == websocket.BinaryMessage, data: data, err: err}:
-					case <-ctx.Done():
-						return
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			if err := emit(ctx, events, event{Ev: "open", Protocol: conn.Subprotocol(),
-				Extensions: resp.Header.Get("Sec-WebSocket-Extensions")}); err != nil {
-				return err
-			}
-			return runSteps(ctx, c, g, msgs, events, func(err error) (int, *string) {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					return ce.Code, &ce.Text
-				}
-				return 1006, nil
-			})
+			return serve(ctx, c, g, conn.Subprotocol(), resp.Header.Get("Sec-WebSocket-Extensions"), events)
 		}}
 }
 
@@ -217,6 +213,19 @@ type gorillaConn struct {
 	conn   *websocket.Conn
 	pongs  chan string
 	npings atomic.Int64
+}
+
+func (g *gorillaConn) read(context.Context) received {
+	typ, data, err := g.conn.ReadMessage()
+	return received{binary: typ == websocket.BinaryMessage, data: data, err: err}
+}
+
+func (g *gorillaConn) closeOf(err error) (int, *string) {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code, &ce.Text
+	}
+	return 1006, nil
 }
 
 func (g *gorillaConn) write(_ context.Context, binary bool, data []byte, splits []int) error {
@@ -288,36 +297,7 @@ func coderClient(pool *x509.CertPool) client {
 			defer conn.CloseNow()
 			cc.conn = conn
 			conn.SetReadLimit(2 * maxMessage)
-			msgs := make(chan received, 1)
-			go func() {
-				for {
-					typ, data, err := conn.Read(ctx)
-					select {
-					case msgs <- received{binary: typ == coder.MessageBinary, data: data, err: err}:
-					case <-ctx.Done():
-						return
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			if err := emit(ctx, events, event{Ev: "open", Protocol: conn.Subprotocol(),
-				Extensions: resp.Header.Get("Sec-WebSocket-Extensions")}); err != nil {
-				return err
-			}
-			return runSteps(ctx, c, cc, msgs, events, func(err error) (int, *string) {
-				var ce coder.CloseError
-				if errors.As(err, &ce) {
-					return int(ce.Code), &ce.Reason
-				}
-				if code := cc.closedWith.Load(); code != 0 {
-					// Close returns nil only when the server's close frame
-					// had its code; the reader did not see the frame.
-					return int(code), nil
-				}
-				return 1006, nil
-			})
+			return serve(ctx, c, cc, conn.Subprotocol(), resp.Header.Get("Sec-WebSocket-Extensions"), events)
 		}}
 }
 
@@ -326,6 +306,24 @@ type coderConn struct {
 	pongs      chan string
 	npings     atomic.Int64
 	closedWith atomic.Int64
+}
+
+func (c *coderConn) read(ctx context.Context) received {
+	typ, data, err := c.conn.Read(ctx)
+	return received{binary: typ == coder.MessageBinary, data: data, err: err}
+}
+
+func (c *coderConn) closeOf(err error) (int, *string) {
+	var ce coder.CloseError
+	if errors.As(err, &ce) {
+		return int(ce.Code), &ce.Reason
+	}
+	if code := c.closedWith.Load(); code != 0 {
+		// Close returns nil only when the server's close frame had its
+		// code; the reader did not see the frame.
+		return int(code), nil
+	}
+	return 1006, nil
 }
 
 func (c *coderConn) write(ctx context.Context, binary bool, data []byte, splits []int) error {
