@@ -452,8 +452,12 @@ func runSession(t *testing.T, g *gate, cl client, s session, cert *selfsigned.Ce
 		}
 		if ev.Ev == "error" {
 			verdict(st.feats, "step %d (%s): %s", i, st.Op, ev.Msg)
-			for _, rest := range c.Steps[i+1:] {
-				verdict(rest.feats, "not run: step %d (%s) failed", i, st.Op)
+			var rest []string
+			for _, r := range c.Steps[i+1:] {
+				rest = append(rest, r.feats...)
+			}
+			if len(rest) > 0 {
+				verdict(rest, "not run: step %d (%s) failed", i, st.Op)
 			}
 			break
 		}

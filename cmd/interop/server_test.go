@@ -58,7 +58,8 @@ func lwsgateBin(t *testing.T, dir string) string {
 		return b
 	}
 	bin := filepath.Join(dir, "lwsgate")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/lwsgate/lwsgate/cmd/lwsgate")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/lwsgate")
+	cmd.Dir = "../.." // the main module, with its own go.sum
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("building lwsgate: %v\n%s", err, out)
