@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 ARGS    ?=
 CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
 
-.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance clean docker docker-check bench bench-smoke bench-test
+.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance interop clean docker docker-check bench bench-smoke bench-test
 
 all: build
 
@@ -26,9 +26,9 @@ native: deps               ## build the native C reference server (testdata/nati
 	gcc $(CFLAGS_NATIVE) $$(pkg-config --cflags libwebsockets) testdata/native/lwsnative.c \
 		$$(pkg-config --libs libwebsockets) -o $(BIN)/lwsnative
 
-test: deps test-deps fmt-check vet check-imports native race cgocheck asan fuzz parity bench-test   ## everything CI runs
+test: deps test-deps fmt-check vet check-imports native race cgocheck asan fuzz parity bench-test interop   ## everything CI runs
 
-test-deps:                 ## what only the tests need: chromium for the demo page's end-to-end test
+test-deps:                 ## what only the tests need: chromium, python3-websockets, node and Node's ws for the interop matrix
 	@scripts/test-deps.sh
 
 fmt-check:
@@ -38,6 +38,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	cd bench && $(GO) vet ./...
+	cd cmd/interop && $(GO) vet ./...
 
 check-imports:             ## callbacks <- cgo <- lws <- cmd, nothing else
 	@scripts/check-imports.sh
@@ -53,6 +54,13 @@ SOAK_KINDS ?=
 
 soak: deps                 ## churn links for SOAK (5m), of SOAK_KINDS (all): RSS, cgo handles, goroutines over time (not in test)
 	$(GO) test -count=1 -run '^TestSoak$$' -timeout 0 -v ./cmd/internal/churn -soak $(SOAK) -soak.kinds "$(SOAK_KINDS)"
+
+# bin/lwsgate at its default config against Chromium, Node's ws, Python's
+# websockets, gorilla and coder/websocket (cmd/interop, a module of its own:
+# its client libraries stay out of what a user of package lws downloads).
+# -v prints the matrix.
+interop: build test-deps   ## the interop matrix: real WebSocket clients against bin/lwsgate (a minute)
+	cd cmd/interop && LWSGATE_BIN=$(CURDIR)/$(BIN)/lwsgate LWSGATE_REQUIRE_INTEROP=1 $(GO) test -count=1 -timeout 5m ./...
 
 conformance: deps          ## the conformance report of every case, server and client (make test runs it as a test)
 	$(GO) run ./cmd/conformance -v

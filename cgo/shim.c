@@ -100,13 +100,28 @@ static int lwsgo_append_headers(struct lws *w, const lwsgo_client *cl,
  *     after a message when server_no_context_takeover is agreed and the
  *     deflater when client_no_context_takeover is, in both roles. That is
  *     right for a client; a server must do the opposite (RFC 7692 section
- *     7.1.1).
+ *     7.1.1);
+ *   - keeps the compressed input zlib has not inflated yet in the link's
+ *     own memory (lwsgo_pss.rx_keep). lws inflates one output buffer per
+ *     call; a server's bulk payload path (lws_ws_frame_rest_is_payload)
+ *     hands the extension the payload where it was read, the per-thread
+ *     service buffer that every link reads into, counts all of it as
+ *     consumed, and leaves the rest for later service rounds ("RX EXT
+ *     DRAINING") with zlib's next_in still pointing into that buffer. A
+ *     read of any other link in between overwrites it, and the message is
+ *     inflated from the other link's bytes: wrong data in a binary message,
+ *     1007 for text (4.1.6 and 4.3.5 alike; 4.3's fix, bfa67ecf0, drains
+ *     before the same link's next read only). So after each inflate that
+ *     left input over, the rest is copied here and zlib reads it from here.
  *
- * The wrapper reads the two private lws types below, whose layout has not
+ * The wrapper reads the private lws types below, whose layout has not
  * changed from 4.0 to the main branch (lib/roles/ws/private-lib-roles-ws.h,
- * lib/core-net/private-lib-core-net.h).
+ * lib/core-net/private-lib-core-net.h, and the z_stream rx first in
+ * lib/roles/ws/ext/extension-permessage-deflate.h).
  */
 #if !defined(LWS_WITHOUT_EXTENSIONS)
+#include <zlib.h>
+
 struct lwsgo_pmd_ebufs {	/* struct lws_ext_pm_deflate_rx_ebufs */
 	struct lws_tokens eb_in;
 	struct lws_tokens eb_out;
@@ -124,6 +139,44 @@ enum {				/* enum pmd_return */
 /* indices into lws_ext_pm_deflate_options */
 #define LWSGO_PMD_SERVER_NO_CONTEXT_TAKEOVER 0
 #define LWSGO_PMD_CLIENT_NO_CONTEXT_TAKEOVER 1
+
+/*
+ * lwsgo_pmd_keep: after an inflate, moves what zlib has left of its input
+ * (priv->rx, the first member of the extension's private state, user)
+ * into the link's own rx_keep, unless it is there already. lws gives zlib
+ * new input only once it has none left, so rx_keep is never overwritten
+ * while zlib reads from it. At the end of a message with nothing left,
+ * rx_keep is freed: an idle link holds none. Returns -1 when out of
+ * memory.
+ */
+static int
+lwsgo_pmd_keep(lwsgo_pss *ps, void *user, int n)
+{
+	z_stream *zs = user;
+	unsigned char *p;
+
+	if (zs && !zs->avail_in && n == LWSGO_PMDR_EMPTY_FINAL && ps->rx_keep) {
+		free(ps->rx_keep);
+		ps->rx_keep = NULL;
+		ps->rx_keep_cap = 0;
+		return 0;
+	}
+	if (!zs || !zs->avail_in || !zs->next_in ||
+	    (ps->rx_keep && zs->next_in >= ps->rx_keep &&
+	     zs->next_in < ps->rx_keep + ps->rx_keep_cap))
+		return 0;
+	if (ps->rx_keep_cap < zs->avail_in) {
+		p = realloc(ps->rx_keep, zs->avail_in);
+		if (!p)
+			return -1;
+		ps->rx_keep = p;
+		ps->rx_keep_cap = zs->avail_in;
+	}
+	memcpy(ps->rx_keep, zs->next_in, zs->avail_in);
+	zs->next_in = ps->rx_keep;
+
+	return 0;
+}
 
 static int
 lwsgo_pmd(struct lws_context *cx, const struct lws_extension *ext,
@@ -163,6 +216,8 @@ lwsgo_pmd(struct lws_context *cx, const struct lws_extension *ext,
 			fresh = eb->eb_in.len;
 		n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason,
 						      user, in, len);
+		if (ps && n >= 0 && lwsgo_pmd_keep(ps, user, n))
+			return -1;
 		if (ps && eb && (n == LWSGO_PMDR_HAS_PENDING ||
 				 n == LWSGO_PMDR_EMPTY_NONFINAL ||
 				 n == LWSGO_PMDR_EMPTY_FINAL)) {
@@ -247,7 +302,11 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	size_t dlen = len;
 	int flags = 0, proto = -1, fake = 0, ret;
 
-	(void)user;
+	if (reason == LWS_CALLBACK_WSI_DESTROY && user &&
+	    ((lwsgo_pss *)user)->rx_keep) {
+		free(((lwsgo_pss *)user)->rx_keep);
+		((lwsgo_pss *)user)->rx_keep = NULL;
+	}
 
 	if (cd && !__atomic_load_n(&cd->report_all, __ATOMIC_RELAXED) &&
 	    lwsgo_go_ignores(reason))
@@ -300,8 +359,20 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	case LWS_CALLBACK_ESTABLISHED:
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (user && ((lwsgo_pss *)user)->pmd)
+		if (user && ((lwsgo_pss *)user)->pmd) {
 			flags |= LWSGO_F_DEFLATE;
+			/*
+			 * lws compresses into a 1 KiB buffer and sends each
+			 * buffer as a frame: a 16 MiB message of random bytes
+			 * was over 16,384 frames, the most Node's ws (8.x)
+			 * takes by default ("Too many message fragments"), and
+			 * a frame header per KiB. 16 KiB frames keep messages
+			 * up to 256 MiB under it. Allocated at the first
+			 * compressed send, so set before any.
+			 */
+			lws_set_extension_option(wsi, "permessage-deflate",
+						 "tx_buf_size", "14");
+		}
 		break;
 #if defined(LWSGO_OPENSSL)
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
@@ -749,7 +820,9 @@ lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len, int binary,
  * several of them at once: one send instead of one per frame. lws' ws role
  * passes LWS_WRITE_RAW (LWS_WRITE_HTTP) straight to lws_issue_raw, buflist
  * and all (lib/roles/ws/ops-ws.c, rops_write_role_protocol_ws, 4.1.6 and
- * 4.3). Only for server links (no masking) without an extension.
+ * 4.3): no masking, no extension. So it also sends an empty message on a
+ * link with permessage-deflate, which the extension cannot (lws/frame.go,
+ * emptyFrame); on a client link the caller masks.
  */
 int
 lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len, int check)

@@ -41,6 +41,8 @@ typedef struct lwsgo_pss {
 	uint8_t pmd;       /* permessage-deflate is active on the link */
 	uint8_t client;    /* the wsi is a client link (set by lwsgo_client_new) */
 	unsigned char ph[2]; /* the placeholder output (see lwsgo_pmd) */
+	unsigned char *rx_keep; /* zlib's input not yet inflated, malloc'd */
+	size_t rx_keep_cap;     /* (see lwsgo_pmd; freed at WSI_DESTROY) */
 } lwsgo_pss;
 
 /* One per lws_context, C-allocated; lws_context_user() points here. */

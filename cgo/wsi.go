@@ -51,9 +51,11 @@ func (w WSI) WriteWS(frame []byte, off, n int, binary, first, last, check bool) 
 }
 
 // WriteWSRaw writes p, which holds whole WebSocket frames (headers and
-// payloads, unmasked): several messages in one send. Server links without
-// permessage-deflate only, and never in the middle of a fragmented message.
-// check is as for WriteWS. p is not kept.
+// payloads, masked by the caller on a client link): several messages in one
+// send, or a message that must not go through permessage-deflate. Never in
+// the middle of a message, nor while libwebsockets is still compressing
+// one (it calls WRITEABLE back only when it is not). check is as for
+// WriteWS. p is not kept.
 func (w WSI) WriteWSRaw(p []byte, check bool) WriteResult {
 	if len(p) == 0 {
 		return WriteOK

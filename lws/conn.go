@@ -444,7 +444,11 @@ func (c *Conn) onWritable() int {
 			chunk := min(n-f.off, txPacketSize)
 			last := f.off+chunk == n
 			var res cgo.WriteResult
-			if c.deflate {
+			if c.deflate && n == 0 {
+				// Around libwebsockets' deflate, which aborts the
+				// process on an empty message (see emptyFrame).
+				res = c.r.wsi.WriteWSRaw(emptyFrame(f.typ, c.r.kind == recWSClient), false)
+			} else if c.deflate {
 				// libwebsockets compresses what zlib cannot take
 				// at once over WRITEABLE rounds of its own, and
 				// calls back here only when it has all of it.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -573,4 +574,227 @@ func TestDeflateContextTakeover(t *testing.T) {
 		assert.Equal(t, serverKeeps, referredBack, "offer %q: the server referred back to earlier messages", offer)
 		w.nc.Close()
 	}
+}
+
+// TestDeflateEmptyMessage: an empty message on a link whose deflate
+// stream carries over between messages (context takeover, what browsers,
+// Node's ws and Python's websockets agree). libwebsockets 4.1.6 and 4.3.5
+// compress it with a sync flush that zlib answers with no bytes at all
+// (nothing since the last flush), and abort the process on assert(0)
+// ("FAIL want to trim out length 0", extension-permessage-deflate.c); so
+// the binding sends an empty message uncompressed, which RFC 7692 allows
+// for any message. Server and client side, text and binary, each between
+// compressed messages that still inflate against the carried-over window.
+func TestDeflateEmptyMessage(t *testing.T) {
+	msg := bytes.Repeat([]byte("context takeover "), 100)
+	t.Run("server", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true})
+		w := dialPMD(t, addr, "permessage-deflate")
+		require.Equal(t, "permessage-deflate", w.resp.Header.Get("Sec-Websocket-Extensions"))
+		var sent, got []byte // the windows so far, each way
+		for i, op := range []byte{1, 1, 2, 2} {
+			w.write(t, clientFrame(true, true, op, deflateMsg(t, msg, sent)))
+			sent = msg
+			o, compressed, p, err := w.readMessage()
+			require.NoError(t, err, "message %d", i)
+			require.Equal(t, op, o)
+			require.True(t, compressed)
+			echo, err := inflateMsg(p, got)
+			require.NoError(t, err)
+			require.Equal(t, msg, echo, "message %d", i)
+			got = msg
+
+			w.write(t, clientFrame(true, false, op, nil)) // empty, uncompressed
+			o, compressed, p, err = w.readMessage()
+			require.NoError(t, err, "the empty message after message %d: the server is gone", i)
+			require.Equal(t, op, o)
+			if compressed {
+				p, err = inflateMsg(p, got)
+				require.NoError(t, err)
+			}
+			require.Empty(t, p)
+		}
+	})
+	t.Run("client", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true})
+		s := newSink()
+		conn, err := newClientContext(t).Dial(context.Background(), "ws://"+addr+"/", &DialOptions{Handler: s, Compression: true})
+		require.NoError(t, err)
+		require.True(t, conn.Link().Compression)
+		for _, typ := range []MessageType{TextMessage, TextMessage, BinaryMessage} {
+			for _, m := range [][]byte{msg, {}} {
+				require.NoError(t, conn.Send(typ, m))
+				got := s.next(t)
+				assert.Equal(t, typ, got.typ)
+				require.Equal(t, len(m), len(got.data))
+				require.True(t, bytes.Equal(m, got.data))
+			}
+		}
+		require.NoError(t, conn.Close(StatusNormalClosure, ""))
+		assert.Equal(t, StatusNormalClosure, s.waitClose(t).Code)
+	})
+}
+
+// TestDeflateConcurrentLinks: a compressed message must inflate to its own
+// bytes while other links are read. libwebsockets inflates a message a
+// buffer at a time and leaves the rest of its compressed input where it
+// was read, in the buffer every link of the thread reads into; the next
+// link read overwrote it (data from the other link in a binary message,
+// 1007 for text), so lwsgo_pmd keeps that input in the link's own memory.
+// Server side: a gorilla client sending big compressed messages while
+// another streams uncompressed ones (failed in every run before the fix,
+// from the first message). Client side: lws.Dial links to a gorilla
+// server, one compressed, one not; it passed before the fix too (the
+// client parser copies the payload into the link's own buffer first) and
+// stays as a guard.
+func TestDeflateConcurrentLinks(t *testing.T) {
+	const rounds = 3
+	sizes := []int{1 << 20, 4 << 20}
+	// run drives two links at once: send and read one echo each, over
+	// and over; the first carries the big compressed messages.
+	run := func(t *testing.T, echo [2]func(typ int, msg []byte) ([]byte, error)) {
+		errs := make(chan error, 2)
+		for i := range 2 {
+			go func() {
+				for r := range rounds {
+					for _, n := range sizes {
+						if i == 1 {
+							n = 256 << 10
+						}
+						msg := make([]byte, n)
+						_, _ = rand.NewChaCha8([32]byte{byte(i), byte(r), byte(n >> 20)}).Read(msg)
+						typ := websocket.BinaryMessage
+						if r == 1 {
+							typ = websocket.TextMessage
+							for k := range msg {
+								msg[k] = 'a' + msg[k]%26
+							}
+						}
+						got, err := echo[i](typ, msg)
+						if err != nil {
+							errs <- fmt.Errorf("link %d, round %d, %d bytes: %w", i, r, n, err)
+							return
+						}
+						if !bytes.Equal(got, msg) {
+							k := 0
+							for k < min(len(got), len(msg)) && got[k] == msg[k] {
+								k++
+							}
+							errs <- fmt.Errorf("link %d, round %d, %d bytes: the echo differs from byte %d (%d bytes back)", i, r, n, k, len(got))
+							return
+						}
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for range 2 {
+			require.NoError(t, <-errs)
+		}
+	}
+
+	t.Run("server", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxMessageSize: 8 << 20, MaxSendQueue: 32 << 20})
+		var echo [2]func(int, []byte) ([]byte, error)
+		for i := range 2 {
+			d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, EnableCompression: i == 0}
+			ws, resp, err := dialWith(t, &d, addr, "/", nil)
+			require.NoError(t, err)
+			require.Equal(t, i == 0, resp.Header.Get("Sec-Websocket-Extensions") != "")
+			ws.SetReadLimit(8 << 20)
+			echo[i] = func(typ int, msg []byte) ([]byte, error) {
+				if err := ws.WriteMessage(typ, msg); err != nil {
+					return nil, err
+				}
+				_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
+				_, p, err := ws.ReadMessage()
+				return p, err
+			}
+		}
+		run(t, echo)
+	})
+	t.Run("client", func(t *testing.T) {
+		srv := gorillaDeflateEcho(t, make(chan []string, 4))
+		c := newClientContext(t)
+		var echo [2]func(int, []byte) ([]byte, error)
+		for i := range 2 {
+			s := newSink()
+			conn, err := c.Dial(context.Background(), wsURL(srv), &DialOptions{Handler: s, Compression: i == 0, MaxMessageSize: 8 << 20})
+			require.NoError(t, err)
+			require.Equal(t, i == 0, conn.Link().Compression)
+			echo[i] = func(typ int, msg []byte) ([]byte, error) {
+				mt := BinaryMessage
+				if typ == websocket.TextMessage {
+					mt = TextMessage
+				}
+				if err := conn.Send(mt, msg); err != nil {
+					return nil, err
+				}
+				select {
+				case m := <-s.msgs:
+					return m.data, nil
+				case ce := <-s.closed:
+					return nil, fmt.Errorf("closed: %v", ce)
+				case <-time.After(hangTimeout):
+					return nil, errors.New("no echo")
+				}
+			}
+		}
+		run(t, echo)
+	})
+}
+
+// TestDeflateFrameSize: a compressed message goes out in frames of up to
+// 16 KiB, server and client side. libwebsockets' default is 1 KiB, which
+// cut a 16 MiB message of random bytes into over 16,384 frames, more than
+// Node's ws accepts by default ("Too many message fragments").
+func TestDeflateFrameSize(t *testing.T) {
+	msg := make([]byte, 1<<20)
+	_, _ = rand.NewChaCha8([32]byte{'f'}).Read(msg) // incompressible
+	// frames reads one message's frames and says how many and how big.
+	frames := func(w *rawPeer) (n, biggest int, err error) {
+		for {
+			fin, _, op, p, err := w.read()
+			if err != nil {
+				return n, biggest, err
+			}
+			if op >= 8 {
+				continue
+			}
+			n++
+			biggest = max(biggest, len(p))
+			if fin {
+				return n, biggest, nil
+			}
+		}
+	}
+	check := func(t *testing.T, n, biggest int) {
+		assert.LessOrEqual(t, biggest, 16<<10+64, "largest frame")
+		// Not all full: the binding hands libwebsockets 64 KiB at a
+		// time, and the end of each is flushed (79 frames here, 1,036
+		// with 1 KiB frames).
+		assert.LessOrEqual(t, n, len(msg)/(8<<10), "frames for %d bytes", len(msg))
+	}
+	t.Run("server", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxMessageSize: 2 << 20})
+		w := dialPMD(t, addr, "permessage-deflate; client_no_context_takeover")
+		w.write(t, clientFrame(true, true, 2, deflateMsg(t, msg, nil)))
+		n, biggest, err := frames(w)
+		require.NoError(t, err)
+		check(t, n, biggest)
+	})
+	t.Run("client", func(t *testing.T) {
+		type result struct{ n, biggest int }
+		got := make(chan result, 1)
+		url := rawServer(t, "permessage-deflate; server_no_context_takeover; client_no_context_takeover", func(w *rawPeer) {
+			n, biggest, _ := frames(w)
+			got <- result{n, biggest}
+		})
+		conn, err := newClientContext(t, quickClose).Dial(context.Background(), url, &DialOptions{Handler: newSink(), Compression: true})
+		require.NoError(t, err)
+		require.True(t, conn.Link().Compression)
+		require.NoError(t, conn.Send(BinaryMessage, msg))
+		r := waitFor(t, got, "the message")
+		check(t, r.n, r.biggest)
+	})
 }

@@ -1,6 +1,7 @@
 package lws
 
 import (
+	"crypto/rand"
 	"sync"
 
 	"github.com/lwsgate/lwsgate/cgo"
@@ -185,4 +186,26 @@ func appendFrame(b []byte, f *frame) []byte {
 		b = append(b, 126, byte(n>>8), byte(n))
 	}
 	return append(b, f.buf[cgo.Pre:]...)
+}
+
+// emptyFrame is a whole empty message for a link with permessage-deflate,
+// sent uncompressed (RSV1 clear; RFC 7692 lets any message go so) and
+// written raw, around libwebsockets' deflate: with context takeover the
+// sync flush of an empty message after an earlier one gives zlib nothing
+// to write, and libwebsockets 4.1.6 and 4.3.5 then abort the process
+// (assert(0) after "FAIL want to trim out length 0",
+// extension-permessage-deflate.c). A client's frame is masked, with a key
+// from crypto/rand as RFC 6455 section 5.3 asks, though no payload
+// follows it.
+func emptyFrame(typ MessageType, client bool) []byte {
+	op := byte(0x2)
+	if typ == TextMessage {
+		op = 0x1
+	}
+	if !client {
+		return []byte{0x80 | op, 0}
+	}
+	b := []byte{0x80 | op, 0x80, 0, 0, 0, 0}
+	_, _ = rand.Read(b[2:]) // never fails (Go 1.24)
+	return b
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,4 +87,33 @@ func TestJSONLogs(t *testing.T) {
 		assert.True(t, json.Valid([]byte(l)), "not JSON: %s", l)
 	}
 	assert.Contains(t, logs.String(), `"msg":"lwsgate listening"`)
+}
+
+// Listeners on port 0 get their ports from the kernel; the log names each
+// address bound (the admin listener's too), so that whoever started
+// lwsgate can reach them.
+func TestLogNamesBoundAddresses(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gate.yaml")
+	cfg := "listeners:\n  - addr: 127.0.0.1:0\n  - {name: second, addr: \"127.0.0.1:0\", compression: true}\n"
+	require.NoError(t, os.WriteFile(p, []byte(cfg), 0o600))
+	first, logs := startGateway(t, "-config", p, "-trace=false")
+
+	found := func(re string) string {
+		m := regexp.MustCompile(re).FindStringSubmatch(logs.String())
+		require.NotNil(t, m, "%s in the log:\n%s", re, logs)
+		return m[1]
+	}
+	addrs := map[string]string{
+		"main":   found(`lwsgate listening addr=(127\.0\.0\.1:\d+) `),
+		"admin":  found(`lwsgate listening .* admin=(127\.0\.0\.1:\d+) `),
+		"second": found(`listening listener=second addr=(127\.0\.0\.1:\d+) .*compression=true`),
+	}
+	assert.Equal(t, first, addrs["main"])
+	for name, a := range addrs {
+		assert.NotEqual(t, "127.0.0.1:0", a, name)
+		r, err := http.Get("http://" + a + "/healthz")
+		require.NoError(t, err, name)
+		r.Body.Close()
+		assert.Equal(t, http.StatusOK, r.StatusCode, name)
+	}
 }

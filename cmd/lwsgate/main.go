@@ -284,9 +284,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	if a, ok := all[gateway.AdminListener]; ok {
 		addrs = append(addrs, a)
 	}
+	// The addresses bound, not the configured ones: with port 0 the
+	// kernel picks them, and this is where an operator (or a test
+	// running the binary) learns which.
+	admin := cfg.Admin.Addr
+	if a, ok := all[gateway.AdminListener]; ok {
+		admin = a.String()
+	}
 	log.Info("lwsgate listening", "addr", addrs[0].String(), "links", strings.Join(cfg.Listeners[0].Links, ","),
-		"admin", cfg.Admin.Addr, "tls", cfg.Listeners[0].TLS != nil, "rules", len(cfg.Rules), "backends", len(cfg.Backends),
+		"admin", admin, "tls", cfg.Listeners[0].TLS != nil, "rules", len(cfg.Rules), "backends", len(cfg.Backends),
 		"libwebsockets", lws.Version(), "version", version)
+	for i, l := range cfg.Listeners[1:] {
+		log.Info("listening", "listener", l.Name, "addr", addrs[i+1].String(), "links", strings.Join(l.Links, ","),
+			"tls", l.TLS != nil, "compression", l.Compression)
+	}
 	if ready != nil {
 		ready(addrs)
 	}
