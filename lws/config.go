@@ -216,17 +216,17 @@ type Listener struct {
 	BodyTimeout time.Duration
 
 	// MaxLinks caps the connections the listener holds at once,
-	// WebSocket links and HTTP connections together; one more is closed
-	// as it is accepted, before any byte is read, and reported as
-	// max_links. 0: 10000. Negative: no limit.
+	// WebSocket links and HTTP connections together; one more is refused
+	// (its request gets 503 and the connection closes: see LimitMaxLinks)
+	// and reported as max_links. 0: 10000. Negative: no limit.
 	MaxLinks int
 	// MaxLinksPerIP caps the connections from one IPv4 address or one
-	// IPv6 /64 (what one host can easily hold), like MaxLinks, reported as
-	// max_links_per_ip. 0: 256. Negative: no limit.
+	// IPv6 /64 (what one host can easily hold), refused like MaxLinks,
+	// reported as max_links_per_ip. 0: 256. Negative: no limit.
 	MaxLinksPerIP int
 	// AcceptRate caps the connections accepted per second: a token bucket
 	// that holds one second's worth, so bursts up to AcceptRate pass.
-	// Others are closed as they are accepted, reported as accept_rate.
+	// Others are refused like MaxLinks, reported as accept_rate.
 	// 0: 1000. Negative: no limit.
 	AcceptRate int
 

@@ -41,11 +41,13 @@ type rec struct {
 	// below where the padding between them put it (an idle link's rec
 	// and Conn are most of its Go heap).
 	kind    recKind
-	opened  bool        // OnLinkOpen was called
-	killMe  bool        // client links: close when the current callback returns
-	counted bool        // accepted connections: countLink counted it
-	queued  atomic.Bool // in Context.pending
-	timer   timerKind   // accepted connections: what the TIMER callback is for
+	opened  bool           // OnLinkOpen was called
+	killMe  bool           // client links: close when the current callback returns
+	counted bool           // accepted connections: countLink counted it
+	held    bool           // a refused connection, counted as held to answer 503
+	refuse  admissionLimit // accepted connections: the limit that refused it
+	queued  atomic.Bool    // in Context.pending
+	timer   timerKind      // accepted connections: what the TIMER callback is for
 
 	req  *Request // the upgrade or current HTTP request
 	conn *Conn
@@ -282,6 +284,9 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 		// value and released the request (CVE-2025-11677): hang up.
 		c.limitHit(r, LimitBadUpgrade)
 		return -1
+	}
+	if r.refuse != admitted {
+		return c.answerRefused(r, true)
 	}
 	req, err := c.readRequest(r)
 	if err != nil {

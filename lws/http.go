@@ -294,6 +294,9 @@ func (w *ResponseWriter) refuseNow(status int, why string) int {
 
 // onHTTP is LWS_CALLBACK_HTTP: the headers of a request arrived.
 func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
+	if r.refuse != admitted {
+		return c.answerRefused(r, false)
+	}
 	if r.http == nil {
 		r.kind = recHTTP
 		r.http = &httpConn{r: r}
