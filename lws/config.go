@@ -220,9 +220,12 @@ type Listener struct {
 	// (its request gets 503 and the connection closes: see LimitMaxLinks)
 	// and reported as max_links. 0: 10000. Negative: no limit.
 	MaxLinks int
-	// MaxLinksPerIP caps the connections from one IPv4 address or one
-	// IPv6 /64 (what one host can easily hold), refused like MaxLinks,
-	// reported as max_links_per_ip. 0: 256. Negative: no limit.
+	// MaxLinksPerIP caps the connections from one client address (an
+	// IPv4 address, or an IPv6 /64: what one host can easily hold),
+	// refused like MaxLinks, reported as max_links_per_ip. 0 or negative:
+	// no limit, as nginx, Envoy and Centrifugo have none by default: an
+	// office or carrier NAT, or a proxy that is not in TrustedProxies,
+	// puts many users behind one address (see SECURITY.md).
 	MaxLinksPerIP int
 	// AcceptRate caps the connections accepted per second: a token bucket
 	// that holds one second's worth, so bursts up to AcceptRate pass.
@@ -263,7 +266,6 @@ const (
 	defaultHeaderTimeout  = 10 * time.Second
 	defaultBodyTimeout    = 30 * time.Second
 	defaultMaxLinks       = 10000
-	defaultMaxLinksPerIP  = 256
 	defaultAcceptRate     = 1000
 	txPacketSize          = 64 << 10
 )
@@ -314,9 +316,6 @@ func (c *Config) withDefaults() *Config {
 		}
 		if l.MaxLinks == 0 {
 			l.MaxLinks = defaultMaxLinks
-		}
-		if l.MaxLinksPerIP == 0 {
-			l.MaxLinksPerIP = defaultMaxLinksPerIP
 		}
 		if l.AcceptRate == 0 {
 			l.AcceptRate = defaultAcceptRate

@@ -139,3 +139,15 @@ func TestAdmitRefusals(t *testing.T) {
 	assert.Contains(t, lines[7], "answer=\"closed at accept\"")
 	assert.Contains(t, lines[7], "refused_since_last_warning=3")
 }
+
+// TestNoPerAddressLimitByDefault: a listener without MaxLinksPerIP takes
+// more than 256 links from one address (the old default refused the
+// 257th: an outage behind NAT or an untrusted proxy).
+func TestNoPerAddressLimitByDefault(t *testing.T) {
+	lim := newLimitLog()
+	_, addr := startServer(t, Listener{Handler: EchoHandler{}}, lim.hook)
+	for i := 0; i < 300; i++ {
+		dial(t, addr, nil)
+	}
+	lim.none(t)
+}

@@ -128,8 +128,8 @@ type LimitsConfig struct {
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
 	// MaxLinks, MaxLinksPerIP and AcceptRate (connections a second)
 	// bound what the listener accepts: lws.Listener's fields of the same
-	// names. 0: the binding's defaults (10000, 256, 1000); negative: no
-	// limit.
+	// names. 0: the binding's defaults (10000, no limit, 1000); negative:
+	// no limit. A connection refused gets 503 with Retry-After.
 	MaxLinks      int `yaml:"max_links"`
 	MaxLinksPerIP int `yaml:"max_links_per_ip"`
 	AcceptRate    int `yaml:"accept_rate"`
@@ -364,6 +364,7 @@ listeners:
       max_body: 1MiB
       max_send_queue: 32MiB
       max_header_bytes: 4KiB
+      max_links_per_ip: 0  # links per client address; 0: no limit (README: client addresses)
     auth:
       require_token: false
       origins: []        # allow-list of Origin values; empty: any
