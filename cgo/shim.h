@@ -188,5 +188,12 @@ int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
 int lwsgo_http_transaction_completed(uintptr_t wsi);
 int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 		      const unsigned char *body, int bodylen);
+int lwsgo_custom_header_count(uintptr_t wsi, const char *name, int nlen);
+/* 1 when lwsgo_custom_header_count can count (see there) */
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000 && defined(LWS_WITH_CUSTOM_HEADERS)
+#define LWSGO_COUNTS_CUSTOM_HEADERS 1
+#else
+#define LWSGO_COUNTS_CUSTOM_HEADERS 0
+#endif
 
 #endif

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -227,6 +228,27 @@ type Listener struct {
 	// office or carrier NAT, or a proxy that is not in TrustedProxies,
 	// puts many users behind one address (see SECURITY.md).
 	MaxLinksPerIP int
+	// TrustedProxies are the addresses of the proxies (load balancers,
+	// CDNs, reverse proxies) believed about their clients' addresses. A
+	// request that comes from one names its client in ForwardedHeader:
+	// that is walked back from the right past every trusted address to
+	// the first that is not, which becomes the request's and the link's
+	// Remote, what MaxLinksPerIP counts (then at the upgrade request, not
+	// at accept: HTTP connections from a proxy, which serve many clients,
+	// are not counted by address) and what the logs name. From any other
+	// peer the header is ignored: whatever a client writes in it changes
+	// nothing. nil: no proxy is trusted.
+	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header the TrustedProxies name clients in:
+	// "X-Forwarded-For" or "Forwarded" (RFC 7239's for= parameters).
+	// Only that one is read: a proxy that appends to one of them leaves
+	// what a client wrote in the other as it was. "Forwarded" needs
+	// libwebsockets 4.3 or later, where the binding can see that a
+	// request repeats the header (4.1 shows only the first line, which a
+	// client can write; a request repeating it is then not believed).
+	// "": X-Forwarded-For.
+	ForwardedHeader string
+
 	// AcceptRate caps the connections accepted per second: a token bucket
 	// that holds one second's worth, so bursts up to AcceptRate pass.
 	// Others are refused like MaxLinks, reported as accept_rate.
@@ -325,6 +347,18 @@ func (c *Config) withDefaults() *Config {
 		}
 		l.Subprotocols = append([]string(nil), l.Subprotocols...)
 		l.ExtraHeaders = append([]string(nil), l.ExtraHeaders...)
+		l.TrustedProxies = append([]netip.Prefix(nil), l.TrustedProxies...)
+		for j, p := range l.TrustedProxies {
+			l.TrustedProxies[j] = normPrefix(p)
+		}
+		if l.ForwardedHeader == "" {
+			l.ForwardedHeader = headerXForwardedFor
+		}
+		for _, h := range []string{headerXForwardedFor, headerForwarded} {
+			if strings.EqualFold(l.ForwardedHeader, h) {
+				l.ForwardedHeader = h
+			}
+		}
 	}
 	return &out
 }
@@ -386,6 +420,14 @@ func (c *Config) validate() error {
 			if h == "" || strings.ContainsAny(h, ": \t\r\n") {
 				return fmt.Errorf("%s[%d] %q: not a header name", field("ExtraHeaders"), j, h)
 			}
+		}
+		for j, p := range l.TrustedProxies {
+			if !p.IsValid() {
+				return fmt.Errorf("%s[%d]: not a valid address prefix", field("TrustedProxies"), j)
+			}
+		}
+		if err := CheckForwardedHeader(l.ForwardedHeader); err != nil {
+			return fmt.Errorf("%s %q: %v", field("ForwardedHeader"), l.ForwardedHeader, err)
 		}
 		if l.Compression && !cgo.CompressionAvailable() {
 			return fmt.Errorf("%s: the libwebsockets this binary uses was built without extensions (LWS_WITHOUT_EXTENSIONS)", field("Compression"))

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -109,7 +110,13 @@ func New(cfg *Config) (*Context, error) {
 	for i, lc := range cfg.Listeners {
 		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...)}
 		l.opts = linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
-		for _, h := range lc.ExtraHeaders {
+		extra := lc.ExtraHeaders
+		if lc.ForwardedHeader == headerForwarded && len(lc.TrustedProxies) > 0 &&
+			!slices.ContainsFunc(extra, func(h string) bool { return strings.EqualFold(h, headerForwarded) }) {
+			// Not a header libwebsockets knows: looked up by name.
+			extra = append(slices.Clip(extra), headerForwarded)
+		}
+		for _, h := range extra {
 			l.extra += strings.ToLower(h) + ":\x00"
 		}
 		c.listeners = append(c.listeners, l)

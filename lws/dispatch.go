@@ -63,8 +63,10 @@ type rec struct {
 	trace *linkTrace // the last Config.LinkTrace callbacks; nil without
 
 	// Accepted connections only: the address countLink counted by
-	// MaxLinksPerIP (invalid: none).
+	// MaxLinksPerIP (invalid: none), and the connection's address when
+	// it came through a proxy (nil: the TCP peer is the client).
 	ipKey netip.Addr
+	peer  *peerInfo
 }
 
 // Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
@@ -315,6 +317,9 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 		c.limitHit(r, LimitBadUpgrade)
 		return c.refuseUpgrade(r, f.status, f.why, f.hdrs)
 	}
+	if k := c.admitForwarded(r, req); k != admitted {
+		return c.refuseAdmission(r, k, addrPortOf(req.Remote).Addr(), true)
+	}
 	r.req = req
 	if f := r.lis.cfg.CheckUpgrade; f != nil {
 		if err := c.callCheckUpgrade(f, req); err != nil {
@@ -371,7 +376,7 @@ func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
 	if r.req != nil {
 		r.link.Path, r.link.Remote = r.req.Path, r.req.Remote
 	} else {
-		r.link.Remote = r.wsi.RemoteAddr()
+		r.link.Remote = tcpAddr(r.connAddr())
 	}
 	if p := ev.Protocol & 0xffff; p > 0 && p < len(r.lis.protos) {
 		r.link.Subprotocol = r.lis.protos[p]

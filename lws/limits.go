@@ -2,7 +2,6 @@ package lws
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -160,24 +159,29 @@ const refusalLogEvery = 10 * time.Second
 // warnRefused logs a refusal by limit on lis, rate-limited (refusalLog).
 // args name what was refused (the address, the answer).
 func (c *Context) warnRefused(lis *listener, limit string, now time.Time, args ...any) {
+	c.warnEvery(lis, limit, "lws: connection refused", now, append([]any{"limit", limit}, args...)...)
+}
+
+// warnEvery logs msg with args for lis, rate-limited per key (refusalLog).
+func (c *Context) warnEvery(lis *listener, key, msg string, now time.Time, args ...any) {
 	a := &lis.adm
 	if a.warned == nil {
 		a.warned = map[string]*refusalLog{}
 	}
-	w := a.warned[limit]
+	w := a.warned[key]
 	if w == nil {
 		w = &refusalLog{}
-		a.warned[limit] = w
+		a.warned[key] = w
 	}
 	if !w.last.IsZero() && now.Sub(w.last) < refusalLogEvery {
 		w.quiet++
 		return
 	}
-	args = append([]any{"listener", lis.cfg.Name, "limit", limit}, args...)
+	args = append([]any{"listener", lis.cfg.Name}, args...)
 	if w.quiet > 0 {
-		args = append(args, "refused_since_last_warning", w.quiet)
+		args = append(args, "since_last_warning", w.quiet)
 	}
-	c.log.Warn("lws: connection refused", args...)
+	c.log.Warn(msg, args...)
 	w.last, w.quiet = now, 0
 }
 
@@ -185,10 +189,11 @@ func (c *Context) warnRefused(lis *listener, limit string, now time.Time, args .
 // answered 503) at FILTER_NETWORK_CONNECTION to its WSI_CREATE, which
 // libwebsockets calls next for it.
 type pendingAccept struct {
-	lis    *listener
-	key    netip.Addr
-	valid  bool
-	refuse admissionLimit
+	lis     *listener
+	key     netip.Addr
+	valid   bool // key is counted against MaxLinksPerIP
+	refuse  admissionLimit
+	trusted bool // the peer is a trusted proxy (Listener.TrustedProxies)
 }
 
 // addrOf is the IP address the C layer passes as 4 or 16 bytes (an
@@ -259,11 +264,16 @@ func (c *Context) admission(lis *listener, addr netip.Addr, perIP bool, now time
 // returns the callback's result: -1 makes libwebsockets close the socket.
 // A connection an admission limit refuses is taken, to be answered 503,
 // unless maxRefusing are already held.
+//
+// A trusted proxy's connections are not counted against MaxLinksPerIP:
+// their upgrade requests are, by the client they name (admitForwarded).
 func (c *Context) admit(lis *listener, ip []byte, now time.Time) int {
 	addr, ok := addrOf(ip)
-	k := c.admission(lis, addr, ok, now)
+	trusted := ok && lis.trusted(addr)
+	perIP := ok && !trusted
+	k := c.admission(lis, addr, perIP, now)
 	if k == admitted {
-		c.accepting = pendingAccept{lis: lis, key: ipKey(addr), valid: ok}
+		c.accepting = pendingAccept{lis: lis, key: ipKey(addr), valid: perIP, trusted: trusted}
 		return 0
 	}
 	if lis.adm.refusing >= maxRefusing {
@@ -294,7 +304,33 @@ func (c *Context) countLink(r *rec) {
 	if p.valid {
 		c.countIP(r, p.key)
 	}
+	if p.trusted {
+		r.peer = &peerInfo{trusted: true}
+	}
 	c.setTimer(r, timerHeader, r.lis.cfg.HeaderTimeout)
+}
+
+// admitForwarded counts a WebSocket upgrade that came through a trusted
+// proxy against MaxLinksPerIP by the client its request names (req.Remote),
+// at HTTP_CONFIRM_UPGRADE. It reports the limit that refuses it: a proxy's
+// connection was not counted by address at accept. A request that names
+// no client (the proxy's own) is not counted.
+func (c *Context) admitForwarded(r *rec, req *Request) admissionLimit {
+	if r.peer == nil || !r.peer.trusted || r.ipKey.IsValid() {
+		return admitted
+	}
+	client := addrPortOf(req.Remote).Addr()
+	if !client.IsValid() || client == r.connAddr().Addr() {
+		return admitted
+	}
+	key := ipKey(client)
+	if max := r.lis.cfg.MaxLinksPerIP; max > 0 && r.lis.adm.perIP[key] >= max {
+		c.limitHit(r, LimitMaxLinksPerIP)
+		c.warnRefused(r.lis, LimitMaxLinksPerIP, time.Now(), "remote", client, "via", r.connAddr().Addr(), "answer", "503")
+		return overPerIP
+	}
+	c.countIP(r, key)
+	return admitted
 }
 
 // countIP counts r's link against MaxLinksPerIP by key.
@@ -336,9 +372,14 @@ func (c *Context) uncountLink(r *rec) {
 // callback returns: libwebsockets closes the connection once the answer
 // is out.
 func (c *Context) answerRefused(r *rec, upgrade bool) int {
+	return c.refuseAdmission(r, r.refuse, r.connAddr().Addr(), upgrade)
+}
+
+// refuseAdmission is answerRefused for limit k and the client addr.
+func (c *Context) refuseAdmission(r *rec, k admissionLimit, addr netip.Addr, upgrade bool) int {
 	c.setTimer(r, timerNone, 0)
-	msg := "503 Service Unavailable: " + r.refuse.why(&r.lis.cfg, ipKey(r.remoteIP()))
-	hdrs := []byte("retry-after\x00" + strconv.Itoa(r.refuse.retryAfter()) + "\x00")
+	msg := "503 Service Unavailable: " + k.why(&r.lis.cfg, ipKey(addr))
+	hdrs := []byte("retry-after\x00" + strconv.Itoa(k.retryAfter()) + "\x00")
 	if upgrade {
 		return c.refuseUpgrade(r, http.StatusServiceUnavailable, msg, hdrs)
 	}
@@ -394,13 +435,4 @@ func (c *Context) onTimer(r *rec) int {
 		return -1
 	}
 	return 0
-}
-
-// remoteIP is the IP address of r's peer, or the zero Addr.
-func (r *rec) remoteIP() netip.Addr {
-	if ta, ok := r.wsi.RemoteAddr().(*net.TCPAddr); ok {
-		a, _ := netip.AddrFromSlice(ta.IP)
-		return a.Unmap()
-	}
-	return netip.Addr{}
 }

@@ -134,10 +134,10 @@ func TestAdmitRefusals(t *testing.T) {
 		assert.Contains(t, l, "limit=max_links")
 		assert.Contains(t, l, "remote=192.0.2.1")
 	}
-	assert.NotContains(t, lines[0], "refused_since_last_warning")
-	assert.Contains(t, lines[1], "refused_since_last_warning=9")
+	assert.NotContains(t, lines[0], "since_last_warning")
+	assert.Contains(t, lines[1], "since_last_warning=9")
 	assert.Contains(t, lines[7], "answer=\"closed at accept\"")
-	assert.Contains(t, lines[7], "refused_since_last_warning=3")
+	assert.Contains(t, lines[7], "since_last_warning=3")
 }
 
 // TestNoPerAddressLimitByDefault: a listener without MaxLinksPerIP takes

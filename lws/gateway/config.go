@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -74,6 +75,17 @@ type ListenerConfig struct {
 	// clients that offer it (lws.Listener.Compression); limits.max_message
 	// bounds a message after inflation. false: off.
 	Compression bool `yaml:"compression"`
+	// TrustedProxies are the proxies (an IP address, or a CIDR such as
+	// 10.0.0.0/8) whose forwarded_header names the client of a request:
+	// that client is the link's remote address in the link table, the
+	// logs and the hooks, and what limits.max_links_per_ip counts
+	// (lws.Listener.TrustedProxies). From other peers the header is
+	// ignored. Empty: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedHeader is the header trusted_proxies name clients in:
+	// x-forwarded-for, or forwarded (RFC 7239; needs libwebsockets 4.3).
+	// "": x-forwarded-for.
+	ForwardedHeader string `yaml:"forwarded_header"`
 	// TLS serves wss and https when set.
 	TLS *TLSConfig `yaml:"tls"`
 	// Keepalive pings silent WebSocket links.
@@ -356,6 +368,8 @@ listeners:
     links: [tcplisten, httplisten]   # long links (WebSocket), short links (HTTP)
     subprotocols: [lws-gate]
     compression: false   # permessage-deflate for WebSocket clients that offer it
+    trusted_proxies: []  # proxies (IPs, CIDRs) whose forwarded_header names the client
+    forwarded_header: x-forwarded-for  # or forwarded (RFC 7239)
     keepalive:
       ping_interval: 0s  # 0: libwebsockets' default (5m)
       ping_timeout: 0s   # 0: ping_interval + 10s
@@ -707,6 +721,12 @@ func (c *Config) Validate() error {
 		} else if k.PingTimeout > 0 {
 			bad(p+".keepalive.ping_timeout", "set without ping_interval")
 		}
+		if _, err := parseProxies(l.TrustedProxies); err != nil {
+			bad(fmt.Sprintf("%s.trusted_proxies[%d]", p, err.index), "%q: %v", l.TrustedProxies[err.index], err.err)
+		}
+		if err := lws.CheckForwardedHeader(l.ForwardedHeader); err != nil {
+			bad(p+".forwarded_header", "%q: %v", l.ForwardedHeader, err)
+		}
 		if l.Limits.MaxHeaderBytes > 65535 {
 			bad(p+".limits.max_header_bytes", "%d: at most 65535", l.Limits.MaxHeaderBytes)
 		}
@@ -940,4 +960,30 @@ func (c *Config) YAML() []byte {
 		panic(err)
 	}
 	return out
+}
+
+// proxyError is an entry of trusted_proxies that is not an address or
+// prefix.
+type proxyError struct {
+	index int
+	err   error
+}
+
+// parseProxies parses trusted_proxies: IP addresses (one address each)
+// and CIDR prefixes.
+func parseProxies(list []string) ([]netip.Prefix, *proxyError) {
+	var out []netip.Prefix
+	for i, s := range list {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, &proxyError{i, fmt.Errorf("want an IP address or a CIDR prefix")}
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
