@@ -704,6 +704,20 @@ lwsgo_vhost_port(lwsgo_vhost *v)
 	return lws_get_vhost_listen_port(v->vh);
 }
 
+/*
+ * lwsgo_adopt_socket hands a connected socket to a vhost that listens
+ * nowhere (CONTEXT_PORT_NO_LISTEN_SERVER) as a server HTTP connection, TLS
+ * when the vhost has a certificate: the way in for the connections of a
+ * PROXY protocol listener, whose header the binding has read off the
+ * socket first (lws/proxyproto.go). lws closes fd itself on failure
+ * (lws_adopt_descriptor_vhost_via_info, 4.1.6 and 4.3.5).
+ */
+uintptr_t
+lwsgo_adopt_socket(lwsgo_vhost *v, int fd)
+{
+	return (uintptr_t)lws_adopt_socket_vhost(v->vh, fd);
+}
+
 static void
 lwsgo_log_emit(int level, const char *line)
 {

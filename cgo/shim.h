@@ -118,6 +118,7 @@ void lwsgo_set_report_all(lwsgo_ctx *cd, int on);
 lwsgo_vhost *lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi);
 void lwsgo_vhost_free(lwsgo_vhost *v);
 int lwsgo_vhost_port(lwsgo_vhost *v);
+uintptr_t lwsgo_adopt_socket(lwsgo_vhost *v, int fd);
 
 void lwsgo_log_init(int levels);
 

@@ -249,6 +249,23 @@ type Listener struct {
 	// "": X-Forwarded-For.
 	ForwardedHeader string
 
+	// ProxyProtocol: every connection starts with a PROXY protocol header
+	// (v1 or v2, as HAProxy and load balancers such as AWS's NLB write
+	// it), which names the client the proxy accepted: that is the
+	// connection's address (Link.Remote, MaxLinksPerIP, the logs; and
+	// when it is itself one of the TrustedProxies, its requests name the
+	// client in ForwardedHeader). With TrustedProxies, the header is
+	// believed from those peers only (from others it is read and
+	// ignored); without, from every peer: the listener must then be
+	// reachable by the proxies alone. A connection whose header is
+	// missing, malformed or not in within HeaderTimeout is closed and
+	// reported (bad_proxy_header, header_timeout), with a warning. A v1
+	// UNKNOWN or v2 LOCAL header (a proxy's health check) keeps the TCP
+	// peer's address, as the specification asks. The binding accepts
+	// these connections itself and hands each socket to libwebsockets
+	// once the header is read. false: no PROXY protocol.
+	ProxyProtocol bool
+
 	// AcceptRate caps the connections accepted per second: a token bucket
 	// that holds one second's worth, so bursts up to AcceptRate pass.
 	// Others are refused like MaxLinks, reported as accept_rate.

@@ -27,6 +27,7 @@ import (
 //	bad_upgrade       an invalid WebSocket upgrade request              400/426, closed
 //	bad_close         an invalid close frame from the peer              1002/1007 close
 //	bad_utf8          a text message that is not valid UTF-8            1007 close
+//	bad_proxy_header  no valid PROXY header (Listener.ProxyProtocol)    closed
 //
 // The three admission limits answer a refused connection's request with
 // 503, a Retry-After and a body naming the limit, and log a warning naming
@@ -45,19 +46,20 @@ import (
 // frames with reserved bits, opcodes or lengths it rejects) is closed
 // without the binding knowing, and cannot be reported.
 const (
-	LimitMaxLinks      = "max_links"
-	LimitMaxLinksPerIP = "max_links_per_ip"
-	LimitAcceptRate    = "accept_rate"
-	LimitHeaderTimeout = "header_timeout"
-	LimitBodyTimeout   = "body_timeout"
-	LimitMaxBody       = "max_body"
-	LimitMaxMessage    = "max_message"
-	LimitMaxCompressed = "max_compressed"
-	LimitSendQueue     = "send_queue"
-	LimitBadRequest    = "bad_request"
-	LimitBadUpgrade    = "bad_upgrade"
-	LimitBadClose      = "bad_close"
-	LimitBadUTF8       = "bad_utf8"
+	LimitMaxLinks       = "max_links"
+	LimitMaxLinksPerIP  = "max_links_per_ip"
+	LimitAcceptRate     = "accept_rate"
+	LimitHeaderTimeout  = "header_timeout"
+	LimitBodyTimeout    = "body_timeout"
+	LimitMaxBody        = "max_body"
+	LimitMaxMessage     = "max_message"
+	LimitMaxCompressed  = "max_compressed"
+	LimitSendQueue      = "send_queue"
+	LimitBadRequest     = "bad_request"
+	LimitBadUpgrade     = "bad_upgrade"
+	LimitBadClose       = "bad_close"
+	LimitBadUTF8        = "bad_utf8"
+	LimitBadProxyHeader = "bad_proxy_header"
 )
 
 // limitHit reports a limit for r's listener (service goroutine).
@@ -194,6 +196,9 @@ type pendingAccept struct {
 	valid   bool // key is counted against MaxLinksPerIP
 	refuse  admissionLimit
 	trusted bool // the peer is a trusted proxy (Listener.TrustedProxies)
+	// addr is the address a PROXY protocol header gave the connection
+	// (ProxyProtocol); invalid: its TCP peer's.
+	addr netip.AddrPort
 }
 
 // addrOf is the IP address the C layer passes as 4 or 16 bytes (an
@@ -293,6 +298,9 @@ func (c *Context) countLink(r *rec) {
 	if p.lis == nil || p.lis != r.lis || r.counted || r.held {
 		return
 	}
+	if p.addr.IsValid() || p.trusted {
+		r.peer = &peerInfo{addr: p.addr, trusted: p.trusted}
+	}
 	if p.refuse != admitted {
 		r.refuse, r.held = p.refuse, true
 		p.lis.adm.refusing++
@@ -303,9 +311,6 @@ func (c *Context) countLink(r *rec) {
 	p.lis.adm.live++
 	if p.valid {
 		c.countIP(r, p.key)
-	}
-	if p.trusted {
-		r.peer = &peerInfo{trusted: true}
 	}
 	c.setTimer(r, timerHeader, r.lis.cfg.HeaderTimeout)
 }

@@ -86,6 +86,14 @@ type ListenerConfig struct {
 	// x-forwarded-for, or forwarded (RFC 7239; needs libwebsockets 4.3).
 	// "": x-forwarded-for.
 	ForwardedHeader string `yaml:"forwarded_header"`
+	// ProxyProtocol: every connection starts with a PROXY protocol v1 or
+	// v2 header (from a load balancer such as HAProxy or AWS's NLB), whose
+	// source is the connection's client (lws.Listener.ProxyProtocol).
+	// With trusted_proxies, believed from those peers only; without, from
+	// every peer, so the port must be reachable by the load balancers
+	// alone. A connection without a valid header is closed and logged.
+	// false: none.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// TLS serves wss and https when set.
 	TLS *TLSConfig `yaml:"tls"`
 	// Keepalive pings silent WebSocket links.
@@ -370,6 +378,7 @@ listeners:
     compression: false   # permessage-deflate for WebSocket clients that offer it
     trusted_proxies: []  # proxies (IPs, CIDRs) whose forwarded_header names the client
     forwarded_header: x-forwarded-for  # or forwarded (RFC 7239)
+    proxy_protocol: false  # connections start with a PROXY v1/v2 header (behind a load balancer)
     keepalive:
       ping_interval: 0s  # 0: libwebsockets' default (5m)
       ping_timeout: 0s   # 0: ping_interval + 10s

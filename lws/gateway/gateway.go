@@ -209,6 +209,7 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 		ExtraHeaders:    []string{"Authorization", "Origin"},
 		TrustedProxies:  proxies,
 		ForwardedHeader: l.ForwardedHeader,
+		ProxyProtocol:   l.ProxyProtocol,
 		PingInterval:    l.Keepalive.PingInterval.D(),
 		PingTimeout:     l.Keepalive.PingTimeout.D(),
 	}
@@ -336,8 +337,8 @@ func restartNeeded(a, b *Config) error {
 			return fmt.Errorf("%s.subprotocols changed: restart to apply", p)
 		case x.Compression != y.Compression:
 			return fmt.Errorf("%s.compression changed: restart to apply", p)
-		case strings.Join(x.TrustedProxies, ",") != strings.Join(y.TrustedProxies, ",") || !strings.EqualFold(x.ForwardedHeader, y.ForwardedHeader):
-			return fmt.Errorf("%s.trusted_proxies and forwarded_header need a restart", p)
+		case strings.Join(x.TrustedProxies, ",") != strings.Join(y.TrustedProxies, ",") || !strings.EqualFold(x.ForwardedHeader, y.ForwardedHeader) || x.ProxyProtocol != y.ProxyProtocol:
+			return fmt.Errorf("%s: trusted_proxies, forwarded_header and proxy_protocol need a restart", p)
 		case y.Limits.MaxMessage > x.Limits.MaxMessage:
 			return fmt.Errorf("%s.limits.max_message raised above %d: restart to apply", p, x.Limits.MaxMessage)
 		case y.Limits.MaxBody > x.Limits.MaxBody:

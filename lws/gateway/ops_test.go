@@ -153,6 +153,29 @@ func TestClientBehindTrustedProxy(t *testing.T) {
 	}
 }
 
+// TestProxyProtocolListener: on a proxy_protocol listener the link table
+// names the client of the connection's PROXY header.
+func TestProxyProtocolListener(t *testing.T) {
+	g := startGW(t, "listeners:\n  - addr: 127.0.0.1:0\n    proxy_protocol: true\n", nil)
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDial: func(_, _ string) (net.Conn, error) {
+		nc, err := net.Dial("tcp", g.pub)
+		if err == nil {
+			_, err = io.WriteString(nc, "PROXY TCP6 2001:db8::7 2001:db8::1 4711 443\r\n")
+		}
+		return nc, err
+	}}
+	ws, _, err := d.Dial("ws://"+g.pub+"/", nil)
+	require.NoError(t, err)
+	defer ws.Close()
+	var info LinkInfo
+	require.Equal(t, 200, g.api(t, "GET", fmt.Sprintf("/v1/api/links/%d", linkID(t, ws)), "", &info))
+	assert.Equal(t, "[2001:db8::7]:4711", info.Remote)
+	// Without the header the connection is closed, and logged.
+	_, _, err = websocket.DefaultDialer.Dial("ws://"+g.pub+"/", nil)
+	require.Error(t, err)
+	require.Eventually(t, func() bool { return strings.Contains(g.logs.String(), "no valid PROXY protocol header") }, 5*time.Second, 10*time.Millisecond)
+}
+
 func hostOf(hostport string) string {
 	h, _, err := net.SplitHostPort(hostport)
 	if err != nil {
