@@ -231,22 +231,9 @@ func TestClosingBehaviour(t *testing.T) {
 	for _, hold := range []bool{false, true} {
 		up := &websocket.Upgrader{}
 		addr := serveGorillaWith(t, func(w http.ResponseWriter, r *http.Request) {
-			c, err := up.Upgrade(w, r, nil)
-			if err != nil {
-				return
+			if c, err := up.Upgrade(w, r, nil); err == nil {
+				echoThenHold(c, hold)
 			}
-			c.SetReadLimit(1 << 20)
-			for {
-				mt, p, err := c.ReadMessage()
-				if err != nil {
-					break
-				}
-				_ = c.WriteMessage(mt, p)
-			}
-			if hold {
-				time.Sleep(time.Second)
-			}
-			c.Close()
 		})
 		rep := RunServer(addr, opts)
 		for _, r := range rep.Results {
@@ -270,19 +257,7 @@ func TestClosingBehaviour(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			go func() {
-				for {
-					mt, p, err := c.ReadMessage()
-					if err != nil {
-						break
-					}
-					_ = c.WriteMessage(mt, p)
-				}
-				if hold {
-					time.Sleep(time.Second)
-				}
-				c.Close()
-			}()
+			go echoThenHold(c, hold)
 			return nil
 		}
 		rep, err := RunClient(dial, opts)
@@ -295,20 +270,25 @@ func TestClosingBehaviour(t *testing.T) {
 	}
 }
 
-// gorillaEcho echoes every message of c until it fails.
-func gorillaEcho(c *websocket.Conn) {
-	defer c.Close()
+// echoThenHold echoes every message of c until reading fails, then, with
+// hold, keeps TCP open for a second before closing it.
+func echoThenHold(c *websocket.Conn, hold bool) {
 	c.SetReadLimit(1 << 20)
 	for {
 		mt, p, err := c.ReadMessage()
 		if err != nil {
-			return
+			break
 		}
-		if err := c.WriteMessage(mt, p); err != nil {
-			return
-		}
+		_ = c.WriteMessage(mt, p)
 	}
+	if hold {
+		time.Sleep(time.Second)
+	}
+	c.Close()
 }
+
+// gorillaEcho echoes every message of c until it fails.
+func gorillaEcho(c *websocket.Conn) { echoThenHold(c, false) }
 
 // serveGorilla runs a gorilla echo server with up on loopback until the
 // test ends and returns its address.
