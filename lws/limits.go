@@ -119,7 +119,7 @@ func (k admissionLimit) name() string {
 // most maxRefusing refused connections are held at once per listener,
 // each for at most refuseWait to send its request: beyond that, under a
 // flood, a connection refused is closed at accept without a byte read or
-// written, as every refusal was before.
+// written.
 const (
 	maxRefusing = 64
 	refuseWait  = 2 * time.Second
