@@ -160,8 +160,37 @@ func (c *Context) cstr(s string) *C.char {
 // NewVhost creates a vhost (a listener when Port != NoListen) and returns
 // the port it listens on. On the service goroutine only.
 func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
+	vh, err := c.newVhost(v)
+	if err != nil {
+		return 0, err
+	}
+	return int(C.lwsgo_vhost_port(vh)), nil
+}
+
+// NewAdoptingVhost creates a server vhost that listens nowhere: its
+// connections are sockets the caller accepted and hands over with
+// AdoptSocket (v.Port is ignored). On the service goroutine only.
+func (c *Context) NewAdoptingVhost(v VhostInfo) (VhostID, error) {
+	v.Port = C.CONTEXT_PORT_NO_LISTEN_SERVER
+	if _, err := c.newVhost(v); err != nil {
+		return 0, err
+	}
+	return VhostID(len(c.vhosts) - 1), nil
+}
+
+// AdoptSocket hands the connected socket fd to vhost vh (made by
+// NewAdoptingVhost) as if its listener had accepted it: an HTTP server
+// connection, TLS if the vhost has a certificate. libwebsockets owns fd
+// from then on, and closes it itself when it fails, which AdoptSocket
+// reports as the zero WSI. The callbacks of the new connection
+// (WSI_CREATE...) run before it returns. On the service goroutine only.
+func (c *Context) AdoptSocket(vh VhostID, fd int) WSI {
+	return WSI(C.lwsgo_adopt_socket(c.vhosts[vh], C.int(fd)))
+}
+
+func (c *Context) newVhost(v VhostInfo) (*C.lwsgo_vhost, error) {
 	if len(v.Protocols) == 0 {
-		return 0, errors.New("lws: vhost needs at least one protocol")
+		return nil, errors.New("lws: vhost needs at least one protocol")
 	}
 	names := (*[1 << 16]*C.char)(C.calloc(C.size_t(len(v.Protocols)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
 	c.cmem = append(c.cmem, unsafe.Pointer(names))
@@ -192,10 +221,10 @@ func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
 	var vh *C.lwsgo_vhost
 	lines := captureErrors(func() { vh = C.lwsgo_vhost_create(c.cd, &vi) })
 	if vh == nil {
-		return 0, fmt.Errorf("lws: lws_create_vhost %q failed%s", v.Name, detail(lines))
+		return nil, fmt.Errorf("lws: lws_create_vhost %q failed%s", v.Name, detail(lines))
 	}
 	c.vhosts = append(c.vhosts, vh)
-	return int(C.lwsgo_vhost_port(vh)), nil
+	return vh, nil
 }
 
 // SetReportAll chooses whether the callbacks that only matter to a reason

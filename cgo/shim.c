@@ -64,6 +64,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #if defined(LWS_WITH_TLS) && defined(LWS_OPENSSL_SUPPORT) && \
@@ -774,6 +775,20 @@ lwsgo_vhost_port(lwsgo_vhost *v)
 	return lws_get_vhost_listen_port(v->vh);
 }
 
+/*
+ * lwsgo_adopt_socket hands a connected socket to a vhost that listens
+ * nowhere (CONTEXT_PORT_NO_LISTEN_SERVER) as a server HTTP connection, TLS
+ * when the vhost has a certificate: the way in for the connections of a
+ * PROXY protocol listener, whose header the binding has read off the
+ * socket first (lws/proxyproto.go). lws closes fd itself on failure
+ * (lws_adopt_descriptor_vhost_via_info, 4.1.6 and 4.3.5).
+ */
+uintptr_t
+lwsgo_adopt_socket(lwsgo_vhost *v, int fd)
+{
+	return (uintptr_t)lws_adopt_socket_vhost(v->vh, fd);
+}
+
 static void
 lwsgo_log_emit(int level, const char *line)
 {
@@ -1243,6 +1258,47 @@ int
 lwsgo_http_transaction_completed(uintptr_t wsi)
 {
 	return lws_http_transaction_completed((struct lws *)wsi);
+}
+
+/*
+ * lwsgo_custom_header_count counts the lines of a header libwebsockets does
+ * not know (name lower case with the colon, "forwarded:"), or returns -1
+ * when it cannot tell: lws_hdr_custom_copy gives the first line only, and
+ * only lws_hdr_custom_name_foreach (4.3.0 and later) sees the others, so
+ * with 4.1 a repeated header goes unnoticed.
+ */
+#if LWSGO_COUNTS_CUSTOM_HEADERS
+struct lwsgo_hcount {
+	const char *name;
+	int nlen, n;
+};
+
+static void
+lwsgo_hcount_cb(const char *name, int nlen, void *opaque)
+{
+	struct lwsgo_hcount *hc = opaque;
+
+	if (nlen == hc->nlen && !strncasecmp(name, hc->name, (size_t)nlen))
+		hc->n++;
+}
+#endif
+
+int
+lwsgo_custom_header_count(uintptr_t wsi, const char *name, int nlen)
+{
+#if LWSGO_COUNTS_CUSTOM_HEADERS
+	struct lwsgo_hcount hc = { name, nlen, 0 };
+
+	if (lws_hdr_custom_name_foreach((struct lws *)wsi, lwsgo_hcount_cb,
+					&hc))
+		return -1;
+	return hc.n;
+#else
+	(void)wsi;
+	(void)name;
+	(void)nlen;
+	return -1;
+#endif
 }
 
 /*

@@ -120,6 +120,7 @@ void lwsgo_set_report_all(lwsgo_ctx *cd, int on);
 lwsgo_vhost *lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi);
 void lwsgo_vhost_free(lwsgo_vhost *v);
 int lwsgo_vhost_port(lwsgo_vhost *v);
+uintptr_t lwsgo_adopt_socket(lwsgo_vhost *v, int fd);
 
 void lwsgo_log_init(int levels);
 
@@ -190,5 +191,12 @@ int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
 int lwsgo_http_transaction_completed(uintptr_t wsi);
 int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 		      const unsigned char *body, int bodylen);
+int lwsgo_custom_header_count(uintptr_t wsi, const char *name, int nlen);
+/* 1 when lwsgo_custom_header_count can count (see there) */
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000 && defined(LWS_WITH_CUSTOM_HEADERS)
+#define LWSGO_COUNTS_CUSTOM_HEADERS 1
+#else
+#define LWSGO_COUNTS_CUSTOM_HEADERS 0
+#endif
 
 #endif

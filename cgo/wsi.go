@@ -280,6 +280,21 @@ func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
 	return C.lwsgo_http_refuse(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body))) == 0
 }
 
+// CustomHeaderCount counts the lines of a request header libwebsockets does
+// not know (name lower case with the colon, "forwarded:"), or returns -1
+// when this libwebsockets cannot tell (see CountsCustomHeaders).
+func (w WSI) CustomHeaderCount(name string) int {
+	if name == "" {
+		return -1
+	}
+	return int(C.lwsgo_custom_header_count(C.uintptr_t(w), (*C.char)(unsafe.Pointer(unsafe.StringData(name))), C.int(len(name))))
+}
+
+// CountsCustomHeaders reports whether CustomHeaderCount can count: with
+// libwebsockets 4.3.0 or later (lws_hdr_custom_name_foreach), built with
+// custom headers.
+func CountsCustomHeaders() bool { return C.LWSGO_COUNTS_CUSTOM_HEADERS == 1 }
+
 // HTTPTransactionCompleted ends an HTTP transaction. It reports whether the
 // connection must now be closed (true) or may carry the next request.
 func (w WSI) HTTPTransactionCompleted() bool {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -216,17 +217,58 @@ type Listener struct {
 	BodyTimeout time.Duration
 
 	// MaxLinks caps the connections the listener holds at once,
-	// WebSocket links and HTTP connections together; one more is closed
-	// as it is accepted, before any byte is read, and reported as
-	// max_links. 0: 10000. Negative: no limit.
+	// WebSocket links and HTTP connections together; one more is refused
+	// (its request gets 503 and the connection closes: see LimitMaxLinks)
+	// and reported as max_links. 0: 10000. Negative: no limit.
 	MaxLinks int
-	// MaxLinksPerIP caps the connections from one IPv4 address or one
-	// IPv6 /64 (what one host can easily hold), like MaxLinks, reported as
-	// max_links_per_ip. 0: 256. Negative: no limit.
+	// MaxLinksPerIP caps the connections from one client address (an
+	// IPv4 address, or an IPv6 /64: what one host can easily hold),
+	// refused like MaxLinks, reported as max_links_per_ip. 0 or negative:
+	// no limit, as nginx, Envoy and Centrifugo have none by default: an
+	// office or carrier NAT, or a proxy that is not in TrustedProxies,
+	// puts many users behind one address (see SECURITY.md).
 	MaxLinksPerIP int
+	// TrustedProxies are the addresses of the proxies (load balancers,
+	// CDNs, reverse proxies) believed about their clients' addresses. A
+	// request that comes from one names its client in ForwardedHeader:
+	// that is walked back from the right past every trusted address to
+	// the first that is not, which becomes the request's and the link's
+	// Remote, what MaxLinksPerIP counts (then at the upgrade request, not
+	// at accept: HTTP connections from a proxy, which serve many clients,
+	// are not counted by address) and what the logs name. From any other
+	// peer the header is ignored: whatever a client writes in it changes
+	// nothing. nil: no proxy is trusted.
+	TrustedProxies []netip.Prefix
+	// ForwardedHeader is the header the TrustedProxies name clients in:
+	// "X-Forwarded-For" or "Forwarded" (RFC 7239's for= parameters).
+	// Only that one is read: a proxy that appends to one of them leaves
+	// what a client wrote in the other as it was. "Forwarded" needs
+	// libwebsockets 4.3 or later, where the binding can see that a
+	// request repeats the header (4.1 shows only the first line, which a
+	// client can write; a request repeating it is then not believed).
+	// "": X-Forwarded-For.
+	ForwardedHeader string
+
+	// ProxyProtocol: every connection starts with a PROXY protocol header
+	// (v1 or v2, as HAProxy and load balancers such as AWS's NLB write
+	// it), which names the client the proxy accepted: that is the
+	// connection's address (Link.Remote, MaxLinksPerIP, the logs; and
+	// when it is itself one of the TrustedProxies, its requests name the
+	// client in ForwardedHeader). With TrustedProxies, the header is
+	// believed from those peers only (from others it is read and
+	// ignored); without, from every peer: the listener must then be
+	// reachable by the proxies alone. A connection whose header is
+	// missing, malformed or not in within HeaderTimeout is closed and
+	// reported (bad_proxy_header, header_timeout), with a warning. A v1
+	// UNKNOWN or v2 LOCAL header (a proxy's health check) keeps the TCP
+	// peer's address, as the specification asks. The binding accepts
+	// these connections itself and hands each socket to libwebsockets
+	// once the header is read. false: no PROXY protocol.
+	ProxyProtocol bool
+
 	// AcceptRate caps the connections accepted per second: a token bucket
 	// that holds one second's worth, so bursts up to AcceptRate pass.
-	// Others are closed as they are accepted, reported as accept_rate.
+	// Others are refused like MaxLinks, reported as accept_rate.
 	// 0: 1000. Negative: no limit.
 	AcceptRate int
 
@@ -263,7 +305,6 @@ const (
 	defaultHeaderTimeout  = 10 * time.Second
 	defaultBodyTimeout    = 30 * time.Second
 	defaultMaxLinks       = 10000
-	defaultMaxLinksPerIP  = 256
 	defaultAcceptRate     = 1000
 	txPacketSize          = 64 << 10
 )
@@ -315,9 +356,6 @@ func (c *Config) withDefaults() *Config {
 		if l.MaxLinks == 0 {
 			l.MaxLinks = defaultMaxLinks
 		}
-		if l.MaxLinksPerIP == 0 {
-			l.MaxLinksPerIP = defaultMaxLinksPerIP
-		}
 		if l.AcceptRate == 0 {
 			l.AcceptRate = defaultAcceptRate
 		}
@@ -326,6 +364,18 @@ func (c *Config) withDefaults() *Config {
 		}
 		l.Subprotocols = append([]string(nil), l.Subprotocols...)
 		l.ExtraHeaders = append([]string(nil), l.ExtraHeaders...)
+		l.TrustedProxies = append([]netip.Prefix(nil), l.TrustedProxies...)
+		for j, p := range l.TrustedProxies {
+			l.TrustedProxies[j] = normPrefix(p)
+		}
+		if l.ForwardedHeader == "" {
+			l.ForwardedHeader = headerXForwardedFor
+		}
+		for _, h := range []string{headerXForwardedFor, headerForwarded} {
+			if strings.EqualFold(l.ForwardedHeader, h) {
+				l.ForwardedHeader = h
+			}
+		}
 	}
 	return &out
 }
@@ -387,6 +437,14 @@ func (c *Config) validate() error {
 			if h == "" || strings.ContainsAny(h, ": \t\r\n") {
 				return fmt.Errorf("%s[%d] %q: not a header name", field("ExtraHeaders"), j, h)
 			}
+		}
+		for j, p := range l.TrustedProxies {
+			if !p.IsValid() {
+				return fmt.Errorf("%s[%d]: not a valid address prefix", field("TrustedProxies"), j)
+			}
+		}
+		if err := CheckForwardedHeader(l.ForwardedHeader); err != nil {
+			return fmt.Errorf("%s %q: %v", field("ForwardedHeader"), l.ForwardedHeader, err)
 		}
 		if l.Compression && !cgo.CompressionAvailable() {
 			return fmt.Errorf("%s: the libwebsockets this binary uses was built without extensions (LWS_WITHOUT_EXTENSIONS)", field("Compression"))

@@ -47,6 +47,9 @@ type Conn struct {
 	notifed bool
 	deflate bool // permessage-deflate is on: one write per WRITEABLE
 	failRx  bool // receive refused a message: close at WRITEABLE
+	// failing: the link is being failed (RFC 6455 section 7.1.7), not
+	// closed: TCP closes once the close frame is out (onWritable).
+	failing bool
 
 	// closeTimeout asks the service goroutine to bound the close: a peer
 	// that never reads would otherwise hold a closing link forever.
@@ -350,7 +353,7 @@ func (c *Conn) receive(ev *callbacks.Event) int {
 		return 0
 	}
 	if c.onReceive(ev) < 0 {
-		c.failRx = true
+		c.failRx, c.failing = true, true
 		c.r.wsi.CallbackOnWritable()
 	}
 	return 0
@@ -371,8 +374,9 @@ func (c *Conn) closeNow(code StatusCode, reason string) int {
 // onWritable writes queued frames until the pipe chokes (service goroutine).
 func (c *Conn) onWritable() int {
 	if c.failRx {
-		// Set again: a ping's payload may have taken the buffer
-		// libwebsockets keeps the close reason in.
+		// The first time, libwebsockets starts the close (failing is
+		// set with failRx): set the reason again, as a ping's payload
+		// may have taken the buffer libwebsockets keeps it in.
 		c.mu.Lock()
 		ce := *c.closed
 		c.mu.Unlock()
@@ -381,11 +385,21 @@ func (c *Conn) onWritable() int {
 	}
 	c.mu.Lock()
 	if c.closed != nil {
-		// closeNow already handed the close to libwebsockets, which may
-		// still call back WRITEABLE while it sends the close frame and
-		// waits for the peer's: returning -1 again would drop the link
-		// without that handshake.
 		c.mu.Unlock()
+		// libwebsockets is closing the link: it lets a WRITEABLE
+		// through only once its close frame is out (the frame goes
+		// first in rops_handle_POLLOUT_ws, 4.1.6 and 4.3.5).
+		if c.failing {
+			// A failed link ends now. Left to libwebsockets it would
+			// wait 5 s for the peer's answer, which it does not
+			// even see after some protocol errors (its frame parser
+			// stops mid-frame and takes the answer for payload), or
+			// for a second close from a peer that already sent its
+			// own (a close frame refused by onPeerClose).
+			return -1
+		}
+		// A close this side asked for: returning -1 would drop TCP
+		// before the peer's close reply.
 		return 0
 	}
 	if len(c.txq) > 0 {
@@ -512,9 +526,13 @@ func (c *Conn) onWritable() int {
 // invalid (below 1000, 1004-1006, 1012-1015, 1016-2999) with 1002, so
 // those arrive here as 1002: a 1002 is answered with a plain 1002 rather
 // than echoed with the peer's reason.
+//
+// A close answered with a code of its own fails the link: the peer's close
+// frame has come, so once the answer is out TCP closes (onWritable).
 func (c *Conn) onPeerClose(p []byte) int {
 	if code, ok := checkClosePayload(p, !c.r.ctx.cfg.DisableUTF8Validation); !ok {
 		c.r.ctx.limitHit(c.r, LimitBadClose)
+		c.failing = true
 		return c.closeNow(code, "invalid close frame")
 	}
 	ce := &CloseError{Code: StatusNoStatusRcvd}
@@ -525,16 +543,21 @@ func (c *Conn) onPeerClose(p []byte) int {
 	c.peer = ce
 	if ce.Code == StatusProtocolError {
 		c.r.wsi.CloseReason(int(StatusProtocolError), "")
+		c.failing = true
 		return -1
 	}
 	return 0
 }
 
-// markClosed is CLOSED: from now on Send fails.
+// markClosed is CLOSED and DROP_PROTOCOL: from now on Send fails. A
+// DROP_PROTOCOL before anything closed the link means libwebsockets itself
+// is failing it (a protocol error in a frame: it sends its own close
+// 1002).
 func (c *Conn) markClosed() {
 	c.mu.Lock()
 	if c.closed == nil {
 		c.closed = c.endState()
+		c.failing = c.failing || c.peer == nil
 	}
 	c.mu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,7 +88,8 @@ type listener struct {
 	index  int
 	extra  string // "x-a:\x00x-b:\x00" for cgo.WSI.HTTPRequest
 	protos []string
-	adm    admission // service goroutine only
+	adm    admission      // service goroutine only
+	proxy  *proxyListener // ProxyProtocol: the binding accepts
 }
 
 // New creates a Context, starts its service goroutine and opens its
@@ -109,7 +111,13 @@ func New(cfg *Config) (*Context, error) {
 	for i, lc := range cfg.Listeners {
 		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...)}
 		l.opts = linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
-		for _, h := range lc.ExtraHeaders {
+		extra := lc.ExtraHeaders
+		if lc.ForwardedHeader == headerForwarded && len(lc.TrustedProxies) > 0 &&
+			!slices.ContainsFunc(extra, func(h string) bool { return strings.EqualFold(h, headerForwarded) }) {
+			// Not a header libwebsockets knows: looked up by name.
+			extra = append(slices.Clip(extra), headerForwarded)
+		}
+		for _, h := range extra {
 			l.extra += strings.ToLower(h) + ":\x00"
 		}
 		c.listeners = append(c.listeners, l)
@@ -298,12 +306,21 @@ func (c *Context) run(started chan<- error) {
 			started <- err
 			return
 		}
+		if l.proxy != nil {
+			c.addrs = append(c.addrs, l.proxy.ln.Addr())
+			continue
+		}
 		host, _, _ := splitAddr(l.cfg.Addr)
 		ip := net.ParseIP(host)
 		if ip == nil {
 			ip = net.IPv6unspecified
 		}
 		c.addrs = append(c.addrs, &net.TCPAddr{IP: ip, Port: port})
+	}
+	for _, l := range c.listeners {
+		if l.proxy != nil {
+			l.proxy.start()
+		}
 	}
 	c.lcPtr.Store(lc)
 	c.flushTrace()
@@ -380,6 +397,9 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 		// One request per connection stream: no h2 multiplexing.
 		vi.ALPN = "http/1.1"
 	}
+	if l.cfg.ProxyProtocol {
+		return 0, c.openProxyListener(l, vi)
+	}
 	p, err := c.lc.NewVhost(vi)
 	if err != nil {
 		return 0, fmt.Errorf("lws: listener %q (%s): %w", l.cfg.Name, l.cfg.Addr, err)
@@ -388,6 +408,22 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 		return 0, fmt.Errorf("lws: listener %q (%s): libwebsockets did not open the port", l.cfg.Name, l.cfg.Addr)
 	}
 	return p, nil
+}
+
+// openProxyListener opens a ProxyProtocol listener: a vhost that listens
+// nowhere, and the binding's own listening socket (see proxyListener).
+func (c *Context) openProxyListener(l *listener, vi cgo.VhostInfo) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(vi.Iface, strconv.Itoa(vi.Port)))
+	if err != nil {
+		return fmt.Errorf("lws: listener %q: %w", l.cfg.Name, err)
+	}
+	vh, err := c.lc.NewAdoptingVhost(vi)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("lws: listener %q (%s): %w", l.cfg.Name, l.cfg.Addr, err)
+	}
+	l.proxy = &proxyListener{c: c, l: l, ln: ln.(*net.TCPListener), vh: vh}
+	return nil
 }
 
 // listenerRecs counts records of listening sockets, which live until the
@@ -420,6 +456,7 @@ func (c *Context) busyRecs() int {
 func (c *Context) beginStop(deadline time.Time) {
 	c.stopping = true
 	c.deadline = deadline
+	c.stopProxyListeners()
 	for _, r := range c.recs {
 		switch {
 		case r.dial != nil && !r.dial.done:
@@ -445,6 +482,7 @@ func (c *Context) beginStop(deadline time.Time) {
 
 // destroy tears the libwebsockets context down on the service goroutine.
 func (c *Context) destroy() {
+	c.stopProxyListeners()
 	c.lcPtr.Store(nil)
 	if c.stopTimer != nil {
 		c.stopTimer.Stop()
@@ -466,6 +504,16 @@ func (c *Context) destroy() {
 	}
 	c.pending, c.cmds = nil, nil
 	c.qmu.Unlock()
+}
+
+// stopProxyListeners stops the ProxyProtocol listeners' accepting (service
+// goroutine; idempotent).
+func (c *Context) stopProxyListeners() {
+	for _, l := range c.listeners {
+		if l.proxy != nil {
+			l.proxy.stop()
+		}
+	}
 }
 
 // drain runs queued work on the service goroutine.

@@ -41,11 +41,13 @@ type rec struct {
 	// below where the padding between them put it (an idle link's rec
 	// and Conn are most of its Go heap).
 	kind    recKind
-	opened  bool        // OnLinkOpen was called
-	killMe  bool        // client links: close when the current callback returns
-	counted bool        // accepted connections: countLink counted it
-	queued  atomic.Bool // in Context.pending
-	timer   timerKind   // accepted connections: what the TIMER callback is for
+	opened  bool           // OnLinkOpen was called
+	killMe  bool           // client links: close when the current callback returns
+	counted bool           // accepted connections: countLink counted it
+	held    bool           // a refused connection, counted as held to answer 503
+	refuse  admissionLimit // accepted connections: the limit that refused it
+	queued  atomic.Bool    // in Context.pending
+	timer   timerKind      // accepted connections: what the TIMER callback is for
 
 	req  *Request // the upgrade or current HTTP request
 	conn *Conn
@@ -61,8 +63,10 @@ type rec struct {
 	trace *linkTrace // the last Config.LinkTrace callbacks; nil without
 
 	// Accepted connections only: the address countLink counted by
-	// MaxLinksPerIP (invalid: none).
+	// MaxLinksPerIP (invalid: none), and the connection's address when
+	// it came through a proxy (nil: the TCP peer is the client).
 	ipKey netip.Addr
+	peer  *peerInfo
 }
 
 // Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
@@ -283,6 +287,9 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 		c.limitHit(r, LimitBadUpgrade)
 		return -1
 	}
+	if r.refuse != admitted {
+		return c.answerRefused(r, true)
+	}
 	req, err := c.readRequest(r)
 	if err != nil {
 		c.log.Warn("lws: reading upgrade request", "link", r.id, "err", err)
@@ -309,6 +316,9 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 	if !f.ok() {
 		c.limitHit(r, LimitBadUpgrade)
 		return c.refuseUpgrade(r, f.status, f.why, f.hdrs)
+	}
+	if k := c.admitForwarded(r, req); k != admitted {
+		return c.refuseAdmission(r, k, addrPortOf(req.Remote).Addr(), true)
 	}
 	r.req = req
 	if f := r.lis.cfg.CheckUpgrade; f != nil {
@@ -366,7 +376,7 @@ func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
 	if r.req != nil {
 		r.link.Path, r.link.Remote = r.req.Path, r.req.Remote
 	} else {
-		r.link.Remote = r.wsi.RemoteAddr()
+		r.link.Remote = tcpAddr(r.connAddr())
 	}
 	if p := ev.Protocol & 0xffff; p > 0 && p < len(r.lis.protos) {
 		r.link.Subprotocol = r.lis.protos[p]

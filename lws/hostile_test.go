@@ -9,6 +9,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -576,38 +577,71 @@ func TestHostileSlowBody(t *testing.T) {
 	lim.none(t)
 }
 
-// TestHostileMaxLinks: connections beyond MaxLinks, or beyond
-// MaxLinksPerIP from one address, are closed as they are accepted, without
-// a byte read or written; a slot freed is usable again.
+// logTo sends the binding's log to buf as well as to the test log.
+func logTo(t *testing.T, buf *lockedBuffer) func(*Config) {
+	return func(c *Config) {
+		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(buf, testWriter{t}), nil))
+	}
+}
+
+// refusedBody is the 503 an admission limit answers with.
+func refusedBody(t *testing.T, resp *http.Response, body []byte, limit string) {
+	t.Helper()
+	require.NotNil(t, resp, "no HTTP answer")
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+	assert.True(t, resp.Close, "Connection: close")
+	assert.Contains(t, string(body), "503 Service Unavailable: "+limit+": ")
+}
+
+// TestHostileMaxLinks: a connection beyond MaxLinks, or beyond
+// MaxLinksPerIP from one address, is refused with 503, Retry-After and a
+// body naming the limit, for a WebSocket upgrade and an HTTP request
+// alike, and a warning names the limit and the address; it does not count
+// as a link; a slot freed is usable again.
 func TestHostileMaxLinks(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		l     Listener
 		limit string
+		why   string
 	}{
-		{"total", Listener{MaxLinks: 3}, LimitMaxLinks},
-		{"per IP", Listener{MaxLinksPerIP: 3}, LimitMaxLinksPerIP},
+		{"total", Listener{MaxLinks: 3}, LimitMaxLinks, "the listener holds its limit of 3 links"},
+		{"per IP", Listener{MaxLinksPerIP: 3}, LimitMaxLinksPerIP, "127.0.0.1 holds the limit of 3 links per address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lim := newLimitLog()
+			opened := make(chan Link, 16)
 			closed := make(chan Link, 16)
+			var log lockedBuffer
 			tc.l.Name = "edge"
-			_, addr := hostileServer(t, tc.l, lim.hook, func(c *Config) {
+			_, addr := hostileServer(t, tc.l, lim.hook, logTo(t, &log), func(c *Config) {
+				c.OnLinkOpen = func(l Link) { opened <- l }
 				c.OnLinkClose = func(l Link, _ CloseError) { closed <- l }
 			})
 			var links []*websocket.Conn
 			for i := 0; i < 3; i++ {
 				links = append(links, dial(t, addr, nil))
+				waitFor(t, opened, "OnLinkOpen")
 			}
-			_, _, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
+			_, resp, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
 			require.Error(t, err, "a link beyond the limit opened")
+			body, _ := io.ReadAll(resp.Body)
+			refusedBody(t, resp, body, tc.limit)
+			assert.Contains(t, string(body), tc.why)
 			lim.expect(t, "edge", tc.limit)
-			resp, err := http.Get("http://" + addr + "/")
-			if err == nil {
-				resp.Body.Close()
+
+			resp, body = rawHTTP(t, addr, "GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+			refusedBody(t, resp, body, tc.limit)
+			lim.expect(t, "edge", tc.limit)
+			assert.Equal(t, 1, strings.Count(log.String(), "lws: connection refused"), "the second refusal within 10 s is not logged:\n%s", log.String())
+			assert.Contains(t, log.String(), "level=WARN msg=\"lws: connection refused\" listener=edge limit="+tc.limit+" remote=127.0.0.1 answer=503")
+			select {
+			case l := <-opened:
+				t.Fatalf("a refused connection opened link %d", l.ID)
+			default:
 			}
-			require.Error(t, err, "an HTTP connection beyond the limit was served")
-			lim.expect(t, "edge", tc.limit)
+
 			for _, ws := range links[:2] {
 				ws.Close()
 				waitFor(t, closed, "OnLinkClose")
@@ -620,21 +654,19 @@ func TestHostileMaxLinks(t *testing.T) {
 }
 
 // TestHostileAcceptRate: with AcceptRate 1 a burst of connections is cut
-// to about one a second; the refused ones are closed at accept.
+// to about one a second; the refused ones get 503 with Retry-After 1.
 func TestHostileAcceptRate(t *testing.T) {
 	lim := newLimitLog()
 	_, addr := hostileServer(t, Listener{Name: "edge", AcceptRate: 1}, lim.hook)
 	refused := 0
 	for i := 0; i < 20; i++ {
-		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		require.NoError(t, err)
-		_, _ = io.WriteString(nc, "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-		require.NoError(t, nc.SetReadDeadline(time.Now().Add(hangTimeout)))
-		b, _ := io.ReadAll(nc)
-		nc.Close()
-		if len(b) == 0 {
-			refused++
+		resp, body := rawHTTP(t, addr, "GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+		if resp.StatusCode == http.StatusOK {
+			continue
 		}
+		refusedBody(t, resp, body, LimitAcceptRate)
+		assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+		refused++
 	}
 	// 20 connections in a row take far less than the 19 s that would let
 	// the bucket refill for all of them.
@@ -642,6 +674,40 @@ func TestHostileAcceptRate(t *testing.T) {
 	for i := 0; i < refused; i++ {
 		lim.expect(t, "edge", LimitAcceptRate)
 	}
+	lim.none(t)
+}
+
+// TestHostileRefusalFlood: beyond 64 refused connections held at once
+// (clients that connect and send nothing), one more refused is closed at
+// accept without a byte; the held ones are closed after refuseWait.
+func TestHostileRefusalFlood(t *testing.T) {
+	lim := newLimitLog()
+	_, addr := hostileServer(t, Listener{Name: "edge", MaxLinks: 1}, lim.hook)
+	ws := dial(t, addr, nil)
+	var held []net.Conn
+	for i := 0; i < maxRefusing; i++ {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		require.NoError(t, err)
+		t.Cleanup(func() { nc.Close() })
+		held = append(held, nc)
+		lim.expect(t, "edge", LimitMaxLinks)
+	}
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	lim.expect(t, "edge", LimitMaxLinks)
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(hangTimeout)))
+	b, err := io.ReadAll(nc)
+	assert.NoError(t, err)
+	assert.Empty(t, b, "closed at accept, nothing written")
+	start := time.Now()
+	for _, h := range held {
+		require.NoError(t, h.SetReadDeadline(time.Now().Add(hangTimeout)))
+		b, _ := io.ReadAll(h)
+		assert.Empty(t, b)
+	}
+	assert.Less(t, time.Since(start), refuseWait+time.Second, "held refusals closed after refuseWait")
+	echo(t, ws, "the link within the limit is unaffected")
 	lim.none(t)
 }
 

@@ -34,7 +34,8 @@ type Request struct {
 	Header http.Header
 	// Body is the whole request body (at most Listener.MaxBodySize).
 	Body []byte
-	// Remote is the peer's address.
+	// Remote is the client's address: the peer's, or behind a proxy
+	// (Listener.TrustedProxies, ProxyProtocol) the client it names.
 	Remote net.Addr
 	// LinkID is the ID of the link (connection) the request came on.
 	LinkID uint64
@@ -69,13 +70,22 @@ func (c *Context) readRequest(r *rec) (*Request, error) {
 	if cap(buf) <= 64<<10 {
 		c.hbuf = buf[:0]
 	}
-	// A keep-alive connection's peer does not change: ask the kernel
-	// once per connection.
-	remote := r.link.Remote
-	if remote == nil {
+	var remote net.Addr
+	switch {
+	case r.peer != nil:
+		// A proxy's: each request names its client (below).
+	case r.link.Remote != nil:
+		// A keep-alive connection's peer does not change: ask the
+		// kernel once per connection.
+		remote = r.link.Remote
+	default:
 		remote = r.wsi.RemoteAddr()
 	}
-	return parseRequest(string(buf), remote, r.id, r.lis.cfg.Name)
+	req, err := parseRequest(string(buf), remote, r.id, r.lis.cfg.Name)
+	if err == nil && r.peer != nil {
+		req.Remote = tcpAddr(c.requestClient(r, req.Header))
+	}
+	return req, err
 }
 
 // parseRequest makes a Request of raw, what cgo.WSI.HTTPRequest read. The
@@ -294,6 +304,9 @@ func (w *ResponseWriter) refuseNow(status int, why string) int {
 
 // onHTTP is LWS_CALLBACK_HTTP: the headers of a request arrived.
 func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
+	if r.refuse != admitted {
+		return c.answerRefused(r, false)
+	}
 	if r.http == nil {
 		r.kind = recHTTP
 		r.http = &httpConn{r: r}

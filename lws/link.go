@@ -37,7 +37,9 @@ type Link struct {
 	Listener string
 	// URL is the URL a dialled link was opened to; "" for accepted links.
 	URL string
-	// Remote is the peer's address (nil if unknown).
+	// Remote is the peer's address (nil if unknown): for an accepted link
+	// behind a proxy (Listener.TrustedProxies, ProxyProtocol), the client
+	// the proxy named, for its upgrade or first request.
 	Remote net.Addr
 	// Path is the request path of the upgrade or first request.
 	Path string

@@ -19,8 +19,13 @@
 // -server runs the server cases against a running echo server instead, such
 // as lwsgate (whose -max-message must allow the 4 MiB messages of 9.x).
 //
-// Exit status: 0 when no case failed unexpectedly and no known failure
-// passes, 1 otherwise, 2 on trouble (usage, a server that would not start).
+// After each closing handshake the peer waits -close-wait (1s) for the
+// implementation to close TCP; one it had to close itself is FAILED BY
+// CLIENT (the implementation as the server) or FAILED BY SERVER, and fails
+// the run.
+//
+// Exit status: 0 when no case failed unexpectedly, no known failure passes
+// and no TCP connection was left open, 1 otherwise, 2 on trouble (usage, a server that would not start).
 package main
 
 import (
@@ -52,6 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cases := fs.String("cases", "", "comma-separated case IDs or ID prefixes (\"6.4\" selects 6.4.x); empty: all")
 	maxMessage := fs.Int64("max-message", 0, "the server's message size limit, for the 9.10.x cases (0: skip them; in process: 5 MiB)")
 	wait := fs.Duration("wait", 10*time.Second, "bound on each wait for the implementation")
+	closeWait := fs.Duration("close-wait", time.Second, "how long the peer waits after the closing handshake for the implementation to close TCP before it does (FAILED BY CLIENT)")
 	verbose := fs.Bool("v", false, "list every case, not only those not OK")
 	libVersion := fs.String("lib-version", "", "the -server's libwebsockets version, e.g. 4.3.5, for the known failures fixed upstream (default: unknown, all apply)")
 	showLog := fs.Bool("log", false, "show the binding's and libwebsockets' log (warnings and errors) on stderr")
@@ -63,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conformance: unexpected arguments:", fs.Args())
 		return 2
 	}
-	opts := &wsconform.Options{Wait: *wait, MaxMessage: *maxMessage, LibVersion: *libVersion, Deflate: *compression}
+	opts := &wsconform.Options{Wait: *wait, CloseWait: *closeWait, MaxMessage: *maxMessage, LibVersion: *libVersion, Deflate: *compression}
 	if *cases != "" {
 		for _, c := range strings.Split(*cases, ",") {
 			opts.Cases = append(opts.Cases, strings.TrimSpace(c))

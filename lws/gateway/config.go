@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -74,6 +75,25 @@ type ListenerConfig struct {
 	// clients that offer it (lws.Listener.Compression); limits.max_message
 	// bounds a message after inflation. false: off.
 	Compression bool `yaml:"compression"`
+	// TrustedProxies are the proxies (an IP address, or a CIDR such as
+	// 10.0.0.0/8) whose forwarded_header names the client of a request:
+	// that client is the link's remote address in the link table, the
+	// logs and the hooks, and what limits.max_links_per_ip counts
+	// (lws.Listener.TrustedProxies). From other peers the header is
+	// ignored. Empty: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ForwardedHeader is the header trusted_proxies name clients in:
+	// x-forwarded-for, or forwarded (RFC 7239; needs libwebsockets 4.3).
+	// "": x-forwarded-for.
+	ForwardedHeader string `yaml:"forwarded_header"`
+	// ProxyProtocol: every connection starts with a PROXY protocol v1 or
+	// v2 header (from a load balancer such as HAProxy or AWS's NLB), whose
+	// source is the connection's client (lws.Listener.ProxyProtocol).
+	// With trusted_proxies, believed from those peers only; without, from
+	// every peer, so the port must be reachable by the load balancers
+	// alone. A connection without a valid header is closed and logged.
+	// false: none.
+	ProxyProtocol bool `yaml:"proxy_protocol"`
 	// TLS serves wss and https when set.
 	TLS *TLSConfig `yaml:"tls"`
 	// Keepalive pings silent WebSocket links.
@@ -128,8 +148,8 @@ type LimitsConfig struct {
 	MaxHeaderBytes Size `yaml:"max_header_bytes"`
 	// MaxLinks, MaxLinksPerIP and AcceptRate (connections a second)
 	// bound what the listener accepts: lws.Listener's fields of the same
-	// names. 0: the binding's defaults (10000, 256, 1000); negative: no
-	// limit.
+	// names. 0: the binding's defaults (10000, no limit, 1000); negative:
+	// no limit. A connection refused gets 503 with Retry-After.
 	MaxLinks      int `yaml:"max_links"`
 	MaxLinksPerIP int `yaml:"max_links_per_ip"`
 	AcceptRate    int `yaml:"accept_rate"`
@@ -356,6 +376,9 @@ listeners:
     links: [tcplisten, httplisten]   # long links (WebSocket), short links (HTTP)
     subprotocols: [lws-gate]
     compression: false   # permessage-deflate for WebSocket clients that offer it
+    trusted_proxies: []  # proxies (IPs, CIDRs) whose forwarded_header names the client
+    forwarded_header: x-forwarded-for  # or forwarded (RFC 7239)
+    proxy_protocol: false  # connections start with a PROXY v1/v2 header (behind a load balancer)
     keepalive:
       ping_interval: 0s  # 0: libwebsockets' default (5m)
       ping_timeout: 0s   # 0: ping_interval + 10s
@@ -364,6 +387,7 @@ listeners:
       max_body: 1MiB
       max_send_queue: 32MiB
       max_header_bytes: 4KiB
+      max_links_per_ip: 0  # links per client address; 0: no limit (README: client addresses)
     auth:
       require_token: false
       origins: []        # allow-list of Origin values; empty: any
@@ -706,6 +730,12 @@ func (c *Config) Validate() error {
 		} else if k.PingTimeout > 0 {
 			bad(p+".keepalive.ping_timeout", "set without ping_interval")
 		}
+		if _, err := parseProxies(l.TrustedProxies); err != nil {
+			bad(fmt.Sprintf("%s.trusted_proxies[%d]", p, err.index), "%q: %v", l.TrustedProxies[err.index], err.err)
+		}
+		if err := lws.CheckForwardedHeader(l.ForwardedHeader); err != nil {
+			bad(p+".forwarded_header", "%q: %v", l.ForwardedHeader, err)
+		}
 		if l.Limits.MaxHeaderBytes > 65535 {
 			bad(p+".limits.max_header_bytes", "%d: at most 65535", l.Limits.MaxHeaderBytes)
 		}
@@ -939,4 +969,30 @@ func (c *Config) YAML() []byte {
 		panic(err)
 	}
 	return out
+}
+
+// proxyError is an entry of trusted_proxies that is not an address or
+// prefix.
+type proxyError struct {
+	index int
+	err   error
+}
+
+// parseProxies parses trusted_proxies: IP addresses (one address each)
+// and CIDR prefixes.
+func parseProxies(list []string) ([]netip.Prefix, *proxyError) {
+	var out []netip.Prefix
+	for i, s := range list {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return nil, &proxyError{i, fmt.Errorf("want an IP address or a CIDR prefix")}
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

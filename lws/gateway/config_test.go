@@ -66,6 +66,8 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"admin clash", "listeners:\n  - addr: 127.0.0.1:9\nadmin:\n  addr: 127.0.0.1:9\n", []string{"bad.yaml:4:", "admin.addr"}},
 		{"hook url", "hooks:\n  disconnect: ftp://x\n", []string{"bad.yaml:2:", "hooks.disconnect"}},
 		{"bad origin", "listeners:\n  - addr: :1\n    auth: {origins: [example.com]}\n", []string{"bad.yaml:3:", "origins[0]"}},
+		{"bad trusted proxy", "listeners:\n  - addr: :1\n    trusted_proxies:\n      - 10.0.0.0/8\n      - 10.0.0.0/33\n", []string{"bad.yaml:5:", `listeners[0].trusted_proxies[1]: "10.0.0.0/33": want an IP address or a CIDR prefix`}},
+		{"bad forwarded header", "listeners:\n  - addr: :1\n    forwarded_header: x-real-ip\n", []string{"bad.yaml:3:", `listeners[0].forwarded_header: "x-real-ip": want X-Forwarded-For or Forwarded`}},
 		{"two documents", "log: {}\n---\nlog: {}\n", []string{"bad.yaml", "more than one YAML document"}},
 		{"not yaml", "listeners: [\n", []string{"bad.yaml:"}},
 	}

@@ -189,25 +189,29 @@ func (g *Gateway) waitStarted() { <-g.started }
 // listener turns a ListenerConfig into an lws.Listener.
 func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 	links, _ := lws.ParseLinkTypes(strings.Join(l.Links, ","))
+	proxies, _ := parseProxies(l.TrustedProxies) // checked by Validate
 	out := lws.Listener{
-		Name:           l.Name,
-		Addr:           l.Addr,
-		Links:          links,
-		Handler:        wsHandler{g},
-		HTTPHandler:    &publicAPI{g: g, name: l.Name},
-		Subprotocols:   l.Subprotocols,
-		Compression:    l.Compression,
-		MaxMessageSize: int64(l.Limits.MaxMessage),
-		MaxSendQueue:   int64(l.Limits.MaxSendQueue),
-		SlowConsumer:   lws.CloseSlowConsumer,
-		MaxBodySize:    int64(l.Limits.MaxBody),
-		MaxHeaderBytes: int(l.Limits.MaxHeaderBytes),
-		MaxLinks:       l.Limits.MaxLinks,
-		MaxLinksPerIP:  l.Limits.MaxLinksPerIP,
-		AcceptRate:     l.Limits.AcceptRate,
-		ExtraHeaders:   []string{"Authorization", "Origin"},
-		PingInterval:   l.Keepalive.PingInterval.D(),
-		PingTimeout:    l.Keepalive.PingTimeout.D(),
+		Name:            l.Name,
+		Addr:            l.Addr,
+		Links:           links,
+		Handler:         wsHandler{g},
+		HTTPHandler:     &publicAPI{g: g, name: l.Name},
+		Subprotocols:    l.Subprotocols,
+		Compression:     l.Compression,
+		MaxMessageSize:  int64(l.Limits.MaxMessage),
+		MaxSendQueue:    int64(l.Limits.MaxSendQueue),
+		SlowConsumer:    lws.CloseSlowConsumer,
+		MaxBodySize:     int64(l.Limits.MaxBody),
+		MaxHeaderBytes:  int(l.Limits.MaxHeaderBytes),
+		MaxLinks:        l.Limits.MaxLinks,
+		MaxLinksPerIP:   l.Limits.MaxLinksPerIP,
+		AcceptRate:      l.Limits.AcceptRate,
+		ExtraHeaders:    []string{"Authorization", "Origin"},
+		TrustedProxies:  proxies,
+		ForwardedHeader: l.ForwardedHeader,
+		ProxyProtocol:   l.ProxyProtocol,
+		PingInterval:    l.Keepalive.PingInterval.D(),
+		PingTimeout:     l.Keepalive.PingTimeout.D(),
 	}
 	name := l.Name
 	out.CheckUpgrade = func(r *lws.Request) error {
@@ -333,6 +337,8 @@ func restartNeeded(a, b *Config) error {
 			return fmt.Errorf("%s.subprotocols changed: restart to apply", p)
 		case x.Compression != y.Compression:
 			return fmt.Errorf("%s.compression changed: restart to apply", p)
+		case strings.Join(x.TrustedProxies, ",") != strings.Join(y.TrustedProxies, ",") || !strings.EqualFold(x.ForwardedHeader, y.ForwardedHeader) || x.ProxyProtocol != y.ProxyProtocol:
+			return fmt.Errorf("%s: trusted_proxies, forwarded_header and proxy_protocol need a restart", p)
 		case y.Limits.MaxMessage > x.Limits.MaxMessage:
 			return fmt.Errorf("%s.limits.max_message raised above %d: restart to apply", p, x.Limits.MaxMessage)
 		case y.Limits.MaxBody > x.Limits.MaxBody:

@@ -115,6 +115,75 @@ func TestHooks(t *testing.T) {
 	assert.Len(t, hs.byEvent("connect"), 4)
 }
 
+// TestClientBehindTrustedProxy: behind a trusted proxy the link table,
+// the connect and disconnect hooks and the upgrade log name the client
+// its X-Forwarded-For names; from another peer the header changes nothing.
+func TestClientBehindTrustedProxy(t *testing.T) {
+	for _, tc := range []struct {
+		proxies, want string
+	}{
+		{"[127.0.0.0/8]", "203.0.113.9"},
+		{"[10.0.0.0/8]", "127.0.0.1"},
+	} {
+		hs := newHookServer(t)
+		g := startGW(t, fmt.Sprintf("hooks:\n  connect: %s/c\n  disconnect: %s/d\n  timeout: 2s\nlisteners:\n  - addr: 127.0.0.1:0\n    trusted_proxies: %s\n", hs.URL, hs.URL, tc.proxies), nil)
+		ws := g.dial(t, "/", http.Header{"X-Forwarded-For": {"198.51.100.1, 203.0.113.9"}})
+		id := linkID(t, ws)
+		var info LinkInfo
+		require.Equal(t, 200, g.api(t, "GET", fmt.Sprintf("/v1/api/links/%d", id), "", &info))
+		assert.Equal(t, tc.want, hostOf(info.Remote), "link table, trusted %s", tc.proxies)
+		ws.Close()
+		g.waitEmpty(t)
+		var connect, disconnect string
+		require.Eventually(t, func() bool {
+			for _, e := range hs.byEvent("connect") {
+				if e.Link.ID == id {
+					connect = e.Link.Remote
+				}
+			}
+			for _, e := range hs.byEvent("disconnect") {
+				if e.Link.ID == id {
+					disconnect = e.Link.Remote
+				}
+			}
+			return connect != "" && disconnect != ""
+		}, 10*time.Second, 10*time.Millisecond)
+		assert.Equal(t, tc.want, hostOf(connect), "connect hook")
+		assert.Equal(t, tc.want, hostOf(disconnect), "disconnect hook")
+	}
+}
+
+// TestProxyProtocolListener: on a proxy_protocol listener the link table
+// names the client of the connection's PROXY header.
+func TestProxyProtocolListener(t *testing.T) {
+	g := startGW(t, "listeners:\n  - addr: 127.0.0.1:0\n    proxy_protocol: true\n", nil)
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, NetDial: func(_, _ string) (net.Conn, error) {
+		nc, err := net.Dial("tcp", g.pub)
+		if err == nil {
+			_, err = io.WriteString(nc, "PROXY TCP6 2001:db8::7 2001:db8::1 4711 443\r\n")
+		}
+		return nc, err
+	}}
+	ws, _, err := d.Dial("ws://"+g.pub+"/", nil)
+	require.NoError(t, err)
+	defer ws.Close()
+	var info LinkInfo
+	require.Equal(t, 200, g.api(t, "GET", fmt.Sprintf("/v1/api/links/%d", linkID(t, ws)), "", &info))
+	assert.Equal(t, "[2001:db8::7]:4711", info.Remote)
+	// Without the header the connection is closed, and logged.
+	_, _, err = websocket.DefaultDialer.Dial("ws://"+g.pub+"/", nil)
+	require.Error(t, err)
+	require.Eventually(t, func() bool { return strings.Contains(g.logs.String(), "no valid PROXY protocol header") }, 5*time.Second, 10*time.Millisecond)
+}
+
+func hostOf(hostport string) string {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	return h
+}
+
 func TestDisconnectHookRetriesAndShutdownDelivers(t *testing.T) {
 	var mu sync.Mutex
 	fails := 1

@@ -66,6 +66,9 @@ type Event struct {
 	Code   int
 	Reason string
 	Detail string // EvViolation, EvReset: what happened
+	// At is when the peer read it (for EvEOF and EvReset: when reading
+	// ended).
+	At time.Time
 }
 
 func (e Event) String() string {
@@ -112,9 +115,12 @@ type Peer struct {
 	maxMsg int64
 	pmd    *pmdLink // permessage-deflate, when the handshake agreed it
 
-	wmu       sync.Mutex
-	werr      error // first write error
-	closeSent bool  // a close frame was written
+	wmu         sync.Mutex
+	werr        error     // first write error
+	closeSent   bool      // a close frame was written
+	closeSentAt time.Time // when the first one was
+
+	closeRecvAt time.Time // when the implementation's close frame was read; mu
 
 	mu     sync.Mutex
 	q      []Event
@@ -136,7 +142,11 @@ func newPeer(conn net.Conn, br *bufio.Reader, client bool, maxMsg int64, pmd *pm
 }
 
 func (p *Peer) push(e Event) {
+	e.At = time.Now()
 	p.mu.Lock()
+	if e.Kind == EvClose && p.closeRecvAt.IsZero() {
+		p.closeRecvAt = e.At
+	}
 	if e.Kind == EvEOF || e.Kind == EvReset {
 		p.final = &e
 	} else {
@@ -310,12 +320,22 @@ func (p *Peer) next(wait time.Duration) Event {
 // (chop < 0), or in writes of chop bytes. A write error is recorded, not
 // returned: the implementation may rightly have closed the link.
 func (p *Peer) write(chop int, frames ...Frame) {
+	closing := false
 	for _, f := range frames {
-		if f.Opcode == OpClose {
+		closing = closing || f.Opcode == OpClose
+	}
+	if closing {
+		p.wmu.Lock()
+		p.closeSent = true
+		p.wmu.Unlock()
+		defer func() {
+			// Once written: the implementation cannot act on it before.
 			p.wmu.Lock()
-			p.closeSent = true
+			if p.closeSentAt.IsZero() {
+				p.closeSentAt = time.Now()
+			}
 			p.wmu.Unlock()
-		}
+		}()
 	}
 	var bufs [][]byte
 	if chop < 0 {
@@ -373,6 +393,35 @@ func (p *Peer) sentClose() bool {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	return p.closeSent
+}
+
+// handshakeDone returns when the closing handshake ended for the peer: the
+// later of its close frame written and the implementation's read; zero
+// when either is missing.
+func (p *Peer) handshakeDone() time.Time {
+	p.wmu.Lock()
+	sent := p.closeSentAt
+	p.wmu.Unlock()
+	p.mu.Lock()
+	recv := p.closeRecvAt
+	p.mu.Unlock()
+	if sent.IsZero() || recv.IsZero() {
+		return time.Time{}
+	}
+	if sent.After(recv) {
+		return sent
+	}
+	return recv
+}
+
+// closeWrite ends the peer's side of the TCP connection (a FIN), leaving
+// it open for reading.
+func (p *Peer) closeWrite() {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if cw, ok := p.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
 }
 
 // shutdown closes the connection and waits for the reader.

@@ -55,15 +55,20 @@ func (r *Report) Families() (names []string, counts map[string]*Counts) {
 func (r *Report) WriteTable(w io.Writer, title string, verbose bool) {
 	fmt.Fprintf(w, "== %s\n\n", title)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "Case\tOutcome\tTime\tDetail")
+	fmt.Fprintln(tw, "Case\tOutcome\tTime\tClosing\tDetail")
 	for _, res := range r.Results {
 		o := res.Outcome()
-		if !verbose && o == OutcomeOK {
+		if !verbose && o == OutcomeOK && !res.Closing.Dropped {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", res.Case.ID, o, res.Duration.Round(time.Millisecond), oneLine(res.Detail))
+		closing := res.Closing.Describe(r.Target)
+		if closing == "" {
+			closing = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", res.Case.ID, o, res.Duration.Round(time.Millisecond), closing, oneLine(res.Detail))
 	}
 	tw.Flush()
+	r.writeClosing(w)
 
 	fmt.Fprintln(w)
 	names, counts := r.Families()
@@ -122,13 +127,59 @@ func (r *Report) WriteTable(w io.Writer, title string, verbose bool) {
 	}
 	fmt.Fprintf(w, "\nPROBLEMS (%d):\n", len(probs))
 	for _, res := range probs {
-		if res.Outcome() == OutcomeStale {
+		if res.Closing.Dropped {
+			fmt.Fprintf(w, "  %s %s: %s\n", res.Case.ID, res.Closing.Describe(r.Target), closingRule(r.Target))
+		}
+		switch res.Outcome() {
+		case OutcomeOK, OutcomeNonStrict, OutcomeKnown:
+			continue
+		case OutcomeStale:
 			fmt.Fprintf(w, "  %s now passes (%s): remove its entry from KnownFailures (%s)\n", res.Case.ID, res.Verdict, res.Known.Fix)
 			continue
 		}
 		fmt.Fprintf(w, "  %s FAILED: %s\n      %s\n", res.Case.ID, oneLine(res.Detail), res.Case.Desc)
 	}
 	fmt.Fprintln(w)
+}
+
+// writeClosing summarises the closing behaviour: how many links ended
+// with a closing handshake, how long the implementation took at most to
+// close TCP after it, and how many the peer had to close itself.
+func (r *Report) writeClosing(w io.Writer) {
+	var n, dropped int
+	var slowest *CaseResult
+	for i, res := range r.Results {
+		c := res.Closing
+		if !c.Measured {
+			continue
+		}
+		n++
+		if c.Dropped {
+			dropped++
+		} else if slowest == nil || c.After > slowest.Closing.After {
+			slowest = &r.Results[i]
+		}
+	}
+	if n == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nClosing behaviour: %d links ended with a closing handshake", n)
+	if slowest != nil {
+		fmt.Fprintf(w, "; the implementation closed TCP within %s of it (slowest: %s)", closeTime(slowest.Closing.After), slowest.Case.ID)
+	}
+	if dropped > 0 {
+		fmt.Fprintf(w, "; %d %s", dropped, droppedName(r.Target))
+	}
+	fmt.Fprintln(w, ".")
+}
+
+// closingRule says what the implementation should have done instead of
+// leaving TCP open.
+func closingRule(target Target) string {
+	if target == TargetServer {
+		return "the server should close TCP right after the closing handshake (RFC 6455 section 7.1.1)"
+	}
+	return "the client should close TCP once the server has (RFC 6455 section 7.1.1)"
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

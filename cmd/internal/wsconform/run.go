@@ -15,6 +15,12 @@ type Options struct {
 	// Wait bounds each wait for the implementation: an event, a
 	// connection, a handshake. 0: 10s.
 	Wait time.Duration
+	// CloseWait is how long the peer waits, once both close frames went,
+	// for the implementation to close TCP before it closes it itself
+	// (Result.Closing.Dropped). 0: 1s, as Autobahn's client waits for a
+	// server (its serverConnectionDropTimeout, and killAfter(1) in the
+	// cases where the server fails the link).
+	CloseWait time.Duration
 	// MaxMessage is the implementation's message size limit, which the
 	// 9.10.x cases exceed; 0: skip those cases.
 	MaxMessage int64
@@ -41,6 +47,9 @@ func (o *Options) withDefaults() *Options {
 	}
 	if out.Wait <= 0 {
 		out.Wait = 10 * time.Second
+	}
+	if out.CloseWait <= 0 {
+		out.CloseWait = time.Second
 	}
 	return &out
 }
@@ -111,12 +120,13 @@ type Report struct {
 	Results []CaseResult
 }
 
-// Problems returns the results that fail a run: unexpected failures and
-// known failures that now pass (their KnownFailures entry is stale).
+// Problems returns the results that fail a run: unexpected failures,
+// known failures that now pass (their KnownFailures entry is stale), and
+// links whose TCP connection the peer had to close (Closing.Dropped).
 func (r *Report) Problems() []CaseResult {
 	var out []CaseResult
 	for _, c := range r.Results {
-		if o := c.Outcome(); o == OutcomeFailed || o == OutcomeStale {
+		if o := c.Outcome(); o == OutcomeFailed || o == OutcomeStale || c.Closing.Dropped {
 			out = append(out, c)
 		}
 	}
@@ -164,7 +174,14 @@ func runServerCase(addr string, c *Case, o *Options) Result {
 	}
 	p := newPeer(conn, br, true, peerReadLimit, pmd)
 	defer p.shutdown()
-	return c.Run(&T{p: p, target: TargetServer, opts: o, resp: resp, pmdWhy: why})
+	return play(c, &T{p: p, target: TargetServer, opts: o, resp: resp, pmdWhy: why})
+}
+
+// play runs a case and adds how the link's TCP connection ended.
+func play(c *Case, t *T) Result {
+	r := c.Run(t)
+	r.Closing = t.closing
+	return r
 }
 
 // Dialer makes the implementation dial url as a WebSocket client that
@@ -244,7 +261,7 @@ func runClientCase(ln *net.TCPListener, dial Dialer, c *Case, o *Options) Result
 	}
 	p := newPeer(conn, br, false, peerReadLimit, pmd)
 	defer p.shutdown()
-	return c.Run(&T{p: p, target: TargetClient, opts: o, req: req, dialErr: waitDial})
+	return play(c, &T{p: p, target: TargetClient, opts: o, req: req, dialErr: waitDial})
 }
 
 func (r *Report) add(o *Options, c *Case, target Target, res Result, d time.Duration) {

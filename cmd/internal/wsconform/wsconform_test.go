@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
@@ -221,31 +222,90 @@ func TestSuiteDeflateAgainstGorilla(t *testing.T) {
 	assert.Equal(t, want, got, "client verdicts")
 }
 
-// gorillaEcho echoes every message of c until it fails.
-func gorillaEcho(c *websocket.Conn) {
-	defer c.Close()
+// TestClosingBehaviour: the peer times how soon the implementation closes
+// TCP after the closing handshake, and reports one that leaves it open as
+// Autobahn does (FAILED BY CLIENT for a server), a problem for the run.
+// gorilla closes at once when its handler returns; held, it does not.
+func TestClosingBehaviour(t *testing.T) {
+	opts := &Options{Cases: []string{"7.1.1", "7.9.1"}, CloseWait: 200 * time.Millisecond}
+	for _, hold := range []bool{false, true} {
+		up := &websocket.Upgrader{}
+		addr := serveGorillaWith(t, func(w http.ResponseWriter, r *http.Request) {
+			if c, err := up.Upgrade(w, r, nil); err == nil {
+				echoThenHold(c, hold)
+			}
+		})
+		rep := RunServer(addr, opts)
+		for _, r := range rep.Results {
+			assert.True(t, r.Closing.Measured, "%s hold=%v", r.Case.ID, hold)
+			assert.Equal(t, hold, r.Closing.Dropped, "%s hold=%v: %s", r.Case.ID, hold, r.Closing.Describe(TargetServer))
+			if !hold {
+				assert.Less(t, r.Closing.After, 100*time.Millisecond, r.Case.ID)
+			}
+		}
+		assert.Equal(t, hold, len(rep.Problems()) == 2, "hold=%v", hold)
+		var b strings.Builder
+		rep.WriteTable(&b, "t", false)
+		assert.Equal(t, hold, strings.Contains(b.String(), "7.1.1 FAILED BY CLIENT"), b.String())
+	}
+
+	// As the server, the peer closes its side first; a client that never
+	// closes TCP after that is reported too.
+	for _, hold := range []bool{false, true} {
+		dial := func(url string) error {
+			c, _, err := websocket.DefaultDialer.Dial(url, nil)
+			if err != nil {
+				return err
+			}
+			go echoThenHold(c, hold)
+			return nil
+		}
+		rep, err := RunClient(dial, opts)
+		require.NoError(t, err)
+		for _, r := range rep.Results {
+			assert.True(t, r.Closing.Measured, "%s hold=%v", r.Case.ID, hold)
+			assert.Equal(t, hold, r.Closing.Dropped, "client %s hold=%v: %s", r.Case.ID, hold, r.Closing.Describe(TargetClient))
+		}
+		assert.Equal(t, hold, len(rep.Problems()) == 2, "client hold=%v", hold)
+	}
+}
+
+// echoThenHold echoes every message of c until reading fails, then, with
+// hold, keeps TCP open for a second before closing it.
+func echoThenHold(c *websocket.Conn, hold bool) {
 	c.SetReadLimit(1 << 20)
 	for {
 		mt, p, err := c.ReadMessage()
 		if err != nil {
-			return
+			break
 		}
-		if err := c.WriteMessage(mt, p); err != nil {
-			return
-		}
+		_ = c.WriteMessage(mt, p)
 	}
+	if hold {
+		time.Sleep(time.Second)
+	}
+	c.Close()
 }
+
+// gorillaEcho echoes every message of c until it fails.
+func gorillaEcho(c *websocket.Conn) { echoThenHold(c, false) }
 
 // serveGorilla runs a gorilla echo server with up on loopback until the
 // test ends and returns its address.
 func serveGorilla(t *testing.T, up *websocket.Upgrader) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveGorillaWith(t, func(w http.ResponseWriter, r *http.Request) {
 		if c, err := up.Upgrade(w, r, nil); err == nil {
 			gorillaEcho(c)
 		}
-	})}
+	})
+}
+
+// serveGorillaWith serves h on loopback until the test ends and returns
+// its address.
+func serveGorillaWith(t *testing.T, h http.HandlerFunc) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := &http.Server{Handler: h}
 	go srv.Serve(ln)
 	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 	return ln.Addr().String()
