@@ -14,7 +14,15 @@ import (
 	"github.com/lwsgate/lwsgate/lws"
 )
 
-// adminHandler is the admin listener's API:
+// adminRoute is one route of the admin listener.
+type adminRoute struct {
+	pattern string // an http.ServeMux pattern: "METHOD /path/{id}"
+	open    bool   // served without admin.token (probes and metrics)
+	handler http.Handler
+}
+
+// adminRoutes is the admin listener's API, the one table of what it
+// serves:
 //
 //	GET    /v1/api/links                     the link table (?type=tcplisten&user=U&channel=C)
 //	GET    /v1/api/links/{id}                one link
@@ -31,23 +39,37 @@ import (
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
 // @connections does; an ID never issued, 404.
+func (g *Gateway) adminRoutes() []adminRoute {
+	api := func(pattern string, f http.HandlerFunc) adminRoute { return adminRoute{pattern, false, f} }
+	open := func(pattern string, h http.Handler) adminRoute { return adminRoute{pattern, true, h} }
+	return []adminRoute{
+		api("GET /v1/api/links", g.apiLinks),
+		api("GET /v1/api/links/{id}", g.apiLink),
+		api("POST /v1/api/links/{id}/send", g.apiSend),
+		api("POST /v1/api/links/{id}/close", g.apiClose),
+		api("DELETE /v1/api/links/{id}", g.apiClose),
+		api("GET /v1/api/links/{id}/trace", g.apiTrace),
+		api("POST /v1/api/links/{id}/subscribe", g.apiSubscribe),
+		api("POST /v1/api/links/{id}/unsubscribe", g.apiSubscribe),
+		api("POST /v1/api/publish", g.apiPublish),
+		api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) }),
+		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
+		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
+		open("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.health()) })),
+		open("GET /readyz", http.HandlerFunc(g.apiReady)),
+	}
+}
+
+// adminHandler serves adminRoutes; any other request gets a JSON 404.
 func (g *Gateway) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	api := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, g.adminAuth(f)) }
-	api("GET /v1/api/links", g.apiLinks)
-	api("GET /v1/api/links/{id}", g.apiLink)
-	api("POST /v1/api/links/{id}/send", g.apiSend)
-	api("POST /v1/api/links/{id}/close", g.apiClose)
-	api("DELETE /v1/api/links/{id}", g.apiClose)
-	api("GET /v1/api/links/{id}/trace", g.apiTrace)
-	api("POST /v1/api/links/{id}/subscribe", g.apiSubscribe)
-	api("POST /v1/api/links/{id}/unsubscribe", g.apiSubscribe)
-	api("POST /v1/api/publish", g.apiPublish)
-	api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) })
-	api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.health()) })
-	mux.HandleFunc("GET /readyz", g.apiReady)
+	for _, rt := range g.adminRoutes() {
+		h := rt.handler
+		if !rt.open {
+			h = g.adminAuth(h)
+		}
+		mux.Handle(rt.pattern, h)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 404, apiError{404, "no route for " + r.Method + " " + r.URL.Path})
 	})
@@ -65,7 +87,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (g *Gateway) adminAuth(f http.HandlerFunc) http.Handler {
+func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok := g.cfg.Load().Admin.Token
 		if tok != "" {
@@ -75,7 +97,7 @@ func (g *Gateway) adminAuth(f http.HandlerFunc) http.Handler {
 				return
 			}
 		}
-		f(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 
