@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -60,17 +61,35 @@ func (g *Gateway) adminRoutes() []adminRoute {
 	}
 }
 
-// adminHandler serves adminRoutes; any other request gets a JSON 404.
+// adminHandler serves adminRoutes. Any other request gets a JSON 405 with
+// Allow when its path has routes for other methods, else a JSON 404.
 func (g *Gateway) adminHandler() http.Handler {
 	mux := http.NewServeMux()
+	var methods []string
 	for _, rt := range g.adminRoutes() {
 		h := rt.handler
 		if !rt.open {
 			h = g.adminAuth(h)
 		}
 		mux.Handle(rt.pattern, h)
+		if m, _, _ := strings.Cut(rt.pattern, " "); !slices.Contains(methods, m) {
+			methods = append(methods, m)
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range methods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeJSON(w, 405, apiError{405, r.Method + " " + r.URL.Path + ": method not allowed (allowed: " + strings.Join(allow, ", ") + ")"})
+			return
+		}
 		writeJSON(w, 404, apiError{404, "no route for " + r.Method + " " + r.URL.Path})
 	})
 	return mux
