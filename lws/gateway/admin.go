@@ -112,6 +112,8 @@ func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 		if tok != "" {
 			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+				// RFC 9110, 11.6.1: a 401 names the scheme it wants.
+				w.Header().Set("WWW-Authenticate", `Bearer realm="lwsgate admin"`)
 				writeJSON(w, 401, apiError{401, "admin token required (Authorization: Bearer)"})
 				return
 			}

@@ -42,3 +42,18 @@ func TestAdminMethodNotAllowed(t *testing.T) {
 	assert.Equal(t, 404, resp.StatusCode, body)
 	assert.Empty(t, resp.Header.Get("Allow"))
 }
+
+// TestAdminChallenge: a request without the admin token gets 401 with
+// WWW-Authenticate naming the Bearer scheme (RFC 9110, 11.6.1: a 401
+// must carry it); with the token, none.
+func TestAdminChallenge(t *testing.T) {
+	g := startGW(t, "admin:\n  addr: 127.0.0.1:0\n  token: s3cret\n", nil)
+	for _, tok := range []string{"", "wrong"} {
+		resp, body := g.rawAPI(t, "GET", "/v1/api/links", tok, "")
+		assert.Equal(t, 401, resp.StatusCode, body)
+		assert.Equal(t, `Bearer realm="lwsgate admin"`, resp.Header.Get("WWW-Authenticate"))
+	}
+	resp, _ := g.rawAPI(t, "GET", "/v1/api/links", "s3cret", "")
+	assert.Equal(t, 200, resp.StatusCode)
+	assert.Empty(t, resp.Header.Get("WWW-Authenticate"))
+}
