@@ -134,11 +134,22 @@ func (g *Gateway) apiReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"ready": true})
 }
 
-// linkErr writes the answer for a link operation's error.
-func linkErr(w http.ResponseWriter, err error) {
+// goneError is the 410 answer: how the link ended, when the gateway
+// still knows (the last closedKeep links to close).
+type goneError struct {
+	apiError
+	Closed *ClosedLink `json:"closed,omitempty"`
+}
+
+// linkErr writes the answer for an operation's error on link id.
+func (g *Gateway) linkErr(w http.ResponseWriter, id uint64, err error) {
 	switch {
 	case errors.Is(err, ErrGone), errors.Is(err, lws.ErrClosed), errors.Is(err, lws.ErrNoLink):
-		writeJSON(w, 410, apiError{410, "link is gone"})
+		ans := goneError{apiError: apiError{410, "link is gone"}}
+		if cl, ok := g.closed.get(id); ok {
+			ans.Closed = &cl
+		}
+		writeJSON(w, 410, ans)
 	case errors.Is(err, ErrNoLink):
 		writeJSON(w, 404, apiError{404, "no such link"})
 	case errors.Is(err, ErrNotWebSocket):
@@ -191,7 +202,7 @@ func (g *Gateway) apiLink(w http.ResponseWriter, r *http.Request) {
 	}
 	in, err := g.Link(id)
 	if err != nil {
-		linkErr(w, err)
+		g.linkErr(w, id, err)
 		return
 	}
 	writeJSON(w, 200, in)
@@ -213,7 +224,7 @@ func (g *Gateway) apiSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := g.Send(id, typ, body); err != nil {
-		linkErr(w, err)
+		g.linkErr(w, id, err)
 		return
 	}
 	writeJSON(w, 200, map[string]any{"queued": len(body)})
@@ -244,7 +255,7 @@ func (g *Gateway) apiClose(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := g.CloseLink(id, lws.StatusCode(req.Code), req.Reason); err != nil {
-		linkErr(w, err)
+		g.linkErr(w, id, err)
 		return
 	}
 	writeJSON(w, 202, map[string]any{"closing": id, "code": req.Code})
@@ -266,12 +277,12 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if l, gone := g.links.get(id); l == nil {
-		linkErr(w, map[bool]error{true: ErrGone, false: ErrNoLink}[gone])
+		g.linkErr(w, id, map[bool]error{true: ErrGone, false: ErrNoLink}[gone])
 		return
 	}
 	tr, err := g.ctx.LinkTrace(id)
 	if err != nil {
-		linkErr(w, err) // lws.ErrNoLink: it has just gone
+		g.linkErr(w, id, err) // lws.ErrNoLink: it has just gone
 		return
 	}
 	type entry struct {
@@ -310,7 +321,7 @@ func (g *Gateway) apiSubscribe(w http.ResponseWriter, r *http.Request) {
 		err = g.Subscribe(id, req.Channel)
 	}
 	if err != nil {
-		linkErr(w, err)
+		g.linkErr(w, id, err)
 		return
 	}
 	writeJSON(w, 200, map[string]any{"link": id, "channel": req.Channel})

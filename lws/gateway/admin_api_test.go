@@ -1,13 +1,21 @@
 package gateway
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/lws"
 )
 
 // rawAPI calls the admin API and returns the response with its body read.
@@ -56,4 +64,72 @@ func TestAdminChallenge(t *testing.T) {
 	resp, _ := g.rawAPI(t, "GET", "/v1/api/links", "s3cret", "")
 	assert.Equal(t, 200, resp.StatusCode)
 	assert.Empty(t, resp.Header.Get("WWW-Authenticate"))
+}
+
+// TestAdminGoneSaysHow: the 410 for a link that has closed says with
+// which code and reason, by which side and when, for a close by the
+// admin API, by the client and by a lost connection.
+func TestAdminGoneSaysHow(t *testing.T) {
+	g := startGW(t, "", nil)
+	gone := func(id uint64) (ans struct {
+		Code   int
+		Error  string
+		Closed *ClosedLink
+	}) {
+		t.Helper()
+		require.Eventually(t, func() bool { _, err := g.Link(id); return errors.Is(err, ErrGone) }, 10*time.Second, 5*time.Millisecond)
+		resp, body := g.rawAPI(t, "GET", fmt.Sprintf("/v1/api/links/%d", id), "", "")
+		require.Equal(t, 410, resp.StatusCode, body)
+		require.NoError(t, json.Unmarshal([]byte(body), &ans))
+		require.NotNil(t, ans.Closed, body)
+		return ans
+	}
+	before := time.Now()
+
+	ws := g.dial(t, "/", nil)
+	id := linkID(t, ws)
+	require.Equal(t, 202, g.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/close", id), `{"code":4001,"reason":"kicked"}`, nil))
+	closeCode(t, ws)
+	ans := gone(id)
+	assert.Equal(t, 410, ans.Code)
+	assert.Equal(t, ClosedLink{Code: 4001, Reason: "kicked", By: "gateway", At: ans.Closed.At}, *ans.Closed)
+	assert.WithinRange(t, ans.Closed.At, before, time.Now())
+
+	ws = g.dial(t, "/", nil)
+	id = linkID(t, ws)
+	require.NoError(t, ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4100, "bye"), time.Now().Add(time.Second)))
+	closeCode(t, ws)
+	ans = gone(id)
+	assert.Equal(t, ClosedLink{Code: 4100, Reason: "bye", By: "peer", At: ans.Closed.At}, *ans.Closed)
+
+	ws = g.dial(t, "/", nil)
+	id = linkID(t, ws)
+	ws.UnderlyingConn().(*net.TCPConn).SetLinger(0)
+	ws.UnderlyingConn().Close() // RST, no close frame
+	ans = gone(id)
+	assert.Equal(t, 1006, ans.Closed.Code)
+	assert.Equal(t, "peer", ans.Closed.By)
+
+	// The other operations on it say the same.
+	resp, body := g.rawAPI(t, "POST", fmt.Sprintf("/v1/api/links/%d/send", id), "", "late")
+	assert.Equal(t, 410, resp.StatusCode)
+	assert.Contains(t, body, `"closed":{"code":1006`)
+}
+
+// TestClosedLinksForgetsTheOldest: the record keeps the last closedKeep
+// links and no more.
+func TestClosedLinksForgetsTheOldest(t *testing.T) {
+	c := newClosedLinks()
+	for id := uint64(1); id <= closedKeep+10; id++ {
+		c.add(id, lws.CloseError{Code: lws.StatusCode(1000 + id%7)}, time.Now())
+	}
+	_, ok := c.get(10)
+	assert.False(t, ok, "the oldest are forgotten")
+	cl, ok := c.get(11)
+	assert.True(t, ok)
+	assert.Equal(t, 1000+11%7, cl.Code)
+	cl, ok = c.get(closedKeep + 10)
+	assert.True(t, ok)
+	assert.Equal(t, 1000+(closedKeep+10)%7, cl.Code)
+	assert.Len(t, c.slot, closedKeep)
 }

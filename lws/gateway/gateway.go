@@ -63,6 +63,7 @@ type Gateway struct {
 	addrs   map[string]net.Addr
 
 	links   *linkTable
+	closed  *closedLinks
 	routes  *routeTable
 	hub     *hub
 	tokens  *tokens
@@ -109,6 +110,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		level:   opts.Level,
 		router:  opts.Router,
 		links:   newLinkTable(),
+		closed:  newClosedLinks(),
 		hub:     newHub(),
 		started: make(chan struct{}),
 	}
