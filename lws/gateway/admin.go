@@ -280,6 +280,10 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 		g.linkErr(w, id, map[bool]error{true: ErrGone, false: ErrNoLink}[gone])
 		return
 	}
+	if linkTrace(g.cfg.Load()) == 0 {
+		writeJSON(w, 409, apiError{409, "link traces are off (log.link_trace is negative)"})
+		return
+	}
 	tr, err := g.ctx.LinkTrace(id)
 	if err != nil {
 		g.linkErr(w, id, err) // lws.ErrNoLink: it has just gone

@@ -133,3 +133,14 @@ func TestClosedLinksForgetsTheOldest(t *testing.T) {
 	assert.Equal(t, 1000+(closedKeep+10)%7, cl.Code)
 	assert.Len(t, c.slot, closedKeep)
 }
+
+// TestAdminTraceOff: with link traces off, a live link's trace is
+// refused with 409 naming the setting, not a 400 naming lws's field as
+// if the request were malformed.
+func TestAdminTraceOff(t *testing.T) {
+	g := startGW(t, "log: {link_trace: -1}\n", nil)
+	id := linkID(t, g.dial(t, "/", nil))
+	resp, body := g.rawAPI(t, "GET", fmt.Sprintf("/v1/api/links/%d/trace", id), "", "")
+	assert.Equal(t, 409, resp.StatusCode)
+	assert.JSONEq(t, `{"code":409,"error":"link traces are off (log.link_trace is negative)"}`, body)
+}
