@@ -271,7 +271,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	log := slog.New(h)
 
-	gw, err := gateway.New(cfg, &gateway.Options{Logger: log, Level: level, Trace: out})
+	gw, err := gateway.New(cfg, &gateway.Options{Logger: log, Level: level, Trace: out, Version: version})
 	if err != nil {
 		fmt.Fprintln(stderr, "lwsgate:", strings.TrimPrefix(strings.TrimPrefix(err.Error(), "gateway: "), "lws: "))
 		return 1

@@ -36,6 +36,7 @@ type adminRoute struct {
 //	POST   /v1/api/publish                   {"channel":"room1","data":"hi"} (or "data_base64")
 //	GET    /v1/api/channels                  channels and member counts
 //	GET    /v1/api/routes                    the route table
+//	GET    /v1/api/nodes                     the cluster's nodes (this one alone)
 //	GET    /metrics, /healthz, /readyz
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
@@ -55,6 +56,7 @@ func (g *Gateway) adminRoutes() []adminRoute {
 		api("POST /v1/api/publish", g.apiPublish),
 		api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) }),
 		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
+		api("GET /v1/api/nodes", g.apiNodes),
 		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
 		open("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.health()) })),
 		open("GET /readyz", http.HandlerFunc(g.apiReady)),

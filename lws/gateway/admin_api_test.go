@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,21 @@ func TestAdminTraceOff(t *testing.T) {
 	resp, body := g.rawAPI(t, "GET", fmt.Sprintf("/v1/api/links/%d/trace", id), "", "")
 	assert.Equal(t, 409, resp.StatusCode)
 	assert.JSONEq(t, `{"code":409,"error":"link traces are off (log.link_trace is negative)"}`, body)
+}
+
+// TestAdminNodes: without cluster mode the cluster is this node alone,
+// named after the host, with its version, start time and links.
+func TestAdminNodes(t *testing.T) {
+	before := time.Now()
+	g := startGW(t, "", &Options{Version: "v1.2.3"})
+	g.dial(t, "/", nil)
+	linkID(t, g.dial(t, "/", nil)) // both are in the table once this answers
+	var nodes []NodeInfo
+	require.Equal(t, 200, g.api(t, "GET", "/v1/api/nodes", "", &nodes))
+	require.Len(t, nodes, 1)
+	host, _ := os.Hostname()
+	n := nodes[0]
+	assert.Equal(t, NodeInfo{Name: host, Self: true, Ready: true, Started: n.Started, Version: "v1.2.3",
+		Libwebsockets: lws.Version(), Workers: 1, Links: 2}, n)
+	assert.WithinRange(t, n.Started, before, time.Now())
 }

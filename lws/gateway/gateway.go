@@ -42,6 +42,9 @@ type Options struct {
 	Trace io.Writer
 	// Router is an in-process routing step run before the config's rules.
 	Router Router
+	// Version is the program's version, as GET /v1/api/nodes shows it.
+	// "": "dev".
+	Version string
 }
 
 // Gateway is a running gateway.
@@ -53,6 +56,7 @@ type Gateway struct {
 	log    *slog.Logger
 	level  *slog.LevelVar
 	router Router
+	self   node
 
 	cfg      atomic.Pointer[Config]
 	rules    atomic.Pointer[[]*rule]
@@ -109,6 +113,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		log:     opts.Logger,
 		level:   opts.Level,
 		router:  opts.Router,
+		self:    newNode(opts),
 		links:   newLinkTable(),
 		closed:  newClosedLinks(),
 		hub:     newHub(),
