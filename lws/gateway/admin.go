@@ -25,7 +25,7 @@ type adminRoute struct {
 // adminRoutes is the admin listener's API, the one table of what it
 // serves:
 //
-//	GET    /v1/api/links                     the link table (?type=tcplisten&user=U&channel=C)
+//	GET    /v1/api/links                     the link table (?type=tcplisten&user=U&channel=C&node=N)
 //	GET    /v1/api/links/{id}                one link
 //	POST   /v1/api/links/{id}/send           send the body (?type=binary; text by default)
 //	POST   /v1/api/links/{id}/close          {"code":4000,"reason":"bye"} (default 1000)
@@ -174,6 +174,14 @@ func pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	typ, user, ch := q.Get("type"), q.Get("user"), q.Get("channel")
+	if typ != "" && !slices.Contains(linkTypes, typ) {
+		writeJSON(w, 400, apiError{400, "type " + strconv.Quote(typ) + ": want one of " + strings.Join(linkTypes, ", ")})
+		return
+	}
+	if n := q.Get("node"); n != "" && n != g.self.name {
+		writeJSON(w, 400, apiError{400, "node " + strconv.Quote(n) + ": not a node of this cluster (" + g.self.name + ")"})
+		return
+	}
 	out := []LinkInfo{}
 	for _, l := range g.links.list(nil) {
 		in := l.Info()
@@ -187,6 +195,8 @@ func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, 200, out)
 }
+
+var linkTypes = []string{TypeTCPListen, TypeHTTPListen, TypeTCPConnect, TypeHTTPConnect}
 
 func contains(s []string, v string) bool {
 	for _, x := range s {

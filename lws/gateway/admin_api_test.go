@@ -162,3 +162,23 @@ func TestAdminNodes(t *testing.T) {
 		Libwebsockets: lws.Version(), Workers: 1, Links: 2}, n)
 	assert.WithinRange(t, n.Started, before, time.Now())
 }
+
+// TestAdminLinksFilters: a listing filter with a value that can match
+// nothing by construction (a link type that does not exist, a node not
+// in the cluster) is refused with 400 naming it, not answered with an
+// empty list that reads as "no such links"; the node's own name filters
+// nothing out.
+func TestAdminLinksFilters(t *testing.T) {
+	g := startGW(t, "", nil)
+	id := linkID(t, g.dial(t, "/", nil))
+	resp, body := g.rawAPI(t, "GET", "/v1/api/links?type=tcplistne", "", "")
+	assert.Equal(t, 400, resp.StatusCode)
+	assert.JSONEq(t, `{"code":400,"error":"type \"tcplistne\": want one of tcplisten, httplisten, tcpconnect, httpconnect"}`, body)
+	resp, body = g.rawAPI(t, "GET", "/v1/api/links?node=elsewhere", "", "")
+	assert.Equal(t, 400, resp.StatusCode)
+	assert.Contains(t, body, `node \"elsewhere\": not a node of this cluster`)
+	var links []LinkInfo
+	require.Equal(t, 200, g.api(t, "GET", "/v1/api/links?type=tcplisten&node="+g.self.name, "", &links))
+	require.Len(t, links, 1)
+	assert.Equal(t, id, links[0].ID)
+}
