@@ -23,7 +23,8 @@ type adminRoute struct {
 }
 
 // adminRoutes is the admin listener's API, the one table of what it
-// serves:
+// serves; openapi.yaml documents each route and TestAdminContract checks
+// that the two agree:
 //
 //	GET    /v1/api/links                     the link table (?type=tcplisten&user=U&channel=C&node=N)
 //	GET    /v1/api/links/{id}                one link
@@ -37,6 +38,7 @@ type adminRoute struct {
 //	GET    /v1/api/channels                  channels and member counts
 //	GET    /v1/api/routes                    the route table
 //	GET    /v1/api/nodes                     the cluster's nodes (this one alone)
+//	GET    /v1/api/openapi.yaml              the OpenAPI document of this API
 //	GET    /metrics, /healthz, /readyz
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
@@ -57,6 +59,7 @@ func (g *Gateway) adminRoutes() []adminRoute {
 		api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) }),
 		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
 		api("GET /v1/api/nodes", g.apiNodes),
+		api("GET /v1/api/openapi.yaml", serveOpenAPI),
 		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
 		open("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.health()) })),
 		open("GET /readyz", http.HandlerFunc(g.apiReady)),
