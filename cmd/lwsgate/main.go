@@ -16,7 +16,10 @@
 //
 // Run lwsgate -h for the flags. Two subcommands make one client link
 // through libwebsockets and print its reason log: "lwsgate dial URL"
-// (WebSocket) and "lwsgate fetch URL" (HTTP); see client.go.
+// (WebSocket) and "lwsgate fetch URL" (HTTP); see client.go. The admin
+// commands (lwsgate links, link, trace, send, close, publish, channels,
+// nodes...) drive a running gateway's admin API; see admin.go, and
+// "lwsgate help" for all of them and their exit codes.
 package main
 
 import (
@@ -106,6 +109,22 @@ func newFlagSet() *flagSet {
 	fs.DurationVar(&f.upstreamTimeout, "upstream-timeout", 10*time.Second, "give up dialling a backend after this `long`, retries included")
 	fs.Var(&f.forwards, "forward", "forward HTTP requests under a path prefix to a backend: `PREFIX=URL`, e.g. /v1/backend/=http://127.0.0.1:9000 (httpconnect; repeatable)")
 	return f
+}
+
+// usage opens lwsgate -h and lwsgate help.
+const usage = `usage: lwsgate [flags]                 run the gateway
+       lwsgate checkconfig FILE        check a config file
+       lwsgate defaultconfig           print the default config
+       lwsgate dial URL | fetch URL    one client link through libwebsockets
+       lwsgate COMMAND [ARGS]          an admin command (lwsgate help)
+
+Flags of the gateway:
+`
+
+func (f *flagSet) printDefaults(w io.Writer) {
+	f.fs.SetOutput(w)
+	f.fs.PrintDefaults()
+	f.fs.SetOutput(io.Discard)
 }
 
 // loadConfig builds the configuration: the file (or the built-in
@@ -236,14 +255,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 		case "defaultconfig":
 			fmt.Fprint(stdout, gateway.DefaultYAML)
 			return 0
+		case "help":
+			fmt.Fprint(stdout, usage)
+			newFlagSet().printDefaults(stdout)
+			fmt.Fprint(stdout, "\n"+adminCommandsHelp()+"\n"+exitCodesHelp)
+			return 0
+		}
+		if c := findAdminCommand(args[0]); c != nil {
+			return runAdmin(ctx, c, args[1:], os.Stdin, stdout, stderr, os.Getenv)
 		}
 	}
 	f := newFlagSet()
 	err := f.fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stderr, "usage: lwsgate [flags]\n       lwsgate checkconfig FILE | defaultconfig | dial URL | fetch URL")
-		f.fs.SetOutput(stderr)
-		f.fs.PrintDefaults()
+		fmt.Fprint(stderr, usage)
+		f.printDefaults(stderr)
+		fmt.Fprintln(stderr, "\nlwsgate help lists the admin commands and exit codes too.")
 		return 0
 	}
 	if err == nil && f.fs.NArg() > 0 {
@@ -271,7 +298,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, ready fun
 	}
 	log := slog.New(h)
 
-	gw, err := gateway.New(cfg, &gateway.Options{Logger: log, Level: level, Trace: out})
+	gw, err := gateway.New(cfg, &gateway.Options{Logger: log, Level: level, Trace: out, Version: version})
 	if err != nil {
 		fmt.Fprintln(stderr, "lwsgate:", strings.TrimPrefix(strings.TrimPrefix(err.Error(), "gateway: "), "lws: "))
 		return 1

@@ -40,6 +40,14 @@ func (s *syncBuffer) String() string {
 // it (checking a clean exit) when the test ends.
 func startGateway(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
 	t.Helper()
+	addrs, logs := startGatewayAddrs(t, args...)
+	return addrs[0].String(), logs
+}
+
+// startGatewayAddrs is startGateway returning every listener's address,
+// the admin listener's last.
+func startGatewayAddrs(t *testing.T, args ...string) (addrs []net.Addr, logs *syncBuffer) {
+	t.Helper()
 	logs = &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []net.Addr, 1)
@@ -48,8 +56,7 @@ func startGateway(t *testing.T, args ...string) (addr string, logs *syncBuffer) 
 		code <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-admin", "127.0.0.1:0"}, args...), io.Discard, logs, func(a []net.Addr) { ready <- a })
 	}()
 	select {
-	case a := <-ready:
-		addr = a[0].String()
+	case addrs = <-ready:
 	case c := <-code:
 		t.Fatalf("lwsgate exited with %d:\n%s", c, logs)
 	case <-time.After(10 * time.Second):
@@ -64,7 +71,7 @@ func startGateway(t *testing.T, args ...string) (addr string, logs *syncBuffer) 
 			t.Error("lwsgate did not stop")
 		}
 	})
-	return addr, logs
+	return addrs, logs
 }
 
 func TestEchoAndCreateToken(t *testing.T) {

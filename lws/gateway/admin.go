@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,9 +15,18 @@ import (
 	"github.com/lwsgate/lwsgate/lws"
 )
 
-// adminHandler is the admin listener's API:
+// adminRoute is one route of the admin listener.
+type adminRoute struct {
+	pattern string // an http.ServeMux pattern: "METHOD /path/{id}"
+	open    bool   // served without admin.token (probes and metrics)
+	handler http.Handler
+}
+
+// adminRoutes is the admin listener's API, the one table of what it
+// serves; openapi.yaml documents each route and TestAdminContract checks
+// that the two agree:
 //
-//	GET    /v1/api/links                     the link table (?type=tcplisten&user=U&channel=C)
+//	GET    /v1/api/links                     the link table (?type=tcplisten&user=U&channel=C&node=N)
 //	GET    /v1/api/links/{id}                one link
 //	POST   /v1/api/links/{id}/send           send the body (?type=binary; text by default)
 //	POST   /v1/api/links/{id}/close          {"code":4000,"reason":"bye"} (default 1000)
@@ -27,28 +37,64 @@ import (
 //	POST   /v1/api/publish                   {"channel":"room1","data":"hi"} (or "data_base64")
 //	GET    /v1/api/channels                  channels and member counts
 //	GET    /v1/api/routes                    the route table
+//	GET    /v1/api/nodes                     the cluster's nodes (this one alone)
+//	GET    /v1/api/openapi.yaml              the OpenAPI document of this API
 //	GET    /metrics, /healthz, /readyz
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
 // @connections does; an ID never issued, 404.
+func (g *Gateway) adminRoutes() []adminRoute {
+	api := func(pattern string, f http.HandlerFunc) adminRoute { return adminRoute{pattern, false, f} }
+	open := func(pattern string, h http.Handler) adminRoute { return adminRoute{pattern, true, h} }
+	return []adminRoute{
+		api("GET /v1/api/links", g.apiLinks),
+		api("GET /v1/api/links/{id}", g.apiLink),
+		api("POST /v1/api/links/{id}/send", g.apiSend),
+		api("POST /v1/api/links/{id}/close", g.apiClose),
+		api("DELETE /v1/api/links/{id}", g.apiClose),
+		api("GET /v1/api/links/{id}/trace", g.apiTrace),
+		api("POST /v1/api/links/{id}/subscribe", g.apiSubscribe),
+		api("POST /v1/api/links/{id}/unsubscribe", g.apiSubscribe),
+		api("POST /v1/api/publish", g.apiPublish),
+		api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) }),
+		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
+		api("GET /v1/api/nodes", g.apiNodes),
+		api("GET /v1/api/openapi.yaml", serveOpenAPI),
+		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
+		open("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.health()) })),
+		open("GET /readyz", http.HandlerFunc(g.apiReady)),
+	}
+}
+
+// adminHandler serves adminRoutes. Any other request gets a JSON 405 with
+// Allow when its path has routes for other methods, else a JSON 404.
 func (g *Gateway) adminHandler() http.Handler {
 	mux := http.NewServeMux()
-	api := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, g.adminAuth(f)) }
-	api("GET /v1/api/links", g.apiLinks)
-	api("GET /v1/api/links/{id}", g.apiLink)
-	api("POST /v1/api/links/{id}/send", g.apiSend)
-	api("POST /v1/api/links/{id}/close", g.apiClose)
-	api("DELETE /v1/api/links/{id}", g.apiClose)
-	api("GET /v1/api/links/{id}/trace", g.apiTrace)
-	api("POST /v1/api/links/{id}/subscribe", g.apiSubscribe)
-	api("POST /v1/api/links/{id}/unsubscribe", g.apiSubscribe)
-	api("POST /v1/api/publish", g.apiPublish)
-	api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) })
-	api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) })
-	mux.Handle("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.health()) })
-	mux.HandleFunc("GET /readyz", g.apiReady)
+	var methods []string
+	for _, rt := range g.adminRoutes() {
+		h := rt.handler
+		if !rt.open {
+			h = g.adminAuth(h)
+		}
+		mux.Handle(rt.pattern, h)
+		if m, _, _ := strings.Cut(rt.pattern, " "); !slices.Contains(methods, m) {
+			methods = append(methods, m)
+		}
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range methods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeJSON(w, 405, apiError{405, r.Method + " " + r.URL.Path + ": method not allowed (allowed: " + strings.Join(allow, ", ") + ")"})
+			return
+		}
 		writeJSON(w, 404, apiError{404, "no route for " + r.Method + " " + r.URL.Path})
 	})
 	return mux
@@ -65,17 +111,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-func (g *Gateway) adminAuth(f http.HandlerFunc) http.Handler {
+func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok := g.cfg.Load().Admin.Token
 		if tok != "" {
 			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+				// RFC 9110, 11.6.1: a 401 names the scheme it wants.
+				w.Header().Set("WWW-Authenticate", `Bearer realm="lwsgate admin"`)
 				writeJSON(w, 401, apiError{401, "admin token required (Authorization: Bearer)"})
 				return
 			}
 		}
-		f(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 
@@ -91,11 +139,22 @@ func (g *Gateway) apiReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, map[string]any{"ready": true})
 }
 
-// linkErr writes the answer for a link operation's error.
-func linkErr(w http.ResponseWriter, err error) {
+// goneError is the 410 answer: how the link ended, when the gateway
+// still knows (the last closedKeep links to close).
+type goneError struct {
+	apiError
+	Closed *ClosedLink `json:"closed,omitempty"`
+}
+
+// linkErr writes the answer for an operation's error on link id.
+func (g *Gateway) linkErr(w http.ResponseWriter, id uint64, err error) {
 	switch {
 	case errors.Is(err, ErrGone), errors.Is(err, lws.ErrClosed), errors.Is(err, lws.ErrNoLink):
-		writeJSON(w, 410, apiError{410, "link is gone"})
+		ans := goneError{apiError: apiError{410, "link is gone"}}
+		if cl, ok := g.closed.get(id); ok {
+			ans.Closed = &cl
+		}
+		writeJSON(w, 410, ans)
 	case errors.Is(err, ErrNoLink):
 		writeJSON(w, 404, apiError{404, "no such link"})
 	case errors.Is(err, ErrNotWebSocket):
@@ -118,6 +177,14 @@ func pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	typ, user, ch := q.Get("type"), q.Get("user"), q.Get("channel")
+	if typ != "" && !slices.Contains(linkTypes, typ) {
+		writeJSON(w, 400, apiError{400, "type " + strconv.Quote(typ) + ": want one of " + strings.Join(linkTypes, ", ")})
+		return
+	}
+	if n := q.Get("node"); n != "" && n != g.self.name {
+		writeJSON(w, 400, apiError{400, "node " + strconv.Quote(n) + ": not a node of this cluster (" + g.self.name + ")"})
+		return
+	}
 	out := []LinkInfo{}
 	for _, l := range g.links.list(nil) {
 		in := l.Info()
@@ -131,6 +198,8 @@ func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, 200, out)
 }
+
+var linkTypes = []string{TypeTCPListen, TypeHTTPListen, TypeTCPConnect, TypeHTTPConnect}
 
 func contains(s []string, v string) bool {
 	for _, x := range s {
@@ -148,7 +217,7 @@ func (g *Gateway) apiLink(w http.ResponseWriter, r *http.Request) {
 	}
 	in, err := g.Link(id)
 	if err != nil {
-		linkErr(w, err)
+		g.linkErr(w, id, err)
 		return
 	}
 	writeJSON(w, 200, in)
@@ -170,7 +239,7 @@ func (g *Gateway) apiSend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := g.Send(id, typ, body); err != nil {
-		linkErr(w, err)
+		g.linkErr(w, id, err)
 		return
 	}
 	writeJSON(w, 200, map[string]any{"queued": len(body)})
@@ -201,7 +270,7 @@ func (g *Gateway) apiClose(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := g.CloseLink(id, lws.StatusCode(req.Code), req.Reason); err != nil {
-		linkErr(w, err)
+		g.linkErr(w, id, err)
 		return
 	}
 	writeJSON(w, 202, map[string]any{"closing": id, "code": req.Code})
@@ -223,12 +292,16 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if l, gone := g.links.get(id); l == nil {
-		linkErr(w, map[bool]error{true: ErrGone, false: ErrNoLink}[gone])
+		g.linkErr(w, id, map[bool]error{true: ErrGone, false: ErrNoLink}[gone])
+		return
+	}
+	if linkTrace(g.cfg.Load()) == 0 {
+		writeJSON(w, 409, apiError{409, "link traces are off (log.link_trace is negative)"})
 		return
 	}
 	tr, err := g.ctx.LinkTrace(id)
 	if err != nil {
-		linkErr(w, err) // lws.ErrNoLink: it has just gone
+		g.linkErr(w, id, err) // lws.ErrNoLink: it has just gone
 		return
 	}
 	type entry struct {
@@ -267,7 +340,7 @@ func (g *Gateway) apiSubscribe(w http.ResponseWriter, r *http.Request) {
 		err = g.Subscribe(id, req.Channel)
 	}
 	if err != nil {
-		linkErr(w, err)
+		g.linkErr(w, id, err)
 		return
 	}
 	writeJSON(w, 200, map[string]any{"link": id, "channel": req.Channel})

@@ -42,6 +42,9 @@ type Options struct {
 	Trace io.Writer
 	// Router is an in-process routing step run before the config's rules.
 	Router Router
+	// Version is the program's version, as GET /v1/api/nodes shows it.
+	// "": "dev".
+	Version string
 }
 
 // Gateway is a running gateway.
@@ -53,6 +56,7 @@ type Gateway struct {
 	log    *slog.Logger
 	level  *slog.LevelVar
 	router Router
+	self   node
 
 	cfg      atomic.Pointer[Config]
 	rules    atomic.Pointer[[]*rule]
@@ -63,6 +67,7 @@ type Gateway struct {
 	addrs   map[string]net.Addr
 
 	links   *linkTable
+	closed  *closedLinks
 	routes  *routeTable
 	hub     *hub
 	tokens  *tokens
@@ -108,7 +113,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		log:     opts.Logger,
 		level:   opts.Level,
 		router:  opts.Router,
+		self:    newNode(opts),
 		links:   newLinkTable(),
+		closed:  newClosedLinks(),
 		hub:     newHub(),
 		started: make(chan struct{}),
 	}

@@ -28,6 +28,10 @@ func (g *Gateway) addLink(l *Link) {
 // ended: it removes the link from every table and fires the disconnect
 // hook.
 func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
+	if ll.Listener == AdminListener {
+		return // never in the table
+	}
+	g.closed.add(ll.ID, ce, time.Now()) // first: once it is gone from the table, a 410 can say how
 	l := g.links.del(ll.ID)
 	if l == nil {
 		return

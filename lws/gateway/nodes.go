@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/lwsgate/lwsgate/lws"
+)
+
+// NodeInfo is a node of the cluster as GET /v1/api/nodes shows it.
+// Without cluster mode the cluster is one node, the gateway itself.
+type NodeInfo struct {
+	Name          string    `json:"name"`
+	Self          bool      `json:"self"`  // the node that answered
+	Ready         bool      `json:"ready"` // false while draining
+	Started       time.Time `json:"started"`
+	Version       string    `json:"version"`       // Options.Version
+	Libwebsockets string    `json:"libwebsockets"` // lws.Version()
+	Workers       int       `json:"workers"`       // service loops serving links
+	Links         int       `json:"links"`         // live links it holds
+}
+
+// node is what a gateway knows of itself as a node, set by New.
+type node struct {
+	name    string
+	version string
+	started time.Time
+}
+
+func newNode(opts *Options) node {
+	n := node{name: "lwsgate", version: opts.Version, started: time.Now()}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		n.name = h
+	}
+	if n.version == "" {
+		n.version = "dev"
+	}
+	return n
+}
+
+// Nodes returns the nodes of the cluster, by name: this gateway alone.
+func (g *Gateway) Nodes() []NodeInfo {
+	return []NodeInfo{{
+		Name:          g.self.name,
+		Self:          true,
+		Ready:         g.Ready(),
+		Started:       g.self.started,
+		Version:       g.self.version,
+		Libwebsockets: lws.Version(),
+		Workers:       1, // one lws.Context serves every link
+		Links:         g.links.len(),
+	}}
+}
+
+func (g *Gateway) apiNodes(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Nodes()) }
