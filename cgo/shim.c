@@ -1173,6 +1173,47 @@ lwsgo_http_transaction_completed(uintptr_t wsi)
 }
 
 /*
+ * lwsgo_http_service_writable delivers HTTP_WRITEABLE to wsi now, by
+ * servicing its socket as if poll() had reported it writable and nothing
+ * else: lws_service_fd with POLLOUT alone, what the event loop itself does
+ * for each ready fd. It is called between lws_service passes, never from
+ * inside a callback. So a response is written before libwebsockets reads
+ * whatever the client sent after the request: both versions mishandle
+ * those bytes while a transaction is open (see lws/http.go). lws_write
+ * keeps what the socket does not take, as after a real POLLOUT. Returns
+ * lws_service_fd's result; the wsi may be closed and freed when it returns.
+ */
+int
+lwsgo_http_service_writable(uintptr_t wsi)
+{
+	struct lws *w = (struct lws *)wsi;
+	struct lws_pollfd pfd;
+
+	pfd.fd = lws_get_socket_fd(w);
+	if (pfd.fd < 0)
+		return -1;
+	pfd.events = LWS_POLLOUT;
+	pfd.revents = LWS_POLLOUT;
+
+	return lws_service_fd(lws_get_context(w), &pfd);
+}
+
+/*
+ * lwsgo_forced_service reports whether some connection of the context holds
+ * input libwebsockets has read but not yet handed to a callback and may hand
+ * over without waiting for the network: bytes kept in a connection's buflist
+ * (not rx-paused, not between transactions), TLS data OpenSSL decrypted
+ * ahead, inflated data still to drain. lws_service_adjust_timeout, the
+ * public API event loops use to decide whether to wait in poll; on 4.3 it
+ * also runs the scheduled events that are due, as lws_service would.
+ */
+int
+lwsgo_forced_service(lwsgo_ctx *cd)
+{
+	return lws_service_adjust_timeout(cd->ctx, 1, 0) == 0;
+}
+
+/*
  * lwsgo_client_response fills buf like lwsgo_http_info, for the response a
  * client link received: the status code in decimal, then the header pairs.
  */

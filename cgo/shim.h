@@ -114,6 +114,7 @@ int lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci);
 void lwsgo_ctx_free(lwsgo_ctx *cd);
 void lwsgo_wake(lwsgo_ctx *cd);
 void lwsgo_set_report_all(lwsgo_ctx *cd, int on);
+int lwsgo_forced_service(lwsgo_ctx *cd);
 
 lwsgo_vhost *lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi);
 void lwsgo_vhost_free(lwsgo_vhost *v);
@@ -186,6 +187,7 @@ int lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs,
 int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		     int final, int check);
 int lwsgo_http_transaction_completed(uintptr_t wsi);
+int lwsgo_http_service_writable(uintptr_t wsi);
 int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 		      const unsigned char *body, int bodylen);
 

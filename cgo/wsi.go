@@ -278,6 +278,13 @@ func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
 	return C.lwsgo_http_refuse(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body))) == 0
 }
 
+// ServiceWritable delivers the HTTP_WRITEABLE callback now, as if poll(2)
+// had reported the socket writable and not readable (lws_service_fd with
+// POLLOUT alone). Call it only between Service calls, never from inside a
+// callback; the connection may be closed (WSI_DESTROY delivered) when it
+// returns.
+func (w WSI) ServiceWritable() { C.lwsgo_http_service_writable(C.uintptr_t(w)) }
+
 // HTTPTransactionCompleted ends an HTTP transaction. It reports whether the
 // connection must now be closed (true) or may carry the next request.
 func (w WSI) HTTPTransactionCompleted() bool {
