@@ -170,6 +170,18 @@ int lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len);
 int lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len,
 		       int check);
 int lwsgo_compression_available(void);
+/* The longest offer lwsgo_ws_set_offer writes: permessage-deflate with both
+ * context takeover parameters. */
+#define LWSGO_OFFER_MAX 80
+/* The longest Sec-WebSocket-Extensions header lws copies to the buffer of
+ * its 101 without overwriting the answer, which it writes
+ * MAX_WEBSOCKET_04_KEY_LEN (128, private) + 256 + LWS_PRE bytes in
+ * (lib/roles/ws/server-ws.c, handshake_0405): the copy and its NUL must
+ * end before. */
+#define LWSGO_EXTENSIONS_MAX (128 + 256 + LWS_PRE - 1)
+int lwsgo_ws_set_offer(uintptr_t wsi, const char *offer);
+char *lwsgo_ah_data_find(const char *p, size_t *size);
+size_t lwsgo_ah_data_live(void);
 void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
 void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
 			size_t len);
