@@ -54,8 +54,9 @@ SOAK_KINDS ?=
 soak: deps                 ## churn links for SOAK (5m), of SOAK_KINDS (all): RSS, cgo handles, goroutines over time (not in test)
 	$(GO) test -count=1 -run '^TestSoak$$' -timeout 0 -v ./cmd/internal/churn -soak $(SOAK) -soak.kinds "$(SOAK_KINDS)"
 
-conformance: deps          ## the conformance report of every case, server and client (make test runs it as a test)
+conformance: deps          ## the conformance report of every case, server and client, then 12.x/13.x with compression (make test runs a subset as a test)
 	$(GO) run ./cmd/conformance -v
+	$(GO) run ./cmd/conformance -v -compression -cases 12,13
 
 # go test -asan builds the C layer (and the Go code) with AddressSanitizer;
 # libwebsockets and OpenSSL are not rebuilt, but ASan's malloc covers what
