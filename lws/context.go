@@ -516,30 +516,39 @@ func (c *Context) drain() {
 // answer writes the HTTP answers drain found ready on connections whose rx
 // is paused (httpConn): rx resumes and HTTP_WRITEABLE is delivered at once,
 // before lws_service polls the socket again and reads what the client sent
-// meanwhile. Outside callbacks only.
+// meanwhile. An answer the socket does not take at once is paused again,
+// to be written on from here once lws_service returns, which it does when
+// the socket takes more (or anything else happens): libwebsockets 4.3
+// would close the connection in the middle of the answer if it read the
+// next request meanwhile. Outside callbacks only.
 func (c *Context) answer() {
-	for len(c.answers) > 0 {
-		rs := c.answers
-		c.answers = c.spareAns[:0]
-		for i, r := range rs {
-			rs[i] = nil
-			if r.wsi == 0 || r.http == nil || r.http.txn == nil || !r.http.txn.paused {
-				continue
-			}
-			w := r.http.txn
-			w.paused = false
-			r.wsi.RxFlow(true)
-			if c.lc.ForcedService() {
-				// lws holds input: maybe bytes it read past the
-				// request (httpConn), maybe another connection's.
-				w.pipelined = true
-			}
-			if r.wsi != 0 { // ForcedService may run lws timers
-				r.wsi.ServiceWritable() // may close the connection
-			}
+	rs := c.answers
+	c.answers = c.spareAns[:0]
+	for i, r := range rs {
+		rs[i] = nil
+		if r.wsi == 0 || r.http == nil || r.http.txn == nil || !r.http.txn.paused {
+			continue
 		}
-		c.spareAns = rs[:0]
+		w := r.http.txn
+		w.paused = false
+		r.wsi.RxFlow(true)
+		if !w.hdrSent && c.lc.ForcedService() {
+			// lws holds input: maybe bytes it read past the request
+			// (httpConn), maybe another connection's.
+			w.pipelined = true
+		}
+		if r.wsi == 0 { // ForcedService may run lws timers
+			continue
+		}
+		r.wsi.ServiceWritable() // may close the connection
+		if r.wsi != 0 && r.http != nil && r.http.txn == w {
+			w.paused = true
+			r.wsi.RxFlow(false)
+			r.wsi.CallbackOnWritable()
+			c.answers = append(c.answers, r)
+		}
 	}
+	c.spareAns = rs[:0]
 	c.flushTrace()
 }
 

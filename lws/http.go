@@ -155,17 +155,18 @@ func parseRequest(raw string, remote net.Addr, linkID uint64, listener string) (
 // answered: rx is paused from the callback that completes a request (HTTP
 // for one without a body, HTTP_BODY_COMPLETION) until the answer is ready,
 // and the answer is then written at once (Context.answer), before the event
-// loop looks at the socket again. Bytes that arrive meanwhile wait in the
-// kernel and are read as a fresh request once the transaction is complete:
-// served, in order. Bytes lws had already read with the request stay in its
-// buflist, and once rx resumes lws reports input it can process without the
-// network (cgo.Context.ForcedService). Then, as when lws hands the binding
-// bytes past a body (the 4.3.5 and 4.1.6 signs above), the answer carries
-// "connection: close" and the connection ends after it, so that lws never
-// parses a request from its buflist. The report is for the whole context:
-// another connection's pending input closes this one too, needlessly but
-// safely (a few reconnects while some client pipelines, or while TLS or
-// inflated data waits on another link).
+// loop looks at the socket again; what the socket does not take at once is
+// written on the same way, rx paused in between. Bytes that arrive meanwhile
+// wait in the kernel and are read as a fresh request once the transaction
+// is complete: served, in order. Bytes lws had already read with the
+// request stay in its buflist, and once rx resumes lws reports input it can
+// process without the network (cgo.Context.ForcedService). Then, as when
+// lws hands the binding bytes past a body (the 4.3.5 and 4.1.6 signs above),
+// the answer carries "connection: close" and the connection ends after it,
+// so that lws never parses a request from its buflist. The report is for
+// the whole context: another connection's pending input closes this one
+// too, needlessly but safely (a few reconnects while some client pipelines,
+// or while TLS or inflated data waits on another link).
 type httpConn struct {
 	r   *rec
 	txn *ResponseWriter // the transaction in progress, or nil

@@ -22,8 +22,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// pipeReq is one request of a pipeline.
-type pipeReq struct{ method, path, body string }
+// pipeReq is one request of a pipeline; reply, when set, is the answer the
+// test gives it (a /slow request).
+type pipeReq struct{ method, path, body, reply string }
 
 func (p pipeReq) wire() string {
 	if p.method == "GET" {
@@ -33,7 +34,12 @@ func (p pipeReq) wire() string {
 }
 
 // answer is what pipeServer's handler answers to p.
-func (p pipeReq) answer() string { return p.method + " " + p.path + " " + p.body }
+func (p pipeReq) answer() string {
+	if p.reply != "" {
+		return p.reply
+	}
+	return p.method + " " + p.path + " " + p.body
+}
 
 // gets returns n GET requests, every second one a POST when mixed.
 func gets(n int, mixed bool) []pipeReq {
@@ -171,17 +177,23 @@ func TestHostilePipelining(t *testing.T) {
 		}
 		return s
 	}
-	mixed3 := []pipeReq{{"GET", "/1", ""}, {"POST", "/2", "xyz"}, {"GET", "/3", ""}}
-	split := []pipeReq{{"POST", "/1", "0123456789"}, {"POST", "/2", "ab"}}
+	mixed3 := []pipeReq{{method: "GET", path: "/1"}, {method: "POST", path: "/2", body: "xyz"}, {method: "GET", path: "/3"}}
+	split := []pipeReq{{method: "POST", path: "/1", body: "0123456789"}, {method: "POST", path: "/2", body: "ab"}}
 	head, tail := split[0].wire()[:len(split[0].wire())-6], split[0].wire()[len(split[0].wire())-6:]
-	slowGet := []pipeReq{{"GET", "/slow", ""}, {"POST", "/2", "late"}}
-	slowPost := []pipeReq{{"POST", "/slow", "first"}, {"GET", "/2", ""}}
-	slowTwo := []pipeReq{{"GET", "/slow", ""}, {"POST", "/2", "late"}, {"GET", "/3", ""}}
+	slowGet := []pipeReq{{method: "GET", path: "/slow"}, {method: "POST", path: "/2", body: "late"}}
+	slowPost := []pipeReq{{method: "POST", path: "/slow", body: "first"}, {method: "GET", path: "/2"}}
+	slowTwo := []pipeReq{{method: "GET", path: "/slow"}, {method: "POST", path: "/2", body: "late"}, {method: "GET", path: "/3"}}
+	// 16 MiB: more than the socket buffers of both ends hold, so the
+	// answer is still being written when the next request arrives.
+	bigGet := []pipeReq{{method: "GET", path: "/slow", reply: strings.Repeat("big answer ", 16<<20/11)}, {method: "GET", path: "/2"}}
 	for _, tc := range []struct {
 		name  string
 		reqs  []pipeReq
 		steps []step
 		all   bool // every request must be served
+		// answerFirst: the slow request is answered before the
+		// steps after it, not after the last.
+		answerFirst bool
 	}{
 		{name: "2 POST, one write", reqs: posts(2), steps: oneWrite(posts(2))},
 		{name: "2 GET, one write", reqs: gets(2, false), steps: oneWrite(gets(2, false))},
@@ -201,6 +213,8 @@ func TestHostilePipelining(t *testing.T) {
 			steps: []step{{send: slowPost[0].wire(), slow: true}, {send: slowPost[1].wire()}}},
 		{name: "two requests while an answer is pending", reqs: slowTwo,
 			steps: []step{{send: slowTwo[0].wire(), slow: true}, {send: wires(slowTwo[1:])}}},
+		{name: "request while a large answer is being written", reqs: bigGet, all: true, answerFirst: true,
+			steps: []step{{send: bigGet[0].wire(), slow: true}, {send: bigGet[1].wire()}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, addr, slow := pipeServer(t)
@@ -218,6 +232,13 @@ func TestHostilePipelining(t *testing.T) {
 				}
 				if s.slow {
 					pending = waitFor(t, slow, "the slow request")
+					if tc.answerFirst {
+						require.NoError(t, pending.Respond(http.StatusOK, []byte(tc.reqs[0].answer())))
+						pending = nil
+						// The client reads nothing yet: the
+						// answer waits for the socket.
+						assert.Less(t, idleCPU(t, tid), 100*time.Millisecond, "the service thread is busy while the answer waits")
+					}
 				}
 				if s.gap {
 					// A split the test cannot observe, only
