@@ -62,8 +62,9 @@ soak: deps                 ## churn links for SOAK (5m), of SOAK_KINDS (all): RS
 interop: build test-deps   ## the interop matrix: real WebSocket clients against bin/lwsgate (a minute)
 	cd cmd/interop && LWSGATE_BIN=$(CURDIR)/$(BIN)/lwsgate LWSGATE_REQUIRE_INTEROP=1 $(GO) test -count=1 -timeout 5m ./...
 
-conformance: deps          ## the conformance report of every case, server and client (make test runs it as a test)
+conformance: deps          ## the conformance report of every case, server and client, then 12.x/13.x with compression (make test runs a subset as a test)
 	$(GO) run ./cmd/conformance -v
+	$(GO) run ./cmd/conformance -v -compression -cases 12,13
 
 # go test -asan builds the C layer (and the Go code) with AddressSanitizer;
 # libwebsockets and OpenSSL are not rebuilt, but ASan's malloc covers what

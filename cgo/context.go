@@ -270,6 +270,13 @@ func (c *Context) collectSkipped() {
 	}
 }
 
+// ForcedService reports whether some connection holds input libwebsockets
+// has read and would hand to a callback without waiting for the network
+// (lws_service_adjust_timeout; see lwsgo_forced_service). On libwebsockets
+// 4.3 it also runs the scheduled events that are due, callbacks included.
+// Service goroutine only, outside callbacks.
+func (c *Context) ForcedService() bool { return C.lwsgo_forced_service(c.cd) != 0 }
+
 // Wake makes a blocked Service return soon, with an EVENT_WAIT_CANCELLED
 // callback flagged callbacks.Wake. Safe from any goroutine, and a no-op
 // after Destroy.
@@ -333,6 +340,11 @@ func (c *Context) dispatch(wsi, user uintptr, r callbacks.Reason, in unsafe.Poin
 // PooledRxBuffers returns how many WebSocket links' receive buffers are in
 // the shim's pool now (rxpool.c), for tests to prove they are given back.
 func PooledRxBuffers() int64 { return int64(C.lwsgo_rxpool_live()) }
+
+// HeaderBuffers returns how many request header buffers libwebsockets has
+// allocated and not freed, as the allocator recorded them for
+// WSI.SetExtensionOffer (rxpool.c): for tests to prove the record follows.
+func HeaderBuffers() int { return int(C.lwsgo_ah_data_live()) }
 
 // RxPoolEnabled reports whether receive buffers come from the pool: not
 // when its address range could not be reserved, nor under AddressSanitizer

@@ -248,6 +248,79 @@ static const struct lws_extension lwsgo_extensions[] = {
 };
 #endif
 
+/*
+ * lwsgo_ws_set_offer replaces the Sec-WebSocket-Extensions header of an
+ * upgrade request, as libwebsockets parsed it, with offer: the one offer
+ * the binding chose from the client's list, or "" for none. Called from
+ * HTTP_CONFIRM_UPGRADE, before lws reads the header itself in
+ * lws_extension_server_handshake (lib/roles/ws/server-ws.c, the same lines
+ * in v4.1.6 and v4.3.5), a parser no client's offer list should meet:
+ *
+ *   - once it has looked at 255 bytes of the header (line 81: "if (c >=
+ *     (char *)pt->serv_buf + 255) return -1;") it fails the handshake: the
+ *     connection closes without an answer, compression on or off. A client
+ *     offering Autobahn 13.7's three configurations cannot connect at all;
+ *   - it copies the header (line 56) to the start of the buffer in which
+ *     the 101 is being written, 400 bytes on (line 685): a header of 400
+ *     bytes or more overwrites the answer (with NULs: lws_hdr_copy uses
+ *     strncpy) if the parser gets as far as writing it;
+ *   - after an offer it accepts, it fails the handshake at a second offer
+ *     of the same extension (line 130, "ext mentioned twice"), unless the
+ *     first had parameters; and it takes a tab for a separator.
+ *
+ * No public lws API changes a parsed header (lws_hdr_simple_create is
+ * private), so the change is made in lws' header buffer itself, within the
+ * bounds the allocator recorded for it (rxpool.c), found from the request
+ * URI, the first value lws stores there (lws_http_get_uri_and_method gives
+ * its address). The header's first fragment, stored with a NUL after it,
+ * is found by its bytes and overwritten with offer and a NUL. lws copies
+ * the header's fragments into a C string (lws_hdr_copy): that string is
+ * now offer. The change is checked by reading the header back, and undone
+ * if it did not take. lws still copies the header's full length, so one of
+ * more than LWSGO_EXTENSIONS_MAX bytes is left alone (the 101 would come
+ * out overwritten). Returns the header's length as lws counts it (0: no
+ * header), negated when the header was not changed (too long, the buffer
+ * unknown, offer longer than the first fragment).
+ */
+int
+lwsgo_ws_set_offer(uintptr_t wsi, const char *offer)
+{
+	char frag[LWSGO_EXTENSIONS_MAX + 1], back[LWSGO_EXTENSIONS_MAX + 1];
+	char save[LWSGO_OFFER_MAX + 1], *uri = NULL, *base, *at = NULL;
+	int flen, total, olen = (int)strlen(offer), ulen;
+	struct lws *w = (struct lws *)wsi;
+	size_t size = 0, i;
+
+	total = lws_hdr_total_length(w, WSI_TOKEN_EXTENSIONS);
+	if (!total)
+		return 0;
+	flen = lws_hdr_fragment_length(w, WSI_TOKEN_EXTENSIONS, 0);
+	if (total > LWSGO_EXTENSIONS_MAX || olen > LWSGO_OFFER_MAX ||
+	    flen < olen || lws_http_get_uri_and_method(w, &uri, &ulen) < 0)
+		return -total;
+	base = lwsgo_ah_data_find(uri, &size);
+	if (!base || (size_t)flen >= size ||
+	    lws_hdr_copy_fragment(w, frag, flen + 1, WSI_TOKEN_EXTENSIONS,
+				  0) != flen)
+		return -total;
+	for (i = 0; !at && i + (size_t)flen < size; i++)
+		if (!base[i + (size_t)flen] &&
+		    !memcmp(base + i, frag, (size_t)flen))
+			at = base + i;
+	if (!at)
+		return -total;
+	memcpy(save, at, (size_t)olen + 1);
+	memcpy(at, offer, (size_t)olen + 1);
+	if (lws_hdr_copy(w, back, total + 1, WSI_TOKEN_EXTENSIONS) < 0 ||
+	    strcmp(back, offer)) {
+		/* another value with the same bytes came first */
+		memcpy(at, save, (size_t)olen + 1);
+		return -total;
+	}
+
+	return total;
+}
+
 static int lwsgo_client_read(struct lws *w);
 
 /*
@@ -1299,6 +1372,47 @@ lwsgo_custom_header_count(uintptr_t wsi, const char *name, int nlen)
 	(void)nlen;
 	return -1;
 #endif
+}
+
+/*
+ * lwsgo_http_service_writable delivers HTTP_WRITEABLE to wsi now, by
+ * servicing its socket as if poll() had reported it writable and nothing
+ * else: lws_service_fd with POLLOUT alone, what the event loop itself does
+ * for each ready fd. It is called between lws_service passes, never from
+ * inside a callback. So a response is written before libwebsockets reads
+ * whatever the client sent after the request: both versions mishandle
+ * those bytes while a transaction is open (see lws/http.go). lws_write
+ * keeps what the socket does not take, as after a real POLLOUT. Returns
+ * lws_service_fd's result; the wsi may be closed and freed when it returns.
+ */
+int
+lwsgo_http_service_writable(uintptr_t wsi)
+{
+	struct lws *w = (struct lws *)wsi;
+	struct lws_pollfd pfd;
+
+	pfd.fd = lws_get_socket_fd(w);
+	if (pfd.fd < 0)
+		return -1;
+	pfd.events = LWS_POLLOUT;
+	pfd.revents = LWS_POLLOUT;
+
+	return lws_service_fd(lws_get_context(w), &pfd);
+}
+
+/*
+ * lwsgo_forced_service reports whether some connection of the context holds
+ * input libwebsockets has read but not yet handed to a callback and may hand
+ * over without waiting for the network: bytes kept in a connection's buflist
+ * (not rx-paused, not between transactions), TLS data OpenSSL decrypted
+ * ahead, inflated data still to drain. lws_service_adjust_timeout, the
+ * public API event loops use to decide whether to wait in poll; on 4.3 it
+ * also runs the scheduled events that are due, as lws_service would.
+ */
+int
+lwsgo_forced_service(lwsgo_ctx *cd)
+{
+	return lws_service_adjust_timeout(cd->ctx, 1, 0) == 0;
 }
 
 /*

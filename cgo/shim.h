@@ -116,6 +116,7 @@ int lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci);
 void lwsgo_ctx_free(lwsgo_ctx *cd);
 void lwsgo_wake(lwsgo_ctx *cd);
 void lwsgo_set_report_all(lwsgo_ctx *cd, int on);
+int lwsgo_forced_service(lwsgo_ctx *cd);
 
 lwsgo_vhost *lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi);
 void lwsgo_vhost_free(lwsgo_vhost *v);
@@ -172,6 +173,18 @@ int lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len);
 int lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len,
 		       int check);
 int lwsgo_compression_available(void);
+/* The longest offer lwsgo_ws_set_offer writes: permessage-deflate with both
+ * context takeover parameters. */
+#define LWSGO_OFFER_MAX 80
+/* The longest Sec-WebSocket-Extensions header lws copies to the buffer of
+ * its 101 without overwriting the answer, which it writes
+ * MAX_WEBSOCKET_04_KEY_LEN (128, private) + 256 + LWS_PRE bytes in
+ * (lib/roles/ws/server-ws.c, handshake_0405): the copy and its NUL must
+ * end before. */
+#define LWSGO_EXTENSIONS_MAX (128 + 256 + LWS_PRE - 1)
+int lwsgo_ws_set_offer(uintptr_t wsi, const char *offer);
+char *lwsgo_ah_data_find(const char *p, size_t *size);
+size_t lwsgo_ah_data_live(void);
 void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
 void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
 			size_t len);
@@ -189,6 +202,7 @@ int lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs,
 int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		     int final, int check);
 int lwsgo_http_transaction_completed(uintptr_t wsi);
+int lwsgo_http_service_writable(uintptr_t wsi);
 int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 		      const unsigned char *body, int bodylen);
 int lwsgo_custom_header_count(uintptr_t wsi, const char *name, int nlen);

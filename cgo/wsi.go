@@ -103,6 +103,27 @@ func (w WSI) WriteWSHeld(h *HeldFrame, payload []byte, binary, first, last, chec
 // 0: none. Call it at ESTABLISHED.
 func (w WSI) SetCompressedLimit(n int64) { C.lwsgo_set_rx_limit(C.uintptr_t(w), C.uint64_t(n)) }
 
+// ExtensionsMax is the longest Sec-WebSocket-Extensions header
+// SetExtensionOffer can replace (LWSGO_EXTENSIONS_MAX).
+const ExtensionsMax = C.LWSGO_EXTENSIONS_MAX
+
+// SetExtensionOffer replaces the Sec-WebSocket-Extensions header of the
+// upgrade request libwebsockets is about to answer with offer (one offer,
+// or "" for none), from HTTP_CONFIRM_UPGRADE; see lwsgo_ws_set_offer. It
+// returns the header's length as libwebsockets counts it (0: the request
+// has none) and whether it was replaced: not when longer than
+// ExtensionsMax, nor when lws' header buffer could not be found or has no
+// room for offer where the header is.
+func (w WSI) SetExtensionOffer(offer string) (length int, ok bool) {
+	cs := C.CString(offer)
+	defer C.free(unsafe.Pointer(cs))
+	n := int(C.lwsgo_ws_set_offer(C.uintptr_t(w), cs))
+	if n < 0 {
+		return -n, false
+	}
+	return n, true
+}
+
 // Free releases h's memory: when the link is destroyed, or at a WRITEABLE
 // callback with nothing left to write.
 func (h *HeldFrame) Free() {
@@ -294,6 +315,13 @@ func (w WSI) CustomHeaderCount(name string) int {
 // libwebsockets 4.3.0 or later (lws_hdr_custom_name_foreach), built with
 // custom headers.
 func CountsCustomHeaders() bool { return C.LWSGO_COUNTS_CUSTOM_HEADERS == 1 }
+
+// ServiceWritable delivers the HTTP_WRITEABLE callback now, as if poll(2)
+// had reported the socket writable and not readable (lws_service_fd with
+// POLLOUT alone). Call it only between Service calls, never from inside a
+// callback; the connection may be closed (WSI_DESTROY delivered) when it
+// returns.
+func (w WSI) ServiceWritable() { C.lwsgo_http_service_writable(C.uintptr_t(w)) }
 
 // HTTPTransactionCompleted ends an HTTP transaction. It reports whether the
 // connection must now be closed (true) or may carry the next request.

@@ -72,6 +72,9 @@ type Context struct {
 
 	deflateVhosts map[ClientTLS]cgo.VhostID // client vhosts offering permessage-deflate
 
+	answers  []*rec // HTTP answers ready on paused connections (answer)
+	spareAns []*rec
+
 	clientVhosts map[ClientTLS]cgo.VhostID
 	connecting   *rec          // the client link inside its connect call
 	accepting    pendingAccept // admitted, WSI_CREATE to come
@@ -331,6 +334,9 @@ func (c *Context) run(started chan<- error) {
 		if c.npend.Load() > 0 {
 			c.drain()
 		}
+		if len(c.answers) > 0 {
+			c.answer()
+		}
 		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
 			// Go's sysmon takes the P away from a goroutine that
 			// has not been rescheduled for 10 ms, at every one of
@@ -504,6 +510,7 @@ func (c *Context) destroy() {
 	}
 	c.pending, c.cmds = nil, nil
 	c.qmu.Unlock()
+	c.answers = nil
 }
 
 // stopProxyListeners stops the ProxyProtocol listeners' accepting (service
@@ -536,12 +543,12 @@ func (c *Context) drain() {
 					r.wsi.SetTimeout(c.closeTimeoutSecs())
 				}
 				if r.http != nil && r.http.txn != nil && r.http.txn.paused {
-					// A deferred reply is ready: a connection
-					// that does not read gets no WRITEABLE either.
-					r.http.txn.paused = false
-					r.wsi.RxFlow(true)
+					// An answer on a connection that does not
+					// read: written by answer, outside callbacks.
+					c.answers = append(c.answers, r)
+				} else {
+					r.wsi.CallbackOnWritable()
 				}
-				r.wsi.CallbackOnWritable()
 			}
 			recs[i] = nil
 		}
@@ -552,6 +559,45 @@ func (c *Context) drain() {
 		c.spare, c.spareCmd = recs[:0], cmds[:0]
 	}
 	c.draining = false
+}
+
+// answer writes the HTTP answers drain found ready on connections whose rx
+// is paused (httpConn): rx resumes and HTTP_WRITEABLE is delivered at once,
+// before lws_service polls the socket again and reads what the client sent
+// meanwhile. An answer the socket does not take at once is paused again,
+// to be written on from here once lws_service returns, which it does when
+// the socket takes more (or anything else happens): libwebsockets 4.3
+// would close the connection in the middle of the answer if it read the
+// next request meanwhile. Outside callbacks only.
+func (c *Context) answer() {
+	rs := c.answers
+	c.answers = c.spareAns[:0]
+	for i, r := range rs {
+		rs[i] = nil
+		if r.wsi == 0 || r.http == nil || r.http.txn == nil || !r.http.txn.paused {
+			continue
+		}
+		w := r.http.txn
+		w.paused = false
+		r.wsi.RxFlow(true)
+		if !w.hdrSent && c.lc.ForcedService() {
+			// lws holds input: maybe bytes it read past the request
+			// (httpConn), maybe another connection's.
+			w.pipelined = true
+		}
+		if r.wsi == 0 { // ForcedService may run lws timers
+			continue
+		}
+		r.wsi.ServiceWritable() // may close the connection
+		if r.wsi != 0 && r.http != nil && r.http.txn == w {
+			w.paused = true
+			r.wsi.RxFlow(false)
+			r.wsi.CallbackOnWritable()
+			c.answers = append(c.answers, r)
+		}
+	}
+	c.spareAns = rs[:0]
+	c.flushTrace()
 }
 
 // closeTimeoutSecs bounds a closing handshake: the queued data and the

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/cgo"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -31,20 +32,28 @@ import (
 // Sec-WebSocket-Extensions value ("" for none) and reads the 101.
 func dialPMD(t testing.TB, addr, offer string) *rawPeer {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
 	extra := ""
 	if offer != "" {
 		extra = "Sec-WebSocket-Extensions: " + offer + "\r\n"
 	}
+	w := dialUpgrade(t, addr, extra)
+	require.Equal(t, http.StatusSwitchingProtocols, w.resp.StatusCode)
+	return w
+}
+
+// dialUpgrade sends an upgrade request with the extra header lines to addr
+// and reads the response, whatever its status.
+func dialUpgrade(t testing.TB, addr, extra string) *rawPeer {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
 	_, err = io.WriteString(nc, upgradeRequest("/", extra))
 	require.NoError(t, err)
 	br := bufio.NewReader(nc)
 	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	require.NoError(t, err, "the server closed the connection without an answer")
 	return &rawPeer{nc: nc, br: br, resp: resp}
 }
 
@@ -473,6 +482,62 @@ func TestDeflateOfferOK(t *testing.T) {
 	}
 }
 
+func TestDeflateOffer(t *testing.T) {
+	for _, tc := range []struct {
+		offers []string
+		want   string
+	}{
+		{[]string{"permessage-deflate"}, "permessage-deflate"},
+		{[]string{"permessage-deflate; client_max_window_bits=10"}, "permessage-deflate"},
+		{[]string{"permessage-deflate;client_no_context_takeover ;server_no_context_takeover"},
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{[]string{"x-webkit-deflate-frame, permessage-deflate; server_no_context_takeover"}, "permessage-deflate; server_no_context_takeover"},
+		{[]string{"permessage-deflate, permessage-deflate"}, "permessage-deflate"},
+		{[]string{"permessage-deflate; server_max_window_bits=8, permessage-deflate; client_no_context_takeover"}, "permessage-deflate; client_no_context_takeover"},
+		{[]string{"permessage-deflate; mystery", "permessage-deflate; client_max_window_bits"}, "permessage-deflate"},
+		{[]string{"permessage-deflate;", "permessage-deflate; client_max_window_bits=16"}, ""},
+		{[]string{"permessage-deflate; server_max_window_bits=15"}, ""},
+		{[]string{"x-webkit-deflate-frame"}, ""},
+		{nil, ""},
+	} {
+		assert.Equal(t, tc.want, deflateOffer(tc.offers), "%q", tc.offers)
+	}
+}
+
+// FuzzDeflateOffer: any header value; the offer chosen is one of the four
+// libwebsockets is given, and only when the value holds a
+// permessage-deflate offer without server_max_window_bits with that
+// offer's context takeover parameters.
+func FuzzDeflateOffer(f *testing.F) {
+	for _, s := range []string{"permessage-deflate", "x, permessage-deflate; server_no_context_takeover",
+		"permessage-deflate; server_max_window_bits=9, permessage-deflate", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		got := deflateOffer([]string{v})
+		if got == "" {
+			return
+		}
+		for _, el := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(el, ";")
+			if strings.TrimSpace(name) != "permessage-deflate" || strings.Contains(el, "server_max_window_bits") {
+				continue
+			}
+			want := "permessage-deflate"
+			if strings.Contains(el, "server_no_context_takeover") {
+				want += "; server_no_context_takeover"
+			}
+			if strings.Contains(el, "client_no_context_takeover") {
+				want += "; client_no_context_takeover"
+			}
+			if got == want {
+				return
+			}
+		}
+		t.Fatalf("%q: chose %q, which none of its offers is", v, got)
+	})
+}
+
 // FuzzDeflateOfferOK: any header value; an accepted one has a first
 // permessage-deflate offer, without server_max_window_bits.
 func FuzzDeflateOfferOK(f *testing.F) {
@@ -497,36 +562,93 @@ func FuzzDeflateOfferOK(f *testing.F) {
 	})
 }
 
-// TestDeflateOffers: what a listener with Compression answers to offers,
-// and that a link whose offer it declined goes on uncompressed. The offer
-// with a bare permessage-deflate first and another after it made
-// libwebsockets drop the connection without any answer before the binding
-// declined it.
+// autobahn137 is the offer list of Autobahn's 13.7.x cases (296 bytes):
+// three configurations, the first asking for an 8-bit server window.
+const autobahn137 = "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; server_max_window_bits=8, " +
+	"permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover, " +
+	"permessage-deflate; client_no_context_takeover; client_max_window_bits"
+
+// TestDeflateOffers: what a listener with Compression answers to offer
+// lists: the first permessage-deflate offer it can accept, wherever it
+// stands in the list, or none; then a message each way, compressed when
+// agreed. libwebsockets alone dropped the connection unanswered for a list
+// of 255 bytes or more (Autobahn 13.7's, the 366-byte ones) and for a
+// second offer after a bare one it accepted, and considered the first
+// permessage-deflate offer only.
 func TestDeflateOffers(t *testing.T) {
 	_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true})
+	long := strings.Repeat("x-unknown; a=1, ", 20) + "permessage-deflate; client_no_context_takeover"
 	for _, tc := range []struct{ offer, answer string }{
 		{"permessage-deflate", "permessage-deflate"},
 		{"permessage-deflate; client_max_window_bits", "permessage-deflate"},
 		{"permessage-deflate; client_max_window_bits=10", "permessage-deflate"},
 		{"permessage-deflate; server_no_context_takeover", "permessage-deflate; server_no_context_takeover"},
 		{"permessage-deflate; client_no_context_takeover", "permessage-deflate; client_no_context_takeover"},
-		{"permessage-deflate, permessage-deflate; client_max_window_bits", ""},
+		{"permessage-deflate, permessage-deflate", "permessage-deflate"},
+		{"permessage-deflate, permessage-deflate; client_max_window_bits", "permessage-deflate"},
+		{"permessage-deflate; server_max_window_bits=10, permessage-deflate; server_no_context_takeover", "permessage-deflate; server_no_context_takeover"},
+		{autobahn137, "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{long, "permessage-deflate; client_no_context_takeover"},
+		{"permessage-deflate;\tserver_no_context_takeover", "permessage-deflate; server_no_context_takeover"},
 		{"permessage-deflate; server_max_window_bits=10", ""},
 		{"permessage-deflate; mystery", ""},
 		{"x-webkit-deflate-frame", ""},
+		{strings.Repeat("x-unknown; a=1, ", 20) + "permessage-deflate; server_max_window_bits=9", ""},
 	} {
 		w := dialPMD(t, addr, tc.offer)
 		assert.Equal(t, tc.answer, w.resp.Header.Get("Sec-Websocket-Extensions"), "offer %q", tc.offer)
+		msg := bytes.Repeat([]byte("offer "), 40)
 		if tc.answer == "" {
-			w.write(t, clientFrame(true, false, 1, []byte("plain")))
-			op, compressed, p, err := w.readMessage()
-			require.NoError(t, err)
-			assert.Equal(t, byte(1), op)
-			assert.False(t, compressed)
-			assert.Equal(t, "plain", string(p))
+			w.write(t, clientFrame(true, false, 1, msg))
+		} else {
+			w.write(t, clientFrame(true, true, 1, deflateMsg(t, msg, nil)))
 		}
+		op, compressed, p, err := w.readMessage()
+		require.NoError(t, err, "offer %q", tc.offer)
+		assert.Equal(t, byte(1), op)
+		assert.Equal(t, tc.answer != "", compressed, "offer %q", tc.offer)
+		if compressed {
+			p, err = inflateMsg(p, nil)
+			require.NoError(t, err)
+		}
+		assert.Equal(t, msg, p, "offer %q", tc.offer)
 		w.nc.Close()
 	}
+}
+
+// TestDeflateOffersManyLinks: 300 upgrades whose headers arrive together,
+// so that libwebsockets holds 300 header buffers at once, each answered as
+// its Autobahn 13.7 offer list asks: the binding finds each one's buffer
+// among the others (cgo.WSI.SetExtensionOffer), and forgets them all when
+// the context closes.
+func TestDeflateOffersManyLinks(t *testing.T) {
+	c, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxLinksPerIP: -1})
+	req := upgradeRequest("/", "Sec-WebSocket-Extensions: "+autobahn137+"\r\n")
+	const n = 300
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		require.NoError(t, err)
+		defer nc.Close()
+		require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+		_, err = io.WriteString(nc, req[:40]) // lws takes a header buffer
+		require.NoError(t, err)
+		conns[i] = nc
+	}
+	for _, nc := range conns {
+		_, err := io.WriteString(nc, req[40:])
+		require.NoError(t, err)
+	}
+	for i, nc := range conns {
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		require.NoError(t, err, "link %d", i)
+		require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode, "link %d", i)
+		require.Equal(t, "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+			resp.Header.Get("Sec-Websocket-Extensions"), "link %d", i)
+		nc.Close()
+	}
+	require.NoError(t, c.Close())
+	assert.Zero(t, cgo.HeaderBuffers(), "header buffers recorded after the context closed")
 }
 
 // TestDeflateContextTakeover: three equal messages each way, for each

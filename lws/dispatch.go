@@ -45,6 +45,7 @@ type rec struct {
 	killMe  bool           // client links: close when the current callback returns
 	counted bool           // accepted connections: countLink counted it
 	held    bool           // a refused connection, counted as held to answer 503
+	offered bool           // upgrades: lws sees the offer chosen for it (chooseOffer)
 	refuse  admissionLimit // accepted connections: the limit that refused it
 	queued  atomic.Bool    // in Context.pending
 	timer   timerKind      // accepted connections: what the TIMER callback is for
@@ -231,7 +232,9 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 		return c.onEstablished(r, ev)
 	case callbacks.ConfirmExtensionOkay:
 		// Only a listener with Compression has an extension to offer.
-		if r.req != nil && !deflateOfferOK(r.req.Header.Values("Sec-Websocket-Extensions")) {
+		// lws asks about the offer chooseOffer left it, or about the
+		// first of the client's when that could not be done.
+		if r.req != nil && !r.offered && !deflateOfferOK(r.req.Header.Values("Sec-Websocket-Extensions")) {
 			return 1 // declined: the 101 names no extension
 		}
 	case callbacks.Receive:
@@ -335,7 +338,47 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 			return c.refuseUpgrade(r, status, msg, nil)
 		}
 	}
+	if vs := req.Header.Values("Sec-Websocket-Extensions"); len(vs) > 0 {
+		if status, why := c.chooseOffer(r, vs); status != 0 {
+			c.limitHit(r, LimitBadUpgrade)
+			return c.refuseUpgrade(r, status, why, nil)
+		}
+	}
 	return 0
+}
+
+// lwsExtensionsMax is the longest Sec-WebSocket-Extensions header
+// libwebsockets (4.1 to 4.5) parses itself without dropping the handshake.
+const lwsExtensionsMax = 254
+
+// chooseOffer decides the answer to an upgrade's extension offers: the
+// first permessage-deflate offer a listener with Compression can accept,
+// or none, and makes it the one offer libwebsockets sees (see
+// lwsgo_ws_set_offer for why lws may not see the client's list). When that
+// cannot be done, lws gets the list as sent; a header lws would drop the
+// handshake for (or answer with a broken 101) is refused with 431 and the
+// length it may have.
+func (c *Context) chooseOffer(r *rec, values []string) (status int, why string) {
+	offer := ""
+	if r.lis.cfg.Compression {
+		offer = deflateOffer(values)
+	}
+	n, ok := r.wsi.SetExtensionOffer(offer)
+	if !ok && offer != "" && n <= cgo.ExtensionsMax {
+		// The offer did not fit where the header was: decline.
+		n, ok = r.wsi.SetExtensionOffer("")
+	}
+	switch {
+	case ok:
+		r.offered = true
+	case n > cgo.ExtensionsMax:
+		return http.StatusRequestHeaderFieldsTooLarge,
+			fmt.Sprintf("Sec-WebSocket-Extensions: %d bytes, more than the %d this server takes", n, cgo.ExtensionsMax)
+	case n > lwsExtensionsMax:
+		return http.StatusRequestHeaderFieldsTooLarge,
+			fmt.Sprintf("Sec-WebSocket-Extensions: %d bytes, more than the %d this server takes", n, lwsExtensionsMax)
+	}
+	return 0, ""
 }
 
 // callCheckUpgrade runs the listener's CheckUpgrade; a panic refuses with 500.

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -73,4 +76,21 @@ func dial(t testing.TB, addr string, hdr http.Header) *websocket.Conn {
 	t.Cleanup(func() { ws.Close() })
 	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
 	return ws
+}
+
+// threadCPU returns the CPU time (user and system) OS thread tid of this
+// process has used, from /proc/self/task/TID/stat, in clock ticks of 10 ms.
+func threadCPU(t testing.TB, tid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/stat", tid))
+	require.NoError(t, err)
+	// The command name, field 2, is in parentheses and may hold spaces.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	require.Greater(t, len(f), 12, "short stat line %q", s)
+	utime, err := strconv.ParseInt(f[11], 10, 64) // field 14
+	require.NoError(t, err)
+	stime, err := strconv.ParseInt(f[12], 10, 64) // field 15
+	require.NoError(t, err)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }

@@ -8,6 +8,7 @@ package lws
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -868,4 +869,75 @@ func TestHostileUnmaskedFrame(t *testing.T) {
 	}
 	w.nc.Close()
 	healthy(t, addr)
+}
+
+// TestHostileExtensionOffers: Sec-WebSocket-Extensions headers that
+// libwebsockets' own parser (4.1.6, 4.3.5) cannot take: 255 bytes or more
+// (Autobahn 13.7's offer list among them), split over header lines, the
+// same extension offered twice. Each gets a 101, with compression off
+// naming no extension, with it the first offer the listener can accept;
+// the link then echoes. A header too long for libwebsockets to answer at
+// all gets 431 with the length it may have. Before the binding chose the
+// offer libwebsockets sees, the long ones had the connection closed
+// without an answer, compression on or off.
+func TestHostileExtensionOffers(t *testing.T) {
+	ext := func(vs ...string) string {
+		var b strings.Builder
+		for _, v := range vs {
+			b.WriteString("Sec-WebSocket-Extensions: " + v + "\r\n")
+		}
+		return b.String()
+	}
+	unknown := "x-unknown; a=" + strings.Repeat("b", 280)
+	for _, compression := range []bool{false, true} {
+		lim := newLimitLog()
+		_, addr := hostileServer(t, Listener{Name: "edge", Compression: compression}, lim.hook)
+		for _, tc := range []struct {
+			name, extra, answer string // answer: with compression
+		}{
+			{"Autobahn 13.7's three offers", ext(autobahn137), "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+			{"258 bytes", ext(strings.Repeat("x-a, ", 48) + "permessage-deflate"), "permessage-deflate"},
+			{"an unknown extension, 293 bytes", ext(unknown), ""},
+			{"the same offer twice", ext("permessage-deflate, permessage-deflate"), "permessage-deflate"},
+			{"two header lines", ext("permessage-deflate; server_max_window_bits=10", strings.Repeat("x-b, ", 60)+"permessage-deflate"), "permessage-deflate"},
+			{"a tab between parameters", ext("permessage-deflate;\tclient_no_context_takeover"), "permessage-deflate; client_no_context_takeover"},
+			{"another header with the same bytes first", "User-Agent: " + autobahn137 + "\r\n" + ext(autobahn137), "!431"},
+			{"over 399 bytes", ext(strings.Repeat("x-a, ", 77) + "permessage-deflate"), "!431"},
+		} {
+			t.Run(fmt.Sprintf("compression=%v/%s", compression, tc.name), func(t *testing.T) {
+				w := dialUpgrade(t, addr, tc.extra)
+				if strings.HasPrefix(tc.answer, "!") {
+					// libwebsockets could not parse the header
+					// the client sent: a readable refusal.
+					assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, w.resp.StatusCode)
+					body, _ := io.ReadAll(w.resp.Body)
+					assert.Contains(t, string(body), "Sec-WebSocket-Extensions:")
+					lim.expect(t, "edge", LimitBadUpgrade)
+					return
+				}
+				require.Equal(t, http.StatusSwitchingProtocols, w.resp.StatusCode)
+				want := tc.answer
+				if !compression {
+					want = ""
+				}
+				assert.Equal(t, want, strings.Join(w.resp.Header.Values("Sec-Websocket-Extensions"), ", "))
+				msg := []byte("offer list " + tc.name)
+				if want == "" {
+					w.write(t, clientFrame(true, false, 1, msg))
+				} else {
+					w.write(t, clientFrame(true, true, 1, deflateMsg(t, msg, nil)))
+				}
+				_, compressed, p, err := w.readMessage()
+				require.NoError(t, err)
+				if compressed {
+					p, err = inflateMsg(p, nil)
+					require.NoError(t, err)
+				}
+				assert.Equal(t, want != "", compressed)
+				assert.Equal(t, string(msg), string(p))
+			})
+		}
+		healthy(t, addr)
+		lim.none(t)
+	}
 }

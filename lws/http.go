@@ -134,9 +134,59 @@ func parseRequest(raw string, remote net.Addr, linkID uint64, listener string) (
 
 // httpConn is the state of one HTTP connection (service goroutine), which
 // carries one transaction after another on keep-alive.
+//
+// Pipelining. A client may send its next request before the answer to the
+// last (RFC 9112 section 9.3.2), and libwebsockets mishandles the bytes of
+// that request whenever they arrive while a transaction is open:
+//
+//   - When they came in the same read as the end of a request, lws keeps
+//     them in the connection's buflist, and after
+//     lws_http_transaction_completed parses the next request from there.
+//     For a request with a body lws_http_action then reads that buflist
+//     segment again from its start, the request's own headers, as its body
+//     (lib/roles/http/server/server.c: 1811-1828 in v4.1.6, 2044-2061 in
+//     v4.3.5). On 4.1.6, once that "body" is complete, lws_read_h1 consumes
+//     nothing more and the loop never ends: the service thread spins inside
+//     one lws_service call, deaf even to SIGTERM. On 4.3.5 the handler would
+//     get a wrong body.
+//   - 4.3.5 reads the socket while a request without a body is being
+//     answered (lib/roles/h1/ops-h1.c:372, state LRS_DOING_TRANSACTION,
+//     added in 4.3.1) and lws_read_h1 has no case for that state: it
+//     closes the connection without the answer ("Unhandled state",
+//     ops-h1.c:299). 4.1.6 does not read in that state but, with bytes in
+//     the buflist, polls without waiting until the answer is out.
+//   - 4.3.5 passes every byte of a read to HTTP_BODY once a body has begun
+//     (ops-h1.c:135-144: content_length_given is never set for h1, until
+//     5.0), so the next request becomes part of this one's body, the
+//     remaining length wraps around and BODY_COMPLETION never comes.
+//     4.1.6 calls HTTP_BODY_COMPLETION again for every read after the body.
+//
+// So the binding keeps libwebsockets from reading while a request is being
+// answered: rx is paused from the callback that completes a request (HTTP
+// for one without a body, HTTP_BODY_COMPLETION) until the answer is ready,
+// and the answer is then written at once (Context.answer), before the event
+// loop looks at the socket again; what the socket does not take at once is
+// written on the same way, rx paused in between. Bytes that arrive meanwhile
+// wait in the kernel and are read as a fresh request once the transaction
+// is complete: served, in order. Bytes lws had already read with the
+// request stay in its buflist, and once rx resumes lws reports input it can
+// process without the network (cgo.Context.ForcedService). Then, as when
+// lws hands the binding bytes past a body (the 4.3.5 and 4.1.6 signs above),
+// the answer carries "connection: close" and the connection ends after it,
+// so that lws never parses a request from its buflist. The report is for
+// the whole context: another connection's pending input closes this one
+// too, needlessly but safely (a few reconnects while some client pipelines,
+// or while TLS or inflated data waits on another link).
 type httpConn struct {
 	r   *rec
 	txn *ResponseWriter // the transaction in progress, or nil
+}
+
+// complete is called when w's request is complete: libwebsockets reads no
+// more until its answer is written (see httpConn).
+func (h *httpConn) complete(w *ResponseWriter) {
+	w.paused = true
+	h.r.wsi.RxFlow(false)
 }
 
 func (h *httpConn) idle() bool { return h.txn == nil }
@@ -164,8 +214,9 @@ type ResponseWriter struct {
 	served     bool // handler called (or error answered)
 	hdrSent    bool
 	off        int
-	paused     bool // rx paused while the handler prepares the reply
-	wasPaused  bool // the reply was deferred: check the client is still there
+	paused     bool // rx paused until the answer is written (httpConn)
+	deferred   bool // the handler answered later: check the client is still there
+	pipelined  bool // lws read past this request: close after the answer
 }
 
 type respState uint8
@@ -235,11 +286,6 @@ func (w *ResponseWriter) queue(status int, hdrs, body []byte, closeAfter bool) e
 	}
 	w.responded = true
 	w.close = w.close || closeAfter
-	if w.close {
-		// The connection ends after this response: say so, or a
-		// keep-alive client may send its next request into it.
-		hdrs = append(hdrs, "connection\x00close\x00"...)
-	}
 	w.state, w.status, w.hdrs, w.body = respReady, status, hdrs, body
 	w.mu.Unlock()
 	w.h.r.ctx.schedule(w.h.r)
@@ -312,6 +358,11 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		r.http = &httpConn{r: r}
 	}
 	c.setTimer(r, timerNone, 0) // the headers are in
+	if r.http.txn != nil {
+		// Not expected: rx is paused while a transaction is open.
+		c.log.Warn("lws: HTTP request while another is being answered; closing", "link", r.id)
+		return -1
+	}
 	req, err := c.readRequest(r)
 	if err != nil {
 		c.log.Warn("lws: reading request", "link", r.id, "err", err)
@@ -336,6 +387,7 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 	case c.stopping:
 		return w.refuseNow(http.StatusServiceUnavailable, "")
 	case lis.Links&HTTPListen == 0:
+		r.http.complete(w)
 		w.respondError(http.StatusUpgradeRequired, false)
 	case bodyMethod && req.ContentLength < 0:
 		// Answered at HTTP_WRITEABLE, like a 413: libwebsockets goes
@@ -356,16 +408,11 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 			c.setTimer(r, timerBody, d)
 		}
 	default:
+		r.http.complete(w)
 		c.serve(w)
 	}
 	return 0
 }
-
-// spinsOnPendingReply: the libwebsockets compiled against spins on a
-// departed client whose HTTP reply is pending (fixed by "http: sse: check
-// POLLIN during DOING_TRANSACTION": 28e5d41d9 on main, 55a7c6a0f in
-// v4.3.1).
-const spinsOnPendingReply = cgo.HeaderVersionNumber < 4003001
 
 func (c *Context) serve(w *ResponseWriter) {
 	w.served = true
@@ -389,24 +436,25 @@ func (c *Context) serve(w *ResponseWriter) {
 		h.ServeHTTP(w, w.req)
 	}()
 	w.mu.Lock()
-	deferred := w.state == respOpen
+	w.deferred = w.state == respOpen
 	w.mu.Unlock()
-	if deferred && spinsOnPendingReply {
-		// The handler answers later. libwebsockets before 4.3.1 keeps
-		// polling a connection whose reply is pending without reading
-		// it, so a client that leaves meanwhile makes the service loop
-		// spin at 100% CPU until the reply is written: stop reading
-		// until Respond; onWritable then checks whether the client is
-		// still there.
-		w.paused, w.wasPaused = true, true
-		w.h.r.wsi.RxFlow(false)
-	}
 }
 
 func (h *httpConn) onBody(p []byte) int {
 	w := h.txn
-	if w == nil || !w.expectBody || w.tooBig || w.served {
+	if w == nil || !w.expectBody || w.tooBig {
 		return 0
+	}
+	if w.served {
+		// libwebsockets 4.3 reads what follows a body as more of it.
+		w.pipelined = true
+		return 0
+	}
+	if room := w.req.ContentLength - int64(len(w.req.Body)); int64(len(p)) > room {
+		// 4.3 again, the next request in the same read as the end of
+		// this body: it never calls BODY_COMPLETION for this one.
+		p = p[:room]
+		w.pipelined = true
 	}
 	if int64(len(w.req.Body)+len(p)) > h.r.lis.cfg.MaxBodySize {
 		h.r.ctx.limitHit(h.r, LimitMaxBody)
@@ -416,6 +464,9 @@ func (h *httpConn) onBody(p []byte) int {
 		return 0
 	}
 	w.req.Body = append(w.req.Body, p...)
+	if w.pipelined {
+		return h.onBodyComplete()
+	}
 	return 0
 }
 
@@ -424,12 +475,21 @@ func (h *httpConn) onBodyComplete() int {
 		h.r.ctx.setTimer(h.r, timerNone, 0)
 	}
 	w := h.txn
-	if w == nil || w.served {
+	if w == nil {
+		return 0
+	}
+	if w.served {
+		if w.expectBody && !w.tooBig {
+			// libwebsockets 4.1 calls again for each read after the
+			// body: bytes of a next request.
+			w.pipelined = true
+		}
 		return 0
 	}
 	if w.req.Body == nil {
 		w.req.Body = []byte{}
 	}
+	h.complete(w)
 	h.r.ctx.serve(w)
 	return 0
 }
@@ -442,6 +502,7 @@ func (h *httpConn) onWritable() int {
 	}
 	w.mu.Lock()
 	ready := w.state == respReady
+	closeAfter := w.close || w.pipelined
 	w.mu.Unlock()
 	if !ready {
 		return 0
@@ -449,12 +510,17 @@ func (h *httpConn) onWritable() int {
 	wsi := h.r.wsi
 	n := len(w.body) - cgo.Pre
 	head := w.req.Method == "HEAD"
-	if !w.hdrSent && w.wasPaused && wsi.PeerClosed() {
+	if !w.hdrSent && w.deferred && wsi.PeerClosed() {
 		// The client left while the reply was being prepared.
 		return -1
 	}
 	var gate chokeGate
 	if !w.hdrSent {
+		if closeAfter {
+			// The connection ends after this response: say so, or a
+			// keep-alive client may send its next request into it.
+			w.hdrs = append(w.hdrs, "connection\x00close\x00"...)
+		}
 		// A body that fits in one write follows unasked.
 		res := wsi.WriteHTTPHeaders(w.status, w.hdrs, int64(n), n > txPacketSize && !head)
 		if res == cgo.WriteFailed {
@@ -482,7 +548,6 @@ func (h *httpConn) onWritable() int {
 	w.mu.Lock()
 	w.state = respDone
 	w.body = nil
-	closeAfter := w.close
 	w.mu.Unlock()
 	h.txn = nil
 	if closeAfter || w.expectBody && !w.served {

@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "FAIL: %d cgo handles still live after all tests\n", n)
 			code = 1
 		}
+		if n := cgo.HeaderBuffers(); n != 0 {
+			fmt.Fprintf(os.Stderr, "FAIL: %d libwebsockets header buffers still recorded after all tests\n", n)
+			code = 1
+		}
 		// The fuzzing engine keeps goroutines of its own (os/signal):
 		// when fuzzing, only the handles are checked.
 		if fz := flag.Lookup("test.fuzz"); fz == nil || fz.Value.String() == "" {

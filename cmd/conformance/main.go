@@ -24,6 +24,9 @@
 // CLIENT (the implementation as the server) or FAILED BY SERVER, and fails
 // the run.
 //
+// -messages sets how many messages each of Autobahn's 12.x/13.x cases sends
+// (default wsconform.DefaultMessages; Autobahn's suite sends 1000).
+//
 // Exit status: 0 when no case failed unexpectedly, no known failure passes
 // and no TCP connection was left open, 1 otherwise, 2 on trouble (usage, a server that would not start).
 package main
@@ -62,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	libVersion := fs.String("lib-version", "", "the -server's libwebsockets version, e.g. 4.3.5, for the known failures fixed upstream (default: unknown, all apply)")
 	showLog := fs.Bool("log", false, "show the binding's and libwebsockets' log (warnings and errors) on stderr")
 	compression := fs.Bool("compression", false, "permessage-deflate on: Listener.Compression and DialOptions.Compression in process (for -server: the server has it on)")
+	messages := fs.Int("messages", wsconform.DefaultMessages, "messages each of Autobahn's 12.x and 13.x cases sends (Autobahn: 1000)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -69,7 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "conformance: unexpected arguments:", fs.Args())
 		return 2
 	}
-	opts := &wsconform.Options{Wait: *wait, CloseWait: *closeWait, MaxMessage: *maxMessage, LibVersion: *libVersion, Deflate: *compression}
+	opts := &wsconform.Options{Wait: *wait, CloseWait: *closeWait, MaxMessage: *maxMessage, LibVersion: *libVersion, Deflate: *compression, Messages: *messages}
 	if *cases != "" {
 		for _, c := range strings.Split(*cases, ",") {
 			opts.Cases = append(opts.Cases, strings.TrimSpace(c))

@@ -112,6 +112,10 @@ type Case struct {
 	// RespondExt is a Sec-WebSocket-Extensions header the peer adds to
 	// its 101 as a server (TargetClient only).
 	RespondExt string
+	// Accept, when set, makes that header from the client's offers (the
+	// values of its Sec-WebSocket-Extensions headers, joined; "": none),
+	// as a server that negotiates does (TargetClient only).
+	Accept func(offer string) string
 	// Run plays the case after the opening handshake.
 	Run func(t *T) Result
 }

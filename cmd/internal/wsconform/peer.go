@@ -490,10 +490,10 @@ func clientHandshake(conn net.Conn, br *bufio.Reader, host, path string, extra h
 }
 
 // serverHandshake reads an upgrade request, checks it and answers 101,
-// with Sec-WebSocket-Extensions: ext unless ext is "". With auto, ext is
-// instead the acceptance of the request's first permessage-deflate offer
-// (acceptance), or "" when there is none. It returns the request and ext.
-func serverHandshake(conn net.Conn, br *bufio.Reader, ext string, auto bool, wait time.Duration) (*http.Request, string, error) {
+// with Sec-WebSocket-Extensions: ext unless ext is "", where ext is what
+// answer makes of the request's offers (its Sec-WebSocket-Extensions
+// values, joined). It returns the request and ext.
+func serverHandshake(conn net.Conn, br *bufio.Reader, answer func(offer string) string, wait time.Duration) (*http.Request, string, error) {
 	_ = conn.SetDeadline(time.Now().Add(wait))
 	defer conn.SetDeadline(time.Time{})
 	req, err := http.ReadRequest(br)
@@ -522,9 +522,7 @@ func serverHandshake(conn net.Conn, br *bufio.Reader, ext string, auto bool, wai
 	var b strings.Builder
 	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
 	fmt.Fprintf(&b, "Sec-WebSocket-Accept: %s\r\n", acceptKey(key))
-	if auto {
-		ext = acceptance(strings.Join(req.Header.Values("Sec-WebSocket-Extensions"), ","))
-	}
+	ext := answer(strings.Join(req.Header.Values("Sec-WebSocket-Extensions"), ","))
 	if ext != "" {
 		fmt.Fprintf(&b, "Sec-WebSocket-Extensions: %s\r\n", ext)
 	}

@@ -38,6 +38,21 @@ type Options struct {
 	// used as negotiated, instead of declined. false: they check that it
 	// is declined (as a server) or not offered (as a client).
 	Deflate bool
+	// Messages is how many messages each of Autobahn's 12.x and 13.x cases
+	// sends, one after the echo of the other (Autobahn: 1000). 0:
+	// DefaultMessages.
+	Messages int
+}
+
+// DefaultMessages is Options.Messages when it is 0: a tenth of Autobahn's
+// 1000, as family 9 is scaled down, for a run of minutes, not tens of them.
+const DefaultMessages = 100
+
+func (o *Options) messages() int {
+	if o.Messages > 0 {
+		return o.Messages
+	}
+	return DefaultMessages
 }
 
 func (o *Options) withDefaults() *Options {
@@ -243,9 +258,15 @@ func runClientCase(ln *net.TCPListener, dial Dialer, c *Case, o *Options) Result
 		return failed("the client did not connect: %v", err)
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
-	// With Options.Deflate the 12.x cases accept the client's offer.
-	auto := c.RespondExt == "" && o.Deflate && c.Family() == "12"
-	req, ext, err := serverHandshake(conn, br, c.RespondExt, auto, o.Wait)
+	respond := func(string) string { return c.RespondExt }
+	switch {
+	case c.Accept != nil:
+		respond = c.Accept
+	case c.RespondExt == "" && o.Deflate && c.Family() == "12":
+		// With Options.Deflate the 12.x cases accept the client's offer.
+		respond = acceptance
+	}
+	req, ext, err := serverHandshake(conn, br, respond, o.Wait)
 	if err != nil {
 		conn.Close()
 		return failed("opening handshake: %v", err)

@@ -3,6 +3,7 @@ package wsconform
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"net"
 	"net/http"
@@ -45,8 +46,8 @@ func TestCases(t *testing.T) {
 			assert.False(t, seen[tg][c.ID], "case %s twice for the %s target", c.ID, tg)
 			seen[tg][c.ID] = true
 		}
-		if c.RespondExt != "" {
-			assert.Equal(t, TargetClient, c.Only, "%s: RespondExt is for client targets", c.ID)
+		if c.RespondExt != "" || c.Accept != nil {
+			assert.Equal(t, TargetClient, c.Only, "%s: RespondExt and Accept are for client targets", c.ID)
 		}
 	}
 }
@@ -171,7 +172,7 @@ func TestOutcome(t *testing.T) {
 // offer are caught.
 func TestSuiteAgainstGorilla(t *testing.T) {
 	addr := serveGorilla(t, &websocket.Upgrader{})
-	got := verdictsOf(t, RunServer(addr, &Options{Cases: []string{"1.3.1", "2.10", "3.2", "4.1.3", "5.15", "7.3.2", "7.7.14", "6.3.1", "6.2.1", "12.1.1"}}))
+	got := verdictsOf(t, RunServer(addr, &Options{Cases: []string{"1.3.1", "2.10", "3.2", "4.1.3", "5.15", "7.3.2", "7.7.14", "6.3.1", "6.2.1", "12.1.1"}, Messages: 3}))
 	want := map[string]Verdict{"1.3.1": OK, "2.10": OK, "3.2": OK, "4.1.3": OK, "5.15": OK, "7.3.2": OK, "7.7.14": OK, "6.3.1": Failed, "6.2.1": OK, "12.1.1": OK}
 	assert.Equal(t, want, got, "server verdicts")
 
@@ -183,10 +184,10 @@ func TestSuiteAgainstGorilla(t *testing.T) {
 		go gorillaEcho(c)
 		return nil
 	}
-	crep, err := RunClient(dial, &Options{Cases: []string{"1.3.2", "2.10", "13.1.1", "13.5.1"}})
+	crep, err := RunClient(dial, &Options{Cases: []string{"1.3.2", "2.10", "13.1.1", "13.12.1"}, Messages: 3})
 	require.NoError(t, err)
 	got = verdictsOf(t, crep)
-	want = map[string]Verdict{"1.3.2": OK, "2.10": OK, "13.1.1": OK, "13.5.1": Failed}
+	want = map[string]Verdict{"1.3.2": OK, "2.10": OK, "13.1.1": OK, "13.12.1": Failed}
 	assert.Equal(t, want, got, "client verdicts")
 }
 
@@ -195,15 +196,20 @@ func TestSuiteAgainstGorilla(t *testing.T) {
 // implementation of the extension: the peer's codec interoperates with it
 // both ways, and the negotiation checks catch what gorilla gets wrong. As
 // a server it answers every offer with both no_context_takeover
-// parameters and nothing else, so an offer of server_max_window_bits gets
-// an answer that does not accept it (13.4.1); as a client it offers both
-// parameters and fails the handshake unless the answer names both, which
-// RFC 7692 does not require of client_no_context_takeover (13.2.1), while
-// it rightly fails an answer without server_no_context_takeover (13.1.1).
+// parameters and nothing else, which accepts Autobahn 13.7's list by its
+// second offer, but answers an offer of server_max_window_bits with an
+// answer that does not accept it (13.3.x, 13.11.1); as a client it offers
+// both parameters and no client_max_window_bits (so Autobahn's accept5
+// declines it, 13.5.x), and fails the handshake unless the answer names
+// both, which RFC 7692 does not require of client_no_context_takeover
+// (13.9.1), while it rightly fails an answer without
+// server_no_context_takeover (13.8.1).
 func TestSuiteDeflateAgainstGorilla(t *testing.T) {
 	addr := serveGorilla(t, &websocket.Upgrader{EnableCompression: true})
-	got := verdictsOf(t, RunServer(addr, &Options{Deflate: true, Cases: []string{"12.1.1", "12.2.5", "12.3.1", "12.4.1", "13.4.1", "13.5.1"}}))
-	want := map[string]Verdict{"12.1.1": OK, "12.2.5": OK, "12.3.1": OK, "12.4.1": OK, "13.4.1": Failed, "13.5.1": OK}
+	got := verdictsOf(t, RunServer(addr, &Options{Deflate: true, Messages: 3,
+		Cases: []string{"12.1.1", "12.2.5", "12.3.15", "12.5.18", "12.6.1", "12.7.1", "13.3.1", "13.7.10", "13.11.1", "13.12.1"}}))
+	want := map[string]Verdict{"12.1.1": OK, "12.2.5": OK, "12.3.15": OK, "12.5.18": OK, "12.6.1": OK, "12.7.1": OK,
+		"13.3.1": Failed, "13.7.10": OK, "13.11.1": Failed, "13.12.1": OK}
 	assert.Equal(t, want, got, "server verdicts")
 
 	d := websocket.Dialer{EnableCompression: true}
@@ -215,10 +221,11 @@ func TestSuiteDeflateAgainstGorilla(t *testing.T) {
 		go gorillaEcho(c)
 		return nil
 	}
-	crep, err := RunClient(dial, &Options{Deflate: true, Cases: []string{"12.1.1", "12.4.2", "13.1.1", "13.2.1"}})
+	crep, err := RunClient(dial, &Options{Deflate: true, Messages: 3,
+		Cases: []string{"12.1.1", "12.7.2", "13.2.11", "13.5.1", "13.7.18", "13.8.1", "13.9.1"}})
 	require.NoError(t, err)
 	got = verdictsOf(t, crep)
-	want = map[string]Verdict{"12.1.1": OK, "12.4.2": OK, "13.1.1": OK, "13.2.1": Failed}
+	want = map[string]Verdict{"12.1.1": OK, "12.7.2": OK, "13.2.11": OK, "13.5.1": OK, "13.7.18": OK, "13.8.1": OK, "13.9.1": Failed}
 	assert.Equal(t, want, got, "client verdicts")
 }
 
@@ -319,4 +326,56 @@ func verdictsOf(t *testing.T, rep *Report) map[string]Verdict {
 		t.Logf("%s %s: %s %s", rep.Target, r.Case.ID, r.Verdict, r.Detail)
 	}
 	return m
+}
+
+// TestAutobahnAnswer checks the acceptances 13.1-13.7 play as a server
+// against Autobahn's accept1-accept7, for the offer libwebsockets' client
+// makes and for one without client_max_window_bits.
+func TestAutobahnAnswer(t *testing.T) {
+	lws := "permessage-deflate; client_max_window_bits"
+	bare := "x-foo, permessage-deflate; server_no_context_takeover"
+	for j, want := range []struct{ lws, bare string }{
+		{"permessage-deflate", "permessage-deflate; server_no_context_takeover"},
+		{"permessage-deflate; client_no_context_takeover", "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{"permessage-deflate; client_max_window_bits=8", ""},
+		{"permessage-deflate; client_max_window_bits=15", ""},
+		{"permessage-deflate; client_no_context_takeover; client_max_window_bits=8", ""},
+		{"permessage-deflate; client_no_context_takeover; client_max_window_bits=15", ""},
+		{"permessage-deflate; client_no_context_takeover; client_max_window_bits=8", "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+	} {
+		assert.Equal(t, want.lws, autobahnAnswer(j+1, lws), "13.%d, offer %q", j+1, lws)
+		assert.Equal(t, want.bare, autobahnAnswer(j+1, bare), "13.%d, offer %q", j+1, bare)
+		assert.Empty(t, autobahnAnswer(j+1, ""), "13.%d, no offer", j+1)
+		if want.lws != "" {
+			_, _, why := agreement(lws, []string{want.lws})
+			assert.Empty(t, why, "13.%d: the answer must accept the offer", j+1)
+		}
+	}
+}
+
+// TestCorpora checks the 12.x data sets: 256 KiB each, the same on every
+// call, text ones ASCII (any slice of them is valid UTF-8), and each
+// compressing as its kind does: the noisy bitmap and the PDF's streams
+// least, markup and records most.
+func TestCorpora(t *testing.T) {
+	for _, c := range corpora {
+		d := c.data()
+		require.Len(t, d, corpusSize, c.name)
+		assert.Equal(t, d, c.data(), c.name)
+		if c.op == OpText {
+			for i, b := range d {
+				require.Less(t, b, byte(0x80), "%s: byte %d is not ASCII", c.name, i)
+			}
+		}
+		var b bytes.Buffer
+		w, _ := flate.NewWriter(&b, flate.DefaultCompression)
+		_, _ = w.Write(d)
+		_ = w.Close()
+		t.Logf("%s: deflates to %.0f%%", c.name, 100*float64(b.Len())/float64(len(d)))
+		assert.Less(t, b.Len(), len(d), c.name)
+	}
+	pos := corpusSize - 3
+	assert.Equal(t, append(append([]byte(nil), corpora[3].data()[corpusSize-3:]...), corpora[3].data()[:5]...),
+		slice(corpora[3].data(), &pos, 8), "a slice wraps around the end")
+	assert.Equal(t, 5, pos)
 }
