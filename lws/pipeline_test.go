@@ -92,13 +92,13 @@ func pipeServer(t *testing.T, mod ...func(*Config)) (*Context, string, <-chan *R
 	}
 	c, err := New(cfg)
 	require.NoError(t, err)
-	t.Cleanup(func() { closeWithin(t, c, 10*time.Second) })
+	t.Cleanup(func() { closeCtxWithin(t, c, 10*time.Second) })
 	return c, c.Addrs()[0].String(), slow
 }
 
-// closeWithin closes c, failing the test instead of hanging when its
+// closeCtxWithin closes c, failing the test instead of hanging when its
 // service goroutine does not come back (it is stuck inside libwebsockets).
-func closeWithin(t *testing.T, c *Context, d time.Duration) {
+func closeCtxWithin(t *testing.T, c *Context, d time.Duration) {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- c.Close() }()
