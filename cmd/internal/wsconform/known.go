@@ -77,13 +77,6 @@ var KnownFailures = []Known{
 			"lws counts it cannot be changed from outside; the binding refuses with 431 naming the length",
 		Fix: "none in the binding; a libwebsockets that copies the header elsewhere",
 	},
-	{
-		Case: "7.9.10", Target: TargetClient, Since: "4.2.0",
-		Reason: "a libwebsockets client since 4.2.0 (commit fb9abfdf0, \"ws: accept newer IANA close codes\") takes " +
-			"close code 1015 as valid and echoes it, though RFC 6455 section 7.4.1 says it is never sent",
-		Fix: "issue 7 item 3 (close hygiene, branch issue7): 1015 is on its invalid list, and the binding sees it " +
-			"in WS_PEER_INITIATED_CLOSE",
-	},
 }
 
 // knownFailure returns the entry for a case on a target and libwebsockets

@@ -122,14 +122,20 @@ func TestVersionBefore(t *testing.T) {
 }
 
 func TestKnownFailureVersions(t *testing.T) {
-	// 1.3.2 is fixed in 4.3.1; 7.9.10 (client) appeared in 4.2.0.
+	// 1.3.2 is fixed in 4.3.1; a failure that appeared in 4.2.0 (none
+	// does today: 7.9.10 on the client did, until the binding refused
+	// 1015 itself) is known from then on only.
+	saved := KnownFailures
+	t.Cleanup(func() { KnownFailures = saved })
+	KnownFailures = append(append([]Known(nil), saved...), Known{Case: "0.0.1", Target: TargetClient, Since: "4.2.0"})
 	assert.NotNil(t, knownFailure("1.3.2", TargetClient, "4.1.6-"))
 	assert.Nil(t, knownFailure("1.3.2", TargetClient, "4.3.5-unknown"))
 	assert.NotNil(t, knownFailure("1.3.2", TargetClient, ""))
-	assert.Nil(t, knownFailure("7.9.10", TargetClient, "4.1.6-"))
-	assert.NotNil(t, knownFailure("7.9.10", TargetClient, "4.3.5-unknown"))
-	assert.Nil(t, knownFailure("7.9.10", TargetClient, ""))
-	assert.Nil(t, knownFailure("7.9.10", TargetServer, "4.3.5"))
+	assert.Nil(t, knownFailure("0.0.1", TargetClient, "4.1.6-"))
+	assert.NotNil(t, knownFailure("0.0.1", TargetClient, "4.3.5-unknown"))
+	assert.Nil(t, knownFailure("0.0.1", TargetClient, ""))
+	assert.Nil(t, knownFailure("0.0.1", TargetServer, "4.3.5"))
+	assert.Nil(t, knownFailure("7.9.10", TargetClient, "4.3.5-unknown"))
 	assert.NotNil(t, knownFailure("7.7.14", TargetServer, "4.3.5"))
 	assert.Nil(t, knownFailure("7.7.14", TargetClient, "4.3.5"))
 }
