@@ -66,6 +66,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#if !defined(LWS_WITHOUT_EXTENSIONS)
+#include <zlib.h>
+#endif
+
 #if defined(LWS_WITH_TLS) && defined(LWS_OPENSSL_SUPPORT) && \
     !defined(LWS_WITH_MBEDTLS)
 #include <openssl/x509.h>
@@ -100,11 +104,26 @@ static int lwsgo_append_headers(struct lws *w, const lwsgo_client *cl,
  *     after a message when server_no_context_takeover is agreed and the
  *     deflater when client_no_context_takeover is, in both roles. That is
  *     right for a client; a server must do the opposite (RFC 7692 section
- *     7.1.1).
+ *     7.1.1);
+ *   - keeps the compressed input zlib has not read yet in memory of the
+ *     link's own (lwsgo_pss.keep, freed when zlib has read it or at
+ *     WSI_DESTROY). lws inflates at most 1 KiB per pass and leaves the
+ *     rest of the input to zlib for later passes of the service loop; on
+ *     a server that input is where lws read it, the service thread's one
+ *     read buffer (pt->serv_buf: lib/roles/ws/ops-ws.c, read into at
+ *     "ebuf.token = pt->serv_buf", handed to the extension as is by
+ *     lws_ws_frame_rest_is_payload in lib/roles/ws/server-ws.c, 4.1.6 to
+ *     the main branch), which the next link's read overwrites before
+ *     those passes. zlib then inflated another link's bytes: corrupt
+ *     messages, or a zlib error and lws' assert(priv->rx.avail_out)
+ *     aborting the process.
  *
  * The wrapper reads the two private lws types below, whose layout has not
  * changed from 4.0 to the main branch (lib/roles/ws/private-lib-roles-ws.h,
- * lib/core-net/private-lib-core-net.h).
+ * lib/core-net/private-lib-core-net.h), and the inflater, the z_stream that
+ * starts the extension's private struct lws_ext_pm_deflate_priv (the user
+ * pointer of its callback; lib/roles/ws/ext/extension-permessage-deflate.h,
+ * unchanged from 4.1 to the main branch).
  */
 #if !defined(LWS_WITHOUT_EXTENSIONS)
 struct lwsgo_pmd_ebufs {	/* struct lws_ext_pm_deflate_rx_ebufs */
@@ -124,6 +143,40 @@ enum {				/* enum pmd_return */
 /* indices into lws_ext_pm_deflate_options */
 #define LWSGO_PMD_SERVER_NO_CONTEXT_TAKEOVER 0
 #define LWSGO_PMD_CLIENT_NO_CONTEXT_TAKEOVER 1
+
+/*
+ * lwsgo_pmd_keep makes the input zlib has left to read (next_in, avail_in)
+ * a copy in ps->keep unless it is there already, and frees the copy once
+ * zlib has read all of it. Returns -1 when out of memory.
+ */
+static int
+lwsgo_pmd_keep(lwsgo_pss *ps, z_stream *z)
+{
+	lwsgo_keep *k = ps->keep;
+
+	if (k && z->next_in >= k->b && z->next_in <= k->b + k->len) {
+		if (!z->avail_in) {
+			/* zlib reads no more of it: lws sets next_in anew
+			 * before it gives zlib more input */
+			free(k);
+			ps->keep = NULL;
+		}
+		return 0;
+	}
+	free(k);
+	ps->keep = NULL;
+	if (!z->avail_in)
+		return 0;
+	k = malloc(sizeof(*k) + z->avail_in);
+	if (!k)
+		return -1;
+	k->len = z->avail_in;
+	memcpy(k->b, z->next_in, k->len);
+	z->next_in = k->b;
+	ps->keep = k;
+
+	return 0;
+}
 
 static int
 lwsgo_pmd(struct lws_context *cx, const struct lws_extension *ext,
@@ -163,6 +216,9 @@ lwsgo_pmd(struct lws_context *cx, const struct lws_extension *ext,
 			fresh = eb->eb_in.len;
 		n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason,
 						      user, in, len);
+		if (ps && user && n >= 0 &&
+		    lwsgo_pmd_keep(ps, (z_stream *)user))
+			return -1;
 		if (ps && eb && (n == LWSGO_PMDR_HAS_PENDING ||
 				 n == LWSGO_PMDR_EMPTY_NONFINAL ||
 				 n == LWSGO_PMDR_EMPTY_FINAL)) {
@@ -270,6 +326,14 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			goLwsCallback(cd->h, (uintptr_t)wsi, 0, (int)reason,
 				      NULL, 0, 0, 0, -1);
 		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* before Go frees a client's lwsgo_client, and lws a
+		 * server's pss */
+		if (user) {
+			free(((lwsgo_pss *)user)->keep);
+			((lwsgo_pss *)user)->keep = NULL;
+		}
+		break;
 	case LWS_CALLBACK_PROTOCOL_INIT:
 	case LWS_CALLBACK_PROTOCOL_DESTROY:
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
@@ -491,6 +555,7 @@ lwsgo_client_free(lwsgo_client *cl)
 {
 	if (!cl)
 		return;
+	free(cl->pss.keep);
 	free(cl->hdrs);
 	free(cl);
 }

@@ -34,9 +34,15 @@
  * brings its own as the first member of lwsgo_client. Only the
  * permessage-deflate wrapper (shim.c) and lwsgo_callback use it.
  */
+typedef struct lwsgo_keep {
+	size_t len;
+	unsigned char b[];
+} lwsgo_keep;
+
 typedef struct lwsgo_pss {
 	uint64_t rx_raw;   /* compressed bytes of the message being received */
 	uint64_t rx_limit; /* above this, force a RECEIVE (0: none; Go sets it) */
+	lwsgo_keep *keep;  /* those rx_avail bytes, copied out (see lwsgo_pmd) */
 	int rx_avail;      /* compressed bytes zlib holds and has not inflated */
 	uint8_t pmd;       /* permessage-deflate is active on the link */
 	uint8_t client;    /* the wsi is a client link (set by lwsgo_client_new) */
