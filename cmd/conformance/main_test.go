@@ -14,8 +14,9 @@ import (
 // TestConformance runs every case against the binding's server and client,
 // in process, as CI does: no case may fail unless KnownFailures lists it,
 // and no listed case may pass (its entry would be stale). The
-// permessage-deflate families run again with compression on. The runs
-// go in parallel: most of a run is waiting.
+// permessage-deflate families run again with compression on, and every
+// case runs again through lwsgate's relay (relay.go). The runs go in
+// parallel: most of a run is waiting.
 func TestConformance(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -25,6 +26,12 @@ func TestConformance(t *testing.T) {
 		{"client", []string{"-target", "client"}},
 		{"server-compression", []string{"-target", "server", "-compression", "-cases", "12,13"}},
 		{"client-compression", []string{"-target", "client", "-compression", "-cases", "12,13"}},
+		// Every case again through lwsgate's relay, both ways: the
+		// bad frames of one side must not crash the relay while the
+		// other side is being dialled, open or closing.
+		{"server-relay", []string{"-target", "server", "-relay"}},
+		{"client-relay", []string{"-target", "client", "-relay"}},
+		{"server-relay-compression", []string{"-target", "server", "-relay", "-compression", "-cases", "12,13"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
