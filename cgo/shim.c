@@ -79,6 +79,16 @@
 static int lwsgo_append_headers(struct lws *w, const lwsgo_client *cl,
 				unsigned char **p, unsigned char *end);
 
+/* lws' log lines go to Go; the levels are those lwsgo_log_init last set,
+ * which Go does before it creates a context. */
+static int lwsgo_log_levels;
+
+static void
+lwsgo_log_emit(int level, const char *line)
+{
+	goLwsLog(level, (char *)line);
+}
+
 /*
  * permessage-deflate (RFC 7692)
  * -----------------------------
@@ -655,6 +665,22 @@ lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci)
 	info.max_http_header_data = ci->max_http_header_data;
 	info.max_http_header_pool = ci->max_http_header_pool;
 	info.count_threads = 1;
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000
+	/*
+	 * libwebsockets 4.3 counts every object it tags (context, vhost,
+	 * wsi) in a log context, by default one for the whole process,
+	 * with a plain int when built with LWS_MAX_SMP 1 (Debian's) (4.3.5
+	 * lib/core/logs.c, lwsl_refcount_cx). Contexts serviced on
+	 * different threads lose counts there, and lws_context_destroy
+	 * then fails its assert(cx->refcount) and aborts the process
+	 * (TestChurn's two contexts in 6 of 18 runs on 4.3.5). Each
+	 * context counts in its own, which logs as the process-wide one
+	 * does.
+	 */
+	cd->log_cx.u.emit = lwsgo_log_emit;
+	cd->log_cx.lll_flags = (uint32_t)lwsgo_log_levels;
+	info.log_cx = &cd->log_cx;
+#endif
 
 	cd->ctx = lws_create_context(&info);
 
@@ -743,6 +769,9 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 		info.extensions = lwsgo_extensions;
 #endif
 
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000
+	info.log_cx = &cd->log_cx; /* see lwsgo_ctx_create */
+#endif
 	v->vh = lws_create_vhost(cd->ctx, &info);
 	if (!v->vh) {
 		free(v->protocols);
@@ -768,15 +797,10 @@ lwsgo_vhost_port(lwsgo_vhost *v)
 	return lws_get_vhost_listen_port(v->vh);
 }
 
-static void
-lwsgo_log_emit(int level, const char *line)
-{
-	goLwsLog(level, (char *)line);
-}
-
 void
 lwsgo_log_init(int levels)
 {
+	lwsgo_log_levels = levels;
 	lws_set_log_level(levels, lwsgo_log_emit);
 }
 

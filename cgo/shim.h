@@ -63,6 +63,11 @@ typedef struct lwsgo_ctx {
 	 * on the service thread only. */
 	uint32_t skipped[LWSGO_REASONS];
 	int nskipped;
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000
+	/* The context's own log context (see lwsgo_ctx_create); it outlives
+	 * the lws_context, as this struct does. */
+	lws_log_cx_t log_cx;
+#endif
 } lwsgo_ctx;
 
 /* Context-wide settings, copied into lws_context_creation_info by name. */
