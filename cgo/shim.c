@@ -67,6 +67,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 
+#if !defined(LWS_WITHOUT_EXTENSIONS)
+#include <zlib.h>
+#endif
+
 #if defined(LWS_WITH_TLS) && defined(LWS_OPENSSL_SUPPORT) && \
     !defined(LWS_WITH_MBEDTLS)
 #include <openssl/x509.h>
@@ -75,6 +79,16 @@
 
 static int lwsgo_append_headers(struct lws *w, const lwsgo_client *cl,
 				unsigned char **p, unsigned char *end);
+
+/* lws' log lines go to Go; the levels are those lwsgo_log_init last set,
+ * which Go does before it creates a context. */
+static int lwsgo_log_levels;
+
+static void
+lwsgo_log_emit(int level, const char *line)
+{
+	goLwsLog(level, (char *)line);
+}
 
 /*
  * permessage-deflate (RFC 7692)
@@ -102,27 +116,27 @@ static int lwsgo_append_headers(struct lws *w, const lwsgo_client *cl,
  *     deflater when client_no_context_takeover is, in both roles. That is
  *     right for a client; a server must do the opposite (RFC 7692 section
  *     7.1.1);
- *   - keeps the compressed input zlib has not inflated yet in the link's
- *     own memory (lwsgo_pss.rx_keep). lws inflates one output buffer per
- *     call; a server's bulk payload path (lws_ws_frame_rest_is_payload)
- *     hands the extension the payload where it was read, the per-thread
- *     service buffer that every link reads into, counts all of it as
- *     consumed, and leaves the rest for later service rounds ("RX EXT
- *     DRAINING") with zlib's next_in still pointing into that buffer. A
- *     read of any other link in between overwrites it, and the message is
- *     inflated from the other link's bytes: wrong data in a binary message,
- *     1007 for text (4.1.6 and 4.3.5 alike; 4.3's fix, bfa67ecf0, drains
- *     before the same link's next read only). So after each inflate that
- *     left input over, the rest is copied here and zlib reads it from here.
+ *   - keeps the compressed input zlib has not read yet in memory of the
+ *     link's own (lwsgo_pss.keep, freed when zlib has read it or at
+ *     WSI_DESTROY). lws inflates at most 1 KiB per pass and leaves the
+ *     rest of the input to zlib for later passes of the service loop; on
+ *     a server that input is where lws read it, the service thread's one
+ *     read buffer (pt->serv_buf: lib/roles/ws/ops-ws.c, read into at
+ *     "ebuf.token = pt->serv_buf", handed to the extension as is by
+ *     lws_ws_frame_rest_is_payload in lib/roles/ws/server-ws.c, 4.1.6 to
+ *     the main branch), which the next link's read overwrites before
+ *     those passes. zlib then inflated another link's bytes: corrupt
+ *     messages, or a zlib error and lws' assert(priv->rx.avail_out)
+ *     aborting the process.
  *
  * The wrapper reads the private lws types below, whose layout has not
  * changed from 4.0 to the main branch (lib/roles/ws/private-lib-roles-ws.h,
- * lib/core-net/private-lib-core-net.h, and the z_stream rx first in
- * lib/roles/ws/ext/extension-permessage-deflate.h).
+ * lib/core-net/private-lib-core-net.h), and the inflater, the z_stream that
+ * starts the extension's private struct lws_ext_pm_deflate_priv (the user
+ * pointer of its callback; lib/roles/ws/ext/extension-permessage-deflate.h,
+ * unchanged from 4.1 to the main branch).
  */
 #if !defined(LWS_WITHOUT_EXTENSIONS)
-#include <zlib.h>
-
 struct lwsgo_pmd_ebufs {	/* struct lws_ext_pm_deflate_rx_ebufs */
 	struct lws_tokens eb_in;
 	struct lws_tokens eb_out;
@@ -142,39 +156,35 @@ enum {				/* enum pmd_return */
 #define LWSGO_PMD_CLIENT_NO_CONTEXT_TAKEOVER 1
 
 /*
- * lwsgo_pmd_keep: after an inflate, moves what zlib has left of its input
- * (priv->rx, the first member of the extension's private state, user)
- * into the link's own rx_keep, unless it is there already. lws gives zlib
- * new input only once it has none left, so rx_keep is never overwritten
- * while zlib reads from it. At the end of a message with nothing left,
- * rx_keep is freed: an idle link holds none. Returns -1 when out of
- * memory.
+ * lwsgo_pmd_keep makes the input zlib has left to read (next_in, avail_in)
+ * a copy in ps->keep unless it is there already, and frees the copy once
+ * zlib has read all of it. Returns -1 when out of memory.
  */
 static int
-lwsgo_pmd_keep(lwsgo_pss *ps, void *user, int n)
+lwsgo_pmd_keep(lwsgo_pss *ps, z_stream *z)
 {
-	z_stream *zs = user;
-	unsigned char *p;
+	lwsgo_keep *k = ps->keep;
 
-	if (zs && !zs->avail_in && n == LWSGO_PMDR_EMPTY_FINAL && ps->rx_keep) {
-		free(ps->rx_keep);
-		ps->rx_keep = NULL;
-		ps->rx_keep_cap = 0;
+	if (k && z->next_in >= k->b && z->next_in <= k->b + k->len) {
+		if (!z->avail_in) {
+			/* zlib reads no more of it: lws sets next_in anew
+			 * before it gives zlib more input */
+			free(k);
+			ps->keep = NULL;
+		}
 		return 0;
 	}
-	if (!zs || !zs->avail_in || !zs->next_in ||
-	    (ps->rx_keep && zs->next_in >= ps->rx_keep &&
-	     zs->next_in < ps->rx_keep + ps->rx_keep_cap))
+	free(k);
+	ps->keep = NULL;
+	if (!z->avail_in)
 		return 0;
-	if (ps->rx_keep_cap < zs->avail_in) {
-		p = realloc(ps->rx_keep, zs->avail_in);
-		if (!p)
-			return -1;
-		ps->rx_keep = p;
-		ps->rx_keep_cap = zs->avail_in;
-	}
-	memcpy(ps->rx_keep, zs->next_in, zs->avail_in);
-	zs->next_in = ps->rx_keep;
+	k = malloc(sizeof(*k) + z->avail_in);
+	if (!k)
+		return -1;
+	k->len = z->avail_in;
+	memcpy(k->b, z->next_in, k->len);
+	z->next_in = k->b;
+	ps->keep = k;
 
 	return 0;
 }
@@ -217,7 +227,8 @@ lwsgo_pmd(struct lws_context *cx, const struct lws_extension *ext,
 			fresh = eb->eb_in.len;
 		n = lws_extension_callback_pm_deflate(cx, ext, wsi, reason,
 						      user, in, len);
-		if (ps && n >= 0 && lwsgo_pmd_keep(ps, user, n))
+		if (ps && user && n >= 0 &&
+		    lwsgo_pmd_keep(ps, (z_stream *)user))
 			return -1;
 		if (ps && eb && (n == LWSGO_PMDR_HAS_PENDING ||
 				 n == LWSGO_PMDR_EMPTY_NONFINAL ||
@@ -376,12 +387,6 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	size_t dlen = len;
 	int flags = 0, proto = -1, fake = 0, ret;
 
-	if (reason == LWS_CALLBACK_WSI_DESTROY && user &&
-	    ((lwsgo_pss *)user)->rx_keep) {
-		free(((lwsgo_pss *)user)->rx_keep);
-		((lwsgo_pss *)user)->rx_keep = NULL;
-	}
-
 	if (cd && !__atomic_load_n(&cd->report_all, __ATOMIC_RELAXED) &&
 	    lwsgo_go_ignores(reason))
 		return lwsgo_skip(cd, reason);
@@ -403,6 +408,14 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 			goLwsCallback(cd->h, (uintptr_t)wsi, 0, (int)reason,
 				      NULL, 0, 0, 0, -1);
 		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		/* before Go frees a client's lwsgo_client, and lws a
+		 * server's pss */
+		if (user) {
+			free(((lwsgo_pss *)user)->keep);
+			((lwsgo_pss *)user)->keep = NULL;
+		}
+		break;
 	case LWS_CALLBACK_PROTOCOL_INIT:
 	case LWS_CALLBACK_PROTOCOL_DESTROY:
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_CLIENT_VERIFY_CERTS:
@@ -636,6 +649,7 @@ lwsgo_client_free(lwsgo_client *cl)
 {
 	if (!cl)
 		return;
+	free(cl->pss.keep);
 	free(cl->hdrs);
 	free(cl);
 }
@@ -735,6 +749,22 @@ lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci)
 	info.max_http_header_data = ci->max_http_header_data;
 	info.max_http_header_pool = ci->max_http_header_pool;
 	info.count_threads = 1;
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000
+	/*
+	 * libwebsockets 4.3 counts every object it tags (context, vhost,
+	 * wsi) in a log context, by default one for the whole process,
+	 * with a plain int when built with LWS_MAX_SMP 1 (Debian's) (4.3.5
+	 * lib/core/logs.c, lwsl_refcount_cx). Contexts serviced on
+	 * different threads lose counts there, and lws_context_destroy
+	 * then fails its assert(cx->refcount) and aborts the process
+	 * (TestChurn's two contexts in 6 of 18 runs on 4.3.5). Each
+	 * context counts in its own, which logs as the process-wide one
+	 * does.
+	 */
+	cd->log_cx.u.emit = lwsgo_log_emit;
+	cd->log_cx.lll_flags = (uint32_t)lwsgo_log_levels;
+	info.log_cx = &cd->log_cx;
+#endif
 
 	cd->ctx = lws_create_context(&info);
 
@@ -823,6 +853,9 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 		info.extensions = lwsgo_extensions;
 #endif
 
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000
+	info.log_cx = &cd->log_cx; /* see lwsgo_ctx_create */
+#endif
 	v->vh = lws_create_vhost(cd->ctx, &info);
 	if (!v->vh) {
 		free(v->protocols);
@@ -862,15 +895,10 @@ lwsgo_adopt_socket(lwsgo_vhost *v, int fd)
 	return (uintptr_t)lws_adopt_socket_vhost(v->vh, fd);
 }
 
-static void
-lwsgo_log_emit(int level, const char *line)
-{
-	goLwsLog(level, (char *)line);
-}
-
 void
 lwsgo_log_init(int levels)
 {
+	lwsgo_log_levels = levels;
 	lws_set_log_level(levels, lwsgo_log_emit);
 }
 

@@ -34,15 +34,19 @@
  * brings its own as the first member of lwsgo_client. Only the
  * permessage-deflate wrapper (shim.c) and lwsgo_callback use it.
  */
+typedef struct lwsgo_keep {
+	size_t len;
+	unsigned char b[];
+} lwsgo_keep;
+
 typedef struct lwsgo_pss {
 	uint64_t rx_raw;   /* compressed bytes of the message being received */
 	uint64_t rx_limit; /* above this, force a RECEIVE (0: none; Go sets it) */
+	lwsgo_keep *keep;  /* those rx_avail bytes, copied out (see lwsgo_pmd) */
 	int rx_avail;      /* compressed bytes zlib holds and has not inflated */
 	uint8_t pmd;       /* permessage-deflate is active on the link */
 	uint8_t client;    /* the wsi is a client link (set by lwsgo_client_new) */
 	unsigned char ph[2]; /* the placeholder output (see lwsgo_pmd) */
-	unsigned char *rx_keep; /* zlib's input not yet inflated, malloc'd */
-	size_t rx_keep_cap;     /* (see lwsgo_pmd; freed at WSI_DESTROY) */
 } lwsgo_pss;
 
 /* One per lws_context, C-allocated; lws_context_user() points here. */
@@ -59,6 +63,11 @@ typedef struct lwsgo_ctx {
 	 * on the service thread only. */
 	uint32_t skipped[LWSGO_REASONS];
 	int nskipped;
+#if LWS_LIBRARY_VERSION_NUMBER >= 4003000
+	/* The context's own log context (see lwsgo_ctx_create); it outlives
+	 * the lws_context, as this struct does. */
+	lws_log_cx_t log_cx;
+#endif
 } lwsgo_ctx;
 
 /* Context-wide settings, copied into lws_context_creation_info by name. */

@@ -320,8 +320,9 @@ func (c *Context) kill(r *rec) {
 			return
 		}
 	}
-	// Killing a wsi synchronously from inside another wsi's callback is
-	// safe on 4.1; 4.3 makes the asynchronous kill immediate (a
+	// Kills come from posted functions, which run between lws_service
+	// calls (see drainInCallbacks), where a synchronous kill frees a wsi
+	// nothing else is using; 4.3 makes the asynchronous kill immediate (a
 	// zero-delay sul), so it needs no such call.
 	r.wsi.Kill(!asyncKillIsPrompt)
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -431,6 +433,64 @@ func TestDialConcurrent(t *testing.T) {
 	}
 	for i := 0; i < n; i++ {
 		require.NoError(t, <-errs)
+	}
+}
+
+// TestDialCanceledAnywhere cancels dials at random points of the connect
+// path (TCP connect, the handshake's callbacks, the 101) while other dials
+// are in theirs: the abort runs on the service goroutine wherever the
+// cancel lands, and must never free a wsi libwebsockets is still inside.
+// Each dial must open (then close) or fail as canceled, and every handle
+// must be released. Before posted work left callbacks, such an abort at the
+// end of a client's own callback freed the wsi under libwebsockets: a
+// heap-use-after-free under ASan, SIGSEGV or a NULL wsi->a.vhost without.
+func TestDialCanceledAnywhere(t *testing.T) {
+	// Hundreds of links a second from one address: no limits.
+	srv, addr := startServer(t, Listener{Handler: EchoHandler{}, MaxLinksPerIP: -1, AcceptRate: -1})
+	c := newClientContext(t)
+	const workers, perWorker = 8, 150
+	var opened, canceled atomic.Int64
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 13))
+			for range perWorker {
+				ctx, cancel := context.WithCancel(context.Background())
+				time.AfterFunc(time.Duration(rng.IntN(1500))*time.Microsecond, cancel)
+				conn, err := c.Dial(ctx, "ws://"+addr+"/", nil)
+				cancel()
+				switch {
+				case err == nil:
+					opened.Add(1)
+					_ = conn.Close(StatusNormalClosure, "")
+				case errors.Is(err, context.Canceled):
+					canceled.Add(1)
+				default:
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		require.NoError(t, <-errs)
+	}
+	t.Logf("%d dials opened, %d canceled", opened.Load(), canceled.Load())
+	// Every link and dial is released on both sides.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		require.NoError(t, c.Do(func() { n = c.busyRecs() }))
+		var m int
+		require.NoError(t, srv.Do(func() { m = srv.busyRecs() }))
+		if n == 0 && m == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d client and %d server links or dials still live", n, m)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

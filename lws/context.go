@@ -195,9 +195,9 @@ func (c *Context) post(f func()) bool {
 	}
 	c.qmu.Lock()
 	c.cmds = append(c.cmds, f)
-	c.qmu.Unlock()
 	c.npend.Add(1)
-	c.kick()
+	c.qmu.Unlock()
+	c.kick(true)
 	return true
 }
 
@@ -208,23 +208,33 @@ func (c *Context) schedule(r *rec) {
 	}
 	c.qmu.Lock()
 	c.pending = append(c.pending, r)
-	c.qmu.Unlock()
 	c.npend.Add(1)
-	c.kick()
+	c.qmu.Unlock()
+	c.kick(false)
 }
 
-// drainInCallbacks: queued work may run at the end of a callback, inside
-// lws_service. libwebsockets 4.1 copes with the connects, closes and
-// writes that work makes there; on 4.3.5 client connects made there
-// intermittently never completed, so on 4.3 work runs between
-// lws_service calls only.
+// drainInCallbacks: on libwebsockets 4.1 the WRITEABLE requests queued
+// during a callback are made at its end, inside lws_service, saving a
+// wake-up per burst of sends; on 4.3 all queued work runs between
+// lws_service calls.
+//
+// Posted functions (connects, aborts, timers, Do) never run inside a
+// callback, on any version: once a callback returns, libwebsockets goes on
+// using its wsi, so work that ends a wsi must not run at that point. A dial
+// aborted there (its context canceled) killed the wsi of the callback that
+// was ending, synchronously: libwebsockets then used the freed wsi
+// (4.1.6 lib/roles/http/client/client-http.c:1215-1225, after
+// CLIENT_APPEND_HANDSHAKE_HEADER), which crashed lwsgate's relay when a
+// client's bad frame failed its link while the upstream link was being
+// dialled.
 const drainInCallbacks = cgo.HeaderVersionNumber < 4003000
 
 // kick wakes the service goroutine unless it will look at the queue anyway:
-// when it is inside a callback it drains the queue before returning to
-// libwebsockets, and when a wake-up is already in flight one is enough.
-func (c *Context) kick() {
-	if drainInCallbacks && c.inCb.Load() {
+// a WRITEABLE request made inside a callback is made when it returns
+// (drainInCallbacks), and when a wake-up is already in flight one is
+// enough. A posted function (cmd) always needs the loop.
+func (c *Context) kick(cmd bool) {
+	if !cmd && drainInCallbacks && c.inCb.Load() {
 		return
 	}
 	if c.armed.CompareAndSwap(false, true) {
@@ -332,7 +342,7 @@ func (c *Context) run(started chan<- error) {
 	lastYield := time.Now()
 	for !c.stopReq.Load() {
 		if c.npend.Load() > 0 {
-			c.drain()
+			c.drain(true)
 		}
 		if len(c.answers) > 0 {
 			c.answer()
@@ -523,18 +533,35 @@ func (c *Context) stopProxyListeners() {
 	}
 }
 
-// drain runs queued work on the service goroutine.
-func (c *Context) drain() {
+// drain runs queued work on the service goroutine: with all, between
+// lws_service calls, everything; without, at the end of a callback, only
+// the WRITEABLE requests (see drainInCallbacks).
+func (c *Context) drain(all bool) {
 	if c.draining {
 		return
 	}
 	c.draining = true
-	c.armed.Store(false)
-	for c.npend.Load() > 0 {
+	if all {
+		c.armed.Store(false)
+	}
+	for {
 		c.qmu.Lock()
-		recs, cmds := c.pending, c.cmds
-		c.pending, c.cmds = c.spare[:0], c.spareCmd[:0]
-		c.npend.Store(0)
+		n := len(c.pending)
+		if all {
+			n += len(c.cmds)
+		}
+		if n == 0 {
+			c.qmu.Unlock()
+			break
+		}
+		recs := c.pending
+		c.pending = c.spare[:0]
+		var cmds []func()
+		if all {
+			cmds = c.cmds
+			c.cmds = c.spareCmd[:0]
+		}
+		c.npend.Add(-int32(n))
 		c.qmu.Unlock()
 		for i, r := range recs {
 			r.queued.Store(false)
@@ -556,7 +583,10 @@ func (c *Context) drain() {
 			f()
 			cmds[i] = nil
 		}
-		c.spare, c.spareCmd = recs[:0], cmds[:0]
+		c.spare = recs[:0]
+		if all {
+			c.spareCmd = cmds[:0]
+		}
 	}
 	c.draining = false
 }

@@ -920,3 +920,39 @@ func TestDeflateFrameSize(t *testing.T) {
 		check(t, r.n, r.biggest)
 	})
 }
+
+// TestDeflatePendingInputAcrossLinks: a compressed message that inflates to
+// more than libwebsockets inflates in one pass (1 KiB) leaves compressed
+// input in zlib for later passes, and on a server that input is in the
+// service thread's one read buffer, which the next link's read overwrites
+// (libwebsockets 4.1.6 lib/roles/ws/server-ws.c, lws_ws_frame_rest_is_payload).
+// Each round sends such a message on link A and, right behind it, a message
+// on link B, read in the same pass: A's echo must inflate to what A sent,
+// B's must be B's, and the server must neither fail A nor abort (the zlib
+// error led to an assertion in libwebsockets' inflate code).
+func TestDeflatePendingInputAcrossLinks(t *testing.T) {
+	_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxMessageSize: 1 << 20})
+	a := dialPMD(t, addr, "permessage-deflate")
+	b := dialPMD(t, addr, "")
+	msgA := deflatePayloads(32 << 10)["text"]
+	msgB := deflatePayloads(32 << 10)["random"]
+	// A's windows: context takeover both ways.
+	var sentA, gotA []byte
+	for i := range 20 {
+		a.write(t, clientFrame(true, true, 2, deflateMsg(t, msgA, sentA)))
+		b.write(t, clientFrame(true, false, 2, msgB))
+		sentA = msgA
+		op, compressed, p, err := a.readMessage()
+		require.NoError(t, err, "round %d: link A", i)
+		require.Equal(t, byte(2), op, "round %d: link A got opcode %d: %q", i, op, p)
+		require.True(t, compressed)
+		echo, err := inflateMsg(p, gotA)
+		require.NoError(t, err, "round %d", i)
+		require.True(t, bytes.Equal(msgA, echo), "round %d: link A's echo differs", i)
+		gotA = msgA
+		op, _, p, err = b.readMessage()
+		require.NoError(t, err, "round %d: link B", i)
+		require.Equal(t, byte(2), op)
+		require.True(t, bytes.Equal(msgB, p), "round %d: link B's echo differs", i)
+	}
+}

@@ -107,7 +107,7 @@ func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 		if c.depth == 0 {
 			c.inCb.Store(false)
 			if drainInCallbacks && c.npend.Load() > 0 {
-				c.drain()
+				c.drain(false)
 			}
 		}
 	}()

@@ -10,11 +10,18 @@
 //	go run ./cmd/conformance -cases 6.4,7.9
 //	go run ./cmd/conformance -server 127.0.0.1:8090 -max-message 8388608
 //	go run ./cmd/conformance -compression -cases 12,13
+//	go run ./cmd/conformance -relay     # through lwsgate's relay
 //
 // -compression turns permessage-deflate on (Listener.Compression and
 // DialOptions.Compression in process; for -server, it says the server has
 // it on), and the 12.x/13.x cases then check that it is agreed and used
 // rather than declined (wsconform.Options.Deflate).
+//
+// -relay runs the in-process cases through lwsgate's relay (package
+// lws/gateway, listeners[].upstream): the server cases against a relay in
+// front of an lws echo server, the client cases against the relay's
+// upstream links, with an lws echo client on the relay's other side (see
+// relay.go).
 //
 // -server runs the server cases against a running echo server instead, such
 // as lwsgate (whose -max-message must allow the 4 MiB messages of 9.x).
@@ -66,6 +73,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	showLog := fs.Bool("log", false, "show the binding's and libwebsockets' log (warnings and errors) on stderr")
 	compression := fs.Bool("compression", false, "permessage-deflate on: Listener.Compression and DialOptions.Compression in process (for -server: the server has it on)")
 	messages := fs.Int("messages", wsconform.DefaultMessages, "messages each of Autobahn's 12.x and 13.x cases sends (Autobahn: 1000)")
+	relay := fs.Bool("relay", false, "run the in-process cases through lwsgate's relay: peer -> relay -> lws echo server, lws echo client -> relay -> peer")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -91,6 +99,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	var reports []*wsconform.Report
 	var titles []string
+	if *relay && (*server != "" || *compression && *target != "server") {
+		fmt.Fprintln(stderr, "conformance: -relay runs in process, and its upstream links offer no compression: not with -server, nor -compression for the client cases")
+		return 2
+	}
 	if *server != "" {
 		reports = append(reports, wsconform.RunServer(*server, opts))
 		titles = append(titles, "server at "+*server+with)
@@ -104,23 +116,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 			opts.MaxMessage = inProcessMaxMessage
 		}
 		opts.LibVersion = lws.Version()
+		runServer, runClient := runInProcessServer, runInProcessClient
+		serverTitle := "lws server (in process, lws.EchoHandler" + with + "), " + version
+		clientTitle := "lws client (in process, lws.Dial with lws.EchoHandler" + with + "), " + version
+		if *relay {
+			runServer, runClient = runRelayServer, runRelayClient
+			serverTitle = "lwsgate relay (in process" + with + ") in front of an lws echo server, " + version
+			clientTitle = "lwsgate relay's upstream links (in process), an lws echo client behind, " + version
+		}
 		if doServer {
-			rep, err := runInProcessServer(opts, logger)
+			rep, err := runServer(opts, logger)
 			if err != nil {
 				fmt.Fprintln(stderr, "conformance:", err)
 				return 2
 			}
 			reports = append(reports, rep)
-			titles = append(titles, "lws server (in process, lws.EchoHandler"+with+"), "+version)
+			titles = append(titles, serverTitle)
 		}
 		if doClient {
-			rep, err := runInProcessClient(opts, logger)
+			rep, err := runClient(opts, logger)
 			if err != nil {
 				fmt.Fprintln(stderr, "conformance:", err)
 				return 2
 			}
 			reports = append(reports, rep)
-			titles = append(titles, "lws client (in process, lws.Dial with lws.EchoHandler"+with+"), "+version)
+			titles = append(titles, clientTitle)
 		}
 	}
 	status := 0
@@ -135,7 +155,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // runInProcessServer runs the server cases against an lws echo server.
 func runInProcessServer(opts *wsconform.Options, logger *slog.Logger) (*wsconform.Report, error) {
-	c, err := lws.New(&lws.Config{
+	c, err := startEchoServer(opts, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return wsconform.RunServer(c.Addrs()[0].String(), opts), nil
+}
+
+// startEchoServer starts an lws echo server with the options' message
+// limit and compression.
+func startEchoServer(opts *wsconform.Options, logger *slog.Logger) (*lws.Context, error) {
+	return lws.New(&lws.Config{
 		Logger: logger,
 		Listeners: []lws.Listener{{
 			Addr:           "127.0.0.1:0",
@@ -145,11 +176,6 @@ func runInProcessServer(opts *wsconform.Options, logger *slog.Logger) (*wsconfor
 			Compression:    opts.Deflate,
 		}},
 	})
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	return wsconform.RunServer(c.Addrs()[0].String(), opts), nil
 }
 
 // runInProcessClient runs the client cases against lws client links that

@@ -14,7 +14,8 @@ import (
 // TestConformance runs the cases against the binding's server and client,
 // in process, as CI does: no case may fail unless KnownFailures lists it,
 // and no listed case may pass (its entry would be stale). The
-// permessage-deflate families run again with compression on. Of Autobahn's
+// permessage-deflate families run again with compression on, and every
+// case runs again through lwsgate's relay (relay.go). Of Autobahn's
 // 12.x/13.x matrix it runs a subset (deflateSubset), 5 messages a case
 // instead of DefaultMessages: make conformance runs all of it. The runs
 // go in parallel: most of a run is waiting.
@@ -29,6 +30,12 @@ func TestConformance(t *testing.T) {
 		{"client", []string{"-target", "client", "-cases", all, "-messages", "5"}},
 		{"server-compression", []string{"-target", "server", "-compression", "-cases", deflate, "-messages", "5"}},
 		{"client-compression", []string{"-target", "client", "-compression", "-cases", deflate, "-messages", "5"}},
+		// Every case again through lwsgate's relay, both ways: the
+		// bad frames of one side must not crash the relay while the
+		// other side is being dialled, open or closing.
+		{"server-relay", []string{"-target", "server", "-relay", "-cases", all, "-messages", "5"}},
+		{"client-relay", []string{"-target", "client", "-relay", "-cases", all, "-messages", "5"}},
+		{"server-relay-compression", []string{"-target", "server", "-relay", "-compression", "-cases", deflate, "-messages", "5"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
