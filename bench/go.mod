@@ -10,7 +10,7 @@ require (
 
 require (
 	github.com/dolthub/maphash v0.1.0 // indirect
-	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/klauspost/compress v1.20.4 // indirect
 )
 
 // cmd/lwspkgecho builds against this checkout of the lws package.

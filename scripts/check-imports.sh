@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Enforces the package layout: callbacks imports nothing from the module,
-# cgo only callbacks, lws only cgo and callbacks, lws/gateway only lws,
-# cmd/* only lws, lws/gateway and the commands' own helpers under
-# cmd/internal (which import only lws).
+# cgo only callbacks, lws only cgo and callbacks, lws/gateway/cluster
+# (the cluster engine, NATS) nothing, lws/gateway only lws and
+# lws/gateway/cluster, cmd/* only lws, lws/gateway and the commands' own
+# helpers under cmd/internal (which import only lws).
 set -euo pipefail
 mod=$(go list -m)
 fail=0
@@ -21,7 +22,8 @@ check() { # package, allowed module imports (space separated)
 check "$mod/callbacks"
 check "$mod/cgo" callbacks
 check "$mod/lws" cgo callbacks
-check "$mod/lws/gateway" lws   # the gateway is a program on the public API
+check "$mod/lws/gateway/cluster" # knows nothing of libwebsockets
+check "$mod/lws/gateway" lws lws/gateway/cluster   # the gateway is a program on the public API
 internal=$(go list "$mod/cmd/internal/..." 2>/dev/null | sed "s|^$mod/||")
 for p in $(go list "$mod/cmd/..."); do
 	case $p in

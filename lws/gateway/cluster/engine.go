@@ -1,0 +1,289 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Engine is what the gateway sees of the cluster: the node registry and
+// lease, channel fan-out to other nodes, calls to one node or all, and
+// durable link records for the disconnect hooks of a lost node.
+//
+// Concurrency: every method is safe from any goroutine. Interest and
+// Publish never wait on the network (they queue on the NATS connection);
+// Call, Survey, LinkOpened, LinkClosed, Rejoin and Close do, bounded by
+// their context. The hooks (Hooks) are called from the engine's own
+// goroutines, described on each.
+type Engine interface {
+	// Incarnation is this node's current incarnation: 0 for the memory
+	// engine; it changes only when Rejoin succeeds.
+	Incarnation() Incarnation
+	// Node is this node's name.
+	Node() string
+	// Ready reports that the node holds a live lease (always true for the
+	// memory engine): false while fenced and after Close.
+	Ready() bool
+
+	// Interest says whether this node has local members of channel: call
+	// it with true on the first member and false when the last leaves.
+	// It is a state, not a count: repeating a value does nothing. On
+	// true the node subscribes to the channel's subject; on false it
+	// unsubscribes after Config.Linger, unless true comes back first.
+	Interest(channel string, on bool) error
+	// Publish sends m to every other node with interest in channel,
+	// where the Deliver hook receives it; never to this node (the caller
+	// delivers to its own members). Messages of one publisher on one
+	// channel arrive in publish order, at most once. The Position is
+	// zero for plain channels (see doc.go on history).
+	Publish(ctx context.Context, channel string, m Message) (Position, error)
+
+	// Handle serves op on this node: Call and Survey from any node run h.
+	// op is one or more of [A-Za-z0-9_-] (another panics, as a bad
+	// pattern does in net/http); "_ping" is the engine's. A nil h
+	// removes it.
+	Handle(op string, h Handler)
+	// Call runs op on incarnation inc's node, this one included. Its
+	// errors are *CallError wrapping ErrNotIssued (404), ErrGone (410),
+	// ErrUnreachable (503), ErrNoHandler or a *RemoteError. It waits at
+	// most Config.CallTimeout, or ctx's deadline if sooner.
+	Call(ctx context.Context, inc Incarnation, op string, body []byte) ([]byte, error)
+	// Survey runs op on every live node in parallel (this one included)
+	// and returns their replies and, by name, every node that did not
+	// answer within Config.SurveyTimeout (or ctx's deadline, if sooner).
+	// The set of nodes is the registry's at the start of the survey.
+	Survey(ctx context.Context, op string, body []byte) (SurveyResult, error)
+	// Nodes is the registry as this node sees it: the live nodes.
+	Nodes() []Node
+
+	// LinkOpened records a link (id from LinkID, data opaque) durably,
+	// so that if this node dies, the survivor that reaps it receives the
+	// record in its Reap event. The memory engine records nothing.
+	LinkOpened(ctx context.Context, id uint64, data []byte) error
+	// LinkClosed settles a link's record: committed is true when this
+	// node settled it (fire the disconnect hook), false when a reaper
+	// already had (it fired the hook; do not). An error means neither
+	// could be told (the cluster did not answer): retry later, after
+	// Rejoin if fenced. Both LinkOpened and LinkClosed may be retried
+	// after an error: a retry answers as the first attempt would have,
+	// had its answer not been lost. The memory engine always commits.
+	LinkClosed(ctx context.Context, id uint64) (committed bool, err error)
+
+	// Rejoin, after Event Fenced and once the gateway has closed every
+	// link of the old incarnation, registers this node again under a new
+	// incarnation and returns it. It waits for the cluster until ctx is
+	// done. Not fenced: it returns the current incarnation.
+	Rejoin(ctx context.Context) (Incarnation, error)
+
+	// Stats is a snapshot of the engine's counters.
+	Stats() Stats
+	// Close leaves the cluster: the node marks its lease "left", so that
+	// no survivor reaps it (the gateway settles its links before Close),
+	// unsubscribes and, when embedded, shuts its server down. If link
+	// records are still open (a LinkClosed that failed), it lets its
+	// lease expire instead, and a survivor reaps them.
+	Close(ctx context.Context) error
+}
+
+// Handler serves one op for Call and Survey. It may run concurrently
+// with itself and other handlers; ctx ends at Config.CallTimeout. body
+// is the handler's to keep.
+type Handler func(ctx context.Context, body []byte) ([]byte, error)
+
+// Message is what a publish carries between nodes.
+//
+// Concurrency: a value; Publish copies Data before it returns.
+type Message struct {
+	Data []byte
+	// Kind is opaque to the engine and carried as is (the gateway puts
+	// its WebSocket message type there).
+	Kind uint8
+}
+
+// Delivery is a message from another node.
+//
+// Concurrency: a value; its Data is the Deliver hook's to keep.
+type Delivery struct {
+	Channel string
+	Message
+	// From is the publishing node's incarnation.
+	From Incarnation
+	// Position is zero for plain channels.
+	Position Position
+}
+
+// Position is a message's place in a channel's history: Offset grows
+// with each message of the channel, and Epoch changes when the history
+// was lost, so that a position from before means nothing after. Plain
+// channels (all of them, until channel history exists) have the zero
+// Position.
+//
+// Concurrency: a value.
+type Position struct {
+	Offset uint64
+	Epoch  string
+}
+
+// IsZero reports a plain channel's position.
+func (p Position) IsZero() bool { return p.Offset == 0 && p.Epoch == "" }
+
+// Node is one live node of the registry.
+//
+// Concurrency: a value.
+type Node struct {
+	Inc  Incarnation
+	Name string
+	Self bool
+}
+
+// Reply is one node's answer to a Survey.
+//
+// Concurrency: a value; Body is the caller's.
+type Reply struct {
+	Node
+	Body []byte
+}
+
+// Missed is a node that did not answer a Survey; Err says why (it
+// wraps ErrUnreachable, ErrGone, ErrNoHandler, or a *RemoteError).
+//
+// Concurrency: a value.
+type Missed struct {
+	Node
+	Err error
+}
+
+// SurveyResult is every live node's reply, or its name in Missing.
+//
+// Concurrency: a value, the caller's.
+type SurveyResult struct {
+	Replies []Reply
+	Missing []Missed
+}
+
+// Partial reports that some node did not answer.
+func (r SurveyResult) Partial() bool { return len(r.Missing) > 0 }
+
+// EventKind says what happened to a node.
+//
+// Concurrency: a value.
+type EventKind int
+
+const (
+	// NodeUp: a node's lease appeared (every live node once when the
+	// engine starts, this one included).
+	NodeUp EventKind = iota + 1
+	// NodeDown: a node's lease ended; Reason is "left" (it closed),
+	// "expired" (no renewal for Lease) or "reaped".
+	NodeDown
+	// Fenced: this node could not renew its lease for ReapAfter, or found
+	// it reaped or its name taken. Close every link (1012), go unready,
+	// then Rejoin.
+	Fenced
+	// Reap: this node won the claim on a dead node (its lease expired
+	// ReapAfter ago) and settled its link records; exactly one survivor
+	// gets it per dead incarnation. Links are those records: fire one
+	// disconnect hook for each.
+	Reap
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case NodeUp:
+		return "up"
+	case NodeDown:
+		return "down"
+	case Fenced:
+		return "fenced"
+	case Reap:
+		return "reap"
+	}
+	return "unknown"
+}
+
+// Event is a change in the registry, from this node's point of view.
+//
+// Concurrency: a value; Links is the Event hook's to keep.
+type Event struct {
+	Kind   EventKind
+	Node   Node
+	Reason string
+	Links  []LinkRecord // Reap only
+}
+
+// LinkRecord is a link a reaped node held: its id and the data given to
+// LinkOpened.
+//
+// Concurrency: a value.
+type LinkRecord struct {
+	ID   uint64
+	Data []byte
+}
+
+// Hooks are the gateway's callbacks. Each may be nil.
+//
+// Concurrency: a value, read once by Open; each hook says on which
+// goroutine it is called.
+type Hooks struct {
+	// Deliver receives messages from other nodes, on one engine
+	// goroutine, in arrival order (so in publish order per publisher and
+	// channel). While it blocks, further messages wait in a queue of
+	// Config.DeliverQueue, then are dropped.
+	Deliver func(Delivery)
+	// Event receives registry changes, on one engine goroutine, in order.
+	Event func(Event)
+	// CallDone observes every request to another node (a Call, each node
+	// a Survey asks), for a latency histogram: op, its duration, and its
+	// error (nil on success). Called on the caller's goroutine (a
+	// Survey's, one per node); keep it quick.
+	CallDone func(op string, d time.Duration, err error)
+	// Logger receives the engine's (and the embedded server's warnings
+	// and errors). nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Stats are the engine's counters since Open (gauges say so).
+//
+// Concurrency: a value: a snapshot.
+type Stats struct {
+	Incarnation Incarnation
+	Nodes       int  // gauge: live nodes seen, this one included
+	Fenced      bool // gauge
+	Channels    int  // gauge: channels subscribed (lingering included)
+
+	Publishes  uint64 // messages sent to other nodes
+	Deliveries uint64 // messages received from other nodes and delivered
+	Gaps       uint64 // messages of another node found missing (by sequence)
+	Dropped    uint64 // messages dropped because the Deliver queue was full
+
+	Calls         uint64 // Calls to other nodes, and Survey requests
+	CallErrors    uint64 // of which failed
+	CallTime      time.Duration
+	Surveys       uint64
+	PartialSurvey uint64 // surveys with a node missing
+
+	LeaseRenewals uint64
+	LeaseFailures uint64 // renewals that failed (the cluster did not answer)
+	LeaseLapses   uint64 // leases found expired and taken back within the grace period
+	ReapAttempts  uint64 // claims tried on dead nodes, won or lost
+	Reaped        uint64 // dead nodes this node reaped
+	ReapedLinks   uint64 // link records settled by reaping
+}
+
+// Open starts the engine cfg names and, for nats, joins the cluster:
+// it waits (until ctx is done) for the server and JetStream, takes an
+// incarnation, claims the node name and holds a lease. Configuration
+// errors are *FieldError (joined); see Config.Validate.
+func Open(ctx context.Context, cfg Config, h Hooks) (Engine, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h.Logger == nil {
+		h.Logger = slog.Default()
+	}
+	if cfg.Engine == EngineMemory {
+		return newMemory(cfg, h), nil
+	}
+	return openNATS(ctx, cfg, h)
+}
