@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -65,10 +66,22 @@ type Config struct {
 	// (Stats.Dropped). 0: 65536.
 	DeliverQueue int `yaml:"deliver_queue"`
 
+	// HookAckWait is how long a node may take over one disconnect hook of
+	// the durable queue before the queue hands it to another node: a node
+	// that dies while delivering a hook leaves it to be delivered again
+	// after this. Longer than the gateway's hook timeout. 0: 30s.
+	HookAckWait time.Duration `yaml:"hook_ack_wait"`
+
 	// testServer, when set, is called with the embedded server as soon
 	// as it listens, before Open waits for the cluster: the tests point
 	// their TCP proxies at its cluster port there.
 	testServer func(*embeddedServer)
+	// testAfterClaim and testAfterQueue, when set, are called by a
+	// reaper right after it won its claim on a dead incarnation, and
+	// after it queued a link's hook (before settling its record): the
+	// tests kill the reaper there.
+	testAfterClaim func(life context.Context, dead Incarnation)
+	testAfterQueue func(life context.Context, link uint64)
 }
 
 // NATSConfig: where the nats engine's NATS comes from.
@@ -141,6 +154,7 @@ const (
 	defaultPingInterval  = time.Second
 	defaultMaxPingsOut   = 3
 	defaultClientListen  = "127.0.0.1:0"
+	defaultHookAckWait   = 30 * time.Second
 )
 
 // WithDefaults returns c with every zero field set to its default. Node
@@ -173,6 +187,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DeliverQueue == 0 {
 		c.DeliverQueue = defaultDeliverQueue
+	}
+	if c.HookAckWait == 0 {
+		c.HookAckWait = defaultHookAckWait
 	}
 	e := &c.NATS.Embedded
 	if c.Engine == EngineNATS && c.NATS.URL == "" {
@@ -251,6 +268,9 @@ func (c Config) Validate() error {
 	}
 	if c.DeliverQueue < 0 {
 		bad("deliver_queue", "%d: want a positive count", c.DeliverQueue)
+	}
+	if c.HookAckWait < time.Second {
+		bad("hook_ack_wait", "%v: want at least 1s", c.HookAckWait)
 	}
 	if c.Engine == EngineNATS {
 		errs = append(errs, c.NATS.validate()...)

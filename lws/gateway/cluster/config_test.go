@@ -27,7 +27,8 @@ func TestConfigDefaults(t *testing.T) {
 	c := Config{Node: "gw-a"}.WithDefaults()
 	if c.Engine != EngineMemory || c.Name != "lwsgate" || c.Lease != 5*time.Second || c.ReapAfter != 30*time.Second ||
 		c.SurveyTimeout != 250*time.Millisecond || c.CallTimeout != 2*time.Second || c.Linger != 5*time.Second ||
-		c.DeliverQueue != 65536 {
+		c.DeliverQueue != 65536 ||
+		c.HookAckWait != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -81,6 +82,7 @@ func TestConfigValidateNamesFields(t *testing.T) {
 		{"negative limits", nats(EmbeddedConfig{StoreDir: "/x", MaxMemory: -1, MaxStore: -1, PingInterval: -1, MaxPingsOut: -1}),
 			[]string{"nats.embedded.max_memory", "nats.embedded.max_store", "nats.embedded.ping_interval",
 				"nats.embedded.max_pings_out"}},
+		{"hook settings", Config{Node: "n", HookAckWait: time.Millisecond}, []string{"hook_ack_wait"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.WithDefaults().Validate()

@@ -52,10 +52,12 @@
 // settles it. The reaper settles every record its dead incarnation left
 // and lists them in Event Reap. Settling is a compare-and-swap of the
 // record into a tombstone naming the settler, so each record is settled
-// once: by its owner (LinkClosed says committed: fire the hook), or by
-// the reaper (LinkClosed says not: the reaper fired it). A partitioned
-// node's LinkClosed fails until it can reach the cluster; after Rejoin it
-// learns whether the reaper took the record.
+// once: by its owner (LinkClosed says committed: its hook is the one
+// queued), or by the reaper (LinkClosed says not: the reaper queued a
+// hook). A partitioned node's LinkClosed fails until it can reach the
+// cluster; after Rejoin it learns whether the reaper took the record.
+// Either way the hook goes through the durable queue (see "Disconnect
+// hooks"); the gateway never sends one itself.
 //
 // # Channels
 //
@@ -80,18 +82,33 @@
 //
 // Publish returns a Position and Delivery carries one; both are zero for
 // plain channels. History channels will publish into a JetStream stream
-// (subjects lws.<cluster>.hist.<token>) whose RePublish puts each stored
-// message on a live subject with its sequence and the previous sequence
-// of the channel, so that a node detects a gap and refills it; Publish
-// will then return the stored (offset, epoch) and the origin node will
-// deliver from the stream like the others. The durable disconnect-hook
-// queue will take the records a reaper settles (today listed in Event
-// Reap) so that a reaper's death after its claim loses no hook.
+// whose RePublish puts each stored message on a live subject with its
+// sequence and the previous sequence of the channel, so that a node
+// detects a gap and refills it; Publish will then return the stored
+// (offset, epoch) and the origin node will deliver from the stream like
+// the others.
+//
+// # Disconnect hooks
+//
+// Disconnect hooks go through a durable queue (hookqueue.go): a
+// work-queue stream, one message per link (de-duplicated by link id
+// within a window of at least 2 minutes and 3*(Lease+ReapAfter)), and
+// one durable pull consumer from which every node's RunHooks takes them:
+// a hook a node takes and does not settle (it died sending it) is handed
+// to another after HookAckWait. LinkClosed queues the link's hook, then
+// settles its record; the reaper of a dead node, once it holds the
+// claim, queues a hook (code 1006, "gateway node lost") for each record
+// still open, then settles it, then marks its claim done. Whoever dies
+// between leaves the record open: a dead owner's reaper, or a dead
+// reaper's own reaper (it finishes every claim the dead reaper had not
+// marked done), queues the hook again under the same id, and the queue
+// keeps one. So exactly one hook per link is queued, and delivered at
+// least once.
 //
 // # Concurrency
 //
 // Every Engine method is safe from any goroutine. Hooks.Deliver is
 // called on one goroutine (arrival order), Hooks.Event on another (event
-// order); handlers run concurrently, at most 256 at once. Each type
-// states its own contract.
+// order); handlers run concurrently, at most 256 at once; a RunHooks
+// sender runs on its workers. Each type states its own contract.
 package cluster

@@ -60,14 +60,29 @@ type Engine interface {
 	// so that if this node dies, the survivor that reaps it receives the
 	// record in its Reap event. The memory engine records nothing.
 	LinkOpened(ctx context.Context, id uint64, data []byte) error
-	// LinkClosed settles a link's record: committed is true when this
-	// node settled it (fire the disconnect hook), false when a reaper
-	// already had (it fired the hook; do not). An error means neither
-	// could be told (the cluster did not answer): retry later, after
-	// Rejoin if fenced. Both LinkOpened and LinkClosed may be retried
-	// after an error: a retry answers as the first attempt would have,
-	// had its answer not been lost. The memory engine always commits.
-	LinkClosed(ctx context.Context, id uint64) (committed bool, err error)
+	// LinkClosed settles a link's record and queues its disconnect hook
+	// d (durably, with the nats engine; d.Link is set to id). committed
+	// is true when this node settled the record: d is in the queue;
+	// false when a reaper had settled it first: the reaper's hook (code
+	// 1006, Lost) is in the queue instead (or d, if it came first). Either
+	// way exactly one hook per link is queued, and RunHooks delivers it:
+	// the gateway never sends a disconnect hook itself. An error means
+	// neither could be done (the cluster did not answer): retry later,
+	// after Rejoin if fenced. Both LinkOpened and LinkClosed may be
+	// retried after an error: a retry answers as the first attempt would
+	// have, had its answer not been lost. The memory engine always
+	// commits, into a queue in this process.
+	LinkClosed(ctx context.Context, id uint64, d Disconnect) (committed bool, err error)
+	// EnqueueHook queues a disconnect hook with no link record (d.Link
+	// identifies it: one hook per link id is queued within the queue's
+	// duplicate window, see doc.go). LinkClosed and the reaper use it.
+	EnqueueHook(ctx context.Context, d Disconnect) error
+	// RunHooks delivers queued disconnect hooks to send, from whichever
+	// node runs it (every node should): a hook send fails is offered
+	// again after a backoff, one that a node takes and does not settle
+	// (it died) is offered again after Config.HookAckWait. It returns
+	// when ctx is done (nil) or the engine closes (ErrClosed).
+	RunHooks(ctx context.Context, o HookRunOptions, send HookSender) error
 
 	// Rejoin, after Event Fenced and once the gateway has closed every
 	// link of the old incarnation, registers this node again under a new
@@ -181,9 +196,10 @@ const (
 	// then Rejoin.
 	Fenced
 	// Reap: this node won the claim on a dead node (its lease expired
-	// ReapAfter ago) and settled its link records; exactly one survivor
-	// gets it per dead incarnation. Links are those records: fire one
-	// disconnect hook for each.
+	// ReapAfter ago), queued a disconnect hook (code 1006, Lost) for each
+	// link record the node left open, and settled them; exactly one
+	// survivor gets it per dead incarnation. Links are those records, for
+	// the log and metrics: their hooks are in the queue (RunHooks).
 	Reap
 )
 
@@ -268,6 +284,11 @@ type Stats struct {
 	ReapAttempts  uint64 // claims tried on dead nodes, won or lost
 	Reaped        uint64 // dead nodes this node reaped
 	ReapedLinks   uint64 // link records settled by reaping
+
+	HooksQueued    uint64 // disconnect hooks this node queued (duplicates included)
+	HooksDelivered uint64 // hooks this node's RunHooks delivered (send returned nil)
+	HookFailures   uint64 // sends that failed (the hook is offered again)
+	HooksDropped   uint64 // hooks given up after HookRunOptions.MaxAttempts
 }
 
 // Open starts the engine cfg names and, for nats, joins the cluster:

@@ -61,6 +61,8 @@ type counters struct {
 	surveys, partial                  atomic.Uint64
 	renewals, leaseFailures, lapses   atomic.Uint64
 	reapAttempts, reaped, reapedLinks atomic.Uint64
+
+	hooksQueued, hooksDelivered, hookFailures, hooksDropped atomic.Uint64
 }
 
 func (c *counters) fill(s *Stats) {
@@ -78,6 +80,10 @@ func (c *counters) fill(s *Stats) {
 	s.ReapAttempts = c.reapAttempts.Load()
 	s.Reaped = c.reaped.Load()
 	s.ReapedLinks = c.reapedLinks.Load()
+	s.HooksQueued = c.hooksQueued.Load()
+	s.HooksDelivered = c.hooksDelivered.Load()
+	s.HookFailures = c.hookFailures.Load()
+	s.HooksDropped = c.hooksDropped.Load()
 }
 
 // observe counts one call to another node and tells Hooks.CallDone.

@@ -69,23 +69,28 @@ type natsEngine struct {
 	reaps      map[Incarnation]*time.Timer // dead nodes waiting for the grace period
 	reaping    int                         // reaps running
 	maxInc     Incarnation                 // highest incarnation seen
+	unfinished map[Incarnation]Incarnation // dead incarnation -> its reaper, claims not done
 	watchReset context.CancelFunc
 	rejoinMu   sync.Mutex // one Rejoin at a time
 
 	ch  channels
 	pub publisher
 	rec records
+
+	replicas int       // of the cluster's streams
+	hq       hookQueue // durable disconnect hooks (hookqueue.go)
 }
 
 func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err error) {
 	e := &natsEngine{
-		cfg:   cfg,
-		hooks: h,
-		log:   h.Logger.With("cluster", cfg.Name, "node", cfg.Node),
-		pre:   "lws." + cfg.Name + ".",
-		calls: make(chan struct{}, maxInflightCalls),
-		view:  map[Incarnation]*peer{},
-		reaps: map[Incarnation]*time.Timer{},
+		cfg:        cfg,
+		hooks:      h,
+		log:        h.Logger.With("cluster", cfg.Name, "node", cfg.Node),
+		pre:        "lws." + cfg.Name + ".",
+		calls:      make(chan struct{}, maxInflightCalls),
+		view:       map[Incarnation]*peer{},
+		reaps:      map[Incarnation]*time.Timer{},
+		unfinished: map[Incarnation]Incarnation{},
 	}
 	e.life, e.stop = context.WithCancel(context.Background())
 	e.ch.init(cfg.DeliverQueue)
@@ -138,6 +143,7 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		return nil, err
 	}
+	e.replicas = replicas
 	// JetStream answers once its meta leader is elected: in a new
 	// cluster, once a majority of the nodes are up.
 	bucket := func(name, what string, markerTTL time.Duration) (*store, error) {
@@ -150,6 +156,10 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 		return nil, err
 	}
 	if e.recs, err = bucket("lws_"+cfg.Name+"_links", "lwsgate link records: the links of each incarnation, for the reaper", recordMarkerTTL); err != nil {
+		return nil, err
+	}
+
+	if err = e.openHookQueue(ctx); err != nil {
 		return nil, err
 	}
 
@@ -252,24 +262,32 @@ func (e *natsEngine) Close(ctx context.Context) error {
 	e.closed = true
 	e.down.Store(true)
 	inc, leaseRev, nameRev, fenced := e.inc, e.leaseRev, e.nameRev, e.fenced
-	for _, t := range e.reaps {
+	for dead, t := range e.reaps {
 		t.Stop()
+		delete(e.reaps, dead)
 	}
 	if e.reqSub != nil {
 		_ = e.reqSub.Unsubscribe()
 	}
 	e.mu.Unlock()
 
+	// A reap under way holds a claim no one else finishes while this
+	// node's lease lives: let it finish, within ctx.
+	for e.pendingReaps() > 0 && pause(ctx, 10*time.Millisecond) == nil {
+	}
+	reaping := e.pendingReaps()
 	e.rec.mu.Lock()
 	open := len(e.rec.revs)
 	e.rec.mu.Unlock()
 	var err error
 	switch {
 	case fenced:
-	case open > 0:
-		// Records the gateway could not settle: let the lease expire, so
-		// that a survivor reaps them (and fires their hooks).
-		e.log.Warn("cluster: closing with link records unsettled; a survivor will reap them", "inc", inc, "records", open)
+	case open > 0 || reaping > 0:
+		// Records the gateway could not settle, or a reap unfinished: let
+		// the lease expire, so that a survivor reaps this node (and
+		// queues the hooks).
+		e.log.Warn("cluster: closing with link records unsettled or a reap unfinished; a survivor will reap this node",
+			"inc", inc, "records", open, "reaps", reaping)
 	default:
 		// "left": no survivor reaps this incarnation.
 		rec := nodeRecord{Name: e.cfg.Node, State: stateLeft}
@@ -318,6 +336,29 @@ func (e *natsEngine) kill() {
 	e.nc.Close()
 	e.stop()
 	e.wg.Wait()
+}
+
+// retry runs f until it succeeds or ctx (or the engine) ends; each try
+// is bounded by CallTimeout.
+func (e *natsEngine) retry(ctx context.Context, f func(context.Context) error) error {
+	for try := 0; ; try++ {
+		actx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || e.life.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(min(time.Duration(try+1)*100*time.Millisecond, time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-e.life.Done():
+			t.Stop()
+			return ErrClosed
+		}
+	}
 }
 
 // pause waits d or until ctx is done.
