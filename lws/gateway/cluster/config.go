@@ -66,6 +66,23 @@ type Config struct {
 	// (Stats.Dropped). 0: 65536.
 	DeliverQueue int `yaml:"deliver_queue"`
 
+	// Channels give channels a history (see ChannelConfig): the first
+	// entry whose Match matches a channel's name applies; a channel that
+	// none matches is plain (at most once, no history). History is stored
+	// in JetStream, so it needs the nats engine (a single node runs one
+	// embedded). Every node must have the same entries. Empty: every
+	// channel is plain.
+	Channels []ChannelConfig `yaml:"channels"`
+	// HistoryShards is how many streams hold the channels of each entry
+	// of Channels, a channel going to one by a hash of its name, so that
+	// no one stream (and no one stream leader) carries every channel.
+	// 1 to 64. 0: 4.
+	HistoryShards int `yaml:"history_shards"`
+	// HistoryCheck: a node looks in the stream at each history channel it
+	// has members of that has been quiet this long, so that a lost last
+	// message is noticed too (any other loss shows at the next message).
+	// 0: 5s.
+	HistoryCheck time.Duration `yaml:"history_check"`
 	// HookAckWait is how long a node may take over one disconnect hook of
 	// the durable queue before the queue hands it to another node: a node
 	// that dies while delivering a hook leaves it to be delivered again
@@ -82,6 +99,9 @@ type Config struct {
 	// tests kill the reaper there.
 	testAfterClaim func(life context.Context, dead Incarnation)
 	testAfterQueue func(life context.Context, link uint64)
+	// testDropLive, when set, drops the republished history messages
+	// for which it returns true, as a lossy path to the node would.
+	testDropLive func(seq uint64) bool
 }
 
 // NATSConfig: where the nats engine's NATS comes from.
@@ -154,6 +174,8 @@ const (
 	defaultPingInterval  = time.Second
 	defaultMaxPingsOut   = 3
 	defaultClientListen  = "127.0.0.1:0"
+	defaultHistoryShards = 4
+	defaultHistoryCheck  = 5 * time.Second
 	defaultHookAckWait   = 30 * time.Second
 )
 
@@ -187,6 +209,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DeliverQueue == 0 {
 		c.DeliverQueue = defaultDeliverQueue
+	}
+	if c.HistoryShards == 0 {
+		c.HistoryShards = defaultHistoryShards
+	}
+	if c.HistoryCheck == 0 {
+		c.HistoryCheck = defaultHistoryCheck
 	}
 	if c.HookAckWait == 0 {
 		c.HookAckWait = defaultHookAckWait
@@ -269,8 +297,18 @@ func (c Config) Validate() error {
 	if c.DeliverQueue < 0 {
 		bad("deliver_queue", "%d: want a positive count", c.DeliverQueue)
 	}
+	if c.HistoryShards < 1 || c.HistoryShards > maxHistoryShards {
+		bad("history_shards", "%d: want 1 to %d", c.HistoryShards, maxHistoryShards)
+	}
+	if c.HistoryCheck < 0 {
+		bad("history_check", "%v: want a positive duration", c.HistoryCheck)
+	}
 	if c.HookAckWait < time.Second {
 		bad("hook_ack_wait", "%v: want at least 1s", c.HookAckWait)
+	}
+	errs = append(errs, validateChannels(c.Channels)...)
+	if len(c.Channels) > 0 && c.Engine == EngineMemory {
+		bad("channels", "history needs engine: nats (it is stored in JetStream; a single node runs one embedded)")
 	}
 	if c.Engine == EngineNATS {
 		errs = append(errs, c.NATS.validate()...)

@@ -61,9 +61,10 @@
 //
 // # Channels
 //
-// A channel is the core subject lws.<cluster>.ch.<EncodeToken(name)>; a
-// node subscribes while it has local members (Interest), so NATS forwards
-// a publish only to nodes that want it. Delivery is at most once; each
+// A plain channel (one without history) is the core subject
+// lws.<cluster>.ch.<EncodeToken(name)>; a node subscribes while it has
+// local members (Interest), so NATS forwards a publish only to nodes that
+// want it. Delivery is at most once; each
 // message carries its publisher's incarnation and a sequence number per
 // channel, so a receiver counts what it missed (Stats.Gaps). Messages of
 // one publisher on one channel arrive in publish order.
@@ -78,15 +79,53 @@
 // Survey asks every live node of the registry in parallel and names each
 // one that did not answer in time.
 //
-// # Room for channel history (issue 18)
+// # Channel history
 //
-// Publish returns a Position and Delivery carries one; both are zero for
-// plain channels. History channels will publish into a JetStream stream
-// whose RePublish puts each stored message on a live subject with its
-// sequence and the previous sequence of the channel, so that a node
-// detects a gap and refills it; Publish will then return the stored
-// (offset, epoch) and the origin node will deliver from the stream like
-// the others.
+// A channel that matches an entry of Config.Channels has a history: it
+// is stored in a JetStream stream, LWS_<cluster>_H_<match>_<k> (R3 when
+// the cluster's buckets are), one of Config.HistoryShards streams per
+// entry, chosen by a hash of the channel's name, so that no one stream
+// or stream leader carries every channel. The stream keeps Size+1
+// messages per channel and drops those older than TTL. Publish stores
+// each message (subject lws.<cluster>.hist.<match>.<k>.<token>) and
+// returns its Position once the stream acknowledged it: Offset is its
+// stream sequence, Epoch the stream's, a random string written into its
+// metadata when it is created, so that a stream lost and made again has
+// another. A Message.ID is the publish's Nats-Msg-Id (scoped to the
+// channel): a retry within the stream's duplicate window (2 minutes, or
+// the TTL if shorter) is stored once and answers the first Position.
+//
+// The stream's RePublish puts each stored message on lws.<cluster>.live.
+// <token>, with its sequence and the sequence of the channel's previous
+// message (Nats-Last-Sequence). A node with interest subscribes there
+// and delivers in the stream's order, this node's own publishes too:
+// what it misses (core NATS is at most once; a stream leader that dies
+// after storing, before republishing) shows as a previous sequence past
+// the last it delivered, and it reads the gap from the stream (a batch
+// Direct Get from any replica, or from the leader when a replica lags)
+// before it delivers what follows; a channel quiet for
+// Config.HistoryCheck is compared with the stream's last message, so
+// that a lost last message is delivered too; a message at or below the
+// last delivered is a duplicate, dropped. A gap the stream can no longer
+// fill (trimmed first) is counted (Stats.Unrepairable) and passed. Nodes
+// repair gaps themselves: no member is disconnected for one.
+//
+// # Resume
+//
+// Resume joins a member at its last Position, on any node: the node
+// reads the missed messages from the stream while it goes on delivering,
+// records what it delivers meanwhile, and gives the member the read
+// messages and the recorded ones past them between two deliveries, so
+// nothing is missed or given twice across the switch. The catch-up is
+// Recovered when since's epoch is the stream's and nothing after since
+// was trimmed: the stream drops the oldest first, by age (the stream's)
+// and by count (the channel's), so nothing after since went if the
+// message at since is still there, or else if the stream's first
+// sequence is not past since and the channel holds fewer messages after
+// since than the stream keeps. A member that missed at most Size
+// messages within TTL recovers; one that missed more, or came back with
+// another epoch, is told Recovered false (and the application resyncs
+// from its own data).
 //
 // # Disconnect hooks
 //
@@ -107,8 +146,9 @@
 //
 // # Concurrency
 //
-// Every Engine method is safe from any goroutine. Hooks.Deliver is
-// called on one goroutine (arrival order), Hooks.Event on another (event
+// Every Engine method is safe from any goroutine. Hooks.Deliver (and a
+// Resume's join) is called on one goroutine (arrival order; the
+// stream's order for history channels), Hooks.Event on another (event
 // order); handlers run concurrently, at most 256 at once; a RunHooks
 // sender runs on its workers. Each type states its own contract.
 package cluster

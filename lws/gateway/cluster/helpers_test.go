@@ -326,9 +326,12 @@ func (c *tcluster) registryLeader() *tnode {
 
 // leads returns the step-down requests of the JetStream groups nd leads
 // but the meta group: the registry, the link records, the hook queue
-// and its consumer.
+// and its consumer, the history streams.
 func (c *tcluster) leads(nd *tnode) (subjects []string) {
 	streams := []string{"KV_lws_t", "KV_lws_t_links", nd.eng.hq.stream}
+	for _, hs := range nd.eng.hist.all() {
+		streams = append(streams, hs.name)
+	}
 	for _, s := range streams {
 		if nd.eng.srv.ns.JetStreamIsStreamLeader("$G", s) {
 			subjects = append(subjects, "$JS.API.STREAM.LEADER.STEPDOWN."+s)
@@ -346,6 +349,9 @@ func (c *tcluster) leads(nd *tnode) (subjects []string) {
 func (c *tcluster) waitCurrent(nd *tnode) {
 	c.t.Helper()
 	streams := []string{"KV_lws_t", "KV_lws_t_links", nd.eng.hq.stream}
+	for _, hs := range nd.eng.hist.all() {
+		streams = append(streams, hs.name)
+	}
 	eventually(c.t, 20*time.Second, nd.name+" to be current", func() bool {
 		if !nd.eng.srv.ns.JetStreamIsCurrent() {
 			return false
@@ -376,7 +382,7 @@ func (c *tcluster) relinquish(nd *tnode) {
 
 // follower returns a node that leads no JetStream group (the meta group,
 // the registry, the link records, the hook queue and its consumer, the
-// hook queue and its consumer), asking leaders to step down if every node leads
+// history streams), asking leaders to step down if every node leads
 // something.
 func (c *tcluster) follower() *tnode {
 	c.t.Helper()

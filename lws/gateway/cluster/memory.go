@@ -37,6 +37,21 @@ func (m *memoryEngine) Publish(context.Context, string, Message) (Position, erro
 	return Position{}, nil
 }
 
+func (m *memoryEngine) PublishAsync(_ string, _ Message, done func(Position, error)) {
+	done(Position{}, nil)
+}
+
+// The memory engine has no history (Validate refuses Channels with it).
+func (m *memoryEngine) Channel(string) (ChannelConfig, bool) { return ChannelConfig{}, false }
+
+func (m *memoryEngine) Resume(context.Context, string, Position, func(Catchup)) error {
+	return ErrNoHistory
+}
+
+func (m *memoryEngine) History(context.Context, string, Position, int) (HistoryPage, error) {
+	return HistoryPage{}, ErrNoHistory
+}
+
 func (m *memoryEngine) Handle(op string, h Handler) { m.handlers.set(op, h) }
 
 func (m *memoryEngine) Call(ctx context.Context, inc Incarnation, op string, body []byte) ([]byte, error) {

@@ -24,6 +24,9 @@ const (
 	recordMarkerTTL   = time.Minute
 	settledTTL        = time.Hour
 	maxInflightCalls  = 256 // handlers running at once; more requests wait
+	// maxPendingPublishes bounds the history publishes awaiting their
+	// acknowledgement; beyond it PublishAsync waits up to 200ms, then fails.
+	maxPendingPublishes = 1 << 16
 )
 
 // natsEngine is the engine on NATS: an embedded server or an external
@@ -77,23 +80,36 @@ type natsEngine struct {
 	pub publisher
 	rec records
 
-	replicas int       // of the cluster's streams
-	hq       hookQueue // durable disconnect hooks (hookqueue.go)
+	// Channel history (history.go, histchan.go, fetch.go).
+	replicas   int                 // of the cluster's streams
+	hist       *history            // immutable
+	hjs        jetstream.JetStream // publishes to history streams, with acknowledgement handlers
+	pubs       publishes
+	inbox      inbox
+	ops        opQueue              // to the delivery goroutine
+	epochReads map[*histStream]bool // the delivery goroutine's
+
+	hq hookQueue // durable disconnect hooks (hookqueue.go)
 }
 
 func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err error) {
 	e := &natsEngine{
-		cfg:        cfg,
-		hooks:      h,
-		log:        h.Logger.With("cluster", cfg.Name, "node", cfg.Node),
-		pre:        "lws." + cfg.Name + ".",
-		calls:      make(chan struct{}, maxInflightCalls),
-		view:       map[Incarnation]*peer{},
-		reaps:      map[Incarnation]*time.Timer{},
+		cfg:   cfg,
+		hooks: h,
+		log:   h.Logger.With("cluster", cfg.Name, "node", cfg.Node),
+		pre:   "lws." + cfg.Name + ".",
+		calls: make(chan struct{}, maxInflightCalls),
+		view:  map[Incarnation]*peer{},
+		reaps: map[Incarnation]*time.Timer{},
+		hist:  newHistory(cfg),
+
+		epochReads: map[*histStream]bool{},
 		unfinished: map[Incarnation]Incarnation{},
 	}
 	e.life, e.stop = context.WithCancel(context.Background())
 	e.ch.init(cfg.DeliverQueue)
+	e.ops.init()
+	e.ch.ops, e.ch.endHistory = &e.ops, e.endHistory
 	defer func() {
 		if err != nil {
 			e.stop()
@@ -144,6 +160,16 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 		return nil, err
 	}
 	e.replicas = replicas
+	if e.hjs, err = jetstream.New(e.nc,
+		jetstream.WithPublishAsyncAckHandler(e.onPubAck),
+		jetstream.WithPublishAsyncErrHandler(e.onPubErr),
+		jetstream.WithPublishAsyncMaxPending(maxPendingPublishes),
+		jetstream.WithPublishAsyncTimeout(cfg.CallTimeout)); err != nil {
+		return nil, err
+	}
+	if err = e.inbox.open(e.nc); err != nil {
+		return nil, err
+	}
 	// JetStream answers once its meta leader is elected: in a new
 	// cluster, once a majority of the nodes are up.
 	bucket := func(name, what string, markerTTL time.Duration) (*store, error) {
@@ -159,6 +185,9 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 		return nil, err
 	}
 
+	if err = e.ensureStreams(ctx); err != nil {
+		return nil, err
+	}
 	if err = e.openHookQueue(ctx); err != nil {
 		return nil, err
 	}
