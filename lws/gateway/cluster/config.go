@@ -158,6 +158,12 @@ type EmbeddedConfig struct {
 	PingInterval time.Duration `yaml:"ping_interval"`
 	// MaxPingsOut: 0: 3.
 	MaxPingsOut int `yaml:"max_pings_out"`
+	// Sync is when JetStream flushes what it stored to disk (fsync): a
+	// duration ("1s": every second, in the background) or "always"
+	// (before every acknowledgement). What an acknowledged publish
+	// survives follows from it; see doc.go, "Durability". "": every 2
+	// minutes, JetStream's own default.
+	Sync string `yaml:"sync"`
 }
 
 // The defaults, stated once.
@@ -177,6 +183,7 @@ const (
 	defaultHistoryShards = 4
 	defaultHistoryCheck  = 5 * time.Second
 	defaultHookAckWait   = 30 * time.Second
+	syncAlways           = "always"
 )
 
 // WithDefaults returns c with every zero field set to its default. Node
@@ -351,6 +358,9 @@ func (n NATSConfig) validate() []error {
 	if e.MaxPingsOut < 0 {
 		bad("nats.embedded.max_pings_out", "%d: want a positive count", e.MaxPingsOut)
 	}
+	if _, _, err := e.syncOption(); err != nil {
+		bad("nats.embedded.sync", "%v", err)
+	}
 	if e.ClientListen != "" {
 		if err := checkHostPort(e.ClientListen); err != nil {
 			bad("nats.embedded.client_listen", "%v", err)
@@ -386,7 +396,23 @@ func (n NATSConfig) validate() []error {
 
 func (e EmbeddedConfig) isZero() bool {
 	return e.ClusterListen == "" && e.Advertise == "" && len(e.Routes) == 0 && e.ClientListen == "" &&
-		e.StoreDir == "" && e.MaxMemory == 0 && e.MaxStore == 0 && e.PingInterval == 0 && e.MaxPingsOut == 0
+		e.StoreDir == "" && e.MaxMemory == 0 && e.MaxStore == 0 && e.PingInterval == 0 && e.MaxPingsOut == 0 &&
+		e.Sync == ""
+}
+
+// syncOption reads Sync: the server's SyncInterval and SyncAlways.
+func (e EmbeddedConfig) syncOption() (interval time.Duration, always bool, err error) {
+	switch e.Sync {
+	case "":
+		return 0, false, nil
+	case syncAlways:
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(e.Sync)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("%q: want always, or a positive duration such as 1s", e.Sync)
+	}
+	return d, false, nil
 }
 
 func checkURL(s string, schemes ...string) error {

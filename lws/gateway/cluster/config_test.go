@@ -82,6 +82,8 @@ func TestConfigValidateNamesFields(t *testing.T) {
 		{"negative limits", nats(EmbeddedConfig{StoreDir: "/x", MaxMemory: -1, MaxStore: -1, PingInterval: -1, MaxPingsOut: -1}),
 			[]string{"nats.embedded.max_memory", "nats.embedded.max_store", "nats.embedded.ping_interval",
 				"nats.embedded.max_pings_out"}},
+		{"sync", nats(EmbeddedConfig{StoreDir: "/x", Sync: "sometimes"}), []string{"nats.embedded.sync"}},
+		{"sync negative", nats(EmbeddedConfig{StoreDir: "/x", Sync: "-1s"}), []string{"nats.embedded.sync"}},
 		{"history settings", Config{Node: "n", HistoryShards: 65, HistoryCheck: -1, HookAckWait: time.Millisecond},
 			[]string{"history_shards", "history_check", "hook_ack_wait"}},
 		{"history with the memory engine", Config{Node: "n", Channels: []ChannelConfig{{Match: "a", History: HistoryConfig{Size: 1}}}},

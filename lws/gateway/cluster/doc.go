@@ -127,6 +127,24 @@
 // another epoch, is told Recovered false (and the application resyncs
 // from its own data).
 //
+// # Durability
+//
+// "Acknowledged" means the stream stored the message: on the leader
+// (R1), or on a majority of its replicas (R3; the ack waits for the RAFT
+// commit). JetStream acknowledges before it flushes to disk
+// (nats-server#7564): with the default sync ("": every 2 minutes) or a
+// sync interval, an acknowledged message is in the operating system's
+// file cache of that majority, so it survives the crash or kill of any
+// process, and of any minority of machines; a power loss of a majority
+// of machines within the interval loses what was acknowledged since
+// their last flush. With sync "always" (EmbeddedConfig.Sync) each write
+// is flushed to disk before it is acknowledged (for R3, the RAFT log of
+// a majority), so an acknowledged message survives a power loss of every
+// machine, at a cost in publish rate. Jepsen found JetStream 2.12 losing
+// acknowledged writes even so, when membership changes meet partitions
+// (nats-server#7545): keep the set of embedded JetStream nodes fixed. An
+// external NATS has its own setting (its jetstream.sync_interval).
+//
 // # Disconnect hooks
 //
 // Disconnect hooks go through a durable queue (hookqueue.go): a

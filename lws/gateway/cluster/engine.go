@@ -39,10 +39,10 @@ type Engine interface {
 	//
 	// On a history channel (Config.Channels), Publish stores m in the
 	// channel's stream and returns its Position once the stream has
-	// acknowledged it (R3: once a majority of its replicas stored it); it
-	// waits, until ctx is done. Every node with interest, this one
-	// included, then delivers it through the Deliver hook, in the
-	// stream's order: the caller does not deliver it itself. A publish with a Message.ID already stored within
+	// acknowledged it (see doc.go, "Durability"); it waits, until ctx is
+	// done. Every node with interest, this one included, then delivers it
+	// through the Deliver hook, in the stream's order: the caller does not
+	// deliver it itself. A publish with a Message.ID already stored within
 	// the duplicate window is not stored again: it returns the first
 	// one's Position. An error wrapping ErrNotAcknowledged leaves it
 	// unknown whether m was stored: retry with the same ID.

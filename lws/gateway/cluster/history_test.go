@@ -271,3 +271,22 @@ func TestResumeAheadOfNode(t *testing.T) {
 		t.Fatalf("a got %v, want %v", got, offsets(deliveriesAt(ps)))
 	}
 }
+
+// The sync setting reaches the embedded server's JetStream.
+func TestSyncSetting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sync     string
+		always   bool
+		interval time.Duration
+	}{{"", false, 2 * time.Minute}, {"always", true, 2 * time.Minute}, {"1s", false, time.Second}} {
+		cfg := singleHistoryConfig()
+		cfg.NATS.Embedded.Sync = tc.sync
+		e, _ := startSingle(t, cfg)
+		js := e.srv.ns.JetStreamConfig()
+		if js.SyncAlways != tc.always || js.SyncInterval != tc.interval {
+			t.Errorf("sync %q: SyncAlways %v, SyncInterval %v", tc.sync, js.SyncAlways, js.SyncInterval)
+		}
+		publishN(t, e, "room:s", "s", 3)
+	}
+}
