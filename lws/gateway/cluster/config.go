@@ -83,6 +83,11 @@ type Config struct {
 	// message is noticed too (any other loss shows at the next message).
 	// 0: 5s.
 	HistoryCheck time.Duration `yaml:"history_check"`
+	// ResumeLimit is the most messages one Resume catches a member up
+	// with: a member that missed more is told Recovered false, with none
+	// of them (the application resyncs from its own data), and goes on
+	// from the channel's current position. 1 to 1048576. 0: 10000.
+	ResumeLimit int `yaml:"resume_limit"`
 	// HookAckWait is how long a node may take over one disconnect hook of
 	// the durable queue before the queue hands it to another node: a node
 	// that dies while delivering a hook leaves it to be delivered again
@@ -182,6 +187,7 @@ const (
 	defaultClientListen  = "127.0.0.1:0"
 	defaultHistoryShards = 4
 	defaultHistoryCheck  = 5 * time.Second
+	defaultResumeLimit   = 10000
 	defaultHookAckWait   = 30 * time.Second
 	syncAlways           = "always"
 )
@@ -222,6 +228,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HistoryCheck == 0 {
 		c.HistoryCheck = defaultHistoryCheck
+	}
+	if c.ResumeLimit == 0 {
+		c.ResumeLimit = defaultResumeLimit
 	}
 	if c.HookAckWait == 0 {
 		c.HookAckWait = defaultHookAckWait
@@ -309,6 +318,9 @@ func (c Config) Validate() error {
 	}
 	if c.HistoryCheck < 0 {
 		bad("history_check", "%v: want a positive duration", c.HistoryCheck)
+	}
+	if c.ResumeLimit < 1 || c.ResumeLimit > maxHistorySize {
+		bad("resume_limit", "%d: want 1 to %d", c.ResumeLimit, maxHistorySize)
 	}
 	if c.HookAckWait < time.Second {
 		bad("hook_ack_wait", "%v: want at least 1s", c.HookAckWait)

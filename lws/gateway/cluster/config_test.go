@@ -28,7 +28,8 @@ func TestConfigDefaults(t *testing.T) {
 	c := Config{Node: "gw-a"}.WithDefaults()
 	if c.Engine != EngineMemory || c.Name != "lwsgate" || c.Lease != 5*time.Second || c.ReapAfter != 30*time.Second ||
 		c.SurveyTimeout != 250*time.Millisecond || c.CallTimeout != 2*time.Second || c.Linger != 5*time.Second ||
-		c.DeliverQueue != 65536 || c.HistoryShards != 4 || c.HistoryCheck != 5*time.Second || c.HookAckWait != 30*time.Second {
+		c.DeliverQueue != 65536 || c.HistoryShards != 4 || c.HistoryCheck != 5*time.Second || c.ResumeLimit != 10000 ||
+		c.HookAckWait != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -84,8 +85,8 @@ func TestConfigValidateNamesFields(t *testing.T) {
 				"nats.embedded.max_pings_out"}},
 		{"sync", nats(EmbeddedConfig{StoreDir: "/x", Sync: "sometimes"}), []string{"nats.embedded.sync"}},
 		{"sync negative", nats(EmbeddedConfig{StoreDir: "/x", Sync: "-1s"}), []string{"nats.embedded.sync"}},
-		{"history settings", Config{Node: "n", HistoryShards: 65, HistoryCheck: -1, HookAckWait: time.Millisecond},
-			[]string{"history_shards", "history_check", "hook_ack_wait"}},
+		{"history settings", Config{Node: "n", HistoryShards: 65, HistoryCheck: -1, ResumeLimit: -1, HookAckWait: time.Millisecond},
+			[]string{"history_shards", "history_check", "resume_limit", "hook_ack_wait"}},
 		{"history with the memory engine", Config{Node: "n", Channels: []ChannelConfig{{Match: "a", History: HistoryConfig{Size: 1}}}},
 			[]string{"channels"}},
 		{"channels", Config{Engine: EngineNATS, Node: "n", NATS: NATSConfig{URL: "nats://h:4222"}, Channels: []ChannelConfig{

@@ -123,9 +123,10 @@
 // message at since is still there, or else if the stream's first
 // sequence is not past since and the channel holds fewer messages after
 // since than the stream keeps. A member that missed at most Size
-// messages within TTL recovers; one that missed more, or came back with
-// another epoch, is told Recovered false (and the application resyncs
-// from its own data).
+// messages within TTL recovers; one that missed more, or more than
+// Config.ResumeLimit, or came back with another epoch, or with a
+// position past every message, is told Recovered false (and the
+// application resyncs from its own data).
 //
 // # Durability
 //

@@ -66,13 +66,17 @@ type Engine interface {
 	// Catchup.Position, without gap or duplicate. So the gateway adds the
 	// member to the channel inside join (and queues Missed to it), in the
 	// same order as it handles the Deliver calls. Catchup.Recovered is
-	// false when since's epoch is not the stream's (Missed is then empty)
-	// or the history no longer reaches back to since (Missed then holds
-	// what it still has). Resume returns after join, or with ctx's error
-	// (join is then never called), or ErrNoHistory, ErrNoInterest.
+	// false when since's epoch is not the stream's (Missed is then empty),
+	// when the history no longer reaches back to since (Missed then holds
+	// what it still has), when the member missed more than
+	// Config.ResumeLimit messages (Missed is then empty, or holds only
+	// what the node delivered while it read), and when since is past
+	// every message of the channel. Resume returns after join, or with
+	// ctx's error (join is then never called), or ErrNoHistory,
+	// ErrNoInterest.
 	Resume(ctx context.Context, channel string, since Position, join func(Catchup)) error
 	// History reads a history channel's stored messages after since (zero:
-	// from the oldest kept), at most limit (0: all, up to maxHistoryRead),
+	// from the oldest kept), at most limit (0 or above 10000: 10000),
 	// for backends. It needs no interest.
 	History(ctx context.Context, channel string, since Position, limit int) (HistoryPage, error)
 

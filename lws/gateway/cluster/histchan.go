@@ -553,13 +553,15 @@ func (e *natsEngine) startJoin(cs *chanSub, j *join) {
 	j.start = h.last
 	h.joins = append(h.joins, j)
 	hs, subj, epoch, since, start := h.hs, h.subj, h.epoch, j.since.Offset, j.start
+	limit := e.cfg.ResumeLimit
 	e.goRun(func() {
 		var msgs []storedMsg
 		intact := true
 		err := e.retry(j.ctx, func(ctx context.Context) (err error) {
 			// From since itself, to tell whether it is still stored, and
-			// at least up to start, which this node has delivered.
-			if msgs, err = e.readRange(ctx, hs, subj, since, start, maxHistoryRead+1); err == nil {
+			// at least up to start, which this node has delivered; one
+			// more than the limit, to tell a member that missed more.
+			if msgs, err = e.readRange(ctx, hs, subj, since, start, limit+2); err == nil {
 				intact, err = e.intact(ctx, hs, since, msgs)
 			}
 			return err
@@ -585,6 +587,17 @@ func (e *natsEngine) startJoin(cs *chanSub, j *join) {
 						Message: Message{Data: sm.data, Kind: sm.kind}, From: sm.from,
 						Position: Position{Offset: sm.seq, Epoch: epoch}})
 				}
+			}
+			switch {
+			case len(j.fetched) > limit:
+				// Missed more than the limit (and the read stopped short
+				// of them all): none of them, only what follows max.
+				j.recovered, j.fetched = false, nil
+			case since > start && (len(msgs) == 0 || msgs[0].seq != since):
+				// Past this node's position, and no message of the channel
+				// (the leader was asked): a position this history never
+				// gave, or one trimmed since.
+				j.recovered = false
 			}
 			e.progressJoins(cs)
 		})

@@ -59,7 +59,7 @@ const (
 	maxHistoryShards = 64
 	maxMatchLen      = 64
 	maxHistorySize   = 1 << 20
-	// maxHistoryRead bounds one History call and one Resume's catch-up.
+	// maxHistoryRead bounds one History call.
 	maxHistoryRead = 10000
 	// defaultDuplicates is the history streams' duplicate window (for
 	// Message.ID), JetStream's own default; a TTL below it shortens it.

@@ -290,3 +290,42 @@ func TestSyncSetting(t *testing.T) {
 		publishN(t, e, "room:s", "s", 3)
 	}
 }
+
+// Resume past Config.ResumeLimit: a member that missed more messages
+// than the limit is told recovered false, given none of them, and goes
+// on from the channel's position without a hole; one that missed the
+// limit exactly gets them all. A position of the stream's epoch past
+// every message (a client that is wrong) is not recovered either.
+func TestResumeLimit(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Channels: []ChannelConfig{{Match: "big", History: HistoryConfig{Size: 100}}}, ResumeLimit: 5}
+	e, h := startSingle(t, cfg)
+	const ch = "big"
+	first := newMember("first", ch)
+	subscribe(t, e, h, first, Position{})
+	ps := publishN(t, e, ch, "p", 8)
+	first.waitFor(t, 5*time.Second, "8 messages", func(m *member) bool { return len(m.got) == 8 })
+
+	exact := newMember("exact", ch)
+	c := subscribe(t, e, h, exact, ps[2])
+	if !c.Recovered || !slices.Equal(offsets(c.Missed), offsets(deliveriesAt(ps[3:]))) {
+		t.Fatalf("5 missed, the limit: %+v; want recovered and %v", c, offsets(deliveriesAt(ps[3:])))
+	}
+	over := newMember("over", ch)
+	c = subscribe(t, e, h, over, ps[0])
+	if c.Recovered || len(c.Missed) != 0 || c.Position != ps[7] {
+		t.Fatalf("7 missed, over the limit of 5: %+v; want recovered false, nothing, at %+v", c, ps[7])
+	}
+	wrong := newMember("wrong", ch)
+	c = subscribe(t, e, h, wrong, Position{Offset: ps[7].Offset + 1000, Epoch: ps[7].Epoch})
+	if c.Recovered || len(c.Missed) != 0 || c.Position != ps[7] {
+		t.Fatalf("a position past every message: %+v; want recovered false, nothing, at %+v", c, ps[7])
+	}
+	more := publishN(t, e, ch, "q", 2)
+	for _, m := range []*member{over, wrong} {
+		m.waitFor(t, 5*time.Second, "2 more", func(m *member) bool { return len(m.got) == 2 })
+		if got := offsets(m.received()); !slices.Equal(got, offsets(deliveriesAt(more))) {
+			t.Fatalf("%s then got %v, want %v", m.name, got, offsets(deliveriesAt(more)))
+		}
+	}
+}
