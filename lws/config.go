@@ -85,44 +85,29 @@ type Config struct {
 	OnLimit func(listener, limit string)
 }
 
-// LinkTypes selects what a listener accepts.
-type LinkTypes uint8
+// Accept says what a listener accepts: WebSocket links, HTTP requests, or
+// both on one port.
+type Accept uint8
 
-// Link types, named as in the system lwsgate descends from.
+// What a listener accepts.
 const (
-	// TCPListen: long links, WebSocket.
-	TCPListen LinkTypes = 1 << iota
-	// HTTPListen: short links, HTTP requests.
-	HTTPListen
+	// AcceptWebSocket: WebSocket upgrades, each a long-lived link
+	// (Listener.Handler).
+	AcceptWebSocket Accept = 1 << iota
+	// AcceptHTTP: HTTP requests (Listener.HTTPHandler).
+	AcceptHTTP
 )
 
-// String returns "tcplisten", "httplisten" or "tcplisten,httplisten".
-func (t LinkTypes) String() string {
+// String returns "ws", "http" or "ws,http", as LinkKind names them.
+func (a Accept) String() string {
 	var s []string
-	if t&TCPListen != 0 {
-		s = append(s, "tcplisten")
+	if a&AcceptWebSocket != 0 {
+		s = append(s, LinkWebSocket.String())
 	}
-	if t&HTTPListen != 0 {
-		s = append(s, "httplisten")
+	if a&AcceptHTTP != 0 {
+		s = append(s, LinkHTTP.String())
 	}
 	return strings.Join(s, ",")
-}
-
-// ParseLinkTypes parses a comma-separated list of "tcplisten" and
-// "httplisten" (also "ws" and "http").
-func ParseLinkTypes(s string) (LinkTypes, error) {
-	var t LinkTypes
-	for _, f := range strings.Split(s, ",") {
-		switch strings.TrimSpace(strings.ToLower(f)) {
-		case "tcplisten", "ws":
-			t |= TCPListen
-		case "httplisten", "http":
-			t |= HTTPListen
-		default:
-			return 0, fmt.Errorf("unknown link type %q (want tcplisten, httplisten)", f)
-		}
-	}
-	return t, nil
 }
 
 // SlowConsumerPolicy says what Send does when a link's send queue is full.
@@ -155,8 +140,8 @@ type Listener struct {
 	// Addr is "host:port" to listen on; host "" means every address, port 0
 	// a kernel-chosen port (see Context.Addrs). Required.
 	Addr string
-	// Links is what the listener accepts. 0: TCPListen|HTTPListen.
-	Links LinkTypes
+	// Accept is what the listener accepts. 0: AcceptWebSocket|AcceptHTTP.
+	Accept Accept
 
 	// Handler receives the WebSocket links. nil: messages are dropped.
 	Handler Handler
@@ -361,8 +346,8 @@ func (c *Config) withDefaults() *Config {
 		if l.Name == "" {
 			l.Name = l.Addr
 		}
-		if l.Links == 0 {
-			l.Links = TCPListen | HTTPListen
+		if l.Accept == 0 {
+			l.Accept = AcceptWebSocket | AcceptHTTP
 		}
 		if l.MaxMessageSize == 0 {
 			l.MaxMessageSize = DefaultMaxMessageSize
@@ -430,8 +415,8 @@ func (c *Config) validate() error {
 		if err := CheckAddr(l.Addr); err != nil {
 			return fmt.Errorf("%s %q: %v", field("Addr"), l.Addr, err)
 		}
-		if l.Links&^(TCPListen|HTTPListen) != 0 {
-			return fmt.Errorf("%s: unknown bits %#x", field("Links"), uint8(l.Links))
+		if l.Accept&^(AcceptWebSocket|AcceptHTTP) != 0 {
+			return fmt.Errorf("%s: unknown bits %#x", field("Accept"), uint8(l.Accept))
 		}
 		if l.MaxSendQueue < 0 {
 			return fmt.Errorf("%s %d: must not be negative", field("MaxSendQueue"), l.MaxSendQueue)

@@ -93,7 +93,7 @@ func TestConfigOtherFields(t *testing.T) {
 		l     Listener
 		field string
 	}{
-		{Listener{Links: 4}, "Links"},
+		{Listener{Accept: 4}, "Accept"},
 		{Listener{MaxSendQueue: -1}, "MaxSendQueue"},
 		{Listener{MaxBodySize: -1}, "MaxBodySize"},
 		{Listener{MaxHeaderBytes: 70000}, "MaxHeaderBytes"},
@@ -175,18 +175,10 @@ func TestDefaultMaxSendQueue(t *testing.T) {
 	assert.Equal(t, int64(32<<20), DefaultMaxSendQueue(16<<20))
 }
 
-func TestParseLinkTypes(t *testing.T) {
-	for in, want := range map[string]LinkTypes{
-		"tcplisten": TCPListen, "httplisten": HTTPListen, "ws": TCPListen,
-		"tcplisten,httplisten": TCPListen | HTTPListen, " HTTP , ws ": TCPListen | HTTPListen,
-	} {
-		got, err := ParseLinkTypes(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
-	}
-	_, err := ParseLinkTypes("udp")
-	assert.ErrorContains(t, err, `"udp"`)
-	assert.Equal(t, "tcplisten,httplisten", (TCPListen | HTTPListen).String())
+func TestAcceptString(t *testing.T) {
+	assert.Equal(t, "ws", AcceptWebSocket.String())
+	assert.Equal(t, "http", AcceptHTTP.String())
+	assert.Equal(t, "ws,http", (AcceptWebSocket | AcceptHTTP).String())
 }
 
 var traceLine = regexp.MustCompile(`^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[DEBUG\] cb ctx:\d+ wsi:\d+ reason:\d+ LWS_CALLBACK_[A-Z0-9_]+$`)

@@ -93,7 +93,7 @@ func TestLinkTraceRing(t *testing.T) {
 func TestReasonCountsWithoutTrace(t *testing.T) {
 	var linkID atomic.Uint64
 	ctx, addr := startServer(t, Listener{
-		Links: HTTPListen,
+		Accept: AcceptHTTP,
 		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
 			linkID.Store(r.LinkID)
 			_ = w.Respond(200, []byte("ok"))

@@ -139,7 +139,7 @@ func runInProcessServer(opts *wsconform.Options, logger *slog.Logger) (*wsconfor
 		Logger: logger,
 		Listeners: []lws.Listener{{
 			Addr:           "127.0.0.1:0",
-			Links:          lws.TCPListen,
+			Accept:         lws.AcceptWebSocket,
 			Handler:        lws.EchoHandler{},
 			MaxMessageSize: opts.MaxMessage,
 			Compression:    opts.Deflate,

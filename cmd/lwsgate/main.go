@@ -156,11 +156,11 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 		cfg.Admin.Addr = f.admin
 	}
 	if set["links"] {
-		lt, err := lws.ParseLinkTypes(f.links)
+		links, err := gateway.ParseLinkTypes(f.links)
 		if err != nil {
 			return nil, fmt.Errorf("-links: %v", err)
 		}
-		l.Links = strings.Split(lt.String(), ",")
+		l.Links = links
 	}
 	if set["log-level"] {
 		cfg.Log.Level = f.logLevel

@@ -704,7 +704,7 @@ func (c *Config) Validate() error {
 			bad(p+".addr", "%q is also listener %q's", l.Addr, other)
 		}
 		ports[l.Addr] = l.Name
-		if _, err := lws.ParseLinkTypes(strings.Join(l.Links, ",")); err != nil {
+		if _, err := parseAccept(l.Links); err != nil {
 			bad(p+".links", "%v", err)
 		}
 		if l.TLS != nil {

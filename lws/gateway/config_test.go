@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/lws"
 )
 
 func TestDefaultConfigIsTheSeeds(t *testing.T) {
@@ -156,4 +158,20 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("round trip: %v\n%s", err, c.YAML())
 		}
 	})
+}
+
+func TestParseLinkTypes(t *testing.T) {
+	for in, want := range map[string][]string{
+		"tcplisten": {"tcplisten"}, "httplisten": {"httplisten"}, "ws": {"tcplisten"},
+		"tcplisten,httplisten": {"tcplisten", "httplisten"}, " HTTP , ws ": {"tcplisten", "httplisten"},
+	} {
+		got, err := ParseLinkTypes(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	_, err := ParseLinkTypes("udp")
+	assert.ErrorContains(t, err, `"udp"`)
+	a, err := parseAccept([]string{"tcplisten", "httplisten"})
+	require.NoError(t, err)
+	assert.Equal(t, lws.AcceptWebSocket|lws.AcceptHTTP, a)
 }

@@ -167,7 +167,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		lc.Listeners = append(lc.Listeners, lws.Listener{
 			Name:        AdminListener,
 			Addr:        cfg.Admin.Addr,
-			Links:       lws.HTTPListen,
+			Accept:      lws.AcceptHTTP,
 			HTTPHandler: serveNetHTTP(g.started, g.adminHandler()),
 			MaxBodySize: 16 << 20,
 		})
@@ -195,12 +195,12 @@ func (g *Gateway) waitStarted() { <-g.started }
 
 // listener turns a ListenerConfig into an lws.Listener.
 func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
-	links, _ := lws.ParseLinkTypes(strings.Join(l.Links, ","))
+	accept, _ := parseAccept(l.Links)            // checked by Validate
 	proxies, _ := parseProxies(l.TrustedProxies) // checked by Validate
 	out := lws.Listener{
 		Name:            l.Name,
 		Addr:            l.Addr,
-		Links:           links,
+		Accept:          accept,
 		Handler:         wsHandler{g},
 		HTTPHandler:     &publicAPI{g: g, name: l.Name},
 		Subprotocols:    l.Subprotocols,

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,16 +21,52 @@ const (
 	TypeHTTPConnect = "httpconnect" // an HTTP request we made to a backend
 )
 
+// linkType names an lws link in the gateway's words.
 func linkType(l lws.Link) string {
 	switch {
-	case l.Kind == lws.LinkWebSocket && l.URL != "":
+	case l.Kind == lws.LinkWebSocket && l.Client():
 		return TypeTCPConnect
 	case l.Kind == lws.LinkWebSocket:
 		return TypeTCPListen
-	case l.URL != "":
+	case l.Client():
 		return TypeHTTPConnect
 	}
 	return TypeHTTPListen
+}
+
+// ParseLinkTypes parses what a listener accepts as listeners[].links and
+// lwsgate -links write it: a comma-separated list of tcplisten (WebSocket
+// links) and httplisten (HTTP requests), also ws and http. It returns the
+// canonical names, tcplisten first.
+func ParseLinkTypes(s string) ([]string, error) {
+	a, err := parseAccept(strings.Split(s, ","))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if a&lws.AcceptWebSocket != 0 {
+		out = append(out, TypeTCPListen)
+	}
+	if a&lws.AcceptHTTP != 0 {
+		out = append(out, TypeHTTPListen)
+	}
+	return out, nil
+}
+
+// parseAccept turns listeners[].links into what the lws listener accepts.
+func parseAccept(links []string) (lws.Accept, error) {
+	var a lws.Accept
+	for _, f := range links {
+		switch strings.TrimSpace(strings.ToLower(f)) {
+		case TypeTCPListen, "ws":
+			a |= lws.AcceptWebSocket
+		case TypeHTTPListen, "http":
+			a |= lws.AcceptHTTP
+		default:
+			return 0, fmt.Errorf("unknown link type %q (want %s, %s)", f, TypeTCPListen, TypeHTTPListen)
+		}
+	}
+	return a, nil
 }
 
 // Link is one live link of the link table. The identity fields are set
