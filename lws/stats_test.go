@@ -66,7 +66,7 @@ func TestLinkTraceAndReasonCounts(t *testing.T) {
 	ws.Close()
 	require.Eventually(t, func() bool {
 		_, err := ctx.LinkTrace(id)
-		return err == ErrNoLink
+		return err == ErrLinkNotOpen
 	}, 10*time.Second, 10*time.Millisecond, "a destroyed link has no trace")
 }
 

@@ -149,7 +149,7 @@ type goneError struct {
 // linkErr writes the answer for an operation's error on link id.
 func (g *Gateway) linkErr(w http.ResponseWriter, id uint64, err error) {
 	switch {
-	case errors.Is(err, ErrGone), errors.Is(err, lws.ErrClosed), errors.Is(err, lws.ErrNoLink):
+	case errors.Is(err, ErrGone), errors.Is(err, lws.ErrClosed), errors.Is(err, lws.ErrLinkNotOpen):
 		ans := goneError{apiError: apiError{410, "link is gone"}}
 		if cl, ok := g.closed.get(id); ok {
 			ans.Closed = &cl
@@ -301,7 +301,7 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 	}
 	tr, err := g.ctx.LinkTrace(id)
 	if err != nil {
-		g.linkErr(w, id, err) // lws.ErrNoLink: it has just gone
+		g.linkErr(w, id, err) // lws.ErrLinkNotOpen: it has just gone
 		return
 	}
 	type entry struct {
