@@ -83,30 +83,35 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
+// newFlagSet declares the flags, each defaulting to the default
+// configuration's value (gateway.DefaultConfig), which is what the first
+// listener has when neither a file nor a flag says otherwise.
 func newFlagSet() *flagSet {
 	f := &flagSet{fs: flag.NewFlagSet("lwsgate", flag.ContinueOnError)}
 	fs := f.fs
+	d := gateway.DefaultConfig()
+	l := d.Listeners[0]
 	fs.SetOutput(io.Discard) // errors are reported in one line by run
 	fs.StringVar(&f.config, "config", "", "YAML config `file` (see lwsgate defaultconfig); flags override it")
 	fs.BoolVar(&f.version, "version", false, "print the version and how libwebsockets is linked, then exit")
-	fs.StringVar(&f.listen, "listen", ":8090", "`address` of the first listener (host:port; port 0 picks one)")
-	fs.StringVar(&f.admin, "admin", "127.0.0.1:8091", "`address` of the admin API, metrics and health; off to disable")
-	fs.StringVar(&f.links, "links", "tcplisten,httplisten", "link `types` the first listener accepts: tcplisten (WebSocket), httplisten (HTTP), or both")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
-	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
-	fs.BoolVar(&f.trace, "trace", true, "write one reason-log line per libwebsockets callback")
-	fs.Int64Var(&f.maxMessage, "max-message", 16<<20, "largest WebSocket message in `bytes` (over it: close 1009)")
-	fs.Int64Var(&f.maxBody, "max-body", 1<<20, "largest HTTP request body in `bytes` (over it: 413)")
-	fs.DurationVar(&f.tokenTTL, "token-ttl", time.Hour, "lifetime of tokens from /v1/api/createtoken")
-	fs.DurationVar(&f.shutdown, "shutdown-timeout", 5*time.Second, "on SIGTERM, close links over this `window` (shutdown.drain)")
+	fs.StringVar(&f.listen, "listen", l.Addr, "`address` of the first listener (host:port; port 0 picks one)")
+	fs.StringVar(&f.admin, "admin", d.Admin.Addr, "`address` of the admin API, metrics and health; off to disable")
+	fs.StringVar(&f.links, "links", strings.Join(l.Links, ","), "link `types` the first listener accepts: tcplisten (WebSocket), httplisten (HTTP), or both")
+	fs.StringVar(&f.logLevel, "log-level", d.Log.Level, "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "log `format`: text or json")
+	fs.BoolVar(&f.trace, "trace", *d.Log.Trace, "write one reason-log line per libwebsockets callback")
+	fs.Int64Var(&f.maxMessage, "max-message", int64(l.Limits.MaxMessage), "largest WebSocket message in `bytes` (over it: close 1009)")
+	fs.Int64Var(&f.maxBody, "max-body", int64(l.Limits.MaxBody), "largest HTTP request body in `bytes` (over it: 413)")
+	fs.DurationVar(&f.tokenTTL, "token-ttl", d.Tokens.TTL.D(), "lifetime of tokens from /v1/api/createtoken")
+	fs.DurationVar(&f.shutdown, "shutdown-timeout", d.Shutdown.Drain.D(), "on SIGTERM, close links over this `window` (shutdown.drain)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `file`: serve wss and https")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
-	fs.DurationVar(&f.pingInterval, "ping-interval", 0, "ping a WebSocket link silent this `long` (whole seconds; 0: libwebsockets' 5m)")
-	fs.DurationVar(&f.pingTimeout, "ping-timeout", 0, "drop a WebSocket link silent this `long` (0: ping-interval + 10s)")
+	fs.DurationVar(&f.pingInterval, "ping-interval", l.Keepalive.PingInterval.D(), "ping a WebSocket link silent this `long` (whole seconds; 0: libwebsockets' 5m)")
+	fs.DurationVar(&f.pingTimeout, "ping-timeout", l.Keepalive.PingTimeout.D(), fmt.Sprintf("drop a WebSocket link silent this `long` (0: ping-interval + %v)", lws.DefaultPingGrace))
 	fs.StringVar(&f.upstream, "upstream", "", "relay each WebSocket link to its own link to this ws:// or wss:// `URL` (tcpconnect)")
 	fs.StringVar(&f.upstreamCA, "upstream-ca", "", "PEM CA `file` to verify wss/https backends (default: the system store)")
 	fs.BoolVar(&f.upstreamInsecure, "upstream-insecure", false, "accept any backend certificate (tests only)")
-	fs.DurationVar(&f.upstreamTimeout, "upstream-timeout", 10*time.Second, "give up dialling a backend after this `long`, retries included")
+	fs.DurationVar(&f.upstreamTimeout, "upstream-timeout", gateway.DefaultBackendTimeout, "give up dialling a backend after this `long`, retries included")
 	fs.Var(&f.forwards, "forward", "forward HTTP requests under a path prefix to a backend: `PREFIX=URL`, e.g. /v1/backend/=http://127.0.0.1:9000 (httpconnect; repeatable)")
 	return f
 }
@@ -147,7 +152,7 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	l := &cfg.Listeners[0]
 	if set["listen"] {
-		if _, _, err := net.SplitHostPort(f.listen); err != nil {
+		if err := lws.CheckAddr(f.listen); err != nil {
 			return nil, fmt.Errorf("-listen %q: %v", f.listen, err)
 		}
 		l.Addr = f.listen
@@ -169,14 +174,16 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 		cfg.Log.Format = f.logFormat
 	}
 	if set["trace"] {
-		cfg.Log.Trace = f.trace
+		cfg.Log.Trace = new(f.trace)
 	}
 	if set["max-message"] {
 		if f.maxMessage <= 0 {
 			return nil, fmt.Errorf("-max-message %d: must be positive", f.maxMessage)
 		}
 		l.Limits.MaxMessage = gateway.Size(f.maxMessage)
-		l.Limits.MaxSendQueue = gateway.Size(max(32<<20, 2*f.maxMessage))
+		// A queue that holds two of the largest messages at least, as
+		// lws's default does.
+		l.Limits.MaxSendQueue = max(l.Limits.MaxSendQueue, gateway.Size(lws.DefaultMaxSendQueue(f.maxMessage)))
 	}
 	if set["max-body"] {
 		if f.maxBody <= 0 {
@@ -192,7 +199,7 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	}
 	if set["shutdown-timeout"] {
 		cfg.Shutdown.Drain = gateway.Duration(f.shutdown)
-		cfg.Shutdown.Deadline = gateway.Duration(f.shutdown + 5*time.Second)
+		cfg.Shutdown.Deadline = 0 // its default: drain + 5s
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
 		return nil, errors.New("-tls-cert and -tls-key go together")

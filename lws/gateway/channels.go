@@ -5,6 +5,13 @@ import (
 	"sync"
 )
 
+// maxChannel is the longest channel name, in bytes: a channel is 1 to
+// maxChannel bytes wherever its name comes from (a rule, a message's
+// field, the admin API).
+const maxChannel = 256
+
+func validChannel(ch string) bool { return ch != "" && len(ch) <= maxChannel }
+
 // hub holds channel memberships: a channel exists while it has a member
 // (created on first subscribe, as Centrifugo's are).
 //

@@ -57,10 +57,7 @@ func (g *Gateway) forwardMessage(b *backend, l *Link, typ lws.MessageType, data 
 		return
 	}
 	defer resp.Body.Close()
-	limit := int64(1 << 20)
-	if lc := g.listenerCfg(l.Listener); lc != nil {
-		limit = int64(lc.Limits.MaxMessage)
-	}
+	limit := g.maxMessage(l.Listener)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	switch {
 	case err != nil:

@@ -1,12 +1,3 @@
-// Package gateway is lwsgate's communication core as a library: listeners
-// for long links (tcplisten, WebSocket) and short links (httplisten,
-// HTTP), a link table, a route table, channels, a routing step of ordered
-// rules every message passes, client links to ws and http backends,
-// webhooks, tokens, an admin API and Prometheus metrics, all on one
-// libwebsockets context (package lws).
-//
-// A program embeds it with New and adds its own routing step with
-// Options.Router; cmd/lwsgate is such a program.
 package gateway
 
 import (
@@ -59,7 +50,7 @@ type Gateway struct {
 	self   node
 
 	cfg      atomic.Pointer[Config]
-	rules    atomic.Pointer[[]*rule]
+	rules    atomic.Pointer[ruleSet]
 	backends atomic.Pointer[map[string]*backend]
 
 	ctx     *lws.Context // listeners and backend links
@@ -124,8 +115,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.routes = newRouteTable(g.log)
 	g.cfg.Store(cfg)
-	rules := compileRules(cfg.Rules)
-	g.rules.Store(&rules)
+	g.rules.Store(compileRules(cfg.Rules))
 
 	secret := []byte(cfg.Tokens.Secret)
 	if len(secret) == 0 {
@@ -152,7 +142,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		OnLimit:         func(listener, limit string) { g.metrics.limitHits.WithLabelValues(listener, limit).Inc() },
 		OnLinkClose:     g.onLinkClose,
 	}
-	if cfg.Log.Trace {
+	if *cfg.Log.Trace {
 		lc.Trace = opts.Trace
 	}
 	for i := range cfg.Listeners {
@@ -169,7 +159,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 			Addr:        cfg.Admin.Addr,
 			Accept:      lws.AcceptHTTP,
 			HTTPHandler: serveNetHTTP(g.started, g.adminHandler()),
-			MaxBodySize: 16 << 20,
+			MaxBodySize: adminMaxBody,
 		})
 	}
 	g.ctx, err = lws.New(lc)
@@ -267,6 +257,14 @@ func (g *Gateway) backend(name string) *backend { return (*g.backends.Load())[na
 // Config returns the configuration in force (a copy).
 func (g *Gateway) Config() *Config { return g.cfg.Load().Clone() }
 
+// maxMessage is limits.max_message of the listener named.
+func (g *Gateway) maxMessage(listener string) int64 {
+	if lc := g.listenerCfg(listener); lc != nil {
+		return int64(lc.Limits.MaxMessage)
+	}
+	return defaultMaxMessage // not a listener's link
+}
+
 func (g *Gateway) listenerCfg(name string) *ListenerConfig {
 	cfg := g.cfg.Load()
 	for i := range cfg.Listeners {
@@ -310,14 +308,14 @@ func (g *Gateway) Reload(cfg *Config) error {
 		return err
 	}
 	rules := compileRules(cfg.Rules)
-	g.rules.Store(&rules)
+	g.rules.Store(rules)
 	g.setBackends(cfg)
 	g.tokens.ttl.Store(int64(cfg.Tokens.TTL.D()))
 	g.cfg.Store(cfg)
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}
-	g.log.Info("config reloaded", "rules", len(rules), "backends", len(cfg.Backends), "log_level", cfg.Log.Level)
+	g.log.Info("config reloaded", "rules", len(rules.rules), "backends", len(cfg.Backends), "log_level", cfg.Log.Level)
 	return nil
 }
 
@@ -365,7 +363,7 @@ func restartNeeded(a, b *Config) error {
 	if a.NetworkTimeout != b.NetworkTimeout {
 		return errors.New("reload: network_timeout changed: restart to apply")
 	}
-	if a.Log.Trace != b.Log.Trace || a.Log.LinkTrace != b.Log.LinkTrace || a.Log.Format != b.Log.Format {
+	if *a.Log.Trace != *b.Log.Trace || a.Log.LinkTrace != b.Log.LinkTrace || a.Log.Format != b.Log.Format {
 		return errors.New("reload: log.trace, log.link_trace and log.format need a restart")
 	}
 	return nil
@@ -504,17 +502,25 @@ func (g *Gateway) Unsubscribe(id uint64, channel string) error {
 	return nil
 }
 
-func (g *Gateway) wsLink(id uint64) (*Link, error) {
+// record returns the live link id, or ErrGone or ErrNoLink.
+func (g *Gateway) record(id uint64) (*Link, error) {
 	l, gone := g.links.get(id)
 	switch {
 	case gone:
 		return nil, ErrGone
 	case l == nil:
 		return nil, ErrNoLink
-	case l.conn == nil:
-		return nil, ErrNotWebSocket
 	}
 	return l, nil
+}
+
+// wsLink returns the live WebSocket link id, or why there is none.
+func (g *Gateway) wsLink(id uint64) (*Link, error) {
+	l, err := g.record(id)
+	if err == nil && l.conn == nil {
+		return nil, ErrNotWebSocket
+	}
+	return l, err
 }
 
 // PublishResult says how a publish went.
@@ -554,12 +560,9 @@ func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []b
 
 // Link returns a snapshot of a live link.
 func (g *Gateway) Link(id uint64) (LinkInfo, error) {
-	l, gone := g.links.get(id)
-	switch {
-	case gone:
-		return LinkInfo{}, ErrGone
-	case l == nil:
-		return LinkInfo{}, ErrNoLink
+	l, err := g.record(id)
+	if err != nil {
+		return LinkInfo{}, err
 	}
 	return l.Info(), nil
 }

@@ -112,7 +112,7 @@ func (h *hooks) connect(l *Link) {
 			_ = l.conn.Close(4403, "rejected by connect hook")
 			return
 		}
-		_ = h.g.ctx.Do(func() { h.g.release(l) })
+		_ = h.g.ctx.Do(func() { h.g.deliverHeld(l) })
 	}()
 }
 

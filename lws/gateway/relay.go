@@ -54,11 +54,7 @@ func (g *Gateway) relayMessage(b *backend, l *Link, typ lws.MessageType, data []
 	p.mu.Lock()
 	up := p.up
 	if up == nil {
-		max := int64(16 << 20)
-		if lc := g.listenerCfg(l.Listener); lc != nil {
-			max = int64(lc.Limits.MaxMessage)
-		}
-		if p.waiting+int64(len(data)) > max {
+		if p.waiting+int64(len(data)) > g.maxMessage(l.Listener) {
 			p.mu.Unlock()
 			_ = l.conn.Close(lws.StatusTryAgainLater, "upstream not ready")
 			return
