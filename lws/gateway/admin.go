@@ -155,7 +155,7 @@ func (g *Gateway) linkErr(w http.ResponseWriter, id uint64, err error) {
 			ans.Closed = &cl
 		}
 		writeJSON(w, 410, ans)
-	case errors.Is(err, ErrNoLink):
+	case errors.Is(err, ErrUnknownLink):
 		writeJSON(w, 404, apiError{404, "no such link"})
 	case errors.Is(err, ErrNotWebSocket):
 		writeJSON(w, 409, apiError{409, "not a WebSocket link"})
@@ -291,8 +291,8 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if l, gone := g.links.get(id); l == nil {
-		g.linkErr(w, id, map[bool]error{true: ErrGone, false: ErrNoLink}[gone])
+	if _, err := g.record(id); err != nil {
+		g.linkErr(w, id, err)
 		return
 	}
 	if linkTrace(g.cfg.Load()) == 0 {

@@ -23,7 +23,7 @@ func BenchmarkFanout1000(b *testing.B) {
 		read(b, ws)
 		go func() { _, _ = io.Copy(io.Discard, ws.UnderlyingConn()) }()
 	}
-	links := g.links.list(func(l *Link) bool { return l.Type == TypeTCPListen })
+	links := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })
 	require.Len(b, links, n)
 	msg := make([]byte, 64)
 	b.ResetTimer()
@@ -55,7 +55,7 @@ func benchMessages(b *testing.B, msg string, setup func(g *testGW, ws *websocket
 		setup(g, ws)
 	}
 	go func() { _, _ = io.Copy(io.Discard, ws.UnderlyingConn()) }()
-	links := g.links.list(func(l *Link) bool { return l.Type == TypeTCPListen })
+	links := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })
 	require.Len(b, links, 1)
 	c, h, data := links[0].conn, wsHandler{g.Gateway}, []byte(msg)
 	const batch = 64

@@ -404,7 +404,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithDeadline(ctx, start.Add(cfg.Shutdown.Deadline.D()))
 	defer cancel()
 
-	ws := g.links.list(func(l *Link) bool { return l.Type == TypeTCPListen })
+	ws := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })
 	g.log.Info("draining", "links", len(ws), "window", cfg.Shutdown.Drain.D(), "deadline", cfg.Shutdown.Deadline.D())
 	window := cfg.Shutdown.Drain.D()
 	for i, l := range ws {
@@ -424,7 +424,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	}
 	// Wait for the WebSocket links to finish closing, at most until the
 	// deadline; idle HTTP connections are closed by the context.
-	isWS := func(l *Link) bool { return l.conn != nil }
+	isWS := func(l *LinkRecord) bool { return l.conn != nil }
 	for len(g.links.list(isWS)) > 0 && ctx.Err() == nil {
 		select {
 		case <-time.After(20 * time.Millisecond):
@@ -445,9 +445,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 }
 
 // Send sends a message to a live WebSocket link. It returns ErrGone for a
-// link that has closed (410 in the admin API), ErrNoLink for an ID never
-// issued, lws.ErrSendQueueFull when the link does not keep up (it is then
-// closed with 1008).
+// link that has closed (410 in the admin API), ErrUnknownLink for an ID
+// never issued (404), lws.ErrSendQueueFull when the link does not keep up
+// (it is then closed with 1008).
 func (g *Gateway) Send(id uint64, typ lws.MessageType, data []byte) error {
 	l, err := g.wsLink(id)
 	if err != nil {
@@ -456,7 +456,7 @@ func (g *Gateway) Send(id uint64, typ lws.MessageType, data []byte) error {
 	return g.send(l, typ, data)
 }
 
-func (g *Gateway) send(l *Link, typ lws.MessageType, data []byte) error {
+func (g *Gateway) send(l *LinkRecord, typ lws.MessageType, data []byte) error {
 	err := l.conn.Send(typ, data)
 	if err == nil {
 		l.countOut(len(data))
@@ -486,7 +486,7 @@ func (g *Gateway) Subscribe(id uint64, channel string) error {
 	return nil
 }
 
-func (g *Gateway) subscribe(l *Link, channel string) {
+func (g *Gateway) subscribe(l *LinkRecord, channel string) {
 	if g.hub.subscribe(l, channel) {
 		g.log.Debug("subscribe", "link", l.ID, "channel", channel)
 	}
@@ -502,20 +502,20 @@ func (g *Gateway) Unsubscribe(id uint64, channel string) error {
 	return nil
 }
 
-// record returns the live link id, or ErrGone or ErrNoLink.
-func (g *Gateway) record(id uint64) (*Link, error) {
+// record returns the live link id, or ErrGone or ErrUnknownLink.
+func (g *Gateway) record(id uint64) (*LinkRecord, error) {
 	l, gone := g.links.get(id)
 	switch {
 	case gone:
 		return nil, ErrGone
 	case l == nil:
-		return nil, ErrNoLink
+		return nil, ErrUnknownLink
 	}
 	return l, nil
 }
 
 // wsLink returns the live WebSocket link id, or why there is none.
-func (g *Gateway) wsLink(id uint64) (*Link, error) {
+func (g *Gateway) wsLink(id uint64) (*LinkRecord, error) {
 	l, err := g.record(id)
 	if err == nil && l.conn == nil {
 		return nil, ErrNotWebSocket
@@ -583,9 +583,13 @@ func (g *Gateway) Routes() []Route { return g.routes.all() }
 // Channels returns the channels and their member counts.
 func (g *Gateway) Channels() []ChannelInfo { return g.hub.list() }
 
-// Errors of the link operations.
+// Errors of the link operations (Send, CloseLink, Link...), which the
+// admin API answers with 410, 404 and 409.
 var (
-	ErrGone         = errors.New("gateway: link is gone")
-	ErrNoLink       = errors.New("gateway: no such link")
+	// ErrGone: the link was open and has closed since.
+	ErrGone = errors.New("gateway: link is gone")
+	// ErrUnknownLink: no link was ever issued this ID.
+	ErrUnknownLink = errors.New("gateway: no link was ever issued this ID")
+	// ErrNotWebSocket: the link is an HTTP one, which has no messages.
 	ErrNotWebSocket = errors.New("gateway: not a WebSocket link")
 )

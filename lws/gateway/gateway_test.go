@@ -345,7 +345,7 @@ listeners:
 	defer ws.Close()
 	send(t, ws, `{"action":"info"}`)
 	info := read(t, ws)
-	ws1 := g.links.list(func(l *Link) bool { return l.Type == TypeTCPListen })
+	ws1 := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })
 	require.Len(t, ws1, 1)
 	assert.JSONEq(t, fmt.Sprintf(`{"type":"info","link":%d,"user":"keda","listener":"main"}`, ws1[0].ID), info)
 	h := http.Header{"Origin": {"https://app.example.com"}, "Authorization": {"Bearer " + tok.Token}}

@@ -12,12 +12,12 @@ func (g *Gateway) onLinkOpen(ll lws.Link) {
 	if ll.Kind != lws.LinkHTTP || ll.Listener == AdminListener {
 		return // the operator's own requests are not gateway traffic
 	}
-	l := &Link{ID: ll.ID, Type: linkType(ll), Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, URL: ll.URL, Opened: ll.Opened}
+	l := &LinkRecord{ID: ll.ID, Type: linkType(ll), Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, URL: ll.URL, Opened: ll.Opened}
 	g.addLink(l)
 }
 
 // addLink puts a link in the link table.
-func (g *Gateway) addLink(l *Link) {
+func (g *Gateway) addLink(l *LinkRecord) {
 	g.links.add(l)
 	g.metrics.linkOpened(l)
 	g.log.Debug("link add", "link", l.ID, "type", l.Type, "listener", l.Listener, "remote", l.Remote, "path", l.Path, "url", l.URL, "user", l.User, "links", g.links.len())
@@ -58,7 +58,7 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 	g := h.g
 	g.waitStarted()
 	ll := c.Link()
-	l := &Link{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
+	l := &LinkRecord{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
 	lc := g.listenerCfg(ll.Listener)
 	var refuse *upgradeError
 	if g.draining.Load() {
@@ -88,7 +88,7 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 
 func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 	g := h.g
-	l, _ := c.Value().(*Link)
+	l, _ := c.Value().(*LinkRecord)
 	if l == nil {
 		return
 	}
@@ -115,7 +115,7 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 
 // hold keeps a message while the link's connect hook has not answered,
 // bounded by max_message in all; it reports whether it took the message.
-func (g *Gateway) hold(l *Link, lc *ListenerConfig, typ lws.MessageType, data []byte) bool {
+func (g *Gateway) hold(l *LinkRecord, lc *ListenerConfig, typ lws.MessageType, data []byte) bool {
 	l.mu.Lock()
 	held := l.held
 	if held == nil {

@@ -12,7 +12,7 @@ import (
 // rule, whose action was compiled with it (compileRules). A message
 // nothing matches is logged and answered with an error; it never ends the
 // link. It runs on the service goroutine.
-func (g *Gateway) route(l *Link, typ lws.MessageType, data []byte) {
+func (g *Gateway) route(l *LinkRecord, typ lws.MessageType, data []byte) {
 	start := time.Now()
 	// One Message, reused: route runs only on the service goroutine, and
 	// a Router may not keep m past Route.
@@ -59,7 +59,7 @@ func (g *Gateway) unroutable(set *ruleSet, m *Message) {
 
 // deliverHeld routes the messages held for the connect hook, once it has
 // answered (service goroutine).
-func (g *Gateway) deliverHeld(l *Link) {
+func (g *Gateway) deliverHeld(l *LinkRecord) {
 	l.mu.Lock()
 	held := l.held
 	l.held = nil
@@ -79,13 +79,13 @@ type errorMessage struct {
 	Rule  string `json:"rule,omitempty"`
 }
 
-func (g *Gateway) replyError(l *Link, rule, msg string) {
+func (g *Gateway) replyError(l *LinkRecord, rule, msg string) {
 	b, _ := json.Marshal(errorMessage{Type: "error", Error: msg, Rule: rule})
 	_ = g.send(l, lws.TextMessage, b)
 }
 
 // ack tells a link that an action on a channel is done.
-func (g *Gateway) ack(l *Link, event, ch string) {
+func (g *Gateway) ack(l *LinkRecord, event, ch string) {
 	b, _ := json.Marshal(map[string]string{"type": event, "channel": ch})
 	_ = g.send(l, lws.TextMessage, b)
 }

@@ -16,7 +16,7 @@ import (
 // routing step. It is valid only during the step: a Router must not keep
 // it, nor its Data.
 type Message struct {
-	Link *Link
+	Link *LinkRecord
 	Type lws.MessageType
 	// Data is valid only until the routing step returns; copy it to keep
 	// it. Gateway.Send and Publish copy.

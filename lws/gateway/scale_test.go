@@ -217,7 +217,7 @@ listeners:
 	defer slow.Close()
 	send(t, slow, `{"action":"subscribe","channel":"all"}`)
 	read(t, slow)
-	slowID := g.links.list(func(l *Link) bool { return l.Type == TypeTCPListen })[0].ID
+	slowID := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })[0].ID
 
 	const n = 50
 	conns := make([]*websocket.Conn, n)
