@@ -148,12 +148,27 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	if err := cfg.ApplyEnv(getenv); err != nil {
 		return nil, err
 	}
+	if err := f.apply(cfg); err != nil {
+		return nil, err
+	}
+	if err := f.applyBackends(cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// apply sets what the flags given say of the first listener, the log, the
+// tokens and shutdown.
+func (f *flagSet) apply(cfg *gateway.Config) error {
 	set := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	l := &cfg.Listeners[0]
 	if set["listen"] {
 		if err := lws.CheckAddr(f.listen); err != nil {
-			return nil, fmt.Errorf("-listen %q: %v", f.listen, err)
+			return fmt.Errorf("-listen %q: %v", f.listen, err)
 		}
 		l.Addr = f.listen
 	}
@@ -163,7 +178,7 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	if set["links"] {
 		links, err := gateway.ParseLinkTypes(f.links)
 		if err != nil {
-			return nil, fmt.Errorf("-links: %v", err)
+			return fmt.Errorf("-links: %v", err)
 		}
 		l.Links = links
 	}
@@ -178,7 +193,7 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	}
 	if set["max-message"] {
 		if f.maxMessage <= 0 {
-			return nil, fmt.Errorf("-max-message %d: must be positive", f.maxMessage)
+			return fmt.Errorf("-max-message %d: must be positive", f.maxMessage)
 		}
 		l.Limits.MaxMessage = gateway.Size(f.maxMessage)
 		// A queue that holds two of the largest messages at least, as
@@ -187,13 +202,13 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	}
 	if set["max-body"] {
 		if f.maxBody <= 0 {
-			return nil, fmt.Errorf("-max-body %d: must be positive", f.maxBody)
+			return fmt.Errorf("-max-body %d: must be positive", f.maxBody)
 		}
 		l.Limits.MaxBody = gateway.Size(f.maxBody)
 	}
 	if set["token-ttl"] {
 		if f.tokenTTL <= 0 {
-			return nil, fmt.Errorf("-token-ttl %v: must be positive", f.tokenTTL)
+			return fmt.Errorf("-token-ttl %v: must be positive", f.tokenTTL)
 		}
 		cfg.Tokens.TTL = gateway.Duration(f.tokenTTL)
 	}
@@ -202,7 +217,7 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 		cfg.Shutdown.Deadline = 0 // its default: drain + 5s
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return nil, errors.New("-tls-cert and -tls-key go together")
+		return errors.New("-tls-cert and -tls-key go together")
 	}
 	if f.tlsCert != "" {
 		l.TLS = &gateway.TLSConfig{Cert: f.tlsCert, Key: f.tlsKey}
@@ -213,6 +228,13 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	if set["ping-timeout"] {
 		l.Keepalive.PingTimeout = gateway.Duration(f.pingTimeout)
 	}
+	return nil
+}
+
+// applyBackends adds the backends -upstream and -forward name, for the
+// first listener.
+func (f *flagSet) applyBackends(cfg *gateway.Config) error {
+	l := &cfg.Listeners[0]
 	backend := func(name, raw string) gateway.BackendConfig {
 		return gateway.BackendConfig{Name: name, URL: raw, Timeout: gateway.Duration(f.upstreamTimeout),
 			CA: f.upstreamCA, Insecure: f.upstreamInsecure}
@@ -220,31 +242,28 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	if f.upstream != "" {
 		u, err := url.Parse(f.upstream)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return nil, fmt.Errorf("-upstream %q: want a ws:// or wss:// URL", f.upstream)
+			return fmt.Errorf("-upstream %q: want a ws:// or wss:// URL", f.upstream)
 		}
 		cfg.Backends = append(cfg.Backends, backend("upstream", f.upstream))
 		l.Upstream = "upstream"
 	}
 	if f.upstreamTimeout <= 0 {
-		return nil, fmt.Errorf("-upstream-timeout %v: must be positive", f.upstreamTimeout)
+		return fmt.Errorf("-upstream-timeout %v: must be positive", f.upstreamTimeout)
 	}
 	for i, spec := range f.forwards {
 		prefix, raw, ok := strings.Cut(spec, "=")
 		if !ok || !strings.HasPrefix(prefix, "/") {
-			return nil, fmt.Errorf("-forward %q: want PREFIX=URL with PREFIX starting with /", spec)
+			return fmt.Errorf("-forward %q: want PREFIX=URL with PREFIX starting with /", spec)
 		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("-forward %q: backend %q is not an http:// or https:// URL", spec, raw)
+			return fmt.Errorf("-forward %q: backend %q is not an http:// or https:// URL", spec, raw)
 		}
 		name := fmt.Sprintf("forward%d", i+1)
 		cfg.Backends = append(cfg.Backends, backend(name, raw))
 		l.Forward = append(l.Forward, gateway.ForwardConfig{Prefix: prefix, Backend: name})
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return nil
 }
 
 // run is main without the process: it returns the exit code (2 for bad
