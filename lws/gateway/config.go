@@ -23,8 +23,8 @@ type Config struct {
 	Listeners []ListenerConfig `yaml:"listeners"`
 	Admin     AdminConfig      `yaml:"admin"`
 	Tokens    TokenConfig      `yaml:"tokens"`
-	// Backends are the upstreams rules, forward prefixes and upstream
-	// name. nil: none.
+	// Backends are the upstreams that rules, forward prefixes and
+	// listeners' upstream name. nil: none.
 	Backends []BackendConfig `yaml:"backends"`
 	// Rules is the routing step, in order; the first match acts. nil: the
 	// default rules (DefaultYAML: "/close CODE [REASON]", info,
