@@ -101,8 +101,11 @@ type RouterFunc func(g *Gateway, m *Message) bool
 // Route calls f.
 func (f RouterFunc) Route(g *Gateway, m *Message) bool { return f(g, m) }
 
-// ruleSet is the config's rules compiled for the routing step; a reload
-// swaps in a new one.
+// ruleSet is the config's rules compiled for the routing step.
+//
+// Concurrency: read-only once compiled (Reload swaps in a new set through
+// an atomic pointer), but for each rule's hits counter, which the service
+// goroutine alone sets.
 type ruleSet struct {
 	rules []*rule
 	// usesJSON: a rule reads the message as JSON (match.field or
