@@ -142,7 +142,7 @@ func itoaB(n int) string {
 // from a raw TCP client that allocates nothing, so that allocs/op are the
 // server's: request, response writer, headers, body copies.
 func BenchmarkHTTPRequest(b *testing.B) {
-	srv, err := New(&Config{Logger: testLogger(b), Listeners: []Listener{{Addr: "127.0.0.1:0", Links: HTTPListen,
+	srv, err := New(&Config{Logger: testLogger(b), Listeners: []Listener{{Addr: "127.0.0.1:0", Accept: AcceptHTTP,
 		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_ = w.Respond(200, r.Body)

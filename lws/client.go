@@ -41,7 +41,7 @@ func (t *ClientTLS) validate(field string) error {
 		if f.path == "" {
 			continue
 		}
-		if err := readable(f.path); err != nil {
+		if err := CheckReadable(f.path); err != nil {
 			return fmt.Errorf("lws: %s.%s: %v", field, f.name, err)
 		}
 	}
@@ -409,8 +409,8 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	if err := opts.TLS.validate("DialOptions.TLS"); err != nil {
 		return nil, err
 	}
-	if err := validateKeepalive("DialOptions", opts.PingInterval, opts.PingTimeout); err != nil {
-		return nil, err
+	if err := CheckKeepalive(opts.PingInterval, opts.PingTimeout); err != nil {
+		return nil, fmt.Errorf("lws: DialOptions.%w", err)
 	}
 	if opts.Compression && !cgo.CompressionAvailable() {
 		return nil, errors.New("lws: DialOptions.Compression: the libwebsockets this binary uses was built without extensions (LWS_WITHOUT_EXTENSIONS)")
@@ -518,30 +518,17 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 
 func (o *linkOpts) withDefaults() {
 	if o.maxMessage == 0 {
-		o.maxMessage = 1 << 20
+		o.maxMessage = DefaultMaxMessageSize
 	}
 	if o.maxQueue == 0 {
-		o.maxQueue = max(4<<20, 2*o.maxMessage)
+		o.maxQueue = DefaultMaxSendQueue(o.maxMessage)
 	}
 }
 
 // keepaliveSecs turns PingInterval and PingTimeout into libwebsockets'
 // secs_since_valid_ping and secs_since_valid_hangup.
 func keepaliveSecs(ping, timeout time.Duration) (int, int) {
-	if timeout == 0 {
-		timeout = ping + 10*time.Second
-	}
-	return int(ping / time.Second), int(timeout / time.Second)
-}
-
-func validateKeepalive(field string, ping, timeout time.Duration) error {
-	if ping < 0 || timeout < 0 || (ping > 0 && timeout != 0 && timeout <= ping) {
-		return fmt.Errorf("lws: %s.PingTimeout %v must exceed PingInterval %v", field, timeout, ping)
-	}
-	if ping > 0 && (ping < time.Second || timeout > 65535*time.Second || ping%time.Second != 0 || timeout%time.Second != 0) {
-		return fmt.Errorf("lws: %s.PingInterval: ping times are whole seconds from 1s to 65535s", field)
-	}
-	return nil
+	return int(ping / time.Second), int(pingTimeout(ping, timeout) / time.Second)
 }
 
 // handleClient routes the callbacks of client links (service goroutine):

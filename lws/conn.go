@@ -235,7 +235,8 @@ func (c *Conn) SendText(s string) error {
 
 // Close starts the closing handshake with code and reason once everything
 // already queued is written. It is safe from any goroutine and returns
-// ErrClosed if the link is already closing. The reason is cut to 123 bytes.
+// ErrClosed if the link is already closing. The reason is cut to
+// MaxCloseReason bytes.
 func (c *Conn) Close(code StatusCode, reason string) error {
 	if !code.Sendable() {
 		return fmt.Errorf("%w: %d", ErrInvalidCloseCode, int(code))
@@ -246,7 +247,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		c.mu.Unlock()
 		return err
 	}
-	c.closeReq, c.closeCode, c.closeReason = true, code, truncateUTF8(reason, 123)
+	c.closeReq, c.closeCode, c.closeReason = true, code, truncateUTF8(reason, MaxCloseReason)
 	c.mu.Unlock()
 	c.closeTimeout.Store(true)
 	c.r.ctx.schedule(c.r)

@@ -304,7 +304,7 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 		// The Upgrade token is case-insensitive (RFC 9110 section 7.8).
 		c.limitHit(r, LimitBadUpgrade)
 		return c.refuseUpgrade(r, http.StatusBadRequest, "only Upgrade: websocket is supported", nil)
-	case r.lis.cfg.Links&TCPListen == 0:
+	case r.lis.cfg.Accept&AcceptWebSocket == 0:
 		return c.refuseUpgrade(r, http.StatusBadRequest, "this listener does not accept WebSocket links", nil)
 	case c.stopping:
 		return c.refuseUpgrade(r, http.StatusServiceUnavailable, "", nil)

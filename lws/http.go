@@ -386,7 +386,7 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		return w.refuseNow(framing.status, framing.why)
 	case c.stopping:
 		return w.refuseNow(http.StatusServiceUnavailable, "")
-	case lis.Links&HTTPListen == 0:
+	case lis.Accept&AcceptHTTP == 0:
 		r.http.complete(w)
 		w.respondError(http.StatusUpgradeRequired, false)
 	case bodyMethod && req.ContentLength < 0:

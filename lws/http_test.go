@@ -233,21 +233,21 @@ func TestHTTPNoHandler404(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 }
 
-func TestListenerLinkTypes(t *testing.T) {
+func TestListenerAccept(t *testing.T) {
 	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, []byte("ok")) })
-	t.Run("tcplisten only", func(t *testing.T) {
-		_, addr := startServer(t, Listener{Links: TCPListen, Handler: EchoHandler{}, HTTPHandler: h})
+	t.Run("WebSocket only", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Accept: AcceptWebSocket, Handler: EchoHandler{}, HTTPHandler: h})
 		resp, _ := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/", nil, nil)
 		assert.Equal(t, http.StatusUpgradeRequired, resp.StatusCode)
 		assert.Equal(t, "websocket", resp.Header.Get("Upgrade"))
 		assert.Empty(t, h.reqs)
 		echo(t, dial(t, addr, nil), "ws works")
 	})
-	t.Run("httplisten only", func(t *testing.T) {
+	t.Run("HTTP only", func(t *testing.T) {
 		rec := newRecorder()
-		_, addr := startServer(t, Listener{Links: HTTPListen, Handler: rec, HTTPHandler: h})
+		_, addr := startServer(t, Listener{Accept: AcceptHTTP, Handler: rec, HTTPHandler: h})
 		ws, _, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
-		require.Error(t, err, "WebSocket handshake succeeded on an httplisten listener")
+		require.Error(t, err, "WebSocket handshake succeeded on an HTTP-only listener")
 		assert.Nil(t, ws)
 		assert.Empty(t, rec.opens)
 		resp, body := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/", nil, nil)

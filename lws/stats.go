@@ -111,8 +111,9 @@ func (t *linkTrace) entries() []TraceEntry {
 	return out
 }
 
-// ErrNoLink is returned for a link ID that is not (or no longer) open.
-var ErrNoLink = errors.New("lws: no such link")
+// ErrLinkNotOpen is returned for a link ID that is not open: never
+// issued, or closed since.
+var ErrLinkNotOpen = errors.New("lws: no open link with this ID")
 
 // LinkTrace returns the last Config.LinkTrace callbacks of a live link,
 // oldest first. It waits for the service goroutine; safe from any
@@ -131,7 +132,7 @@ func (c *Context) LinkTrace(id uint64) ([]TraceEntry, error) {
 		return nil, err
 	}
 	if !found {
-		return nil, ErrNoLink
+		return nil, ErrLinkNotOpen
 	}
 	return out, nil
 }

@@ -1,14 +1,18 @@
 package gateway
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/lws"
 )
 
 func TestDefaultConfigIsTheSeeds(t *testing.T) {
@@ -18,7 +22,7 @@ func TestDefaultConfigIsTheSeeds(t *testing.T) {
 	assert.Equal(t, ":8090", l.Addr)
 	assert.Equal(t, []string{"tcplisten", "httplisten"}, l.Links)
 	assert.Equal(t, "127.0.0.1:8091", c.Admin.Addr, "admin API off the public port")
-	assert.Equal(t, "echo", c.Rules[len(c.Rules)-1].Action)
+	assert.Equal(t, ActionEcho, c.Rules[len(c.Rules)-1].Action)
 	assert.Equal(t, Size(16<<20), l.Limits.MaxMessage)
 	// An empty file is the default too.
 	e, err := ParseConfig("empty.yaml", nil)
@@ -30,16 +34,170 @@ func TestDefaultConfigIsTheSeeds(t *testing.T) {
 	assert.Equal(t, c.YAML(), r.YAML())
 }
 
-func TestConfigZeroValuesDefault(t *testing.T) {
-	c, err := ParseConfig("min.yaml", []byte("listeners:\n  - addr: 127.0.0.1:0\n"))
+// TestDefaultYAMLIsDefaultConfig: DefaultYAML, decoded as written
+// (without defaults), is DefaultConfig: it states every value the
+// defaults give, and no other.
+func TestDefaultYAMLIsDefaultConfig(t *testing.T) {
+	raw, err := decodeConfig("default.yaml", []byte(DefaultYAML))
 	require.NoError(t, err)
+	assert.Equal(t, string(DefaultConfig().YAML()), string(raw.YAML()))
+	parsed, err := ParseConfig("default.yaml", []byte(DefaultYAML))
+	require.NoError(t, err)
+	assert.Equal(t, string(DefaultConfig().YAML()), string(parsed.YAML()))
+}
+
+// TestConfigLeftOutIsTheDefault: what a file leaves out has
+// DefaultConfig's value, at every level; a list written out replaces the
+// default one, even empty.
+func TestConfigLeftOutIsTheDefault(t *testing.T) {
+	parse := func(y string) *Config {
+		t.Helper()
+		c, err := ParseConfig("min.yaml", []byte(y))
+		require.NoError(t, err, y)
+		return c
+	}
+	def := DefaultConfig()
+	same := func(want, got *Config, y string) {
+		t.Helper()
+		assert.Equal(t, string(want.YAML()), string(got.YAML()), y)
+	}
+
+	// One bare listener: the default listener at another address, and
+	// the default everything else (the rules that end in echo included).
+	c := parse("listeners:\n  - addr: 127.0.0.1:0\n")
+	want := def.Clone()
+	want.Listeners[0].Addr = "127.0.0.1:0"
+	same(want, c, "bare listener")
 	l := c.Listeners[0]
 	assert.Equal(t, "main", l.Name)
-	assert.Equal(t, Size(1<<20), l.Limits.MaxMessage)
+	assert.Equal(t, Size(16<<20), l.Limits.MaxMessage, "the default config's max_message, not the binding's 1 MiB")
+	assert.Equal(t, Size(32<<20), l.Limits.MaxSendQueue)
 	assert.Equal(t, Size(4096), l.Limits.MaxHeaderBytes)
+	assert.Equal(t, []string{"lws-gate"}, l.Subprotocols)
+	assert.True(t, *c.Log.Trace)
 	assert.Equal(t, time.Hour, c.Tokens.TTL.D())
 	assert.Equal(t, 10*time.Second, c.Shutdown.Deadline.D())
-	assert.Empty(t, c.Rules, "rules are not defaulted: no rules means every message is unroutable")
+	assert.Equal(t, def.Rules, c.Rules, "no rules: section is the default rules, echo last")
+
+	// A second listener left bare is the default listener too, but for
+	// its name (its address) and the demo page (the first listener's).
+	c = parse("listeners:\n  - addr: 127.0.0.1:0\n  - addr: 127.0.0.1:1\n")
+	second := def.Listeners[0]
+	second.Name, second.Addr, second.Demo = "127.0.0.1:1", "127.0.0.1:1", new(false)
+	assert.Equal(t, second, c.Listeners[1])
+
+	// Every section alone changes only what it writes.
+	for y, change := range map[string]func(*Config){
+		"log: {level: warn}\n":     func(c *Config) { c.Log.Level = "warn" },
+		"log: {trace: false}\n":    func(c *Config) { c.Log.Trace = new(false) },
+		"admin: {addr: \"off\"}\n": func(c *Config) { c.Admin.Addr = "off" },
+		"tokens: {ttl: 5m}\n":      func(c *Config) { c.Tokens.TTL = Duration(5 * time.Minute) },
+		"hooks: {retries: 5}\n":    func(c *Config) { c.Hooks.Retries = 5 },
+		"shutdown: {drain: 1s}\n": func(c *Config) {
+			c.Shutdown.Drain, c.Shutdown.Deadline = Duration(time.Second), Duration(6*time.Second)
+		},
+		"network_timeout: 20s\n": func(c *Config) { c.NetworkTimeout = Duration(20 * time.Second) },
+		"backends: []\n":         func(*Config) {},
+		"listeners:\n  - addr: \":8090\"\n    limits: {max_message: 1MiB}\n": func(c *Config) {
+			c.Listeners[0].Limits.MaxMessage, c.Listeners[0].Limits.MaxSendQueue = 1<<20, 4<<20 // the queue follows
+		},
+	} {
+		want := def.Clone()
+		change(want)
+		same(want, parse(y), y)
+	}
+
+	// A list written out replaces the default one, even empty or bare.
+	assert.Empty(t, parse("rules: []\n").Rules)
+	assert.Empty(t, parse("rules:\n").Rules)
+	assert.Empty(t, parse("listeners:\n  - {addr: 127.0.0.1:0, subprotocols: []}\n").Listeners[0].Subprotocols)
+	for _, y := range []string{"listeners: []\n", "listeners:\n"} {
+		_, err := ParseConfig("bad.yaml", []byte(y))
+		assert.ErrorContains(t, err, "bad.yaml:1: listeners: at least one listener is required", y)
+	}
+
+	// In Go the zero value is what the file leaves out.
+	z := &Config{Listeners: []ListenerConfig{{Addr: "127.0.0.1:0"}}}
+	require.NoError(t, z.Validate())
+	z.setDefaults()
+	want = def.Clone()
+	want.Listeners[0].Addr = "127.0.0.1:0"
+	same(want, z, "Go")
+	same(def, func() *Config { c := &Config{}; c.setDefaults(); return c }(), "zero Config")
+}
+
+// TestCloneIsDeep fills every field of a Config (lists of one, pointers
+// set, through reflection, so a field added later is covered): the clone
+// is equal and shares nothing; nil and empty lists stay so.
+func TestCloneIsDeep(t *testing.T) {
+	c := &Config{}
+	fillAll(reflect.ValueOf(c).Elem())
+	d := c.Clone()
+	assert.Equal(t, c, d)
+	assertShareNothing(t, "Config", reflect.ValueOf(c).Elem(), reflect.ValueOf(d).Elem())
+	// Changing the clone leaves the original be.
+	d.Listeners[0].Subprotocols[0] = "changed"
+	assert.NotEqual(t, "changed", c.Listeners[0].Subprotocols[0])
+
+	e := &Config{Rules: []RuleConfig{}, Listeners: []ListenerConfig{{Subprotocols: []string{}}}}
+	f := e.Clone()
+	assert.NotNil(t, f.Rules)
+	assert.Empty(t, f.Rules)
+	assert.NotNil(t, f.Listeners[0].Subprotocols)
+	assert.Nil(t, f.Backends)
+	assert.Nil(t, f.Log.Trace)
+}
+
+// fillAll sets every exported field of v to something non-zero.
+func fillAll(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				fillAll(v.Field(i))
+			}
+		}
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fillAll(v.Elem())
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fillAll(v.Index(0))
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Int, reflect.Int64:
+		v.SetInt(1)
+	default:
+		panic("fillAll: a field of kind " + v.Kind().String())
+	}
+}
+
+// assertShareNothing fails where a and b hold the same pointer or the
+// same backing array.
+func assertShareNothing(t *testing.T, path string, a, b reflect.Value) {
+	t.Helper()
+	switch a.Kind() {
+	case reflect.Struct:
+		for i := 0; i < a.NumField(); i++ {
+			if a.Type().Field(i).IsExported() {
+				assertShareNothing(t, path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i))
+			}
+		}
+	case reflect.Pointer:
+		if !a.IsNil() {
+			assert.NotEqual(t, a.Pointer(), b.Pointer(), "%s is shared", path)
+			assertShareNothing(t, path, a.Elem(), b.Elem())
+		}
+	case reflect.Slice:
+		if a.Len() > 0 {
+			assert.NotEqual(t, a.Pointer(), b.Pointer(), "%s is shared", path)
+			for i := 0; i < a.Len(); i++ {
+				assertShareNothing(t, fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i))
+			}
+		}
+	}
 }
 
 func TestConfigErrorsNameFileLineAndField(t *testing.T) {
@@ -156,4 +314,20 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("round trip: %v\n%s", err, c.YAML())
 		}
 	})
+}
+
+func TestParseLinkTypes(t *testing.T) {
+	for in, want := range map[string][]string{
+		"tcplisten": {"tcplisten"}, "httplisten": {"httplisten"}, "ws": {"tcplisten"},
+		"tcplisten,httplisten": {"tcplisten", "httplisten"}, " HTTP , ws ": {"tcplisten", "httplisten"},
+	} {
+		got, err := ParseLinkTypes(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	_, err := ParseLinkTypes("udp")
+	assert.ErrorContains(t, err, `"udp"`)
+	a, err := parseAccept([]string{"tcplisten", "httplisten"})
+	require.NoError(t, err)
+	assert.Equal(t, lws.AcceptWebSocket|lws.AcceptHTTP, a)
 }

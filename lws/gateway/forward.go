@@ -27,7 +27,7 @@ var hopHeaders = map[string]bool{
 // action) and sends the response body back to the link: as text when the
 // backend says it is text or JSON, else binary. A failed or non-2xx answer
 // becomes an error message. It runs on its own goroutine.
-func (g *Gateway) forwardMessage(b *backend, l *Link, typ lws.MessageType, data []byte, rule string) {
+func (g *Gateway) forwardMessage(b *backend, l *LinkRecord, typ lws.MessageType, data []byte, rule string) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.Timeout.D())
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.cfg.URL, bytes.NewReader(data))
@@ -57,10 +57,7 @@ func (g *Gateway) forwardMessage(b *backend, l *Link, typ lws.MessageType, data 
 		return
 	}
 	defer resp.Body.Close()
-	limit := int64(1 << 20)
-	if lc := g.listenerCfg(l.Listener); lc != nil {
-		limit = int64(lc.Limits.MaxMessage)
-	}
+	limit := g.maxMessage(l.Listener)
 	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	switch {
 	case err != nil:

@@ -24,9 +24,9 @@ func FuzzRuleMatch(f *testing.F) {
 		if validFieldPath(chField) {
 			rc.ChannelField = chField
 		}
-		r := compileRules([]RuleConfig{rc})[0]
+		r := compileRules([]RuleConfig{rc}).rules[0]
 		for _, typ := range []lws.MessageType{lws.TextMessage, lws.BinaryMessage} {
-			m := &Message{Link: &Link{ID: 1, Listener: "main", Path: "/"}, Type: typ, Data: data}
+			m := &Message{Link: &LinkRecord{ID: 1, Listener: "main", Path: "/"}, Type: typ, Data: data}
 			first := r.matches(m)
 			if r.matches(m) != first {
 				t.Fatal("matches is not deterministic")

@@ -103,7 +103,7 @@ func (h *hooks) post(ctx context.Context, url string, ev *hookEvent) error {
 // connect runs the connect hook for a new link (whose messages are held
 // meanwhile): a 2xx lets them through, anything else closes the link
 // with 4403.
-func (h *hooks) connect(l *Link) {
+func (h *hooks) connect(l *LinkRecord) {
 	url := h.connectURL()
 	ev := &hookEvent{Event: "connect", Time: time.Now().UnixMilli(), Link: l.Info()}
 	go func() {
@@ -112,7 +112,7 @@ func (h *hooks) connect(l *Link) {
 			_ = l.conn.Close(4403, "rejected by connect hook")
 			return
 		}
-		_ = h.g.ctx.Do(func() { h.g.release(l) })
+		_ = h.g.ctx.Do(func() { h.g.deliverHeld(l) })
 	}()
 }
 
@@ -143,7 +143,7 @@ func (h *hooks) message(m *Message) {
 }
 
 // disconnect queues the disconnect hook of a link (service goroutine).
-func (h *hooks) disconnect(l *Link, ce lws.CloseError) {
+func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) {
 	if h.g.cfg.Load().Hooks.Disconnect == "" {
 		return
 	}

@@ -64,9 +64,9 @@ func newMetrics(g *Gateway) *metrics {
 	return m
 }
 
-func (m *metrics) linkOpened(l *Link) { m.linksOpened.WithLabelValues(l.Listener, l.Type).Inc() }
+func (m *metrics) linkOpened(l *LinkRecord) { m.linksOpened.WithLabelValues(l.Listener, l.Type).Inc() }
 
-func (m *metrics) linkClosed(l *Link, ce lws.CloseError) {
+func (m *metrics) linkClosed(l *LinkRecord, ce lws.CloseError) {
 	m.linksClosed.WithLabelValues(l.Type, strconv.Itoa(int(ce.Code))).Inc()
 }
 

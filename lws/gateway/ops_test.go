@@ -18,50 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// hookServer records webhook calls; connect is refused for paths with
-// "deny".
-type hookServer struct {
-	*httptest.Server
-	mu     sync.Mutex
-	events []hookEvent
-}
-
-func newHookServer(t *testing.T) *hookServer {
-	h := &hookServer{}
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev hookEvent
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		h.mu.Lock()
-		h.events = append(h.events, ev)
-		h.mu.Unlock()
-		if ev.Event == "connect" && strings.Contains(ev.Link.Path, "deny") {
-			http.Error(w, "denied", http.StatusForbidden)
-			return
-		}
-		if ev.Event == "connect" && strings.Contains(ev.Link.Path, "slow") {
-			time.Sleep(300 * time.Millisecond) // messages wait meanwhile
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(h.Close)
-	return h
-}
-
-func (h *hookServer) byEvent(name string) []hookEvent {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []hookEvent
-	for _, e := range h.events {
-		if e.Event == name {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func TestHooks(t *testing.T) {
 	hs := newHookServer(t)
 	g := startGW(t, fmt.Sprintf("hooks:\n  connect: %s/c\n  message: %s/m\n  disconnect: %s/d\n  timeout: 2s\n", hs.URL, hs.URL, hs.URL), nil)
@@ -174,14 +130,6 @@ func TestProxyProtocolListener(t *testing.T) {
 	_, _, err = websocket.DefaultDialer.Dial("ws://"+g.pub+"/", nil)
 	require.Error(t, err)
 	require.Eventually(t, func() bool { return strings.Contains(g.logs.String(), "no valid PROXY protocol header") }, 5*time.Second, 10*time.Millisecond)
-}
-
-func hostOf(hostport string) string {
-	h, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return hostport
-	}
-	return h
 }
 
 func TestDisconnectHookRetriesAndShutdownDelivers(t *testing.T) {
