@@ -145,9 +145,3 @@ func (w WSI) ClientBodyDone() { C.lwsgo_client_body_done(C.uintptr_t(w)) }
 
 // RxFlow pauses (false) or resumes (true) reading from the connection.
 func (w WSI) RxFlow(enable bool) { C.lwsgo_rx_flow(C.uintptr_t(w), b2i(enable)) }
-
-// X509ErrorString describes an X509_V_ERR_* code, as passed in
-// callbacks.Event.Len of OPENSSL_PERFORM_SERVER_CERT_VERIFICATION.
-func X509ErrorString(code int) string {
-	return C.GoString(C.lwsgo_x509_error_string(C.int(code)))
-}
