@@ -361,17 +361,3 @@ func (c *Context) dispatch(wsi, user uintptr, r callbacks.Reason, in unsafe.Poin
 	ev.Data = nil
 	return ret
 }
-
-// PooledRxBuffers returns how many WebSocket links' receive buffers are in
-// the shim's pool now (rxpool.c), for tests to prove they are given back.
-func PooledRxBuffers() int64 { return int64(C.lwsgo_rxpool_live()) }
-
-// HeaderBuffers returns how many request header buffers libwebsockets has
-// allocated and not freed, as the allocator recorded them for
-// WSI.SetExtensionOffer (rxpool.c): for tests to prove the record follows.
-func HeaderBuffers() int { return int(C.lwsgo_ah_data_live()) }
-
-// RxPoolEnabled reports whether receive buffers come from the pool: not
-// when its address range could not be reserved, nor under AddressSanitizer
-// (which then guards them as malloc's). Meaningful once a Context exists.
-func RxPoolEnabled() bool { return C.lwsgo_rxpool_enabled() != 0 }
