@@ -142,6 +142,3 @@ func (w WSI) ClientResponse(buf []byte, custom string) ([]byte, error) {
 
 // ClientBodyDone tells libwebsockets the request body is complete.
 func (w WSI) ClientBodyDone() { C.lwsgo_client_body_done(C.uintptr_t(w)) }
-
-// RxFlow pauses (false) or resumes (true) reading from the connection.
-func (w WSI) RxFlow(enable bool) { C.lwsgo_rx_flow(C.uintptr_t(w), b2i(enable)) }
