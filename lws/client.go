@@ -228,16 +228,16 @@ func (c *Context) clientVhost(t *ClientTLS, compress bool) (cgo.VhostID, error) 
 	if id, ok := (*vhosts)[key]; ok {
 		return id, nil
 	}
-	id, err := c.lc.NewClientVhost(cgo.ClientVhostInfo{
-		Index:        clientIndex,
-		Name:         fmt.Sprintf(name, len(*vhosts)),
-		Protocol:     clientProtocol,
-		Options:      cgo.OptionDoSSLGlobalInit,
-		CAFile:       key.CAFile,
-		CertFile:     key.CertFile,
-		KeyFile:      key.KeyFile,
-		TxPacketSize: txPacketSize,
-		Compression:  compress,
+	id, err := c.lc.NewClientVhost(cgo.VhostInfo{
+		Index:          clientIndex,
+		Name:           fmt.Sprintf(name, len(*vhosts)),
+		Protocols:      []string{clientProtocol},
+		Options:        cgo.OptionDoSSLGlobalInit,
+		ClientCAPath:   key.CAFile,
+		ClientCertPath: key.CertFile,
+		ClientKeyPath:  key.KeyFile,
+		TxPacketSize:   txPacketSize,
+		Compression:    compress,
 	})
 	if err != nil {
 		return 0, err

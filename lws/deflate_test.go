@@ -659,7 +659,7 @@ func TestDeflateOffersManyLinks(t *testing.T) {
 // agreed to server_no_context_takeover (each echo then inflates alone).
 // libwebsockets (4.1.6 to its main branch) resets a server's inflater for
 // the server's parameter and its deflater for the client's: without the
-// binding's swap (cgo/shim.c) the first case failed, the server dropping
+// binding's swap (cgo/pmd.c) the first case failed, the server dropping
 // the link at the second message ("invalid distance too far back").
 func TestDeflateContextTakeover(t *testing.T) {
 	_, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true})
