@@ -21,8 +21,10 @@
  * The allocator also keeps the address and size of each buffer lws parses
  * a request's headers into (_lws_create_ah: lws_malloc(data_size, "ah
  * data")), so that the shim can change a header in it within its bounds
- * (lwsgo_ws_set_offer): a hash table, looked up on every free of a buffer
- * that is not a slot while any header buffer is live.
+ * (lwsgo_ws_set_offer), and of each struct that indexes such a buffer
+ * (lws_zalloc(sizeof(*ah), "ah struct")), whose record of a header's
+ * length lwsgo_ws_set_protocol changes: a hash table, looked up on every
+ * free of a buffer that is not a slot while any is live.
  */
 #include "shim.h"
 
@@ -117,8 +119,10 @@ rx_release(void *p)
 	pthread_mutex_unlock(&rx_mu);
 }
 
-/* The live header buffers: open addressing, linear probing, removal by
- * backward shift; key 0 is an empty slot (ahd_mu). */
+/* The live header buffers and structs: open addressing, linear probing,
+ * removal by backward shift; key 0 is an empty slot (ahd_mu). A struct's
+ * size has AHD_STRUCT set. */
+#define AHD_STRUCT ((size_t)1 << (sizeof(size_t) * 8 - 1))
 static pthread_mutex_t ahd_mu = PTHREAD_MUTEX_INITIALIZER;
 static uintptr_t *ahd_key;
 static size_t *ahd_size;
@@ -181,7 +185,8 @@ ahd_add(void *p, size_t size)
 	pthread_mutex_unlock(&ahd_mu);
 }
 
-/* ahd_del forgets p; it returns p's size, 0 if p was no header buffer. */
+/* ahd_del forgets p; it returns p's size (with AHD_STRUCT for a struct), 0
+ * if p was neither a header buffer nor a header struct. */
 static size_t
 ahd_del(void *p)
 {
@@ -234,7 +239,8 @@ lwsgo_ah_data_find(const char *p, size_t *size)
 	pthread_mutex_lock(&ahd_mu);
 	for (k = 0; k <= LWSGO_AH_NEAR && k <= a; k += 16) {
 		i = ahd_find(a - k);
-		if (ahd_key[i] && (uintptr_t)p < ahd_key[i] + ahd_size[i]) {
+		if (ahd_key[i] && !(ahd_size[i] & AHD_STRUCT) &&
+		    (uintptr_t)p < ahd_key[i] + ahd_size[i]) {
 			base = (char *)ahd_key[i];
 			*size = ahd_size[i];
 			break;
@@ -242,6 +248,46 @@ lwsgo_ah_data_find(const char *p, size_t *size)
 	}
 	pthread_mutex_unlock(&ahd_mu);
 	return base;
+}
+
+/*
+ * lwsgo_ah_struct_find finds the header struct that indexes the header
+ * buffer data: one whose first LWSGO_AH_STRUCT_HEAD bytes hold data's
+ * address, pointer-aligned (the struct's third pointer in v4.1.6 and
+ * v4.3.5, after next and wsi; its fifth on main, after an lws_dll2). It
+ * returns the struct and sets *size, or returns NULL. It looks at every
+ * slot of the table: for the rare upgrade whose protocol list lws cannot
+ * take, not per request.
+ */
+#define LWSGO_AH_STRUCT_HEAD 64
+
+char *
+lwsgo_ah_struct_find(const char *data, size_t *size)
+{
+	char *found = NULL;
+	size_t i, o, n;
+
+	if (!data || !__atomic_load_n(&ahd_n, __ATOMIC_RELAXED))
+		return NULL;
+	pthread_mutex_lock(&ahd_mu);
+	for (i = 0; !found && i < ahd_cap; i++) {
+		if (!ahd_key[i] || !(ahd_size[i] & AHD_STRUCT))
+			continue;
+		n = ahd_size[i] & ~AHD_STRUCT;
+		for (o = 0; o + sizeof(data) <= n && o < LWSGO_AH_STRUCT_HEAD;
+		     o += sizeof(data)) {
+			const char *v;
+
+			memcpy(&v, (const char *)ahd_key[i] + o, sizeof(v));
+			if (v == data) {
+				found = (char *)ahd_key[i];
+				*size = n;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&ahd_mu);
+	return found;
 }
 
 /* libwebsockets' allocator (lws_set_allocator): realloc, and free when
@@ -278,14 +324,16 @@ lwsgo_lws_realloc(void *ptr, size_t size, const char *reason)
 		/* lws does not resize header buffers; were it to... */
 		void *n = realloc(ptr, size);
 
-		ahd_add(n ? n : ptr, n ? size : old);
+		ahd_add(n ? n : ptr, n ? size | (old & AHD_STRUCT) : old);
 		return n;
 	}
-	if (!ptr && size && reason && !strcmp(reason, "ah data")) {
+	if (!ptr && size && reason &&
+	    (!strcmp(reason, "ah data") || !strcmp(reason, "ah struct"))) {
 		void *p = malloc(size);
 
 		if (p)
-			ahd_add(p, size);
+			ahd_add(p, strcmp(reason, "ah struct") ? size :
+						     size | AHD_STRUCT);
 		return p;
 	}
 	if (size)
@@ -329,6 +377,7 @@ lwsgo_rxpool_install(void)
 	pthread_once(&rx_once, rx_install);
 }
 
+/* the header buffers and structs recorded */
 size_t
 lwsgo_ah_data_live(void)
 {

@@ -260,6 +260,27 @@ static const struct lws_extension lwsgo_extensions[] = {
 #endif
 
 /*
+ * lwsgo_ah_fragment finds where lws stores the first fragment of header tok,
+ * flen bytes and a NUL, in its header buffer base (size bytes): the first
+ * place those bytes and a NUL are. frag is the caller's buffer of flen + 1
+ * bytes, for the fragment's copy. NULL when not found.
+ */
+static char *
+lwsgo_ah_fragment(struct lws *w, enum lws_token_indexes tok, int flen,
+		  char *base, size_t size, char *frag)
+{
+	size_t i;
+
+	if (lws_hdr_copy_fragment(w, frag, flen + 1, tok, 0) != flen)
+		return NULL;
+	for (i = 0; i + (size_t)flen < size; i++)
+		if (!base[i + (size_t)flen] &&
+		    !memcmp(base + i, frag, (size_t)flen))
+			return base + i;
+	return NULL;
+}
+
+/*
  * lwsgo_ws_set_offer replaces the Sec-WebSocket-Extensions header of an
  * upgrade request, as libwebsockets parsed it, with offer: the one offer
  * the binding chose from the client's list, or "" for none. Called from
@@ -297,10 +318,10 @@ int
 lwsgo_ws_set_offer(uintptr_t wsi, const char *offer)
 {
 	char frag[LWSGO_EXTENSIONS_MAX + 1], back[LWSGO_EXTENSIONS_MAX + 1];
-	char save[LWSGO_OFFER_MAX + 1], *uri = NULL, *base, *at = NULL;
+	char save[LWSGO_OFFER_MAX + 1], *uri = NULL, *base, *at;
 	int flen, total, olen = (int)strlen(offer), ulen;
 	struct lws *w = (struct lws *)wsi;
-	size_t size = 0, i;
+	size_t size = 0;
 
 	total = lws_hdr_total_length(w, WSI_TOKEN_EXTENSIONS);
 	if (!total)
@@ -310,14 +331,9 @@ lwsgo_ws_set_offer(uintptr_t wsi, const char *offer)
 	    flen < olen || lws_http_get_uri_and_method(w, &uri, &ulen) < 0)
 		return -total;
 	base = lwsgo_ah_data_find(uri, &size);
-	if (!base || (size_t)flen >= size ||
-	    lws_hdr_copy_fragment(w, frag, flen + 1, WSI_TOKEN_EXTENSIONS,
-				  0) != flen)
+	if (!base || (size_t)flen >= size)
 		return -total;
-	for (i = 0; !at && i + (size_t)flen < size; i++)
-		if (!base[i + (size_t)flen] &&
-		    !memcmp(base + i, frag, (size_t)flen))
-			at = base + i;
+	at = lwsgo_ah_fragment(w, WSI_TOKEN_EXTENSIONS, flen, base, size, frag);
 	if (!at)
 		return -total;
 	memcpy(save, at, (size_t)olen + 1);
@@ -330,6 +346,87 @@ lwsgo_ws_set_offer(uintptr_t wsi, const char *offer)
 	}
 
 	return total;
+}
+
+/*
+ * lwsgo_ws_set_protocol replaces the Sec-WebSocket-Protocol header of an
+ * upgrade request, as libwebsockets parsed it, with name: the subprotocol
+ * the binding chose from the client's list. Called from
+ * HTTP_CONFIRM_UPGRADE, before lws_process_ws_upgrade
+ * (lib/roles/ws/server-ws.c, the same lines in v4.1.6, v4.3.5 and main)
+ * copies the header into a buffer of 128 bytes and fails the handshake,
+ * without an answer, when it is longer ("protocol list too long"), or when
+ * a name before the one it binds is 64 bytes or more ("pcol name too
+ * long"). A browser, which cannot set Authorization on a WebSocket,
+ * carries a token there (["chat", "bearer.TOKEN"]): hundreds of bytes.
+ *
+ * Overwriting the header's bytes, as lwsgo_ws_set_offer does, is not
+ * enough: lws_hdr_copy refuses by the length lws recorded for the header,
+ * in its fragment record (struct lws_fragments { ah_data_idx_t offset;
+ * uint16_t len; ... }, ah_data_idx_t a uint32_t but on FreeRTOS) in the
+ * header struct (struct allocated_headers, private). So the struct that
+ * indexes the header buffer is found among those the allocator recorded
+ * (lwsgo_ah_struct_find), the fragment's bytes in the buffer
+ * (lwsgo_ah_fragment), and in the struct the 4-byte-aligned record of
+ * that offset and length; name and a NUL are written over the bytes and
+ * name's length over the record's, and the header read back through lws'
+ * API (lws_hdr_total_length, lws_hdr_copy): a record that was not the
+ * header's is put back at once, and the bytes too when none was. Only a
+ * header of one line is replaced (browsers send one). Returns the
+ * header's length as lws counts it (0: no header), negated when it was not
+ * replaced.
+ */
+int
+lwsgo_ws_set_protocol(uintptr_t wsi, const char *name)
+{
+	char save[LWSGO_PROTOCOL_NAME_MAX + 1], back[LWSGO_PROTOCOL_NAME_MAX + 1];
+	char *uri = NULL, *base, *ah, *at, *frag;
+	int flen, total, nlen = (int)strlen(name), ulen;
+	struct lws *w = (struct lws *)wsi;
+	size_t size = 0, ahsize = 0, o;
+	uint16_t was, now = (uint16_t)nlen, rl;
+	uint32_t off, ro;
+
+	total = lws_hdr_total_length(w, WSI_TOKEN_PROTOCOL);
+	if (!total)
+		return 0;
+	flen = lws_hdr_fragment_length(w, WSI_TOKEN_PROTOCOL, 0);
+	if (flen != total || flen > 0xffff || !nlen ||
+	    nlen > LWSGO_PROTOCOL_NAME_MAX || nlen > flen ||
+	    lws_http_get_uri_and_method(w, &uri, &ulen) < 0)
+		return -total;
+	base = lwsgo_ah_data_find(uri, &size);
+	if (!base || (size_t)flen >= size)
+		return -total;
+	ah = lwsgo_ah_struct_find(base, &ahsize);
+	frag = malloc((size_t)flen + 1);
+	if (!ah || !frag) {
+		free(frag);
+		return -total;
+	}
+	at = lwsgo_ah_fragment(w, WSI_TOKEN_PROTOCOL, flen, base, size, frag);
+	free(frag);
+	if (!at)
+		return -total;
+	off = (uint32_t)(at - base);
+	was = (uint16_t)flen;
+	memcpy(save, at, (size_t)nlen + 1);
+	memcpy(at, name, (size_t)nlen + 1);
+	for (o = 0; o + 6 <= ahsize; o += 4) {
+		memcpy(&ro, ah + o, 4);
+		memcpy(&rl, ah + o + 4, 2);
+		if (ro != off || rl != was)
+			continue;
+		memcpy(ah + o + 4, &now, 2);
+		if (lws_hdr_total_length(w, WSI_TOKEN_PROTOCOL) == nlen &&
+		    lws_hdr_copy(w, back, sizeof(back), WSI_TOKEN_PROTOCOL) ==
+			    nlen &&
+		    !strcmp(back, name))
+			return total;
+		memcpy(ah + o + 4, &was, 2); /* not the header's record */
+	}
+	memcpy(at, save, (size_t)nlen + 1);
+	return -total;
 }
 
 static int lwsgo_client_read(struct lws *w);

@@ -192,7 +192,12 @@ int lwsgo_compression_available(void);
  * end before. */
 #define LWSGO_EXTENSIONS_MAX (128 + 256 + LWS_PRE - 1)
 int lwsgo_ws_set_offer(uintptr_t wsi, const char *offer);
+/* The longest subprotocol name lws binds: it tokenizes names into 64 bytes
+ * (lws_process_ws_upgrade, lib/roles/ws/server-ws.c). */
+#define LWSGO_PROTOCOL_NAME_MAX 63
+int lwsgo_ws_set_protocol(uintptr_t wsi, const char *name);
 char *lwsgo_ah_data_find(const char *p, size_t *size);
+char *lwsgo_ah_struct_find(const char *data, size_t *size);
 size_t lwsgo_ah_data_live(void);
 void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
 void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,

@@ -345,6 +345,16 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 			return c.refuseUpgrade(r, status, msg, hdrs)
 		}
 	}
+	if vs := req.Header.Values("Sec-Websocket-Protocol"); len(vs) > 0 {
+		if chosen, rewrite := chooseProtocol(vs, r.lis.protos); rewrite {
+			// A list lws cannot read: the chosen name is all it sees.
+			if n, ok := r.wsi.SetProtocol(r.lis.protos[chosen]); !ok {
+				c.limitHit(r, LimitBadUpgrade)
+				return c.refuseUpgrade(r, http.StatusRequestHeaderFieldsTooLarge,
+					fmt.Sprintf("Sec-WebSocket-Protocol: %d bytes, more than the %d this server takes on more than one line", n, maxSubprotocolList), nil)
+			}
+		}
+	}
 	if vs := req.Header.Values("Sec-Websocket-Extensions"); len(vs) > 0 {
 		if status, why := c.chooseOffer(r, vs); status != 0 {
 			c.limitHit(r, LimitBadUpgrade)
