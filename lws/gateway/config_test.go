@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -226,6 +230,13 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"bad origin", "listeners:\n  - addr: :1\n    auth: {origins: [example.com]}\n", []string{"bad.yaml:3:", "origins[0]"}},
 		{"bad trusted proxy", "listeners:\n  - addr: :1\n    trusted_proxies:\n      - 10.0.0.0/8\n      - 10.0.0.0/33\n", []string{"bad.yaml:5:", `listeners[0].trusted_proxies[1]: "10.0.0.0/33": want an IP address or a CIDR prefix`}},
 		{"bad forwarded header", "listeners:\n  - addr: :1\n    forwarded_header: x-real-ip\n", []string{"bad.yaml:3:", `listeners[0].forwarded_header: "x-real-ip": want X-Forwarded-For or Forwarded`}},
+		{"auth without require_token", "listeners:\n  - addr: :1\n    auth:\n      issuer: https://idp\n", []string{"bad.yaml:4:", "listeners[0].auth.issuer: set without require_token"}},
+		{"bad key alg", "listeners:\n  - addr: :1\n    auth:\n      require_token: true\n      keys:\n        - {file: /nonexistent.pem, alg: HS256}\n", []string{"bad.yaml:6:", "listeners[0].auth.keys[0].alg", `"HS256": want RS256, ES256 or EdDSA`}},
+		{"missing key file", "listeners:\n  - addr: :1\n    auth:\n      require_token: true\n      keys:\n        - {file: /nonexistent.pem, alg: RS256}\n", []string{"bad.yaml:6:", "listeners[0].auth.keys[0].file", "/nonexistent.pem"}},
+		{"bad jwks url", "listeners:\n  - addr: :1\n    auth: {require_token: true, jwks_url: \"ftp://idp/keys\"}\n", []string{"bad.yaml:3:", "listeners[0].auth.jwks_url"}},
+		{"jwks refresh below min", "listeners:\n  - addr: :1\n    auth: {require_token: true, jwks_url: \"https://idp/k\", jwks_refresh: 10s, jwks_min_interval: 1m}\n", []string{"bad.yaml:3:", "listeners[0].auth.jwks_refresh: 10s is below jwks_min_interval 1m0s"}},
+		{"leeway too long", "listeners:\n  - addr: :1\n    auth:\n      leeway: 1h\n", []string{"bad.yaml:4:", "listeners[0].auth.leeway: 1h0m0s: at most 5m0s"}},
+		{"token prefix as subprotocol", "listeners:\n  - addr: :1\n    subprotocols: [lws-gate, bearer.x]\n", []string{"bad.yaml:3:", "listeners[0].subprotocols[1]"}},
 		{"two documents", "log: {}\n---\nlog: {}\n", []string{"bad.yaml", "more than one YAML document"}},
 		{"not yaml", "listeners: [\n", []string{"bad.yaml:"}},
 	}
@@ -282,6 +293,41 @@ func TestEnvOverrides(t *testing.T) {
 		} else {
 			assert.Contains(t, err.Error(), "log.level")
 		}
+	}
+}
+
+// TestAuthKeyErrors: a key file that does not hold the key its alg
+// verifies, or keys a token could not tell apart, are errors naming the
+// file, line and field.
+func TestAuthKeyErrors(t *testing.T) {
+	k := testIDPKeys(t)
+	dir := t.TempDir()
+	rsaPEM, ecPEM, edPEM := pemFile(t, dir, "rsa.pem", &k.rsa.PublicKey), pemFile(t, dir, "ec.pem", &k.ec.PublicKey), pemFile(t, dir, "ed.pem", k.ed.Public())
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	smallPEM := pemFile(t, dir, "small.pem", &small.PublicKey)
+	privPEM := filepath.Join(dir, "priv.pem")
+	der, err := x509.MarshalPKCS8PrivateKey(k.ed)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(privPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600))
+	for _, tc := range []struct {
+		name, keys string
+		want       []string
+	}{
+		{"RSA key for ES256", "{file: " + rsaPEM + ", alg: ES256}", []string{"bad.yaml:7:", "keys[0].file", "an RSA key, for RS256, not ES256"}},
+		{"Ed25519 key for RS256", "{file: " + edPEM + ", alg: RS256}", []string{"bad.yaml:7:", "an Ed25519 key, for EdDSA, not RS256"}},
+		{"small RSA key", "{file: " + smallPEM + ", alg: RS256}", []string{"bad.yaml:7:", "an RSA key of 1024 bits; at least 2048"}},
+		{"a private key", "{file: " + privPEM + ", alg: EdDSA}", []string{"bad.yaml:7:", "priv.pem", "never a private key"}},
+		{"two keys without kid", "{file: " + ecPEM + ", alg: ES256}\n        - {file: " + ecPEM + ", alg: ES256}", []string{"bad.yaml:8:", "keys[1].kid", "a second ES256 key without kid"}},
+		{"kid twice", "{file: " + ecPEM + ", alg: ES256, kid: k}\n        - {file: " + edPEM + ", alg: EdDSA, kid: k}", []string{"bad.yaml:8:", "keys[1].kid", `"k" is used twice`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig("bad.yaml", []byte("listeners:\n  - addr: :1\n    auth:\n      require_token: true\n      issuer: x\n      keys:\n        - "+tc.keys+"\n"))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
 	}
 }
 

@@ -87,6 +87,9 @@ type LinkRecord struct {
 	URL      string // for links we opened
 	User     string // the token's subject, when the listener requires one
 	Opened   time.Time
+	// Identity is what the link's token proved (its subject is User); nil
+	// when the listener requires no token.
+	Identity *Identity
 
 	conn *lws.Conn // WebSocket links; nil for HTTP
 

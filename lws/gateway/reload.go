@@ -22,11 +22,17 @@ func (g *Gateway) Reload(cfg *Config) error {
 	if err := restartNeeded(old, cfg); err != nil {
 		return err
 	}
+	auth, err := g.compileAuth(cfg)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
 	rules := compileRules(cfg.Rules)
 	g.rules.Store(rules)
 	g.setBackends(cfg)
 	g.tokens.ttl.Store(int64(cfg.Tokens.TTL.D()))
 	g.cfg.Store(cfg)
+	g.auth.Store(&auth)
+	g.sweepJWKS(cfg)
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}
