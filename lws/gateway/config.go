@@ -1,6 +1,9 @@
 package gateway
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Config is the gateway's configuration: a YAML file (see DefaultYAML),
 // then LWSGATE_* environment variables (ApplyEnv), then command-line flags.
@@ -276,6 +279,21 @@ type BackendConfig struct {
 	CA string `yaml:"ca"`
 	// Insecure accepts any certificate (tests only).
 	Insecure bool `yaml:"insecure"`
+	// ForwardHeaders are the client's request headers passed on to the
+	// backend (names, case-insensitive): on a forward prefix's requests
+	// the request's own, on the forward action's POSTs and a relayed
+	// link's upgrade those of the link's upgrade request. nil: a forward
+	// prefix passes every header of the request (as a reverse proxy
+	// does), the forward and relay actions none. Empty: none. Some are
+	// never passed and may not be listed (forwardable): hop-by-hop
+	// headers, and those the request's Connection header names, Host,
+	// the WebSocket handshake's, the framing and forwarding ones.
+	ForwardHeaders []string `yaml:"forward_headers"`
+	// Headers are set on every request and upgrade to the backend, over a
+	// client's header of the same name (an API key, say). A value written
+	// ${NAME} is the environment variable NAME (ApplyEnv), so that a
+	// secret need not be in the file. Empty: none.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // BackoffConfig: exponential backoff with jitter.
@@ -343,6 +361,13 @@ type HookConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// Retries for the disconnect hook, which must not be lost. 0: 3.
 	Retries int `yaml:"retries"`
+	// ForwardHeaders are the headers of a link's upgrade request passed
+	// on with its hooks, as a backend's (BackendConfig.ForwardHeaders).
+	// Empty: none.
+	ForwardHeaders []string `yaml:"forward_headers"`
+	// Headers are set on every hook request, as a backend's
+	// (BackendConfig.Headers). Empty: none.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // ShutdownConfig: what SIGTERM does.
@@ -366,6 +391,13 @@ func (c *Config) Clone() *Config {
 		d.Listeners[i].clone()
 	}
 	d.Backends = slices.Clone(c.Backends)
+	for i := range d.Backends {
+		b := &d.Backends[i]
+		b.ForwardHeaders = slices.Clone(b.ForwardHeaders)
+		b.Headers = maps.Clone(b.Headers)
+	}
+	d.Hooks.ForwardHeaders = slices.Clone(c.Hooks.ForwardHeaders)
+	d.Hooks.Headers = maps.Clone(c.Hooks.Headers)
 	d.Rules = slices.Clone(c.Rules)
 	for i := range d.Rules {
 		d.Rules[i].Match.Value = clonePtr(d.Rules[i].Match.Value)

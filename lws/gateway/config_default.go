@@ -96,7 +96,8 @@ tokens:
   secret: ""             # or LWSGATE_TOKEN_SECRET; empty: random per process
   ttl: 1h
 
-backends: []             # {name, url: ws://|wss://|http://|https://, timeout, reconnect, ca, insecure}
+backends: []             # {name, url: ws://|wss://|http://|https://, timeout, reconnect, ca, insecure,
+                         #  forward_headers: [cookie, user-agent], headers: {x-api-key: "${API_KEY}"}}
 
 rules:                   # the first match acts; no match: an error message back
   - name: close-command
@@ -126,6 +127,8 @@ hooks:
   disconnect: ""         # POST {link, code, reason} exactly once per link
   timeout: 5s
   retries: 3
+  forward_headers: []    # headers of the link's upgrade request passed on with its hooks
+  headers: {}            # set on every hook request; a value ${NAME} is that variable
 
 network_timeout: 15s     # handshakes, close acks, a closing link's last writes
 

@@ -89,6 +89,7 @@ func (v *validator) backends() map[string]*BackendConfig {
 		if b.Reconnect.Max < b.Reconnect.Initial {
 			v.bad(p+".reconnect.max", "%v is below initial %v", b.Reconnect.Max.D(), b.Reconnect.Initial.D())
 		}
+		checkHeaders(b.ForwardHeaders, b.Headers, func(f, format string, args ...any) { v.bad(p+"."+f, format, args...) })
 	}
 	return backends
 }
@@ -285,6 +286,7 @@ func (v *validator) hooks() {
 	if h.Retries < 0 {
 		v.bad("hooks.retries", "%d: must not be negative", h.Retries)
 	}
+	checkHeaders(h.ForwardHeaders, h.Headers, func(f, format string, args ...any) { v.bad("hooks."+f, format, args...) })
 }
 
 type fieldErr struct{ field, msg string }

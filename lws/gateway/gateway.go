@@ -53,6 +53,11 @@ type Gateway struct {
 	rules    atomic.Pointer[ruleSet]
 	backends atomic.Pointer[map[string]*backend]
 	auth     atomic.Pointer[map[string]*authenticator] // by listener name
+	hookHdrs atomic.Pointer[headerPolicy]
+	// kept are the headers links keep from their upgrade requests for
+	// backends and hooks (keptHeaders of the config New had: the
+	// listeners ask libwebsockets for them, which a reload cannot change).
+	kept []string
 
 	// jwks are the identity providers' key sets the listeners use, kept
 	// across reloads (jwksFor); authCtx ends their fetches at shutdown.
@@ -91,6 +96,9 @@ type backend struct {
 	tls *lws.ClientTLS
 	// http is the client for http(s) backends: lws client links.
 	http *http.Client
+	// hdrs is what the backend gets of a link's upgrade request (the
+	// forward and relay actions); httpHdrs of a forwarded request.
+	hdrs, httpHdrs *headerPolicy
 }
 
 // AdminListener is the name of the admin listener in Addrs.
@@ -122,6 +130,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		g.log = slog.Default()
 	}
 	g.routes = newRouteTable(g.log)
+	g.kept = keptHeaders(cfg)
 	g.cfg.Store(cfg)
 	g.rules.Store(compileRules(cfg.Rules))
 
@@ -221,7 +230,7 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 		MaxLinks:        l.Limits.MaxLinks,
 		MaxLinksPerIP:   l.Limits.MaxLinksPerIP,
 		AcceptRate:      l.Limits.AcceptRate,
-		ExtraHeaders:    []string{"Authorization", "Origin"},
+		ExtraHeaders:    append([]string{"Authorization", "Origin"}, g.kept...),
 		TrustedProxies:  proxies,
 		ForwardedHeader: l.ForwardedHeader,
 		ProxyProtocol:   l.ProxyProtocol,
@@ -252,7 +261,7 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 func (g *Gateway) setBackends(cfg *Config) {
 	m := map[string]*backend{}
 	for _, bc := range cfg.Backends {
-		b := &backend{cfg: bc}
+		b := &backend{cfg: bc, hdrs: newHeaderPolicy(bc.ForwardHeaders, bc.Headers, false), httpHdrs: newHeaderPolicy(bc.ForwardHeaders, bc.Headers, true)}
 		if bc.CA != "" || bc.Insecure {
 			b.tls = &lws.ClientTLS{CAFile: bc.CA, InsecureSkipVerify: bc.Insecure}
 		}
@@ -266,6 +275,7 @@ func (g *Gateway) setBackends(cfg *Config) {
 		m[bc.Name] = b
 	}
 	g.backends.Store(&m)
+	g.hookHdrs.Store(newHeaderPolicy(cfg.Hooks.ForwardHeaders, cfg.Hooks.Headers, false))
 }
 
 func (g *Gateway) backend(name string) *backend { return (*g.backends.Load())[name] }

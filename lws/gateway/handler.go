@@ -69,6 +69,7 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 		if l.Identity, refuse = g.authenticate(ll.Listener, r); l.Identity != nil {
 			l.User = l.Identity.Subject
 		}
+		l.hdr = linkHeaders(g.kept, r)
 	}
 	c.SetValue(l)
 	g.addLink(l)

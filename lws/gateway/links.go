@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -92,6 +93,9 @@ type LinkRecord struct {
 	Identity *Identity
 
 	conn *lws.Conn // WebSocket links; nil for HTTP
+	// hdr are the headers of the link's upgrade request its backends and
+	// hooks may be given (linkHeaders); nil: none.
+	hdr http.Header
 
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
 	last                               atomic.Int64 // unix nanoseconds of the last message either way

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -21,6 +22,11 @@ func (g *Gateway) Reload(cfg *Config) error {
 	old := g.cfg.Load()
 	if err := restartNeeded(old, cfg); err != nil {
 		return err
+	}
+	for _, h := range keptHeaders(cfg) {
+		if !slices.Contains(g.kept, h) {
+			return fmt.Errorf("reload: forward_headers: %s is not among the headers the listeners keep (%s): restart to apply", h, strings.Join(g.kept, ", "))
+		}
 	}
 	auth, err := g.compileAuth(cfg)
 	if err != nil {
