@@ -74,6 +74,13 @@ func TestCheckUpgrade(t *testing.T) {
 				return &HTTPError{Status: 302, Message: "elsewhere"}
 			case "/panic":
 				panic("check upgrade panicked")
+			case "/challenge":
+				return &HTTPError{Status: http.StatusUnauthorized, Message: "token expired", Header: http.Header{
+					"Www-Authenticate": {`Bearer error="invalid_token"`},
+					"Content-Type":     {"text/html"}, // the binding's own: dropped
+				}}
+			case "/badheader":
+				return &HTTPError{Status: http.StatusUnauthorized, Header: http.Header{"X-Split": {"a\r\nX-Injected: 1"}}}
 			}
 			return nil
 		},
@@ -86,12 +93,15 @@ func TestCheckUpgrade(t *testing.T) {
 		path   string
 		status int
 		body   string
+		www    string // WWW-Authenticate
 	}{
-		{"/401", 401, "no token\n"},
-		{"/wrapped", 429, "Too Many Requests\n"},
-		{"/plain", 403, "Forbidden\n"},
-		{"/badstatus", 500, "Internal Server Error\n"},
-		{"/panic", 500, "Internal Server Error\n"},
+		{"/401", 401, "no token\n", ""},
+		{"/challenge", 401, "token expired\n", `Bearer error="invalid_token"`},
+		{"/badheader", 500, "Internal Server Error\n", ""},
+		{"/wrapped", 429, "Too Many Requests\n", ""},
+		{"/plain", 403, "Forbidden\n", ""},
+		{"/badstatus", 500, "Internal Server Error\n", ""},
+		{"/panic", 500, "Internal Server Error\n", ""},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			raw, closedByServer := rawExchange(t, addr, upgradeRequest(tc.path, "X-Extra: 1\r\n"))
@@ -101,7 +111,9 @@ func TestCheckUpgrade(t *testing.T) {
 			assert.Equal(t, tc.status, resp.StatusCode)
 			assert.Equal(t, tc.body, body)
 			assert.True(t, resp.Close, "no Connection: close")
-			assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+			assert.Equal(t, []string{"text/plain; charset=utf-8"}, resp.Header.Values("Content-Type"))
+			assert.Equal(t, tc.www, resp.Header.Get("WWW-Authenticate"))
+			assert.Empty(t, resp.Header.Values("X-Injected"))
 			r := waitFor(t, seen, "CheckUpgrade")
 			assert.Equal(t, tc.path, r.Path)
 			assert.Equal(t, "GET", r.Method)

@@ -162,7 +162,9 @@ type Listener struct {
 	CheckUpgrade func(r *Request) error
 
 	// Subprotocols are WebSocket subprotocols accepted besides none. A
-	// client asking only for others is refused.
+	// client asking only for others is refused. A list of any length is
+	// taken (a browser may carry a token in it), though libwebsockets
+	// reads 126 bytes: the binding gives it the name it chose.
 	Subprotocols []string
 
 	// MaxMessageSize is the largest WebSocket message accepted; a bigger

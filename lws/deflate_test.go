@@ -624,28 +624,10 @@ func TestDeflateOffers(t *testing.T) {
 func TestDeflateOffersManyLinks(t *testing.T) {
 	c, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxLinksPerIP: -1})
 	req := upgradeRequest("/", "Sec-WebSocket-Extensions: "+autobahn137+"\r\n")
-	const n = 300
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		require.NoError(t, err)
-		defer nc.Close()
-		require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-		_, err = io.WriteString(nc, req[:40]) // lws takes a header buffer
-		require.NoError(t, err)
-		conns[i] = nc
-	}
-	for _, nc := range conns {
-		_, err := io.WriteString(nc, req[40:])
-		require.NoError(t, err)
-	}
-	for i, nc := range conns {
-		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-		require.NoError(t, err, "link %d", i)
+	for i, resp := range upgradesAtOnce(t, addr, req, 300) {
 		require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode, "link %d", i)
 		require.Equal(t, "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
 			resp.Header.Get("Sec-Websocket-Extensions"), "link %d", i)
-		nc.Close()
 	}
 	require.NoError(t, c.Close())
 	assert.Zero(t, cgo.HeaderBuffers(), "header buffers recorded after the context closed")

@@ -327,15 +327,32 @@ func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
 	if f := r.lis.cfg.CheckUpgrade; f != nil {
 		if err := c.callCheckUpgrade(f, req); err != nil {
 			status, msg := http.StatusForbidden, ""
+			var hdrs []byte
 			var he *HTTPError
 			if errors.As(err, &he) {
 				status, msg = he.Status, he.Message
-				if status < 400 || status > 599 {
+				var herr error
+				hdrs, herr = headerBlob(nil, he.Header, refusalOwnHeader)
+				switch {
+				case status < 400 || status > 599:
 					c.log.Warn("lws: CheckUpgrade: HTTPError.Status must be 400..599; sending 500", "link", r.id, "status", status)
-					status, msg = http.StatusInternalServerError, ""
+					status, msg, hdrs = http.StatusInternalServerError, "", nil
+				case herr != nil:
+					c.log.Warn("lws: CheckUpgrade: HTTPError.Header; sending 500", "link", r.id, "err", herr)
+					status, msg, hdrs = http.StatusInternalServerError, "", nil
 				}
 			}
-			return c.refuseUpgrade(r, status, msg, nil)
+			return c.refuseUpgrade(r, status, msg, hdrs)
+		}
+	}
+	if vs := req.Header.Values("Sec-Websocket-Protocol"); len(vs) > 0 {
+		if chosen, rewrite := chooseProtocol(vs, r.lis.protos); rewrite {
+			// A list lws cannot read: the chosen name is all it sees.
+			if n, ok := r.wsi.SetProtocol(r.lis.protos[chosen]); !ok {
+				c.limitHit(r, LimitBadUpgrade)
+				return c.refuseUpgrade(r, http.StatusRequestHeaderFieldsTooLarge,
+					fmt.Sprintf("Sec-WebSocket-Protocol: %d bytes, more than the %d this server takes on more than one line", n, maxSubprotocolList), nil)
+			}
 		}
 	}
 	if vs := req.Header.Values("Sec-Websocket-Extensions"); len(vs) > 0 {
@@ -390,6 +407,16 @@ func (c *Context) callCheckUpgrade(f func(*Request) error, req *Request) (err er
 		}
 	}()
 	return f(req)
+}
+
+// refusalOwnHeader reports the headers a refusal writes itself, which an
+// HTTPError's Header may not replace (canonical names).
+func refusalOwnHeader(name string) bool {
+	switch name {
+	case "Content-Type", "Content-Length", "Connection", "Transfer-Encoding", "Keep-Alive", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // refuseUpgrade answers an upgrade request with an HTTP status instead of

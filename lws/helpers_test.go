@@ -1,9 +1,12 @@
 package lws
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -93,4 +96,34 @@ func threadCPU(t testing.TB, tid int) time.Duration {
 	stime, err := strconv.ParseInt(f[12], 10, 64) // field 15
 	require.NoError(t, err)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// upgradesAtOnce sends req on n connections so that libwebsockets holds n
+// header buffers at once (the first 40 bytes of each, then the rest of
+// each), and returns each connection's response (headers only; the
+// connections close when the test ends).
+func upgradesAtOnce(t *testing.T, addr, req string, n int) []*http.Response {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		require.NoError(t, err)
+		t.Cleanup(func() { nc.Close() })
+		require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+		_, err = io.WriteString(nc, req[:40]) // lws takes a header buffer
+		require.NoError(t, err)
+		conns[i] = nc
+	}
+	for _, nc := range conns {
+		_, err := io.WriteString(nc, req[40:])
+		require.NoError(t, err)
+	}
+	out := make([]*http.Response, n)
+	for i, nc := range conns {
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		require.NoError(t, err, "link %d", i)
+		out[i] = resp
+		nc.Close()
+	}
+	return out
 }

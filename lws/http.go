@@ -292,6 +292,20 @@ func (w *ResponseWriter) queue(status int, hdrs, body []byte, closeAfter bool) e
 	return nil
 }
 
+// CheckHeader checks a request header as the binding sends one
+// (DialOptions.Header, Transport): a name that is an HTTP token, and a
+// value without CR, LF or NUL, which could split the request. For callers
+// that check a config before any link starts.
+func CheckHeader(name, value string) error {
+	if !validHeaderName(name) {
+		return fmt.Errorf("%q is not a header name", name)
+	}
+	if strings.ContainsAny(value, "\r\n\x00") {
+		return fmt.Errorf("header %s: value contains CR, LF or NUL", name)
+	}
+	return nil
+}
+
 func validHeaderName(k string) bool {
 	if k == "" {
 		return false

@@ -60,13 +60,16 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 	ll := c.Link()
 	l := &LinkRecord{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
 	lc := g.listenerCfg(ll.Listener)
-	var refuse *upgradeError
+	var refuse *authError
 	if g.draining.Load() {
-		refuse = &upgradeError{503, "draining"}
-	} else if lc != nil && c.Request() != nil {
+		refuse = &authError{status: 503, msg: "draining"}
+	} else if r := c.Request(); r != nil {
 		// The same check ran before the upgrade (CheckUpgrade); here it
-		// gives the link its user.
-		l.User, refuse = checkUpgrade(&lc.Auth, g.tokens, c.Request())
+		// gives the link its identity.
+		if l.Identity, refuse = g.authenticate(ll.Listener, r); l.Identity != nil {
+			l.User = l.Identity.Subject
+		}
+		l.hdr = linkHeaders(g.kept, r)
 	}
 	c.SetValue(l)
 	g.addLink(l)

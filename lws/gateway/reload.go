@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -22,11 +23,22 @@ func (g *Gateway) Reload(cfg *Config) error {
 	if err := restartNeeded(old, cfg); err != nil {
 		return err
 	}
+	for _, h := range keptHeaders(cfg) {
+		if !slices.Contains(g.kept, h) {
+			return fmt.Errorf("reload: forward_headers: %s is not among the headers the listeners keep (%s): restart to apply", h, strings.Join(g.kept, ", "))
+		}
+	}
+	auth, err := g.compileAuth(cfg)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
 	rules := compileRules(cfg.Rules)
 	g.rules.Store(rules)
 	g.setBackends(cfg)
 	g.tokens.ttl.Store(int64(cfg.Tokens.TTL.D()))
 	g.cfg.Store(cfg)
+	g.auth.Store(&auth)
+	g.sweepJWKS(cfg)
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}
