@@ -70,9 +70,20 @@ type rec struct {
 	peer  *peerInfo
 }
 
-// Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
-// the context arrives here, on the service goroutine.
-func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
+// dispatcher is what the cgo layer calls back: every callback that crosses
+// into Go, and the counts of those the C layer answered without crossing.
+// Both are called on the service goroutine only.
+type dispatcher struct{ c *Context }
+
+// Dispatch implements callbacks.Dispatcher.
+func (d dispatcher) Dispatch(ev *callbacks.Event) int { return d.c.dispatch(ev) }
+
+// Skipped implements callbacks.SkipCounter.
+func (d dispatcher) Skipped(r callbacks.Reason, n uint32) { d.c.reasons.addN(r, n) }
+
+// dispatch handles one libwebsockets callback of the context (service
+// goroutine).
+func (c *Context) dispatch(ev *callbacks.Event) (ret int) {
 	if c.depth == 0 {
 		c.inCb.Store(true)
 	}
@@ -190,7 +201,7 @@ func (c *Context) handle(ev *callbacks.Event, r *rec) int {
 			// later kick skip its wake-up.
 			c.armed.Store(false)
 		}
-		// Queued work is drained when Dispatch returns.
+		// Queued work is drained when dispatch returns.
 		return 0
 	case callbacks.FilterNetworkConnection:
 		if r != nil {
