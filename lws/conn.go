@@ -44,9 +44,10 @@ type Conn struct {
 	fullSeen    bool // send_queue reported since the last Send that fit
 
 	// Service goroutine only.
-	notifed bool
-	deflate bool // permessage-deflate is on: one write per WRITEABLE
-	failRx  bool // receive refused a message: close at WRITEABLE
+	notified bool // OnClose was called
+	client   bool // this side dialled the link: its frames are masked
+	deflate  bool // permessage-deflate is on: one write per WRITEABLE
+	failRx   bool // receive refused a message: close at WRITEABLE
 	// failing: the link is being failed (RFC 6455 section 7.1.7), not
 	// closed: TCP closes once the close frame is out (onWritable).
 	failing bool
@@ -72,8 +73,8 @@ type linkOpts struct {
 	slowConsumer SlowConsumerPolicy
 }
 
-func newConn(r *rec, o *linkOpts) *Conn {
-	c := &Conn{r: r, o: o, deflate: r.link.Compression}
+func newConn(r *rec, o *linkOpts, client bool) *Conn {
+	c := &Conn{r: r, o: o, client: client, deflate: r.link.Compression}
 	if r.req != nil {
 		c.req.Store(r.req)
 		c.raw = r.req.raw
@@ -253,6 +254,15 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	return nil
 }
 
+// boundClose bounds the closing handshake Close asked for (see
+// closeTimeout): the service goroutine does it when it takes the link
+// from the queue (drain).
+func (c *Conn) boundClose() {
+	if c.closeTimeout.Swap(false) {
+		c.r.wsi.SetTimeout(c.r.ctx.closeTimeoutSecs())
+	}
+}
+
 // requestClose is Close ignoring a link that is already closing.
 func (c *Conn) requestClose(code StatusCode, reason string) { _ = c.Close(code, reason) }
 
@@ -284,7 +294,7 @@ func (c *Conn) handler() Handler {
 // onReceive assembles messages from RECEIVE chunks (service goroutine).
 func (c *Conn) onReceive(ev *callbacks.Event) int {
 	if ev.Len > 0 && c.o.maxMessage >= 0 && int64(ev.Len) > maxCompressed(c.o.maxMessage) {
-		c.r.ctx.limitHit(c.r, LimitMaxCompressed)
+		c.r.limitHit(LimitMaxCompressed)
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}
 	if ev.Flags&callbacks.FirstFragment != 0 {
@@ -296,7 +306,7 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 		}
 	}
 	if max := c.o.maxMessage; max >= 0 && int64(len(c.rx)+len(ev.Data)) > max {
-		c.r.ctx.limitHit(c.r, LimitMaxMessage)
+		c.r.limitHit(LimitMaxMessage)
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}
 	if need := len(c.rx) + len(ev.Data); need > cap(c.rx) {
@@ -310,7 +320,7 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 		n, bad := utf8Prefix(c.rx[c.rxUTF8:])
 		c.rxUTF8 += n
 		if bad || ev.Flags.Complete() && c.rxUTF8 != len(c.rx) {
-			c.r.ctx.limitHit(c.r, LimitBadUTF8)
+			c.r.limitHit(LimitBadUTF8)
 			return c.closeNow(StatusInvalidPayloadData, "invalid UTF-8")
 		}
 	}
@@ -425,7 +435,7 @@ func (c *Conn) onWritable() int {
 	done := 0
 	choked := false
 	wrote := false
-	batch := !c.deflate && c.r.kind != recWSClient
+	batch := !c.deflate && !c.client
 	for done < len(c.wq) && !choked {
 		if batch {
 			if k, size := batchRun(c.wq[done:]); k >= 2 {
@@ -461,7 +471,7 @@ func (c *Conn) onWritable() int {
 			if c.deflate && n == 0 {
 				// Around libwebsockets' deflate, which aborts the
 				// process on an empty message (see emptyFrame).
-				res = c.r.wsi.WriteWSRaw(emptyFrame(f.typ, c.r.kind == recWSClient), false)
+				res = c.r.wsi.WriteWSRaw(emptyFrame(f.typ, c.client), false)
 			} else if c.deflate {
 				// libwebsockets compresses what zlib cannot take
 				// at once over WRITEABLE rounds of its own, and
@@ -531,7 +541,7 @@ func (c *Conn) onWritable() int {
 // frame has come, so once the answer is out TCP closes (onWritable).
 func (c *Conn) onPeerClose(p []byte) int {
 	if code, ok := checkClosePayload(p, !c.r.ctx.cfg.DisableUTF8Validation); !ok {
-		c.r.ctx.limitHit(c.r, LimitBadClose)
+		c.r.limitHit(LimitBadClose)
 		c.failing = true
 		return c.closeNow(code, "invalid close frame")
 	}
@@ -621,10 +631,10 @@ func (c *Conn) callPong(data []byte) {
 }
 
 func (c *Conn) callClose(ce CloseError) {
-	if c.notifed {
+	if c.notified {
 		return
 	}
-	c.notifed = true
+	c.notified = true
 	defer c.recoverHandler("OnClose")
 	c.handler().OnClose(c, ce)
 }

@@ -185,75 +185,6 @@ func (c *Context) Do(f func()) error {
 	}
 }
 
-// post queues f for the service goroutine. It reports false when the
-// Context is already stopped.
-func (c *Context) post(f func()) bool {
-	select {
-	case <-c.done:
-		return false
-	default:
-	}
-	c.qmu.Lock()
-	c.cmds = append(c.cmds, f)
-	c.npend.Add(1)
-	c.qmu.Unlock()
-	c.kick(true)
-	return true
-}
-
-// schedule asks for a WRITEABLE callback on r from any goroutine.
-func (c *Context) schedule(r *rec) {
-	if r.queued.Swap(true) {
-		return
-	}
-	c.qmu.Lock()
-	c.pending = append(c.pending, r)
-	c.npend.Add(1)
-	c.qmu.Unlock()
-	c.kick(false)
-}
-
-// drainInCallbacks: on libwebsockets 4.1 the WRITEABLE requests queued
-// during a callback are made at its end, inside lws_service, saving a
-// wake-up per burst of sends; on 4.3 all queued work runs between
-// lws_service calls.
-//
-// Posted functions (connects, aborts, timers, Do) never run inside a
-// callback, on any version: once a callback returns, libwebsockets goes on
-// using its wsi, so work that ends a wsi must not run at that point. A dial
-// aborted there (its context canceled) killed the wsi of the callback that
-// was ending, synchronously: libwebsockets then used the freed wsi
-// (4.1.6 lib/roles/http/client/client-http.c:1215-1225, after
-// CLIENT_APPEND_HANDSHAKE_HEADER), which crashed lwsgate's relay when a
-// client's bad frame failed its link while the upstream link was being
-// dialled.
-const drainInCallbacks = cgo.HeaderVersionNumber < 4003000
-
-// kick wakes the service goroutine unless it will look at the queue anyway:
-// a WRITEABLE request made inside a callback is made when it returns
-// (drainInCallbacks), and when a wake-up is already in flight one is
-// enough. A posted function (cmd) always needs the loop.
-func (c *Context) kick(cmd bool) {
-	if !cmd && drainInCallbacks && c.inCb.Load() {
-		return
-	}
-	if c.armed.CompareAndSwap(false, true) {
-		c.wake()
-	}
-}
-
-func (c *Context) wake() {
-	if lc := c.lcForWake(); lc != nil {
-		lc.Wake()
-	}
-}
-
-// lcForWake returns the cgo context once it exists. cgo.Context.Wake is
-// itself safe after Destroy.
-func (c *Context) lcForWake() *cgo.Context {
-	return c.lcPtr.Load()
-}
-
 // serviceBufferSize is libwebsockets' pt_serv_buf_size: the most it reads
 // from a socket at once, and (the protocols' rx_buffer_size being 0) the
 // most one RECEIVE callback carries. lws' 4 KiB default takes 16 reads and
@@ -442,26 +373,12 @@ func (c *Context) openProxyListener(l *listener, vi cgo.VhostInfo) error {
 	return nil
 }
 
-// listenerRecs counts records of listening sockets, which live until the
-// context is destroyed.
-func (c *Context) listenerRecs() int {
-	n := 0
-	for _, r := range c.recs {
-		if r.kind == recListen {
-			n++
-		}
-	}
-	return n
-}
-
-// busyRecs counts the records Close waits for: links and requests. A
-// listening socket, or a wsi libwebsockets called back about before it had
-// any role (libwebsockets 4.3 reports more of those than 4.1), is not waited
-// for: destroying the context ends it.
+// busyRecs counts the records Close waits for: links and requests (see
+// role.busy).
 func (c *Context) busyRecs() int {
 	n := 0
 	for _, r := range c.recs {
-		if r.conn != nil || r.http != nil || r.dial != nil || r.hc != nil {
+		if r.role.busy() {
 			n++
 		}
 	}
@@ -474,17 +391,7 @@ func (c *Context) beginStop(deadline time.Time) {
 	c.deadline = deadline
 	c.stopProxyListeners()
 	for _, r := range c.recs {
-		switch {
-		case r.dial != nil && !r.dial.done:
-			c.abortClient(r, ErrClosed)
-		case r.hc != nil:
-			c.abortHTTP(r, ErrClosed)
-		case r.conn != nil:
-			r.conn.requestClose(StatusGoingAway, "server shutting down")
-		case r.http != nil && r.http.idle():
-			// An idle keep-alive connection: nothing to finish.
-			r.wsi.Kill(false)
-		}
+		r.role.stop()
 	}
 	// Make this pass of the loop end, so that it sees at once when there
 	// is nothing to wait for, and wake again at the deadline so that it
@@ -531,103 +438,6 @@ func (c *Context) stopProxyListeners() {
 			l.proxy.stop()
 		}
 	}
-}
-
-// drain runs queued work on the service goroutine: with all, between
-// lws_service calls, everything; without, at the end of a callback, only
-// the WRITEABLE requests (see drainInCallbacks).
-func (c *Context) drain(all bool) {
-	if c.draining {
-		return
-	}
-	c.draining = true
-	if all {
-		c.armed.Store(false)
-	}
-	for {
-		c.qmu.Lock()
-		n := len(c.pending)
-		if all {
-			n += len(c.cmds)
-		}
-		if n == 0 {
-			c.qmu.Unlock()
-			break
-		}
-		recs := c.pending
-		c.pending = c.spare[:0]
-		var cmds []func()
-		if all {
-			cmds = c.cmds
-			c.cmds = c.spareCmd[:0]
-		}
-		c.npend.Add(-int32(n))
-		c.qmu.Unlock()
-		for i, r := range recs {
-			r.queued.Store(false)
-			if r.wsi != 0 {
-				if r.conn != nil && r.conn.closeTimeout.Swap(false) {
-					r.wsi.SetTimeout(c.closeTimeoutSecs())
-				}
-				if r.http != nil && r.http.txn != nil && r.http.txn.paused {
-					// An answer on a connection that does not
-					// read: written by answer, outside callbacks.
-					c.answers = append(c.answers, r)
-				} else {
-					r.wsi.CallbackOnWritable()
-				}
-			}
-			recs[i] = nil
-		}
-		for i, f := range cmds {
-			f()
-			cmds[i] = nil
-		}
-		c.spare = recs[:0]
-		if all {
-			c.spareCmd = cmds[:0]
-		}
-	}
-	c.draining = false
-}
-
-// answer writes the HTTP answers drain found ready on connections whose rx
-// is paused (httpConn): rx resumes and HTTP_WRITEABLE is delivered at once,
-// before lws_service polls the socket again and reads what the client sent
-// meanwhile. An answer the socket does not take at once is paused again,
-// to be written on from here once lws_service returns, which it does when
-// the socket takes more (or anything else happens): libwebsockets 4.3
-// would close the connection in the middle of the answer if it read the
-// next request meanwhile. Outside callbacks only.
-func (c *Context) answer() {
-	rs := c.answers
-	c.answers = c.spareAns[:0]
-	for i, r := range rs {
-		rs[i] = nil
-		if r.wsi == 0 || r.http == nil || r.http.txn == nil || !r.http.txn.paused {
-			continue
-		}
-		w := r.http.txn
-		w.paused = false
-		r.wsi.RxFlow(true)
-		if !w.hdrSent && c.lc.ForcedService() {
-			// lws holds input: maybe bytes it read past the request
-			// (httpConn), maybe another connection's.
-			w.pipelined = true
-		}
-		if r.wsi == 0 { // ForcedService may run lws timers
-			continue
-		}
-		r.wsi.ServiceWritable() // may close the connection
-		if r.wsi != 0 && r.http != nil && r.http.txn == w {
-			w.paused = true
-			r.wsi.RxFlow(false)
-			r.wsi.CallbackOnWritable()
-			c.answers = append(c.answers, r)
-		}
-	}
-	c.spareAns = rs[:0]
-	c.flushTrace()
 }
 
 // closeTimeoutSecs bounds a closing handshake: the queued data and the

@@ -63,13 +63,8 @@ const (
 )
 
 // limitHit reports a limit for r's listener (service goroutine).
-func (c *Context) limitHit(r *rec, limit string) {
-	var lis *listener
-	var id uint64
-	if r != nil {
-		lis, id = r.lis, r.id
-	}
-	c.limitHitOn(lis, id, limit)
+func (r *rec) limitHit(limit string) {
+	r.ctx.limitHitOn(r.lis, r.id, limit)
 }
 
 // limitHitOn reports a limit for lis (nil: a dialled link).
@@ -292,7 +287,8 @@ func (c *Context) admit(lis *listener, ip []byte, now time.Time) int {
 
 // countLink starts accounting for an accepted connection at its
 // WSI_CREATE, and bounds the wait for its first request's headers.
-func (c *Context) countLink(r *rec) {
+func (r *rec) countLink() {
+	c := r.ctx
 	p := c.accepting
 	c.accepting = pendingAccept{}
 	if p.lis == nil || p.lis != r.lis || r.counted || r.held {
@@ -304,15 +300,15 @@ func (c *Context) countLink(r *rec) {
 	if p.refuse != admitted {
 		r.refuse, r.held = p.refuse, true
 		p.lis.adm.refusing++
-		c.setTimer(r, timerHeader, min(refuseWait, r.lis.cfg.HeaderTimeout))
+		r.setTimer(timerHeader, min(refuseWait, r.lis.cfg.HeaderTimeout))
 		return
 	}
 	r.counted = true
 	p.lis.adm.live++
 	if p.valid {
-		c.countIP(r, p.key)
+		r.countIP(p.key)
 	}
-	c.setTimer(r, timerHeader, r.lis.cfg.HeaderTimeout)
+	r.setTimer(timerHeader, r.lis.cfg.HeaderTimeout)
 }
 
 // admitForwarded counts a WebSocket upgrade that came through a trusted
@@ -320,7 +316,7 @@ func (c *Context) countLink(r *rec) {
 // at HTTP_CONFIRM_UPGRADE. It reports the limit that refuses it: a proxy's
 // connection was not counted by address at accept. A request that names
 // no client (the proxy's own) is not counted.
-func (c *Context) admitForwarded(r *rec, req *Request) admissionLimit {
+func (r *rec) admitForwarded(req *Request) admissionLimit {
 	if r.peer == nil || !r.peer.trusted || r.ipKey.IsValid() {
 		return admitted
 	}
@@ -330,16 +326,16 @@ func (c *Context) admitForwarded(r *rec, req *Request) admissionLimit {
 	}
 	key := ipKey(client)
 	if max := r.lis.cfg.MaxLinksPerIP; max > 0 && r.lis.adm.perIP[key] >= max {
-		c.limitHit(r, LimitMaxLinksPerIP)
-		c.warnRefused(r.lis, LimitMaxLinksPerIP, time.Now(), "remote", client, "via", r.connAddr().Addr(), "answer", "503")
+		r.limitHit(LimitMaxLinksPerIP)
+		r.ctx.warnRefused(r.lis, LimitMaxLinksPerIP, time.Now(), "remote", client, "via", r.connAddr().Addr(), "answer", "503")
 		return overPerIP
 	}
-	c.countIP(r, key)
+	r.countIP(key)
 	return admitted
 }
 
 // countIP counts r's link against MaxLinksPerIP by key.
-func (c *Context) countIP(r *rec, key netip.Addr) {
+func (r *rec) countIP(key netip.Addr) {
 	a := &r.lis.adm
 	r.ipKey = key
 	if a.perIP == nil {
@@ -349,7 +345,7 @@ func (c *Context) countIP(r *rec, key netip.Addr) {
 }
 
 // uncountLink ends the accounting of countLink (WSI_DESTROY).
-func (c *Context) uncountLink(r *rec) {
+func (r *rec) uncountLink() {
 	if !r.counted && !r.held {
 		return
 	}
@@ -376,68 +372,18 @@ func (c *Context) uncountLink(r *rec) {
 // HTTP_CONFIRM_UPGRADE (upgrade) or HTTP callback, and returns what that
 // callback returns: libwebsockets closes the connection once the answer
 // is out.
-func (c *Context) answerRefused(r *rec, upgrade bool) int {
-	return c.refuseAdmission(r, r.refuse, r.connAddr().Addr(), upgrade)
+func (r *rec) answerRefused(upgrade bool) int {
+	return r.refuseAdmission(r.refuse, r.connAddr().Addr(), upgrade)
 }
 
 // refuseAdmission is answerRefused for limit k and the client addr.
-func (c *Context) refuseAdmission(r *rec, k admissionLimit, addr netip.Addr, upgrade bool) int {
-	c.setTimer(r, timerNone, 0)
+func (r *rec) refuseAdmission(k admissionLimit, addr netip.Addr, upgrade bool) int {
+	r.setTimer(timerNone, 0)
 	msg := "503 Service Unavailable: " + k.why(&r.lis.cfg, ipKey(addr))
 	hdrs := []byte("retry-after\x00" + strconv.Itoa(k.retryAfter()) + "\x00")
 	if upgrade {
-		return c.refuseUpgrade(r, http.StatusServiceUnavailable, msg, hdrs)
+		return r.refuseUpgrade(http.StatusServiceUnavailable, msg, hdrs)
 	}
 	r.wsi.RefuseHTTP(http.StatusServiceUnavailable, hdrs, []byte(msg+"\n"))
 	return -1
-}
-
-// timerKind says what a connection's TIMER callback is for.
-type timerKind uint8
-
-const (
-	timerNone   timerKind = iota
-	timerHeader           // the first request's headers must be in
-	timerBody             // the request body must be in
-	timerKill             // a refusal could not be written in time
-)
-
-// setTimer (re)arms r's TIMER callback for k after d; timerNone cancels.
-func (c *Context) setTimer(r *rec, k timerKind, d time.Duration) {
-	if r.wsi == 0 || (k == timerNone && r.timer == timerNone) {
-		return
-	}
-	r.timer = k
-	if k == timerNone {
-		r.wsi.SetTimer(-1)
-		return
-	}
-	r.wsi.SetTimer(d)
-}
-
-// onTimer is LWS_CALLBACK_TIMER on an accepted connection.
-func (c *Context) onTimer(r *rec) int {
-	k := r.timer
-	r.timer = timerNone
-	switch k {
-	case timerHeader:
-		if r.refuse == admitted {
-			c.limitHit(r, LimitHeaderTimeout)
-		}
-		return -1
-	case timerBody:
-		if r.http == nil || r.http.txn == nil || r.http.txn.served {
-			return 0
-		}
-		w := r.http.txn
-		c.limitHit(r, LimitBodyTimeout)
-		w.respondErrorText(http.StatusRequestTimeout, "the request body took too long", true)
-		// A client that does not read either gets no answer: give
-		// the 408 a network timeout to go out.
-		c.setTimer(r, timerKill, c.cfg.NetworkTimeout)
-		return 0
-	case timerKill:
-		return -1
-	}
-	return 0
 }

@@ -72,10 +72,10 @@ func TestAdmitLinkCounts(t *testing.T) {
 	var recs []*rec
 	open := func(ip []byte) bool {
 		require.Zero(t, c.admit(lis, ip, now), "taken, if only to answer 503")
-		r := &rec{lis: lis}
-		c.countLink(r) // r.wsi is 0: no timer is armed
+		r := &rec{ctx: c, lis: lis}
+		r.countLink() // r.wsi is 0: no timer is armed
 		if r.held {
-			c.uncountLink(r)
+			r.uncountLink()
 			return false
 		}
 		recs = append(recs, r)
@@ -87,11 +87,11 @@ func TestAdmitLinkCounts(t *testing.T) {
 	assert.True(t, open(b))
 	assert.False(t, open(b), "fourth in all")
 	assert.Equal(t, []string{LimitMaxLinksPerIP, LimitMaxLinks}, hits)
-	c.uncountLink(recs[0])
-	c.uncountLink(recs[0]) // idempotent
+	recs[0].uncountLink()
+	recs[0].uncountLink() // idempotent
 	assert.True(t, open(a))
 	for _, r := range recs {
-		c.uncountLink(r)
+		r.uncountLink()
 	}
 	assert.Zero(t, lis.adm.live)
 	assert.Zero(t, lis.adm.refusing)
@@ -109,20 +109,20 @@ func TestAdmitRefusals(t *testing.T) {
 	ip := []byte{192, 0, 2, 1}
 	t0 := time.Unix(1000, 0)
 	require.Zero(t, c.admit(lis, ip, t0))
-	c.countLink(&rec{lis: lis})
+	(&rec{ctx: c, lis: lis}).countLink()
 	require.Equal(t, 1, lis.adm.live)
 	var held []*rec
 	for i := 0; i < maxRefusing; i++ {
 		require.Zero(t, c.admit(lis, ip, t0.Add(time.Duration(i)*time.Second)), "refusal %d is held", i)
-		r := &rec{lis: lis}
-		c.countLink(r)
+		r := &rec{ctx: c, lis: lis}
+		r.countLink()
 		require.True(t, r.held)
 		require.Equal(t, overMaxLinks, r.refuse)
 		held = append(held, r)
 	}
 	assert.Equal(t, 1, lis.adm.live, "held refusals are not links")
 	assert.Equal(t, -1, c.admit(lis, ip, t0.Add(100*time.Second)), "beyond maxRefusing: closed at accept")
-	c.uncountLink(held[0])
+	held[0].uncountLink()
 	assert.Zero(t, c.admit(lis, ip, t0.Add(101*time.Second)), "a held refusal answered makes room")
 
 	lines := strings.Split(strings.TrimSpace(log.String()), "\n")
