@@ -31,53 +31,55 @@ type Context struct {
 	log *slog.Logger
 	id  uint64
 
-	// Set before the service goroutine starts, read-only after.
+	// Set before the service goroutine starts, read-only after. A
+	// listener's limits may change (SetListenerLimits), on the service
+	// goroutine.
 	listeners []*listener
 	addrs     []net.Addr
 
-	// qmu guards the hand-off queue from other goroutines.
-	qmu     sync.Mutex
-	pending []*rec   // links that want a WRITEABLE callback
-	cmds    []func() // work to run on the service goroutine
-	npend   atomic.Int32
-	armed   atomic.Bool // a wake-up is in flight
-	inCb    atomic.Bool // the service goroutine is inside a callback
-	stopReq atomic.Bool
-
-	closeOnce sync.Once
-	done      chan struct{}
-	err       error // why the loop ended; read after done
-
-	lcPtr atomic.Pointer[cgo.Context] // set while Wake may be called
-
-	reasons reasonCounts // callbacks per reason
-
-	// Service goroutine only.
-	lc        *cgo.Context
-	stopTimer *time.Timer
-	recs      map[uint64]*rec
-	created   *rec // adopted at WSI_CREATE, before lws resets its opaque
-	nextID    uint64
-	depth     int
-	draining  bool
-	spare     []*rec
-	spareCmd  []func()
-	stopping  bool // Close asked: refuse new links, close the open ones
-	deadline  time.Time
-	trace     []byte
-	hbuf      []byte        // scratch for HTTP request parsing
-	wbatch    []byte        // scratch for batched frames (Conn.onWritable)
-	batches   atomic.Uint64 // batched writes made (for tests)
-	stack     [8]uintptr    // wsi of each callback in progress, by depth
-
-	deflateVhosts map[ClientTLS]cgo.VhostID // client vhosts offering permessage-deflate
-
+	// The hand-off queue (queue.go). qmu guards pending and cmds, which
+	// any goroutine appends to; the rest is the service goroutine's.
+	qmu      sync.Mutex
+	pending  []*rec   // links that want a WRITEABLE callback
+	cmds     []func() // work to run on the service goroutine
+	npend    atomic.Int32
+	armed    atomic.Bool // a wake-up is in flight
+	inCb     atomic.Bool // the service goroutine is inside a callback
+	draining bool
+	spare    []*rec
+	spareCmd []func()
 	answers  []*rec // HTTP answers ready on paused connections (answer)
 	spareAns []*rec
 
-	clientVhosts map[ClientTLS]cgo.VhostID
-	connecting   *rec          // the client link inside its connect call
-	accepting    pendingAccept // admitted, WSI_CREATE to come
+	// The service loop and its end (this file).
+	stopReq   atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+	err       error                       // why the loop ended; read after done
+	lcPtr     atomic.Pointer[cgo.Context] // set while Wake may be called
+	lc        *cgo.Context                // service goroutine only, as is all below
+	stopTimer *time.Timer
+	stopping  bool // Close asked: refuse new links, close the open ones
+	deadline  time.Time
+
+	// The records of the wsis and the callbacks in progress (dispatch.go).
+	recs    map[uint64]*rec
+	nextID  uint64
+	created *rec // adopted at WSI_CREATE, before lws resets its opaque
+	depth   int
+	stack   [8]uintptr   // wsi of each callback in progress, by depth
+	reasons reasonCounts // callbacks per reason; read from any goroutine
+	trace   []byte       // reason-log lines, written out once per pass
+
+	// Accepting (limits.go) and dialling (dial.go).
+	accepting     pendingAccept             // admitted, WSI_CREATE to come
+	connecting    *rec                      // the client link inside its connect call
+	clientVhosts  map[ClientTLS]cgo.VhostID // client vhosts by TLS settings
+	deflateVhosts map[ClientTLS]cgo.VhostID // the same, offering permessage-deflate
+
+	// Scratch.
+	hbuf []byte    // for HTTP request and response headers
+	tx   txScratch // for writing links (conn_tx.go)
 }
 
 // httpProtocol names a listener's first protocol, which serves HTTP and

@@ -942,5 +942,7 @@ func TestBatchedWrites(t *testing.T) {
 		require.Equal(t, int(wantTyp), typ, "message %d type", i)
 		require.Equal(t, want, got, "message %d (%d bytes)", i, len(want))
 	}
-	assert.Positive(t, ctx.batches.Load(), "no batched write was made")
+	var batches uint64
+	require.NoError(t, ctx.Do(func() { batches = ctx.tx.batches }))
+	assert.Positive(t, batches, "no batched write was made")
 }
