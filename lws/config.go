@@ -79,7 +79,7 @@ type Config struct {
 	// listener's Name ("" for a link this side dialled) and limit one of
 	// the Limit* names (see LimitMaxLinks), for example to count them in
 	// metrics. It must not block.
-	OnLimit func(listener, limit string)
+	OnLimit func(listener string, limit Limit)
 }
 
 // LinkTypes selects what a listener accepts.

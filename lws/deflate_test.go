@@ -425,8 +425,9 @@ func TestDeflateBombEmptyBlocks(t *testing.T) {
 // the limit (listener "").
 func TestDeflateBombClient(t *testing.T) {
 	for _, tc := range []struct {
-		name, limit string
-		payload     []byte
+		name    string
+		limit   Limit
+		payload []byte
 	}{
 		{"inflated", LimitMaxMessage, zeroBomb(t, 64)},
 		{"empty blocks", LimitMaxCompressed, emptyBlocks(1 << 20)},

@@ -131,13 +131,13 @@ type limitLog struct {
 func newLimitLog() *limitLog { return &limitLog{ch: make(chan string, 1024)} }
 
 func (l *limitLog) hook(c *Config) {
-	c.OnLimit = func(listener, limit string) { l.ch <- listener + ":" + limit }
+	c.OnLimit = func(listener string, limit Limit) { l.ch <- listener + ":" + string(limit) }
 }
 
 // expect waits for the next OnLimit call and checks it.
-func (l *limitLog) expect(t *testing.T, listener, limit string) {
+func (l *limitLog) expect(t *testing.T, listener string, limit Limit) {
 	t.Helper()
-	assert.Equal(t, listener+":"+limit, waitFor(t, l.ch, "OnLimit "+limit))
+	assert.Equal(t, listener+":"+string(limit), waitFor(t, l.ch, "OnLimit "+string(limit)))
 }
 
 // none checks that nothing more was reported so far.
@@ -161,7 +161,7 @@ func TestHostileHTTPFraming(t *testing.T) {
 	for _, tc := range []struct {
 		name, req string
 		status    int
-		limit     string
+		limit     Limit
 	}{
 		{"CL+TE", "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled, 400, LimitBadRequest},
 		{"TE+CL", "POST / HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n" + smuggled, 400, LimitBadRequest},
@@ -586,13 +586,13 @@ func logTo(t *testing.T, buf *lockedBuffer) func(*Config) {
 }
 
 // refusedBody is the 503 an admission limit answers with.
-func refusedBody(t *testing.T, resp *http.Response, body []byte, limit string) {
+func refusedBody(t *testing.T, resp *http.Response, body []byte, limit Limit) {
 	t.Helper()
 	require.NotNil(t, resp, "no HTTP answer")
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
 	assert.True(t, resp.Close, "Connection: close")
-	assert.Contains(t, string(body), "503 Service Unavailable: "+limit+": ")
+	assert.Contains(t, string(body), "503 Service Unavailable: "+string(limit)+": ")
 }
 
 // TestHostileMaxLinks: a connection beyond MaxLinks, or beyond
@@ -604,7 +604,7 @@ func TestHostileMaxLinks(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		l     Listener
-		limit string
+		limit Limit
 		why   string
 	}{
 		{"total", Listener{MaxLinks: 3}, LimitMaxLinks, "the listener holds its limit of 3 links"},

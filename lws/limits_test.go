@@ -34,9 +34,9 @@ func TestIPKey(t *testing.T) {
 
 // TestAdmitAcceptRate drives the token bucket with a made-up clock.
 func TestAdmitAcceptRate(t *testing.T) {
-	var hits []string
+	var hits []Limit
 	c := &Context{log: slog.New(slog.NewTextHandler(io.Discard, nil)), cfg: &Config{
-		OnLimit: func(_, limit string) { hits = append(hits, limit) },
+		OnLimit: func(_ string, limit Limit) { hits = append(hits, limit) },
 	}}
 	lis := &listener{cfg: Listener{Name: "edge", AcceptRate: 10}}
 	ip := netip.MustParseAddr("192.0.2.1")
@@ -62,9 +62,9 @@ func TestAdmitAcceptRate(t *testing.T) {
 }
 
 func TestAdmitLinkCounts(t *testing.T) {
-	var hits []string
+	var hits []Limit
 	c := &Context{log: slog.New(slog.NewTextHandler(io.Discard, nil)), cfg: &Config{
-		OnLimit: func(_, limit string) { hits = append(hits, limit) },
+		OnLimit: func(_ string, limit Limit) { hits = append(hits, limit) },
 	}}
 	lis := &listener{cfg: Listener{Name: "edge", MaxLinks: 3, MaxLinksPerIP: 2, AcceptRate: -1}}
 	a, b := []byte{192, 0, 2, 1}, []byte{192, 0, 2, 2}
@@ -86,7 +86,7 @@ func TestAdmitLinkCounts(t *testing.T) {
 	assert.False(t, open(a), "third from one address")
 	assert.True(t, open(b))
 	assert.False(t, open(b), "fourth in all")
-	assert.Equal(t, []string{LimitMaxLinksPerIP, LimitMaxLinks}, hits)
+	assert.Equal(t, []Limit{LimitMaxLinksPerIP, LimitMaxLinks}, hits)
 	recs[0].uncountLink()
 	recs[0].uncountLink() // idempotent
 	assert.True(t, open(a))

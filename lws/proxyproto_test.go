@@ -273,7 +273,7 @@ func TestProxyProtocolHostile(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		in    []byte
-		limit string
+		limit Limit
 	}{
 		{"plain HTTP", []byte("GET / HTTP/1.1\r\nHost: test\r\n\r\n"), LimitBadProxyHeader},
 		{"wrong v1 signature", []byte("PROXZ TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"), LimitBadProxyHeader},

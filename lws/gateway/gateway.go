@@ -149,7 +149,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		OnLinkOpen:      g.onLinkOpen,
-		OnLimit:         func(listener, limit string) { g.metrics.limitHits.WithLabelValues(listener, limit).Inc() },
+		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
 		OnLinkClose:     g.onLinkClose,
 	}
 	if cfg.Log.Trace {
