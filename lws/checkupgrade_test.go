@@ -139,3 +139,53 @@ func TestCheckUpgrade(t *testing.T) {
 	assert.Equal(t, hl.ID, waitFor(t, closed, "OnLinkClose of the HTTP link").ID)
 	assert.Empty(t, rec.opens)
 }
+
+// TestCheckUpgradeValue: a value CheckUpgrade attaches to the upgrade
+// request is the link's Conn.Value from the start (OnOpen sees it) until
+// SetValue replaces it; a link whose CheckUpgrade attached none starts
+// with nil, and a refused upgrade's value reaches no link.
+func TestCheckUpgradeValue(t *testing.T) {
+	type session struct{ user string }
+	opens := make(chan any, 4)
+	later := make(chan any, 4)
+	_, addr := startServer(t, Listener{
+		CheckUpgrade: func(r *Request) error {
+			switch r.Path {
+			case "/none":
+				return nil
+			case "/refused":
+				r.SetValue(&session{"refused"})
+				return &HTTPError{Status: http.StatusForbidden}
+			}
+			r.SetValue(&session{strings.TrimPrefix(r.Path, "/")})
+			return nil
+		},
+		Handler: HandlerFuncs{
+			Open: func(c *Conn) {
+				opens <- c.Value()
+				if c.Request().Path == "/replaced" {
+					c.SetValue("replaced")
+				}
+			},
+			Message: func(c *Conn, _ MessageType, _ []byte) { later <- c.Value() },
+		},
+	})
+	_, resp, err := dialWith(t, &websocket.Dialer{}, addr, "/refused", nil)
+	require.ErrorIs(t, err, websocket.ErrBadHandshake)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	for _, tc := range []struct {
+		path      string
+		open, msg any
+	}{
+		{"/alice", &session{"alice"}, &session{"alice"}},
+		{"/none", nil, nil},
+		{"/replaced", &session{"replaced"}, "replaced"},
+	} {
+		ws, _, err := dialWith(t, &websocket.Dialer{}, addr, tc.path, nil)
+		require.NoError(t, err, tc.path)
+		assert.Equal(t, tc.open, waitFor(t, opens, "OnOpen "+tc.path), "value at OnOpen on %s", tc.path)
+		require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("x")))
+		assert.Equal(t, tc.msg, waitFor(t, later, "OnMessage "+tc.path), "value at OnMessage on %s", tc.path)
+	}
+	assert.Empty(t, opens, "a refused upgrade opened a link")
+}

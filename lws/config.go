@@ -163,7 +163,9 @@ type Listener struct {
 	// CheckUpgrade, when non-nil, is called on the service goroutine for each
 	// WebSocket upgrade request that passed the binding's own checks, before the
 	// 101. A non-nil error refuses the upgrade: an *HTTPError sends its Status
-	// and Message; any other error sends 403. It must not block.
+	// and Message; any other error sends 403. It must not block. A value
+	// it attaches to the request (Request.SetValue) becomes the link's
+	// Conn.Value.
 	//
 	// A refused request gets that status with "Connection: close", and the
 	// connection is closed once the response is out. The link never opens:

@@ -78,6 +78,7 @@ func newConn(r *rec, o *linkOpts, client bool) *Conn {
 	if r.req != nil {
 		c.req.Store(r.req)
 		c.raw = r.req.raw
+		c.val = r.req.val // Request.SetValue, from CheckUpgrade
 	}
 	if c.deflate && o.maxMessage >= 0 {
 		r.wsi.SetCompressedLimit(maxCompressed(o.maxMessage))
@@ -116,7 +117,8 @@ func (c *Conn) RemoteAddr() net.Addr { return c.r.link.Remote }
 // returns, and a call after that parses the bytes again once (the link
 // then keeps that Request). So a handler that needs the request later
 // should keep what it needs from it in OnOpen; calls before and after
-// OnOpen return equal Requests, not the same pointer.
+// OnOpen return equal Requests, not the same pointer (and only the first
+// carries the value CheckUpgrade set on it: Conn.Value keeps that).
 func (c *Conn) Request() *Request {
 	if req := c.req.Load(); req != nil || c.raw == "" {
 		return req
@@ -134,7 +136,9 @@ func (c *Conn) Request() *Request {
 }
 
 // SetValue attaches an application value to the link (for example its
-// session). Safe from any goroutine.
+// session), in place of the one it had: the value Listener.CheckUpgrade
+// set on the upgrade request (Request.SetValue), or nil. Safe from any
+// goroutine.
 func (c *Conn) SetValue(v any) {
 	c.mu.Lock()
 	c.val = v

@@ -40,7 +40,20 @@ type Request struct {
 	ContentLength int64
 
 	raw string // what the request was parsed from (parseRequest)
+	val any    // SetValue
 }
+
+// SetValue attaches an application value to the request. On an upgrade
+// request, from Listener.CheckUpgrade, the value becomes the link's
+// Conn.Value from the start (OnOpen sees it there), so that what
+// CheckUpgrade found out, say the subject of a verified token, reaches
+// the link without being worked out again. On any other request it is
+// only what Value returns. Not safe for concurrent use: call it from the
+// handler that has the request (CheckUpgrade, ServeHTTP).
+func (r *Request) SetValue(v any) { r.val = v }
+
+// Value returns what SetValue attached, or nil.
+func (r *Request) Value() any { return r.val }
 
 // Query parses RawQuery.
 func (r *Request) Query() url.Values {
