@@ -229,11 +229,13 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 			return &lws.HTTPError{Status: 503, Message: "draining: reconnect to another instance"}
 		}
 		if lc := g.listenerCfg(name); lc != nil {
-			if _, e := checkUpgrade(&lc.Auth, g.tokens, r); e != nil {
+			user, e := checkUpgrade(&lc.Auth, g.tokens, r)
+			if e != nil {
 				g.metrics.upgradeRefused.WithLabelValues(name, strconv.Itoa(e.status)).Inc()
 				g.log.Info("upgrade refused", "link", r.LinkID, "listener", name, "remote", addrString(r.Remote), "status", e.status, "why", e.msg)
 				return &lws.HTTPError{Status: e.status, Message: e.msg}
 			}
+			r.SetValue(user) // the link's user, for OnOpen
 		}
 		return nil
 	}

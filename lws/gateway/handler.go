@@ -61,19 +61,13 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 	ll := c.Link()
 	l := &Link{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
 	lc := g.listenerCfg(ll.Listener)
-	var refuse *upgradeError
-	if g.draining.Load() {
-		refuse = &upgradeError{503, "draining"}
-	} else if lc != nil && c.Request() != nil {
-		// The same check ran before the upgrade (CheckUpgrade); here it
-		// gives the link its user.
-		l.User, refuse = checkUpgrade(&lc.Auth, g.tokens, c.Request())
-	}
+	// CheckUpgrade verified the token before the 101 and left the user.
+	l.User, _ = c.Value().(string)
 	c.SetValue(l)
 	g.addLink(l)
-	if refuse != nil {
-		// Only reached if the upgrade check could not run first.
-		_ = c.Close(4000+lws.StatusCode(refuse.status), refuse.msg)
+	if g.draining.Load() {
+		// Draining began between the upgrade check and now.
+		_ = c.Close(4000+lws.StatusCode(503), "draining")
 		return
 	}
 	if g.hooks.connectURL() != "" {
