@@ -145,7 +145,9 @@ type TLSFiles struct {
 	CAFile string
 }
 
-// Listener configures one listening endpoint (a libwebsockets vhost).
+// Listener configures one listening endpoint (a libwebsockets vhost). The
+// limits the binding enforces in Go (ListenerLimits) can change on a
+// running Context: see Context.SetListenerLimits.
 type Listener struct {
 	// Name identifies the listener in logs and Link.Listener. "": Addr.
 	Name string

@@ -24,7 +24,10 @@ import (
 // queues, buffers and the parsed request are made when used.
 type Conn struct {
 	r *rec // r.link is the Link: set before the Conn, never changed after
-	o *linkOpts
+	// o is the link's settings: its Dial's, or its listener's, which
+	// SetListenerLimits replaces (on the service goroutine) while the
+	// link is open.
+	o atomic.Pointer[linkOpts]
 
 	// req is the parsed upgrade request while OnOpen runs, or once
 	// Request was called after it; raw is what it is parsed from, kept
@@ -65,7 +68,8 @@ type Conn struct {
 	held   cgo.HeldFrame // the payload of the last write, when deflate
 }
 
-// linkOpts are the settings of a link: its listener's, or its Dial's.
+// linkOpts are the settings of a link: its listener's, or its Dial's. They
+// do not change: new limits are new linkOpts (SetListenerLimits).
 type linkOpts struct {
 	handler      Handler
 	maxMessage   int64 // < 0: no limit
@@ -74,7 +78,8 @@ type linkOpts struct {
 }
 
 func newConn(r *rec, o *linkOpts, client bool) *Conn {
-	c := &Conn{r: r, o: o, client: client, deflate: r.link.Compression}
+	c := &Conn{r: r, client: client, deflate: r.link.Compression}
+	c.o.Store(o)
 	if r.req != nil {
 		c.req.Store(r.req)
 		c.raw = r.req.raw
@@ -170,7 +175,7 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	if typ != TextMessage && typ != BinaryMessage {
 		return fmt.Errorf("lws: Send: invalid message type %d", typ)
 	}
-	o := c.o
+	o := c.o.Load()
 	f := newFrame(len(data))
 	copy(f.buf[cgo.Pre:], data)
 	f.typ = typ
@@ -289,7 +294,7 @@ func truncateUTF8(s string, n int) string {
 }
 
 func (c *Conn) handler() Handler {
-	if h := c.o.handler; h != nil {
+	if h := c.o.Load().handler; h != nil {
 		return h
 	}
 	return HandlerFuncs{}

@@ -8,7 +8,8 @@ import "github.com/lwsgate/lwsgate/callbacks"
 
 // onReceive assembles messages from RECEIVE chunks (service goroutine).
 func (c *Conn) onReceive(ev *callbacks.Event) int {
-	if ev.Len > 0 && c.o.maxMessage >= 0 && int64(ev.Len) > maxCompressed(c.o.maxMessage) {
+	maxMessage := c.o.Load().maxMessage
+	if ev.Len > 0 && maxMessage >= 0 && int64(ev.Len) > maxCompressed(maxMessage) {
 		c.r.limitHit(LimitMaxCompressed)
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}
@@ -20,7 +21,7 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 			c.rxType = BinaryMessage
 		}
 	}
-	if max := c.o.maxMessage; max >= 0 && int64(len(c.rx)+len(ev.Data)) > max {
+	if maxMessage >= 0 && int64(len(c.rx)+len(ev.Data)) > maxMessage {
 		c.r.limitHit(LimitMaxMessage)
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}

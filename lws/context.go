@@ -89,7 +89,7 @@ const httpProtocol = "http"
 // listener is a Listener after New resolved it.
 type listener struct {
 	cfg    Listener
-	opts   linkOpts
+	opts   *linkOpts // service goroutine only (SetListenerLimits)
 	index  int
 	extra  string // "x-a:\x00x-b:\x00" for cgo.WSI.HTTPRequest
 	protos []string
@@ -115,7 +115,7 @@ func New(cfg *Config) (*Context, error) {
 	routeLibraryLog(cfg.Logger)
 	for i, lc := range cfg.Listeners {
 		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...)}
-		l.opts = linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
+		l.opts = &linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
 		extra := lc.ExtraHeaders
 		if lc.ForwardedHeader == headerForwarded && len(lc.TrustedProxies) > 0 &&
 			!slices.ContainsFunc(extra, func(h string) bool { return strings.EqualFold(h, headerForwarded) }) {

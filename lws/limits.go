@@ -1,5 +1,7 @@
 package lws
 
+import "fmt"
+
 // Limit names a limit or an input check, as Config.OnLimit reports it each
 // time it refuses something. The names are stable: metrics and alerts may
 // match them. Each is reported on the service goroutine, with the Name of
@@ -72,5 +74,92 @@ func (c *Context) limitHitOn(lis *listener, link uint64, limit Limit) {
 	if f := c.cfg.OnLimit; f != nil {
 		defer c.recoverHook("OnLimit")
 		f(name, limit)
+	}
+}
+
+// ListenerLimits are the limits of a Listener that a running Context can
+// change (SetListenerLimits): those the binding enforces in Go. Each field
+// is the Listener field of the same name, with the same meaning and the
+// same zero value (its default).
+type ListenerLimits struct {
+	MaxMessageSize int64
+	MaxSendQueue   int64
+	MaxBodySize    int64
+	MaxLinks       int
+	MaxLinksPerIP  int
+	AcceptRate     int
+}
+
+// SetListenerLimits replaces the limits of the listener named name with
+// lim, on the service goroutine, for the links it accepts from then on and
+// for those it holds:
+//
+//   - MaxMessageSize applies to the next RECEIVE of every open WebSocket
+//     link, so to a message already arriving too (its compressed bytes
+//     too: LimitMaxCompressed);
+//   - MaxSendQueue to the next Send of every open link: bytes already
+//     queued stay queued;
+//   - MaxBodySize to the next chunk of a body arriving and to the next
+//     request;
+//   - MaxLinks, MaxLinksPerIP and AcceptRate to the next connection: the
+//     connections held over a lowered limit stay.
+//
+// What libwebsockets enforces itself cannot change on a running Context:
+// MaxHeaderBytes (its header buffer, one size for the whole context),
+// HeaderTimeout after the first request, the ping times, and anything
+// that makes a listener's vhost (Addr, TLS, Subprotocols, Compression).
+//
+// It returns an error naming the field at fault (lim is then not applied),
+// naming an unknown listener, or ErrClosed. It waits for the service
+// goroutine; safe from any goroutine, but not from a handler (like Do).
+func (c *Context) SetListenerLimits(name string, lim ListenerLimits) error {
+	var lis *listener
+	for _, l := range c.listeners {
+		if l.cfg.Name == name {
+			lis = l
+		}
+	}
+	if lis == nil {
+		return fmt.Errorf("lws: SetListenerLimits: no listener %q", name)
+	}
+	if lim.MaxSendQueue < 0 {
+		return fmt.Errorf("lws: SetListenerLimits(%q): MaxSendQueue %d: must not be negative", name, lim.MaxSendQueue)
+	}
+	if lim.MaxBodySize < 0 {
+		return fmt.Errorf("lws: SetListenerLimits(%q): MaxBodySize %d: must not be negative", name, lim.MaxBodySize)
+	}
+	// The defaults are New's: lim's fields in a Listener, defaulted.
+	l := (&Config{Listeners: []Listener{{
+		MaxMessageSize: lim.MaxMessageSize,
+		MaxSendQueue:   lim.MaxSendQueue,
+		MaxBodySize:    lim.MaxBodySize,
+		MaxLinks:       lim.MaxLinks,
+		MaxLinksPerIP:  lim.MaxLinksPerIP,
+		AcceptRate:     lim.AcceptRate,
+	}}}).withDefaults().Listeners[0]
+	return c.Do(func() { c.setLimits(lis, &l) })
+}
+
+// setLimits gives lis the limits of l (service goroutine).
+func (c *Context) setLimits(lis *listener, l *Listener) {
+	cfg := &lis.cfg
+	cfg.MaxMessageSize, cfg.MaxSendQueue, cfg.MaxBodySize = l.MaxMessageSize, l.MaxSendQueue, l.MaxBodySize
+	cfg.MaxLinks, cfg.MaxLinksPerIP, cfg.AcceptRate = l.MaxLinks, l.MaxLinksPerIP, l.AcceptRate
+	o := *lis.opts
+	o.maxMessage, o.maxQueue = l.MaxMessageSize, l.MaxSendQueue
+	lis.opts = &o
+	for _, r := range c.recs {
+		conn := r.conn()
+		if r.lis != lis || conn == nil {
+			continue
+		}
+		conn.o.Store(&o)
+		if conn.deflate {
+			limit := int64(0) // none
+			if o.maxMessage >= 0 {
+				limit = maxCompressed(o.maxMessage)
+			}
+			r.wsi.SetCompressedLimit(limit)
+		}
 	}
 }

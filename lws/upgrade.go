@@ -161,7 +161,7 @@ func (r *rec) onEstablished(ev *callbacks.Event) int {
 		r.link.Subprotocol = r.lis.protos[p]
 	}
 	r.link.Compression = ev.Flags&callbacks.Deflate != 0
-	conn := newConn(r, &r.lis.opts, false)
+	conn := newConn(r, r.lis.opts, false)
 	r.role = wsServer{conn}
 	r.ctx.openLink(r)
 	conn.callOpen()
