@@ -89,12 +89,6 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 	}
 	l.countIn(len(data))
 	g.metrics.msgIn(len(data))
-	if lc := g.listenerCfg(l.Listener); lc != nil && int64(len(data)) > int64(lc.Limits.MaxMessage) {
-		// limits.max_message lowered by a reload (libwebsockets enforces
-		// the value the listener started with).
-		_ = c.Close(lws.StatusMessageTooBig, "message too big")
-		return
-	}
 	l.mu.Lock()
 	if held := l.held; held != nil {
 		// The connect hook has not answered: keep the message, bounded.
