@@ -2,7 +2,10 @@
 # Enforces the package layout: callbacks imports nothing from the module,
 # cgo only callbacks, lws only cgo and callbacks, lws/gateway only lws,
 # cmd/* only lws, lws/gateway and the commands' own helpers under
-# cmd/internal (which import only lws).
+# cmd/internal (which import only lws). internal/testutil, what tests
+# share across packages, imports nothing from the module; the commands
+# that drive tests may import it, lwsgate not. (Tests' own imports are not
+# checked.)
 set -euo pipefail
 mod=$(go list -m)
 fail=0
@@ -18,6 +21,7 @@ check() { # package, allowed module imports (space separated)
 		esac
 	done
 }
+check "$mod/internal/testutil"
 check "$mod/callbacks"
 check "$mod/cgo" callbacks
 check "$mod/lws" cgo callbacks
@@ -26,7 +30,8 @@ internal=$(go list "$mod/cmd/internal/..." 2>/dev/null | sed "s|^$mod/||")
 for p in $(go list "$mod/cmd/..."); do
 	case $p in
 	"$mod"/cmd/internal/*) check "$p" lws ;;
-	*) check "$p" lws lws/gateway $internal ;;
+	"$mod"/cmd/lwsgate) check "$p" lws lws/gateway $internal ;;
+	*) check "$p" lws lws/gateway $internal internal/testutil ;;
 	esac
 done
 exit $fail

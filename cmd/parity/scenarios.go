@@ -20,7 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // program is one implementation under test and how to ask it for each
@@ -107,7 +107,7 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 func (e *env) close() { os.RemoveAll(e.dir) }
 
 func (e *env) makeCert() error {
-	c, err := selfsigned.Write(e.dir)
+	c, err := testutil.SelfSigned(e.dir)
 	if err != nil {
 		return err
 	}
