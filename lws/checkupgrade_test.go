@@ -1,56 +1,16 @@
 package lws
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// upgradeRequest is a valid WebSocket upgrade request for path, with extra
-// header lines ("Name: value\r\n" each).
-func upgradeRequest(path, extra string) string {
-	return "GET " + path + " HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
-}
-
-// rawExchange writes request on a new TCP connection and reads until the
-// server closes it (bounded by hangTimeout). It returns everything read and
-// whether the server closed the connection (EOF or reset) rather than the
-// read timing out.
-func rawExchange(t testing.TB, addr, request string) (string, bool) {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, request)
-	require.NoError(t, err)
-	b, err := io.ReadAll(nc)
-	var ne net.Error
-	timedOut := errors.As(err, &ne) && ne.Timeout()
-	return string(b), !timedOut
-}
-
-// parseRaw parses the first response in raw.
-func parseRaw(t testing.TB, raw string) (*http.Response, string) {
-	t.Helper()
-	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
-	require.NoError(t, err, "response %q", raw)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err, "response %q", raw)
-	return resp, string(b)
-}
 
 func TestCheckUpgrade(t *testing.T) {
 	rec := newRecorder()

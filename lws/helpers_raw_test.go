@@ -3,19 +3,23 @@ package lws
 import (
 	"bufio"
 	"bytes"
-	"context"
+	"compress/flate"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+// Hand-driven peers, for bytes a library would not send: WebSocket ends
+// (rawPeer, rawWS), upgrade requests and raw HTTP exchanges, deflate data.
 
 // rawPeer is a hand-driven WebSocket end, for frames a library would not
 // send: the client of a link to a listener, or the server (rawServer) of a
@@ -175,29 +179,297 @@ func rawServer(t testing.TB, ext string, play func(w *rawPeer)) string {
 	return "ws://" + ln.Addr().String() + "/"
 }
 
-// quickClose bounds Close's wait for links that never finish their
-// closing handshake (their raw peers stop reading).
-func quickClose(c *Config) { c.ShutdownTimeout = time.Second }
+// upgradeRequest is a valid WebSocket upgrade request for path, with extra
+// header lines ("Name: value\r\n" each).
+func upgradeRequest(path, extra string) string {
+	return "GET " + path + " HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
+}
 
-// TestDialLongFrameOverMax: a server sends a dialled link one 1 MiB frame
-// against MaxMessageSize 64 KiB. The link closes with 1009 and the process
-// survives: libwebsockets' client parser overflows its frame buffer when
-// CLIENT_RECEIVE returns -1 in the middle of a long frame (see
-// Conn.receive), which crashed this test with SIGSEGV before.
-func TestDialLongFrameOverMax(t *testing.T) {
-	lim := newLimitLog()
-	codes := make(chan int, 1)
-	url := rawServer(t, "", func(w *rawPeer) {
-		go func() { _, _ = w.nc.Write(serverFrame(true, false, 2, bytes.Repeat([]byte("x"), 1<<20))) }()
-		codes <- w.readCloseCode()
-	})
-	c := newClientContext(t, lim.hook, quickClose)
-	s := newSink()
-	_, err := c.Dial(context.Background(), url, &DialOptions{Handler: s, MaxMessageSize: 64 << 10})
+// rawExchange writes request on a new TCP connection and reads until the
+// server closes it (bounded by hangTimeout). It returns everything read and
+// whether the server closed the connection (EOF or reset) rather than the
+// read timing out.
+func rawExchange(t testing.TB, addr, request string) (string, bool) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	require.NoError(t, err)
-	ce := s.waitClose(t)
-	assert.Equal(t, StatusMessageTooBig, ce.Code)
-	assert.True(t, ce.Local)
-	lim.expect(t, "", LimitMaxMessage)
-	assert.Equal(t, int(StatusMessageTooBig), waitFor(t, codes, "the close frame"))
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, request)
+	require.NoError(t, err)
+	b, err := io.ReadAll(nc)
+	var ne net.Error
+	timedOut := errors.As(err, &ne) && ne.Timeout()
+	return string(b), !timedOut
+}
+
+// parseRaw parses the first response in raw.
+func parseRaw(t testing.TB, raw string) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
+	require.NoError(t, err, "response %q", raw)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "response %q", raw)
+	return resp, string(b)
+}
+
+// keepAliveThen sends first on a new connection, reads its response, and
+// only then sends second, so that libwebsockets has released the first
+// request's header table in between. It returns what followed the first
+// response until the server closed the connection.
+func keepAliveThen(t *testing.T, addr, first, second string) string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, first)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(newBufReader(nc), nil)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	_, err = io.WriteString(nc, second)
+	require.NoError(t, err)
+	rest, err := io.ReadAll(nc)
+	require.NoError(t, err, "connection not closed after the second request")
+	return string(rest)
+}
+
+func newBufReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+// rawExchangeUntil writes request on a new connection and reads until the
+// bytes read contain marker or the server closes the connection. It
+// returns what was read and whether the server closed it.
+func rawExchangeUntil(t testing.TB, addr, request, marker string) (string, bool) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, request)
+	require.NoError(t, err)
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.Contains(string(got), marker) {
+		n, err := nc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			var ne net.Error
+			require.False(t, errors.As(err, &ne) && ne.Timeout(), "timed out; read %q", got)
+			return string(got), true
+		}
+	}
+	return string(got), false
+}
+
+// rawWS is a hand-driven WebSocket client connection.
+type rawWS struct {
+	t  *testing.T
+	nc net.Conn
+	br *bufio.Reader
+}
+
+// dialRawWS opens a WebSocket link to addr by hand and checks the 101.
+func dialRawWS(t *testing.T, addr string) *rawWS {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, upgradeRequest("/", ""))
+	require.NoError(t, err)
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	return &rawWS{t: t, nc: nc, br: br}
+}
+
+// frame writes one frame; masked as a client must unless masked is false.
+func (w *rawWS) frame(fin bool, op byte, payload []byte, masked bool) {
+	w.t.Helper()
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	hdr := []byte{b0}
+	mbit := byte(0)
+	if masked {
+		mbit = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		hdr = append(hdr, mbit|byte(n))
+	case n < 65536:
+		hdr = append(hdr, mbit|126, byte(n>>8), byte(n))
+	default:
+		hdr = append(hdr, mbit|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	p := append([]byte(nil), payload...)
+	if masked {
+		key := [4]byte{0x12, 0x34, 0x56, 0x78}
+		hdr = append(hdr, key[:]...)
+		for i := range p {
+			p[i] ^= key[i&3]
+		}
+	}
+	_, err := w.nc.Write(append(hdr, p...))
+	require.NoError(w.t, err)
+}
+
+// read reads one frame from the server (unmasked); ok is false when the
+// connection ended first.
+func (w *rawWS) read() (op byte, payload []byte, ok bool) {
+	var h [2]byte
+	if _, err := io.ReadFull(w.br, h[:]); err != nil {
+		return 0, nil, false
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var e [2]byte
+		if _, err := io.ReadFull(w.br, e[:]); err != nil {
+			return 0, nil, false
+		}
+		n = int(e[0])<<8 | int(e[1])
+	case 127:
+		var e [8]byte
+		if _, err := io.ReadFull(w.br, e[:]); err != nil {
+			return 0, nil, false
+		}
+		n = 0
+		for _, b := range e {
+			n = n<<8 | int(b)
+		}
+	}
+	payload = make([]byte, n)
+	if _, err := io.ReadFull(w.br, payload); err != nil {
+		return 0, nil, false
+	}
+	return h[0] & 0x0f, payload, true
+}
+
+// closeFrame reads frames until a close frame and returns its payload; ok
+// is false when the connection ended without one.
+func (w *rawWS) closeFrame() ([]byte, bool) {
+	for {
+		op, p, ok := w.read()
+		if !ok {
+			return nil, false
+		}
+		if op == 0x8 {
+			return p, true
+		}
+	}
+}
+
+// dialPMD opens a WebSocket link to addr offering the given
+// Sec-WebSocket-Extensions value ("" for none) and reads the 101.
+func dialPMD(t testing.TB, addr, offer string) *rawPeer {
+	t.Helper()
+	extra := ""
+	if offer != "" {
+		extra = "Sec-WebSocket-Extensions: " + offer + "\r\n"
+	}
+	w := dialUpgrade(t, addr, extra)
+	require.Equal(t, http.StatusSwitchingProtocols, w.resp.StatusCode)
+	return w
+}
+
+// dialUpgrade sends an upgrade request with the extra header lines to addr
+// and reads the response, whatever its status.
+func dialUpgrade(t testing.TB, addr, extra string) *rawPeer {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, upgradeRequest("/", extra))
+	require.NoError(t, err)
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err, "the server closed the connection without an answer")
+	return &rawPeer{nc: nc, br: br, resp: resp}
+}
+
+// readMessage reads one whole data message: its opcode, whether it was
+// compressed, and its payload as sent (not inflated).
+func (w *rawPeer) readMessage() (op byte, compressed bool, payload []byte, err error) {
+	for {
+		fin, rsv1, o, p, e := w.read()
+		if e != nil {
+			return 0, false, nil, e
+		}
+		if o >= 8 {
+			if o == 8 {
+				return o, false, p, nil
+			}
+			continue
+		}
+		if o != 0 {
+			op, compressed = o, rsv1
+		}
+		payload = append(payload, p...)
+		if fin {
+			return op, compressed, payload, nil
+		}
+	}
+}
+
+// deflateMsg compresses msg as one permessage-deflate message: a sync
+// flush without its final 4 bytes (RFC 7692 section 7.2.1). dict is what
+// the peer's window holds from earlier messages (nil: no context takeover).
+func deflateMsg(t testing.TB, msg, dict []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	fw, err := flate.NewWriterDict(&b, flate.DefaultCompression, dict)
+	require.NoError(t, err)
+	_, err = fw.Write(msg)
+	require.NoError(t, err)
+	require.NoError(t, fw.Flush())
+	out := b.Bytes()
+	require.True(t, bytes.HasSuffix(out, []byte{0, 0, 0xff, 0xff}))
+	return out[:len(out)-4]
+}
+
+// inflateMsg inflates one permessage-deflate message; dict as deflateMsg.
+func inflateMsg(p, dict []byte) ([]byte, error) {
+	src := io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}))
+	out, err := io.ReadAll(flate.NewReaderDict(src, dict))
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errors.New("truncated deflate stream")
+	}
+	return out, err
+}
+
+// emptyBlocks is n bytes of empty, non-final stored deflate blocks (5
+// bytes each, n a multiple of 5): compressed data that inflates to nothing.
+func emptyBlocks(n int) []byte { return bytes.Repeat([]byte{0, 0, 0, 0xff, 0xff}, n/5) }
+
+// autobahn137 is the offer list of Autobahn's 13.7.x cases (296 bytes):
+// three configurations, the first asking for an 8-bit server window.
+const autobahn137 = "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; server_max_window_bits=8, " +
+	"permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover, " +
+	"permessage-deflate; client_no_context_takeover; client_max_window_bits"
+
+// rawHTTP writes a raw request on a new TCP connection and reads one
+// response.
+func rawHTTP(t testing.TB, addr, request string) (*http.Response, []byte) {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	_, err = io.WriteString(nc, request)
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, b
 }

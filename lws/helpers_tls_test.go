@@ -1,188 +1,130 @@
 package lws
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
+	"bytes"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"github.com/lwsgate/lwsgate/internal/testutil"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// testPKI is a set of PEM files made at test time (no key is in git), all
-// with ECDSA P-256 keys, which libwebsockets 4.1.6 over OpenSSL 3 loads
-// and serves as readily as RSA ones.
-//
-//	ca.pem                  root CA (the one to trust)
-//	int.pem                 intermediate CA, signed by the root
-//	server.pem, server.key  leaf for 127.0.0.1, ::1 and "localhost", signed
-//	                        by the intermediate
-//	chain.pem               server.pem + int.pem (what a server sends)
-//	expired-chain.pem/.key  like chain.pem, but the leaf expired yesterday
-//	wrongname-chain.pem/.key like chain.pem, for "wrong.example" only
-//	selfsigned.pem/.key     self-signed leaf for 127.0.0.1 and "localhost"
-//	otherca.pem             an unrelated root CA
-//	client.pem, client.key  client certificate (mutual TLS), signed by the
-//	                        root
-//	otherkey.key            a key that matches no certificate
-type testPKI struct {
-	Dir string
+// Certificates (internal/testutil's PKI), TLS servers and client links.
 
-	CA, OtherCA string
-
-	ServerCert, ServerChain, ServerKey string
-	ExpiredChain, ExpiredKey           string
-	WrongNameChain, WrongNameKey       string
-	SelfSigned, SelfSignedKey          string
-	ClientCert, ClientKey              string
-	OtherKey                           string
-
-	caCert *x509.Certificate
-}
-
-// pkiNode is one certificate with its key, to sign others.
-type pkiNode struct {
-	cert *x509.Certificate
-	der  []byte
-	key  *ecdsa.PrivateKey
-}
-
-func newTestPKI(t testing.TB) *testPKI {
+// newTestPKI makes a test PKI (testutil.PKI: a root and an intermediate
+// CA, server, client, expired, wrong-name and self-signed certificates) in
+// a directory of the test's.
+func newTestPKI(t testing.TB) *testutil.PKI {
 	t.Helper()
-	dir := t.TempDir()
-	p := &testPKI{Dir: dir}
-	now := time.Now()
-	valid := func(tpl *x509.Certificate) *x509.Certificate {
-		tpl.NotBefore, tpl.NotAfter = now.Add(-time.Hour), now.Add(24*time.Hour)
-		return tpl
-	}
-	localNames := func(tpl *x509.Certificate) *x509.Certificate {
-		tpl.DNSNames = []string{"localhost"}
-		tpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-		return tpl
-	}
-	caTpl := func(cn string) *x509.Certificate {
-		return valid(&x509.Certificate{
-			Subject:               pkix.Name{CommonName: cn, Organization: []string{"lwsgate tests"}},
-			IsCA:                  true,
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		})
-	}
-	leafTpl := func(cn string, usage x509.ExtKeyUsage) *x509.Certificate {
-		return &x509.Certificate{
-			Subject:               pkix.Name{CommonName: cn, Organization: []string{"lwsgate tests"}},
-			BasicConstraintsValid: true,
-			KeyUsage:              x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:           []x509.ExtKeyUsage{usage},
-		}
-	}
-
-	root := pkiIssue(t, caTpl("lwsgate test root CA"), nil)
-	p.caCert = root.cert
-	inter := caTpl("lwsgate test intermediate CA")
-	inter.MaxPathLen, inter.MaxPathLenZero = 0, true
-	mid := pkiIssue(t, inter, root)
-	other := pkiIssue(t, caTpl("lwsgate unrelated CA"), nil)
-
-	server := pkiIssue(t, valid(localNames(leafTpl("localhost", x509.ExtKeyUsageServerAuth))), mid)
-	expTpl := localNames(leafTpl("localhost (expired)", x509.ExtKeyUsageServerAuth))
-	expTpl.NotBefore, expTpl.NotAfter = now.Add(-48*time.Hour), now.Add(-24*time.Hour)
-	expired := pkiIssue(t, expTpl, mid)
-	wrongTpl := valid(leafTpl("wrong.example", x509.ExtKeyUsageServerAuth))
-	wrongTpl.DNSNames = []string{"wrong.example"}
-	wrong := pkiIssue(t, wrongTpl, mid)
-	// A self-signed leaf: OpenSSL only calls a certificate self-signed
-	// (X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT) when its key usage allows
-	// signing certificates.
-	ssTpl := valid(localNames(leafTpl("localhost (self-signed)", x509.ExtKeyUsageServerAuth)))
-	ssTpl.KeyUsage |= x509.KeyUsageCertSign
-	self := pkiIssue(t, ssTpl, nil)
-	client := pkiIssue(t, valid(leafTpl("lwsgate test client", x509.ExtKeyUsageClientAuth)), root)
-
-	w := func(name string, blocks ...[]byte) string {
-		path := filepath.Join(dir, name)
-		var out []byte
-		for _, b := range blocks {
-			out = append(out, b...)
-		}
-		require.NoError(t, os.WriteFile(path, out, 0o600))
-		return path
-	}
-	p.CA = w("ca.pem", certPEM(root))
-	p.OtherCA = w("otherca.pem", certPEM(other))
-	w("int.pem", certPEM(mid))
-	p.ServerCert = w("server.pem", certPEM(server))
-	p.ServerChain = w("chain.pem", certPEM(server), certPEM(mid))
-	p.ServerKey = w("server.key", keyPEM(t, server.key))
-	p.ExpiredChain = w("expired-chain.pem", certPEM(expired), certPEM(mid))
-	p.ExpiredKey = w("expired.key", keyPEM(t, expired.key))
-	p.WrongNameChain = w("wrongname-chain.pem", certPEM(wrong), certPEM(mid))
-	p.WrongNameKey = w("wrongname.key", keyPEM(t, wrong.key))
-	p.SelfSigned = w("selfsigned.pem", certPEM(self))
-	p.SelfSignedKey = w("selfsigned.key", keyPEM(t, self.key))
-	p.ClientCert = w("client.pem", certPEM(client))
-	p.ClientKey = w("client.key", keyPEM(t, client.key))
-	p.OtherKey = w("otherkey.key", keyPEM(t, pkiKey(t)))
+	p, err := testutil.NewPKI(t.TempDir())
+	require.NoError(t, err)
 	return p
 }
 
-func pkiKey(t testing.TB) *ecdsa.PrivateKey {
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	return k
-}
-
-// pkiIssue signs tpl with issuer's key (nil: self-signed) and a new key.
-func pkiIssue(t testing.TB, tpl *x509.Certificate, issuer *pkiNode) *pkiNode {
-	t.Helper()
-	key := pkiKey(t)
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
-	require.NoError(t, err)
-	tpl.SerialNumber = serial
-	parent, signer := tpl, crypto.Signer(key)
-	if issuer != nil {
-		parent, signer = issuer.cert, issuer.key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tpl, parent, key.Public(), signer)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &pkiNode{cert: cert, der: der, key: key}
-}
-
-func certPEM(n *pkiNode) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: n.der})
-}
-
-func keyPEM(t testing.TB, k *ecdsa.PrivateKey) []byte {
-	der, err := x509.MarshalPKCS8PrivateKey(k)
-	require.NoError(t, err)
-	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
-// Pool returns a pool holding the root CA, for Go clients and servers.
-func (p *testPKI) Pool() *x509.CertPool {
-	pool := x509.NewCertPool()
-	pool.AddCert(p.caCert)
-	return pool
-}
-
-// KeyPair loads a certificate (chain) file and its key for a Go server or
+// keyPair loads a certificate (chain) file and its key for a Go server or
 // client.
-func (p *testPKI) KeyPair(t testing.TB, certFile, keyFile string) tls.Certificate {
+func keyPair(t testing.TB, certFile, keyFile string) tls.Certificate {
 	t.Helper()
 	c, err := tls.LoadX509KeyPair(certFile, keyFile)
 	require.NoError(t, err)
 	return c
+}
+
+// startTLSServer runs a Context with one TLS listener serving the PKI's
+// server chain.
+func startTLSServer(t testing.TB, p *testutil.PKI, l Listener) (*Context, string) {
+	t.Helper()
+	l.TLS = &TLSFiles{CertFile: p.ServerChain, KeyFile: p.ServerKey}
+	return startServer(t, l)
+}
+
+// tlsClientContext runs a Context without listeners, for Dial.
+func tlsClientContext(t testing.TB) *Context {
+	t.Helper()
+	c, err := New(&Config{Logger: testLogger(t)})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, c.Close()) })
+	return c
+}
+
+// dialWSS opens a gorilla client link to wss://addr/ trusting p's CA.
+func dialWSS(t testing.TB, p *testutil.PKI, addr string) *websocket.Conn {
+	t.Helper()
+	d := websocket.Dialer{
+		HandshakeTimeout: 5 * time.Second,
+		TLSClientConfig:  &tls.Config{RootCAs: p.Pool()},
+	}
+	ws, resp, err := d.Dial("wss://"+addr+"/", nil)
+	require.NoError(t, err)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
+	return ws
+}
+
+// wsMsg is one message a client Handler received.
+type wsMsg struct {
+	typ  MessageType
+	data []byte
+}
+
+// clientSink is a Dial Handler that reports everything on channels.
+type clientSink struct {
+	opens  chan *Conn
+	msgs   chan wsMsg
+	pongs  chan []byte
+	closes chan CloseError
+}
+
+func newClientSink() *clientSink {
+	return &clientSink{
+		opens:  make(chan *Conn, 16),
+		msgs:   make(chan wsMsg, 256),
+		pongs:  make(chan []byte, 1024),
+		closes: make(chan CloseError, 16),
+	}
+}
+
+func (s *clientSink) handler() Handler {
+	return HandlerFuncs{
+		Open: func(c *Conn) { s.opens <- c },
+		Message: func(c *Conn, typ MessageType, data []byte) {
+			s.msgs <- wsMsg{typ, append([]byte(nil), data...)}
+		},
+		Pong:  func(c *Conn, data []byte) { s.pongs <- append([]byte(nil), data...) },
+		Close: func(c *Conn, ce CloseError) { s.closes <- ce },
+	}
+}
+
+// lwsEchoSizes sends every size and type on an lws link whose peer echoes,
+// and checks what comes back.
+func lwsEchoSizes(t *testing.T, c *Conn, s *clientSink) {
+	t.Helper()
+	for _, n := range tlsEchoSizes {
+		for _, typ := range []MessageType{BinaryMessage, TextMessage} {
+			msg := sizedMsg(n)
+			require.NoError(t, c.Send(typ, msg), "size %d", n)
+			got := waitFor(t, s.msgs, fmt.Sprintf("echo of %d bytes", n))
+			assert.Equal(t, typ, got.typ, "size %d", n)
+			assert.True(t, bytes.Equal(msg, got.data), "size %d: echo differs (got %d bytes)", n, len(got.data))
+		}
+	}
+}
+
+// closeClient closes an lws link and waits for its OnClose.
+func closeClient(t *testing.T, c *Conn, s *clientSink) CloseError {
+	t.Helper()
+	require.NoError(t, c.Close(StatusNormalClosure, "bye"))
+	return waitFor(t, s.closes, "client OnClose")
+}
+
+// goTLSConfig is a Go server config serving certFile and keyFile.
+func goTLSConfig(t testing.TB, p *testutil.PKI, certFile, keyFile string) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{keyPair(t, certFile, keyFile)}}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -105,7 +106,7 @@ func TestAdmitLinkCounts(t *testing.T) {
 // logged at once, then at most once per refusalLogEvery with the count of
 // refusals it did not log.
 func TestAdmitRefusals(t *testing.T) {
-	var log lockedBuffer
+	var log testutil.Buffer
 	c := &Context{log: slog.New(slog.NewTextHandler(&log, nil)), cfg: &Config{}}
 	lis := &listener{cfg: Listener{Name: "edge", MaxLinks: 1, AcceptRate: -1}}
 	ip := []byte{192, 0, 2, 1}
