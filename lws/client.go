@@ -119,23 +119,9 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := opts.TLS.validate("DialOptions.TLS"); err != nil {
-		return nil, err
-	}
-	if err := validateKeepalive("DialOptions", opts.PingInterval, opts.PingTimeout); err != nil {
-		return nil, err
-	}
-	if opts.Compression && !cgo.CompressionAvailable() {
-		return nil, errors.New("lws: DialOptions.Compression: the libwebsockets this binary uses was built without extensions (LWS_WITHOUT_EXTENSIONS)")
-	}
-	for _, p := range opts.Subprotocols {
-		if p == "" || !validHeaderName(p) {
-			return nil, fmt.Errorf("lws: DialOptions.Subprotocols: %q is not a token", p)
-		}
-	}
-	hdrs, err := headerBlob(nil, opts.Header, nil)
+	ci, err := opts.connectInfo(t)
 	if err != nil {
-		return nil, fmt.Errorf("lws: DialOptions.Header: %w", err)
+		return nil, err
 	}
 	timeout := opts.HandshakeTimeout
 	if timeout <= 0 {
@@ -143,7 +129,7 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	}
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, os.ErrDeadlineExceeded)
 	defer cancel()
-	addr, err := resolve(ctx, t.host)
+	ci.Address, err = resolve(ctx, t.host)
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			return nil, (&dialFailure{cause: cause}).classify(rawURL)
@@ -157,8 +143,31 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	}
 	lo := &linkOpts{handler: opts.Handler, maxMessage: opts.MaxMessageSize, maxQueue: opts.MaxSendQueue, slowConsumer: opts.SlowConsumer}
 	lo.withDefaults()
+	return c.dial(ctx, t, opts, ci, lo)
+}
+
+// connectInfo checks the options and describes the connection to t for
+// the C layer, all but its address.
+func (opts *DialOptions) connectInfo(t *target) (cgo.ConnectInfo, error) {
+	if err := opts.TLS.validate("DialOptions.TLS"); err != nil {
+		return cgo.ConnectInfo{}, err
+	}
+	if err := validateKeepalive("DialOptions", opts.PingInterval, opts.PingTimeout); err != nil {
+		return cgo.ConnectInfo{}, err
+	}
+	if opts.Compression && !cgo.CompressionAvailable() {
+		return cgo.ConnectInfo{}, errors.New("lws: DialOptions.Compression: the libwebsockets this binary uses was built without extensions (LWS_WITHOUT_EXTENSIONS)")
+	}
+	for _, p := range opts.Subprotocols {
+		if p == "" || !validHeaderName(p) {
+			return cgo.ConnectInfo{}, fmt.Errorf("lws: DialOptions.Subprotocols: %q is not a token", p)
+		}
+	}
+	hdrs, err := headerBlob(nil, opts.Header, nil)
+	if err != nil {
+		return cgo.ConnectInfo{}, fmt.Errorf("lws: DialOptions.Header: %w", err)
+	}
 	ci := cgo.ConnectInfo{
-		Address:   addr,
 		Port:      t.port,
 		Path:      t.path,
 		Host:      t.hostHd,
@@ -174,7 +183,12 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 	if opts.PingInterval > 0 {
 		ci.PingSecs, ci.HangupSecs = keepaliveSecs(opts.PingInterval, opts.PingTimeout)
 	}
+	return ci, nil
+}
 
+// dial makes the link on the service goroutine and waits until it is open
+// or has failed, or ctx ends (which aborts it).
+func (c *Context) dial(ctx context.Context, t *target, opts *DialOptions, ci cgo.ConnectInfo, lo *linkOpts) (*Conn, error) {
 	type result struct {
 		conn *Conn
 		err  error
@@ -198,7 +212,7 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 		c.connect(d, ci)
 	})
 	if !ok {
-		return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
+		return nil, &DialError{URL: t.url, Kind: DialClosed, Err: ErrClosed}
 	}
 	var out result
 	select {
@@ -213,17 +227,17 @@ func (c *Context) Dial(ctx context.Context, rawURL string, opts *DialOptions) (*
 		select {
 		case out = <-res:
 		case <-c.done:
-			return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
+			return nil, &DialError{URL: t.url, Kind: DialClosed, Err: ErrClosed}
 		}
 	case <-c.done:
-		return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
+		return nil, &DialError{URL: t.url, Kind: DialClosed, Err: ErrClosed}
 	}
 	if out.err != nil {
 		if cause := context.Cause(ctx); cause != nil {
 			// The context ended while the dial was failing for
 			// another reason (the peer hung up as the caller gave
 			// up): the caller's reason wins, as with net.Dialer.
-			return nil, (&dialFailure{cause: cause}).classify(rawURL)
+			return nil, (&dialFailure{cause: cause}).classify(t.url)
 		}
 	}
 	return out.conn, out.err

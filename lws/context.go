@@ -220,7 +220,17 @@ func (c *Context) run(started chan<- error) {
 	// The thread is not unlocked: it exits with the goroutine, taking any
 	// thread state libwebsockets or OpenSSL left on it.
 	defer close(c.done)
+	err := c.start()
+	started <- err
+	if err == nil {
+		c.loop()
+		c.destroy()
+	}
+}
 
+// start creates the libwebsockets context and opens the listeners; on
+// failure nothing is left of them.
+func (c *Context) start() error {
 	// libwebsockets' VALIDATE_UTF8 option stays off: the binding checks
 	// text messages and close reasons itself (Conn.onReceive, onPeerClose).
 	// With the option on, libwebsockets 4.1 and 4.3 drop a link whose
@@ -238,8 +248,7 @@ func (c *Context) run(started chan<- error) {
 		ServiceBufferSize: serviceBufferSize,
 	}, dispatcher{c})
 	if err != nil {
-		started <- err
-		return
+		return err
 	}
 	c.lc = lc
 	// Every reason crosses into Go only for the reason log.
@@ -249,8 +258,7 @@ func (c *Context) run(started chan<- error) {
 		if err != nil {
 			c.flushTrace()
 			c.destroy()
-			started <- err
-			return
+			return err
 		}
 		if l.proxy != nil {
 			c.addrs = append(c.addrs, l.proxy.ln.Addr())
@@ -270,8 +278,12 @@ func (c *Context) run(started chan<- error) {
 	}
 	c.lcPtr.Store(lc)
 	c.flushTrace()
-	started <- nil
+	return nil
+}
 
+// loop services the context until it stops: the queued work, the answers
+// of connections that do not read, then lws_service.
+func (c *Context) loop() {
 	lastYield := time.Now()
 	for !c.stopReq.Load() {
 		if c.npend.Load() > 0 {
@@ -289,18 +301,17 @@ func (c *Context) run(started chan<- error) {
 			runtime.Gosched()
 			lastYield = now
 		}
-		err := lc.Service()
+		err := c.lc.Service()
 		c.flushTrace()
 		if err != nil {
 			c.err = err
 			c.log.Error("lws: service loop failed", "err", err)
-			break
+			return
 		}
 		if c.stopping && (c.busyRecs() == 0 || time.Now().After(c.deadline)) {
-			break
+			return
 		}
 	}
-	c.destroy()
 }
 
 func (c *Context) openListener(l *listener, opts uint64) (int, error) {
