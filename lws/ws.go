@@ -6,62 +6,73 @@ import (
 	"github.com/lwsgate/lwsgate/callbacks"
 )
 
-// The two roles of an open WebSocket link: which callback of a server or a
-// client link calls which Conn method. The Conn does the work: receiving
-// in conn_rx.go, writing in conn_tx.go.
+// The two roles of an open WebSocket link, server and client: which
+// callback of each calls which Conn method. The Conn does the work:
+// receiving in conn_rx.go, writing in conn_tx.go.
 
 // wsServer is the role of a link a listener accepted, from ESTABLISHED
 // (upgrade.go) to WSI_DESTROY.
 type wsServer struct{ *Conn }
 
-func (w wsServer) on(ev *callbacks.Event) int {
-	switch ev.Reason {
-	case callbacks.Receive:
-		return w.receive(ev)
-	case callbacks.ReceivePong:
-		w.callPong(ev.Data)
-	case callbacks.ServerWriteable:
-		return w.onWritable()
-	case callbacks.WSPeerInitiatedClose:
-		return w.onPeerClose(ev.Data)
-	case callbacks.Closed, callbacks.WSServerDropProtocol:
-		// DROP_PROTOCOL comes first when libwebsockets itself failed the
-		// link (a protocol error: it has sent its close 1002): from then
-		// on nothing may be written, not even an echo already queued
-		// (Autobahn 3.2, 4.1.3-5, 4.2.3-5, 5.15 caught that).
-		w.markClosed()
-	}
-	return 0
-}
-
-func (w wsServer) destroy() CloseError { return w.finish() }
-func (wsServer) busy() bool            { return true }
-func (w wsServer) stop()               { w.requestClose(StatusGoingAway, "server shutting down") }
+func (w wsServer) on(ev *callbacks.Event) int { return w.onLink(ev, &serverCallbacks) }
 
 // wsClient is the role of a link this side dialled, from CLIENT_ESTABLISHED
 // (openClient) to WSI_DESTROY.
 type wsClient struct{ *Conn }
 
-func (w wsClient) on(ev *callbacks.Event) int {
+func (w wsClient) on(ev *callbacks.Event) int { return w.onLink(ev, &clientCallbacks) }
+
+// wsCallbacks are the reasons libwebsockets calls a link of one side with.
+type wsCallbacks struct {
+	receive, pong, writeable, closed, dropped callbacks.Reason
+}
+
+var (
+	serverCallbacks = wsCallbacks{
+		receive:   callbacks.Receive,
+		pong:      callbacks.ReceivePong,
+		writeable: callbacks.ServerWriteable,
+		closed:    callbacks.Closed,
+		dropped:   callbacks.WSServerDropProtocol,
+	}
+	clientCallbacks = wsCallbacks{
+		receive:   callbacks.ClientReceive,
+		pong:      callbacks.ClientReceivePong,
+		writeable: callbacks.ClientWriteable,
+		closed:    callbacks.ClientClosed,
+		dropped:   callbacks.WSClientDropProtocol,
+	}
+)
+
+// onLink handles a callback of an open link whose side's reasons are cb.
+func (c *Conn) onLink(ev *callbacks.Event, cb *wsCallbacks) int {
 	switch ev.Reason {
-	case callbacks.ClientReceive:
-		return w.receive(ev)
-	case callbacks.ClientReceivePong:
-		w.callPong(ev.Data)
-	case callbacks.ClientWriteable:
-		return w.onWritable()
+	case cb.receive:
+		return c.receive(ev)
+	case cb.writeable:
+		return c.onWritable()
+	case cb.pong:
+		c.callPong(ev.Data)
 	case callbacks.WSPeerInitiatedClose:
-		return w.onPeerClose(ev.Data)
-	case callbacks.ClientClosed, callbacks.WSClientDropProtocol:
-		// DROP_PROTOCOL: see wsServer.
-		w.markClosed()
+		return c.onPeerClose(ev.Data)
+	case cb.closed, cb.dropped:
+		// DROP_PROTOCOL comes first when libwebsockets itself failed the
+		// link (a protocol error: it has sent its close 1002): from then
+		// on nothing may be written, not even an echo already queued
+		// (Autobahn 3.2, 4.1.3-5, 4.2.3-5, 5.15 caught that).
+		c.markClosed()
 	}
 	return 0
 }
 
-func (w wsClient) destroy() CloseError { return w.finish() }
-func (wsClient) busy() bool            { return true }
-func (w wsClient) stop()               { w.requestClose(StatusGoingAway, "server shutting down") }
+// destroy is WSI_DESTROY (role): see finish.
+func (c *Conn) destroy() CloseError { return c.finish() }
+
+// busy: Close waits for an open link (role).
+func (c *Conn) busy() bool { return true }
+
+// stop closes the link with 1001 when Close begins (role).
+func (c *Conn) stop() { c.requestClose(StatusGoingAway, "server shutting down") }
 
 // openClient is CLIENT_ESTABLISHED of a WebSocket dial: the link opens,
 // its handler's OnOpen runs, and Dial returns the Conn.
