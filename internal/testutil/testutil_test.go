@@ -26,6 +26,11 @@ func TestBuffer(t *testing.T) {
 	if n := len(b.String()); n != 800 {
 		t.Fatalf("%d bytes, want 800", n)
 	}
+	p := b.Bytes()
+	p[0] = 'y'
+	if b.String()[0] != 'x' {
+		t.Error("Bytes is not a copy")
+	}
 }
 
 // TestPKI: each certificate verifies, or fails to, as its name says.
