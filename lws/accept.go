@@ -9,7 +9,7 @@ import (
 
 // An accepted connection: what every connection a listener takes goes
 // through, whatever it turns out to carry. Its accounting against the
-// listener's limits (countLink, uncountLink) is in limits.go.
+// listener's limits (countLink, uncountLink) is in admission.go.
 
 // accepted is the role of an accepted connection until its first request
 // is known: an HTTP request makes it an *httpConn (onHTTP), an upgrade a

@@ -71,7 +71,7 @@ type Context struct {
 	reasons reasonCounts // callbacks per reason; read from any goroutine
 	trace   []byte       // reason-log lines, written out once per pass
 
-	// Accepting (limits.go) and dialling (dial.go).
+	// Accepting (admission.go) and dialling (dial.go).
 	accepting     pendingAccept             // admitted, WSI_CREATE to come
 	connecting    *rec                      // the client link inside its connect call
 	clientVhosts  map[ClientTLS]cgo.VhostID // client vhosts by TLS settings
