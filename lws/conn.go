@@ -80,10 +80,10 @@ type linkOpts struct {
 func newConn(r *rec, o *linkOpts, client bool) *Conn {
 	c := &Conn{r: r, client: client, deflate: r.link.Compression}
 	c.o.Store(o)
-	if r.req != nil {
-		c.req.Store(r.req)
-		c.raw = r.req.raw
-		c.val = r.req.val // Request.SetValue, from CheckUpgrade
+	if u := r.up; u != nil {
+		c.req.Store(&u.Request)
+		c.raw = u.raw
+		c.val = u.val // Request.SetValue, from CheckUpgrade
 	}
 	if c.deflate && o.maxMessage >= 0 {
 		r.wsi.SetCompressedLimit(maxCompressed(o.maxMessage))
@@ -129,8 +129,8 @@ func (c *Conn) Request() *Request {
 		return req
 	}
 	l := &c.r.link
-	req, err := parseRequest(c.raw, l.Remote, l.ID, l.Listener)
-	if err != nil {
+	req := new(Request)
+	if err := parseRequest(req, c.raw, l.Remote, l.ID, l.Listener); err != nil {
 		return nil // cannot happen: the same bytes parsed at the upgrade
 	}
 	checkFraming(req) // sets ContentLength, as it did at the upgrade

@@ -39,7 +39,7 @@ type rec struct {
 	queued  atomic.Bool    // in Context.pending
 	timer   timerKind      // accepted connections: what the TIMER callback is for
 
-	req  *Request // an upgrade request, from HTTP_CONFIRM_UPGRADE to ESTABLISHED
+	up   *pendingUpgrade // an upgrade request, from HTTP_CONFIRM_UPGRADE to ESTABLISHED
 	link Link
 	cc   *cgo.Client // client links: C memory of the connection, freed on release
 

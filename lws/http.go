@@ -128,8 +128,8 @@ func (h *httpConn) onRequest() int {
 		c.log.Warn("lws: HTTP request while another is being answered; closing", "link", r.id)
 		return -1
 	}
-	req, err := r.readRequest()
-	if err != nil {
+	req := new(Request)
+	if _, err := r.readRequest(req); err != nil {
 		c.log.Warn("lws: reading request", "link", r.id, "err", err)
 		return -1
 	}

@@ -39,8 +39,7 @@ type Request struct {
 	// request has none.
 	ContentLength int64
 
-	raw string // what the request was parsed from (parseRequest)
-	val any    // SetValue
+	val any // SetValue
 }
 
 // SetValue attaches an application value to the request. On an upgrade
@@ -68,12 +67,13 @@ func (r *Request) Query() url.Values {
 	return v
 }
 
-// readRequest reads the request headers of r's wsi (service goroutine).
-func (r *rec) readRequest() (*Request, error) {
+// readRequest reads the request headers of r's wsi into req and returns
+// what it parsed them from (service goroutine).
+func (r *rec) readRequest(req *Request) (raw string, err error) {
 	c := r.ctx
 	buf, err := r.wsi.HTTPRequest(c.hbuf, r.lis.extra)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if cap(buf) <= 64<<10 {
 		c.hbuf = buf[:0]
@@ -89,30 +89,33 @@ func (r *rec) readRequest() (*Request, error) {
 	default:
 		remote = r.wsi.RemoteAddr()
 	}
-	req, err := parseRequest(string(buf), remote, r.id, r.lis.cfg.Name)
-	if err == nil && r.peer != nil {
+	raw = string(buf)
+	if err := parseRequest(req, raw, remote, r.id, r.lis.cfg.Name); err != nil {
+		return "", err
+	}
+	if r.peer != nil {
 		req.Remote = tcpAddr(r.requestClient(req.Header))
 	}
-	return req, err
+	return raw, nil
 }
 
-// parseRequest makes a Request of raw, what cgo.WSI.HTTPRequest read. The
+// parseRequest fills req from raw, what cgo.WSI.HTTPRequest read. The
 // request's strings are all slices of raw, and its header's values share
 // one backing array: a request is a few allocations, not one per field.
 // A WebSocket link keeps only raw for its life and parses it again if
 // asked after OnOpen (Conn.Request).
-func parseRequest(raw string, remote net.Addr, linkID uint64, listener string) (*Request, error) {
+func parseRequest(req *Request, raw string, remote net.Addr, linkID uint64, listener string) error {
 	s := raw
 	var f [4]string // method, path, query, protocol
 	for i := range f {
 		j := strings.IndexByte(s, 0)
 		if j < 0 {
-			return nil, fmt.Errorf("lws: malformed request info")
+			return fmt.Errorf("lws: malformed request info")
 		}
 		f[i], s = s[:j], s[j+1:]
 	}
 	n := strings.Count(s, "\x00") / 2
-	req := &Request{
+	*req = Request{
 		Method:        f[0],
 		Path:          f[1],
 		RawQuery:      f[2],
@@ -122,7 +125,6 @@ func parseRequest(raw string, remote net.Addr, linkID uint64, listener string) (
 		LinkID:        linkID,
 		Listener:      listener,
 		ContentLength: -1,
-		raw:           raw,
 	}
 	vals := make([]string, n)
 	for i := range n {
@@ -137,7 +139,7 @@ func parseRequest(raw string, remote net.Addr, linkID uint64, listener string) (
 		vals[i] = val
 		req.Header[key] = vals[i : i+1 : i+1]
 	}
-	return req, nil
+	return nil
 }
 
 // validHeaderName reports whether k is an HTTP token (RFC 9110 section

@@ -29,8 +29,10 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 	if r.refuse != admitted {
 		return r.answerRefused(true)
 	}
-	req, err := r.readRequest()
-	if err != nil {
+	u := new(pendingUpgrade)
+	req := &u.Request
+	var err error
+	if u.raw, err = r.readRequest(req); err != nil {
 		c.log.Warn("lws: reading upgrade request", "link", r.id, "err", err)
 		return -1
 	}
@@ -59,7 +61,7 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 	if k := r.admitForwarded(req); k != admitted {
 		return r.refuseAdmission(k, addrPortOf(req.Remote).Addr(), true)
 	}
-	r.req = req
+	r.up = u
 	if f := r.lis.cfg.CheckUpgrade; f != nil {
 		if err := c.callCheckUpgrade(f, req); err != nil {
 			status, msg := http.StatusForbidden, ""
@@ -136,7 +138,7 @@ func (r *rec) refuseUpgrade(status int, msg string, hdrs []byte) int {
 	if msg == "" {
 		msg = http.StatusText(status)
 	}
-	r.req = nil
+	r.up = nil
 	if !r.wsi.RefuseHTTP(status, hdrs, []byte(msg+"\n")) {
 		return -1
 	}
@@ -152,8 +154,8 @@ func (r *rec) onEstablished(ev *callbacks.Event) int {
 		Listener: r.lis.cfg.Name,
 		Opened:   time.Now(),
 	}
-	if r.req != nil {
-		r.link.Path, r.link.Remote = r.req.Path, r.req.Remote
+	if r.up != nil {
+		r.link.Path, r.link.Remote = r.up.Path, r.up.Remote
 	} else {
 		r.link.Remote = tcpAddr(r.connAddr())
 	}
@@ -167,7 +169,15 @@ func (r *rec) onEstablished(ev *callbacks.Event) int {
 	conn.callOpen()
 	// The link keeps the request's raw bytes (Conn.Request), not the
 	// parsed request: about 0.7 KB of an idle link's Go heap.
-	r.req = nil
+	r.up = nil
 	conn.req.Store(nil)
 	return 0
+}
+
+// pendingUpgrade is an upgrade request allocated with the bytes it was parsed
+// from, which its link keeps (Conn.Request): one allocation, and no field
+// for them in every Request.
+type pendingUpgrade struct {
+	Request
+	raw string
 }
