@@ -104,7 +104,8 @@ func maxCompressed(maxMessage int64) int64 {
 func (c *Conn) Link() Link { return c.r.link }
 
 // Context returns the Context the link belongs to, for example to dial a
-// backend link from a handler.
+// backend link for it (from a goroutine of its own: Dial waits for the
+// service goroutine, which runs the handlers).
 func (c *Conn) Context() *Context { return c.r.ctx }
 
 // ID returns Link().ID.
