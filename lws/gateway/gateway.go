@@ -164,7 +164,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		OnLinkOpen:      g.onLinkOpen,
-		OnLimit:         func(listener, limit string) { g.metrics.limitHits.WithLabelValues(listener, limit).Inc() },
+		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
 		OnLinkClose:     g.onLinkClose,
 	}
 	if *cfg.Log.Trace {
@@ -245,10 +245,14 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 			g.metrics.upgradeRefused.WithLabelValues(name, "503").Inc()
 			return &lws.HTTPError{Status: 503, Message: "draining: reconnect to another instance"}
 		}
-		if _, e := g.authenticate(name, r); e != nil {
+		id, e := g.authenticate(name, r)
+		if e != nil {
 			g.metrics.upgradeRefused.WithLabelValues(name, strconv.Itoa(e.status)).Inc()
 			g.log.Info("upgrade refused", "link", r.LinkID, "listener", name, "remote", addrString(r.Remote), "status", e.status, "why", e.msg)
 			return e.httpError()
+		}
+		if id != nil {
+			r.SetValue(id) // the link's identity, for OnOpen
 		}
 		return nil
 	}
