@@ -64,33 +64,13 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 	r.up = u
 	if f := r.lis.cfg.CheckUpgrade; f != nil {
 		if err := c.callCheckUpgrade(f, req); err != nil {
-			status, msg := http.StatusForbidden, ""
-			var hdrs []byte
-			var he *HTTPError
-			if errors.As(err, &he) {
-				status, msg = he.Status, he.Message
-				var herr error
-				hdrs, herr = headerBlob(nil, he.Header, refusalOwnHeader)
-				switch {
-				case status < 400 || status > 599:
-					c.log.Warn("lws: CheckUpgrade: HTTPError.Status must be 400..599; sending 500", "link", r.id, "status", status)
-					status, msg, hdrs = http.StatusInternalServerError, "", nil
-				case herr != nil:
-					c.log.Warn("lws: CheckUpgrade: HTTPError.Header; sending 500", "link", r.id, "err", herr)
-					status, msg, hdrs = http.StatusInternalServerError, "", nil
-				}
-			}
-			return r.refuseUpgrade(status, msg, hdrs)
+			return r.refuseUpgrade(r.refusalOf(err))
 		}
 	}
 	if vs := req.Header.Values("Sec-Websocket-Protocol"); len(vs) > 0 {
-		if chosen, rewrite := chooseProtocol(vs, r.lis.protos); rewrite {
-			// A list lws cannot read: the chosen name is all it sees.
-			if n, ok := r.wsi.SetProtocol(r.lis.protos[chosen]); !ok {
-				r.limitHit(LimitBadUpgrade)
-				return r.refuseUpgrade(http.StatusRequestHeaderFieldsTooLarge,
-					fmt.Sprintf("Sec-WebSocket-Protocol: %d bytes, more than the %d this server takes on more than one line", n, maxSubprotocolList), nil)
-			}
+		if status, why := r.chooseProtocol(vs); status != 0 {
+			r.limitHit(LimitBadUpgrade)
+			return r.refuseUpgrade(status, why, nil)
 		}
 	}
 	if vs := req.Header.Values("Sec-Websocket-Extensions"); len(vs) > 0 {
@@ -100,6 +80,42 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 		}
 	}
 	return 0
+}
+
+// refusalOf is the answer to CheckUpgrade's error: 403, or an HTTPError's
+// status, message and headers; 500 (and a warning) for an HTTPError that
+// is not a refusal or whose headers cannot be sent.
+func (r *rec) refusalOf(err error) (status int, msg string, hdrs []byte) {
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		return http.StatusForbidden, "", nil
+	}
+	hdrs, herr := headerBlob(nil, he.Header, refusalOwnHeader)
+	switch {
+	case he.Status < 400 || he.Status > 599:
+		r.ctx.log.Warn("lws: CheckUpgrade: HTTPError.Status must be 400..599; sending 500", "link", r.id, "status", he.Status)
+	case herr != nil:
+		r.ctx.log.Warn("lws: CheckUpgrade: HTTPError.Header; sending 500", "link", r.id, "err", herr)
+	default:
+		return he.Status, he.Message, hdrs
+	}
+	return http.StatusInternalServerError, "", nil
+}
+
+// chooseProtocol makes a Sec-WebSocket-Protocol list libwebsockets cannot
+// read (longer than it parses, or on more than one line) the one name
+// chosen from it, the only one lws then sees; a list too long even for
+// that is refused with 431.
+func (r *rec) chooseProtocol(values []string) (status int, why string) {
+	chosen, rewrite := chooseProtocol(values, r.lis.protos)
+	if !rewrite {
+		return 0, ""
+	}
+	if n, ok := r.wsi.SetProtocol(r.lis.protos[chosen]); !ok {
+		return http.StatusRequestHeaderFieldsTooLarge,
+			fmt.Sprintf("Sec-WebSocket-Protocol: %d bytes, more than the %d this server takes on more than one line", n, maxSubprotocolList)
+	}
+	return 0, ""
 }
 
 // lwsExtensionsMax is the longest Sec-WebSocket-Extensions header
