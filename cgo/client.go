@@ -8,60 +8,8 @@ import "C"
 
 import (
 	"errors"
-	"fmt"
 	"unsafe"
 )
-
-// ClientVhostInfo describes a vhost that only makes client connections. Each
-// distinct TLS trust setting needs its own, because libwebsockets keeps one
-// client TLS context per vhost.
-type ClientVhostInfo struct {
-	Index int    // reported in callbacks.Event.Protocol as Index<<16
-	Name  string // vhost name, for libwebsockets' logs
-	// Protocol is the name of the one local protocol client links bind to.
-	Protocol string
-	// Options are LWS_SERVER_OPTION_* bits (OptionDoSSLGlobalInit is
-	// needed for TLS links).
-	Options uint64
-	// CAFile verifies servers ("": the operating system's store);
-	// CertFile and KeyFile are a client certificate for mutual TLS.
-	CAFile, CertFile, KeyFile string
-	// TxPacketSize is the protocol's tx_packet_size (0: lws default).
-	TxPacketSize int
-	// Compression makes the vhost's links offer permessage-deflate (RFC
-	// 7692). It needs CompressionAvailable.
-	Compression bool
-}
-
-// VhostID names a vhost made by NewClientVhost.
-type VhostID int
-
-// NewClientVhost creates a client-only vhost. On the service goroutine only.
-func (c *Context) NewClientVhost(v ClientVhostInfo) (VhostID, error) {
-	names := (*[1]*C.char)(C.calloc(1, C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-	c.cmem = append(c.cmem, unsafe.Pointer(names))
-	names[0] = c.cstr(v.Protocol)
-	vi := C.lwsgo_vhost_info{
-		index:            C.int(v.Index),
-		name:             c.cstr(v.Name),
-		port:             C.CONTEXT_PORT_NO_LISTEN,
-		options:          C.uint64_t(v.Options),
-		client_ca_path:   c.cstr(v.CAFile),
-		client_cert_path: c.cstr(v.CertFile),
-		client_key_path:  c.cstr(v.KeyFile),
-		protocol_names:   (**C.char)(unsafe.Pointer(names)),
-		nprotocols:       1,
-		tx_packet_size:   C.size_t(v.TxPacketSize),
-		compression:      b2i(v.Compression),
-	}
-	var vh *C.lwsgo_vhost
-	lines := captureErrors(func() { vh = C.lwsgo_vhost_create(c.cd, &vi) })
-	if vh == nil {
-		return 0, fmt.Errorf("lws: client vhost %q failed%s", v.Name, detail(lines))
-	}
-	c.vhosts = append(c.vhosts, vh)
-	return VhostID(len(c.vhosts) - 1), nil
-}
 
 // ConnectInfo describes one client connection.
 type ConnectInfo struct {
@@ -194,12 +142,3 @@ func (w WSI) ClientResponse(buf []byte, custom string) ([]byte, error) {
 
 // ClientBodyDone tells libwebsockets the request body is complete.
 func (w WSI) ClientBodyDone() { C.lwsgo_client_body_done(C.uintptr_t(w)) }
-
-// RxFlow pauses (false) or resumes (true) reading from the connection.
-func (w WSI) RxFlow(enable bool) { C.lwsgo_rx_flow(C.uintptr_t(w), b2i(enable)) }
-
-// X509ErrorString describes an X509_V_ERR_* code, as passed in
-// callbacks.Event.Len of OPENSSL_PERFORM_SERVER_CERT_VERIFICATION.
-func X509ErrorString(code int) string {
-	return C.GoString(C.lwsgo_x509_error_string(C.int(code)))
-}

@@ -38,17 +38,28 @@ type ContextInfo struct {
 	MaxHTTPHeaderPool int
 }
 
-// VhostInfo describes one listener. Zero fields take lws defaults.
+// VhostInfo describes one vhost, whichever constructor makes it: a listener
+// (NewVhost), a server that listens nowhere (NewAdoptingVhost) or a vhost
+// that only makes client connections (NewClientVhost). The zero value of
+// each field means "libwebsockets' choice" unless stated otherwise.
 type VhostInfo struct {
 	// Index is reported back in callbacks.Event.Protocol as Index<<16|protocol.
 	Index int
-	Name  string
+	Name  string // the vhost's name, for libwebsockets' logs
 	Iface string // IP address or interface name; "" for all
-	Port  int    // 0: kernel-chosen; NoListen: client-only vhost
-	// Options are LWS_SERVER_OPTION_* bits that apply per vhost.
+	// Port is the listener's port (0: kernel-chosen). NewAdoptingVhost
+	// and NewClientVhost set it themselves.
+	Port int
+	// Options are LWS_SERVER_OPTION_* bits that apply per vhost
+	// (OptionDoSSLGlobalInit is needed for TLS, listener or client).
 	Options uint64
 	// CertPath, KeyPath and CAPath are PEM files for a TLS listener.
 	CertPath, KeyPath, CAPath string
+	// ClientCAPath verifies the servers of the vhost's client links ("":
+	// the operating system's store); ClientCertPath and ClientKeyPath are
+	// a client certificate for mutual TLS. libwebsockets keeps one client
+	// TLS context per vhost, so each distinct setting needs a vhost.
+	ClientCAPath, ClientCertPath, ClientKeyPath string
 	// ALPN is the TLS ALPN list, e.g. "http/1.1".
 	ALPN string
 	// KeepaliveTimeout is the idle HTTP keep-alive time in seconds.
@@ -62,13 +73,15 @@ type VhostInfo struct {
 	// PingSecs and HangupSecs set the idle policy: ping a link idle for
 	// PingSecs, drop one idle for HangupSecs (0 both: lws defaults).
 	PingSecs, HangupSecs int
-	// Protocols are the protocol names; Protocols[0] also serves HTTP and
-	// WebSocket upgrades without a subprotocol. At least one is required.
+	// Protocols are the protocol names; at least one is required.
+	// Protocols[0] also serves HTTP and WebSocket upgrades without a
+	// subprotocol; a client vhost's links all bind to Protocols[0].
 	Protocols []string
 	// RxBufferSize and TxPacketSize are per protocol (0: lws defaults).
 	RxBufferSize, TxPacketSize int
-	// Compression makes the vhost accept permessage-deflate (RFC 7692)
-	// when a client offers it. It needs CompressionAvailable.
+	// Compression makes a listener accept permessage-deflate (RFC 7692)
+	// when a client offers it, and a client vhost's links offer it. It
+	// needs CompressionAvailable.
 	Compression bool
 }
 
@@ -157,14 +170,17 @@ func (c *Context) cstr(s string) *C.char {
 	return p
 }
 
-// NewVhost creates a vhost (a listener when Port != NoListen) and returns
-// the port it listens on. On the service goroutine only.
+// VhostID names a vhost made by NewAdoptingVhost or NewClientVhost.
+type VhostID int
+
+// NewVhost creates a listener and returns the port it listens on. On the
+// service goroutine only.
 func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
-	vh, err := c.newVhost(v)
+	id, err := c.addVhost(v, "lws_create_vhost")
 	if err != nil {
 		return 0, err
 	}
-	return int(C.lwsgo_vhost_port(vh)), nil
+	return int(C.lwsgo_vhost_port(c.vhosts[id])), nil
 }
 
 // NewAdoptingVhost creates a server vhost that listens nowhere: its
@@ -172,10 +188,14 @@ func (c *Context) NewVhost(v VhostInfo) (port int, err error) {
 // AdoptSocket (v.Port is ignored). On the service goroutine only.
 func (c *Context) NewAdoptingVhost(v VhostInfo) (VhostID, error) {
 	v.Port = C.CONTEXT_PORT_NO_LISTEN_SERVER
-	if _, err := c.newVhost(v); err != nil {
-		return 0, err
-	}
-	return VhostID(len(c.vhosts) - 1), nil
+	return c.addVhost(v, "lws_create_vhost")
+}
+
+// NewClientVhost creates a vhost that only makes client connections
+// (v.Port is ignored). On the service goroutine only.
+func (c *Context) NewClientVhost(v VhostInfo) (VhostID, error) {
+	v.Port = NoListen
+	return c.addVhost(v, "client vhost")
 }
 
 // AdoptSocket hands the connected socket fd to vhost vh (made by
@@ -188,9 +208,11 @@ func (c *Context) AdoptSocket(vh VhostID, fd int) WSI {
 	return WSI(C.lwsgo_adopt_socket(c.vhosts[vh], C.int(fd)))
 }
 
-func (c *Context) newVhost(v VhostInfo) (*C.lwsgo_vhost, error) {
+// addVhost fills the one C struct every vhost is made from; what names
+// the vhost in an error.
+func (c *Context) addVhost(v VhostInfo, what string) (VhostID, error) {
 	if len(v.Protocols) == 0 {
-		return nil, errors.New("lws: vhost needs at least one protocol")
+		return 0, errors.New("lws: vhost needs at least one protocol")
 	}
 	names := (*[1 << 16]*C.char)(C.calloc(C.size_t(len(v.Protocols)), C.size_t(unsafe.Sizeof((*C.char)(nil)))))
 	c.cmem = append(c.cmem, unsafe.Pointer(names))
@@ -207,6 +229,9 @@ func (c *Context) newVhost(v VhostInfo) (*C.lwsgo_vhost, error) {
 		key_path:             c.cstr(v.KeyPath),
 		ca_path:              c.cstr(v.CAPath),
 		alpn:                 c.cstr(v.ALPN),
+		client_ca_path:       c.cstr(v.ClientCAPath),
+		client_cert_path:     c.cstr(v.ClientCertPath),
+		client_key_path:      c.cstr(v.ClientKeyPath),
 		keepalive_timeout:    C.uint(v.KeepaliveTimeout),
 		timeout_secs_ah_idle: C.uint(v.HeaderTimeoutSecs),
 		timeout_secs:         C.int(v.TimeoutSecs),
@@ -221,10 +246,10 @@ func (c *Context) newVhost(v VhostInfo) (*C.lwsgo_vhost, error) {
 	var vh *C.lwsgo_vhost
 	lines := captureErrors(func() { vh = C.lwsgo_vhost_create(c.cd, &vi) })
 	if vh == nil {
-		return nil, fmt.Errorf("lws: lws_create_vhost %q failed%s", v.Name, detail(lines))
+		return 0, fmt.Errorf("lws: %s %q failed%s", what, v.Name, detail(lines))
 	}
 	c.vhosts = append(c.vhosts, vh)
-	return vh, nil
+	return VhostID(len(c.vhosts) - 1), nil
 }
 
 // SetReportAll chooses whether the callbacks that only matter to a reason
@@ -336,17 +361,3 @@ func (c *Context) dispatch(wsi, user uintptr, r callbacks.Reason, in unsafe.Poin
 	ev.Data = nil
 	return ret
 }
-
-// PooledRxBuffers returns how many WebSocket links' receive buffers are in
-// the shim's pool now (rxpool.c), for tests to prove they are given back.
-func PooledRxBuffers() int64 { return int64(C.lwsgo_rxpool_live()) }
-
-// HeaderBuffers returns how many request header buffers libwebsockets has
-// allocated and not freed, as the allocator recorded them for
-// WSI.SetExtensionOffer (rxpool.c): for tests to prove the record follows.
-func HeaderBuffers() int { return int(C.lwsgo_ah_data_live()) }
-
-// RxPoolEnabled reports whether receive buffers come from the pool: not
-// when its address range could not be reserved, nor under AddressSanitizer
-// (which then guards them as malloc's). Meaningful once a Context exists.
-func RxPoolEnabled() bool { return C.lwsgo_rxpool_enabled() != 0 }

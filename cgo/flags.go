@@ -7,7 +7,7 @@ import "C"
 
 import "github.com/lwsgate/lwsgate/callbacks"
 
-// shimFlags pairs each callbacks.Flags constant with the bit shim.c sets
+// shimFlags pairs each callbacks.Flags constant with the bit the C side sets
 // for it, so that a test can hold the two definitions together.
 var shimFlags = map[string][2]uint32{
 	"FirstFragment": {uint32(callbacks.FirstFragment), C.LWSGO_F_FIRST},

@@ -142,10 +142,11 @@ static int lwsgo_reason_value(int i) { return lwsgo_reason_table[i].value; }
 */
 import "C"
 
-// ReasonTable returns every LWS_CALLBACK_* enumerator of the headers this
-// package was compiled against, with its C value. Tests use it to check
-// the constants of package callbacks against the real headers.
-func ReasonTable() map[string]int {
+// reasonTable returns every LWS_CALLBACK_* enumerator of the headers this
+// package was compiled against, with its C value. Tests use it (through
+// export_test.go) to check the constants of package callbacks against the
+// real headers.
+func reasonTable() map[string]int {
 	m := map[string]int{}
 	for i := C.int(0); C.lwsgo_reason_name(i) != nil; i++ {
 		m[C.GoString(C.lwsgo_reason_name(i))] = int(C.lwsgo_reason_value(i))

@@ -18,13 +18,15 @@
  * libwebsockets' own allocator does. Built with AddressSanitizer there is
  * no range, and every buffer is malloc's.
  *
- * The allocator also keeps the address and size of each buffer lws parses
- * a request's headers into (_lws_create_ah: lws_malloc(data_size, "ah
- * data")), so that the shim can change a header in it within its bounds
- * (lwsgo_ws_set_offer): a hash table, looked up on every free of a buffer
- * that is not a slot while any header buffer is live.
+ * The allocator also tells offer.c of each buffer lws parses a request's
+ * headers into (_lws_create_ah: lws_malloc(data_size, "ah data")) and of
+ * each struct that indexes one ("ah struct"), and of their frees, so that
+ * the binding can change a header within the buffer's bounds
+ * (lwsgo_ws_set_offer, lwsgo_ws_set_protocol).
+ *
+ * See shim.c for the design of the C layer and the list of its files.
  */
-#include "shim.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -117,133 +119,6 @@ rx_release(void *p)
 	pthread_mutex_unlock(&rx_mu);
 }
 
-/* The live header buffers: open addressing, linear probing, removal by
- * backward shift; key 0 is an empty slot (ahd_mu). */
-static pthread_mutex_t ahd_mu = PTHREAD_MUTEX_INITIALIZER;
-static uintptr_t *ahd_key;
-static size_t *ahd_size;
-static size_t ahd_cap; /* a power of two, or 0 */
-static size_t ahd_n;   /* also read without ahd_mu, as a hint */
-
-static size_t
-ahd_home(uintptr_t k)
-{
-	return (size_t)((uint64_t)(k >> 4) * 0x9e3779b97f4a7c15ull) &
-	       (ahd_cap - 1);
-}
-
-/* ahd_find returns k's slot, or that of the empty slot where it would go. */
-static size_t
-ahd_find(uintptr_t k)
-{
-	size_t i = ahd_home(k);
-
-	while (ahd_key[i] && ahd_key[i] != k)
-		i = (i + 1) & (ahd_cap - 1);
-	return i;
-}
-
-static void
-ahd_add(void *p, size_t size)
-{
-	size_t i;
-
-	pthread_mutex_lock(&ahd_mu);
-	if (2 * (ahd_n + 1) > ahd_cap) {
-		size_t oc = ahd_cap, nc = oc ? 2 * oc : 64;
-		uintptr_t *ok = ahd_key, *nk = calloc(nc, sizeof(*nk));
-		size_t *os = ahd_size, *ns = calloc(nc, sizeof(*ns));
-
-		if (!nk || !ns) {
-			/* Not recorded: lwsgo_ws_set_offer will not find it. */
-			free(nk);
-			free(ns);
-			pthread_mutex_unlock(&ahd_mu);
-			return;
-		}
-		ahd_key = nk;
-		ahd_size = ns;
-		ahd_cap = nc;
-		for (i = 0; i < oc; i++)
-			if (ok[i]) {
-				size_t j = ahd_find(ok[i]);
-
-				ahd_key[j] = ok[i];
-				ahd_size[j] = os[i];
-			}
-		free(ok);
-		free(os);
-	}
-	i = ahd_find((uintptr_t)p);
-	ahd_key[i] = (uintptr_t)p;
-	ahd_size[i] = size;
-	__atomic_store_n(&ahd_n, ahd_n + 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&ahd_mu);
-}
-
-/* ahd_del forgets p; it returns p's size, 0 if p was no header buffer. */
-static size_t
-ahd_del(void *p)
-{
-	size_t i, j, h, n;
-
-	if (!__atomic_load_n(&ahd_n, __ATOMIC_RELAXED))
-		return 0;
-	pthread_mutex_lock(&ahd_mu);
-	i = ahd_find((uintptr_t)p);
-	if (!ahd_key[i]) {
-		pthread_mutex_unlock(&ahd_mu);
-		return 0;
-	}
-	n = ahd_size[i];
-	/* Shift back the entries the removed one's slot displaced. */
-	for (j = (i + 1) & (ahd_cap - 1); ahd_key[j];
-	     j = (j + 1) & (ahd_cap - 1)) {
-		h = ahd_home(ahd_key[j]);
-		if ((j > i && (h <= i || h > j)) ||
-		    (j < i && h <= i && h > j)) {
-			ahd_key[i] = ahd_key[j];
-			ahd_size[i] = ahd_size[j];
-			i = j;
-		}
-	}
-	ahd_key[i] = 0;
-	__atomic_store_n(&ahd_n, ahd_n - 1, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&ahd_mu);
-	return n;
-}
-
-/*
- * lwsgo_ah_data_find finds the header buffer that holds p, a value lws
- * stored near its start (the request URI, 9 bytes in): it tries the
- * addresses malloc may have returned (16-byte aligned) up to
- * LWSGO_AH_NEAR bytes before p. It returns the buffer and sets *size, or
- * returns NULL.
- */
-#define LWSGO_AH_NEAR 256
-
-char *
-lwsgo_ah_data_find(const char *p, size_t *size)
-{
-	uintptr_t a = (uintptr_t)p & ~(uintptr_t)15, k;
-	size_t i;
-	char *base = NULL;
-
-	if (!p || !__atomic_load_n(&ahd_n, __ATOMIC_RELAXED))
-		return NULL;
-	pthread_mutex_lock(&ahd_mu);
-	for (k = 0; k <= LWSGO_AH_NEAR && k <= a; k += 16) {
-		i = ahd_find(a - k);
-		if (ahd_key[i] && (uintptr_t)p < ahd_key[i] + ahd_size[i]) {
-			base = (char *)ahd_key[i];
-			*size = ahd_size[i];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ahd_mu);
-	return base;
-}
-
 /* libwebsockets' allocator (lws_set_allocator): realloc, and free when
  * size is 0. */
 static void *
@@ -274,24 +149,27 @@ lwsgo_lws_realloc(void *ptr, size_t size, const char *reason)
 		if (p)
 			return p;
 	}
-	if (ptr && size && (old = ahd_del(ptr))) {
+	if (ptr && size && (old = lwsgo_ah_data_forget(ptr))) {
 		/* lws does not resize header buffers; were it to... */
 		void *n = realloc(ptr, size);
 
-		ahd_add(n ? n : ptr, n ? size : old);
+		lwsgo_ah_data_record(n ? n : ptr,
+				     n ? size | (old & LWSGO_AH_STRUCT) : old);
 		return n;
 	}
-	if (!ptr && size && reason && !strcmp(reason, "ah data")) {
+	if (!ptr && size && reason &&
+	    (!strcmp(reason, "ah data") || !strcmp(reason, "ah struct"))) {
 		void *p = malloc(size);
 
 		if (p)
-			ahd_add(p, size);
+			lwsgo_ah_data_record(p, strcmp(reason, "ah struct") ?
+						      size : size | LWSGO_AH_STRUCT);
 		return p;
 	}
 	if (size)
 		return realloc(ptr, size);
 	if (ptr)
-		ahd_del(ptr);
+		lwsgo_ah_data_forget(ptr);
 	free(ptr);
 	return NULL;
 }
@@ -327,12 +205,6 @@ void
 lwsgo_rxpool_install(void)
 {
 	pthread_once(&rx_once, rx_install);
-}
-
-size_t
-lwsgo_ah_data_live(void)
-{
-	return __atomic_load_n(&ahd_n, __ATOMIC_RELAXED);
 }
 
 long

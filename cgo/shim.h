@@ -32,7 +32,7 @@
  * The C state of a wsi, at the start of its lws user_space: a listener's
  * protocols have lws allocate it (per_session_data_size), zeroed; a client
  * brings its own as the first member of lwsgo_client. Only the
- * permessage-deflate wrapper (shim.c) and lwsgo_callback use it.
+ * permessage-deflate wrapper (pmd.c) and lwsgo_callback use it.
  */
 typedef struct lwsgo_keep {
 	size_t len;
@@ -115,24 +115,24 @@ typedef struct lwsgo_vhost {
 	lws_retry_bo_t retry;
 } lwsgo_vhost;
 
+/* context.c */
 lwsgo_ctx *lwsgo_ctx_new(void);
-/* rxpool.c: libwebsockets' allocator, with the links' receive buffers in
- * page-aligned slots (installed once, by the first context). */
-void lwsgo_rxpool_install(void);
-int lwsgo_rxpool_enabled(void);
-long lwsgo_rxpool_live(void);
 int lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci);
 void lwsgo_ctx_free(lwsgo_ctx *cd);
 void lwsgo_wake(lwsgo_ctx *cd);
 void lwsgo_set_report_all(lwsgo_ctx *cd, int on);
 int lwsgo_forced_service(lwsgo_ctx *cd);
-
 lwsgo_vhost *lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi);
 void lwsgo_vhost_free(lwsgo_vhost *v);
 int lwsgo_vhost_port(lwsgo_vhost *v);
 uintptr_t lwsgo_adopt_socket(lwsgo_vhost *v, int fd);
-
 void lwsgo_log_init(int levels);
+
+/* rxpool.c: libwebsockets' allocator, with the links' receive buffers in
+ * page-aligned slots (installed once, by the first context). */
+void lwsgo_rxpool_install(void);
+int lwsgo_rxpool_enabled(void);
+long lwsgo_rxpool_live(void);
 
 /*
  * Client links. A client's C-side state lives in lwsgo_client, C memory that
@@ -166,22 +166,35 @@ typedef struct lwsgo_connect_info {
 	const lws_retry_bo_t *retry; /* NULL: the vhost's */
 } lwsgo_connect_info;
 
+/* client.c */
 uintptr_t lwsgo_client_connect(lwsgo_ctx *cd, const lwsgo_connect_info *ci);
 lwsgo_client *lwsgo_client_new(const char *hdrs, int hdrslen, int body);
 void lwsgo_client_free(lwsgo_client *cl);
 lws_retry_bo_t *lwsgo_retry_new(uint16_t ping_secs, uint16_t hangup_secs);
-int lwsgo_client_response(uintptr_t wsi, char *buf, int len, const char *custom,
-			  int customlen);
 int lwsgo_client_body_done(uintptr_t wsi);
-void lwsgo_rx_flow(uintptr_t wsi, int enable);
 const char *lwsgo_x509_error_string(int code);
 
+/* wsi.c */
 int lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		   int binary, int first, int last, int check);
 int lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len);
 int lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len,
 		       int check);
+void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
+			size_t len);
+int lwsgo_on_writable(uintptr_t wsi);
+void lwsgo_set_opaque(uintptr_t wsi, uintptr_t h);
+int lwsgo_socket_fd(uintptr_t wsi);
+void lwsgo_kill(uintptr_t wsi, int sync);
+void lwsgo_set_timeout(uintptr_t wsi, int secs);
+void lwsgo_set_timer(uintptr_t wsi, int64_t usecs);
+void lwsgo_rx_flow(uintptr_t wsi, int enable);
+
+/* pmd.c */
 int lwsgo_compression_available(void);
+void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
+
+/* offer.c */
 /* The longest offer lwsgo_ws_set_offer writes: permessage-deflate with both
  * context takeover parameters. */
 #define LWSGO_OFFER_MAX 80
@@ -192,20 +205,13 @@ int lwsgo_compression_available(void);
  * end before. */
 #define LWSGO_EXTENSIONS_MAX (128 + 256 + LWS_PRE - 1)
 int lwsgo_ws_set_offer(uintptr_t wsi, const char *offer);
-char *lwsgo_ah_data_find(const char *p, size_t *size);
+/* The longest subprotocol name lws binds: it tokenizes names into 64 bytes
+ * (lws_process_ws_upgrade, lib/roles/ws/server-ws.c). */
+#define LWSGO_PROTOCOL_NAME_MAX 63
+int lwsgo_ws_set_protocol(uintptr_t wsi, const char *name);
 size_t lwsgo_ah_data_live(void);
-void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
-void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
-			size_t len);
-int lwsgo_on_writable(uintptr_t wsi);
-void lwsgo_set_opaque(uintptr_t wsi, uintptr_t h);
-int lwsgo_socket_fd(uintptr_t wsi);
-void lwsgo_kill(uintptr_t wsi, int sync);
-void lwsgo_set_timeout(uintptr_t wsi, int secs);
-void lwsgo_set_timer(uintptr_t wsi, int64_t usecs);
 
-int lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
-		    int customlen);
+/* http.c */
 int lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs,
 		       int hdrslen, int64_t content_length, int check);
 int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
@@ -214,6 +220,12 @@ int lwsgo_http_transaction_completed(uintptr_t wsi);
 int lwsgo_http_service_writable(uintptr_t wsi);
 int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 		      const unsigned char *body, int bodylen);
+
+/* headers.c */
+int lwsgo_http_info(uintptr_t wsi, char *buf, int len, const char *custom,
+		    int customlen);
+int lwsgo_client_response(uintptr_t wsi, char *buf, int len, const char *custom,
+			  int customlen);
 int lwsgo_custom_header_count(uintptr_t wsi, const char *name, int nlen);
 /* 1 when lwsgo_custom_header_count can count (see there) */
 #if LWS_LIBRARY_VERSION_NUMBER >= 4003000 && defined(LWS_WITH_CUSTOM_HEADERS)

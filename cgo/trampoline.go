@@ -1,7 +1,8 @@
 package cgo
 
 // This file holds every //export of the module. A file with //export may
-// only declare in its preamble (cmd/cgo), so the C side is in shim.c.
+// only declare in its preamble (cmd/cgo), so the C side is in the .c files
+// (shim.c lists them).
 //
 // Each trampoline is short: recover, find the Go object, dispatch, return.
 // A panic must never unwind through libwebsockets' C frames; it is turned

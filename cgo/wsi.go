@@ -103,6 +103,23 @@ func (w WSI) WriteWSHeld(h *HeldFrame, payload []byte, binary, first, last, chec
 // 0: none. Call it at ESTABLISHED.
 func (w WSI) SetCompressedLimit(n int64) { C.lwsgo_set_rx_limit(C.uintptr_t(w), C.uint64_t(n)) }
 
+// SetProtocol replaces the Sec-WebSocket-Protocol header of the upgrade
+// request libwebsockets is about to answer with name, the subprotocol
+// chosen, from HTTP_CONFIRM_UPGRADE; see lwsgo_ws_set_protocol. It
+// returns the header's length as libwebsockets counts it (0: the request
+// has none) and whether it was replaced: not when the header came on more
+// than one line, nor when lws' header buffer or its record of the header
+// could not be found.
+func (w WSI) SetProtocol(name string) (length int, ok bool) {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	n := int(C.lwsgo_ws_set_protocol(C.uintptr_t(w), cs))
+	if n < 0 {
+		return -n, false
+	}
+	return n, true
+}
+
 // ExtensionsMax is the longest Sec-WebSocket-Extensions header
 // SetExtensionOffer can replace (LWSGO_EXTENSIONS_MAX).
 const ExtensionsMax = C.LWSGO_EXTENSIONS_MAX
@@ -156,6 +173,9 @@ func (w WSI) CloseReason(code int, reason string) {
 
 // CallbackOnWritable asks for a WRITEABLE callback.
 func (w WSI) CallbackOnWritable() { C.lwsgo_on_writable(C.uintptr_t(w)) }
+
+// RxFlow pauses (false) or resumes (true) reading from the connection.
+func (w WSI) RxFlow(enable bool) { C.lwsgo_rx_flow(C.uintptr_t(w), b2i(enable)) }
 
 // SetUser stores a handle in the wsi's opaque user data (0 clears it).
 func (w WSI) SetUser(h Handle) { C.lwsgo_set_opaque(C.uintptr_t(w), C.uintptr_t(h)) }
@@ -226,107 +246,6 @@ func (w WSI) PeerClosed() bool {
 		return false
 	}
 	return true // ECONNRESET and the like
-}
-
-// HTTPRequest reads the method, path, query, version and headers of an HTTP
-// request into buf (grown if needed) as NUL-separated strings: method, path,
-// query, version ("HTTP/1.1"), then name, value pairs, one per header line. custom lists extra header names to look up, in the
-// form "x-name:\x00x-other:\x00".
-func (w WSI) HTTPRequest(buf []byte, custom string) ([]byte, error) {
-	return w.headerInfo(buf, custom, false)
-}
-
-// headerInfo fills buf (grown as needed) with lwsgo_http_info's or, for a
-// client link's response, lwsgo_client_response's strings.
-func (w WSI) headerInfo(buf []byte, custom string, response bool) ([]byte, error) {
-	var cp *C.char
-	if len(custom) > 0 {
-		cp = (*C.char)(unsafe.Pointer(unsafe.StringData(custom)))
-	}
-	for range 4 {
-		if cap(buf) == 0 {
-			buf = make([]byte, 0, 4096)
-		}
-		buf = buf[:cap(buf)]
-		p, l, cl := (*C.char)(unsafe.Pointer(&buf[0])), C.int(len(buf)), C.int(len(custom))
-		var n int
-		if response {
-			n = int(C.lwsgo_client_response(C.uintptr_t(w), p, l, cp, cl))
-		} else {
-			n = int(C.lwsgo_http_info(C.uintptr_t(w), p, l, cp, cl))
-		}
-		if n >= 0 {
-			return buf[:n], nil
-		}
-		buf = make([]byte, 0, -n+64)
-	}
-	return nil, errors.New("lws: headers kept growing")
-}
-
-// WriteHTTPHeaders writes the status line and headers of a response. hdrs
-// holds NUL-terminated name, value pairs. contentLength < 0 means unknown.
-func (w WSI) WriteHTTPHeaders(status int, hdrs []byte, contentLength int64, check bool) WriteResult {
-	var p *C.char
-	if len(hdrs) > 0 {
-		p = (*C.char)(unsafe.Pointer(&hdrs[0]))
-	}
-	return WriteResult(C.lwsgo_http_headers(C.uintptr_t(w), C.int(status), p, C.int(len(hdrs)), C.int64_t(contentLength), b2i(check)))
-}
-
-// WriteHTTP writes body bytes frame[off:off+n]; final marks the last chunk.
-// The Pre bytes before off must belong to frame.
-func (w WSI) WriteHTTP(frame []byte, off, n int, final, check bool) WriteResult {
-	if off < Pre || off+n > len(frame) || off >= cap(frame) {
-		panic("cgo: WriteHTTP without LWS_PRE headroom")
-	}
-	return WriteResult(C.lwsgo_http_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n), b2i(final), b2i(check)))
-}
-
-// RefuseHTTP answers a request with an error status, from its
-// HTTP_CONFIRM_UPGRADE (instead of the 101) or HTTP callback: status, hdrs
-// (NUL-terminated name, value pairs) and a text/plain body, with
-// "connection: close", in one write. At HTTP_CONFIRM_UPGRADE the callback
-// must then return 1 (answered), at HTTP -1; either way libwebsockets
-// closes the connection once the response is out. It reports false when
-// the response could not be written (the callback should return -1).
-func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
-	var hp *C.char
-	if len(hdrs) > 0 {
-		hp = (*C.char)(unsafe.Pointer(&hdrs[0]))
-	}
-	var bp *C.uchar
-	if len(body) > 0 {
-		bp = (*C.uchar)(unsafe.Pointer(&body[0]))
-	}
-	return C.lwsgo_http_refuse(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body))) == 0
-}
-
-// CustomHeaderCount counts the lines of a request header libwebsockets does
-// not know (name lower case with the colon, "forwarded:"), or returns -1
-// when this libwebsockets cannot tell (see CountsCustomHeaders).
-func (w WSI) CustomHeaderCount(name string) int {
-	if name == "" {
-		return -1
-	}
-	return int(C.lwsgo_custom_header_count(C.uintptr_t(w), (*C.char)(unsafe.Pointer(unsafe.StringData(name))), C.int(len(name))))
-}
-
-// CountsCustomHeaders reports whether CustomHeaderCount can count: with
-// libwebsockets 4.3.0 or later (lws_hdr_custom_name_foreach), built with
-// custom headers.
-func CountsCustomHeaders() bool { return C.LWSGO_COUNTS_CUSTOM_HEADERS == 1 }
-
-// ServiceWritable delivers the HTTP_WRITEABLE callback now, as if poll(2)
-// had reported the socket writable and not readable (lws_service_fd with
-// POLLOUT alone). Call it only between Service calls, never from inside a
-// callback; the connection may be closed (WSI_DESTROY delivered) when it
-// returns.
-func (w WSI) ServiceWritable() { C.lwsgo_http_service_writable(C.uintptr_t(w)) }
-
-// HTTPTransactionCompleted ends an HTTP transaction. It reports whether the
-// connection must now be closed (true) or may carry the next request.
-func (w WSI) HTTPTransactionCompleted() bool {
-	return C.lwsgo_http_transaction_completed(C.uintptr_t(w)) != 0
 }
 
 // payloadPtr points at frame[off], which may be at len(frame) for an empty

@@ -21,9 +21,10 @@ func BenchmarkReceiveReassembly(b *testing.B) {
 	for _, size := range []int{32, 1024, 64 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			got := 0
-			c := &Conn{r: &rec{}, o: &linkOpts{maxMessage: -1, handler: HandlerFuncs{
+			c := &Conn{r: &rec{}}
+			c.o.Store(&linkOpts{maxMessage: -1, handler: HandlerFuncs{
 				Message: func(_ *Conn, _ MessageType, data []byte) { got += len(data) },
-			}}}
+			}})
 			payload := make([]byte, size)
 			ev := &callbacks.Event{Reason: callbacks.Receive, Data: payload,
 				Flags: callbacks.FirstFragment | callbacks.FinalFragment | callbacks.Binary | callbacks.NoRemaining}
@@ -142,7 +143,7 @@ func itoaB(n int) string {
 // from a raw TCP client that allocates nothing, so that allocs/op are the
 // server's: request, response writer, headers, body copies.
 func BenchmarkHTTPRequest(b *testing.B) {
-	srv, err := New(&Config{Logger: testLogger(b), Listeners: []Listener{{Addr: "127.0.0.1:0", Links: HTTPListen,
+	srv, err := New(&Config{Logger: testLogger(b), Listeners: []Listener{{Addr: "127.0.0.1:0", Accept: AcceptHTTP,
 		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_ = w.Respond(200, r.Body)

@@ -48,6 +48,11 @@ func (s StatusCode) String() string {
 	return strconv.Itoa(int(s))
 }
 
+// MaxCloseReason is the longest close reason, in bytes, a close frame
+// carries: a control frame's 125 bytes of payload less the 2 of the code
+// (RFC 6455 section 5.5). Conn.Close cuts a longer one.
+const MaxCloseReason = 123
+
 // Sendable reports whether s may appear in a close frame: 1000-1003,
 // 1007-1014, or 3000-4999 (RFC 6455 section 7.4 and the IANA registry).
 func (s StatusCode) Sendable() bool {

@@ -42,7 +42,8 @@ type Config struct {
 	LinkTrace int
 
 	// NetworkTimeout bounds each network step libwebsockets waits on, such as
-	// a handshake or a close acknowledgement (timeout_secs). 0: 15s.
+	// a handshake or a close acknowledgement (timeout_secs). 0:
+	// DefaultNetworkTimeout (15s).
 	NetworkTimeout time.Duration
 
 	// MaxHeaderBytes is the buffer for one HTTP request's request line and
@@ -51,12 +52,14 @@ type Config struct {
 	// MaxHeaderBytes can only raise it). A request with more is
 	// closed by libwebsockets without a response (431 is not sent) and
 	// without a callback, so it is not reported to OnLimit. The buffer is
-	// allocated per connection only while it reads a request. 0: 8192.
+	// allocated per connection only while it reads a request. 0:
+	// DefaultMaxHeaderBytes (8192).
 	// At most 65535.
 	MaxHeaderBytes int
 
 	// ShutdownTimeout is how long Close waits for links to finish their close
-	// handshakes before it destroys the context anyway. 0: 5s.
+	// handshakes before it destroys the context anyway. 0:
+	// DefaultShutdownTimeout (5s).
 	ShutdownTimeout time.Duration
 
 	// DisableUTF8Validation turns off the check that text messages (and
@@ -79,47 +82,32 @@ type Config struct {
 	// listener's Name ("" for a link this side dialled) and limit one of
 	// the Limit* names (see LimitMaxLinks), for example to count them in
 	// metrics. It must not block.
-	OnLimit func(listener, limit string)
+	OnLimit func(listener string, limit Limit)
 }
 
-// LinkTypes selects what a listener accepts.
-type LinkTypes uint8
+// Accept says what a listener accepts: WebSocket links, HTTP requests, or
+// both on one port.
+type Accept uint8
 
-// Link types, named as in the system lwsgate descends from.
+// What a listener accepts.
 const (
-	// TCPListen: long links, WebSocket.
-	TCPListen LinkTypes = 1 << iota
-	// HTTPListen: short links, HTTP requests.
-	HTTPListen
+	// AcceptWebSocket: WebSocket upgrades, each a long-lived link
+	// (Listener.Handler).
+	AcceptWebSocket Accept = 1 << iota
+	// AcceptHTTP: HTTP requests (Listener.HTTPHandler).
+	AcceptHTTP
 )
 
-// String returns "tcplisten", "httplisten" or "tcplisten,httplisten".
-func (t LinkTypes) String() string {
+// String returns "ws", "http" or "ws,http", as LinkKind names them.
+func (a Accept) String() string {
 	var s []string
-	if t&TCPListen != 0 {
-		s = append(s, "tcplisten")
+	if a&AcceptWebSocket != 0 {
+		s = append(s, LinkWebSocket.String())
 	}
-	if t&HTTPListen != 0 {
-		s = append(s, "httplisten")
+	if a&AcceptHTTP != 0 {
+		s = append(s, LinkHTTP.String())
 	}
 	return strings.Join(s, ",")
-}
-
-// ParseLinkTypes parses a comma-separated list of "tcplisten" and
-// "httplisten" (also "ws" and "http").
-func ParseLinkTypes(s string) (LinkTypes, error) {
-	var t LinkTypes
-	for _, f := range strings.Split(s, ",") {
-		switch strings.TrimSpace(strings.ToLower(f)) {
-		case "tcplisten", "ws":
-			t |= TCPListen
-		case "httplisten", "http":
-			t |= HTTPListen
-		default:
-			return 0, fmt.Errorf("unknown link type %q (want tcplisten, httplisten)", f)
-		}
-	}
-	return t, nil
 }
 
 // SlowConsumerPolicy says what Send does when a link's send queue is full.
@@ -145,15 +133,17 @@ type TLSFiles struct {
 	CAFile string
 }
 
-// Listener configures one listening endpoint (a libwebsockets vhost).
+// Listener configures one listening endpoint (a libwebsockets vhost). The
+// limits the binding enforces in Go (ListenerLimits) can change on a
+// running Context: see Context.SetListenerLimits.
 type Listener struct {
 	// Name identifies the listener in logs and Link.Listener. "": Addr.
 	Name string
 	// Addr is "host:port" to listen on; host "" means every address, port 0
 	// a kernel-chosen port (see Context.Addrs). Required.
 	Addr string
-	// Links is what the listener accepts. 0: TCPListen|HTTPListen.
-	Links LinkTypes
+	// Accept is what the listener accepts. 0: AcceptWebSocket|AcceptHTTP.
+	Accept Accept
 
 	// Handler receives the WebSocket links. nil: messages are dropped.
 	Handler Handler
@@ -163,7 +153,9 @@ type Listener struct {
 	// CheckUpgrade, when non-nil, is called on the service goroutine for each
 	// WebSocket upgrade request that passed the binding's own checks, before the
 	// 101. A non-nil error refuses the upgrade: an *HTTPError sends its Status
-	// and Message; any other error sends 403. It must not block.
+	// and Message; any other error sends 403. It must not block. A value
+	// it attaches to the request (Request.SetValue) becomes the link's
+	// Conn.Value.
 	//
 	// A refused request gets that status with "Connection: close", and the
 	// connection is closed once the response is out. The link never opens:
@@ -174,15 +166,18 @@ type Listener struct {
 	CheckUpgrade func(r *Request) error
 
 	// Subprotocols are WebSocket subprotocols accepted besides none. A
-	// client asking only for others is refused.
+	// client asking only for others is refused. A list of any length is
+	// taken (a browser may carry a token in it), though libwebsockets
+	// reads 126 bytes: the binding gives it the name it chose.
 	Subprotocols []string
 
 	// MaxMessageSize is the largest WebSocket message accepted; a bigger
-	// one closes the link with 1009. 0: 1 MiB. Negative: no limit.
+	// one closes the link with 1009. 0: DefaultMaxMessageSize (1 MiB).
+	// Negative: no limit.
 	MaxMessageSize int64
 	// MaxSendQueue caps the bytes queued by Send and not yet written to
-	// the socket, per link. 0: 4 MiB or twice MaxMessageSize, whichever is
-	// larger.
+	// the socket, per link. 0: DefaultMaxSendQueue(MaxMessageSize), twice
+	// MaxMessageSize and at least 4 MiB.
 	MaxSendQueue int64
 	// SlowConsumer is the policy when MaxSendQueue is reached. 0: RejectSend.
 	SlowConsumer SlowConsumerPolicy
@@ -296,18 +291,43 @@ type Listener struct {
 	Compression bool
 }
 
-// Defaults; SECURITY.md gives the reason for each limit.
+// The defaults: what a zero field of Config, Listener or DialOptions
+// stands for, stated here once; SECURITY.md gives the reason for each
+// limit.
 const (
-	defaultMaxMessage     = 1 << 20
-	defaultMaxQueue       = 4 << 20
-	defaultMaxBody        = 1 << 20
-	defaultMaxHeaderBytes = 8 << 10
-	defaultHeaderTimeout  = 10 * time.Second
-	defaultBodyTimeout    = 30 * time.Second
-	defaultMaxLinks       = 10000
-	defaultAcceptRate     = 1000
-	txPacketSize          = 64 << 10
+	DefaultNetworkTimeout  = 15 * time.Second // Config.NetworkTimeout
+	DefaultShutdownTimeout = 5 * time.Second  // Config.ShutdownTimeout
+	DefaultMaxHeaderBytes  = 8 << 10          // Config.MaxHeaderBytes
+	DefaultMaxMessageSize  = 1 << 20          // Listener and DialOptions MaxMessageSize
+	DefaultMaxBodySize     = 1 << 20          // Listener.MaxBodySize
+	DefaultHTTPKeepAlive   = 5 * time.Second  // Listener.HTTPKeepAlive
+	DefaultHeaderTimeout   = 10 * time.Second // Listener.HeaderTimeout
+	DefaultBodyTimeout     = 30 * time.Second // Listener.BodyTimeout
+	DefaultMaxLinks        = 10000            // Listener.MaxLinks
+	DefaultAcceptRate      = 1000             // Listener.AcceptRate
+	// DefaultPingGrace is how long after PingInterval a link without a
+	// pong is dropped when PingTimeout is 0 (Listener, DialOptions).
+	DefaultPingGrace = 10 * time.Second
+
+	// minDefaultMaxSendQueue is DefaultMaxSendQueue's floor.
+	minDefaultMaxSendQueue = 4 << 20
+	txPacketSize           = 64 << 10
 )
+
+// DefaultMaxSendQueue is the send queue of a link whose MaxSendQueue is 0
+// (Listener, DialOptions): twice its MaxMessageSize, at least 4 MiB.
+func DefaultMaxSendQueue(maxMessageSize int64) int64 {
+	return max(minDefaultMaxSendQueue, 2*maxMessageSize)
+}
+
+// pingTimeout is the PingTimeout that a PingInterval and PingTimeout pair
+// stands for.
+func pingTimeout(interval, timeout time.Duration) time.Duration {
+	if timeout == 0 {
+		return interval + DefaultPingGrace
+	}
+	return timeout
+}
 
 func (c *Config) withDefaults() *Config {
 	var out Config
@@ -319,48 +339,48 @@ func (c *Config) withDefaults() *Config {
 		out.Logger = slog.Default()
 	}
 	if out.NetworkTimeout == 0 {
-		out.NetworkTimeout = 15 * time.Second
+		out.NetworkTimeout = DefaultNetworkTimeout
 	}
 	if out.ShutdownTimeout == 0 {
-		out.ShutdownTimeout = 5 * time.Second
+		out.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if out.MaxHeaderBytes == 0 {
-		out.MaxHeaderBytes = defaultMaxHeaderBytes
+		out.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
 	for i := range out.Listeners {
 		l := &out.Listeners[i]
 		if l.Name == "" {
 			l.Name = l.Addr
 		}
-		if l.Links == 0 {
-			l.Links = TCPListen | HTTPListen
+		if l.Accept == 0 {
+			l.Accept = AcceptWebSocket | AcceptHTTP
 		}
 		if l.MaxMessageSize == 0 {
-			l.MaxMessageSize = defaultMaxMessage
+			l.MaxMessageSize = DefaultMaxMessageSize
 		}
 		if l.MaxSendQueue == 0 {
-			l.MaxSendQueue = max(defaultMaxQueue, 2*l.MaxMessageSize)
+			l.MaxSendQueue = DefaultMaxSendQueue(l.MaxMessageSize)
 		}
 		if l.MaxBodySize == 0 {
-			l.MaxBodySize = defaultMaxBody
+			l.MaxBodySize = DefaultMaxBodySize
 		}
 		if l.HTTPKeepAlive == 0 {
-			l.HTTPKeepAlive = 5 * time.Second
+			l.HTTPKeepAlive = DefaultHTTPKeepAlive
 		}
 		if l.HeaderTimeout == 0 {
-			l.HeaderTimeout = defaultHeaderTimeout
+			l.HeaderTimeout = DefaultHeaderTimeout
 		}
 		if l.BodyTimeout == 0 {
-			l.BodyTimeout = defaultBodyTimeout
+			l.BodyTimeout = DefaultBodyTimeout
 		}
 		if l.MaxLinks == 0 {
-			l.MaxLinks = defaultMaxLinks
+			l.MaxLinks = DefaultMaxLinks
 		}
 		if l.AcceptRate == 0 {
-			l.AcceptRate = defaultAcceptRate
+			l.AcceptRate = DefaultAcceptRate
 		}
-		if l.PingInterval > 0 && l.PingTimeout == 0 {
-			l.PingTimeout = l.PingInterval + 10*time.Second
+		if l.PingInterval > 0 {
+			l.PingTimeout = pingTimeout(l.PingInterval, l.PingTimeout)
 		}
 		l.Subprotocols = append([]string(nil), l.Subprotocols...)
 		l.ExtraHeaders = append([]string(nil), l.ExtraHeaders...)
@@ -398,11 +418,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: duplicate listener name", field("Name"))
 		}
 		names[l.Name] = true
-		if _, _, err := splitAddr(l.Addr); err != nil {
+		if err := CheckAddr(l.Addr); err != nil {
 			return fmt.Errorf("%s %q: %v", field("Addr"), l.Addr, err)
 		}
-		if l.Links&^(TCPListen|HTTPListen) != 0 {
-			return fmt.Errorf("%s: unknown bits %#x", field("Links"), uint8(l.Links))
+		if l.Accept&^(AcceptWebSocket|AcceptHTTP) != 0 {
+			return fmt.Errorf("%s: unknown bits %#x", field("Accept"), uint8(l.Accept))
 		}
 		if l.MaxSendQueue < 0 {
 			return fmt.Errorf("%s %d: must not be negative", field("MaxSendQueue"), l.MaxSendQueue)
@@ -419,11 +439,8 @@ func (c *Config) validate() error {
 		if l.BodyTimeout < 0 {
 			return fmt.Errorf("%s %v: must not be negative", field("BodyTimeout"), l.BodyTimeout)
 		}
-		if l.PingInterval < 0 || l.PingTimeout < 0 || (l.PingInterval > 0 && l.PingTimeout <= l.PingInterval) {
-			return fmt.Errorf("%s: PingTimeout %v must exceed PingInterval %v", field("PingTimeout"), l.PingTimeout, l.PingInterval)
-		}
-		if l.PingInterval > 0 && (l.PingInterval < time.Second || l.PingTimeout > 65535*time.Second) {
-			return fmt.Errorf("%s: ping times are whole seconds from 1s to 65535s", field("PingInterval"))
+		if err := CheckKeepalive(l.PingInterval, l.PingTimeout); err != nil {
+			return fmt.Errorf("lws: Listeners[%d] (%s).%v", i, l.Name, err)
 		}
 		for j, p := range l.Subprotocols {
 			if p == "" || strings.ContainsAny(p, " ,\t\"") {
@@ -457,7 +474,7 @@ func (c *Config) validate() error {
 					}
 					return fmt.Errorf("%s: required for a TLS listener", field("TLS."+f.name))
 				}
-				if err := readable(f.path); err != nil {
+				if err := CheckReadable(f.path); err != nil {
 					return fmt.Errorf("%s: %v", field("TLS."+f.name), err)
 				}
 			}
@@ -476,7 +493,10 @@ func (c *Config) headerBytes() int {
 	return n
 }
 
-func readable(path string) error {
+// CheckReadable checks that a file (a certificate, a key) can be opened
+// and is not a directory: a wrong path is an error when a configuration is
+// checked rather than when a listener or a link starts.
+func CheckReadable(path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -488,6 +508,50 @@ func readable(path string) error {
 	}
 	if st.IsDir() {
 		return fmt.Errorf("%s is a directory", path)
+	}
+	return nil
+}
+
+// CheckAddr checks a listening address as Listener.Addr takes it:
+// "host:port", the host empty (every address), "localhost" or an IP
+// address, the port 0 to 65535.
+func CheckAddr(addr string) error {
+	_, _, err := splitAddr(addr)
+	return err
+}
+
+// KeepaliveError is why CheckKeepalive refuses a PingInterval and
+// PingTimeout pair.
+type KeepaliveError struct {
+	// Field is the one at fault: "PingTimeout" when a time is negative or
+	// the timeout does not exceed the interval, "PingInterval" when they
+	// are not whole seconds from 1s to 65535s.
+	Field             string
+	Interval, Timeout time.Duration
+}
+
+func (e *KeepaliveError) Error() string {
+	if e.Field == "PingTimeout" {
+		return fmt.Sprintf("PingTimeout %v must exceed PingInterval %v", e.Timeout, e.Interval)
+	}
+	return "PingInterval: ping times are whole seconds from 1s to 65535s"
+}
+
+// CheckKeepalive checks a PingInterval and PingTimeout pair as Listener and
+// DialOptions take them: an interval of 0 turns pings off (the timeout is
+// then not used); otherwise both are whole seconds from 1s to 65535s, and
+// the timeout (0: the interval + DefaultPingGrace) exceeds the interval.
+// The error is a *KeepaliveError; its text starts with the field.
+func CheckKeepalive(interval, timeout time.Duration) error {
+	if interval < 0 || timeout < 0 || (interval > 0 && timeout != 0 && timeout <= interval) {
+		return &KeepaliveError{"PingTimeout", interval, timeout}
+	}
+	if interval == 0 {
+		return nil
+	}
+	timeout = pingTimeout(interval, timeout)
+	if interval < time.Second || timeout > 65535*time.Second || interval%time.Second != 0 || timeout%time.Second != 0 {
+		return &KeepaliveError{"PingInterval", interval, timeout}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // newErr runs New with listeners that must be refused.
@@ -93,7 +94,7 @@ func TestConfigOtherFields(t *testing.T) {
 		l     Listener
 		field string
 	}{
-		{Listener{Links: 4}, "Links"},
+		{Listener{Accept: 4}, "Accept"},
 		{Listener{MaxSendQueue: -1}, "MaxSendQueue"},
 		{Listener{MaxBodySize: -1}, "MaxBodySize"},
 		{Listener{MaxHeaderBytes: 70000}, "MaxHeaderBytes"},
@@ -127,24 +128,64 @@ func TestConfigNotModified(t *testing.T) {
 	assert.Zero(t, cfg.NetworkTimeout)
 }
 
-func TestParseLinkTypes(t *testing.T) {
-	for in, want := range map[string]LinkTypes{
-		"tcplisten": TCPListen, "httplisten": HTTPListen, "ws": TCPListen,
-		"tcplisten,httplisten": TCPListen | HTTPListen, " HTTP , ws ": TCPListen | HTTPListen,
+// TestCheckKeepalive: one check of ping times for Listener, DialOptions
+// and the gateway's keepalive section, naming the field at fault.
+func TestCheckKeepalive(t *testing.T) {
+	s := time.Second
+	for _, tc := range []struct {
+		interval, timeout time.Duration
+		field             string // "": accepted
+	}{
+		{0, 0, ""},
+		{0, 5 * s, ""}, // no pings: the timeout is not used
+		{5 * s, 0, ""}, // 0: 15s
+		{5 * s, 6 * s, ""},
+		{65525 * s, 0, ""},
+		{-s, 0, "PingTimeout"},
+		{0, -s, "PingTimeout"},
+		{5 * s, 5 * s, "PingTimeout"},
+		{5 * s, 2 * s, "PingTimeout"},
+		{500 * time.Millisecond, 0, "PingInterval"},
+		{1500 * time.Millisecond, 0, "PingInterval"},
+		{5 * s, 7500 * time.Millisecond, "PingInterval"},
+		{5 * s, 65536 * s, "PingInterval"},
+		{65530 * s, 0, "PingInterval"}, // 0 stands for 65540s
 	} {
-		got, err := ParseLinkTypes(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
+		err := CheckKeepalive(tc.interval, tc.timeout)
+		if tc.field == "" {
+			assert.NoError(t, err, "%v %v", tc.interval, tc.timeout)
+			continue
+		}
+		var ke *KeepaliveError
+		if assert.ErrorAs(t, err, &ke, "%v %v", tc.interval, tc.timeout) {
+			assert.Equal(t, tc.field, ke.Field, "%v %v", tc.interval, tc.timeout)
+			assert.True(t, strings.HasPrefix(err.Error(), tc.field), err.Error())
+		}
 	}
-	_, err := ParseLinkTypes("udp")
-	assert.ErrorContains(t, err, `"udp"`)
-	assert.Equal(t, "tcplisten,httplisten", (TCPListen | HTTPListen).String())
+	// A listener's ping times are whole seconds, as a dialled link's.
+	err := newErr(t, Listener{Addr: "127.0.0.1:0", PingInterval: 1500 * time.Millisecond})
+	assert.ErrorContains(t, err, ".PingInterval: ping times are whole seconds")
+	_, err = Dial(t.Context(), "ws://127.0.0.1:1/", &DialOptions{PingInterval: 1500 * time.Millisecond})
+	assert.ErrorContains(t, err, "lws: DialOptions.PingInterval: ping times are whole seconds")
+}
+
+func TestDefaultMaxSendQueue(t *testing.T) {
+	assert.Equal(t, int64(4<<20), DefaultMaxSendQueue(0))
+	assert.Equal(t, int64(4<<20), DefaultMaxSendQueue(-1), "no message limit")
+	assert.Equal(t, int64(4<<20), DefaultMaxSendQueue(DefaultMaxMessageSize))
+	assert.Equal(t, int64(32<<20), DefaultMaxSendQueue(16<<20))
+}
+
+func TestAcceptString(t *testing.T) {
+	assert.Equal(t, "ws", AcceptWebSocket.String())
+	assert.Equal(t, "http", AcceptHTTP.String())
+	assert.Equal(t, "ws,http", (AcceptWebSocket | AcceptHTTP).String())
 }
 
 var traceLine = regexp.MustCompile(`^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[DEBUG\] cb ctx:\d+ wsi:\d+ reason:\d+ LWS_CALLBACK_[A-Z0-9_]+$`)
 
 func TestReasonLog(t *testing.T) {
-	var buf lockedBuffer
+	var buf testutil.Buffer
 	links := make(chan Link, 1)
 	closed := make(chan Link, 1)
 	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}}, func(c *Config) {

@@ -3,7 +3,7 @@ package lws
 import "strings"
 
 // permessage-deflate (RFC 7692). libwebsockets' own extension does the
-// work (cgo/shim.c wraps it); this file holds what the binding decides
+// work (cgo/pmd.c wraps it); this file holds what the binding decides
 // about it in Go.
 
 // deflateOffer returns the offer a listener with Compression accepts from

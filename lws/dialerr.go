@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/lwsgate/lwsgate/cgo"
 )
 
 // DialErrorKind says which step of opening a client link failed.
@@ -114,14 +116,14 @@ func (e *TLSError) Error() string {
 
 // Common TLSError codes (OpenSSL's X509_V_ERR_*).
 const (
-	X509CertNotYetValid          = 9
-	X509CertHasExpired           = 10
-	X509DepthZeroSelfSigned      = 18
-	X509SelfSignedCertInChain    = 19
-	X509UnableToGetIssuerLocally = 20
-	X509UnableToVerifyLeaf       = 21
-	X509HostnameMismatch         = 62
-	X509IPAddressMismatch        = 64
+	X509CertNotYetValid          = cgo.X509CertNotYetValid
+	X509CertHasExpired           = cgo.X509CertHasExpired
+	X509DepthZeroSelfSigned      = cgo.X509DepthZeroSelfSigned
+	X509SelfSignedCertInChain    = cgo.X509SelfSignedCertInChain
+	X509UnableToGetIssuerLocally = cgo.X509UnableToGetIssuerLocally
+	X509UnableToVerifyLeaf       = cgo.X509UnableToVerifyLeaf
+	X509HostnameMismatch         = cgo.X509HostnameMismatch
+	X509IPAddressMismatch        = cgo.X509IPAddressMismatch
 )
 
 // dialFailure is what the service goroutine learnt about a failed client

@@ -132,16 +132,6 @@ func ExampleCloseStatus() {
 	// 4001
 }
 
-func ExampleParseLinkTypes() {
-	t, err := lws.ParseLinkTypes("tcplisten,httplisten")
-	fmt.Println(t, err)
-	_, err = lws.ParseLinkTypes("udp")
-	fmt.Println(err)
-	// Output:
-	// tcplisten,httplisten <nil>
-	// unknown link type "udp" (want tcplisten, httplisten)
-}
-
 // A libwebsockets client link to a libwebsockets server, both on one
 // Context: the client's Handler sees the echo and then the server's close.
 func ExampleContext_Dial() {

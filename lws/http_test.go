@@ -20,68 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// httpClient returns a client with its own keep-alive pool, closed when the
-// test ends.
-func httpClient(t testing.TB) *http.Client {
-	tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: hangTimeout}
-}
-
-// doHTTP sends a request and returns the response with its body read.
-func doHTTP(t testing.TB, cl *http.Client, method, url string, body []byte, hdr http.Header) (*http.Response, []byte) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	require.NoError(t, err)
-	for k, vs := range hdr {
-		req.Header[k] = vs
-	}
-	resp, err := cl.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, b
-}
-
-// rawHTTP writes a raw request on a new TCP connection and reads one
-// response.
-func rawHTTP(t testing.TB, addr, request string) (*http.Response, []byte) {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, request)
-	require.NoError(t, err)
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, b
-}
-
-// reqCapture is an HTTPHandler that keeps a copy of each request and
-// answers with respond.
-type reqCapture struct {
-	reqs    chan *Request
-	respond func(w *ResponseWriter, r *Request)
-}
-
-func newCapture(respond func(w *ResponseWriter, r *Request)) *reqCapture {
-	return &reqCapture{reqs: make(chan *Request, 256), respond: respond}
-}
-
-func (h *reqCapture) ServeHTTP(w *ResponseWriter, r *Request) {
-	h.reqs <- r
-	h.respond(w, r)
-}
-
 func TestHTTPGet(t *testing.T) {
 	h := newCapture(func(w *ResponseWriter, r *Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -233,21 +171,21 @@ func TestHTTPNoHandler404(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 }
 
-func TestListenerLinkTypes(t *testing.T) {
+func TestListenerAccept(t *testing.T) {
 	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, []byte("ok")) })
-	t.Run("tcplisten only", func(t *testing.T) {
-		_, addr := startServer(t, Listener{Links: TCPListen, Handler: EchoHandler{}, HTTPHandler: h})
+	t.Run("WebSocket only", func(t *testing.T) {
+		_, addr := startServer(t, Listener{Accept: AcceptWebSocket, Handler: EchoHandler{}, HTTPHandler: h})
 		resp, _ := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/", nil, nil)
 		assert.Equal(t, http.StatusUpgradeRequired, resp.StatusCode)
 		assert.Equal(t, "websocket", resp.Header.Get("Upgrade"))
 		assert.Empty(t, h.reqs)
 		echo(t, dial(t, addr, nil), "ws works")
 	})
-	t.Run("httplisten only", func(t *testing.T) {
+	t.Run("HTTP only", func(t *testing.T) {
 		rec := newRecorder()
-		_, addr := startServer(t, Listener{Links: HTTPListen, Handler: rec, HTTPHandler: h})
+		_, addr := startServer(t, Listener{Accept: AcceptHTTP, Handler: rec, HTTPHandler: h})
 		ws, _, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
-		require.Error(t, err, "WebSocket handshake succeeded on an httplisten listener")
+		require.Error(t, err, "WebSocket handshake succeeded on an HTTP-only listener")
 		assert.Nil(t, ws)
 		assert.Empty(t, rec.opens)
 		resp, body := doHTTP(t, httpClient(t), "GET", "http://"+addr+"/", nil, nil)

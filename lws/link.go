@@ -5,13 +5,14 @@ import (
 	"time"
 )
 
-// LinkKind says what a link is.
+// LinkKind says what a link carries: WebSocket messages or HTTP
+// requests. Which side opened it is Link.Client.
 type LinkKind uint8
 
 // Link kinds.
 const (
-	LinkWebSocket LinkKind = iota + 1 // a WebSocket link (tcplisten)
-	LinkHTTP                          // an HTTP connection (httplisten)
+	LinkWebSocket LinkKind = iota + 1 // a WebSocket link
+	LinkHTTP                          // an HTTP connection
 )
 
 func (k LinkKind) String() string {
@@ -24,8 +25,10 @@ func (k LinkKind) String() string {
 	return "unknown"
 }
 
-// Link describes one connection. It is a value: a snapshot taken when the
-// link opened.
+// Link is what the binding knows of one connection, accepted by a
+// Listener or dialled by this side: its identity, taken when the link
+// opened. It is a value and never changes; the gateway (lws/gateway) keeps
+// its own live record of each link, with counters, on top of it.
 type Link struct {
 	// ID is unique within the Context and equals the wsi number in the
 	// reason log, so log lines and links can be matched.
@@ -51,3 +54,7 @@ type Link struct {
 	// Opened is when the link opened.
 	Opened time.Time
 }
+
+// Client reports whether this side dialled the link (Context.Dial, the
+// Transport) rather than a Listener accepting it.
+func (l Link) Client() bool { return l.URL != "" }

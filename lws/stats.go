@@ -27,15 +27,6 @@ func (rc *reasonCounts) addN(r callbacks.Reason, n uint32) {
 	rc[i].Add(uint64(n))
 }
 
-// dispatcher is what the cgo layer calls back: Context.Dispatch, and the
-// counts of the callbacks the C layer answered without crossing. Both are
-// called on the service goroutine only.
-type dispatcher struct{ c *Context }
-
-func (d dispatcher) Dispatch(ev *callbacks.Event) int { return d.c.Dispatch(ev) }
-
-func (d dispatcher) Skipped(r callbacks.Reason, n uint32) { d.c.reasons.addN(r, n) }
-
 // ReasonCount is how many callbacks of one reason a Context has had.
 type ReasonCount struct {
 	Reason int    // libwebsockets' number, e.g. 6
@@ -111,8 +102,9 @@ func (t *linkTrace) entries() []TraceEntry {
 	return out
 }
 
-// ErrNoLink is returned for a link ID that is not (or no longer) open.
-var ErrNoLink = errors.New("lws: no such link")
+// ErrLinkNotOpen is returned for a link ID that is not open: never
+// issued, or closed since.
+var ErrLinkNotOpen = errors.New("lws: no open link with this ID")
 
 // LinkTrace returns the last Config.LinkTrace callbacks of a live link,
 // oldest first. It waits for the service goroutine; safe from any
@@ -131,7 +123,7 @@ func (c *Context) LinkTrace(id uint64) ([]TraceEntry, error) {
 		return nil, err
 	}
 	if !found {
-		return nil, ErrNoLink
+		return nil, ErrLinkNotOpen
 	}
 	return out, nil
 }

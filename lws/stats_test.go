@@ -66,7 +66,7 @@ func TestLinkTraceAndReasonCounts(t *testing.T) {
 	ws.Close()
 	require.Eventually(t, func() bool {
 		_, err := ctx.LinkTrace(id)
-		return err == ErrNoLink
+		return err == ErrLinkNotOpen
 	}, 10*time.Second, 10*time.Millisecond, "a destroyed link has no trace")
 }
 
@@ -93,7 +93,7 @@ func TestLinkTraceRing(t *testing.T) {
 func TestReasonCountsWithoutTrace(t *testing.T) {
 	var linkID atomic.Uint64
 	ctx, addr := startServer(t, Listener{
-		Links: HTTPListen,
+		Accept: AcceptHTTP,
 		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
 			linkID.Store(r.LinkID)
 			_ = w.Respond(200, []byte("ok"))

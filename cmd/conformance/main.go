@@ -170,7 +170,7 @@ func startEchoServer(opts *wsconform.Options, logger *slog.Logger) (*lws.Context
 		Logger: logger,
 		Listeners: []lws.Listener{{
 			Addr:           "127.0.0.1:0",
-			Links:          lws.TCPListen,
+			Accept:         lws.AcceptWebSocket,
 			Handler:        lws.EchoHandler{},
 			MaxMessageSize: opts.MaxMessage,
 			Compression:    opts.Deflate,

@@ -83,30 +83,35 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
+// newFlagSet declares the flags, each defaulting to the default
+// configuration's value (gateway.DefaultConfig), which is what the first
+// listener has when neither a file nor a flag says otherwise.
 func newFlagSet() *flagSet {
 	f := &flagSet{fs: flag.NewFlagSet("lwsgate", flag.ContinueOnError)}
 	fs := f.fs
+	d := gateway.DefaultConfig()
+	l := d.Listeners[0]
 	fs.SetOutput(io.Discard) // errors are reported in one line by run
 	fs.StringVar(&f.config, "config", "", "YAML config `file` (see lwsgate defaultconfig); flags override it")
 	fs.BoolVar(&f.version, "version", false, "print the version and how libwebsockets is linked, then exit")
-	fs.StringVar(&f.listen, "listen", ":8090", "`address` of the first listener (host:port; port 0 picks one)")
-	fs.StringVar(&f.admin, "admin", "127.0.0.1:8091", "`address` of the admin API, metrics and health; off to disable")
-	fs.StringVar(&f.links, "links", "tcplisten,httplisten", "link `types` the first listener accepts: tcplisten (WebSocket), httplisten (HTTP), or both")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log `level`: debug, info, warn, error")
-	fs.StringVar(&f.logFormat, "log-format", "text", "log `format`: text or json")
-	fs.BoolVar(&f.trace, "trace", true, "write one reason-log line per libwebsockets callback")
-	fs.Int64Var(&f.maxMessage, "max-message", 16<<20, "largest WebSocket message in `bytes` (over it: close 1009)")
-	fs.Int64Var(&f.maxBody, "max-body", 1<<20, "largest HTTP request body in `bytes` (over it: 413)")
-	fs.DurationVar(&f.tokenTTL, "token-ttl", time.Hour, "lifetime of tokens from /v1/api/createtoken")
-	fs.DurationVar(&f.shutdown, "shutdown-timeout", 5*time.Second, "on SIGTERM, close links over this `window` (shutdown.drain)")
+	fs.StringVar(&f.listen, "listen", l.Addr, "`address` of the first listener (host:port; port 0 picks one)")
+	fs.StringVar(&f.admin, "admin", d.Admin.Addr, "`address` of the admin API, metrics and health; off to disable")
+	fs.StringVar(&f.links, "links", strings.Join(l.Links, ","), "link `types` the first listener accepts: tcplisten (WebSocket), httplisten (HTTP), or both")
+	fs.StringVar(&f.logLevel, "log-level", d.Log.Level, "log `level`: debug, info, warn, error")
+	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "log `format`: text or json")
+	fs.BoolVar(&f.trace, "trace", *d.Log.Trace, "write one reason-log line per libwebsockets callback")
+	fs.Int64Var(&f.maxMessage, "max-message", int64(l.Limits.MaxMessage), "largest WebSocket message in `bytes` (over it: close 1009)")
+	fs.Int64Var(&f.maxBody, "max-body", int64(l.Limits.MaxBody), "largest HTTP request body in `bytes` (over it: 413)")
+	fs.DurationVar(&f.tokenTTL, "token-ttl", d.Tokens.TTL.D(), "lifetime of tokens from /v1/api/createtoken")
+	fs.DurationVar(&f.shutdown, "shutdown-timeout", d.Shutdown.Drain.D(), "on SIGTERM, close links over this `window` (shutdown.drain)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `file`: serve wss and https")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
-	fs.DurationVar(&f.pingInterval, "ping-interval", 0, "ping a WebSocket link silent this `long` (whole seconds; 0: libwebsockets' 5m)")
-	fs.DurationVar(&f.pingTimeout, "ping-timeout", 0, "drop a WebSocket link silent this `long` (0: ping-interval + 10s)")
+	fs.DurationVar(&f.pingInterval, "ping-interval", l.Keepalive.PingInterval.D(), "ping a WebSocket link silent this `long` (whole seconds; 0: libwebsockets' 5m)")
+	fs.DurationVar(&f.pingTimeout, "ping-timeout", l.Keepalive.PingTimeout.D(), fmt.Sprintf("drop a WebSocket link silent this `long` (0: ping-interval + %v)", lws.DefaultPingGrace))
 	fs.StringVar(&f.upstream, "upstream", "", "relay each WebSocket link to its own link to this ws:// or wss:// `URL` (tcpconnect)")
 	fs.StringVar(&f.upstreamCA, "upstream-ca", "", "PEM CA `file` to verify wss/https backends (default: the system store)")
 	fs.BoolVar(&f.upstreamInsecure, "upstream-insecure", false, "accept any backend certificate (tests only)")
-	fs.DurationVar(&f.upstreamTimeout, "upstream-timeout", 10*time.Second, "give up dialling a backend after this `long`, retries included")
+	fs.DurationVar(&f.upstreamTimeout, "upstream-timeout", gateway.DefaultBackendTimeout, "give up dialling a backend after this `long`, retries included")
 	fs.Var(&f.forwards, "forward", "forward HTTP requests under a path prefix to a backend: `PREFIX=URL`, e.g. /v1/backend/=http://127.0.0.1:9000 (httpconnect; repeatable)")
 	return f
 }
@@ -143,12 +148,27 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	if err := cfg.ApplyEnv(getenv); err != nil {
 		return nil, err
 	}
+	if err := f.apply(cfg); err != nil {
+		return nil, err
+	}
+	if err := f.applyBackends(cfg); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// apply sets what the flags given say of the first listener, the log, the
+// tokens and shutdown.
+func (f *flagSet) apply(cfg *gateway.Config) error {
 	set := map[string]bool{}
 	f.fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	l := &cfg.Listeners[0]
 	if set["listen"] {
-		if _, _, err := net.SplitHostPort(f.listen); err != nil {
-			return nil, fmt.Errorf("-listen %q: %v", f.listen, err)
+		if err := lws.CheckAddr(f.listen); err != nil {
+			return fmt.Errorf("-listen %q: %v", f.listen, err)
 		}
 		l.Addr = f.listen
 	}
@@ -156,11 +176,11 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 		cfg.Admin.Addr = f.admin
 	}
 	if set["links"] {
-		lt, err := lws.ParseLinkTypes(f.links)
+		links, err := gateway.ParseLinkTypes(f.links)
 		if err != nil {
-			return nil, fmt.Errorf("-links: %v", err)
+			return fmt.Errorf("-links: %v", err)
 		}
-		l.Links = strings.Split(lt.String(), ",")
+		l.Links = links
 	}
 	if set["log-level"] {
 		cfg.Log.Level = f.logLevel
@@ -169,33 +189,35 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 		cfg.Log.Format = f.logFormat
 	}
 	if set["trace"] {
-		cfg.Log.Trace = f.trace
+		cfg.Log.Trace = new(f.trace)
 	}
 	if set["max-message"] {
 		if f.maxMessage <= 0 {
-			return nil, fmt.Errorf("-max-message %d: must be positive", f.maxMessage)
+			return fmt.Errorf("-max-message %d: must be positive", f.maxMessage)
 		}
 		l.Limits.MaxMessage = gateway.Size(f.maxMessage)
-		l.Limits.MaxSendQueue = gateway.Size(max(32<<20, 2*f.maxMessage))
+		// A queue that holds two of the largest messages at least, as
+		// lws's default does.
+		l.Limits.MaxSendQueue = max(l.Limits.MaxSendQueue, gateway.Size(lws.DefaultMaxSendQueue(f.maxMessage)))
 	}
 	if set["max-body"] {
 		if f.maxBody <= 0 {
-			return nil, fmt.Errorf("-max-body %d: must be positive", f.maxBody)
+			return fmt.Errorf("-max-body %d: must be positive", f.maxBody)
 		}
 		l.Limits.MaxBody = gateway.Size(f.maxBody)
 	}
 	if set["token-ttl"] {
 		if f.tokenTTL <= 0 {
-			return nil, fmt.Errorf("-token-ttl %v: must be positive", f.tokenTTL)
+			return fmt.Errorf("-token-ttl %v: must be positive", f.tokenTTL)
 		}
 		cfg.Tokens.TTL = gateway.Duration(f.tokenTTL)
 	}
 	if set["shutdown-timeout"] {
 		cfg.Shutdown.Drain = gateway.Duration(f.shutdown)
-		cfg.Shutdown.Deadline = gateway.Duration(f.shutdown + 5*time.Second)
+		cfg.Shutdown.Deadline = 0 // its default: drain + 5s
 	}
 	if (f.tlsCert == "") != (f.tlsKey == "") {
-		return nil, errors.New("-tls-cert and -tls-key go together")
+		return errors.New("-tls-cert and -tls-key go together")
 	}
 	if f.tlsCert != "" {
 		l.TLS = &gateway.TLSConfig{Cert: f.tlsCert, Key: f.tlsKey}
@@ -206,6 +228,13 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	if set["ping-timeout"] {
 		l.Keepalive.PingTimeout = gateway.Duration(f.pingTimeout)
 	}
+	return nil
+}
+
+// applyBackends adds the backends -upstream and -forward name, for the
+// first listener.
+func (f *flagSet) applyBackends(cfg *gateway.Config) error {
+	l := &cfg.Listeners[0]
 	backend := func(name, raw string) gateway.BackendConfig {
 		return gateway.BackendConfig{Name: name, URL: raw, Timeout: gateway.Duration(f.upstreamTimeout),
 			CA: f.upstreamCA, Insecure: f.upstreamInsecure}
@@ -213,31 +242,28 @@ func (f *flagSet) loadConfig(getenv func(string) string) (*gateway.Config, error
 	if f.upstream != "" {
 		u, err := url.Parse(f.upstream)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return nil, fmt.Errorf("-upstream %q: want a ws:// or wss:// URL", f.upstream)
+			return fmt.Errorf("-upstream %q: want a ws:// or wss:// URL", f.upstream)
 		}
 		cfg.Backends = append(cfg.Backends, backend("upstream", f.upstream))
 		l.Upstream = "upstream"
 	}
 	if f.upstreamTimeout <= 0 {
-		return nil, fmt.Errorf("-upstream-timeout %v: must be positive", f.upstreamTimeout)
+		return fmt.Errorf("-upstream-timeout %v: must be positive", f.upstreamTimeout)
 	}
 	for i, spec := range f.forwards {
 		prefix, raw, ok := strings.Cut(spec, "=")
 		if !ok || !strings.HasPrefix(prefix, "/") {
-			return nil, fmt.Errorf("-forward %q: want PREFIX=URL with PREFIX starting with /", spec)
+			return fmt.Errorf("-forward %q: want PREFIX=URL with PREFIX starting with /", spec)
 		}
 		u, err := url.Parse(raw)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("-forward %q: backend %q is not an http:// or https:// URL", spec, raw)
+			return fmt.Errorf("-forward %q: backend %q is not an http:// or https:// URL", spec, raw)
 		}
 		name := fmt.Sprintf("forward%d", i+1)
 		cfg.Backends = append(cfg.Backends, backend(name, raw))
 		l.Forward = append(l.Forward, gateway.ForwardConfig{Prefix: prefix, Backend: name})
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return nil
 }
 
 // run is main without the process: it returns the exit code (2 for bad

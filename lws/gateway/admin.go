@@ -53,16 +53,16 @@ func (g *Gateway) adminRoutes() []adminRoute {
 		api("POST /v1/api/links/{id}/close", g.apiClose),
 		api("DELETE /v1/api/links/{id}", g.apiClose),
 		api("GET /v1/api/links/{id}/trace", g.apiTrace),
-		api("POST /v1/api/links/{id}/subscribe", g.apiSubscribe),
-		api("POST /v1/api/links/{id}/unsubscribe", g.apiSubscribe),
+		api("POST /v1/api/links/{id}/subscribe", g.apiChannel(g.Subscribe)),
+		api("POST /v1/api/links/{id}/unsubscribe", g.apiChannel(g.Unsubscribe)),
 		api("POST /v1/api/publish", g.apiPublish),
 		api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) }),
 		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
 		api("GET /v1/api/nodes", g.apiNodes),
 		api("GET /v1/api/openapi.yaml", serveOpenAPI),
 		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
-		open("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.health()) })),
-		open("GET /readyz", http.HandlerFunc(g.apiReady)),
+		open("GET /healthz", http.HandlerFunc(g.apiProbe)),
+		open("GET /readyz", http.HandlerFunc(g.apiProbe)),
 	}
 }
 
@@ -100,15 +100,13 @@ func (g *Gateway) adminHandler() http.Handler {
 	return mux
 }
 
-type apiError struct {
-	Code  int    `json:"code"`
-	Error string `json:"error"`
-}
-
+// writeJSON answers with v as JSON, and a newline (as json.Encoder
+// writes it).
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	status, body := marshalJSON(status, v)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(body, '\n'))
 }
 
 func (g *Gateway) adminAuth(h http.Handler) http.Handler {
@@ -127,16 +125,10 @@ func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 	})
 }
 
-func (g *Gateway) health() map[string]any {
-	return map[string]any{"status": "ok", "ready": g.Ready(), "links": g.links.len(), "routes": g.routes.len(), "channels": g.hub.len()}
-}
-
-func (g *Gateway) apiReady(w http.ResponseWriter, r *http.Request) {
-	if !g.Ready() {
-		writeJSON(w, 503, map[string]any{"ready": false, "reason": "draining"})
-		return
-	}
-	writeJSON(w, 200, map[string]any{"ready": true})
+// apiProbe serves /healthz and /readyz (g.probe).
+func (g *Gateway) apiProbe(w http.ResponseWriter, r *http.Request) {
+	status, body, _ := g.probe(r.URL.Path)
+	writeJSON(w, status, body)
 }
 
 // goneError is the 410 answer: how the link ended, when the gateway
@@ -149,13 +141,13 @@ type goneError struct {
 // linkErr writes the answer for an operation's error on link id.
 func (g *Gateway) linkErr(w http.ResponseWriter, id uint64, err error) {
 	switch {
-	case errors.Is(err, ErrGone), errors.Is(err, lws.ErrClosed), errors.Is(err, lws.ErrNoLink):
+	case errors.Is(err, ErrGone), errors.Is(err, lws.ErrClosed), errors.Is(err, lws.ErrLinkNotOpen):
 		ans := goneError{apiError: apiError{410, "link is gone"}}
 		if cl, ok := g.closed.get(id); ok {
 			ans.Closed = &cl
 		}
 		writeJSON(w, 410, ans)
-	case errors.Is(err, ErrNoLink):
+	case errors.Is(err, ErrUnknownLink):
 		writeJSON(w, 404, apiError{404, "no such link"})
 	case errors.Is(err, ErrNotWebSocket):
 		writeJSON(w, 409, apiError{409, "not a WebSocket link"})
@@ -191,7 +183,7 @@ func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 		if typ != "" && in.Type != typ || user != "" && in.User != user {
 			continue
 		}
-		if ch != "" && !contains(in.Channels, ch) {
+		if ch != "" && !slices.Contains(in.Channels, ch) {
 			continue
 		}
 		out = append(out, in)
@@ -200,15 +192,6 @@ func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 }
 
 var linkTypes = []string{TypeTCPListen, TypeHTTPListen, TypeTCPConnect, TypeHTTPConnect}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
 
 func (g *Gateway) apiLink(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
@@ -262,11 +245,11 @@ func (g *Gateway) apiClose(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !lws.StatusCode(req.Code).Sendable() {
-		writeJSON(w, 400, apiError{400, "code " + strconv.Itoa(req.Code) + ": not a close code that may be sent (1000-1003, 1007-1014, 3000-4999)"})
+		writeJSON(w, 400, apiError{400, "code " + strconv.Itoa(req.Code) + ": " + notSendable})
 		return
 	}
-	if len(req.Reason) > 123 {
-		writeJSON(w, 400, apiError{400, "reason: at most 123 bytes"})
+	if !validCloseReason(req.Reason) {
+		writeJSON(w, 400, apiError{400, "reason: at most " + strconv.Itoa(lws.MaxCloseReason) + " bytes"})
 		return
 	}
 	if err := g.CloseLink(id, lws.StatusCode(req.Code), req.Reason); err != nil {
@@ -291,8 +274,8 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if l, gone := g.links.get(id); l == nil {
-		g.linkErr(w, id, map[bool]error{true: ErrGone, false: ErrNoLink}[gone])
+	if _, err := g.record(id); err != nil {
+		g.linkErr(w, id, err)
 		return
 	}
 	if linkTrace(g.cfg.Load()) == 0 {
@@ -301,7 +284,7 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 	}
 	tr, err := g.ctx.LinkTrace(id)
 	if err != nil {
-		g.linkErr(w, id, err) // lws.ErrNoLink: it has just gone
+		g.linkErr(w, id, err) // lws.ErrLinkNotOpen: it has just closed
 		return
 	}
 	type entry struct {
@@ -320,30 +303,28 @@ type channelRequest struct {
 	Channel string `json:"channel"`
 }
 
-func (g *Gateway) apiSubscribe(w http.ResponseWriter, r *http.Request) {
-	id, ok := pathID(w, r)
-	if !ok {
-		return
+// apiChannel serves subscribe and unsubscribe: op on the link and the
+// body's channel.
+func (g *Gateway) apiChannel(op func(id uint64, channel string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, ok := pathID(w, r)
+		if !ok {
+			return
+		}
+		var req channelRequest
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		if !validChannel(req.Channel) {
+			writeJSON(w, 400, apiError{400, "channel: 1 to " + strconv.Itoa(maxChannel) + " bytes required"})
+			return
+		}
+		if err := op(id, req.Channel); err != nil {
+			g.linkErr(w, id, err)
+			return
+		}
+		writeJSON(w, 200, map[string]any{"link": id, "channel": req.Channel})
 	}
-	var req channelRequest
-	if !decodeBody(w, r, &req) {
-		return
-	}
-	if req.Channel == "" || len(req.Channel) > 256 {
-		writeJSON(w, 400, apiError{400, "channel: 1 to 256 bytes required"})
-		return
-	}
-	var err error
-	if strings.HasSuffix(r.URL.Path, "/unsubscribe") {
-		err = g.Unsubscribe(id, req.Channel)
-	} else {
-		err = g.Subscribe(id, req.Channel)
-	}
-	if err != nil {
-		g.linkErr(w, id, err)
-		return
-	}
-	writeJSON(w, 200, map[string]any{"link": id, "channel": req.Channel})
 }
 
 type publishRequest struct {

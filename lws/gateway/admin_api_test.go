@@ -4,11 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,22 +15,6 @@ import (
 
 	"github.com/lwsgate/lwsgate/lws"
 )
-
-// rawAPI calls the admin API and returns the response with its body read.
-func (g *testGW) rawAPI(t testing.TB, method, path, token, body string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, "http://"+g.admin+path, strings.NewReader(body))
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, string(b)
-}
 
 // TestAdminMethodNotAllowed: a path the admin API serves, asked with a
 // method it does not serve there, answers 405 with Allow (RFC 9110,

@@ -5,24 +5,31 @@ import (
 	"sync"
 )
 
+// maxChannel is the longest channel name, in bytes: a channel is 1 to
+// maxChannel bytes wherever its name comes from (a rule, a message's
+// field, the admin API).
+const maxChannel = 256
+
+func validChannel(ch string) bool { return ch != "" && len(ch) <= maxChannel }
+
 // hub holds channel memberships: a channel exists while it has a member
 // (created on first subscribe, as Centrifugo's are).
 //
 // Concurrency: safe from any goroutine.
 type hub struct {
 	mu       sync.RWMutex
-	channels map[string]map[uint64]*Link
+	channels map[string]map[uint64]*LinkRecord
 }
 
-func newHub() *hub { return &hub{channels: map[string]map[uint64]*Link{}} }
+func newHub() *hub { return &hub{channels: map[string]map[uint64]*LinkRecord{}} }
 
 // subscribe adds l to ch; it reports false if l was already a member.
-func (h *hub) subscribe(l *Link, ch string) bool {
+func (h *hub) subscribe(l *LinkRecord, ch string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.channels[ch]
 	if m == nil {
-		m = map[uint64]*Link{}
+		m = map[uint64]*LinkRecord{}
 		h.channels[ch] = m
 	}
 	if _, ok := m[l.ID]; ok {
@@ -39,7 +46,7 @@ func (h *hub) subscribe(l *Link, ch string) bool {
 }
 
 // unsubscribe removes l from ch; it reports false if l was not a member.
-func (h *hub) unsubscribe(l *Link, ch string) bool {
+func (h *hub) unsubscribe(l *LinkRecord, ch string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.channels[ch]
@@ -57,7 +64,7 @@ func (h *hub) unsubscribe(l *Link, ch string) bool {
 }
 
 // leave removes l from every channel (its link is gone).
-func (h *hub) leave(l *Link) {
+func (h *hub) leave(l *LinkRecord) {
 	l.mu.Lock()
 	chs := l.channels
 	l.channels = nil
@@ -78,11 +85,11 @@ func (h *hub) leave(l *Link) {
 }
 
 // members returns a snapshot of ch's links.
-func (h *hub) members(ch string) []*Link {
+func (h *hub) members(ch string) []*LinkRecord {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	m := h.channels[ch]
-	out := make([]*Link, 0, len(m))
+	out := make([]*LinkRecord, 0, len(m))
 	for _, l := range m {
 		out = append(out, l)
 	}

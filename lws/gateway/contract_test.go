@@ -213,7 +213,7 @@ shutdown: {drain: 4s, deadline: 6s}
 	require.NoError(t, err)
 	_, err = hc.Read(make([]byte, 1024))
 	require.NoError(t, err)
-	httpLink := g.links.list(func(l *Link) bool { return l.Type == TypeHTTPListen })[0].ID
+	httpLink := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeHTTPListen })[0].ID
 	closing := linkID(t, g.dial(t, "/", nil))
 	deleting := linkID(t, g.dial(t, "/", nil))
 	full := linkID(t, g.dial(t, "/", nil))

@@ -1,12 +1,3 @@
-// Package gateway is lwsgate's communication core as a library: listeners
-// for long links (tcplisten, WebSocket) and short links (httplisten,
-// HTTP), a link table, a route table, channels, a routing step of ordered
-// rules every message passes, client links to ws and http backends,
-// webhooks, tokens, an admin API and Prometheus metrics, all on one
-// libwebsockets context (package lws).
-//
-// A program embeds it with New and adds its own routing step with
-// Options.Router; cmd/lwsgate is such a program.
 package gateway
 
 import (
@@ -59,8 +50,21 @@ type Gateway struct {
 	self   node
 
 	cfg      atomic.Pointer[Config]
-	rules    atomic.Pointer[[]*rule]
+	rules    atomic.Pointer[ruleSet]
 	backends atomic.Pointer[map[string]*backend]
+	auth     atomic.Pointer[map[string]*authenticator] // by listener name
+	hookHdrs atomic.Pointer[headerPolicy]
+	// kept are the headers links keep from their upgrade requests for
+	// backends and hooks (keptHeaders of the config New had: the
+	// listeners ask libwebsockets for them, which a reload cannot change).
+	kept []string
+
+	// jwks are the identity providers' key sets the listeners use, kept
+	// across reloads (jwksFor); authCtx ends their fetches at shutdown.
+	jwksMu   sync.Mutex
+	jwks     map[jwksKey]*jwksSet
+	authCtx  context.Context
+	authStop context.CancelFunc
 
 	ctx     *lws.Context // listeners and backend links
 	hookCtx *lws.Context // webhook requests (outlives ctx during shutdown)
@@ -92,6 +96,9 @@ type backend struct {
 	tls *lws.ClientTLS
 	// http is the client for http(s) backends: lws client links.
 	http *http.Client
+	// hdrs is what the backend gets of a link's upgrade request (the
+	// forward and relay actions); httpHdrs of a forwarded request.
+	hdrs, httpHdrs *headerPolicy
 }
 
 // AdminListener is the name of the admin listener in Addrs.
@@ -123,9 +130,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		g.log = slog.Default()
 	}
 	g.routes = newRouteTable(g.log)
+	g.kept = keptHeaders(cfg)
 	g.cfg.Store(cfg)
-	rules := compileRules(cfg.Rules)
-	g.rules.Store(&rules)
+	g.rules.Store(compileRules(cfg.Rules))
 
 	secret := []byte(cfg.Tokens.Secret)
 	if len(secret) == 0 {
@@ -135,10 +142,18 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.tokens = newTokens(secret, cfg.Tokens.TTL.D())
 	g.metrics = newMetrics(g)
+	g.jwks = map[jwksKey]*jwksSet{}
+	g.authCtx, g.authStop = context.WithCancel(context.Background())
+	auth, err := g.compileAuth(cfg)
+	if err != nil {
+		g.authStop()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.auth.Store(&auth)
 
-	var err error
 	g.hookCtx, err = lws.New(&lws.Config{Logger: g.log, NetworkTimeout: max(time.Second, cfg.Hooks.Timeout.D())})
 	if err != nil {
+		g.authStop()
 		return nil, fmt.Errorf("gateway: hook client: %w", err)
 	}
 	g.hooks = newHooks(g, g.hookCtx)
@@ -149,15 +164,16 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		OnLinkOpen:      g.onLinkOpen,
-		OnLimit:         func(listener, limit string) { g.metrics.limitHits.WithLabelValues(listener, limit).Inc() },
+		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
 		OnLinkClose:     g.onLinkClose,
 	}
-	if cfg.Log.Trace {
+	if *cfg.Log.Trace {
 		lc.Trace = opts.Trace
 	}
 	for i := range cfg.Listeners {
 		l, err := g.listener(&cfg.Listeners[i])
 		if err != nil {
+			g.authStop()
 			g.hookCtx.Close()
 			return nil, err
 		}
@@ -167,13 +183,14 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		lc.Listeners = append(lc.Listeners, lws.Listener{
 			Name:        AdminListener,
 			Addr:        cfg.Admin.Addr,
-			Links:       lws.HTTPListen,
+			Accept:      lws.AcceptHTTP,
 			HTTPHandler: serveNetHTTP(g.started, g.adminHandler()),
-			MaxBodySize: 16 << 20,
+			MaxBodySize: adminMaxBody,
 		})
 	}
 	g.ctx, err = lws.New(lc)
 	if err != nil {
+		g.authStop()
 		g.hookCtx.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -195,12 +212,12 @@ func (g *Gateway) waitStarted() { <-g.started }
 
 // listener turns a ListenerConfig into an lws.Listener.
 func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
-	links, _ := lws.ParseLinkTypes(strings.Join(l.Links, ","))
+	accept, _ := parseAccept(l.Links)            // checked by Validate
 	proxies, _ := parseProxies(l.TrustedProxies) // checked by Validate
 	out := lws.Listener{
 		Name:            l.Name,
 		Addr:            l.Addr,
-		Links:           links,
+		Accept:          accept,
 		Handler:         wsHandler{g},
 		HTTPHandler:     &publicAPI{g: g, name: l.Name},
 		Subprotocols:    l.Subprotocols,
@@ -213,7 +230,7 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 		MaxLinks:        l.Limits.MaxLinks,
 		MaxLinksPerIP:   l.Limits.MaxLinksPerIP,
 		AcceptRate:      l.Limits.AcceptRate,
-		ExtraHeaders:    []string{"Authorization", "Origin"},
+		ExtraHeaders:    append([]string{"Authorization", "Origin"}, g.kept...),
 		TrustedProxies:  proxies,
 		ForwardedHeader: l.ForwardedHeader,
 		ProxyProtocol:   l.ProxyProtocol,
@@ -228,12 +245,14 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 			g.metrics.upgradeRefused.WithLabelValues(name, "503").Inc()
 			return &lws.HTTPError{Status: 503, Message: "draining: reconnect to another instance"}
 		}
-		if lc := g.listenerCfg(name); lc != nil {
-			if _, e := checkUpgrade(&lc.Auth, g.tokens, r); e != nil {
-				g.metrics.upgradeRefused.WithLabelValues(name, strconv.Itoa(e.status)).Inc()
-				g.log.Info("upgrade refused", "link", r.LinkID, "listener", name, "remote", addrString(r.Remote), "status", e.status, "why", e.msg)
-				return &lws.HTTPError{Status: e.status, Message: e.msg}
-			}
+		id, e := g.authenticate(name, r)
+		if e != nil {
+			g.metrics.upgradeRefused.WithLabelValues(name, strconv.Itoa(e.status)).Inc()
+			g.log.Info("upgrade refused", "link", r.LinkID, "listener", name, "remote", addrString(r.Remote), "status", e.status, "why", e.msg)
+			return e.httpError()
+		}
+		if id != nil {
+			r.SetValue(id) // the link's identity, for OnOpen
 		}
 		return nil
 	}
@@ -246,7 +265,7 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 func (g *Gateway) setBackends(cfg *Config) {
 	m := map[string]*backend{}
 	for _, bc := range cfg.Backends {
-		b := &backend{cfg: bc}
+		b := &backend{cfg: bc, hdrs: newHeaderPolicy(bc.ForwardHeaders, bc.Headers, false), httpHdrs: newHeaderPolicy(bc.ForwardHeaders, bc.Headers, true)}
 		if bc.CA != "" || bc.Insecure {
 			b.tls = &lws.ClientTLS{CAFile: bc.CA, InsecureSkipVerify: bc.Insecure}
 		}
@@ -260,12 +279,52 @@ func (g *Gateway) setBackends(cfg *Config) {
 		m[bc.Name] = b
 	}
 	g.backends.Store(&m)
+	g.hookHdrs.Store(newHeaderPolicy(cfg.Hooks.ForwardHeaders, cfg.Hooks.Headers, false))
 }
 
 func (g *Gateway) backend(name string) *backend { return (*g.backends.Load())[name] }
 
+// compileAuth compiles every listener's auth, by listener name; the key
+// sets they use are the registry's (jwksFor).
+func (g *Gateway) compileAuth(cfg *Config) (map[string]*authenticator, error) {
+	out := map[string]*authenticator{}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		a, err := newAuthenticator(&l.Auth, g.tokens.secret)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d].auth.keys: %w", i, err)
+		}
+		out[l.Name] = a
+	}
+	// The key sets last: a config whose keys do not load starts no fetch.
+	for i := range cfg.Listeners {
+		if l := &cfg.Listeners[i]; l.Auth.JWKSURL != "" {
+			out[l.Name].jwks = g.jwksFor(&l.Auth)
+		}
+	}
+	return out, nil
+}
+
+// authenticate applies listener's auth to an upgrade request
+// (authenticator.check): the one place a link's token is verified, by the
+// upgrade check and again when the link opens.
+func (g *Gateway) authenticate(listener string, r *lws.Request) (*Identity, *authError) {
+	if a := (*g.auth.Load())[listener]; a != nil {
+		return a.check(r)
+	}
+	return nil, nil
+}
+
 // Config returns the configuration in force (a copy).
 func (g *Gateway) Config() *Config { return g.cfg.Load().Clone() }
+
+// maxMessage is limits.max_message of the listener named.
+func (g *Gateway) maxMessage(listener string) int64 {
+	if lc := g.listenerCfg(listener); lc != nil {
+		return int64(lc.Limits.MaxMessage)
+	}
+	return defaultMaxMessage // not a listener's link
+}
 
 func (g *Gateway) listenerCfg(name string) *ListenerConfig {
 	cfg := g.cfg.Load()
@@ -292,84 +351,6 @@ func (g *Gateway) Done() <-chan struct{} { return g.ctx.Done() }
 
 // Context returns the lws context the gateway runs on.
 func (g *Gateway) Context() *lws.Context { return g.ctx }
-
-// Reload applies a new configuration without dropping links: rules, log
-// level, auth, hooks, backends, tokens' TTL, shutdown timings and the
-// message and body limits (up to the values the listeners started with,
-// which libwebsockets enforces). Changing what a listener binds to
-// (addresses, link types, TLS, keepalive) needs a restart: Reload returns
-// an error naming the field and applies nothing.
-func (g *Gateway) Reload(cfg *Config) error {
-	cfg = cfg.Clone()
-	cfg.setDefaults()
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	old := g.cfg.Load()
-	if err := restartNeeded(old, cfg); err != nil {
-		return err
-	}
-	rules := compileRules(cfg.Rules)
-	g.rules.Store(&rules)
-	g.setBackends(cfg)
-	g.tokens.ttl.Store(int64(cfg.Tokens.TTL.D()))
-	g.cfg.Store(cfg)
-	if g.level != nil {
-		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
-	}
-	g.log.Info("config reloaded", "rules", len(rules), "backends", len(cfg.Backends), "log_level", cfg.Log.Level)
-	return nil
-}
-
-// restartNeeded says which change of b from a Reload cannot apply.
-func restartNeeded(a, b *Config) error {
-	if len(a.Listeners) != len(b.Listeners) {
-		return errors.New("reload: listeners added or removed: restart to apply")
-	}
-	for i := range a.Listeners {
-		x, y := &a.Listeners[i], &b.Listeners[i]
-		p := fmt.Sprintf("reload: listeners[%d]", i)
-		switch {
-		case x.Name != y.Name:
-			return fmt.Errorf("%s.name changed: restart to apply", p)
-		case x.Addr != y.Addr:
-			return fmt.Errorf("%s.addr changed: restart to apply", p)
-		case strings.Join(x.Links, ",") != strings.Join(y.Links, ","):
-			return fmt.Errorf("%s.links changed: restart to apply", p)
-		case (x.TLS == nil) != (y.TLS == nil) || x.TLS != nil && *x.TLS != *y.TLS:
-			return fmt.Errorf("%s.tls changed: restart to apply", p)
-		case x.Keepalive != y.Keepalive:
-			return fmt.Errorf("%s.keepalive changed: restart to apply", p)
-		case strings.Join(x.Subprotocols, ",") != strings.Join(y.Subprotocols, ","):
-			return fmt.Errorf("%s.subprotocols changed: restart to apply", p)
-		case x.Compression != y.Compression:
-			return fmt.Errorf("%s.compression changed: restart to apply", p)
-		case strings.Join(x.TrustedProxies, ",") != strings.Join(y.TrustedProxies, ",") || !strings.EqualFold(x.ForwardedHeader, y.ForwardedHeader) || x.ProxyProtocol != y.ProxyProtocol:
-			return fmt.Errorf("%s: trusted_proxies, forwarded_header and proxy_protocol need a restart", p)
-		case y.Limits.MaxMessage > x.Limits.MaxMessage:
-			return fmt.Errorf("%s.limits.max_message raised above %d: restart to apply", p, x.Limits.MaxMessage)
-		case y.Limits.MaxBody > x.Limits.MaxBody:
-			return fmt.Errorf("%s.limits.max_body raised above %d: restart to apply", p, x.Limits.MaxBody)
-		case y.Limits.MaxSendQueue != x.Limits.MaxSendQueue || y.Limits.MaxHeaderBytes != x.Limits.MaxHeaderBytes:
-			return fmt.Errorf("%s.limits: max_send_queue and max_header_bytes need a restart", p)
-		case y.Limits.MaxLinks != x.Limits.MaxLinks || y.Limits.MaxLinksPerIP != x.Limits.MaxLinksPerIP || y.Limits.AcceptRate != x.Limits.AcceptRate:
-			return fmt.Errorf("%s.limits: max_links, max_links_per_ip and accept_rate need a restart", p)
-		}
-	}
-	if a.Admin.Addr != b.Admin.Addr {
-		return errors.New("reload: admin.addr changed: restart to apply")
-	}
-	if a.Tokens.Secret != b.Tokens.Secret {
-		return errors.New("reload: tokens.secret changed: restart to apply (issued tokens would break)")
-	}
-	if a.NetworkTimeout != b.NetworkTimeout {
-		return errors.New("reload: network_timeout changed: restart to apply")
-	}
-	if a.Log.Trace != b.Log.Trace || a.Log.LinkTrace != b.Log.LinkTrace || a.Log.Format != b.Log.Format {
-		return errors.New("reload: log.trace, log.link_trace and log.format need a restart")
-	}
-	return nil
-}
 
 // linkTrace is the lws.Config.LinkTrace for cfg: log.link_trace, or none
 // when the admin API, the only reader of the traces, is off (each traced
@@ -402,11 +383,12 @@ func (g *Gateway) Close() error { return g.Shutdown(context.Background()) }
 func (g *Gateway) shutdown(ctx context.Context) error {
 	cfg := g.cfg.Load()
 	g.draining.Store(true)
+	g.authStop() // key set fetches under way end
 	start := time.Now()
 	ctx, cancel := context.WithDeadline(ctx, start.Add(cfg.Shutdown.Deadline.D()))
 	defer cancel()
 
-	ws := g.links.list(func(l *Link) bool { return l.Type == TypeTCPListen })
+	ws := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })
 	g.log.Info("draining", "links", len(ws), "window", cfg.Shutdown.Drain.D(), "deadline", cfg.Shutdown.Deadline.D())
 	window := cfg.Shutdown.Drain.D()
 	for i, l := range ws {
@@ -426,7 +408,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	}
 	// Wait for the WebSocket links to finish closing, at most until the
 	// deadline; idle HTTP connections are closed by the context.
-	isWS := func(l *Link) bool { return l.conn != nil }
+	isWS := func(l *LinkRecord) bool { return l.conn != nil }
 	for len(g.links.list(isWS)) > 0 && ctx.Err() == nil {
 		select {
 		case <-time.After(20 * time.Millisecond):
@@ -447,9 +429,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 }
 
 // Send sends a message to a live WebSocket link. It returns ErrGone for a
-// link that has closed (410 in the admin API), ErrNoLink for an ID never
-// issued, lws.ErrSendQueueFull when the link does not keep up (it is then
-// closed with 1008).
+// link that has closed (410 in the admin API), ErrUnknownLink for an ID
+// never issued (404), lws.ErrSendQueueFull when the link does not keep up
+// (it is then closed with 1008).
 func (g *Gateway) Send(id uint64, typ lws.MessageType, data []byte) error {
 	l, err := g.wsLink(id)
 	if err != nil {
@@ -458,7 +440,7 @@ func (g *Gateway) Send(id uint64, typ lws.MessageType, data []byte) error {
 	return g.send(l, typ, data)
 }
 
-func (g *Gateway) send(l *Link, typ lws.MessageType, data []byte) error {
+func (g *Gateway) send(l *LinkRecord, typ lws.MessageType, data []byte) error {
 	err := l.conn.Send(typ, data)
 	if err == nil {
 		l.countOut(len(data))
@@ -488,7 +470,7 @@ func (g *Gateway) Subscribe(id uint64, channel string) error {
 	return nil
 }
 
-func (g *Gateway) subscribe(l *Link, channel string) {
+func (g *Gateway) subscribe(l *LinkRecord, channel string) {
 	if g.hub.subscribe(l, channel) {
 		g.log.Debug("subscribe", "link", l.ID, "channel", channel)
 	}
@@ -504,17 +486,25 @@ func (g *Gateway) Unsubscribe(id uint64, channel string) error {
 	return nil
 }
 
-func (g *Gateway) wsLink(id uint64) (*Link, error) {
+// record returns the live link id, or ErrGone or ErrUnknownLink.
+func (g *Gateway) record(id uint64) (*LinkRecord, error) {
 	l, gone := g.links.get(id)
 	switch {
 	case gone:
 		return nil, ErrGone
 	case l == nil:
-		return nil, ErrNoLink
-	case l.conn == nil:
-		return nil, ErrNotWebSocket
+		return nil, ErrUnknownLink
 	}
 	return l, nil
+}
+
+// wsLink returns the live WebSocket link id, or why there is none.
+func (g *Gateway) wsLink(id uint64) (*LinkRecord, error) {
+	l, err := g.record(id)
+	if err == nil && l.conn == nil {
+		return nil, ErrNotWebSocket
+	}
+	return l, err
 }
 
 // PublishResult says how a publish went.
@@ -554,12 +544,9 @@ func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []b
 
 // Link returns a snapshot of a live link.
 func (g *Gateway) Link(id uint64) (LinkInfo, error) {
-	l, gone := g.links.get(id)
-	switch {
-	case gone:
-		return LinkInfo{}, ErrGone
-	case l == nil:
-		return LinkInfo{}, ErrNoLink
+	l, err := g.record(id)
+	if err != nil {
+		return LinkInfo{}, err
 	}
 	return l.Info(), nil
 }
@@ -580,9 +567,13 @@ func (g *Gateway) Routes() []Route { return g.routes.all() }
 // Channels returns the channels and their member counts.
 func (g *Gateway) Channels() []ChannelInfo { return g.hub.list() }
 
-// Errors of the link operations.
+// Errors of the link operations (Send, CloseLink, Link...), which the
+// admin API answers with 410, 404 and 409.
 var (
-	ErrGone         = errors.New("gateway: link is gone")
-	ErrNoLink       = errors.New("gateway: no such link")
+	// ErrGone: the link was open and has closed since.
+	ErrGone = errors.New("gateway: link is gone")
+	// ErrUnknownLink: no link was ever issued this ID.
+	ErrUnknownLink = errors.New("gateway: no link was ever issued this ID")
+	// ErrNotWebSocket: the link is an HTTP one, which has no messages.
 	ErrNotWebSocket = errors.New("gateway: not a WebSocket link")
 )

@@ -273,7 +273,7 @@ rules:
 }
 
 func TestRouteTableDepths(t *testing.T) {
-	rt := newRouteTable(discardLogger())
+	rt := newRouteTable(newDiscard())
 	rt.bindFriend(1, 2) // client 1 <-> gateway link 2
 	rt.bindFriend(2, 3) // link 2 <-> backend link 3: 1 reaches 3 in one more hop
 	assert.Equal(t, []Route{{1, 2, 0}, {1, 3, 1}}, rt.peers(1))
@@ -283,18 +283,6 @@ func TestRouteTableDepths(t *testing.T) {
 	rt.del(1)
 	rt.del(3)
 	assert.Equal(t, 0, rt.len())
-}
-
-func sortedByPeer(r []Route) []Route {
-	out := append([]Route(nil), r...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j].Peer < out[i].Peer {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 func TestAuthAtUpgrade(t *testing.T) {
@@ -345,7 +333,7 @@ listeners:
 	defer ws.Close()
 	send(t, ws, `{"action":"info"}`)
 	info := read(t, ws)
-	ws1 := g.links.list(func(l *Link) bool { return l.Type == TypeTCPListen })
+	ws1 := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })
 	require.Len(t, ws1, 1)
 	assert.JSONEq(t, fmt.Sprintf(`{"type":"info","link":%d,"user":"keda","listener":"main"}`, ws1[0].ID), info)
 	h := http.Header{"Origin": {"https://app.example.com"}, "Authorization": {"Bearer " + tok.Token}}
@@ -402,8 +390,6 @@ func TestListenerCompression(t *testing.T) {
 		assert.Equal(t, 1009, code)
 	}
 }
-
-func discardLogger() *slogLogger { return newDiscard() }
 
 func TestPortInUseNamesTheAddress(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"time"
 
 	"github.com/lwsgate/lwsgate/lws"
@@ -13,12 +12,12 @@ func (g *Gateway) onLinkOpen(ll lws.Link) {
 	if ll.Kind != lws.LinkHTTP || ll.Listener == AdminListener {
 		return // the operator's own requests are not gateway traffic
 	}
-	l := &Link{ID: ll.ID, Type: linkType(ll), Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, URL: ll.URL, Opened: ll.Opened}
+	l := &LinkRecord{ID: ll.ID, Type: linkType(ll), Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, URL: ll.URL, Opened: ll.Opened}
 	g.addLink(l)
 }
 
 // addLink puts a link in the link table.
-func (g *Gateway) addLink(l *Link) {
+func (g *Gateway) addLink(l *LinkRecord) {
 	g.links.add(l)
 	g.metrics.linkOpened(l)
 	g.log.Debug("link add", "link", l.ID, "type", l.Type, "listener", l.Listener, "remote", l.Remote, "path", l.Path, "url", l.URL, "user", l.User, "links", g.links.len())
@@ -59,21 +58,21 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 	g := h.g
 	g.waitStarted()
 	ll := c.Link()
-	l := &Link{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
+	l := &LinkRecord{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
 	lc := g.listenerCfg(ll.Listener)
-	var refuse *upgradeError
-	if g.draining.Load() {
-		refuse = &upgradeError{503, "draining"}
-	} else if lc != nil && c.Request() != nil {
-		// The same check ran before the upgrade (CheckUpgrade); here it
-		// gives the link its user.
-		l.User, refuse = checkUpgrade(&lc.Auth, g.tokens, c.Request())
+	// CheckUpgrade verified the token before the 101 and left the
+	// identity (Request.SetValue): one verification per link.
+	if id, _ := c.Value().(*Identity); id != nil {
+		l.Identity, l.User = id, id.Subject
+	}
+	if r := c.Request(); r != nil {
+		l.hdr = linkHeaders(g.kept, r)
 	}
 	c.SetValue(l)
 	g.addLink(l)
-	if refuse != nil {
-		// Only reached if the upgrade check could not run first.
-		_ = c.Close(4000+lws.StatusCode(refuse.status), refuse.msg)
+	if g.draining.Load() {
+		// Draining began between the upgrade check and now.
+		_ = c.Close(4000+lws.StatusCode(503), "draining")
 		return
 	}
 	if g.hooks.connectURL() != "" {
@@ -89,34 +88,17 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 
 func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 	g := h.g
-	l, _ := c.Value().(*Link)
+	l, _ := c.Value().(*LinkRecord)
 	if l == nil {
 		return
 	}
 	l.countIn(len(data))
 	g.metrics.msgIn(len(data))
-	if lc := g.listenerCfg(l.Listener); lc != nil && int64(len(data)) > int64(lc.Limits.MaxMessage) {
-		// limits.max_message lowered by a reload (libwebsockets enforces
-		// the value the listener started with).
-		_ = c.Close(lws.StatusMessageTooBig, "message too big")
+	lc := g.listenerCfg(l.Listener)
+	if g.hold(l, lc, typ, data) {
 		return
 	}
-	l.mu.Lock()
-	if held := l.held; held != nil {
-		// The connect hook has not answered: keep the message, bounded.
-		lc := g.listenerCfg(l.Listener)
-		if lc != nil && held.bytes+int64(len(data)) > int64(lc.Limits.MaxMessage) {
-			l.mu.Unlock()
-			_ = c.Close(lws.StatusPolicyViolation, "too much data before the connect hook answered")
-			return
-		}
-		held.msgs = append(held.msgs, pendingMsg{typ, append([]byte(nil), data...)})
-		held.bytes += int64(len(data))
-		l.mu.Unlock()
-		return
-	}
-	l.mu.Unlock()
-	if lc := g.listenerCfg(l.Listener); lc != nil && lc.Upstream != "" {
+	if lc != nil && lc.Upstream != "" {
 		if b := g.backend(lc.Upstream); b != nil {
 			g.relayMessage(b, l, typ, data)
 			return
@@ -125,144 +107,24 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 	g.route(l, typ, data)
 }
 
-func (h wsHandler) OnClose(c *lws.Conn, ce lws.CloseError) {}
-
-// release delivers the messages held for the connect hook (service
-// goroutine).
-func (g *Gateway) release(l *Link) {
+// hold keeps a message while the link's connect hook has not answered,
+// bounded by max_message in all; it reports whether it took the message.
+func (g *Gateway) hold(l *LinkRecord, lc *ListenerConfig, typ lws.MessageType, data []byte) bool {
 	l.mu.Lock()
 	held := l.held
-	l.held = nil
-	l.mu.Unlock()
 	if held == nil {
-		return
+		l.mu.Unlock()
+		return false
 	}
-	for _, m := range held.msgs {
-		g.route(l, m.typ, m.data)
+	if lc != nil && held.bytes+int64(len(data)) > int64(lc.Limits.MaxMessage) {
+		l.mu.Unlock()
+		_ = l.conn.Close(lws.StatusPolicyViolation, "too much data before the connect hook answered")
+		return true
 	}
+	held.msgs = append(held.msgs, pendingMsg{typ, append([]byte(nil), data...)})
+	held.bytes += int64(len(data))
+	l.mu.Unlock()
+	return true
 }
 
-// errorMessage is what a link is told when its message cannot be routed.
-type errorMessage struct {
-	Type  string `json:"type"` // "error"
-	Error string `json:"error"`
-	Rule  string `json:"rule,omitempty"`
-}
-
-func (g *Gateway) replyError(l *Link, rule, msg string) {
-	b, _ := json.Marshal(errorMessage{Type: "error", Error: msg, Rule: rule})
-	_ = g.send(l, lws.TextMessage, b)
-}
-
-// route is the routing step every received message passes (the seed's
-// AnalyRoute): the embedding program's Router, then the first matching
-// rule. A message nothing matches is logged and answered with an error;
-// it never ends the link.
-func (g *Gateway) route(l *Link, typ lws.MessageType, data []byte) {
-	start := time.Now()
-	// One Message, reused: route runs only on the service goroutine, and
-	// a Router may not keep m past Route.
-	m := &g.scratch
-	*m = Message{Link: l, Type: typ, Data: data}
-	defer func() {
-		*m = Message{}
-		g.metrics.routeSeconds.Observe(time.Since(start).Seconds())
-	}()
-	if g.router != nil && g.router.Route(g, m) {
-		if g.routerHits == nil {
-			g.routerHits = g.metrics.ruleHits.WithLabelValues("router", "router")
-		}
-		g.routerHits.Inc()
-		g.hooks.message(m)
-		return
-	}
-	for _, r := range *g.rules.Load() {
-		if r.matches(m) {
-			if r.hits == nil {
-				r.hits = g.metrics.ruleHits.WithLabelValues(r.Name, r.Action)
-			}
-			r.hits.Inc()
-			g.act(r, m)
-			g.hooks.message(m)
-			return
-		}
-	}
-	g.metrics.unroutable.Inc()
-	why := "no route for this message"
-	if _, err := m.JSON(); err != nil && g.rulesUseJSON() {
-		why = "no route for this message (not JSON: " + err.Error() + ")"
-	}
-	g.log.Warn("msg unknown", "link", m.Link.ID, "type", m.Type.String(), "len", len(m.Data), "why", why)
-	g.replyError(m.Link, "", why)
-	g.hooks.message(m)
-}
-
-func (g *Gateway) rulesUseJSON() bool {
-	for _, r := range *g.rules.Load() {
-		if r.Match.Field != "" || r.ChannelField != "" {
-			return true
-		}
-	}
-	return false
-}
-
-// act runs a rule's action (service goroutine).
-func (g *Gateway) act(r *rule, m *Message) {
-	l := m.Link
-	switch r.Action {
-	case "echo":
-		if err := g.send(l, m.Type, m.Data); err != nil {
-			g.log.Debug("echo failed", "link", l.ID, "err", err)
-		}
-	case "reply":
-		_ = g.send(l, lws.TextMessage, []byte(r.Reply))
-	case "publish", "subscribe", "unsubscribe":
-		ch, err := r.channel(m)
-		if err != nil {
-			g.replyError(l, r.Name, err.Error())
-			return
-		}
-		switch r.Action {
-		case "publish":
-			g.Publish(ch, m.Type, m.Data)
-		case "subscribe":
-			g.subscribe(l, ch)
-			g.ack(l, "subscribed", ch)
-		case "unsubscribe":
-			g.hub.unsubscribe(l, ch)
-			g.ack(l, "unsubscribed", ch)
-		}
-	case "forward":
-		b := g.backend(r.Backend)
-		if b == nil || b.http == nil {
-			g.replyError(l, r.Name, "backend "+r.Backend+" is not configured")
-			return
-		}
-		data := append([]byte(nil), m.Data...)
-		go g.forwardMessage(b, l, m.Type, data, r.Name)
-	case "relay":
-		b := g.backend(r.Backend)
-		if b == nil || b.http != nil {
-			g.replyError(l, r.Name, "backend "+r.Backend+" is not configured")
-			return
-		}
-		g.relayMessage(b, l, m.Type, m.Data)
-	case "info":
-		b, _ := json.Marshal(map[string]any{"type": "info", "link": l.ID, "user": l.User, "listener": l.Listener})
-		_ = g.send(l, lws.TextMessage, b)
-	case "drop":
-	case "close":
-		code, reason, err := r.closeArgs(m)
-		if err != nil {
-			g.log.Warn("bad close command", "link", l.ID, "err", err)
-			g.replyError(l, r.Name, err.Error())
-			return
-		}
-		_ = l.conn.Close(code, reason)
-	}
-}
-
-func (g *Gateway) ack(l *Link, event, ch string) {
-	b, _ := json.Marshal(map[string]string{"type": event, "channel": ch})
-	_ = g.send(l, lws.TextMessage, b)
-}
+func (h wsHandler) OnClose(c *lws.Conn, ce lws.CloseError) {}

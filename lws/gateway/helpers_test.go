@@ -3,9 +3,14 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +19,10 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 )
+
+// The package's test helpers, in one place: a gateway on loopback ports
+// (startGW) and its clients (dial, api, rawAPI), a hook server, a ws
+// backend, and small helpers the tests share.
 
 // testGW is a gateway on loopback ports for one test.
 type testGW struct {
@@ -40,7 +49,8 @@ func (s *syncBuffer) String() string {
 }
 
 // startGW runs a gateway from YAML; listeners and admin use 127.0.0.1:0
-// unless the YAML says otherwise. It is shut down when the test ends.
+// unless the YAML says otherwise, and what it leaves out is the default
+// (the rules ending in echo). It is shut down when the test ends.
 func startGW(t testing.TB, yaml string, opts *Options) *testGW {
 	t.Helper()
 	if !strings.Contains(yaml, "listeners:") {
@@ -51,9 +61,6 @@ func startGW(t testing.TB, yaml string, opts *Options) *testGW {
 	}
 	cfg, err := ParseConfig(t.Name()+".yaml", []byte(yaml))
 	require.NoError(t, err)
-	if !strings.Contains(yaml, "rules:") {
-		cfg.Rules = DefaultConfig().Rules
-	}
 	logs := &syncBuffer{}
 	if opts == nil {
 		opts = &Options{}
@@ -180,6 +187,129 @@ func (g *testGW) waitEmpty(t testing.TB) {
 	}, 20*time.Second, 10*time.Millisecond, "links %d routes %d channels %d", g.links.len(), g.routes.len(), g.hub.len())
 }
 
-type slogLogger = slog.Logger
-
 func newDiscard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// stringOf is n bytes b.
+func stringOf(b byte, n int) string { return string(bytes.Repeat([]byte{b}, n)) }
+
+// reflectPointer is a function's code pointer, to tell which one a rule
+// was compiled with.
+func reflectPointer(f any) uintptr { return reflect.ValueOf(f).Pointer() }
+
+// rawAPI calls the admin API and returns the response with its body read.
+func (g *testGW) rawAPI(t testing.TB, method, path, token, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+g.admin+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(b)
+}
+
+// hookServer records webhook calls; connect is refused for paths with
+// "deny".
+type hookServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	events []hookEvent
+}
+
+func newHookServer(t *testing.T) *hookServer {
+	h := &hookServer{}
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev hookEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		h.mu.Lock()
+		h.events = append(h.events, ev)
+		h.mu.Unlock()
+		if ev.Event == "connect" && strings.Contains(ev.Link.Path, "deny") {
+			http.Error(w, "denied", http.StatusForbidden)
+			return
+		}
+		if ev.Event == "connect" && strings.Contains(ev.Link.Path, "slow") {
+			time.Sleep(300 * time.Millisecond) // messages wait meanwhile
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.Close)
+	return h
+}
+
+func (h *hookServer) byEvent(name string) []hookEvent {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []hookEvent
+	for _, e := range h.events {
+		if e.Event == name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func hostOf(hostport string) string {
+	h, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return hostport
+	}
+	return h
+}
+
+// wsBackend is a Go WebSocket backend that echoes each message with
+// prefix before it.
+func wsBackend(t testing.TB, prefix string) string {
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			mt, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			_ = c.WriteMessage(mt, append([]byte(prefix), p...))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// rssKiB returns this process's resident set size.
+func rssKiB(t testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			var kib int64
+			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib)
+			require.NoError(t, err)
+			return kib
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
+
+func sortedByPeer(r []Route) []Route {
+	out := append([]Route(nil), r...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j].Peer < out[i].Peer {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+}

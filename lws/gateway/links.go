@@ -1,8 +1,11 @@
 package gateway
 
 import (
+	"fmt"
 	"net"
+	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,23 +22,64 @@ const (
 	TypeHTTPConnect = "httpconnect" // an HTTP request we made to a backend
 )
 
+// linkType names an lws link in the gateway's words.
 func linkType(l lws.Link) string {
 	switch {
-	case l.Kind == lws.LinkWebSocket && l.URL != "":
+	case l.Kind == lws.LinkWebSocket && l.Client():
 		return TypeTCPConnect
 	case l.Kind == lws.LinkWebSocket:
 		return TypeTCPListen
-	case l.URL != "":
+	case l.Client():
 		return TypeHTTPConnect
 	}
 	return TypeHTTPListen
 }
 
-// Link is one live link of the link table. The identity fields are set
-// when it opens and never change; the counters are atomic.
+// ParseLinkTypes parses what a listener accepts as listeners[].links and
+// lwsgate -links write it: a comma-separated list of tcplisten (WebSocket
+// links) and httplisten (HTTP requests), also ws and http. It returns the
+// canonical names, tcplisten first.
+func ParseLinkTypes(s string) ([]string, error) {
+	a, err := parseAccept(strings.Split(s, ","))
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	if a&lws.AcceptWebSocket != 0 {
+		out = append(out, TypeTCPListen)
+	}
+	if a&lws.AcceptHTTP != 0 {
+		out = append(out, TypeHTTPListen)
+	}
+	return out, nil
+}
+
+// parseAccept turns listeners[].links into what the lws listener accepts.
+func parseAccept(links []string) (lws.Accept, error) {
+	var a lws.Accept
+	for _, f := range links {
+		switch strings.TrimSpace(strings.ToLower(f)) {
+		case TypeTCPListen, "ws":
+			a |= lws.AcceptWebSocket
+		case TypeHTTPListen, "http":
+			a |= lws.AcceptHTTP
+		default:
+			return 0, fmt.Errorf("unknown link type %q (want %s, %s)", f, TypeTCPListen, TypeHTTPListen)
+		}
+	}
+	return a, nil
+}
+
+// LinkRecord is the gateway's record of one link in its link table, from
+// the moment the link opens until libwebsockets destroys it: what lws told
+// of it when it opened (an lws.Link, in the gateway's words), the user its
+// token named, its counters, channels and relays. It is shared: the
+// routing step, the admin API and the hooks see the same record. A
+// LinkInfo is a copy of one at a moment.
 //
-// Concurrency: safe from any goroutine.
-type Link struct {
+// The identity fields are set when it opens and never change; the
+// counters are atomic. Concurrency: safe from any goroutine.
+type LinkRecord struct {
 	ID       uint64
 	Type     string // tcplisten, httplisten, tcpconnect, httpconnect
 	Listener string // "" for links we opened
@@ -44,8 +88,14 @@ type Link struct {
 	URL      string // for links we opened
 	User     string // the token's subject, when the listener requires one
 	Opened   time.Time
+	// Identity is what the link's token proved (its subject is User); nil
+	// when the listener requires no token.
+	Identity *Identity
 
 	conn *lws.Conn // WebSocket links; nil for HTTP
+	// hdr are the headers of the link's upgrade request its backends and
+	// hooks may be given (linkHeaders); nil: none.
+	hdr http.Header
 
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
 	last                               atomic.Int64 // unix nanoseconds of the last message either way
@@ -63,21 +113,22 @@ type heldMsgs struct {
 }
 
 // Conn returns the link's WebSocket connection, or nil for HTTP links.
-func (l *Link) Conn() *lws.Conn { return l.conn }
+func (l *LinkRecord) Conn() *lws.Conn { return l.conn }
 
-func (l *Link) countIn(n int) {
+func (l *LinkRecord) countIn(n int) {
 	l.msgsIn.Add(1)
 	l.bytesIn.Add(int64(n))
 	l.last.Store(time.Now().UnixNano())
 }
 
-func (l *Link) countOut(n int) {
+func (l *LinkRecord) countOut(n int) {
 	l.msgsOut.Add(1)
 	l.bytesOut.Add(int64(n))
 	l.last.Store(time.Now().UnixNano())
 }
 
-// LinkInfo is the JSON view of a Link.
+// LinkInfo is a snapshot of a LinkRecord (LinkRecord.Info): a value, as
+// the admin API and the hooks send it in JSON.
 type LinkInfo struct {
 	ID           uint64    `json:"id"`
 	Type         string    `json:"type"`
@@ -97,7 +148,7 @@ type LinkInfo struct {
 }
 
 // Info returns a snapshot of l.
-func (l *Link) Info() LinkInfo {
+func (l *LinkRecord) Info() LinkInfo {
 	in := LinkInfo{
 		ID: l.ID, Type: l.Type, Listener: l.Listener, Remote: l.Remote, Path: l.Path, URL: l.URL,
 		User: l.User, Opened: l.Opened, LastActivity: l.Opened,
@@ -128,14 +179,14 @@ func (l *Link) Info() LinkInfo {
 // goroutine.
 type linkTable struct {
 	mu     sync.RWMutex
-	links  map[uint64]*Link
+	links  map[uint64]*LinkRecord
 	maxID  uint64 // the largest ID ever added: a smaller unknown one is gone
 	opened atomic.Uint64
 }
 
-func newLinkTable() *linkTable { return &linkTable{links: map[uint64]*Link{}} }
+func newLinkTable() *linkTable { return &linkTable{links: map[uint64]*LinkRecord{}} }
 
-func (t *linkTable) add(l *Link) {
+func (t *linkTable) add(l *LinkRecord) {
 	t.mu.Lock()
 	t.links[l.ID] = l
 	t.maxID = max(t.maxID, l.ID)
@@ -143,7 +194,7 @@ func (t *linkTable) add(l *Link) {
 	t.opened.Add(1)
 }
 
-func (t *linkTable) del(id uint64) *Link {
+func (t *linkTable) del(id uint64) *LinkRecord {
 	t.mu.Lock()
 	l := t.links[id]
 	delete(t.links, id)
@@ -152,7 +203,7 @@ func (t *linkTable) del(id uint64) *Link {
 }
 
 // get returns the link, or nil and whether it existed once (gone).
-func (t *linkTable) get(id uint64) (l *Link, gone bool) {
+func (t *linkTable) get(id uint64) (l *LinkRecord, gone bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	l = t.links[id]
@@ -166,9 +217,9 @@ func (t *linkTable) len() int {
 }
 
 // list returns the links, by ID, that keep returns true for.
-func (t *linkTable) list(keep func(*Link) bool) []*Link {
+func (t *linkTable) list(keep func(*LinkRecord) bool) []*LinkRecord {
 	t.mu.RLock()
-	out := make([]*Link, 0, len(t.links))
+	out := make([]*LinkRecord, 0, len(t.links))
 	for _, l := range t.links {
 		if keep == nil || keep(l) {
 			out = append(out, l)

@@ -18,50 +18,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// hookServer records webhook calls; connect is refused for paths with
-// "deny".
-type hookServer struct {
-	*httptest.Server
-	mu     sync.Mutex
-	events []hookEvent
-}
-
-func newHookServer(t *testing.T) *hookServer {
-	h := &hookServer{}
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev hookEvent
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		h.mu.Lock()
-		h.events = append(h.events, ev)
-		h.mu.Unlock()
-		if ev.Event == "connect" && strings.Contains(ev.Link.Path, "deny") {
-			http.Error(w, "denied", http.StatusForbidden)
-			return
-		}
-		if ev.Event == "connect" && strings.Contains(ev.Link.Path, "slow") {
-			time.Sleep(300 * time.Millisecond) // messages wait meanwhile
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(h.Close)
-	return h
-}
-
-func (h *hookServer) byEvent(name string) []hookEvent {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []hookEvent
-	for _, e := range h.events {
-		if e.Event == name {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func TestHooks(t *testing.T) {
 	hs := newHookServer(t)
 	g := startGW(t, fmt.Sprintf("hooks:\n  connect: %s/c\n  message: %s/m\n  disconnect: %s/d\n  timeout: 2s\n", hs.URL, hs.URL, hs.URL), nil)
@@ -176,14 +132,6 @@ func TestProxyProtocolListener(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(g.logs.String(), "no valid PROXY protocol header") }, 5*time.Second, 10*time.Millisecond)
 }
 
-func hostOf(hostport string) string {
-	h, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return hostport
-	}
-	return h
-}
-
 func TestDisconnectHookRetriesAndShutdownDelivers(t *testing.T) {
 	var mu sync.Mutex
 	fails := 1
@@ -277,6 +225,49 @@ func TestReloadKeepsLinks(t *testing.T) {
 	send(t, ws, "12345")
 	code, _ := closeCode(t, ws)
 	assert.Equal(t, 1009, code)
+}
+
+// TestReloadLimits: limits raised or lowered by Reload apply to the links
+// already open and to the next request, enforced by lws
+// (Context.SetListenerLimits), each reported as a limit hit; a change of
+// max_header_bytes, libwebsockets' own buffer, is refused.
+func TestReloadLimits(t *testing.T) {
+	g := startGW(t, "listeners:\n  - addr: 127.0.0.1:0\n    limits: {max_message: 1KiB, max_body: 1KiB}\nrules:\n  - {action: echo}\n", nil)
+	ws := g.dial(t, "/", nil)
+	post := func(n int) int {
+		hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := hc.Post("http://"+g.pub+"/v1/api/createtoken", "application/json", strings.NewReader(strings.Repeat("x", n)))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusRequestEntityTooLarge, post(2<<10))
+
+	up := g.Config()
+	up.Listeners[0].Limits.MaxMessage = 64 << 10
+	up.Listeners[0].Limits.MaxBody = 64 << 10
+	require.NoError(t, g.Reload(up))
+	big := strings.Repeat("x", 32<<10)
+	send(t, ws, big)
+	assert.Equal(t, big, read(t, ws), "max_message raised for the open link")
+	assert.NotEqual(t, http.StatusRequestEntityTooLarge, post(2<<10), "max_body raised")
+
+	down := g.Config()
+	down.Listeners[0].Limits.MaxBody = 100
+	require.NoError(t, g.Reload(down))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, post(101), "max_body lowered")
+
+	bad := g.Config()
+	bad.Listeners[0].Limits.MaxHeaderBytes = 8 << 10
+	err := g.Reload(bad)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "listeners[0].limits.max_header_bytes")
+
+	resp, err := http.Get("http://" + g.admin + "/metrics")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(b), `lwsgate_limit_hits_total{limit="max_body",listener="main"} 2`)
 }
 
 func TestMetrics(t *testing.T) {

@@ -65,11 +65,6 @@ func (a *publicAPI) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
 				return
 			}
 		}
-		if int64(len(r.Body)) > int64(lc.Limits.MaxBody) {
-			// limits.max_body lowered by a reload.
-			a.reply(w, r, http.StatusRequestEntityTooLarge, apiError{http.StatusRequestEntityTooLarge, "body too large"})
-			return
-		}
 	}
 	switch r.Path {
 	case "/v1/api/createtoken":
@@ -97,14 +92,9 @@ func (a *publicAPI) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
 				g.log.Warn("respond failed", "link", r.LinkID, "err", err)
 			}
 		})
-	case "/healthz":
-		a.reply(w, r, http.StatusOK, g.health())
-	case "/readyz":
-		if !g.Ready() {
-			a.reply(w, r, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "draining"})
-			return
-		}
-		a.reply(w, r, http.StatusOK, map[string]any{"ready": true})
+	case "/healthz", "/readyz":
+		status, body, _ := g.probe(r.Path)
+		a.reply(w, r, status, body)
 	case "/", "/index.html":
 		if lc != nil && lc.Demo != nil && *lc.Demo && r.Method == "GET" {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -159,10 +149,7 @@ func (v *createTokenResponse) appendJSON(b []byte) []byte {
 }
 
 func (a *publicAPI) reply(w *lws.ResponseWriter, r *lws.Request, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		status, body = http.StatusInternalServerError, []byte(`{"code":500,"error":"encoding failed"}`)
-	}
+	status, body := marshalJSON(status, v)
 	a.replyJSON(w, r, status, body)
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -14,7 +15,7 @@ import (
 type pair struct {
 	g    *Gateway
 	b    *backend
-	down *Link
+	down *LinkRecord
 
 	mu       sync.Mutex
 	up       *lws.Conn
@@ -48,17 +49,13 @@ func relayCode(ce lws.CloseError, towardsClient bool) (lws.StatusCode, string) {
 
 // relayMessage sends a message of l to its upstream on backend b, dialling
 // it first if l has none (service goroutine).
-func (g *Gateway) relayMessage(b *backend, l *Link, typ lws.MessageType, data []byte) {
+func (g *Gateway) relayMessage(b *backend, l *LinkRecord, typ lws.MessageType, data []byte) {
 	p := g.upstreamFor(b, l)
 
 	p.mu.Lock()
 	up := p.up
 	if up == nil {
-		max := int64(16 << 20)
-		if lc := g.listenerCfg(l.Listener); lc != nil {
-			max = int64(lc.Limits.MaxMessage)
-		}
-		if p.waiting+int64(len(data)) > max {
+		if p.waiting+int64(len(data)) > g.maxMessage(l.Listener) {
 			p.mu.Unlock()
 			_ = l.conn.Close(lws.StatusTryAgainLater, "upstream not ready")
 			return
@@ -76,7 +73,7 @@ func (g *Gateway) relayMessage(b *backend, l *Link, typ lws.MessageType, data []
 
 // upstreamFor returns l's pair on backend b, dialling the upstream link if
 // there is none yet.
-func (g *Gateway) upstreamFor(b *backend, l *Link) *pair {
+func (g *Gateway) upstreamFor(b *backend, l *LinkRecord) *pair {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p := l.relays[b.cfg.Name]
@@ -95,7 +92,15 @@ func (g *Gateway) upstreamFor(b *backend, l *Link) *pair {
 func (p *pair) dial(ctx context.Context) {
 	defer p.cancel()
 	g, bc := p.g, p.b.cfg
-	opts := &lws.DialOptions{TLS: p.b.tls, Handler: upstream{p}}
+	opts := &lws.DialOptions{TLS: p.b.tls, Handler: upstream{p}, Header: http.Header{}}
+	p.b.hdrs.apply(opts.Header, p.down.hdr)
+	if o := opts.Header.Get("Origin"); o != "" {
+		opts.Origin = o // libwebsockets writes it
+		opts.Header.Del("Origin")
+	}
+	if p.down.Remote != "" {
+		opts.Header.Set("X-Forwarded-For", clientIP(p.down.Remote))
+	}
 	if lc := g.listenerCfg(p.down.Listener); lc != nil {
 		opts.MaxMessageSize = int64(lc.Limits.MaxMessage)
 	}
@@ -138,7 +143,7 @@ type upstream struct{ p *pair }
 func (u upstream) OnOpen(c *lws.Conn) {
 	p, g := u.p, u.p.g
 	ll := c.Link()
-	l := &Link{ID: ll.ID, Type: TypeTCPConnect, Remote: addrString(ll.Remote), URL: ll.URL, Opened: ll.Opened, conn: c}
+	l := &LinkRecord{ID: ll.ID, Type: TypeTCPConnect, Remote: addrString(ll.Remote), URL: ll.URL, Opened: ll.Opened, conn: c}
 	c.SetValue(l)
 	g.addLink(l)
 
@@ -164,7 +169,7 @@ func (u upstream) OnOpen(c *lws.Conn) {
 }
 
 func (u upstream) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
-	if l, _ := c.Value().(*Link); l != nil {
+	if l, _ := c.Value().(*LinkRecord); l != nil {
 		l.countIn(len(data))
 	}
 	if err := u.p.g.send(u.p.down, typ, data); err != nil {

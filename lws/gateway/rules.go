@@ -16,7 +16,7 @@ import (
 // routing step. It is valid only during the step: a Router must not keep
 // it, nor its Data.
 type Message struct {
-	Link *Link
+	Link *LinkRecord
 	Type lws.MessageType
 	// Data is valid only until the routing step returns; copy it to keep
 	// it. Gateway.Send and Publish copy.
@@ -101,11 +101,28 @@ type RouterFunc func(g *Gateway, m *Message) bool
 // Route calls f.
 func (f RouterFunc) Route(g *Gateway, m *Message) bool { return f(g, m) }
 
-// rule is a compiled RuleConfig.
+// ruleSet is the config's rules compiled for the routing step.
+//
+// Concurrency: read-only once compiled (Reload swaps in a new set through
+// an atomic pointer), but for each rule's hits counter, which the service
+// goroutine alone sets.
+type ruleSet struct {
+	rules []*rule
+	// usesJSON: a rule reads the message as JSON (match.field or
+	// channel_field), so an unroutable message that is not JSON is told so.
+	usesJSON bool
+}
+
+// rule is a RuleConfig compiled once into what runs per message: its
+// match in the message's own terms, and its action's function.
 type rule struct {
 	RuleConfig
-	pathPrefix string // match.path without its trailing '*'
+	typ        lws.MessageType // match.type; 0: any
+	prefix     []byte          // match.prefix
+	pathPrefix string          // match.path without its trailing '*'
 	wildcard   bool
+	reply      []byte // the reply action's message
+	run        func(g *Gateway, r *rule, m *Message)
 
 	// hits is this rule's lwsgate_rule_matches_total counter, looked up
 	// on its first match rather than by label on every message (service
@@ -113,16 +130,29 @@ type rule struct {
 	hits prometheus.Counter
 }
 
-func compileRules(cfgs []RuleConfig) []*rule {
-	out := make([]*rule, len(cfgs))
+// compileRules compiles checked rules (Validate).
+func compileRules(cfgs []RuleConfig) *ruleSet {
+	set := &ruleSet{rules: make([]*rule, len(cfgs))}
 	for i, c := range cfgs {
-		r := &rule{RuleConfig: c, pathPrefix: c.Match.Path}
+		r := &rule{RuleConfig: c, pathPrefix: c.Match.Path, prefix: []byte(c.Match.Prefix), reply: []byte(c.Reply)}
 		if strings.HasSuffix(c.Match.Path, "*") {
 			r.pathPrefix, r.wildcard = strings.TrimSuffix(c.Match.Path, "*"), true
 		}
-		out[i] = r
+		switch c.Match.Type {
+		case "text":
+			r.typ = lws.TextMessage
+		case "binary":
+			r.typ = lws.BinaryMessage
+		}
+		if spec := actionSpecOf(c.Action); spec != nil {
+			r.run = spec.run
+		} else {
+			r.run = func(*Gateway, *rule, *Message) {} // not from a checked config
+		}
+		set.usesJSON = set.usesJSON || c.Match.Field != "" || c.ChannelField != ""
+		set.rules[i] = r
 	}
-	return out
+	return set
 }
 
 func (r *rule) matches(m *Message) bool {
@@ -135,17 +165,10 @@ func (r *rule) matches(m *Message) bool {
 			return false
 		}
 	}
-	switch mc.Type {
-	case "text":
-		if m.Type != lws.TextMessage {
-			return false
-		}
-	case "binary":
-		if m.Type != lws.BinaryMessage {
-			return false
-		}
+	if r.typ != 0 && m.Type != r.typ {
+		return false
 	}
-	if mc.Prefix != "" && !bytes.HasPrefix(m.Data, []byte(mc.Prefix)) {
+	if len(r.prefix) > 0 && !bytes.HasPrefix(m.Data, r.prefix) {
 		return false
 	}
 	if mc.Field != "" {
@@ -167,8 +190,8 @@ func (r *rule) channel(m *Message) (string, error) {
 		return "", fmt.Errorf("message has no field %q for the channel", r.ChannelField)
 	}
 	ch := fieldString(v)
-	if ch == "" || len(ch) > 256 {
-		return "", fmt.Errorf("field %q: a channel is 1 to 256 bytes", r.ChannelField)
+	if !validChannel(ch) {
+		return "", fmt.Errorf("field %q: a channel is 1 to %d bytes", r.ChannelField, maxChannel)
 	}
 	return ch, nil
 }
@@ -188,8 +211,8 @@ func (r *rule) closeArgs(m *Message) (lws.StatusCode, string, error) {
 	if err != nil || !lws.StatusCode(code).Sendable() {
 		return 0, "", fmt.Errorf("%s%q: want a close code from 1000-4999 that may be sent", r.Match.Prefix, num)
 	}
-	if len(reason) > 123 {
-		return 0, "", fmt.Errorf("close reason of %d bytes (at most 123)", len(reason))
+	if !validCloseReason(reason) {
+		return 0, "", fmt.Errorf("close reason of %d bytes (at most %d)", len(reason), lws.MaxCloseReason)
 	}
 	return lws.StatusCode(code), reason, nil
 }

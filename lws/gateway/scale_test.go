@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -21,28 +18,6 @@ import (
 
 	"github.com/lwsgate/lwsgate/lws"
 )
-
-// wsBackend is a Go WebSocket backend that echoes each message with
-// prefix before it.
-func wsBackend(t testing.TB, prefix string) string {
-	up := websocket.Upgrader{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			mt, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			_ = c.WriteMessage(mt, append([]byte(prefix), p...))
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http")
-}
 
 // TestChurn10k opens and drops 10,000 links: each subscribes to a channel,
 // every tenth is relayed to a backend (two routes), half end with a close
@@ -217,7 +192,7 @@ listeners:
 	defer slow.Close()
 	send(t, slow, `{"action":"subscribe","channel":"all"}`)
 	read(t, slow)
-	slowID := g.links.list(func(l *Link) bool { return l.Type == TypeTCPListen })[0].ID
+	slowID := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })[0].ID
 
 	const n = 50
 	conns := make([]*websocket.Conn, n)
@@ -254,20 +229,4 @@ listeners:
 		_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
 		assert.Equal(t, "after", read(t, ws))
 	}
-}
-
-// rssKiB returns this process's resident set size.
-func rssKiB(t testing.TB) int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	require.NoError(t, err)
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			var kib int64
-			_, err := fmt.Sscanf(strings.TrimSpace(v), "%d kB", &kib)
-			require.NoError(t, err)
-			return kib
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
 }

@@ -1,0 +1,171 @@
+/*
+ * http.c: the HTTP server's answers. See shim.c for the design of the C
+ * layer and the list of its files.
+ *
+ * Go answers a request from its HTTP callbacks or from HTTP_WRITEABLE: the
+ * status line and headers in one write (lwsgo_http_headers), then the body
+ * (lwsgo_http_write), then the end of the transaction, after which a
+ * keep-alive connection reads its next request. A refusal is the whole
+ * answer in one write (lwsgo_http_refuse). The request itself is read in
+ * headers.c. Pipelined requests: lws mishandles bytes a client sends after
+ * a request while its transaction is open (see httpConn in lws/http.go),
+ * so the binding keeps rx paused while it answers and writes the answer
+ * between lws_service passes (lwsgo_http_service_writable), before lws
+ * reads the socket again.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * lwsgo_head_alloc allocates the buffer of a response: LWS_PRE bytes, room
+ * for its status line and headers (hdrslen bytes of Go's pairs, with lws'
+ * own), and extra bytes after them. It sets *start where the response
+ * goes and *end one byte before the buffer's end (lws writes a NUL at
+ * *end). Returns the buffer to free, or NULL.
+ */
+static unsigned char *
+lwsgo_head_alloc(int hdrslen, int extra, unsigned char **start,
+		 unsigned char **end)
+{
+	size_t cap = LWS_PRE + 512 + (size_t)hdrslen * 2 + (size_t)extra;
+	unsigned char *buf;
+
+	if (cap < LWS_PRE + LWS_RECOMMENDED_MIN_HEADER_SPACE + (size_t)extra)
+		cap = LWS_PRE + LWS_RECOMMENDED_MIN_HEADER_SPACE +
+		      (size_t)extra;
+	buf = malloc(cap);
+	if (!buf)
+		return NULL;
+	*start = buf + LWS_PRE;
+	*end = buf + cap - 1;
+
+	return buf;
+}
+
+/*
+ * lwsgo_http_headers writes the status line and headers of a response.
+ * hdrs is a sequence of NUL-terminated name, value strings. A
+ * content_length < 0 means none (lws then adds "connection: close").
+ */
+int
+lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
+		   int64_t content_length, int check)
+{
+	struct lws *w = (struct lws *)wsi;
+	unsigned char *buf, *start, *p, *end;
+	int r = -1;
+
+	buf = lwsgo_head_alloc(hdrslen, 0, &start, &end);
+	if (!buf)
+		return -1;
+	p = start;
+	if (lws_add_http_common_headers(w, (unsigned int)status, NULL,
+			content_length < 0 ? LWS_ILLEGAL_HTTP_CONTENT_LEN :
+					     (lws_filepos_t)content_length,
+			&p, end) ||
+	    lwsgo_add_headers(w, hdrs, hdrslen, &p, end) ||
+	    lws_finalize_write_http_header(w, start, &p, end))
+		goto out;
+	r = lwsgo_choked(w, check);
+out:
+	free(buf);
+	return r;
+}
+
+/*
+ * lwsgo_http_refuse answers the request on wsi with status, hdrs (NUL-
+ * terminated name, value pairs) and a text/plain body, in one write, and
+ * marks the connection to close. It is for refusing a WebSocket upgrade
+ * from HTTP_CONFIRM_UPGRADE, where lws has not run its HTTP action (so no
+ * keep-alive decision was made) and where a callback that returns 1 has
+ * answered itself: lws then calls lws_http_transaction_completed, which
+ * sees the "connection: close" set here and closes once the response is
+ * out. From LWS_CALLBACK_HTTP the callback returns -1 instead, and lws'
+ * close sends what is written before it shuts the socket. Like
+ * lws_return_http_status, the length goes in as a plain header (not
+ * lws_add_http_header_content_length) because headers and body are one
+ * LWS_WRITE_HTTP. Returns 0, or -1 when nothing could be written.
+ */
+int
+lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
+		  const unsigned char *body, int bodylen)
+{
+	struct lws *w = (struct lws *)wsi;
+	unsigned char *buf, *start, *p, *end;
+	char clen[24];
+	int r = -1, n;
+
+	buf = lwsgo_head_alloc(hdrslen, bodylen, &start, &end);
+	if (!buf)
+		return -1;
+	p = start;
+	/* no length here: lws adds "connection: close" and sets the
+	 * connection to close after this transaction */
+	if (lws_add_http_common_headers(w, (unsigned int)status,
+					"text/plain; charset=utf-8",
+					LWS_ILLEGAL_HTTP_CONTENT_LEN, &p, end))
+		goto out;
+	n = lws_snprintf(clen, sizeof(clen), "%d", bodylen);
+	if (lws_add_http_header_by_token(w, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+					 (unsigned char *)clen, n, &p, end) ||
+	    lwsgo_add_headers(w, hdrs, hdrslen, &p, end) ||
+	    lws_finalize_http_header(w, &p, end) || end - p < bodylen)
+		goto out;
+	if (bodylen)
+		memcpy(p, body, (size_t)bodylen);
+	p += bodylen;
+	n = lws_ptr_diff(p, start);
+	if (lws_write(w, start, (size_t)n, LWS_WRITE_HTTP) != n)
+		goto out;
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
+int
+lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len, int final,
+		 int check)
+{
+	struct lws *w = (struct lws *)wsi;
+
+	if (lws_write(w, payload, len,
+		      final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
+		return -1;
+
+	return lwsgo_choked(w, check);
+}
+
+int
+lwsgo_http_transaction_completed(uintptr_t wsi)
+{
+	return lws_http_transaction_completed((struct lws *)wsi);
+}
+
+/*
+ * lwsgo_http_service_writable delivers HTTP_WRITEABLE to wsi now, by
+ * servicing its socket as if poll() had reported it writable and nothing
+ * else: lws_service_fd with POLLOUT alone, what the event loop itself does
+ * for each ready fd. It is called between lws_service passes, never from
+ * inside a callback. So a response is written before libwebsockets reads
+ * whatever the client sent after the request: both versions mishandle
+ * those bytes while a transaction is open (see lws/http.go). lws_write
+ * keeps what the socket does not take, as after a real POLLOUT. Returns
+ * lws_service_fd's result; the wsi may be closed and freed when it returns.
+ */
+int
+lwsgo_http_service_writable(uintptr_t wsi)
+{
+	struct lws *w = (struct lws *)wsi;
+	struct lws_pollfd pfd;
+
+	pfd.fd = lws_get_socket_fd(w);
+	if (pfd.fd < 0)
+		return -1;
+	pfd.events = LWS_POLLOUT;
+	pfd.revents = LWS_POLLOUT;
+
+	return lws_service_fd(lws_get_context(w), &pfd);
+}

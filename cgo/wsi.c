@@ -1,0 +1,127 @@
+/*
+ * wsi.c: WebSocket writes and the controls of a connection. See shim.c for
+ * the design of the C layer and the list of its files.
+ *
+ * The write helpers write what Go hands them at once (lws_write never
+ * blocks: what the kernel does not take, lws keeps and sends first) and
+ * return -1 (failed: close), 0 (written) or 1 (written, and the socket can
+ * take no more now; see lwsgo_choked in internal.h). The controls are thin
+ * calls of lws API, here so that Go passes a wsi as an integer only.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+int
+lwsgo_ws_write(uintptr_t wsi, unsigned char *payload, size_t len, int binary,
+	       int first, int last, int check)
+{
+	struct lws *w = (struct lws *)wsi;
+	int fl = lws_write_ws_flags(binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT,
+				    first, last);
+
+	/* payload has LWS_PRE writable bytes before it (see lws/frame.go) */
+	if (lws_write(w, payload, len, (enum lws_write_protocol)fl) < 0)
+		return -1;
+
+	return lwsgo_choked(w, check);
+}
+
+/*
+ * lwsgo_ws_write_raw writes bytes that are already whole WebSocket frames,
+ * several of them at once: one send instead of one per frame. lws' ws role
+ * passes LWS_WRITE_RAW (LWS_WRITE_HTTP) straight to lws_issue_raw, buflist
+ * and all (lib/roles/ws/ops-ws.c, rops_write_role_protocol_ws, 4.1.6 and
+ * 4.3): no masking, no extension. So it also sends an empty message on a
+ * link with permessage-deflate, which the extension cannot (lws/frame.go,
+ * emptyFrame); on a client link the caller masks.
+ */
+int
+lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len, int check)
+{
+	struct lws *w = (struct lws *)wsi;
+
+	if (lws_write(w, buf, len, LWS_WRITE_RAW) < 0)
+		return -1;
+
+	return lwsgo_choked(w, check);
+}
+
+int
+lwsgo_ws_ping(uintptr_t wsi, unsigned char *payload, size_t len)
+{
+	struct lws *w = (struct lws *)wsi;
+
+	if (lws_write(w, payload, len, LWS_WRITE_PING) < 0)
+		return -1;
+
+	return lws_send_pipe_choked(w) ? 1 : 0;
+}
+
+void
+lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
+		   size_t len)
+{
+	unsigned char buf[125];
+
+	/* lws_close_reason takes a non-const buffer; keep Go's untouched */
+	if (len > sizeof(buf) - 2)
+		len = sizeof(buf) - 2;
+	if (len)
+		memcpy(buf, reason, len);
+	lws_close_reason((struct lws *)wsi, (enum lws_close_status)code, buf,
+			 len);
+}
+
+int
+lwsgo_on_writable(uintptr_t wsi)
+{
+	return lws_callback_on_writable((struct lws *)wsi);
+}
+
+void
+lwsgo_set_opaque(uintptr_t wsi, uintptr_t h)
+{
+	lws_set_opaque_user_data((struct lws *)wsi, (void *)h);
+}
+
+int
+lwsgo_socket_fd(uintptr_t wsi)
+{
+	return (int)lws_get_socket_fd((struct lws *)wsi);
+}
+
+void
+lwsgo_set_timeout(uintptr_t wsi, int secs)
+{
+	lws_set_timeout((struct lws *)wsi, PENDING_TIMEOUT_USER_OK, secs);
+}
+
+/*
+ * lwsgo_set_timer asks for LWS_CALLBACK_TIMER after usecs; a negative value
+ * cancels. lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL) does not
+ * cancel in lws 4.1.6 or 4.3.5, whatever its header says: it schedules the
+ * timer at now - 1 us, so TIMER comes at once (seen in the reason log). A
+ * cancel moves the timer a century ahead instead; lws drops it with the wsi.
+ */
+#define LWSGO_TIMER_NEVER ((lws_usec_t)100 * 365 * 24 * 3600 * LWS_US_PER_SEC)
+
+void
+lwsgo_set_timer(uintptr_t wsi, int64_t usecs)
+{
+	lws_set_timer_usecs((struct lws *)wsi,
+			    usecs < 0 ? LWSGO_TIMER_NEVER : (lws_usec_t)usecs);
+}
+
+void
+lwsgo_kill(uintptr_t wsi, int sync)
+{
+	lws_set_timeout((struct lws *)wsi, PENDING_TIMEOUT_USER_OK,
+			sync ? LWS_TO_KILL_SYNC : LWS_TO_KILL_ASYNC);
+}
+
+void
+lwsgo_rx_flow(uintptr_t wsi, int enable)
+{
+	lws_rx_flow_control((struct lws *)wsi, enable);
+}

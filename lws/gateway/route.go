@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/lwsgate/lwsgate/lws"
+)
+
+// route is the routing step every received message passes (the seed's
+// AnalyRoute): the embedding program's Router, then the first matching
+// rule, whose action was compiled with it (compileRules). A message
+// nothing matches is logged and answered with an error; it never ends the
+// link. It runs on the service goroutine.
+func (g *Gateway) route(l *LinkRecord, typ lws.MessageType, data []byte) {
+	start := time.Now()
+	// One Message, reused: route runs only on the service goroutine, and
+	// a Router may not keep m past Route.
+	m := &g.scratch
+	*m = Message{Link: l, Type: typ, Data: data}
+	defer func() {
+		*m = Message{}
+		g.metrics.routeSeconds.Observe(time.Since(start).Seconds())
+	}()
+	if g.router != nil && g.router.Route(g, m) {
+		if g.routerHits == nil {
+			g.routerHits = g.metrics.ruleHits.WithLabelValues("router", "router")
+		}
+		g.routerHits.Inc()
+		g.hooks.message(m)
+		return
+	}
+	set := g.rules.Load()
+	for _, r := range set.rules {
+		if r.matches(m) {
+			if r.hits == nil {
+				r.hits = g.metrics.ruleHits.WithLabelValues(r.Name, string(r.Action))
+			}
+			r.hits.Inc()
+			r.run(g, r, m)
+			g.hooks.message(m)
+			return
+		}
+	}
+	g.unroutable(set, m)
+	g.hooks.message(m)
+}
+
+// unroutable answers a message no rule took.
+func (g *Gateway) unroutable(set *ruleSet, m *Message) {
+	g.metrics.unroutable.Inc()
+	why := "no route for this message"
+	if _, err := m.JSON(); err != nil && set.usesJSON {
+		why = "no route for this message (not JSON: " + err.Error() + ")"
+	}
+	g.log.Warn("msg unknown", "link", m.Link.ID, "type", m.Type.String(), "len", len(m.Data), "why", why)
+	g.replyError(m.Link, "", why)
+}
+
+// deliverHeld routes the messages held for the connect hook, once it has
+// answered (service goroutine).
+func (g *Gateway) deliverHeld(l *LinkRecord) {
+	l.mu.Lock()
+	held := l.held
+	l.held = nil
+	l.mu.Unlock()
+	if held == nil {
+		return
+	}
+	for _, m := range held.msgs {
+		g.route(l, m.typ, m.data)
+	}
+}
+
+// errorMessage is what a link is told when its message cannot be routed.
+type errorMessage struct {
+	Type  string `json:"type"` // "error"
+	Error string `json:"error"`
+	Rule  string `json:"rule,omitempty"`
+	// Channel names the channel of a subscribe or publish refused.
+	Channel string `json:"channel,omitempty"`
+}
+
+func (g *Gateway) replyError(l *LinkRecord, rule, msg string) {
+	b, _ := json.Marshal(errorMessage{Type: "error", Error: msg, Rule: rule})
+	_ = g.send(l, lws.TextMessage, b)
+}
+
+// ack tells a link that an action on a channel is done.
+func (g *Gateway) ack(l *LinkRecord, event, ch string) {
+	b, _ := json.Marshal(map[string]string{"type": event, "channel": ch})
+	_ = g.send(l, lws.TextMessage, b)
+}
