@@ -66,20 +66,28 @@ func (r *recorder) hooks(t testing.TB, node string) Hooks {
 // delivery and event; it fails the test after d.
 func (r *recorder) waitFor(t testing.TB, d time.Duration, what string, cond func(r *recorder) bool) {
 	t.Helper()
+	if !awaitChange(d, &r.mu, &r.changed, func() bool { return cond(r) }) {
+		t.Fatalf("after %v, still waiting for %s", d, what)
+	}
+}
+
+// awaitChange waits until cond, called with mu held, holds: it checks
+// again each time *changed (guarded by mu) is closed. false: d passed
+// first.
+func awaitChange(d time.Duration, mu *sync.Mutex, changed *chan struct{}, cond func() bool) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
-		r.mu.Lock()
-		ok := cond(r)
-		ch := r.changed
-		r.mu.Unlock()
+		mu.Lock()
+		ok, ch := cond(), *changed
+		mu.Unlock()
 		if ok {
-			return
+			return true
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			t.Fatalf("after %v, still waiting for %s", d, what)
+			return false
 		}
 	}
 }

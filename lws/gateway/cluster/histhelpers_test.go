@@ -64,24 +64,11 @@ func (m *member) received() []Delivery {
 // waitFor waits until cond (called with m locked) holds.
 func (m *member) waitFor(t testing.TB, d time.Duration, what string, cond func(m *member) bool) {
 	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
+	if !awaitChange(d, &m.mu, &m.changed, func() bool { return cond(m) }) {
 		m.mu.Lock()
-		ok := cond(m)
-		ch := m.changed
+		n, pos := len(m.got), m.pos
 		m.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			m.mu.Lock()
-			n, pos := len(m.got), m.pos
-			m.mu.Unlock()
-			t.Fatalf("after %v, %s still waiting for %s (has %d messages, at %+v)", d, m.name, what, n, pos)
-		}
+		t.Fatalf("after %v, %s still waiting for %s (has %d messages, at %+v)", d, m.name, what, n, pos)
 	}
 }
 

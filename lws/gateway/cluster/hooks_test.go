@@ -65,35 +65,20 @@ func (b *backend) run(t testing.TB, nd *tnode) {
 // same Seq; those are logged).
 func (b *backend) waitLinks(t testing.TB, d time.Duration, ids []uint64, check func(id uint64, h Disconnect) error) {
 	t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		b.mu.Lock()
-		n := 0
+	var missing []string // with b.mu held
+	if !awaitChange(d, &b.mu, &b.changed, func() bool {
+		missing = missing[:0]
 		for _, id := range ids {
-			if len(b.got[id]) > 0 {
-				n++
+			if len(b.got[id]) == 0 {
+				inc, local, _ := SplitLinkID(id)
+				missing = append(missing, fmt.Sprintf("%d.%d", inc, local))
 			}
 		}
-		ch := b.changed
-		b.mu.Unlock()
-		if n == len(ids) {
-			break
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			b.mu.Lock()
-			var missing []string
-			for _, id := range ids {
-				if len(b.got[id]) == 0 {
-					inc, local, _ := SplitLinkID(id)
-					missing = append(missing, fmt.Sprintf("%d.%d", inc, local))
-				}
-			}
-			b.mu.Unlock()
-			t.Fatalf("after %v, hooks for %d of %d links; none for %v", d, n, len(ids), missing)
-		}
+		return len(missing) == 0
+	}) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		t.Fatalf("after %v, hooks for %d of %d links; none for %v", d, len(ids)-len(missing), len(ids), missing)
 	}
 	time.Sleep(2 * time.Second)
 	b.mu.Lock()
