@@ -108,7 +108,12 @@ type Engine interface {
 	// false when a reaper had settled it first: the reaper's hook (code
 	// 1006, Lost) is in the queue instead (or d, if it came first). Either
 	// way exactly one hook per link is queued, and RunHooks delivers it:
-	// the gateway never sends a disconnect hook itself. An error means
+	// the gateway never sends a disconnect hook itself. A link whose
+	// LinkOpened never succeeded has no record: if it is of this
+	// incarnation, LinkClosed commits and queues d; if of an older one
+	// (fenced since), it answers false and queues nothing (no record
+	// also means settled over an hour ago), and the gateway, which knows
+	// its LinkOpened failed, queues d with EnqueueHook. An error means
 	// neither could be done (the cluster did not answer): retry later,
 	// after Rejoin if fenced. Both LinkOpened and LinkClosed may be
 	// retried after an error: a retry answers as the first attempt would

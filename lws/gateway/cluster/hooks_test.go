@@ -125,7 +125,7 @@ func openRecords(t testing.TB, nd *tnode, first, n int, data map[uint64]string) 
 }
 
 // Disconnect hooks through the durable queue: links closed by their
-// node get their own hook; after the node is killed, its open links get
+// node get their own hook, a link without a record too; after the node is killed, its open links get
 // one hook each (1006, lost) from the survivors; a node that dies while
 // sending a hook leaves it to another node.
 func TestDurableHooks(t *testing.T) {
@@ -140,7 +140,10 @@ func TestDurableHooks(t *testing.T) {
 	data := map[uint64]string{}
 	ids := openRecords(t, victim, 1, 3, data)
 	ctx := stepCtx(t)
-	closed := ids
+	// And a link whose LinkOpened never reached the cluster: no record,
+	// and no reaper could have taken it (its node holds its lease).
+	unrecorded, _ := LinkID(victim.eng.Incarnation(), 50)
+	closed := append(ids, unrecorded)
 	for _, id := range closed {
 		ok, err := victim.eng.LinkClosed(ctx, id, Disconnect{Code: 1000, Reason: "bye", Data: []byte("closed")})
 		if !ok || err != nil {

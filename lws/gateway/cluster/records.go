@@ -96,7 +96,18 @@ func (e *natsEngine) LinkClosed(ctx context.Context, id uint64, d Disconnect) (b
 			return false, fmt.Errorf("cluster: reading the record of link %d: %w", id, err)
 		}
 		switch settler := ent.hdr.Get(hdrSettledBy); {
+		case (!found || !ent.live) && mine:
+			// Never recorded (LinkOpened failed): no reaper can have
+			// queued a hook for it while this incarnation holds its lease.
+			d.Link = id
+			if err := e.EnqueueHook(ctx, d); err != nil {
+				return false, err
+			}
+			return true, nil
 		case !found || !ent.live:
+			// Settled so long ago that its tombstone expired, or never
+			// recorded by a node that has since been fenced: either way
+			// not this call's to queue.
 			return false, nil
 		case settler != "":
 			return settler == by, nil
