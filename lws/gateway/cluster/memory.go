@@ -21,10 +21,14 @@ type memoryEngine struct {
 	closed   atomic.Bool
 	count    counters
 	queue    memQueue
+	life     context.Context // done on Close
+	stop     context.CancelFunc
 }
 
 func newMemory(cfg Config, h Hooks) *memoryEngine {
-	return &memoryEngine{node: cfg.Node, hooks: h}
+	m := &memoryEngine{node: cfg.Node, hooks: h}
+	m.life, m.stop = context.WithCancel(context.Background())
+	return m
 }
 
 func (m *memoryEngine) Incarnation() Incarnation { return 0 }
@@ -100,6 +104,9 @@ func (m *memoryEngine) EnqueueHook(_ context.Context, d Disconnect) error {
 
 func (m *memoryEngine) RunHooks(ctx context.Context, o HookRunOptions, send HookSender) error {
 	o = o.withDefaults()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(m.life, cancel)()
 	var wg sync.WaitGroup
 	for range o.Workers {
 		wg.Add(1)
@@ -129,6 +136,9 @@ func (m *memoryEngine) RunHooks(ctx context.Context, o HookRunOptions, send Hook
 		}()
 	}
 	wg.Wait()
+	if m.life.Err() != nil {
+		return ErrClosed
+	}
 	return nil
 }
 
@@ -206,6 +216,7 @@ func (m *memoryEngine) Stats() Stats {
 
 func (m *memoryEngine) Close(context.Context) error {
 	m.closed.Store(true)
+	m.stop()
 	return nil
 }
 

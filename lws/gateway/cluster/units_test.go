@@ -196,6 +196,22 @@ func TestMemoryHooks(t *testing.T) {
 	if s := e.Stats(); s.HooksQueued != 3 || s.HookFailures != 4 {
 		t.Fatalf("stats: %+v", s)
 	}
+	// Close ends a RunHooks under way, with ErrClosed.
+	ran := make(chan error, 1)
+	go func() {
+		ran <- e.RunHooks(context.Background(), HookRunOptions{}, func(context.Context, Disconnect) error { return nil })
+	}()
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ran:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("RunHooks after Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunHooks still running 5s after Close")
+	}
 }
 
 // BenchmarkMemoryPublish is the memory engine's cost on the gateway's
