@@ -163,6 +163,38 @@
 // keeps one. So exactly one hook per link is queued, and delivered at
 // least once.
 //
+// # Wiring into the gateway
+//
+// Config is the gateway's cluster section as it stands (yaml tags):
+// channels: [{match, history: {size, ttl}, envelope}] is Config.Channels,
+// nats.embedded.sync is EmbeddedConfig.Sync; Validate's FieldErrors name
+// the field at fault. Then:
+//
+//   - Publish (admin API, rule replies): Channel(ch) tells a history
+//     channel. On one, Publish(ctx, ch, Message{Data, Kind, ID}) with ID
+//     the request's idempotency key; reply with the Position as
+//     {offset, epoch} (its json tags); ErrNotAcknowledged is a 503 the
+//     client retries with the same key; the Deliver hook delivers to
+//     this node's members too. On a plain channel, deliver to this
+//     node's members as before, then Publish.
+//   - Subscribe, with since or without: Interest(ch, true), then
+//     Resume(ctx, ch, since, join) (since zero: from now); in join, add
+//     the member and queue Catchup.Missed to it, and reply with
+//     recovered: Catchup.Recovered and Catchup.Position. A Resume error
+//     refuses the subscription (ErrNoHistory: a plain channel, subscribe
+//     as before).
+//   - Envelope: when Channel(ch).Envelope, wrap each delivery, Missed
+//     ones too, with its Channel, Position.Offset and Position.Epoch.
+//   - GET /v1/api/channels/{ch}/history?since=&limit=: History(ctx, ch,
+//     since, limit): messages, position, recovered, more; ErrNoHistory
+//     is a 404.
+//   - Disconnect hooks: LinkOpened when a link opens, LinkClosed(ctx,
+//     id, Disconnect{Code, Reason, Data}) when it closes (retry on
+//     error), EnqueueHook for a link whose LinkOpened failed, and
+//     RunHooks on every node with a sender that posts to the backend;
+//     the gateway's own hook sending goes.
+//   - Stats: the history and hook counters, for metrics.
+//
 // # Concurrency
 //
 // Every Engine method is safe from any goroutine. Hooks.Deliver (and a
