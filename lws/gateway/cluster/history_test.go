@@ -329,3 +329,24 @@ func TestResumeLimit(t *testing.T) {
 		}
 	}
 }
+
+// Resume on a channel this node has no interest in yet (the member's
+// first node had it; this one starts now): the join waits for the
+// channel to start, then gets what was published meanwhile, and the
+// live messages after, each once.
+func TestResumeColdChannel(t *testing.T) {
+	t.Parallel()
+	e, h := startSingle(t, singleHistoryConfig())
+	const ch = "room:cold"
+	ps := publishN(t, e, ch, "c", 3)
+	m := newMember("m", ch)
+	c := subscribe(t, e, h, m, ps[0])
+	if !c.Recovered || !slices.Equal(offsets(c.Missed), offsets(deliveriesAt(ps[1:]))) || c.Position != ps[2] {
+		t.Fatalf("resume on a cold channel: %+v, want %v at %+v", c, offsets(deliveriesAt(ps[1:])), ps[2])
+	}
+	more := publishN(t, e, ch, "d", 2)
+	m.waitFor(t, 5*time.Second, "2 live", func(m *member) bool { return len(m.got) == 4 })
+	if got, want := offsets(m.received()), offsets(deliveriesAt(append(ps[1:], more...))); !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
