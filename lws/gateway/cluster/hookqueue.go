@@ -180,25 +180,26 @@ func (e *natsEngine) EnqueueHook(ctx context.Context, d Disconnect) error {
 // pulls one hook at a time from the shared consumer.
 func (e *natsEngine) RunHooks(ctx context.Context, o HookRunOptions, send HookSender) error {
 	o = o.withDefaults()
+	return runWorkers(ctx, e.life, o.Workers, func(ctx context.Context) { e.hookWorker(ctx, o, send) })
+}
+
+// runWorkers runs n workers, each until it returns, with a context that
+// ends with ctx or with life (the engine's): RunHooks for both engines.
+// It returns ErrClosed when life ended, else nil.
+func runWorkers(ctx, life context.Context, n int, work func(context.Context)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-e.life.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	defer context.AfterFunc(life, cancel)()
 	var wg sync.WaitGroup
-	for range o.Workers {
+	for range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			e.hookWorker(ctx, o, send)
+			work(ctx)
 		}()
 	}
 	wg.Wait()
-	if e.life.Err() != nil {
+	if life.Err() != nil {
 		return ErrClosed
 	}
 	return nil

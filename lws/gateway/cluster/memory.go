@@ -104,42 +104,29 @@ func (m *memoryEngine) EnqueueHook(_ context.Context, d Disconnect) error {
 
 func (m *memoryEngine) RunHooks(ctx context.Context, o HookRunOptions, send HookSender) error {
 	o = o.withDefaults()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(m.life, cancel)()
-	var wg sync.WaitGroup
-	for range o.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				h, ok := m.queue.pop(ctx)
-				if !ok {
-					return
-				}
-				h.d.Attempt++
-				if err := send(ctx, h.d); err == nil {
-					m.count.hooksDelivered.Add(1)
-					continue
-				}
-				m.count.hookFailures.Add(1)
-				switch {
-				case ctx.Err() != nil:
-					m.queue.push(h) // for the next RunHooks
-				case o.MaxAttempts > 0 && h.d.Attempt >= o.MaxAttempts:
-					m.count.hooksDropped.Add(1)
-					m.hooks.Logger.Error("cluster: disconnect hook given up", "link", h.d.Link, "attempts", h.d.Attempt)
-				default:
-					m.queue.later(h, o.backoff(h.d.Attempt))
-				}
+	return runWorkers(ctx, m.life, o.Workers, func(ctx context.Context) {
+		for {
+			h, ok := m.queue.pop(ctx)
+			if !ok {
+				return
 			}
-		}()
-	}
-	wg.Wait()
-	if m.life.Err() != nil {
-		return ErrClosed
-	}
-	return nil
+			h.d.Attempt++
+			if err := send(ctx, h.d); err == nil {
+				m.count.hooksDelivered.Add(1)
+				continue
+			}
+			m.count.hookFailures.Add(1)
+			switch {
+			case ctx.Err() != nil:
+				m.queue.push(h) // for the next RunHooks
+			case o.MaxAttempts > 0 && h.d.Attempt >= o.MaxAttempts:
+				m.count.hooksDropped.Add(1)
+				m.hooks.Logger.Error("cluster: disconnect hook given up", "link", h.d.Link, "attempts", h.d.Attempt)
+			default:
+				m.queue.later(h, o.backoff(h.d.Attempt))
+			}
+		}
+	})
 }
 
 // memHook is a hook in the memory engine's queue.
