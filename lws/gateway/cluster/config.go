@@ -107,6 +107,10 @@ type Config struct {
 	// testDropLive, when set, drops the republished history messages
 	// for which it returns true, as a lossy path to the node would.
 	testDropLive func(seq uint64) bool
+	// testHideStored, when set, hides from reads of history the stored
+	// messages for which it returns true, as a stream whose replicas and
+	// new leader do not show a committed message yet would.
+	testHideStored func(seq uint64) bool
 }
 
 // NATSConfig: where the nats engine's NATS comes from.

@@ -106,9 +106,13 @@
 // before it delivers what follows; a channel quiet for
 // Config.HistoryCheck is compared with the stream's last message, so
 // that a lost last message is delivered too; a message at or below the
-// last delivered is a duplicate, dropped. A gap the stream can no longer
-// fill (trimmed first) is counted (Stats.Unrepairable) and passed. Nodes
-// repair gaps themselves: no member is disconnected for one.
+// last delivered is a duplicate, dropped. A missed message the stream
+// does not show though nothing was trimmed (a stream leader just
+// elected may not have applied what its predecessor committed) is read
+// again, for up to 10s. A gap the stream can no longer fill (trimmed
+// first), or that never showed, is counted (Stats.Unrepairable) and
+// passed. Nodes repair gaps themselves: no member is disconnected for
+// one.
 //
 // # Resume
 //

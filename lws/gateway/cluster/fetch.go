@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -203,6 +204,14 @@ func (e *natsEngine) readLeader(ctx context.Context, stream, subj string, from u
 // has them. It tries replicas first (three times, since one may lag
 // behind a message the node was given), then the leader.
 func (e *natsEngine) readRange(ctx context.Context, hs *histStream, subj string, from, need uint64, n int) ([]storedMsg, error) {
+	if hide := e.cfg.testHideStored; hide != nil {
+		msgs, err := e.readRangeAll(ctx, hs, subj, from, need, n)
+		return slices.DeleteFunc(msgs, func(sm storedMsg) bool { return hide(sm.seq) }), err
+	}
+	return e.readRangeAll(ctx, hs, subj, from, need, n)
+}
+
+func (e *natsEngine) readRangeAll(ctx context.Context, hs *histStream, subj string, from, need uint64, n int) ([]storedMsg, error) {
 	covers := func(msgs []storedMsg) bool {
 		return need == 0 || len(msgs) >= n || len(msgs) > 0 && msgs[len(msgs)-1].seq >= need
 	}

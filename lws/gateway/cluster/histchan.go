@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,9 @@ import (
 //     last is delivered; one at or below last is a duplicate, dropped;
 //     one whose previous sequence is above last shows a gap: the node
 //     reads the missing messages from the stream and delivers them
-//     first. Live messages that arrive meanwhile wait, in order.
+//     first. Live messages that arrive meanwhile wait, in order. A
+//     missed message the stream does not show yet, though nothing was
+//     trimmed, is read again for up to unseenWait.
 //   - A channel quiet for Config.HistoryCheck is checked: if the stream
 //     holds a message past last, the node reads up to it. So a lost
 //     last message is delivered too, later.
@@ -59,12 +62,19 @@ type histChan struct {
 	joins    []*join   // reading, and recording deliveries
 	queued   []*join   // waiting for the channel to start
 	behind   time.Time // since when a join waits for deliveries to reach what its read saw
+	unseen   time.Time // since when a read does not find the message a live one named
 }
 
 // behindWait is how long a join waits for live deliveries to reach what
 // its read saw (they are on their way, a few milliseconds behind the
 // stream) before the node reads them from the stream instead.
 const behindWait = 50 * time.Millisecond
+
+// unseenWait is how long a node reads again for a message that a live
+// message named as its predecessor, which the stream does not show
+// though nothing was trimmed, before it passes it (Stats.Unrepairable).
+// Longer than a stream leader election.
+const unseenWait = 10 * time.Second
 
 // Catchup is what Resume gives a joining member.
 //
@@ -309,22 +319,8 @@ func (e *natsEngine) readDone(cs *chanSub, kind readKind, res readResult) {
 		return
 	}
 	if res.err != nil {
-		// The stream did not answer (an election, a partition): try
-		// again, live messages still waiting, so that nothing is
-		// delivered past a gap.
-		h.busy = true
-		h.fails++
-		if h.fails == 1 || h.fails%20 == 0 {
-			e.log.Warn("cluster: reading channel history failed, retrying", "channel", cs.name, "err", res.err)
-		}
-		time.AfterFunc(min(time.Duration(h.fails)*100*time.Millisecond, time.Second), func() {
-			e.ops.post(func() {
-				if e.current(cs) {
-					h.busy = false
-					e.startRead(cs, kind, res.target)
-				}
-			})
-		})
+		// The stream did not answer (an election, a partition).
+		e.readAgain(cs, kind, res.target, res.err)
 		return
 	}
 	h.fails = 0
@@ -368,14 +364,47 @@ func (e *natsEngine) readDone(cs *chanSub, kind readKind, res readResult) {
 				e.startRead(cs, readRepair, res.target)
 				return
 			}
-			// The target itself is gone (trimmed): go past it.
 			if res.intact {
+				// Nothing after last was trimmed, yet the target, which a
+				// live message named, is not there: the stream does not
+				// show it yet (a leader just elected, or replicas, still
+				// applying what was committed). Read again, for a while.
+				if h.unseen.IsZero() {
+					h.unseen = time.Now()
+				}
+				if time.Since(h.unseen) < unseenWait {
+					e.readAgain(cs, kind, res.target, fmt.Errorf("stream %s does not show message %d yet", h.hs.name, res.target))
+					return
+				}
 				e.count.unrepairable.Add(1)
+				e.log.Warn("cluster: a message this node missed never showed in the stream; passed",
+					"channel", cs.name, "seq", res.target, "waited", unseenWait)
 			}
+			// Trimmed, or never shown: go past it.
 			h.last = res.target
 		}
+		h.unseen = time.Time{}
 	}
 	e.drain(cs)
+}
+
+// readAgain tries a failed or short read again after a backoff, live
+// messages still waiting, so that nothing is delivered past a gap.
+func (e *natsEngine) readAgain(cs *chanSub, kind readKind, target uint64, err error) {
+	h := cs.h
+	h.busy = true
+	h.fails++
+	if h.fails == 1 || h.fails%20 == 0 {
+		e.log.Warn("cluster: reading channel history failed, retrying", "channel", cs.name, "err", err)
+	}
+	time.AfterFunc(min(time.Duration(h.fails)*100*time.Millisecond, time.Second), func() {
+		e.ops.post(func() {
+			if e.current(cs) {
+				h.busy = false
+				e.startRead(cs, kind, target)
+			}
+		})
+	})
 }
 
 // drain steps through the held live messages until one starts a read.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -348,5 +349,34 @@ func TestResumeColdChannel(t *testing.T) {
 	m.waitFor(t, 5*time.Second, "2 live", func(m *member) bool { return len(m.got) == 4 })
 	if got, want := offsets(m.received()), offsets(deliveriesAt(append(ps[1:], more...))); !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// A message the node missed, which the stream does not show at first
+// (its replicas and a leader just elected not having applied it yet):
+// the node reads again until it does, and delivers it in its place;
+// it does not pass it for trimmed.
+func TestGapNotShownYet(t *testing.T) {
+	t.Parallel()
+	cfg := singleHistoryConfig()
+	drops := newDropper(&cfg)
+	var hidden atomic.Uint64
+	var shown atomic.Bool
+	cfg.testHideStored = func(seq uint64) bool { return seq == hidden.Load() && !shown.Load() }
+	e, h := startSingle(t, cfg)
+	const ch = "feed"
+	m := newMember("m", ch)
+	subscribe(t, e, h, m, Position{})
+	start := m.position().Offset
+	drops.drop(start + 2)
+	hidden.Store(start + 2)
+	time.AfterFunc(500*time.Millisecond, func() { shown.Store(true) })
+	ps := publishN(t, e, ch, "n", 4)
+	m.waitFor(t, 5*time.Second, "all 4", func(m *member) bool { return len(m.got) == 4 })
+	if got := offsets(m.received()); !slices.Equal(got, offsets(deliveriesAt(ps))) {
+		t.Fatalf("got %v, want %v", got, offsets(deliveriesAt(ps)))
+	}
+	if s := e.Stats(); s.Unrepairable != 0 || s.Repaired != 1 {
+		t.Fatalf("stats: %+v", s)
 	}
 }
