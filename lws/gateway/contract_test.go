@@ -245,8 +245,18 @@ shutdown: {drain: 4s, deadline: 6s}
 			ok(method, L(gone, rest), body, 410),
 		}
 	}
+	page, err := g.LinksPage(LinkQuery{Limit: 1})
+	require.NoError(t, err)
+	require.NotEmpty(t, page.Next)
 	calls := []call{
 		ok("GET", "/v1/api/links", "", 200),
+		ok("GET", "/v1/api/links?limit=1", "", 200),
+		ok("GET", "/v1/api/links?limit=1&after="+page.Next, "", 200),
+		ok("GET", "/v1/api/links?limit=2&sort=bytes_in&order=desc&type=tcplisten", "", 200),
+		bad("GET", "/v1/api/links?limit=0", "", 400),
+		bad("GET", "/v1/api/links?sort=age", "", 400),
+		ok("GET", "/v1/api/links?limit=1&sort=user&after="+page.Next, "", 400), // a cursor of another sort
+		ok("GET", "/v1/api/links?after="+page.Next, "", 400),                   // a cursor needs a limit
 		ok("GET", "/v1/api/links?type=tcpconnect", "", 200),
 		ok("GET", "/v1/api/links?type=tcplisten&user=nobody&channel=room&node="+g.self.name, "", 200),
 		bad("GET", "/v1/api/links?type=tcplistne", "", 400),

@@ -100,12 +100,13 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	self := newNode(opts)
 	g := &Gateway{
 		log:     opts.Logger,
 		level:   opts.Level,
 		router:  opts.Router,
-		self:    newNode(opts),
-		links:   newLinkTable(),
+		self:    self,
+		links:   newLinkTable(self.name, 0), // one worker (issue 16 shards it)
 		closed:  newClosedLinks(),
 		hub:     newHub(),
 		started: make(chan struct{}),
@@ -141,6 +142,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		OnLinkOpen:      g.onLinkOpen,
 		OnLimit:         func(listener, limit string) { g.metrics.limitHits.WithLabelValues(listener, limit).Inc() },
 		OnLinkClose:     g.onLinkClose,
+		OnLinkTrace:     g.onLinkTrace,
 	}
 	if *cfg.Log.Trace {
 		lc.Trace = opts.Trace
