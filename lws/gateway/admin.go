@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -39,6 +38,8 @@ type adminRoute struct {
 //	GET    /v1/api/routes                    the route table
 //	GET    /v1/api/nodes                     the cluster's nodes (this one alone)
 //	GET    /v1/api/openapi.yaml              the OpenAPI document of this API
+//	GET    /v1/api/events                    the console's event stream (a WebSocket: events.go)
+//	POST   /v1/api/events/ticket             a ticket for it, for a browser (tickets.go)
 //	GET    /metrics, /healthz, /readyz
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
@@ -60,6 +61,8 @@ func (g *Gateway) adminRoutes() []adminRoute {
 		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
 		api("GET /v1/api/nodes", g.apiNodes),
 		api("GET /v1/api/openapi.yaml", serveOpenAPI),
+		api("GET /v1/api/events", g.apiEvents),
+		api("POST /v1/api/events/ticket", g.apiTicket),
 		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
 		open("GET /healthz", http.HandlerFunc(g.apiProbe)),
 		open("GET /readyz", http.HandlerFunc(g.apiProbe)),
@@ -111,10 +114,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := g.cfg.Load().Admin.Token
-		if tok != "" {
-			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+		if tok := g.cfg.Load().Admin.Token; tok != "" {
+			if !bearerOK(r.Header, tok) {
 				// RFC 9110, 11.6.1: a 401 names the scheme it wants.
 				w.Header().Set("WWW-Authenticate", `Bearer realm="lwsgate admin"`)
 				writeJSON(w, 401, apiError{401, "admin token required (Authorization: Bearer)"})

@@ -299,6 +299,11 @@ shutdown: {drain: 4s, deadline: 6s}
 		ok("GET", "/healthz", "", 200),
 		ok("GET", "/readyz", "", 200),
 
+		ok("GET", "/v1/api/events", "", 426),
+		noToken("GET", "/v1/api/events"),
+		ok("POST", "/v1/api/events/ticket", "", 200),
+		noToken("POST", "/v1/api/events/ticket"),
+
 		ok("GET", L(live, "/trace"), "", 200),
 		{g: off, method: "GET", path: L(offLink, "/trace"), want: 409},
 
@@ -319,6 +324,12 @@ shutdown: {drain: 4s, deadline: 6s}
 	for _, k := range calls {
 		c.do(k)
 	}
+	c.upgrade(g, "/v1/api/events", token, eventsProtocol)
+	for range maxTickets {
+		_, err := off.console.tickets.issue(time.Now())
+		require.NoError(t, err)
+	}
+	c.do(call{g: off, method: "POST", path: "/v1/api/events/ticket", want: 429})
 
 	// The answers carried what the cases were set up for (a listing
 	// that validates as an empty array proves little).
@@ -400,6 +411,33 @@ shutdown: {drain: 4s, deadline: 6s}
 		require.Equal(t, 404, resp.StatusCode, p)
 		c.validate(errSchema, body)
 	}
+}
+
+// upgrade opens a WebSocket at path: the request and the 101 are
+// validated against the document as c.do validates an HTTP call.
+func (c *contract) upgrade(g *testGW, path, token, proto string) {
+	t := c.t
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+g.admin+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	route, params, err := c.router.FindRoute(req)
+	require.NoError(t, err)
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }}}
+	require.NoError(t, openapi3filter.ValidateRequest(context.Background(), in))
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{proto}}
+	ws, resp, err := d.Dial("ws://"+g.admin+path, req.Header)
+	require.NoError(t, err)
+	ws.Close()
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: http.NoBody, Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+	require.NoError(t, openapi3filter.ValidateResponse(context.Background(), out), "the 101 is not what the document says")
+	op := route.Method + " " + route.Path
+	if c.seen[op] == nil {
+		c.seen[op] = map[int]bool{}
+	}
+	c.seen[op][resp.StatusCode] = true
 }
 
 func (c *contract) decode(k call, v any) {

@@ -64,6 +64,7 @@ type Gateway struct {
 	tokens  *tokens
 	hooks   *hooks
 	metrics *metrics
+	console *console
 
 	draining  atomic.Bool
 	closeOnce sync.Once
@@ -109,6 +110,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		links:   newLinkTable(self.name, 0), // one worker (issue 16 shards it)
 		closed:  newClosedLinks(),
 		hub:     newHub(),
+		console: &console{},
 		started: make(chan struct{}),
 	}
 	if g.log == nil {
@@ -156,13 +158,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		lc.Listeners = append(lc.Listeners, l)
 	}
 	if cfg.Admin.Addr != "off" {
-		lc.Listeners = append(lc.Listeners, lws.Listener{
-			Name:        AdminListener,
-			Addr:        cfg.Admin.Addr,
-			Accept:      lws.AcceptHTTP,
-			HTTPHandler: serveNetHTTP(g.started, g.adminHandler()),
-			MaxBodySize: adminMaxBody,
-		})
+		lc.Listeners = append(lc.Listeners, g.adminListener(cfg.Admin.Addr))
 	}
 	g.ctx, err = lws.New(lc)
 	if err != nil {
@@ -175,6 +171,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		g.addrs[lc.Listeners[i].Name] = a
 	}
 	close(g.started)
+	if cfg.Admin.Addr != "off" {
+		go g.console.series.run(g, g.ctx.Done())
+	}
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}
