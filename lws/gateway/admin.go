@@ -39,7 +39,8 @@ type adminRoute struct {
 //	GET    /v1/api/nodes                     the cluster's nodes (this one alone)
 //	GET    /v1/api/openapi.yaml              the OpenAPI document of this API
 //	GET    /v1/api/events                    the console's event stream (a WebSocket: events.go)
-//	POST   /v1/api/events/ticket             a ticket for it, for a browser (tickets.go)
+//	POST   /v1/api/events/ticket             a ticket for it, for a browser (console.go)
+//	GET    /console, /console/{asset}        the console (console.go)
 //	GET    /metrics, /healthz, /readyz
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
@@ -63,6 +64,8 @@ func (g *Gateway) adminRoutes() []adminRoute {
 		api("GET /v1/api/openapi.yaml", serveOpenAPI),
 		api("GET /v1/api/events", g.apiEvents),
 		api("POST /v1/api/events/ticket", g.apiTicket),
+		open("GET /console", http.HandlerFunc(serveConsole)),
+		open("GET /console/{asset}", http.HandlerFunc(serveConsole)),
 		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
 		open("GET /healthz", http.HandlerFunc(g.apiProbe)),
 		open("GET /readyz", http.HandlerFunc(g.apiProbe)),
