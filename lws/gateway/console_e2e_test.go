@@ -2,12 +2,21 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/lws"
 )
 
 // fitsWidth is true when the page is no wider than the window (nothing
@@ -154,4 +163,239 @@ func TestConsoleSignIn(t *testing.T) {
 		poll(`!document.getElementById("login").hidden`),
 	)
 	require.Eventually(t, func() bool { return len(g.console.list()) == 0 }, 10*time.Second, 10*time.Millisecond)
+}
+
+// TestConsoleShots writes screenshots of each page of the console at
+// 1280x800 and 390x844 into LWSGATE_CONSOLE_SHOTS (make console-shots:
+// bin/console-shots/), over a gateway with some traffic: users,
+// channels, messages, closes with several codes, refused upgrades.
+func TestConsoleShots(t *testing.T) {
+	dir := os.Getenv("LWSGATE_CONSOLE_SHOTS")
+	if dir == "" {
+		t.Skip("LWSGATE_CONSOLE_SHOTS not set (make console-shots)")
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	ctx := chromium(t, 4*time.Minute)
+	g := startGW(t, `
+admin: {addr: 127.0.0.1:0, token: `+consoleToken+`}
+tokens: {secret: console-shots-secret}
+listeners:
+  - {name: public, addr: 127.0.0.1:0, subprotocols: [lws-gate], auth: {require_token: true}}
+`, &Options{Version: "v0.19.0"})
+	traffic := newShotTraffic(t, g)
+	defer traffic.stop()
+
+	// Before signing in: the sign-in form.
+	shoot := func(name string) {
+		t.Helper()
+		for _, vp := range []struct {
+			w, h   int64
+			suffix string
+		}{{1280, 800, "1280"}, {390, 844, "390"}} {
+			var png []byte
+			run(ctx, t,
+				chromedp.EmulateViewport(vp.w, vp.h),
+				chromedp.Sleep(400*time.Millisecond), // a frame at the new size (charts redraw on resize)
+				into(&png, chromedp.CaptureScreenshot()),
+			)
+			require.True(t, evalJS[bool](ctx, t, fitsWidth), "%s at %d px is wider than the window", name, vp.w)
+			require.NoError(t, os.WriteFile(filepath.Join(dir, name+"-"+vp.suffix+".png"), png, 0o644))
+			if vp.w == 390 {
+				run(ctx, t, into(&png, chromedp.FullScreenshot(100)))
+				require.NoError(t, os.WriteFile(filepath.Join(dir, name+"-390-full.png"), png, 0o644))
+			}
+		}
+		run(ctx, t, chromedp.EmulateViewport(1280, 800))
+	}
+	run(ctx, t,
+		chromedp.EmulateViewport(1280, 800),
+		chromedp.Navigate("http://"+g.admin+"/console"),
+		poll(`!document.getElementById("login").hidden`),
+	)
+	shoot("0-sign-in")
+	signIn(ctx, t, g, consoleToken)
+
+	traffic.run(45 * time.Second) // the charts' first 45 seconds
+	run(ctx, t,
+		chromedp.Navigate("http://"+g.admin+"/console#/"),
+		poll(`document.querySelector('[data-chart="msgs"] svg') && Number(document.querySelector('[data-chart="msgs"] svg').dataset.points) > 30`),
+		chromedp.Click(chromedp.CSS(`.seg button:first-child`)), // the last minute
+	)
+	shoot("1-overview")
+	run(ctx, t,
+		chromedp.Navigate("http://"+g.admin+"/console#/links"),
+		poll(`document.querySelectorAll('#links-table tbody tr').length > 5`),
+	)
+	shoot("2-links")
+	busy := traffic.busiest()
+	run(ctx, t,
+		chromedp.Navigate(fmt.Sprintf("http://%s/console#/links/%d", g.admin, busy)),
+		poll(`document.querySelectorAll('#trace li[data-name]').length > 10`),
+	)
+	shoot("3-link-open")
+	closed := traffic.closeOne(busy, 4001, "kicked by the operator")
+	run(ctx, t,
+		chromedp.Navigate(fmt.Sprintf("http://%s/console#/links/%d", g.admin, closed)),
+		poll(`document.getElementById("link-state") && document.getElementById("link-state").textContent.startsWith("closed")`),
+	)
+	shoot("4-link-closed")
+	run(ctx, t,
+		chromedp.Navigate("http://"+g.admin+"/console#/channels"),
+		poll(`document.querySelectorAll('#channels-table tbody tr').length >= 3`),
+	)
+	shoot("5-channels")
+	run(ctx, t,
+		chromedp.Navigate("http://"+g.admin+"/console#/nodes"),
+		poll(`document.querySelector('[data-node]') !== null`),
+	)
+	shoot("6-nodes")
+	run(ctx, t,
+		chromedp.Navigate("http://"+g.admin+"/console#/links?user=nobody"),
+		poll(`document.querySelector('.empty') && !document.querySelector('.empty').hidden`),
+	)
+	shoot("7-links-empty")
+	t.Logf("screenshots in %s", dir)
+}
+
+// shotTraffic is what the screenshots show: users on links, channels,
+// messages at changing rates, links that close with several codes,
+// upgrades refused for want of a token.
+type shotTraffic struct {
+	t     *testing.T
+	g     *testGW
+	mu    sync.Mutex
+	links map[uint64]*websocket.Conn
+	users []string
+}
+
+func newShotTraffic(t *testing.T, g *testGW) *shotTraffic {
+	s := &shotTraffic{t: t, g: g, links: map[uint64]*websocket.Conn{},
+		users: []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}}
+	for i := range 24 {
+		s.open(s.users[i%len(s.users)], []string{"room:lobby", "room:ops", "alerts:eu", "room:lobby"}[i%4])
+	}
+	return s
+}
+
+// open opens a link for user with a token, subscribed to channel.
+func (s *shotTraffic) open(user, channel string) uint64 {
+	t := s.t
+	var tok struct{ Token string }
+	req := fmt.Sprintf(`{"UserName":%q,"RequestId":"%d"}`, user, time.Now().UnixNano())
+	resp, err := http.Post("http://"+s.g.pub+"/v1/api/createtoken", "application/json", strings.NewReader(req))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&tok))
+	ws := s.g.dial(t, "/chat?token="+tok.Token, nil)
+	id := linkID(t, ws)
+	send(t, ws, fmt.Sprintf(`{"action":"subscribe","channel":%q}`, channel))
+	read(t, ws)
+	s.mu.Lock()
+	s.links[id] = ws
+	s.mu.Unlock()
+	return id
+}
+
+// run makes traffic for d: a wave of messages, publishes, a link that
+// closes or opens now and then, a refused upgrade.
+func (s *shotTraffic) run(d time.Duration) {
+	end := time.Now().Add(d)
+	codes := []int{1000, 1001, 4001, 1000, 1006}
+	for i := 0; time.Now().Before(end); i++ {
+		s.mu.Lock()
+		var ids []uint64
+		for id := range s.links {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		// A rate that rises and falls: 1 to 9 messages per link a tick.
+		n := 1 + (i/10)%9
+		for k, id := range ids {
+			if k%3 != i%3 {
+				continue
+			}
+			ws := s.conn(id)
+			for range n {
+				send(s.t, ws, strings.Repeat("m", 40+20*k))
+				s.read(ws)
+			}
+		}
+		if i%7 == 0 {
+			s.g.publishOnService("room:lobby", lws.TextMessage, []byte(`{"type":"news","text":"a publish to the lobby"}`))
+			s.drain()
+		}
+		if i%9 == 4 && len(ids) > 12 {
+			s.closeOne(ids[i%len(ids)], codes[(i/9)%len(codes)], "")
+		}
+		if i%9 == 8 {
+			s.open(s.users[i%len(s.users)], "room:ops")
+		}
+		if i%11 == 5 {
+			_, _ = s.g.tryDial("/chat", nil) // no token: 401
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// read reads a message (the dial's read deadline is long past).
+func (s *shotTraffic) read(ws *websocket.Conn) {
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	read(s.t, ws)
+}
+
+func (s *shotTraffic) conn(id uint64) *websocket.Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.links[id]
+}
+
+// drain reads what publishes sent to the lobby's members.
+func (s *shotTraffic) drain() {
+	for _, l := range s.g.hub.members("room:lobby") {
+		if ws := s.conn(l.ID); ws != nil {
+			s.read(ws)
+		}
+	}
+}
+
+// busiest returns the link that has received the most messages.
+func (s *shotTraffic) busiest() uint64 {
+	var best uint64
+	var most int64 = -1
+	for _, l := range s.g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen }) {
+		if n := l.msgsIn.Load(); n > most {
+			best, most = l.ID, n
+		}
+	}
+	return best
+}
+
+// closeOne closes a link: from the client with code (1006: cut without
+// a close frame), and returns its id.
+func (s *shotTraffic) closeOne(id uint64, code int, reason string) uint64 {
+	s.mu.Lock()
+	ws := s.links[id]
+	delete(s.links, id)
+	s.mu.Unlock()
+	if ws == nil {
+		return id
+	}
+	if code == 1006 {
+		ws.UnderlyingConn().Close()
+	} else {
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+		_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		closeCode(s.t, ws)
+	}
+	require.Eventually(s.t, func() bool { _, err := s.g.Link(id); return err != nil }, 10*time.Second, 5*time.Millisecond)
+	return id
+}
+
+func (s *shotTraffic) stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, ws := range s.links {
+		ws.Close()
+		delete(s.links, id)
+	}
 }
