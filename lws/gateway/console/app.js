@@ -859,7 +859,7 @@
     for (const g of gaps) {
       const gg = svg("g", { class: "gap" });
       gg.append(svg("line", { x1: g.x, x2: g.x, y1: T - 4, y2: H - 16 }));
-      if (g.label) gg.append(svg("text", { x: g.x, y: H - 4, "text-anchor": "middle" }, duration(g.d / 1000)));
+      if (g.label) gg.append(svg("text", { x: Math.max(g.x, 2), y: H - 4, "text-anchor": g.x < 30 ? "start" : "middle" }, duration(g.d / 1000)));
       gg.append(svg("title", {}, duration(g.d / 1000) + " without a callback"));
       root.append(gg);
     }
