@@ -27,9 +27,12 @@ extern const struct lws_extension lwsgo_extensions[];
 #endif
 void lwsgo_pss_release(lwsgo_pss *ps);
 
-/* offer.c: the record of lws' header buffers, kept by the allocator
- * (rxpool.c) for lwsgo_ws_set_offer. lwsgo_ah_data_forget returns the
- * size recorded for p, or 0 if p is no header buffer. */
+/* offer.c: the record of lws' header buffers ("ah data") and of the
+ * structs that index them ("ah struct", their size recorded with
+ * LWSGO_AH_STRUCT set), kept by the allocator (rxpool.c) for
+ * lwsgo_ws_set_offer and lwsgo_ws_set_protocol. lwsgo_ah_data_forget
+ * returns the size recorded for p, or 0 if p is neither. */
+#define LWSGO_AH_STRUCT ((size_t)1 << (sizeof(size_t) * 8 - 1))
 void lwsgo_ah_data_record(void *p, size_t size);
 size_t lwsgo_ah_data_forget(void *p);
 

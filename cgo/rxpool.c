@@ -19,9 +19,10 @@
  * no range, and every buffer is malloc's.
  *
  * The allocator also tells offer.c of each buffer lws parses a request's
- * headers into (_lws_create_ah: lws_malloc(data_size, "ah data")), and of
- * its free, so that the binding can change a header in it within its
- * bounds (lwsgo_ws_set_offer).
+ * headers into (_lws_create_ah: lws_malloc(data_size, "ah data")) and of
+ * each struct that indexes one ("ah struct"), and of their frees, so that
+ * the binding can change a header within the buffer's bounds
+ * (lwsgo_ws_set_offer, lwsgo_ws_set_protocol).
  *
  * See shim.c for the design of the C layer and the list of its files.
  */
@@ -152,14 +153,17 @@ lwsgo_lws_realloc(void *ptr, size_t size, const char *reason)
 		/* lws does not resize header buffers; were it to... */
 		void *n = realloc(ptr, size);
 
-		lwsgo_ah_data_record(n ? n : ptr, n ? size : old);
+		lwsgo_ah_data_record(n ? n : ptr,
+				     n ? size | (old & LWSGO_AH_STRUCT) : old);
 		return n;
 	}
-	if (!ptr && size && reason && !strcmp(reason, "ah data")) {
+	if (!ptr && size && reason &&
+	    (!strcmp(reason, "ah data") || !strcmp(reason, "ah struct"))) {
 		void *p = malloc(size);
 
 		if (p)
-			lwsgo_ah_data_record(p, size);
+			lwsgo_ah_data_record(p, strcmp(reason, "ah struct") ?
+						      size : size | LWSGO_AH_STRUCT);
 		return p;
 	}
 	if (size)

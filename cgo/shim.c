@@ -54,8 +54,9 @@
  *   pmd.c       the permessage-deflate wrapper: compressed byte counts and
  *               limit, the server's context-takeover options, zlib's unread
  *               input
- *   offer.c     the Sec-WebSocket-Extensions offer lws is shown, and the
- *               record of lws' header buffers that the change needs
+ *   offer.c     the Sec-WebSocket-Extensions offer and Sec-WebSocket-Protocol
+ *               name lws is shown, and the record of lws' header buffers
+ *               and structs that the change needs
  *   wsi.c       WebSocket writes and a connection's controls (close
  *               reason, writable, timeouts, timers, kill, rx flow)
  *   http.c      the HTTP server's answers: head, body, refusal, end of

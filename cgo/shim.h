@@ -205,6 +205,10 @@ void lwsgo_set_rx_limit(uintptr_t wsi, uint64_t limit);
  * end before. */
 #define LWSGO_EXTENSIONS_MAX (128 + 256 + LWS_PRE - 1)
 int lwsgo_ws_set_offer(uintptr_t wsi, const char *offer);
+/* The longest subprotocol name lws binds: it tokenizes names into 64 bytes
+ * (lws_process_ws_upgrade, lib/roles/ws/server-ws.c). */
+#define LWSGO_PROTOCOL_NAME_MAX 63
+int lwsgo_ws_set_protocol(uintptr_t wsi, const char *name);
 size_t lwsgo_ah_data_live(void);
 
 /* http.c */

@@ -103,6 +103,23 @@ func (w WSI) WriteWSHeld(h *HeldFrame, payload []byte, binary, first, last, chec
 // 0: none. Call it at ESTABLISHED.
 func (w WSI) SetCompressedLimit(n int64) { C.lwsgo_set_rx_limit(C.uintptr_t(w), C.uint64_t(n)) }
 
+// SetProtocol replaces the Sec-WebSocket-Protocol header of the upgrade
+// request libwebsockets is about to answer with name, the subprotocol
+// chosen, from HTTP_CONFIRM_UPGRADE; see lwsgo_ws_set_protocol. It
+// returns the header's length as libwebsockets counts it (0: the request
+// has none) and whether it was replaced: not when the header came on more
+// than one line, nor when lws' header buffer or its record of the header
+// could not be found.
+func (w WSI) SetProtocol(name string) (length int, ok bool) {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	n := int(C.lwsgo_ws_set_protocol(C.uintptr_t(w), cs))
+	if n < 0 {
+		return -n, false
+	}
+	return n, true
+}
+
 // ExtensionsMax is the longest Sec-WebSocket-Extensions header
 // SetExtensionOffer can replace (LWSGO_EXTENSIONS_MAX).
 const ExtensionsMax = C.LWSGO_EXTENSIONS_MAX

@@ -21,9 +21,10 @@ func BenchmarkReceiveReassembly(b *testing.B) {
 	for _, size := range []int{32, 1024, 64 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
 			got := 0
-			c := &Conn{r: &rec{}, o: &linkOpts{maxMessage: -1, handler: HandlerFuncs{
+			c := &Conn{r: &rec{}}
+			c.o.Store(&linkOpts{maxMessage: -1, handler: HandlerFuncs{
 				Message: func(_ *Conn, _ MessageType, data []byte) { got += len(data) },
-			}}}
+			}})
 			payload := make([]byte, size)
 			ev := &callbacks.Event{Reason: callbacks.Receive, Data: payload,
 				Flags: callbacks.FirstFragment | callbacks.FinalFragment | callbacks.Binary | callbacks.NoRemaining}

@@ -1,56 +1,16 @@
 package lws
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// upgradeRequest is a valid WebSocket upgrade request for path, with extra
-// header lines ("Name: value\r\n" each).
-func upgradeRequest(path, extra string) string {
-	return "GET " + path + " HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
-}
-
-// rawExchange writes request on a new TCP connection and reads until the
-// server closes it (bounded by hangTimeout). It returns everything read and
-// whether the server closed the connection (EOF or reset) rather than the
-// read timing out.
-func rawExchange(t testing.TB, addr, request string) (string, bool) {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, request)
-	require.NoError(t, err)
-	b, err := io.ReadAll(nc)
-	var ne net.Error
-	timedOut := errors.As(err, &ne) && ne.Timeout()
-	return string(b), !timedOut
-}
-
-// parseRaw parses the first response in raw.
-func parseRaw(t testing.TB, raw string) (*http.Response, string) {
-	t.Helper()
-	resp, err := http.ReadResponse(bufio.NewReader(strings.NewReader(raw)), nil)
-	require.NoError(t, err, "response %q", raw)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err, "response %q", raw)
-	return resp, string(b)
-}
 
 func TestCheckUpgrade(t *testing.T) {
 	rec := newRecorder()
@@ -74,6 +34,13 @@ func TestCheckUpgrade(t *testing.T) {
 				return &HTTPError{Status: 302, Message: "elsewhere"}
 			case "/panic":
 				panic("check upgrade panicked")
+			case "/challenge":
+				return &HTTPError{Status: http.StatusUnauthorized, Message: "token expired", Header: http.Header{
+					"Www-Authenticate": {`Bearer error="invalid_token"`},
+					"Content-Type":     {"text/html"}, // the binding's own: dropped
+				}}
+			case "/badheader":
+				return &HTTPError{Status: http.StatusUnauthorized, Header: http.Header{"X-Split": {"a\r\nX-Injected: 1"}}}
 			}
 			return nil
 		},
@@ -86,12 +53,15 @@ func TestCheckUpgrade(t *testing.T) {
 		path   string
 		status int
 		body   string
+		www    string // WWW-Authenticate
 	}{
-		{"/401", 401, "no token\n"},
-		{"/wrapped", 429, "Too Many Requests\n"},
-		{"/plain", 403, "Forbidden\n"},
-		{"/badstatus", 500, "Internal Server Error\n"},
-		{"/panic", 500, "Internal Server Error\n"},
+		{"/401", 401, "no token\n", ""},
+		{"/challenge", 401, "token expired\n", `Bearer error="invalid_token"`},
+		{"/badheader", 500, "Internal Server Error\n", ""},
+		{"/wrapped", 429, "Too Many Requests\n", ""},
+		{"/plain", 403, "Forbidden\n", ""},
+		{"/badstatus", 500, "Internal Server Error\n", ""},
+		{"/panic", 500, "Internal Server Error\n", ""},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			raw, closedByServer := rawExchange(t, addr, upgradeRequest(tc.path, "X-Extra: 1\r\n"))
@@ -101,7 +71,9 @@ func TestCheckUpgrade(t *testing.T) {
 			assert.Equal(t, tc.status, resp.StatusCode)
 			assert.Equal(t, tc.body, body)
 			assert.True(t, resp.Close, "no Connection: close")
-			assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
+			assert.Equal(t, []string{"text/plain; charset=utf-8"}, resp.Header.Values("Content-Type"))
+			assert.Equal(t, tc.www, resp.Header.Get("WWW-Authenticate"))
+			assert.Empty(t, resp.Header.Values("X-Injected"))
 			r := waitFor(t, seen, "CheckUpgrade")
 			assert.Equal(t, tc.path, r.Path)
 			assert.Equal(t, "GET", r.Method)
@@ -138,4 +110,54 @@ func TestCheckUpgrade(t *testing.T) {
 	assert.Equal(t, LinkHTTP, hl.Kind)
 	assert.Equal(t, hl.ID, waitFor(t, closed, "OnLinkClose of the HTTP link").ID)
 	assert.Empty(t, rec.opens)
+}
+
+// TestCheckUpgradeValue: a value CheckUpgrade attaches to the upgrade
+// request is the link's Conn.Value from the start (OnOpen sees it) until
+// SetValue replaces it; a link whose CheckUpgrade attached none starts
+// with nil, and a refused upgrade's value reaches no link.
+func TestCheckUpgradeValue(t *testing.T) {
+	type session struct{ user string }
+	opens := make(chan any, 4)
+	later := make(chan any, 4)
+	_, addr := startServer(t, Listener{
+		CheckUpgrade: func(r *Request) error {
+			switch r.Path {
+			case "/none":
+				return nil
+			case "/refused":
+				r.SetValue(&session{"refused"})
+				return &HTTPError{Status: http.StatusForbidden}
+			}
+			r.SetValue(&session{strings.TrimPrefix(r.Path, "/")})
+			return nil
+		},
+		Handler: HandlerFuncs{
+			Open: func(c *Conn) {
+				opens <- c.Value()
+				if c.Request().Path == "/replaced" {
+					c.SetValue("replaced")
+				}
+			},
+			Message: func(c *Conn, _ MessageType, _ []byte) { later <- c.Value() },
+		},
+	})
+	_, resp, err := dialWith(t, &websocket.Dialer{}, addr, "/refused", nil)
+	require.ErrorIs(t, err, websocket.ErrBadHandshake)
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	for _, tc := range []struct {
+		path      string
+		open, msg any
+	}{
+		{"/alice", &session{"alice"}, &session{"alice"}},
+		{"/none", nil, nil},
+		{"/replaced", &session{"replaced"}, "replaced"},
+	} {
+		ws, _, err := dialWith(t, &websocket.Dialer{}, addr, tc.path, nil)
+		require.NoError(t, err, tc.path)
+		assert.Equal(t, tc.open, waitFor(t, opens, "OnOpen "+tc.path), "value at OnOpen on %s", tc.path)
+		require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("x")))
+		assert.Equal(t, tc.msg, waitFor(t, later, "OnMessage "+tc.path), "value at OnMessage on %s", tc.path)
+	}
+	assert.Empty(t, opens, "a refused upgrade opened a link")
 }

@@ -10,120 +10,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lwsgate/lwsgate/cgo"
 )
-
-// newClientContext starts a Context without listeners for client links.
-func newClientContext(t testing.TB, mod ...func(*Config)) *Context {
-	t.Helper()
-	cfg := &Config{Logger: testLogger(t)}
-	for _, m := range mod {
-		m(cfg)
-	}
-	c, err := New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, c.Close()) })
-	return c
-}
-
-// gorillaEcho is a Go WebSocket server that echoes, with the subprotocols
-// it accepts.
-func gorillaEcho(t testing.TB, protos ...string) *httptest.Server {
-	up := websocket.Upgrader{Subprotocols: protos, ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10, CheckOrigin: func(*http.Request) bool { return true }}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, http.Header{"X-Path": {r.URL.RequestURI()}})
-		if err != nil {
-			return
-		}
-		defer ws.Close()
-		ws.SetReadLimit(64 << 20)
-		if r.Header.Get("X-Hello") != "" {
-			_ = ws.WriteMessage(websocket.TextMessage, []byte("hdr:"+r.Header.Get("X-Hello")+" origin:"+r.Header.Get("Origin")+" path:"+r.URL.RequestURI()))
-		}
-		for {
-			mt, p, err := ws.ReadMessage()
-			if err != nil {
-				if ce, ok := err.(*websocket.CloseError); ok {
-					_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(ce.Code, ce.Text), time.Now().Add(time.Second))
-				}
-				return
-			}
-			if err := ws.WriteMessage(mt, p); err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-func wsURL(s *httptest.Server) string { return "ws" + strings.TrimPrefix(s.URL, "http") }
-
-// sink is a Handler that hands messages and the close to channels.
-type sink struct {
-	msgs   chan message
-	closed chan CloseError
-	pongs  chan []byte
-}
-
-type message struct {
-	typ  MessageType
-	data []byte
-}
-
-func newSink() *sink {
-	return &sink{msgs: make(chan message, 64), closed: make(chan CloseError, 1), pongs: make(chan []byte, 16)}
-}
-
-func (r *sink) OnOpen(*Conn) {}
-func (r *sink) OnMessage(_ *Conn, typ MessageType, data []byte) {
-	r.msgs <- message{typ, append([]byte(nil), data...)}
-}
-func (r *sink) OnClose(_ *Conn, ce CloseError) { r.closed <- ce }
-func (r *sink) OnPong(_ *Conn, data []byte)    { r.pongs <- append([]byte(nil), data...) }
-
-func (r *sink) next(t testing.TB) message {
-	t.Helper()
-	select {
-	case m := <-r.msgs:
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message within 10s")
-	}
-	return message{}
-}
-
-func (r *sink) waitClose(t testing.TB) CloseError {
-	t.Helper()
-	select {
-	case ce := <-r.closed:
-		return ce
-	case <-time.After(15 * time.Second):
-		t.Fatal("no close within 15s")
-	}
-	return CloseError{}
-}
-
-// waitHandles polls until the live cgo handles are back to base.
-func waitHandles(t testing.TB, base int64) {
-	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for cgo.LiveHandles() > base {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d cgo handles live, want %d", cgo.LiveHandles(), base)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 func TestDialEchoSizes(t *testing.T) {
 	srv := gorillaEcho(t)
@@ -260,12 +157,12 @@ func TestDialFailures(t *testing.T) {
 		ln.Close()
 		_, err = c.Dial(context.Background(), "ws://"+addr+"/", nil)
 		require.Equal(t, DialConnect, kindOf(t, err).Kind, "%v", err)
-		waitHandles(t, base)
+		waitHandles(t, base, "after the failed dial")
 	})
 	t.Run("dns", func(t *testing.T) {
 		_, err := c.Dial(context.Background(), "ws://no-such-host.invalid/", nil)
 		require.Equal(t, DialDNS, kindOf(t, err).Kind, "%v", err)
-		waitHandles(t, base)
+		waitHandles(t, base, "after the failed dial")
 	})
 	t.Run("status 404", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
@@ -274,7 +171,7 @@ func TestDialFailures(t *testing.T) {
 		de := kindOf(t, err)
 		require.Equal(t, DialStatus, de.Kind, "%v", err)
 		require.Equal(t, 404, de.Status)
-		waitHandles(t, base)
+		waitHandles(t, base, "after the failed dial")
 	})
 	t.Run("subprotocol not offered", func(t *testing.T) {
 		// A server that answers with a subprotocol the client did not offer.
@@ -289,7 +186,7 @@ func TestDialFailures(t *testing.T) {
 		defer srv.Close()
 		_, err := c.Dial(context.Background(), wsURL(srv), &DialOptions{Subprotocols: []string{"mine"}})
 		require.Equal(t, DialSubprotocol, kindOf(t, err).Kind, "%v", err)
-		waitHandles(t, base)
+		waitHandles(t, base, "after the failed dial")
 	})
 	t.Run("closed mid-handshake", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -308,7 +205,7 @@ func TestDialFailures(t *testing.T) {
 		}()
 		_, err = c.Dial(context.Background(), "ws://"+ln.Addr().String()+"/", nil)
 		require.Equal(t, DialHandshake, kindOf(t, err).Kind, "%v", err)
-		waitHandles(t, base)
+		waitHandles(t, base, "after the failed dial")
 	})
 	t.Run("timeout", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -334,7 +231,7 @@ func TestDialFailures(t *testing.T) {
 		require.Equal(t, DialTimeout, de.Kind, "%v", err)
 		require.True(t, de.Timeout())
 		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
-		waitHandles(t, base)
+		waitHandles(t, base, "after the failed dial")
 	})
 	t.Run("ctx cancelled mid-dial", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -356,7 +253,7 @@ func TestDialFailures(t *testing.T) {
 		_, err = c.Dial(ctx, "ws://"+ln.Addr().String()+"/", nil)
 		require.ErrorIs(t, err, context.Canceled)
 		require.Equal(t, DialCanceled, kindOf(t, err).Kind)
-		waitHandles(t, base)
+		waitHandles(t, base, "after the failed dial")
 	})
 	t.Run("bad url", func(t *testing.T) {
 		_, err := c.Dial(context.Background(), "http://127.0.0.1:1/", nil)
@@ -552,4 +449,27 @@ func TestDialRetry(t *testing.T) {
 	_, err = c.DialRetry(context.Background(), "ftp://x/", nil, Backoff{}, func(int, error, time.Duration) { n++ })
 	require.Error(t, err)
 	require.Equal(t, 1, n)
+}
+
+// TestDialLongFrameOverMax: a server sends a dialled link one 1 MiB frame
+// against MaxMessageSize 64 KiB. The link closes with 1009 and the process
+// survives: libwebsockets' client parser overflows its frame buffer when
+// CLIENT_RECEIVE returns -1 in the middle of a long frame (see
+// Conn.receive), which crashed this test with SIGSEGV before.
+func TestDialLongFrameOverMax(t *testing.T) {
+	lim := newLimitLog()
+	codes := make(chan int, 1)
+	url := rawServer(t, "", func(w *rawPeer) {
+		go func() { _, _ = w.nc.Write(serverFrame(true, false, 2, bytes.Repeat([]byte("x"), 1<<20))) }()
+		codes <- w.readCloseCode()
+	})
+	c := newClientContext(t, lim.hook, quickClose)
+	s := newSink()
+	_, err := c.Dial(context.Background(), url, &DialOptions{Handler: s, MaxMessageSize: 64 << 10})
+	require.NoError(t, err)
+	ce := s.waitClose(t)
+	assert.Equal(t, StatusMessageTooBig, ce.Code)
+	assert.True(t, ce.Local)
+	lim.expect(t, "", LimitMaxMessage)
+	assert.Equal(t, int(StatusMessageTooBig), waitFor(t, codes, "the close frame"))
 }

@@ -88,7 +88,7 @@ type Config struct {
 	// listener's Name ("" for a link this side dialled) and limit one of
 	// the Limit* names (see LimitMaxLinks), for example to count them in
 	// metrics. It must not block.
-	OnLimit func(listener, limit string)
+	OnLimit func(listener string, limit Limit)
 }
 
 // Accept says what a listener accepts: WebSocket links, HTTP requests, or
@@ -139,7 +139,9 @@ type TLSFiles struct {
 	CAFile string
 }
 
-// Listener configures one listening endpoint (a libwebsockets vhost).
+// Listener configures one listening endpoint (a libwebsockets vhost). The
+// limits the binding enforces in Go (ListenerLimits) can change on a
+// running Context: see Context.SetListenerLimits.
 type Listener struct {
 	// Name identifies the listener in logs and Link.Listener. "": Addr.
 	Name string
@@ -157,7 +159,9 @@ type Listener struct {
 	// CheckUpgrade, when non-nil, is called on the service goroutine for each
 	// WebSocket upgrade request that passed the binding's own checks, before the
 	// 101. A non-nil error refuses the upgrade: an *HTTPError sends its Status
-	// and Message; any other error sends 403. It must not block.
+	// and Message; any other error sends 403. It must not block. A value
+	// it attaches to the request (Request.SetValue) becomes the link's
+	// Conn.Value.
 	//
 	// A refused request gets that status with "Connection: close", and the
 	// connection is closed once the response is out. The link never opens:
@@ -168,7 +172,9 @@ type Listener struct {
 	CheckUpgrade func(r *Request) error
 
 	// Subprotocols are WebSocket subprotocols accepted besides none. A
-	// client asking only for others is refused.
+	// client asking only for others is refused. A list of any length is
+	// taken (a browser may carry a token in it), though libwebsockets
+	// reads 126 bytes: the binding gives it the name it chose.
 	Subprotocols []string
 
 	// MaxMessageSize is the largest WebSocket message accepted; a bigger

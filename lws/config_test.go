@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // newErr runs New with listeners that must be refused.
@@ -184,7 +185,7 @@ func TestAcceptString(t *testing.T) {
 var traceLine = regexp.MustCompile(`^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[DEBUG\] cb ctx:\d+ wsi:\d+ reason:\d+ LWS_CALLBACK_[A-Z0-9_]+$`)
 
 func TestReasonLog(t *testing.T) {
-	var buf lockedBuffer
+	var buf testutil.Buffer
 	links := make(chan Link, 1)
 	closed := make(chan Link, 1)
 	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}}, func(c *Config) {

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"unicode/utf8"
 
-	"github.com/lwsgate/lwsgate/callbacks"
 	"github.com/lwsgate/lwsgate/cgo"
 )
 
@@ -17,14 +16,18 @@ import (
 // are safe from any goroutine. The Handler's methods receive the Conn on the service
 // goroutine.
 //
-// Memory: an idle link is its Conn and its rec (256 and 288 bytes), the
-// upgrade request's raw bytes, its address and its handle: about 0.8 KB
+// Memory: an idle link is its Conn and its rec (256 bytes each, which
+// TestLinkStateSize holds them to), the upgrade request's raw bytes, its
+// address and its handle: about 0.8 KB
 // of Go heap, besides what libwebsockets holds for it in C (see
 // serviceBufferSize). Nothing is kept per link that it does not need:
 // queues, buffers and the parsed request are made when used.
 type Conn struct {
 	r *rec // r.link is the Link: set before the Conn, never changed after
-	o *linkOpts
+	// o is the link's settings: its Dial's, or its listener's, which
+	// SetListenerLimits replaces (on the service goroutine) while the
+	// link is open.
+	o atomic.Pointer[linkOpts]
 
 	// req is the parsed upgrade request while OnOpen runs, or once
 	// Request was called after it; raw is what it is parsed from, kept
@@ -44,9 +47,10 @@ type Conn struct {
 	fullSeen    bool // send_queue reported since the last Send that fit
 
 	// Service goroutine only.
-	notifed bool
-	deflate bool // permessage-deflate is on: one write per WRITEABLE
-	failRx  bool // receive refused a message: close at WRITEABLE
+	notified bool // OnClose was called
+	client   bool // this side dialled the link: its frames are masked
+	deflate  bool // permessage-deflate is on: one write per WRITEABLE
+	failRx   bool // receive refused a message: close at WRITEABLE
 	// failing: the link is being failed (RFC 6455 section 7.1.7), not
 	// closed: TCP closes once the close frame is out (onWritable).
 	failing bool
@@ -64,7 +68,8 @@ type Conn struct {
 	held   cgo.HeldFrame // the payload of the last write, when deflate
 }
 
-// linkOpts are the settings of a link: its listener's, or its Dial's.
+// linkOpts are the settings of a link: its listener's, or its Dial's. They
+// do not change: new limits are new linkOpts (SetListenerLimits).
 type linkOpts struct {
 	handler      Handler
 	maxMessage   int64 // < 0: no limit
@@ -72,11 +77,13 @@ type linkOpts struct {
 	slowConsumer SlowConsumerPolicy
 }
 
-func newConn(r *rec, o *linkOpts) *Conn {
-	c := &Conn{r: r, o: o, deflate: r.link.Compression}
-	if r.req != nil {
-		c.req.Store(r.req)
-		c.raw = r.req.raw
+func newConn(r *rec, o *linkOpts, client bool) *Conn {
+	c := &Conn{r: r, client: client, deflate: r.link.Compression}
+	c.o.Store(o)
+	if u := r.up; u != nil {
+		c.req.Store(&u.Request)
+		c.raw = u.raw
+		c.val = u.val // Request.SetValue, from CheckUpgrade
 	}
 	if c.deflate && o.maxMessage >= 0 {
 		r.wsi.SetCompressedLimit(maxCompressed(o.maxMessage))
@@ -97,7 +104,8 @@ func maxCompressed(maxMessage int64) int64 {
 func (c *Conn) Link() Link { return c.r.link }
 
 // Context returns the Context the link belongs to, for example to dial a
-// backend link from a handler.
+// backend link for it (from a goroutine of its own: Dial waits for the
+// service goroutine, which runs the handlers).
 func (c *Conn) Context() *Context { return c.r.ctx }
 
 // ID returns Link().ID.
@@ -115,14 +123,15 @@ func (c *Conn) RemoteAddr() net.Addr { return c.r.link.Remote }
 // returns, and a call after that parses the bytes again once (the link
 // then keeps that Request). So a handler that needs the request later
 // should keep what it needs from it in OnOpen; calls before and after
-// OnOpen return equal Requests, not the same pointer.
+// OnOpen return equal Requests, not the same pointer (and only the first
+// carries the value CheckUpgrade set on it: Conn.Value keeps that).
 func (c *Conn) Request() *Request {
 	if req := c.req.Load(); req != nil || c.raw == "" {
 		return req
 	}
 	l := &c.r.link
-	req, err := parseRequest(c.raw, l.Remote, l.ID, l.Listener)
-	if err != nil {
+	req := new(Request)
+	if err := parseRequest(req, c.raw, l.Remote, l.ID, l.Listener); err != nil {
 		return nil // cannot happen: the same bytes parsed at the upgrade
 	}
 	checkFraming(req) // sets ContentLength, as it did at the upgrade
@@ -133,7 +142,9 @@ func (c *Conn) Request() *Request {
 }
 
 // SetValue attaches an application value to the link (for example its
-// session). Safe from any goroutine.
+// session), in place of the one it had: the value Listener.CheckUpgrade
+// set on the upgrade request (Request.SetValue), or nil. Safe from any
+// goroutine.
 func (c *Conn) SetValue(v any) {
 	c.mu.Lock()
 	c.val = v
@@ -165,7 +176,7 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 	if typ != TextMessage && typ != BinaryMessage {
 		return fmt.Errorf("lws: Send: invalid message type %d", typ)
 	}
-	o := c.o
+	o := c.o.Load()
 	f := newFrame(len(data))
 	copy(f.buf[cgo.Pre:], data)
 	f.typ = typ
@@ -254,6 +265,15 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	return nil
 }
 
+// boundClose bounds the closing handshake Close asked for (see
+// closeTimeout): the service goroutine does it when it takes the link
+// from the queue (drain).
+func (c *Conn) boundClose() {
+	if c.closeTimeout.Swap(false) {
+		c.r.wsi.SetTimeout(c.r.ctx.closeTimeoutSecs())
+	}
+}
+
 // requestClose is Close ignoring a link that is already closing.
 func (c *Conn) requestClose(code StatusCode, reason string) { _ = c.Close(code, reason) }
 
@@ -276,88 +296,10 @@ func truncateUTF8(s string, n int) string {
 }
 
 func (c *Conn) handler() Handler {
-	if h := c.o.handler; h != nil {
+	if h := c.o.Load().handler; h != nil {
 		return h
 	}
 	return HandlerFuncs{}
-}
-
-// onReceive assembles messages from RECEIVE chunks (service goroutine).
-func (c *Conn) onReceive(ev *callbacks.Event) int {
-	if ev.Len > 0 && c.o.maxMessage >= 0 && int64(ev.Len) > maxCompressed(c.o.maxMessage) {
-		c.r.ctx.limitHit(c.r, LimitMaxCompressed)
-		return c.closeNow(StatusMessageTooBig, "message too big")
-	}
-	if ev.Flags&callbacks.FirstFragment != 0 {
-		c.rx = c.rx[:0]
-		c.rxUTF8 = 0
-		c.rxType = TextMessage
-		if ev.Flags&callbacks.Binary != 0 {
-			c.rxType = BinaryMessage
-		}
-	}
-	if max := c.o.maxMessage; max >= 0 && int64(len(c.rx)+len(ev.Data)) > max {
-		c.r.ctx.limitHit(c.r, LimitMaxMessage)
-		return c.closeNow(StatusMessageTooBig, "message too big")
-	}
-	if need := len(c.rx) + len(ev.Data); need > cap(c.rx) {
-		c.rx = growRx(c.rx, need)
-	}
-	c.rx = append(c.rx, ev.Data...)
-	if c.rxType == TextMessage && !c.r.ctx.cfg.DisableUTF8Validation {
-		// Checked as it arrives, so that an invalid message fails at
-		// its first bad chunk (the binding, not libwebsockets, checks
-		// UTF-8: see Context.run).
-		n, bad := utf8Prefix(c.rx[c.rxUTF8:])
-		c.rxUTF8 += n
-		if bad || ev.Flags.Complete() && c.rxUTF8 != len(c.rx) {
-			c.r.ctx.limitHit(c.r, LimitBadUTF8)
-			return c.closeNow(StatusInvalidPayloadData, "invalid UTF-8")
-		}
-	}
-	if !ev.Flags.Complete() {
-		return 0
-	}
-	msg := c.rx
-	c.callMessage(msg)
-	if cap(c.rx) > rxKeep {
-		// Don't pin one big message's buffer to the link: hand it
-		// to the next big message of any link.
-		putRx(c.rx)
-		c.rx = nil
-	} else {
-		c.rx = c.rx[:0]
-	}
-	return 0
-}
-
-// receive is RECEIVE and CLIENT_RECEIVE: onReceive, except that a link it
-// refuses is closed at the WRITEABLE callback asked for here, with the
-// code closeNow recorded, and never by returning -1, which libwebsockets
-// (4.1.6 to its main branch) mishandles:
-//
-//   - its client parser (client-parser-ws.c) returns from a CLIENT_RECEIVE
-//     that asks to close without emptying its frame buffer, and writes what
-//     more of a long frame arrives during the closing handshake past the
-//     end of that buffer: a heap overflow (a 1 MiB frame against
-//     MaxMessageSize 64 KiB crashed the process);
-//   - with permessage-deflate, its server parser (ops-ws.c lws_ws_rx_sm)
-//     goes on inflating the rest of the chunk it read, one RECEIVE per
-//     piece, and keeps only the last callback's result, so the -1 is lost
-//     unless every later piece returns -1 too; and once its close has
-//     begun, a RECEIVE that returns -1 again (frames read before the close
-//     frame went out) makes it kill the link without sending that frame.
-//
-// What arrives until the WRITEABLE callback is dropped.
-func (c *Conn) receive(ev *callbacks.Event) int {
-	if c.failRx {
-		return 0
-	}
-	if c.onReceive(ev) < 0 {
-		c.failRx, c.failing = true, true
-		c.r.wsi.CallbackOnWritable()
-	}
-	return 0
 }
 
 // closeNow closes from inside this link's callback: lws sends the close
@@ -370,184 +312,6 @@ func (c *Conn) closeNow(code StatusCode, reason string) int {
 	}
 	c.mu.Unlock()
 	return -1
-}
-
-// onWritable writes queued frames until the pipe chokes (service goroutine).
-func (c *Conn) onWritable() int {
-	if c.failRx {
-		// The first time, libwebsockets starts the close (failing is
-		// set with failRx): set the reason again, as a ping's payload
-		// may have taken the buffer libwebsockets keeps it in.
-		c.mu.Lock()
-		ce := *c.closed
-		c.mu.Unlock()
-		c.r.wsi.CloseReason(int(ce.Code), ce.Reason)
-		return -1
-	}
-	c.mu.Lock()
-	if c.closed != nil {
-		c.mu.Unlock()
-		// libwebsockets is closing the link: it lets a WRITEABLE
-		// through only once its close frame is out (the frame goes
-		// first in rops_handle_POLLOUT_ws, 4.1.6 and 4.3.5).
-		if c.failing {
-			// A failed link ends now. Left to libwebsockets it would
-			// wait 5 s for the peer's answer, which it does not
-			// even see after some protocol errors (its frame parser
-			// stops mid-frame and takes the answer for payload), or
-			// for a second close from a peer that already sent its
-			// own (a close frame refused by onPeerClose).
-			return -1
-		}
-		// A close this side asked for: returning -1 would drop TCP
-		// before the peer's close reply.
-		return 0
-	}
-	if len(c.txq) > 0 {
-		c.wq = append(c.wq, c.txq...)
-		clear(c.txq)
-		c.txq = c.txq[:0]
-	}
-	pings := c.pingq
-	c.pingq = nil
-	c.mu.Unlock()
-
-	for _, f := range pings {
-		// Control frames may go between the fragments of a message.
-		res := c.r.wsi.Ping(f.buf)
-		f.release()
-		if res == cgo.WriteFailed {
-			return -1
-		}
-	}
-
-	var written int64
-	var gate chokeGate
-	done := 0
-	choked := false
-	wrote := false
-	batch := !c.deflate && c.r.kind != recWSClient
-	for done < len(c.wq) && !choked {
-		if batch {
-			if k, size := batchRun(c.wq[done:]); k >= 2 {
-				b := c.r.ctx.wbatch[:0]
-				if cap(b) < size {
-					b = make([]byte, 0, max(size, 4<<10))
-				}
-				for _, f := range c.wq[done : done+k] {
-					b = appendFrame(b, f)
-				}
-				c.r.ctx.wbatch = b[:0]
-				c.r.ctx.batches.Add(1)
-				res := c.r.wsi.WriteWSRaw(b, gate.ask(len(b), done+k < len(c.wq)))
-				if res == cgo.WriteFailed {
-					return -1
-				}
-				for _, f := range c.wq[done : done+k] {
-					written += int64(f.payloadLen())
-					f.release()
-				}
-				clear(c.wq[done : done+k])
-				done += k
-				choked = res == cgo.WriteChoked
-				continue
-			}
-		}
-		f := c.wq[done]
-		n := f.payloadLen()
-		for f.off < n || n == 0 {
-			chunk := min(n-f.off, txPacketSize)
-			last := f.off+chunk == n
-			var res cgo.WriteResult
-			if c.deflate && n == 0 {
-				// Around libwebsockets' deflate, which aborts the
-				// process on an empty message (see emptyFrame).
-				res = c.r.wsi.WriteWSRaw(emptyFrame(f.typ, c.r.kind == recWSClient), false)
-			} else if c.deflate {
-				// libwebsockets compresses what zlib cannot take
-				// at once over WRITEABLE rounds of its own, and
-				// calls back here only when it has all of it.
-				res = c.r.wsi.WriteWSHeld(&c.held, f.buf[cgo.Pre+f.off:cgo.Pre+f.off+chunk], f.typ == BinaryMessage, f.off == 0, last, false)
-				wrote, choked = true, true
-			} else {
-				more := !last || done+1 < len(c.wq)
-				res = c.r.wsi.WriteWS(f.buf, cgo.Pre+f.off, chunk, f.typ == BinaryMessage, f.off == 0, last, gate.ask(chunk, more))
-			}
-			if res == cgo.WriteFailed {
-				return -1
-			}
-			f.off += chunk
-			if res == cgo.WriteChoked {
-				choked = true
-			}
-			if f.off == n || choked {
-				break
-			}
-			// n > 0 here: a zero-length message is one write.
-		}
-		if f.off == n {
-			written += int64(n)
-			f.release()
-			c.wq[done] = nil
-			done++
-		}
-	}
-	c.wq = c.wq[:copy(c.wq, c.wq[done:])]
-
-	if c.deflate && !wrote {
-		// Nothing written this round, so libwebsockets has compressed
-		// all of the last payload: its copy can go.
-		c.held.Free()
-	}
-
-	c.mu.Lock()
-	c.queued -= written
-	// After a compressed write, one more round: it frees the copy, and a
-	// close waits until libwebsockets has sent all of the message.
-	more := len(c.wq) > 0 || len(c.txq) > 0 || wrote
-	closing := c.closeReq && !more
-	code, reason := c.closeCode, c.closeReason
-	c.mu.Unlock()
-	if more {
-		c.r.wsi.CallbackOnWritable()
-		return 0
-	}
-	if closing {
-		return c.closeNow(code, reason)
-	}
-	return 0
-}
-
-// onPeerClose is WS_PEER_INITIATED_CLOSE: it records the peer's close
-// frame payload (2-byte code, reason) and returns what the callback
-// returns. libwebsockets echoes the payload when the callback returns 0,
-// whatever it holds (a 1-byte payload, a code that may not be sent, a
-// reason that is not UTF-8); such a close is answered with 1002 or 1007
-// instead. libwebsockets has already replaced the codes it considers
-// invalid (below 1000, 1004-1006, 1012-1015, 1016-2999) with 1002, so
-// those arrive here as 1002: a 1002 is answered with a plain 1002 rather
-// than echoed with the peer's reason.
-//
-// A close answered with a code of its own fails the link: the peer's close
-// frame has come, so once the answer is out TCP closes (onWritable).
-func (c *Conn) onPeerClose(p []byte) int {
-	if code, ok := checkClosePayload(p, !c.r.ctx.cfg.DisableUTF8Validation); !ok {
-		c.r.ctx.limitHit(c.r, LimitBadClose)
-		c.failing = true
-		return c.closeNow(code, "invalid close frame")
-	}
-	ce := &CloseError{Code: StatusNoStatusRcvd}
-	if len(p) >= 2 {
-		ce.Code = StatusCode(int(p[0])<<8 | int(p[1]))
-		ce.Reason = string(p[2:])
-	}
-	c.peer = ce
-	if ce.Code == StatusProtocolError {
-		c.r.wsi.CloseReason(int(StatusProtocolError), "")
-		c.failing = true
-		return -1
-	}
-	return 0
 }
 
 // markClosed is CLOSED and DROP_PROTOCOL: from now on Send fails. A
@@ -622,10 +386,10 @@ func (c *Conn) callPong(data []byte) {
 }
 
 func (c *Conn) callClose(ce CloseError) {
-	if c.notifed {
+	if c.notified {
 		return
 	}
-	c.notifed = true
+	c.notified = true
 	defer c.recoverHandler("OnClose")
 	c.handler().OnClose(c, ce)
 }

@@ -31,53 +31,55 @@ type Context struct {
 	log *slog.Logger
 	id  uint64
 
-	// Set before the service goroutine starts, read-only after.
+	// Set before the service goroutine starts, read-only after. A
+	// listener's limits may change (SetListenerLimits), on the service
+	// goroutine.
 	listeners []*listener
 	addrs     []net.Addr
 
-	// qmu guards the hand-off queue from other goroutines.
-	qmu     sync.Mutex
-	pending []*rec   // links that want a WRITEABLE callback
-	cmds    []func() // work to run on the service goroutine
-	npend   atomic.Int32
-	armed   atomic.Bool // a wake-up is in flight
-	inCb    atomic.Bool // the service goroutine is inside a callback
-	stopReq atomic.Bool
-
-	closeOnce sync.Once
-	done      chan struct{}
-	err       error // why the loop ended; read after done
-
-	lcPtr atomic.Pointer[cgo.Context] // set while Wake may be called
-
-	reasons reasonCounts // callbacks per reason
-
-	// Service goroutine only.
-	lc        *cgo.Context
-	stopTimer *time.Timer
-	recs      map[uint64]*rec
-	created   *rec // adopted at WSI_CREATE, before lws resets its opaque
-	nextID    uint64
-	depth     int
-	draining  bool
-	spare     []*rec
-	spareCmd  []func()
-	stopping  bool // Close asked: refuse new links, close the open ones
-	deadline  time.Time
-	trace     []byte
-	hbuf      []byte        // scratch for HTTP request parsing
-	wbatch    []byte        // scratch for batched frames (Conn.onWritable)
-	batches   atomic.Uint64 // batched writes made (for tests)
-	stack     [8]uintptr    // wsi of each callback in progress, by depth
-
-	deflateVhosts map[ClientTLS]cgo.VhostID // client vhosts offering permessage-deflate
-
+	// The hand-off queue (queue.go). qmu guards pending and cmds, which
+	// any goroutine appends to; the rest is the service goroutine's.
+	qmu      sync.Mutex
+	pending  []*rec   // links that want a WRITEABLE callback
+	cmds     []func() // work to run on the service goroutine
+	npend    atomic.Int32
+	armed    atomic.Bool // a wake-up is in flight
+	inCb     atomic.Bool // the service goroutine is inside a callback
+	draining bool
+	spare    []*rec
+	spareCmd []func()
 	answers  []*rec // HTTP answers ready on paused connections (answer)
 	spareAns []*rec
 
-	clientVhosts map[ClientTLS]cgo.VhostID
-	connecting   *rec          // the client link inside its connect call
-	accepting    pendingAccept // admitted, WSI_CREATE to come
+	// The service loop and its end (this file).
+	stopReq   atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+	err       error                       // why the loop ended; read after done
+	lcPtr     atomic.Pointer[cgo.Context] // set while Wake may be called
+	lc        *cgo.Context                // service goroutine only, as is all below
+	stopTimer *time.Timer
+	stopping  bool // Close asked: refuse new links, close the open ones
+	deadline  time.Time
+
+	// The records of the wsis and the callbacks in progress (dispatch.go).
+	recs    map[uint64]*rec
+	nextID  uint64
+	created *rec // adopted at WSI_CREATE, before lws resets its opaque
+	depth   int
+	stack   [8]uintptr   // wsi of each callback in progress, by depth
+	reasons reasonCounts // callbacks per reason; read from any goroutine
+	trace   []byte       // reason-log lines, written out once per pass
+
+	// Accepting (admission.go) and dialling (dial.go).
+	accepting     pendingAccept             // admitted, WSI_CREATE to come
+	connecting    *rec                      // the client link inside its connect call
+	clientVhosts  map[ClientTLS]cgo.VhostID // client vhosts by TLS settings
+	deflateVhosts map[ClientTLS]cgo.VhostID // the same, offering permessage-deflate
+
+	// Scratch.
+	hbuf []byte    // for HTTP request and response headers
+	tx   txScratch // for writing links (conn_tx.go)
 }
 
 // httpProtocol names a listener's first protocol, which serves HTTP and
@@ -87,7 +89,7 @@ const httpProtocol = "http"
 // listener is a Listener after New resolved it.
 type listener struct {
 	cfg    Listener
-	opts   linkOpts
+	opts   *linkOpts // service goroutine only (SetListenerLimits)
 	index  int
 	extra  string // "x-a:\x00x-b:\x00" for cgo.WSI.HTTPRequest
 	protos []string
@@ -113,7 +115,7 @@ func New(cfg *Config) (*Context, error) {
 	routeLibraryLog(cfg.Logger)
 	for i, lc := range cfg.Listeners {
 		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...)}
-		l.opts = linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
+		l.opts = &linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
 		extra := lc.ExtraHeaders
 		if lc.ForwardedHeader == headerForwarded && len(lc.TrustedProxies) > 0 &&
 			!slices.ContainsFunc(extra, func(h string) bool { return strings.EqualFold(h, headerForwarded) }) {
@@ -185,75 +187,6 @@ func (c *Context) Do(f func()) error {
 	}
 }
 
-// post queues f for the service goroutine. It reports false when the
-// Context is already stopped.
-func (c *Context) post(f func()) bool {
-	select {
-	case <-c.done:
-		return false
-	default:
-	}
-	c.qmu.Lock()
-	c.cmds = append(c.cmds, f)
-	c.npend.Add(1)
-	c.qmu.Unlock()
-	c.kick(true)
-	return true
-}
-
-// schedule asks for a WRITEABLE callback on r from any goroutine.
-func (c *Context) schedule(r *rec) {
-	if r.queued.Swap(true) {
-		return
-	}
-	c.qmu.Lock()
-	c.pending = append(c.pending, r)
-	c.npend.Add(1)
-	c.qmu.Unlock()
-	c.kick(false)
-}
-
-// drainInCallbacks: on libwebsockets 4.1 the WRITEABLE requests queued
-// during a callback are made at its end, inside lws_service, saving a
-// wake-up per burst of sends; on 4.3 all queued work runs between
-// lws_service calls.
-//
-// Posted functions (connects, aborts, timers, Do) never run inside a
-// callback, on any version: once a callback returns, libwebsockets goes on
-// using its wsi, so work that ends a wsi must not run at that point. A dial
-// aborted there (its context canceled) killed the wsi of the callback that
-// was ending, synchronously: libwebsockets then used the freed wsi
-// (4.1.6 lib/roles/http/client/client-http.c:1215-1225, after
-// CLIENT_APPEND_HANDSHAKE_HEADER), which crashed lwsgate's relay when a
-// client's bad frame failed its link while the upstream link was being
-// dialled.
-const drainInCallbacks = cgo.HeaderVersionNumber < 4003000
-
-// kick wakes the service goroutine unless it will look at the queue anyway:
-// a WRITEABLE request made inside a callback is made when it returns
-// (drainInCallbacks), and when a wake-up is already in flight one is
-// enough. A posted function (cmd) always needs the loop.
-func (c *Context) kick(cmd bool) {
-	if !cmd && drainInCallbacks && c.inCb.Load() {
-		return
-	}
-	if c.armed.CompareAndSwap(false, true) {
-		c.wake()
-	}
-}
-
-func (c *Context) wake() {
-	if lc := c.lcForWake(); lc != nil {
-		lc.Wake()
-	}
-}
-
-// lcForWake returns the cgo context once it exists. cgo.Context.Wake is
-// itself safe after Destroy.
-func (c *Context) lcForWake() *cgo.Context {
-	return c.lcPtr.Load()
-}
-
 // serviceBufferSize is libwebsockets' pt_serv_buf_size: the most it reads
 // from a socket at once, and (the protocols' rx_buffer_size being 0) the
 // most one RECEIVE callback carries. lws' 4 KiB default takes 16 reads and
@@ -287,7 +220,17 @@ func (c *Context) run(started chan<- error) {
 	// The thread is not unlocked: it exits with the goroutine, taking any
 	// thread state libwebsockets or OpenSSL left on it.
 	defer close(c.done)
+	err := c.start()
+	started <- err
+	if err == nil {
+		c.loop()
+		c.destroy()
+	}
+}
 
+// start creates the libwebsockets context and opens the listeners; on
+// failure nothing is left of them.
+func (c *Context) start() error {
 	// libwebsockets' VALIDATE_UTF8 option stays off: the binding checks
 	// text messages and close reasons itself (Conn.onReceive, onPeerClose).
 	// With the option on, libwebsockets 4.1 and 4.3 drop a link whose
@@ -305,8 +248,7 @@ func (c *Context) run(started chan<- error) {
 		ServiceBufferSize: serviceBufferSize,
 	}, dispatcher{c})
 	if err != nil {
-		started <- err
-		return
+		return err
 	}
 	c.lc = lc
 	// Every reason crosses into Go only for the reason log.
@@ -316,8 +258,7 @@ func (c *Context) run(started chan<- error) {
 		if err != nil {
 			c.flushTrace()
 			c.destroy()
-			started <- err
-			return
+			return err
 		}
 		if l.proxy != nil {
 			c.addrs = append(c.addrs, l.proxy.ln.Addr())
@@ -337,8 +278,12 @@ func (c *Context) run(started chan<- error) {
 	}
 	c.lcPtr.Store(lc)
 	c.flushTrace()
-	started <- nil
+	return nil
+}
 
+// loop services the context until it stops: the queued work, the answers
+// of connections that do not read, then lws_service.
+func (c *Context) loop() {
 	lastYield := time.Now()
 	for !c.stopReq.Load() {
 		if c.npend.Load() > 0 {
@@ -356,18 +301,17 @@ func (c *Context) run(started chan<- error) {
 			runtime.Gosched()
 			lastYield = now
 		}
-		err := lc.Service()
+		err := c.lc.Service()
 		c.flushTrace()
 		if err != nil {
 			c.err = err
 			c.log.Error("lws: service loop failed", "err", err)
-			break
+			return
 		}
 		if c.stopping && (c.busyRecs() == 0 || time.Now().After(c.deadline)) {
-			break
+			return
 		}
 	}
-	c.destroy()
 }
 
 func (c *Context) openListener(l *listener, opts uint64) (int, error) {
@@ -442,26 +386,12 @@ func (c *Context) openProxyListener(l *listener, vi cgo.VhostInfo) error {
 	return nil
 }
 
-// listenerRecs counts records of listening sockets, which live until the
-// context is destroyed.
-func (c *Context) listenerRecs() int {
-	n := 0
-	for _, r := range c.recs {
-		if r.kind == recListen {
-			n++
-		}
-	}
-	return n
-}
-
-// busyRecs counts the records Close waits for: links and requests. A
-// listening socket, or a wsi libwebsockets called back about before it had
-// any role (libwebsockets 4.3 reports more of those than 4.1), is not waited
-// for: destroying the context ends it.
+// busyRecs counts the records Close waits for: links and requests (see
+// role.busy).
 func (c *Context) busyRecs() int {
 	n := 0
 	for _, r := range c.recs {
-		if r.conn != nil || r.http != nil || r.dial != nil || r.hc != nil {
+		if r.role.busy() {
 			n++
 		}
 	}
@@ -474,17 +404,7 @@ func (c *Context) beginStop(deadline time.Time) {
 	c.deadline = deadline
 	c.stopProxyListeners()
 	for _, r := range c.recs {
-		switch {
-		case r.dial != nil && !r.dial.done:
-			c.abortClient(r, ErrClosed)
-		case r.hc != nil:
-			c.abortHTTP(r, ErrClosed)
-		case r.conn != nil:
-			r.conn.requestClose(StatusGoingAway, "server shutting down")
-		case r.http != nil && r.http.idle():
-			// An idle keep-alive connection: nothing to finish.
-			r.wsi.Kill(false)
-		}
+		r.role.stop()
 	}
 	// Make this pass of the loop end, so that it sees at once when there
 	// is nothing to wait for, and wake again at the deadline so that it
@@ -531,103 +451,6 @@ func (c *Context) stopProxyListeners() {
 			l.proxy.stop()
 		}
 	}
-}
-
-// drain runs queued work on the service goroutine: with all, between
-// lws_service calls, everything; without, at the end of a callback, only
-// the WRITEABLE requests (see drainInCallbacks).
-func (c *Context) drain(all bool) {
-	if c.draining {
-		return
-	}
-	c.draining = true
-	if all {
-		c.armed.Store(false)
-	}
-	for {
-		c.qmu.Lock()
-		n := len(c.pending)
-		if all {
-			n += len(c.cmds)
-		}
-		if n == 0 {
-			c.qmu.Unlock()
-			break
-		}
-		recs := c.pending
-		c.pending = c.spare[:0]
-		var cmds []func()
-		if all {
-			cmds = c.cmds
-			c.cmds = c.spareCmd[:0]
-		}
-		c.npend.Add(-int32(n))
-		c.qmu.Unlock()
-		for i, r := range recs {
-			r.queued.Store(false)
-			if r.wsi != 0 {
-				if r.conn != nil && r.conn.closeTimeout.Swap(false) {
-					r.wsi.SetTimeout(c.closeTimeoutSecs())
-				}
-				if r.http != nil && r.http.txn != nil && r.http.txn.paused {
-					// An answer on a connection that does not
-					// read: written by answer, outside callbacks.
-					c.answers = append(c.answers, r)
-				} else {
-					r.wsi.CallbackOnWritable()
-				}
-			}
-			recs[i] = nil
-		}
-		for i, f := range cmds {
-			f()
-			cmds[i] = nil
-		}
-		c.spare = recs[:0]
-		if all {
-			c.spareCmd = cmds[:0]
-		}
-	}
-	c.draining = false
-}
-
-// answer writes the HTTP answers drain found ready on connections whose rx
-// is paused (httpConn): rx resumes and HTTP_WRITEABLE is delivered at once,
-// before lws_service polls the socket again and reads what the client sent
-// meanwhile. An answer the socket does not take at once is paused again,
-// to be written on from here once lws_service returns, which it does when
-// the socket takes more (or anything else happens): libwebsockets 4.3
-// would close the connection in the middle of the answer if it read the
-// next request meanwhile. Outside callbacks only.
-func (c *Context) answer() {
-	rs := c.answers
-	c.answers = c.spareAns[:0]
-	for i, r := range rs {
-		rs[i] = nil
-		if r.wsi == 0 || r.http == nil || r.http.txn == nil || !r.http.txn.paused {
-			continue
-		}
-		w := r.http.txn
-		w.paused = false
-		r.wsi.RxFlow(true)
-		if !w.hdrSent && c.lc.ForcedService() {
-			// lws holds input: maybe bytes it read past the request
-			// (httpConn), maybe another connection's.
-			w.pipelined = true
-		}
-		if r.wsi == 0 { // ForcedService may run lws timers
-			continue
-		}
-		r.wsi.ServiceWritable() // may close the connection
-		if r.wsi != 0 && r.http != nil && r.http.txn == w {
-			w.paused = true
-			r.wsi.RxFlow(false)
-			r.wsi.CallbackOnWritable()
-			c.answers = append(c.answers, r)
-		}
-	}
-	c.spareAns = rs[:0]
-	c.flushTrace()
 }
 
 // closeTimeoutSecs bounds a closing handshake: the queued data and the

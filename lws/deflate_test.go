@@ -1,14 +1,12 @@
 package lws
 
 import (
-	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -27,85 +25,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// dialPMD opens a WebSocket link to addr offering the given
-// Sec-WebSocket-Extensions value ("" for none) and reads the 101.
-func dialPMD(t testing.TB, addr, offer string) *rawPeer {
-	t.Helper()
-	extra := ""
-	if offer != "" {
-		extra = "Sec-WebSocket-Extensions: " + offer + "\r\n"
-	}
-	w := dialUpgrade(t, addr, extra)
-	require.Equal(t, http.StatusSwitchingProtocols, w.resp.StatusCode)
-	return w
-}
-
-// dialUpgrade sends an upgrade request with the extra header lines to addr
-// and reads the response, whatever its status.
-func dialUpgrade(t testing.TB, addr, extra string) *rawPeer {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, upgradeRequest("/", extra))
-	require.NoError(t, err)
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err, "the server closed the connection without an answer")
-	return &rawPeer{nc: nc, br: br, resp: resp}
-}
-
-// readMessage reads one whole data message: its opcode, whether it was
-// compressed, and its payload as sent (not inflated).
-func (w *rawPeer) readMessage() (op byte, compressed bool, payload []byte, err error) {
-	for {
-		fin, rsv1, o, p, e := w.read()
-		if e != nil {
-			return 0, false, nil, e
-		}
-		if o >= 8 {
-			if o == 8 {
-				return o, false, p, nil
-			}
-			continue
-		}
-		if o != 0 {
-			op, compressed = o, rsv1
-		}
-		payload = append(payload, p...)
-		if fin {
-			return op, compressed, payload, nil
-		}
-	}
-}
-
-// deflateMsg compresses msg as one permessage-deflate message: a sync
-// flush without its final 4 bytes (RFC 7692 section 7.2.1). dict is what
-// the peer's window holds from earlier messages (nil: no context takeover).
-func deflateMsg(t testing.TB, msg, dict []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	fw, err := flate.NewWriterDict(&b, flate.DefaultCompression, dict)
-	require.NoError(t, err)
-	_, err = fw.Write(msg)
-	require.NoError(t, err)
-	require.NoError(t, fw.Flush())
-	out := b.Bytes()
-	require.True(t, bytes.HasSuffix(out, []byte{0, 0, 0xff, 0xff}))
-	return out[:len(out)-4]
-}
-
-// inflateMsg inflates one permessage-deflate message; dict as deflateMsg.
-func inflateMsg(p, dict []byte) ([]byte, error) {
-	src := io.MultiReader(bytes.NewReader(p), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}))
-	out, err := io.ReadAll(flate.NewReaderDict(src, dict))
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = errors.New("truncated deflate stream")
-	}
-	return out, err
-}
 
 // countConn counts the bytes a connection reads and writes, handshake
 // included: what crossed the wire.
@@ -377,10 +296,6 @@ func TestDeflateBombInflated(t *testing.T) {
 	echo(t, dial(t, addr, nil), "still serving")
 }
 
-// emptyBlocks is n bytes of empty, non-final stored deflate blocks (5
-// bytes each, n a multiple of 5): compressed data that inflates to nothing.
-func emptyBlocks(n int) []byte { return bytes.Repeat([]byte{0, 0, 0, 0xff, 0xff}, n/5) }
-
 // TestDeflateBombEmptyBlocks: a compressed message that never ends and
 // inflates to nothing: one frame announcing 1 GiB of empty deflate blocks,
 // or fragments of them without end (each a sync flush, as a sender that
@@ -425,8 +340,9 @@ func TestDeflateBombEmptyBlocks(t *testing.T) {
 // the limit (listener "").
 func TestDeflateBombClient(t *testing.T) {
 	for _, tc := range []struct {
-		name, limit string
-		payload     []byte
+		name    string
+		limit   Limit
+		payload []byte
 	}{
 		{"inflated", LimitMaxMessage, zeroBomb(t, 64)},
 		{"empty blocks", LimitMaxCompressed, emptyBlocks(1 << 20)},
@@ -562,12 +478,6 @@ func FuzzDeflateOfferOK(f *testing.F) {
 	})
 }
 
-// autobahn137 is the offer list of Autobahn's 13.7.x cases (296 bytes):
-// three configurations, the first asking for an 8-bit server window.
-const autobahn137 = "permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover; server_max_window_bits=8, " +
-	"permessage-deflate; client_no_context_takeover; client_max_window_bits; server_no_context_takeover, " +
-	"permessage-deflate; client_no_context_takeover; client_max_window_bits"
-
 // TestDeflateOffers: what a listener with Compression answers to offer
 // lists: the first permessage-deflate offer it can accept, wherever it
 // stands in the list, or none; then a message each way, compressed when
@@ -624,28 +534,10 @@ func TestDeflateOffers(t *testing.T) {
 func TestDeflateOffersManyLinks(t *testing.T) {
 	c, addr := startServer(t, Listener{Handler: EchoHandler{}, Compression: true, MaxLinksPerIP: -1})
 	req := upgradeRequest("/", "Sec-WebSocket-Extensions: "+autobahn137+"\r\n")
-	const n = 300
-	conns := make([]net.Conn, n)
-	for i := range conns {
-		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		require.NoError(t, err)
-		defer nc.Close()
-		require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-		_, err = io.WriteString(nc, req[:40]) // lws takes a header buffer
-		require.NoError(t, err)
-		conns[i] = nc
-	}
-	for _, nc := range conns {
-		_, err := io.WriteString(nc, req[40:])
-		require.NoError(t, err)
-	}
-	for i, nc := range conns {
-		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-		require.NoError(t, err, "link %d", i)
+	for i, resp := range upgradesAtOnce(t, addr, req, 300) {
 		require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode, "link %d", i)
 		require.Equal(t, "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
 			resp.Header.Get("Sec-Websocket-Extensions"), "link %d", i)
-		nc.Close()
 	}
 	require.NoError(t, c.Close())
 	assert.Zero(t, cgo.HeaderBuffers(), "header buffers recorded after the context closed")

@@ -1,11 +1,8 @@
 package lws
 
 import (
-	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -13,34 +10,26 @@ import (
 	"github.com/lwsgate/lwsgate/cgo"
 )
 
-// recKind says what a wsi turned out to be.
-type recKind uint8
-
-const (
-	recNew        recKind = iota // accepted, role not known yet
-	recListen                    // a listening socket
-	recHTTP                      // an HTTP connection
-	recWS                        // a WebSocket link
-	recWSClient                  // a WebSocket link this side dialled
-	recHTTPClient                // an HTTP request this side made
-)
+// Every libwebsockets callback of a Context arrives here (dispatcher, on
+// the service goroutine), finds the Go state of its wsi (a rec) and is
+// handed to the rec's role, which says what the callback means for what
+// the wsi turned out to be.
 
 // rec is the Go state of one wsi, attached to it as a cgo.Handle in the
 // wsi's opaque user data on its first callback and released on WSI_DESTROY.
 //
-// Fields are owned by the service goroutine, except queued (atomic) and what
-// conn and http guard themselves.
+// Fields are owned by the service goroutine, except queued (atomic) and
+// what the role guards itself.
 type rec struct {
-	ctx *Context
-	id  uint64
-	h   cgo.Handle
-	wsi cgo.WSI // 0 once destroyed
-	lis *listener
+	ctx  *Context
+	id   uint64
+	h    cgo.Handle
+	wsi  cgo.WSI // 0 once destroyed
+	lis  *listener
+	role role // never nil
 
-	// The small fields together: the struct is 256 bytes, a size class
-	// below where the padding between them put it (an idle link's rec
-	// and Conn are most of its Go heap).
-	kind    recKind
+	// The small fields together (an idle link's rec and Conn are most of
+	// its Go heap).
 	opened  bool           // OnLinkOpen was called
 	killMe  bool           // client links: close when the current callback returns
 	counted bool           // accepted connections: countLink counted it
@@ -50,16 +39,9 @@ type rec struct {
 	queued  atomic.Bool    // in Context.pending
 	timer   timerKind      // accepted connections: what the TIMER callback is for
 
-	req  *Request // the upgrade or current HTTP request
-	conn *Conn
-	http *httpConn
+	up   *pendingUpgrade // an upgrade request, from HTTP_CONFIRM_UPGRADE to ESTABLISHED
 	link Link
-
-	// Client links only.
-	dial *dialState  // until the link opened or failed
-	lo   *linkOpts   // a WebSocket client's settings
-	hc   *clientReq  // an HTTP request
-	cc   *cgo.Client // C memory of the connection, freed on release
+	cc   *cgo.Client // client links: C memory of the connection, freed on release
 
 	trace *linkTrace // the last Config.LinkTrace callbacks; nil without
 
@@ -70,9 +52,64 @@ type rec struct {
 	peer  *peerInfo
 }
 
-// Dispatch implements callbacks.Dispatcher: every libwebsockets callback of
-// the context arrives here, on the service goroutine.
-func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
+// role is what a wsi turned out to be: the part of its rec that knows what
+// its callbacks mean. A rec has one role at a time, and the role changes
+// as the wsi does:
+//
+//	noRole      a listening socket, or a wsi libwebsockets calls back
+//	            about before it has a role the binding knows (this file)
+//	accepted    an accepted connection before its first request (accept.go)
+//	*httpConn   server HTTP: an accepted connection carrying requests (http.go)
+//	wsServer    server WebSocket: an accepted link after its upgrade (ws.go)
+//	*dialState  a dial in progress: a client link until it opens (dial.go)
+//	wsClient    client WebSocket: a dialled link, open (ws.go)
+//	*clientReq  client HTTP: a request whose response arrived (httpclient.go)
+//
+// accepted becomes *httpConn at its first request, or wsServer at its
+// upgrade (upgrade.go), which an *httpConn may make too (an upgrade on a
+// keep-alive connection); a *dialState becomes wsClient or *clientReq.
+// Every method runs on the service goroutine.
+type role interface {
+	// on handles one callback of the wsi and returns what the callback
+	// returns to libwebsockets.
+	on(ev *callbacks.Event) int
+	// destroy is WSI_DESTROY: it releases what the role holds and says
+	// how the link ended (what Config.OnLinkClose is told about a link
+	// OnLinkOpen saw).
+	destroy() CloseError
+	// busy reports whether Close waits for the wsi to go.
+	busy() bool
+	// stop is Close beginning: the role ends or closes what it does.
+	stop()
+}
+
+// noRole is the role of a wsi the binding does not act on: a listening
+// socket, whose one callback the binding answers (FILTER_NETWORK_CONNECTION,
+// in handle), or a wsi libwebsockets calls back about before it has a role
+// (libwebsockets 4.3 reports more of those than 4.1). Close does not wait
+// for it: destroying the context ends it.
+type noRole struct{}
+
+func (noRole) on(*callbacks.Event) int { return 0 }
+func (noRole) destroy() CloseError     { return CloseError{} }
+func (noRole) busy() bool              { return false }
+func (noRole) stop()                   {}
+
+// dispatcher is what the cgo layer calls back: every callback that crosses
+// into Go, and the counts of those the C layer answered without crossing.
+// Both are called on the service goroutine only.
+type dispatcher struct{ c *Context }
+
+// Dispatch implements callbacks.Dispatcher.
+func (d dispatcher) Dispatch(ev *callbacks.Event) int { return d.c.dispatch(ev) }
+
+// Skipped implements callbacks.SkipCounter.
+func (d dispatcher) Skipped(r callbacks.Reason, n uint32) { d.c.reasons.addN(r, n) }
+
+// dispatch handles one libwebsockets callback of the context (service
+// goroutine): the reason log, the link's trace, then the rec's role. A
+// panic closes the link.
+func (c *Context) dispatch(ev *callbacks.Event) (ret int) {
 	if c.depth == 0 {
 		c.inCb.Store(true)
 	}
@@ -98,7 +135,7 @@ func (c *Context) Dispatch(ev *callbacks.Event) (ret int) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("lws: panic in callback; closing the link", "reason", ev.Reason.String(), "panic", fmt.Sprint(p))
-			if r != nil && r.wsi != 0 && r.conn != nil {
+			if r != nil && r.wsi != 0 && r.conn() != nil {
 				r.wsi.CloseReason(int(StatusInternalError), "internal error")
 			}
 			ret = -1
@@ -145,9 +182,10 @@ func (c *Context) recFor(ev *callbacks.Event) *rec {
 		return r
 	}
 	c.nextID++
-	r := &rec{ctx: c, id: c.nextID, wsi: cgo.WSI(ev.WSI)}
+	r := &rec{ctx: c, id: c.nextID, wsi: cgo.WSI(ev.WSI), role: noRole{}}
 	if li := ev.Protocol >> 16; ev.Protocol >= 0 && li < len(c.listeners) {
 		r.lis = c.listeners[li]
+		r.role = accepted{r}
 	}
 	r.h = cgo.NewHandle(r)
 	r.wsi.SetUser(r.h)
@@ -156,6 +194,95 @@ func (c *Context) recFor(ev *callbacks.Event) *rec {
 		c.created = r
 	}
 	return r
+}
+
+// handle answers what concerns the context as a whole (wake-ups, new
+// connections, WSI_DESTROY) and hands the rest to r's role.
+func (c *Context) handle(ev *callbacks.Event, r *rec) int {
+	switch ev.Reason {
+	case callbacks.EventWaitCancelled:
+		if ev.Flags&callbacks.Wake != 0 {
+			// The wake-up arrived: it is no longer in flight, even when
+			// a drain outside any callback already took the work it
+			// was for (npend is then 0 and drain, which also clears
+			// armed, does not run). Left set, armed would make every
+			// later kick skip its wake-up.
+			c.armed.Store(false)
+		}
+		// Queued work is drained when dispatch returns.
+		return 0
+	case callbacks.FilterNetworkConnection:
+		// On the listening socket, about a connection it accepts.
+		if r != nil {
+			r.role = noRole{}
+		}
+		if c.stopping {
+			return -1 // refuse new links while shutting down
+		}
+		if r != nil && r.lis != nil {
+			return c.admit(r.lis, ev.Data, time.Now())
+		}
+		return 0
+	case callbacks.WSIDestroy:
+		if r != nil {
+			c.onDestroy(r)
+		}
+		return 0
+	}
+	if r == nil {
+		return 0
+	}
+	ret := r.role.on(ev)
+	if r.killMe {
+		return -1
+	}
+	return ret
+}
+
+// conn returns the Conn of a WebSocket link, or nil.
+func (r *rec) conn() *Conn {
+	switch ro := r.role.(type) {
+	case wsServer:
+		return ro.Conn
+	case wsClient:
+		return ro.Conn
+	}
+	return nil
+}
+
+// openLink calls Config.OnLinkOpen for r, whose link has just opened.
+func (c *Context) openLink(r *rec) {
+	r.opened = true
+	if f := c.cfg.OnLinkOpen; f != nil {
+		func() {
+			defer c.recoverHook("OnLinkOpen")
+			f(r.link)
+		}()
+	}
+}
+
+// onDestroy is WSI_DESTROY: the role lets go, the link is closed for
+// Config.OnLinkClose, and the rec is released.
+func (c *Context) onDestroy(r *rec) {
+	ce := r.role.destroy()
+	r.uncountLink()
+	if r.opened {
+		if f := c.cfg.OnLinkTrace; f != nil && r.trace != nil {
+			tr := Trace{r.trace}
+			r.trace = nil // the callee's now
+			func() {
+				defer c.recoverHook("OnLinkTrace")
+				f(r.link, tr)
+			}()
+		}
+		if f := c.cfg.OnLinkClose; f != nil {
+			func() {
+				defer c.recoverHook("OnLinkClose")
+				f(r.link, ce)
+			}()
+		}
+	}
+	c.release(r)
 }
 
 // release forgets a rec; its wsi is gone.
@@ -177,306 +304,6 @@ func (c *Context) release(r *rec) {
 		// return so the loop sees whether the last link is gone.
 		c.lc.Wake()
 	}
-}
-
-func (c *Context) handle(ev *callbacks.Event, r *rec) int {
-	switch ev.Reason {
-	case callbacks.EventWaitCancelled:
-		if ev.Flags&callbacks.Wake != 0 {
-			// The wake-up arrived: it is no longer in flight, even when
-			// a drain outside any callback already took the work it
-			// was for (npend is then 0 and drain, which also clears
-			// armed, does not run). Left set, armed would make every
-			// later kick skip its wake-up.
-			c.armed.Store(false)
-		}
-		// Queued work is drained when Dispatch returns.
-		return 0
-	case callbacks.FilterNetworkConnection:
-		if r != nil {
-			r.kind = recListen
-		}
-		if c.stopping {
-			return -1 // refuse new links while shutting down
-		}
-		if r != nil && r.lis != nil {
-			return c.admit(r.lis, ev.Data, time.Now())
-		}
-		return 0
-	case callbacks.WSIDestroy:
-		if r != nil {
-			c.onDestroy(r)
-		}
-		return 0
-	}
-	if r == nil {
-		return 0
-	}
-	if r.kind == recWSClient || r.kind == recHTTPClient {
-		return c.handleClient(ev, r)
-	}
-	if r.lis == nil {
-		return 0
-	}
-	switch ev.Reason {
-	case callbacks.WSICreate:
-		if r.kind == recNew {
-			c.countLink(r)
-		}
-	case callbacks.Timer:
-		return c.onTimer(r)
-	case callbacks.HTTPConfirmUpgrade:
-		c.setTimer(r, timerNone, 0)
-		return c.onConfirmUpgrade(r, ev)
-	case callbacks.Established:
-		return c.onEstablished(r, ev)
-	case callbacks.ConfirmExtensionOkay:
-		// Only a listener with Compression has an extension to offer.
-		// lws asks about the offer chooseOffer left it, or about the
-		// first of the client's when that could not be done.
-		if r.req != nil && !r.offered && !deflateOfferOK(r.req.Header.Values("Sec-Websocket-Extensions")) {
-			return 1 // declined: the 101 names no extension
-		}
-	case callbacks.Receive:
-		if r.conn != nil {
-			return r.conn.receive(ev)
-		}
-	case callbacks.ReceivePong:
-		if r.conn != nil {
-			r.conn.callPong(ev.Data)
-		}
-	case callbacks.ServerWriteable:
-		if r.conn != nil {
-			return r.conn.onWritable()
-		}
-	case callbacks.WSPeerInitiatedClose:
-		if r.conn != nil {
-			return r.conn.onPeerClose(ev.Data)
-		}
-	case callbacks.Closed, callbacks.WSServerDropProtocol:
-		// DROP_PROTOCOL comes first when libwebsockets itself failed the
-		// link (a protocol error: it has sent its close 1002): from then
-		// on nothing may be written, not even an echo already queued
-		// (Autobahn 3.2, 4.1.3-5, 4.2.3-5, 5.15 caught that).
-		if r.conn != nil {
-			r.conn.markClosed()
-		}
-	case callbacks.HTTP:
-		return c.onHTTP(r, ev)
-	case callbacks.HTTPBody:
-		if r.http != nil {
-			return r.http.onBody(ev.Data)
-		}
-	case callbacks.HTTPBodyCompletion:
-		if r.http != nil {
-			return r.http.onBodyComplete()
-		}
-	case callbacks.HTTPWriteable:
-		if r.http != nil {
-			return r.http.onWritable()
-		}
-	case callbacks.HTTPDropProtocol, callbacks.ClosedHTTP:
-		if r.http != nil {
-			r.http.abandon()
-		}
-	}
-	return 0
-}
-
-func (c *Context) onConfirmUpgrade(r *rec, ev *callbacks.Event) int {
-	if ev.Flags&callbacks.StaleData != 0 {
-		// libwebsockets already answered 403 to an unknown Upgrade
-		// value and released the request (CVE-2025-11677): hang up.
-		c.limitHit(r, LimitBadUpgrade)
-		return -1
-	}
-	if r.refuse != admitted {
-		return c.answerRefused(r, true)
-	}
-	req, err := c.readRequest(r)
-	if err != nil {
-		c.log.Warn("lws: reading upgrade request", "link", r.id, "err", err)
-		return -1
-	}
-	switch {
-	case !strings.EqualFold(string(ev.Data), "websocket"):
-		// h2c: libwebsockets would switch to HTTP/2 if let through.
-		// The Upgrade token is case-insensitive (RFC 9110 section 7.8).
-		c.limitHit(r, LimitBadUpgrade)
-		return c.refuseUpgrade(r, http.StatusBadRequest, "only Upgrade: websocket is supported", nil)
-	case r.lis.cfg.Accept&AcceptWebSocket == 0:
-		return c.refuseUpgrade(r, http.StatusBadRequest, "this listener does not accept WebSocket links", nil)
-	case c.stopping:
-		return c.refuseUpgrade(r, http.StatusServiceUnavailable, "", nil)
-	}
-	f := checkFraming(req)
-	switch {
-	case f.status == http.StatusNotImplemented:
-		f = refuse(http.StatusBadRequest, "a WebSocket upgrade has no body")
-	case f.ok():
-		f = checkUpgrade(req, r.lis.protos)
-	}
-	if !f.ok() {
-		c.limitHit(r, LimitBadUpgrade)
-		return c.refuseUpgrade(r, f.status, f.why, f.hdrs)
-	}
-	if k := c.admitForwarded(r, req); k != admitted {
-		return c.refuseAdmission(r, k, addrPortOf(req.Remote).Addr(), true)
-	}
-	r.req = req
-	if f := r.lis.cfg.CheckUpgrade; f != nil {
-		if err := c.callCheckUpgrade(f, req); err != nil {
-			status, msg := http.StatusForbidden, ""
-			var he *HTTPError
-			if errors.As(err, &he) {
-				status, msg = he.Status, he.Message
-				if status < 400 || status > 599 {
-					c.log.Warn("lws: CheckUpgrade: HTTPError.Status must be 400..599; sending 500", "link", r.id, "status", status)
-					status, msg = http.StatusInternalServerError, ""
-				}
-			}
-			return c.refuseUpgrade(r, status, msg, nil)
-		}
-	}
-	if vs := req.Header.Values("Sec-Websocket-Extensions"); len(vs) > 0 {
-		if status, why := c.chooseOffer(r, vs); status != 0 {
-			c.limitHit(r, LimitBadUpgrade)
-			return c.refuseUpgrade(r, status, why, nil)
-		}
-	}
-	return 0
-}
-
-// lwsExtensionsMax is the longest Sec-WebSocket-Extensions header
-// libwebsockets (4.1 to 4.5) parses itself without dropping the handshake.
-const lwsExtensionsMax = 254
-
-// chooseOffer decides the answer to an upgrade's extension offers: the
-// first permessage-deflate offer a listener with Compression can accept,
-// or none, and makes it the one offer libwebsockets sees (see
-// lwsgo_ws_set_offer for why lws may not see the client's list). When that
-// cannot be done, lws gets the list as sent; a header lws would drop the
-// handshake for (or answer with a broken 101) is refused with 431 and the
-// length it may have.
-func (c *Context) chooseOffer(r *rec, values []string) (status int, why string) {
-	offer := ""
-	if r.lis.cfg.Compression {
-		offer = deflateOffer(values)
-	}
-	n, ok := r.wsi.SetExtensionOffer(offer)
-	if !ok && offer != "" && n <= cgo.ExtensionsMax {
-		// The offer did not fit where the header was: decline.
-		n, ok = r.wsi.SetExtensionOffer("")
-	}
-	switch {
-	case ok:
-		r.offered = true
-	case n > cgo.ExtensionsMax:
-		return http.StatusRequestHeaderFieldsTooLarge,
-			fmt.Sprintf("Sec-WebSocket-Extensions: %d bytes, more than the %d this server takes", n, cgo.ExtensionsMax)
-	case n > lwsExtensionsMax:
-		return http.StatusRequestHeaderFieldsTooLarge,
-			fmt.Sprintf("Sec-WebSocket-Extensions: %d bytes, more than the %d this server takes", n, lwsExtensionsMax)
-	}
-	return 0, ""
-}
-
-// callCheckUpgrade runs the listener's CheckUpgrade; a panic refuses with 500.
-func (c *Context) callCheckUpgrade(f func(*Request) error, req *Request) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			c.log.Error("lws: panic in CheckUpgrade; refusing the upgrade", "link", req.LinkID, "panic", fmt.Sprint(p))
-			err = &HTTPError{Status: http.StatusInternalServerError}
-		}
-	}()
-	return f(req)
-}
-
-// refuseUpgrade answers an upgrade request with an HTTP status instead of
-// the 101 (from HTTP_CONFIRM_UPGRADE, whose return value it gives): the
-// connection closes after the response and the link never opens. hdrs are
-// extra NUL-separated name, value pairs.
-func (c *Context) refuseUpgrade(r *rec, status int, msg string, hdrs []byte) int {
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
-	r.req = nil
-	if !r.wsi.RefuseHTTP(status, hdrs, []byte(msg+"\n")) {
-		return -1
-	}
-	return 1 // answered: libwebsockets completes the transaction and closes
-}
-
-func (c *Context) onEstablished(r *rec, ev *callbacks.Event) int {
-	r.kind = recWS
-	r.http = nil
-	r.link = Link{
-		ID:       r.id,
-		Kind:     LinkWebSocket,
-		Listener: r.lis.cfg.Name,
-		Opened:   time.Now(),
-	}
-	if r.req != nil {
-		r.link.Path, r.link.Remote = r.req.Path, r.req.Remote
-	} else {
-		r.link.Remote = tcpAddr(r.connAddr())
-	}
-	if p := ev.Protocol & 0xffff; p > 0 && p < len(r.lis.protos) {
-		r.link.Subprotocol = r.lis.protos[p]
-	}
-	r.link.Compression = ev.Flags&callbacks.Deflate != 0
-	r.conn = newConn(r, &r.lis.opts)
-	c.openLink(r)
-	r.conn.callOpen()
-	// The link keeps the request's raw bytes (Conn.Request), not the
-	// parsed request: about 0.7 KB of an idle link's Go heap.
-	r.req = nil
-	r.conn.req.Store(nil)
-	return 0
-}
-
-func (c *Context) openLink(r *rec) {
-	r.opened = true
-	if f := c.cfg.OnLinkOpen; f != nil {
-		func() {
-			defer c.recoverHook("OnLinkOpen")
-			f(r.link)
-		}()
-	}
-}
-
-func (c *Context) onDestroy(r *rec) {
-	var ce CloseError
-	switch r.kind {
-	case recWSClient:
-		c.onClientDestroy(r)
-	case recHTTPClient:
-		c.onHTTPClientDestroy(r)
-	}
-	if r.conn != nil {
-		ce = r.conn.finish()
-	} else if r.http != nil {
-		r.http.abandon()
-		ce = CloseError{Code: StatusNormalClosure}
-	}
-	c.uncountLink(r)
-	if r.opened {
-		if f := c.cfg.OnLinkTrace; f != nil && r.trace != nil {
-			tr := Trace{r.trace}
-			r.trace = nil // the callee's now
-			func() {
-				defer c.recoverHook("OnLinkTrace")
-				f(r.link, tr)
-			}()
-		}
-		if f := c.cfg.OnLinkClose; f != nil {
-			func() {
-				defer c.recoverHook("OnLinkClose")
-				f(r.link, ce)
-			}()
-		}
-	}
-	c.release(r)
 }
 
 func (c *Context) recoverHook(name string) {

@@ -30,6 +30,11 @@ type HTTPError struct {
 	Status int
 	// Message is the text/plain response body; "": the status text.
 	Message string
+	// Header holds response headers to send with it, such as
+	// WWW-Authenticate with a 401 or Retry-After with a 503. The binding
+	// writes Content-Type, Content-Length and Connection itself, and
+	// drops them here. nil: none.
+	Header http.Header
 }
 
 func (e *HTTPError) Error() string {

@@ -60,7 +60,7 @@ func (r *rec) connAddr() netip.AddrPort {
 // forwarding header is walked (clientOf). A request that repeats the
 // Forwarded header, of which libwebsockets shows the first line only,
 // names no client that can be believed: it is the proxy's own.
-func (c *Context) requestClient(r *rec, h http.Header) netip.AddrPort {
+func (r *rec) requestClient(h http.Header) netip.AddrPort {
 	peer := r.connAddr()
 	if r.peer == nil || !r.peer.trusted {
 		return peer
@@ -68,7 +68,7 @@ func (c *Context) requestClient(r *rec, h http.Header) netip.AddrPort {
 	name := r.lis.cfg.ForwardedHeader
 	if name == headerForwarded {
 		if n := r.wsi.CustomHeaderCount("forwarded:"); n > 1 {
-			c.warnEvery(r.lis, "repeated_forwarded", "lws: a request repeats the Forwarded header: its proxy is taken as its client", time.Now(),
+			r.ctx.warnEvery(r.lis, "repeated_forwarded", "lws: a request repeats the Forwarded header: its proxy is taken as its client", time.Now(),
 				"via", peer.Addr(), "why", "libwebsockets shows the first line only, which a client may have written")
 			return peer
 		} else if n < 1 {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lwsgate/lwsgate/cgo"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 func hopStrings(hops []netip.AddrPort) []string {
@@ -142,7 +143,7 @@ func TestForwardedForUntrusted(t *testing.T) {
 // connections and its own upgrades not at all) and what the refusal's
 // warning names, with the proxy.
 func TestForwardedForTrusted(t *testing.T) {
-	var log lockedBuffer
+	var log testutil.Buffer
 	cap := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(200, []byte(r.Remote.String())) })
 	opened := make(chan Link, 8)
 	closed := make(chan Link, 8)

@@ -2,138 +2,17 @@ package lws
 
 import (
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/lwsgate/lwsgate/callbacks"
 	"github.com/lwsgate/lwsgate/cgo"
 )
 
-// Request is an HTTP request, or the upgrade request of a WebSocket link.
-// Handlers may keep it; it is not reused.
-type Request struct {
-	// Method is "GET", "POST"...
-	Method string
-	// Path is the request path as libwebsockets delivers it: URL-decoded
-	// and normalised ("/a/../b" arrives as "/b").
-	Path string
-	// RawQuery is the query: libwebsockets decodes each "name=value"
-	// argument, and they are joined here with '&' (values that contained
-	// an encoded '&' are therefore ambiguous).
-	RawQuery string
-	// Proto is the protocol version of the request line, "HTTP/1.1" or
-	// "HTTP/1.0".
-	Proto string
-	// Header holds the request headers libwebsockets parsed, with
-	// canonical names, plus Listener.ExtraHeaders.
-	Header http.Header
-	// Body is the whole request body (at most Listener.MaxBodySize).
-	Body []byte
-	// Remote is the client's address: the peer's, or behind a proxy
-	// (Listener.TrustedProxies, ProxyProtocol) the client it names.
-	Remote net.Addr
-	// LinkID is the ID of the link (connection) the request came on.
-	LinkID uint64
-	// Listener is the name of the listener that accepted it.
-	Listener string
-	// ContentLength is the Content-Length header's value, or -1 when the
-	// request has none.
-	ContentLength int64
-
-	raw string // what the request was parsed from (parseRequest)
-}
-
-// Query parses RawQuery.
-func (r *Request) Query() url.Values {
-	v := url.Values{}
-	for _, kv := range strings.Split(r.RawQuery, "&") {
-		if kv == "" {
-			continue
-		}
-		k, val, _ := strings.Cut(kv, "=")
-		v.Add(k, val)
-	}
-	return v
-}
-
-// readRequest reads the request headers of r's wsi (service goroutine).
-func (c *Context) readRequest(r *rec) (*Request, error) {
-	buf, err := r.wsi.HTTPRequest(c.hbuf, r.lis.extra)
-	if err != nil {
-		return nil, err
-	}
-	if cap(buf) <= 64<<10 {
-		c.hbuf = buf[:0]
-	}
-	var remote net.Addr
-	switch {
-	case r.peer != nil:
-		// A proxy's: each request names its client (below).
-	case r.link.Remote != nil:
-		// A keep-alive connection's peer does not change: ask the
-		// kernel once per connection.
-		remote = r.link.Remote
-	default:
-		remote = r.wsi.RemoteAddr()
-	}
-	req, err := parseRequest(string(buf), remote, r.id, r.lis.cfg.Name)
-	if err == nil && r.peer != nil {
-		req.Remote = tcpAddr(c.requestClient(r, req.Header))
-	}
-	return req, err
-}
-
-// parseRequest makes a Request of raw, what cgo.WSI.HTTPRequest read. The
-// request's strings are all slices of raw, and its header's values share
-// one backing array: a request is a few allocations, not one per field.
-// A WebSocket link keeps only raw for its life and parses it again if
-// asked after OnOpen (Conn.Request).
-func parseRequest(raw string, remote net.Addr, linkID uint64, listener string) (*Request, error) {
-	s := raw
-	var f [4]string // method, path, query, protocol
-	for i := range f {
-		j := strings.IndexByte(s, 0)
-		if j < 0 {
-			return nil, fmt.Errorf("lws: malformed request info")
-		}
-		f[i], s = s[:j], s[j+1:]
-	}
-	n := strings.Count(s, "\x00") / 2
-	req := &Request{
-		Method:        f[0],
-		Path:          f[1],
-		RawQuery:      f[2],
-		Proto:         f[3],
-		Header:        make(http.Header, n),
-		Remote:        remote,
-		LinkID:        linkID,
-		Listener:      listener,
-		ContentLength: -1,
-		raw:           raw,
-	}
-	vals := make([]string, n)
-	for i := range n {
-		name, rest, _ := strings.Cut(s, "\x00")
-		val, rest, _ := strings.Cut(rest, "\x00")
-		s = rest
-		key := http.CanonicalHeaderKey(name)
-		if old, ok := req.Header[key]; ok {
-			req.Header[key] = append(old, val) // a repeated header
-			continue
-		}
-		vals[i] = val
-		req.Header[key] = vals[i : i+1 : i+1]
-	}
-	return req, nil
-}
-
-// httpConn is the state of one HTTP connection (service goroutine), which
-// carries one transaction after another on keep-alive.
+// httpConn is the role of an accepted connection carrying HTTP requests
+// (server HTTP), one transaction after another on keep-alive, from its
+// first request (accepted.on) until an upgrade makes it a WebSocket link or
+// it ends. Service goroutine only.
 //
 // Pipelining. A client may send its next request before the answer to the
 // last (RFC 9112 section 9.3.2), and libwebsockets mishandles the bytes of
@@ -191,180 +70,66 @@ func (h *httpConn) complete(w *ResponseWriter) {
 
 func (h *httpConn) idle() bool { return h.txn == nil }
 
-// ResponseWriter sends the response to one HTTP request.
-//
-// Concurrency: Header and Respond may be called from any goroutine, but
-// not concurrently with each other; Respond at most once.
-type ResponseWriter struct {
-	h      *httpConn
-	req    *Request
-	header http.Header
-
-	mu        sync.Mutex
-	state     respState
-	responded bool // Respond (or an error answer) was accepted once
-	status    int
-	hdrs      []byte // NUL-separated name, value pairs for the C layer
-	body      []byte // cgo.Pre headroom + body
-	close     bool   // close the connection after the response
-
-	// Service goroutine only.
-	expectBody bool
-	tooBig     bool
-	served     bool // handler called (or error answered)
-	hdrSent    bool
-	off        int
-	paused     bool // rx paused until the answer is written (httpConn)
-	deferred   bool // the handler answered later: check the client is still there
-	pipelined  bool // lws read past this request: close after the answer
+// on handles the callbacks of an HTTP connection: one request after
+// another (HTTP, HTTP_BODY, HTTP_BODY_COMPLETION, then the answer at
+// HTTP_WRITEABLE), and what every accepted connection gets (the timer, an
+// upgrade: onConnection).
+func (h *httpConn) on(ev *callbacks.Event) int {
+	switch ev.Reason {
+	case callbacks.HTTP:
+		return h.onRequest()
+	case callbacks.HTTPBody:
+		return h.onBody(ev.Data)
+	case callbacks.HTTPBodyCompletion:
+		return h.onBodyComplete()
+	case callbacks.HTTPWriteable:
+		return h.onWritable()
+	case callbacks.HTTPDropProtocol, callbacks.ClosedHTTP:
+		h.abandon()
+		return 0
+	}
+	return h.r.onConnection(ev)
 }
 
-type respState uint8
-
-const (
-	respOpen  respState = iota // handler has not responded
-	respReady                  // response queued for HTTP_WRITEABLE
-	respDone                   // written, or the connection is gone
-)
-
-// Context returns the Context the request arrived on, for example to make
-// a client request from the handler. Safe from any goroutine.
-func (w *ResponseWriter) Context() *Context { return w.h.r.ctx }
-
-// Header returns the response headers to set before Respond.
-func (w *ResponseWriter) Header() http.Header { return w.header }
-
-// Respond sends status, the headers set with Header, and body, which it
-// copies. Content-Length is set from body. It returns ErrAlreadyResponded on
-// a second call and ErrClosed when the connection has gone.
-func (w *ResponseWriter) Respond(status int, body []byte) error {
-	if status < 100 || status > 999 {
-		return fmt.Errorf("lws: Respond: invalid status %d", status)
-	}
-	var hb []byte
-	closeAfter := false
-	for k, vs := range w.header {
-		if !validHeaderName(k) {
-			return fmt.Errorf("lws: Respond: invalid header name %q", k)
-		}
-		switch http.CanonicalHeaderKey(k) {
-		case "Content-Length", "Transfer-Encoding":
-			continue // set from body
-		case "Connection":
-			for _, v := range vs {
-				if strings.EqualFold(strings.TrimSpace(v), "close") {
-					closeAfter = true
-				}
-			}
-			continue
-		}
-		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				return fmt.Errorf("lws: Respond: header %s: value contains CR, LF or NUL", k)
-			}
-			hb = append(hb, strings.ToLower(k)...)
-			hb = append(hb, 0)
-			hb = append(hb, v...)
-			hb = append(hb, 0)
-		}
-	}
-	buf := make([]byte, cgo.Pre+len(body))
-	copy(buf[cgo.Pre:], body)
-	return w.queue(status, hb, buf, closeAfter)
+func (h *httpConn) destroy() CloseError {
+	h.abandon()
+	return CloseError{Code: StatusNormalClosure}
 }
 
-func (w *ResponseWriter) queue(status int, hdrs, body []byte, closeAfter bool) error {
-	w.mu.Lock()
-	switch {
-	case w.responded:
-		// Also once the response is written (state respDone).
-		w.mu.Unlock()
-		return ErrAlreadyResponded
-	case w.state == respDone:
-		w.mu.Unlock()
-		return fmt.Errorf("%w: connection gone", ErrClosed)
+func (h *httpConn) busy() bool { return true }
+
+// stop ends an idle keep-alive connection at once: it has nothing to
+// finish. One answering a request is left to finish it.
+func (h *httpConn) stop() {
+	if h.idle() {
+		h.r.wsi.Kill(false)
 	}
-	w.responded = true
-	w.close = w.close || closeAfter
-	w.state, w.status, w.hdrs, w.body = respReady, status, hdrs, body
-	w.mu.Unlock()
-	w.h.r.ctx.schedule(w.h.r)
-	return nil
 }
 
-func validHeaderName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// respondError answers with a plain-text error from the service goroutine.
-func (w *ResponseWriter) respondError(status int, closeAfter bool) {
-	w.respondErrorText(status, "", closeAfter)
-}
-
-// respondErrorText is respondError with why after the status text.
-func (w *ResponseWriter) respondErrorText(status int, why string, closeAfter bool) {
-	w.served = true
-	w.close = w.close || closeAfter
-	text := strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
-	if why != "" {
-		text = strconv.Itoa(status) + " " + http.StatusText(status) + ": " + why + "\n"
-	}
-	hb := []byte("content-type\x00text/plain; charset=utf-8\x00")
-	if status == http.StatusUpgradeRequired {
-		hb = append(hb, "upgrade\x00websocket\x00"...)
-	}
-	buf := make([]byte, cgo.Pre+len(text))
-	copy(buf[cgo.Pre:], text)
-	_ = w.queue(status, hb, buf, closeAfter)
-}
-
-// refuseNow answers the request from its LWS_CALLBACK_HTTP with a
-// plain-text error and "connection: close", written at once, and returns
-// -1 so that libwebsockets closes the connection once the answer is out.
-// Written now, not at the next HTTP_WRITEABLE: libwebsockets 4.3 goes on
-// reading whatever follows the headers as the next request, and closes the
-// connection without the answer when that does not parse.
-func (w *ResponseWriter) refuseNow(status int, why string) int {
-	w.served = true
-	w.mu.Lock()
-	w.responded = true
-	w.state = respDone
-	w.mu.Unlock()
-	w.h.txn = nil
-	text := strconv.Itoa(status) + " " + http.StatusText(status) + "\n"
-	if why != "" {
-		text = strconv.Itoa(status) + " " + http.StatusText(status) + ": " + why + "\n"
-	}
-	w.h.r.wsi.RefuseHTTP(status, nil, []byte(text))
-	return -1
-}
-
-// onHTTP is LWS_CALLBACK_HTTP: the headers of a request arrived.
-func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
+// onHTTP is LWS_CALLBACK_HTTP on an accepted connection: its first
+// request makes it an HTTP connection, unless an admission limit refused
+// it.
+func (r *rec) onHTTP() int {
 	if r.refuse != admitted {
-		return c.answerRefused(r, false)
+		return r.answerRefused(false)
 	}
-	if r.http == nil {
-		r.kind = recHTTP
-		r.http = &httpConn{r: r}
-	}
-	c.setTimer(r, timerNone, 0) // the headers are in
-	if r.http.txn != nil {
+	h := &httpConn{r: r}
+	r.role = h
+	return h.onRequest()
+}
+
+// onRequest is LWS_CALLBACK_HTTP: the headers of a request arrived.
+func (h *httpConn) onRequest() int {
+	r := h.r
+	c := r.ctx
+	r.setTimer(timerNone, 0) // the headers are in
+	if h.txn != nil {
 		// Not expected: rx is paused while a transaction is open.
 		c.log.Warn("lws: HTTP request while another is being answered; closing", "link", r.id)
 		return -1
 	}
-	req, err := c.readRequest(r)
-	if err != nil {
+	req := new(Request)
+	if _, err := r.readRequest(req); err != nil {
 		c.log.Warn("lws: reading request", "link", r.id, "err", err)
 		return -1
 	}
@@ -372,9 +137,9 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		r.link = Link{ID: r.id, Kind: LinkHTTP, Listener: r.lis.cfg.Name, Remote: req.Remote, Path: req.Path, Opened: time.Now()}
 		c.openLink(r)
 	}
-	w := &ResponseWriter{h: r.http, req: req, header: http.Header{}}
-	r.http.txn = w
-	lis := r.lis.cfg
+	w := &ResponseWriter{h: h, req: req, header: http.Header{}}
+	h.txn = w
+	lis := &r.lis.cfg
 	bodyMethod := req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH"
 	framing := checkFraming(req)
 	switch {
@@ -382,21 +147,21 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		// libwebsockets reads the body by its own reading of the
 		// request (atoll, no Transfer-Encoding): close after the
 		// answer, so that what it reads as the next request never is.
-		c.limitHit(r, LimitBadRequest)
+		r.limitHit(LimitBadRequest)
 		return w.refuseNow(framing.status, framing.why)
 	case c.stopping:
 		return w.refuseNow(http.StatusServiceUnavailable, "")
 	case lis.Accept&AcceptHTTP == 0:
-		r.http.complete(w)
+		h.complete(w)
 		w.respondError(http.StatusUpgradeRequired, false)
 	case bodyMethod && req.ContentLength < 0:
 		// Answered at HTTP_WRITEABLE, like a 413: libwebsockets goes
 		// on reading what the client is sending meanwhile, so that a
 		// close does not reset the connection under the answer.
-		c.limitHit(r, LimitBadRequest)
+		r.limitHit(LimitBadRequest)
 		w.respondError(http.StatusLengthRequired, true)
 	case req.ContentLength > lis.MaxBodySize:
-		c.limitHit(r, LimitMaxBody)
+		r.limitHit(LimitMaxBody)
 		w.tooBig = true
 		w.respondError(http.StatusRequestEntityTooLarge, true)
 	case req.ContentLength > 0 || (req.Method == "POST" && req.ContentLength == 0):
@@ -405,26 +170,28 @@ func (c *Context) onHTTP(r *rec, ev *callbacks.Event) int {
 		// the wait for each chunk: bound the whole body.
 		w.expectBody = true
 		if d := lis.BodyTimeout; d > 0 {
-			c.setTimer(r, timerBody, d)
+			r.setTimer(timerBody, d)
 		}
 	default:
-		r.http.complete(w)
-		c.serve(w)
+		h.complete(w)
+		h.serve(w)
 	}
 	return 0
 }
 
-func (c *Context) serve(w *ResponseWriter) {
+// serve hands a complete request to the listener's HTTPHandler.
+func (h *httpConn) serve(w *ResponseWriter) {
+	c := h.r.ctx
 	w.served = true
-	h := w.h.r.lis.cfg.HTTPHandler
-	if h == nil {
+	handler := h.r.lis.cfg.HTTPHandler
+	if handler == nil {
 		w.respondError(http.StatusNotFound, false)
 		return
 	}
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				c.log.Error("lws: HTTP handler panicked", "link", w.h.r.id, "path", w.req.Path, "panic", fmt.Sprint(p))
+				c.log.Error("lws: HTTP handler panicked", "link", h.r.id, "path", w.req.Path, "panic", fmt.Sprint(p))
 				w.mu.Lock()
 				open := w.state == respOpen
 				w.mu.Unlock()
@@ -433,7 +200,7 @@ func (c *Context) serve(w *ResponseWriter) {
 				}
 			}
 		}()
-		h.ServeHTTP(w, w.req)
+		handler.ServeHTTP(w, w.req)
 	}()
 	w.mu.Lock()
 	w.deferred = w.state == respOpen
@@ -457,7 +224,7 @@ func (h *httpConn) onBody(p []byte) int {
 		w.pipelined = true
 	}
 	if int64(len(w.req.Body)+len(p)) > h.r.lis.cfg.MaxBodySize {
-		h.r.ctx.limitHit(h.r, LimitMaxBody)
+		h.r.limitHit(LimitMaxBody)
 		w.tooBig = true
 		w.req.Body = nil
 		w.respondError(http.StatusRequestEntityTooLarge, true)
@@ -472,7 +239,7 @@ func (h *httpConn) onBody(p []byte) int {
 
 func (h *httpConn) onBodyComplete() int {
 	if h.r.timer == timerBody {
-		h.r.ctx.setTimer(h.r, timerNone, 0)
+		h.r.setTimer(timerNone, 0)
 	}
 	w := h.txn
 	if w == nil {
@@ -490,7 +257,7 @@ func (h *httpConn) onBodyComplete() int {
 		w.req.Body = []byte{}
 	}
 	h.complete(w)
-	h.r.ctx.serve(w)
+	h.serve(w)
 	return 0
 }
 

@@ -20,68 +20,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// httpClient returns a client with its own keep-alive pool, closed when the
-// test ends.
-func httpClient(t testing.TB) *http.Client {
-	tr := &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1, DisableCompression: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &http.Client{Transport: tr, Timeout: hangTimeout}
-}
-
-// doHTTP sends a request and returns the response with its body read.
-func doHTTP(t testing.TB, cl *http.Client, method, url string, body []byte, hdr http.Header) (*http.Response, []byte) {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	require.NoError(t, err)
-	for k, vs := range hdr {
-		req.Header[k] = vs
-	}
-	resp, err := cl.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, b
-}
-
-// rawHTTP writes a raw request on a new TCP connection and reads one
-// response.
-func rawHTTP(t testing.TB, addr, request string) (*http.Response, []byte) {
-	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, request)
-	require.NoError(t, err)
-	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, b
-}
-
-// reqCapture is an HTTPHandler that keeps a copy of each request and
-// answers with respond.
-type reqCapture struct {
-	reqs    chan *Request
-	respond func(w *ResponseWriter, r *Request)
-}
-
-func newCapture(respond func(w *ResponseWriter, r *Request)) *reqCapture {
-	return &reqCapture{reqs: make(chan *Request, 256), respond: respond}
-}
-
-func (h *reqCapture) ServeHTTP(w *ResponseWriter, r *Request) {
-	h.reqs <- r
-	h.respond(w, r)
-}
-
 func TestHTTPGet(t *testing.T) {
 	h := newCapture(func(w *ResponseWriter, r *Request) {
 		w.Header().Set("Content-Type", "text/plain")

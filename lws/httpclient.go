@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lwsgate/lwsgate/callbacks"
@@ -81,9 +80,13 @@ var errBodyClosed = errors.New("lws: read on closed response body")
 // libwebsockets stops reading from the socket.
 const rxWindow = 256 << 10
 
-// clientReq is the state of one request on a client link. Service
-// goroutine only, except rb.
+// clientReq is one request of a Transport: its dial's (dialState.hc), then,
+// once its response arrived, the role of its client link, which streams
+// the response body to the caller (respBody). Service goroutine only,
+// except rb.
 type clientReq struct {
+	r       *rec
+	d       *dialState // its dial, done once the response arrived
 	t       *Transport
 	req     *http.Request
 	body    []*frame // request body, written at CLIENT_HTTP_WRITEABLE
@@ -126,54 +129,17 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.TLS.validate("Transport.TLS"); err != nil {
 		return nil, err
 	}
-	method := req.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	if !validHeaderName(method) {
-		return nil, fmt.Errorf("lws: RoundTrip: invalid method %q", method)
-	}
-
-	// The body, read here on the caller's goroutine.
-	maxReq := t.MaxRequestBodySize
-	if maxReq == 0 {
-		maxReq = 64 << 20
-	}
-	var body []byte
-	if req.Body != nil && req.Body != http.NoBody {
-		body, err = io.ReadAll(io.LimitReader(req.Body, maxReq+1))
-		_ = req.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("lws: reading request body: %w", err)
-		}
-		if int64(len(body)) > maxReq {
-			return nil, fmt.Errorf("lws: request body over Transport.MaxRequestBodySize (%d bytes)", maxReq)
-		}
-	}
-	skip := func(k string) bool {
-		switch k {
-		case "Host", "Content-Length", "Connection", "Transfer-Encoding", "Upgrade", "Origin":
-			return true
-		}
-		return false
-	}
-	hdrs, err := headerBlob(nil, req.Header, skip)
+	ci, body, err := t.connectInfo(req, tg)
 	if err != nil {
-		return nil, fmt.Errorf("lws: Request.Header: %w", err)
+		return nil, err
 	}
-	if len(body) > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
-		hdrs = append(hdrs, "content-length\x00"...)
-		hdrs = strconv.AppendInt(hdrs, int64(len(body)), 10)
-		hdrs = append(hdrs, 0)
-	}
-
 	dialTimeout := t.DialTimeout
 	if dialTimeout <= 0 {
 		dialTimeout = c.cfg.NetworkTimeout
 	}
 	ctx := req.Context()
 	dctx, cancel := context.WithTimeoutCause(ctx, dialTimeout, os.ErrDeadlineExceeded)
-	addr, err := resolve(dctx, tg.host)
+	ci.Address, err = resolve(dctx, tg.host)
 	// The cause must be read before cancel, which sets it to
 	// context.Canceled.
 	cause := context.Cause(dctx)
@@ -190,7 +156,72 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 	if cause := context.Cause(ctx); cause != nil {
 		return nil, (&dialFailure{cause: cause}).classify(rawURL)
 	}
+	hc, err := t.newClientReq(req, body)
+	if err != nil {
+		return nil, err
+	}
+	return hc.run(c, tg, ci, dialTimeout)
+}
 
+// connectInfo checks req's method and headers, reads its body (on the
+// caller's goroutine) and describes the connection for the C layer, all
+// but its address.
+func (t *Transport) connectInfo(req *http.Request, tg *target) (cgo.ConnectInfo, []byte, error) {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	if !validHeaderName(method) {
+		return cgo.ConnectInfo{}, nil, fmt.Errorf("lws: RoundTrip: invalid method %q", method)
+	}
+	maxReq := t.MaxRequestBodySize
+	if maxReq == 0 {
+		maxReq = 64 << 20
+	}
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		var err error
+		body, err = io.ReadAll(io.LimitReader(req.Body, maxReq+1))
+		_ = req.Body.Close()
+		if err != nil {
+			return cgo.ConnectInfo{}, nil, fmt.Errorf("lws: reading request body: %w", err)
+		}
+		if int64(len(body)) > maxReq {
+			return cgo.ConnectInfo{}, nil, fmt.Errorf("lws: request body over Transport.MaxRequestBodySize (%d bytes)", maxReq)
+		}
+	}
+	skip := func(k string) bool {
+		switch k {
+		case "Host", "Content-Length", "Connection", "Transfer-Encoding", "Upgrade", "Origin":
+			return true
+		}
+		return false
+	}
+	hdrs, err := headerBlob(nil, req.Header, skip)
+	if err != nil {
+		return cgo.ConnectInfo{}, nil, fmt.Errorf("lws: Request.Header: %w", err)
+	}
+	if len(body) > 0 || method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch {
+		hdrs = append(hdrs, "content-length\x00"...)
+		hdrs = strconv.AppendInt(hdrs, int64(len(body)), 10)
+		hdrs = append(hdrs, 0)
+	}
+	return cgo.ConnectInfo{
+		Port:   tg.port,
+		Path:   tg.path,
+		Host:   tg.hostHd,
+		Method: method,
+		TLS:    tg.tls,
+		// h2 would multiplex; one request per connection is the model.
+		ALPN:     "http/1.1",
+		Insecure: t.TLS != nil && t.TLS.InsecureSkipVerify,
+		Headers:  hdrs,
+		Body:     len(body) > 0,
+	}, body, nil
+}
+
+// newClientReq makes the request's state, its body cut into frames.
+func (t *Transport) newClientReq(req *http.Request, body []byte) (*clientReq, error) {
 	hc := &clientReq{t: t, req: req, maxBody: t.MaxResponseBodySize}
 	if hc.maxBody == 0 {
 		hc.maxBody = 64 << 20
@@ -207,34 +238,24 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 		copy(f.buf[cgo.Pre:], body[off:off+n])
 		hc.body = append(hc.body, f)
 	}
-	ci := cgo.ConnectInfo{
-		Address: addr,
-		Port:    tg.port,
-		Path:    tg.path,
-		Host:    tg.hostHd,
-		Method:  method,
-		TLS:     tg.tls,
-		// h2 would multiplex; one request per connection is the model.
-		ALPN:     "http/1.1",
-		Insecure: t.TLS != nil && t.TLS.InsecureSkipVerify,
-		Headers:  hdrs,
-		Body:     len(body) > 0,
-	}
+	return hc, nil
+}
 
+// run makes the request on c and waits for its response.
+func (hc *clientReq) run(c *Context, tg *target, ci cgo.ConnectInfo, dialTimeout time.Duration) (*http.Response, error) {
 	type result struct {
 		resp *http.Response
 		err  error
 	}
 	res := make(chan result, 1)
-	var r *rec
 	ok := c.post(func() {
-		var err error
-		if r, err = c.newClientRec(recHTTPClient, tg, t.TLS, false, &ci); err != nil {
+		d, err := c.newDial(tg, hc.t.TLS, false, &ci)
+		if err != nil {
 			res <- result{err: err}
 			return
 		}
-		r.hc = hc
-		r.dial.onDone = func(err error) {
+		hc.r, hc.d, d.hc = d.r, d, hc
+		d.onDone = func(err error) {
 			if err != nil {
 				hc.releaseBody()
 				res <- result{err: err}
@@ -242,20 +263,20 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 			}
 			res <- result{resp: hc.rb.resp}
 		}
-		c.armTimer(r, r.dial, dialTimeout)
-		c.connect(r, ci)
+		d.arm(dialTimeout)
+		c.connect(d, ci)
 	})
 	if !ok {
 		hc.releaseBody()
-		return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
+		return nil, &DialError{URL: tg.url, Kind: DialClosed, Err: ErrClosed}
 	}
 	// The request's context ends the request at any point, body included.
-	var stop func() bool
-	stop = context.AfterFunc(ctx, func() {
+	ctx := hc.req.Context()
+	stop := context.AfterFunc(ctx, func() {
 		cause := context.Cause(ctx)
 		c.post(func() {
-			if r != nil {
-				c.abortHTTP(r, cause)
+			if hc.d != nil {
+				hc.abort(cause)
 			}
 		})
 	})
@@ -265,12 +286,12 @@ func (t *Transport) roundTrip(req *http.Request) (*http.Response, error) {
 			stop()
 			return nil, out.err
 		}
-		out.resp.Request = req
+		out.resp.Request = hc.req
 		hc.rb.setStop(stop)
 		return out.resp, nil
 	case <-c.done:
 		stop()
-		return nil, &DialError{URL: rawURL, Kind: DialClosed, Err: ErrClosed}
+		return nil, &DialError{URL: tg.url, Kind: DialClosed, Err: ErrClosed}
 	}
 }
 
@@ -281,43 +302,20 @@ func (hc *clientReq) releaseBody() {
 	hc.body = nil
 }
 
-// abortHTTP ends a request for cause, before or after its response
-// arrived (service goroutine).
-func (c *Context) abortHTTP(r *rec, cause error) {
-	if r.dial != nil && !r.dial.done {
-		c.abortClient(r, cause)
-		return
-	}
-	if hc := r.hc; hc != nil && hc.rb != nil && r.wsi != 0 {
-		if hc.rb.fail(cause) {
-			c.kill(r)
-		}
-	}
-}
-
-// handleHTTPClient is handleClient for an HTTP request.
-func (c *Context) handleHTTPClient(ev *callbacks.Event, r *rec) int {
-	hc, d := r.hc, r.dial
+// on handles the callbacks of a request whose response arrived: its body
+// streams to the reader, paused while the reader is behind.
+func (hc *clientReq) on(ev *callbacks.Event) int {
 	switch ev.Reason {
-	case callbacks.ClientAppendHandshakeHeader:
-		// connected: from now on the request and the response headers
-		c.armTimer(r, d, c.headerTimeout(hc.t))
 	case callbacks.ClientHTTPWriteable:
-		return c.writeRequestBody(r)
+		return hc.writeBody()
 	case callbacks.EstablishedClientHTTP:
-		return c.onHTTPResponse(r)
+		return -1 // a second response
 	case callbacks.ReceiveClientHTTP:
-		if hc.rb == nil {
-			return -1
-		}
 		if hc.rb.pauseIfFull() {
-			r.wsi.RxFlow(false)
+			hc.r.wsi.RxFlow(false)
 			return 1
 		}
 	case callbacks.ReceiveClientHTTPRead:
-		if hc.rb == nil {
-			return -1
-		}
 		hc.got += int64(len(ev.Data))
 		if hc.maxBody >= 0 && hc.got > hc.maxBody {
 			hc.rb.fail(ErrBodyTooLarge)
@@ -327,30 +325,60 @@ func (c *Context) handleHTTPClient(ev *callbacks.Event, r *rec) int {
 			return -1 // the reader closed the body
 		}
 	case callbacks.CompletedClientHTTP:
-		if hc.rb != nil {
-			hc.rb.fail(io.EOF)
-		}
+		hc.rb.fail(io.EOF)
 		// One request per connection.
 		return -1
 	}
 	return 0
 }
 
-func (c *Context) headerTimeout(t *Transport) time.Duration {
-	if t.ResponseHeaderTimeout > 0 {
-		return t.ResponseHeaderTimeout
+// destroy is WSI_DESTROY after the response arrived: the body ends,
+// cleanly only when its end could not be known otherwise.
+func (hc *clientReq) destroy() CloseError {
+	hc.releaseBody()
+	if hc.bodyTmr != nil {
+		// Else it would keep the request for BodyTimeout.
+		hc.bodyTmr.Stop()
+	}
+	if hc.delim || hc.rb.aborted() {
+		hc.rb.fail(io.ErrUnexpectedEOF)
+	} else {
+		// No length and not chunked: the body ends with the
+		// connection.
+		hc.rb.fail(io.EOF)
+	}
+	return CloseError{}
+}
+
+func (hc *clientReq) busy() bool { return true }
+func (hc *clientReq) stop()      { hc.abort(ErrClosed) }
+
+// abort ends the request for cause, before or after its response arrived.
+func (hc *clientReq) abort(cause error) {
+	if !hc.d.done {
+		hc.d.abort(cause)
+		return
+	}
+	if hc.rb != nil && hc.r.wsi != 0 && hc.rb.fail(cause) {
+		hc.r.kill()
+	}
+}
+
+func (hc *clientReq) headerTimeout(c *Context) time.Duration {
+	if hc.t.ResponseHeaderTimeout > 0 {
+		return hc.t.ResponseHeaderTimeout
 	}
 	return c.cfg.NetworkTimeout
 }
 
-// writeRequestBody writes the request body until the pipe chokes.
-func (c *Context) writeRequestBody(r *rec) int {
-	hc := r.hc
+// writeBody writes the request body until the pipe chokes.
+func (hc *clientReq) writeBody() int {
+	wsi := hc.r.wsi
 	var gate chokeGate
 	for len(hc.body) > 0 {
 		f := hc.body[0]
 		last := len(hc.body) == 1
-		res := r.wsi.WriteHTTP(f.buf, cgo.Pre, f.payloadLen(), last, gate.ask(f.payloadLen(), !last))
+		res := wsi.WriteHTTP(f.buf, cgo.Pre, f.payloadLen(), last, gate.ask(f.payloadLen(), !last))
 		if res == cgo.WriteFailed {
 			return -1
 		}
@@ -358,17 +386,20 @@ func (c *Context) writeRequestBody(r *rec) int {
 		hc.body[0] = nil
 		hc.body = hc.body[1:]
 		if res == cgo.WriteChoked && len(hc.body) > 0 {
-			r.wsi.CallbackOnWritable()
+			wsi.CallbackOnWritable()
 			return 0
 		}
 	}
 	hc.body = nil
-	r.wsi.ClientBodyDone()
+	wsi.ClientBodyDone()
 	return 0
 }
 
-func (c *Context) onHTTPResponse(r *rec) int {
-	hc, d := r.hc, r.dial
+// onResponse is ESTABLISHED_CLIENT_HTTP: the response headers arrived, the
+// dial is done, and the request is the link's role from now on.
+func (hc *clientReq) onResponse() int {
+	r, d := hc.r, hc.d
+	c := r.ctx
 	if d.done {
 		return -1
 	}
@@ -380,6 +411,30 @@ func (c *Context) onHTTPResponse(r *rec) int {
 	if cap(buf) <= 64<<10 {
 		c.hbuf = buf[:0]
 	}
+	resp := hc.response(buf)
+	hc.rb = &respBody{c: c, r: r, resp: resp, wake: make(chan struct{}, 1)}
+	resp.Body = hc.rb
+	if hc.req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.ContentLength == 0 {
+		hc.rb.fail(io.EOF)
+	}
+	r.role = hc
+	d.finish(nil)
+	if bt := hc.t.BodyTimeout; bt > 0 {
+		rb := hc.rb
+		hc.bodyTmr = time.AfterFunc(bt, func() {
+			c.post(func() {
+				if r.wsi != 0 && r.role == role(hc) && rb.fail(&DialError{URL: d.t.url, Kind: DialTimeout, Detail: "response body", Err: os.ErrDeadlineExceeded}) {
+					r.kill()
+				}
+			})
+		})
+	}
+	return 0
+}
+
+// response makes the http.Response of the status and headers in buf (what
+// cgo.WSI.ClientResponse read), and notes whether its body's end is known.
+func (hc *clientReq) response(buf []byte) *http.Response {
 	parts := bytes.Split(buf, []byte{0})
 	status, _ := strconv.Atoi(string(parts[0]))
 	resp := &http.Response{
@@ -407,215 +462,5 @@ func (c *Context) onHTTPResponse(r *rec) int {
 		resp.ContentLength = -1
 		hc.delim = true
 	}
-	hc.rb = &respBody{c: c, r: r, resp: resp, wake: make(chan struct{}, 1)}
-	resp.Body = hc.rb
-	if hc.req.Method == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified || resp.ContentLength == 0 {
-		hc.rb.fail(io.EOF)
-	}
-	c.finishDial(d, nil)
-	if bt := hc.t.BodyTimeout; bt > 0 {
-		rb := hc.rb
-		hc.bodyTmr = time.AfterFunc(bt, func() {
-			c.post(func() {
-				if r.wsi != 0 && r.hc == hc && rb.fail(&DialError{URL: d.t.url, Kind: DialTimeout, Detail: "response body", Err: os.ErrDeadlineExceeded}) {
-					c.kill(r)
-				}
-			})
-		})
-	}
-	return 0
-}
-
-// onHTTPClientDestroy is WSI_DESTROY of an HTTP client link.
-func (c *Context) onHTTPClientDestroy(r *rec) {
-	hc := r.hc
-	hc.releaseBody()
-	if hc.bodyTmr != nil {
-		// Else it would keep the request for BodyTimeout.
-		hc.bodyTmr.Stop()
-	}
-	if d := r.dial; !d.done {
-		c.finishDial(d, d.fail.classify(d.t.url))
-		return
-	}
-	if hc.rb != nil {
-		if hc.delim || hc.rb.aborted() {
-			hc.rb.fail(io.ErrUnexpectedEOF)
-		} else {
-			// No length and not chunked: the body ends with the
-			// connection.
-			hc.rb.fail(io.EOF)
-		}
-	}
-}
-
-// respBody is a response body streamed from the service goroutine to the
-// caller.
-//
-// Concurrency: Read and Close are for the caller's goroutine (as for any
-// http.Response.Body); push, fail and pauseIfFull for the service goroutine.
-type respBody struct {
-	c    *Context
-	r    *rec
-	resp *http.Response
-	wake chan struct{} // cap 1: something changed
-
-	mu       sync.Mutex
-	chunks   [][]byte
-	buffered int
-	err      error // io.EOF at the end, or why the body failed
-	closed   bool
-	paused   bool
-	stop     func() bool // stops the request context's watcher
-}
-
-func (b *respBody) setStop(stop func() bool) {
-	b.mu.Lock()
-	done := b.err != nil && b.buffered == 0
-	b.stop = stop
-	b.mu.Unlock()
-	if done {
-		stop()
-	}
-}
-
-func (b *respBody) signal() {
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
-
-// push appends a copy of p; false when the reader is gone.
-func (b *respBody) push(p []byte) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed || b.err != nil {
-		return !b.closed
-	}
-	b.chunks = append(b.chunks, append([]byte(nil), p...))
-	b.buffered += len(p)
-	b.signal()
-	return true
-}
-
-// fail ends the body with err (io.EOF for a clean end). It reports whether
-// this call ended it.
-func (b *respBody) fail(err error) bool {
-	b.mu.Lock()
-	if b.err != nil {
-		b.mu.Unlock()
-		return false
-	}
-	b.err = err
-	stop := b.stop
-	b.signal()
-	b.mu.Unlock()
-	if stop != nil && err != io.EOF {
-		stop()
-	}
-	return true
-}
-
-func (b *respBody) aborted() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err != nil && b.err != io.EOF
-}
-
-// pauseIfFull reports whether reading must pause until the reader catches up.
-func (b *respBody) pauseIfFull() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buffered >= rxWindow && !b.closed {
-		b.paused = true
-		return true
-	}
-	return false
-}
-
-// Read implements io.Reader.
-func (b *respBody) Read(p []byte) (int, error) {
-	for {
-		b.mu.Lock()
-		if b.closed {
-			b.mu.Unlock()
-			return 0, errBodyClosed
-		}
-		if len(b.chunks) > 0 {
-			n := 0
-			for n < len(p) && len(b.chunks) > 0 {
-				m := copy(p[n:], b.chunks[0])
-				n += m
-				if m == len(b.chunks[0]) {
-					b.chunks[0] = nil
-					b.chunks = b.chunks[1:]
-				} else {
-					b.chunks[0] = b.chunks[0][m:]
-				}
-			}
-			b.buffered -= n
-			resume := b.paused && b.buffered < rxWindow/2
-			if resume {
-				b.paused = false
-			}
-			end := len(b.chunks) == 0 && b.err == io.EOF
-			stop := b.stop
-			b.mu.Unlock()
-			if resume {
-				b.c.post(func() {
-					if b.r.wsi != 0 && b.r.hc != nil && b.r.hc.rb == b {
-						b.r.wsi.RxFlow(true)
-					}
-				})
-			}
-			if end {
-				if stop != nil {
-					stop()
-				}
-				return n, io.EOF
-			}
-			return n, nil
-		}
-		if b.err != nil {
-			err := b.err
-			stop := b.stop
-			b.mu.Unlock()
-			if stop != nil {
-				stop()
-			}
-			return 0, err
-		}
-		b.mu.Unlock()
-		select {
-		case <-b.wake:
-		case <-b.c.done:
-			b.fail(io.ErrUnexpectedEOF)
-		}
-	}
-}
-
-// Close implements io.Closer. Closing before the end drops the connection.
-func (b *respBody) Close() error {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return nil
-	}
-	b.closed = true
-	unfinished := b.err == nil
-	b.chunks, b.buffered = nil, 0
-	stop := b.stop
-	b.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-	if unfinished {
-		b.c.post(func() {
-			if b.r.wsi != 0 && b.r.hc != nil && b.r.hc.rb == b && b.fail(errBodyClosed) {
-				b.c.kill(b.r)
-			}
-		})
-	}
-	return nil
+	return resp
 }

@@ -30,144 +30,6 @@ import (
 
 // --- helpers -----------------------------------------------------------
 
-// hcContext starts a Context without listeners, closed when the
-// test ends.
-func hcContext(t testing.TB) *Context {
-	t.Helper()
-	c, err := New(&Config{Logger: testLogger(t)})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, c.Close()) })
-	return c
-}
-
-// hcClient is an http.Client over a Transport on c.
-func hcClient(c *Context, mod ...func(*Transport)) *http.Client {
-	tr := &Transport{Context: c}
-	for _, m := range mod {
-		m(tr)
-	}
-	return &http.Client{Transport: tr, Timeout: hangTimeout}
-}
-
-// hcWaitHandles polls (bounded) until the live cgo handles are back to base.
-func hcWaitHandles(t testing.TB, base int64) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := cgo.LiveHandles()
-		if n <= base {
-			require.Equal(t, base, n, "fewer handles than the baseline")
-			return
-		}
-		if time.Now().After(deadline) {
-			require.FailNowf(t, "handle leak", "%d cgo handles live, baseline %d", n, base)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// hcServer starts an httptest server, closed when the test ends, that
-// does not log to stderr. sndbuf > 0 fixes the accepted sockets' send
-// buffer (no autotuning).
-func hcServer(t testing.TB, h http.HandlerFunc, sndbuf int) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	if sndbuf > 0 {
-		srv.Listener = hcSndbufListener{srv.Listener, sndbuf}
-	}
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
-}
-
-type hcSndbufListener struct {
-	net.Listener
-	size int
-}
-
-func (l hcSndbufListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetWriteBuffer(l.size)
-	}
-	return c, err
-}
-
-// hcRawServer accepts TCP connections on 127.0.0.1 and runs serve on each;
-// at the end of the test the listener and every connection are closed and
-// the goroutines waited for.
-func hcRawServer(t testing.TB, serve func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, nc)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				serve(nc)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, nc := range conns {
-			nc.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
-}
-
-// hcRandBytes returns n deterministic pseudo-random bytes.
-func hcRandBytes(n int, seed uint64) []byte {
-	var key [32]byte
-	key[0] = byte(seed)
-	b := make([]byte, n)
-	_, _ = rand.NewChaCha8(key).Read(b)
-	return b
-}
-
-func hcSum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
-// hcDialErr asserts err is (or wraps) a *DialError and returns it.
-func hcDialErr(t testing.TB, err error) *DialError {
-	t.Helper()
-	var de *DialError
-	require.ErrorAs(t, err, &de, "not a *DialError: %v", err)
-	return de
-}
-
-func hcGet(t testing.TB, cl *http.Client, url string) (*http.Response, []byte) {
-	t.Helper()
-	resp, err := cl.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, b
-}
-
 // --- requests and responses ------------------------------------------------
 
 func TestTransportGet(t *testing.T) {
@@ -237,7 +99,7 @@ func TestTransportGet(t *testing.T) {
 	assert.Empty(t, resp.Header.Values("X-Absent"))
 	assert.Equal(t, "text/plain; charset=utf-8", resp.Header.Get("Content-Type"))
 
-	hcWaitHandles(t, base)
+	require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 }
 
 func TestTransportPostSizes(t *testing.T) {
@@ -284,7 +146,7 @@ func TestTransportPostSizes(t *testing.T) {
 		assert.Equal(t, "application/octet-stream", r.ctype)
 		assert.Equal(t, fmt.Sprintf("%d %s", n, hcSum(body)), string(got))
 	}
-	hcWaitHandles(t, base)
+	require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 }
 
 func TestTransportResponseFraming(t *testing.T) {
@@ -350,7 +212,7 @@ func TestTransportResponseFraming(t *testing.T) {
 			assert.True(t, resp.Close)
 			assert.Equal(t, len(tc.body), len(got))
 			assert.True(t, bytes.Equal(tc.body, got), "body differs")
-			hcWaitHandles(t, base)
+			require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 		})
 	}
 }
@@ -427,7 +289,7 @@ func TestTransportFlowControl(t *testing.T) {
 	assert.Equal(t, size, total)
 	assert.Equal(t, waitFor(t, sums, "server end"), hex.EncodeToString(h.Sum(nil)), "body differs")
 	require.NoError(t, resp.Body.Close())
-	hcWaitHandles(t, base)
+	require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 }
 
 func TestTransportMaxResponseBodySize(t *testing.T) {
@@ -468,7 +330,7 @@ func TestTransportMaxResponseBodySize(t *testing.T) {
 	require.NoError(t, resp.Body.Close())
 	// The connection was dropped: the server's writes fail.
 	assert.Error(t, waitFor(t, writeErrs, "the server's write error"), "the server wrote 64 MiB")
-	hcWaitHandles(t, base)
+	require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 }
 
 // TestTransportConcurrent runs 1,000 requests at once (50 goroutines of 20
@@ -532,7 +394,7 @@ func TestTransportConcurrent(t *testing.T) {
 	}
 	assert.Zero(t, n, "failed requests")
 	assert.Equal(t, int64(total), maxIn.Load(), "requests in flight at once")
-	hcWaitHandles(t, base)
+	require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 }
 
 func TestTransportRedirect(t *testing.T) {
@@ -566,7 +428,7 @@ func TestTransportRedirect(t *testing.T) {
 	resp, _ = hcGet(t, noFollow, srv.URL+"/a")
 	assert.Equal(t, http.StatusFound, resp.StatusCode)
 	assert.Equal(t, "/b?from=a", resp.Header.Get("Location"))
-	hcWaitHandles(t, base)
+	require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 }
 
 // TestTransportRepeatedResponseHeaders: a header the server repeats must
@@ -591,7 +453,7 @@ func TestTransportRepeatedResponseHeaders(t *testing.T) {
 	}
 	assert.Equal(t, map[string]string{"a": "1", "b": "2"}, names,
 		"BUG (cgo/shim.c lwsgo_put_headers): repeated headers are joined by lws_hdr_copy, Set-Cookie %q", resp.Header.Values("Set-Cookie"))
-	hcWaitHandles(t, base)
+	require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 }
 
 // TestTransportDefaultContext uses a Transport without a Context.
@@ -685,7 +547,7 @@ func TestTransportDialErrors(t *testing.T) {
 		de := hcDialErr(t, err)
 		t.Logf("refused: %v", de)
 		assert.Equal(t, DialConnect, de.Kind)
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("dns", func(t *testing.T) {
@@ -695,7 +557,7 @@ func TestTransportDialErrors(t *testing.T) {
 		assert.Equal(t, DialDNS, de.Kind)
 		var dnsErr *net.DNSError
 		assert.ErrorAs(t, err, &dnsErr)
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("accept and close", func(t *testing.T) {
@@ -704,7 +566,7 @@ func TestTransportDialErrors(t *testing.T) {
 		de := hcDialErr(t, err)
 		t.Logf("accept and close: %v", de)
 		assert.Equal(t, DialHandshake, de.Kind)
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("garbage response", func(t *testing.T) {
@@ -717,7 +579,7 @@ func TestTransportDialErrors(t *testing.T) {
 		de := hcDialErr(t, err)
 		t.Logf("garbage response: %v", de)
 		assert.Equal(t, DialHandshake, de.Kind)
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("response header timeout", func(t *testing.T) {
@@ -736,7 +598,7 @@ func TestTransportDialErrors(t *testing.T) {
 		assert.True(t, de.Timeout())
 		assert.Less(t, time.Since(start), 10*time.Second)
 		waitFor(t, closed, "the server to see the connection closed")
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("cancel before headers", func(t *testing.T) {
@@ -766,7 +628,7 @@ func TestTransportDialErrors(t *testing.T) {
 		t.Logf("cancel: %v", de)
 		assert.Equal(t, DialCanceled, de.Kind)
 		assert.ErrorIs(t, err, context.Canceled)
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("request deadline", func(t *testing.T) {
@@ -780,7 +642,7 @@ func TestTransportDialErrors(t *testing.T) {
 		t.Logf("request deadline: %v", de)
 		assert.Equal(t, DialTimeout, de.Kind)
 		assert.ErrorIs(t, err, context.DeadlineExceeded)
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("canceled before the call", func(t *testing.T) {
@@ -795,27 +657,8 @@ func TestTransportDialErrors(t *testing.T) {
 			assert.ErrorIs(t, err, context.Canceled)
 			assert.Equal(t, DialCanceled, hcDialErr(t, err).Kind)
 		}
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
-}
-
-// hcStallingBody serves a response that sends part of its body and then
-// waits until the client goes away; the server's closes channel receives
-// once per connection the client closed.
-func hcStallingBody(t testing.TB) (url string, sent, closes chan struct{}) {
-	sent, closes = make(chan struct{}, 4), make(chan struct{}, 4)
-	srv := hcServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", "1000000")
-		_, _ = w.Write(bytes.Repeat([]byte("a"), 1000))
-		w.(http.Flusher).Flush()
-		sent <- struct{}{}
-		select {
-		case <-r.Context().Done():
-			closes <- struct{}{}
-		case <-time.After(hangTimeout):
-		}
-	}, 0)
-	return srv.URL, sent, closes
 }
 
 func TestTransportBodyErrors(t *testing.T) {
@@ -840,7 +683,7 @@ func TestTransportBodyErrors(t *testing.T) {
 		t.Logf("cancel during body: %v", err)
 		assert.ErrorIs(t, err, context.Canceled)
 		waitFor(t, closes, "the server to see the connection closed")
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("close before the end", func(t *testing.T) {
@@ -853,7 +696,7 @@ func TestTransportBodyErrors(t *testing.T) {
 		_, err = resp.Body.Read(make([]byte, 10))
 		assert.Error(t, err, "Read after Close")
 		waitFor(t, closes, "the server to see the connection closed")
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("close during a blocked read", func(t *testing.T) {
@@ -871,7 +714,7 @@ func TestTransportBodyErrors(t *testing.T) {
 		require.NoError(t, resp.Body.Close())
 		assert.Error(t, waitFor(t, readErr, "the blocked Read to return"))
 		waitFor(t, closes, "the server to see the connection closed")
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("body timeout", func(t *testing.T) {
@@ -889,7 +732,7 @@ func TestTransportBodyErrors(t *testing.T) {
 		assert.Equal(t, DialTimeout, de.Kind)
 		assert.Less(t, time.Since(start), 10*time.Second)
 		waitFor(t, closes, "the server to see the connection closed")
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("server closes mid-body", func(t *testing.T) {
@@ -908,7 +751,7 @@ func TestTransportBodyErrors(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, "short", string(b))
 		assert.ErrorIs(t, err, io.ErrUnexpectedEOF)
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 }
 
@@ -930,7 +773,7 @@ func TestTransportTLS(t *testing.T) {
 		resp, body := hcGet(t, hcClient(c, func(tr *Transport) { tr.TLS = &ClientTLS{CAFile: caFile} }), srv.URL+"/ca")
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Equal(t, "tls true /ca", string(body))
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("system store", func(t *testing.T) {
@@ -941,14 +784,14 @@ func TestTransportTLS(t *testing.T) {
 		require.ErrorAs(t, err, &te)
 		t.Logf("system store: %v (code %d)", de, te.Code)
 		assert.Contains(t, []int{X509DepthZeroSelfSigned, X509SelfSignedCertInChain, X509UnableToGetIssuerLocally, X509UnableToVerifyLeaf}, te.Code)
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 
 	t.Run("InsecureSkipVerify", func(t *testing.T) {
 		resp, body := hcGet(t, hcClient(c, func(tr *Transport) { tr.TLS = &ClientTLS{InsecureSkipVerify: true} }), srv.URL+"/insecure")
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Equal(t, "tls true /insecure", string(body))
-		hcWaitHandles(t, base)
+		require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 	})
 }
 
@@ -1013,5 +856,5 @@ func TestTransportContextClose(t *testing.T) {
 	// After Close, new requests fail at once.
 	_, err = cl.Get(srv.URL + "/after")
 	assert.Equal(t, DialClosed, hcDialErr(t, err).Kind)
-	hcWaitHandles(t, base)
+	require.Equal(t, base, waitHandles(t, base, "after the request"), "fewer handles than the baseline")
 }

@@ -97,9 +97,14 @@ func headerTokens(vals []string) []string {
 }
 
 // maxSubprotocolList is the longest Sec-WebSocket-Protocol list (all lines
-// joined with ',') libwebsockets 4.1 reads: a longer one fails the
-// handshake without a status.
-const maxSubprotocolList = 126
+// joined with ',') libwebsockets (4.1 to main) reads: a longer one fails
+// the handshake without a status, and so does a name of more than
+// maxSubprotocolName bytes before the one it binds. The binding then
+// makes the one it chose the list lws sees (protocolRewrite).
+const (
+	maxSubprotocolList = 126
+	maxSubprotocolName = 63
+)
 
 // checkUpgrade checks a WebSocket upgrade request (RFC 6455 section 4.2.1)
 // after checkFraming: a GET over HTTP/1.1 with one Upgrade line naming
@@ -143,31 +148,34 @@ func checkUpgrade(req *Request, protos []string) refusal {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade has no body")
 	}
 	if offered := h.Values("Sec-Websocket-Protocol"); len(offered) > 0 {
-		total := len(offered) - 1
-		for _, v := range offered {
-			total += len(v)
-		}
-		if total > maxSubprotocolList {
-			return refuse(http.StatusBadRequest, "Sec-WebSocket-Protocol list too long")
-		}
-		// libwebsockets binds the first offered name that names any of
-		// the listener's protocols, protos[0] (the binding's own, for
-		// HTTP) included; that one must be a subprotocol.
-		chosen := 0
-	offers:
-		for _, t := range headerTokens(offered) {
-			for i, p := range protos {
-				if t == p {
-					chosen = i
-					break offers
-				}
-			}
-		}
-		if chosen == 0 {
+		if chosen, _ := chooseProtocol(offered, protos); chosen == 0 {
 			return refuse(http.StatusBadRequest, "none of the offered subprotocols is supported")
 		}
 	}
 	return refusal{}
+}
+
+// chooseProtocol returns the index in protos of the name libwebsockets
+// binds from an upgrade's Sec-WebSocket-Protocol lines: the first offered
+// that names any of the listener's protocols, protos[0] (the binding's
+// own, for HTTP) included, which must then be refused (0). rewrite says
+// that lws cannot read the list as it is (maxSubprotocolList), so that the
+// binding must make the chosen name the list lws sees.
+func chooseProtocol(offered, protos []string) (chosen int, rewrite bool) {
+	total := len(offered) - 1
+	for _, v := range offered {
+		total += len(v)
+	}
+	rewrite = total > maxSubprotocolList
+	for _, t := range headerTokens(offered) {
+		for i, p := range protos {
+			if t == p {
+				return i, rewrite
+			}
+		}
+		rewrite = rewrite || len(t) > maxSubprotocolName
+	}
+	return 0, rewrite
 }
 
 // utf8Prefix reports how many leading bytes of b are whole, valid UTF-8

@@ -1,17 +1,11 @@
 package lws
 
-import (
-	"fmt"
-	"net/http"
-	"net/netip"
-	"strconv"
-	"time"
-)
+import "fmt"
 
-// Limit names, passed to Config.OnLimit each time a limit or an input check
-// refuses something. They are stable: metrics and alerts may match them.
-// Each is reported on the service goroutine, with the Name of the listener
-// concerned ("" for a link this side dialled).
+// Limit names a limit or an input check, as Config.OnLimit reports it each
+// time it refuses something. The names are stable: metrics and alerts may
+// match them. Each is reported on the service goroutine, with the Name of
+// the listener concerned ("" for a link this side dialled).
 //
 //	name              what was refused                                  answer
 //	max_links         a connection beyond Listener.MaxLinks             503 (below)
@@ -45,399 +39,127 @@ import (
 // or header it cannot parse, headers over Config.MaxHeaderBytes, WebSocket
 // frames with reserved bits, opcodes or lengths it rejects) is closed
 // without the binding knowing, and cannot be reported.
+type Limit string
+
+// The limits and checks, as the table above describes them.
 const (
-	LimitMaxLinks       = "max_links"
-	LimitMaxLinksPerIP  = "max_links_per_ip"
-	LimitAcceptRate     = "accept_rate"
-	LimitHeaderTimeout  = "header_timeout"
-	LimitBodyTimeout    = "body_timeout"
-	LimitMaxBody        = "max_body"
-	LimitMaxMessage     = "max_message"
-	LimitMaxCompressed  = "max_compressed"
-	LimitSendQueue      = "send_queue"
-	LimitBadRequest     = "bad_request"
-	LimitBadUpgrade     = "bad_upgrade"
-	LimitBadClose       = "bad_close"
-	LimitBadUTF8        = "bad_utf8"
-	LimitBadProxyHeader = "bad_proxy_header"
+	LimitMaxLinks       Limit = "max_links"
+	LimitMaxLinksPerIP  Limit = "max_links_per_ip"
+	LimitAcceptRate     Limit = "accept_rate"
+	LimitHeaderTimeout  Limit = "header_timeout"
+	LimitBodyTimeout    Limit = "body_timeout"
+	LimitMaxBody        Limit = "max_body"
+	LimitMaxMessage     Limit = "max_message"
+	LimitMaxCompressed  Limit = "max_compressed"
+	LimitSendQueue      Limit = "send_queue"
+	LimitBadRequest     Limit = "bad_request"
+	LimitBadUpgrade     Limit = "bad_upgrade"
+	LimitBadClose       Limit = "bad_close"
+	LimitBadUTF8        Limit = "bad_utf8"
+	LimitBadProxyHeader Limit = "bad_proxy_header"
 )
 
 // limitHit reports a limit for r's listener (service goroutine).
-func (c *Context) limitHit(r *rec, limit string) {
-	var lis *listener
-	var id uint64
-	if r != nil {
-		lis, id = r.lis, r.id
-	}
-	c.limitHitOn(lis, id, limit)
+func (r *rec) limitHit(limit Limit) {
+	r.ctx.limitHitOn(r.lis, r.id, limit)
 }
 
 // limitHitOn reports a limit for lis (nil: a dialled link).
-func (c *Context) limitHitOn(lis *listener, link uint64, limit string) {
+func (c *Context) limitHitOn(lis *listener, link uint64, limit Limit) {
 	name := ""
 	if lis != nil {
 		name = lis.cfg.Name
 	}
-	c.log.Debug("lws: limit hit", "listener", name, "limit", limit, "link", link)
+	c.log.Debug("lws: limit hit", "listener", name, "limit", string(limit), "link", link)
 	if f := c.cfg.OnLimit; f != nil {
 		defer c.recoverHook("OnLimit")
 		f(name, limit)
 	}
 }
 
-// admission is a listener's accept-time accounting (service goroutine).
-type admission struct {
-	live     int                // connections accepted and not yet destroyed
-	perIP    map[netip.Addr]int // by ipKey
-	tokens   float64            // accept-rate bucket
-	last     time.Time          // when tokens was last refilled
-	refusing int                // refused connections held to answer 503
-	warned   map[string]*refusalLog
+// ListenerLimits are the limits of a Listener that a running Context can
+// change (SetListenerLimits): those the binding enforces in Go. Each field
+// is the Listener field of the same name, with the same meaning and the
+// same zero value (its default).
+type ListenerLimits struct {
+	MaxMessageSize int64
+	MaxSendQueue   int64
+	MaxBodySize    int64
+	MaxLinks       int
+	MaxLinksPerIP  int
+	AcceptRate     int
 }
 
-// admissionLimit is the admission limit that refused a connection; 0:
-// none, the connection is admitted.
-type admissionLimit uint8
-
-const (
-	admitted admissionLimit = iota
-	overMaxLinks
-	overPerIP
-	overAcceptRate
-)
-
-// name is the limit's Limit* name.
-func (k admissionLimit) name() string {
-	return [...]string{"", LimitMaxLinks, LimitMaxLinksPerIP, LimitAcceptRate}[k]
-}
-
-// An admission limit refuses a connection with an answer the client can
-// read: libwebsockets reads its request as usual, which gets 503 with
-// Retry-After and a body naming the limit, and the connection closes (a
-// WebSocket upgrade is refused before any 101). A refused connection is
-// not a link (no OnLinkOpen) and does not count against the limits. At
-// most maxRefusing refused connections are held at once per listener,
-// each for at most refuseWait to send its request: beyond that, under a
-// flood, a connection refused is closed at accept without a byte read or
-// written.
-const (
-	maxRefusing = 64
-	refuseWait  = 2 * time.Second
-)
-
-// retryAfter is the Retry-After (seconds) of a refusal: a second refills
-// the accept-rate bucket; links take longer to go.
-func (k admissionLimit) retryAfter() int {
-	if k == overAcceptRate {
-		return 1
-	}
-	return 10
-}
-
-// why says in the 503 which limit refused the connection from addr.
-func (k admissionLimit) why(cfg *Listener, addr netip.Addr) string {
-	switch k {
-	case overMaxLinks:
-		return fmt.Sprintf("%s: the listener holds its limit of %d links", LimitMaxLinks, cfg.MaxLinks)
-	case overPerIP:
-		return fmt.Sprintf("%s: %s holds the limit of %d links per address", LimitMaxLinksPerIP, keyString(addr), cfg.MaxLinksPerIP)
-	case overAcceptRate:
-		return fmt.Sprintf("%s: more than %d new connections a second", LimitAcceptRate, cfg.AcceptRate)
-	}
-	return ""
-}
-
-// refusalLog rate-limits the warning a limit logs when it refuses
-// connections on a listener: the first refusal is logged at once, later
-// ones at most once per refusalLogEvery, with the count of those refused
-// in between, so that a flood cannot flood the log.
-type refusalLog struct {
-	last  time.Time // when a warning was last logged
-	quiet int       // refusals since, not logged
-}
-
-const refusalLogEvery = 10 * time.Second
-
-// warnRefused logs a refusal by limit on lis, rate-limited (refusalLog).
-// args name what was refused (the address, the answer).
-func (c *Context) warnRefused(lis *listener, limit string, now time.Time, args ...any) {
-	c.warnEvery(lis, limit, "lws: connection refused", now, append([]any{"limit", limit}, args...)...)
-}
-
-// warnEvery logs msg with args for lis, rate-limited per key (refusalLog).
-func (c *Context) warnEvery(lis *listener, key, msg string, now time.Time, args ...any) {
-	a := &lis.adm
-	if a.warned == nil {
-		a.warned = map[string]*refusalLog{}
-	}
-	w := a.warned[key]
-	if w == nil {
-		w = &refusalLog{}
-		a.warned[key] = w
-	}
-	if !w.last.IsZero() && now.Sub(w.last) < refusalLogEvery {
-		w.quiet++
-		return
-	}
-	args = append([]any{"listener", lis.cfg.Name}, args...)
-	if w.quiet > 0 {
-		args = append(args, "since_last_warning", w.quiet)
-	}
-	c.log.Warn(msg, args...)
-	w.last, w.quiet = now, 0
-}
-
-// pendingAccept carries a connection admitted (or refused, to be
-// answered 503) at FILTER_NETWORK_CONNECTION to its WSI_CREATE, which
-// libwebsockets calls next for it.
-type pendingAccept struct {
-	lis     *listener
-	key     netip.Addr
-	valid   bool // key is counted against MaxLinksPerIP
-	refuse  admissionLimit
-	trusted bool // the peer is a trusted proxy (Listener.TrustedProxies)
-	// addr is the address a PROXY protocol header gave the connection
-	// (ProxyProtocol); invalid: its TCP peer's.
-	addr netip.AddrPort
-}
-
-// addrOf is the IP address the C layer passes as 4 or 16 bytes (an
-// IPv4-mapped address as IPv4).
-func addrOf(b []byte) (netip.Addr, bool) {
-	switch len(b) {
-	case 4:
-		return netip.AddrFrom4([4]byte(b)), true
-	case 16:
-		return netip.AddrFrom16([16]byte(b)).Unmap(), true
-	}
-	return netip.Addr{}, false
-}
-
-// ipKey is what MaxLinksPerIP counts by: an IPv4 address, or the /64 of an
-// IPv6 one (an IPv4-mapped address counts as IPv4).
-func ipKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is4() {
-		return a
-	}
-	p, _ := a.Prefix(64)
-	return p.Addr()
-}
-
-// keyString names an ipKey: the address, or the IPv6 /64.
-func keyString(key netip.Addr) string {
-	if key.Is6() {
-		return key.String() + "/64"
-	}
-	return key.String()
-}
-
-// admission decides whether lis takes a new connection from addr
-// (perIP: check MaxLinksPerIP for it) now, and takes an accept-rate token
-// when it does. It reports the limit that refuses it, and what it
-// refuses to OnLimit.
-func (c *Context) admission(lis *listener, addr netip.Addr, perIP bool, now time.Time) admissionLimit {
-	cfg, a := &lis.cfg, &lis.adm
-	k := admitted
-	switch {
-	case cfg.MaxLinks > 0 && a.live >= cfg.MaxLinks:
-		k = overMaxLinks
-	case perIP && cfg.MaxLinksPerIP > 0 && a.perIP[ipKey(addr)] >= cfg.MaxLinksPerIP:
-		k = overPerIP
-	}
-	if rate := float64(cfg.AcceptRate); k == admitted && rate > 0 {
-		if a.last.IsZero() {
-			a.tokens = rate
-		} else if dt := now.Sub(a.last).Seconds(); dt > 0 {
-			a.tokens = min(rate, a.tokens+dt*rate)
-		}
-		a.last = now
-		if a.tokens < 1 {
-			k = overAcceptRate
-		} else {
-			a.tokens--
-		}
-	}
-	if k != admitted {
-		c.limitHitOn(lis, 0, k.name())
-	}
-	return k
-}
-
-// admit decides at FILTER_NETWORK_CONNECTION whether lis takes a new
-// connection from the peer whose address the C layer passed as ip. It
-// returns the callback's result: -1 makes libwebsockets close the socket.
-// A connection an admission limit refuses is taken, to be answered 503,
-// unless maxRefusing are already held.
+// SetListenerLimits replaces the limits of the listener named name with
+// lim, on the service goroutine, for the links it accepts from then on and
+// for those it holds:
 //
-// A trusted proxy's connections are not counted against MaxLinksPerIP:
-// their upgrade requests are, by the client they name (admitForwarded).
-func (c *Context) admit(lis *listener, ip []byte, now time.Time) int {
-	addr, ok := addrOf(ip)
-	trusted := ok && lis.trusted(addr)
-	perIP := ok && !trusted
-	k := c.admission(lis, addr, perIP, now)
-	if k == admitted {
-		c.accepting = pendingAccept{lis: lis, key: ipKey(addr), valid: perIP, trusted: trusted}
-		return 0
-	}
-	if lis.adm.refusing >= maxRefusing {
-		c.warnRefused(lis, k.name(), now, "remote", addr, "answer", "closed at accept")
-		return -1
-	}
-	c.warnRefused(lis, k.name(), now, "remote", addr, "answer", "503")
-	c.accepting = pendingAccept{lis: lis, refuse: k}
-	return 0
-}
-
-// countLink starts accounting for an accepted connection at its
-// WSI_CREATE, and bounds the wait for its first request's headers.
-func (c *Context) countLink(r *rec) {
-	p := c.accepting
-	c.accepting = pendingAccept{}
-	if p.lis == nil || p.lis != r.lis || r.counted || r.held {
-		return
-	}
-	if p.addr.IsValid() || p.trusted {
-		r.peer = &peerInfo{addr: p.addr, trusted: p.trusted}
-	}
-	if p.refuse != admitted {
-		r.refuse, r.held = p.refuse, true
-		p.lis.adm.refusing++
-		c.setTimer(r, timerHeader, min(refuseWait, r.lis.cfg.HeaderTimeout))
-		return
-	}
-	r.counted = true
-	p.lis.adm.live++
-	if p.valid {
-		c.countIP(r, p.key)
-	}
-	c.setTimer(r, timerHeader, r.lis.cfg.HeaderTimeout)
-}
-
-// admitForwarded counts a WebSocket upgrade that came through a trusted
-// proxy against MaxLinksPerIP by the client its request names (req.Remote),
-// at HTTP_CONFIRM_UPGRADE. It reports the limit that refuses it: a proxy's
-// connection was not counted by address at accept. A request that names
-// no client (the proxy's own) is not counted.
-func (c *Context) admitForwarded(r *rec, req *Request) admissionLimit {
-	if r.peer == nil || !r.peer.trusted || r.ipKey.IsValid() {
-		return admitted
-	}
-	client := addrPortOf(req.Remote).Addr()
-	if !client.IsValid() || client == r.connAddr().Addr() {
-		return admitted
-	}
-	key := ipKey(client)
-	if max := r.lis.cfg.MaxLinksPerIP; max > 0 && r.lis.adm.perIP[key] >= max {
-		c.limitHit(r, LimitMaxLinksPerIP)
-		c.warnRefused(r.lis, LimitMaxLinksPerIP, time.Now(), "remote", client, "via", r.connAddr().Addr(), "answer", "503")
-		return overPerIP
-	}
-	c.countIP(r, key)
-	return admitted
-}
-
-// countIP counts r's link against MaxLinksPerIP by key.
-func (c *Context) countIP(r *rec, key netip.Addr) {
-	a := &r.lis.adm
-	r.ipKey = key
-	if a.perIP == nil {
-		a.perIP = map[netip.Addr]int{}
-	}
-	a.perIP[key]++
-}
-
-// uncountLink ends the accounting of countLink (WSI_DESTROY).
-func (c *Context) uncountLink(r *rec) {
-	if !r.counted && !r.held {
-		return
-	}
-	a := &r.lis.adm
-	if r.held {
-		r.held = false
-		a.refusing--
-	}
-	if !r.counted {
-		return
-	}
-	r.counted = false
-	a.live--
-	if r.ipKey.IsValid() {
-		if a.perIP[r.ipKey]--; a.perIP[r.ipKey] <= 0 {
-			delete(a.perIP, r.ipKey)
+//   - MaxMessageSize applies to the next RECEIVE of every open WebSocket
+//     link, so to a message already arriving too (its compressed bytes
+//     too: LimitMaxCompressed);
+//   - MaxSendQueue to the next Send of every open link: bytes already
+//     queued stay queued;
+//   - MaxBodySize to the next chunk of a body arriving and to the next
+//     request;
+//   - MaxLinks, MaxLinksPerIP and AcceptRate to the next connection: the
+//     connections held over a lowered limit stay.
+//
+// What libwebsockets enforces itself cannot change on a running Context:
+// MaxHeaderBytes (its header buffer, one size for the whole context),
+// HeaderTimeout after the first request, the ping times, and anything
+// that makes a listener's vhost (Addr, TLS, Subprotocols, Compression).
+//
+// It returns an error naming the field at fault (lim is then not applied),
+// naming an unknown listener, or ErrClosed. It waits for the service
+// goroutine; safe from any goroutine, but not from a handler (like Do).
+func (c *Context) SetListenerLimits(name string, lim ListenerLimits) error {
+	var lis *listener
+	for _, l := range c.listeners {
+		if l.cfg.Name == name {
+			lis = l
 		}
-		r.ipKey = netip.Addr{}
 	}
+	if lis == nil {
+		return fmt.Errorf("lws: SetListenerLimits: no listener %q", name)
+	}
+	if lim.MaxSendQueue < 0 {
+		return fmt.Errorf("lws: SetListenerLimits(%q): MaxSendQueue %d: must not be negative", name, lim.MaxSendQueue)
+	}
+	if lim.MaxBodySize < 0 {
+		return fmt.Errorf("lws: SetListenerLimits(%q): MaxBodySize %d: must not be negative", name, lim.MaxBodySize)
+	}
+	// The defaults are New's: lim's fields in a Listener, defaulted.
+	l := (&Config{Listeners: []Listener{{
+		MaxMessageSize: lim.MaxMessageSize,
+		MaxSendQueue:   lim.MaxSendQueue,
+		MaxBodySize:    lim.MaxBodySize,
+		MaxLinks:       lim.MaxLinks,
+		MaxLinksPerIP:  lim.MaxLinksPerIP,
+		AcceptRate:     lim.AcceptRate,
+	}}}).withDefaults().Listeners[0]
+	return c.Do(func() { c.setLimits(lis, &l) })
 }
 
-// answerRefused answers the request of a connection an admission limit
-// refused with 503, Retry-After and the limit's name, from its
-// HTTP_CONFIRM_UPGRADE (upgrade) or HTTP callback, and returns what that
-// callback returns: libwebsockets closes the connection once the answer
-// is out.
-func (c *Context) answerRefused(r *rec, upgrade bool) int {
-	return c.refuseAdmission(r, r.refuse, r.connAddr().Addr(), upgrade)
-}
-
-// refuseAdmission is answerRefused for limit k and the client addr.
-func (c *Context) refuseAdmission(r *rec, k admissionLimit, addr netip.Addr, upgrade bool) int {
-	c.setTimer(r, timerNone, 0)
-	msg := "503 Service Unavailable: " + k.why(&r.lis.cfg, ipKey(addr))
-	hdrs := []byte("retry-after\x00" + strconv.Itoa(k.retryAfter()) + "\x00")
-	if upgrade {
-		return c.refuseUpgrade(r, http.StatusServiceUnavailable, msg, hdrs)
-	}
-	r.wsi.RefuseHTTP(http.StatusServiceUnavailable, hdrs, []byte(msg+"\n"))
-	return -1
-}
-
-// timerKind says what a connection's TIMER callback is for.
-type timerKind uint8
-
-const (
-	timerNone   timerKind = iota
-	timerHeader           // the first request's headers must be in
-	timerBody             // the request body must be in
-	timerKill             // a refusal could not be written in time
-)
-
-// setTimer (re)arms r's TIMER callback for k after d; timerNone cancels.
-func (c *Context) setTimer(r *rec, k timerKind, d time.Duration) {
-	if r.wsi == 0 || (k == timerNone && r.timer == timerNone) {
-		return
-	}
-	r.timer = k
-	if k == timerNone {
-		r.wsi.SetTimer(-1)
-		return
-	}
-	r.wsi.SetTimer(d)
-}
-
-// onTimer is LWS_CALLBACK_TIMER on an accepted connection.
-func (c *Context) onTimer(r *rec) int {
-	k := r.timer
-	r.timer = timerNone
-	switch k {
-	case timerHeader:
-		if r.refuse == admitted {
-			c.limitHit(r, LimitHeaderTimeout)
+// setLimits gives lis the limits of l (service goroutine).
+func (c *Context) setLimits(lis *listener, l *Listener) {
+	cfg := &lis.cfg
+	cfg.MaxMessageSize, cfg.MaxSendQueue, cfg.MaxBodySize = l.MaxMessageSize, l.MaxSendQueue, l.MaxBodySize
+	cfg.MaxLinks, cfg.MaxLinksPerIP, cfg.AcceptRate = l.MaxLinks, l.MaxLinksPerIP, l.AcceptRate
+	o := *lis.opts
+	o.maxMessage, o.maxQueue = l.MaxMessageSize, l.MaxSendQueue
+	lis.opts = &o
+	for _, r := range c.recs {
+		conn := r.conn()
+		if r.lis != lis || conn == nil {
+			continue
 		}
-		return -1
-	case timerBody:
-		if r.http == nil || r.http.txn == nil || r.http.txn.served {
-			return 0
+		conn.o.Store(&o)
+		if conn.deflate {
+			limit := int64(0) // none
+			if o.maxMessage >= 0 {
+				limit = maxCompressed(o.maxMessage)
+			}
+			r.wsi.SetCompressedLimit(limit)
 		}
-		w := r.http.txn
-		c.limitHit(r, LimitBodyTimeout)
-		w.respondErrorText(http.StatusRequestTimeout, "the request body took too long", true)
-		// A client that does not read either gets no answer: give
-		// the 408 a network timeout to go out.
-		c.setTimer(r, timerKill, c.cfg.NetworkTimeout)
-		return 0
-	case timerKill:
-		return -1
 	}
-	return 0
 }

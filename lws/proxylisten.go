@@ -132,7 +132,7 @@ func (p *proxyListener) readHeader(nc *net.TCPConn) {
 		closeQuietly(nc)
 		p.c.post(func() {
 			p.c.limitHitOn(p.l, 0, limit)
-			p.c.warnEvery(p.l, limit, "lws: connection closed: no valid PROXY protocol header", time.Now(), "limit", limit, "remote", peer.Addr(), "why", err.Error())
+			p.c.warnEvery(p.l, string(limit), "lws: connection closed: no valid PROXY protocol header", time.Now(), "limit", string(limit), "remote", peer.Addr(), "why", err.Error())
 		})
 	case closed:
 		syscall.Close(fd)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -268,12 +269,12 @@ func TestProxyProtocolTLS(t *testing.T) {
 // the listener carries on.
 func TestProxyProtocolHostile(t *testing.T) {
 	lim := newLimitLog()
-	var log lockedBuffer
+	var log testutil.Buffer
 	_, addr := proxyServer(t, Listener{Name: "lb", HeaderTimeout: time.Second}, lim.hook, logTo(t, &log))
 	for _, tc := range []struct {
 		name  string
 		in    []byte
-		limit string
+		limit Limit
 	}{
 		{"plain HTTP", []byte("GET / HTTP/1.1\r\nHost: test\r\n\r\n"), LimitBadProxyHeader},
 		{"wrong v1 signature", []byte("PROXZ TCP4 203.0.113.7 192.0.2.1 51234 443\r\n"), LimitBadProxyHeader},
@@ -311,7 +312,7 @@ func TestProxyProtocolHostile(t *testing.T) {
 // with a warning; from a trusted peer it is believed, and counted against
 // MaxLinksPerIP by its source.
 func TestProxyProtocolTrusted(t *testing.T) {
-	var log lockedBuffer
+	var log testutil.Buffer
 	_, addr := proxyServer(t, Listener{Name: "lb", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}, logTo(t, &log))
 	assert.True(t, strings.HasPrefix(proxyGet(t, addr, proxyV2(1, 0x11, proxyV2Addrs(ppSrc4, ppDst4)), 0), "127.0.0.1:"))
 	assert.Contains(t, log.String(), `msg="lws: PROXY protocol header from a peer not in TrustedProxies ignored" listener=lb remote=127.0.0.1 named=203.0.113.7`)

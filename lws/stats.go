@@ -27,15 +27,6 @@ func (rc *reasonCounts) addN(r callbacks.Reason, n uint32) {
 	rc[i].Add(uint64(n))
 }
 
-// dispatcher is what the cgo layer calls back: Context.Dispatch, and the
-// counts of the callbacks the C layer answered without crossing. Both are
-// called on the service goroutine only.
-type dispatcher struct{ c *Context }
-
-func (d dispatcher) Dispatch(ev *callbacks.Event) int { return d.c.Dispatch(ev) }
-
-func (d dispatcher) Skipped(r callbacks.Reason, n uint32) { d.c.reasons.addN(r, n) }
-
 // ReasonCount is how many callbacks of one reason a Context has had.
 type ReasonCount struct {
 	Reason int    // libwebsockets' number, e.g. 6

@@ -5,16 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
-	"io"
-	"log"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,200 +29,6 @@ var tlsEchoSizes = []int{0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20}
 const tlsMaxMessage = 16 << 20
 
 func sizedMsg(n int) []byte { return bytes.Repeat([]byte("abcdefghij"), n/10+1)[:n] }
-
-// startTLSServer runs a Context with one TLS listener serving the PKI's
-// server chain.
-func startTLSServer(t testing.TB, p *testPKI, l Listener) (*Context, string) {
-	t.Helper()
-	l.TLS = &TLSFiles{CertFile: p.ServerChain, KeyFile: p.ServerKey}
-	return startServer(t, l)
-}
-
-// tlsClientContext runs a Context without listeners, for Dial.
-func tlsClientContext(t testing.TB) *Context {
-	t.Helper()
-	c, err := New(&Config{Logger: testLogger(t)})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, c.Close()) })
-	return c
-}
-
-// dialWSS opens a gorilla client link to wss://addr/ trusting p's CA.
-func dialWSS(t testing.TB, p *testPKI, addr string) *websocket.Conn {
-	t.Helper()
-	d := websocket.Dialer{
-		HandshakeTimeout: 5 * time.Second,
-		TLSClientConfig:  &tls.Config{RootCAs: p.Pool()},
-	}
-	ws, resp, err := d.Dial("wss://"+addr+"/", nil)
-	require.NoError(t, err)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	t.Cleanup(func() { ws.Close() })
-	_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
-	return ws
-}
-
-// wsMsg is one message a client Handler received.
-type wsMsg struct {
-	typ  MessageType
-	data []byte
-}
-
-// clientSink is a Dial Handler that reports everything on channels.
-type clientSink struct {
-	opens  chan *Conn
-	msgs   chan wsMsg
-	pongs  chan []byte
-	closes chan CloseError
-}
-
-func newClientSink() *clientSink {
-	return &clientSink{
-		opens:  make(chan *Conn, 16),
-		msgs:   make(chan wsMsg, 256),
-		pongs:  make(chan []byte, 1024),
-		closes: make(chan CloseError, 16),
-	}
-}
-
-func (s *clientSink) handler() Handler {
-	return HandlerFuncs{
-		Open: func(c *Conn) { s.opens <- c },
-		Message: func(c *Conn, typ MessageType, data []byte) {
-			s.msgs <- wsMsg{typ, append([]byte(nil), data...)}
-		},
-		Pong:  func(c *Conn, data []byte) { s.pongs <- append([]byte(nil), data...) },
-		Close: func(c *Conn, ce CloseError) { s.closes <- ce },
-	}
-}
-
-// lwsEchoSizes sends every size and type on an lws link whose peer echoes,
-// and checks what comes back.
-func lwsEchoSizes(t *testing.T, c *Conn, s *clientSink) {
-	t.Helper()
-	for _, n := range tlsEchoSizes {
-		for _, typ := range []MessageType{BinaryMessage, TextMessage} {
-			msg := sizedMsg(n)
-			require.NoError(t, c.Send(typ, msg), "size %d", n)
-			got := waitFor(t, s.msgs, fmt.Sprintf("echo of %d bytes", n))
-			assert.Equal(t, typ, got.typ, "size %d", n)
-			assert.True(t, bytes.Equal(msg, got.data), "size %d: echo differs (got %d bytes)", n, len(got.data))
-		}
-	}
-}
-
-// closeClient closes an lws link and waits for its OnClose.
-func closeClient(t *testing.T, c *Conn, s *clientSink) CloseError {
-	t.Helper()
-	require.NoError(t, c.Close(StatusNormalClosure, "bye"))
-	return waitFor(t, s.closes, "client OnClose")
-}
-
-// tlsWaitHandles polls (bounded) until cgo.LiveHandles is back to want or
-// below: a leak is more handles; fewer means a link of an earlier test
-// finished meanwhile.
-func tlsWaitHandles(t testing.TB, want int64, what string) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		n := cgo.LiveHandles()
-		if n <= want {
-			return
-		}
-		if time.Now().After(deadline) {
-			require.FailNow(t, "cgo handles leaked", "%s: %d live handles, want %d", what, n, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// goWSServer is a Go WebSocket server (gorilla behind httptest) whose
-// every link runs handle. Its links are closed when the test ends.
-type goWSServer struct {
-	URL  string // ws:// or wss:// with the server's address, no path
-	Addr string
-	srv  *httptest.Server
-	stop chan struct{} // closed at cleanup: handlers must return
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	ws   []*websocket.Conn
-}
-
-// startGoWSServer starts the server, with TLS when cfg is not nil.
-func startGoWSServer(t testing.TB, cfg *tls.Config, handle func(s *goWSServer, ws *websocket.Conn, r *http.Request)) *goWSServer {
-	t.Helper()
-	s := &goWSServer{stop: make(chan struct{})}
-	up := websocket.Upgrader{ReadBufferSize: 64 << 10, WriteBufferSize: 64 << 10}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		select {
-		case <-s.stop:
-			s.mu.Unlock()
-			ws.Close()
-			return
-		default:
-		}
-		s.wg.Add(1)
-		s.ws = append(s.ws, ws)
-		s.mu.Unlock()
-		defer s.wg.Done()
-		defer ws.Close()
-		handle(s, ws, r)
-	}))
-	// Failed handshakes are the point of some tests: keep them quiet.
-	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
-	scheme := "ws://"
-	if cfg != nil {
-		s.srv.TLS = cfg
-		s.srv.StartTLS()
-		scheme = "wss://"
-	} else {
-		s.srv.Start()
-	}
-	s.Addr = s.srv.Listener.Addr().String()
-	s.URL = scheme + s.Addr
-	t.Cleanup(func() {
-		s.mu.Lock()
-		close(s.stop)
-		for _, ws := range s.ws {
-			ws.Close()
-		}
-		s.mu.Unlock()
-		s.srv.Close()
-		done := make(chan struct{})
-		go func() { s.wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(hangTimeout):
-			t.Error("Go WebSocket server handlers did not return")
-		}
-	})
-	return s
-}
-
-// goEcho is a goWSServer handler that echoes every message.
-func goEcho(s *goWSServer, ws *websocket.Conn, r *http.Request) {
-	for {
-		typ, msg, err := ws.ReadMessage()
-		if err != nil {
-			return
-		}
-		if err := ws.WriteMessage(typ, msg); err != nil {
-			return
-		}
-	}
-}
-
-// goTLSConfig is a Go server config serving certFile and keyFile.
-func goTLSConfig(t testing.TB, p *testPKI, certFile, keyFile string) *tls.Config {
-	return &tls.Config{Certificates: []tls.Certificate{p.KeyPair(t, certFile, keyFile)}}
-}
 
 // --- lws TLS listener, Go clients ---------------------------------------
 
@@ -428,7 +229,7 @@ func TestTLSDialCertErrors(t *testing.T) {
 			assert.Equal(t, tc.code, te.Code, "X509_V_ERR code (%s)", te.Reason)
 			assert.NotEmpty(t, te.Reason)
 			assert.Empty(t, sink.opens, "OnOpen of a failed dial")
-			tlsWaitHandles(t, before, "after the failed dial")
+			waitHandles(t, before, "after the failed dial")
 
 			// The same dial with InsecureSkipVerify opens and works.
 			conn, err = c.Dial(context.Background(), url, &DialOptions{
@@ -439,7 +240,7 @@ func TestTLSDialCertErrors(t *testing.T) {
 			got := waitFor(t, sink.msgs, "echo")
 			assert.Equal(t, "insecure "+tc.name, string(got.data))
 			closeClient(t, conn, sink)
-			tlsWaitHandles(t, before, "after the insecure link closed")
+			waitHandles(t, before, "after the insecure link closed")
 		})
 	}
 }
@@ -489,7 +290,7 @@ func TestTLSDialClientCert(t *testing.T) {
 		assert.Equal(t, DialHandshake, de.Kind, "kind %s", de.Kind)
 		var te *TLSError
 		assert.False(t, errors.As(err, &te), "the server's certificate was fine")
-		tlsWaitHandles(t, before, "after the refused dial")
+		waitHandles(t, before, "after the refused dial")
 	})
 	assert.Empty(t, peers)
 }
@@ -521,7 +322,7 @@ func TestTLSDialClientCertTLS12(t *testing.T) {
 			assert.Equal(t, DialTLS, de.Kind)
 			var te *TLSError
 			assert.False(t, errors.As(err, &te), "the server's certificate was fine")
-			tlsWaitHandles(t, before, "after the refused dial")
+			waitHandles(t, before, "after the refused dial")
 		})
 	}
 	sink := newClientSink()
@@ -566,7 +367,7 @@ func TestTLSListenerBadConfig(t *testing.T) {
 				assert.Contains(t, err.Error(), w)
 			}
 			assert.Contains(t, err.Error(), "secure-ln", "the listener is named")
-			tlsWaitHandles(t, before, "after the failed New")
+			waitHandles(t, before, "after the failed New")
 		})
 	}
 
@@ -733,7 +534,7 @@ func TestTLSListenerClientCert(t *testing.T) {
 	require.Error(t, err, "a client without a certificate got through")
 
 	// gorilla with one: echo.
-	d.TLSClientConfig.Certificates = []tls.Certificate{p.KeyPair(t, p.ClientCert, p.ClientKey)}
+	d.TLSClientConfig.Certificates = []tls.Certificate{keyPair(t, p.ClientCert, p.ClientKey)}
 	ws, resp, err = d.Dial("wss://"+addr+"/", nil)
 	require.NoError(t, err)
 	resp.Body.Close()
@@ -745,7 +546,7 @@ func TestTLSListenerClientCert(t *testing.T) {
 	base := cgo.LiveHandles()
 	_, err = c.Dial(context.Background(), "wss://"+addr+"/", &DialOptions{TLS: &ClientTLS{CAFile: p.CA}, HandshakeTimeout: 5 * time.Second})
 	require.Error(t, err)
-	tlsWaitHandles(t, base, "after the refused dial")
+	waitHandles(t, base, "after the refused dial")
 	s := newClientSink()
 	conn, err := c.Dial(context.Background(), "wss://"+addr+"/", &DialOptions{Handler: s.handler(), TLS: &ClientTLS{CAFile: p.CA, CertFile: p.ClientCert, KeyFile: p.ClientKey}})
 	require.NoError(t, err)

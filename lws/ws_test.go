@@ -2,10 +2,7 @@ package lws
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,9 +15,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// hangTimeout turns a hang into a failure; it is never a performance bound.
-const hangTimeout = 20 * time.Second
 
 func TestEchoSizes(t *testing.T) {
 	_, addr := startServer(t, Listener{Handler: EchoHandler{}, MaxMessageSize: 16<<20 + 1})
@@ -38,220 +32,6 @@ func TestEchoSizes(t *testing.T) {
 }
 
 // --- helpers -----------------------------------------------------------
-
-// waitFor receives from ch, failing the test if nothing arrives in time.
-func waitFor[T any](t testing.TB, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(hangTimeout):
-		require.FailNow(t, "timed out waiting for "+what)
-		panic("unreachable")
-	}
-}
-
-// closeEvent is one Handler.OnClose call.
-type closeEvent struct {
-	c  *Conn
-	ce CloseError
-}
-
-// recorder is a Handler that echoes (unless message is set) and reports
-// opens and closes on buffered channels, so that it never blocks.
-type recorder struct {
-	message func(c *Conn, typ MessageType, data []byte)
-	opens   chan *Conn
-	closes  chan closeEvent
-	mu      sync.Mutex
-	nclose  map[uint64]int
-}
-
-func newRecorder() *recorder {
-	return &recorder{opens: make(chan *Conn, 4096), closes: make(chan closeEvent, 4096), nclose: map[uint64]int{}}
-}
-
-func (r *recorder) OnOpen(c *Conn) { r.opens <- c }
-
-func (r *recorder) OnMessage(c *Conn, typ MessageType, data []byte) {
-	if r.message != nil {
-		r.message(c, typ, data)
-		return
-	}
-	_ = c.Send(typ, data)
-}
-
-func (r *recorder) OnClose(c *Conn, ce CloseError) {
-	r.mu.Lock()
-	r.nclose[c.ID()]++
-	r.mu.Unlock()
-	r.closes <- closeEvent{c, ce}
-}
-
-func (r *recorder) closeCount(id uint64) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.nclose[id]
-}
-
-// dialWith dials ws://addr+path with d, without failing on a refused
-// handshake, and closes the client when the test ends.
-func dialWith(t testing.TB, d *websocket.Dialer, addr, path string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
-	t.Helper()
-	if d.HandshakeTimeout == 0 {
-		d.HandshakeTimeout = 5 * time.Second
-	}
-	ws, resp, err := d.Dial("ws://"+addr+path, hdr)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
-		return nil, resp, err
-	}
-	t.Cleanup(func() { ws.Close() })
-	_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
-	return ws, resp, nil
-}
-
-// readClose reads until the link fails and returns the close frame the
-// client received (nil when it ended without one).
-func readClose(t testing.TB, ws *websocket.Conn) *websocket.CloseError {
-	t.Helper()
-	_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
-	for i := 0; ; i++ {
-		_, _, err := ws.ReadMessage()
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) {
-			return ce
-		}
-		require.FailNow(t, "link ended without a close frame", "%v", err)
-	}
-}
-
-// echo sends msg and expects it back.
-func echo(t testing.TB, ws *websocket.Conn, msg string) {
-	t.Helper()
-	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte(msg)))
-	typ, got, err := ws.ReadMessage()
-	require.NoError(t, err)
-	assert.Equal(t, websocket.TextMessage, typ)
-	assert.Equal(t, msg, string(got))
-}
-
-// wireFrame is one WebSocket frame header seen on the wire.
-type wireFrame struct {
-	op  byte
-	fin bool
-	n   int
-}
-
-// frameTap wraps a client's net.Conn and parses the frames it writes after
-// the HTTP handshake, so that a test can see how a message was fragmented.
-type frameTap struct {
-	net.Conn
-	mu     sync.Mutex
-	hsDone bool
-	buf    []byte
-	skip   int
-	frames []wireFrame
-}
-
-func (f *frameTap) Write(p []byte) (int, error) {
-	f.mu.Lock()
-	f.parse(p)
-	f.mu.Unlock()
-	return f.Conn.Write(p)
-}
-
-func (f *frameTap) parse(p []byte) {
-	f.buf = append(f.buf, p...)
-	if !f.hsDone {
-		i := bytes.Index(f.buf, []byte("\r\n\r\n"))
-		if i < 0 {
-			return
-		}
-		f.hsDone = true
-		f.buf = f.buf[i+4:]
-	}
-	for {
-		if f.skip > 0 {
-			n := min(f.skip, len(f.buf))
-			f.buf, f.skip = f.buf[n:], f.skip-n
-			if f.skip > 0 {
-				return
-			}
-		}
-		if len(f.buf) < 2 {
-			return
-		}
-		b := f.buf
-		hl, n := 2, int(b[1]&0x7f)
-		switch n {
-		case 126:
-			if len(b) < 4 {
-				return
-			}
-			hl, n = 4, int(b[2])<<8|int(b[3])
-		case 127:
-			if len(b) < 10 {
-				return
-			}
-			hl, n = 10, 0
-			for _, c := range b[2:10] {
-				n = n<<8 | int(c)
-			}
-		}
-		if b[1]&0x80 != 0 {
-			hl += 4 // mask key
-		}
-		if len(b) < hl {
-			return
-		}
-		f.frames = append(f.frames, wireFrame{op: b[0] & 0x0f, fin: b[0]&0x80 != 0, n: n})
-		f.buf, f.skip = b[hl:], n
-	}
-}
-
-func (f *frameTap) seen() []wireFrame {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]wireFrame(nil), f.frames...)
-}
-
-// tappedDialer returns a dialer with a small write buffer (so NextWriter
-// fragments messages) whose connection is tapped.
-func tappedDialer(tap **frameTap) *websocket.Dialer {
-	return &websocket.Dialer{
-		HandshakeTimeout: 5 * time.Second,
-		WriteBufferSize:  256,
-		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			*tap = &frameTap{Conn: c}
-			return *tap, nil
-		},
-	}
-}
-
-// writeFragmented writes msg as one message through NextWriter in writes
-// of chunk bytes.
-func writeFragmented(ws *websocket.Conn, typ int, msg []byte, chunk int) error {
-	w, err := ws.NextWriter(typ)
-	if err != nil {
-		return err
-	}
-	for off := 0; off < len(msg); off += chunk {
-		if _, err := w.Write(msg[off:min(off+chunk, len(msg))]); err != nil {
-			return err
-		}
-	}
-	return w.Close()
-}
 
 // --- messages ----------------------------------------------------------
 
@@ -942,5 +722,7 @@ func TestBatchedWrites(t *testing.T) {
 		require.Equal(t, int(wantTyp), typ, "message %d type", i)
 		require.Equal(t, want, got, "message %d (%d bytes)", i, len(want))
 	}
-	assert.Positive(t, ctx.batches.Load(), "no batched write was made")
+	var batches uint64
+	require.NoError(t, ctx.Do(func() { batches = ctx.tx.batches }))
+	assert.Positive(t, batches, "no batched write was made")
 }

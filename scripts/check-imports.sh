@@ -3,7 +3,10 @@
 # cgo only callbacks, lws only cgo and callbacks, lws/gateway/cluster
 # (the cluster engine, NATS) nothing, lws/gateway only lws and
 # lws/gateway/cluster, cmd/* only lws, lws/gateway and the commands' own
-# helpers under cmd/internal (which import only lws).
+# helpers under cmd/internal (which import only lws). internal/testutil,
+# what tests share across packages, imports nothing from the module; the
+# commands that drive tests may import it, lwsgate not. (Tests' own
+# imports are not checked.)
 set -euo pipefail
 mod=$(go list -m)
 fail=0
@@ -19,6 +22,7 @@ check() { # package, allowed module imports (space separated)
 		esac
 	done
 }
+check "$mod/internal/testutil"
 check "$mod/callbacks"
 check "$mod/cgo" callbacks
 check "$mod/lws" cgo callbacks
@@ -28,7 +32,8 @@ internal=$(go list "$mod/cmd/internal/..." 2>/dev/null | sed "s|^$mod/||")
 for p in $(go list "$mod/cmd/..."); do
 	case $p in
 	"$mod"/cmd/internal/*) check "$p" lws ;;
-	*) check "$p" lws lws/gateway $internal ;;
+	"$mod"/cmd/lwsgate) check "$p" lws lws/gateway $internal ;;
+	*) check "$p" lws lws/gateway $internal internal/testutil ;;
 	esac
 done
 exit $fail

@@ -15,7 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // chromiumClient is Debian's chromium, headless, driven with chromedp:
@@ -26,7 +26,7 @@ import (
 // wss: the browser trusts the test's certificate by its public key
 // (--ignore-certificate-errors-spki-list), not by a CA store: Chromium on
 // Linux reads CAs from an NSS database, which would need certutil.
-func chromiumClient(t *testing.T, dir string, cert *selfsigned.Cert) client {
+func chromiumClient(t *testing.T, dir string, cert *testutil.Cert) client {
 	cl := client{name: "chromium"}
 	path, err := exec.LookPath("chromium")
 	if err != nil {

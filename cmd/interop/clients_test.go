@@ -13,12 +13,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // allClients lists the clients of the matrix; one that cannot run here
 // says why in missing.
-func allClients(t *testing.T, dir string, cert *selfsigned.Cert) []client {
+func allClients(t *testing.T, dir string, cert *testutil.Cert) []client {
 	return []client{
 		chromiumClient(t, dir, cert),
 		nodeClient(),

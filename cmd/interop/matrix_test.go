@@ -30,7 +30,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // step is one thing a client does, as the scripts get it.
@@ -313,7 +313,7 @@ func (r *results) table(cls []client) string {
 
 func TestInterop(t *testing.T) {
 	dir := t.TempDir()
-	cert, err := selfsigned.Write(dir)
+	cert, err := testutil.SelfSigned(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestInterop(t *testing.T) {
 }
 
 // runSession runs s on cl against g and records each step's verdict.
-func runSession(t *testing.T, g *gate, cl client, s session, cert *selfsigned.Cert, res *results) {
+func runSession(t *testing.T, g *gate, cl client, s session, cert *testutil.Cert, res *results) {
 	if (!s.offer && !cl.canNoPMD) || (s.mute && !cl.canMute) {
 		return // Chromium always offers permessage-deflate, and answers pings
 	}

@@ -22,7 +22,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // The listeners the matrix runs against: each is the default config's
@@ -69,7 +69,7 @@ func lwsgateBin(t *testing.T, dir string) string {
 
 // startGate writes the config and starts bin; it fails the test unless
 // every listener is up within 30 s.
-func startGate(t *testing.T, bin, dir string, cert *selfsigned.Cert) *gate {
+func startGate(t *testing.T, bin, dir string, cert *testutil.Cert) *gate {
 	g := &gate{hooks: newHookSink(), log: &logTail{}, done: make(chan struct{})}
 	hookSrv := httptest.NewServer(g.hooks)
 	t.Cleanup(hookSrv.Close)
@@ -115,7 +115,7 @@ func startGate(t *testing.T, bin, dir string, cert *selfsigned.Cert) *gate {
 
 // gateConfig is lwsgate's own default config with the matrix's
 // listeners, the admin API on a port of its own and the disconnect hook.
-func gateConfig(t *testing.T, bin string, cert *selfsigned.Cert, hookURL string) []byte {
+func gateConfig(t *testing.T, bin string, cert *testutil.Cert, hookURL string) []byte {
 	def, err := exec.Command(bin, "defaultconfig").Output()
 	if err != nil {
 		t.Fatalf("lwsgate defaultconfig: %v", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lwsgate/lwsgate/internal/testutil"
 	"github.com/lwsgate/lwsgate/lws/gateway"
 )
 
@@ -260,7 +261,7 @@ func TestAdminTraceFollow(t *testing.T) {
 	r := startAdminRig(t)
 	for _, asJSON := range []bool{false, true} {
 		ws, id := r.client(t)
-		out := &syncBuffer{}
+		out := &testutil.Buffer{}
 		done := make(chan int, 1)
 		args := []string{fmt.Sprint(id), "--follow", "--interval", "20ms"}
 		if asJSON {

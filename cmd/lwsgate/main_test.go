@@ -9,36 +9,19 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startGateway runs lwsgate in-process with args on 127.0.0.1:0 and stops
 // it (checking a clean exit) when the test ends.
-func startGateway(t *testing.T, args ...string) (addr string, logs *syncBuffer) {
+func startGateway(t *testing.T, args ...string) (addr string, logs *testutil.Buffer) {
 	t.Helper()
 	addrs, logs := startGatewayAddrs(t, args...)
 	return addrs[0].String(), logs
@@ -46,9 +29,9 @@ func startGateway(t *testing.T, args ...string) (addr string, logs *syncBuffer) 
 
 // startGatewayAddrs is startGateway returning every listener's address,
 // the admin listener's last.
-func startGatewayAddrs(t *testing.T, args ...string) (addrs []net.Addr, logs *syncBuffer) {
+func startGatewayAddrs(t *testing.T, args ...string) (addrs []net.Addr, logs *testutil.Buffer) {
 	t.Helper()
-	logs = &syncBuffer{}
+	logs = &testutil.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []net.Addr, 1)
 	code := make(chan int, 1)

@@ -13,7 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key
@@ -21,7 +21,7 @@ import (
 // that trusts it and the pair for Go servers.
 func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool, pair tls.Certificate) {
 	t.Helper()
-	c, err := selfsigned.Write(t.TempDir())
+	c, err := testutil.SelfSigned(t.TempDir())
 	require.NoError(t, err)
 	return c.CertFile, c.KeyFile, c.Pool, c.Pair
 }

@@ -14,13 +14,12 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
 
-	"github.com/lwsgate/lwsgate/cmd/internal/selfsigned"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // program is one implementation under test and how to ask it for each
@@ -107,7 +106,7 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 func (e *env) close() { os.RemoveAll(e.dir) }
 
 func (e *env) makeCert() error {
-	c, err := selfsigned.Write(e.dir)
+	c, err := testutil.SelfSigned(e.dir)
 	if err != nil {
 		return err
 	}
@@ -115,30 +114,12 @@ func (e *env) makeCert() error {
 	return nil
 }
 
-// output collects a process's stdout and stderr.
-type output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *output) bytes() []byte {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]byte(nil), o.b.Bytes()...)
-}
-
 var listenRE = regexp.MustCompile(`listening (?:on |addr=)(127\.0\.0\.1:\d+)`)
 
 // startServer runs p as a server and returns its address and a stop
 // function that ends it with SIGTERM and returns everything it wrote.
 func startServer(p *program, o serverOpts) (string, func() ([]byte, error), error) {
-	out := &output{}
+	out := &testutil.Buffer{} // stdout and stderr
 	cmd := exec.Command(p.path, p.server(o)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -150,21 +131,21 @@ func startServer(p *program, o serverOpts) (string, func() ([]byte, error), erro
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case err := <-done:
-			return out.bytes(), err
+			return out.Bytes(), err
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
 			<-done
-			return out.bytes(), errors.New("did not stop within 15s of SIGTERM")
+			return out.Bytes(), errors.New("did not stop within 15s of SIGTERM")
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if m := listenRE.FindSubmatch(out.bytes()); m != nil {
+		if m := listenRE.FindSubmatch(out.Bytes()); m != nil {
 			return string(m[1]), stop, nil
 		}
 		select {
 		case err := <-done:
-			return "", nil, fmt.Errorf("exited before listening (%v):\n%s", err, out.bytes())
+			return "", nil, fmt.Errorf("exited before listening (%v):\n%s", err, out.Bytes())
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -177,7 +158,7 @@ func startServer(p *program, o serverOpts) (string, func() ([]byte, error), erro
 
 // runClient runs p in a client role to completion.
 func runClient(p *program, args []string) ([]byte, error) {
-	out := &output{}
+	out := &testutil.Buffer{} // stdout and stderr
 	cmd := exec.Command(p.path, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -187,11 +168,11 @@ func runClient(p *program, args []string) ([]byte, error) {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
-		return out.bytes(), err
+		return out.Bytes(), err
 	case <-time.After(20 * time.Second):
 		_ = cmd.Process.Kill()
 		<-done
-		return out.bytes(), errors.New("client did not finish within 20s")
+		return out.Bytes(), errors.New("client did not finish within 20s")
 	}
 }
 

@@ -157,16 +157,32 @@ func actInfo(g *Gateway, _ *rule, m *Message) {
 func actReply(g *Gateway, r *rule, m *Message) { _ = g.send(m.Link, lws.TextMessage, r.reply) }
 
 func actPublish(g *Gateway, r *rule, m *Message) {
-	if ch, ok := g.channelOf(r, m); ok {
+	if ch, ok := g.channelOf(r, m); ok && g.allowed(r, m.Link, ActionPublish, ch) {
 		g.Publish(ch, m.Type, m.Data)
 	}
 }
 
 func actSubscribe(g *Gateway, r *rule, m *Message) {
-	if ch, ok := g.channelOf(r, m); ok {
+	if ch, ok := g.channelOf(r, m); ok && g.allowed(r, m.Link, ActionSubscribe, ch) {
 		g.subscribe(m.Link, ch)
 		g.ack(m.Link, "subscribed", ch)
 	}
+}
+
+// allowed reports whether l's token lets it subscribe or publish to ch
+// (auth.channels_claim); when not, the link is told so, naming the
+// channel, and stays open. Whatever a link's message makes a rule do is
+// held to the link's token, a rule's fixed channel included; the admin
+// API and a Router act for the operator and are not.
+func (g *Gateway) allowed(r *rule, l *LinkRecord, act Action, ch string) bool {
+	if l.Identity.AllowsChannel(ch) {
+		return true
+	}
+	g.metrics.channelRefused.WithLabelValues(string(act)).Inc()
+	g.log.Info("channel refused", "link", l.ID, "user", l.User, "action", string(act), "channel", ch)
+	b, _ := json.Marshal(errorMessage{Type: "error", Error: fmt.Sprintf("%s %q: not allowed by your token", act, ch), Rule: r.Name, Channel: ch})
+	_ = g.send(l, lws.TextMessage, b)
+	return false
 }
 
 func actUnsubscribe(g *Gateway, r *rule, m *Message) {

@@ -1,6 +1,9 @@
 package gateway
 
-import "slices"
+import (
+	"maps"
+	"slices"
+)
 
 // Config is the gateway's configuration: a YAML file (see DefaultYAML),
 // then LWSGATE_* environment variables (ApplyEnv), then command-line flags.
@@ -164,16 +167,75 @@ type LimitsConfig struct {
 }
 
 // AuthConfig gates WebSocket upgrades; failures get 401 or 403 before
-// any 101.
+// any 101, with a WWW-Authenticate header saying why (RFC 6750).
+//
+// Which tokens a listener takes: without keys and jwks_url, the gateway's
+// own (HS256 with tokens.secret, from POST /v1/api/createtoken); with
+// them, only tokens signed by those keys (RS256, ES256, EdDSA), never
+// HS256: an identity provider's listener must not take the tokens anyone
+// may ask createtoken for. Each key has one algorithm, and a token naming
+// another is refused (no "alg confusion").
 type AuthConfig struct {
-	// RequireToken: an upgrade needs a valid token from
-	// /v1/api/createtoken, in the query (?token=) or an Authorization:
-	// Bearer header. The token's subject becomes the link's user.
+	// RequireToken: an upgrade needs a valid token, in an Authorization:
+	// Bearer header, a Sec-WebSocket-Protocol entry "bearer.TOKEN" beside
+	// a real subprotocol (for browsers, which cannot set Authorization on
+	// a WebSocket), or the query (?token=). The token's subject becomes
+	// the link's user.
 	RequireToken bool `yaml:"require_token"`
 	// Origins, when not empty, is the allow-list of Origin header values
 	// ("https://app.example.com"; "*" allows any). An upgrade without an
 	// allowed Origin gets 403.
 	Origins []string `yaml:"origins"`
+	// Keys are an identity provider's public keys, each from a PEM file.
+	// Empty: none.
+	Keys []KeyConfig `yaml:"keys"`
+	// JWKSURL is an identity provider's JSON Web Key Set (RFC 7517), such
+	// as https://idp.example.com/.well-known/jwks.json, fetched through
+	// the gateway's own HTTP client and cached by key id: a token naming
+	// a key id the set does not have makes it fetched again (at most once
+	// every jwks_min_interval), and a failed fetch keeps the keys known.
+	// "": none.
+	JWKSURL string `yaml:"jwks_url"`
+	// JWKSRefresh is how old the key set may grow before a token checked
+	// against it has it fetched again in the background (keys the
+	// provider has withdrawn then stop verifying). 0: 1h.
+	JWKSRefresh Duration `yaml:"jwks_refresh"`
+	// JWKSMinInterval is the least time between two fetches of the key
+	// set: tokens naming unknown key ids cannot make the gateway fetch it
+	// more often. 0: 30s.
+	JWKSMinInterval Duration `yaml:"jwks_min_interval"`
+	// JWKSCA verifies an https jwks_url's certificate. "": the system
+	// store.
+	JWKSCA string `yaml:"jwks_ca"`
+	// Issuer, when set, is the iss a token must have. "": not checked.
+	Issuer string `yaml:"issuer"`
+	// Audience, when set, must be one of a token's aud: a token for
+	// another audience is refused. "": not checked.
+	Audience string `yaml:"audience"`
+	// Leeway is the clock skew allowed when checking exp (always
+	// required) and nbf. 0: 5s. At most 5m.
+	Leeway Duration `yaml:"leeway"`
+	// ChannelsClaim names the claim that lists the channels the link may
+	// subscribe and publish to: channel names, or prefixes ending in *
+	// ("room:*"; "*" for any). A token without the claim allows none.
+	// The claim is read by its top-level name as written (namespaced
+	// claims such as "https://example.com/channels" work). "": channels
+	// are not restricted by the token.
+	ChannelsClaim string `yaml:"channels_claim"`
+}
+
+// KeyConfig is one public key of an identity provider (auth.keys).
+type KeyConfig struct {
+	// File is a PEM file holding the public key (PKIX "PUBLIC KEY", or
+	// PKCS #1 "RSA PUBLIC KEY") or a certificate. Required.
+	File string `yaml:"file"`
+	// Alg is the one algorithm tokens signed with the key may name: RS256
+	// (RSA, at least 2048 bits), ES256 (ECDSA P-256) or EdDSA (Ed25519).
+	// Required.
+	Alg string `yaml:"alg"`
+	// Kid is the key id tokens name in their header. "": the key of
+	// tokens that name none (one such key per alg).
+	Kid string `yaml:"kid"`
 }
 
 // ForwardConfig sends HTTP requests whose path starts with Prefix to the
@@ -217,6 +279,21 @@ type BackendConfig struct {
 	CA string `yaml:"ca"`
 	// Insecure accepts any certificate (tests only).
 	Insecure bool `yaml:"insecure"`
+	// ForwardHeaders are the client's request headers passed on to the
+	// backend (names, case-insensitive): on a forward prefix's requests
+	// the request's own, on the forward action's POSTs and a relayed
+	// link's upgrade those of the link's upgrade request. nil: a forward
+	// prefix passes every header of the request (as a reverse proxy
+	// does), the forward and relay actions none. Empty: none. Some are
+	// never passed and may not be listed (forwardable): hop-by-hop
+	// headers, and those the request's Connection header names, Host,
+	// the WebSocket handshake's, the framing and forwarding ones.
+	ForwardHeaders []string `yaml:"forward_headers"`
+	// Headers are set on every request and upgrade to the backend, over a
+	// client's header of the same name (an API key, say). A value written
+	// ${NAME} is the environment variable NAME (ApplyEnv), so that a
+	// secret need not be in the file. Empty: none.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // BackoffConfig: exponential backoff with jitter.
@@ -284,6 +361,13 @@ type HookConfig struct {
 	Timeout Duration `yaml:"timeout"`
 	// Retries for the disconnect hook, which must not be lost. 0: 3.
 	Retries int `yaml:"retries"`
+	// ForwardHeaders are the headers of a link's upgrade request passed
+	// on with its hooks, as a backend's (BackendConfig.ForwardHeaders).
+	// Empty: none.
+	ForwardHeaders []string `yaml:"forward_headers"`
+	// Headers are set on every hook request, as a backend's
+	// (BackendConfig.Headers). Empty: none.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // ShutdownConfig: what SIGTERM does.
@@ -307,6 +391,13 @@ func (c *Config) Clone() *Config {
 		d.Listeners[i].clone()
 	}
 	d.Backends = slices.Clone(c.Backends)
+	for i := range d.Backends {
+		b := &d.Backends[i]
+		b.ForwardHeaders = slices.Clone(b.ForwardHeaders)
+		b.Headers = maps.Clone(b.Headers)
+	}
+	d.Hooks.ForwardHeaders = slices.Clone(c.Hooks.ForwardHeaders)
+	d.Hooks.Headers = maps.Clone(c.Hooks.Headers)
 	d.Rules = slices.Clone(c.Rules)
 	for i := range d.Rules {
 		d.Rules[i].Match.Value = clonePtr(d.Rules[i].Match.Value)
@@ -321,6 +412,7 @@ func (l *ListenerConfig) clone() {
 	l.TrustedProxies = slices.Clone(l.TrustedProxies)
 	l.TLS = clonePtr(l.TLS)
 	l.Auth.Origins = slices.Clone(l.Auth.Origins)
+	l.Auth.Keys = slices.Clone(l.Auth.Keys)
 	l.Demo = clonePtr(l.Demo)
 	l.Forward = slices.Clone(l.Forward)
 }

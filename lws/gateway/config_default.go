@@ -25,6 +25,10 @@ const (
 	defaultMaxBody        = lws.DefaultMaxBodySize
 	defaultMaxHeaderBytes = 4 << 10
 	defaultTokenTTL       = time.Hour
+	defaultLeeway         = 5 * time.Second
+	maxLeeway             = 5 * time.Minute
+	defaultJWKSRefresh    = time.Hour
+	defaultJWKSMin        = 30 * time.Second
 	// DefaultBackendTimeout is backends[].timeout left out: how long one
 	// dial (ws, retries included) or one request (http) may take.
 	DefaultBackendTimeout = 10 * time.Second
@@ -71,8 +75,17 @@ listeners:
       max_header_bytes: 4KiB
       max_links_per_ip: 0  # links per client address; 0: no limit (README: client addresses)
     auth:
-      require_token: false
+      require_token: false  # a token: Authorization: Bearer, Sec-WebSocket-Protocol bearer.T, ?token=
       origins: []        # allow-list of Origin values; empty: any
+      keys: []           # {file: PEM public key, alg: RS256|ES256|EdDSA, kid}; none: tokens.secret (HS256)
+      jwks_url: ""       # an identity provider's JWKS, cached by kid
+      jwks_refresh: 1h   # fetched again in the background when older
+      jwks_min_interval: 30s  # at most one fetch this often (unknown kids ask for one)
+      jwks_ca: ""        # CA file for an https jwks_url; empty: the system store
+      issuer: ""         # iss a token must have; empty: not checked
+      audience: ""       # one of a token's aud; empty: not checked
+      leeway: 5s         # clock skew allowed on exp (required) and nbf
+      channels_claim: "" # claim listing the channels a link may use ("room:*"); empty: any
     demo: true           # the demo page at GET /
 
 admin:
@@ -83,7 +96,8 @@ tokens:
   secret: ""             # or LWSGATE_TOKEN_SECRET; empty: random per process
   ttl: 1h
 
-backends: []             # {name, url: ws://|wss://|http://|https://, timeout, reconnect, ca, insecure}
+backends: []             # {name, url: ws://|wss://|http://|https://, timeout, reconnect, ca, insecure,
+                         #  forward_headers: [cookie, user-agent], headers: {x-api-key: "${API_KEY}"}}
 
 rules:                   # the first match acts; no match: an error message back
   - name: close-command
@@ -113,6 +127,8 @@ hooks:
   disconnect: ""         # POST {link, code, reason} exactly once per link
   timeout: 5s
   retries: 3
+  forward_headers: []    # headers of the link's upgrade request passed on with its hooks
+  headers: {}            # set on every hook request; a value ${NAME} is that variable
 
 network_timeout: 15s     # handshakes, close acks, a closing link's last writes
 
@@ -203,6 +219,10 @@ func (l *ListenerConfig) setDefaults(i int) {
 	setDefault(&lim.MaxBody, defaultMaxBody)
 	setDefault(&lim.MaxSendQueue, Size(lws.DefaultMaxSendQueue(int64(lim.MaxMessage))))
 	setDefault(&lim.MaxHeaderBytes, defaultMaxHeaderBytes)
+	a := &l.Auth
+	setDefault(&a.Leeway, Duration(defaultLeeway))
+	setDefault(&a.JWKSRefresh, Duration(defaultJWKSRefresh))
+	setDefault(&a.JWKSMinInterval, Duration(defaultJWKSMin))
 }
 
 // setDefault sets *field to def when it is zero.

@@ -3,6 +3,9 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"regexp"
+	"slices"
 	"time"
 
 	"github.com/lwsgate/lwsgate/lws"
@@ -18,6 +21,9 @@ import (
 //	LWSGATE_LOG_FORMAT    log.format
 //	LWSGATE_TOKEN_SECRET  tokens.secret
 //	LWSGATE_TOKEN_TTL     tokens.ttl
+//
+// It also expands the values of backends[].headers and hooks.headers
+// written ${NAME}: the variable NAME, which must be set.
 func (c *Config) ApplyEnv(getenv func(string) string) error {
 	set := func(name string, f func(v string) error) error {
 		if v := getenv(name); v != "" {
@@ -47,9 +53,35 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 			return err
 		}),
 	}
+	for i := range c.Backends {
+		errs = append(errs, c.expandHeaders(fmt.Sprintf("backends[%d].headers", i), c.Backends[i].Headers, getenv)...)
+	}
+	errs = append(errs, c.expandHeaders("hooks.headers", c.Hooks.Headers, getenv)...)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
 	c.setDefaults()
 	return c.Validate()
+}
+
+// envRef is a header value that names an environment variable: ${NAME}.
+var envRef = regexp.MustCompile(`^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$`)
+
+// expandHeaders replaces the values of h written ${NAME} by the variable
+// NAME; p is h's path, for errors.
+func (c *Config) expandHeaders(p string, h map[string]string, getenv func(string) string) []error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		m := envRef.FindStringSubmatch(h[k])
+		if m == nil {
+			continue
+		}
+		v := getenv(m[1])
+		if v == "" {
+			errs = append(errs, c.errAt(p+"."+k, "%s: the variable %s is not set", h[k], m[1]))
+			continue
+		}
+		h[k] = v
+	}
+	return errs
 }

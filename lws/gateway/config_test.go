@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -163,6 +167,12 @@ func fillAll(v reflect.Value) {
 	case reflect.Slice:
 		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
 		fillAll(v.Index(0))
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
+		fillAll(k)
+		fillAll(e)
+		v.SetMapIndex(k, e)
 	case reflect.String:
 		v.SetString("x")
 	case reflect.Bool:
@@ -189,6 +199,10 @@ func assertShareNothing(t *testing.T, path string, a, b reflect.Value) {
 		if !a.IsNil() {
 			assert.NotEqual(t, a.Pointer(), b.Pointer(), "%s is shared", path)
 			assertShareNothing(t, path, a.Elem(), b.Elem())
+		}
+	case reflect.Map:
+		if a.Len() > 0 {
+			assert.NotEqual(t, a.Pointer(), b.Pointer(), "%s is shared", path)
 		}
 	case reflect.Slice:
 		if a.Len() > 0 {
@@ -226,6 +240,21 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"bad origin", "listeners:\n  - addr: :1\n    auth: {origins: [example.com]}\n", []string{"bad.yaml:3:", "origins[0]"}},
 		{"bad trusted proxy", "listeners:\n  - addr: :1\n    trusted_proxies:\n      - 10.0.0.0/8\n      - 10.0.0.0/33\n", []string{"bad.yaml:5:", `listeners[0].trusted_proxies[1]: "10.0.0.0/33": want an IP address or a CIDR prefix`}},
 		{"bad forwarded header", "listeners:\n  - addr: :1\n    forwarded_header: x-real-ip\n", []string{"bad.yaml:3:", `listeners[0].forwarded_header: "x-real-ip": want X-Forwarded-For or Forwarded`}},
+		{"hop-by-hop forwarded", "backends:\n  - name: a\n    url: http://127.0.0.1:1\n    forward_headers: [cookie, Connection]\n", []string{"bad.yaml:4:", "backends[0].forward_headers[1]: Connection: a hop-by-hop header, never passed on"}},
+		{"proxy header forwarded", "backends:\n  - {name: a, url: \"http://127.0.0.1:1\", forward_headers: [proxy-authorization]}\n", []string{"bad.yaml:2:", "backends[0].forward_headers[0]", "hop-by-hop"}},
+		{"handshake header forwarded", "hooks:\n  forward_headers:\n    - sec-websocket-protocol\n", []string{"bad.yaml:3:", "hooks.forward_headers[0]", "a WebSocket handshake header"}},
+		{"gateway's header forwarded", "hooks:\n  forward_headers: [x-forwarded-for]\n", []string{"bad.yaml:2:", "hooks.forward_headers[0]", "written by the gateway"}},
+		{"header listed twice", "hooks:\n  forward_headers: [cookie, Cookie]\n", []string{"bad.yaml:2:", "hooks.forward_headers[1]", "listed twice"}},
+		{"bad header name", "hooks:\n  forward_headers: [\"x y\"]\n", []string{"bad.yaml:2:", "not a header name"}},
+		{"static content-type", "backends:\n  - name: a\n    url: http://127.0.0.1:1\n    headers:\n      content-type: text/html\n", []string{"bad.yaml:5:", "backends[0].headers.content-type"}},
+		{"static header splits", "hooks:\n  headers:\n    x-key: \"a\\r\\nx-evil: 1\"\n", []string{"bad.yaml:3:", "hooks.headers.x-key", "CR, LF or NUL"}},
+		{"auth without require_token", "listeners:\n  - addr: :1\n    auth:\n      issuer: https://idp\n", []string{"bad.yaml:4:", "listeners[0].auth.issuer: set without require_token"}},
+		{"bad key alg", "listeners:\n  - addr: :1\n    auth:\n      require_token: true\n      keys:\n        - {file: /nonexistent.pem, alg: HS256}\n", []string{"bad.yaml:6:", "listeners[0].auth.keys[0].alg", `"HS256": want RS256, ES256 or EdDSA`}},
+		{"missing key file", "listeners:\n  - addr: :1\n    auth:\n      require_token: true\n      keys:\n        - {file: /nonexistent.pem, alg: RS256}\n", []string{"bad.yaml:6:", "listeners[0].auth.keys[0].file", "/nonexistent.pem"}},
+		{"bad jwks url", "listeners:\n  - addr: :1\n    auth: {require_token: true, jwks_url: \"ftp://idp/keys\"}\n", []string{"bad.yaml:3:", "listeners[0].auth.jwks_url"}},
+		{"jwks refresh below min", "listeners:\n  - addr: :1\n    auth: {require_token: true, jwks_url: \"https://idp/k\", jwks_refresh: 10s, jwks_min_interval: 1m}\n", []string{"bad.yaml:3:", "listeners[0].auth.jwks_refresh: 10s is below jwks_min_interval 1m0s"}},
+		{"leeway too long", "listeners:\n  - addr: :1\n    auth:\n      leeway: 1h\n", []string{"bad.yaml:4:", "listeners[0].auth.leeway: 1h0m0s: at most 5m0s"}},
+		{"token prefix as subprotocol", "listeners:\n  - addr: :1\n    subprotocols: [lws-gate, bearer.x]\n", []string{"bad.yaml:3:", "listeners[0].subprotocols[1]"}},
 		{"two documents", "log: {}\n---\nlog: {}\n", []string{"bad.yaml", "more than one YAML document"}},
 		{"not yaml", "listeners: [\n", []string{"bad.yaml:"}},
 	}
@@ -283,6 +312,63 @@ func TestEnvOverrides(t *testing.T) {
 			assert.Contains(t, err.Error(), "log.level")
 		}
 	}
+}
+
+// TestAuthKeyErrors: a key file that does not hold the key its alg
+// verifies, or keys a token could not tell apart, are errors naming the
+// file, line and field.
+func TestAuthKeyErrors(t *testing.T) {
+	k := testIDPKeys(t)
+	dir := t.TempDir()
+	rsaPEM, ecPEM, edPEM := pemFile(t, dir, "rsa.pem", &k.rsa.PublicKey), pemFile(t, dir, "ec.pem", &k.ec.PublicKey), pemFile(t, dir, "ed.pem", k.ed.Public())
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	smallPEM := pemFile(t, dir, "small.pem", &small.PublicKey)
+	privPEM := filepath.Join(dir, "priv.pem")
+	der, err := x509.MarshalPKCS8PrivateKey(k.ed)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(privPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600))
+	for _, tc := range []struct {
+		name, keys string
+		want       []string
+	}{
+		{"RSA key for ES256", "{file: " + rsaPEM + ", alg: ES256}", []string{"bad.yaml:7:", "keys[0].file", "an RSA key, for RS256, not ES256"}},
+		{"Ed25519 key for RS256", "{file: " + edPEM + ", alg: RS256}", []string{"bad.yaml:7:", "an Ed25519 key, for EdDSA, not RS256"}},
+		{"small RSA key", "{file: " + smallPEM + ", alg: RS256}", []string{"bad.yaml:7:", "an RSA key of 1024 bits; at least 2048"}},
+		{"a private key", "{file: " + privPEM + ", alg: EdDSA}", []string{"bad.yaml:7:", "priv.pem", "never a private key"}},
+		{"two keys without kid", "{file: " + ecPEM + ", alg: ES256}\n        - {file: " + ecPEM + ", alg: ES256}", []string{"bad.yaml:8:", "keys[1].kid", "a second ES256 key without kid"}},
+		{"kid twice", "{file: " + ecPEM + ", alg: ES256, kid: k}\n        - {file: " + edPEM + ", alg: EdDSA, kid: k}", []string{"bad.yaml:8:", "keys[1].kid", `"k" is used twice`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig("bad.yaml", []byte("listeners:\n  - addr: :1\n    auth:\n      require_token: true\n      issuer: x\n      keys:\n        - "+tc.keys+"\n"))
+			require.Error(t, err)
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+// TestEnvInHeaders: a static header written ${NAME} is the variable NAME;
+// one not set is an error naming the field and the variable.
+func TestEnvInHeaders(t *testing.T) {
+	c, err := ParseConfig("gate.yaml", []byte("backends:\n  - name: api\n    url: http://127.0.0.1:1\n    headers:\n      x-api-key: ${API_KEY}\n      x-plain: \"$API_KEY\"\nhooks:\n  headers: {x-hook: \"${HOOK_KEY}\"}\n"))
+	require.NoError(t, err)
+	env := map[string]string{"API_KEY": "k-1", "HOOK_KEY": "k-2"}
+	require.NoError(t, c.ApplyEnv(func(n string) string { return env[n] }))
+	assert.Equal(t, map[string]string{"x-api-key": "k-1", "x-plain": "$API_KEY"}, c.Backends[0].Headers)
+	assert.Equal(t, "k-2", c.Hooks.Headers["x-hook"])
+
+	c, err = ParseConfig("gate.yaml", []byte("backends:\n  - name: api\n    url: http://127.0.0.1:1\n    headers:\n      x-api-key: ${API_KEY}\n"))
+	require.NoError(t, err)
+	err = c.ApplyEnv(func(string) string { return "" })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "gate.yaml:5: backends[0].headers.x-api-key: ${API_KEY}: the variable API_KEY is not set")
+	// A value with a line break is refused, wherever it came from.
+	c, _ = ParseConfig("gate.yaml", []byte("hooks:\n  headers: {x-hook: \"${HOOK_KEY}\"}\n"))
+	err = c.ApplyEnv(func(n string) string { return map[string]string{"HOOK_KEY": "a\r\nx-evil: 1"}[n] })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "hooks.headers.x-hook")
 }
 
 func TestParseSize(t *testing.T) {

@@ -89,6 +89,7 @@ func (v *validator) backends() map[string]*BackendConfig {
 		if b.Reconnect.Max < b.Reconnect.Initial {
 			v.bad(p+".reconnect.max", "%v is below initial %v", b.Reconnect.Max.D(), b.Reconnect.Initial.D())
 		}
+		checkHeaders(b.ForwardHeaders, b.Headers, func(f, format string, args ...any) { v.bad(p+"."+f, format, args...) })
 	}
 	return backends
 }
@@ -124,16 +125,81 @@ func (v *validator) listeners(backends map[string]*BackendConfig) map[string]boo
 		if l.Limits.MaxHeaderBytes > 65535 {
 			v.bad(p+".limits.max_header_bytes", "%d: at most 65535", l.Limits.MaxHeaderBytes)
 		}
-		for j, o := range l.Auth.Origins {
-			if o != "*" {
-				if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-					v.bad(fmt.Sprintf("%s.auth.origins[%d]", p, j), "%q: want scheme://host[:port] or *", o)
-				}
+		for j, sp := range l.Subprotocols {
+			if strings.HasPrefix(sp, tokenProtocolPrefix) {
+				v.bad(fmt.Sprintf("%s.subprotocols[%d]", p, j), "%q: %s is the prefix of a token (auth), not a subprotocol", sp, tokenProtocolPrefix)
 			}
 		}
+		v.auth(p+".auth", &l.Auth)
 		v.listenerBackends(p, l, backends)
 	}
 	return names
+}
+
+// auth checks a listener's auth (p is its path): the origins, and the
+// keys, key set and claims of its tokens, which need require_token.
+func (v *validator) auth(p string, a *AuthConfig) {
+	for j, o := range a.Origins {
+		if o != "*" {
+			if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				v.bad(fmt.Sprintf("%s.origins[%d]", p, j), "%q: want scheme://host[:port] or *", o)
+			}
+		}
+	}
+	if !a.RequireToken {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"keys", len(a.Keys) > 0}, {"jwks_url", a.JWKSURL != ""}, {"issuer", a.Issuer != ""}, {"audience", a.Audience != ""}, {"channels_claim", a.ChannelsClaim != ""}} {
+			if f.set {
+				v.bad(p+"."+f.name, "set without require_token: no token is asked for")
+			}
+		}
+	}
+	kids := map[string]bool{}
+	noKid := map[string]bool{}
+	for j, k := range a.Keys {
+		kp := fmt.Sprintf("%s.keys[%d]", p, j)
+		switch k.Alg {
+		case algRS256, algES256, algEdDSA:
+		default:
+			v.bad(kp+".alg", "%q: want RS256, ES256 or EdDSA", k.Alg)
+			continue
+		}
+		if k.File == "" {
+			v.bad(kp+".file", "required: a PEM public key")
+		} else if _, err := loadKey(k); err != nil {
+			v.bad(kp+".file", "%v", err)
+		}
+		switch {
+		case k.Kid == "" && noKid[k.Alg]:
+			v.bad(kp+".kid", "a second %s key without kid: which one a token without kid means cannot be known", k.Alg)
+		case k.Kid == "":
+			noKid[k.Alg] = true
+		case kids[k.Kid]:
+			v.bad(kp+".kid", "%q is used twice", k.Kid)
+		}
+		kids[k.Kid] = true
+	}
+	if a.JWKSURL != "" {
+		if u, err := url.Parse(a.JWKSURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			v.bad(p+".jwks_url", "%q: want an http:// or https:// URL", a.JWKSURL)
+		}
+	}
+	if a.JWKSCA != "" {
+		if err := lws.CheckReadable(a.JWKSCA); err != nil {
+			v.bad(p+".jwks_ca", "%v", err)
+		}
+	}
+	if a.JWKSMinInterval < Duration(time.Second) {
+		v.bad(p+".jwks_min_interval", "%v: at least 1s", a.JWKSMinInterval.D())
+	}
+	if a.JWKSRefresh < a.JWKSMinInterval {
+		v.bad(p+".jwks_refresh", "%v is below jwks_min_interval %v", a.JWKSRefresh.D(), a.JWKSMinInterval.D())
+	}
+	if a.Leeway > Duration(maxLeeway) {
+		v.bad(p+".leeway", "%v: at most %v", a.Leeway.D(), maxLeeway)
+	}
 }
 
 func (v *validator) listenerTLS(p string, t *TLSConfig) {
@@ -220,6 +286,7 @@ func (v *validator) hooks() {
 	if h.Retries < 0 {
 		v.bad("hooks.retries", "%d: must not be negative", h.Retries)
 	}
+	checkHeaders(h.ForwardHeaders, h.Headers, func(f, format string, args ...any) { v.bad("hooks."+f, format, args...) })
 }
 
 type fieldErr struct{ field, msg string }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,7 +115,7 @@ func (c *contract) do(k call) []byte {
 		if strings.Contains(k.path, "/send") {
 			ctype = "text/plain"
 		}
-		req.Header.Set("Content-Type", cmp(k.ctype, ctype))
+		req.Header.Set("Content-Type", cmp.Or(k.ctype, ctype))
 	}
 	if !k.noToken {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -157,13 +158,6 @@ func (c *contract) do(k call) []byte {
 	}
 	c.seen[op][resp.StatusCode] = true
 	return body
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // TestAdminContract: every operation of openapi.yaml, against a running

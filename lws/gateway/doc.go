@@ -45,7 +45,8 @@
 // and comes back through methods that are safe from any goroutine
 // (lws.Conn.Send, lws.ResponseWriter.Respond, lws.Context.Do): the admin
 // API (a net/http handler per request), forwards to http backends, dials
-// of upstream links, webhooks and Shutdown.
+// of upstream links, webhooks, fetches of identity providers' key sets
+// (auth.jwks_url: an upgrade never waits for one) and Shutdown.
 //
 // Shared state is guarded where it lives: the Config in force and the
 // compiled rules and backends are swapped whole by Reload (atomic

@@ -29,8 +29,6 @@ func (g *testGW) dialEvents(hdr http.Header, protos ...string) (*websocket.Conn,
 	return ws, resp, err
 }
 
-func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
-
 // ticket asks the admin API for a console ticket.
 func (g *testGW) ticket(t *testing.T) string {
 	t.Helper()

@@ -16,13 +16,6 @@ import (
 	"github.com/lwsgate/lwsgate/lws"
 )
 
-// hopHeaders are not forwarded (RFC 9110 section 7.6.1).
-var hopHeaders = map[string]bool{
-	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
-	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true, "Host": true,
-	"Content-Length": true,
-}
-
 // forwardMessage POSTs a WebSocket message to an http backend (the forward
 // action) and sends the response body back to the link: as text when the
 // backend says it is text or JSON, else binary. A failed or non-2xx answer
@@ -42,10 +35,14 @@ func (g *Gateway) forwardMessage(b *backend, l *LinkRecord, typ lws.MessageType,
 			ct = "application/json"
 		}
 	}
+	b.hdrs.apply(req.Header, l.hdr)
 	req.Header.Set("Content-Type", ct)
 	req.Header.Set("X-Lwsgate-Link", strconv.FormatUint(l.ID, 10))
 	if l.User != "" {
 		req.Header.Set("X-Lwsgate-User", l.User)
+	}
+	if l.Remote != "" {
+		req.Header.Set("X-Forwarded-For", clientIP(l.Remote))
 	}
 	start := time.Now()
 	resp, err := b.http.Do(req)
@@ -100,17 +97,12 @@ func (g *Gateway) forwardHTTP(b *backend, w *lws.ResponseWriter, r *lws.Request,
 		g.forwardFail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	for k, vs := range r.Header {
-		if !hopHeaders[k] {
-			req.Header[k] = vs
-		}
+	b.httpHdrs.apply(req.Header, r.Header)
+	if ct := r.Header.Values("Content-Type"); len(ct) > 0 && len(r.Body) > 0 {
+		req.Header["Content-Type"] = ct // the body's, whatever forward_headers says
 	}
 	if r.Remote != nil {
-		host := r.Remote.String()
-		if i := strings.LastIndex(host, ":"); i > 0 {
-			host = strings.Trim(host[:i], "[]")
-		}
-		req.Header.Set("X-Forwarded-For", host)
+		req.Header.Set("X-Forwarded-For", clientIP(r.Remote.String()))
 	}
 	start := time.Now()
 	resp, err := b.http.Do(req)
@@ -135,8 +127,9 @@ func (g *Gateway) forwardHTTP(b *backend, w *lws.ResponseWriter, r *lws.Request,
 		g.forwardFail(w, r, http.StatusBadGateway, err)
 		return
 	}
+	hop := connectionNamed(resp.Header)
 	for k, vs := range resp.Header {
-		if !hopHeaders[k] {
+		if !hopByHop(k) && !hop[k] && k != "Content-Length" {
 			w.Header()[k] = vs
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/lwsgate/lwsgate/lws"
 )
 
@@ -41,22 +42,49 @@ func FuzzRuleMatch(f *testing.F) {
 	})
 }
 
-// FuzzVerifyToken feeds arbitrary strings to the token check: it must not
-// panic, and whatever verifies carries the subject this gateway signed
-// (a string differing only in base64 slack may decode to the same token).
+// FuzzVerifyToken feeds arbitrary strings to the token check of a
+// listener taking the gateway's own tokens (HS256) and of one taking an
+// identity provider's (RS256, ES256, EdDSA keys from PEM files): it must
+// not panic, whatever verifies carries the subject signed (a string
+// differing only in base64 slack may decode to the same token), and
+// whatever does not is a 401.
 func FuzzVerifyToken(f *testing.F) {
 	tk := newTokens([]byte("fuzz-secret"), time.Hour)
 	good, _, err := tk.issue("keda", "1")
 	if err != nil {
 		f.Fatal(err)
 	}
+	k := testIDPKeys(f)
+	dir := f.TempDir()
+	idpAuth, err := newAuthenticator(&AuthConfig{RequireToken: true, Leeway: Duration(defaultLeeway), Issuer: testIssuer, Audience: testAudience, ChannelsClaim: "channels",
+		Keys: []KeyConfig{
+			{File: pemFile(f, dir, "rsa.pem", &k.rsa.PublicKey), Alg: algRS256, Kid: "r1"},
+			{File: pemFile(f, dir, "ec.pem", &k.ec.PublicKey), Alg: algES256, Kid: "e1"},
+			{File: pemFile(f, dir, "ed.pem", k.ed.Public()), Alg: algEdDSA},
+		}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	rsaPEM, _ := x509PEM(&k.rsa.PublicKey)
 	f.Add(good)
+	f.Add(sign(f, jwt.SigningMethodRS256, k.rsa, "r1", claimsFor("ada", "channels", []string{"room:*"})))
+	f.Add(sign(f, jwt.SigningMethodES256, k.ec, "e1", claimsFor("ada")))
+	f.Add(sign(f, jwt.SigningMethodEdDSA, k.ed, "", claimsFor("ada")))
+	f.Add(sign(f, jwt.SigningMethodHS256, rsaPEM, "r1", claimsFor("ada")))
 	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
 	f.Add("a.b.c")
+	a := gatewayTokenAuth(f, tk.secret)
 	f.Fuzz(func(t *testing.T, s string) {
-		user, err := tk.verify(s)
-		if err == nil && user != "keda" {
-			t.Fatalf("%q verified as %q", s, user)
+		id, refused := a.verify(s)
+		if refused == nil && id.Subject != "keda" {
+			t.Fatalf("%q verified as %q", s, id.Subject)
+		}
+		id, refused = idpAuth.verify(s)
+		if refused == nil && id.Subject != "ada" {
+			t.Fatalf("%q verified as %q by the provider's keys", s, id.Subject)
+		}
+		if refused != nil && refused.status != 401 {
+			t.Fatalf("refusal %d %q for %q", refused.status, refused.msg, s)
 		}
 	})
 }

@@ -52,6 +52,19 @@ type Gateway struct {
 	cfg      atomic.Pointer[Config]
 	rules    atomic.Pointer[ruleSet]
 	backends atomic.Pointer[map[string]*backend]
+	auth     atomic.Pointer[map[string]*authenticator] // by listener name
+	hookHdrs atomic.Pointer[headerPolicy]
+	// kept are the headers links keep from their upgrade requests for
+	// backends and hooks (keptHeaders of the config New had: the
+	// listeners ask libwebsockets for them, which a reload cannot change).
+	kept []string
+
+	// jwks are the identity providers' key sets the listeners use, kept
+	// across reloads (jwksFor); authCtx ends their fetches at shutdown.
+	jwksMu   sync.Mutex
+	jwks     map[jwksKey]*jwksSet
+	authCtx  context.Context
+	authStop context.CancelFunc
 
 	ctx     *lws.Context // listeners and backend links
 	hookCtx *lws.Context // webhook requests (outlives ctx during shutdown)
@@ -84,6 +97,9 @@ type backend struct {
 	tls *lws.ClientTLS
 	// http is the client for http(s) backends: lws client links.
 	http *http.Client
+	// hdrs is what the backend gets of a link's upgrade request (the
+	// forward and relay actions); httpHdrs of a forwarded request.
+	hdrs, httpHdrs *headerPolicy
 }
 
 // AdminListener is the name of the admin listener in Addrs.
@@ -117,6 +133,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		g.log = slog.Default()
 	}
 	g.routes = newRouteTable(g.log)
+	g.kept = keptHeaders(cfg)
 	g.cfg.Store(cfg)
 	g.rules.Store(compileRules(cfg.Rules))
 
@@ -128,10 +145,18 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.tokens = newTokens(secret, cfg.Tokens.TTL.D())
 	g.metrics = newMetrics(g)
+	g.jwks = map[jwksKey]*jwksSet{}
+	g.authCtx, g.authStop = context.WithCancel(context.Background())
+	auth, err := g.compileAuth(cfg)
+	if err != nil {
+		g.authStop()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	g.auth.Store(&auth)
 
-	var err error
 	g.hookCtx, err = lws.New(&lws.Config{Logger: g.log, NetworkTimeout: max(time.Second, cfg.Hooks.Timeout.D())})
 	if err != nil {
+		g.authStop()
 		return nil, fmt.Errorf("gateway: hook client: %w", err)
 	}
 	g.hooks = newHooks(g, g.hookCtx)
@@ -142,7 +167,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		OnLinkOpen:      g.onLinkOpen,
-		OnLimit:         func(listener, limit string) { g.metrics.limitHits.WithLabelValues(listener, limit).Inc() },
+		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
 		OnLinkClose:     g.onLinkClose,
 		OnLinkTrace:     g.onLinkTrace,
 	}
@@ -152,6 +177,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	for i := range cfg.Listeners {
 		l, err := g.listener(&cfg.Listeners[i])
 		if err != nil {
+			g.authStop()
 			g.hookCtx.Close()
 			return nil, err
 		}
@@ -162,6 +188,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.ctx, err = lws.New(lc)
 	if err != nil {
+		g.authStop()
 		g.hookCtx.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -204,7 +231,7 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 		MaxLinks:        l.Limits.MaxLinks,
 		MaxLinksPerIP:   l.Limits.MaxLinksPerIP,
 		AcceptRate:      l.Limits.AcceptRate,
-		ExtraHeaders:    []string{"Authorization", "Origin"},
+		ExtraHeaders:    append([]string{"Authorization", "Origin"}, g.kept...),
 		TrustedProxies:  proxies,
 		ForwardedHeader: l.ForwardedHeader,
 		ProxyProtocol:   l.ProxyProtocol,
@@ -219,12 +246,14 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 			g.metrics.upgradeRefused.WithLabelValues(name, "503").Inc()
 			return &lws.HTTPError{Status: 503, Message: "draining: reconnect to another instance"}
 		}
-		if lc := g.listenerCfg(name); lc != nil {
-			if _, e := checkUpgrade(&lc.Auth, g.tokens, r); e != nil {
-				g.metrics.upgradeRefused.WithLabelValues(name, strconv.Itoa(e.status)).Inc()
-				g.log.Info("upgrade refused", "link", r.LinkID, "listener", name, "remote", addrString(r.Remote), "status", e.status, "why", e.msg)
-				return &lws.HTTPError{Status: e.status, Message: e.msg}
-			}
+		id, e := g.authenticate(name, r)
+		if e != nil {
+			g.metrics.upgradeRefused.WithLabelValues(name, strconv.Itoa(e.status)).Inc()
+			g.log.Info("upgrade refused", "link", r.LinkID, "listener", name, "remote", addrString(r.Remote), "status", e.status, "why", e.msg)
+			return e.httpError()
+		}
+		if id != nil {
+			r.SetValue(id) // the link's identity, for OnOpen
 		}
 		return nil
 	}
@@ -237,7 +266,7 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 func (g *Gateway) setBackends(cfg *Config) {
 	m := map[string]*backend{}
 	for _, bc := range cfg.Backends {
-		b := &backend{cfg: bc}
+		b := &backend{cfg: bc, hdrs: newHeaderPolicy(bc.ForwardHeaders, bc.Headers, false), httpHdrs: newHeaderPolicy(bc.ForwardHeaders, bc.Headers, true)}
 		if bc.CA != "" || bc.Insecure {
 			b.tls = &lws.ClientTLS{CAFile: bc.CA, InsecureSkipVerify: bc.Insecure}
 		}
@@ -251,9 +280,41 @@ func (g *Gateway) setBackends(cfg *Config) {
 		m[bc.Name] = b
 	}
 	g.backends.Store(&m)
+	g.hookHdrs.Store(newHeaderPolicy(cfg.Hooks.ForwardHeaders, cfg.Hooks.Headers, false))
 }
 
 func (g *Gateway) backend(name string) *backend { return (*g.backends.Load())[name] }
+
+// compileAuth compiles every listener's auth, by listener name; the key
+// sets they use are the registry's (jwksFor).
+func (g *Gateway) compileAuth(cfg *Config) (map[string]*authenticator, error) {
+	out := map[string]*authenticator{}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		a, err := newAuthenticator(&l.Auth, g.tokens.secret)
+		if err != nil {
+			return nil, fmt.Errorf("listeners[%d].auth.keys: %w", i, err)
+		}
+		out[l.Name] = a
+	}
+	// The key sets last: a config whose keys do not load starts no fetch.
+	for i := range cfg.Listeners {
+		if l := &cfg.Listeners[i]; l.Auth.JWKSURL != "" {
+			out[l.Name].jwks = g.jwksFor(&l.Auth)
+		}
+	}
+	return out, nil
+}
+
+// authenticate applies listener's auth to an upgrade request
+// (authenticator.check): the one place a link's token is verified, by the
+// upgrade check and again when the link opens.
+func (g *Gateway) authenticate(listener string, r *lws.Request) (*Identity, *authError) {
+	if a := (*g.auth.Load())[listener]; a != nil {
+		return a.check(r)
+	}
+	return nil, nil
+}
 
 // Config returns the configuration in force (a copy).
 func (g *Gateway) Config() *Config { return g.cfg.Load().Clone() }
@@ -323,6 +384,7 @@ func (g *Gateway) Close() error { return g.Shutdown(context.Background()) }
 func (g *Gateway) shutdown(ctx context.Context) error {
 	cfg := g.cfg.Load()
 	g.draining.Store(true)
+	g.authStop() // key set fetches under way end
 	start := time.Now()
 	ctx, cancel := context.WithDeadline(ctx, start.Add(cfg.Shutdown.Deadline.D()))
 	defer cancel()

@@ -61,19 +61,19 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 	ll := c.Link()
 	l := &LinkRecord{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
 	lc := g.listenerCfg(ll.Listener)
-	var refuse *upgradeError
-	if g.draining.Load() {
-		refuse = &upgradeError{503, "draining"}
-	} else if lc != nil && c.Request() != nil {
-		// The same check ran before the upgrade (CheckUpgrade); here it
-		// gives the link its user.
-		l.User, refuse = checkUpgrade(&lc.Auth, g.tokens, c.Request())
+	// CheckUpgrade verified the token before the 101 and left the
+	// identity (Request.SetValue): one verification per link.
+	if id, _ := c.Value().(*Identity); id != nil {
+		l.Identity, l.User = id, id.Subject
+	}
+	if r := c.Request(); r != nil {
+		l.hdr = linkHeaders(g.kept, r)
 	}
 	c.SetValue(l)
 	g.addLink(l)
-	if refuse != nil {
-		// Only reached if the upgrade check could not run first.
-		_ = c.Close(4000+lws.StatusCode(refuse.status), refuse.msg)
+	if g.draining.Load() {
+		// Draining began between the upgrade check and now.
+		_ = c.Close(4000+lws.StatusCode(503), "draining")
 		return
 	}
 	if g.hooks.connectURL() != "" {
@@ -96,12 +96,6 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 	l.countIn(len(data))
 	g.metrics.msgIn(len(data))
 	lc := g.listenerCfg(l.Listener)
-	if lc != nil && int64(len(data)) > int64(lc.Limits.MaxMessage) {
-		// limits.max_message lowered by a reload (libwebsockets enforces
-		// the value the listener started with).
-		_ = c.Close(lws.StatusMessageTooBig, "message too big")
-		return
-	}
 	if g.hold(l, lc, typ, data) {
 		return
 	}

@@ -27,6 +27,8 @@ type hookEvent struct {
 	// disconnect
 	Code   int    `json:"code,omitempty"`
 	Reason string `json:"reason,omitempty"`
+
+	hdr http.Header // the link's (LinkRecord.hdr), for hooks.forward_headers
 }
 
 // hooks calls the webhooks on a client context of its own, so that
@@ -79,9 +81,15 @@ func (h *hooks) post(ctx context.Context, url string, ev *hookEvent) error {
 	if err != nil {
 		return err
 	}
+	if p := h.g.hookHdrs.Load(); p != nil {
+		p.apply(req.Header, ev.hdr)
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Lwsgate-Event", ev.Event)
 	req.Header.Set("X-Lwsgate-Link", strconv.FormatUint(ev.Link.ID, 10))
+	if ev.Link.Remote != "" {
+		req.Header.Set("X-Forwarded-For", clientIP(ev.Link.Remote))
+	}
 	start := time.Now()
 	resp, err := h.client.Do(req)
 	h.g.metrics.backendSeconds.WithLabelValues("hook:"+ev.Event, "http").Observe(time.Since(start).Seconds())
@@ -105,7 +113,7 @@ func (h *hooks) post(ctx context.Context, url string, ev *hookEvent) error {
 // with 4403.
 func (h *hooks) connect(l *LinkRecord) {
 	url := h.connectURL()
-	ev := &hookEvent{Event: "connect", Time: time.Now().UnixMilli(), Link: l.Info()}
+	ev := &hookEvent{Event: "connect", Time: time.Now().UnixMilli(), Link: l.Info(), hdr: l.hdr}
 	go func() {
 		if err := h.post(context.Background(), url, ev); err != nil {
 			h.g.log.Info("connect hook refused the link", "link", l.ID, "err", err)
@@ -122,7 +130,7 @@ func (h *hooks) message(m *Message) {
 	if url == "" {
 		return
 	}
-	ev := &hookEvent{Event: "message", Time: time.Now().UnixMilli(), Link: m.Link.Info(), Type: "text"}
+	ev := &hookEvent{Event: "message", Time: time.Now().UnixMilli(), Link: m.Link.Info(), Type: "text", hdr: m.Link.hdr}
 	if m.Type == lws.BinaryMessage {
 		ev.Type, ev.DataBase64 = "binary", base64.StdEncoding.EncodeToString(m.Data)
 	} else {
@@ -147,7 +155,7 @@ func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) {
 	if h.g.cfg.Load().Hooks.Disconnect == "" {
 		return
 	}
-	ev := hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason}
+	ev := hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}
 	h.mu.Lock()
 	h.queue = append(h.queue, ev)
 	h.mu.Unlock()

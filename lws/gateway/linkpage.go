@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"container/heap"
 	"encoding/base64"
 	"net/url"
@@ -76,23 +77,13 @@ type pageKey struct {
 }
 
 func (a pageKey) cmp(b pageKey) int {
-	switch {
-	case a.n != b.n:
-		return sign(a.n < b.n)
-	case a.s != b.s:
-		return strings.Compare(a.s, b.s)
-	case a.id != b.id:
-		return sign(a.id < b.id)
+	if c := cmp.Compare(a.n, b.n); c != 0 {
+		return c
 	}
-	return 0
-}
-
-// sign is -1 if less, else 1.
-func sign(less bool) int {
-	if less {
-		return -1
+	if c := strings.Compare(a.s, b.s); c != 0 {
+		return c
 	}
-	return 1
+	return cmp.Compare(a.id, b.id)
 }
 
 // linkSorts are the orders of the link table, by the name the API

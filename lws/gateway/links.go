@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -91,8 +92,14 @@ type LinkRecord struct {
 	Opened   time.Time
 	Node     string // the node holding it (set by the link table)
 	Worker   int    // the worker (service loop) serving it (set by the link table)
+	// Identity is what the link's token proved (its subject is User); nil
+	// when the listener requires no token.
+	Identity *Identity
 
 	conn *lws.Conn // WebSocket links; nil for HTTP
+	// hdr are the headers of the link's upgrade request its backends and
+	// hooks may be given (linkHeaders); nil: none.
+	hdr http.Header
 
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
 	last                               atomic.Int64 // unix nanoseconds of the last message either way

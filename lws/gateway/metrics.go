@@ -26,6 +26,8 @@ type metrics struct {
 	hookCalls      *prometheus.CounterVec
 	limitHits      *prometheus.CounterVec
 	upgradeRefused *prometheus.CounterVec
+	jwksFetches    *prometheus.CounterVec
+	channelRefused *prometheus.CounterVec
 	backendSeconds *prometheus.HistogramVec
 	backendErrors  *prometheus.CounterVec
 	routeSeconds   prometheus.Histogram
@@ -48,12 +50,14 @@ func newMetrics(g *Gateway) *metrics {
 	m.slowConsumer = prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_slow_consumer_closes_total", Help: "Sends refused because a link's send queue was full (the link is closed with 1008)."})
 	m.hookCalls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_hook_calls_total", Help: "Webhook calls by event and result (ok, rejected, error, dropped)."}, []string{"event", "result"})
 	m.limitHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_limit_hits_total", Help: "Times a limit refused or closed something, by listener and limit."}, []string{"listener", "limit"})
-	m.upgradeRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_upgrades_refused_total", Help: "WebSocket upgrades refused before the 101, by listener and HTTP status (401 token, 403 origin, 503 draining)."}, []string{"listener", "status"})
+	m.upgradeRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_upgrades_refused_total", Help: "WebSocket upgrades refused before the 101, by listener and HTTP status (401 token, 403 origin, 503 draining or signing keys being fetched)."}, []string{"listener", "status"})
+	m.jwksFetches = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_jwks_fetches_total", Help: "Fetches of identity providers' key sets (auth.jwks_url), by URL and result (ok, error: the keys known are kept)."}, []string{"url", "result"})
+	m.channelRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_channel_refusals_total", Help: "Subscribes and publishes a link's token did not allow (auth.channels_claim), by action."}, []string{"action"})
 	m.backendSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lwsgate_backend_seconds", Help: "Latency of backend and webhook calls.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}, []string{"backend", "kind"})
 	m.backendErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_backend_errors_total", Help: "Failed backend calls."}, []string{"backend", "kind"})
 	m.routeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lwsgate_route_seconds", Help: "Time in the routing step per message (service goroutine).", Buckets: prometheus.ExponentialBuckets(1e-6, 4, 9)})
 	for _, c := range []prometheus.Collector{m.linksOpened, m.linksClosed, m.messages, m.bytes, m.ruleHits, m.unroutable,
-		m.published, m.fanout, m.slowConsumer, m.hookCalls, m.limitHits, m.upgradeRefused, m.backendSeconds, m.backendErrors, m.routeSeconds} {
+		m.published, m.fanout, m.slowConsumer, m.hookCalls, m.limitHits, m.upgradeRefused, m.jwksFetches, m.channelRefused, m.backendSeconds, m.backendErrors, m.routeSeconds} {
 		f(c)
 	}
 	m.msgsIn, m.msgsOut = m.messages.WithLabelValues("in"), m.messages.WithLabelValues("out")

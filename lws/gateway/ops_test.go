@@ -227,6 +227,49 @@ func TestReloadKeepsLinks(t *testing.T) {
 	assert.Equal(t, 1009, code)
 }
 
+// TestReloadLimits: limits raised or lowered by Reload apply to the links
+// already open and to the next request, enforced by lws
+// (Context.SetListenerLimits), each reported as a limit hit; a change of
+// max_header_bytes, libwebsockets' own buffer, is refused.
+func TestReloadLimits(t *testing.T) {
+	g := startGW(t, "listeners:\n  - addr: 127.0.0.1:0\n    limits: {max_message: 1KiB, max_body: 1KiB}\nrules:\n  - {action: echo}\n", nil)
+	ws := g.dial(t, "/", nil)
+	post := func(n int) int {
+		hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := hc.Post("http://"+g.pub+"/v1/api/createtoken", "application/json", strings.NewReader(strings.Repeat("x", n)))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusRequestEntityTooLarge, post(2<<10))
+
+	up := g.Config()
+	up.Listeners[0].Limits.MaxMessage = 64 << 10
+	up.Listeners[0].Limits.MaxBody = 64 << 10
+	require.NoError(t, g.Reload(up))
+	big := strings.Repeat("x", 32<<10)
+	send(t, ws, big)
+	assert.Equal(t, big, read(t, ws), "max_message raised for the open link")
+	assert.NotEqual(t, http.StatusRequestEntityTooLarge, post(2<<10), "max_body raised")
+
+	down := g.Config()
+	down.Listeners[0].Limits.MaxBody = 100
+	require.NoError(t, g.Reload(down))
+	assert.Equal(t, http.StatusRequestEntityTooLarge, post(101), "max_body lowered")
+
+	bad := g.Config()
+	bad.Listeners[0].Limits.MaxHeaderBytes = 8 << 10
+	err := g.Reload(bad)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "listeners[0].limits.max_header_bytes")
+
+	resp, err := http.Get("http://" + g.admin + "/metrics")
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(b), `lwsgate_limit_hits_total{limit="max_body",listener="main"} 2`)
+}
+
 func TestMetrics(t *testing.T) {
 	g := startGW(t, "", nil)
 	ws := g.dial(t, "/", nil)

@@ -65,11 +65,6 @@ func (a *publicAPI) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
 				return
 			}
 		}
-		if int64(len(r.Body)) > int64(lc.Limits.MaxBody) {
-			// limits.max_body lowered by a reload.
-			a.reply(w, r, http.StatusRequestEntityTooLarge, apiError{http.StatusRequestEntityTooLarge, "body too large"})
-			return
-		}
 	}
 	switch r.Path {
 	case "/v1/api/createtoken":

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -91,7 +92,15 @@ func (g *Gateway) upstreamFor(b *backend, l *LinkRecord) *pair {
 func (p *pair) dial(ctx context.Context) {
 	defer p.cancel()
 	g, bc := p.g, p.b.cfg
-	opts := &lws.DialOptions{TLS: p.b.tls, Handler: upstream{p}}
+	opts := &lws.DialOptions{TLS: p.b.tls, Handler: upstream{p}, Header: http.Header{}}
+	p.b.hdrs.apply(opts.Header, p.down.hdr)
+	if o := opts.Header.Get("Origin"); o != "" {
+		opts.Origin = o // libwebsockets writes it
+		opts.Header.Del("Origin")
+	}
+	if p.down.Remote != "" {
+		opts.Header.Set("X-Forwarded-For", clientIP(p.down.Remote))
+	}
 	if lc := g.listenerCfg(p.down.Listener); lc != nil {
 		opts.MaxMessageSize = int64(lc.Limits.MaxMessage)
 	}

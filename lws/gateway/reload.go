@@ -3,15 +3,19 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/lwsgate/lwsgate/lws"
 )
 
 // Reload applies a new configuration without dropping links: rules, log
 // level, auth, hooks, backends, tokens' TTL, shutdown timings and the
-// message and body limits (up to the values the listeners started with,
-// which libwebsockets enforces). Changing what a listener binds to
-// (addresses, link types, TLS, keepalive) needs a restart: Reload returns
-// an error naming the field and applies nothing.
+// listeners' limits but max_header_bytes (lws.Context.SetListenerLimits:
+// to open links too). Changing what a listener binds to (addresses, link
+// types, TLS, keepalive) or max_header_bytes (libwebsockets' header
+// buffer) needs a restart: Reload returns an error naming the field and
+// applies nothing.
 func (g *Gateway) Reload(cfg *Config) error {
 	cfg = cfg.Clone()
 	cfg.setDefaults()
@@ -22,11 +26,28 @@ func (g *Gateway) Reload(cfg *Config) error {
 	if err := restartNeeded(old, cfg); err != nil {
 		return err
 	}
+	for _, h := range keptHeaders(cfg) {
+		if !slices.Contains(g.kept, h) {
+			return fmt.Errorf("reload: forward_headers: %s is not among the headers the listeners keep (%s): restart to apply", h, strings.Join(g.kept, ", "))
+		}
+	}
+	auth, err := g.compileAuth(cfg)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	for i := range cfg.Listeners {
+		l := &cfg.Listeners[i]
+		if err := g.ctx.SetListenerLimits(l.Name, listenerLimits(&l.Limits)); err != nil {
+			return fmt.Errorf("reload: listeners[%d].limits: %w", i, err)
+		}
+	}
 	rules := compileRules(cfg.Rules)
 	g.rules.Store(rules)
 	g.setBackends(cfg)
 	g.tokens.ttl.Store(int64(cfg.Tokens.TTL.D()))
 	g.cfg.Store(cfg)
+	g.auth.Store(&auth)
+	g.sweepJWKS(cfg)
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}
@@ -59,14 +80,8 @@ func restartNeeded(a, b *Config) error {
 			return fmt.Errorf("%s.compression changed: restart to apply", p)
 		case strings.Join(x.TrustedProxies, ",") != strings.Join(y.TrustedProxies, ",") || !strings.EqualFold(x.ForwardedHeader, y.ForwardedHeader) || x.ProxyProtocol != y.ProxyProtocol:
 			return fmt.Errorf("%s: trusted_proxies, forwarded_header and proxy_protocol need a restart", p)
-		case y.Limits.MaxMessage > x.Limits.MaxMessage:
-			return fmt.Errorf("%s.limits.max_message raised above %d: restart to apply", p, x.Limits.MaxMessage)
-		case y.Limits.MaxBody > x.Limits.MaxBody:
-			return fmt.Errorf("%s.limits.max_body raised above %d: restart to apply", p, x.Limits.MaxBody)
-		case y.Limits.MaxSendQueue != x.Limits.MaxSendQueue || y.Limits.MaxHeaderBytes != x.Limits.MaxHeaderBytes:
-			return fmt.Errorf("%s.limits: max_send_queue and max_header_bytes need a restart", p)
-		case y.Limits.MaxLinks != x.Limits.MaxLinks || y.Limits.MaxLinksPerIP != x.Limits.MaxLinksPerIP || y.Limits.AcceptRate != x.Limits.AcceptRate:
-			return fmt.Errorf("%s.limits: max_links, max_links_per_ip and accept_rate need a restart", p)
+		case y.Limits.MaxHeaderBytes != x.Limits.MaxHeaderBytes:
+			return fmt.Errorf("%s.limits.max_header_bytes changed: restart to apply (libwebsockets' header buffer)", p)
 		}
 	}
 	if a.Admin.Addr != b.Admin.Addr {
@@ -82,4 +97,17 @@ func restartNeeded(a, b *Config) error {
 		return errors.New("reload: log.trace, log.link_trace and log.format need a restart")
 	}
 	return nil
+}
+
+// listenerLimits are a listener's limits as lws changes them on a running
+// context (Reload).
+func listenerLimits(l *LimitsConfig) lws.ListenerLimits {
+	return lws.ListenerLimits{
+		MaxMessageSize: int64(l.MaxMessage),
+		MaxSendQueue:   int64(l.MaxSendQueue),
+		MaxBodySize:    int64(l.MaxBody),
+		MaxLinks:       l.MaxLinks,
+		MaxLinksPerIP:  l.MaxLinksPerIP,
+		AcceptRate:     l.AcceptRate,
+	}
 }

@@ -77,6 +77,8 @@ type errorMessage struct {
 	Type  string `json:"type"` // "error"
 	Error string `json:"error"`
 	Rule  string `json:"rule,omitempty"`
+	// Channel names the channel of a subscribe or publish refused.
+	Channel string `json:"channel,omitempty"`
 }
 
 func (g *Gateway) replyError(l *LinkRecord, rule, msg string) {

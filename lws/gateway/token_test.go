@@ -52,12 +52,13 @@ func TestIssueMatchesGolangJWT(t *testing.T) {
 		checkIssue(t, c[0], c[1])
 	}
 	tk := newTokens([]byte("test-secret"), time.Minute)
+	a := gatewayTokenAuth(t, tk.secret)
 	for range 2 {
 		tok, _, err := tk.issue("keda", "1")
 		require.NoError(t, err)
-		sub, err := tk.verify(tok)
-		require.NoError(t, err)
-		require.Equal(t, "keda", sub)
+		id, refused := a.verify(tok)
+		require.Nil(t, refused)
+		require.Equal(t, "keda", id.Subject)
 	}
 }
 
@@ -122,4 +123,12 @@ func TestReloadTokenTTLWhileIssuing(t *testing.T) {
 	<-done
 	// The last reload set 2h.
 	assert.InDelta(t, 2*3600, post(), 5)
+}
+
+// gatewayTokenAuth is the authenticator of a listener that requires the
+// gateway's own tokens, signed with secret.
+func gatewayTokenAuth(t testing.TB, secret []byte) *authenticator {
+	a, err := newAuthenticator(&AuthConfig{RequireToken: true, Leeway: Duration(defaultLeeway)}, secret)
+	require.NoError(t, err)
+	return a
 }

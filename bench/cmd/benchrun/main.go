@@ -37,18 +37,27 @@ type server struct {
 	env             []string
 }
 
-func servers(bin string) []server {
+// servers are the servers measured; with base (a directory holding an
+// earlier build of lwsgate, lwspkgecho and lwsgate.yaml, made by
+// scripts/bench.sh for BENCH_BASE) also lwsgate-base and lws-pkg-base, so
+// that a change is measured against what it changes in one interleaved
+// run.
+func servers(bin, base string) []server {
 	port := func(p int) string { return strconv.Itoa(p) }
 	listen := func(p int) []string { return []string{"-listen", "127.0.0.1:" + port(p)} }
-	return []server{
+	gate := func(dir string) func(int) []string {
+		return func(p int) []string {
+			return append([]string{"-config", filepath.Join(dir, "lwsgate.yaml")}, append(listen(p), "-trace=false", "-log-level", "warn", "-admin", "off")...)
+		}
+	}
+	gateEnv := []string{"LWSGATE_TOKEN_SECRET=bench-secret-bench-secret-bench"}
+	out := []server{
 		{name: "lws", bin: "lwsecho", what: "native libwebsockets (C), lws defaults: 4 KiB reads, RECEIVE chunks and sends",
 			args: func(p int) []string { return []string{"-p", port(p)} }},
 		{name: "lws-tuned", bin: "lwsecho", what: "native libwebsockets (C), pt_serv_buf_size and tx_packet_size 64 KiB",
 			args: func(p int) []string { return []string{"-p", port(p), "-s", "65536", "-t", "65536"} }},
 		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary at its default config (echo rule, link table, metrics) without its per-address link limits (lwsgate.yaml, made by scripts/bench.sh), reason log and admin API off; its createtoken signs a JWT",
-			args: func(p int) []string {
-				return append([]string{"-config", filepath.Join(bin, "lwsgate.yaml")}, append(listen(p), "-trace=false", "-log-level", "warn", "-admin", "off")...)
-			}, env: []string{"LWSGATE_TOKEN_SECRET=bench-secret-bench-secret-bench"}},
+			args: gate(bin), env: gateEnv},
 		{name: "lws-pkg", bin: "lwspkgecho", what: "package lws alone: lws.EchoHandler, the reference HTTP answer",
 			args: listen},
 		{name: "gorilla", bin: "gorillaecho", what: "gorilla/websocket on net/http, goroutine per link", args: listen},
@@ -56,6 +65,23 @@ func servers(bin string) []server {
 		{name: "epoll", bin: "epollecho", what: "raw epoll echo (C): the machine's limit",
 			args: func(p int) []string { return []string{"-p", port(p)} }},
 	}
+	if base != "" {
+		out = append(out,
+			server{name: "lwsgate-base", bin: filepath.Join(base, "lwsgate"), what: "lwsgate as above, built from the base revision (BENCH_BASE)",
+				args: gate(base), env: gateEnv},
+			server{name: "lws-pkg-base", bin: filepath.Join(base, "lwspkgecho"), what: "package lws alone as above, built from the base revision (BENCH_BASE)",
+				args: listen})
+	}
+	return out
+}
+
+// binPath is where s's binary is: bin names are relative to -bin, base
+// binaries are paths of their own.
+func binPath(o *opts, s server) string {
+	if filepath.IsAbs(s.bin) || strings.ContainsRune(s.bin, filepath.Separator) {
+		return s.bin
+	}
+	return filepath.Join(o.bin, s.bin)
 }
 
 // scenario is one row group of the report.
@@ -100,6 +126,7 @@ type opts struct {
 	idleLinks, basePort   int
 	serverCPU, loadCPU    string
 	only, onlyScen, quick string
+	base                  string // -base: a directory of base-revision binaries, or ""
 }
 
 // sample is one measurement: wsload's JSON result.
@@ -135,7 +162,8 @@ func main() {
 	flag.IntVar(&o.basePort, "port", 19100, "first TCP port; each run takes the next")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list for the server")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "taskset CPU list for the load tool")
-	flag.StringVar(&o.only, "servers", "", "comma-separated servers (default all): lws,lws-tuned,lwsgate,lws-pkg,gorilla,gws,epoll")
+	flag.StringVar(&o.base, "base", "", "also measure lwsgate and lws-pkg built from an earlier revision, in this directory (scripts/bench.sh does it for BENCH_BASE=rev)")
+	flag.StringVar(&o.only, "servers", "", "comma-separated servers (default all): lws,lws-tuned,lwsgate,lws-pkg,gorilla,gws,epoll (and lwsgate-base,lws-pkg-base with -base)")
 	flag.StringVar(&o.onlyScen, "scenarios", "", "comma-separated scenarios (default all): pingpong-32,pipelined-32,pingpong-1k,big-64k,idle,connect,http")
 	from := flag.String("from", "", "render the report from the samples of an earlier -raw file instead of measuring")
 	quick := flag.Bool("quick", false, "smoke run: 1 round, 0.3 s runs, 300 idle links (overrides -rounds, -d, -warmup, -idle-links)")
@@ -174,7 +202,7 @@ func pick[T any](all []T, name func(T) string, list string) ([]T, error) {
 }
 
 func run(o *opts) error {
-	srvs, err := pick(servers(o.bin), func(s server) string { return s.name }, o.only)
+	srvs, err := pick(servers(o.bin, o.base), func(s server) string { return s.name }, o.only)
 	if err != nil {
 		return fmt.Errorf("-servers: %w", err)
 	}
@@ -282,7 +310,7 @@ func render(o *opts, path string) error {
 		return slices.ContainsFunc(samples, func(s sample) bool { return scen && s.Scenario == name || !scen && s.Server == name })
 	}
 	var srvs []server
-	for _, s := range servers(o.bin) {
+	for _, s := range servers(o.bin, "base") { // those with samples
 		if has(s.name, false) {
 			srvs = append(srvs, s)
 		}
@@ -365,11 +393,14 @@ func waitConntrack(need int) {
 // preflight checks the binaries, taskset and the open-file limit.
 func preflight(o *opts, srvs []server, scens []scenario) error {
 	need := []string{"wsload", "lwsgate.yaml"}
+	for i := range need {
+		need[i] = filepath.Join(o.bin, need[i])
+	}
 	for _, s := range srvs {
-		need = append(need, s.bin)
+		need = append(need, binPath(o, s))
 	}
 	for _, b := range need {
-		if _, err := os.Stat(filepath.Join(o.bin, b)); err != nil {
+		if _, err := os.Stat(b); err != nil {
 			return fmt.Errorf("%v (scripts/bench.sh builds the binaries)", err)
 		}
 	}
@@ -400,7 +431,7 @@ func preflight(o *opts, srvs []server, scens []scenario) error {
 // measure starts s, runs one scenario against it and stops it.
 func measure(o *opts, s server, sc scenario, port int) sample {
 	smp := sample{Server: s.name, Scenario: sc.name}
-	cmd := exec.Command("taskset", append([]string{"-c", o.serverCPU, filepath.Join(o.bin, s.bin)}, s.args(port)...)...)
+	cmd := exec.Command("taskset", append([]string{"-c", o.serverCPU, binPath(o, s)}, s.args(port)...)...)
 	cmd.Env = append(os.Environ(), s.env...)
 	var serr syncBuf
 	cmd.Stdout, cmd.Stderr = io.Discard, &serr

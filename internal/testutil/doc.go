@@ -1,0 +1,6 @@
+// Package testutil holds what the module's tests share across packages: a
+// goroutine-safe buffer for logs (Buffer) and test certificates made at
+// run time (NewPKI, SelfSigned), so that no key is ever in the
+// repository. It imports nothing from the module, and nothing but the
+// standard library.
+package testutil

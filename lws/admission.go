@@ -1,0 +1,321 @@
+package lws
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// Admission: whether a listener takes a new connection (MaxLinks,
+// MaxLinksPerIP, AcceptRate), the accounting of the connections it took,
+// and the 503 that answers one it refused.
+
+// admission is a listener's accept-time accounting (service goroutine).
+type admission struct {
+	live     int                // connections accepted and not yet destroyed
+	perIP    map[netip.Addr]int // by ipKey
+	tokens   float64            // accept-rate bucket
+	last     time.Time          // when tokens was last refilled
+	refusing int                // refused connections held to answer 503
+	warned   map[string]*refusalLog
+}
+
+// admissionLimit is the admission limit that refused a connection; 0:
+// none, the connection is admitted.
+type admissionLimit uint8
+
+const (
+	admitted admissionLimit = iota
+	overMaxLinks
+	overPerIP
+	overAcceptRate
+)
+
+// name is the limit's Limit* name.
+func (k admissionLimit) name() Limit {
+	return [...]Limit{"", LimitMaxLinks, LimitMaxLinksPerIP, LimitAcceptRate}[k]
+}
+
+// An admission limit refuses a connection with an answer the client can
+// read: libwebsockets reads its request as usual, which gets 503 with
+// Retry-After and a body naming the limit, and the connection closes (a
+// WebSocket upgrade is refused before any 101). A refused connection is
+// not a link (no OnLinkOpen) and does not count against the limits. At
+// most maxRefusing refused connections are held at once per listener,
+// each for at most refuseWait to send its request: beyond that, under a
+// flood, a connection refused is closed at accept without a byte read or
+// written.
+const (
+	maxRefusing = 64
+	refuseWait  = 2 * time.Second
+)
+
+// retryAfter is the Retry-After (seconds) of a refusal: a second refills
+// the accept-rate bucket; links take longer to go.
+func (k admissionLimit) retryAfter() int {
+	if k == overAcceptRate {
+		return 1
+	}
+	return 10
+}
+
+// why says in the 503 which limit refused the connection from addr.
+func (k admissionLimit) why(cfg *Listener, addr netip.Addr) string {
+	switch k {
+	case overMaxLinks:
+		return fmt.Sprintf("%s: the listener holds its limit of %d links", LimitMaxLinks, cfg.MaxLinks)
+	case overPerIP:
+		return fmt.Sprintf("%s: %s holds the limit of %d links per address", LimitMaxLinksPerIP, keyString(addr), cfg.MaxLinksPerIP)
+	case overAcceptRate:
+		return fmt.Sprintf("%s: more than %d new connections a second", LimitAcceptRate, cfg.AcceptRate)
+	}
+	return ""
+}
+
+// refusalLog rate-limits the warning a limit logs when it refuses
+// connections on a listener: the first refusal is logged at once, later
+// ones at most once per refusalLogEvery, with the count of those refused
+// in between, so that a flood cannot flood the log.
+type refusalLog struct {
+	last  time.Time // when a warning was last logged
+	quiet int       // refusals since, not logged
+}
+
+const refusalLogEvery = 10 * time.Second
+
+// warnRefused logs a refusal by limit on lis, rate-limited (refusalLog).
+// args name what was refused (the address, the answer).
+func (c *Context) warnRefused(lis *listener, limit Limit, now time.Time, args ...any) {
+	c.warnEvery(lis, string(limit), "lws: connection refused", now, append([]any{"limit", string(limit)}, args...)...)
+}
+
+// warnEvery logs msg with args for lis, rate-limited per key (refusalLog).
+func (c *Context) warnEvery(lis *listener, key, msg string, now time.Time, args ...any) {
+	a := &lis.adm
+	if a.warned == nil {
+		a.warned = map[string]*refusalLog{}
+	}
+	w := a.warned[key]
+	if w == nil {
+		w = &refusalLog{}
+		a.warned[key] = w
+	}
+	if !w.last.IsZero() && now.Sub(w.last) < refusalLogEvery {
+		w.quiet++
+		return
+	}
+	args = append([]any{"listener", lis.cfg.Name}, args...)
+	if w.quiet > 0 {
+		args = append(args, "since_last_warning", w.quiet)
+	}
+	c.log.Warn(msg, args...)
+	w.last, w.quiet = now, 0
+}
+
+// pendingAccept carries a connection admitted (or refused, to be
+// answered 503) at FILTER_NETWORK_CONNECTION to its WSI_CREATE, which
+// libwebsockets calls next for it.
+type pendingAccept struct {
+	lis     *listener
+	key     netip.Addr
+	valid   bool // key is counted against MaxLinksPerIP
+	refuse  admissionLimit
+	trusted bool // the peer is a trusted proxy (Listener.TrustedProxies)
+	// addr is the address a PROXY protocol header gave the connection
+	// (ProxyProtocol); invalid: its TCP peer's.
+	addr netip.AddrPort
+}
+
+// addrOf is the IP address the C layer passes as 4 or 16 bytes (an
+// IPv4-mapped address as IPv4).
+func addrOf(b []byte) (netip.Addr, bool) {
+	switch len(b) {
+	case 4:
+		return netip.AddrFrom4([4]byte(b)), true
+	case 16:
+		return netip.AddrFrom16([16]byte(b)).Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// ipKey is what MaxLinksPerIP counts by: an IPv4 address, or the /64 of an
+// IPv6 one (an IPv4-mapped address counts as IPv4).
+func ipKey(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is4() {
+		return a
+	}
+	p, _ := a.Prefix(64)
+	return p.Addr()
+}
+
+// keyString names an ipKey: the address, or the IPv6 /64.
+func keyString(key netip.Addr) string {
+	if key.Is6() {
+		return key.String() + "/64"
+	}
+	return key.String()
+}
+
+// admission decides whether lis takes a new connection from addr
+// (perIP: check MaxLinksPerIP for it) now, and takes an accept-rate token
+// when it does. It reports the limit that refuses it, and what it
+// refuses to OnLimit.
+func (c *Context) admission(lis *listener, addr netip.Addr, perIP bool, now time.Time) admissionLimit {
+	cfg, a := &lis.cfg, &lis.adm
+	k := admitted
+	switch {
+	case cfg.MaxLinks > 0 && a.live >= cfg.MaxLinks:
+		k = overMaxLinks
+	case perIP && cfg.MaxLinksPerIP > 0 && a.perIP[ipKey(addr)] >= cfg.MaxLinksPerIP:
+		k = overPerIP
+	}
+	if rate := float64(cfg.AcceptRate); k == admitted && rate > 0 {
+		if a.last.IsZero() {
+			a.tokens = rate
+		} else if dt := now.Sub(a.last).Seconds(); dt > 0 {
+			a.tokens = min(rate, a.tokens+dt*rate)
+		}
+		a.last = now
+		if a.tokens < 1 {
+			k = overAcceptRate
+		} else {
+			a.tokens--
+		}
+	}
+	if k != admitted {
+		c.limitHitOn(lis, 0, k.name())
+	}
+	return k
+}
+
+// admit decides at FILTER_NETWORK_CONNECTION whether lis takes a new
+// connection from the peer whose address the C layer passed as ip. It
+// returns the callback's result: -1 makes libwebsockets close the socket.
+// A connection an admission limit refuses is taken, to be answered 503,
+// unless maxRefusing are already held.
+//
+// A trusted proxy's connections are not counted against MaxLinksPerIP:
+// their upgrade requests are, by the client they name (admitForwarded).
+func (c *Context) admit(lis *listener, ip []byte, now time.Time) int {
+	addr, ok := addrOf(ip)
+	trusted := ok && lis.trusted(addr)
+	perIP := ok && !trusted
+	k := c.admission(lis, addr, perIP, now)
+	if k == admitted {
+		c.accepting = pendingAccept{lis: lis, key: ipKey(addr), valid: perIP, trusted: trusted}
+		return 0
+	}
+	if lis.adm.refusing >= maxRefusing {
+		c.warnRefused(lis, k.name(), now, "remote", addr, "answer", "closed at accept")
+		return -1
+	}
+	c.warnRefused(lis, k.name(), now, "remote", addr, "answer", "503")
+	c.accepting = pendingAccept{lis: lis, refuse: k}
+	return 0
+}
+
+// countLink starts accounting for an accepted connection at its
+// WSI_CREATE, and bounds the wait for its first request's headers.
+func (r *rec) countLink() {
+	c := r.ctx
+	p := c.accepting
+	c.accepting = pendingAccept{}
+	if p.lis == nil || p.lis != r.lis || r.counted || r.held {
+		return
+	}
+	if p.addr.IsValid() || p.trusted {
+		r.peer = &peerInfo{addr: p.addr, trusted: p.trusted}
+	}
+	if p.refuse != admitted {
+		r.refuse, r.held = p.refuse, true
+		p.lis.adm.refusing++
+		r.setTimer(timerHeader, min(refuseWait, r.lis.cfg.HeaderTimeout))
+		return
+	}
+	r.counted = true
+	p.lis.adm.live++
+	if p.valid {
+		r.countIP(p.key)
+	}
+	r.setTimer(timerHeader, r.lis.cfg.HeaderTimeout)
+}
+
+// admitForwarded counts a WebSocket upgrade that came through a trusted
+// proxy against MaxLinksPerIP by the client its request names (req.Remote),
+// at HTTP_CONFIRM_UPGRADE. It reports the limit that refuses it: a proxy's
+// connection was not counted by address at accept. A request that names
+// no client (the proxy's own) is not counted.
+func (r *rec) admitForwarded(req *Request) admissionLimit {
+	if r.peer == nil || !r.peer.trusted || r.ipKey.IsValid() {
+		return admitted
+	}
+	client := addrPortOf(req.Remote).Addr()
+	if !client.IsValid() || client == r.connAddr().Addr() {
+		return admitted
+	}
+	key := ipKey(client)
+	if max := r.lis.cfg.MaxLinksPerIP; max > 0 && r.lis.adm.perIP[key] >= max {
+		r.limitHit(LimitMaxLinksPerIP)
+		r.ctx.warnRefused(r.lis, LimitMaxLinksPerIP, time.Now(), "remote", client, "via", r.connAddr().Addr(), "answer", "503")
+		return overPerIP
+	}
+	r.countIP(key)
+	return admitted
+}
+
+// countIP counts r's link against MaxLinksPerIP by key.
+func (r *rec) countIP(key netip.Addr) {
+	a := &r.lis.adm
+	r.ipKey = key
+	if a.perIP == nil {
+		a.perIP = map[netip.Addr]int{}
+	}
+	a.perIP[key]++
+}
+
+// uncountLink ends the accounting of countLink (WSI_DESTROY).
+func (r *rec) uncountLink() {
+	if !r.counted && !r.held {
+		return
+	}
+	a := &r.lis.adm
+	if r.held {
+		r.held = false
+		a.refusing--
+	}
+	if !r.counted {
+		return
+	}
+	r.counted = false
+	a.live--
+	if r.ipKey.IsValid() {
+		if a.perIP[r.ipKey]--; a.perIP[r.ipKey] <= 0 {
+			delete(a.perIP, r.ipKey)
+		}
+		r.ipKey = netip.Addr{}
+	}
+}
+
+// answerRefused answers the request of a connection an admission limit
+// refused with 503, Retry-After and the limit's name, from its
+// HTTP_CONFIRM_UPGRADE (upgrade) or HTTP callback, and returns what that
+// callback returns: libwebsockets closes the connection once the answer
+// is out.
+func (r *rec) answerRefused(upgrade bool) int {
+	return r.refuseAdmission(r.refuse, r.connAddr().Addr(), upgrade)
+}
+
+// refuseAdmission is answerRefused for limit k and the client addr.
+func (r *rec) refuseAdmission(k admissionLimit, addr netip.Addr, upgrade bool) int {
+	r.setTimer(timerNone, 0)
+	msg := "503 Service Unavailable: " + k.why(&r.lis.cfg, ipKey(addr))
+	hdrs := []byte("retry-after\x00" + strconv.Itoa(k.retryAfter()) + "\x00")
+	if upgrade {
+		return r.refuseUpgrade(http.StatusServiceUnavailable, msg, hdrs)
+	}
+	r.wsi.RefuseHTTP(http.StatusServiceUnavailable, hdrs, []byte(msg+"\n"))
+	return -1
+}

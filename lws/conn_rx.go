@@ -1,0 +1,118 @@
+package lws
+
+import "github.com/lwsgate/lwsgate/callbacks"
+
+// Receiving on a WebSocket link: RECEIVE chunks assembled into messages
+// for the handler, within the link's limits, text checked as UTF-8 as it
+// arrives; and the peer's close frame.
+
+// onReceive assembles messages from RECEIVE chunks (service goroutine).
+func (c *Conn) onReceive(ev *callbacks.Event) int {
+	maxMessage := c.o.Load().maxMessage
+	if ev.Len > 0 && maxMessage >= 0 && int64(ev.Len) > maxCompressed(maxMessage) {
+		c.r.limitHit(LimitMaxCompressed)
+		return c.closeNow(StatusMessageTooBig, "message too big")
+	}
+	if ev.Flags&callbacks.FirstFragment != 0 {
+		c.rx = c.rx[:0]
+		c.rxUTF8 = 0
+		c.rxType = TextMessage
+		if ev.Flags&callbacks.Binary != 0 {
+			c.rxType = BinaryMessage
+		}
+	}
+	if maxMessage >= 0 && int64(len(c.rx)+len(ev.Data)) > maxMessage {
+		c.r.limitHit(LimitMaxMessage)
+		return c.closeNow(StatusMessageTooBig, "message too big")
+	}
+	if need := len(c.rx) + len(ev.Data); need > cap(c.rx) {
+		c.rx = growRx(c.rx, need)
+	}
+	c.rx = append(c.rx, ev.Data...)
+	if c.rxType == TextMessage && !c.r.ctx.cfg.DisableUTF8Validation {
+		// Checked as it arrives, so that an invalid message fails at
+		// its first bad chunk (the binding, not libwebsockets, checks
+		// UTF-8: see Context.run).
+		n, bad := utf8Prefix(c.rx[c.rxUTF8:])
+		c.rxUTF8 += n
+		if bad || ev.Flags.Complete() && c.rxUTF8 != len(c.rx) {
+			c.r.limitHit(LimitBadUTF8)
+			return c.closeNow(StatusInvalidPayloadData, "invalid UTF-8")
+		}
+	}
+	if !ev.Flags.Complete() {
+		return 0
+	}
+	msg := c.rx
+	c.callMessage(msg)
+	if cap(c.rx) > rxKeep {
+		// Don't pin one big message's buffer to the link: hand it
+		// to the next big message of any link.
+		putRx(c.rx)
+		c.rx = nil
+	} else {
+		c.rx = c.rx[:0]
+	}
+	return 0
+}
+
+// receive is RECEIVE and CLIENT_RECEIVE: onReceive, except that a link it
+// refuses is closed at the WRITEABLE callback asked for here, with the
+// code closeNow recorded, and never by returning -1, which libwebsockets
+// (4.1.6 to its main branch) mishandles:
+//
+//   - its client parser (client-parser-ws.c) returns from a CLIENT_RECEIVE
+//     that asks to close without emptying its frame buffer, and writes what
+//     more of a long frame arrives during the closing handshake past the
+//     end of that buffer: a heap overflow (a 1 MiB frame against
+//     MaxMessageSize 64 KiB crashed the process);
+//   - with permessage-deflate, its server parser (ops-ws.c lws_ws_rx_sm)
+//     goes on inflating the rest of the chunk it read, one RECEIVE per
+//     piece, and keeps only the last callback's result, so the -1 is lost
+//     unless every later piece returns -1 too; and once its close has
+//     begun, a RECEIVE that returns -1 again (frames read before the close
+//     frame went out) makes it kill the link without sending that frame.
+//
+// What arrives until the WRITEABLE callback is dropped.
+func (c *Conn) receive(ev *callbacks.Event) int {
+	if c.failRx {
+		return 0
+	}
+	if c.onReceive(ev) < 0 {
+		c.failRx, c.failing = true, true
+		c.r.wsi.CallbackOnWritable()
+	}
+	return 0
+}
+
+// onPeerClose is WS_PEER_INITIATED_CLOSE: it records the peer's close
+// frame payload (2-byte code, reason) and returns what the callback
+// returns. libwebsockets echoes the payload when the callback returns 0,
+// whatever it holds (a 1-byte payload, a code that may not be sent, a
+// reason that is not UTF-8); such a close is answered with 1002 or 1007
+// instead. libwebsockets has already replaced the codes it considers
+// invalid (below 1000, 1004-1006, 1012-1015, 1016-2999) with 1002, so
+// those arrive here as 1002: a 1002 is answered with a plain 1002 rather
+// than echoed with the peer's reason.
+//
+// A close answered with a code of its own fails the link: the peer's close
+// frame has come, so once the answer is out TCP closes (onWritable).
+func (c *Conn) onPeerClose(p []byte) int {
+	if code, ok := checkClosePayload(p, !c.r.ctx.cfg.DisableUTF8Validation); !ok {
+		c.r.limitHit(LimitBadClose)
+		c.failing = true
+		return c.closeNow(code, "invalid close frame")
+	}
+	ce := &CloseError{Code: StatusNoStatusRcvd}
+	if len(p) >= 2 {
+		ce.Code = StatusCode(int(p[0])<<8 | int(p[1]))
+		ce.Reason = string(p[2:])
+	}
+	c.peer = ce
+	if ce.Code == StatusProtocolError {
+		c.r.wsi.CloseReason(int(StatusProtocolError), "")
+		c.failing = true
+		return -1
+	}
+	return 0
+}

@@ -1,0 +1,187 @@
+package lws
+
+import "github.com/lwsgate/lwsgate/cgo"
+
+// The hand-off queue: how other goroutines give the service goroutine
+// work (post: a function; schedule: a link that has something to write)
+// and wake it with lws_cancel_service, the one libwebsockets call that is
+// safe from any thread; and how the service goroutine takes that work
+// (drain) and writes the HTTP answers of connections that do not read
+// (answer).
+
+// post queues f for the service goroutine. It reports false when the
+// Context is already stopped.
+func (c *Context) post(f func()) bool {
+	select {
+	case <-c.done:
+		return false
+	default:
+	}
+	c.qmu.Lock()
+	c.cmds = append(c.cmds, f)
+	c.npend.Add(1)
+	c.qmu.Unlock()
+	c.kick(true)
+	return true
+}
+
+// schedule asks for a WRITEABLE callback on r from any goroutine.
+func (c *Context) schedule(r *rec) {
+	if r.queued.Swap(true) {
+		return
+	}
+	c.qmu.Lock()
+	c.pending = append(c.pending, r)
+	c.npend.Add(1)
+	c.qmu.Unlock()
+	c.kick(false)
+}
+
+// drainInCallbacks: on libwebsockets 4.1 the WRITEABLE requests queued
+// during a callback are made at its end, inside lws_service, saving a
+// wake-up per burst of sends; on 4.3 all queued work runs between
+// lws_service calls.
+//
+// Posted functions (connects, aborts, timers, Do) never run inside a
+// callback, on any version: once a callback returns, libwebsockets goes on
+// using its wsi, so work that ends a wsi must not run at that point. A dial
+// aborted there (its context canceled) killed the wsi of the callback that
+// was ending, synchronously: libwebsockets then used the freed wsi
+// (4.1.6 lib/roles/http/client/client-http.c:1215-1225, after
+// CLIENT_APPEND_HANDSHAKE_HEADER), which crashed lwsgate's relay when a
+// client's bad frame failed its link while the upstream link was being
+// dialled.
+const drainInCallbacks = cgo.HeaderVersionNumber < 4003000
+
+// kick wakes the service goroutine unless it will look at the queue anyway:
+// a WRITEABLE request made inside a callback is made when it returns
+// (drainInCallbacks), and when a wake-up is already in flight one is
+// enough. A posted function (cmd) always needs the loop.
+func (c *Context) kick(cmd bool) {
+	if !cmd && drainInCallbacks && c.inCb.Load() {
+		return
+	}
+	if c.armed.CompareAndSwap(false, true) {
+		c.wake()
+	}
+}
+
+func (c *Context) wake() {
+	if lc := c.lcForWake(); lc != nil {
+		lc.Wake()
+	}
+}
+
+// lcForWake returns the cgo context once it exists. cgo.Context.Wake is
+// itself safe after Destroy.
+func (c *Context) lcForWake() *cgo.Context {
+	return c.lcPtr.Load()
+}
+
+// drain runs queued work on the service goroutine: with all, between
+// lws_service calls, everything; without, at the end of a callback, only
+// the WRITEABLE requests (see drainInCallbacks).
+func (c *Context) drain(all bool) {
+	if c.draining {
+		return
+	}
+	c.draining = true
+	if all {
+		c.armed.Store(false)
+	}
+	for {
+		c.qmu.Lock()
+		n := len(c.pending)
+		if all {
+			n += len(c.cmds)
+		}
+		if n == 0 {
+			c.qmu.Unlock()
+			break
+		}
+		recs := c.pending
+		c.pending = c.spare[:0]
+		var cmds []func()
+		if all {
+			cmds = c.cmds
+			c.cmds = c.spareCmd[:0]
+		}
+		c.npend.Add(-int32(n))
+		c.qmu.Unlock()
+		for i, r := range recs {
+			r.queued.Store(false)
+			if r.wsi != 0 {
+				c.wantWritable(r)
+			}
+			recs[i] = nil
+		}
+		for i, f := range cmds {
+			f()
+			cmds[i] = nil
+		}
+		c.spare = recs[:0]
+		if all {
+			c.spareCmd = cmds[:0]
+		}
+	}
+	c.draining = false
+}
+
+// wantWritable asks for the WRITEABLE callback a link scheduled: bounding
+// its closing handshake first when Close asked for that, and leaving an
+// answer on a connection that does not read (httpConn) to answer.
+func (c *Context) wantWritable(r *rec) {
+	switch ro := r.role.(type) {
+	case wsServer:
+		ro.boundClose()
+	case wsClient:
+		ro.boundClose()
+	case *httpConn:
+		if ro.txn != nil && ro.txn.paused {
+			// Written by answer, outside callbacks.
+			c.answers = append(c.answers, r)
+			return
+		}
+	}
+	r.wsi.CallbackOnWritable()
+}
+
+// answer writes the HTTP answers drain found ready on connections whose rx
+// is paused (httpConn): rx resumes and HTTP_WRITEABLE is delivered at once,
+// before lws_service polls the socket again and reads what the client sent
+// meanwhile. An answer the socket does not take at once is paused again,
+// to be written on from here once lws_service returns, which it does when
+// the socket takes more (or anything else happens): libwebsockets 4.3
+// would close the connection in the middle of the answer if it read the
+// next request meanwhile. Outside callbacks only.
+func (c *Context) answer() {
+	rs := c.answers
+	c.answers = c.spareAns[:0]
+	for i, r := range rs {
+		rs[i] = nil
+		h, _ := r.role.(*httpConn)
+		if r.wsi == 0 || h == nil || h.txn == nil || !h.txn.paused {
+			continue
+		}
+		w := h.txn
+		w.paused = false
+		r.wsi.RxFlow(true)
+		if !w.hdrSent && c.lc.ForcedService() {
+			// lws holds input: maybe bytes it read past the request
+			// (httpConn), maybe another connection's.
+			w.pipelined = true
+		}
+		if r.wsi == 0 { // ForcedService may run lws timers
+			continue
+		}
+		r.wsi.ServiceWritable() // may close the connection
+		if r.wsi != 0 && r.role == role(h) && h.txn == w {
+			w.paused = true
+			r.wsi.RxFlow(false)
+			r.wsi.CallbackOnWritable()
+			c.answers = append(c.answers, r)
+		}
+	}
+	c.spareAns = rs[:0]
+	c.flushTrace()
+}
