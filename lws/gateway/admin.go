@@ -115,12 +115,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
+// adminChallenge is the WWW-Authenticate of the admin API's 401s.
+const adminChallenge = `Bearer realm="lwsgate admin"`
+
 func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if tok := g.cfg.Load().Admin.Token; tok != "" {
 			if !bearerOK(r.Header, tok) {
 				// RFC 9110, 11.6.1: a 401 names the scheme it wants.
-				w.Header().Set("WWW-Authenticate", `Bearer realm="lwsgate admin"`)
+				w.Header().Set("WWW-Authenticate", adminChallenge)
 				writeJSON(w, 401, apiError{401, "admin token required (Authorization: Bearer)"})
 				return
 			}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,7 @@ const (
 	eventsBudget      = 256 << 10 // queued bytes beyond which an update is skipped
 	eventsMaxQueue    = 4 << 20   // the listener's MaxSendQueue: a backstop (1008)
 	maxStreams        = 16
+	streamsRetry      = 5   // seconds: the Retry-After of a 503 for one stream too many
 	streamPageMax     = 200 // rows of a page of the link table
 	streamTraceMax    = 1000
 	streamChannelsMax = 500 // the channels with the most members
@@ -68,10 +70,12 @@ func (g *Gateway) checkEvents(r *lws.Request) error {
 	}
 	if tok := g.cfg.Load().Admin.Token; tok != "" && !bearerOK(r.Header, tok) && !g.console.tickets.redeem(offeredTicket(r.Header), time.Now()) {
 		g.log.Info("console stream refused", "link", r.LinkID, "remote", addrString(r.Remote), "why", "no admin token or valid ticket")
-		return &lws.HTTPError{Status: 401, Message: "admin token required: Authorization: Bearer, or a ticket from POST /v1/api/events/ticket offered as subprotocol " + ticketProtocol + "TICKET"}
+		return &lws.HTTPError{Status: 401, Message: "admin token required: Authorization: Bearer, or a ticket from POST /v1/api/events/ticket offered as subprotocol " + ticketProtocol + "TICKET",
+			Header: http.Header{"Www-Authenticate": {adminChallenge}}}
 	}
 	if len(g.console.list()) >= maxStreams {
-		return &lws.HTTPError{Status: 503, Message: "too many console streams open (at most 16)"}
+		return &lws.HTTPError{Status: 503, Message: "too many console streams open (at most 16)",
+			Header: http.Header{"Retry-After": {strconv.Itoa(streamsRetry)}}}
 	}
 	return nil
 }

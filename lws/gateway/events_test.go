@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,6 +57,8 @@ func TestEventsAuth(t *testing.T) {
 	_, resp, err := g.dialEvents(nil, eventsProtocol)
 	require.Error(t, err)
 	assert.Equal(t, 401, status(resp), "no token")
+	require.NotNil(t, resp)
+	assert.Equal(t, adminChallenge, resp.Header.Get("WWW-Authenticate"), "the admin API's challenge")
 	_, resp, err = g.dialEvents(bearer("wrong"), eventsProtocol)
 	require.Error(t, err)
 	assert.Equal(t, 401, status(resp), "a wrong token")
@@ -107,6 +110,7 @@ func TestEventsTooMany(t *testing.T) {
 	require.Error(t, err)
 	require.NotNil(t, resp)
 	assert.Equal(t, 503, resp.StatusCode)
+	assert.Equal(t, strconv.Itoa(streamsRetry), resp.Header.Get("Retry-After"))
 }
 
 // streamMsg is any message of the stream.
