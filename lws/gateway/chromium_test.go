@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
@@ -42,25 +43,31 @@ func chromium(t *testing.T, timeout time.Duration) context.Context {
 	t.Cleanup(cancelC)
 	ctx, cancelT := context.WithTimeout(ctx, timeout)
 	t.Cleanup(cancelT)
-	// A script error on a page fails the test.
+	// A script error on a page fails the test, and so does anything the
+	// page's Content-Security-Policy blocked (a fetch from elsewhere).
 	var mu sync.Mutex
 	var thrown []string
 	require.NoError(t, chromedp.Listen(ctx, func(ev any) {
-		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
-			mu.Lock()
+		mu.Lock()
+		defer mu.Unlock()
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
 			d := e.ExceptionDetails
 			msg := d.Text
 			if d.Exception != nil {
 				msg += " " + d.Exception.Description
 			}
 			thrown = append(thrown, fmt.Sprintf("%s:%d:%d: %s", d.URL, d.LineNumber+1, d.ColumnNumber+1, msg))
-			mu.Unlock()
+		case *log.EventEntryAdded:
+			if e.Entry.Source == log.EntrySourceSecurity {
+				thrown = append(thrown, fmt.Sprintf("%s: %s", e.Entry.URL, e.Entry.Text))
+			}
 		}
 	}))
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
-		require.Empty(t, thrown, "script errors on the page")
+		require.Empty(t, thrown, "script errors or blocked fetches on the page")
 	})
 	return ctx
 }

@@ -42,7 +42,8 @@ func signIn(ctx context.Context, t *testing.T, g *testGW, token string) {
 // from the page reaches the client (another write in the trace); a subscribe and a
 // publish from the console reach the client; the charts move; a close
 // from the console closes the client with the chosen code and reason,
-// and the page then shows the end of its trace.
+// and the page then shows the end of its trace. Nothing it loaded came
+// from elsewhere.
 func TestConsoleInChromium(t *testing.T) {
 	ctx := chromium(t, 120*time.Second)
 	g := startGW(t, "admin: {addr: 127.0.0.1:0, token: "+consoleToken+"}\n", nil)
@@ -141,6 +142,13 @@ func TestConsoleInChromium(t *testing.T) {
 		poll(trace("WSI_DESTROY")),
 		poll(`document.querySelector('.endcard').textContent.includes("closed from the console")`),
 	)
+
+	// Everything the page loaded came from the gateway.
+	loaded := evalJS[[]string](ctx, t, `performance.getEntriesByType("resource").map(e => e.name)`)
+	require.NotEmpty(t, loaded)
+	for _, u := range loaded {
+		require.True(t, strings.HasPrefix(u, "http://"+g.admin+"/"), "a fetch from elsewhere: %s", u)
+	}
 }
 
 // TestConsoleSignIn: a wrong token is refused on the sign-in form, and
