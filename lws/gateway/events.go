@@ -167,10 +167,11 @@ type stream struct {
 	wake chan struct{} // a command came (capacity 1: commands coalesce)
 	done chan struct{} // closed when the link has gone
 
-	mu    sync.Mutex
-	watch streamWatch
-	query LinkQuery // watch.Links as a query
-	gen   uint64    // commands taken
+	mu       sync.Mutex
+	watch    streamWatch
+	query    LinkQuery // watch.Links as a query
+	queryErr error     // why watch.Links is not one
+	gen      uint64    // commands taken
 
 	// run's own.
 	seq     uint64   // the last sample sent
@@ -182,7 +183,8 @@ type stream struct {
 }
 
 // command takes a console's command: {"watch": {...}}. A command that
-// is not one is answered with an error message and changes nothing.
+// is not one is answered with an error message and changes nothing; a
+// page of the link table it cannot make is answered in the updates.
 func (s *stream) command(data []byte) {
 	var cmd struct {
 		Watch *streamWatch `json:"watch"`
@@ -197,16 +199,15 @@ func (s *stream) command(data []byte) {
 		s.sendNow(map[string]string{"type": "error", "error": msg})
 		return
 	}
+	// A page it cannot make (a sort it does not have...) is still what
+	// the console looks at: its updates say why there is no page.
 	var q LinkQuery
+	var qerr error
 	if cmd.Watch.Links != nil {
-		var err error
-		if q, err = cmd.Watch.Links.query(); err != nil {
-			s.sendNow(map[string]string{"type": "error", "error": "watch.links." + err.Error()})
-			return
-		}
+		q, qerr = cmd.Watch.Links.query()
 	}
 	s.mu.Lock()
-	s.watch, s.query = *cmd.Watch, q
+	s.watch, s.query, s.queryErr = *cmd.Watch, q, qerr
 	s.gen++
 	s.mu.Unlock()
 	select {
@@ -266,7 +267,7 @@ type channelsView struct {
 func (s *stream) update(tick bool) {
 	g := s.g
 	s.mu.Lock()
-	w, q, gen := s.watch, s.query, s.gen
+	w, q, qerr, gen := s.watch, s.query, s.queryErr, s.gen
 	s.mu.Unlock()
 	fresh := gen != s.sentGen
 	if !tick && !fresh {
@@ -279,7 +280,11 @@ func (s *stream) update(tick bool) {
 	u := streamUpdate{Type: "update", Gen: gen, Time: time.Now().UnixMilli(), Skipped: s.skipped}
 	u.Samples, _ = g.console.series.since(s.seq)
 	if w.Links != nil {
-		if p, err := g.LinksPage(q); err != nil {
+		p, err := LinkPage{}, qerr
+		if err == nil {
+			p, err = g.LinksPage(q)
+		}
+		if err != nil {
 			u.Error = "watch.links." + err.Error()
 		} else {
 			u.Links = &p

@@ -202,14 +202,26 @@ func TestEventsStream(t *testing.T) {
 	require.NotNil(t, m.Link, "the last snapshot")
 	assert.Equal(t, int64(2), m.Link.MessagesIn)
 
+	// A page that cannot be made is still what the console looks at:
+	// its updates say why (the third command taken).
 	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte(`{"watch":{"links":{"sort":"age"}}}`)))
+	m = readUntil(t, ws, "the page's error", func(m streamMsg) bool { return m.Type == "update" && m.Gen == 3 })
+	assert.Equal(t, `watch.links.sort "age": want one of `+sortNames(), m.Error)
+	assert.Nil(t, m.Links)
+
+	// A command that is not one is answered with an error and taken not.
+	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte(`{"watch":{"linkz":{}}}`)))
 	var e streamMsg
-	require.NoError(t, ws.ReadJSON(&e))
 	for e.Type != "error" {
 		e = streamMsg{}
 		require.NoError(t, ws.ReadJSON(&e))
+		require.LessOrEqual(t, e.Gen, uint64(3), "no command taken")
 	}
-	assert.Equal(t, `watch.links.sort "age": want one of `+sortNames(), e.Error)
+	assert.Equal(t, `command: json: unknown field "linkz"`, e.Error)
+	require.NoError(t, ws.WriteJSON(map[string]any{"watch": map[string]any{"links": map[string]any{}}}))
+	m = readUntil(t, ws, "the next command's page", func(m streamMsg) bool { return m.Gen == 4 && m.Type == "update" })
+	assert.Empty(t, m.Error)
+	require.NotNil(t, m.Links)
 }
 
 // TestEventsSlowConsole: a console that does not read costs the
