@@ -78,13 +78,15 @@ func TestConsoleInChromium(t *testing.T) {
 	// The timeline draws the same callbacks.
 	require.Positive(t, evalJS[int](ctx, t, `document.querySelectorAll('#timeline circle[data-name="RECEIVE"]').length`))
 	// On a phone the page fits its width: a timeline of a full trace
-	// (link_trace callbacks, far wider than a phone) scrolls, not the page.
+	// (link_trace callbacks, far wider than a phone) scrolls, not the
+	// page, and keeps its newest callbacks in view as the window narrows.
 	for i := range 40 {
 		send(t, cli, fmt.Sprint("burst ", i))
 		read(t, cli)
 	}
 	full := fmt.Sprintf(`document.querySelectorAll('#trace li[data-name]').length === %d`, linkTrace(g.cfg.Load()))
-	run(ctx, t, poll(full), chromedp.EmulateViewport(390, 844), poll(fitsWidth))
+	newest := `(p => p.scrollLeft + p.clientWidth >= p.scrollWidth - 2)(document.querySelector('#timeline .plot'))`
+	run(ctx, t, poll(full), poll(newest), chromedp.EmulateViewport(390, 844), poll(fitsWidth), poll(newest))
 	run(ctx, t, chromedp.EmulateViewport(1280, 800))
 
 	// Send from the link's page: the client gets it, and the trace

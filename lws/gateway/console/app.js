@@ -870,7 +870,27 @@
         svg("title", {}, `${e.short} · +${fmtRel(e.rel)} · ${e.abs}`)));
     });
     plot.append(root);
-    plot.scrollLeft = plot.scrollWidth; // the newest in view
+    keepNewest(container, plot);
+  }
+
+  // keepNewest keeps a timeline's newest end in view as it grows and as
+  // its box changes size (a phone turned, a window narrowed), unless the
+  // reader has scrolled back to older callbacks.
+  const timelineSizes = new WeakMap(); // container -> its ResizeObserver
+  function keepNewest(container, plot) {
+    const toEnd = () => { if (container.dataset.back !== "1") plot.scrollLeft = plot.scrollWidth; };
+    toEnd();
+    plot.addEventListener("scroll", () => {
+      container.dataset.back = plot.scrollLeft + plot.clientWidth < plot.scrollWidth - 2 ? "1" : "";
+    }, { passive: true });
+    if (window.ResizeObserver && !timelineSizes.has(container)) {
+      const ro = new ResizeObserver(() => {
+        const p = container.querySelector(".plot");
+        if (p && container.dataset.back !== "1") p.scrollLeft = p.scrollWidth;
+      });
+      ro.observe(container);
+      timelineSizes.set(container, ro);
+    }
   }
 
   // fmtRel formats microseconds for a trace: µs, ms, then seconds to the millisecond.
