@@ -77,6 +77,7 @@ type Gateway struct {
 	tokens  *tokens
 	hooks   *hooks
 	metrics *metrics
+	console *console
 
 	draining  atomic.Bool
 	closeOnce sync.Once
@@ -116,14 +117,16 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	self := newNode(opts)
 	g := &Gateway{
 		log:     opts.Logger,
 		level:   opts.Level,
 		router:  opts.Router,
-		self:    newNode(opts),
-		links:   newLinkTable(),
+		self:    self,
+		links:   newLinkTable(self.name, 0), // one worker (issue 16 shards it)
 		closed:  newClosedLinks(),
 		hub:     newHub(),
+		console: &console{},
 		started: make(chan struct{}),
 	}
 	if g.log == nil {
@@ -166,6 +169,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		OnLinkOpen:      g.onLinkOpen,
 		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
 		OnLinkClose:     g.onLinkClose,
+		OnLinkTrace:     g.onLinkTrace,
 	}
 	if *cfg.Log.Trace {
 		lc.Trace = opts.Trace
@@ -180,13 +184,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		lc.Listeners = append(lc.Listeners, l)
 	}
 	if cfg.Admin.Addr != "off" {
-		lc.Listeners = append(lc.Listeners, lws.Listener{
-			Name:        AdminListener,
-			Addr:        cfg.Admin.Addr,
-			Accept:      lws.AcceptHTTP,
-			HTTPHandler: serveNetHTTP(g.started, g.adminHandler()),
-			MaxBodySize: adminMaxBody,
-		})
+		lc.Listeners = append(lc.Listeners, g.adminListener(cfg.Admin.Addr))
 	}
 	g.ctx, err = lws.New(lc)
 	if err != nil {
@@ -200,6 +198,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		g.addrs[lc.Listeners[i].Name] = a
 	}
 	close(g.started)
+	if cfg.Admin.Addr != "off" {
+		go g.console.series.run(g, g.ctx.Done())
+	}
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}
