@@ -40,6 +40,12 @@ type Config struct {
 	// handshake, a close acknowledgement, the last writes to a link being
 	// closed (a slow consumer's). 0: 15s.
 	NetworkTimeout Duration `yaml:"network_timeout"`
+	// EventLoop is the event loop libwebsockets runs on (lws.Config's
+	// EventLoop): libev, whose epoll makes an event cost the same however
+	// many links are open, or poll, libwebsockets' own poll(2) over every
+	// link at each wake-up, whose reason log is what `make parity`
+	// compares with a native program on the same loop. "": libev.
+	EventLoop string `yaml:"event_loop"`
 
 	// source maps a field path ("listeners[0].addr") to its line in the
 	// file, so that validation errors can name it. nil for configs built

@@ -35,6 +35,9 @@ func (c *Config) Validate() error {
 	if d.NetworkTimeout < Duration(time.Second) {
 		v.bad("network_timeout", "%v: at least 1s", d.NetworkTimeout.D())
 	}
+	if err := lws.CheckEventLoop(lws.EventLoop(d.EventLoop)); err != nil {
+		v.bad("event_loop", "%q: %v", d.EventLoop, err)
+	}
 	if d.Shutdown.Deadline < d.Shutdown.Drain {
 		v.bad("shutdown.deadline", "%v is shorter than drain %v", d.Shutdown.Deadline.D(), d.Shutdown.Drain.D())
 	}

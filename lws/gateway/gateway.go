@@ -154,7 +154,8 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.auth.Store(&auth)
 
-	g.hookCtx, err = lws.New(&lws.Config{Logger: g.log, NetworkTimeout: max(time.Second, cfg.Hooks.Timeout.D())})
+	g.hookCtx, err = lws.New(&lws.Config{Logger: g.log, NetworkTimeout: max(time.Second, cfg.Hooks.Timeout.D()),
+		EventLoop: lws.EventLoop(cfg.EventLoop)})
 	if err != nil {
 		g.authStop()
 		return nil, fmt.Errorf("gateway: hook client: %w", err)
@@ -166,6 +167,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		ShutdownTimeout: max(time.Second, cfg.Shutdown.Deadline.D()-cfg.Shutdown.Drain.D()),
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
+		EventLoop:       lws.EventLoop(cfg.EventLoop),
 		OnLinkOpen:      g.onLinkOpen,
 		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
 		OnLinkClose:     g.onLinkClose,
