@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lwsgate/lwsgate/lws"
+	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
 )
 
 // adminRoute is one route of the admin listener.
@@ -37,27 +39,29 @@ type adminRoute struct {
 //	POST   /v1/api/publish                   {"channel":"room1","data":"hi"} (or "data_base64")
 //	GET    /v1/api/channels                  channels and member counts
 //	GET    /v1/api/routes                    the route table
-//	GET    /v1/api/nodes                     the cluster's nodes (this one alone)
+//	GET    /v1/api/nodes                     the cluster's nodes
 //	GET    /v1/api/openapi.yaml              the OpenAPI document of this API
 //	GET    /metrics, /healthz, /readyz
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
-// @connections does; an ID never issued, 404.
+// @connections does; an ID never issued, 404. In a cluster, an operation
+// on another node's link is served by that node, and listings are every
+// node's (admin_cluster.go).
 func (g *Gateway) adminRoutes() []adminRoute {
 	api := func(pattern string, f http.HandlerFunc) adminRoute { return adminRoute{pattern, false, f} }
 	open := func(pattern string, h http.Handler) adminRoute { return adminRoute{pattern, true, h} }
 	return []adminRoute{
 		api("GET /v1/api/links", g.apiLinks),
-		api("GET /v1/api/links/{id}", g.apiLink),
-		api("POST /v1/api/links/{id}/send", g.apiSend),
-		api("POST /v1/api/links/{id}/close", g.apiClose),
-		api("DELETE /v1/api/links/{id}", g.apiClose),
-		api("GET /v1/api/links/{id}/trace", g.apiTrace),
-		api("POST /v1/api/links/{id}/subscribe", g.apiChannel(g.Subscribe)),
-		api("POST /v1/api/links/{id}/unsubscribe", g.apiChannel(g.Unsubscribe)),
+		api("GET /v1/api/links/{id}", g.byID(g.apiLink)),
+		api("POST /v1/api/links/{id}/send", g.byID(g.apiSend)),
+		api("POST /v1/api/links/{id}/close", g.byID(g.apiClose)),
+		api("DELETE /v1/api/links/{id}", g.byID(g.apiClose)),
+		api("GET /v1/api/links/{id}/trace", g.byID(g.apiTrace)),
+		api("POST /v1/api/links/{id}/subscribe", g.byID(g.apiChannel(g.Subscribe))),
+		api("POST /v1/api/links/{id}/unsubscribe", g.byID(g.apiChannel(g.Unsubscribe))),
 		api("POST /v1/api/publish", g.apiPublish),
-		api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) }),
-		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
+		api("GET /v1/api/channels", g.apiChannels),
+		api("GET /v1/api/routes", g.apiRoutes),
 		api("GET /v1/api/nodes", g.apiNodes),
 		api("GET /v1/api/openapi.yaml", serveOpenAPI),
 		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
@@ -112,7 +116,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok := g.cfg.Load().Admin.Token
-		if tok != "" {
+		if tok != "" && !forwarded(r) { // a forwarded request passed its node's check
 			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
 				// RFC 9110, 11.6.1: a 401 names the scheme it wants.
@@ -173,10 +177,20 @@ func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, apiError{400, "type " + strconv.Quote(typ) + ": want one of " + strings.Join(linkTypes, ", ")})
 		return
 	}
+	if g.multi {
+		g.clusterLinks(w, r, q.Get("node"))
+		return
+	}
 	if n := q.Get("node"); n != "" && n != g.self.name {
 		writeJSON(w, 400, apiError{400, "node " + strconv.Quote(n) + ": not a node of this cluster (" + g.self.name + ")"})
 		return
 	}
+	writeJSON(w, 200, g.linksMatching(typ, user, ch))
+}
+
+// linksMatching returns this node's links of type typ, user and channel
+// ch ("": any).
+func (g *Gateway) linksMatching(typ, user, ch string) []LinkInfo {
 	out := []LinkInfo{}
 	for _, l := range g.links.list(nil) {
 		in := l.Info()
@@ -188,8 +202,11 @@ func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, in)
 	}
-	writeJSON(w, 200, out)
+	return out
 }
+
+// parseQuery is url.ParseQuery.
+var parseQuery = url.ParseQuery
 
 var linkTypes = []string{TypeTCPListen, TypeHTTPListen, TypeTCPConnect, TypeHTTPConnect}
 
@@ -282,7 +299,7 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 409, apiError{409, "link traces are off (log.link_trace is negative)"})
 		return
 	}
-	tr, err := g.ctx.LinkTrace(id)
+	tr, err := g.ctx.LinkTrace(id & cluster.MaxLocal) // lws knows it by its number
 	if err != nil {
 		g.linkErr(w, id, err) // lws.ErrLinkNotOpen: it has just closed
 		return

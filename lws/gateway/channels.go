@@ -19,6 +19,10 @@ func validChannel(ch string) bool { return ch != "" && len(ch) <= maxChannel }
 type hub struct {
 	mu       sync.RWMutex
 	channels map[string]map[uint64]*LinkRecord
+	// interest, when set (in a cluster, before any link opens), is told
+	// under mu when a channel gets its first member and loses its last,
+	// so that the calls keep the order of the changes. It must not block.
+	interest func(ch string, on bool)
 }
 
 func newHub() *hub { return &hub{channels: map[string]map[uint64]*LinkRecord{}} }
@@ -31,6 +35,9 @@ func (h *hub) subscribe(l *LinkRecord, ch string) bool {
 	if m == nil {
 		m = map[uint64]*LinkRecord{}
 		h.channels[ch] = m
+		if h.interest != nil {
+			h.interest(ch, true)
+		}
 	}
 	if _, ok := m[l.ID]; ok {
 		return false
@@ -55,7 +62,7 @@ func (h *hub) unsubscribe(l *LinkRecord, ch string) bool {
 	}
 	delete(m, l.ID)
 	if len(m) == 0 {
-		delete(h.channels, ch)
+		h.drop(ch)
 	}
 	l.mu.Lock()
 	delete(l.channels, ch)
@@ -77,11 +84,19 @@ func (h *hub) leave(l *LinkRecord) {
 		if m := h.channels[ch]; m != nil {
 			delete(m, l.ID)
 			if len(m) == 0 {
-				delete(h.channels, ch)
+				h.drop(ch)
 			}
 		}
 	}
 	h.mu.Unlock()
+}
+
+// drop deletes ch, which has no member left. h.mu is held.
+func (h *hub) drop(ch string) {
+	delete(h.channels, ch)
+	if h.interest != nil {
+		h.interest(ch, false)
+	}
 }
 
 // members returns a snapshot of ch's links.

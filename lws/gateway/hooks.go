@@ -150,12 +150,17 @@ func (h *hooks) message(m *Message) {
 	}()
 }
 
-// disconnect queues the disconnect hook of a link (service goroutine).
-func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) {
+// disconnect returns the disconnect event of a link that has closed;
+// ok is false when there is no disconnect hook.
+func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) (ev hookEvent, ok bool) {
 	if h.g.cfg.Load().Hooks.Disconnect == "" {
-		return
+		return hookEvent{}, false
 	}
-	ev := hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}
+	return hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}, true
+}
+
+// enqueue queues a disconnect event for delivery (any goroutine).
+func (h *hooks) enqueue(ev hookEvent) {
 	h.mu.Lock()
 	h.queue = append(h.queue, ev)
 	h.mu.Unlock()

@@ -104,6 +104,10 @@ type LinkRecord struct {
 	channels map[string]struct{}
 	relays   map[string]*pair // by backend name
 	held     *heldMsgs        // messages waiting for the connect hook
+
+	// rec is the link's durable record in a cluster (recordLink); nil:
+	// none. Set before the link is shared.
+	rec *linkRec
 }
 
 // heldMsgs are a link's messages received while its connect hook runs.
@@ -177,29 +181,53 @@ func (l *LinkRecord) Info() LinkInfo {
 //
 // Concurrency: safe from any goroutine; add and del run on the service
 // goroutine.
+//
+// A link's ID is its lws number (its wsi) under the memory engine; in a
+// cluster, the number with this node's incarnation above it
+// (cluster.LinkID). The table is keyed by ID, and finds a link by its
+// lws number too (byLocal), as libwebsockets names it when it closes.
 type linkTable struct {
-	mu     sync.RWMutex
-	links  map[uint64]*LinkRecord
-	maxID  uint64 // the largest ID ever added: a smaller unknown one is gone
-	opened atomic.Uint64
+	mu      sync.RWMutex
+	links   map[uint64]*LinkRecord
+	byLocal map[uint64]uint64 // lws number -> ID
+	maxID   uint64            // the largest ID ever added: a smaller unknown one is gone
+	opened  atomic.Uint64
 }
 
-func newLinkTable() *linkTable { return &linkTable{links: map[uint64]*LinkRecord{}} }
+func newLinkTable() *linkTable {
+	return &linkTable{links: map[uint64]*LinkRecord{}, byLocal: map[uint64]uint64{}}
+}
 
-func (t *linkTable) add(l *LinkRecord) {
+// add puts l, whose lws number is local, in the table.
+func (t *linkTable) add(l *LinkRecord, local uint64) {
 	t.mu.Lock()
 	t.links[l.ID] = l
+	t.byLocal[local] = l.ID
 	t.maxID = max(t.maxID, l.ID)
 	t.mu.Unlock()
 	t.opened.Add(1)
 }
 
-func (t *linkTable) del(id uint64) *LinkRecord {
+// del removes the link whose lws number is local and returns it.
+func (t *linkTable) del(local uint64) *LinkRecord {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, ok := t.byLocal[local]
+	if !ok {
+		return nil
+	}
+	delete(t.byLocal, local)
 	l := t.links[id]
 	delete(t.links, id)
-	t.mu.Unlock()
 	return l
+}
+
+// idOf returns the ID of the live link whose lws number is local.
+func (t *linkTable) idOf(local uint64) (uint64, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	id, ok := t.byLocal[local]
+	return id, ok
 }
 
 // get returns the link, or nil and whether it existed once (gone).

@@ -1,0 +1,281 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/lwsgate/lwsgate/lws"
+	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
+)
+
+// The gateway on its cluster engine (package cluster, config section
+// cluster). Under the memory engine, the default, nothing here runs on
+// the message path: the gateway is one process, as it always was.
+// Under nats:
+//
+//   - a publish goes to this node's members and, through the engine, to
+//     every node with members of the channel (deliverRemote); the hub
+//     tells the engine when a channel gets its first member here and
+//     loses its last (Interest);
+//   - link ids carry this node's incarnation (linkID);
+//   - the admin API serves another node's link by forwarding the request
+//     to its owner (opAdmin, admin_cluster.go) and merges its listings
+//     from every node;
+//   - each WebSocket link with a disconnect hook has a durable record,
+//     settled when it closes (settle): the hook fires on this node if it
+//     settled the record, and on the survivor that reaps this node if it
+//     dies (reap);
+//   - a node cut off for the grace period closes its links with 1012,
+//     goes unready, and rejoins under a new incarnation (fence).
+//
+// Threading: the engine's hooks run on its goroutines; whatever touches
+// a link goes through the thread-safe paths (Conn.Send and Close, the
+// context's Do).
+
+// openEngine starts the engine cfg names and joins the cluster.
+func (g *Gateway) openEngine(cfg *Config) error {
+	ec := cfg.Cluster.engine()
+	if ec.Node == "" {
+		ec.Node = g.self.name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterJoinTimeout)
+	defer cancel()
+	eng, err := cluster.Open(ctx, ec, cluster.Hooks{
+		Deliver:  g.deliverRemote,
+		Event:    g.clusterEvent,
+		CallDone: func(op string, d time.Duration, err error) { g.metrics.clusterCall(op, d, err) },
+		Logger:   g.log,
+	})
+	if err != nil {
+		var fe *cluster.FieldError
+		if errors.As(err, &fe) {
+			return cfg.errAt("cluster."+fe.Field, "%s", fe.Msg)
+		}
+		return fmt.Errorf("gateway: cluster: %w", err)
+	}
+	g.eng = eng
+	g.multi = cfg.Cluster.Engine == cluster.EngineNATS
+	g.self.name = eng.Node()
+	g.inc.Store(uint32(eng.Incarnation()))
+	if g.multi {
+		g.hub.interest = func(ch string, on bool) {
+			if err := eng.Interest(ch, on); err != nil {
+				g.log.Warn("cluster: channel interest failed", "channel", ch, "on", on, "err", err)
+			}
+		}
+		g.handleOps()
+		g.metrics.registerCluster(g)
+		g.log.Info("cluster joined", "node", eng.Node(), "incarnation", eng.Incarnation(), "nodes", len(eng.Nodes()))
+	}
+	return nil
+}
+
+// linkID is the ID of the link lws numbers local: local itself under
+// the memory engine.
+func (g *Gateway) linkID(local uint64) uint64 {
+	id, ok := cluster.LinkID(cluster.Incarnation(g.inc.Load()), local)
+	if !ok {
+		// 2^37 links in one incarnation; never in practice. The id is
+		// then the bare number, which no other node's link has.
+		g.log.Error("cluster: link number beyond 2^37: restart the node", "local", local)
+		return local & cluster.MaxLocal
+	}
+	return id
+}
+
+// ownInc reports whether id is a link of this node's current
+// incarnation (always, under the memory engine).
+func (g *Gateway) ownInc(id uint64) bool {
+	inc, _, ok := cluster.SplitLinkID(id)
+	return ok && uint32(inc) == g.inc.Load()
+}
+
+// deliverRemote delivers a publish of another node to this node's
+// members (the engine's delivery goroutine): on the service goroutine,
+// where a fan-out queues without a wake-up per link.
+func (g *Gateway) deliverRemote(d cluster.Delivery) {
+	g.waitStarted()
+	if g.ctx == nil {
+		return // New failed
+	}
+	typ := lws.MessageType(d.Kind)
+	if typ != lws.TextMessage && typ != lws.BinaryMessage {
+		g.log.Warn("cluster: dropped a message of unknown type", "channel", d.Channel, "kind", d.Kind)
+		return
+	}
+	var res PublishResult
+	if err := g.ctx.Do(func() { res = g.publishLocal(d.Channel, typ, d.Data) }); err != nil {
+		return // stopping
+	}
+	g.metrics.fanout.Add(float64(res.Delivered))
+}
+
+// clusterEvent follows the registry (the engine's event goroutine).
+func (g *Gateway) clusterEvent(ev cluster.Event) {
+	g.waitStarted()
+	if g.ctx == nil {
+		return
+	}
+	switch ev.Kind {
+	case cluster.NodeUp:
+		if !ev.Node.Self {
+			g.log.Info("cluster: node up", "node", ev.Node.Name, "incarnation", ev.Node.Inc)
+		}
+	case cluster.NodeDown:
+		g.log.Warn("cluster: node down", "node", ev.Node.Name, "incarnation", ev.Node.Inc, "why", ev.Reason)
+	case cluster.Fenced:
+		if g.fenced.CompareAndSwap(false, true) {
+			g.log.Error("cluster: cut off from the cluster for the grace period: closing every link (1012)", "incarnation", ev.Node.Inc, "why", ev.Reason)
+			go g.fence()
+		}
+	case cluster.Reap:
+		g.reap(ev)
+	}
+}
+
+// fence closes every link of the old incarnation with 1012, waits for
+// them to be gone, then rejoins under a new incarnation; the node is
+// unready meanwhile (g.fenced).
+func (g *Gateway) fence() {
+	for _, l := range g.links.list(func(l *LinkRecord) bool { return l.conn != nil }) {
+		_ = l.conn.Close(lws.StatusServiceRestart, "node cut off from the cluster: reconnect")
+	}
+	for len(g.links.list(func(l *LinkRecord) bool { return l.conn != nil })) > 0 {
+		if pause(g.life, 20*time.Millisecond) != nil {
+			return
+		}
+	}
+	inc, err := g.eng.Rejoin(g.life)
+	if err != nil {
+		g.log.Warn("cluster: rejoin stopped", "err", err)
+		return
+	}
+	g.inc.Store(uint32(inc))
+	g.fenced.Store(false)
+	g.log.Info("cluster: rejoined", "incarnation", inc)
+}
+
+// linkRecord is what a link's durable record holds: what its disconnect
+// hook needs, should a survivor have to fire it.
+type linkRecord struct {
+	Link LinkInfo    `json:"link"`
+	Hdr  http.Header `json:"hdr,omitempty"`
+}
+
+// recordLink writes l's durable record (a goroutine of l's own: the engine
+// waits on the cluster), retrying until it is written or the engine
+// closes; settle waits for it.
+func (g *Gateway) recordLink(l *LinkRecord) {
+	l.rec = &linkRec{done: make(chan struct{})}
+	data, _ := json.Marshal(linkRecord{Link: l.Info(), Hdr: l.hdr})
+	g.settling.Add(1)
+	go func() {
+		defer g.settling.Done()
+		defer close(l.rec.done)
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+			ctx, cancel := context.WithTimeout(g.life, g.cfg.Load().Cluster.CallTimeout.D())
+			err := g.eng.LinkOpened(ctx, l.ID, data)
+			cancel()
+			if err == nil {
+				l.rec.written = true
+				return
+			}
+			if errors.Is(err, cluster.ErrClosed) || g.life.Err() != nil {
+				return
+			}
+			g.log.Warn("cluster: recording a link failed, retrying", "link", l.ID, "err", err)
+			if pause(g.life, wait) != nil {
+				return
+			}
+		}
+	}()
+}
+
+// linkRec is the state of a link's durable record.
+//
+// Concurrency: written set before done is closed, read after.
+type linkRec struct {
+	done    chan struct{}
+	written bool
+}
+
+// settle settles a closed link's record and queues its disconnect hook
+// ev (when fire) if this node settled it (a reaper that settled it first
+// fired it).
+func (g *Gateway) settle(l *LinkRecord, ev hookEvent, fire bool) {
+	g.settling.Add(1)
+	go func() {
+		defer g.settling.Done()
+		<-l.rec.done
+		if !l.rec.written {
+			if fire {
+				g.hooks.enqueue(ev) // no record: no one else knows of the link
+			}
+			return
+		}
+		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+			ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Load().Cluster.CallTimeout.D())
+			committed, err := g.eng.LinkClosed(ctx, l.ID)
+			cancel()
+			switch {
+			case err == nil && committed:
+				if fire {
+					g.hooks.enqueue(ev)
+				}
+				return
+			case err == nil:
+				g.log.Info("cluster: a survivor fired this link's disconnect hook", "link", l.ID)
+				return
+			case errors.Is(err, cluster.ErrClosed):
+				return // the record stays open: a survivor reaps it
+			}
+			g.log.Warn("cluster: settling a link failed, retrying", "link", l.ID, "err", err)
+			time.Sleep(wait)
+		}
+	}()
+}
+
+// waitSettled waits until every link record is settled, or ctx ends.
+func (g *Gateway) waitSettled(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { g.settling.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.log.Error("shutdown deadline: link records not settled: a survivor will reap them")
+	}
+}
+
+// reap fires the disconnect hook of every link a dead node held (this
+// node won the claim on it: no other does).
+func (g *Gateway) reap(ev cluster.Event) {
+	g.log.Warn("cluster: reaping a lost node", "node", ev.Node.Name, "incarnation", ev.Node.Inc, "links", len(ev.Links))
+	for _, r := range ev.Links {
+		var rec linkRecord
+		if err := json.Unmarshal(r.Data, &rec); err != nil {
+			g.log.Error("cluster: unreadable link record: its disconnect hook is lost", "link", r.ID, "err", err)
+			continue
+		}
+		rec.Link.ID = r.ID
+		g.hooks.enqueue(hookEvent{
+			Event: "disconnect", Time: time.Now().UnixMilli(), Link: rec.Link,
+			Code: int(lws.StatusAbnormalClosure), Reason: "node lost: " + ev.Node.Name, hdr: rec.Hdr,
+		})
+	}
+}
+
+// pause waits d, or until ctx ends (then its error).
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
