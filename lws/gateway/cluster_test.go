@@ -335,6 +335,9 @@ func TestClusterThreeGateways(t *testing.T) {
 		// records unsettled (its lease is left to expire), then the
 		// gateway, whose links can no longer settle theirs.
 		require.NoError(t, g3.eng.Close(context.Background()))
+		resp, body := g3.rawAPI(t, "GET", "/readyz", "", "")
+		assert.Equal(t, 503, resp.StatusCode, "a node without its lease is not ready")
+		assert.Contains(t, body, "cut off from the cluster")
 		require.NoError(t, g3.Close())
 		lost := time.Now()
 		for _, id := range []uint64{idC, idC2} {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -126,7 +127,11 @@ func (g *Gateway) clusterEvent(ev cluster.Event) {
 			g.log.Info("cluster: node up", "node", ev.Node.Name, "incarnation", ev.Node.Inc)
 		}
 	case cluster.NodeDown:
-		g.log.Warn("cluster: node down", "node", ev.Node.Name, "incarnation", ev.Node.Inc, "why", ev.Reason)
+		lvl := slog.LevelWarn
+		if ev.Reason == "left" {
+			lvl = slog.LevelInfo
+		}
+		g.log.Log(context.Background(), lvl, "cluster: node down", "node", ev.Node.Name, "incarnation", ev.Node.Inc, "why", ev.Reason)
 	case cluster.Fenced:
 		if g.fenced.CompareAndSwap(false, true) {
 			g.log.Error("cluster: cut off from the cluster for the grace period: closing every link (1012)", "incarnation", ev.Node.Inc, "why", ev.Reason)

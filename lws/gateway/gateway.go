@@ -589,7 +589,7 @@ func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) Publ
 	if g.multi {
 		if _, err := g.eng.Publish(context.Background(), channel, cluster.Message{Data: data, Kind: uint8(typ)}); err != nil {
 			g.metrics.publishErrors.Inc()
-			g.log.Warn("cluster: publish to the other nodes failed", "channel", channel, "err", err)
+			g.log.Debug("cluster: publish to the other nodes failed", "channel", channel, "err", err)
 		}
 	}
 	g.metrics.published.Inc()
