@@ -71,7 +71,7 @@ tokens:
   secret: cluster-test-secret
 shutdown:
   drain: 100ms
-  deadline: 3s
+  deadline: 1s
 cluster:
   engine: nats
   name: t

@@ -53,8 +53,12 @@ func (g *Gateway) openEngine(cfg *Config) error {
 	})
 	if err != nil {
 		var fe *cluster.FieldError
-		if errors.As(err, &fe) {
+		var clash *cluster.ErrNameInUse
+		switch {
+		case errors.As(err, &fe):
 			return cfg.errAt("cluster."+fe.Field, "%s", fe.Msg)
+		case errors.As(err, &clash):
+			return cfg.errAt("cluster.node", "%q is the name of a live node of the cluster (incarnation %d): give each node its own", clash.Name, clash.Inc)
 		}
 		return fmt.Errorf("gateway: cluster: %w", err)
 	}
