@@ -30,7 +30,7 @@ const (
 	opLinks    = "links"    // this node's links matching a query string
 	opChannels = "channels" // this node's channels
 	opRoutes   = "routes"   // this node's route table
-	opNode     = "node"     // this node's NodeInfo
+	opNode     = "node"     // this node's NodeInfo, in a list
 )
 
 // PartialHeader names, on a listing, the nodes that did not answer in
@@ -72,7 +72,7 @@ func (g *Gateway) handleOps() {
 	})
 	g.eng.Handle(opChannels, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.Channels()) })
 	g.eng.Handle(opRoutes, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.Routes()) })
-	g.eng.Handle(opNode, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.Nodes()[0]) })
+	g.eng.Handle(opNode, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.Nodes()) })
 }
 
 // byID serves a route on one link (its {id}) here when the link is this
@@ -206,6 +206,27 @@ func (g *Gateway) survey(w http.ResponseWriter, r *http.Request, op string, body
 	return res.Replies, true
 }
 
+// gather surveys op, whose every node answers a JSON list of T, and
+// returns each node's list; ok is false when it answered itself (503).
+func gather[T any](g *Gateway, w http.ResponseWriter, r *http.Request, op string, body []byte) (lists []nodeList[T], ok bool) {
+	replies, ok := g.survey(w, r, op, body)
+	for _, rp := range replies {
+		var items []T
+		if err := json.Unmarshal(rp.Body, &items); err != nil {
+			g.log.Warn("cluster: a node's listing is unreadable", "op", op, "node", rp.Name, "err", err)
+			continue
+		}
+		lists = append(lists, nodeList[T]{rp.Node, items})
+	}
+	return lists, ok
+}
+
+// nodeList is one node's answer to a listing.
+type nodeList[T any] struct {
+	node  cluster.Node
+	items []T
+}
+
 // clusterLinks serves GET /v1/api/links in a cluster: every node's
 // links, or node's.
 func (g *Gateway) clusterLinks(w http.ResponseWriter, r *http.Request, node string) {
@@ -213,18 +234,14 @@ func (g *Gateway) clusterLinks(w http.ResponseWriter, r *http.Request, node stri
 		writeJSON(w, 400, apiError{400, "node " + strconv.Quote(node) + ": not a live node of this cluster (see /v1/api/nodes)"})
 		return
 	}
-	replies, ok := g.survey(w, r, opLinks, []byte(r.URL.RawQuery))
+	lists, ok := gather[LinkInfo](g, w, r, opLinks, []byte(r.URL.RawQuery))
 	if !ok {
 		return
 	}
 	out := []LinkInfo{}
-	for _, rp := range replies {
-		if node != "" && rp.Name != node {
-			continue
-		}
-		var ls []LinkInfo
-		if json.Unmarshal(rp.Body, &ls) == nil {
-			out = append(out, ls...)
+	for _, l := range lists {
+		if node == "" || l.node.Name == node {
+			out = append(out, l.items...)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -238,17 +255,14 @@ func (g *Gateway) apiChannels(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, g.Channels())
 		return
 	}
-	replies, ok := g.survey(w, r, opChannels, nil)
+	lists, ok := gather[ChannelInfo](g, w, r, opChannels, nil)
 	if !ok {
 		return
 	}
 	sum := map[string]int{}
-	for _, rp := range replies {
-		var cs []ChannelInfo
-		if json.Unmarshal(rp.Body, &cs) == nil {
-			for _, c := range cs {
-				sum[c.Name] += c.Members
-			}
+	for _, l := range lists {
+		for _, c := range l.items {
+			sum[c.Name] += c.Members
 		}
 	}
 	out := make([]ChannelInfo, 0, len(sum))
@@ -265,16 +279,13 @@ func (g *Gateway) apiRoutes(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, g.Routes())
 		return
 	}
-	replies, ok := g.survey(w, r, opRoutes, nil)
+	lists, ok := gather[Route](g, w, r, opRoutes, nil)
 	if !ok {
 		return
 	}
 	out := []Route{}
-	for _, rp := range replies {
-		var rs []Route
-		if json.Unmarshal(rp.Body, &rs) == nil {
-			out = append(out, rs...)
-		}
+	for _, l := range lists {
+		out = append(out, l.items...)
 	}
 	writeJSON(w, 200, out)
 }
@@ -286,15 +297,14 @@ func (g *Gateway) apiNodes(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, g.Nodes())
 		return
 	}
-	replies, ok := g.survey(w, r, opNode, nil)
+	lists, ok := gather[NodeInfo](g, w, r, opNode, nil)
 	if !ok {
 		return
 	}
 	out := []NodeInfo{}
-	for _, rp := range replies {
-		var n NodeInfo
-		if json.Unmarshal(rp.Body, &n) == nil {
-			n.Self = rp.Self
+	for _, l := range lists {
+		for _, n := range l.items {
+			n.Self = l.node.Self
 			out = append(out, n)
 		}
 	}
