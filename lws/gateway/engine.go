@@ -158,10 +158,24 @@ func (g *Gateway) fence() {
 			return
 		}
 	}
-	inc, err := g.eng.Rejoin(g.life)
-	if err != nil {
-		g.log.Warn("cluster: rejoin stopped", "err", err)
-		return
+	var inc cluster.Incarnation
+	for {
+		// Each attempt has a deadline (the engine's JetStream calls want
+		// one); the node keeps trying until it rejoins or stops.
+		ctx, cancel := context.WithTimeout(g.life, clusterJoinTimeout)
+		var err error
+		inc, err = g.eng.Rejoin(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if g.life.Err() != nil || errors.Is(err, cluster.ErrClosed) {
+			return
+		}
+		g.log.Warn("cluster: rejoining failed, retrying", "err", err)
+		if pause(g.life, time.Second) != nil {
+			return
+		}
 	}
 	g.inc.Store(uint32(inc))
 	g.fenced.Store(false)
