@@ -28,7 +28,7 @@ import (
 const (
 	opAdmin    = "admin"    // a forwarded admin request (fwdRequest)
 	opLinks    = "links"    // this node's links matching a query string
-	opChannels = "channels" // this node's channels
+	opChannels = "channels" // this node's channels, with their users (channelPresence)
 	opRoutes   = "routes"   // this node's route table
 	opNode     = "node"     // this node's NodeInfo, in a list
 )
@@ -70,7 +70,7 @@ func (g *Gateway) handleOps() {
 		}
 		return json.Marshal(g.linksMatching(q.Get("type"), q.Get("user"), q.Get("channel")))
 	})
-	g.eng.Handle(opChannels, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.Channels()) })
+	g.eng.Handle(opChannels, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.hub.presence()) })
 	g.eng.Handle(opRoutes, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.Routes()) })
 	g.eng.Handle(opNode, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.Nodes()) })
 }
@@ -249,25 +249,31 @@ func (g *Gateway) clusterLinks(w http.ResponseWriter, r *http.Request, node stri
 }
 
 // apiChannels serves GET /v1/api/channels: in a cluster, the members of
-// each channel summed over the nodes.
+// each channel summed over the nodes, and its users counted once.
 func (g *Gateway) apiChannels(w http.ResponseWriter, r *http.Request) {
 	if !g.multi {
 		writeJSON(w, 200, g.Channels())
 		return
 	}
-	lists, ok := gather[ChannelInfo](g, w, r, opChannels, nil)
+	lists, ok := gather[channelPresence](g, w, r, opChannels, nil)
 	if !ok {
 		return
 	}
-	sum := map[string]int{}
+	members, users := map[string]int{}, map[string]map[string]bool{}
 	for _, l := range lists {
 		for _, c := range l.items {
-			sum[c.Name] += c.Members
+			members[c.Name] += c.Members
+			if users[c.Name] == nil {
+				users[c.Name] = map[string]bool{}
+			}
+			for _, u := range c.Users {
+				users[c.Name][u] = true
+			}
 		}
 	}
-	out := make([]ChannelInfo, 0, len(sum))
-	for name, n := range sum {
-		out = append(out, ChannelInfo{name, n})
+	out := make([]ChannelInfo, 0, len(members))
+	for name, n := range members {
+		out = append(out, ChannelInfo{name, n, len(users[name])})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	writeJSON(w, 200, out)

@@ -111,17 +111,47 @@ func (h *hub) members(ch string) []*LinkRecord {
 	return out
 }
 
-// ChannelInfo is a channel and its number of members.
+// ChannelInfo is a channel's presence: its number of members (links),
+// and of distinct users among them (the subjects of their tokens; links
+// without one are not counted).
 type ChannelInfo struct {
 	Name    string `json:"name"`
 	Members int    `json:"members"`
+	Users   int    `json:"users"`
 }
 
 func (h *hub) list() []ChannelInfo {
+	ps := h.presence()
+	out := make([]ChannelInfo, len(ps))
+	for i, p := range ps {
+		out[i] = ChannelInfo{p.Name, p.Members, len(p.Users)}
+	}
+	return out
+}
+
+// channelPresence is a channel's members and its distinct users, by
+// name: what a node tells the others, so that users are counted once
+// across nodes.
+type channelPresence struct {
+	Name    string   `json:"name"`
+	Members int      `json:"members"`
+	Users   []string `json:"users,omitempty"`
+}
+
+// presence returns every channel's presence, by name.
+func (h *hub) presence() []channelPresence {
 	h.mu.RLock()
-	out := make([]ChannelInfo, 0, len(h.channels))
+	out := make([]channelPresence, 0, len(h.channels))
 	for name, m := range h.channels {
-		out = append(out, ChannelInfo{name, len(m)})
+		p := channelPresence{Name: name, Members: len(m)}
+		seen := map[string]bool{}
+		for _, l := range m {
+			if l.User != "" && !seen[l.User] {
+				seen[l.User] = true
+				p.Users = append(p.Users, l.User)
+			}
+		}
+		out = append(out, p)
 	}
 	h.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

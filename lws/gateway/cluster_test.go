@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,6 +64,7 @@ func startClusterGWs(t *testing.T, n int, extra string) []*testGW {
 		y := fmt.Sprintf(`
 listeners:
   - addr: 127.0.0.1:0
+    auth: {require_token: true}
 admin:
   addr: 127.0.0.1:0
 log:
@@ -187,11 +189,14 @@ func (r *wsReader) next(t testing.TB) string {
 	}
 }
 
-// joined opens a link to g, subscribes it to channel with the default
-// rules, and returns it and its id.
-func joined(t *testing.T, g *testGW, channel string) (*wsReader, uint64) {
+// joined opens a link of user to g, with a token issued by issuer (any
+// node: they share tokens.secret), subscribes it to channel with the
+// default rules, and returns it and its id.
+func joined(t *testing.T, g, issuer *testGW, user, channel string) (*wsReader, uint64) {
 	t.Helper()
-	ws := g.dial(t, "/", nil)
+	tok, _, err := issuer.tokens.issue(user, "")
+	require.NoError(t, err)
+	ws := g.dial(t, "/", http.Header{"Authorization": {"Bearer " + tok}})
 	id := linkID(t, ws)
 	send(t, ws, `{"action":"subscribe","channel":"`+channel+`"}`)
 	require.Contains(t, read(t, ws), "subscribed")
@@ -209,9 +214,10 @@ func TestClusterThreeGateways(t *testing.T) {
 	t.Logf("three nodes up in %v", time.Since(start).Round(time.Millisecond))
 
 	// Link ids carry their node's incarnation, and differ.
-	a, idA := joined(t, g1, "room")
-	b, idB := joined(t, g2, "room")
-	c, idC := joined(t, g3, "room")
+	// Tokens issued by one node open links on the others.
+	a, idA := joined(t, g1, g3, "ann", "room")
+	b, idB := joined(t, g2, g1, "ann", "room")
+	c, idC := joined(t, g3, g2, "bob", "room")
 	for _, p := range []struct {
 		g  *testGW
 		id uint64
@@ -271,7 +277,7 @@ func TestClusterThreeGateways(t *testing.T) {
 		for _, g := range gws {
 			var chans []ChannelInfo
 			require.Equal(t, 200, g.api(t, "GET", "/v1/api/channels", "", &chans))
-			assert.Equal(t, []ChannelInfo{{"room", 3}}, chans, "asked of %s", g.self.name)
+			assert.Equal(t, []ChannelInfo{{"room", 3, 2}}, chans, "asked of %s: three links, two users", g.self.name)
 			var links []LinkInfo
 			require.Equal(t, 200, g.api(t, "GET", "/v1/api/links?type=tcplisten&channel=room", "", &links))
 			var ids []uint64
@@ -329,7 +335,7 @@ func TestClusterThreeGateways(t *testing.T) {
 	})
 
 	t.Run("a node stopped abruptly: one disconnect hook per lost link", func(t *testing.T) {
-		c2, idC2 := joined(t, g3, "other")
+		c2, idC2 := joined(t, g3, g1, "cy", "other")
 		_ = c2
 		// g3 dies without a goodbye: its engine stops with the links'
 		// records unsettled (its lease is left to expire), then the
