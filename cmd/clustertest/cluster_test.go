@@ -214,6 +214,16 @@ func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(204)
 }
 
+func (h *hookSink) total() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, evs := range h.evs {
+		n += len(evs)
+	}
+	return n
+}
+
 func (h *hookSink) of(id uint64) []hookEvent {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -238,10 +248,28 @@ func (n *node) metric(t *testing.T, name string) float64 {
 	return 0
 }
 
-// hooksOnce waits until each link of cs has had its disconnect hook, and
-// the survivors' reap and hook queues are over, then checks each had
-// exactly one, 1006, naming the lost node.
-func hooksOnce(t *testing.T, hooks *hookSink, cs []*client, lost string, survivors ...*node) {
+// mark is the hooks received, and those the survivors' queue runners
+// had delivered, before a fault.
+type mark struct{ received, delivered int }
+
+func markHooks(t *testing.T, hooks *hookSink, survivors ...*node) mark {
+	return mark{hooks.total(), delivered(t, survivors...)}
+}
+
+// delivered sums the nodes' lwsgate_cluster_hooks_delivered_total.
+func delivered(t *testing.T, nodes ...*node) int {
+	var n float64
+	for _, s := range nodes {
+		n += s.metric(t, "lwsgate_cluster_hooks_delivered_total")
+	}
+	return int(n)
+}
+
+// hooksOnce waits until each link of cs has had its disconnect hook and
+// every hook the survivors delivered since m has arrived (the lost node
+// delivers none), then checks each link had exactly one, 1006, naming
+// the lost node.
+func hooksOnce(t *testing.T, hooks *hookSink, m mark, cs []*client, lost string, survivors ...*node) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		for _, c := range cs {
@@ -249,21 +277,13 @@ func hooksOnce(t *testing.T, hooks *hookSink, cs []*client, lost string, survivo
 				return false
 			}
 		}
-		return true
-	}, 30*time.Second, 50*time.Millisecond, "the disconnect hooks of %s's links", lost)
-	require.Eventually(t, func() bool {
-		for _, s := range survivors {
-			if s.metric(t, "lwsgate_hook_queue") != 0 {
-				return false
-			}
-		}
-		return true
-	}, 10*time.Second, 50*time.Millisecond)
+		return hooks.total()-m.received == delivered(t, survivors...)-m.delivered
+	}, 40*time.Second, 50*time.Millisecond, "the disconnect hooks of %s's links", lost)
 	for _, c := range cs {
 		evs := hooks.of(c.id)
 		require.Len(t, evs, 1, "link %d of %s", c.id, lost)
 		assert.Equal(t, 1006, evs[0].Code)
-		assert.Equal(t, "node lost: "+lost, evs[0].Reason)
+		assert.Equal(t, "gateway node lost: "+lost, evs[0].Reason)
 	}
 }
 
@@ -364,9 +384,10 @@ cluster:
 	waitMsg(t, target, "direct")
 
 	// 2. SIGSTOP n2 past the grace period: the others reap it.
+	m := markHooks(t, hooks, n1, n3)
 	require.NoError(t, n2.cmd.Process.Signal(syscall.SIGSTOP))
 	stopped := time.Now()
-	hooksOnce(t, hooks, byNode[n2], "n2", n1, n3)
+	hooksOnce(t, hooks, m, byNode[n2], "n2", n1, n3)
 	t.Logf("n2's hooks fired %v after SIGSTOP", time.Since(stopped).Round(time.Millisecond))
 	code, _ = n1.api(t, "GET", fmt.Sprintf("/v1/api/links/%d", target.id), "", nil)
 	assert.Equal(t, 410, code, "a reaped node's link, asked elsewhere")
@@ -392,16 +413,19 @@ cluster:
 	}, 20*time.Second, 50*time.Millisecond, "n1 to see n2 back")
 	after := join(t, n2)
 	assert.NotEqual(t, target.id>>37, after.id>>37, "n2 rejoined under a new incarnation")
-	require.Eventually(t, func() bool { return n2.metric(t, "lwsgate_hook_queue") == 0 }, 10*time.Second, 50*time.Millisecond)
+	// Every hook the nodes delivered has arrived (none on its way), and
+	// n2's links still have one each.
+	require.Eventually(t, func() bool { return delivered(t, nodes...) == hooks.total() }, 10*time.Second, 50*time.Millisecond)
 	for _, c := range byNode[n2] {
 		assert.Len(t, hooks.of(c.id), 1, "link %d: one hook, the reaper's", c.id)
 	}
 
 	// 3. kill -9 n3: one hook per link, by a survivor.
+	m = markHooks(t, hooks, n1, n2)
 	require.NoError(t, n3.cmd.Process.Kill())
 	<-n3.done
 	killed := time.Now()
-	hooksOnce(t, hooks, byNode[n3], "n3", n1, n2)
+	hooksOnce(t, hooks, m, byNode[n3], "n3", n1, n2)
 	t.Logf("n3's hooks fired %v after kill -9", time.Since(killed).Round(time.Millisecond))
 }
 

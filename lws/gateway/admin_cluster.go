@@ -7,9 +7,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
@@ -27,7 +27,7 @@ import (
 // The ops this node serves to the others (cluster.Engine.Handle).
 const (
 	opAdmin    = "admin"    // a forwarded admin request (fwdRequest)
-	opLinks    = "links"    // this node's links matching a query string
+	opLinks    = "links"    // a page of this node's links for a query string (LinkPage)
 	opChannels = "channels" // this node's channels, with their users (channelPresence)
 	opRoutes   = "routes"   // this node's route table
 	opNode     = "node"     // this node's NodeInfo, in a list
@@ -64,11 +64,19 @@ func forwarded(r *http.Request) bool { return r.Context().Value(forwardedKey{}) 
 func (g *Gateway) handleOps() {
 	g.eng.Handle(opAdmin, g.serveForwarded)
 	g.eng.Handle(opLinks, func(_ context.Context, body []byte) ([]byte, error) {
-		q, err := parseQuery(string(body))
+		v, err := url.ParseQuery(string(body))
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(g.linksMatching(q.Get("type"), q.Get("user"), q.Get("channel")))
+		q, err := ParseLinkQuery(v)
+		if err != nil {
+			return nil, err
+		}
+		p, err := g.LinksPage(q)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(p)
 	})
 	g.eng.Handle(opChannels, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.hub.presence()) })
 	g.eng.Handle(opRoutes, func(context.Context, []byte) ([]byte, error) { return json.Marshal(g.Routes()) })
@@ -206,46 +214,109 @@ func (g *Gateway) survey(w http.ResponseWriter, r *http.Request, op string, body
 	return res.Replies, true
 }
 
-// gather surveys op, whose every node answers a JSON list of T, and
-// returns each node's list; ok is false when it answered itself (503).
-func gather[T any](g *Gateway, w http.ResponseWriter, r *http.Request, op string, body []byte) (lists []nodeList[T], ok bool) {
+// gather surveys op, whose every node answers a JSON T, and returns each
+// node's answer; ok is false when it answered itself (503).
+func gather[T any](g *Gateway, w http.ResponseWriter, r *http.Request, op string, body []byte) (answers []nodeAnswer[T], ok bool) {
 	replies, ok := g.survey(w, r, op, body)
 	for _, rp := range replies {
-		var items []T
-		if err := json.Unmarshal(rp.Body, &items); err != nil {
+		var v T
+		if err := json.Unmarshal(rp.Body, &v); err != nil {
 			g.log.Warn("cluster: a node's listing is unreadable", "op", op, "node", rp.Name, "err", err)
 			continue
 		}
-		lists = append(lists, nodeList[T]{rp.Node, items})
+		answers = append(answers, nodeAnswer[T]{rp.Node, v})
 	}
-	return lists, ok
+	return answers, ok
 }
 
-// nodeList is one node's answer to a listing.
-type nodeList[T any] struct {
-	node  cluster.Node
-	items []T
+// nodeAnswer is one node's answer to a listing.
+type nodeAnswer[T any] struct {
+	node cluster.Node
+	v    T
 }
 
-// clusterLinks serves GET /v1/api/links in a cluster: every node's
-// links, or node's.
-func (g *Gateway) clusterLinks(w http.ResponseWriter, r *http.Request, node string) {
-	if node != "" && !slices.ContainsFunc(g.eng.Nodes(), func(n cluster.Node) bool { return n.Name == node }) {
-		writeJSON(w, 400, apiError{400, "node " + strconv.Quote(node) + ": not a live node of this cluster (see /v1/api/nodes)"})
-		return
+// clusterLinksPage is GET /v1/api/links in a cluster: each node reads
+// the page from its own table, and the pages merge in the sort order
+// (which is total: the key, then the id) into one of q.Limit rows, whose
+// cursors every node can read. ok is false when it answered itself.
+func (g *Gateway) clusterLinksPage(w http.ResponseWriter, r *http.Request, q LinkQuery) (p LinkPage, ok bool, err error) {
+	if q.Node != "" && !slices.ContainsFunc(g.eng.Nodes(), func(n cluster.Node) bool { return n.Name == q.Node }) {
+		return p, true, &QueryError{"node", q.Node, "not a live node of this cluster (see /v1/api/nodes)"}
 	}
-	lists, ok := gather[LinkInfo](g, w, r, opLinks, []byte(r.URL.RawQuery))
+	if err := q.check(); err != nil {
+		return p, true, err
+	}
+	v := r.URL.Query()
+	v.Del("node")
+	pages, ok := gather[LinkPage](g, w, r, opLinks, []byte(v.Encode()))
 	if !ok {
-		return
+		return p, false, nil
 	}
-	out := []LinkInfo{}
-	for _, l := range lists {
-		if node == "" || l.node.Name == node {
-			out = append(out, l.items...)
+	var rows []LinkInfo
+	var anyNext, anyPrev bool
+	for _, np := range pages {
+		if q.Node != "" && np.node.Name != q.Node {
+			continue
+		}
+		rows = append(rows, np.v.Links...)
+		p.Total += np.v.Total
+		anyNext, anyPrev = anyNext || np.v.Next != "", anyPrev || np.v.Prev != ""
+	}
+	dir := 1
+	if q.Desc {
+		dir = -1
+	}
+	slices.SortFunc(rows, func(a, b LinkInfo) int { return dir * infoKey(q.Sort, a).cmp(infoKey(q.Sort, b)) })
+	var droppedHead, droppedTail bool
+	if q.Limit > 0 && len(rows) > q.Limit {
+		if q.Before != "" { // the rows just before the cursor
+			rows, droppedHead = rows[len(rows)-q.Limit:], true
+		} else {
+			rows, droppedTail = rows[:q.Limit], true
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	writeJSON(w, 200, out)
+	p.Links = rows
+	if p.Links == nil {
+		p.Links = []LinkInfo{}
+	}
+	if q.Limit > 0 && len(rows) > 0 {
+		if anyNext || droppedTail {
+			p.Next = encodeCursor(q.Sort, infoKey(q.Sort, rows[len(rows)-1]))
+		}
+		if anyPrev || droppedHead {
+			p.Prev = encodeCursor(q.Sort, infoKey(q.Sort, rows[0]))
+		}
+	}
+	return p, true, nil
+}
+
+// infoKey is a LinkInfo's place in sort order srt, as linkSorts gives
+// it for the LinkRecord it was taken from.
+func infoKey(srt string, in LinkInfo) pageKey {
+	k := pageKey{id: in.ID}
+	switch srt {
+	case "type":
+		k.s = in.Type
+	case "listener":
+		k.s = in.Listener
+	case "user":
+		k.s = in.User
+	case "remote":
+		k.s = in.Remote
+	case "opened":
+		k.n = in.Opened.UnixNano()
+	case "last_activity":
+		k.n = in.LastActivity.UnixNano()
+	case "messages_in":
+		k.n = in.MessagesIn
+	case "messages_out":
+		k.n = in.MessagesOut
+	case "bytes_in":
+		k.n = in.BytesIn
+	case "bytes_out":
+		k.n = in.BytesOut
+	}
+	return k
 }
 
 // apiChannels serves GET /v1/api/channels: in a cluster, the members of
@@ -255,13 +326,13 @@ func (g *Gateway) apiChannels(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, g.Channels())
 		return
 	}
-	lists, ok := gather[channelPresence](g, w, r, opChannels, nil)
+	lists, ok := gather[[]channelPresence](g, w, r, opChannels, nil)
 	if !ok {
 		return
 	}
 	members, users := map[string]int{}, map[string]map[string]bool{}
 	for _, l := range lists {
-		for _, c := range l.items {
+		for _, c := range l.v {
 			members[c.Name] += c.Members
 			if users[c.Name] == nil {
 				users[c.Name] = map[string]bool{}
@@ -285,13 +356,13 @@ func (g *Gateway) apiRoutes(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, g.Routes())
 		return
 	}
-	lists, ok := gather[Route](g, w, r, opRoutes, nil)
+	lists, ok := gather[[]Route](g, w, r, opRoutes, nil)
 	if !ok {
 		return
 	}
 	out := []Route{}
 	for _, l := range lists {
-		out = append(out, l.items...)
+		out = append(out, l.v...)
 	}
 	writeJSON(w, 200, out)
 }
@@ -303,13 +374,13 @@ func (g *Gateway) apiNodes(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, g.Nodes())
 		return
 	}
-	lists, ok := gather[NodeInfo](g, w, r, opNode, nil)
+	lists, ok := gather[[]NodeInfo](g, w, r, opNode, nil)
 	if !ok {
 		return
 	}
 	out := []NodeInfo{}
 	for _, l := range lists {
-		for _, n := range l.items {
+		for _, n := range l.v {
 			n.Self = l.node.Self
 			out = append(out, n)
 		}

@@ -27,9 +27,10 @@ import (
 //     to its owner (opAdmin, admin_cluster.go) and merges its listings
 //     from every node;
 //   - each WebSocket link with a disconnect hook has a durable record,
-//     settled when it closes (settle): the hook fires on this node if it
-//     settled the record, and on the survivor that reaps this node if it
-//     dies (reap);
+//     settled when it closes (settle) with its hook, which goes to the
+//     cluster's durable queue: from this node if it settled the record,
+//     from the survivor that reaps this node if it dies; every node
+//     delivers the queue's hooks (runHooks);
 //   - a node cut off for the grace period closes its links with 1012,
 //     goes unready, and rejoins under a new incarnation (fence).
 //
@@ -64,7 +65,6 @@ func (g *Gateway) openEngine(cfg *Config) error {
 	}
 	g.eng = eng
 	g.multi = cfg.Cluster.Engine == cluster.EngineNATS
-	g.self.name = eng.Node()
 	g.inc.Store(uint32(eng.Incarnation()))
 	if g.multi {
 		g.hub.interest = func(ch string, on bool) {
@@ -73,6 +73,7 @@ func (g *Gateway) openEngine(cfg *Config) error {
 			}
 		}
 		g.handleOps()
+		g.runHooks(cfg)
 		g.metrics.registerCluster(g)
 		g.log.Info("cluster joined", "node", eng.Node(), "incarnation", eng.Incarnation(), "nodes", len(eng.Nodes()))
 	}
@@ -90,6 +91,15 @@ func (g *Gateway) linkID(local uint64) uint64 {
 		return local & cluster.MaxLocal
 	}
 	return id
+}
+
+// idOfLocal is the ID of the link lws numbers local: the live link's,
+// or the one it would have now.
+func (g *Gateway) idOfLocal(local uint64) uint64 {
+	if id, ok := g.links.idOf(local); ok {
+		return id
+	}
+	return g.linkID(local)
 }
 
 // ownInc reports whether id is a link of this node's current
@@ -161,8 +171,10 @@ func (g *Gateway) fence() {
 	var inc cluster.Incarnation
 	for {
 		// Each attempt has a deadline (the engine's JetStream calls want
-		// one); the node keeps trying until it rejoins or stops.
-		ctx, cancel := context.WithTimeout(g.life, clusterJoinTimeout)
+		// one), short enough that an attempt stuck on a cluster still
+		// settling after the partition is given up for a fresh one; the
+		// node keeps trying until it rejoins or stops.
+		ctx, cancel := context.WithTimeout(g.life, rejoinAttempt)
 		var err error
 		inc, err = g.eng.Rejoin(ctx)
 		cancel()
@@ -226,40 +238,74 @@ type linkRec struct {
 	written bool
 }
 
-// settle settles a closed link's record and queues its disconnect hook
-// ev (when fire) if this node settled it (a reaper that settled it first
-// fired it).
-func (g *Gateway) settle(l *LinkRecord, ev hookEvent, fire bool) {
+// settle settles a closed link's record with its disconnect hook ev,
+// which the engine queues durably (the cluster's queue, RunHooks) if
+// this node settled the record; if a reaper had, the reaper's hook is
+// queued instead. A link without a record queues ev alone.
+func (g *Gateway) settle(l *LinkRecord, ev hookEvent) {
+	data, _ := json.Marshal(linkRecord{Link: ev.Link, Hdr: ev.hdr})
+	d := cluster.Disconnect{Link: l.ID, Code: ev.Code, Reason: ev.Reason, At: time.UnixMilli(ev.Time), Data: data}
 	g.settling.Add(1)
 	go func() {
 		defer g.settling.Done()
-		<-l.rec.done
-		if !l.rec.written {
-			if fire {
-				g.hooks.enqueue(ev) // no record: no one else knows of the link
-			}
-			return
+		written := false
+		if l.rec != nil {
+			<-l.rec.done
+			written = l.rec.written
 		}
 		for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 			ctx, cancel := context.WithTimeout(context.Background(), g.cfg.Load().Cluster.CallTimeout.D())
-			committed, err := g.eng.LinkClosed(ctx, l.ID)
+			var committed bool
+			var err error
+			if written {
+				committed, err = g.eng.LinkClosed(ctx, l.ID, d)
+				if err == nil && !committed {
+					g.log.Info("cluster: a survivor reaped this link: its hook is the survivor's", "link", l.ID)
+				}
+			} else {
+				err = g.eng.EnqueueHook(ctx, d) // no record: no one else knows of the link
+			}
 			cancel()
 			switch {
-			case err == nil && committed:
-				if fire {
-					g.hooks.enqueue(ev)
-				}
-				return
 			case err == nil:
-				g.log.Info("cluster: a survivor fired this link's disconnect hook", "link", l.ID)
 				return
 			case errors.Is(err, cluster.ErrClosed):
-				return // the record stays open: a survivor reaps it
+				return // a record stays open: a survivor reaps it
 			}
 			g.log.Warn("cluster: settling a link failed, retrying", "link", l.ID, "err", err)
 			time.Sleep(wait)
 		}
 	}()
+}
+
+// runHooks delivers the cluster's queued disconnect hooks, whichever
+// node queued them, until the gateway stops (every node runs it).
+func (g *Gateway) runHooks(cfg *Config) {
+	o := cluster.HookRunOptions{Workers: hookWorkers, MaxAttempts: cfg.Hooks.Retries + 1, Backoff: time.Second}
+	go func() {
+		if err := g.eng.RunHooks(g.life, o, g.sendHook); err != nil && !errors.Is(err, cluster.ErrClosed) {
+			g.log.Error("cluster: the disconnect hook queue stopped", "err", err)
+		}
+	}()
+}
+
+// sendHook posts one queued disconnect hook (cluster.HookSender).
+func (g *Gateway) sendHook(ctx context.Context, d cluster.Disconnect) error {
+	url := g.cfg.Load().Hooks.Disconnect
+	if url == "" {
+		return nil // none now: the hook has nowhere to go
+	}
+	var rec linkRecord
+	if err := json.Unmarshal(d.Data, &rec); err != nil {
+		g.log.Error("cluster: unreadable disconnect hook: dropped", "link", d.Link, "err", err)
+		return nil
+	}
+	rec.Link.ID = d.Link
+	ev := &hookEvent{Event: "disconnect", Time: d.At.UnixMilli(), Link: rec.Link, Code: d.Code, Reason: d.Reason, hdr: rec.Hdr}
+	if d.Lost && rec.Link.Node != "" {
+		ev.Reason += ": " + rec.Link.Node // the reaper's ("gateway node lost"), naming the node
+	}
+	return g.hooks.post(ctx, url, ev)
 }
 
 // waitSettled waits until every link record is settled, or ctx ends.
@@ -273,23 +319,14 @@ func (g *Gateway) waitSettled(ctx context.Context) {
 	}
 }
 
-// reap fires the disconnect hook of every link a dead node held (this
-// node won the claim on it: no other does).
+// reap logs a dead node's reaping: this node won the claim on it, and
+// the engine has queued a disconnect hook (1006) for each of its links.
 func (g *Gateway) reap(ev cluster.Event) {
-	g.log.Warn("cluster: reaping a lost node", "node", ev.Node.Name, "incarnation", ev.Node.Inc, "links", len(ev.Links))
-	for _, r := range ev.Links {
-		var rec linkRecord
-		if err := json.Unmarshal(r.Data, &rec); err != nil {
-			g.log.Error("cluster: unreadable link record: its disconnect hook is lost", "link", r.ID, "err", err)
-			continue
-		}
-		rec.Link.ID = r.ID
-		g.hooks.enqueue(hookEvent{
-			Event: "disconnect", Time: time.Now().UnixMilli(), Link: rec.Link,
-			Code: int(lws.StatusAbnormalClosure), Reason: "node lost: " + ev.Node.Name, hdr: rec.Hdr,
-		})
-	}
+	g.log.Warn("cluster: reaped a lost node: its links' disconnect hooks are queued", "node", ev.Node.Name, "incarnation", ev.Node.Inc, "links", len(ev.Links))
 }
+
+// rejoinAttempt bounds one attempt of a fenced node to rejoin.
+const rejoinAttempt = 10 * time.Second
 
 // pause waits d, or until ctx ends (then its error).
 func pause(ctx context.Context, d time.Duration) error {

@@ -93,6 +93,7 @@ type Gateway struct {
 	tokens  *tokens
 	hooks   *hooks
 	metrics *metrics
+	console *console
 
 	draining  atomic.Bool
 	closeOnce sync.Once
@@ -132,14 +133,19 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	self := newNode(opts)
+	if cfg.Cluster.Node != "" {
+		self.name = cfg.Cluster.Node // the node's name in its cluster
+	}
 	g := &Gateway{
 		log:     opts.Logger,
 		level:   opts.Level,
 		router:  opts.Router,
-		self:    newNode(opts),
-		links:   newLinkTable(),
+		self:    self,
+		links:   newLinkTable(self.name, 0), // one worker (issue 16 shards it)
 		closed:  newClosedLinks(),
 		hub:     newHub(),
+		console: &console{},
 		started: make(chan struct{}),
 	}
 	if g.log == nil {
@@ -207,6 +213,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		OnLinkOpen:      g.onLinkOpen,
 		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
 		OnLinkClose:     g.onLinkClose,
+		OnLinkTrace:     g.onLinkTrace,
 	}
 	if *cfg.Log.Trace {
 		lc.Trace = opts.Trace
@@ -219,13 +226,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		lc.Listeners = append(lc.Listeners, l)
 	}
 	if cfg.Admin.Addr != "off" {
-		lc.Listeners = append(lc.Listeners, lws.Listener{
-			Name:        AdminListener,
-			Addr:        cfg.Admin.Addr,
-			Accept:      lws.AcceptHTTP,
-			HTTPHandler: serveNetHTTP(g.started, g.admin),
-			MaxBodySize: adminMaxBody,
-		})
+		lc.Listeners = append(lc.Listeners, g.adminListener(cfg.Admin.Addr))
 	}
 	g.ctx, err = lws.New(lc)
 	if err != nil {
@@ -238,6 +239,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		g.addrs[lc.Listeners[i].Name] = a
 	}
 	close(g.started)
+	if cfg.Admin.Addr != "off" {
+		go g.console.series.run(g, g.ctx.Done())
+	}
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}

@@ -30,12 +30,13 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 	if ll.Listener == AdminListener {
 		return // never in the table
 	}
-	id, ok := g.links.idOf(ll.ID)
-	if !ok {
+	// First: once it is gone from the table, a 410 can say how.
+	id := g.idOfLocal(ll.ID)
+	g.closed.add(id, ce, time.Now(), g.lastSnapshot(id))
+	l := g.links.del(ll.ID)
+	if l == nil {
 		return
 	}
-	g.closed.add(id, ce, time.Now()) // first: once it is gone from the table, a 410 can say how
-	l := g.links.del(ll.ID)
 	g.routes.del(l.ID)
 	g.hub.leave(l)
 	l.mu.Lock()
@@ -49,8 +50,8 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 	if l.Type == TypeTCPListen {
 		ev, ok := g.hooks.disconnect(l, ce)
 		switch {
-		case l.rec != nil:
-			g.settle(l, ev, ok) // a record is settled even if the hook has gone since
+		case g.multi && (ok || l.rec != nil):
+			g.settle(l, ev) // a record is settled even if the hook has gone since
 		case ok:
 			g.hooks.enqueue(ev)
 		}

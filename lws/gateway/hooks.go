@@ -151,12 +151,11 @@ func (h *hooks) message(m *Message) {
 }
 
 // disconnect returns the disconnect event of a link that has closed;
-// ok is false when there is no disconnect hook.
+// ok is false when there is no disconnect hook (a link's record in a
+// cluster is settled with it all the same).
 func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) (ev hookEvent, ok bool) {
-	if h.g.cfg.Load().Hooks.Disconnect == "" {
-		return hookEvent{}, false
-	}
-	return hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}, true
+	ev = hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}
+	return ev, h.g.cfg.Load().Hooks.Disconnect != ""
 }
 
 // enqueue queues a disconnect event for delivery (any goroutine).

@@ -73,6 +73,10 @@ var clusterStats = []clusterStat{
 	{clusterDesc("lwsgate_cluster_lease_failures_total", "Lease renewals that failed (the cluster did not answer)."), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.LeaseFailures) }},
 	{clusterDesc("lwsgate_cluster_lease_lapses_total", "Times this node's lease expired and was taken back within the grace period."), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.LeaseLapses) }},
 	{clusterDesc("lwsgate_cluster_reaped_nodes_total", "Dead nodes this node reaped."), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.Reaped) }},
+	{clusterDesc("lwsgate_cluster_hooks_queued_total", "Disconnect hooks this node put in the cluster's durable queue (its links', and a reaped node's)."), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.HooksQueued) }},
+	{clusterDesc("lwsgate_cluster_hooks_delivered_total", "Disconnect hooks from the cluster's queue this node delivered."), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.HooksDelivered) }},
+	{clusterDesc("lwsgate_cluster_hook_failures_total", "Deliveries of queued disconnect hooks that failed (offered again later)."), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.HookFailures) }},
+	{clusterDesc("lwsgate_cluster_hooks_dropped_total", "Queued disconnect hooks given up after hooks.retries."), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.HooksDropped) }},
 	{clusterDesc("lwsgate_cluster_reaped_links_total", "Links of dead nodes whose disconnect hooks this node fired."), prometheus.CounterValue, func(s *cluster.Stats) float64 { return float64(s.ReapedLinks) }},
 }
 

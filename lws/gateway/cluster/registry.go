@@ -43,6 +43,10 @@ type nodeRecord struct {
 	Name  string      `json:"name"`
 	State string      `json:"state"`
 	By    Incarnation `json:"by,omitempty"` // reaped: the reaper
+	// Done (reaped): the reaper queued the hooks of every link record and
+	// settled them. A reaped record not done, whose reaper dies, is
+	// finished by the reaper's own reaper.
+	Done bool `json:"done,omitempty"`
 }
 
 func (r nodeRecord) bytes() []byte {
@@ -461,6 +465,11 @@ func (e *natsEngine) apply(ent jetstream.KeyValueEntry, snapshot map[Incarnation
 // revision, and the record when it holds one (put). e.mu is held.
 func (e *natsEngine) observeLocked(inc Incarnation, rev uint64, put bool, rec nodeRecord) {
 	e.maxInc = max(e.maxInc, inc)
+	if put && rec.State == stateReaped && !rec.Done {
+		e.unfinished[inc] = rec.By
+	} else if put {
+		delete(e.unfinished, inc)
+	}
 	if inc == e.inc || e.fenced {
 		return // this node's own lease is the renewal loop's
 	}
@@ -620,10 +629,81 @@ func (e *natsEngine) reap(inc Incarnation, name string) {
 		}
 	}
 	e.count.reaped.Add(1)
-	links := e.reapLinks(inc)
+	if e.cfg.testAfterClaim != nil {
+		e.cfg.testAfterClaim(e.life, inc)
+	}
+	links := e.finishReap(inc, name, map[Incarnation]bool{})
+	if e.life.Err() != nil {
+		return // the claim stays unfinished: this node's reaper finishes it
+	}
 	e.count.reapedLinks.Add(uint64(len(links)))
 	e.log.Info("cluster: reaped a dead node", "dead", inc, "name", name, "links", len(links))
 	e.events.push(Event{Kind: Reap, Node: Node{Inc: inc, Name: name}, Reason: "lease expired", Links: links})
+}
+
+// finishReap, once this node holds the claim on dead incarnation inc,
+// queues the hooks of inc's open link records and settles them, then
+// does the same for every incarnation inc had claimed but not finished
+// (inc was a reaper that died at it), then marks inc's claim done. It
+// returns the records it settled, inc's own first.
+func (e *natsEngine) finishReap(inc Incarnation, name string, seen map[Incarnation]bool) []LinkRecord {
+	seen[inc] = true
+	links := e.reapLinks(inc)
+	e.mu.Lock()
+	var orphans []Incarnation
+	for dead, by := range e.unfinished {
+		if by == inc && !seen[dead] {
+			orphans = append(orphans, dead)
+		}
+	}
+	e.mu.Unlock()
+	for _, dead := range orphans {
+		if e.life.Err() != nil {
+			return links
+		}
+		e.log.Info("cluster: finishing the reap of a dead reaper", "dead", dead, "reaper", inc)
+		links = append(links, e.finishReap(dead, "", seen)...)
+	}
+	if e.life.Err() != nil {
+		return links
+	}
+	e.markReaped(inc, name)
+	return links
+}
+
+// markReaped writes inc's claim as done, by this node.
+func (e *natsEngine) markReaped(inc Incarnation, name string) {
+	key := nodeKey(inc)
+	for e.life.Err() == nil {
+		ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
+		ent, found, err := e.reg.last(ctx, key)
+		if err == nil {
+			var r nodeRecord
+			if found && ent.live && json.Unmarshal(ent.val, &r) == nil {
+				if r.Done {
+					cancel()
+					return
+				}
+				if name == "" {
+					name = r.Name
+				}
+			}
+			var rev uint64
+			if found {
+				rev = ent.rev
+			}
+			rec := nodeRecord{Name: name, State: stateReaped, By: e.Incarnation(), Done: true}
+			_, err = e.reg.cas(ctx, key, rec.bytes(), nil, rev, 0)
+		}
+		cancel()
+		if err == nil {
+			e.mu.Lock()
+			delete(e.unfinished, inc)
+			e.mu.Unlock()
+			return
+		}
+		_ = pause(e.life, e.cfg.Lease/5)
+	}
 }
 
 // claim is one attempt of reap: won, or whether to try again (after a
