@@ -239,7 +239,6 @@ func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 400, apiError{400, err.Error()})
 }
 
-
 var linkTypes = []string{TypeTCPListen, TypeHTTPListen, TypeTCPConnect, TypeHTTPConnect}
 
 func (g *Gateway) apiLink(w http.ResponseWriter, r *http.Request) {
