@@ -286,6 +286,22 @@ func TestClusterThreeGateways(t *testing.T) {
 			}
 			assert.ElementsMatch(t, []uint64{idA, idB, idC}, ids)
 		}
+		// A page of the cluster's links, then the next, through g3: the
+		// cursor is read by every node.
+		resp, body := g3.rawAPI(t, "GET", "/v1/api/links?type=tcplisten&limit=2", "", "")
+		require.Equal(t, 200, resp.StatusCode, body)
+		var page []LinkInfo
+		require.NoError(t, json.Unmarshal([]byte(body), &page))
+		assert.Equal(t, "3", resp.Header.Get("X-Total-Count"))
+		require.Len(t, page, 2)
+		assert.Equal(t, []uint64{min(idA, idB, idC), page[1].ID}, []uint64{page[0].ID, page[1].ID})
+		next := strings.TrimSuffix(strings.TrimPrefix(strings.Split(resp.Header.Get("Link"), ";")[0], "<"), ">")
+		require.Contains(t, next, "after=")
+		var rest []LinkInfo
+		require.Equal(t, 200, g1.api(t, "GET", next, "", &rest))
+		require.Len(t, rest, 1)
+		assert.Equal(t, max(idA, idB, idC), rest[0].ID)
+
 		var links []LinkInfo
 		require.Equal(t, 200, g1.api(t, "GET", "/v1/api/links?type=tcplisten&node=g2", "", &links))
 		require.Len(t, links, 1)
