@@ -201,11 +201,11 @@ type linkRecord struct {
 	Hdr  http.Header `json:"hdr,omitempty"`
 }
 
-// recordLink writes l's durable record (a goroutine of l's own: the engine
+// recordLink writes the durable record of l, in the link table (its
+// Node set) with its l.rec made, on a goroutine of its own (the engine
 // waits on the cluster), retrying until it is written or the engine
 // closes; settle waits for it.
 func (g *Gateway) recordLink(l *LinkRecord) {
-	l.rec = &linkRec{done: make(chan struct{})}
 	data, _ := json.Marshal(linkRecord{Link: l.Info(), Hdr: l.hdr})
 	g.settling.Add(1)
 	go func() {

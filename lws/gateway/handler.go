@@ -77,14 +77,17 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 		l.hdr = linkHeaders(g.kept, r)
 	}
 	c.SetValue(l)
+	if g.multi && g.cfg.Load().Hooks.Disconnect != "" {
+		l.rec = &linkRec{done: make(chan struct{})} // before the link is shared
+	}
 	g.addLink(l, ll.ID)
+	if l.rec != nil {
+		g.recordLink(l) // so that the hook outlives this node
+	}
 	if why := g.unready(); why != "" {
 		// Draining (or fencing) began between the upgrade check and now.
 		_ = c.Close(4000+lws.StatusCode(503), why)
 		return
-	}
-	if g.multi && g.cfg.Load().Hooks.Disconnect != "" {
-		g.recordLink(l) // so that the hook outlives this node
 	}
 	if g.hooks.connectURL() != "" {
 		l.held = &heldMsgs{}
