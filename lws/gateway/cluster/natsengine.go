@@ -80,7 +80,7 @@ type natsEngine struct {
 	pub publisher
 	rec records
 
-	// Channel history (history.go, histchan.go, fetch.go).
+	// Channel history (history.go, histchan.go, resume.go, fetch.go).
 	replicas   int                 // of the cluster's streams
 	hist       *history            // immutable
 	hjs        jetstream.JetStream // publishes to history streams, with acknowledgement handlers
