@@ -1,0 +1,191 @@
+package lws
+
+import (
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// groupLinks records, per worker, the links a Group's workers opened.
+type groupLinks struct {
+	mu     sync.Mutex
+	byWkr  map[int][]uint64
+	ctxOf  map[uint64]*Context
+	opened chan struct{}
+}
+
+func newGroupLinks() *groupLinks {
+	return &groupLinks{byWkr: map[int][]uint64{}, ctxOf: map[uint64]*Context{}, opened: make(chan struct{}, 1024)}
+}
+
+// handler is worker w's: an echo that records each link it opens.
+func (g *groupLinks) handler(w int) Handler {
+	return HandlerFuncs{
+		Open: func(c *Conn) {
+			g.mu.Lock()
+			g.byWkr[w] = append(g.byWkr[w], c.ID())
+			g.ctxOf[c.ID()] = c.Context()
+			g.mu.Unlock()
+			g.opened <- struct{}{}
+		},
+		Message: func(c *Conn, typ MessageType, data []byte) { _ = c.Send(typ, data) },
+	}
+}
+
+// startGroup runs n workers with one listener l (on 127.0.0.1:0 unless
+// set) whose Handler is links' per worker.
+func startGroup(t *testing.T, n int, l Listener, links *groupLinks) (*Group, string) {
+	t.Helper()
+	if l.Addr == "" {
+		l.Addr = "127.0.0.1:0"
+	}
+	g, err := NewGroup(n, func(w int) *Config {
+		l := l
+		l.Handler = links.handler(w)
+		return &Config{Listeners: []Listener{l}, Logger: testLogger(t), ShutdownTimeout: time.Second}
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, g.Close()) })
+	addr := g.Addrs()[0].String()
+	for _, c := range g.Workers() {
+		require.Equal(t, addr, c.Addrs()[0].String(), "every worker listens on the port the first was given")
+	}
+	return g, addr
+}
+
+// dialWS opens a gorilla client link to url.
+func dialWS(t *testing.T, url string) *websocket.Conn {
+	t.Helper()
+	ws, resp, err := websocket.DefaultDialer.Dial(url, nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	t.Cleanup(func() { ws.Close() })
+	_ = ws.SetReadDeadline(time.Now().Add(hangTimeout))
+	return ws
+}
+
+// TestGroupSpreadsLinks: the links of a Group's listener are spread evenly
+// over its workers (the acceptor hands each to the least loaded one), each
+// echoes on the worker that owns it, and link IDs are unique across them.
+func TestGroupSpreadsLinks(t *testing.T) {
+	for _, n := range []int{2, 4} {
+		t.Run(strings.Repeat("w", n), func(t *testing.T) {
+			links := newGroupLinks()
+			g, addr := startGroup(t, n, Listener{Name: "edge"}, links)
+			var conns []*websocket.Conn
+			for range 3 * n {
+				conns = append(conns, dialWS(t, "ws://"+addr+"/"))
+				waitFor(t, links.opened, "OnOpen")
+			}
+			for i, ws := range conns {
+				msg := []byte{'m', byte(i)}
+				require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, msg))
+				_, got, err := ws.ReadMessage()
+				require.NoError(t, err)
+				assert.Equal(t, msg, got)
+			}
+			links.mu.Lock()
+			defer links.mu.Unlock()
+			seen := map[uint64]bool{}
+			for w, c := range g.Workers() {
+				assert.Len(t, links.byWkr[w], 3, "worker %d's links", w)
+				for _, id := range links.byWkr[w] {
+					assert.False(t, seen[id], "link id %d given twice", id)
+					seen[id] = true
+					assert.Same(t, c, links.ctxOf[id], "link %d lives on worker %d's context", id, w)
+				}
+			}
+		})
+	}
+}
+
+// TestGroupMaxLinksProcessWide: MaxLinks holds for the Group, not per
+// worker: with 2 workers and MaxLinks 3, the fourth link is refused with
+// 503 whichever worker it reaches, and a place freed anywhere is taken.
+func TestGroupMaxLinksProcessWide(t *testing.T) {
+	links := newGroupLinks()
+	_, addr := startGroup(t, 2, Listener{Name: "edge", MaxLinks: 3}, links)
+	var conns []*websocket.Conn
+	for range 3 {
+		conns = append(conns, dialWS(t, "ws://"+addr+"/"))
+		waitFor(t, links.opened, "OnOpen")
+	}
+	for range 2 {
+		_, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/", nil)
+		require.Error(t, err)
+		require.NotNil(t, resp)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	}
+	require.NoError(t, conns[0].WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""), time.Now().Add(time.Second)))
+	_, _, err := conns[0].ReadMessage()
+	require.Error(t, err)
+	// The place is free once the worker destroyed the link.
+	deadline := time.Now().Add(hangTimeout)
+	for {
+		ws, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/", nil)
+		if err == nil {
+			ws.Close()
+			break
+		}
+		require.NotNil(t, resp, "%v", err)
+		resp.Body.Close()
+		require.True(t, time.Now().Before(deadline), "the freed place is never given")
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestGroupPortHeld: a port another socket holds is an error naming the
+// listener; nothing is left listening.
+func TestGroupPortHeld(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	_, err = NewGroup(2, func(int) *Config {
+		return &Config{Listeners: []Listener{{Name: "edge", Addr: ln.Addr().String()}}, Logger: testLogger(t)}
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `listener "edge"`)
+	assert.Contains(t, err.Error(), "address already in use")
+}
+
+// TestGroupListenersDiffer: workers whose listeners differ are refused,
+// naming the worker and the field.
+func TestGroupListenersDiffer(t *testing.T) {
+	_, err := NewGroup(2, func(w int) *Config {
+		return &Config{Listeners: []Listener{{Name: "edge", Addr: "127.0.0.1:" + []string{"0", "1"}[w]}}, Logger: testLogger(t)}
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "worker 1")
+	assert.Contains(t, err.Error(), "Listeners[0] (edge).Addr")
+	_, err = NewGroup(0, func(int) *Config { return nil })
+	require.Error(t, err)
+}
+
+// TestGroupTLS: a wss listener serves through a Group's shared port.
+func TestGroupTLS(t *testing.T) {
+	p := newTestPKI(t)
+	links := newGroupLinks()
+	g, addr := startGroup(t, 2, Listener{Name: "tls", TLS: &TLSFiles{CertFile: p.ServerChain, KeyFile: p.ServerKey}}, links)
+	for i := range 4 {
+		ws := dialWSS(t, p, addr)
+		waitFor(t, links.opened, "OnOpen")
+		msg := []byte{'s', byte(i)}
+		require.NoError(t, ws.WriteMessage(websocket.TextMessage, msg))
+		_, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		assert.Equal(t, msg, got)
+	}
+	links.mu.Lock()
+	defer links.mu.Unlock()
+	for w := range g.Workers() {
+		assert.Len(t, links.byWkr[w], 2, "worker %d's links", w)
+	}
+}
