@@ -282,7 +282,7 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 409, apiError{409, "link traces are off (log.link_trace is negative)"})
 		return
 	}
-	tr, err := g.ctx.LinkTrace(id)
+	tr, err := g.linkTrace(id)
 	if err != nil {
 		g.linkErr(w, id, err) // lws.ErrLinkNotOpen: it has just closed
 		return
@@ -351,4 +351,16 @@ func (g *Gateway) apiPublish(w http.ResponseWriter, r *http.Request) {
 		typ, data = lws.BinaryMessage, req.DataBase64
 	}
 	writeJSON(w, 200, g.publishOnService(req.Channel, typ, data))
+}
+
+// linkTrace is the trace of link id from the worker it lives on.
+func (g *Gateway) linkTrace(id uint64) ([]lws.TraceEntry, error) {
+	var err error
+	for _, w := range g.workers {
+		var tr []lws.TraceEntry
+		if tr, err = w.ctx.LinkTrace(id); err == nil {
+			return tr, nil
+		}
+	}
+	return nil, err
 }

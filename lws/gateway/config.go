@@ -40,6 +40,13 @@ type Config struct {
 	// handshake, a close acknowledgement, the last writes to a link being
 	// closed (a slow consumer's). 0: 15s.
 	NetworkTimeout Duration `yaml:"network_timeout"`
+	// Workers is how many service threads (libwebsockets contexts) serve
+	// the listeners: each link lives on one, and new connections go to
+	// the one with the fewest. 1: one thread, as before workers existed.
+	// 0: one per CPU the process may use (GOMAXPROCS, which follows the
+	// CPU affinity and a container's CPU limit). At most maxWorkers.
+	// New raises GOMAXPROCS to workers + 1 when it is lower.
+	Workers int `yaml:"workers"`
 
 	// source maps a field path ("listeners[0].addr") to its line in the
 	// file, so that validation errors can name it. nil for configs built

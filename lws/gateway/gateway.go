@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lwsgate/lwsgate/lws"
 )
 
@@ -66,8 +64,13 @@ type Gateway struct {
 	authCtx  context.Context
 	authStop context.CancelFunc
 
-	ctx     *lws.Context // listeners and backend links
-	hookCtx *lws.Context // webhook requests (outlives ctx during shutdown)
+	// workers serve the listeners, one lws Context each (workers.go);
+	// group runs them when there are several. ctx is worker 0's, which
+	// also makes the backends' HTTP requests and fetches key sets.
+	workers []*worker
+	group   *lws.Group
+	ctx     *lws.Context
+	hookCtx *lws.Context // webhook requests (outlives the workers during shutdown)
 	addrs   map[string]net.Addr
 
 	links   *linkTable
@@ -80,14 +83,9 @@ type Gateway struct {
 
 	draining  atomic.Bool
 	closeOnce sync.Once
-	// started is closed once New has set ctx and the backends: the
-	// listeners serve from inside lws.New, before that.
+	// started is closed once New has set the workers and the backends:
+	// the listeners serve from inside lws.New, before that.
 	started chan struct{}
-
-	scratch Message // the message being routed (service goroutine only)
-	// routerHits is the Router's lwsgate_rule_matches_total counter,
-	// resolved on its first match (service goroutine only), as a rule's.
-	routerHits prometheus.Counter
 }
 
 // backend is a configured backend with its client settings.
@@ -163,9 +161,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		ShutdownTimeout: max(time.Second, cfg.Shutdown.Deadline.D()-cfg.Shutdown.Drain.D()),
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
-		OnLinkOpen:      g.onLinkOpen,
 		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
-		OnLinkClose:     g.onLinkClose,
 	}
 	if *cfg.Log.Trace {
 		lc.Trace = opts.Trace
@@ -188,8 +184,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 			MaxBodySize: adminMaxBody,
 		})
 	}
-	g.ctx, err = lws.New(lc)
-	if err != nil {
+	if err := g.startWorkers(cfg.workerCount(), lc); err != nil {
 		g.authStop()
 		g.hookCtx.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -214,11 +209,11 @@ func (g *Gateway) waitStarted() { <-g.started }
 func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 	accept, _ := parseAccept(l.Links)            // checked by Validate
 	proxies, _ := parseProxies(l.TrustedProxies) // checked by Validate
+	// Handler is each worker's wsHandler (lwsConfig).
 	out := lws.Listener{
 		Name:            l.Name,
 		Addr:            l.Addr,
 		Accept:          accept,
-		Handler:         wsHandler{g},
 		HTTPHandler:     &publicAPI{g: g, name: l.Name},
 		Subprotocols:    l.Subprotocols,
 		Compression:     l.Compression,
@@ -346,11 +341,26 @@ func (g *Gateway) Addrs() map[string]net.Addr {
 	return out
 }
 
-// Done is closed when the service loop has stopped.
-func (g *Gateway) Done() <-chan struct{} { return g.ctx.Done() }
+// Done is closed when the service loops of all workers have stopped.
+func (g *Gateway) Done() <-chan struct{} {
+	if g.group != nil {
+		return g.group.Done()
+	}
+	return g.ctx.Done()
+}
 
-// Context returns the lws context the gateway runs on.
+// Context returns the lws context of worker 0 (the only one with
+// workers: 1), which also makes the backends' HTTP requests.
 func (g *Gateway) Context() *lws.Context { return g.ctx }
+
+// Workers returns the lws contexts of the workers, worker i at index i.
+func (g *Gateway) Workers() []*lws.Context {
+	out := make([]*lws.Context, len(g.workers))
+	for i, w := range g.workers {
+		out[i] = w.ctx
+	}
+	return out
+}
 
 // linkTrace is the lws.Config.LinkTrace for cfg: log.link_trace, or none
 // when the admin API, the only reader of the traces, is off (each traced
@@ -415,7 +425,12 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	err := g.ctx.Shutdown(ctx)
+	var err error
+	if g.group != nil {
+		err = g.group.Shutdown(ctx)
+	} else {
+		err = g.ctx.Shutdown(ctx)
+	}
 	// Every link is destroyed now, so every disconnect hook is queued:
 	// give them until the deadline, and at least one hook timeout.
 	hctx, hcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(cfg.Shutdown.Deadline.D())), cfg.Hooks.Timeout.D()))
@@ -517,27 +532,52 @@ type PublishResult struct {
 // blocks on a link: each Send only queues, and a link whose queue is full
 // is cut off (1008) while the others get the message.
 func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) PublishResult {
-	var res PublishResult
-	for _, l := range g.hub.members(channel) {
-		if err := g.send(l, typ, data); err != nil {
-			res.Failed++
-		} else {
-			res.Delivered++
-		}
-	}
+	res := g.sendAll(g.hub.members(channel), typ, data)
 	g.metrics.published.Inc()
 	g.metrics.fanout.Add(float64(res.Delivered))
 	return res
 }
 
-// publishOnService runs Publish on the service goroutine, where each Send
+// publishOnService runs Publish on the service goroutines: each worker
+// sends to its own members of the channel in one batch, where each Send
 // queues without a wake-up of its own: about a quarter faster for a
-// large channel (BenchmarkFanout1000). Not for use on the service
+// large channel (BenchmarkFanout1000). Not for use on a service
 // goroutine itself (it would wait for itself).
 func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []byte) PublishResult {
+	members := g.hub.members(channel)
+	byWorker := make([][]*LinkRecord, len(g.workers))
+	for _, l := range members {
+		byWorker[l.w.id] = append(byWorker[l.w.id], l)
+	}
+	var delivered, failed atomic.Int64
+	g.eachWorker(func(w *worker) {
+		ls := byWorker[w.id]
+		if len(ls) == 0 {
+			return
+		}
+		var res PublishResult
+		batch := func() { res = g.sendAll(ls, typ, data) }
+		if err := w.ctx.Do(batch); err != nil {
+			batch() // the loop has stopped: each Send says so
+		}
+		delivered.Add(int64(res.Delivered))
+		failed.Add(int64(res.Failed))
+	})
+	res := PublishResult{Delivered: int(delivered.Load()), Failed: int(failed.Load())}
+	g.metrics.published.Inc()
+	g.metrics.fanout.Add(float64(res.Delivered))
+	return res
+}
+
+// sendAll sends a message to each of ls.
+func (g *Gateway) sendAll(ls []*LinkRecord, typ lws.MessageType, data []byte) PublishResult {
 	var res PublishResult
-	if err := g.ctx.Do(func() { res = g.Publish(channel, typ, data) }); err != nil {
-		return g.Publish(channel, typ, data) // the loop has stopped: each Send says so
+	for _, l := range ls {
+		if err := g.send(l, typ, data); err != nil {
+			res.Failed++
+		} else {
+			res.Delivered++
+		}
 	}
 	return res
 }
