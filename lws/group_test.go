@@ -71,6 +71,15 @@ func dialWS(t *testing.T, url string) *websocket.Conn {
 	return ws
 }
 
+// echoed sends msg on ws and checks that it comes back.
+func echoed(t *testing.T, ws *websocket.Conn, msg []byte) {
+	t.Helper()
+	require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, msg))
+	_, got, err := ws.ReadMessage()
+	require.NoError(t, err)
+	assert.Equal(t, msg, got)
+}
+
 // TestGroupSpreadsLinks: the links of a Group's listener are spread evenly
 // over its workers (the acceptor hands each to the least loaded one), each
 // echoes on the worker that owns it, and link IDs are unique across them.
@@ -85,11 +94,7 @@ func TestGroupSpreadsLinks(t *testing.T) {
 				waitFor(t, links.opened, "OnOpen")
 			}
 			for i, ws := range conns {
-				msg := []byte{'m', byte(i)}
-				require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, msg))
-				_, got, err := ws.ReadMessage()
-				require.NoError(t, err)
-				assert.Equal(t, msg, got)
+				echoed(t, ws, []byte{'m', byte(i)})
 			}
 			links.mu.Lock()
 			defer links.mu.Unlock()
@@ -177,15 +182,78 @@ func TestGroupTLS(t *testing.T) {
 	for i := range 4 {
 		ws := dialWSS(t, p, addr)
 		waitFor(t, links.opened, "OnOpen")
-		msg := []byte{'s', byte(i)}
-		require.NoError(t, ws.WriteMessage(websocket.TextMessage, msg))
-		_, got, err := ws.ReadMessage()
-		require.NoError(t, err)
-		assert.Equal(t, msg, got)
+		echoed(t, ws, []byte{'s', byte(i)})
 	}
 	links.mu.Lock()
 	defer links.mu.Unlock()
 	for w := range g.Workers() {
 		assert.Len(t, links.byWkr[w], 2, "worker %d's links", w)
 	}
+}
+
+// TestGroupBalance: with 1,000 links on 4 workers (and with 16 links),
+// the busiest worker carries no more than 1.2 times the mean (the issue's
+// bound; the acceptor keeps them within one); and when one worker's links
+// all close, the next links go to it until it has caught up.
+func TestGroupBalance(t *testing.T) {
+	const workers = 4
+	links := newGroupLinks()
+	links.opened = make(chan struct{}, 2048)
+	g, addr := startGroup(t, workers, Listener{Name: "edge", MaxLinks: -1, AcceptRate: -1}, links)
+	counts := func() []int64 {
+		var out []int64
+		for _, c := range g.Workers() {
+			out = append(out, c.listeners[0].load.Load())
+		}
+		return out
+	}
+	busiest := func(n []int64) float64 {
+		var sum, most int64
+		for _, x := range n {
+			sum += x
+			most = max(most, x)
+		}
+		return float64(most) / (float64(sum) / float64(len(n)))
+	}
+	var conns []net.Conn
+	for _, total := range []int{16, 1000} {
+		for len(conns) < total {
+			nc, err := net.Dial("tcp", addr)
+			require.NoError(t, err)
+			t.Cleanup(func() { nc.Close() })
+			_, err = nc.Write([]byte(upgradeRequest("/", "")))
+			require.NoError(t, err)
+			conns = append(conns, nc)
+		}
+		require.Eventually(t, func() bool {
+			var sum int64
+			for _, x := range counts() {
+				sum += x
+			}
+			return sum == int64(total)
+		}, 10*time.Second, 5*time.Millisecond)
+		n := counts()
+		t.Logf("%d links over %d workers: %v, busiest/mean %.3f", total, workers, n, busiest(n))
+		assert.LessOrEqual(t, busiest(n), 1.2, "%d links: %v", total, n)
+	}
+	// Close worker 0's links: the next ones go to it.
+	w0 := g.Workers()[0]
+	require.NoError(t, w0.Do(func() {
+		for _, r := range w0.recs {
+			if r.lis != nil && r.wsi != 0 {
+				r.wsi.Kill(false)
+			}
+		}
+	}))
+	require.Eventually(t, func() bool { return counts()[0] == 0 }, 10*time.Second, 5*time.Millisecond)
+	before := counts()
+	for range 100 {
+		nc, err := net.Dial("tcp", addr)
+		require.NoError(t, err)
+		t.Cleanup(func() { nc.Close() })
+		_, err = nc.Write([]byte(upgradeRequest("/", "")))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return counts()[0] == 100 }, 10*time.Second, 5*time.Millisecond, "%v", counts())
+	assert.Equal(t, before[1:], counts()[1:], "the others took none")
 }
