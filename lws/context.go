@@ -189,6 +189,18 @@ func (c *Context) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Post queues f to run on the service goroutine and returns at once: from
+// a handler, work for another Context (a Group's other worker) that must
+// not wait for it, as Do would. It returns ErrClosed when the Context has
+// stopped; f is dropped if the Context stops before it runs. f must not
+// block.
+func (c *Context) Post(f func()) error {
+	if !c.post(f) {
+		return ErrClosed
+	}
+	return nil
+}
+
 // Do runs f on the service goroutine and waits for it. It returns ErrClosed
 // when the Context has stopped. f must not block and must not call Do.
 func (c *Context) Do(f func()) error {

@@ -544,11 +544,7 @@ func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) Publ
 // large channel (BenchmarkFanout1000). Not for use on a service
 // goroutine itself (it would wait for itself).
 func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []byte) PublishResult {
-	members := g.hub.members(channel)
-	byWorker := make([][]*LinkRecord, len(g.workers))
-	for _, l := range members {
-		byWorker[l.w.id] = append(byWorker[l.w.id], l)
-	}
+	byWorker := g.membersByWorker(channel)
 	var delivered, failed atomic.Int64
 	g.eachWorker(func(w *worker) {
 		ls := byWorker[w.id]
@@ -567,6 +563,40 @@ func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []b
 	g.metrics.published.Inc()
 	g.metrics.fanout.Add(float64(res.Delivered))
 	return res
+}
+
+// publishFrom publishes from a link's routing step on worker from, which
+// must not wait for the others: its own members get the message now, and
+// each other worker's members in one batch posted to that worker (one
+// queued function and one wake-up, not a cross-thread Send per link).
+func (g *Gateway) publishFrom(from *worker, channel string, typ lws.MessageType, data []byte) {
+	g.metrics.published.Inc()
+	var cp []byte // data is the receive buffer's: copied once for the others
+	for id, ls := range g.membersByWorker(channel) {
+		if len(ls) == 0 {
+			continue
+		}
+		if id == from.id {
+			g.metrics.fanout.Add(float64(g.sendAll(ls, typ, data).Delivered))
+			continue
+		}
+		if cp == nil {
+			cp = append([]byte(nil), data...)
+		}
+		batch := func() { g.metrics.fanout.Add(float64(g.sendAll(ls, typ, cp).Delivered)) }
+		if g.workers[id].ctx.Post(batch) != nil {
+			batch() // the worker has stopped: each Send says so
+		}
+	}
+}
+
+// membersByWorker returns the members of channel, by worker.
+func (g *Gateway) membersByWorker(channel string) [][]*LinkRecord {
+	out := make([][]*LinkRecord, len(g.workers))
+	for _, l := range g.hub.members(channel) {
+		out[l.w.id] = append(out[l.w.id], l)
+	}
+	return out
 }
 
 // sendAll sends a message to each of ls.
