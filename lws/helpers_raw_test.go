@@ -186,17 +186,27 @@ func upgradeRequest(path, extra string) string {
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
 }
 
+// rawDial connects to addr for a hand-driven peer: closed when the test
+// ends (or earlier by the caller), every read and write bounded by
+// hangTimeout.
+func rawDial(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	return nc
+}
+
 // rawExchange writes request on a new TCP connection and reads until the
 // server closes it (bounded by hangTimeout). It returns everything read and
 // whether the server closed the connection (EOF or reset) rather than the
 // read timing out.
 func rawExchange(t testing.TB, addr, request string) (string, bool) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
+	nc := rawDial(t, addr)
 	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, request)
+	_, err := io.WriteString(nc, request)
 	require.NoError(t, err)
 	b, err := io.ReadAll(nc)
 	var ne net.Error
@@ -221,11 +231,9 @@ func parseRaw(t testing.TB, raw string) (*http.Response, string) {
 // response until the server closed the connection.
 func keepAliveThen(t *testing.T, addr, first, second string) string {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
+	nc := rawDial(t, addr)
 	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, first)
+	_, err := io.WriteString(nc, first)
 	require.NoError(t, err)
 	resp, err := http.ReadResponse(newBufReader(nc), nil)
 	require.NoError(t, err)
@@ -246,11 +254,9 @@ func newBufReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
 // returns what was read and whether the server closed it.
 func rawExchangeUntil(t testing.TB, addr, request, marker string) (string, bool) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
+	nc := rawDial(t, addr)
 	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, request)
+	_, err := io.WriteString(nc, request)
 	require.NoError(t, err)
 	var got []byte
 	buf := make([]byte, 4096)
@@ -276,11 +282,8 @@ type rawWS struct {
 // dialRawWS opens a WebSocket link to addr by hand and checks the 101.
 func dialRawWS(t *testing.T, addr string) *rawWS {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, upgradeRequest("/", ""))
+	nc := rawDial(t, addr)
+	_, err := io.WriteString(nc, upgradeRequest("/", ""))
 	require.NoError(t, err)
 	br := bufio.NewReader(nc)
 	resp, err := http.ReadResponse(br, nil)
@@ -384,11 +387,8 @@ func dialPMD(t testing.TB, addr, offer string) *rawPeer {
 // and reads the response, whatever its status.
 func dialUpgrade(t testing.TB, addr, extra string) *rawPeer {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, upgradeRequest("/", extra))
+	nc := rawDial(t, addr)
+	_, err := io.WriteString(nc, upgradeRequest("/", extra))
 	require.NoError(t, err)
 	br := bufio.NewReader(nc)
 	resp, err := http.ReadResponse(br, nil)
@@ -460,11 +460,9 @@ const autobahn137 = "permessage-deflate; client_no_context_takeover; client_max_
 // response.
 func rawHTTP(t testing.TB, addr, request string) (*http.Response, []byte) {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
+	nc := rawDial(t, addr)
 	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-	_, err = io.WriteString(nc, request)
+	_, err := io.WriteString(nc, request)
 	require.NoError(t, err)
 	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
 	require.NoError(t, err)
@@ -482,11 +480,8 @@ func upgradesAtOnce(t *testing.T, addr, req string, n int) []*http.Response {
 	t.Helper()
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		require.NoError(t, err)
-		t.Cleanup(func() { nc.Close() })
-		require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
-		_, err = io.WriteString(nc, req[:40]) // lws takes a header buffer
+		nc := rawDial(t, addr)
+		_, err := io.WriteString(nc, req[:40]) // lws takes a header buffer
 		require.NoError(t, err)
 		conns[i] = nc
 	}

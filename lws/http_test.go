@@ -137,10 +137,8 @@ func TestHTTPKeepAlive(t *testing.T) {
 func TestHTTPRequestHeadersAndRemote(t *testing.T) {
 	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, []byte("ok")) })
 	_, addr := startServer(t, Listener{HTTPHandler: h})
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
+	nc := rawDial(t, addr)
 	defer nc.Close()
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
 	br := bufio.NewReader(nc)
 	for i := range 2 {
 		_, err := fmt.Fprintf(nc, "GET /h?i=%d HTTP/1.1\r\nHost: test\r\nAccept: a\r\nUser-Agent: ua\r\nAccept: b\r\n\r\n", i)

@@ -153,10 +153,7 @@ func proxyServer(t *testing.T, l Listener, mod ...func(*Config)) (*Context, stri
 // chop bytes (0: at once), each its own TCP segment.
 func proxyConn(t *testing.T, addr string, header []byte, chop int) net.Conn {
 	t.Helper()
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	require.NoError(t, nc.SetDeadline(time.Now().Add(hangTimeout)))
+	nc := rawDial(t, addr)
 	if chop == 0 {
 		chop = len(header)
 	}
