@@ -218,10 +218,8 @@ func TestGroupBalance(t *testing.T) {
 	var conns []net.Conn
 	for _, total := range []int{16, 1000} {
 		for len(conns) < total {
-			nc, err := net.Dial("tcp", addr)
-			require.NoError(t, err)
-			t.Cleanup(func() { nc.Close() })
-			_, err = nc.Write([]byte(upgradeRequest("/", "")))
+			nc := rawDial(t, addr)
+			_, err := nc.Write([]byte(upgradeRequest("/", "")))
 			require.NoError(t, err)
 			conns = append(conns, nc)
 		}
@@ -248,10 +246,7 @@ func TestGroupBalance(t *testing.T) {
 	require.Eventually(t, func() bool { return counts()[0] == 0 }, 10*time.Second, 5*time.Millisecond)
 	before := counts()
 	for range 100 {
-		nc, err := net.Dial("tcp", addr)
-		require.NoError(t, err)
-		t.Cleanup(func() { nc.Close() })
-		_, err = nc.Write([]byte(upgradeRequest("/", "")))
+		_, err := rawDial(t, addr).Write([]byte(upgradeRequest("/", "")))
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return counts()[0] == 100 }, 10*time.Second, 5*time.Millisecond, "%v", counts())
