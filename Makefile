@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 ARGS    ?=
 CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
 
-.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance interop clean docker docker-check bench bench-smoke bench-test
+.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance interop console-shots clean docker docker-check bench bench-smoke bench-test
 
 all: build
 
@@ -61,6 +61,13 @@ soak: deps                 ## churn links for SOAK (5m), of SOAK_KINDS (all): RS
 # -v prints the matrix.
 interop: build test-deps   ## the interop matrix: real WebSocket clients against bin/lwsgate (a minute)
 	cd cmd/interop && LWSGATE_BIN=$(CURDIR)/$(BIN)/lwsgate LWSGATE_REQUIRE_INTEROP=1 $(GO) test -count=1 -timeout 5m ./...
+
+# The console in headless Chromium, each page at 1280x800 and 390x844 over a
+# gateway with generated traffic (about a minute): PNGs for a reviewer to look at.
+console-shots: deps test-deps ## screenshots of every page of the admin console into bin/console-shots/ (a minute)
+	@mkdir -p $(BIN)/console-shots
+	LWSGATE_CONSOLE_SHOTS=$(CURDIR)/$(BIN)/console-shots LWSGATE_REQUIRE_CHROMIUM=1 \
+		$(GO) test -count=1 -run '^TestConsoleShots$$' -timeout 5m -v ./lws/gateway/
 
 conformance: deps          ## the conformance report of every case, server and client, then 12.x/13.x with compression (make test runs a subset as a test)
 	$(GO) run ./cmd/conformance -v

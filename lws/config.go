@@ -76,6 +76,12 @@ type Config struct {
 	// (WSI_DESTROY, which unlike CLOSED is always delivered). It must not
 	// block.
 	OnLinkClose func(Link, CloseError)
+	// OnLinkTrace, when non-nil and LinkTrace is set, is called on the
+	// service goroutine just before OnLinkClose, for the same links, with
+	// the link's last LinkTrace callbacks up to its WSI_DESTROY: the end
+	// of its trace, which Context.LinkTrace no longer has once the link
+	// is gone. The Trace is the callee's to keep. It must not block.
+	OnLinkTrace func(Link, Trace)
 
 	// OnLimit, when non-nil, is called on the service goroutine each time
 	// a limit or an input check refuses something: listener is the

@@ -267,6 +267,14 @@ func (c *Context) onDestroy(r *rec) {
 	ce := r.role.destroy()
 	r.uncountLink()
 	if r.opened {
+		if f := c.cfg.OnLinkTrace; f != nil && r.trace != nil {
+			tr := Trace{r.trace}
+			r.trace = nil // the callee's now
+			func() {
+				defer c.recoverHook("OnLinkTrace")
+				f(r.link, tr)
+			}()
+		}
 		if f := c.cfg.OnLinkClose; f != nil {
 			func() {
 				defer c.recoverHook("OnLinkClose")

@@ -102,6 +102,19 @@ func (t *linkTrace) entries() []TraceEntry {
 	return out
 }
 
+// Trace is a link's last callbacks as Config.OnLinkTrace hands them
+// over: one word a callback, decoded by Entries. Concurrency: once
+// handed over, nothing changes it; safe from any goroutine.
+type Trace struct{ t *linkTrace }
+
+// Entries returns the callbacks, oldest first.
+func (t Trace) Entries() []TraceEntry {
+	if t.t == nil {
+		return nil
+	}
+	return t.t.entries()
+}
+
 // ErrLinkNotOpen is returned for a link ID that is not open: never
 // issued, or closed since.
 var ErrLinkNotOpen = errors.New("lws: no open link with this ID")

@@ -158,3 +158,51 @@ func TestLinkTraceRingGrows(t *testing.T) {
 		}
 	}
 }
+
+// TestOnLinkTrace: a link's trace outlives it through Config.OnLinkTrace,
+// called once, before OnLinkClose, with the end that Context.LinkTrace
+// cannot give any more: the echo's writes, the close, WSI_DESTROY last.
+func TestOnLinkTrace(t *testing.T) {
+	type end struct {
+		what string
+		id   uint64
+		tr   []TraceEntry
+	}
+	ends := make(chan end, 4)
+	ids := make(chan uint64, 1)
+	h := HandlerFuncs{
+		Open: func(c *Conn) { ids <- c.ID() },
+		Message: func(c *Conn, typ MessageType, data []byte) {
+			_ = c.Send(typ, data)
+			_ = c.Close(4001, "done")
+		},
+	}
+	_, addr := startServer(t, Listener{Handler: h}, func(c *Config) {
+		c.LinkTrace = 64
+		c.OnLinkTrace = func(l Link, tr Trace) { ends <- end{"trace", l.ID, tr.Entries()} }
+		c.OnLinkClose = func(l Link, _ CloseError) { ends <- end{what: "close", id: l.ID} }
+	})
+	ws := dial(t, addr, nil)
+	id := <-ids
+	require.NoError(t, ws.WriteMessage(websocket.TextMessage, []byte("hi")))
+	_, _, err := ws.ReadMessage()
+	require.NoError(t, err)
+	_, _, err = ws.ReadMessage()
+	require.True(t, websocket.IsCloseError(err, 4001), "%v", err)
+
+	first := waitFor(t, ends, "OnLinkTrace")
+	require.Equal(t, "trace", first.what, "OnLinkTrace comes before OnLinkClose")
+	require.Equal(t, id, first.id)
+	second := waitFor(t, ends, "OnLinkClose")
+	require.Equal(t, end{what: "close", id: id}, second)
+
+	var names []string
+	for _, e := range first.tr {
+		names = append(names, e.Name)
+	}
+	require.NotEmpty(t, names)
+	assert.Equal(t, "LWS_CALLBACK_WSI_DESTROY", names[len(names)-1], "%v", names)
+	for _, want := range []string{"LWS_CALLBACK_ESTABLISHED", "LWS_CALLBACK_RECEIVE", "LWS_CALLBACK_SERVER_WRITEABLE"} {
+		assert.Contains(t, names, want)
+	}
+}

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -39,6 +38,9 @@ type adminRoute struct {
 //	GET    /v1/api/routes                    the route table
 //	GET    /v1/api/nodes                     the cluster's nodes (this one alone)
 //	GET    /v1/api/openapi.yaml              the OpenAPI document of this API
+//	GET    /v1/api/events                    the console's event stream (a WebSocket: events.go)
+//	POST   /v1/api/events/ticket             a ticket for it, for a browser (console.go)
+//	GET    /console, /console/{asset}        the console (console.go)
 //	GET    /metrics, /healthz, /readyz
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
@@ -60,6 +62,10 @@ func (g *Gateway) adminRoutes() []adminRoute {
 		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
 		api("GET /v1/api/nodes", g.apiNodes),
 		api("GET /v1/api/openapi.yaml", serveOpenAPI),
+		api("GET /v1/api/events", g.apiEvents),
+		api("POST /v1/api/events/ticket", g.apiTicket),
+		open("GET /console", http.HandlerFunc(serveConsole)),
+		open("GET /console/{asset}", http.HandlerFunc(serveConsole)),
 		open("GET /metrics", promhttp.HandlerFor(g.metrics.reg, promhttp.HandlerOpts{})),
 		open("GET /healthz", http.HandlerFunc(g.apiProbe)),
 		open("GET /readyz", http.HandlerFunc(g.apiProbe)),
@@ -109,14 +115,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
+// adminChallenge is the WWW-Authenticate of the admin API's 401s.
+const adminChallenge = `Bearer realm="lwsgate admin"`
+
 func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok := g.cfg.Load().Admin.Token
-		if tok != "" {
-			got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if subtle.ConstantTimeCompare([]byte(got), []byte(tok)) != 1 {
+		if tok := g.cfg.Load().Admin.Token; tok != "" {
+			if !bearerOK(r.Header, tok) {
 				// RFC 9110, 11.6.1: a 401 names the scheme it wants.
-				w.Header().Set("WWW-Authenticate", `Bearer realm="lwsgate admin"`)
+				w.Header().Set("WWW-Authenticate", adminChallenge)
 				writeJSON(w, 401, apiError{401, "admin token required (Authorization: Bearer)"})
 				return
 			}
@@ -132,21 +139,47 @@ func (g *Gateway) apiProbe(w http.ResponseWriter, r *http.Request) {
 }
 
 // goneError is the 410 answer: how the link ended, when the gateway
-// still knows (the last closedKeep links to close).
+// still knows (the last closedKeep links to close); GET of the link adds
+// its last snapshot, GET of its trace the end of its trace.
 type goneError struct {
 	apiError
-	Closed *ClosedLink `json:"closed,omitempty"`
+	Closed  *ClosedLink  `json:"closed,omitempty"`
+	Link    *LinkInfo    `json:"link,omitempty"`
+	Reasons []traceEntry `json:"reasons,omitempty"`
+}
+
+// goneDetail is what a 410 adds to how the link ended.
+type goneDetail uint8
+
+const (
+	goneLink  goneDetail = 1 << iota // its last snapshot
+	goneTrace                        // the end of its trace
+)
+
+// gone is the 410 answer for link id.
+func (g *Gateway) gone(id uint64, more goneDetail) goneError {
+	ans := goneError{apiError: apiError{410, "link is gone"}}
+	if cl, last, tr, ok := g.closed.final(id); ok {
+		ans.Closed = &cl
+		if more&goneLink != 0 {
+			ans.Link = last
+		}
+		if more&goneTrace != 0 {
+			ans.Reasons = traceJSON(tr.Entries())
+		}
+	}
+	return ans
+}
+
+func isGone(err error) bool {
+	return errors.Is(err, ErrGone) || errors.Is(err, lws.ErrClosed) || errors.Is(err, lws.ErrLinkNotOpen)
 }
 
 // linkErr writes the answer for an operation's error on link id.
 func (g *Gateway) linkErr(w http.ResponseWriter, id uint64, err error) {
 	switch {
-	case errors.Is(err, ErrGone), errors.Is(err, lws.ErrClosed), errors.Is(err, lws.ErrLinkNotOpen):
-		ans := goneError{apiError: apiError{410, "link is gone"}}
-		if cl, ok := g.closed.get(id); ok {
-			ans.Closed = &cl
-		}
-		writeJSON(w, 410, ans)
+	case isGone(err):
+		writeJSON(w, 410, g.gone(id, 0))
 	case errors.Is(err, ErrUnknownLink):
 		writeJSON(w, 404, apiError{404, "no such link"})
 	case errors.Is(err, ErrNotWebSocket):
@@ -166,29 +199,33 @@ func pathID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 	return id, ok
 }
 
+// apiLinks serves the link table: every link, or with limit a page of
+// it (linkpage.go); X-Total-Count says how many match the filters and
+// Link (RFC 8288) gives the next and previous pages.
 func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	typ, user, ch := q.Get("type"), q.Get("user"), q.Get("channel")
-	if typ != "" && !slices.Contains(linkTypes, typ) {
-		writeJSON(w, 400, apiError{400, "type " + strconv.Quote(typ) + ": want one of " + strings.Join(linkTypes, ", ")})
-		return
-	}
-	if n := q.Get("node"); n != "" && n != g.self.name {
-		writeJSON(w, 400, apiError{400, "node " + strconv.Quote(n) + ": not a node of this cluster (" + g.self.name + ")"})
-		return
-	}
-	out := []LinkInfo{}
-	for _, l := range g.links.list(nil) {
-		in := l.Info()
-		if typ != "" && in.Type != typ || user != "" && in.User != user {
-			continue
+	q, err := ParseLinkQuery(r.URL.Query())
+	if err == nil {
+		var p LinkPage
+		if p, err = g.LinksPage(q); err == nil {
+			var links []string
+			for _, c := range [][2]string{{"next", p.Next}, {"prev", p.Prev}} {
+				if c[1] != "" {
+					v := r.URL.Query()
+					v.Del("after")
+					v.Del("before")
+					v.Set(map[string]string{"next": "after", "prev": "before"}[c[0]], c[1])
+					links = append(links, "<"+r.URL.Path+"?"+v.Encode()+`>; rel="`+c[0]+`"`)
+				}
+			}
+			if len(links) > 0 {
+				w.Header().Set("Link", strings.Join(links, ", "))
+			}
+			w.Header().Set("X-Total-Count", strconv.Itoa(p.Total))
+			writeJSON(w, 200, p.Links)
+			return
 		}
-		if ch != "" && !slices.Contains(in.Channels, ch) {
-			continue
-		}
-		out = append(out, in)
 	}
-	writeJSON(w, 200, out)
+	writeJSON(w, 400, apiError{400, err.Error()})
 }
 
 var linkTypes = []string{TypeTCPListen, TypeHTTPListen, TypeTCPConnect, TypeHTTPConnect}
@@ -199,11 +236,14 @@ func (g *Gateway) apiLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in, err := g.Link(id)
-	if err != nil {
+	switch {
+	case isGone(err):
+		writeJSON(w, 410, g.gone(id, goneLink))
+	case err != nil:
 		g.linkErr(w, id, err)
-		return
+	default:
+		writeJSON(w, 200, in)
 	}
-	writeJSON(w, 200, in)
 }
 
 func (g *Gateway) apiSend(w http.ResponseWriter, r *http.Request) {
@@ -269,34 +309,45 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// apiTrace serves a link's trace: 200 with its last callbacks while it
+// is open; once it has closed, 410 with the end of its trace.
 func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 	id, ok := pathID(w, r)
 	if !ok {
 		return
 	}
-	if _, err := g.record(id); err != nil {
-		g.linkErr(w, id, err)
-		return
-	}
-	if linkTrace(g.cfg.Load()) == 0 {
+	l, err := g.record(id)
+	if err == nil && linkTrace(g.cfg.Load()) == 0 {
 		writeJSON(w, 409, apiError{409, "link traces are off (log.link_trace is negative)"})
 		return
 	}
-	tr, err := g.linkTrace(id)
-	if err != nil {
-		g.linkErr(w, id, err) // lws.ErrLinkNotOpen: it has just closed
-		return
+	var tr []lws.TraceEntry
+	if err == nil {
+		tr, err = l.w.ctx.LinkTrace(id) // on its worker; lws.ErrLinkNotOpen: it has just closed
 	}
-	type entry struct {
-		Time   string `json:"time"`
-		Reason int    `json:"reason"`
-		Name   string `json:"name"`
+	switch {
+	case isGone(err):
+		writeJSON(w, 410, g.gone(id, goneTrace))
+	case err != nil:
+		g.linkErr(w, id, err)
+	default:
+		writeJSON(w, 200, map[string]any{"link": id, "reasons": traceJSON(tr)})
 	}
-	out := make([]entry, len(tr))
+}
+
+// traceEntry is a callback of a trace as the API shows it.
+type traceEntry struct {
+	Time   string `json:"time"`
+	Reason int    `json:"reason"`
+	Name   string `json:"name"`
+}
+
+func traceJSON(tr []lws.TraceEntry) []traceEntry {
+	out := make([]traceEntry, len(tr))
 	for i, e := range tr {
-		out[i] = entry{e.Time.Format("2006-01-02T15:04:05.000000Z07:00"), e.Reason, e.Name}
+		out[i] = traceEntry{e.Time.Format("2006-01-02T15:04:05.000000Z07:00"), e.Reason, e.Name}
 	}
-	writeJSON(w, 200, map[string]any{"link": id, "reasons": out})
+	return out
 }
 
 type channelRequest struct {
@@ -351,16 +402,4 @@ func (g *Gateway) apiPublish(w http.ResponseWriter, r *http.Request) {
 		typ, data = lws.BinaryMessage, req.DataBase64
 	}
 	writeJSON(w, 200, g.publishOnService(req.Channel, typ, data))
-}
-
-// linkTrace is the trace of link id from the worker it lives on.
-func (g *Gateway) linkTrace(id uint64) ([]lws.TraceEntry, error) {
-	var err error
-	for _, w := range g.workers {
-		var tr []lws.TraceEntry
-		if tr, err = w.ctx.LinkTrace(id); err == nil {
-			return tr, nil
-		}
-	}
-	return nil, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -103,7 +104,7 @@ func TestAdminGoneSaysHow(t *testing.T) {
 func TestClosedLinksForgetsTheOldest(t *testing.T) {
 	c := newClosedLinks()
 	for id := uint64(1); id <= closedKeep+10; id++ {
-		c.add(id, lws.CloseError{Code: lws.StatusCode(1000 + id%7)}, time.Now())
+		c.add(id, lws.CloseError{Code: lws.StatusCode(1000 + id%7)}, time.Now(), nil)
 	}
 	_, ok := c.get(10)
 	assert.False(t, ok, "the oldest are forgotten")
@@ -140,7 +141,7 @@ func TestAdminNodes(t *testing.T) {
 	host, _ := os.Hostname()
 	n := nodes[0]
 	assert.Equal(t, NodeInfo{Name: host, Self: true, Ready: true, Started: n.Started, Version: "v1.2.3",
-		Libwebsockets: lws.Version(), Workers: 1, Links: 2}, n)
+		Libwebsockets: lws.Version(), Workers: 1, WorkerList: []WorkerInfo{{ID: 0, Links: 2}}, Links: 2}, n)
 	assert.WithinRange(t, n.Started, before, time.Now())
 }
 
@@ -162,4 +163,90 @@ func TestAdminLinksFilters(t *testing.T) {
 	require.Equal(t, 200, g.api(t, "GET", "/v1/api/links?type=tcplisten&node="+g.self.name, "", &links))
 	require.Len(t, links, 1)
 	assert.Equal(t, id, links[0].ID)
+}
+
+// TestAdminClosedTrace: a link that has closed keeps the end of its
+// trace and its last snapshot: GET of its trace answers 410 with the
+// callbacks up to WSI_DESTROY (the echo's write, the close sequence),
+// which a live link's trace never shows, and GET of the link 410 with
+// its final counters.
+func TestAdminClosedTrace(t *testing.T) {
+	g := startGW(t, "", nil)
+	ws := g.dial(t, "/", nil)
+	id := linkID(t, ws)
+	send(t, ws, "hello")
+	require.Equal(t, "hello", read(t, ws))
+	require.Equal(t, 202, g.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/close", id), `{"code":4001,"reason":"kicked"}`, nil))
+	code, _ := closeCode(t, ws)
+	require.Equal(t, 4001, code)
+	require.Eventually(t, func() bool { _, err := g.Link(id); return errors.Is(err, ErrGone) }, 10*time.Second, 5*time.Millisecond)
+
+	var ans struct {
+		Closed  *ClosedLink
+		Link    *LinkInfo
+		Reasons []struct{ Name string }
+	}
+	resp, body := g.rawAPI(t, "GET", fmt.Sprintf("/v1/api/links/%d/trace", id), "", "")
+	require.Equal(t, 410, resp.StatusCode, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &ans))
+	require.NotNil(t, ans.Closed, body)
+	assert.Equal(t, 4001, ans.Closed.Code)
+	assert.Nil(t, ans.Link, "the trace's 410 carries the trace, not the link")
+	var names []string
+	for _, r := range ans.Reasons {
+		names = append(names, r.Name)
+	}
+	require.NotEmpty(t, names, body)
+	assert.Equal(t, "LWS_CALLBACK_WSI_DESTROY", names[len(names)-1], "%v", names)
+	assert.Contains(t, names, "LWS_CALLBACK_SERVER_WRITEABLE")
+	assert.Contains(t, names, "LWS_CALLBACK_CLOSED")
+
+	ans.Reasons, ans.Closed = nil, nil
+	resp, body = g.rawAPI(t, "GET", fmt.Sprintf("/v1/api/links/%d", id), "", "")
+	require.Equal(t, 410, resp.StatusCode, body)
+	require.NoError(t, json.Unmarshal([]byte(body), &ans))
+	require.NotNil(t, ans.Link, body)
+	assert.Equal(t, id, ans.Link.ID)
+	assert.Equal(t, int64(2), ans.Link.MessagesIn, "info and hello")
+	assert.Equal(t, int64(len("hello")+len(`{"action":"info"}`)), ans.Link.BytesIn)
+	assert.Empty(t, ans.Reasons, "the link's 410 carries the link, not the trace")
+	assert.NotEmpty(t, ans.Link.Node)
+}
+
+// TestAdminLinksPaging: GET /v1/api/links with limit answers a page,
+// X-Total-Count the links that match, and Link the next and previous
+// pages, which a client follows as given.
+func TestAdminLinksPaging(t *testing.T) {
+	g := startGW(t, "", nil)
+	var ids []uint64
+	for range 3 {
+		ids = append(ids, linkID(t, g.dial(t, "/", nil)))
+	}
+	next := regexp.MustCompile(`<([^>]+)>; rel="next"`)
+	prev := regexp.MustCompile(`<([^>]+)>; rel="prev"`)
+	get := func(path string) (got []uint64, link string) {
+		t.Helper()
+		resp, body := g.rawAPI(t, "GET", path, "", "")
+		require.Equal(t, 200, resp.StatusCode, body)
+		assert.Equal(t, "3", resp.Header.Get("X-Total-Count"))
+		var links []LinkInfo
+		require.NoError(t, json.Unmarshal([]byte(body), &links))
+		for _, l := range links {
+			got = append(got, l.ID)
+		}
+		return got, resp.Header.Get("Link")
+	}
+	got, link := get("/v1/api/links?type=tcplisten&order=desc&limit=2")
+	assert.Equal(t, []uint64{ids[2], ids[1]}, got)
+	assert.False(t, prev.MatchString(link), link)
+	m := next.FindStringSubmatch(link)
+	require.NotNil(t, m, link)
+	assert.Contains(t, m[1], "type=tcplisten")
+	got, link = get(m[1])
+	assert.Equal(t, []uint64{ids[0]}, got)
+	assert.False(t, next.MatchString(link), link)
+	m = prev.FindStringSubmatch(link)
+	require.NotNil(t, m, link)
+	got, _ = get(m[1])
+	assert.Equal(t, []uint64{ids[2], ids[1]}, got)
 }

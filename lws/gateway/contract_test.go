@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,10 @@ import (
 // loadOpenAPI parses and validates the embedded document.
 func loadOpenAPI(t *testing.T) *openapi3.T {
 	t.Helper()
+	// The console's files are text, as text/plain is.
+	for _, ct := range []string{"text/html", "text/javascript", "text/css", "image/svg+xml"} {
+		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
+	}
 	doc, err := openapi3.NewLoader().LoadFromData(openAPI)
 	require.NoError(t, err)
 	require.NoError(t, doc.Validate(context.Background()), "openapi.yaml is not a valid OpenAPI document")
@@ -110,7 +115,7 @@ func (c *contract) do(k call) []byte {
 		if strings.Contains(k.path, "/send") {
 			ctype = "text/plain"
 		}
-		req.Header.Set("Content-Type", cmp(k.ctype, ctype))
+		req.Header.Set("Content-Type", cmp.Or(k.ctype, ctype))
 	}
 	if !k.noToken {
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -153,13 +158,6 @@ func (c *contract) do(k call) []byte {
 	}
 	c.seen[op][resp.StatusCode] = true
 	return body
-}
-
-func cmp(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // TestAdminContract: every operation of openapi.yaml, against a running
@@ -245,8 +243,18 @@ shutdown: {drain: 4s, deadline: 6s}
 			ok(method, L(gone, rest), body, 410),
 		}
 	}
+	page, err := g.LinksPage(LinkQuery{Limit: 1})
+	require.NoError(t, err)
+	require.NotEmpty(t, page.Next)
 	calls := []call{
 		ok("GET", "/v1/api/links", "", 200),
+		ok("GET", "/v1/api/links?limit=1", "", 200),
+		ok("GET", "/v1/api/links?limit=1&after="+page.Next, "", 200),
+		ok("GET", "/v1/api/links?limit=2&sort=bytes_in&order=desc&type=tcplisten", "", 200),
+		bad("GET", "/v1/api/links?limit=0", "", 400),
+		bad("GET", "/v1/api/links?sort=age", "", 400),
+		ok("GET", "/v1/api/links?limit=1&sort=user&after="+page.Next, "", 400), // a cursor of another sort
+		ok("GET", "/v1/api/links?after="+page.Next, "", 400),                   // a cursor needs a limit
 		ok("GET", "/v1/api/links?type=tcpconnect", "", 200),
 		ok("GET", "/v1/api/links?type=tcplisten&user=nobody&channel=room&node="+g.self.name, "", 200),
 		bad("GET", "/v1/api/links?type=tcplistne", "", 400),
@@ -289,6 +297,16 @@ shutdown: {drain: 4s, deadline: 6s}
 		ok("GET", "/healthz", "", 200),
 		ok("GET", "/readyz", "", 200),
 
+		ok("GET", "/console", "", 200),
+		ok("GET", "/console/app.js", "", 200),
+		ok("GET", "/console/app.css", "", 200),
+		ok("GET", "/console/icon.svg", "", 200),
+		ok("GET", "/console/nothing.js", "", 404),
+		ok("GET", "/v1/api/events", "", 426),
+		noToken("GET", "/v1/api/events"),
+		ok("POST", "/v1/api/events/ticket", "", 200),
+		noToken("POST", "/v1/api/events/ticket"),
+
 		ok("GET", L(live, "/trace"), "", 200),
 		{g: off, method: "GET", path: L(offLink, "/trace"), want: 409},
 
@@ -309,6 +327,12 @@ shutdown: {drain: 4s, deadline: 6s}
 	for _, k := range calls {
 		c.do(k)
 	}
+	c.upgrade(g, "/v1/api/events", token, eventsProtocol)
+	for range maxTickets {
+		_, err := off.console.tickets.issue(time.Now())
+		require.NoError(t, err)
+	}
+	c.do(call{g: off, method: "POST", path: "/v1/api/events/ticket", want: 429})
 
 	// The answers carried what the cases were set up for (a listing
 	// that validates as an empty array proves little).
@@ -390,6 +414,33 @@ shutdown: {drain: 4s, deadline: 6s}
 		require.Equal(t, 404, resp.StatusCode, p)
 		c.validate(errSchema, body)
 	}
+}
+
+// upgrade opens a WebSocket at path: the request and the 101 are
+// validated against the document as c.do validates an HTTP call.
+func (c *contract) upgrade(g *testGW, path, token, proto string) {
+	t := c.t
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+g.admin+path, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	route, params, err := c.router.FindRoute(req)
+	require.NoError(t, err)
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: func(context.Context, *openapi3filter.AuthenticationInput) error { return nil }}}
+	require.NoError(t, openapi3filter.ValidateRequest(context.Background(), in))
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{proto}}
+	ws, resp, err := d.Dial("ws://"+g.admin+path, req.Header)
+	require.NoError(t, err)
+	ws.Close()
+	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
+		Body: http.NoBody, Options: &openapi3filter.Options{IncludeResponseStatus: true}}
+	require.NoError(t, openapi3filter.ValidateResponse(context.Background(), out), "the 101 is not what the document says")
+	op := route.Method + " " + route.Path
+	if c.seen[op] == nil {
+		c.seen[op] = map[int]bool{}
+	}
+	c.seen[op][resp.StatusCode] = true
 }
 
 func (c *contract) decode(k call, v any) {

@@ -1,11 +1,8 @@
 package gateway
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,41 +17,19 @@ import (
 // connects over ws, sends and shows the echo, and shows pushes from the
 // admin API to the link and to a channel it subscribed to.
 func TestDemoPageInChromium(t *testing.T) {
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		if os.Getenv("LWSGATE_REQUIRE_CHROMIUM") != "" {
-			t.Fatal("chromium not found (make test installs it with scripts/test-deps.sh)")
-		}
-		t.Skip("chromium not installed; make test installs it")
-	}
+	ctx := chromium(t, 90*time.Second)
 	g := startGW(t, "", nil)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox, // tests may run as root
-		chromedp.Flag("headless", "new"),
-		chromedp.DisableGPU,
-	)
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-
-	poll := func(expr string) chromedp.Action[chromedp.Void] {
-		return into(new(bool), chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(20*time.Second)))
-	}
 	logHas := func(s string) chromedp.Action[chromedp.Void] {
 		return poll(fmt.Sprintf(`document.getElementById("log").textContent.includes(%q)`, s))
 	}
 	var status, link string
-	require.NoError(t, chromedp.Do(ctx,
+	run(ctx, t,
 		chromedp.Navigate("http://"+g.pub+"/"),
 		poll(`document.getElementById("status").textContent === "open" && document.getElementById("link").textContent !== "?"`),
 		into(&status, chromedp.Text(chromedp.CSS("#status"))),
 		into(&link, chromedp.Text(chromedp.CSS("#link"))),
-	), "page log: %s", g.logs)
+	)
 	require.Equal(t, "open", status)
 	id, err := strconv.ParseUint(link, 10, 64)
 	require.NoError(t, err, "the page shows its link id: %q", link)
@@ -83,17 +58,4 @@ func TestDemoPageInChromium(t *testing.T) {
 	in, err := g.Link(id)
 	require.NoError(t, err)
 	require.Equal(t, "/demo", in.Path)
-}
-
-// into runs a and stores its value in dst, so that actions with values
-// can be sequenced by chromedp.Do.
-func into[T any](dst *T, a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
-	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
-		v, err := a(ctx, t)
-		if err != nil {
-			return chromedp.Void{}, err
-		}
-		*dst = v
-		return chromedp.Void{}, nil
-	}
 }

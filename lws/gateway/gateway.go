@@ -80,6 +80,7 @@ type Gateway struct {
 	tokens  *tokens
 	hooks   *hooks
 	metrics *metrics
+	console *console
 
 	draining  atomic.Bool
 	closeOnce sync.Once
@@ -114,14 +115,16 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	self := newNode(opts)
 	g := &Gateway{
 		log:     opts.Logger,
 		level:   opts.Level,
 		router:  opts.Router,
-		self:    newNode(opts),
-		links:   newLinkTable(),
+		self:    self,
+		links:   newLinkTable(self.name, 0), // one worker (issue 16 shards it)
 		closed:  newClosedLinks(),
 		hub:     newHub(),
+		console: &console{},
 		started: make(chan struct{}),
 	}
 	if g.log == nil {
@@ -162,6 +165,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
+		OnLinkTrace:     g.onLinkTrace,
 	}
 	if *cfg.Log.Trace {
 		lc.Trace = opts.Trace
@@ -176,13 +180,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		lc.Listeners = append(lc.Listeners, l)
 	}
 	if cfg.Admin.Addr != "off" {
-		lc.Listeners = append(lc.Listeners, lws.Listener{
-			Name:        AdminListener,
-			Addr:        cfg.Admin.Addr,
-			Accept:      lws.AcceptHTTP,
-			HTTPHandler: serveNetHTTP(g.started, g.adminHandler()),
-			MaxBodySize: adminMaxBody,
-		})
+		lc.Listeners = append(lc.Listeners, g.adminListener(cfg.Admin.Addr))
 	}
 	if err := g.startWorkers(cfg.workerCount(), lc); err != nil {
 		g.authStop()
@@ -195,6 +193,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		g.addrs[lc.Listeners[i].Name] = a
 	}
 	close(g.started)
+	if cfg.Admin.Addr != "off" {
+		go g.console.series.run(g, g.Done())
+	}
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
 	}

@@ -30,7 +30,8 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 	if ll.Listener == AdminListener {
 		return // never in the table
 	}
-	g.closed.add(ll.ID, ce, time.Now()) // first: once it is gone from the table, a 410 can say how
+	// First: once it is gone from the table, a 410 can say how.
+	g.closed.add(ll.ID, ce, time.Now(), g.lastSnapshot(ll.ID))
 	l := g.links.del(ll.ID)
 	if l == nil {
 		return

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/btree"
+
 	"github.com/lwsgate/lwsgate/lws"
 )
 
@@ -88,6 +90,8 @@ type LinkRecord struct {
 	URL      string // for links we opened
 	User     string // the token's subject, when the listener requires one
 	Opened   time.Time
+	Node     string // the node holding it (set by the link table)
+	Worker   int    // the worker (service loop) serving it (set by the link table)
 	// Identity is what the link's token proved (its subject is User); nil
 	// when the listener requires no token.
 	Identity *Identity
@@ -138,6 +142,8 @@ type LinkInfo struct {
 	Path         string    `json:"path,omitempty"`
 	URL          string    `json:"url,omitempty"`
 	User         string    `json:"user,omitempty"`
+	Node         string    `json:"node"`
+	Worker       int       `json:"worker"`
 	Opened       time.Time `json:"opened"`
 	LastActivity time.Time `json:"last_activity"`
 	BytesIn      int64     `json:"bytes_in"`
@@ -152,7 +158,7 @@ type LinkInfo struct {
 func (l *LinkRecord) Info() LinkInfo {
 	in := LinkInfo{
 		ID: l.ID, Type: l.Type, Listener: l.Listener, Remote: l.Remote, Path: l.Path, URL: l.URL,
-		User: l.User, Opened: l.Opened, LastActivity: l.Opened,
+		User: l.User, Node: l.Node, Worker: l.Worker, Opened: l.Opened, LastActivity: l.Opened,
 		BytesIn: l.bytesIn.Load(), BytesOut: l.bytesOut.Load(),
 		MessagesIn: l.msgsIn.Load(), MessagesOut: l.msgsOut.Load(),
 	}
@@ -174,22 +180,42 @@ func (l *LinkRecord) Info() LinkInfo {
 // linkTable tracks every live link, as the seed's AddLink/DelLink did: a
 // link is added when it opens (ESTABLISHED for WebSocket, the first request
 // for HTTP) and deleted when libwebsockets destroys it (WSI_DESTROY, which
-// unlike CLOSED always comes).
+// unlike CLOSED always comes). Besides the map by ID it keeps the links
+// in ID order (a B-tree) and counts them by type, so that a page of the
+// table (linkpage.go) needs neither a copy of it nor a long lock.
 //
 // Concurrency: safe from any goroutine; add and del run on the service
 // goroutine.
 type linkTable struct {
+	node   string // the node and worker its links are on
+	worker int
+
 	mu     sync.RWMutex
 	links  map[uint64]*LinkRecord
+	byID   *btree.BTreeG[*LinkRecord]
+	byType map[string]int
 	maxID  uint64 // the largest ID ever added: a smaller unknown one is gone
 	opened atomic.Uint64
 }
 
-func newLinkTable() *linkTable { return &linkTable{links: map[uint64]*LinkRecord{}} }
+func newLinkTable(node string, worker int) *linkTable {
+	return &linkTable{
+		node: node, worker: worker,
+		links:  map[uint64]*LinkRecord{},
+		byID:   btree.NewG(32, func(a, b *LinkRecord) bool { return a.ID < b.ID }),
+		byType: map[string]int{},
+	}
+}
 
 func (t *linkTable) add(l *LinkRecord) {
+	l.Node, l.Worker = t.node, t.worker
 	t.mu.Lock()
+	if old := t.links[l.ID]; old != nil {
+		t.byType[old.Type]--
+	}
 	t.links[l.ID] = l
+	t.byID.ReplaceOrInsert(l)
+	t.byType[l.Type]++
 	t.maxID = max(t.maxID, l.ID)
 	t.mu.Unlock()
 	t.opened.Add(1)
@@ -198,7 +224,11 @@ func (t *linkTable) add(l *LinkRecord) {
 func (t *linkTable) del(id uint64) *LinkRecord {
 	t.mu.Lock()
 	l := t.links[id]
-	delete(t.links, id)
+	if l != nil {
+		delete(t.links, id)
+		t.byID.Delete(l)
+		t.byType[l.Type]--
+	}
 	t.mu.Unlock()
 	return l
 }
@@ -217,6 +247,16 @@ func (t *linkTable) len() int {
 	return len(t.links)
 }
 
+// count returns the number of links of type typ ("": all).
+func (t *linkTable) count(typ string) int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if typ == "" {
+		return len(t.links)
+	}
+	return t.byType[typ]
+}
+
 // list returns the links, by ID, that keep returns true for.
 func (t *linkTable) list(keep func(*LinkRecord) bool) []*LinkRecord {
 	t.mu.RLock()
@@ -229,6 +269,50 @@ func (t *linkTable) list(keep func(*LinkRecord) bool) []*LinkRecord {
 	t.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
+}
+
+// scanChunk is how many links scan reads under one hold of the lock:
+// a full scan of 100,000 links never keeps add and del (the service
+// goroutine) waiting for more than a few microseconds at a time.
+const scanChunk = 256
+
+// scan calls fn with the links in ID order, from the first beyond from
+// (ascending: IDs above it; descending: below it; from 0 starts at the
+// end), until fn returns false. The links are read scanChunk at a time;
+// a link added or deleted meanwhile may be seen or not.
+func (t *linkTable) scan(from uint64, desc bool, fn func(*LinkRecord) bool) {
+	var buf [scanChunk]*LinkRecord
+	for {
+		n := 0
+		collect := func(l *LinkRecord) bool {
+			buf[n] = l
+			n++
+			return n < scanChunk
+		}
+		t.mu.RLock()
+		switch {
+		case !desc:
+			t.byID.AscendGreaterOrEqual(&LinkRecord{ID: from + 1}, collect)
+		case from == 0:
+			t.byID.Descend(collect)
+		default:
+			t.byID.DescendLessOrEqual(&LinkRecord{ID: from - 1}, collect)
+		}
+		t.mu.RUnlock()
+		if n == 0 {
+			return
+		}
+		last := buf[n-1].ID
+		for i := range n {
+			if !fn(buf[i]) {
+				return
+			}
+		}
+		if n < scanChunk {
+			return
+		}
+		from = last
+	}
 }
 
 func addrString(a net.Addr) string {

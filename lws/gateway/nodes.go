@@ -17,8 +17,21 @@ type NodeInfo struct {
 	Started       time.Time `json:"started"`
 	Version       string    `json:"version"`       // Options.Version
 	Libwebsockets string    `json:"libwebsockets"` // lws.Version()
-	Workers       int       `json:"workers"`       // service loops serving links
-	Links         int       `json:"links"`         // live links it holds
+	// Fenced: cut off from the cluster longer than its grace period, it
+	// has closed its links and is not ready. Never without cluster mode.
+	Fenced bool `json:"fenced"`
+	// LeaseAge is the time since it last renewed its lease in the
+	// cluster's registry, in seconds; nil (null) without cluster mode.
+	LeaseAge   *float64     `json:"lease_age"`
+	Workers    int          `json:"workers"`     // service loops serving links
+	WorkerList []WorkerInfo `json:"worker_list"` // each of them
+	Links      int          `json:"links"`       // live links it holds
+}
+
+// WorkerInfo is one worker (service loop) of a node.
+type WorkerInfo struct {
+	ID    int `json:"id"`    // LinkInfo.Worker of its links
+	Links int `json:"links"` // live links it serves
 }
 
 // node is what a gateway knows of itself as a node, set by New.
@@ -41,6 +54,7 @@ func newNode(opts *Options) node {
 
 // Nodes returns the nodes of the cluster, by name: this gateway alone.
 func (g *Gateway) Nodes() []NodeInfo {
+	n := g.links.len()
 	return []NodeInfo{{
 		Name:          g.self.name,
 		Self:          true,
@@ -49,7 +63,8 @@ func (g *Gateway) Nodes() []NodeInfo {
 		Version:       g.self.version,
 		Libwebsockets: lws.Version(),
 		Workers:       1, // one lws.Context serves every link
-		Links:         g.links.len(),
+		WorkerList:    []WorkerInfo{{ID: g.links.worker, Links: n}},
+		Links:         n,
 	}}
 }
 

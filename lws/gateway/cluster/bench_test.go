@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"encoding/binary"
+	"fmt"
+	"os"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -91,4 +93,98 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkHistoryPublish: acknowledged publishes on a history channel
+// of one embedded node (R1, JetStream's default sync), 64-byte
+// payloads. async: PublishAsync, up to 4096 unacknowledged (the
+// JetStream client's asynchronous publish); sync64: Publish from 64
+// goroutines at once, as concurrent admin requests would. Reports
+// acknowledged publishes per second of wall time, and the process's
+// CPU time per publish.
+func BenchmarkHistoryPublish(b *testing.B) {
+	cfg := Config{Channels: []ChannelConfig{{Match: "*", History: HistoryConfig{Size: 1000}}}}
+	if s := os.Getenv("LWSGATE_BENCH_SYNC"); s != "" {
+		cfg.NATS.Embedded.Sync = s // "always": fsync before each acknowledgement
+	}
+	e, _ := startSingle(b, cfg)
+	m := Message{Data: make([]byte, 64)}
+	report := func(b *testing.B, n int64, start time.Time, cpu0 time.Duration) {
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "acks/s")
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/publish")
+	}
+	b.Run("async", func(b *testing.B) {
+		sem := make(chan struct{}, 4096)
+		var failed atomic.Int64
+		var n int64
+		start, cpu0 := time.Now(), cpuTime()
+		for b.Loop() {
+			sem <- struct{}{}
+			e.PublishAsync(fmt.Sprint("bench:", n%16), m, func(_ Position, err error) {
+				if err != nil {
+					failed.Add(1)
+				}
+				<-sem
+			})
+			n++
+		}
+		for range cap(sem) {
+			sem <- struct{}{}
+		}
+		if failed.Load() > 0 {
+			b.Fatalf("%d publishes failed", failed.Load())
+		}
+		report(b, n, start, cpu0)
+	})
+	b.Run("sync64", func(b *testing.B) {
+		ctx := stepCtx(b)
+		var n atomic.Int64
+		start, cpu0 := time.Now(), cpuTime()
+		b.SetParallelism(32) // 64 goroutines on 2 CPUs
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				i := n.Add(1)
+				if _, err := e.Publish(ctx, fmt.Sprint("bench:", i%16), m); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		report(b, n.Load(), start, cpu0)
+	})
+}
+
+// BenchmarkResume100: a member comes back to a history channel having
+// missed 100 messages, on a node of three (R3 streams) that has the
+// channel's interest already; the time from Resume to its join with
+// the 100 messages. Reports p50 and p99.
+func BenchmarkResume100(b *testing.B) {
+	hubs := map[string]*hub{}
+	c := startCluster(b, 3, testGrace, func(nd *tnode) {
+		hubs[nd.name] = newHub()
+		nd.deliver = hubs[nd.name].deliver
+		nd.cfg.Channels = []ChannelConfig{{Match: "*", History: HistoryConfig{Size: 1000}}}
+	})
+	n1, n2 := c.nodes[0], c.nodes[1]
+	const ch = "resume"
+	subscribe(b, n2.eng, hubs[n2.name], newMember("anchor", ch), Position{})
+	ps := publishN(b, n1.eng, ch, "r", 101)
+	since := ps[0]
+	var lat []time.Duration
+	cpu0 := cpuTime()
+	for b.Loop() {
+		m := newMember("r", ch)
+		start := time.Now()
+		cu := subscribe(b, n2.eng, hubs[n2.name], m, since)
+		lat = append(lat, time.Since(start))
+		if !cu.Recovered || len(cu.Missed) != 100 {
+			b.Fatalf("resume: recovered %v, %d missed", cu.Recovered, len(cu.Missed))
+		}
+		hubs[n2.name].leave(m)
+	}
+	cpu := cpuTime() - cpu0
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu-µs/resume")
 }

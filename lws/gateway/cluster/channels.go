@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"encoding/binary"
 	"sync"
 	"time"
@@ -63,6 +62,9 @@ type channels struct {
 	bySubj  map[string]*chanSub
 	in      chan *nats.Msg
 	dropped uint64 // by subscriptions since removed
+	// ops and endHistory, for history channels: set by the nats engine.
+	ops        *opQueue
+	endHistory func(*chanSub)
 }
 
 // chanSub is one channel's subscription. Concurrency: guarded by
@@ -75,6 +77,7 @@ type chanSub struct {
 	gen       uint64 // bumped by every Interest change, to void old linger timers
 	timer     *time.Timer
 	seen      map[Incarnation]*pubSeq // per publisher: its last generation and sequence
+	h         *histChan               // history channels: their state (histchan.go)
 }
 
 // pubSeq is a publisher's counter as a receiver last saw it.
@@ -107,6 +110,9 @@ func (c *channels) removeLocked(cs *chanSub) {
 	_ = cs.sub.Unsubscribe()
 	delete(c.byName, cs.name)
 	delete(c.bySubj, cs.subj)
+	if cs.h != nil && c.ops != nil {
+		c.ops.post(func() { c.endHistory(cs) })
+	}
 }
 
 func (c *channels) closeAll() {
@@ -137,12 +143,20 @@ func (e *natsEngine) Interest(channel string, on bool) error {
 			}
 			return nil
 		}
+		hs, hist := e.hist.lookup(channel)
 		subj := e.pre + "ch." + EncodeToken(channel)
+		if hist {
+			subj = e.pre + "live." + EncodeToken(channel)
+		}
 		sub, err := e.nc.ChanSubscribe(subj, c.in)
 		if err != nil {
 			return err
 		}
 		cs = &chanSub{name: channel, subj: subj, sub: sub}
+		if hist {
+			cs.h = &histChan{hs: hs, subj: hs.subject(channel)}
+			e.ops.post(func() { e.startHistory(cs) })
+		}
 		c.byName[channel], c.bySubj[subj] = cs, cs
 		return nil
 	}
@@ -203,7 +217,8 @@ func (p *publisher) counterLocked(pre, channel string) *pubChan {
 	return pc
 }
 
-func (e *natsEngine) Publish(_ context.Context, channel string, m Message) (Position, error) {
+// publishPlain publishes on a plain channel: see Engine.Publish.
+func (e *natsEngine) publishPlain(channel string, m Message) (Position, error) {
 	if e.down.Load() {
 		return Position{}, e.downErr()
 	}
@@ -222,14 +237,25 @@ func (e *natsEngine) Publish(_ context.Context, channel string, m Message) (Posi
 	return Position{}, nil
 }
 
-// deliverLoop hands messages from other nodes to Hooks.Deliver.
+// deliverLoop hands messages from other nodes to Hooks.Deliver, and
+// runs the history channels' operations (histchan.go).
 func (e *natsEngine) deliverLoop() {
+	tick := time.NewTicker(max(e.cfg.HistoryCheck/2, 10*time.Millisecond))
+	defer tick.Stop()
+	var ticks uint64
 	for {
 		select {
 		case <-e.life.Done():
 			return
 		case m := <-e.ch.in:
 			e.deliver(m)
+		case <-e.ops.wake:
+			for _, f := range e.ops.take() {
+				f()
+			}
+		case <-tick.C:
+			ticks++
+			e.checkQuiet(ticks%2 == 0)
 		}
 	}
 }
@@ -242,6 +268,10 @@ func (e *natsEngine) deliver(m *nats.Msg) {
 	c.mu.RUnlock()
 	if cs == nil {
 		return // unsubscribed since
+	}
+	if cs.h != nil {
+		e.onLive(cs, m)
+		return
 	}
 	from, gen, seq, msg, ok := parseEnvelope(m.Data)
 	if !ok {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -65,10 +66,51 @@ type Config struct {
 	// (Stats.Dropped). 0: 65536.
 	DeliverQueue int `yaml:"deliver_queue"`
 
+	// Channels give channels a history (see ChannelConfig): the first
+	// entry whose Match matches a channel's name applies; a channel that
+	// none matches is plain (at most once, no history). History is stored
+	// in JetStream, so it needs the nats engine (a single node runs one
+	// embedded). Every node must have the same entries. Empty: every
+	// channel is plain.
+	Channels []ChannelConfig `yaml:"channels"`
+	// HistoryShards is how many streams hold the channels of each entry
+	// of Channels, a channel going to one by a hash of its name, so that
+	// no one stream (and no one stream leader) carries every channel.
+	// 1 to 64. 0: 4.
+	HistoryShards int `yaml:"history_shards"`
+	// HistoryCheck: a node looks in the stream at each history channel it
+	// has members of that has been quiet this long, so that a lost last
+	// message is noticed too (any other loss shows at the next message).
+	// 0: 5s.
+	HistoryCheck time.Duration `yaml:"history_check"`
+	// ResumeLimit is the most messages one Resume catches a member up
+	// with: a member that missed more is told Recovered false, with none
+	// of them (the application resyncs from its own data), and goes on
+	// from the channel's current position. 1 to 1048576. 0: 10000.
+	ResumeLimit int `yaml:"resume_limit"`
+	// HookAckWait is how long a node may take over one disconnect hook of
+	// the durable queue before the queue hands it to another node: a node
+	// that dies while delivering a hook leaves it to be delivered again
+	// after this. Longer than the gateway's hook timeout. 0: 30s.
+	HookAckWait time.Duration `yaml:"hook_ack_wait"`
+
 	// testServer, when set, is called with the embedded server as soon
 	// as it listens, before Open waits for the cluster: the tests point
 	// their TCP proxies at its cluster port there.
 	testServer func(*embeddedServer)
+	// testAfterClaim and testAfterQueue, when set, are called by a
+	// reaper right after it won its claim on a dead incarnation, and
+	// after it queued a link's hook (before settling its record): the
+	// tests kill the reaper there.
+	testAfterClaim func(life context.Context, dead Incarnation)
+	testAfterQueue func(life context.Context, link uint64)
+	// testDropLive, when set, drops the republished history messages
+	// for which it returns true, as a lossy path to the node would.
+	testDropLive func(seq uint64) bool
+	// testHideStored, when set, hides from reads of history the stored
+	// messages for which it returns true, as a stream whose replicas and
+	// new leader do not show a committed message yet would.
+	testHideStored func(seq uint64) bool
 }
 
 // NATSConfig: where the nats engine's NATS comes from.
@@ -125,6 +167,12 @@ type EmbeddedConfig struct {
 	PingInterval time.Duration `yaml:"ping_interval"`
 	// MaxPingsOut: 0: 3.
 	MaxPingsOut int `yaml:"max_pings_out"`
+	// Sync is when JetStream flushes what it stored to disk (fsync): a
+	// duration ("1s": every second, in the background) or "always"
+	// (before every acknowledgement). What an acknowledged publish
+	// survives follows from it; see doc.go, "Durability". "": every 2
+	// minutes, JetStream's own default.
+	Sync string `yaml:"sync"`
 }
 
 // The defaults, stated once.
@@ -141,6 +189,11 @@ const (
 	defaultPingInterval  = time.Second
 	defaultMaxPingsOut   = 3
 	defaultClientListen  = "127.0.0.1:0"
+	defaultHistoryShards = 4
+	defaultHistoryCheck  = 5 * time.Second
+	defaultResumeLimit   = 10000
+	defaultHookAckWait   = 30 * time.Second
+	syncAlways           = "always"
 )
 
 // WithDefaults returns c with every zero field set to its default. Node
@@ -173,6 +226,18 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.DeliverQueue == 0 {
 		c.DeliverQueue = defaultDeliverQueue
+	}
+	if c.HistoryShards == 0 {
+		c.HistoryShards = defaultHistoryShards
+	}
+	if c.HistoryCheck == 0 {
+		c.HistoryCheck = defaultHistoryCheck
+	}
+	if c.ResumeLimit == 0 {
+		c.ResumeLimit = defaultResumeLimit
+	}
+	if c.HookAckWait == 0 {
+		c.HookAckWait = defaultHookAckWait
 	}
 	e := &c.NATS.Embedded
 	if c.Engine == EngineNATS && c.NATS.URL == "" {
@@ -252,6 +317,22 @@ func (c Config) Validate() error {
 	if c.DeliverQueue < 0 {
 		bad("deliver_queue", "%d: want a positive count", c.DeliverQueue)
 	}
+	if c.HistoryShards < 1 || c.HistoryShards > maxHistoryShards {
+		bad("history_shards", "%d: want 1 to %d", c.HistoryShards, maxHistoryShards)
+	}
+	if c.HistoryCheck < 0 {
+		bad("history_check", "%v: want a positive duration", c.HistoryCheck)
+	}
+	if c.ResumeLimit < 1 || c.ResumeLimit > maxHistorySize {
+		bad("resume_limit", "%d: want 1 to %d", c.ResumeLimit, maxHistorySize)
+	}
+	if c.HookAckWait < time.Second {
+		bad("hook_ack_wait", "%v: want at least 1s", c.HookAckWait)
+	}
+	errs = append(errs, validateChannels(c.Channels)...)
+	if len(c.Channels) > 0 && c.Engine == EngineMemory {
+		bad("channels", "history needs engine: nats (it is stored in JetStream; a single node runs one embedded)")
+	}
 	if c.Engine == EngineNATS {
 		errs = append(errs, c.NATS.validate()...)
 	}
@@ -293,6 +374,9 @@ func (n NATSConfig) validate() []error {
 	if e.MaxPingsOut < 0 {
 		bad("nats.embedded.max_pings_out", "%d: want a positive count", e.MaxPingsOut)
 	}
+	if _, _, err := e.syncOption(); err != nil {
+		bad("nats.embedded.sync", "%v", err)
+	}
 	if e.ClientListen != "" {
 		if err := checkHostPort(e.ClientListen); err != nil {
 			bad("nats.embedded.client_listen", "%v", err)
@@ -328,7 +412,23 @@ func (n NATSConfig) validate() []error {
 
 func (e EmbeddedConfig) isZero() bool {
 	return e.ClusterListen == "" && e.Advertise == "" && len(e.Routes) == 0 && e.ClientListen == "" &&
-		e.StoreDir == "" && e.MaxMemory == 0 && e.MaxStore == 0 && e.PingInterval == 0 && e.MaxPingsOut == 0
+		e.StoreDir == "" && e.MaxMemory == 0 && e.MaxStore == 0 && e.PingInterval == 0 && e.MaxPingsOut == 0 &&
+		e.Sync == ""
+}
+
+// syncOption reads Sync: the server's SyncInterval and SyncAlways.
+func (e EmbeddedConfig) syncOption() (interval time.Duration, always bool, err error) {
+	switch e.Sync {
+	case "":
+		return 0, false, nil
+	case syncAlways:
+		return 0, true, nil
+	}
+	d, err := time.ParseDuration(e.Sync)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("%q: want always, or a positive duration such as 1s", e.Sync)
+	}
+	return d, false, nil
 }
 
 func checkURL(s string, schemes ...string) error {

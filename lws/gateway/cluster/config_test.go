@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,7 +28,8 @@ func TestConfigDefaults(t *testing.T) {
 	c := Config{Node: "gw-a"}.WithDefaults()
 	if c.Engine != EngineMemory || c.Name != "lwsgate" || c.Lease != 5*time.Second || c.ReapAfter != 30*time.Second ||
 		c.SurveyTimeout != 250*time.Millisecond || c.CallTimeout != 2*time.Second || c.Linger != 5*time.Second ||
-		c.DeliverQueue != 65536 {
+		c.DeliverQueue != 65536 || c.HistoryShards != 4 || c.HistoryCheck != 5*time.Second || c.ResumeLimit != 10000 ||
+		c.HookAckWait != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -81,6 +83,20 @@ func TestConfigValidateNamesFields(t *testing.T) {
 		{"negative limits", nats(EmbeddedConfig{StoreDir: "/x", MaxMemory: -1, MaxStore: -1, PingInterval: -1, MaxPingsOut: -1}),
 			[]string{"nats.embedded.max_memory", "nats.embedded.max_store", "nats.embedded.ping_interval",
 				"nats.embedded.max_pings_out"}},
+		{"sync", nats(EmbeddedConfig{StoreDir: "/x", Sync: "sometimes"}), []string{"nats.embedded.sync"}},
+		{"sync negative", nats(EmbeddedConfig{StoreDir: "/x", Sync: "-1s"}), []string{"nats.embedded.sync"}},
+		{"history settings", Config{Node: "n", HistoryShards: 65, HistoryCheck: -1, ResumeLimit: -1, HookAckWait: time.Millisecond},
+			[]string{"history_shards", "history_check", "resume_limit", "hook_ack_wait"}},
+		{"history with the memory engine", Config{Node: "n", Channels: []ChannelConfig{{Match: "a", History: HistoryConfig{Size: 1}}}},
+			[]string{"channels"}},
+		{"channels", Config{Engine: EngineNATS, Node: "n", NATS: NATSConfig{URL: "nats://h:4222"}, Channels: []ChannelConfig{
+			{History: HistoryConfig{Size: 1}},
+			{Match: "a*b", History: HistoryConfig{Size: 1}},
+			{Match: strings.Repeat("x", 65), History: HistoryConfig{Size: 1}},
+			{Match: "ok", History: HistoryConfig{Size: -1, TTL: 1500 * time.Microsecond}},
+			{Match: "ok"},
+		}}, []string{"channels[0].match", "channels[1].match", "channels[2].match", "channels[3].history.size",
+			"channels[3].history.ttl", "channels[4].match", "channels[4].history"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.WithDefaults().Validate()
@@ -106,5 +122,40 @@ func TestOpenStoreDirNotWritable(t *testing.T) {
 	var fe *FieldError
 	if !errors.As(err, &fe) || fe.Field != "nats.embedded.store_dir" {
 		t.Fatalf("got %v, want a FieldError on nats.embedded.store_dir", err)
+	}
+}
+
+func TestChannelMatch(t *testing.T) {
+	for _, tc := range []struct {
+		match, channel string
+		want           bool
+	}{
+		{"room:*", "room:1", true}, {"room:*", "room:", true}, {"room:*", "roo", false},
+		{"lobby", "lobby", true}, {"lobby", "lobby2", false}, {"*", "", true}, {"*", "anything", true},
+	} {
+		if got := (ChannelConfig{Match: tc.match}).matches(tc.channel); got != tc.want {
+			t.Errorf("%q matches %q: %v, want %v", tc.match, tc.channel, got, tc.want)
+		}
+	}
+	// The first entry that matches applies; shards spread channels.
+	h := newHistory(Config{Name: "c", HistoryShards: 4, Channels: []ChannelConfig{
+		{Match: "room:vip*", History: HistoryConfig{Size: 1}}, {Match: "room:*", History: HistoryConfig{Size: 2}},
+	}}.WithDefaults())
+	if hs, ok := h.lookup("room:vip1"); !ok || hs.entry.History.Size != 1 {
+		t.Fatalf("room:vip1: %+v", hs)
+	}
+	shards := map[string]bool{}
+	for i := range 100 {
+		hs, ok := h.lookup(fmt.Sprint("room:", i))
+		if !ok || hs.entry.History.Size != 2 {
+			t.Fatalf("room:%d: %+v", i, hs)
+		}
+		shards[hs.name] = true
+	}
+	if len(shards) != 4 {
+		t.Fatalf("100 channels went to %d streams of 4: %v", len(shards), shards)
+	}
+	if _, ok := h.lookup("lobby"); ok {
+		t.Fatal("lobby has a history")
 	}
 }

@@ -39,6 +39,8 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*embedded
 		JetStreamMaxStore:      e.MaxStore,
 		DisableJetStreamBanner: true,
 	}
+	// Validate has checked it.
+	opts.SyncInterval, opts.SyncAlways, _ = e.syncOption()
 	if e.ClientListen == "" {
 		opts.DontListen = true
 	} else {

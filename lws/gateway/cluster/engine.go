@@ -31,12 +31,54 @@ type Engine interface {
 	// true the node subscribes to the channel's subject; on false it
 	// unsubscribes after Config.Linger, unless true comes back first.
 	Interest(channel string, on bool) error
-	// Publish sends m to every other node with interest in channel,
-	// where the Deliver hook receives it; never to this node (the caller
-	// delivers to its own members). Messages of one publisher on one
-	// channel arrive in publish order, at most once. The Position is
-	// zero for plain channels (see doc.go on history).
+	// Publish, on a plain channel, sends m to every other node with
+	// interest in channel, where the Deliver hook receives it; never to
+	// this node (the caller delivers to its own members). Messages of one
+	// publisher on one channel arrive in publish order, at most once; the
+	// Position is zero; Publish does not wait on the network.
+	//
+	// On a history channel (Config.Channels), Publish stores m in the
+	// channel's stream and returns its Position once the stream has
+	// acknowledged it (see doc.go, "Durability"); it waits, until ctx is
+	// done. Every node with interest, this one included, then delivers it
+	// through the Deliver hook, in the stream's order: the caller does not
+	// deliver it itself. A publish with a Message.ID already stored within
+	// the duplicate window is not stored again: it returns the first
+	// one's Position. An error wrapping ErrNotAcknowledged leaves it
+	// unknown whether m was stored: retry with the same ID.
 	Publish(ctx context.Context, channel string, m Message) (Position, error)
+	// PublishAsync is Publish without waiting: done receives the result,
+	// exactly once, either before PublishAsync returns (a plain channel,
+	// an error found at once) or later on an engine goroutine; it must
+	// not block. A history publish not acknowledged within
+	// Config.CallTimeout fails with ErrNotAcknowledged.
+	PublishAsync(channel string, m Message, done func(Position, error))
+	// Channel returns the entry of Config.Channels that applies to
+	// channel, if any: the channel then has a history.
+	Channel(channel string) (ChannelConfig, bool)
+	// Resume joins a new member of a history channel at a position, on
+	// this node: since is the last position the member saw (zero: none,
+	// join from now). Call Interest(channel, true) first, as for any
+	// member. Resume calls join exactly once, on the Deliver hook's
+	// goroutine, between two Deliver calls, with what the member missed:
+	// every message after since up to Catchup.Position, in order; every
+	// message the Deliver hook receives after join follows
+	// Catchup.Position, without gap or duplicate. So the gateway adds the
+	// member to the channel inside join (and queues Missed to it), in the
+	// same order as it handles the Deliver calls. Catchup.Recovered is
+	// false when since's epoch is not the stream's (Missed is then empty),
+	// when the history no longer reaches back to since (Missed then holds
+	// what it still has), when the member missed more than
+	// Config.ResumeLimit messages (Missed is then empty, or holds only
+	// what the node delivered while it read), and when since is past
+	// every message of the channel. Resume returns after join, or with
+	// ctx's error (join is then never called), or ErrNoHistory,
+	// ErrNoInterest.
+	Resume(ctx context.Context, channel string, since Position, join func(Catchup)) error
+	// History reads a history channel's stored messages after since (zero:
+	// from the oldest kept), at most limit (0 or above 10000: 10000),
+	// for backends. It needs no interest.
+	History(ctx context.Context, channel string, since Position, limit int) (HistoryPage, error)
 
 	// Handle serves op on this node: Call and Survey from any node run h.
 	// op is one or more of [A-Za-z0-9_-] (another panics, as a bad
@@ -60,14 +102,34 @@ type Engine interface {
 	// so that if this node dies, the survivor that reaps it receives the
 	// record in its Reap event. The memory engine records nothing.
 	LinkOpened(ctx context.Context, id uint64, data []byte) error
-	// LinkClosed settles a link's record: committed is true when this
-	// node settled it (fire the disconnect hook), false when a reaper
-	// already had (it fired the hook; do not). An error means neither
-	// could be told (the cluster did not answer): retry later, after
-	// Rejoin if fenced. Both LinkOpened and LinkClosed may be retried
-	// after an error: a retry answers as the first attempt would have,
-	// had its answer not been lost. The memory engine always commits.
-	LinkClosed(ctx context.Context, id uint64) (committed bool, err error)
+	// LinkClosed settles a link's record and queues its disconnect hook
+	// d (durably, with the nats engine; d.Link is set to id). committed
+	// is true when this node settled the record: d is in the queue;
+	// false when a reaper had settled it first: the reaper's hook (code
+	// 1006, Lost) is in the queue instead (or d, if it came first). Either
+	// way exactly one hook per link is queued, and RunHooks delivers it:
+	// the gateway never sends a disconnect hook itself. A link whose
+	// LinkOpened never succeeded has no record: if it is of this
+	// incarnation, LinkClosed commits and queues d; if of an older one
+	// (fenced since), it answers false and queues nothing (no record
+	// also means settled over an hour ago), and the gateway, which knows
+	// its LinkOpened failed, queues d with EnqueueHook. An error means
+	// neither could be done (the cluster did not answer): retry later,
+	// after Rejoin if fenced. Both LinkOpened and LinkClosed may be
+	// retried after an error: a retry answers as the first attempt would
+	// have, had its answer not been lost. The memory engine always
+	// commits, into a queue in this process.
+	LinkClosed(ctx context.Context, id uint64, d Disconnect) (committed bool, err error)
+	// EnqueueHook queues a disconnect hook with no link record (d.Link
+	// identifies it: one hook per link id is queued within the queue's
+	// duplicate window, see doc.go). LinkClosed and the reaper use it.
+	EnqueueHook(ctx context.Context, d Disconnect) error
+	// RunHooks delivers queued disconnect hooks to send, from whichever
+	// node runs it (every node should): a hook send fails is offered
+	// again after a backoff, one that a node takes and does not settle
+	// (it died) is offered again after Config.HookAckWait. It returns
+	// when ctx is done (nil) or the engine closes (ErrClosed).
+	RunHooks(ctx context.Context, o HookRunOptions, send HookSender) error
 
 	// Rejoin, after Event Fenced and once the gateway has closed every
 	// link of the old incarnation, registers this node again under a new
@@ -98,6 +160,11 @@ type Message struct {
 	// Kind is opaque to the engine and carried as is (the gateway puts
 	// its WebSocket message type there).
 	Kind uint8
+	// ID is an idempotency key, for history channels: a publish whose ID
+	// the channel's stream stored within its duplicate window (2 minutes,
+	// or the history's TTL if shorter) is not stored again, and returns
+	// the first one's Position. "": none. Plain channels ignore it.
+	ID string
 }
 
 // Delivery is a message from another node.
@@ -112,16 +179,18 @@ type Delivery struct {
 	Position Position
 }
 
-// Position is a message's place in a channel's history: Offset grows
-// with each message of the channel, and Epoch changes when the history
-// was lost, so that a position from before means nothing after. Plain
-// channels (all of them, until channel history exists) have the zero
-// Position.
+// Position is a message's place in a channel's history: Offset is the
+// message's sequence in its stream, which grows with each message of the
+// channel (not by one: a stream holds several channels), and Epoch is
+// the stream's, drawn at random when the stream is created, so that it
+// changes when the history was lost and a position from before means
+// nothing after. Offset 0 is before the channel's first message. Plain
+// channels have the zero Position.
 //
 // Concurrency: a value.
 type Position struct {
-	Offset uint64
-	Epoch  string
+	Offset uint64 `json:"offset"`
+	Epoch  string `json:"epoch"`
 }
 
 // IsZero reports a plain channel's position.
@@ -181,9 +250,10 @@ const (
 	// then Rejoin.
 	Fenced
 	// Reap: this node won the claim on a dead node (its lease expired
-	// ReapAfter ago) and settled its link records; exactly one survivor
-	// gets it per dead incarnation. Links are those records: fire one
-	// disconnect hook for each.
+	// ReapAfter ago), queued a disconnect hook (code 1006, Lost) for each
+	// link record the node left open, and settled them; exactly one
+	// survivor gets it per dead incarnation. Links are those records, for
+	// the log and metrics: their hooks are in the queue (RunHooks).
 	Reap
 )
 
@@ -225,10 +295,14 @@ type LinkRecord struct {
 // Concurrency: a value, read once by Open; each hook says on which
 // goroutine it is called.
 type Hooks struct {
-	// Deliver receives messages from other nodes, on one engine
-	// goroutine, in arrival order (so in publish order per publisher and
-	// channel). While it blocks, further messages wait in a queue of
-	// Config.DeliverQueue, then are dropped.
+	// Deliver receives the messages of plain channels from other nodes,
+	// and the messages of history channels from every node, this one
+	// included, on one engine goroutine (which also calls Resume's
+	// joins), in arrival order: in publish order per publisher and
+	// plain channel; in the stream's order, without gap or duplicate,
+	// per history channel. While it blocks, further messages wait in a
+	// queue of Config.DeliverQueue, then are dropped (a history channel
+	// then reads them from its stream).
 	Deliver func(Delivery)
 	// Event receives registry changes, on one engine goroutine, in order.
 	Event func(Event)
@@ -268,6 +342,19 @@ type Stats struct {
 	ReapAttempts  uint64 // claims tried on dead nodes, won or lost
 	Reaped        uint64 // dead nodes this node reaped
 	ReapedLinks   uint64 // link records settled by reaping
+
+	HistoryPublishes uint64 // publishes acknowledged by a history stream
+	Repaired         uint64 // history messages missed on the live path, delivered from the stream
+	RepairedGaps     uint64 // gaps found and repaired (each of Repaired messages)
+	Unrepairable     uint64 // gaps the stream could no longer fill: trimmed before the node read them
+	Duplicates       uint64 // history messages received again, dropped
+	Resumes          uint64 // Resume joins done
+	ResumesLost      uint64 // of which not recovered (epoch changed, or history trimmed past since)
+
+	HooksQueued    uint64 // disconnect hooks this node queued (duplicates included)
+	HooksDelivered uint64 // hooks this node's RunHooks delivered (send returned nil)
+	HookFailures   uint64 // sends that failed (the hook is offered again)
+	HooksDropped   uint64 // hooks given up after HookRunOptions.MaxAttempts
 }
 
 // Open starts the engine cfg names and, for nats, joins the cluster:

@@ -28,6 +28,16 @@ var (
 	// ErrIncarnationsExhausted: the counter reached MaxIncarnation; the
 	// cluster's registry bucket must be reset (every node stopped).
 	ErrIncarnationsExhausted = errors.New("cluster: incarnations exhausted")
+	// ErrNoHistory: the channel matches no entry of Config.Channels
+	// (Resume, History).
+	ErrNoHistory = errors.New("cluster: channel has no history")
+	// ErrNoInterest: Resume on a channel without Interest(channel, true).
+	ErrNoInterest = errors.New("cluster: no interest in channel on this node")
+	// ErrNotAcknowledged: a history publish got no acknowledgement in time
+	// (the stream has no leader, during an election, or is unreachable);
+	// it may or may not have been stored: retry with the same Message.ID
+	// (503).
+	ErrNotAcknowledged = errors.New("cluster: publish not acknowledged")
 )
 
 // CallError is Call's error: which call failed and why. Err is one of

@@ -169,12 +169,12 @@ func TestLinkRecordRetries(t *testing.T) {
 	a.eng.rec.mu.Lock()
 	delete(a.eng.rec.revs, id)
 	a.eng.rec.mu.Unlock()
-	if ok, err := a.eng.LinkClosed(ctx, id); !ok || err != nil {
+	if ok, err := a.eng.LinkClosed(ctx, id, Disconnect{}); !ok || err != nil {
 		t.Fatalf("closing a record whose revision was lost: %v, %v", ok, err)
 	}
 	// The acknowledgement of the settlement lost: the retry finds its own
 	// tombstone.
-	if ok, err := a.eng.LinkClosed(ctx, id); !ok || err != nil {
+	if ok, err := a.eng.LinkClosed(ctx, id, Disconnect{}); !ok || err != nil {
 		t.Fatalf("a retried LinkClosed: %v, %v", ok, err)
 	}
 	// Settled by someone else: not ours.
@@ -188,7 +188,7 @@ func TestLinkRecordRetries(t *testing.T) {
 	if won, err := a.eng.settle(ctx, recordKey(a.eng.Incarnation(), 6), rev, "reap.99"); !won || err != nil {
 		t.Fatalf("a reaper's settlement: %v, %v", won, err)
 	}
-	if ok, err := a.eng.LinkClosed(ctx, id2); ok || err != nil {
+	if ok, err := a.eng.LinkClosed(ctx, id2, Disconnect{}); ok || err != nil {
 		t.Fatalf("closing a reaped record: %v, %v; want false", ok, err)
 	}
 }

@@ -20,13 +20,18 @@ import (
 // connection that has the node at either end (bytes are read and
 // dropped; the sockets stay open, so the route's pings time out as in a
 // real partition); heal(node) passes traffic again and resets the
-// connections that lost bytes.
+// connections that lost bytes. pause(node) holds every connection of
+// the node instead, as a stopped process would (bytes wait in the
+// sockets; the peers' pings time out if it lasts), and resume(node)
+// lets them flow again.
 //
 // Concurrency: safe from any goroutine.
 type fabric struct {
 	t     testing.TB
 	mu    sync.Mutex
 	cuts  map[string]bool   // node names cut off
+	holds map[string]bool   // node names paused
+	flow  chan struct{}     // closed (and replaced) when a pause ends
 	ids   map[string]string // server ID -> node name
 	links map[*gateLink]struct{}
 	gates []*gate
@@ -51,7 +56,8 @@ type gateLink struct {
 }
 
 func newFabric(t testing.TB) *fabric {
-	f := &fabric{t: t, cuts: map[string]bool{}, ids: map[string]string{}, links: map[*gateLink]struct{}{}}
+	f := &fabric{t: t, cuts: map[string]bool{}, holds: map[string]bool{}, flow: make(chan struct{}),
+		ids: map[string]string{}, links: map[*gateLink]struct{}{}}
 	t.Cleanup(f.close)
 	return f
 }
@@ -151,6 +157,7 @@ func (f *fabric) pump(l *gateLink, dst, src net.Conn, r io.Reader) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := r.Read(buf)
+		f.waitHeld(l)
 		if n > 0 && !f.isCut(l) {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				break
@@ -167,6 +174,19 @@ func (f *fabric) isCut(l *gateLink) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cuts[l.node] || f.cuts[f.ids[l.sid]]
+}
+
+// waitHeld waits while either end of l is paused.
+func (f *fabric) waitHeld(l *gateLink) {
+	for {
+		f.mu.Lock()
+		held, flow := f.holds[l.node] || f.holds[f.ids[l.sid]], f.flow
+		f.mu.Unlock()
+		if !held {
+			return
+		}
+		<-flow
+	}
 }
 
 func (f *fabric) drop(l *gateLink) {
@@ -203,8 +223,27 @@ func (f *fabric) heal(node string) {
 	}
 }
 
+// pause holds every route of node.
+func (f *fabric) pause(node string) {
+	f.mu.Lock()
+	f.holds[node] = true
+	f.mu.Unlock()
+}
+
+// resume lets node's routes flow again.
+func (f *fabric) resume(node string) {
+	f.mu.Lock()
+	delete(f.holds, node)
+	close(f.flow)
+	f.flow = make(chan struct{})
+	f.mu.Unlock()
+}
+
 func (f *fabric) close() {
 	f.mu.Lock()
+	clear(f.holds)
+	close(f.flow)
+	f.flow = make(chan struct{})
 	gates := f.gates
 	var links []*gateLink
 	for l := range f.links {

@@ -61,6 +61,10 @@ type counters struct {
 	surveys, partial                  atomic.Uint64
 	renewals, leaseFailures, lapses   atomic.Uint64
 	reapAttempts, reaped, reapedLinks atomic.Uint64
+
+	histPublishes, repaired, repairedGaps, unrepairable     atomic.Uint64
+	duplicates, resumes, resumesLost                        atomic.Uint64
+	hooksQueued, hooksDelivered, hookFailures, hooksDropped atomic.Uint64
 }
 
 func (c *counters) fill(s *Stats) {
@@ -78,6 +82,17 @@ func (c *counters) fill(s *Stats) {
 	s.ReapAttempts = c.reapAttempts.Load()
 	s.Reaped = c.reaped.Load()
 	s.ReapedLinks = c.reapedLinks.Load()
+	s.HistoryPublishes = c.histPublishes.Load()
+	s.Repaired = c.repaired.Load()
+	s.RepairedGaps = c.repairedGaps.Load()
+	s.Unrepairable = c.unrepairable.Load()
+	s.Duplicates = c.duplicates.Load()
+	s.Resumes = c.resumes.Load()
+	s.ResumesLost = c.resumesLost.Load()
+	s.HooksQueued = c.hooksQueued.Load()
+	s.HooksDelivered = c.hooksDelivered.Load()
+	s.HookFailures = c.hookFailures.Load()
+	s.HooksDropped = c.hooksDropped.Load()
 }
 
 // observe counts one call to another node and tells Hooks.CallDone.

@@ -66,20 +66,28 @@ func (r *recorder) hooks(t testing.TB, node string) Hooks {
 // delivery and event; it fails the test after d.
 func (r *recorder) waitFor(t testing.TB, d time.Duration, what string, cond func(r *recorder) bool) {
 	t.Helper()
+	if !awaitChange(d, &r.mu, &r.changed, func() bool { return cond(r) }) {
+		t.Fatalf("after %v, still waiting for %s", d, what)
+	}
+}
+
+// awaitChange waits until cond, called with mu held, holds: it checks
+// again each time *changed (guarded by mu) is closed. false: d passed
+// first.
+func awaitChange(d time.Duration, mu *sync.Mutex, changed *chan struct{}, cond func() bool) bool {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for {
-		r.mu.Lock()
-		ok := cond(r)
-		ch := r.changed
-		r.mu.Unlock()
+		mu.Lock()
+		ok, ch := cond(), *changed
+		mu.Unlock()
 		if ok {
-			return
+			return true
 		}
 		select {
 		case <-ch:
 		case <-deadline.C:
-			t.Fatalf("after %v, still waiting for %s", d, what)
+			return false
 		}
 	}
 }
@@ -324,21 +332,69 @@ func (c *tcluster) registryLeader() *tnode {
 	return pick
 }
 
-// follower returns a node that leads no JetStream group (the meta group,
-// the registry, the link records), asking leaders of the buckets to step
-// down if every node leads something.
-func (c *tcluster) follower() *tnode {
+// leads returns the step-down requests of the JetStream groups nd leads
+// but the meta group: the registry, the link records, the hook queue
+// and its consumer, the history streams.
+func (c *tcluster) leads(nd *tnode) (subjects []string) {
+	streams := []string{"KV_lws_t", "KV_lws_t_links", nd.eng.hq.stream}
+	for _, hs := range nd.eng.hist.all() {
+		streams = append(streams, hs.name)
+	}
+	for _, s := range streams {
+		if nd.eng.srv.ns.JetStreamIsStreamLeader("$G", s) {
+			subjects = append(subjects, "$JS.API.STREAM.LEADER.STEPDOWN."+s)
+		}
+	}
+	if nd.eng.srv.ns.JetStreamIsConsumerLeader("$G", nd.eng.hq.stream, hookConsumer) {
+		subjects = append(subjects, "$JS.API.CONSUMER.LEADER.STEPDOWN."+nd.eng.hq.stream+"."+hookConsumer)
+	}
+	return subjects
+}
+
+// waitCurrent waits until nd's server (just restarted, say) has caught
+// up with the meta group and every stream it replicates: until then a
+// group it belongs to may have no quorum without it.
+func (c *tcluster) waitCurrent(nd *tnode) {
 	c.t.Helper()
-	streams := []string{"KV_lws_t", "KV_lws_t_links"}
-	leads := func(nd *tnode) []string {
-		var out []string
+	streams := []string{"KV_lws_t", "KV_lws_t_links", nd.eng.hq.stream}
+	for _, hs := range nd.eng.hist.all() {
+		streams = append(streams, hs.name)
+	}
+	eventually(c.t, 20*time.Second, nd.name+" to be current", func() bool {
+		if !nd.eng.srv.ns.JetStreamIsCurrent() {
+			return false
+		}
 		for _, s := range streams {
-			if nd.eng.srv.ns.JetStreamIsStreamLeader("$G", s) {
-				out = append(out, s)
+			if !nd.eng.srv.ns.JetStreamIsStreamCurrent("$G", s) {
+				return false
 			}
 		}
-		return out
-	}
+		return true
+	})
+}
+
+// relinquish makes nd lead no stream or consumer, as a node about to
+// stop would: killed as it is, a leader costs the survivors an election
+// (4 to 9s), longer than the tests' grace period. (The meta group only
+// serves the JetStream API, not reads and writes.)
+func (c *tcluster) relinquish(nd *tnode) {
+	c.t.Helper()
+	eventually(c.t, 20*time.Second, nd.name+" to lead nothing", func() bool {
+		subjects := c.leads(nd)
+		for _, subj := range subjects {
+			_, _ = nd.eng.nc.Request(subj, nil, time.Second)
+		}
+		return len(subjects) == 0
+	})
+}
+
+// follower returns a node that leads no JetStream group (the meta group,
+// the registry, the link records, the hook queue and its consumer, the
+// history streams), asking leaders to step down if every node leads
+// something.
+func (c *tcluster) follower() *tnode {
+	c.t.Helper()
+	leads := c.leads
 	var pick *tnode
 	eventually(c.t, 20*time.Second, "a node that leads nothing", func() bool {
 		for _, nd := range c.nodes {
@@ -351,8 +407,8 @@ func (c *tcluster) follower() *tnode {
 			if nd.eng.srv.ns.JetStreamIsLeader() {
 				continue
 			}
-			for _, s := range leads(nd) {
-				_, _ = nd.eng.nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+s, nil, time.Second)
+			for _, subj := range leads(nd) {
+				_, _ = nd.eng.nc.Request(subj, nil, time.Second)
 			}
 			return false
 		}

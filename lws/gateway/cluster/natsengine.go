@@ -24,6 +24,9 @@ const (
 	recordMarkerTTL   = time.Minute
 	settledTTL        = time.Hour
 	maxInflightCalls  = 256 // handlers running at once; more requests wait
+	// maxPendingPublishes bounds the history publishes awaiting their
+	// acknowledgement; beyond it PublishAsync waits up to 200ms, then fails.
+	maxPendingPublishes = 1 << 16
 )
 
 // natsEngine is the engine on NATS: an embedded server or an external
@@ -69,12 +72,24 @@ type natsEngine struct {
 	reaps      map[Incarnation]*time.Timer // dead nodes waiting for the grace period
 	reaping    int                         // reaps running
 	maxInc     Incarnation                 // highest incarnation seen
+	unfinished map[Incarnation]Incarnation // dead incarnation -> its reaper, claims not done
 	watchReset context.CancelFunc
 	rejoinMu   sync.Mutex // one Rejoin at a time
 
 	ch  channels
 	pub publisher
 	rec records
+
+	// Channel history (history.go, histchan.go, resume.go, fetch.go).
+	replicas   int                 // of the cluster's streams
+	hist       *history            // immutable
+	hjs        jetstream.JetStream // publishes to history streams, with acknowledgement handlers
+	pubs       publishes
+	inbox      inbox
+	ops        opQueue              // to the delivery goroutine
+	epochReads map[*histStream]bool // the delivery goroutine's
+
+	hq hookQueue // durable disconnect hooks (hookqueue.go)
 }
 
 func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err error) {
@@ -86,9 +101,15 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 		calls: make(chan struct{}, maxInflightCalls),
 		view:  map[Incarnation]*peer{},
 		reaps: map[Incarnation]*time.Timer{},
+		hist:  newHistory(cfg),
+
+		epochReads: map[*histStream]bool{},
+		unfinished: map[Incarnation]Incarnation{},
 	}
 	e.life, e.stop = context.WithCancel(context.Background())
 	e.ch.init(cfg.DeliverQueue)
+	e.ops.init()
+	e.ch.ops, e.ch.endHistory = &e.ops, e.endHistory
 	defer func() {
 		if err != nil {
 			e.stop()
@@ -138,6 +159,17 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		return nil, err
 	}
+	e.replicas = replicas
+	if e.hjs, err = jetstream.New(e.nc,
+		jetstream.WithPublishAsyncAckHandler(e.onPubAck),
+		jetstream.WithPublishAsyncErrHandler(e.onPubErr),
+		jetstream.WithPublishAsyncMaxPending(maxPendingPublishes),
+		jetstream.WithPublishAsyncTimeout(cfg.CallTimeout)); err != nil {
+		return nil, err
+	}
+	if err = e.inbox.open(e.nc); err != nil {
+		return nil, err
+	}
 	// JetStream answers once its meta leader is elected: in a new
 	// cluster, once a majority of the nodes are up.
 	bucket := func(name, what string, markerTTL time.Duration) (*store, error) {
@@ -150,6 +182,13 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 		return nil, err
 	}
 	if e.recs, err = bucket("lws_"+cfg.Name+"_links", "lwsgate link records: the links of each incarnation, for the reaper", recordMarkerTTL); err != nil {
+		return nil, err
+	}
+
+	if err = e.ensureStreams(ctx); err != nil {
+		return nil, err
+	}
+	if err = e.openHookQueue(ctx); err != nil {
 		return nil, err
 	}
 
@@ -252,24 +291,32 @@ func (e *natsEngine) Close(ctx context.Context) error {
 	e.closed = true
 	e.down.Store(true)
 	inc, leaseRev, nameRev, fenced := e.inc, e.leaseRev, e.nameRev, e.fenced
-	for _, t := range e.reaps {
+	for dead, t := range e.reaps {
 		t.Stop()
+		delete(e.reaps, dead)
 	}
 	if e.reqSub != nil {
 		_ = e.reqSub.Unsubscribe()
 	}
 	e.mu.Unlock()
 
+	// A reap under way holds a claim no one else finishes while this
+	// node's lease lives: let it finish, within ctx.
+	for e.pendingReaps() > 0 && pause(ctx, 10*time.Millisecond) == nil {
+	}
+	reaping := e.pendingReaps()
 	e.rec.mu.Lock()
 	open := len(e.rec.revs)
 	e.rec.mu.Unlock()
 	var err error
 	switch {
 	case fenced:
-	case open > 0:
-		// Records the gateway could not settle: let the lease expire, so
-		// that a survivor reaps them (and fires their hooks).
-		e.log.Warn("cluster: closing with link records unsettled; a survivor will reap them", "inc", inc, "records", open)
+	case open > 0 || reaping > 0:
+		// Records the gateway could not settle, or a reap unfinished: let
+		// the lease expire, so that a survivor reaps this node (and
+		// queues the hooks).
+		e.log.Warn("cluster: closing with link records unsettled or a reap unfinished; a survivor will reap this node",
+			"inc", inc, "records", open, "reaps", reaping)
 	default:
 		// "left": no survivor reaps this incarnation.
 		rec := nodeRecord{Name: e.cfg.Node, State: stateLeft}
@@ -318,6 +365,29 @@ func (e *natsEngine) kill() {
 	e.nc.Close()
 	e.stop()
 	e.wg.Wait()
+}
+
+// retry runs f until it succeeds or ctx (or the engine) ends; each try
+// is bounded by CallTimeout.
+func (e *natsEngine) retry(ctx context.Context, f func(context.Context) error) error {
+	for try := 0; ; try++ {
+		actx, cancel := context.WithTimeout(ctx, e.cfg.CallTimeout)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || e.life.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(min(time.Duration(try+1)*100*time.Millisecond, time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-e.life.Done():
+			t.Stop()
+			return ErrClosed
+		}
+	}
 }
 
 // pause waits d or until ctx is done.

@@ -110,7 +110,7 @@ func TestPartition(t *testing.T) {
 		// Its old links were settled by the reaper: not its to settle.
 		ctx = stepCtx(t)
 		for _, id := range ids {
-			if ok, err := cn.eng.LinkClosed(ctx, id); ok || err != nil {
+			if ok, err := cn.eng.LinkClosed(ctx, id, Disconnect{}); ok || err != nil {
 				t.Fatalf("closing a reaped record: %v, %v", ok, err)
 			}
 		}

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Link records live in the bucket lws_<cluster>_links, one key
@@ -64,7 +66,7 @@ func (e *natsEngine) LinkOpened(ctx context.Context, id uint64, data []byte) err
 	return nil
 }
 
-func (e *natsEngine) LinkClosed(ctx context.Context, id uint64) (bool, error) {
+func (e *natsEngine) LinkClosed(ctx context.Context, id uint64, d Disconnect) (bool, error) {
 	inc, local, ok := SplitLinkID(id)
 	if !ok {
 		return false, fmt.Errorf("cluster: link id %d is above 2^53", id)
@@ -79,8 +81,14 @@ func (e *natsEngine) LinkClosed(ctx context.Context, id uint64) (bool, error) {
 	e.rec.mu.Lock()
 	rev, known := e.rec.revs[id]
 	e.rec.mu.Unlock()
-	if !known {
-		// LinkOpened's acknowledgement may have been lost after the
+	// No reaper touches the records of an incarnation that holds its
+	// lease; one that was fenced may have been reaped, so its records
+	// are read first: a hook is queued only for a record still open.
+	e.mu.Lock()
+	mine := inc == e.inc && !e.fenced
+	e.mu.Unlock()
+	if !known || !mine {
+		// Also when LinkOpened's acknowledgement was lost after the
 		// write: an unsettled record is this node's, and one it settled
 		// itself is settled.
 		ent, found, err := e.recs.last(ctx, key)
@@ -88,12 +96,30 @@ func (e *natsEngine) LinkClosed(ctx context.Context, id uint64) (bool, error) {
 			return false, fmt.Errorf("cluster: reading the record of link %d: %w", id, err)
 		}
 		switch settler := ent.hdr.Get(hdrSettledBy); {
+		case (!found || !ent.live) && mine:
+			// Never recorded (LinkOpened failed): no reaper can have
+			// queued a hook for it while this incarnation holds its lease.
+			d.Link = id
+			if err := e.EnqueueHook(ctx, d); err != nil {
+				return false, err
+			}
+			return true, nil
 		case !found || !ent.live:
+			// Settled so long ago that its tombstone expired, or never
+			// recorded by a node that has since been fenced: either way
+			// not this call's to queue.
 			return false, nil
 		case settler != "":
 			return settler == by, nil
 		}
 		rev = ent.rev
+	}
+	// The hook goes into the queue before the record is settled: should
+	// this node die in between, the record is still open and the reaper
+	// queues the hook again under the same id.
+	d.Link = id
+	if err := e.EnqueueHook(ctx, d); err != nil {
+		return false, err
 	}
 	won, err := e.settle(ctx, key, rev, by)
 	if err != nil {
@@ -124,9 +150,11 @@ func (e *natsEngine) settle(ctx context.Context, key string, rev uint64, by stri
 	return found && ent.hdr.Get(hdrSettledBy) == by, nil
 }
 
-// reapLinks settles every open record of dead incarnation inc for this
-// node, the reaper, and returns them. It retries until it has read them
-// all or the engine closes: the claim is won, no one else will.
+// reapLinks queues the disconnect hook of every open record of dead
+// incarnation inc, and settles it for this node, the reaper; it returns
+// those it settled. It retries until it has done them all or the engine
+// closes: the claim is won, no one else will (unless this node dies,
+// see finishReap).
 func (e *natsEngine) reapLinks(inc Incarnation) []LinkRecord {
 	by := "reap." + e.Incarnation().String()
 	var out []LinkRecord
@@ -143,39 +171,57 @@ func (e *natsEngine) reapLinks(inc Incarnation) []LinkRecord {
 }
 
 func (e *natsEngine) reapPass(inc Incarnation, by string, done map[string]bool, out *[]LinkRecord) error {
+	// The stream's count per subject lists every key, or fails: a KV key
+	// lister that runs out of time just ends early, and a reap that
+	// missed a record would never send its hook.
 	ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
-	defer cancel()
-	lister, err := e.recs.kv.ListKeysFiltered(ctx, inc.String()+".*")
+	info, err := e.recs.stream.Info(ctx, jetstream.WithSubjectFilter(e.recs.subj+inc.String()+".*"))
+	cancel()
 	if err != nil {
 		return err
 	}
-	defer func() { _ = lister.Stop() }()
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
+	keys := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		keys = append(keys, strings.TrimPrefix(subj, e.recs.subj))
 	}
+	sort.Strings(keys)
 	for _, k := range keys {
 		if done[k] {
 			continue
 		}
-		ent, found, err := e.recs.last(ctx, k)
-		if err != nil {
+		if err := e.reapRecord(inc, k, by, out); err != nil {
 			return err
-		}
-		if found && ent.live && ent.hdr.Get(hdrSettledBy) == "" {
-			won, err := e.settle(ctx, k, ent.rev, by)
-			if err != nil {
-				return err
-			}
-			if won {
-				local, _ := strconv.ParseUint(k[strings.IndexByte(k, '.')+1:], 10, 64)
-				id, _ := LinkID(inc, local)
-				*out = append(*out, LinkRecord{ID: id, Data: ent.val})
-			}
 		}
 		done[k] = true
 	}
 	return nil
+}
+
+// reapRecord queues the hook of record k of dead incarnation inc, if it
+// is still open, then settles it for this node.
+func (e *natsEngine) reapRecord(inc Incarnation, k, by string, out *[]LinkRecord) error {
+	ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
+	defer cancel()
+	ent, found, err := e.recs.last(ctx, k)
+	if err != nil || !found || !ent.live || ent.hdr.Get(hdrSettledBy) != "" {
+		return err
+	}
+	// Queued first: a reaper that dies here leaves the record open for
+	// its own reaper, which queues the hook again (the queue keeps one).
+	local, _ := strconv.ParseUint(k[strings.IndexByte(k, '.')+1:], 10, 64)
+	id, _ := LinkID(inc, local)
+	if err := e.EnqueueHook(ctx, Disconnect{Link: id, Code: lostCode, Reason: lostReason,
+		Data: ent.val, Lost: true}); err != nil {
+		return err
+	}
+	if e.cfg.testAfterQueue != nil {
+		e.cfg.testAfterQueue(e.life, id)
+	}
+	won, err := e.settle(ctx, k, ent.rev, by)
+	if won {
+		*out = append(*out, LinkRecord{ID: id, Data: ent.val})
+	}
+	return err
 }
 
 func (e *natsEngine) downErr() error {

@@ -118,7 +118,7 @@ func TestAbruptDeathAndReap(t *testing.T) {
 
 	inc3 := n3.eng.Incarnation()
 	ids := openLinks(t, n3, 3)
-	if ok, err := n3.eng.LinkClosed(ctx, ids[2]); !ok || err != nil {
+	if ok, err := n3.eng.LinkClosed(ctx, ids[2], Disconnect{}); !ok || err != nil {
 		t.Fatalf("closing its own link: %v, %v", ok, err)
 	}
 
@@ -179,7 +179,7 @@ func TestAbruptDeathAndReap(t *testing.T) {
 	}
 	n1.rec.waitFor(t, 5*time.Second, n1.name+" to see the restarted node", func(r *recorder) bool { return r.has(NodeUp, newInc) })
 	// The records the reaper settled are not the new run's to settle.
-	if ok, err := n3.eng.LinkClosed(ctx, ids[0]); ok || err != nil {
+	if ok, err := n3.eng.LinkClosed(ctx, ids[0], Disconnect{}); ok || err != nil {
 		t.Fatalf("closing a reaped record: %v, %v; want false", ok, err)
 	}
 	_, err = n3.eng.Call(ctx, inc3, "whoami", nil)

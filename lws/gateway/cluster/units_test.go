@@ -6,8 +6,11 @@ import (
 	"errors"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func writeFile(path string) error { return os.WriteFile(path, []byte("x"), 0o600) }
@@ -135,11 +138,79 @@ func TestMemoryEngine(t *testing.T) {
 	if err != nil || res.Partial() || len(res.Replies) != 1 || !res.Replies[0].Self || string(res.Replies[0].Body) != "s" {
 		t.Fatalf("survey: %+v, %v", res, err)
 	}
-	if ok, err := e.LinkClosed(ctx, 5); !ok || err != nil {
+	if ok, err := e.LinkClosed(ctx, 5, Disconnect{}); !ok || err != nil {
 		t.Fatalf("link closed: %v %v", ok, err)
 	}
 	if err := e.Close(ctx); err != nil || e.Ready() {
 		t.Fatalf("close: %v, ready %v", err, e.Ready())
+	}
+}
+
+// The memory engine's disconnect hooks: queued in this process by
+// LinkClosed, sent by RunHooks, a failed send tried again after its
+// backoff, a hook given up after MaxAttempts.
+func TestMemoryHooks(t *testing.T) {
+	e, err := Open(context.Background(), Config{Node: "solo"}, Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for id := uint64(1); id <= 3; id++ {
+		if ok, err := e.LinkClosed(ctx, id, Disconnect{Code: 1000 + int(id)}); !ok || err != nil {
+			t.Fatalf("LinkClosed: %v, %v", ok, err)
+		}
+	}
+	var mu sync.Mutex
+	sent := map[uint64][]int{} // attempts
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = e.RunHooks(ctx, HookRunOptions{Workers: 2, MaxAttempts: 3, Backoff: 10 * time.Millisecond},
+			func(_ context.Context, d Disconnect) error {
+				mu.Lock()
+				defer mu.Unlock()
+				sent[d.Link] = append(sent[d.Link], d.Attempt)
+				if d.Code != 1000+int(d.Link) {
+					t.Errorf("hook %+v", d)
+				}
+				switch {
+				case d.Link == 2 && d.Attempt < 2: // fails once
+					return errors.New("backend down")
+				case d.Link == 3: // fails always
+					return errors.New("backend refuses")
+				}
+				return nil
+			})
+	}()
+	eventually(t, 5*time.Second, "the hooks settled", func() bool {
+		return e.Stats().HooksDelivered == 2 && e.Stats().HooksDropped == 1
+	})
+	cancel()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(sent[1], []int{1}) || !slices.Equal(sent[2], []int{1, 2}) || !slices.Equal(sent[3], []int{1, 2, 3}) {
+		t.Fatalf("attempts: %v", sent)
+	}
+	if s := e.Stats(); s.HooksQueued != 3 || s.HookFailures != 4 {
+		t.Fatalf("stats: %+v", s)
+	}
+	// Close ends a RunHooks under way, with ErrClosed.
+	ran := make(chan error, 1)
+	go func() {
+		ran <- e.RunHooks(context.Background(), HookRunOptions{}, func(context.Context, Disconnect) error { return nil })
+	}()
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-ran:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("RunHooks after Close: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RunHooks still running 5s after Close")
 	}
 }
 

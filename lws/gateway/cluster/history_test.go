@@ -1,0 +1,382 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func singleHistoryConfig() Config {
+	return Config{
+		Channels: []ChannelConfig{
+			{Match: "room:*", History: HistoryConfig{Size: 5}},
+			{Match: "feed", History: HistoryConfig{TTL: time.Minute}, Envelope: true},
+		},
+		HistoryShards: 2,
+		HistoryCheck:  200 * time.Millisecond,
+	}
+}
+
+// Publishing on a history channel: positions once stored, growing, of
+// one epoch; an idempotency key stores once and answers the first
+// position, per channel; plain channels keep the zero position.
+func TestHistoryPublish(t *testing.T) {
+	t.Parallel()
+	e, _ := startSingle(t, singleHistoryConfig())
+	ctx := stepCtx(t)
+	ps := publishN(t, e, "room:1", "m", 3)
+	for i, p := range ps {
+		if p.Epoch == "" || p.Epoch != ps[0].Epoch || i > 0 && p.Offset <= ps[i-1].Offset {
+			t.Fatalf("positions %+v: want growing offsets of one epoch", ps)
+		}
+	}
+	first, err := e.Publish(ctx, "room:1", Message{Data: []byte("once"), ID: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.Publish(ctx, "room:1", Message{Data: []byte("once"), ID: "k1"})
+	if err != nil || again != first {
+		t.Fatalf("a retry with the same ID: %+v, %v; want %+v", again, err, first)
+	}
+	// The same key on another channel of the same stream is another message.
+	var other Position
+	for i := 0; ; i++ {
+		ch := fmt.Sprint("room:x", i)
+		if hs, _ := e.hist.lookup(ch); hs == e.mustLookup(t, "room:1") {
+			if other, err = e.Publish(ctx, ch, Message{Data: []byte("once"), ID: "k1"}); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if other == first {
+		t.Fatalf("the same ID on another channel was taken for a duplicate: %+v", other)
+	}
+	page, err := e.History(ctx, "room:1", Position{}, 0)
+	if err != nil || len(page.Messages) != 4 || string(page.Messages[3].Data) != "once" {
+		t.Fatalf("history: %+v, %v; want the 3 messages and one \"once\"", page, err)
+	}
+	if s := e.Stats(); s.HistoryPublishes != 6 {
+		t.Errorf("HistoryPublishes %d, want 6 (the duplicate counts: it was acknowledged)", s.HistoryPublishes)
+	}
+	if p, err := e.Publish(ctx, "plain", Message{Data: []byte("x")}); err != nil || !p.IsZero() {
+		t.Fatalf("a plain channel: %+v, %v", p, err)
+	}
+	if c, ok := e.Channel("feed"); !ok || !c.Envelope {
+		t.Fatalf("Channel(feed): %+v, %v", c, ok)
+	}
+	if _, ok := e.Channel("plain"); ok {
+		t.Fatal("Channel(plain) says it has a history")
+	}
+	if _, err := e.History(ctx, "plain", Position{}, 0); !errors.Is(err, ErrNoHistory) {
+		t.Fatalf("History of a plain channel: %v", err)
+	}
+}
+
+func (e *natsEngine) mustLookup(t testing.TB, ch string) *histStream {
+	hs, ok := e.hist.lookup(ch)
+	if !ok {
+		t.Fatalf("%s has no history", ch)
+	}
+	return hs
+}
+
+// Resume on one node: from now; from a position (everything after it,
+// then live ones, no duplicate); past a trimmed history (recovered
+// false, with what is left); with another epoch (recovered false,
+// nothing); at the edge of the window (Size missed: recovered).
+func TestResume(t *testing.T) {
+	t.Parallel()
+	e, h := startSingle(t, singleHistoryConfig())
+	const ch = "room:r"
+	early := newMember("early", ch)
+	c := subscribe(t, e, h, early, Position{})
+	if !c.Recovered || len(c.Missed) != 0 || c.Position.Epoch == "" {
+		t.Fatalf("joining from now: %+v", c)
+	}
+	ps := publishN(t, e, ch, "a", 4)
+	early.waitFor(t, 5*time.Second, "4 live messages", func(m *member) bool { return len(m.got) == 4 })
+	if got := offsets(early.received()); !slices.Equal(got, offsets(deliveriesAt(ps))) {
+		t.Fatalf("live: %v, want %v", got, offsets(deliveriesAt(ps)))
+	}
+
+	// A member that saw the first message comes back.
+	late := newMember("late", ch)
+	c = subscribe(t, e, h, late, ps[0])
+	if !c.Recovered || !slices.Equal(offsets(c.Missed), offsets(deliveriesAt(ps[1:]))) || c.Position != ps[3] {
+		t.Fatalf("resume from the first: %+v, want %v", c, ps[1:])
+	}
+	more := publishN(t, e, ch, "b", 2)
+	late.waitFor(t, 5*time.Second, "2 more", func(m *member) bool { return len(m.got) == 5 })
+	if got, want := offsets(late.received()), offsets(deliveriesAt(append(ps[1:], more...))); !slices.Equal(got, want) {
+		t.Fatalf("late got %v, want %v", got, want)
+	}
+
+	// Size (5) missed: still recovered.
+	all := append(ps, more...)
+	edge := newMember("edge", ch)
+	c = subscribe(t, e, h, edge, all[0])
+	if !c.Recovered || len(c.Missed) != 5 {
+		t.Fatalf("5 missed, the history's size: %+v", c)
+	}
+	// Six missed: the history no longer holds since, so it cannot tell
+	// that it holds all six (it does).
+	all = append(all, publishN(t, e, ch, "c", 1)...)
+	six := newMember("six", ch)
+	c = subscribe(t, e, h, six, all[0])
+	if c.Recovered || !slices.Equal(offsets(c.Missed), offsets(deliveriesAt(all[1:]))) {
+		t.Fatalf("6 missed of a history of 5: %+v; want recovered false and %v", c, all[1:])
+	}
+	// Seven missed: one is lost for good.
+	all = append(all, publishN(t, e, ch, "d", 1)...)
+	trimmed := newMember("trimmed", ch)
+	c = subscribe(t, e, h, trimmed, all[0])
+	if c.Recovered || !slices.Equal(offsets(c.Missed), offsets(deliveriesAt(all[2:]))) {
+		t.Fatalf("7 missed of a history of 5: %+v; want recovered false and %v", c, all[2:])
+	}
+	// A position of another epoch.
+	alien := newMember("alien", ch)
+	c = subscribe(t, e, h, alien, Position{Offset: all[3].Offset, Epoch: "0123456789abcdef"})
+	if c.Recovered || len(c.Missed) != 0 || c.Position != all[len(all)-1] {
+		t.Fatalf("another epoch: %+v", c)
+	}
+	// History for backends: since a position, by pages.
+	ctx := stepCtx(t)
+	page, err := e.History(ctx, ch, all[3], 2)
+	if err != nil || !page.Recovered || !page.More || !slices.Equal(offsets(page.Messages), offsets(deliveriesAt(all[4:6]))) {
+		t.Fatalf("history page: %+v, %v", page, err)
+	}
+	page, err = e.History(ctx, ch, page.Position, 2)
+	if err != nil || page.More || !slices.Equal(offsets(page.Messages), offsets(deliveriesAt(all[6:]))) {
+		t.Fatalf("history, second page: %+v, %v", page, err)
+	}
+	if page, err = e.History(ctx, ch, all[0], 0); err != nil || page.Recovered {
+		t.Fatalf("history past the trim: %+v, %v", page, err)
+	}
+	s := e.Stats()
+	if s.Resumes != 6 || s.ResumesLost != 3 || s.Duplicates != 0 || s.Unrepairable != 0 {
+		t.Errorf("stats: %+v", s)
+	}
+	if err := e.Resume(ctx, "room:none", ps[0], func(Catchup) {}); !errors.Is(err, ErrNoInterest) {
+		t.Errorf("Resume without interest: %v", err)
+	}
+}
+
+func deliveriesAt(ps []Position) []Delivery {
+	out := make([]Delivery, len(ps))
+	for i, p := range ps {
+		out[i].Position = p
+	}
+	return out
+}
+
+// A node repairs what it missed of a channel: live messages dropped on
+// their way (the test drops them in front of the node), in the middle
+// (the next message shows the gap) and at the end (the quiet check
+// finds it), are delivered from the stream, in order, once.
+func TestGapRepair(t *testing.T) {
+	t.Parallel()
+	cfg := singleHistoryConfig()
+	drops := newDropper(&cfg)
+	e, h := startSingle(t, cfg)
+	const ch = "feed"
+	m := newMember("m", ch)
+	subscribe(t, e, h, m, Position{})
+	// Positions are stream sequences: with one channel on its stream,
+	// the i-th publish is stored at start+i+1. Drop the 4th to 6th, and
+	// the 10th, the last.
+	start := m.position().Offset
+	drops.drop(start+4, start+5, start+6, start+10)
+	ps := publishN(t, e, ch, "g", 10)
+	m.waitFor(t, 5*time.Second, "all 10", func(m *member) bool { return len(m.got) == 10 })
+	if got := offsets(m.received()); !slices.Equal(got, offsets(deliveriesAt(ps))) {
+		t.Fatalf("got %v, want %v", got, offsets(deliveriesAt(ps)))
+	}
+	for i, d := range m.received() {
+		if string(d.Data) != fmt.Sprint("g", i) {
+			t.Fatalf("message %d: %q", i, d.Data)
+		}
+	}
+	s := e.Stats()
+	t.Logf("repaired %d messages in %d gaps, %d duplicates", s.Repaired, s.RepairedGaps, s.Duplicates)
+	if s.Repaired != 4 || s.RepairedGaps != 2 || s.Unrepairable != 0 {
+		t.Fatalf("stats: %+v (start %d, published %v)", s, start, ps)
+	}
+}
+
+// A history stream lost (deleted here) is made again with a new epoch
+// by the next publish: members go on with the new stream's messages,
+// and a position of the old epoch resumes unrecovered.
+func TestEpochChange(t *testing.T) {
+	t.Parallel()
+	e, h := startSingle(t, singleHistoryConfig())
+	const ch = "room:e"
+	m := newMember("m", ch)
+	subscribe(t, e, h, m, Position{})
+	old := publishN(t, e, ch, "old", 3)
+	m.waitFor(t, 5*time.Second, "3 messages", func(m *member) bool { return len(m.got) == 3 })
+	ctx := stepCtx(t)
+	if err := e.js.DeleteStream(ctx, e.mustLookup(t, ch).name); err != nil {
+		t.Fatal(err)
+	}
+	fresh := publishN(t, e, ch, "new", 2)
+	if fresh[0].Epoch == old[0].Epoch || fresh[0].Epoch == "" {
+		t.Fatalf("epochs: old %q, new %q", old[0].Epoch, fresh[0].Epoch)
+	}
+	m.waitFor(t, 10*time.Second, "the 2 of the new stream", func(m *member) bool { return len(m.got) == 5 })
+	got := m.received()[3:]
+	for i, d := range got {
+		if d.Position != fresh[i] || string(d.Data) != fmt.Sprint("new", i) {
+			t.Fatalf("after the loss: %+v, want %+v", got, fresh)
+		}
+	}
+	back := newMember("back", ch)
+	c := subscribe(t, e, h, back, old[2])
+	if c.Recovered || len(c.Missed) != 0 || c.Position.Epoch != fresh[0].Epoch {
+		t.Fatalf("resuming from the old epoch: %+v", c)
+	}
+}
+
+// A member comes back with a position this node has not reached (it saw
+// the message on another node; here the node's live copy was lost and
+// no check is due): the join waits until the node has delivered up to
+// it, and the member gets nothing twice.
+func TestResumeAheadOfNode(t *testing.T) {
+	t.Parallel()
+	cfg := singleHistoryConfig()
+	cfg.HistoryCheck = time.Hour
+	drops := newDropper(&cfg)
+	e, h := startSingle(t, cfg)
+	const ch = "feed"
+	a := newMember("a", ch)
+	subscribe(t, e, h, a, Position{})
+	ps := publishN(t, e, ch, "x", 2)
+	a.waitFor(t, 5*time.Second, "2 messages", func(m *member) bool { return len(m.got) == 2 })
+	drops.drop(ps[1].Offset + 1)
+	ps = append(ps, publishN(t, e, ch, "x", 1)...)
+	b := newMember("b", ch)
+	c := subscribe(t, e, h, b, ps[2])
+	if !c.Recovered || len(c.Missed) != 0 || c.Position != ps[2] {
+		t.Fatalf("joining ahead of the node: %+v, want at %+v with nothing missed", c, ps[2])
+	}
+	ps = append(ps, publishN(t, e, ch, "x", 1)...)
+	b.waitFor(t, 5*time.Second, "the next message", func(m *member) bool { return len(m.got) == 1 })
+	a.waitFor(t, 5*time.Second, "all 4", func(m *member) bool { return len(m.got) == 4 })
+	if got := offsets(b.received()); !slices.Equal(got, []uint64{ps[3].Offset}) {
+		t.Fatalf("b got %v, want only %d", got, ps[3].Offset)
+	}
+	if got := offsets(a.received()); !slices.Equal(got, offsets(deliveriesAt(ps))) {
+		t.Fatalf("a got %v, want %v", got, offsets(deliveriesAt(ps)))
+	}
+}
+
+// The sync setting reaches the embedded server's JetStream.
+func TestSyncSetting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sync     string
+		always   bool
+		interval time.Duration
+	}{{"", false, 2 * time.Minute}, {"always", true, 2 * time.Minute}, {"1s", false, time.Second}} {
+		cfg := singleHistoryConfig()
+		cfg.NATS.Embedded.Sync = tc.sync
+		e, _ := startSingle(t, cfg)
+		js := e.srv.ns.JetStreamConfig()
+		if js.SyncAlways != tc.always || js.SyncInterval != tc.interval {
+			t.Errorf("sync %q: SyncAlways %v, SyncInterval %v", tc.sync, js.SyncAlways, js.SyncInterval)
+		}
+		publishN(t, e, "room:s", "s", 3)
+	}
+}
+
+// Resume past Config.ResumeLimit: a member that missed more messages
+// than the limit is told recovered false, given none of them, and goes
+// on from the channel's position without a hole; one that missed the
+// limit exactly gets them all. A position of the stream's epoch past
+// every message (a client that is wrong) is not recovered either.
+func TestResumeLimit(t *testing.T) {
+	t.Parallel()
+	cfg := Config{Channels: []ChannelConfig{{Match: "big", History: HistoryConfig{Size: 100}}}, ResumeLimit: 5}
+	e, h := startSingle(t, cfg)
+	const ch = "big"
+	first := newMember("first", ch)
+	subscribe(t, e, h, first, Position{})
+	ps := publishN(t, e, ch, "p", 8)
+	first.waitFor(t, 5*time.Second, "8 messages", func(m *member) bool { return len(m.got) == 8 })
+
+	exact := newMember("exact", ch)
+	c := subscribe(t, e, h, exact, ps[2])
+	if !c.Recovered || !slices.Equal(offsets(c.Missed), offsets(deliveriesAt(ps[3:]))) {
+		t.Fatalf("5 missed, the limit: %+v; want recovered and %v", c, offsets(deliveriesAt(ps[3:])))
+	}
+	over := newMember("over", ch)
+	c = subscribe(t, e, h, over, ps[0])
+	if c.Recovered || len(c.Missed) != 0 || c.Position != ps[7] {
+		t.Fatalf("7 missed, over the limit of 5: %+v; want recovered false, nothing, at %+v", c, ps[7])
+	}
+	wrong := newMember("wrong", ch)
+	c = subscribe(t, e, h, wrong, Position{Offset: ps[7].Offset + 1000, Epoch: ps[7].Epoch})
+	if c.Recovered || len(c.Missed) != 0 || c.Position != ps[7] {
+		t.Fatalf("a position past every message: %+v; want recovered false, nothing, at %+v", c, ps[7])
+	}
+	more := publishN(t, e, ch, "q", 2)
+	for _, m := range []*member{over, wrong} {
+		m.waitFor(t, 5*time.Second, "2 more", func(m *member) bool { return len(m.got) == 2 })
+		if got := offsets(m.received()); !slices.Equal(got, offsets(deliveriesAt(more))) {
+			t.Fatalf("%s then got %v, want %v", m.name, got, offsets(deliveriesAt(more)))
+		}
+	}
+}
+
+// Resume on a channel this node has no interest in yet (the member's
+// first node had it; this one starts now): the join waits for the
+// channel to start, then gets what was published meanwhile, and the
+// live messages after, each once.
+func TestResumeColdChannel(t *testing.T) {
+	t.Parallel()
+	e, h := startSingle(t, singleHistoryConfig())
+	const ch = "room:cold"
+	ps := publishN(t, e, ch, "c", 3)
+	m := newMember("m", ch)
+	c := subscribe(t, e, h, m, ps[0])
+	if !c.Recovered || !slices.Equal(offsets(c.Missed), offsets(deliveriesAt(ps[1:]))) || c.Position != ps[2] {
+		t.Fatalf("resume on a cold channel: %+v, want %v at %+v", c, offsets(deliveriesAt(ps[1:])), ps[2])
+	}
+	more := publishN(t, e, ch, "d", 2)
+	m.waitFor(t, 5*time.Second, "2 live", func(m *member) bool { return len(m.got) == 4 })
+	if got, want := offsets(m.received()), offsets(deliveriesAt(append(ps[1:], more...))); !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// A message the node missed, which the stream does not show at first
+// (its replicas and a leader just elected not having applied it yet):
+// the node reads again until it does, and delivers it in its place;
+// it does not pass it for trimmed.
+func TestGapNotShownYet(t *testing.T) {
+	t.Parallel()
+	cfg := singleHistoryConfig()
+	drops := newDropper(&cfg)
+	var hidden atomic.Uint64
+	var shown atomic.Bool
+	cfg.testHideStored = func(seq uint64) bool { return seq == hidden.Load() && !shown.Load() }
+	e, h := startSingle(t, cfg)
+	const ch = "feed"
+	m := newMember("m", ch)
+	subscribe(t, e, h, m, Position{})
+	start := m.position().Offset
+	drops.drop(start + 2)
+	hidden.Store(start + 2)
+	time.AfterFunc(500*time.Millisecond, func() { shown.Store(true) })
+	ps := publishN(t, e, ch, "n", 4)
+	m.waitFor(t, 5*time.Second, "all 4", func(m *member) bool { return len(m.got) == 4 })
+	if got := offsets(m.received()); !slices.Equal(got, offsets(deliveriesAt(ps))) {
+		t.Fatalf("got %v, want %v", got, offsets(deliveriesAt(ps)))
+	}
+	if s := e.Stats(); s.Unrepairable != 0 || s.Repaired != 1 {
+		t.Fatalf("stats: %+v", s)
+	}
+}
