@@ -38,15 +38,15 @@
 // # Several cores: a Group
 //
 // One Context uses one core. NewGroup runs N of them (workers) on the
-// same listeners, for a process that uses N cores:
+// same listener, for a process that uses N cores (a Group per listener):
 //
 //	g, err := lws.NewGroup(runtime.GOMAXPROCS(0), func(worker int) *lws.Config {
 //		return &lws.Config{Listeners: []lws.Listener{{Addr: ":8080", Handler: myHandler}}}
 //	})
 //
-// Each listener has one listening socket for the group, and the binding
+// The listener has one listening socket for the group, and the binding
 // accepts: each new connection goes to the worker with the fewest
-// connections on that listener, and lives there until it is destroyed
+// connections, and lives there until it is destroyed
 // (its callbacks run on that worker's service goroutine). This is the
 // same on libwebsockets 4.1, which cannot share a port between contexts,
 // and 4.3; TLS and ProxyProtocol listeners work alike. A listener's

@@ -39,14 +39,20 @@ type sharedListener struct {
 	adm *admission
 }
 
-// NewGroup creates n workers (n >= 1) and opens their listeners. cfg
+// NewGroup creates n workers (n >= 1) and opens their listener. cfg
 // returns the Config of worker i (0..n-1), called once for each: the
 // workers may have handlers and callbacks of their own (to keep per-worker
-// state), but their listeners must be the same, in the same order, with
-// the same Name, Addr, TLS and ProxyProtocol. An Addr with port 0 gets one
-// kernel-chosen port for all workers. The error names the listener and
-// cause when a listener cannot be opened (the port is held by another
-// process...), or the field in which a worker's listeners differ.
+// state), but their listener must be the same, with the same Name, Addr,
+// TLS and ProxyProtocol. An Addr with port 0 gets one kernel-chosen port
+// for all workers. The error names the listener and cause when the
+// listener cannot be opened (the port is held by another process...), or
+// the field in which a worker's listener differs.
+//
+// A Group has one listener (or none): a worker's listener is a vhost that
+// listens nowhere, and libwebsockets binds each request of such a vhost
+// to the first one of its context by port and Host (lws_select_vhost, in
+// 4.1 and 4.3), so a second would get the first one's subprotocols,
+// compression and keepalive. Several listeners take a Group each.
 func NewGroup(n int, cfg func(worker int) *Config) (*Group, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("lws: NewGroup: %d workers: want at least 1", n)
@@ -56,6 +62,9 @@ func NewGroup(n int, cfg func(worker int) *Config) (*Group, error) {
 		cfgs[i] = cfg(i).withDefaults()
 		if err := cfgs[i].validate(); err != nil {
 			return nil, fmt.Errorf("worker %d: %w", i, err)
+		}
+		if len(cfgs[i].Listeners) > 1 {
+			return nil, fmt.Errorf("lws: NewGroup: worker %d: Listeners: %d, a Group has at most one (make a Group per listener)", i, len(cfgs[i].Listeners))
 		}
 		if err := sameListeners(cfgs[0], cfgs[i]); err != nil {
 			return nil, fmt.Errorf("lws: NewGroup: worker %d: %w", i, err)

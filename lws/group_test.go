@@ -172,6 +172,11 @@ func TestGroupListenersDiffer(t *testing.T) {
 	assert.Contains(t, err.Error(), "Listeners[0] (edge).Addr")
 	_, err = NewGroup(0, func(int) *Config { return nil })
 	require.Error(t, err)
+	_, err = NewGroup(2, func(int) *Config {
+		return &Config{Listeners: []Listener{{Name: "a", Addr: "127.0.0.1:0"}, {Name: "b", Addr: "127.0.0.1:0"}}}
+	})
+	require.Error(t, err, "two listeners: libwebsockets would bind the second's requests to the first's vhost")
+	assert.Contains(t, err.Error(), "Listeners: 2")
 }
 
 // TestGroupTLS: a wss listener serves through a Group's shared port.

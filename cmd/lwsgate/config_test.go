@@ -122,7 +122,7 @@ func TestLogNamesBoundAddresses(t *testing.T) {
 // reason-log contexts); a negative count is a usage error naming it.
 func TestWorkersFlag(t *testing.T) {
 	_, logs := startGateway(t, "-workers", "3", "-trace=false")
-	m := regexp.MustCompile(`workers n=3 reason_log_ctx="\[(\d+) (\d+) (\d+)\]"`).FindStringSubmatch(logs.String())
+	m := regexp.MustCompile(`workers listener=main n=3 first=0 reason_log_ctx="\[(\d+) (\d+) (\d+)\]"`).FindStringSubmatch(logs.String())
 	require.NotNil(t, m, "the workers line in the log:\n%s", logs)
 
 	var out, errb bytes.Buffer

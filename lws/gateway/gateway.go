@@ -65,13 +65,18 @@ type Gateway struct {
 	authStop context.CancelFunc
 
 	// workers serve the listeners, one lws Context each (workers.go);
-	// group runs them when there are several. ctx is worker 0's, which
-	// also makes the backends' HTTP requests and fetches key sets.
-	workers []*worker
-	group   *lws.Group
-	ctx     *lws.Context
-	hookCtx *lws.Context // webhook requests (outlives the workers during shutdown)
-	addrs   map[string]net.Addr
+	// with several, each listener has a Group of them (groups, by name)
+	// and the admin listener a Context of its own. all are every
+	// Context but hookCtx. ctx is worker 0's, which also makes the
+	// backends' HTTP requests and fetches key sets.
+	workers  []*worker
+	groups   map[string]*lws.Group
+	all      []*lws.Context
+	ctx      *lws.Context
+	doneOnce sync.Once
+	done     chan struct{}
+	hookCtx  *lws.Context // webhook requests (outlives the workers during shutdown)
+	addrs    map[string]net.Addr
 
 	links   *linkTable
 	closed  *closedLinks
@@ -188,10 +193,6 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	g.setBackends(cfg)
-	g.addrs = map[string]net.Addr{}
-	for i, a := range g.ctx.Addrs() {
-		g.addrs[lc.Listeners[i].Name] = a
-	}
 	close(g.started)
 	if cfg.Admin.Addr != "off" {
 		go g.console.series.run(g, g.Done())
@@ -343,18 +344,14 @@ func (g *Gateway) Addrs() map[string]net.Addr {
 }
 
 // Done is closed when the service loops of all workers have stopped.
-func (g *Gateway) Done() <-chan struct{} {
-	if g.group != nil {
-		return g.group.Done()
-	}
-	return g.ctx.Done()
-}
+func (g *Gateway) Done() <-chan struct{} { return g.workersDone() }
 
 // Context returns the lws context of worker 0 (the only one with
 // workers: 1), which also makes the backends' HTTP requests.
 func (g *Gateway) Context() *lws.Context { return g.ctx }
 
-// Workers returns the lws contexts of the workers, worker i at index i.
+// Workers returns the lws contexts of the workers, worker i at index i:
+// with several listeners, each listener's in turn.
 func (g *Gateway) Workers() []*lws.Context {
 	out := make([]*lws.Context, len(g.workers))
 	for i, w := range g.workers {
@@ -426,12 +423,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	var err error
-	if g.group != nil {
-		err = g.group.Shutdown(ctx)
-	} else {
-		err = g.ctx.Shutdown(ctx)
-	}
+	err := g.stopWorkers(ctx)
 	// Every link is destroyed now, so every disconnect hook is queued:
 	// give them until the deadline, and at least one hook timeout.
 	hctx, hcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(cfg.Shutdown.Deadline.D())), cfg.Hooks.Timeout.D()))

@@ -136,12 +136,11 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	reasons := map[int]lws.ReasonCount{}
 	var order []int
 	for _, w := range g.workers {
-		if w.ctx == nil {
-			continue // New is still starting the workers
-		}
 		ch <- prometheus.MustNewConstMetric(descWorkerLinks, prometheus.GaugeValue, float64(w.links.Load()), strconv.Itoa(w.id))
 		ch <- prometheus.MustNewConstMetric(descWorkerMsgs, prometheus.CounterValue, float64(w.msgs.Load()), strconv.Itoa(w.id))
-		for _, rc := range w.ctx.ReasonCounts() {
+	}
+	for _, c := range g.all {
+		for _, rc := range c.ReasonCounts() {
 			sum, ok := reasons[rc.Reason]
 			if !ok {
 				order = append(order, rc.Reason)

@@ -117,8 +117,8 @@ func listenerLimits(l *LimitsConfig) lws.ListenerLimits {
 
 // setListenerLimits changes a listener's limits on every worker.
 func (g *Gateway) setListenerLimits(name string, lim lws.ListenerLimits) error {
-	if g.group != nil {
-		return g.group.SetListenerLimits(name, lim)
+	if grp := g.groups[name]; grp != nil {
+		return grp.SetListenerLimits(name, lim)
 	}
 	return g.ctx.SetListenerLimits(name, lim)
 }

@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"context"
+	"errors"
+	"net"
 	"runtime"
 	"strconv"
 	"sync"
@@ -12,7 +15,7 @@ import (
 )
 
 // worker is one of the gateway's service goroutines (workers: N): an lws
-// Context of the gateway's Group, with what belongs to it alone. A link
+// Context of a listener's Group, with what belongs to it alone. A link
 // lives on one worker from accept to destroy; its messages are routed
 // there, and its upstream (relay) links are dialled from there.
 //
@@ -74,40 +77,97 @@ func (g *Gateway) lwsConfig(lc *lws.Config, w *worker) *lws.Config {
 	return &c
 }
 
-// startWorkers runs n workers on lc's listeners: with one, a Context as
-// before workers existed; with more, an lws.Group.
+// startWorkers runs n workers on lc's listeners. With one, a Context
+// serves them all, as before workers existed. With more, each public
+// listener has a Group of n workers (an lws.Group serves one listener:
+// see lws.NewGroup), and the admin listener a Context of its own.
 func (g *Gateway) startWorkers(n int, lc *lws.Config) error {
-	g.workers = make([]*worker, n)
-	for i := range g.workers {
-		g.workers[i] = &worker{id: i}
-	}
 	if n == 1 {
-		ctx, err := lws.New(g.lwsConfig(lc, g.workers[0]))
+		w := &worker{}
+		ctx, err := lws.New(g.lwsConfig(lc, w))
 		if err != nil {
 			return err
 		}
-		g.workers[0].ctx = ctx
-		g.ctx = ctx
+		w.ctx = ctx
+		g.workers, g.ctx, g.all = []*worker{w}, ctx, []*lws.Context{ctx}
+		g.addrs = map[string]net.Addr{}
+		for i, a := range ctx.Addrs() {
+			g.addrs[lc.Listeners[i].Name] = a
+		}
 		return nil
 	}
 	ensureProcs(n)
-	grp, err := lws.NewGroup(n, func(i int) *lws.Config { return g.lwsConfig(lc, g.workers[i]) })
-	if err != nil {
-		return err
-	}
-	g.group = grp
-	for i, c := range grp.Workers() {
-		g.workers[i].ctx = c
+	g.addrs = map[string]net.Addr{}
+	g.groups = map[string]*lws.Group{}
+	for _, l := range lc.Listeners {
+		one := *lc
+		one.Listeners = []lws.Listener{l}
+		if l.Name == AdminListener {
+			// The operator's API: one thread is plenty.
+			ctx, err := lws.New(&one)
+			if err != nil {
+				g.stopWorkers(context.Background())
+				return err
+			}
+			g.all = append(g.all, ctx)
+			g.addrs[l.Name] = ctx.Addrs()[0]
+			continue
+		}
+		base := len(g.workers)
+		for range n {
+			g.workers = append(g.workers, &worker{id: len(g.workers)})
+		}
+		grp, err := lws.NewGroup(n, func(i int) *lws.Config { return g.lwsConfig(&one, g.workers[base+i]) })
+		if err != nil {
+			g.workers = g.workers[:base]
+			g.stopWorkers(context.Background())
+			return err
+		}
+		g.groups[l.Name] = grp
+		for i, c := range grp.Workers() {
+			g.workers[base+i].ctx = c
+			g.all = append(g.all, c)
+		}
+		g.addrs[l.Name] = grp.Addrs()[0]
+		ids := make([]string, n)
+		for i, c := range grp.Workers() {
+			ids[i] = strconv.FormatUint(c.ID(), 10)
+		}
+		// The reason log names each line's context (ctx:N): this says
+		// which worker that is.
+		g.log.Info("workers", "listener", l.Name, "n", n, "first", base, "reason_log_ctx", ids)
 	}
 	g.ctx = g.workers[0].ctx
-	ids := make([]string, n)
-	for i, w := range g.workers {
-		ids[i] = strconv.FormatUint(w.ctx.ID(), 10)
-	}
-	// The reason log names each line's context (ctx:N): this says which
-	// worker that is.
-	g.log.Info("workers", "n", n, "reason_log_ctx", ids)
 	return nil
+}
+
+// stopWorkers shuts every context down at once and waits (with one
+// worker, its Context).
+func (g *Gateway) stopWorkers(ctx context.Context) error {
+	errs := make([]error, len(g.all))
+	var wg sync.WaitGroup
+	for i, c := range g.all {
+		wg.Go(func() { errs[i] = c.Shutdown(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// workersDone is closed once every context has stopped.
+func (g *Gateway) workersDone() <-chan struct{} {
+	if len(g.all) == 1 {
+		return g.all[0].Done()
+	}
+	g.doneOnce.Do(func() {
+		g.done = make(chan struct{})
+		go func() {
+			for _, c := range g.all {
+				<-c.Done()
+			}
+			close(g.done)
+		}()
+	})
+	return g.done
 }
 
 // eachWorker runs f for every worker at once and waits.

@@ -215,3 +215,33 @@ func TestWorkersRouteAtOnce(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 }
+
+// TestWorkersTwoListeners: with several workers, each listener keeps its
+// own subprotocols (a Group per listener: libwebsockets would bind every
+// request of a second adopting vhost in a context to the first); the
+// admin API's event stream, with its own subprotocol, too.
+func TestWorkersTwoListeners(t *testing.T) {
+	g := startGW(t, `
+workers: 2
+listeners:
+  - {name: a, addr: "127.0.0.1:0", subprotocols: [proto-a]}
+  - {name: b, addr: "127.0.0.1:0", subprotocols: [proto-b]}
+rules:
+  - {action: echo}
+`, nil)
+	require.Len(t, g.workers, 4, "two per listener")
+	for _, name := range []string{"a", "b"} {
+		for range 2 {
+			d := websocket.Dialer{HandshakeTimeout: 5 * time.Second, Subprotocols: []string{"proto-" + name}}
+			ws, resp, err := d.Dial("ws://"+g.Addrs()[name].String()+"/", nil)
+			require.NoError(t, err, "listener %s", name)
+			assert.Equal(t, "proto-"+name, resp.Header.Get("Sec-WebSocket-Protocol"))
+			send(t, ws, "hi "+name)
+			assert.Equal(t, "hi "+name, read(t, ws))
+			ws.Close()
+		}
+	}
+	ws, _, err := g.dialEvents(nil, eventsProtocol)
+	require.NoError(t, err, "the console's stream on the admin listener")
+	ws.Close()
+}
