@@ -5,7 +5,9 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/lwsgate/lwsgate/callbacks"
 )
@@ -190,4 +192,69 @@ func BenchmarkHTTPRequest(b *testing.B) {
 			b.Fatalf("answer of %d bytes, want %d", n, size)
 		}
 	}
+}
+
+// BenchmarkAcceptCPU: the process CPU (clients included: same for each)
+// per short HTTP connection (connect, one GET with Connection: close, read
+// to EOF), accepted by libwebsockets' own listener (one Context) or by a
+// Group's acceptor, which accepts in Go and hands the socket over
+// (adopt): what workers: N costs per connection.
+func BenchmarkAcceptCPU(b *testing.B) {
+	l := Listener{Addr: "127.0.0.1:0", MaxLinks: -1, AcceptRate: -1,
+		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) { _ = w.Respond(200, nil) })}
+	cfg := func(int) *Config { return &Config{Logger: testLogger(b), Listeners: []Listener{l}} }
+	run := func(b *testing.B, addr string) {
+		req := []byte("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		start := processCPU(b)
+		// 8 clients per GOMAXPROCS at once: accepts come in bursts, as
+		// under load, rather than one at a time.
+		b.SetParallelism(8)
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 4096)
+			for pb.Next() {
+				nc, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := nc.Write(req); err != nil {
+					b.Error(err)
+				}
+				for {
+					if _, err := nc.Read(buf); err != nil {
+						break
+					}
+				}
+				nc.Close()
+			}
+		})
+		b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
+	}
+	b.Run("context", func(b *testing.B) {
+		c, err := New(cfg(0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		run(b, c.Addrs()[0].String())
+	})
+	for _, n := range []int{1, 2} {
+		b.Run("group-"+strconv.Itoa(n), func(b *testing.B) {
+			g, err := NewGroup(n, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			run(b, g.Addrs()[0].String())
+		})
+	}
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -175,8 +175,7 @@ func (c *Context) newDial(t *target, tlsCfg *ClientTLS, compress bool, ci *cgo.C
 		return nil, &DialError{URL: t.url, Kind: DialTLS, Err: err}
 	}
 	ci.Vhost = vh
-	c.nextID++
-	r := &rec{ctx: c, id: c.nextID}
+	r := &rec{ctx: c, id: linkIDs.Add(1)}
 	d := &dialState{r: r, t: t}
 	d.fail.tls = t.tls
 	r.role = d

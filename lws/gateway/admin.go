@@ -327,14 +327,14 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, err := g.record(id)
+	l, err := g.record(id)
 	if err == nil && linkTrace(g.cfg.Load()) == 0 {
 		writeJSON(w, 409, apiError{409, "link traces are off (log.link_trace is negative)"})
 		return
 	}
 	var tr []lws.TraceEntry
 	if err == nil {
-		tr, err = g.ctx.LinkTrace(id & cluster.MaxLocal) // lws knows it by its number; lws.ErrLinkNotOpen: it has just closed
+		tr, err = l.w.ctx.LinkTrace(id & cluster.MaxLocal) // on its worker, which knows it by its number; lws.ErrLinkNotOpen: it has just closed
 	}
 	switch {
 	case isGone(err):

@@ -40,6 +40,15 @@ type Config struct {
 	// handshake, a close acknowledgement, the last writes to a link being
 	// closed (a slow consumer's). 0: 15s.
 	NetworkTimeout Duration `yaml:"network_timeout"`
+	// Workers is how many service threads (libwebsockets contexts) serve
+	// each listener: each link lives on one, and new connections go to
+	// the one with the fewest; with more than one, the admin API has a
+	// thread of its own. 1: one thread for everything, as before workers
+	// existed.
+	// 0: one per CPU the process may use (GOMAXPROCS, which follows the
+	// CPU affinity and a container's CPU limit). At most maxWorkers.
+	// New raises GOMAXPROCS to workers + 1 when it is lower.
+	Workers int `yaml:"workers"`
 	// Cluster makes many nodes one gateway; left out: one process.
 	Cluster ClusterConfig `yaml:"cluster"`
 

@@ -40,6 +40,7 @@ const (
 	defaultDrain          = 5 * time.Second
 	defaultDeadlineAfter  = 5 * time.Second // shutdown.deadline left out: drain + this
 	adminMaxBody          = 16 << 20        // the admin listener's largest request body (openapi.yaml)
+	maxWorkers            = 1024            // workers: each is a thread with its own libwebsockets context
 )
 
 // DefaultYAML is the built-in configuration, printed by
@@ -131,6 +132,7 @@ hooks:
   headers: {}            # set on every hook request; a value ${NAME} is that variable
 
 network_timeout: 15s     # handshakes, close acks, a closing link's last writes
+workers: 0               # service threads sharing the listeners; 0: one per CPU the process may use
 
 shutdown:
   drain: 5s              # links are closed with 1001 over this window

@@ -36,6 +36,9 @@ func (c *Config) Validate() error {
 	if d.NetworkTimeout < Duration(time.Second) {
 		v.bad("network_timeout", "%v: at least 1s", d.NetworkTimeout.D())
 	}
+	if d.Workers < 0 || d.Workers > maxWorkers {
+		v.bad("workers", "%d: want 0 (one per CPU) to %d", d.Workers, maxWorkers)
+	}
 	if d.Shutdown.Deadline < d.Shutdown.Drain {
 		v.bad("shutdown.deadline", "%v is shorter than drain %v", d.Shutdown.Deadline.D(), d.Shutdown.Drain.D())
 	}

@@ -110,8 +110,8 @@ func (g *Gateway) ownInc(id uint64) bool {
 }
 
 // deliverRemote delivers a publish of another node to this node's
-// members (the engine's delivery goroutine): on the service goroutine,
-// where a fan-out queues without a wake-up per link.
+// members (the engine's delivery goroutine): on the service goroutines,
+// one batch per worker (deliverLocal).
 func (g *Gateway) deliverRemote(d cluster.Delivery) {
 	g.waitStarted()
 	if g.ctx == nil {
@@ -122,11 +122,7 @@ func (g *Gateway) deliverRemote(d cluster.Delivery) {
 		g.log.Warn("cluster: dropped a message of unknown type", "channel", d.Channel, "kind", d.Kind)
 		return
 	}
-	var res PublishResult
-	if err := g.ctx.Do(func() { res = g.publishLocal(d.Channel, typ, d.Data) }); err != nil {
-		return // stopping
-	}
-	g.metrics.fanout.Add(float64(res.Delivered))
+	g.metrics.fanout.Add(float64(g.deliverLocal(d.Channel, typ, d.Data).Delivered))
 }
 
 // clusterEvent follows the registry (the engine's event goroutine).

@@ -349,7 +349,7 @@ func (s *stream) updateLink(force bool) {
 		v.State, v.Link = "open", &in
 		if linkTrace(g.cfg.Load()) > 0 {
 			var tr []lws.TraceEntry
-			if tr, err = g.ctx.LinkTrace(id & cluster.MaxLocal); err == nil { // lws knows it by its number
+			if tr, err = l.w.ctx.LinkTrace(id & cluster.MaxLocal); err == nil { // on its worker, which knows it by its number
 				v.Trace = traceJSON(tr[max(0, len(tr)-streamTraceMax):])
 			}
 		}

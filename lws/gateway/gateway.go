@@ -15,8 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lwsgate/lwsgate/lws"
 	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
 )
@@ -67,10 +65,20 @@ type Gateway struct {
 	authCtx  context.Context
 	authStop context.CancelFunc
 
-	admin   http.Handler // the admin API (also serves other nodes' forwarded requests)
-	ctx     *lws.Context // listeners and backend links
-	hookCtx *lws.Context // webhook requests (outlives ctx during shutdown)
-	addrs   map[string]net.Addr
+	// workers serve the listeners, one lws Context each (workers.go);
+	// with several, each listener has a Group of them (groups, by name)
+	// and the admin listener a Context of its own. all are every
+	// Context but hookCtx. ctx is worker 0's, which also makes the
+	// backends' HTTP requests and fetches key sets.
+	admin    http.Handler // the admin API (also serves other nodes' forwarded requests)
+	workers  []*worker
+	groups   map[string]*lws.Group
+	all      []*lws.Context
+	ctx      *lws.Context
+	doneOnce sync.Once
+	done     chan struct{}
+	hookCtx  *lws.Context // webhook requests (outlives the workers during shutdown)
+	addrs    map[string]net.Addr
 
 	// eng is the cluster engine (memory: this process alone); multi is
 	// set when it is not the memory engine. inc is the engine's
@@ -97,14 +105,9 @@ type Gateway struct {
 
 	draining  atomic.Bool
 	closeOnce sync.Once
-	// started is closed once New has set ctx and the backends: the
-	// listeners serve from inside lws.New, before that.
+	// started is closed once New has set the workers and the backends:
+	// the listeners serve from inside lws.New, before that.
 	started chan struct{}
-
-	scratch Message // the message being routed (service goroutine only)
-	// routerHits is the Router's lwsgate_rule_matches_total counter,
-	// resolved on its first match (service goroutine only), as a rule's.
-	routerHits prometheus.Counter
 }
 
 // backend is a configured backend with its client settings.
@@ -210,9 +213,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		ShutdownTimeout: max(time.Second, cfg.Shutdown.Deadline.D()-cfg.Shutdown.Drain.D()),
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
-		OnLinkOpen:      g.onLinkOpen,
 		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
-		OnLinkClose:     g.onLinkClose,
 		OnLinkTrace:     g.onLinkTrace,
 	}
 	if *cfg.Log.Trace {
@@ -228,19 +229,13 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	if cfg.Admin.Addr != "off" {
 		lc.Listeners = append(lc.Listeners, g.adminListener(cfg.Admin.Addr))
 	}
-	g.ctx, err = lws.New(lc)
-	if err != nil {
-		g.ctx = nil
+	if err := g.startWorkers(cfg.workerCount(), lc); err != nil {
 		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	g.setBackends(cfg)
-	g.addrs = map[string]net.Addr{}
-	for i, a := range g.ctx.Addrs() {
-		g.addrs[lc.Listeners[i].Name] = a
-	}
 	close(g.started)
 	if cfg.Admin.Addr != "off" {
-		go g.console.series.run(g, g.ctx.Done())
+		go g.console.series.run(g, g.Done())
 	}
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
@@ -256,11 +251,11 @@ func (g *Gateway) waitStarted() { <-g.started }
 func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 	accept, _ := parseAccept(l.Links)            // checked by Validate
 	proxies, _ := parseProxies(l.TrustedProxies) // checked by Validate
+	// Handler is each worker's wsHandler (lwsConfig).
 	out := lws.Listener{
 		Name:            l.Name,
 		Addr:            l.Addr,
 		Accept:          accept,
-		Handler:         wsHandler{g},
 		HTTPHandler:     &publicAPI{g: g, name: l.Name},
 		Subprotocols:    l.Subprotocols,
 		Compression:     l.Compression,
@@ -388,11 +383,22 @@ func (g *Gateway) Addrs() map[string]net.Addr {
 	return out
 }
 
-// Done is closed when the service loop has stopped.
-func (g *Gateway) Done() <-chan struct{} { return g.ctx.Done() }
+// Done is closed when the service loops of all workers have stopped.
+func (g *Gateway) Done() <-chan struct{} { return g.workersDone() }
 
-// Context returns the lws context the gateway runs on.
+// Context returns the lws context of worker 0 (the only one with
+// workers: 1), which also makes the backends' HTTP requests.
 func (g *Gateway) Context() *lws.Context { return g.ctx }
+
+// Workers returns the lws contexts of the workers, worker i at index i:
+// with several listeners, each listener's in turn.
+func (g *Gateway) Workers() []*lws.Context {
+	out := make([]*lws.Context, len(g.workers))
+	for i, w := range g.workers {
+		out[i] = w.ctx
+	}
+	return out
+}
 
 // linkTrace is the lws.Config.LinkTrace for cfg: log.link_trace, or none
 // when the admin API, the only reader of the traces, is off (each traced
@@ -469,7 +475,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	err := g.ctx.Shutdown(ctx)
+	err := g.stopWorkers(ctx)
 	// Every link is destroyed now; in a cluster, their records are being
 	// settled (each queues its hook if this node settled it).
 	hctx, hcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(cfg.Shutdown.Deadline.D())), cfg.Hooks.Timeout.D()))
@@ -589,39 +595,104 @@ type PublishResult struct {
 // of channel, at most once, in publish order; the result counts this
 // node's links.
 func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) PublishResult {
-	res := g.publishLocal(channel, typ, data)
-	if g.multi {
-		if _, err := g.eng.Publish(context.Background(), channel, cluster.Message{Data: data, Kind: uint8(typ)}); err != nil {
-			g.metrics.publishErrors.Inc()
-			g.log.Debug("cluster: publish to the other nodes failed", "channel", channel, "err", err)
-		}
-	}
+	res := g.sendAll(g.hub.members(channel), typ, data)
+	g.publishRemote(channel, typ, data)
 	g.metrics.published.Inc()
 	g.metrics.fanout.Add(float64(res.Delivered))
 	return res
 }
 
-// publishLocal sends a message to this node's members of channel.
-func (g *Gateway) publishLocal(channel string, typ lws.MessageType, data []byte) PublishResult {
-	var res PublishResult
+// publishRemote hands a publish to the other nodes with members of
+// channel (cluster mode; at most once).
+func (g *Gateway) publishRemote(channel string, typ lws.MessageType, data []byte) {
+	if !g.multi {
+		return
+	}
+	if _, err := g.eng.Publish(context.Background(), channel, cluster.Message{Data: data, Kind: uint8(typ)}); err != nil {
+		g.metrics.publishErrors.Inc()
+		g.log.Debug("cluster: publish to the other nodes failed", "channel", channel, "err", err)
+	}
+}
+
+// publishOnService is Publish with this node's members served on the
+// service goroutines (deliverLocal). Not for use on a service goroutine
+// itself (it would wait for itself).
+func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []byte) PublishResult {
+	res := g.deliverLocal(channel, typ, data)
+	g.publishRemote(channel, typ, data)
+	g.metrics.published.Inc()
+	g.metrics.fanout.Add(float64(res.Delivered))
+	return res
+}
+
+// deliverLocal sends a message to this node's members of channel on the
+// service goroutines: each worker sends to its own members in one batch,
+// where each Send queues without a wake-up of its own: about a quarter
+// faster for a large channel (BenchmarkFanout1000). It waits for every
+// worker's batch; not for use on a service goroutine.
+func (g *Gateway) deliverLocal(channel string, typ lws.MessageType, data []byte) PublishResult {
+	byWorker := g.membersByWorker(channel)
+	var delivered, failed atomic.Int64
+	g.eachWorker(func(w *worker) {
+		ls := byWorker[w.id]
+		if len(ls) == 0 {
+			return
+		}
+		var res PublishResult
+		batch := func() { res = g.sendAll(ls, typ, data) }
+		if err := w.ctx.Do(batch); err != nil {
+			batch() // the loop has stopped: each Send says so
+		}
+		delivered.Add(int64(res.Delivered))
+		failed.Add(int64(res.Failed))
+	})
+	return PublishResult{Delivered: int(delivered.Load()), Failed: int(failed.Load())}
+}
+
+// publishFrom publishes from a link's routing step on worker from, which
+// must not wait for the others: its own members get the message now, and
+// each other worker's members in one batch posted to that worker (one
+// queued function and one wake-up, not a cross-thread Send per link).
+func (g *Gateway) publishFrom(from *worker, channel string, typ lws.MessageType, data []byte) {
+	g.metrics.published.Inc()
+	var cp []byte // data is the receive buffer's: copied once for the others
+	for id, ls := range g.membersByWorker(channel) {
+		if len(ls) == 0 {
+			continue
+		}
+		if id == from.id {
+			g.metrics.fanout.Add(float64(g.sendAll(ls, typ, data).Delivered))
+			continue
+		}
+		if cp == nil {
+			cp = append([]byte(nil), data...)
+		}
+		batch := func() { g.metrics.fanout.Add(float64(g.sendAll(ls, typ, cp).Delivered)) }
+		if g.workers[id].ctx.Post(batch) != nil {
+			batch() // the worker has stopped: each Send says so
+		}
+	}
+	g.publishRemote(channel, typ, data)
+}
+
+// membersByWorker returns the members of channel, by worker.
+func (g *Gateway) membersByWorker(channel string) [][]*LinkRecord {
+	out := make([][]*LinkRecord, len(g.workers))
 	for _, l := range g.hub.members(channel) {
+		out[l.w.id] = append(out[l.w.id], l)
+	}
+	return out
+}
+
+// sendAll sends a message to each of ls.
+func (g *Gateway) sendAll(ls []*LinkRecord, typ lws.MessageType, data []byte) PublishResult {
+	var res PublishResult
+	for _, l := range ls {
 		if err := g.send(l, typ, data); err != nil {
 			res.Failed++
 		} else {
 			res.Delivered++
 		}
-	}
-	return res
-}
-
-// publishOnService runs Publish on the service goroutine, where each Send
-// queues without a wake-up of its own: about a quarter faster for a
-// large channel (BenchmarkFanout1000). Not for use on the service
-// goroutine itself (it would wait for itself).
-func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []byte) PublishResult {
-	var res PublishResult
-	if err := g.ctx.Do(func() { res = g.Publish(channel, typ, data) }); err != nil {
-		return g.Publish(channel, typ, data) // the loop has stopped: each Send says so
 	}
 	return res
 }

@@ -6,13 +6,13 @@ import (
 	"github.com/lwsgate/lwsgate/lws"
 )
 
-// onLinkOpen adds HTTP links to the link table. WebSocket links are added
-// by their Handler's OnOpen, which has the Conn.
-func (g *Gateway) onLinkOpen(ll lws.Link) {
+// onLinkOpen adds HTTP links to the link table (on worker w). WebSocket
+// links are added by their Handler's OnOpen, which has the Conn.
+func (g *Gateway) onLinkOpen(w *worker, ll lws.Link) {
 	if ll.Kind != lws.LinkHTTP || ll.Listener == AdminListener {
 		return // the operator's own requests are not gateway traffic
 	}
-	l := &LinkRecord{ID: g.linkID(ll.ID), Type: linkType(ll), Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, URL: ll.URL, Opened: ll.Opened}
+	l := &LinkRecord{ID: g.linkID(ll.ID), Type: linkType(ll), Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, URL: ll.URL, Opened: ll.Opened, w: w}
 	g.addLink(l, ll.ID)
 }
 
@@ -59,14 +59,18 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 	g.log.Debug("link del", "link", l.ID, "type", l.Type, "code", int(ce.Code), "reason", ce.Reason, "links", g.links.len())
 }
 
-// wsHandler receives the WebSocket links of the public listeners.
-type wsHandler struct{ g *Gateway }
+// wsHandler receives the WebSocket links of the public listeners on
+// worker w.
+type wsHandler struct {
+	g *Gateway
+	w *worker
+}
 
 func (h wsHandler) OnOpen(c *lws.Conn) {
 	g := h.g
 	g.waitStarted()
 	ll := c.Link()
-	l := &LinkRecord{ID: g.linkID(ll.ID), Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
+	l := &LinkRecord{ID: g.linkID(ll.ID), Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c, w: h.w}
 	lc := g.listenerCfg(ll.Listener)
 	// CheckUpgrade verified the token before the 101 and left the
 	// identity (Request.SetValue): one verification per link.
@@ -107,6 +111,7 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 		return
 	}
 	l.countIn(len(data))
+	h.w.msgs.Add(1)
 	g.metrics.msgIn(len(data))
 	lc := g.listenerCfg(l.Listener)
 	if g.hold(l, lc, typ, data) {
@@ -118,7 +123,7 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 			return
 		}
 	}
-	g.route(l, typ, data)
+	g.route(h.w, l, typ, data)
 }
 
 // hold keeps a message while the link's connect hook has not answered,

@@ -120,7 +120,7 @@ func (h *hooks) connect(l *LinkRecord) {
 			_ = l.conn.Close(4403, "rejected by connect hook")
 			return
 		}
-		_ = h.g.ctx.Do(func() { h.g.deliverHeld(l) })
+		_ = l.w.ctx.Do(func() { h.g.deliverHeld(l) })
 	}()
 }
 

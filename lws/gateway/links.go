@@ -97,6 +97,7 @@ type LinkRecord struct {
 	Identity *Identity
 
 	conn *lws.Conn // WebSocket links; nil for HTTP
+	w    *worker   // the worker the link lives on
 	// hdr are the headers of the link's upgrade request its backends and
 	// hooks may be given (linkHeaders); nil: none.
 	hdr http.Header

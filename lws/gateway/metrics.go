@@ -99,10 +99,13 @@ var (
 	descHooks     = prometheus.NewDesc("lwsgate_hook_queue", "Disconnect hooks queued or in flight.", nil, nil)
 	descCallbacks = prometheus.NewDesc("lwsgate_lws_callbacks_total", "libwebsockets callbacks by reason.", []string{"reason", "name"}, nil)
 	descReady     = prometheus.NewDesc("lwsgate_ready", "1 while the gateway takes new links, 0 while draining or cut off from the cluster.", nil, nil)
+	// Per worker (workers: N), to see how evenly links are spread.
+	descWorkerLinks = prometheus.NewDesc("lwsgate_worker_links", "Links open on each worker (service thread).", []string{"worker"}, nil)
+	descWorkerMsgs  = prometheus.NewDesc("lwsgate_worker_messages_total", "WebSocket messages received by each worker's links.", []string{"worker"}, nil)
 )
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descChannels, descQueued, descMaxQueued, descHooks, descCallbacks, descReady} {
+	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descChannels, descQueued, descMaxQueued, descHooks, descCallbacks, descReady, descWorkerLinks, descWorkerMsgs} {
 		ch <- d
 	}
 }
@@ -132,9 +135,26 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ready = 0
 	}
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
-	if g.ctx != nil {
-		for _, rc := range g.ctx.ReasonCounts() {
-			ch <- prometheus.MustNewConstMetric(descCallbacks, prometheus.CounterValue, float64(rc.Count), strconv.Itoa(rc.Reason), rc.Name)
+	reasons := map[int]lws.ReasonCount{}
+	var order []int
+	for _, w := range g.workers {
+		ch <- prometheus.MustNewConstMetric(descWorkerLinks, prometheus.GaugeValue, float64(w.links.Load()), strconv.Itoa(w.id))
+		ch <- prometheus.MustNewConstMetric(descWorkerMsgs, prometheus.CounterValue, float64(w.msgs.Load()), strconv.Itoa(w.id))
+	}
+	for _, c := range g.all {
+		for _, rc := range c.ReasonCounts() {
+			sum, ok := reasons[rc.Reason]
+			if !ok {
+				order = append(order, rc.Reason)
+				sum = rc
+				sum.Count = 0
+			}
+			sum.Count += rc.Count
+			reasons[rc.Reason] = sum
 		}
+	}
+	for _, r := range order {
+		rc := reasons[r]
+		ch <- prometheus.MustNewConstMetric(descCallbacks, prometheus.CounterValue, float64(rc.Count), strconv.Itoa(rc.Reason), rc.Name)
 	}
 }
