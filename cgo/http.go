@@ -59,6 +59,26 @@ func (w WSI) WriteHTTPHeaders(status int, hdrs []byte, contentLength int64, chec
 	return WriteResult(C.lwsgo_http_headers(C.uintptr_t(w), C.int(status), p, C.int(len(hdrs)), C.int64_t(contentLength), b2i(check)))
 }
 
+// RespondHTTP writes a whole HTTP/1 answer in one write (one send): the
+// status line, headers (hdrs: NUL-terminated name, value pairs), a
+// content-length of contentLength, and body, which is that long or, for a
+// HEAD, empty. With end it then ends the transaction, as
+// HTTPTransactionCompleted. It returns -1 when the answer could not be
+// written (close the connection), 1 when end says the connection must now
+// close, else 0. What the socket does not take at once libwebsockets keeps
+// and sends on by itself, and it ends the transaction only after that.
+func (w WSI) RespondHTTP(status int, hdrs, body []byte, contentLength int64, end bool) int {
+	var hp *C.char
+	if len(hdrs) > 0 {
+		hp = (*C.char)(unsafe.Pointer(&hdrs[0]))
+	}
+	var bp *C.uchar
+	if len(body) > 0 {
+		bp = (*C.uchar)(unsafe.Pointer(&body[0]))
+	}
+	return int(C.lwsgo_http_respond(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body)), C.int64_t(contentLength), b2i(end)))
+}
+
 // WriteHTTP writes body bytes frame[off:off+n]; final marks the last chunk.
 // The Pre bytes before off must belong to frame.
 func (w WSI) WriteHTTP(frame []byte, off, n int, final, check bool) WriteResult {

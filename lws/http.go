@@ -61,6 +61,11 @@ type httpConn struct {
 	txn *ResponseWriter // the transaction in progress, or nil
 }
 
+// oneWriteMax is the largest body an answer carries in the same write as
+// its status line and headers (one send instead of two); a larger one is
+// written after them, in chunks of txPacketSize, as the socket takes it.
+const oneWriteMax = 16 << 10
+
 // complete is called when w's request is complete: libwebsockets reads no
 // more until its answer is written (see httpConn).
 func (h *httpConn) complete(w *ResponseWriter) {
@@ -281,6 +286,23 @@ func (h *httpConn) onWritable() int {
 		// The client left while the reply was being prepared.
 		return -1
 	}
+	if !w.hdrSent && (head || n <= oneWriteMax) {
+		// The whole answer in one write.
+		if closeAfter {
+			w.hdrs = append(w.hdrs, "connection\x00close\x00"...)
+		}
+		end := !closeAfter && (!w.expectBody || w.served)
+		var body []byte
+		if !head {
+			body = w.body[cgo.Pre:]
+		}
+		res := wsi.RespondHTTP(w.status, w.hdrs, body, int64(n), end)
+		h.finish(w)
+		if res != 0 || !end {
+			return -1
+		}
+		return 0
+	}
 	var gate chokeGate
 	if !w.hdrSent {
 		if closeAfter {
@@ -312,11 +334,7 @@ func (h *httpConn) onWritable() int {
 			return 0
 		}
 	}
-	w.mu.Lock()
-	w.state = respDone
-	w.body = nil
-	w.mu.Unlock()
-	h.txn = nil
+	h.finish(w)
 	if closeAfter || w.expectBody && !w.served {
 		// The request body was not read: the connection cannot carry
 		// another request.
@@ -326,6 +344,15 @@ func (h *httpConn) onWritable() int {
 		return -1
 	}
 	return 0
+}
+
+// finish marks w written: the connection is free for the next request.
+func (h *httpConn) finish(w *ResponseWriter) {
+	w.mu.Lock()
+	w.state = respDone
+	w.body = nil
+	w.mu.Unlock()
+	h.txn = nil
 }
 
 // abandon marks the transaction dead: the connection is going away.

@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestHTTPGet(t *testing.T) {
@@ -370,4 +371,50 @@ func TestHTTPDeferredReplyClientGone(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the link of the departed client was not closed")
 	}
+}
+
+// TestHTTPAnswerOneSend: an answer whose body fits goes out in one send,
+// status line, headers and body together, not the headers and then the
+// body: the client's socket counts one data segment received per answer
+// (loopback makes a segment of each send that fits its MTU), for a POST, a
+// GET and a HEAD.
+func TestHTTPAnswerOneSend(t *testing.T) {
+	_, addr := startServer(t, Listener{HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = w.Respond(http.StatusOK, append([]byte(`{"echo":`), append(r.Body, '}')...))
+	})})
+	nc := rawDial(t, addr).(*net.TCPConn)
+	br := bufio.NewReader(nc)
+	segsIn := func() uint32 {
+		rc, err := nc.SyscallConn()
+		require.NoError(t, err)
+		var info *unix.TCPInfo
+		var serr error
+		require.NoError(t, rc.Control(func(fd uintptr) { info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }))
+		require.NoError(t, serr)
+		return info.Data_segs_in
+	}
+	const rounds = 10
+	before := segsIn()
+	for i := range rounds {
+		body := fmt.Sprintf(`{"n":%d}`, i)
+		for _, req := range []string{
+			"POST /v1/api/createtoken HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body,
+			"GET /x HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n",
+		} {
+			_, err := nc.Write([]byte(req))
+			require.NoError(t, err)
+			method, _, _ := strings.Cut(req, " ")
+			resp, err := http.ReadResponse(br, &http.Request{Method: method})
+			require.NoError(t, err)
+			got, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			if method == "POST" {
+				require.Equal(t, `{"echo":`+body+`}`, string(got))
+			}
+		}
+	}
+	assert.Equal(t, uint32(3*rounds), segsIn()-before, "data segments received for %d answers", 3*rounds)
 }
