@@ -15,9 +15,9 @@ import (
 
 // HTTPRequest reads the method, path, query, version and headers of an HTTP
 // request into buf (grown if needed) as NUL-separated strings: method, path,
-// query, version ("HTTP/1.1"), then name, value pairs, one per header line.
-// custom lists extra header names to look up, in the form
-// "x-name:\x00x-other:\x00".
+// query, version ("HTTP/1.1"), then name, value pairs, one per header line,
+// names in canonical form ("Content-Type"). custom lists extra header names
+// to look up, in the form "x-name:\x00x-other:\x00".
 func (w WSI) HTTPRequest(buf []byte, custom string) ([]byte, error) {
 	return w.headerInfo(buf, custom, false)
 }

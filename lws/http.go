@@ -133,7 +133,9 @@ func (h *httpConn) onRequest() int {
 		c.log.Warn("lws: HTTP request while another is being answered; closing", "link", r.id)
 		return -1
 	}
-	req := new(Request)
+	w := &ResponseWriter{h: h}
+	req := &w.rq
+	w.req = req
 	if _, err := r.readRequest(req); err != nil {
 		c.log.Warn("lws: reading request", "link", r.id, "err", err)
 		return -1
@@ -142,7 +144,6 @@ func (h *httpConn) onRequest() int {
 		r.link = Link{ID: r.id, Kind: LinkHTTP, Listener: r.lis.cfg.Name, Remote: req.Remote, Path: req.Path, Opened: time.Now()}
 		c.openLink(r)
 	}
-	w := &ResponseWriter{h: h, req: req, header: http.Header{}}
 	h.txn = w
 	lis := &r.lis.cfg
 	bodyMethod := req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH"

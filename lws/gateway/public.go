@@ -155,7 +155,7 @@ func (a *publicAPI) reply(w *lws.ResponseWriter, r *lws.Request, status int, v a
 
 // replyJSON answers with body, which is JSON.
 func (a *publicAPI) replyJSON(w *lws.ResponseWriter, r *lws.Request, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+	w.SetHeader("Content-Type", "application/json")
 	if err := w.Respond(status, body); err != nil && !errors.Is(err, lws.ErrClosed) {
 		a.g.log.Warn("respond failed", "link", r.LinkID, "err", err)
 	}
