@@ -176,13 +176,35 @@ func (h *httpConn) onRequest() int {
 		// the wait for each chunk: bound the whole body.
 		w.expectBody = true
 		if d := lis.BodyTimeout; d > 0 {
-			r.setTimer(timerBody, d)
+			// Armed before the next service pass, if the body is not
+			// in by then (armBodyTimers): most come in the same read
+			// as their headers, and need no timer.
+			w.bodyDue = c.passTime.Add(d)
+			c.bodyWait = append(c.bodyWait, r)
 		}
 	default:
 		h.complete(w)
 		h.serve(w)
 	}
 	return 0
+}
+
+// armBodyTimers arms the body timer of each request whose headers came
+// since the last service pass began and whose body is not all in yet
+// (service goroutine, before lws_service). The timer counts from the start
+// of that pass.
+func (c *Context) armBodyTimers() {
+	for i, r := range c.bodyWait {
+		c.bodyWait[i] = nil
+		h, _ := r.role.(*httpConn)
+		if r.wsi == 0 || h == nil || h.txn == nil || r.timer != timerNone {
+			continue
+		}
+		if w := h.txn; w.expectBody && !w.served && !w.tooBig && !w.bodyDue.IsZero() {
+			r.setTimer(timerBody, max(time.Until(w.bodyDue), time.Millisecond))
+		}
+	}
+	c.bodyWait = c.bodyWait[:0]
 }
 
 // serve hands a complete request to the listener's HTTPHandler.

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lwsgate/lwsgate/cgo"
 )
@@ -36,9 +37,10 @@ type ResponseWriter struct {
 	served     bool // handler called (or error answered)
 	hdrSent    bool
 	off        int
-	paused     bool // rx paused until the answer is written (httpConn)
-	deferred   bool // the handler answered later: check the client is still there
-	pipelined  bool // lws read past this request: close after the answer
+	paused     bool      // rx paused until the answer is written (httpConn)
+	deferred   bool      // the handler answered later: check the client is still there
+	pipelined  bool      // lws read past this request: close after the answer
+	bodyDue    time.Time // the body must be in by then (BodyTimeout)
 }
 
 type respState uint8
