@@ -105,13 +105,16 @@ func (w *ResponseWriter) Respond(status int, body []byte) error {
 	if status < 100 || status > 999 {
 		return fmt.Errorf("lws: Respond: invalid status %d", status)
 	}
-	// One buffer: cgo.Pre headroom, the body, then the header pairs.
 	w.mu.Lock()
+	pairs, header := w.pairs, w.header
+	pairList := pairs[:w.npairs]
+	w.mu.Unlock()
+	// One buffer: cgo.Pre headroom, the body, then the header pairs.
 	n := 0
-	for _, kv := range w.pairs[:w.npairs] {
+	for _, kv := range pairList {
 		n += len(kv[0]) + len(kv[1]) + 2
 	}
-	for k, vs := range w.header {
+	for k, vs := range header {
 		for _, v := range vs {
 			n += len(k) + len(v) + 2
 		}
@@ -121,12 +124,12 @@ func (w *ResponseWriter) Respond(status int, body []byte) error {
 	hb := buf[len(buf):]
 	closeAfter := false
 	var err error
-	for _, kv := range w.pairs[:w.npairs] {
+	for _, kv := range pairList {
 		if hb, err = appendHeader(hb, kv[0], kv[1], &closeAfter); err != nil {
 			break
 		}
 	}
-	for k, vs := range w.header {
+	for k, vs := range header {
 		for _, v := range vs {
 			if err != nil {
 				break
@@ -134,7 +137,6 @@ func (w *ResponseWriter) Respond(status int, body []byte) error {
 			hb, err = appendHeader(hb, k, v, &closeAfter)
 		}
 	}
-	w.mu.Unlock()
 	if err != nil {
 		return err
 	}
