@@ -199,6 +199,24 @@ lwsgo_http_transaction_completed(uintptr_t wsi)
 }
 
 /*
+ * lwsgo_http_resume resumes reading on wsi, paused while its answer was
+ * prepared, and with ask reports whether some connection of the context
+ * holds input lws read ahead and may hand over without the network (as
+ * lwsgo_forced_service): one call before the answer, not two. On 4.3 the
+ * check runs the scheduled events that are due, which may close wsi.
+ */
+int
+lwsgo_http_resume(uintptr_t wsi, int ask)
+{
+	struct lws *w = (struct lws *)wsi;
+
+	lws_rx_flow_control(w, 1);
+
+	return ask && lwsgo_forced_service(
+			(lwsgo_ctx *)lws_context_user(lws_get_context(w)));
+}
+
+/*
  * lwsgo_http_service_writable delivers HTTP_WRITEABLE to wsi now, by
  * servicing its socket as if poll() had reported it writable and nothing
  * else: lws_service_fd with POLLOUT alone, what the event loop itself does

@@ -122,6 +122,14 @@ func (w WSI) CustomHeaderCount(name string) int {
 // custom headers.
 func CountsCustomHeaders() bool { return C.LWSGO_COUNTS_CUSTOM_HEADERS == 1 }
 
+// ResumeHTTP resumes reading from the connection (RxFlow(true)) and, with
+// ask, reports what Context.ForcedService would, in one call. Like
+// ForcedService on libwebsockets 4.3, it may run lws' due timers, which
+// may close this connection.
+func (w WSI) ResumeHTTP(ask bool) (pending bool) {
+	return C.lwsgo_http_resume(C.uintptr_t(w), b2i(ask)) != 0
+}
+
 // ServiceWritable delivers the HTTP_WRITEABLE callback now, as if poll(2)
 // had reported the socket writable and not readable (lws_service_fd with
 // POLLOUT alone). Call it only between Service calls, never from inside a

@@ -49,7 +49,7 @@ import (
 // wait in the kernel and are read as a fresh request once the transaction
 // is complete: served, in order. Bytes lws had already read with the
 // request stay in its buflist, and once rx resumes lws reports input it can
-// process without the network (cgo.Context.ForcedService). Then, as when
+// process without the network (cgo.WSI.ResumeHTTP). Then, as when
 // lws hands the binding bytes past a body (the 4.3.5 and 4.1.6 signs above),
 // the answer carries "connection: close" and the connection ends after it,
 // so that lws never parses a request from its buflist. The report is for
