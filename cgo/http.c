@@ -47,6 +47,28 @@ lwsgo_head_alloc(int hdrslen, int extra, unsigned char **start,
 }
 
 /*
+ * lwsgo_write_whole ends the headers built from start to p (up to end),
+ * appends bodylen bytes of body and writes it all in one lws_write of
+ * kind wp. Returns 0, or -1 when it does not fit or was not written.
+ */
+static int
+lwsgo_write_whole(struct lws *w, unsigned char *start, unsigned char *p,
+		  unsigned char *end, const unsigned char *body, int bodylen,
+		  enum lws_write_protocol wp)
+{
+	int n;
+
+	if (lws_finalize_http_header(w, &p, end) || end - p < bodylen)
+		return -1;
+	if (bodylen)
+		memcpy(p, body, (size_t)bodylen);
+	p += bodylen;
+	n = lws_ptr_diff(p, start);
+
+	return lws_write(w, start, (size_t)n, wp) == n ? 0 : -1;
+}
+
+/*
  * lwsgo_http_headers writes the status line and headers of a response.
  * hdrs is a sequence of NUL-terminated name, value strings. A
  * content_length < 0 means none (lws then adds "connection: close").
@@ -112,16 +134,9 @@ lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 	n = lws_snprintf(clen, sizeof(clen), "%d", bodylen);
 	if (lws_add_http_header_by_token(w, WSI_TOKEN_HTTP_CONTENT_LENGTH,
 					 (unsigned char *)clen, n, &p, end) ||
-	    lwsgo_add_headers(w, hdrs, hdrslen, &p, end) ||
-	    lws_finalize_http_header(w, &p, end) || end - p < bodylen)
+	    lwsgo_add_headers(w, hdrs, hdrslen, &p, end))
 		goto out;
-	if (bodylen)
-		memcpy(p, body, (size_t)bodylen);
-	p += bodylen;
-	n = lws_ptr_diff(p, start);
-	if (lws_write(w, start, (size_t)n, LWS_WRITE_HTTP) != n)
-		goto out;
-	r = 0;
+	r = lwsgo_write_whole(w, start, p, end, body, bodylen, LWS_WRITE_HTTP);
 out:
 	free(buf);
 	return r;
@@ -149,7 +164,7 @@ lwsgo_http_respond(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 	struct lws *w = (struct lws *)wsi;
 	unsigned char sbuf[LWS_PRE + 4096], *buf = NULL, *start, *p, *e;
 	size_t need = 512 + (size_t)hdrslen * 2 + (size_t)bodylen;
-	int r = -1, n;
+	int r = -1;
 
 	if (need < LWS_RECOMMENDED_MIN_HEADER_SPACE)
 		need = LWS_RECOMMENDED_MIN_HEADER_SPACE;
@@ -165,13 +180,8 @@ lwsgo_http_respond(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 	if (lws_add_http_common_headers(w, (unsigned int)status, NULL,
 			(lws_filepos_t)content_length, &p, e) ||
 	    lwsgo_add_headers(w, hdrs, hdrslen, &p, e) ||
-	    lws_finalize_http_header(w, &p, e) || e - p < bodylen)
-		goto out;
-	if (bodylen)
-		memcpy(p, body, (size_t)bodylen);
-	p += bodylen;
-	n = lws_ptr_diff(p, start);
-	if (lws_write(w, start, (size_t)n, LWS_WRITE_HTTP_FINAL) != n)
+	    lwsgo_write_whole(w, start, p, e, body, bodylen,
+			      LWS_WRITE_HTTP_FINAL))
 		goto out;
 	r = end && lws_http_transaction_completed(w) ? 1 : 0;
 out:

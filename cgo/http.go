@@ -68,14 +68,7 @@ func (w WSI) WriteHTTPHeaders(status int, hdrs []byte, contentLength int64, chec
 // close, else 0. What the socket does not take at once libwebsockets keeps
 // and sends on by itself, and it ends the transaction only after that.
 func (w WSI) RespondHTTP(status int, hdrs, body []byte, contentLength int64, end bool) int {
-	var hp *C.char
-	if len(hdrs) > 0 {
-		hp = (*C.char)(unsafe.Pointer(&hdrs[0]))
-	}
-	var bp *C.uchar
-	if len(body) > 0 {
-		bp = (*C.uchar)(unsafe.Pointer(&body[0]))
-	}
+	hp, bp := headersAndBody(hdrs, body)
 	return int(C.lwsgo_http_respond(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body)), C.int64_t(contentLength), b2i(end)))
 }
 
@@ -96,6 +89,12 @@ func (w WSI) WriteHTTP(frame []byte, off, n int, final, check bool) WriteResult 
 // closes the connection once the response is out. It reports false when
 // the response could not be written (the callback should return -1).
 func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
+	hp, bp := headersAndBody(hdrs, body)
+	return C.lwsgo_http_refuse(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body))) == 0
+}
+
+// headersAndBody returns C's pointers to hdrs and body, nil when empty.
+func headersAndBody(hdrs, body []byte) (*C.char, *C.uchar) {
 	var hp *C.char
 	if len(hdrs) > 0 {
 		hp = (*C.char)(unsafe.Pointer(&hdrs[0]))
@@ -104,7 +103,7 @@ func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
 	if len(body) > 0 {
 		bp = (*C.uchar)(unsafe.Pointer(&body[0]))
 	}
-	return C.lwsgo_http_refuse(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body))) == 0
+	return hp, bp
 }
 
 // CustomHeaderCount counts the lines of a request header libwebsockets does
