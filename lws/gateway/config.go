@@ -40,6 +40,8 @@ type Config struct {
 	// handshake, a close acknowledgement, the last writes to a link being
 	// closed (a slow consumer's). 0: 15s.
 	NetworkTimeout Duration `yaml:"network_timeout"`
+	// Cluster makes many nodes one gateway; left out: one process.
+	Cluster ClusterConfig `yaml:"cluster"`
 
 	// source maps a field path ("listeners[0].addr") to its line in the
 	// file, so that validation errors can name it. nil for configs built
@@ -398,6 +400,7 @@ func (c *Config) Clone() *Config {
 	}
 	d.Hooks.ForwardHeaders = slices.Clone(c.Hooks.ForwardHeaders)
 	d.Hooks.Headers = maps.Clone(c.Hooks.Headers)
+	d.Cluster.NATS.Embedded.Routes = slices.Clone(c.Cluster.NATS.Embedded.Routes)
 	d.Rules = slices.Clone(c.Rules)
 	for i := range d.Rules {
 		d.Rules[i].Match.Value = clonePtr(d.Rules[i].Match.Value)

@@ -32,6 +32,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.hooks()
+	v.cluster()
 	if d.NetworkTimeout < Duration(time.Second) {
 		v.bad("network_timeout", "%v: at least 1s", d.NetworkTimeout.D())
 	}

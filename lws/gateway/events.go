@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lwsgate/lwsgate/lws"
+	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
 )
 
 // The console's event stream: a WebSocket on the admin listener (GET
@@ -348,7 +349,7 @@ func (s *stream) updateLink(force bool) {
 		v.State, v.Link = "open", &in
 		if linkTrace(g.cfg.Load()) > 0 {
 			var tr []lws.TraceEntry
-			if tr, err = g.ctx.LinkTrace(id); err == nil {
+			if tr, err = g.ctx.LinkTrace(id & cluster.MaxLocal); err == nil { // lws knows it by its number
 				v.Trace = traceJSON(tr[max(0, len(tr)-streamTraceMax):])
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/lwsgate/lwsgate/lws"
+	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
 )
 
 // Options are the parts of a Gateway that are code, not configuration.
@@ -66,9 +67,24 @@ type Gateway struct {
 	authCtx  context.Context
 	authStop context.CancelFunc
 
+	admin   http.Handler // the admin API (also serves other nodes' forwarded requests)
 	ctx     *lws.Context // listeners and backend links
 	hookCtx *lws.Context // webhook requests (outlives ctx during shutdown)
 	addrs   map[string]net.Addr
+
+	// eng is the cluster engine (memory: this process alone); multi is
+	// set when it is not the memory engine. inc is the engine's
+	// incarnation, the high bits of new link ids; fenced is set while the
+	// node, cut off, closes its links and rejoins (unready). settling
+	// counts the goroutines writing and settling links' durable records;
+	// life ends at shutdown.
+	eng      cluster.Engine
+	multi    bool
+	inc      atomic.Uint32
+	fenced   atomic.Bool
+	settling sync.WaitGroup
+	life     context.Context
+	lifeStop context.CancelFunc
 
 	links   *linkTable
 	closed  *closedLinks
@@ -118,6 +134,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		return nil, err
 	}
 	self := newNode(opts)
+	if cfg.Cluster.Node != "" {
+		self.name = cfg.Cluster.Node // the node's name in its cluster
+	}
 	g := &Gateway{
 		log:     opts.Logger,
 		level:   opts.Level,
@@ -137,6 +156,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	g.cfg.Store(cfg)
 	g.rules.Store(compileRules(cfg.Rules))
 
+	if err := cfg.requireSecret(); err != nil {
+		return nil, err
+	}
 	secret := []byte(cfg.Tokens.Secret)
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
@@ -147,19 +169,41 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	g.metrics = newMetrics(g)
 	g.jwks = map[jwksKey]*jwksSet{}
 	g.authCtx, g.authStop = context.WithCancel(context.Background())
+	g.life, g.lifeStop = context.WithCancel(context.Background())
+	// Whatever New started stops if it fails; the engine's hooks, held
+	// until started is closed, then find no context and return.
+	fail := func(err error) (*Gateway, error) {
+		g.authStop()
+		g.lifeStop()
+		select {
+		case <-g.started:
+		default:
+			close(g.started)
+		}
+		if g.hookCtx != nil {
+			g.hookCtx.Close()
+		}
+		if g.eng != nil {
+			_ = g.eng.Close(context.Background())
+		}
+		return nil, err
+	}
 	auth, err := g.compileAuth(cfg)
 	if err != nil {
-		g.authStop()
-		return nil, fmt.Errorf("gateway: %w", err)
+		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	g.auth.Store(&auth)
 
 	g.hookCtx, err = lws.New(&lws.Config{Logger: g.log, NetworkTimeout: max(time.Second, cfg.Hooks.Timeout.D())})
 	if err != nil {
-		g.authStop()
-		return nil, fmt.Errorf("gateway: hook client: %w", err)
+		g.hookCtx = nil
+		return fail(fmt.Errorf("gateway: hook client: %w", err))
 	}
 	g.hooks = newHooks(g, g.hookCtx)
+	g.admin = g.adminHandler()
+	if err := g.openEngine(cfg); err != nil {
+		return fail(err)
+	}
 
 	lc := &lws.Config{
 		Logger:          g.log,
@@ -177,9 +221,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	for i := range cfg.Listeners {
 		l, err := g.listener(&cfg.Listeners[i])
 		if err != nil {
-			g.authStop()
-			g.hookCtx.Close()
-			return nil, err
+			return fail(err)
 		}
 		lc.Listeners = append(lc.Listeners, l)
 	}
@@ -188,9 +230,8 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.ctx, err = lws.New(lc)
 	if err != nil {
-		g.authStop()
-		g.hookCtx.Close()
-		return nil, fmt.Errorf("gateway: %w", err)
+		g.ctx = nil
+		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	g.setBackends(cfg)
 	g.addrs = map[string]net.Addr{}
@@ -242,9 +283,9 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 	out.CheckUpgrade = func(r *lws.Request) error {
 		// Before any 101: draining refuses new links, then the
 		// listener's auth (its current config: Reload may change it).
-		if g.draining.Load() {
+		if why := g.unready(); why != "" {
 			g.metrics.upgradeRefused.WithLabelValues(name, "503").Inc()
-			return &lws.HTTPError{Status: 503, Message: "draining: reconnect to another instance"}
+			return &lws.HTTPError{Status: 503, Message: why + ": reconnect to another instance"}
 		}
 		id, e := g.authenticate(name, r)
 		if e != nil {
@@ -363,9 +404,21 @@ func linkTrace(cfg *Config) int {
 	return max(0, cfg.Log.LinkTrace)
 }
 
-// Ready reports whether the gateway takes new links (false while
-// draining).
-func (g *Gateway) Ready() bool { return !g.draining.Load() }
+// Ready reports whether the gateway takes new links: false while
+// draining, and in a cluster while this node holds no lease (cut off,
+// rejoining).
+func (g *Gateway) Ready() bool { return g.unready() == "" }
+
+// unready says why the gateway is not ready, or "".
+func (g *Gateway) unready() string {
+	switch {
+	case g.draining.Load():
+		return "draining"
+	case g.fenced.Load() || g.eng != nil && !g.eng.Ready():
+		return "cut off from the cluster"
+	}
+	return ""
+}
 
 // Shutdown drains the gateway: readiness goes off, new links are refused
 // (503), WebSocket links are closed with 1001 spread over shutdown.drain,
@@ -417,13 +470,23 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		}
 	}
 	err := g.ctx.Shutdown(ctx)
-	// Every link is destroyed now, so every disconnect hook is queued:
-	// give them until the deadline, and at least one hook timeout.
+	// Every link is destroyed now; in a cluster, their records are being
+	// settled (each queues its hook if this node settled it).
 	hctx, hcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(cfg.Shutdown.Deadline.D())), cfg.Hooks.Timeout.D()))
 	defer hcancel()
+	g.waitSettled(hctx)
+	g.lifeStop()
+	// Every disconnect hook is queued: give them until the deadline, and
+	// at least one hook timeout.
 	g.hooks.close(hctx)
 	if herr := g.hookCtx.Shutdown(context.Background()); err == nil {
 		err = herr
+	}
+	// Last, leave the cluster: a record left open (the cluster did not
+	// answer) makes the engine let its lease expire, and a survivor reaps
+	// it.
+	if cerr := g.eng.Close(hctx); err == nil && cerr != nil {
+		err = fmt.Errorf("gateway: leaving the cluster: %w", cerr)
 	}
 	g.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return err
@@ -487,8 +550,12 @@ func (g *Gateway) Unsubscribe(id uint64, channel string) error {
 	return nil
 }
 
-// record returns the live link id, or ErrGone or ErrUnknownLink.
+// record returns the live link id, or ErrGone, ErrUnknownLink or
+// ErrRemoteLink.
 func (g *Gateway) record(id uint64) (*LinkRecord, error) {
+	if g.multi && !g.ownInc(id) {
+		return nil, ErrRemoteLink
+	}
 	l, gone := g.links.get(id)
 	switch {
 	case gone:
@@ -517,7 +584,25 @@ type PublishResult struct {
 // Publish sends a message to every link subscribed to channel. It never
 // blocks on a link: each Send only queues, and a link whose queue is full
 // is cut off (1008) while the others get the message.
+//
+// In a cluster, the message also goes to every other node with members
+// of channel, at most once, in publish order; the result counts this
+// node's links.
 func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) PublishResult {
+	res := g.publishLocal(channel, typ, data)
+	if g.multi {
+		if _, err := g.eng.Publish(context.Background(), channel, cluster.Message{Data: data, Kind: uint8(typ)}); err != nil {
+			g.metrics.publishErrors.Inc()
+			g.log.Debug("cluster: publish to the other nodes failed", "channel", channel, "err", err)
+		}
+	}
+	g.metrics.published.Inc()
+	g.metrics.fanout.Add(float64(res.Delivered))
+	return res
+}
+
+// publishLocal sends a message to this node's members of channel.
+func (g *Gateway) publishLocal(channel string, typ lws.MessageType, data []byte) PublishResult {
 	var res PublishResult
 	for _, l := range g.hub.members(channel) {
 		if err := g.send(l, typ, data); err != nil {
@@ -526,8 +611,6 @@ func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) Publ
 			res.Delivered++
 		}
 	}
-	g.metrics.published.Inc()
-	g.metrics.fanout.Add(float64(res.Delivered))
 	return res
 }
 
@@ -575,6 +658,10 @@ var (
 	ErrGone = errors.New("gateway: link is gone")
 	// ErrUnknownLink: no link was ever issued this ID.
 	ErrUnknownLink = errors.New("gateway: no link was ever issued this ID")
+	// ErrRemoteLink: the id is of another node of the cluster (or an
+	// earlier run of this one): the admin API reaches it, the Go methods
+	// do not (they never wait on the network).
+	ErrRemoteLink = errors.New("gateway: the link is not this node's (the admin API reaches the links of every node)")
 	// ErrNotWebSocket: the link is an HTTP one, which has no messages.
 	ErrNotWebSocket = errors.New("gateway: not a WebSocket link")
 )

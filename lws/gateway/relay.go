@@ -143,9 +143,9 @@ type upstream struct{ p *pair }
 func (u upstream) OnOpen(c *lws.Conn) {
 	p, g := u.p, u.p.g
 	ll := c.Link()
-	l := &LinkRecord{ID: ll.ID, Type: TypeTCPConnect, Remote: addrString(ll.Remote), URL: ll.URL, Opened: ll.Opened, conn: c}
+	l := &LinkRecord{ID: g.linkID(ll.ID), Type: TypeTCPConnect, Remote: addrString(ll.Remote), URL: ll.URL, Opened: ll.Opened, conn: c}
 	c.SetValue(l)
-	g.addLink(l)
+	g.addLink(l, ll.ID)
 
 	p.mu.Lock()
 	gone := p.downGone

@@ -89,34 +89,65 @@ type scenario struct {
 	name, title string
 	args        func(o *opts) []string
 	unit        string // what the rate counts; "" for idle
+	idle        int    // links held open, sending nothing, while it runs
 }
 
 const createTokenBody = `{"UserName":"keda","RequestId":"1614738418531"}`
 
-func scenarios() []scenario {
-	return []scenario{
+// scenarios are the scenarios measured; grow lists the idle-link counts
+// of the "as links grow" scenarios (1 link ping-pong and 100 links
+// pipelined, each while that many links are open and silent).
+func scenarios(grow []int) []scenario {
+	out := []scenario{
 		{"pingpong-32", "1 link ping-pong, 32 B", func(o *opts) []string {
 			return []string{"-mode", "echo", "-c", "1", "-depth", "1", "-size", "32"}
-		}, "msgs/s"},
+		}, "msgs/s", 0},
 		{"pipelined-32", "100 links pipelined, 32 B", func(o *opts) []string {
 			return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32"}
-		}, "msgs/s"},
+		}, "msgs/s", 0},
 		{"pingpong-1k", "1,000 links ping-pong, 1 KiB", func(o *opts) []string {
 			return []string{"-mode", "echo", "-c", "1000", "-depth", "1", "-size", "1024"}
-		}, "msgs/s"},
+		}, "msgs/s", 0},
 		{"big-64k", "10 links, 64 KiB messages (ping-pong)", func(o *opts) []string {
 			return []string{"-mode", "echo", "-c", "10", "-depth", "1", "-size", "65536"}
-		}, "msgs/s"},
+		}, "msgs/s", 0},
 		{"idle", "idle links: server RSS growth per link", func(o *opts) []string {
 			return []string{"-mode", "idle", "-c", strconv.Itoa(o.idleLinks)}
-		}, ""},
+		}, "", 0},
 		{"connect", "connect rate: handshake + close handshake", func(o *opts) []string {
 			return []string{"-mode", "connect", "-c", "16"}
-		}, "connects/s"},
+		}, "connects/s", 0},
 		{"http", "HTTP POST /v1/api/createtoken, keep-alive", func(o *opts) []string {
 			return []string{"-mode", "http", "-c", "16", "-body", createTokenBody}
-		}, "req/s"},
+		}, "req/s", 0},
 	}
+	for _, n := range grow {
+		idle := strconv.Itoa(n)
+		out = append(out,
+			scenario{"pingpong-32+idle" + idle, fmt.Sprintf("1 link ping-pong, 32 B, with %d idle links open", n), func(o *opts) []string {
+				return []string{"-mode", "echo", "-c", "1", "-depth", "1", "-size", "32", "-idle", idle}
+			}, "msgs/s", n},
+			scenario{"pipelined-32+idle" + idle, fmt.Sprintf("100 links pipelined, 32 B, with %d idle links open", n), func(o *opts) []string {
+				return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32", "-idle", idle}
+			}, "msgs/s", n})
+	}
+	return out
+}
+
+// parseGrow reads -grow: idle-link counts, comma-separated ("" for none).
+func parseGrow(v string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-grow: %q is not a count of links", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 type opts struct {
@@ -127,6 +158,7 @@ type opts struct {
 	serverCPU, loadCPU    string
 	only, onlyScen, quick string
 	base                  string // -base: a directory of base-revision binaries, or ""
+	grow                  []int  // -grow: idle links of the "as links grow" scenarios
 }
 
 // sample is one measurement: wsload's JSON result.
@@ -159,19 +191,26 @@ func main() {
 	flag.DurationVar(&o.connDur, "connect-d", 2*time.Second, "measured duration of the connect scenario (at most -d): each second of it leaves ~10k connections in the kernel's conntrack table for 120 s")
 	flag.IntVar(&o.depth, "depth", 10, "messages in flight per link in the pipelined scenario")
 	flag.IntVar(&o.idleLinks, "idle-links", 10000, "links of the idle scenario")
+	grow := flag.String("grow", "1000,10000", "idle links held open in the \"as links grow\" scenarios (pingpong-32+idleN, pipelined-32+idleN), comma-separated; \"\" for none")
 	flag.IntVar(&o.basePort, "port", 19100, "first TCP port; each run takes the next")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list for the server")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "taskset CPU list for the load tool")
 	flag.StringVar(&o.base, "base", "", "also measure lwsgate and lws-pkg built from an earlier revision, in this directory (scripts/bench.sh does it for BENCH_BASE=rev)")
 	flag.StringVar(&o.only, "servers", "", "comma-separated servers (default all): lws,lws-tuned,lwsgate,lws-pkg,gorilla,gws,epoll (and lwsgate-base,lws-pkg-base with -base)")
-	flag.StringVar(&o.onlyScen, "scenarios", "", "comma-separated scenarios (default all): pingpong-32,pipelined-32,pingpong-1k,big-64k,idle,connect,http")
+	flag.StringVar(&o.onlyScen, "scenarios", "", "comma-separated scenarios (default all): pingpong-32,pipelined-32,pingpong-1k,big-64k,idle,connect,http and, for each N of -grow, pingpong-32+idleN,pipelined-32+idleN")
 	from := flag.String("from", "", "render the report from the samples of an earlier -raw file instead of measuring")
-	quick := flag.Bool("quick", false, "smoke run: 1 round, 0.3 s runs, 300 idle links (overrides -rounds, -d, -warmup, -idle-links)")
+	quick := flag.Bool("quick", false, "smoke run: 1 round, 0.3 s runs, 300 idle links, -grow 300 (overrides -rounds, -d, -warmup, -idle-links, -grow)")
 	flag.Parse()
+	var err error
+	if o.grow, err = parseGrow(*grow); err != nil {
+		fmt.Fprintln(os.Stderr, "benchrun:", err)
+		os.Exit(2)
+	}
 	if *quick {
 		o.rounds, o.dur, o.warmup, o.idleLinks = 1, 300*time.Millisecond, 200*time.Millisecond, 300
 		o.connDur = o.dur
 		o.quick = "quick"
+		o.grow = []int{300}
 	}
 	if *from != "" {
 		if err := render(&o, *from); err != nil {
@@ -206,7 +245,7 @@ func run(o *opts) error {
 	if err != nil {
 		return fmt.Errorf("-servers: %w", err)
 	}
-	scens, err := pick(scenarios(), func(s scenario) string { return s.name }, o.onlyScen)
+	scens, err := pick(scenarios(o.grow), func(s scenario) string { return s.name }, o.onlyScen)
 	if err != nil {
 		return fmt.Errorf("-scenarios: %w", err)
 	}
@@ -249,7 +288,7 @@ func run(o *opts) error {
 	took := time.Since(started)
 	line, _ := json.Marshal(runInfo{Run: true, Started: started, Took: took.Round(time.Second).String(),
 		Rounds: o.rounds, Dur: o.dur.String(), Warmup: o.warmup.String(), ConnDur: o.connDur.String(),
-		Depth: o.depth, IdleLinks: o.idleLinks, ServerCPU: o.serverCPU, LoadCPU: o.loadCPU, Quick: o.quick})
+		Depth: o.depth, IdleLinks: o.idleLinks, Grow: o.grow, ServerCPU: o.serverCPU, LoadCPU: o.loadCPU, Quick: o.quick})
 	fmt.Fprintln(raw, string(line))
 	return write(o, report(o, srvs, scens, samples, started, took))
 }
@@ -270,6 +309,7 @@ type runInfo struct {
 	Rounds                    int       `json:"rounds"`
 	Dur, Warmup, ConnDur      string
 	Depth, IdleLinks          int
+	Grow                      []int `json:",omitempty"`
 	ServerCPU, LoadCPU, Quick string
 }
 
@@ -316,7 +356,7 @@ func render(o *opts, path string) error {
 		}
 	}
 	var scens []scenario
-	for _, s := range scenarios() {
+	for _, s := range scenarios(info.Grow) {
 		if has(s.name, true) {
 			scens = append(scens, s)
 		}
@@ -347,6 +387,9 @@ func newConns(o *opts, sc scenario) int {
 		return int((min(o.connDur, o.dur) + o.warmup).Seconds() * 15000)
 	case "pingpong-1k":
 		return 1000
+	}
+	if sc.idle > 0 {
+		return sc.idle + 100
 	}
 	return 0
 }
@@ -411,8 +454,13 @@ func preflight(o *opts, srvs []server, scens []scenario) error {
 	// Children inherit the limit set here (Go passes an explicit
 	// Setrlimit on to them).
 	want := uint64(1024)
-	if slices.ContainsFunc(scens, func(s scenario) bool { return s.name == "idle" }) {
-		want = uint64(o.idleLinks) + 1024
+	for _, s := range scens {
+		switch {
+		case s.name == "idle":
+			want = max(want, uint64(o.idleLinks)+1024)
+		case s.idle > 0:
+			want = max(want, uint64(s.idle)+1024)
+		}
 	}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
@@ -462,8 +510,9 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 	}
 	args := []string{"-c", o.loadCPU, filepath.Join(o.bin, "wsload"), "-json", "-pid", strconv.Itoa(cmd.Process.Pid),
 		"-url", url, "-d", dur.String(), "-warmup", o.warmup.String()}
-	if sc.name == "idle" {
-		args[len(args)-1] = max(o.warmup, time.Second).String() // settle before reading RSS
+	if sc.name == "idle" || sc.idle > 0 {
+		// Settle: before reading RSS, or after opening the idle links.
+		args[len(args)-1] = max(o.warmup, time.Second).String()
 	}
 	load := exec.Command("taskset", append(args, sc.args(o)...)...)
 	var lout, lerr bytes.Buffer

@@ -44,6 +44,8 @@ type config struct {
 	binary, json       bool
 	body               string
 	pid                int
+	idle               int // -idle: links to hold open while measuring
+	idleOpen           int // how many of them opened
 }
 
 func main() {
@@ -60,6 +62,7 @@ func main() {
 	mode := flag.String("mode", "echo", "echo, pipelined, idle, connect or http")
 	flag.IntVar(&cfg.pid, "pid", 0, "server process id: its CPU per operation (and RSS for -mode idle) from /proc")
 	flag.StringVar(&cfg.body, "body", "", "request body for -mode http (default: -size bytes of 'x')")
+	flag.IntVar(&cfg.idle, "idle", 0, "echo and pipelined: first open this many links that send nothing and hold them while measuring (the cost of a message as links grow); past 20,000 they come from 127.0.0.2, .3, ...")
 	flag.Parse()
 	if cfg.conns < 1 || cfg.depth < 1 || cfg.size < 0 || cfg.dur <= 0 || cfg.warmup < 0 {
 		fmt.Fprintln(os.Stderr, "wsload: -c and -depth must be >= 1, -size >= 0, -d > 0, -warmup >= 0")
@@ -67,6 +70,23 @@ func main() {
 	}
 	switch *mode {
 	case "echo", "pipelined":
+		if cfg.idle > 0 {
+			t, err := parseTarget(cfg.url, "ws")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "wsload:", err)
+				os.Exit(2)
+			}
+			held := openIdle(t, cfg.subprotocol, cfg.idle)
+			if held.links < cfg.idle {
+				fmt.Fprintf(os.Stderr, "wsload: -idle %d: %d links opened (%d errors; first: %v)\n", cfg.idle, held.links, held.errs, held.firstErr)
+				held.close()
+				os.Exit(1)
+			}
+			cfg.idleOpen = held.links
+			rc := runEcho(cfg, *mode)
+			held.close()
+			os.Exit(rc)
+		}
 		os.Exit(runEcho(cfg, *mode))
 	case "idle":
 		os.Exit(runIdle(cfg))

@@ -61,46 +61,9 @@ func runIdle(cfg config) int {
 		fmt.Fprintln(os.Stderr, "wsload:", err)
 		return 2
 	}
-	// A few dialers in parallel; each link keeps a tiny read buffer.
-	conns := make([]*wsConn, cfg.conns)
-	var next atomic.Int64
-	var errs atomic.Uint64
-	var firstErr error
-	var once sync.Once
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(len(conns)) {
-					return
-				}
-				c, err := dialWS(t, cfg.subprotocol, 10*time.Second, 1024)
-				if err != nil {
-					errs.Add(1)
-					once.Do(func() { firstErr = err })
-					continue
-				}
-				conns[i] = c
-			}
-		}()
-	}
-	wg.Wait()
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.nc.Close()
-			}
-		}
-	}()
-	links := 0
-	for _, c := range conns {
-		if c != nil {
-			links++
-		}
-	}
+	held := openIdle(t, cfg.subprotocol, cfg.conns)
+	defer held.close()
+	links, firstErr := held.links, held.firstErr
 	// Let the server settle (its last accepts and handshakes).
 	time.Sleep(cfg.warmup)
 	after, err := rssBytes(cfg.pid)
@@ -110,7 +73,7 @@ func runIdle(cfg config) int {
 	}
 	r := &result{Mode: "idle", Conns: cfg.conns, Links: links, RSSBefore: before, RSSAfter: after,
 		BytesPerLink: float64(int64(float64(after-before)/float64(max(links, 1))*10)) / 10,
-		Errors:       errs.Load()}
+		Errors:       held.errs}
 	if firstErr != nil {
 		r.FirstError = firstErr.Error()
 	}
@@ -390,4 +353,70 @@ func parseResponse(b []byte) (n int, keep bool, err error) {
 		err = errors.New("response: empty body")
 	}
 	return he + 4 + clen, keep, err
+}
+
+// idleSet is a set of open links that send nothing: the idle scenario's
+// links, or the background of -idle (links open while another mode is
+// measured).
+type idleSet struct {
+	conns    []*wsConn
+	links    int
+	errs     uint64
+	firstErr error
+}
+
+// idlePerSource is how many links one source address opens before the
+// next (127.0.0.2, .3, ...) takes over: one address has about 28,000
+// ephemeral ports towards one server port.
+var idlePerSource = 20000 // a variable for the test
+
+// openIdle opens n links to t, a few dialers in parallel, each link with a
+// tiny read buffer; past idlePerSource links to a loopback server they
+// come from further 127.0.0.x addresses.
+func openIdle(t target, subprotocol string, n int) *idleSet {
+	set := &idleSet{conns: make([]*wsConn, n)}
+	loop := strings.HasPrefix(t.hostport, "127.")
+	var next atomic.Int64
+	var errs atomic.Uint64
+	var once sync.Once
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				var local net.Addr
+				if src := i / int64(idlePerSource); loop && src > 0 {
+					local = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+src))}
+				}
+				c, err := dialWSFrom(local, t, subprotocol, 10*time.Second, 1024)
+				if err != nil {
+					errs.Add(1)
+					once.Do(func() { set.firstErr = err })
+					continue
+				}
+				set.conns[i] = c
+			}
+		}()
+	}
+	wg.Wait()
+	set.errs = errs.Load()
+	for _, c := range set.conns {
+		if c != nil {
+			set.links++
+		}
+	}
+	return set
+}
+
+func (s *idleSet) close() {
+	for _, c := range s.conns {
+		if c != nil {
+			c.nc.Close()
+		}
+	}
 }

@@ -193,6 +193,8 @@ type result struct {
 	RSSAfter     int64   `json:"rss_after,omitempty"`
 	BytesPerLink float64 `json:"bytes_per_link,omitempty"`
 	FirstError   string  `json:"first_error,omitempty"`
+	// -idle: links held open, sending nothing, while this mode ran.
+	IdleLinks int `json:"idle_links,omitempty"`
 }
 
 func newResult(cfg config, mode, unit string, s *stats, elapsed time.Duration, cpu *cpuMeter) *result {
@@ -228,6 +230,9 @@ func newResult(cfg config, mode, unit string, s *stats, elapsed time.Duration, c
 // print writes the result line (and the JSON line with -json); it returns
 // the exit status: 1 if there were errors.
 func (r *result) print(cfg config) int {
+	if r.Mode != "idle" {
+		r.IdleLinks = cfg.idleOpen
+	}
 	if r.Mode == "idle" {
 		fmt.Printf("idle_links=%d rss_before=%d rss_after=%d bytes_per_link=%.0f errors=%d\n",
 			r.Links, r.RSSBefore, r.RSSAfter, r.BytesPerLink, r.Errors)
@@ -237,6 +242,9 @@ func (r *result) print(cfg config) int {
 			fmt.Printf(" server_cpu/op=%.2fus server_cpu=%.0f%%", r.CPUusPerOp, r.ServerCPU*100)
 		}
 		fmt.Printf(" load_cpu=%.0f%%", r.LoadCPU*100)
+		if r.IdleLinks > 0 {
+			fmt.Printf(" idle_links=%d", r.IdleLinks)
+		}
 		fmt.Println()
 	}
 	if r.FirstError != "" {

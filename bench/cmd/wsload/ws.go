@@ -66,7 +66,14 @@ func parseTarget(raw string, schemes ...string) (target, error) {
 // dialWS opens a link: TCP connect and the opening handshake, with the
 // Sec-WebSocket-Accept checked. bufSize is the read buffer's initial size.
 func dialWS(t target, subprotocol string, timeout time.Duration, bufSize int) (*wsConn, error) {
-	nc, err := net.DialTimeout("tcp", t.hostport, timeout)
+	return dialWSFrom(nil, t, subprotocol, timeout, bufSize)
+}
+
+// dialWSFrom is dialWS from a chosen local address (nil: the kernel's
+// choice).
+func dialWSFrom(local net.Addr, t target, subprotocol string, timeout time.Duration, bufSize int) (*wsConn, error) {
+	d := net.Dialer{Timeout: timeout, LocalAddr: local}
+	nc, err := d.Dial("tcp", t.hostport)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,4 +149,61 @@ func TestHistogramQuantiles(t *testing.T) {
 			t.Errorf("quantile(%v) = %v, want %v (+7%%)", q.q, got, q.want)
 		}
 	}
+}
+
+// TestIdleSet: -idle's links open, stay open while held, come from further
+// source addresses past idlePerSource, and close with the set.
+func TestIdleSet(t *testing.T) {
+	var mu sync.Mutex
+	open := map[string]int{} // source IP -> links open
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		ip, _, _ := net.SplitHostPort(r.RemoteAddr)
+		mu.Lock()
+		open[ip]++
+		mu.Unlock()
+		_, _, _ = c.ReadMessage() // until the client goes
+		mu.Lock()
+		open[ip]--
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	tg, err := parseTarget(wsURL(srv), "ws")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(n int) { idlePerSource = n }(idlePerSource)
+	idlePerSource = 10
+	set := openIdle(tg, "", 25)
+	if set.links != 25 || set.errs != 0 {
+		t.Fatalf("openIdle(25): %d links, %d errors (first: %v)", set.links, set.errs, set.firstErr)
+	}
+	want := map[string]int{"127.0.0.1": 10, "127.0.0.2": 10, "127.0.0.3": 5}
+	waitOpen := func(want map[string]int) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			mu.Lock()
+			ok := true
+			for ip, n := range want {
+				ok = ok && open[ip] == n
+			}
+			got := fmt.Sprint(open)
+			mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("links open by source: %s, want %v", got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitOpen(want)
+	set.close()
+	waitOpen(map[string]int{"127.0.0.1": 0, "127.0.0.2": 0, "127.0.0.3": 0})
 }
