@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -12,8 +13,15 @@ import (
 // MaxLinksPerIP, AcceptRate), the accounting of the connections it took,
 // and the 503 that answers one it refused.
 
-// admission is a listener's accept-time accounting (service goroutine).
+// admission is a listener's accept-time accounting. The listeners of one
+// name in the contexts of a Group share one (NewGroup), so that the limits
+// hold for the process as a whole.
+//
+// Concurrency: mu guards every field; it is taken on the service
+// goroutines of the contexts that share it, never across a libwebsockets
+// call.
 type admission struct {
+	mu       sync.Mutex
 	live     int                // connections accepted and not yet destroyed
 	perIP    map[netip.Addr]int // by ipKey
 	tokens   float64            // accept-rate bucket
@@ -93,7 +101,8 @@ func (c *Context) warnRefused(lis *listener, limit Limit, now time.Time, args ..
 
 // warnEvery logs msg with args for lis, rate-limited per key (refusalLog).
 func (c *Context) warnEvery(lis *listener, key, msg string, now time.Time, args ...any) {
-	a := &lis.adm
+	a := lis.adm
+	a.mu.Lock()
 	if a.warned == nil {
 		a.warned = map[string]*refusalLog{}
 	}
@@ -104,14 +113,17 @@ func (c *Context) warnEvery(lis *listener, key, msg string, now time.Time, args 
 	}
 	if !w.last.IsZero() && now.Sub(w.last) < refusalLogEvery {
 		w.quiet++
+		a.mu.Unlock()
 		return
 	}
+	quiet := w.quiet
+	w.last, w.quiet = now, 0
+	a.mu.Unlock()
 	args = append([]any{"listener", lis.cfg.Name}, args...)
-	if w.quiet > 0 {
-		args = append(args, "since_last_warning", w.quiet)
+	if quiet > 0 {
+		args = append(args, "since_last_warning", quiet)
 	}
 	c.log.Warn(msg, args...)
-	w.last, w.quiet = now, 0
 }
 
 // pendingAccept carries a connection admitted (or refused, to be
@@ -126,6 +138,11 @@ type pendingAccept struct {
 	// addr is the address a PROXY protocol header gave the connection
 	// (ProxyProtocol); invalid: its TCP peer's.
 	addr netip.AddrPort
+	// reserved: admission already counted the connection (an adopted
+	// socket, see acceptor.adopt); countLink only takes it over.
+	reserved bool
+	// loaded: the connection counts in its listener's load (acceptor).
+	loaded bool
 }
 
 // addrOf is the IP address the C layer passes as 4 or 16 bytes (an
@@ -161,10 +178,13 @@ func keyString(key netip.Addr) string {
 
 // admission decides whether lis takes a new connection from addr
 // (perIP: check MaxLinksPerIP for it) now, and takes an accept-rate token
-// when it does. It reports the limit that refuses it, and what it
-// refuses to OnLimit.
-func (c *Context) admission(lis *listener, addr netip.Addr, perIP bool, now time.Time) admissionLimit {
-	cfg, a := &lis.cfg, &lis.adm
+// when it does; with reserve, it also counts the connection it admits
+// (live, and per address with perIP) in the same step, so that contexts
+// sharing the admission cannot both take the last place. It reports the
+// limit that refuses it, and what it refuses to OnLimit.
+func (c *Context) admission(lis *listener, addr netip.Addr, perIP, reserve bool, now time.Time) admissionLimit {
+	cfg, a := &lis.cfg, lis.adm
+	a.mu.Lock()
 	k := admitted
 	switch {
 	case cfg.MaxLinks > 0 && a.live >= cfg.MaxLinks:
@@ -185,10 +205,35 @@ func (c *Context) admission(lis *listener, addr netip.Addr, perIP bool, now time
 			a.tokens--
 		}
 	}
+	if k == admitted && reserve {
+		a.live++
+		if perIP {
+			a.countIP(ipKey(addr))
+		}
+	}
+	a.mu.Unlock()
 	if k != admitted {
 		c.limitHitOn(lis, 0, k.name())
 	}
 	return k
+}
+
+// unreserve gives back what admission reserved for a connection that
+// never became a wsi (libwebsockets closed it before WSI_CREATE).
+func (a *admission) unreserve(p pendingAccept) {
+	a.mu.Lock()
+	a.live--
+	if p.valid {
+		a.uncountIP(p.key)
+	}
+	a.mu.Unlock()
+}
+
+// full reports whether maxRefusing refused connections are held already.
+func (a *admission) full() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.refusing >= maxRefusing
 }
 
 // admit decides at FILTER_NETWORK_CONNECTION whether lis takes a new
@@ -203,12 +248,12 @@ func (c *Context) admit(lis *listener, ip []byte, now time.Time) int {
 	addr, ok := addrOf(ip)
 	trusted := ok && lis.trusted(addr)
 	perIP := ok && !trusted
-	k := c.admission(lis, addr, perIP, now)
+	k := c.admission(lis, addr, perIP, false, now)
 	if k == admitted {
 		c.accepting = pendingAccept{lis: lis, key: ipKey(addr), valid: perIP, trusted: trusted}
 		return 0
 	}
-	if lis.adm.refusing >= maxRefusing {
+	if lis.adm.full() {
 		c.warnRefused(lis, k.name(), now, "remote", addr, "answer", "closed at accept")
 		return -1
 	}
@@ -226,19 +271,30 @@ func (r *rec) countLink() {
 	if p.lis == nil || p.lis != r.lis || r.counted || r.held {
 		return
 	}
+	r.loaded = p.loaded
 	if p.addr.IsValid() || p.trusted {
 		r.peer = &peerInfo{addr: p.addr, trusted: p.trusted}
 	}
+	a := p.lis.adm
 	if p.refuse != admitted {
 		r.refuse, r.held = p.refuse, true
-		p.lis.adm.refusing++
+		a.mu.Lock()
+		a.refusing++
+		a.mu.Unlock()
 		r.setTimer(timerHeader, min(refuseWait, r.lis.cfg.HeaderTimeout))
 		return
 	}
 	r.counted = true
-	p.lis.adm.live++
 	if p.valid {
-		r.countIP(p.key)
+		r.ipKey = p.key
+	}
+	if !p.reserved {
+		a.mu.Lock()
+		a.live++
+		if p.valid {
+			a.countIP(p.key)
+		}
+		a.mu.Unlock()
 	}
 	r.setTimer(timerHeader, r.lis.cfg.HeaderTimeout)
 }
@@ -257,31 +313,47 @@ func (r *rec) admitForwarded(req *Request) admissionLimit {
 		return admitted
 	}
 	key := ipKey(client)
-	if max := r.lis.cfg.MaxLinksPerIP; max > 0 && r.lis.adm.perIP[key] >= max {
+	a := r.lis.adm
+	a.mu.Lock()
+	if max := r.lis.cfg.MaxLinksPerIP; max > 0 && a.perIP[key] >= max {
+		a.mu.Unlock()
 		r.limitHit(LimitMaxLinksPerIP)
 		r.ctx.warnRefused(r.lis, LimitMaxLinksPerIP, time.Now(), "remote", client, "via", r.connAddr().Addr(), "answer", "503")
 		return overPerIP
 	}
-	r.countIP(key)
+	a.countIP(key)
+	a.mu.Unlock()
+	r.ipKey = key
 	return admitted
 }
 
-// countIP counts r's link against MaxLinksPerIP by key.
-func (r *rec) countIP(key netip.Addr) {
-	a := &r.lis.adm
-	r.ipKey = key
+// countIP counts a link against MaxLinksPerIP by key (a.mu held).
+func (a *admission) countIP(key netip.Addr) {
 	if a.perIP == nil {
 		a.perIP = map[netip.Addr]int{}
 	}
 	a.perIP[key]++
 }
 
+// uncountIP undoes countIP (a.mu held).
+func (a *admission) uncountIP(key netip.Addr) {
+	if a.perIP[key]--; a.perIP[key] <= 0 {
+		delete(a.perIP, key)
+	}
+}
+
 // uncountLink ends the accounting of countLink (WSI_DESTROY).
 func (r *rec) uncountLink() {
+	if r.loaded {
+		r.loaded = false
+		r.lis.load.Add(-1)
+	}
 	if !r.counted && !r.held {
 		return
 	}
-	a := &r.lis.adm
+	a := r.lis.adm
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if r.held {
 		r.held = false
 		a.refusing--
@@ -292,9 +364,7 @@ func (r *rec) uncountLink() {
 	r.counted = false
 	a.live--
 	if r.ipKey.IsValid() {
-		if a.perIP[r.ipKey]--; a.perIP[r.ipKey] <= 0 {
-			delete(a.perIP, r.ipKey)
-		}
+		a.uncountIP(r.ipKey)
 		r.ipKey = netip.Addr{}
 	}
 }

@@ -16,7 +16,9 @@ import (
 	"github.com/lwsgate/lwsgate/cgo"
 )
 
-var contextIDs atomic.Uint64
+// contextIDs and linkIDs number the contexts and links of the process:
+// a link's ID is unique across all its contexts (a Group's workers).
+var contextIDs, linkIDs atomic.Uint64
 
 // Context is a libwebsockets context with its listeners and links, served by
 // one goroutine locked to its OS thread (the service goroutine). That
@@ -27,9 +29,10 @@ var contextIDs atomic.Uint64
 // Concurrency: every method of Context is safe from any goroutine. Handlers
 // run on the service goroutine.
 type Context struct {
-	cfg *Config
-	log *slog.Logger
-	id  uint64
+	cfg     *Config
+	log     *slog.Logger
+	id      uint64
+	grouped bool // one of a Group's: the Group starts the acceptors
 
 	// Set before the service goroutine starts, read-only after. A
 	// listener's limits may change (SetListenerLimits), on the service
@@ -50,6 +53,8 @@ type Context struct {
 	spareCmd []func()
 	answers  []*rec // HTTP answers ready on paused connections (answer)
 	spareAns []*rec
+	bodyWait []*rec    // requests whose body timer waits for the pass's end (armBodyTimers)
+	passTime time.Time // when the current service pass began
 
 	// The service loop and its end (this file).
 	stopReq   atomic.Bool
@@ -64,7 +69,6 @@ type Context struct {
 
 	// The records of the wsis and the callbacks in progress (dispatch.go).
 	recs    map[uint64]*rec
-	nextID  uint64
 	created *rec // adopted at WSI_CREATE, before lws resets its opaque
 	depth   int
 	stack   [8]uintptr   // wsi of each callback in progress, by depth
@@ -93,8 +97,12 @@ type listener struct {
 	index  int
 	extra  string // "x-a:\x00x-b:\x00" for cgo.WSI.HTTPRequest
 	protos []string
-	adm    admission      // service goroutine only
-	proxy  *proxyListener // ProxyProtocol: the binding accepts
+	adm    *admission // shared by the contexts of a Group
+	// acc accepts for the listener when the binding does (ProxyProtocol,
+	// or a Group's listener; nil: libwebsockets does); load counts the
+	// connections it handed this context and that are not yet gone.
+	acc  *acceptor
+	load atomic.Int64
 }
 
 // New creates a Context, starts its service goroutine and opens its
@@ -105,16 +113,27 @@ func New(cfg *Config) (*Context, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	return newContext(cfg, nil)
+}
+
+// newContext is New for a defaulted, valid cfg; shared are a Group's
+// listeners, by index (nil: the context's own).
+func newContext(cfg *Config, shared []*sharedListener) (*Context, error) {
 	c := &Context{
 		cfg:  cfg,
 		log:  cfg.Logger,
 		id:   contextIDs.Add(1),
 		done: make(chan struct{}),
 		recs: map[uint64]*rec{},
+
+		grouped: shared != nil,
 	}
 	routeLibraryLog(cfg.Logger)
 	for i, lc := range cfg.Listeners {
-		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...)}
+		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...), adm: &admission{}}
+		if shared != nil {
+			l.adm, l.acc = shared[i].adm, shared[i].acc
+		}
 		l.opts = &linkOpts{handler: lc.Handler, maxMessage: lc.MaxMessageSize, maxQueue: lc.MaxSendQueue, slowConsumer: lc.SlowConsumer}
 		extra := lc.ExtraHeaders
 		if lc.ForwardedHeader == headerForwarded && len(lc.TrustedProxies) > 0 &&
@@ -170,6 +189,18 @@ func (c *Context) Shutdown(ctx context.Context) error {
 		<-c.done
 		return ctx.Err()
 	}
+}
+
+// Post queues f to run on the service goroutine and returns at once: from
+// a handler, work for another Context (a Group's other worker) that must
+// not wait for it, as Do would. It returns ErrClosed when the Context has
+// stopped; f is dropped if the Context stops before it runs. f must not
+// block.
+func (c *Context) Post(f func()) error {
+	if !c.post(f) {
+		return ErrClosed
+	}
+	return nil
 }
 
 // Do runs f on the service goroutine and waits for it. It returns ErrClosed
@@ -261,8 +292,8 @@ func (c *Context) start() error {
 			c.destroy()
 			return err
 		}
-		if l.proxy != nil {
-			c.addrs = append(c.addrs, l.proxy.ln.Addr())
+		if l.acc != nil {
+			c.addrs = append(c.addrs, l.acc.ln.Addr())
 			continue
 		}
 		host, _, _ := splitAddr(l.cfg.Addr)
@@ -272,9 +303,11 @@ func (c *Context) start() error {
 		}
 		c.addrs = append(c.addrs, &net.TCPAddr{IP: ip, Port: port})
 	}
-	for _, l := range c.listeners {
-		if l.proxy != nil {
-			l.proxy.start()
+	if !c.grouped {
+		for _, l := range c.listeners {
+			if l.acc != nil {
+				l.acc.start()
+			}
 		}
 	}
 	c.lcPtr.Store(lc)
@@ -293,7 +326,9 @@ func (c *Context) loop() {
 		if len(c.answers) > 0 {
 			c.answer()
 		}
-		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+		now := time.Now()
+		c.passTime = now
+		if now.Sub(lastYield) >= yieldEvery {
 			// Go's sysmon takes the P away from a goroutine that
 			// has not been rescheduled for 10 ms, at every one of
 			// its ticks (20 us) for as long as that goroutine keeps
@@ -301,6 +336,9 @@ func (c *Context) loop() {
 			// does, is never rescheduled unless it yields.
 			runtime.Gosched()
 			lastYield = now
+		}
+		if len(c.bodyWait) > 0 {
+			c.armBodyTimers()
 		}
 		err := c.lc.Service()
 		c.flushTrace()
@@ -318,8 +356,8 @@ func (c *Context) loop() {
 func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 	host, port, _ := splitAddr(l.cfg.Addr)
 	// A clear error for the commonest failure, before libwebsockets logs
-	// its own: the port is taken.
-	if port != 0 {
+	// its own: the port is taken. (A Group's listener is open already.)
+	if port != 0 && l.acc == nil {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
 			return 0, fmt.Errorf("lws: listener %q: %w", l.cfg.Name, err)
@@ -358,8 +396,8 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 		// One request per connection stream: no h2 multiplexing.
 		vi.ALPN = "http/1.1"
 	}
-	if l.cfg.ProxyProtocol {
-		return 0, c.openProxyListener(l, vi)
+	if l.acc != nil || l.cfg.ProxyProtocol {
+		return 0, c.openAdoptingListener(l, vi)
 	}
 	p, err := c.lc.NewVhost(vi)
 	if err != nil {
@@ -371,20 +409,38 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 	return p, nil
 }
 
-// openProxyListener opens a ProxyProtocol listener: a vhost that listens
-// nowhere, and the binding's own listening socket (see proxyListener).
-func (c *Context) openProxyListener(l *listener, vi cgo.VhostInfo) error {
-	ln, err := net.Listen("tcp", net.JoinHostPort(vi.Iface, strconv.Itoa(vi.Port)))
-	if err != nil {
-		return fmt.Errorf("lws: listener %q: %w", l.cfg.Name, err)
+// openAdoptingListener opens a listener the binding accepts for (see
+// acceptor): a vhost that listens nowhere, and the binding's own
+// listening socket, or a Group's.
+func (c *Context) openAdoptingListener(l *listener, vi cgo.VhostInfo) error {
+	own := l.acc == nil
+	if own {
+		ln, err := listenTCP(l.cfg.Name, vi.Iface, vi.Port)
+		if err != nil {
+			return err
+		}
+		l.acc = newAcceptor(ln, true)
 	}
 	vh, err := c.lc.NewAdoptingVhost(vi)
 	if err != nil {
-		ln.Close()
+		if own {
+			l.acc.close()
+			l.acc = nil
+		}
 		return fmt.Errorf("lws: listener %q (%s): %w", l.cfg.Name, l.cfg.Addr, err)
 	}
-	l.proxy = &proxyListener{c: c, l: l, ln: ln.(*net.TCPListener), vh: vh}
+	l.acc.join(c, l, vh)
 	return nil
+}
+
+// listenTCP opens the binding's own listening socket for the listener
+// named name; the error names it.
+func listenTCP(name, host string, port int) (*net.TCPListener, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, fmt.Errorf("lws: listener %q: %w", name, err)
+	}
+	return ln.(*net.TCPListener), nil
 }
 
 // busyRecs counts the records Close waits for: links and requests (see
@@ -403,7 +459,7 @@ func (c *Context) busyRecs() int {
 func (c *Context) beginStop(deadline time.Time) {
 	c.stopping = true
 	c.deadline = deadline
-	c.stopProxyListeners()
+	c.stopAccepting()
 	for _, r := range c.recs {
 		r.role.stop()
 	}
@@ -419,7 +475,7 @@ func (c *Context) beginStop(deadline time.Time) {
 
 // destroy tears the libwebsockets context down on the service goroutine.
 func (c *Context) destroy() {
-	c.stopProxyListeners()
+	c.stopAccepting()
 	c.lcPtr.Store(nil)
 	if c.stopTimer != nil {
 		c.stopTimer.Stop()
@@ -442,14 +498,15 @@ func (c *Context) destroy() {
 	c.pending, c.cmds = nil, nil
 	c.qmu.Unlock()
 	c.answers = nil
+	c.bodyWait = nil
 }
 
-// stopProxyListeners stops the ProxyProtocol listeners' accepting (service
-// goroutine; idempotent).
-func (c *Context) stopProxyListeners() {
+// stopAccepting takes the context out of its listeners' acceptors
+// (service goroutine; idempotent).
+func (c *Context) stopAccepting() {
 	for _, l := range c.listeners {
-		if l.proxy != nil {
-			l.proxy.stop()
+		if l.acc != nil {
+			l.acc.leave(c)
 		}
 	}
 }

@@ -175,8 +175,7 @@ func (c *Context) newDial(t *target, tlsCfg *ClientTLS, compress bool, ci *cgo.C
 		return nil, &DialError{URL: t.url, Kind: DialTLS, Err: err}
 	}
 	ci.Vhost = vh
-	c.nextID++
-	r := &rec{ctx: c, id: c.nextID}
+	r := &rec{ctx: c, id: linkIDs.Add(1)}
 	d := &dialState{r: r, t: t}
 	d.fail.tls = t.tls
 	r.role = d
@@ -280,7 +279,7 @@ func (r *rec) responseHeader(name string) string {
 	}
 	parts := strings.Split(string(buf), "\x00")
 	for i := 1; i+1 < len(parts); i += 2 {
-		if parts[i] == name {
+		if strings.EqualFold(parts[i], name) {
 			return parts[i+1]
 		}
 	}

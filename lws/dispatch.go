@@ -34,6 +34,7 @@ type rec struct {
 	killMe  bool           // client links: close when the current callback returns
 	counted bool           // accepted connections: countLink counted it
 	held    bool           // a refused connection, counted as held to answer 503
+	loaded  bool           // counted in its listener's load (acceptor)
 	offered bool           // upgrades: lws sees the offer chosen for it (chooseOffer)
 	refuse  admissionLimit // accepted connections: the limit that refused it
 	queued  atomic.Bool    // in Context.pending
@@ -181,8 +182,7 @@ func (c *Context) recFor(ev *callbacks.Event) *rec {
 		c.created = nil
 		return r
 	}
-	c.nextID++
-	r := &rec{ctx: c, id: c.nextID, wsi: cgo.WSI(ev.WSI), role: noRole{}}
+	r := &rec{ctx: c, id: linkIDs.Add(1), wsi: cgo.WSI(ev.WSI), role: noRole{}}
 	if li := ev.Protocol >> 16; ev.Protocol >= 0 && li < len(c.listeners) {
 		r.lis = c.listeners[li]
 		r.role = accepted{r}

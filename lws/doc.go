@@ -36,6 +36,29 @@
 // not be called from a handler. Each type's documentation says which of
 // its methods are safe from where.
 //
+// # Several cores: a Group
+//
+// One Context uses one core. NewGroup runs N of them (workers) on the
+// same listener, for a process that uses N cores (a Group per listener):
+//
+//	g, err := lws.NewGroup(runtime.GOMAXPROCS(0), func(worker int) *lws.Config {
+//		return &lws.Config{Listeners: []lws.Listener{{Addr: ":8080", Handler: myHandler}}}
+//	})
+//
+// The listener has one listening socket for the group, and the binding
+// accepts: each new connection goes to the worker with the fewest
+// connections, and lives there until it is destroyed
+// (its callbacks run on that worker's service goroutine). This is the
+// same on libwebsockets 4.1, which cannot share a port between contexts,
+// and 4.3; TLS and ProxyProtocol listeners work alike. A listener's
+// admission limits (MaxLinks, MaxLinksPerIP, AcceptRate) hold for the
+// group as a whole, and link IDs are unique in the process. The workers'
+// handlers run on N goroutines at once: what they share must be safe for
+// that, and per-worker state can go in each worker's Config (cfg is
+// called once per worker). Links a handler dials should be dialled from
+// its own Context (Conn.Context), so that they live on its worker. Make
+// GOMAXPROCS at least N+1: each service goroutine holds a thread.
+//
 // # Receiving
 //
 // Fragments are reassembled into whole messages, copied out of

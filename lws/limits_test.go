@@ -41,24 +41,24 @@ func TestAdmitAcceptRate(t *testing.T) {
 	c := &Context{log: slog.New(slog.NewTextHandler(io.Discard, nil)), cfg: &Config{
 		OnLimit: func(_ string, limit Limit) { hits = append(hits, limit) },
 	}}
-	lis := &listener{cfg: Listener{Name: "edge", AcceptRate: 10}}
+	lis := &listener{cfg: Listener{Name: "edge", AcceptRate: 10}, adm: &admission{}}
 	ip := netip.MustParseAddr("192.0.2.1")
 	t0 := time.Unix(1000, 0)
 	n := 0
 	for i := 0; i < 15; i++ {
-		if c.admission(lis, ip, true, t0) == admitted {
+		if c.admission(lis, ip, true, false, t0) == admitted {
 			n++
 		}
 	}
 	assert.Equal(t, 10, n, "a full bucket holds one second's worth")
 	assert.Len(t, hits, 5)
-	assert.Equal(t, overAcceptRate, c.admission(lis, ip, true, t0.Add(50*time.Millisecond)), "half a token")
-	assert.Equal(t, admitted, c.admission(lis, ip, true, t0.Add(100*time.Millisecond)), "one token after 1/rate")
-	assert.Equal(t, overAcceptRate, c.admission(lis, ip, true, t0.Add(100*time.Millisecond)))
+	assert.Equal(t, overAcceptRate, c.admission(lis, ip, true, false, t0.Add(50*time.Millisecond)), "half a token")
+	assert.Equal(t, admitted, c.admission(lis, ip, true, false, t0.Add(100*time.Millisecond)), "one token after 1/rate")
+	assert.Equal(t, overAcceptRate, c.admission(lis, ip, true, false, t0.Add(100*time.Millisecond)))
 	for i := 0; i < 10; i++ {
-		assert.Equal(t, admitted, c.admission(lis, ip, true, t0.Add(time.Hour)), "refilled, but never beyond one second's worth")
+		assert.Equal(t, admitted, c.admission(lis, ip, true, false, t0.Add(time.Hour)), "refilled, but never beyond one second's worth")
 	}
-	assert.Equal(t, overAcceptRate, c.admission(lis, ip, true, t0.Add(time.Hour)))
+	assert.Equal(t, overAcceptRate, c.admission(lis, ip, true, false, t0.Add(time.Hour)))
 	for _, h := range hits {
 		assert.Equal(t, LimitAcceptRate, h)
 	}
@@ -69,7 +69,7 @@ func TestAdmitLinkCounts(t *testing.T) {
 	c := &Context{log: slog.New(slog.NewTextHandler(io.Discard, nil)), cfg: &Config{
 		OnLimit: func(_ string, limit Limit) { hits = append(hits, limit) },
 	}}
-	lis := &listener{cfg: Listener{Name: "edge", MaxLinks: 3, MaxLinksPerIP: 2, AcceptRate: -1}}
+	lis := &listener{cfg: Listener{Name: "edge", MaxLinks: 3, MaxLinksPerIP: 2, AcceptRate: -1}, adm: &admission{}}
 	a, b := []byte{192, 0, 2, 1}, []byte{192, 0, 2, 2}
 	now := time.Now()
 	var recs []*rec
@@ -108,7 +108,7 @@ func TestAdmitLinkCounts(t *testing.T) {
 func TestAdmitRefusals(t *testing.T) {
 	var log testutil.Buffer
 	c := &Context{log: slog.New(slog.NewTextHandler(&log, nil)), cfg: &Config{}}
-	lis := &listener{cfg: Listener{Name: "edge", MaxLinks: 1, AcceptRate: -1}}
+	lis := &listener{cfg: Listener{Name: "edge", MaxLinks: 1, AcceptRate: -1}, adm: &admission{}}
 	ip := []byte{192, 0, 2, 1}
 	t0 := time.Unix(1000, 0)
 	require.Zero(t, c.admit(lis, ip, t0))

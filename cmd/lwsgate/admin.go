@@ -112,6 +112,7 @@ type adminCLI struct {
 	client  *http.Client
 	stdin   io.Reader
 	stdout  io.Writer
+	stderr  io.Writer // notes beside the answer (a cluster's partial listing)
 	now     time.Time // for ages, fixed per run so that a table is consistent
 }
 
@@ -135,7 +136,7 @@ func runAdmin(ctx context.Context, c *adminCommand, args []string, stdin io.Read
 		err = fmt.Errorf("%s: want %s, got %d arguments (lwsgate %s -h)", c.name, argsWanted(c), len(pos), c.name)
 	}
 	a := &adminCLI{ctx: ctx, token: *token, json: *asJSON, timeout: *timeout, client: &http.Client{},
-		stdin: stdin, stdout: stdout, now: time.Now()}
+		stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now()}
 	if err == nil {
 		a.base, err = adminURL(*admin, getenv)
 	}
@@ -321,6 +322,9 @@ func (a *adminCLI) call(what, method, path, ctype string, body []byte, query url
 		a.stdout.Write(out)
 	}
 	if resp.StatusCode/100 == 2 {
+		if p := resp.Header.Get(gateway.PartialHeader); p != "" && a.stderr != nil {
+			fmt.Fprintf(a.stderr, "lwsgate: %s: partial: some nodes did not answer (%s)\n", what, p)
+		}
 		return out, nil
 	}
 	ae := &apiError{Status: resp.StatusCode, What: what, Msg: strings.TrimSpace(string(out)), Body: out}

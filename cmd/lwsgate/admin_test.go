@@ -133,7 +133,7 @@ func TestAdminCommands(t *testing.T) {
 
 	// subscribe, channels, publish (text, and binary from stdin), unsubscribe
 	assert.Equal(t, "link "+sid+" subscribed to room\n", r.ok(t, "subscribe", sid, "room"))
-	assert.Regexp(t, `^CHANNEL +MEMBERS\nroom +1\n$`, r.ok(t, "channels"))
+	assert.Regexp(t, `^CHANNEL +MEMBERS +USERS\nroom +1 +\d+\n$`, r.ok(t, "channels"))
 	assert.Contains(t, r.ok(t, "links", "--channel", "room"), "\n"+sid+" ")
 	assert.Equal(t, "published 5 B to room: delivered to 1, failed 0\n", r.ok(t, "publish", "room", "hello"))
 	typ, msg := readMsg(t, ws)

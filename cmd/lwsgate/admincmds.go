@@ -331,8 +331,10 @@ func setupPublish(fs *flag.FlagSet) func(*adminCLI, []string) error {
 
 func setupChannels(*flag.FlagSet) func(*adminCLI, []string) error {
 	return func(a *adminCLI, _ []string) error {
-		return listing(a, "channels", "/v1/api/channels", nil, []string{"CHANNEL", "MEMBERS"},
-			func(c gateway.ChannelInfo) []string { return []string{c.Name, fmt.Sprint(c.Members)} })
+		return listing(a, "channels", "/v1/api/channels", nil, []string{"CHANNEL", "MEMBERS", "USERS"},
+			func(c gateway.ChannelInfo) []string {
+				return []string{c.Name, fmt.Sprint(c.Members), fmt.Sprint(c.Users)}
+			})
 	}
 }
 

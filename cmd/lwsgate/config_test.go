@@ -117,3 +117,15 @@ func TestLogNamesBoundAddresses(t *testing.T) {
 		assert.Equal(t, http.StatusOK, r.StatusCode, name)
 	}
 }
+
+// TestWorkersFlag: -workers N runs N workers (the startup log names their
+// reason-log contexts); a negative count is a usage error naming it.
+func TestWorkersFlag(t *testing.T) {
+	_, logs := startGateway(t, "-workers", "3", "-trace=false")
+	m := regexp.MustCompile(`workers listener=main n=3 first=0 reason_log_ctx="\[(\d+) (\d+) (\d+)\]"`).FindStringSubmatch(logs.String())
+	require.NotNil(t, m, "the workers line in the log:\n%s", logs)
+
+	var out, errb bytes.Buffer
+	assert.Equal(t, 2, run(t.Context(), []string{"-workers", "-1"}, &out, &errb, nil))
+	assert.Contains(t, errb.String(), "-workers -1")
+}

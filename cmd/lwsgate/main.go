@@ -67,6 +67,7 @@ type flagSet struct {
 	maxBody    int64
 	tokenTTL   time.Duration
 	shutdown   time.Duration
+	workers    int
 
 	tlsCert, tlsKey           string
 	pingInterval, pingTimeout time.Duration
@@ -105,6 +106,7 @@ func newFlagSet() *flagSet {
 	fs.Int64Var(&f.maxMessage, "max-message", int64(l.Limits.MaxMessage), "largest WebSocket message in `bytes` (over it: close 1009)")
 	fs.Int64Var(&f.maxBody, "max-body", int64(l.Limits.MaxBody), "largest HTTP request body in `bytes` (over it: 413)")
 	fs.DurationVar(&f.tokenTTL, "token-ttl", d.Tokens.TTL.D(), "lifetime of tokens from /v1/api/createtoken")
+	fs.IntVar(&f.workers, "workers", d.Workers, "service `threads` sharing the listeners (workers); 0: one per CPU the process may use, 1: one thread")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", d.Shutdown.Drain.D(), "on SIGTERM, close links over this `window` (shutdown.drain)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `file`: serve wss and https")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
@@ -216,6 +218,12 @@ func (f *flagSet) apply(cfg *gateway.Config) error {
 			return fmt.Errorf("-token-ttl %v: must be positive", f.tokenTTL)
 		}
 		cfg.Tokens.TTL = gateway.Duration(f.tokenTTL)
+	}
+	if set["workers"] {
+		if f.workers < 0 {
+			return fmt.Errorf("-workers %d: must not be negative", f.workers)
+		}
+		cfg.Workers = f.workers
 	}
 	if set["shutdown-timeout"] {
 		cfg.Shutdown.Drain = gateway.Duration(f.shutdown)

@@ -94,7 +94,8 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 			// No admin listener: it is a second vhost, whose
 			// PROTOCOL_INIT/DESTROY the one-vhost native program
 			// has no counterpart for.
-			a := []string{"-listen", "127.0.0.1:0", "-admin", "off", "-trace", "-event-loop", parityLoop}
+			// One worker: the native program has one service thread.
+			a := []string{"-listen", "127.0.0.1:0", "-admin", "off", "-trace", "-workers", "1", "-event-loop", parityLoop}
 			if o.tls {
 				a = append(a, "-tls-cert", e.certFile, "-tls-key", e.keyFile)
 			}

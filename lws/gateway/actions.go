@@ -158,7 +158,7 @@ func actReply(g *Gateway, r *rule, m *Message) { _ = g.send(m.Link, lws.TextMess
 
 func actPublish(g *Gateway, r *rule, m *Message) {
 	if ch, ok := g.channelOf(r, m); ok && g.allowed(r, m.Link, ActionPublish, ch) {
-		g.Publish(ch, m.Type, m.Data)
+		g.publishFrom(m.Link.w, ch, m.Type, m.Data)
 	}
 }
 

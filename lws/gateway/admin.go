@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lwsgate/lwsgate/lws"
+	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
 )
 
 // adminRoute is one route of the admin listener.
@@ -36,7 +37,7 @@ type adminRoute struct {
 //	POST   /v1/api/publish                   {"channel":"room1","data":"hi"} (or "data_base64")
 //	GET    /v1/api/channels                  channels and member counts
 //	GET    /v1/api/routes                    the route table
-//	GET    /v1/api/nodes                     the cluster's nodes (this one alone)
+//	GET    /v1/api/nodes                     the cluster's nodes
 //	GET    /v1/api/openapi.yaml              the OpenAPI document of this API
 //	GET    /v1/api/events                    the console's event stream (a WebSocket: events.go)
 //	POST   /v1/api/events/ticket             a ticket for it, for a browser (console.go)
@@ -44,22 +45,24 @@ type adminRoute struct {
 //	GET    /metrics, /healthz, /readyz
 //
 // An operation on a link that has closed answers 410 Gone, as AWS's
-// @connections does; an ID never issued, 404.
+// @connections does; an ID never issued, 404. In a cluster, an operation
+// on another node's link is served by that node, and listings are every
+// node's (admin_cluster.go).
 func (g *Gateway) adminRoutes() []adminRoute {
 	api := func(pattern string, f http.HandlerFunc) adminRoute { return adminRoute{pattern, false, f} }
 	open := func(pattern string, h http.Handler) adminRoute { return adminRoute{pattern, true, h} }
 	return []adminRoute{
 		api("GET /v1/api/links", g.apiLinks),
-		api("GET /v1/api/links/{id}", g.apiLink),
-		api("POST /v1/api/links/{id}/send", g.apiSend),
-		api("POST /v1/api/links/{id}/close", g.apiClose),
-		api("DELETE /v1/api/links/{id}", g.apiClose),
-		api("GET /v1/api/links/{id}/trace", g.apiTrace),
-		api("POST /v1/api/links/{id}/subscribe", g.apiChannel(g.Subscribe)),
-		api("POST /v1/api/links/{id}/unsubscribe", g.apiChannel(g.Unsubscribe)),
+		api("GET /v1/api/links/{id}", g.byID(g.apiLink)),
+		api("POST /v1/api/links/{id}/send", g.byID(g.apiSend)),
+		api("POST /v1/api/links/{id}/close", g.byID(g.apiClose)),
+		api("DELETE /v1/api/links/{id}", g.byID(g.apiClose)),
+		api("GET /v1/api/links/{id}/trace", g.byID(g.apiTrace)),
+		api("POST /v1/api/links/{id}/subscribe", g.byID(g.apiChannel(g.Subscribe))),
+		api("POST /v1/api/links/{id}/unsubscribe", g.byID(g.apiChannel(g.Unsubscribe))),
 		api("POST /v1/api/publish", g.apiPublish),
-		api("GET /v1/api/channels", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Channels()) }),
-		api("GET /v1/api/routes", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Routes()) }),
+		api("GET /v1/api/channels", g.apiChannels),
+		api("GET /v1/api/routes", g.apiRoutes),
 		api("GET /v1/api/nodes", g.apiNodes),
 		api("GET /v1/api/openapi.yaml", serveOpenAPI),
 		api("GET /v1/api/events", g.apiEvents),
@@ -120,7 +123,7 @@ const adminChallenge = `Bearer realm="lwsgate admin"`
 
 func (g *Gateway) adminAuth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if tok := g.cfg.Load().Admin.Token; tok != "" {
+		if tok := g.cfg.Load().Admin.Token; tok != "" && !forwarded(r) { // a forwarded request passed its node's check
 			if !bearerOK(r.Header, tok) {
 				// RFC 9110, 11.6.1: a 401 names the scheme it wants.
 				w.Header().Set("WWW-Authenticate", adminChallenge)
@@ -206,7 +209,15 @@ func (g *Gateway) apiLinks(w http.ResponseWriter, r *http.Request) {
 	q, err := ParseLinkQuery(r.URL.Query())
 	if err == nil {
 		var p LinkPage
-		if p, err = g.LinksPage(q); err == nil {
+		if g.multi {
+			var ok bool
+			if p, ok, err = g.clusterLinksPage(w, r, q); !ok {
+				return // answered
+			}
+		} else {
+			p, err = g.LinksPage(q)
+		}
+		if err == nil {
 			var links []string
 			for _, c := range [][2]string{{"next", p.Next}, {"prev", p.Prev}} {
 				if c[1] != "" {
@@ -316,14 +327,14 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, err := g.record(id)
+	l, err := g.record(id)
 	if err == nil && linkTrace(g.cfg.Load()) == 0 {
 		writeJSON(w, 409, apiError{409, "link traces are off (log.link_trace is negative)"})
 		return
 	}
 	var tr []lws.TraceEntry
 	if err == nil {
-		tr, err = g.ctx.LinkTrace(id) // lws.ErrLinkNotOpen: it has just closed
+		tr, err = l.w.ctx.LinkTrace(id & cluster.MaxLocal) // on its worker, which knows it by its number; lws.ErrLinkNotOpen: it has just closed
 	}
 	switch {
 	case isGone(err):

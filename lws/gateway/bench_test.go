@@ -61,14 +61,14 @@ func benchMessages(b *testing.B, msg string, setup func(g *testGW, ws *websocket
 	go func() { _, _ = io.Copy(io.Discard, ws.UnderlyingConn()) }()
 	links := g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen })
 	require.Len(b, links, 1)
-	c, h, data := links[0].conn, wsHandler{g.Gateway}, []byte(msg)
+	c, h, data := links[0].conn, wsHandler{g.Gateway, links[0].w}, []byte(msg)
 	const batch = 64
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu := startCPU()
 	for i := 0; i < b.N; i += batch {
 		n := min(batch, b.N-i)
-		require.NoError(b, g.ctx.Do(func() {
+		require.NoError(b, links[0].w.ctx.Do(func() {
 			for range n {
 				h.OnMessage(c, lws.TextMessage, data)
 			}

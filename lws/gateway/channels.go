@@ -19,6 +19,10 @@ func validChannel(ch string) bool { return ch != "" && len(ch) <= maxChannel }
 type hub struct {
 	mu       sync.RWMutex
 	channels map[string]map[uint64]*LinkRecord
+	// interest, when set (in a cluster, before any link opens), is told
+	// under mu when a channel gets its first member and loses its last,
+	// so that the calls keep the order of the changes. It must not block.
+	interest func(ch string, on bool)
 }
 
 func newHub() *hub { return &hub{channels: map[string]map[uint64]*LinkRecord{}} }
@@ -31,6 +35,9 @@ func (h *hub) subscribe(l *LinkRecord, ch string) bool {
 	if m == nil {
 		m = map[uint64]*LinkRecord{}
 		h.channels[ch] = m
+		if h.interest != nil {
+			h.interest(ch, true)
+		}
 	}
 	if _, ok := m[l.ID]; ok {
 		return false
@@ -55,7 +62,7 @@ func (h *hub) unsubscribe(l *LinkRecord, ch string) bool {
 	}
 	delete(m, l.ID)
 	if len(m) == 0 {
-		delete(h.channels, ch)
+		h.drop(ch)
 	}
 	l.mu.Lock()
 	delete(l.channels, ch)
@@ -77,11 +84,19 @@ func (h *hub) leave(l *LinkRecord) {
 		if m := h.channels[ch]; m != nil {
 			delete(m, l.ID)
 			if len(m) == 0 {
-				delete(h.channels, ch)
+				h.drop(ch)
 			}
 		}
 	}
 	h.mu.Unlock()
+}
+
+// drop deletes ch, which has no member left. h.mu is held.
+func (h *hub) drop(ch string) {
+	delete(h.channels, ch)
+	if h.interest != nil {
+		h.interest(ch, false)
+	}
 }
 
 // members returns a snapshot of ch's links.
@@ -96,17 +111,47 @@ func (h *hub) members(ch string) []*LinkRecord {
 	return out
 }
 
-// ChannelInfo is a channel and its number of members.
+// ChannelInfo is a channel's presence: its number of members (links),
+// and of distinct users among them (the subjects of their tokens; links
+// without one are not counted).
 type ChannelInfo struct {
 	Name    string `json:"name"`
 	Members int    `json:"members"`
+	Users   int    `json:"users"`
 }
 
 func (h *hub) list() []ChannelInfo {
+	ps := h.presence()
+	out := make([]ChannelInfo, len(ps))
+	for i, p := range ps {
+		out[i] = ChannelInfo{p.Name, p.Members, len(p.Users)}
+	}
+	return out
+}
+
+// channelPresence is a channel's members and its distinct users, by
+// name: what a node tells the others, so that users are counted once
+// across nodes.
+type channelPresence struct {
+	Name    string   `json:"name"`
+	Members int      `json:"members"`
+	Users   []string `json:"users,omitempty"`
+}
+
+// presence returns every channel's presence, by name.
+func (h *hub) presence() []channelPresence {
 	h.mu.RLock()
-	out := make([]ChannelInfo, 0, len(h.channels))
+	out := make([]channelPresence, 0, len(h.channels))
 	for name, m := range h.channels {
-		out = append(out, ChannelInfo{name, len(m)})
+		p := channelPresence{Name: name, Members: len(m)}
+		seen := map[string]bool{}
+		for _, l := range m {
+			if l.User != "" && !seen[l.User] {
+				seen[l.User] = true
+				p.Users = append(p.Users, l.User)
+			}
+		}
+		out = append(out, p)
 	}
 	h.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

@@ -111,7 +111,7 @@ func (c *closedLinks) final(id uint64) (ClosedLink, *LinkInfo, lws.Trace, bool) 
 // with how the link ended by onLinkClose, which comes next.
 func (g *Gateway) onLinkTrace(ll lws.Link, tr lws.Trace) {
 	if ll.Listener != AdminListener {
-		g.closed.hold(ll.ID, tr)
+		g.closed.hold(g.idOfLocal(ll.ID), tr)
 	}
 }
 

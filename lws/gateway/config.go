@@ -40,12 +40,23 @@ type Config struct {
 	// handshake, a close acknowledgement, the last writes to a link being
 	// closed (a slow consumer's). 0: 15s.
 	NetworkTimeout Duration `yaml:"network_timeout"`
+	// Workers is how many service threads (libwebsockets contexts) serve
+	// each listener: each link lives on one, and new connections go to
+	// the one with the fewest; with more than one, the admin API has a
+	// thread of its own. 1: one thread for everything, as before workers
+	// existed.
+	// 0: one per CPU the process may use (GOMAXPROCS, which follows the
+	// CPU affinity and a container's CPU limit). At most maxWorkers.
+	// New raises GOMAXPROCS to workers + 1 when it is lower.
+	Workers int `yaml:"workers"`
 	// EventLoop is the event loop libwebsockets runs on (lws.Config's
 	// EventLoop): libev, whose epoll makes an event cost the same however
 	// many links are open, or poll, libwebsockets' own poll(2) over every
 	// link at each wake-up, whose reason log is what `make parity`
 	// compares with a native program on the same loop. "": libev.
 	EventLoop string `yaml:"event_loop"`
+	// Cluster makes many nodes one gateway; left out: one process.
+	Cluster ClusterConfig `yaml:"cluster"`
 
 	// source maps a field path ("listeners[0].addr") to its line in the
 	// file, so that validation errors can name it. nil for configs built
@@ -404,6 +415,7 @@ func (c *Config) Clone() *Config {
 	}
 	d.Hooks.ForwardHeaders = slices.Clone(c.Hooks.ForwardHeaders)
 	d.Hooks.Headers = maps.Clone(c.Hooks.Headers)
+	d.Cluster.NATS.Embedded.Routes = slices.Clone(c.Cluster.NATS.Embedded.Routes)
 	d.Rules = slices.Clone(c.Rules)
 	for i := range d.Rules {
 		d.Rules[i].Match.Value = clonePtr(d.Rules[i].Match.Value)

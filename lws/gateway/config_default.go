@@ -41,6 +41,7 @@ const (
 	defaultDrain          = 5 * time.Second
 	defaultDeadlineAfter  = 5 * time.Second // shutdown.deadline left out: drain + this
 	adminMaxBody          = 16 << 20        // the admin listener's largest request body (openapi.yaml)
+	maxWorkers            = 1024            // workers: each is a thread with its own libwebsockets context
 )
 
 // DefaultYAML is the built-in configuration, printed by
@@ -132,11 +133,37 @@ hooks:
   headers: {}            # set on every hook request; a value ${NAME} is that variable
 
 network_timeout: 15s     # handshakes, close acks, a closing link's last writes
+workers: 0               # service threads sharing the listeners; 0: one per CPU the process may use
 event_loop: libev        # or poll: libwebsockets' own loop, whose cost grows with open links
 
 shutdown:
   drain: 5s              # links are closed with 1001 over this window
   deadline: 10s          # then the gateway stops regardless
+
+cluster:                 # many nodes as one gateway (README: Cluster)
+  engine: memory         # memory: this process alone; nats: a cluster (tokens.secret required)
+  name: lwsgate          # prefixes the cluster's NATS subjects and buckets
+  node: ""               # this node's name, unique in the cluster; empty: the host name
+  lease: 5s              # a node not renewing its lease this long is dead to the others
+  reap_after: 30s        # grace: a node cut off this long closes its links (1012); a dead
+                         # node's links get their disconnect hooks (1006) from a survivor
+  survey_timeout: 250ms  # listings wait this long for each node, then name it (Lwsgate-Partial)
+  call_timeout: 2s       # an operation on another node's link
+  linger: 5s             # a channel stays subscribed this long after its last member here left
+  deliver_queue: 65536   # messages from other nodes waiting here; more are dropped (counted)
+  nats:
+    url: ""              # an external NATS (nats://host:4222,...); empty: embedded in lwsgate
+    replicas: 0          # of the cluster's buckets; 0: 3 with three nodes or more, else 1
+    embedded:
+      cluster_listen: "" # host:port for the other nodes' routes; empty: a single node
+      advertise: ""      # host:port given to the others; empty: cluster_listen
+      routes: []         # every node's nats://host:port, this one's included
+      client_listen: ""  # host:port for NATS clients; empty: 127.0.0.1:0 when clustered
+      store_dir: ""      # JetStream's directory: required with engine nats
+      max_memory: 0      # 0: 256MiB
+      max_store: 0       # 0: 1GiB
+      ping_interval: 0s  # route pings; 0: 1s
+      max_pings_out: 0   # unanswered pings that drop a route; 0: 3
 `
 
 // DefaultConfig returns the built-in configuration: the zero Config,
@@ -196,6 +223,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.EventLoop, defaultEventLoop)
 	setDefault(&c.Shutdown.Drain, Duration(defaultDrain))
 	setDefault(&c.Shutdown.Deadline, c.Shutdown.Drain+Duration(defaultDeadlineAfter))
+	c.Cluster.setDefaults()
 }
 
 // setDefaults gives the fields of listener i left out the default

@@ -21,6 +21,8 @@ import (
 //	LWSGATE_LOG_FORMAT    log.format
 //	LWSGATE_TOKEN_SECRET  tokens.secret
 //	LWSGATE_TOKEN_TTL     tokens.ttl
+//	LWSGATE_CLUSTER_NODE  cluster.node
+//	LWSGATE_NATS_URL      cluster.nats.url
 //
 // It also expands the values of backends[].headers and hooks.headers
 // written ${NAME}: the variable NAME, which must be set.
@@ -47,6 +49,8 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		set("LWSGATE_LOG_LEVEL", str(&c.Log.Level)),
 		set("LWSGATE_LOG_FORMAT", str(&c.Log.Format)),
 		set("LWSGATE_TOKEN_SECRET", str(&c.Tokens.Secret)),
+		set("LWSGATE_CLUSTER_NODE", str(&c.Cluster.Node)),
+		set("LWSGATE_NATS_URL", str(&c.Cluster.NATS.URL)),
 		set("LWSGATE_TOKEN_TTL", func(v string) error {
 			d, err := time.ParseDuration(v)
 			c.Tokens.TTL = Duration(d)
@@ -61,7 +65,10 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 		return err
 	}
 	c.setDefaults()
-	return c.Validate()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return c.requireSecret()
 }
 
 // envRef is a header value that names an environment variable: ${NAME}.

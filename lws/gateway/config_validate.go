@@ -32,8 +32,12 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.hooks()
+	v.cluster()
 	if d.NetworkTimeout < Duration(time.Second) {
 		v.bad("network_timeout", "%v: at least 1s", d.NetworkTimeout.D())
+	}
+	if d.Workers < 0 || d.Workers > maxWorkers {
+		v.bad("workers", "%d: want 0 (one per CPU) to %d", d.Workers, maxWorkers)
 	}
 	if err := lws.CheckEventLoop(lws.EventLoop(d.EventLoop)); err != nil {
 		v.bad("event_loop", "%q: %v", d.EventLoop, err)

@@ -112,7 +112,7 @@ func (g *Gateway) adminListener(addr string) lws.Listener {
 		Name:           AdminListener,
 		Addr:           addr,
 		Accept:         lws.AcceptHTTP | lws.AcceptWebSocket,
-		HTTPHandler:    serveNetHTTP(g.started, g.adminHandler()),
+		HTTPHandler:    serveNetHTTP(g.started, g.admin),
 		MaxBodySize:    adminMaxBody,
 		Handler:        eventsHandler{g},
 		CheckUpgrade:   g.checkEvents,

@@ -191,7 +191,17 @@ log: {link_trace: -1}
 shutdown: {drain: 4s, deadline: 6s}
 `, nil)
 
-	doc.Servers = openapi3.Servers{{URL: "http://" + g.admin}, {URL: "http://" + off.admin}}
+	// cut: a node of a cluster (one embedded NATS node) whose engine
+	// has stopped, as when it is cut off: it can neither reach another
+	// node's link nor list the cluster.
+	cut := startGW(t, `
+admin: {addr: 127.0.0.1:0, token: `+token+`}
+tokens: {secret: contract-secret}
+cluster: {engine: nats, name: contract, node: cut, nats: {embedded: {store_dir: "`+t.TempDir()+`"}}}
+`, nil)
+	require.NoError(t, cut.eng.Close(context.Background()))
+
+	doc.Servers = openapi3.Servers{{URL: "http://" + g.admin}, {URL: "http://" + off.admin}, {URL: "http://" + cut.admin}}
 	router, err := gorillamux.NewRouter(doc)
 	require.NoError(t, err)
 	c := &contract{t: t, doc: doc, router: router, token: token, seen: map[string]map[int]bool{}}
@@ -241,6 +251,7 @@ shutdown: {drain: 4s, deadline: 6s}
 			noToken(method, L(live, rest)),
 			ok(method, L(never, rest), body, 404),
 			ok(method, L(gone, rest), body, 410),
+			{g: cut, method: method, path: L(never, rest), body: body, want: 503},
 		}
 	}
 	page, err := g.LinksPage(LinkQuery{Limit: 1})
@@ -323,6 +334,9 @@ shutdown: {drain: 4s, deadline: 6s}
 		{"GET", "/trace", ""}, {"POST", "/subscribe", `{"channel":"c"}`}, {"POST", "/unsubscribe", `{"channel":"c"}`},
 	} {
 		calls = append(calls, perLink(op.method, op.rest, op.body)...)
+	}
+	for _, path := range []string{"/v1/api/links", "/v1/api/channels", "/v1/api/routes", "/v1/api/nodes"} {
+		calls = append(calls, call{g: cut, method: "GET", path: path, want: 503})
 	}
 	for _, k := range calls {
 		c.do(k)

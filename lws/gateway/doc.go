@@ -35,6 +35,19 @@
 // WebSocket link, an HTTP connection) or tcpconnect or httpconnect (opened
 // to a backend).
 //
+// # Cluster
+//
+// The cluster section picks the engine (package cluster). memory, the
+// default, is this process alone: link ids are lws numbers, and nothing
+// of the cluster runs on the message path. nats makes many gateways one
+// (engine.go, admin_cluster.go): a publish reaches the channel's members
+// on every node; a link id carries its node's incarnation; the admin API
+// serves any node's link by forwarding the request to its owner, and
+// merges its listings from every node; a node that dies has its links'
+// disconnect hooks fired by one survivor; a node cut off closes its links
+// (1012) and rejoins. The engine's hooks run on its own goroutines and
+// reach links only through the thread-safe paths below.
+//
 // # Concurrency
 //
 // The gateway runs on the service goroutine of its lws.Context: every
@@ -59,7 +72,8 @@
 // # Errors
 //
 // Link operations return ErrGone (the link has closed), ErrUnknownLink (no
-// link was ever issued the ID) or ErrNotWebSocket; the admin API answers
-// them 410, 404 and 409. A message no rule takes is answered with a JSON
+// link was ever issued the ID), ErrNotWebSocket, or in a cluster
+// ErrRemoteLink (another node's link: the admin API reaches it); the
+// admin API answers them 410, 404 and 409. A message no rule takes is answered with a JSON
 // error message and logged; it never ends the link.
 package gateway

@@ -15,9 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lwsgate/lwsgate/lws"
+	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
 )
 
 // Options are the parts of a Gateway that are code, not configuration.
@@ -66,9 +65,34 @@ type Gateway struct {
 	authCtx  context.Context
 	authStop context.CancelFunc
 
-	ctx     *lws.Context // listeners and backend links
-	hookCtx *lws.Context // webhook requests (outlives ctx during shutdown)
-	addrs   map[string]net.Addr
+	// workers serve the listeners, one lws Context each (workers.go);
+	// with several, each listener has a Group of them (groups, by name)
+	// and the admin listener a Context of its own. all are every
+	// Context but hookCtx. ctx is worker 0's, which also makes the
+	// backends' HTTP requests and fetches key sets.
+	admin    http.Handler // the admin API (also serves other nodes' forwarded requests)
+	workers  []*worker
+	groups   map[string]*lws.Group
+	all      []*lws.Context
+	ctx      *lws.Context
+	doneOnce sync.Once
+	done     chan struct{}
+	hookCtx  *lws.Context // webhook requests (outlives the workers during shutdown)
+	addrs    map[string]net.Addr
+
+	// eng is the cluster engine (memory: this process alone); multi is
+	// set when it is not the memory engine. inc is the engine's
+	// incarnation, the high bits of new link ids; fenced is set while the
+	// node, cut off, closes its links and rejoins (unready). settling
+	// counts the goroutines writing and settling links' durable records;
+	// life ends at shutdown.
+	eng      cluster.Engine
+	multi    bool
+	inc      atomic.Uint32
+	fenced   atomic.Bool
+	settling sync.WaitGroup
+	life     context.Context
+	lifeStop context.CancelFunc
 
 	links   *linkTable
 	closed  *closedLinks
@@ -81,14 +105,9 @@ type Gateway struct {
 
 	draining  atomic.Bool
 	closeOnce sync.Once
-	// started is closed once New has set ctx and the backends: the
-	// listeners serve from inside lws.New, before that.
+	// started is closed once New has set the workers and the backends:
+	// the listeners serve from inside lws.New, before that.
 	started chan struct{}
-
-	scratch Message // the message being routed (service goroutine only)
-	// routerHits is the Router's lwsgate_rule_matches_total counter,
-	// resolved on its first match (service goroutine only), as a rule's.
-	routerHits prometheus.Counter
 }
 
 // backend is a configured backend with its client settings.
@@ -118,6 +137,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		return nil, err
 	}
 	self := newNode(opts)
+	if cfg.Cluster.Node != "" {
+		self.name = cfg.Cluster.Node // the node's name in its cluster
+	}
 	g := &Gateway{
 		log:     opts.Logger,
 		level:   opts.Level,
@@ -137,6 +159,9 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	g.cfg.Store(cfg)
 	g.rules.Store(compileRules(cfg.Rules))
 
+	if err := cfg.requireSecret(); err != nil {
+		return nil, err
+	}
 	secret := []byte(cfg.Tokens.Secret)
 	if len(secret) == 0 {
 		secret = make([]byte, 32)
@@ -147,20 +172,42 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	g.metrics = newMetrics(g)
 	g.jwks = map[jwksKey]*jwksSet{}
 	g.authCtx, g.authStop = context.WithCancel(context.Background())
+	g.life, g.lifeStop = context.WithCancel(context.Background())
+	// Whatever New started stops if it fails; the engine's hooks, held
+	// until started is closed, then find no context and return.
+	fail := func(err error) (*Gateway, error) {
+		g.authStop()
+		g.lifeStop()
+		select {
+		case <-g.started:
+		default:
+			close(g.started)
+		}
+		if g.hookCtx != nil {
+			g.hookCtx.Close()
+		}
+		if g.eng != nil {
+			_ = g.eng.Close(context.Background())
+		}
+		return nil, err
+	}
 	auth, err := g.compileAuth(cfg)
 	if err != nil {
-		g.authStop()
-		return nil, fmt.Errorf("gateway: %w", err)
+		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	g.auth.Store(&auth)
 
 	g.hookCtx, err = lws.New(&lws.Config{Logger: g.log, NetworkTimeout: max(time.Second, cfg.Hooks.Timeout.D()),
 		EventLoop: lws.EventLoop(cfg.EventLoop)})
 	if err != nil {
-		g.authStop()
-		return nil, fmt.Errorf("gateway: hook client: %w", err)
+		g.hookCtx = nil
+		return fail(fmt.Errorf("gateway: hook client: %w", err))
 	}
 	g.hooks = newHooks(g, g.hookCtx)
+	g.admin = g.adminHandler()
+	if err := g.openEngine(cfg); err != nil {
+		return fail(err)
+	}
 
 	lc := &lws.Config{
 		Logger:          g.log,
@@ -168,9 +215,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
 		EventLoop:       lws.EventLoop(cfg.EventLoop),
-		OnLinkOpen:      g.onLinkOpen,
 		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
-		OnLinkClose:     g.onLinkClose,
 		OnLinkTrace:     g.onLinkTrace,
 	}
 	if *cfg.Log.Trace {
@@ -179,29 +224,20 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	for i := range cfg.Listeners {
 		l, err := g.listener(&cfg.Listeners[i])
 		if err != nil {
-			g.authStop()
-			g.hookCtx.Close()
-			return nil, err
+			return fail(err)
 		}
 		lc.Listeners = append(lc.Listeners, l)
 	}
 	if cfg.Admin.Addr != "off" {
 		lc.Listeners = append(lc.Listeners, g.adminListener(cfg.Admin.Addr))
 	}
-	g.ctx, err = lws.New(lc)
-	if err != nil {
-		g.authStop()
-		g.hookCtx.Close()
-		return nil, fmt.Errorf("gateway: %w", err)
+	if err := g.startWorkers(cfg.workerCount(), lc); err != nil {
+		return fail(fmt.Errorf("gateway: %w", err))
 	}
 	g.setBackends(cfg)
-	g.addrs = map[string]net.Addr{}
-	for i, a := range g.ctx.Addrs() {
-		g.addrs[lc.Listeners[i].Name] = a
-	}
 	close(g.started)
 	if cfg.Admin.Addr != "off" {
-		go g.console.series.run(g, g.ctx.Done())
+		go g.console.series.run(g, g.Done())
 	}
 	if g.level != nil {
 		_ = g.level.UnmarshalText([]byte(cfg.Log.Level))
@@ -217,11 +253,11 @@ func (g *Gateway) waitStarted() { <-g.started }
 func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 	accept, _ := parseAccept(l.Links)            // checked by Validate
 	proxies, _ := parseProxies(l.TrustedProxies) // checked by Validate
+	// Handler is each worker's wsHandler (lwsConfig).
 	out := lws.Listener{
 		Name:            l.Name,
 		Addr:            l.Addr,
 		Accept:          accept,
-		Handler:         wsHandler{g},
 		HTTPHandler:     &publicAPI{g: g, name: l.Name},
 		Subprotocols:    l.Subprotocols,
 		Compression:     l.Compression,
@@ -244,9 +280,9 @@ func (g *Gateway) listener(l *ListenerConfig) (lws.Listener, error) {
 	out.CheckUpgrade = func(r *lws.Request) error {
 		// Before any 101: draining refuses new links, then the
 		// listener's auth (its current config: Reload may change it).
-		if g.draining.Load() {
+		if why := g.unready(); why != "" {
 			g.metrics.upgradeRefused.WithLabelValues(name, "503").Inc()
-			return &lws.HTTPError{Status: 503, Message: "draining: reconnect to another instance"}
+			return &lws.HTTPError{Status: 503, Message: why + ": reconnect to another instance"}
 		}
 		id, e := g.authenticate(name, r)
 		if e != nil {
@@ -349,11 +385,22 @@ func (g *Gateway) Addrs() map[string]net.Addr {
 	return out
 }
 
-// Done is closed when the service loop has stopped.
-func (g *Gateway) Done() <-chan struct{} { return g.ctx.Done() }
+// Done is closed when the service loops of all workers have stopped.
+func (g *Gateway) Done() <-chan struct{} { return g.workersDone() }
 
-// Context returns the lws context the gateway runs on.
+// Context returns the lws context of worker 0 (the only one with
+// workers: 1), which also makes the backends' HTTP requests.
 func (g *Gateway) Context() *lws.Context { return g.ctx }
+
+// Workers returns the lws contexts of the workers, worker i at index i:
+// with several listeners, each listener's in turn.
+func (g *Gateway) Workers() []*lws.Context {
+	out := make([]*lws.Context, len(g.workers))
+	for i, w := range g.workers {
+		out[i] = w.ctx
+	}
+	return out
+}
 
 // linkTrace is the lws.Config.LinkTrace for cfg: log.link_trace, or none
 // when the admin API, the only reader of the traces, is off (each traced
@@ -365,9 +412,21 @@ func linkTrace(cfg *Config) int {
 	return max(0, cfg.Log.LinkTrace)
 }
 
-// Ready reports whether the gateway takes new links (false while
-// draining).
-func (g *Gateway) Ready() bool { return !g.draining.Load() }
+// Ready reports whether the gateway takes new links: false while
+// draining, and in a cluster while this node holds no lease (cut off,
+// rejoining).
+func (g *Gateway) Ready() bool { return g.unready() == "" }
+
+// unready says why the gateway is not ready, or "".
+func (g *Gateway) unready() string {
+	switch {
+	case g.draining.Load():
+		return "draining"
+	case g.fenced.Load() || g.eng != nil && !g.eng.Ready():
+		return "cut off from the cluster"
+	}
+	return ""
+}
 
 // Shutdown drains the gateway: readiness goes off, new links are refused
 // (503), WebSocket links are closed with 1001 spread over shutdown.drain,
@@ -418,14 +477,24 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	err := g.ctx.Shutdown(ctx)
-	// Every link is destroyed now, so every disconnect hook is queued:
-	// give them until the deadline, and at least one hook timeout.
+	err := g.stopWorkers(ctx)
+	// Every link is destroyed now; in a cluster, their records are being
+	// settled (each queues its hook if this node settled it).
 	hctx, hcancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(cfg.Shutdown.Deadline.D())), cfg.Hooks.Timeout.D()))
 	defer hcancel()
+	g.waitSettled(hctx)
+	g.lifeStop()
+	// Every disconnect hook is queued: give them until the deadline, and
+	// at least one hook timeout.
 	g.hooks.close(hctx)
 	if herr := g.hookCtx.Shutdown(context.Background()); err == nil {
 		err = herr
+	}
+	// Last, leave the cluster: a record left open (the cluster did not
+	// answer) makes the engine let its lease expire, and a survivor reaps
+	// it.
+	if cerr := g.eng.Close(hctx); err == nil && cerr != nil {
+		err = fmt.Errorf("gateway: leaving the cluster: %w", cerr)
 	}
 	g.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
 	return err
@@ -489,8 +558,12 @@ func (g *Gateway) Unsubscribe(id uint64, channel string) error {
 	return nil
 }
 
-// record returns the live link id, or ErrGone or ErrUnknownLink.
+// record returns the live link id, or ErrGone, ErrUnknownLink or
+// ErrRemoteLink.
 func (g *Gateway) record(id uint64) (*LinkRecord, error) {
+	if g.multi && !g.ownInc(id) {
+		return nil, ErrRemoteLink
+	}
 	l, gone := g.links.get(id)
 	switch {
 	case gone:
@@ -519,28 +592,109 @@ type PublishResult struct {
 // Publish sends a message to every link subscribed to channel. It never
 // blocks on a link: each Send only queues, and a link whose queue is full
 // is cut off (1008) while the others get the message.
+//
+// In a cluster, the message also goes to every other node with members
+// of channel, at most once, in publish order; the result counts this
+// node's links.
 func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) PublishResult {
-	var res PublishResult
-	for _, l := range g.hub.members(channel) {
-		if err := g.send(l, typ, data); err != nil {
-			res.Failed++
-		} else {
-			res.Delivered++
-		}
-	}
+	res := g.sendAll(g.hub.members(channel), typ, data)
+	g.publishRemote(channel, typ, data)
 	g.metrics.published.Inc()
 	g.metrics.fanout.Add(float64(res.Delivered))
 	return res
 }
 
-// publishOnService runs Publish on the service goroutine, where each Send
-// queues without a wake-up of its own: about a quarter faster for a
-// large channel (BenchmarkFanout1000). Not for use on the service
-// goroutine itself (it would wait for itself).
+// publishRemote hands a publish to the other nodes with members of
+// channel (cluster mode; at most once).
+func (g *Gateway) publishRemote(channel string, typ lws.MessageType, data []byte) {
+	if !g.multi {
+		return
+	}
+	if _, err := g.eng.Publish(context.Background(), channel, cluster.Message{Data: data, Kind: uint8(typ)}); err != nil {
+		g.metrics.publishErrors.Inc()
+		g.log.Debug("cluster: publish to the other nodes failed", "channel", channel, "err", err)
+	}
+}
+
+// publishOnService is Publish with this node's members served on the
+// service goroutines (deliverLocal). Not for use on a service goroutine
+// itself (it would wait for itself).
 func (g *Gateway) publishOnService(channel string, typ lws.MessageType, data []byte) PublishResult {
+	res := g.deliverLocal(channel, typ, data)
+	g.publishRemote(channel, typ, data)
+	g.metrics.published.Inc()
+	g.metrics.fanout.Add(float64(res.Delivered))
+	return res
+}
+
+// deliverLocal sends a message to this node's members of channel on the
+// service goroutines: each worker sends to its own members in one batch,
+// where each Send queues without a wake-up of its own: about a quarter
+// faster for a large channel (BenchmarkFanout1000). It waits for every
+// worker's batch; not for use on a service goroutine.
+func (g *Gateway) deliverLocal(channel string, typ lws.MessageType, data []byte) PublishResult {
+	byWorker := g.membersByWorker(channel)
+	var delivered, failed atomic.Int64
+	g.eachWorker(func(w *worker) {
+		ls := byWorker[w.id]
+		if len(ls) == 0 {
+			return
+		}
+		var res PublishResult
+		batch := func() { res = g.sendAll(ls, typ, data) }
+		if err := w.ctx.Do(batch); err != nil {
+			batch() // the loop has stopped: each Send says so
+		}
+		delivered.Add(int64(res.Delivered))
+		failed.Add(int64(res.Failed))
+	})
+	return PublishResult{Delivered: int(delivered.Load()), Failed: int(failed.Load())}
+}
+
+// publishFrom publishes from a link's routing step on worker from, which
+// must not wait for the others: its own members get the message now, and
+// each other worker's members in one batch posted to that worker (one
+// queued function and one wake-up, not a cross-thread Send per link).
+func (g *Gateway) publishFrom(from *worker, channel string, typ lws.MessageType, data []byte) {
+	g.metrics.published.Inc()
+	var cp []byte // data is the receive buffer's: copied once for the others
+	for id, ls := range g.membersByWorker(channel) {
+		if len(ls) == 0 {
+			continue
+		}
+		if id == from.id {
+			g.metrics.fanout.Add(float64(g.sendAll(ls, typ, data).Delivered))
+			continue
+		}
+		if cp == nil {
+			cp = append([]byte(nil), data...)
+		}
+		batch := func() { g.metrics.fanout.Add(float64(g.sendAll(ls, typ, cp).Delivered)) }
+		if g.workers[id].ctx.Post(batch) != nil {
+			batch() // the worker has stopped: each Send says so
+		}
+	}
+	g.publishRemote(channel, typ, data)
+}
+
+// membersByWorker returns the members of channel, by worker.
+func (g *Gateway) membersByWorker(channel string) [][]*LinkRecord {
+	out := make([][]*LinkRecord, len(g.workers))
+	for _, l := range g.hub.members(channel) {
+		out[l.w.id] = append(out[l.w.id], l)
+	}
+	return out
+}
+
+// sendAll sends a message to each of ls.
+func (g *Gateway) sendAll(ls []*LinkRecord, typ lws.MessageType, data []byte) PublishResult {
 	var res PublishResult
-	if err := g.ctx.Do(func() { res = g.Publish(channel, typ, data) }); err != nil {
-		return g.Publish(channel, typ, data) // the loop has stopped: each Send says so
+	for _, l := range ls {
+		if err := g.send(l, typ, data); err != nil {
+			res.Failed++
+		} else {
+			res.Delivered++
+		}
 	}
 	return res
 }
@@ -577,6 +731,10 @@ var (
 	ErrGone = errors.New("gateway: link is gone")
 	// ErrUnknownLink: no link was ever issued this ID.
 	ErrUnknownLink = errors.New("gateway: no link was ever issued this ID")
+	// ErrRemoteLink: the id is of another node of the cluster (or an
+	// earlier run of this one): the admin API reaches it, the Go methods
+	// do not (they never wait on the network).
+	ErrRemoteLink = errors.New("gateway: the link is not this node's (the admin API reaches the links of every node)")
 	// ErrNotWebSocket: the link is an HTTP one, which has no messages.
 	ErrNotWebSocket = errors.New("gateway: not a WebSocket link")
 )

@@ -115,7 +115,7 @@ func TestChannelsAndPublish(t *testing.T) {
 	require.Equal(t, 200, g.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/subscribe", cid), `{"channel":"room1"}`, nil))
 	var chans []ChannelInfo
 	require.Equal(t, 200, g.api(t, "GET", "/v1/api/channels", "", &chans))
-	assert.Equal(t, []ChannelInfo{{"room1", 3}}, chans)
+	assert.Equal(t, []ChannelInfo{{"room1", 3, 0}}, chans)
 
 	// Publish from a link (a rule) and from the API.
 	send(t, a, `{"action":"publish","channel":"room1","text":"hi"}`)

@@ -6,19 +6,19 @@ import (
 	"github.com/lwsgate/lwsgate/lws"
 )
 
-// onLinkOpen adds HTTP links to the link table. WebSocket links are added
-// by their Handler's OnOpen, which has the Conn.
-func (g *Gateway) onLinkOpen(ll lws.Link) {
+// onLinkOpen adds HTTP links to the link table (on worker w). WebSocket
+// links are added by their Handler's OnOpen, which has the Conn.
+func (g *Gateway) onLinkOpen(w *worker, ll lws.Link) {
 	if ll.Kind != lws.LinkHTTP || ll.Listener == AdminListener {
 		return // the operator's own requests are not gateway traffic
 	}
-	l := &LinkRecord{ID: ll.ID, Type: linkType(ll), Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, URL: ll.URL, Opened: ll.Opened}
-	g.addLink(l)
+	l := &LinkRecord{ID: g.linkID(ll.ID), Type: linkType(ll), Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, URL: ll.URL, Opened: ll.Opened, w: w}
+	g.addLink(l, ll.ID)
 }
 
-// addLink puts a link in the link table.
-func (g *Gateway) addLink(l *LinkRecord) {
-	g.links.add(l)
+// addLink puts a link, whose lws number is local, in the link table.
+func (g *Gateway) addLink(l *LinkRecord, local uint64) {
+	g.links.add(l, local)
 	g.metrics.linkOpened(l)
 	g.log.Debug("link add", "link", l.ID, "type", l.Type, "listener", l.Listener, "remote", l.Remote, "path", l.Path, "url", l.URL, "user", l.User, "links", g.links.len())
 }
@@ -31,7 +31,8 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 		return // never in the table
 	}
 	// First: once it is gone from the table, a 410 can say how.
-	g.closed.add(ll.ID, ce, time.Now(), g.lastSnapshot(ll.ID))
+	id := g.idOfLocal(ll.ID)
+	g.closed.add(id, ce, time.Now(), g.lastSnapshot(id))
 	l := g.links.del(ll.ID)
 	if l == nil {
 		return
@@ -47,19 +48,29 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 	}
 	g.metrics.linkClosed(l, ce)
 	if l.Type == TypeTCPListen {
-		g.hooks.disconnect(l, ce)
+		ev, ok := g.hooks.disconnect(l, ce)
+		switch {
+		case g.multi && (ok || l.rec != nil):
+			g.settle(l, ev) // a record is settled even if the hook has gone since
+		case ok:
+			g.hooks.enqueue(ev)
+		}
 	}
 	g.log.Debug("link del", "link", l.ID, "type", l.Type, "code", int(ce.Code), "reason", ce.Reason, "links", g.links.len())
 }
 
-// wsHandler receives the WebSocket links of the public listeners.
-type wsHandler struct{ g *Gateway }
+// wsHandler receives the WebSocket links of the public listeners on
+// worker w.
+type wsHandler struct {
+	g *Gateway
+	w *worker
+}
 
 func (h wsHandler) OnOpen(c *lws.Conn) {
 	g := h.g
 	g.waitStarted()
 	ll := c.Link()
-	l := &LinkRecord{ID: ll.ID, Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c}
+	l := &LinkRecord{ID: g.linkID(ll.ID), Type: TypeTCPListen, Listener: ll.Listener, Remote: addrString(ll.Remote), Path: ll.Path, Opened: ll.Opened, conn: c, w: h.w}
 	lc := g.listenerCfg(ll.Listener)
 	// CheckUpgrade verified the token before the 101 and left the
 	// identity (Request.SetValue): one verification per link.
@@ -70,10 +81,16 @@ func (h wsHandler) OnOpen(c *lws.Conn) {
 		l.hdr = linkHeaders(g.kept, r)
 	}
 	c.SetValue(l)
-	g.addLink(l)
-	if g.draining.Load() {
-		// Draining began between the upgrade check and now.
-		_ = c.Close(4000+lws.StatusCode(503), "draining")
+	if g.multi && g.cfg.Load().Hooks.Disconnect != "" {
+		l.rec = &linkRec{done: make(chan struct{})} // before the link is shared
+	}
+	g.addLink(l, ll.ID)
+	if l.rec != nil {
+		g.recordLink(l) // so that the hook outlives this node
+	}
+	if why := g.unready(); why != "" {
+		// Draining (or fencing) began between the upgrade check and now.
+		_ = c.Close(4000+lws.StatusCode(503), why)
 		return
 	}
 	if g.hooks.connectURL() != "" {
@@ -94,6 +111,7 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 		return
 	}
 	l.countIn(len(data))
+	h.w.msgs.Add(1)
 	g.metrics.msgIn(len(data))
 	lc := g.listenerCfg(l.Listener)
 	if g.hold(l, lc, typ, data) {
@@ -105,7 +123,7 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 			return
 		}
 	}
-	g.route(l, typ, data)
+	g.route(h.w, l, typ, data)
 }
 
 // hold keeps a message while the link's connect hook has not answered,

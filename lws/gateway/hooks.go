@@ -120,7 +120,7 @@ func (h *hooks) connect(l *LinkRecord) {
 			_ = l.conn.Close(4403, "rejected by connect hook")
 			return
 		}
-		_ = h.g.ctx.Do(func() { h.g.deliverHeld(l) })
+		_ = l.w.ctx.Do(func() { h.g.deliverHeld(l) })
 	}()
 }
 
@@ -150,12 +150,16 @@ func (h *hooks) message(m *Message) {
 	}()
 }
 
-// disconnect queues the disconnect hook of a link (service goroutine).
-func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) {
-	if h.g.cfg.Load().Hooks.Disconnect == "" {
-		return
-	}
-	ev := hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}
+// disconnect returns the disconnect event of a link that has closed;
+// ok is false when there is no disconnect hook (a link's record in a
+// cluster is settled with it all the same).
+func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) (ev hookEvent, ok bool) {
+	ev = hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}
+	return ev, h.g.cfg.Load().Hooks.Disconnect != ""
+}
+
+// enqueue queues a disconnect event for delivery (any goroutine).
+func (h *hooks) enqueue(ev hookEvent) {
 	h.mu.Lock()
 	h.queue = append(h.queue, ev)
 	h.mu.Unlock()

@@ -19,14 +19,14 @@ type apiError struct {
 
 // probe answers the health probes, which both stacks serve: /healthz (the
 // process is up, and the sizes of its tables) and /readyz (it takes new
-// links: 503 while draining). ok is false for any other path.
+// links: 503 while draining or cut off from the cluster). ok is false for any other path.
 func (g *Gateway) probe(path string) (status int, body any, ok bool) {
 	switch path {
 	case "/healthz":
 		return http.StatusOK, map[string]any{"status": "ok", "ready": g.Ready(), "links": g.links.len(), "routes": g.routes.len(), "channels": g.hub.len()}, true
 	case "/readyz":
-		if !g.Ready() {
-			return http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "draining"}, true
+		if why := g.unready(); why != "" {
+			return http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": why}, true
 		}
 		return http.StatusOK, map[string]any{"ready": true}, true
 	}

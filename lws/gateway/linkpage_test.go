@@ -34,7 +34,7 @@ func pageTestGateway(tb testing.TB, n int, seed uint64) *Gateway {
 		if rng.IntN(2) == 0 {
 			l.last.Store(l.Opened.Add(time.Duration(rng.IntN(100)) * time.Second).UnixNano())
 		}
-		g.links.add(l)
+		g.links.add(l, l.ID)
 		if rng.IntN(4) == 0 {
 			g.hub.subscribe(l, fmt.Sprintf("room%d", rng.IntN(3)))
 		}
@@ -149,7 +149,7 @@ func TestLinksPageLive(t *testing.T) {
 	last := p.Links[len(p.Links)-1].ID
 	// The cursor's own link closes, and new ones open.
 	g.links.del(last)
-	g.links.add(&LinkRecord{ID: 100000, Type: TypeTCPListen})
+	g.links.add(&LinkRecord{ID: 100000, Type: TypeTCPListen}, 100000)
 	q.After = p.Next
 	p2, err := g.LinksPage(q)
 	require.NoError(t, err)

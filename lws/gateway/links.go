@@ -97,6 +97,7 @@ type LinkRecord struct {
 	Identity *Identity
 
 	conn *lws.Conn // WebSocket links; nil for HTTP
+	w    *worker   // the worker the link lives on
 	// hdr are the headers of the link's upgrade request its backends and
 	// hooks may be given (linkHeaders); nil: none.
 	hdr http.Header
@@ -108,6 +109,10 @@ type LinkRecord struct {
 	channels map[string]struct{}
 	relays   map[string]*pair // by backend name
 	held     *heldMsgs        // messages waiting for the connect hook
+
+	// rec is the link's durable record in a cluster (recordLink); nil:
+	// none. Set before the link is shared.
+	rec *linkRec
 }
 
 // heldMsgs are a link's messages received while its connect hook runs.
@@ -185,34 +190,43 @@ func (l *LinkRecord) Info() LinkInfo {
 //
 // Concurrency: safe from any goroutine; add and del run on the service
 // goroutine.
+//
+// A link's ID is its lws number (its wsi) under the memory engine; in a
+// cluster, the number with this node's incarnation above it
+// (cluster.LinkID). The table is keyed by ID, and finds a link by its
+// lws number too (byLocal), as libwebsockets names it when it closes.
 type linkTable struct {
 	node   string // the node and worker its links are on
 	worker int
 
-	mu     sync.RWMutex
-	links  map[uint64]*LinkRecord
-	byID   *btree.BTreeG[*LinkRecord]
-	byType map[string]int
-	maxID  uint64 // the largest ID ever added: a smaller unknown one is gone
-	opened atomic.Uint64
+	mu      sync.RWMutex
+	links   map[uint64]*LinkRecord
+	byLocal map[uint64]uint64 // lws number -> ID
+	byID    *btree.BTreeG[*LinkRecord]
+	byType  map[string]int
+	maxID   uint64 // the largest ID ever added: a smaller unknown one is gone
+	opened  atomic.Uint64
 }
 
 func newLinkTable(node string, worker int) *linkTable {
 	return &linkTable{
 		node: node, worker: worker,
-		links:  map[uint64]*LinkRecord{},
-		byID:   btree.NewG(32, func(a, b *LinkRecord) bool { return a.ID < b.ID }),
-		byType: map[string]int{},
+		links:   map[uint64]*LinkRecord{},
+		byLocal: map[uint64]uint64{},
+		byID:    btree.NewG(32, func(a, b *LinkRecord) bool { return a.ID < b.ID }),
+		byType:  map[string]int{},
 	}
 }
 
-func (t *linkTable) add(l *LinkRecord) {
+// add puts l, whose lws number is local, in the table.
+func (t *linkTable) add(l *LinkRecord, local uint64) {
 	l.Node, l.Worker = t.node, t.worker
 	t.mu.Lock()
 	if old := t.links[l.ID]; old != nil {
 		t.byType[old.Type]--
 	}
 	t.links[l.ID] = l
+	t.byLocal[local] = l.ID
 	t.byID.ReplaceOrInsert(l)
 	t.byType[l.Type]++
 	t.maxID = max(t.maxID, l.ID)
@@ -220,16 +234,30 @@ func (t *linkTable) add(l *LinkRecord) {
 	t.opened.Add(1)
 }
 
-func (t *linkTable) del(id uint64) *LinkRecord {
+// del removes the link whose lws number is local and returns it.
+func (t *linkTable) del(local uint64) *LinkRecord {
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	id, ok := t.byLocal[local]
+	if !ok {
+		return nil
+	}
+	delete(t.byLocal, local)
 	l := t.links[id]
 	if l != nil {
 		delete(t.links, id)
 		t.byID.Delete(l)
 		t.byType[l.Type]--
 	}
-	t.mu.Unlock()
 	return l
+}
+
+// idOf returns the ID of the live link whose lws number is local.
+func (t *linkTable) idOf(local uint64) (uint64, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	id, ok := t.byLocal[local]
+	return id, ok
 }
 
 // get returns the link, or nil and whether it existed once (gone).

@@ -32,12 +32,14 @@ type metrics struct {
 	backendErrors  *prometheus.CounterVec
 	routeSeconds   prometheus.Histogram
 
+	clusterMetrics
+
 	// Resolved once: the per-message path does no label lookups.
 	msgsIn, msgsOut, bytesIn, bytesOut prometheus.Counter
 }
 
 func newMetrics(g *Gateway) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), clusterMetrics: newClusterMetrics()}
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.linksOpened = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_links_opened_total", Help: "Links opened, by listener and link type."}, []string{"listener", "type"})
 	m.linksClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_links_closed_total", Help: "Links closed, by link type and close code (1006: lost without a close frame)."}, []string{"type", "code"})
@@ -96,11 +98,14 @@ var (
 	descMaxQueued = prometheus.NewDesc("lwsgate_send_queue_max_bytes", "The longest send queue of one link.", nil, nil)
 	descHooks     = prometheus.NewDesc("lwsgate_hook_queue", "Disconnect hooks queued or in flight.", nil, nil)
 	descCallbacks = prometheus.NewDesc("lwsgate_lws_callbacks_total", "libwebsockets callbacks by reason.", []string{"reason", "name"}, nil)
-	descReady     = prometheus.NewDesc("lwsgate_ready", "1 while the gateway takes new links, 0 while draining.", nil, nil)
+	descReady     = prometheus.NewDesc("lwsgate_ready", "1 while the gateway takes new links, 0 while draining or cut off from the cluster.", nil, nil)
+	// Per worker (workers: N), to see how evenly links are spread.
+	descWorkerLinks = prometheus.NewDesc("lwsgate_worker_links", "Links open on each worker (service thread).", []string{"worker"}, nil)
+	descWorkerMsgs  = prometheus.NewDesc("lwsgate_worker_messages_total", "WebSocket messages received by each worker's links.", []string{"worker"}, nil)
 )
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descChannels, descQueued, descMaxQueued, descHooks, descCallbacks, descReady} {
+	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descChannels, descQueued, descMaxQueued, descHooks, descCallbacks, descReady, descWorkerLinks, descWorkerMsgs} {
 		ch <- d
 	}
 }
@@ -126,13 +131,30 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descMaxQueued, prometheus.GaugeValue, float64(maxq))
 	ch <- prometheus.MustNewConstMetric(descHooks, prometheus.GaugeValue, float64(g.hooks.pending()))
 	ready := 1.0
-	if g.draining.Load() {
+	if !g.Ready() {
 		ready = 0
 	}
 	ch <- prometheus.MustNewConstMetric(descReady, prometheus.GaugeValue, ready)
-	if g.ctx != nil {
-		for _, rc := range g.ctx.ReasonCounts() {
-			ch <- prometheus.MustNewConstMetric(descCallbacks, prometheus.CounterValue, float64(rc.Count), strconv.Itoa(rc.Reason), rc.Name)
+	reasons := map[int]lws.ReasonCount{}
+	var order []int
+	for _, w := range g.workers {
+		ch <- prometheus.MustNewConstMetric(descWorkerLinks, prometheus.GaugeValue, float64(w.links.Load()), strconv.Itoa(w.id))
+		ch <- prometheus.MustNewConstMetric(descWorkerMsgs, prometheus.CounterValue, float64(w.msgs.Load()), strconv.Itoa(w.id))
+	}
+	for _, c := range g.all {
+		for _, rc := range c.ReasonCounts() {
+			sum, ok := reasons[rc.Reason]
+			if !ok {
+				order = append(order, rc.Reason)
+				sum = rc
+				sum.Count = 0
+			}
+			sum.Count += rc.Count
+			reasons[rc.Reason] = sum
 		}
+	}
+	for _, r := range order {
+		rc := reasons[r]
+		ch <- prometheus.MustNewConstMetric(descCallbacks, prometheus.CounterValue, float64(rc.Count), strconv.Itoa(rc.Reason), rc.Name)
 	}
 }

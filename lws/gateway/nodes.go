@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"net/http"
 	"os"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 type NodeInfo struct {
 	Name          string    `json:"name"`
 	Self          bool      `json:"self"`  // the node that answered
-	Ready         bool      `json:"ready"` // false while draining
+	Ready         bool      `json:"ready"` // false while draining or cut off from the cluster
 	Started       time.Time `json:"started"`
 	Version       string    `json:"version"`       // Options.Version
 	Libwebsockets string    `json:"libwebsockets"` // lws.Version()
@@ -52,7 +51,8 @@ func newNode(opts *Options) node {
 	return n
 }
 
-// Nodes returns the nodes of the cluster, by name: this gateway alone.
+// Nodes returns this node (the admin API's GET /v1/api/nodes asks every
+// node of a cluster for its own).
 func (g *Gateway) Nodes() []NodeInfo {
 	n := g.links.len()
 	return []NodeInfo{{
@@ -67,5 +67,3 @@ func (g *Gateway) Nodes() []NodeInfo {
 		Links:         n,
 	}}
 }
-
-func (g *Gateway) apiNodes(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, g.Nodes()) }

@@ -181,6 +181,13 @@ func TestDrainRefusesNewLinksAndClosesOldOnes(t *testing.T) {
 	if assert.ErrorAs(t, err, &ds, "a new link while draining") {
 		assert.Equal(t, 503, ds.status)
 	}
+	drained(t, links, done)
+}
+
+// drained checks that each of links was closed with 1001 by a shutdown,
+// and that the shutdown (its result on done) finished without error.
+func drained(t *testing.T, links []*websocket.Conn, done <-chan error) {
+	t.Helper()
 	for _, ws := range links {
 		code, reason := closeCode(t, ws)
 		assert.Equal(t, 1001, code)

@@ -105,7 +105,8 @@ func (p *pair) dial(ctx context.Context) {
 		opts.MaxMessageSize = int64(lc.Limits.MaxMessage)
 	}
 	start := time.Now()
-	_, err := g.ctx.DialRetry(ctx, bc.URL, opts,
+	// The upstream link lives on the client link's worker.
+	_, err := p.down.w.ctx.DialRetry(ctx, bc.URL, opts,
 		lws.Backoff{Initial: bc.Reconnect.Initial.D(), Max: bc.Reconnect.Max.D()},
 		func(n int, err error, wait time.Duration) {
 			g.log.Warn("upstream dial failed", "link", p.down.ID, "backend", bc.Name, "attempt", n, "err", err, "retry_in", wait)
@@ -143,9 +144,9 @@ type upstream struct{ p *pair }
 func (u upstream) OnOpen(c *lws.Conn) {
 	p, g := u.p, u.p.g
 	ll := c.Link()
-	l := &LinkRecord{ID: ll.ID, Type: TypeTCPConnect, Remote: addrString(ll.Remote), URL: ll.URL, Opened: ll.Opened, conn: c}
+	l := &LinkRecord{ID: g.linkID(ll.ID), Type: TypeTCPConnect, Remote: addrString(ll.Remote), URL: ll.URL, Opened: ll.Opened, conn: c, w: p.down.w}
 	c.SetValue(l)
-	g.addLink(l)
+	g.addLink(l, ll.ID)
 
 	p.mu.Lock()
 	gone := p.downGone

@@ -37,7 +37,7 @@ func (g *Gateway) Reload(cfg *Config) error {
 	}
 	for i := range cfg.Listeners {
 		l := &cfg.Listeners[i]
-		if err := g.ctx.SetListenerLimits(l.Name, listenerLimits(&l.Limits)); err != nil {
+		if err := g.setListenerLimits(l.Name, listenerLimits(&l.Limits)); err != nil {
 			return fmt.Errorf("reload: listeners[%d].limits: %w", i, err)
 		}
 	}
@@ -93,6 +93,9 @@ func restartNeeded(a, b *Config) error {
 	if a.NetworkTimeout != b.NetworkTimeout {
 		return errors.New("reload: network_timeout changed: restart to apply")
 	}
+	if a.Workers != b.Workers {
+		return errors.New("reload: workers changed: restart to apply")
+	}
 	if a.EventLoop != b.EventLoop {
 		return errors.New("reload: event_loop changed: restart to apply")
 	}
@@ -113,4 +116,12 @@ func listenerLimits(l *LimitsConfig) lws.ListenerLimits {
 		MaxLinksPerIP:  l.MaxLinksPerIP,
 		AcceptRate:     l.AcceptRate,
 	}
+}
+
+// setListenerLimits changes a listener's limits on every worker.
+func (g *Gateway) setListenerLimits(name string, lim lws.ListenerLimits) error {
+	if grp := g.groups[name]; grp != nil {
+		return grp.SetListenerLimits(name, lim)
+	}
+	return g.ctx.SetListenerLimits(name, lim)
 }

@@ -11,31 +11,29 @@ import (
 // AnalyRoute): the embedding program's Router, then the first matching
 // rule, whose action was compiled with it (compileRules). A message
 // nothing matches is logged and answered with an error; it never ends the
-// link. It runs on the service goroutine.
-func (g *Gateway) route(l *LinkRecord, typ lws.MessageType, data []byte) {
+// link. It runs on the service goroutine of w, the link's worker.
+func (g *Gateway) route(w *worker, l *LinkRecord, typ lws.MessageType, data []byte) {
 	start := time.Now()
-	// One Message, reused: route runs only on the service goroutine, and
-	// a Router may not keep m past Route.
-	m := &g.scratch
+	// One Message per worker, reused: route runs only on the worker's
+	// service goroutine, and a Router may not keep m past Route.
+	m := &w.scratch
 	*m = Message{Link: l, Type: typ, Data: data}
 	defer func() {
 		*m = Message{}
 		g.metrics.routeSeconds.Observe(time.Since(start).Seconds())
 	}()
 	if g.router != nil && g.router.Route(g, m) {
-		if g.routerHits == nil {
-			g.routerHits = g.metrics.ruleHits.WithLabelValues("router", "router")
+		if w.routerHits == nil {
+			w.routerHits = g.metrics.ruleHits.WithLabelValues("router", "router")
 		}
-		g.routerHits.Inc()
+		w.routerHits.Inc()
 		g.hooks.message(m)
 		return
 	}
 	set := g.rules.Load()
 	for _, r := range set.rules {
 		if r.matches(m) {
-			if r.hits == nil {
-				r.hits = g.metrics.ruleHits.WithLabelValues(r.Name, string(r.Action))
-			}
+			r.hitsOnce.Do(func() { r.hits = g.metrics.ruleHits.WithLabelValues(r.Name, string(r.Action)) })
 			r.hits.Inc()
 			r.run(g, r, m)
 			g.hooks.message(m)
@@ -58,7 +56,7 @@ func (g *Gateway) unroutable(set *ruleSet, m *Message) {
 }
 
 // deliverHeld routes the messages held for the connect hook, once it has
-// answered (service goroutine).
+// answered (the service goroutine of the link's worker).
 func (g *Gateway) deliverHeld(l *LinkRecord) {
 	l.mu.Lock()
 	held := l.held
@@ -68,7 +66,7 @@ func (g *Gateway) deliverHeld(l *LinkRecord) {
 		return
 	}
 	for _, m := range held.msgs {
-		g.route(l, m.typ, m.data)
+		g.route(l.w, l, m.typ, m.data)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -104,8 +105,8 @@ func (f RouterFunc) Route(g *Gateway, m *Message) bool { return f(g, m) }
 // ruleSet is the config's rules compiled for the routing step.
 //
 // Concurrency: read-only once compiled (Reload swaps in a new set through
-// an atomic pointer), but for each rule's hits counter, which the service
-// goroutine alone sets.
+// an atomic pointer), but for each rule's hits counter, which the first
+// match on any worker looks up (hitsOnce).
 type ruleSet struct {
 	rules []*rule
 	// usesJSON: a rule reads the message as JSON (match.field or
@@ -125,9 +126,11 @@ type rule struct {
 	run        func(g *Gateway, r *rule, m *Message)
 
 	// hits is this rule's lwsgate_rule_matches_total counter, looked up
-	// on its first match rather than by label on every message (service
-	// goroutine only; a reload compiles new rules).
-	hits prometheus.Counter
+	// on its first match rather than by label on every message (set once,
+	// under hitsOnce, by whichever worker matches first; a reload
+	// compiles new rules).
+	hits     prometheus.Counter
+	hitsOnce sync.Once
 }
 
 // compileRules compiles checked rules (Validate).

@@ -45,9 +45,10 @@ type server struct {
 func servers(bin, base string) []server {
 	port := func(p int) string { return strconv.Itoa(p) }
 	listen := func(p int) []string { return []string{"-listen", "127.0.0.1:" + port(p)} }
-	gate := func(dir string) func(int) []string {
+	gate := func(dir string, extra ...string) func(int) []string {
 		return func(p int) []string {
-			return append([]string{"-config", filepath.Join(dir, "lwsgate.yaml")}, append(listen(p), "-trace=false", "-log-level", "warn", "-admin", "off")...)
+			a := append([]string{"-config", filepath.Join(dir, "lwsgate.yaml")}, append(listen(p), "-trace=false", "-log-level", "warn", "-admin", "off")...)
+			return append(a, extra...)
 		}
 	}
 	gateEnv := []string{"LWSGATE_TOKEN_SECRET=bench-secret-bench-secret-bench"}
@@ -56,8 +57,10 @@ func servers(bin, base string) []server {
 			args: func(p int) []string { return []string{"-p", port(p)} }},
 		{name: "lws-tuned", bin: "lwsecho", what: "native libwebsockets (C), pt_serv_buf_size and tx_packet_size 64 KiB",
 			args: func(p int) []string { return []string{"-p", port(p), "-s", "65536", "-t", "65536"} }},
-		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary at its default config (echo rule, link table, metrics) without its per-address link limits (lwsgate.yaml, made by scripts/bench.sh), reason log and admin API off; its createtoken signs a JWT",
-			args: gate(bin), env: gateEnv},
+		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary, one worker, at its default config (echo rule, link table, metrics) without its per-address link limits (lwsgate.yaml, made by scripts/bench.sh), reason log and admin API off; its createtoken signs a JWT",
+			// One worker, as the native programs and the base
+			// revisions (which have no -workers) have one thread.
+			args: gate(bin, "-workers", "1"), env: gateEnv},
 		{name: "lws-pkg", bin: "lwspkgecho", what: "package lws alone: lws.EchoHandler, the reference HTTP answer",
 			args: listen},
 		{name: "gorilla", bin: "gorillaecho", what: "gorilla/websocket on net/http, goroutine per link", args: listen},

@@ -102,7 +102,11 @@ func TestPartition(t *testing.T) {
 			t.Fatalf("rejoin: %d, %v", newInc, err)
 		}
 		for _, n := range []*tnode{a, b} {
-			n.rec.waitFor(t, 5*time.Second, n.name+" to see the rejoined node", func(r *recorder) bool { return r.has(NodeUp, newInc) })
+			// Bounded by a hang, not a speed: the partition made the
+			// stream leaders step down, and on a loaded machine the
+			// registry's watchers may need a re-election to catch up
+			// (5 s failed twice at load average 6).
+			n.rec.waitFor(t, 20*time.Second, n.name+" to see the rejoined node", func(r *recorder) bool { return r.has(NodeUp, newInc) })
 		}
 		if !cn.eng.Ready() {
 			t.Error("a rejoined node is not ready")

@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"errors"
+	"time"
+
+	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
+)
+
+// ClusterConfig is the cluster section: many lwsgate nodes acting as one
+// gateway (README: Cluster). Its defaults are the engine's own
+// (cluster.Config, stated once there): setDefaults copies them, except
+// node (the host name, read at start) and the nats section, whose zero
+// values the engine resolves when engine is nats.
+//
+// Concurrency: a value, like Config.
+type ClusterConfig struct {
+	// Engine is memory (one process: today's behaviour and speed) or nats
+	// (many nodes over NATS). "": memory.
+	Engine string `yaml:"engine"`
+	// Name prefixes the cluster's NATS subjects and buckets, so that
+	// several clusters can share one NATS system. "": lwsgate.
+	Name string `yaml:"name"`
+	// Node names this node, uniquely in the cluster. "": the host name.
+	Node string `yaml:"node"`
+	// Lease: a node not renewing its registration for this long is dead
+	// to the others (whole seconds). 0: 5s.
+	Lease Duration `yaml:"lease"`
+	// ReapAfter is the grace period: a node cut off this long closes its
+	// links (1012) and goes unready; a node dead this long has its links'
+	// disconnect hooks fired by a survivor (1006). Longer than lease.
+	// 0: 30s.
+	ReapAfter Duration `yaml:"reap_after"`
+	// SurveyTimeout bounds how long a listing waits for the slowest node
+	// (it is then named in Lwsgate-Partial). 0: 250ms.
+	SurveyTimeout Duration `yaml:"survey_timeout"`
+	// CallTimeout bounds an operation on another node's link. 0: 2s.
+	CallTimeout Duration `yaml:"call_timeout"`
+	// Linger keeps a channel's subscription this long after its last
+	// member here left. 0: 5s.
+	Linger Duration `yaml:"linger"`
+	// DeliverQueue is how many messages from other nodes may wait to be
+	// delivered here; more are dropped and counted. 0: 65536.
+	DeliverQueue int `yaml:"deliver_queue"`
+	// NATS: where the nats engine's NATS comes from.
+	NATS ClusterNATSConfig `yaml:"nats"`
+}
+
+// ClusterNATSConfig is cluster.nats (cluster.NATSConfig).
+type ClusterNATSConfig struct {
+	// URL joins an external NATS system (nats://, tls://, ws://, wss://;
+	// a comma-separated list). "": a NATS server embedded in lwsgate.
+	URL string `yaml:"url"`
+	// Replicas of the cluster's buckets. 0: 3 with three nodes or more,
+	// else 1.
+	Replicas int `yaml:"replicas"`
+	// Embedded configures the embedded server (url empty).
+	Embedded ClusterEmbeddedConfig `yaml:"embedded"`
+}
+
+// ClusterEmbeddedConfig is cluster.nats.embedded
+// (cluster.EmbeddedConfig). Without cluster_listen the node is alone.
+type ClusterEmbeddedConfig struct {
+	// ClusterListen is the host:port other nodes' routes connect to. "":
+	// not clustered.
+	ClusterListen string `yaml:"cluster_listen"`
+	// Advertise is the host:port given to the other nodes. "":
+	// cluster_listen's.
+	Advertise string `yaml:"advertise"`
+	// Routes are every node's nats://host:port, this one's included.
+	// Required with cluster_listen.
+	Routes []string `yaml:"routes"`
+	// ClientListen is a host:port for NATS clients. "": 127.0.0.1:0 when
+	// clustered (nats-server#5174), none otherwise.
+	ClientListen string `yaml:"client_listen"`
+	// StoreDir is JetStream's directory. Required with engine nats.
+	StoreDir string `yaml:"store_dir"`
+	// MaxMemory and MaxStore bound JetStream's memory and file storage.
+	// 0: 256MiB and 1GiB.
+	MaxMemory Size `yaml:"max_memory"`
+	MaxStore  Size `yaml:"max_store"`
+	// PingInterval pings each route; max_pings_out unanswered pings drop
+	// it. 0: 1s and 3.
+	PingInterval Duration `yaml:"ping_interval"`
+	MaxPingsOut  int      `yaml:"max_pings_out"`
+}
+
+// setDefaults copies the engine's defaults into the fields left out.
+func (c *ClusterConfig) setDefaults() {
+	d := cluster.Config{Node: "-"}.WithDefaults()
+	setDefault(&c.Engine, d.Engine)
+	setDefault(&c.Name, d.Name)
+	setDefault(&c.Lease, Duration(d.Lease))
+	setDefault(&c.ReapAfter, Duration(d.ReapAfter))
+	setDefault(&c.SurveyTimeout, Duration(d.SurveyTimeout))
+	setDefault(&c.CallTimeout, Duration(d.CallTimeout))
+	setDefault(&c.Linger, Duration(d.Linger))
+	setDefault(&c.DeliverQueue, d.DeliverQueue)
+}
+
+// engine returns the engine's configuration.
+func (c *ClusterConfig) engine() cluster.Config {
+	e := c.NATS.Embedded
+	return cluster.Config{
+		Engine:        c.Engine,
+		Name:          c.Name,
+		Node:          c.Node,
+		Lease:         c.Lease.D(),
+		ReapAfter:     c.ReapAfter.D(),
+		SurveyTimeout: c.SurveyTimeout.D(),
+		CallTimeout:   c.CallTimeout.D(),
+		Linger:        c.Linger.D(),
+		DeliverQueue:  c.DeliverQueue,
+		NATS: cluster.NATSConfig{
+			URL:      c.NATS.URL,
+			Replicas: c.NATS.Replicas,
+			Embedded: cluster.EmbeddedConfig{
+				ClusterListen: e.ClusterListen,
+				Advertise:     e.Advertise,
+				Routes:        e.Routes,
+				ClientListen:  e.ClientListen,
+				StoreDir:      e.StoreDir,
+				MaxMemory:     int64(e.MaxMemory),
+				MaxStore:      int64(e.MaxStore),
+				PingInterval:  e.PingInterval.D(),
+				MaxPingsOut:   e.MaxPingsOut,
+			},
+		},
+	}
+}
+
+// cluster checks the cluster section through the engine's own
+// validation, each error at its field's line.
+func (v *validator) cluster() {
+	err := v.c.Cluster.engine().WithDefaults().Validate()
+	if err == nil {
+		return
+	}
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for _, e := range errs {
+		var fe *cluster.FieldError
+		if errors.As(e, &fe) {
+			v.bad("cluster."+fe.Field, "%s", fe.Msg)
+		} else {
+			v.bad("cluster", "%v", e)
+		}
+	}
+}
+
+// requireSecret refuses a cluster without tokens.secret: a token one
+// node issues must verify on every other. Checked once the environment
+// is applied (ApplyEnv, New), as LWSGATE_TOKEN_SECRET may give it.
+func (c *Config) requireSecret() error {
+	if c.Cluster.Engine == cluster.EngineNATS && c.Tokens.Secret == "" {
+		return c.errAt("tokens.secret", "required with cluster.engine nats (or LWSGATE_TOKEN_SECRET): a token issued by one node must verify on all")
+	}
+	return nil
+}
+
+// clusterJoinTimeout bounds how long New waits for the cluster (the
+// other nodes' servers, a JetStream leader) before it gives up.
+const clusterJoinTimeout = 2 * time.Minute

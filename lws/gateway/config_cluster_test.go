@@ -1,0 +1,49 @@
+package gateway
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestClusterConfigErrors: a bad cluster section is refused with the
+// file, line and field at fault; engine nats needs tokens.secret, which
+// the environment may give.
+func TestClusterConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ yaml, want string }{
+		{"tokens: {secret: s}\ncluster:\n  engine: nats\n  nats:\n    url: http://127.0.0.1:4222\n",
+			`c.yaml:5: cluster.nats.url: "http://127.0.0.1:4222": want a URL of scheme nats, tls, ws, wss`},
+		{"tokens: {secret: s}\ncluster:\n  engine: nats\n  nats:\n    embedded:\n      max_store: 1GiB\n",
+			"c.yaml:6: cluster.nats.embedded.store_dir: required"},
+		{"cluster:\n  engine: redis\n", `c.yaml:2: cluster.engine: "redis": want memory or nats`},
+		{"cluster:\n  nats:\n    url: nats://127.0.0.1:4222\n", "c.yaml:2: cluster.engine: memory, but a nats section is set"},
+		{"tokens: {secret: s}\ncluster:\n  engine: nats\n  lease: 1500ms\n  nats: {url: nats://127.0.0.1:4222}\n", "c.yaml:4: cluster.lease: 1.5s: want whole seconds"},
+		{"tokens: {secret: s}\ncluster:\n  engine: nats\n  nats:\n    embedded:\n      store_dir: /tmp/x\n      cluster_listen: 127.0.0.1:0\n      routes: [127.0.0.1:1]\n",
+			`c.yaml:8: cluster.nats.embedded.routes[0]: "127.0.0.1:1"`},
+	} {
+		_, err := ParseConfig("c.yaml", []byte(tc.yaml))
+		require.Error(t, err, tc.yaml)
+		assert.Contains(t, err.Error(), tc.want)
+	}
+
+	// tokens.secret: required in a cluster, from the file or the
+	// environment, once the environment is applied.
+	y := "cluster:\n  engine: nats\n  nats:\n    url: nats://127.0.0.1:4222\n"
+	c, err := ParseConfig("c.yaml", []byte(y))
+	require.NoError(t, err)
+	err = c.ApplyEnv(func(string) string { return "" })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "c.yaml: tokens.secret: required with cluster.engine nats")
+	_, err = New(c, &Options{Logger: newDiscard()})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "tokens.secret: required")
+	c, err = ParseConfig("c.yaml", []byte(y))
+	require.NoError(t, err)
+	require.NoError(t, c.ApplyEnv(func(k string) string {
+		if k == "LWSGATE_TOKEN_SECRET" {
+			return "from-env"
+		}
+		return ""
+	}))
+}
