@@ -46,7 +46,7 @@ check-imports:             ## callbacks <- cgo <- lws <- cmd, nothing else
 race:
 	LWSGATE_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout 10m ./...
 
-cluster-test: build        ## cluster mode's process tier: three bin/lwsgate, SIGSTOP and kill -9 (under a minute; make race runs it too)
+cluster-test: build        ## cluster mode's process tier: three bin/lwsgate, partitions (TCP proxies), SIGSTOP, kill -9, a restart (about a minute; make race runs it too)
 	LWSGATE_BIN=$(CURDIR)/$(BIN)/lwsgate $(GO) test -count=1 -timeout 5m -v ./cmd/clustertest/
 
 cgocheck:                  ## full cgo pointer checks on the packages that cross into C

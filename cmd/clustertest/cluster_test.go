@@ -11,7 +11,8 @@ package clustertest
 //
 //  1. a publish through one node's admin API reaches the members on all
 //     three; an operation by id through another node reaches the link;
-//  2. n1 cut off (reset) for 3s, within the grace period: nothing is
+//  2. n1 cut off (reset) for 3s to 9s (until its lease renewals fail
+//     and n2's listing misses it), within the grace period: nothing is
 //     fenced or reaped, no hook fires, no link closes (looked at after
 //     step 3, once they would have come);
 //  3. SIGSTOP n2 past the grace period: its ids answer 410, a survivor
@@ -329,6 +330,20 @@ func sees(t *testing.T, n *node, within time.Duration) {
 	}, within, 50*time.Millisecond, "%s to see three nodes", n.name)
 }
 
+// lists reports whether n's listing of the nodes has name (answering).
+func lists(t *testing.T, n *node, name string) bool {
+	t.Helper()
+	var ns []struct{ Name string }
+	code, _ := n.api(t, "GET", "/v1/api/nodes", "", &ns)
+	require.Equal(t, 200, code)
+	for _, x := range ns {
+		if x.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // ready waits until n's /readyz answers want.
 func ready(t *testing.T, n *node, want int, within time.Duration) {
 	t.Helper()
@@ -346,7 +361,7 @@ func incOf(id uint64) uint64 { return id >> 37 }
 
 func TestClusterProcesses(t *testing.T) {
 	if testing.Short() {
-		t.Skip("three lwsgate processes for about 90s")
+		t.Skip("three lwsgate processes for about a minute")
 	}
 	began := time.Now()
 	c := &cluster{bin: lwsgateBin(t), dir: t.TempDir(), nodes: make([]*node, 3), net: newProxies(t)}
@@ -445,8 +460,9 @@ cluster:
 	require.Equal(t, 200, code)
 	waitMsg(t, target, "direct")
 
-	// 2. n1 cut off (its routes reset, new ones refused) for 3s, well
-	// within the grace period: its renewals fail, then succeed again.
+	// 2. n1 cut off (its routes reset, new ones refused) for at least 3s
+	// and at most 9s, within the grace period: its renewals fail and n2
+	// stops listing it, then both recover.
 	// What must not follow (a fence, a reap, a hook, a closed link) is
 	// looked for after step 3, when it would have come.
 	n1inc := n1.metric(t, "lwsgate_cluster_incarnation")
@@ -454,7 +470,10 @@ cluster:
 	cutAt := time.Now()
 	c.net.set("n1", reset)
 	require.Eventually(t, func() bool { return n1.metric(t, "lwsgate_cluster_lease_failures_total") > failures },
-		10*time.Second, 50*time.Millisecond, "n1's renewals to fail while cut off")
+		8*time.Second, 50*time.Millisecond, "n1's renewals to fail while cut off")
+	require.Eventually(t, func() bool { return !lists(t, n2, "n1") }, 8*time.Second, 50*time.Millisecond,
+		"n2's listing of the nodes to miss n1 while it is cut off")
+	require.Less(t, time.Since(cutAt), 9*time.Second, "the short partition outlasted its bound")
 	time.Sleep(time.Until(cutAt.Add(3 * time.Second)))
 	c.net.set("n1", pass)
 	renewals := n1.metric(t, "lwsgate_cluster_lease_renewals_total")
