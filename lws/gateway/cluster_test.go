@@ -402,6 +402,14 @@ func TestClusterThreeGateways(t *testing.T) {
 		require.Eventually(t, func() bool {
 			return g1.api(t, "GET", "/v1/api/nodes", "", &nodes) == 200 && len(nodes) == 2
 		}, 5*time.Second, 20*time.Millisecond)
+		for _, n := range nodes {
+			// Each node's own lease, renewed every fraction of a second.
+			if assert.NotNil(t, n.LeaseAge, "node %s: lease_age", n.Name) {
+				assert.Less(t, *n.LeaseAge, 5.0, "node %s: lease_age", n.Name)
+			}
+			assert.False(t, n.Fenced, "node %s", n.Name)
+			assert.Equal(t, len(n.WorkerList), n.Workers, "node %s", n.Name)
+		}
 	})
 }
 
