@@ -28,6 +28,7 @@ package clustertest
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -45,6 +46,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -289,14 +292,20 @@ func delivered(t *testing.T, nodes ...*node) int {
 // the lost node.
 func hooksOnce(t *testing.T, hooks *hookSink, m mark, cs []*client, lost string, survivors ...*node) {
 	t.Helper()
-	require.Eventually(t, func() bool {
+	if !assert.Eventually(t, func() bool {
 		for _, c := range cs {
 			if len(hooks.of(c.id)) == 0 {
 				return false
 			}
 		}
 		return hooks.total()-m.received == delivered(t, survivors...)-m.delivered
-	}, 40*time.Second, 50*time.Millisecond, "the disconnect hooks of %s's links", lost)
+	}, 40*time.Second, 50*time.Millisecond, "the disconnect hooks of %s's links", lost) {
+		for _, c := range cs {
+			t.Logf("link %d of %s: hooks %+v", c.id, lost, hooks.of(c.id))
+		}
+		t.Fatalf("hooks received since the fault %d, delivered by the survivors %d",
+			hooks.total()-m.received, delivered(t, survivors...)-m.delivered)
+	}
 	for _, c := range cs {
 		evs := hooks.of(c.id)
 		require.Len(t, evs, 1, "link %d of %s", c.id, lost)
@@ -310,6 +319,7 @@ func hooksOnce(t *testing.T, hooks *hookSink, m mark, cs []*client, lost string,
 type cluster struct {
 	bin, dir string
 	cfgs     []string // each node's config
+	clients  []string // each node's NATS client address
 	nodes    []*node
 	net      *proxies
 }
@@ -342,6 +352,35 @@ func lists(t *testing.T, n *node, name string) bool {
 		}
 	}
 	return false
+}
+
+// recorded waits until each link of cs has its durable record in the
+// cluster's links bucket, read through node i's NATS client port. The
+// nodes write a link's record in the background, retrying while the
+// cluster cannot take it (a node just rejoined, its streams electing
+// leaders); a link whose node dies before that has no hook (README), so
+// the faults wait for it.
+func (c *cluster) recorded(t *testing.T, i int, cs []*client) {
+	t.Helper()
+	nc, err := nats.Connect("nats://"+c.clients[i], nats.Timeout(5*time.Second))
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	const localBits = 37 // README: incarnation << 37 | wsi
+	for _, cl := range cs {
+		key := fmt.Sprintf("%d.%d", cl.id>>localBits, cl.id&(1<<localBits-1))
+		require.Eventually(t, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			kv, err := js.KeyValue(ctx, "lws_proc_links")
+			if err != nil {
+				return false
+			}
+			_, err = kv.Get(ctx, key)
+			return err == nil
+		}, 30*time.Second, 50*time.Millisecond, "the record of link %d (%s)", cl.id, key)
+	}
 }
 
 // ready waits until n's /readyz answers want.
@@ -378,6 +417,10 @@ func TestClusterProcesses(t *testing.T) {
 		require.NoError(t, err)
 		ports = append(ports, ln.Addr().String())
 		ln.Close()
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		c.clients = append(c.clients, ln.Addr().String())
+		ln.Close()
 		proxied = append(proxied, c.net.listen(fmt.Sprintf("n%d", i+1), ports[i]))
 		routes = append(routes, "nats://"+proxied[i])
 	}
@@ -401,10 +444,11 @@ cluster:
       cluster_listen: "%s"
       advertise: "%s"
       routes: [%s]
+      client_listen: "%s"  # the test reads the link records there
       store_dir: "%s"
       ping_interval: 250ms
       max_pings_out: 2
-`, hookSrv.URL, i+1, ports[i], proxied[i], strings.Join(routes, ", "), filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))))
+`, hookSrv.URL, i+1, ports[i], proxied[i], strings.Join(routes, ", "), c.clients[i], filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))))
 	}
 	var wg sync.WaitGroup
 	for i := range 3 {
@@ -485,6 +529,7 @@ cluster:
 	t.Logf("short partition of n1 healed after %v", time.Since(cutAt).Round(time.Millisecond))
 
 	// 3. SIGSTOP n2 past the grace period: the others reap it.
+	c.recorded(t, 0, byNode[n2])
 	m := markHooks(t, hooks, n1, n3)
 	require.NoError(t, n2.cmd.Process.Signal(syscall.SIGSTOP))
 	stopped := time.Now()
@@ -533,6 +578,7 @@ cluster:
 	// 4. n3 black-holed past the grace period: it closes its own links
 	// with 1012 and goes unready; then the survivors fire one hook (1006)
 	// per link, each after its link closed; after the heal n3 rejoins.
+	c.recorded(t, 0, byNode[n3])
 	m = markHooks(t, hooks, n1, n2)
 	c.net.set("n3", blackHole)
 	cut := time.Now()
@@ -565,6 +611,7 @@ cluster:
 	assert.NotEqual(t, incOf(byNode[n3][0].id), incOf(fresh[0].id), "n3 rejoined under a new incarnation")
 
 	// 5. kill -9 n3: one hook per link, by a survivor.
+	c.recorded(t, 0, fresh)
 	m = markHooks(t, hooks, n1, n2)
 	require.NoError(t, n3.cmd.Process.Kill())
 	<-n3.done
