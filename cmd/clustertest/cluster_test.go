@@ -579,6 +579,9 @@ cluster:
 	// with 1012 and goes unready; then the survivors fire one hook (1006)
 	// per link, each after its link closed; after the heal n3 rejoins.
 	c.recorded(t, 0, byNode[n3])
+	renewals = n3.metric(t, "lwsgate_cluster_lease_renewals_total")
+	require.Eventually(t, func() bool { return n3.metric(t, "lwsgate_cluster_lease_renewals_total") > renewals },
+		20*time.Second, 50*time.Millisecond, "n3 to renew its lease before the cut")
 	m = markHooks(t, hooks, n1, n2)
 	c.net.set("n3", blackHole)
 	cut := time.Now()
