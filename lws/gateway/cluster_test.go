@@ -307,6 +307,15 @@ func TestClusterThreeGateways(t *testing.T) {
 		require.Len(t, links, 1)
 		assert.Equal(t, idB, links[0].ID)
 		assert.Equal(t, 400, g1.api(t, "GET", "/v1/api/links?node=nope", "", nil))
+
+		// The console's event stream shows the same cluster, from any node.
+		ws, _, err := g2.dialEvents(nil, eventsProtocol)
+		require.NoError(t, err)
+		defer ws.Close()
+		require.NoError(t, ws.WriteJSON(map[string]any{"watch": map[string]any{"channels": true, "nodes": true}}))
+		m := readUntil(t, ws, "the cluster's channels and nodes", func(m streamMsg) bool { return m.Channels != nil && len(m.Nodes) == 3 })
+		assert.Equal(t, []ChannelInfo{{"room", 3, 2}}, m.Channels.List)
+		assert.Empty(t, m.Missing)
 	})
 
 	t.Run("admin by id through another node", func(t *testing.T) {
