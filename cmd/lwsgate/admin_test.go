@@ -102,13 +102,14 @@ func TestAdminCommands(t *testing.T) {
 	sid := fmt.Sprint(id)
 
 	// nodes
-	out := r.ok(t, "nodes")
-	assert.Regexp(t, `^NODE +READY +WORKERS +LINKS +UP +VERSION +LIBWEBSOCKETS\n`, out)
-	assert.Regexp(t, `\n`+host+` \* +yes +1 +1 +\d+s +dev +\d+\.\d+`, out)
 	var nodes []gateway.NodeInfo
 	require.NoError(t, json.Unmarshal([]byte(r.ok(t, "nodes", "--json")), &nodes))
 	require.Len(t, nodes, 1)
 	assert.Equal(t, host, nodes[0].Name)
+	assert.Len(t, nodes[0].WorkerList, nodes[0].Workers) // workers: 0, one per CPU
+	out := r.ok(t, "nodes")
+	assert.Regexp(t, `^NODE +READY +WORKERS +LINKS +UP +VERSION +LIBWEBSOCKETS\n`, out)
+	assert.Regexp(t, fmt.Sprintf(`\n%s \* +yes +%d +1 +\d+s +dev +\d+\.\d+`, host, nodes[0].Workers), out)
 
 	// links, with filters before and after nothing
 	out = r.ok(t, "links")
