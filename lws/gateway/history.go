@@ -178,8 +178,12 @@ func (g *Gateway) subscribeAt(l *LinkRecord, rule, ch string, since Position) {
 			// The engine's delivery goroutine: the next delivery waits
 			// for this, as deliverRemote waits for its batches.
 			join := func() {
-				if cur, _ := g.links.get(l.ID); cur != l || !g.hub.subscribe(l, ch) {
-					return // closed meanwhile, or a member already
+				if cur, _ := g.links.get(l.ID); cur != l {
+					return // closed meanwhile
+				}
+				if !g.hub.subscribe(l, ch) {
+					g.ack(l, "subscribed", ch) // a member already (two subscribes at once)
+					return
 				}
 				b, _ := json.Marshal(subscribedReply{Type: "subscribed", Channel: ch, Recovered: c.Recovered, Position: c.Position})
 				_ = g.send(l, lws.TextMessage, b)

@@ -6,9 +6,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/lws"
 )
 
 // envelopeOf decodes a delivery of a channel with envelope.
@@ -73,6 +76,7 @@ func TestClusterHistory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three NATS servers")
 	}
+	start := time.Now()
 	gws := startClusterGWsWith(t, 3, `  history_shards: 1
   channels:
     - {match: "room:*", history: {size: 5, ttl: 1m}, envelope: true}
@@ -80,6 +84,9 @@ func TestClusterHistory(t *testing.T) {
 `, "")
 	g1, g2, g3 := gws[0], gws[1], gws[2]
 	const ch = "room:1"
+	t.Logf("three nodes up in %v", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	defer func() { t.Logf("history checks in %v", time.Since(start).Round(time.Millisecond)) }()
 
 	a, rep := subscribeAt(t, g1, ch, Position{})
 	assert.True(t, rep.Recovered, "a subscribe from now has nothing to recover")
@@ -120,6 +127,21 @@ func TestClusterHistory(t *testing.T) {
 	e = envelopeOf(t, b.next(t))
 	assert.Equal(t, "live", *e.Data)
 	assert.Equal(t, live, e.Position)
+
+	// A Router's PublishAsync is called back with the stored position
+	// (and the same key stores once).
+	async := make(chan Position, 2)
+	for range 2 {
+		g2.PublishAsync(ch, lws.TextMessage, []byte("async"), "key-async", func(p Position, err error) {
+			assert.NoError(t, err)
+			async <- p
+		})
+	}
+	pa := <-async
+	assert.Equal(t, pa, <-async)
+	e = envelopeOf(t, b.next(t))
+	assert.Equal(t, "async", *e.Data)
+	assert.Equal(t, pa, e.Position)
 
 	// A link's own publish (the publish rule) is stored and answered with
 	// its position; it is delivered like any other.
@@ -174,9 +196,10 @@ func TestClusterHistory(t *testing.T) {
 	assert.True(t, page.More)
 	assert.True(t, page.Recovered)
 	require.Equal(t, 200, g1.api(t, "GET", fmt.Sprintf("/v1/api/channels/%s/history?since=%d&epoch=%s&limit=5", ch, page.Position.Offset, page.Position.Epoch), "", &page))
-	require.Len(t, page.Messages, 2)
+	require.Len(t, page.Messages, 3)
 	assert.Equal(t, "live", *page.Messages[0].Data)
-	assert.Equal(t, pub.Offset, page.Messages[1].Offset)
+	assert.Equal(t, pa.Offset, page.Messages[1].Offset)
+	assert.Equal(t, pub.Offset, page.Messages[2].Offset)
 	assert.False(t, page.More)
 	assert.Equal(t, 404, g1.api(t, "GET", "/v1/api/channels/plain/history", "", nil))
 	assert.Equal(t, 400, g1.api(t, "GET", "/v1/api/channels/room:1/history?limit=0", "", nil))
