@@ -135,7 +135,8 @@ func (c *Context) retry(ping, hangup int) *C.lws_retry_bo_t {
 
 // ClientResponse reads the status code and headers of the response a client
 // link received into buf (grown if needed) as NUL-separated strings: the
-// status in decimal, then name, value pairs (custom as for HTTPRequest).
+// status in decimal, then name, value pairs (canonical names; custom as for
+// HTTPRequest).
 func (w WSI) ClientResponse(buf []byte, custom string) ([]byte, error) {
 	return w.headerInfo(buf, custom, true)
 }

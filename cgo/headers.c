@@ -6,12 +6,15 @@
  * one buffer of NUL-terminated strings, filled here in one call
  * (lwsgo_http_info, lwsgo_client_response): a buffer too small is not
  * written past; the call returns the size it needs, negated, and Go calls
- * again with a larger one. Go writes headers (a response, a refusal, a
+ * again with a larger one. Header names come in Go's canonical form
+ * ("Content-Type"), from a table of the tokens that are headers made once
+ * (lwsgo_hnames), so that Go keeps them as they are. Go writes headers (a response, a refusal, a
  * client's request) as "name\0value\0" pairs, names without the colon,
  * which lwsgo_add_headers appends to what lws is building.
  */
 #include "internal.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <strings.h>
 
@@ -90,12 +93,77 @@ lwsgo_put_hdr(struct lwsgo_sink *s, struct lws *w, int tok, int total)
 		*at = '\0';
 }
 
+/*
+ * lwsgo_canon puts the n bytes of name in Go's canonical form
+ * (http.CanonicalHeaderKey for a token): upper case at the start and after
+ * each '-', lower case elsewhere.
+ */
+static void
+lwsgo_canon(char *name, int n)
+{
+	int i, up = 1;
+
+	for (i = 0; i < n; i++) {
+		char ch = name[i];
+
+		if (up && ch >= 'a' && ch <= 'z')
+			ch = (char)(ch - 'a' + 'A');
+		else if (!up && ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		name[i] = ch;
+		up = ch == '-';
+	}
+}
+
+/*
+ * lwsgo_hnames: the tokens lws parses that are request or response
+ * headers, with their names in canonical form and without the colon. lws
+ * numbers its tokens differently from one release to the next, so the
+ * table is made from lws_token_to_string once, when first needed, rather
+ * than written here. Methods ("get "), the version ("http/1.1 "), pseudo
+ * headers (":path:") and the query (URI_ARGS) are not headers.
+ */
+struct lwsgo_hname {
+	int tok, len;
+	char name[48];
+};
+
+static struct lwsgo_hname lwsgo_hnames[WSI_TOKEN_COUNT];
+static int lwsgo_nhnames;
+static pthread_once_t lwsgo_hnames_once = PTHREAD_ONCE_INIT;
+
+static void
+lwsgo_hnames_init(void)
+{
+	int tok, nl;
+
+	for (tok = 0; tok < WSI_TOKEN_COUNT; tok++) {
+		const unsigned char *t;
+		struct lwsgo_hname *hn;
+
+		if (tok == WSI_TOKEN_HTTP_URI_ARGS)
+			continue;
+		t = lws_token_to_string((enum lws_token_indexes)tok);
+		if (!t)
+			continue;
+		nl = (int)strlen((const char *)t);
+		if (nl < 2 || t[nl - 1] != ':' || t[0] == ':' ||
+		    nl > (int)sizeof(hn->name))
+			continue;
+		hn = &lwsgo_hnames[lwsgo_nhnames++];
+		hn->tok = tok;
+		hn->len = nl - 1;
+		memcpy(hn->name, t, (size_t)hn->len);
+		lwsgo_canon(hn->name, hn->len);
+	}
+}
+
 /* lwsgo_put_lines puts tok, named t (nl bytes without the colon), as one
  * pair per line: lws_hdr_copy would join repeated headers with ',', which
  * breaks Set-Cookie. */
 static void
 lwsgo_put_lines(struct lwsgo_sink *s, struct lws *w, int tok,
-		const unsigned char *t, int nl)
+		const char *t, int nl)
 {
 	int f, fl;
 	char *at;
@@ -104,7 +172,7 @@ lwsgo_put_lines(struct lwsgo_sink *s, struct lws *w, int tok,
 		fl = lws_hdr_fragment_length(w, (enum lws_token_indexes)tok, f);
 		if (fl <= 0 && f)
 			break;
-		lwsgo_put(s, (const char *)t, nl);
+		lwsgo_put(s, t, nl);
 		at = lwsgo_take(s, fl);
 		if (at && lws_hdr_copy_fragment(w, at, fl + 1,
 				(enum lws_token_indexes)tok, f) < 0)
@@ -116,7 +184,8 @@ lwsgo_put_lines(struct lwsgo_sink *s, struct lws *w, int tok,
 
 /* lwsgo_put_custom puts the headers lws does not know that Go asked for:
  * custom holds their names ("x-a:\0x-b:\0", lower case with the colon),
- * for libwebsockets releases that cannot enumerate them. */
+ * for libwebsockets releases that cannot enumerate them. They go to Go in
+ * canonical form, as the others. */
 static void
 lwsgo_put_custom(struct lwsgo_sink *s, struct lws *w, const char *custom,
 		 int customlen)
@@ -128,7 +197,12 @@ lwsgo_put_custom(struct lwsgo_sink *s, struct lws *w, const char *custom,
 
 		n = lws_hdr_custom_length(w, custom, cl);
 		if (n >= 0) {
-			lwsgo_put(s, custom, cl - 1);
+			at = lwsgo_take(s, cl - 1);
+			if (at) {
+				memcpy(at, custom, (size_t)(cl - 1));
+				at[cl - 1] = '\0';
+				lwsgo_canon(at, cl - 1);
+			}
 			at = lwsgo_take(s, n);
 			if (at && lws_hdr_custom_copy(w, at, n + 1, custom,
 						      cl) < 0)
@@ -150,30 +224,22 @@ static void
 lwsgo_put_headers(struct lwsgo_sink *s, struct lws *w, const char *custom,
 		  int customlen)
 {
-	const unsigned char *t;
-	int n, tok, nl;
+	int i, n;
 
-	for (tok = 0; tok < WSI_TOKEN_COUNT; tok++) {
-		if (tok == WSI_TOKEN_HTTP_URI_ARGS)
-			continue;
-		n = lws_hdr_total_length(w, (enum lws_token_indexes)tok);
+	pthread_once(&lwsgo_hnames_once, lwsgo_hnames_init);
+	for (i = 0; i < lwsgo_nhnames; i++) {
+		const struct lwsgo_hname *hn = &lwsgo_hnames[i];
+
+		n = lws_hdr_total_length(w, (enum lws_token_indexes)hn->tok);
 		if (n <= 0)
 			continue;
-		t = lws_token_to_string((enum lws_token_indexes)tok);
-		if (!t)
-			continue;
-		nl = (int)strlen((const char *)t);
-		/* real headers are "name:"; methods are "get " and pseudo
-		 * headers ":path:" */
-		if (nl < 2 || t[nl - 1] != ':' || t[0] == ':')
-			continue;
-		if (tok == WSI_TOKEN_HTTP_COOKIE) {
+		if (hn->tok == WSI_TOKEN_HTTP_COOKIE) {
 			/* lws joins repeated Cookie headers itself */
-			lwsgo_put(s, (const char *)t, nl - 1);
-			lwsgo_put_hdr(s, w, tok, n);
+			lwsgo_put(s, hn->name, hn->len);
+			lwsgo_put_hdr(s, w, hn->tok, n);
 			continue;
 		}
-		lwsgo_put_lines(s, w, tok, t, nl - 1);
+		lwsgo_put_lines(s, w, hn->tok, hn->name, hn->len);
 	}
 	lwsgo_put_custom(s, w, custom, customlen);
 }
@@ -225,9 +291,10 @@ lwsgo_put_query(struct lwsgo_sink *s, struct lws *w)
  * lwsgo_http_info fills buf with the request of an HTTP wsi as a sequence
  * of NUL-terminated strings: method, path, query, version ("HTTP/1.1"),
  * then name/value pairs of every header present (one pair per header
- * line), names lower case without the colon. custom lists extra header
- * names ("x-a:\0x-b:\0", lower case with colon) to look up as custom
- * headers, for libwebsockets releases that cannot enumerate them.
+ * line), names canonical ("Content-Type") without the colon. custom lists
+ * extra header names ("x-a:\0x-b:\0", lower case with colon) to look up
+ * as custom headers, for libwebsockets releases that cannot enumerate
+ * them.
  * Returns the bytes used, or -(bytes needed) when buf is too small.
  */
 int

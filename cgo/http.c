@@ -2,10 +2,12 @@
  * http.c: the HTTP server's answers. See shim.c for the design of the C
  * layer and the list of its files.
  *
- * Go answers a request from its HTTP callbacks or from HTTP_WRITEABLE: the
- * status line and headers in one write (lwsgo_http_headers), then the body
- * (lwsgo_http_write), then the end of the transaction, after which a
- * keep-alive connection reads its next request. A refusal is the whole
+ * Go answers a request from HTTP_WRITEABLE. An answer whose body is known
+ * and small is one write, status line, headers and body together, and the
+ * end of the transaction (lwsgo_http_respond): one send. A larger one is
+ * the status line and headers (lwsgo_http_headers), then the body in
+ * chunks as the socket takes them (lwsgo_http_write), then the end of the
+ * transaction, after which a keep-alive connection reads its next request. A refusal is the whole
  * answer in one write (lwsgo_http_refuse). The request itself is read in
  * headers.c. Pipelined requests: lws mishandles bytes a client sends after
  * a request while its transaction is open (see httpConn in lws/http.go),
@@ -42,6 +44,28 @@ lwsgo_head_alloc(int hdrslen, int extra, unsigned char **start,
 	*end = buf + cap - 1;
 
 	return buf;
+}
+
+/*
+ * lwsgo_write_whole ends the headers built from start to p (up to end),
+ * appends bodylen bytes of body and writes it all in one lws_write of
+ * kind wp. Returns 0, or -1 when it does not fit or was not written.
+ */
+static int
+lwsgo_write_whole(struct lws *w, unsigned char *start, unsigned char *p,
+		  unsigned char *end, const unsigned char *body, int bodylen,
+		  enum lws_write_protocol wp)
+{
+	int n;
+
+	if (lws_finalize_http_header(w, &p, end) || end - p < bodylen)
+		return -1;
+	if (bodylen)
+		memcpy(p, body, (size_t)bodylen);
+	p += bodylen;
+	n = lws_ptr_diff(p, start);
+
+	return lws_write(w, start, (size_t)n, wp) == n ? 0 : -1;
 }
 
 /*
@@ -110,16 +134,56 @@ lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 	n = lws_snprintf(clen, sizeof(clen), "%d", bodylen);
 	if (lws_add_http_header_by_token(w, WSI_TOKEN_HTTP_CONTENT_LENGTH,
 					 (unsigned char *)clen, n, &p, end) ||
-	    lwsgo_add_headers(w, hdrs, hdrslen, &p, end) ||
-	    lws_finalize_http_header(w, &p, end) || end - p < bodylen)
+	    lwsgo_add_headers(w, hdrs, hdrslen, &p, end))
 		goto out;
-	if (bodylen)
-		memcpy(p, body, (size_t)bodylen);
-	p += bodylen;
-	n = lws_ptr_diff(p, start);
-	if (lws_write(w, start, (size_t)n, LWS_WRITE_HTTP) != n)
+	r = lwsgo_write_whole(w, start, p, end, body, bodylen, LWS_WRITE_HTTP);
+out:
+	free(buf);
+	return r;
+}
+
+/*
+ * lwsgo_http_respond writes a whole answer in one lws_write: the status
+ * line, lws' own headers, content-length, Go's hdrs (NUL-terminated name,
+ * value pairs), then bodylen bytes of body (none for a HEAD: pass 0 and
+ * the length in content_length). One send instead of two (headers, then
+ * body), as lws_return_http_status does for HTTP/1. The length goes in as
+ * for lwsgo_http_headers, so lws counts the body against it: h1 writes do
+ * not check that count. The buffer is on the stack when the answer fits
+ * (a few KiB), else malloc'd. With end, it then ends the transaction.
+ * Returns -1 when nothing could be written (close), 0, or 1 when end says
+ * the connection must close now (lws_http_transaction_completed).
+ * For HTTP/1 only: an h2 stream sends headers and data in frames of their
+ * own (the binding offers http/1.1 alone in ALPN).
+ */
+int
+lwsgo_http_respond(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
+		   const unsigned char *body, int bodylen,
+		   int64_t content_length, int end)
+{
+	struct lws *w = (struct lws *)wsi;
+	unsigned char sbuf[LWS_PRE + 4096], *buf = NULL, *start, *p, *e;
+	size_t need = 512 + (size_t)hdrslen * 2 + (size_t)bodylen;
+	int r = -1;
+
+	if (need < LWS_RECOMMENDED_MIN_HEADER_SPACE)
+		need = LWS_RECOMMENDED_MIN_HEADER_SPACE;
+	if (need + 1 <= sizeof(sbuf) - LWS_PRE) {
+		start = sbuf + LWS_PRE;
+		e = sbuf + sizeof(sbuf) - 1;
+	} else {
+		buf = lwsgo_head_alloc(hdrslen, bodylen, &start, &e);
+		if (!buf)
+			return -1;
+	}
+	p = start;
+	if (lws_add_http_common_headers(w, (unsigned int)status, NULL,
+			(lws_filepos_t)content_length, &p, e) ||
+	    lwsgo_add_headers(w, hdrs, hdrslen, &p, e) ||
+	    lwsgo_write_whole(w, start, p, e, body, bodylen,
+			      LWS_WRITE_HTTP_FINAL))
 		goto out;
-	r = 0;
+	r = end && lws_http_transaction_completed(w) ? 1 : 0;
 out:
 	free(buf);
 	return r;
@@ -142,6 +206,24 @@ int
 lwsgo_http_transaction_completed(uintptr_t wsi)
 {
 	return lws_http_transaction_completed((struct lws *)wsi);
+}
+
+/*
+ * lwsgo_http_resume resumes reading on wsi, paused while its answer was
+ * prepared, and with ask reports whether some connection of the context
+ * holds input lws read ahead and may hand over without the network (as
+ * lwsgo_forced_service): one call before the answer, not two. On 4.3 the
+ * check runs the scheduled events that are due, which may close wsi.
+ */
+int
+lwsgo_http_resume(uintptr_t wsi, int ask)
+{
+	struct lws *w = (struct lws *)wsi;
+
+	lws_rx_flow_control(w, 1);
+
+	return ask && lwsgo_forced_service(
+			(lwsgo_ctx *)lws_context_user(lws_get_context(w)));
 }
 
 /*

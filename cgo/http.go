@@ -15,9 +15,9 @@ import (
 
 // HTTPRequest reads the method, path, query, version and headers of an HTTP
 // request into buf (grown if needed) as NUL-separated strings: method, path,
-// query, version ("HTTP/1.1"), then name, value pairs, one per header line.
-// custom lists extra header names to look up, in the form
-// "x-name:\x00x-other:\x00".
+// query, version ("HTTP/1.1"), then name, value pairs, one per header line,
+// names in canonical form ("Content-Type"). custom lists extra header names
+// to look up, in the form "x-name:\x00x-other:\x00".
 func (w WSI) HTTPRequest(buf []byte, custom string) ([]byte, error) {
 	return w.headerInfo(buf, custom, false)
 }
@@ -59,6 +59,19 @@ func (w WSI) WriteHTTPHeaders(status int, hdrs []byte, contentLength int64, chec
 	return WriteResult(C.lwsgo_http_headers(C.uintptr_t(w), C.int(status), p, C.int(len(hdrs)), C.int64_t(contentLength), b2i(check)))
 }
 
+// RespondHTTP writes a whole HTTP/1 answer in one write (one send): the
+// status line, headers (hdrs: NUL-terminated name, value pairs), a
+// content-length of contentLength, and body, which is that long or, for a
+// HEAD, empty. With end it then ends the transaction, as
+// HTTPTransactionCompleted. It returns -1 when the answer could not be
+// written (close the connection), 1 when end says the connection must now
+// close, else 0. What the socket does not take at once libwebsockets keeps
+// and sends on by itself, and it ends the transaction only after that.
+func (w WSI) RespondHTTP(status int, hdrs, body []byte, contentLength int64, end bool) int {
+	hp, bp := headersAndBody(hdrs, body)
+	return int(C.lwsgo_http_respond(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body)), C.int64_t(contentLength), b2i(end)))
+}
+
 // WriteHTTP writes body bytes frame[off:off+n]; final marks the last chunk.
 // The Pre bytes before off must belong to frame.
 func (w WSI) WriteHTTP(frame []byte, off, n int, final, check bool) WriteResult {
@@ -76,6 +89,12 @@ func (w WSI) WriteHTTP(frame []byte, off, n int, final, check bool) WriteResult 
 // closes the connection once the response is out. It reports false when
 // the response could not be written (the callback should return -1).
 func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
+	hp, bp := headersAndBody(hdrs, body)
+	return C.lwsgo_http_refuse(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body))) == 0
+}
+
+// headersAndBody returns C's pointers to hdrs and body, nil when empty.
+func headersAndBody(hdrs, body []byte) (*C.char, *C.uchar) {
 	var hp *C.char
 	if len(hdrs) > 0 {
 		hp = (*C.char)(unsafe.Pointer(&hdrs[0]))
@@ -84,7 +103,7 @@ func (w WSI) RefuseHTTP(status int, hdrs, body []byte) bool {
 	if len(body) > 0 {
 		bp = (*C.uchar)(unsafe.Pointer(&body[0]))
 	}
-	return C.lwsgo_http_refuse(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body))) == 0
+	return hp, bp
 }
 
 // CustomHeaderCount counts the lines of a request header libwebsockets does
@@ -101,6 +120,14 @@ func (w WSI) CustomHeaderCount(name string) int {
 // libwebsockets 4.3.0 or later (lws_hdr_custom_name_foreach), built with
 // custom headers.
 func CountsCustomHeaders() bool { return C.LWSGO_COUNTS_CUSTOM_HEADERS == 1 }
+
+// ResumeHTTP resumes reading from the connection (RxFlow(true)) and, with
+// ask, reports what Context.ForcedService would, in one call. Like
+// ForcedService on libwebsockets 4.3, it may run lws' due timers, which
+// may close this connection.
+func (w WSI) ResumeHTTP(ask bool) (pending bool) {
+	return C.lwsgo_http_resume(C.uintptr_t(w), b2i(ask)) != 0
+}
 
 // ServiceWritable delivers the HTTP_WRITEABLE callback now, as if poll(2)
 // had reported the socket writable and not readable (lws_service_fd with

@@ -217,6 +217,10 @@ int lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs,
 int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		     int final, int check);
 int lwsgo_http_transaction_completed(uintptr_t wsi);
+int lwsgo_http_respond(uintptr_t wsi, int status, const char *hdrs,
+		       int hdrslen, const unsigned char *body, int bodylen,
+		       int64_t content_length, int end);
+int lwsgo_http_resume(uintptr_t wsi, int ask);
 int lwsgo_http_service_writable(uintptr_t wsi);
 int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 		      const unsigned char *body, int bodylen);

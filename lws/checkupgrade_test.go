@@ -77,7 +77,7 @@ func TestCheckUpgrade(t *testing.T) {
 			r := waitFor(t, seen, "CheckUpgrade")
 			assert.Equal(t, tc.path, r.Path)
 			assert.Equal(t, "GET", r.Method)
-			assert.Equal(t, "1", r.Header.Get("X-Extra"))
+			assert.Equal(t, "1", r.Header().Get("X-Extra"))
 		})
 	}
 

@@ -53,6 +53,8 @@ type Context struct {
 	spareCmd []func()
 	answers  []*rec // HTTP answers ready on paused connections (answer)
 	spareAns []*rec
+	bodyWait []*rec    // requests whose body timer waits for the pass's end (armBodyTimers)
+	passTime time.Time // when the current service pass began
 
 	// The service loop and its end (this file).
 	stopReq   atomic.Bool
@@ -323,7 +325,9 @@ func (c *Context) loop() {
 		if len(c.answers) > 0 {
 			c.answer()
 		}
-		if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+		now := time.Now()
+		c.passTime = now
+		if now.Sub(lastYield) >= yieldEvery {
 			// Go's sysmon takes the P away from a goroutine that
 			// has not been rescheduled for 10 ms, at every one of
 			// its ticks (20 us) for as long as that goroutine keeps
@@ -331,6 +335,9 @@ func (c *Context) loop() {
 			// does, is never rescheduled unless it yields.
 			runtime.Gosched()
 			lastYield = now
+		}
+		if len(c.bodyWait) > 0 {
+			c.armBodyTimers()
 		}
 		err := c.lc.Service()
 		c.flushTrace()
@@ -490,6 +497,7 @@ func (c *Context) destroy() {
 	c.pending, c.cmds = nil, nil
 	c.qmu.Unlock()
 	c.answers = nil
+	c.bodyWait = nil
 }
 
 // stopAccepting takes the context out of its listeners' acceptors

@@ -279,7 +279,7 @@ func (r *rec) responseHeader(name string) string {
 	}
 	parts := strings.Split(string(buf), "\x00")
 	for i := 1; i+1 < len(parts); i += 2 {
-		if parts[i] == name {
+		if strings.EqualFold(parts[i], name) {
 			return parts[i+1]
 		}
 	}

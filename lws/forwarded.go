@@ -3,7 +3,6 @@ package lws
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 	"time"
@@ -55,12 +54,12 @@ func (r *rec) connAddr() netip.AddrPort {
 	return p.addr
 }
 
-// requestClient is the client of a request on r's connection with header
-// h: the connection's address, unless that is a trusted proxy, whose
-// forwarding header is walked (clientOf). A request that repeats the
+// requestClient is the client of req, a request on r's connection: the
+// connection's address, unless that is a trusted proxy, whose forwarding
+// header is walked (clientOf). A request that repeats the
 // Forwarded header, of which libwebsockets shows the first line only,
 // names no client that can be believed: it is the proxy's own.
-func (r *rec) requestClient(h http.Header) netip.AddrPort {
+func (r *rec) requestClient(req *Request) netip.AddrPort {
 	peer := r.connAddr()
 	if r.peer == nil || !r.peer.trusted {
 		return peer
@@ -75,7 +74,7 @@ func (r *rec) requestClient(h http.Header) netip.AddrPort {
 			return peer
 		}
 	}
-	return r.lis.clientOf(peer, forwardedHops(h.Values(name), name == headerForwarded))
+	return r.lis.clientOf(peer, forwardedHops(req.Header().Values(name), name == headerForwarded))
 }
 
 // trusted reports whether a is one of the listener's trusted proxies.

@@ -49,7 +49,7 @@ import (
 // wait in the kernel and are read as a fresh request once the transaction
 // is complete: served, in order. Bytes lws had already read with the
 // request stay in its buflist, and once rx resumes lws reports input it can
-// process without the network (cgo.Context.ForcedService). Then, as when
+// process without the network (cgo.WSI.ResumeHTTP). Then, as when
 // lws hands the binding bytes past a body (the 4.3.5 and 4.1.6 signs above),
 // the answer carries "connection: close" and the connection ends after it,
 // so that lws never parses a request from its buflist. The report is for
@@ -60,6 +60,11 @@ type httpConn struct {
 	r   *rec
 	txn *ResponseWriter // the transaction in progress, or nil
 }
+
+// oneWriteMax is the largest body an answer carries in the same write as
+// its status line and headers (one send instead of two); a larger one is
+// written after them, in chunks of txPacketSize, as the socket takes it.
+const oneWriteMax = 16 << 10
 
 // complete is called when w's request is complete: libwebsockets reads no
 // more until its answer is written (see httpConn).
@@ -128,7 +133,9 @@ func (h *httpConn) onRequest() int {
 		c.log.Warn("lws: HTTP request while another is being answered; closing", "link", r.id)
 		return -1
 	}
-	req := new(Request)
+	w := &ResponseWriter{h: h}
+	req := &w.rq
+	w.req = req
 	if _, err := r.readRequest(req); err != nil {
 		c.log.Warn("lws: reading request", "link", r.id, "err", err)
 		return -1
@@ -137,7 +144,6 @@ func (h *httpConn) onRequest() int {
 		r.link = Link{ID: r.id, Kind: LinkHTTP, Listener: r.lis.cfg.Name, Remote: req.Remote, Path: req.Path, Opened: time.Now()}
 		c.openLink(r)
 	}
-	w := &ResponseWriter{h: h, req: req, header: http.Header{}}
 	h.txn = w
 	lis := &r.lis.cfg
 	bodyMethod := req.Method == "POST" || req.Method == "PUT" || req.Method == "PATCH"
@@ -170,13 +176,35 @@ func (h *httpConn) onRequest() int {
 		// the wait for each chunk: bound the whole body.
 		w.expectBody = true
 		if d := lis.BodyTimeout; d > 0 {
-			r.setTimer(timerBody, d)
+			// Armed before the next service pass, if the body is not
+			// in by then (armBodyTimers): most come in the same read
+			// as their headers, and need no timer.
+			w.bodyDue = c.passTime.Add(d)
+			c.bodyWait = append(c.bodyWait, r)
 		}
 	default:
 		h.complete(w)
 		h.serve(w)
 	}
 	return 0
+}
+
+// armBodyTimers arms the body timer of each request whose headers came
+// since the last service pass began and whose body is not all in yet
+// (service goroutine, before lws_service). The timer counts from the start
+// of that pass.
+func (c *Context) armBodyTimers() {
+	for i, r := range c.bodyWait {
+		c.bodyWait[i] = nil
+		h, _ := r.role.(*httpConn)
+		if r.wsi == 0 || h == nil || h.txn == nil || r.timer != timerNone {
+			continue
+		}
+		if w := h.txn; w.expectBody && !w.served && !w.tooBig && !w.bodyDue.IsZero() {
+			r.setTimer(timerBody, max(time.Until(w.bodyDue), time.Millisecond))
+		}
+	}
+	c.bodyWait = c.bodyWait[:0]
 }
 
 // serve hands a complete request to the listener's HTTPHandler.
@@ -281,6 +309,23 @@ func (h *httpConn) onWritable() int {
 		// The client left while the reply was being prepared.
 		return -1
 	}
+	if !w.hdrSent && (head || n <= oneWriteMax) {
+		// The whole answer in one write.
+		if closeAfter {
+			w.hdrs = append(w.hdrs, "connection\x00close\x00"...)
+		}
+		end := !closeAfter && (!w.expectBody || w.served)
+		var body []byte
+		if !head {
+			body = w.body[cgo.Pre:]
+		}
+		res := wsi.RespondHTTP(w.status, w.hdrs, body, int64(n), end)
+		h.finish(w)
+		if res != 0 || !end {
+			return -1
+		}
+		return 0
+	}
 	var gate chokeGate
 	if !w.hdrSent {
 		if closeAfter {
@@ -312,11 +357,7 @@ func (h *httpConn) onWritable() int {
 			return 0
 		}
 	}
-	w.mu.Lock()
-	w.state = respDone
-	w.body = nil
-	w.mu.Unlock()
-	h.txn = nil
+	h.finish(w)
 	if closeAfter || w.expectBody && !w.served {
 		// The request body was not read: the connection cannot carry
 		// another request.
@@ -326,6 +367,15 @@ func (h *httpConn) onWritable() int {
 		return -1
 	}
 	return 0
+}
+
+// finish marks w written: the connection is free for the next request.
+func (h *httpConn) finish(w *ResponseWriter) {
+	w.mu.Lock()
+	w.state = respDone
+	w.body = nil
+	w.mu.Unlock()
+	h.txn = nil
 }
 
 // abandon marks the transaction dead: the connection is going away.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestHTTPGet(t *testing.T) {
@@ -35,8 +37,8 @@ func TestHTTPGet(t *testing.T) {
 	assert.Equal(t, "/some/path", r.Path)
 	assert.Equal(t, "a=1&b=two", r.RawQuery)
 	assert.Equal(t, "two", r.Query().Get("b"))
-	assert.Equal(t, "text/plain", r.Header.Get("Accept"))
-	assert.Equal(t, "lwsgate-test", r.Header.Get("User-Agent"))
+	assert.Equal(t, "text/plain", r.Header().Get("Accept"))
+	assert.Equal(t, "lwsgate-test", r.Header().Get("User-Agent"))
 	assert.Equal(t, int64(-1), r.ContentLength)
 	assert.Equal(t, "127.0.0.1:0", r.Listener, "Listener.Name defaults to Addr")
 
@@ -49,7 +51,7 @@ func TestHTTPGet(t *testing.T) {
 
 func TestHTTPPostJSONEcho(t *testing.T) {
 	h := newCapture(func(w *ResponseWriter, r *Request) {
-		w.Header().Set("Content-Type", r.Header.Get("Content-Type"))
+		w.Header().Set("Content-Type", r.Header().Get("Content-Type"))
 		_ = w.Respond(http.StatusOK, r.Body)
 	})
 	_, addr := startServer(t, Listener{HTTPHandler: h})
@@ -149,15 +151,15 @@ func TestHTTPRequestHeadersAndRemote(t *testing.T) {
 		resp.Body.Close()
 		r := waitFor(t, h.reqs, "request")
 		assert.Equal(t, fmt.Sprintf("i=%d", i), r.RawQuery)
-		vals := r.Header.Values("Accept")
+		vals := r.Header().Values("Accept")
 		for j := range vals {
 			// libwebsockets 4.1 keeps the spaces before a repeated
 			// header's value (it arrives as "  b").
 			vals[j] = strings.TrimSpace(vals[j])
 		}
 		assert.Equal(t, []string{"a", "b"}, vals)
-		assert.Equal(t, "ua", r.Header.Get("User-Agent"))
-		assert.Equal(t, "test", r.Header.Get("Host"))
+		assert.Equal(t, "ua", r.Header().Get("User-Agent"))
+		assert.Equal(t, "test", r.Header().Get("Host"))
 		require.NotNil(t, r.Remote)
 		assert.Equal(t, nc.LocalAddr().String(), r.Remote.String(), "request %d", i)
 	}
@@ -370,4 +372,119 @@ func TestHTTPDeferredReplyClientGone(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the link of the departed client was not closed")
 	}
+}
+
+// TestHTTPAnswerOneSend: an answer whose body fits goes out in one send,
+// status line, headers and body together, not the headers and then the
+// body: the client's socket counts one data segment received per answer
+// (loopback makes a segment of each send that fits its MTU), for a POST, a
+// GET and a HEAD.
+func TestHTTPAnswerOneSend(t *testing.T) {
+	_, addr := startServer(t, Listener{HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = w.Respond(http.StatusOK, append([]byte(`{"echo":`), append(r.Body, '}')...))
+	})})
+	nc := rawDial(t, addr).(*net.TCPConn)
+	br := bufio.NewReader(nc)
+	segsIn := func() uint32 {
+		rc, err := nc.SyscallConn()
+		require.NoError(t, err)
+		var info *unix.TCPInfo
+		var serr error
+		require.NoError(t, rc.Control(func(fd uintptr) { info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }))
+		require.NoError(t, serr)
+		return info.Data_segs_in
+	}
+	const rounds = 10
+	before := segsIn()
+	for i := range rounds {
+		body := fmt.Sprintf(`{"n":%d}`, i)
+		for _, req := range []string{
+			"POST /v1/api/createtoken HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body,
+			"GET /x HTTP/1.1\r\nHost: x\r\n\r\n",
+			"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n",
+		} {
+			_, err := nc.Write([]byte(req))
+			require.NoError(t, err)
+			method, _, _ := strings.Cut(req, " ")
+			resp, err := http.ReadResponse(br, &http.Request{Method: method})
+			require.NoError(t, err)
+			got, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+			if method == "POST" {
+				require.Equal(t, `{"echo":`+body+`}`, string(got))
+			}
+		}
+	}
+	assert.Equal(t, uint32(3*rounds), segsIn()-before, "data segments received for %d answers", 3*rounds)
+}
+
+// TestHTTPRequestAllocs: a keep-alive POST costs the server at most three
+// allocations (the ResponseWriter with its Request, the request's bytes
+// with room for its body, the answer's buffer) when its handler sets a
+// header with SetHeader and echoes the body; the client allocates nothing.
+func TestHTTPRequestAllocs(t *testing.T) {
+	_, addr := startServer(t, Listener{HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		w.SetHeader("Content-Type", "application/json")
+		_ = w.Respond(http.StatusOK, r.Body)
+	})})
+	roundTrip := createTokenClient(t, addr)
+	allocs := testing.AllocsPerRun(200, roundTrip)
+	assert.LessOrEqual(t, allocs, 3.0, "allocations per request")
+}
+
+// TestHTTPSetHeader: SetHeader is Header().Set without the map: a name in
+// any case is one header, a second call replaces the value, more headers
+// than it keeps without the map go to the map, and Header sees what
+// SetHeader set before it and SetHeader what Header holds.
+func TestHTTPSetHeader(t *testing.T) {
+	_, addr := startServer(t, Listener{HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		w.SetHeader("x-one", "1")
+		w.SetHeader("X-One", "one")
+		for _, k := range strings.Split(r.RawQuery, ",") {
+			if k != "" {
+				w.SetHeader("X-"+k, k)
+			}
+		}
+		if r.Path == "/map" {
+			w.Header().Add("X-One", "uno")
+			w.SetHeader("X-Two", "two")
+		}
+		_ = w.Respond(http.StatusOK, nil)
+	})})
+	cl := httpClient(t)
+	resp, _ := doHTTP(t, cl, "GET", "http://"+addr+"/?a,b,c,d,e", nil, nil)
+	assert.Equal(t, []string{"one"}, resp.Header.Values("X-One"))
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		assert.Equal(t, k, resp.Header.Get("X-"+k), "X-%s", k)
+	}
+	resp, _ = doHTTP(t, cl, "GET", "http://"+addr+"/map?a", nil, nil)
+	assert.Equal(t, []string{"one", "uno"}, resp.Header.Values("X-One"))
+	assert.Equal(t, "a", resp.Header.Get("X-A"))
+	assert.Equal(t, "two", resp.Header.Get("X-Two"))
+}
+
+// TestRequestHeaderConcurrent: a request's Header map is made once, on the
+// first call, whichever goroutines ask (run with -race), with the names in
+// canonical form, Listener.ExtraHeaders' too.
+func TestRequestHeaderConcurrent(t *testing.T) {
+	got := make(chan []http.Header, 1)
+	_, addr := startServer(t, Listener{ExtraHeaders: []string{"x-custom-thing"}, HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		hs := make([]http.Header, 4)
+		var wg sync.WaitGroup
+		for i := range hs {
+			wg.Go(func() { hs[i] = r.Header() })
+		}
+		wg.Wait()
+		got <- hs
+		_ = w.Respond(http.StatusOK, nil)
+	})})
+	doHTTP(t, httpClient(t), "GET", "http://"+addr+"/", nil, http.Header{"X-Custom-Thing": {"v"}, "Accept-Language": {"fr"}})
+	hs := waitFor(t, got, "headers")
+	for _, h := range hs[1:] {
+		assert.Equal(t, reflect.ValueOf(hs[0]).Pointer(), reflect.ValueOf(h).Pointer(), "one map")
+	}
+	assert.Equal(t, []string{"v"}, hs[0]["X-Custom-Thing"])
+	assert.Equal(t, []string{"fr"}, hs[0]["Accept-Language"])
 }

@@ -490,7 +490,7 @@ func TestTransportLwsServer(t *testing.T) {
 	assert.Equal(t, "GET", r.Method)
 	assert.Equal(t, "/v1/items", r.Path)
 	assert.Equal(t, "id=7", r.RawQuery)
-	assert.Equal(t, addr, r.Header.Get("Host"))
+	assert.Equal(t, addr, r.Header().Get("Host"))
 	assert.Equal(t, http.StatusAccepted, resp.StatusCode)
 	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	assert.Equal(t, "GET", resp.Header.Get("X-Reply"))
@@ -506,7 +506,7 @@ func TestTransportLwsServer(t *testing.T) {
 	assert.Equal(t, "POST", r.Method)
 	assert.Equal(t, payload, r.Body)
 	assert.Equal(t, int64(len(payload)), r.ContentLength)
-	assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
+	assert.Equal(t, "application/json", r.Header().Get("Content-Type"))
 	assert.Equal(t, "POST", resp.Header.Get("X-Reply"))
 	assert.Equal(t, "/v1/api/createtoken "+string(payload), string(body))
 	// What remains are the server's records that are not links (its

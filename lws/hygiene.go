@@ -33,18 +33,18 @@ func refuse(status int, why string) refusal { return refusal{status: status, why
 // owsTrim removes optional whitespace (SP, HTAB) around a field value.
 func owsTrim(s string) string { return strings.Trim(s, " \t") }
 
-// parseContentLength parses the values of a request's Content-Length lines:
-// exactly one line holding 1*DIGIT (RFC 9110 section 8.6) that fits an
-// int64. It returns -1 for no line.
-func parseContentLength(vals []string) (int64, bool) {
-	switch len(vals) {
+// parseContentLength parses a request's Content-Length lines, n of them,
+// the first holding first: exactly one line holding 1*DIGIT (RFC 9110
+// section 8.6) that fits an int64. It returns -1 for no line.
+func parseContentLength(lines int, first string) (int64, bool) {
+	switch lines {
 	case 0:
 		return -1, true
 	case 1:
 	default:
 		return 0, false // duplicated, even with equal values
 	}
-	v := owsTrim(vals[0])
+	v := owsTrim(first)
 	if v == "" || len(v) > 18 {
 		return 0, false // 18 digits always fit an int64
 	}
@@ -63,18 +63,18 @@ func parseContentLength(vals []string) (int64, bool) {
 // one with Content-Length too is a smuggling attempt), and at most one
 // plain decimal Content-Length. It sets req.ContentLength.
 func checkFraming(req *Request) refusal {
-	host := req.Header.Values("Host")
-	if len(host) > 1 || (len(host) == 0 && req.Proto == "HTTP/1.1") {
+	host, _ := req.headerLines("Host")
+	if host > 1 || (host == 0 && req.Proto == "HTTP/1.1") {
 		return refuse(http.StatusBadRequest, "a request needs exactly one Host header")
 	}
-	cls := req.Header.Values("Content-Length")
-	if len(req.Header.Values("Transfer-Encoding")) > 0 {
-		if len(cls) > 0 {
+	ncl, cl := req.headerLines("Content-Length")
+	if te, _ := req.headerLines("Transfer-Encoding"); te > 0 {
+		if ncl > 0 {
 			return refuse(http.StatusBadRequest, "both Content-Length and Transfer-Encoding")
 		}
 		return refuse(http.StatusNotImplemented, "request Transfer-Encoding is not supported; send Content-Length")
 	}
-	n, ok := parseContentLength(cls)
+	n, ok := parseContentLength(ncl, cl)
 	if !ok {
 		return refuse(http.StatusBadRequest, "invalid Content-Length")
 	}
@@ -115,7 +115,7 @@ const (
 // listener's protocol names as registered: the binding's own first, then
 // Listener.Subprotocols.
 func checkUpgrade(req *Request, protos []string) refusal {
-	h := req.Header
+	h := req.Header()
 	if req.Method != http.MethodGet {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade must be a GET")
 	}

@@ -1,8 +1,10 @@
 package lws
 
 import (
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -131,12 +133,21 @@ func TestParseContentLength(t *testing.T) {
 		{[]string{""}, 0, false},
 		{[]string{"1 2"}, 0, false},
 	} {
-		n, ok := parseContentLength(tc.vals)
+		n, ok := contentLength(tc.vals)
 		assert.Equal(t, tc.ok, ok, "%q", tc.vals)
 		if tc.ok {
 			assert.Equal(t, tc.n, n, "%q", tc.vals)
 		}
 	}
+}
+
+// contentLength is parseContentLength of the lines vals.
+func contentLength(vals []string) (int64, bool) {
+	first := ""
+	if len(vals) > 0 {
+		first = vals[0]
+	}
+	return parseContentLength(len(vals), first)
 }
 
 // FuzzParseContentLength: exactly one line of optional whitespace around
@@ -151,7 +162,7 @@ func FuzzParseContentLength(f *testing.F) {
 		if twice {
 			vals = append(vals, v)
 		}
-		n, ok := parseContentLength(vals)
+		n, ok := contentLength(vals)
 		m := decimalRE.FindStringSubmatch(v)
 		want := m != nil && !twice
 		if ok != want {
@@ -221,7 +232,7 @@ func FuzzCheckClosePayload(f *testing.F) {
 
 // upgradeReq builds the parsed form of a valid upgrade request.
 func upgradeReq() *Request {
-	return &Request{Method: "GET", Proto: "HTTP/1.1", ContentLength: -1, Header: http.Header{
+	return &Request{Method: "GET", Proto: "HTTP/1.1", ContentLength: -1, header: http.Header{
 		"Host":                  {"t"},
 		"Upgrade":               {"websocket"},
 		"Connection":            {"keep-alive, Upgrade"},
@@ -243,10 +254,10 @@ func FuzzCheckUpgrade(f *testing.F) {
 		req.Method, req.Proto = method, proto
 		set := func(name, v string) {
 			if v == "" {
-				delete(req.Header, name)
+				delete(req.header, name)
 				return
 			}
-			req.Header[name] = strings.Split(v, "\n")
+			req.header[name] = strings.Split(v, "\n")
 		}
 		set("Upgrade", upgrade)
 		set("Connection", conn)
@@ -255,6 +266,17 @@ func FuzzCheckUpgrade(f *testing.F) {
 		set("Sec-Websocket-Protocol", subp)
 		set("Content-Length", cl)
 		set("Transfer-Encoding", te)
+		// As the C layer gives them: NUL-terminated name, value pairs,
+		// one per line, which hold no NUL.
+		for _, name := range slices.Sorted(maps.Keys(req.header)) {
+			for _, v := range req.header[name] {
+				if strings.Contains(v, "\x00") {
+					t.Skip("a NUL in a header line")
+				}
+				req.hraw += name + "\x00" + v + "\x00"
+			}
+		}
+		req.header = nil
 		r := checkFraming(req)
 		if r.ok() {
 			r = checkUpgrade(req, protos)
@@ -265,9 +287,9 @@ func FuzzCheckUpgrade(f *testing.F) {
 			}
 			return
 		}
-		if method != "GET" || proto != "HTTP/1.1" || len(req.Header["Upgrade"]) != 1 ||
+		if method != "GET" || proto != "HTTP/1.1" || len(req.Header()["Upgrade"]) != 1 ||
 			!strings.EqualFold(strings.Trim(upgrade, " \t"), "websocket") ||
-			len(req.Header["Sec-Websocket-Version"]) != 1 || strings.Trim(version, " \t") != "13" ||
+			len(req.Header()["Sec-Websocket-Version"]) != 1 || strings.Trim(version, " \t") != "13" ||
 			te != "" || req.ContentLength > 0 {
 			t.Fatalf("accepted %+v", req)
 		}

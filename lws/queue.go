@@ -165,13 +165,12 @@ func (c *Context) answer() {
 		}
 		w := h.txn
 		w.paused = false
-		r.wsi.RxFlow(true)
-		if !w.hdrSent && c.lc.ForcedService() {
+		if r.wsi.ResumeHTTP(!w.hdrSent) {
 			// lws holds input: maybe bytes it read past the request
 			// (httpConn), maybe another connection's.
 			w.pipelined = true
 		}
-		if r.wsi == 0 { // ForcedService may run lws timers
+		if r.wsi == 0 { // ResumeHTTP may run lws timers
 			continue
 		}
 		r.wsi.ServiceWritable() // may close the connection

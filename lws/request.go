@@ -1,11 +1,15 @@
 package lws
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
+	"unsafe"
 )
 
 // Request is an HTTP request, or the upgrade request of a WebSocket link.
@@ -23,9 +27,6 @@ type Request struct {
 	// Proto is the protocol version of the request line, "HTTP/1.1" or
 	// "HTTP/1.0".
 	Proto string
-	// Header holds the request headers libwebsockets parsed, with
-	// canonical names, plus Listener.ExtraHeaders.
-	Header http.Header
 	// Body is the whole request body (at most Listener.MaxBodySize).
 	Body []byte
 	// Remote is the client's address: the peer's, or behind a proxy
@@ -40,6 +41,71 @@ type Request struct {
 	ContentLength int64
 
 	val any // SetValue
+
+	// The headers: hraw holds them as read, canonical name and value
+	// pairs, each string NUL-terminated ("" for a Request made here by
+	// hand, whose header is set); header is made from it by Header.
+	hraw    string
+	hdrOnce sync.Once
+	header  http.Header
+}
+
+// Header returns the request headers libwebsockets parsed, with canonical
+// names, plus Listener.ExtraHeaders. The map is made on the first call (a
+// request whose headers no one asks for costs none); later calls return
+// the same map, which the caller may change. Safe from any goroutine.
+func (r *Request) Header() http.Header {
+	r.hdrOnce.Do(r.makeHeader)
+	return r.header
+}
+
+func (r *Request) makeHeader() {
+	if r.header != nil {
+		return
+	}
+	s := r.hraw
+	n := strings.Count(s, "\x00") / 2
+	h := make(http.Header, n)
+	vals := make([]string, n)
+	for i := range n {
+		name, rest, _ := strings.Cut(s, "\x00")
+		val, rest, _ := strings.Cut(rest, "\x00")
+		s = rest
+		if old, ok := h[name]; ok {
+			h[name] = append(old, val) // a repeated header
+			continue
+		}
+		vals[i] = val
+		h[name] = vals[i : i+1 : i+1]
+	}
+	r.header = h
+}
+
+// headerLines counts the lines of header name (canonical) and returns the
+// first one's value, without making the Header map: what the checks every
+// request passes need (service goroutine; the map a handler may change is
+// not looked at).
+func (r *Request) headerLines(name string) (n int, first string) {
+	if r.hraw == "" {
+		vs := r.header[name]
+		if len(vs) > 0 {
+			first = vs[0]
+		}
+		return len(vs), first
+	}
+	s := r.hraw
+	for s != "" {
+		k, rest, _ := strings.Cut(s, "\x00")
+		v, rest, _ := strings.Cut(rest, "\x00")
+		s = rest
+		if k == name {
+			if n == 0 {
+				first = v
+			}
+			n++
+		}
+	}
+	return n, first
 }
 
 // SetValue attaches an application value to the request. On an upgrade
@@ -89,21 +155,85 @@ func (r *rec) readRequest(req *Request) (raw string, err error) {
 	default:
 		remote = r.wsi.RemoteAddr()
 	}
-	raw = string(buf)
+	if room := bodyRoom(buf); room > 0 {
+		// The request and its body in one allocation: the body is
+		// read into the room after the request's bytes, which nothing
+		// writes once they are a string.
+		b := make([]byte, len(buf)+room)
+		copy(b, buf)
+		raw = unsafe.String(&b[0], len(buf))
+		req.Body = b[len(buf):len(buf):len(b)]
+	} else {
+		raw = string(buf)
+	}
 	if err := parseRequest(req, raw, remote, r.id, r.lis.cfg.Name); err != nil {
 		return "", err
 	}
 	if r.peer != nil {
-		req.Remote = tcpAddr(r.requestClient(req.Header))
+		req.Remote = tcpAddr(r.requestClient(req))
 	}
 	return raw, nil
 }
 
+// preallocBody is the largest body read into the allocation of its
+// request's bytes (readRequest): a larger one, or one whose length the
+// checks will refuse, grows as it arrives.
+const preallocBody = 16 << 10
+
+// bodyRoom returns the bytes to make room for after a request, buf as
+// cgo.WSI.HTTPRequest read it: the length of a body it announces with one
+// plain Content-Length of at most preallocBody, else 0.
+func bodyRoom(buf []byte) int {
+	m := bytes.IndexByte(buf, 0)
+	if m < 0 {
+		return 0
+	}
+	switch string(buf[:m]) {
+	case "POST", "PUT", "PATCH":
+	default:
+		return 0
+	}
+	// Skip path, query and version, then walk the pairs.
+	s := buf[m+1:]
+	for range 3 {
+		i := bytes.IndexByte(s, 0)
+		if i < 0 {
+			return 0
+		}
+		s = s[i+1:]
+	}
+	n, lines := 0, 0
+	for len(s) > 0 {
+		i := bytes.IndexByte(s, 0)
+		if i < 0 {
+			return 0
+		}
+		name := s[:i]
+		s = s[i+1:]
+		j := bytes.IndexByte(s, 0)
+		if j < 0 {
+			return 0
+		}
+		if string(name) == "Content-Length" {
+			lines++
+			v, err := strconv.Atoi(string(s[:j]))
+			if err != nil || v < 0 || v > preallocBody {
+				return 0
+			}
+			n = v
+		}
+		s = s[j+1:]
+	}
+	if lines != 1 {
+		return 0
+	}
+	return n
+}
+
 // parseRequest fills req from raw, what cgo.WSI.HTTPRequest read. The
-// request's strings are all slices of raw, and its header's values share
-// one backing array: a request is a few allocations, not one per field.
-// A WebSocket link keeps only raw for its life and parses it again if
-// asked after OnOpen (Conn.Request).
+// request's strings are all slices of raw, and its header is made from raw
+// only if asked for (Request.Header). A WebSocket link keeps only raw for
+// its life and parses it again if asked after OnOpen (Conn.Request).
 func parseRequest(req *Request, raw string, remote net.Addr, linkID uint64, listener string) error {
 	s := raw
 	var f [4]string // method, path, query, protocol
@@ -114,31 +244,15 @@ func parseRequest(req *Request, raw string, remote net.Addr, linkID uint64, list
 		}
 		f[i], s = s[:j], s[j+1:]
 	}
-	n := strings.Count(s, "\x00") / 2
-	*req = Request{
-		Method:        f[0],
-		Path:          f[1],
-		RawQuery:      f[2],
-		Proto:         f[3],
-		Header:        make(http.Header, n),
-		Remote:        remote,
-		LinkID:        linkID,
-		Listener:      listener,
-		ContentLength: -1,
-	}
-	vals := make([]string, n)
-	for i := range n {
-		name, rest, _ := strings.Cut(s, "\x00")
-		val, rest, _ := strings.Cut(rest, "\x00")
-		s = rest
-		key := http.CanonicalHeaderKey(name)
-		if old, ok := req.Header[key]; ok {
-			req.Header[key] = append(old, val) // a repeated header
-			continue
-		}
-		vals[i] = val
-		req.Header[key] = vals[i : i+1 : i+1]
-	}
+	req.Method = f[0]
+	req.Path = f[1]
+	req.RawQuery = f[2]
+	req.Proto = f[3]
+	req.Remote = remote
+	req.LinkID = linkID
+	req.Listener = listener
+	req.ContentLength = -1
+	req.hraw = s
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lwsgate/lwsgate/cgo"
 )
@@ -15,11 +16,14 @@ import (
 // Concurrency: Header and Respond may be called from any goroutine, but
 // not concurrently with each other; Respond at most once.
 type ResponseWriter struct {
-	h      *httpConn
-	req    *Request
-	header http.Header
+	h   *httpConn
+	req *Request
+	rq  Request // what req points to: one allocation for both
 
 	mu        sync.Mutex
+	header    http.Header  // made by Header
+	pairs     [4][2]string // set by SetHeader while there is no header
+	npairs    int
 	state     respState
 	responded bool // Respond (or an error answer) was accepted once
 	status    int
@@ -33,9 +37,10 @@ type ResponseWriter struct {
 	served     bool // handler called (or error answered)
 	hdrSent    bool
 	off        int
-	paused     bool // rx paused until the answer is written (httpConn)
-	deferred   bool // the handler answered later: check the client is still there
-	pipelined  bool // lws read past this request: close after the answer
+	paused     bool      // rx paused until the answer is written (httpConn)
+	deferred   bool      // the handler answered later: check the client is still there
+	pipelined  bool      // lws read past this request: close after the answer
+	bodyDue    time.Time // the body must be in by then (BodyTimeout)
 }
 
 type respState uint8
@@ -50,46 +55,124 @@ const (
 // a client request from the handler. Safe from any goroutine.
 func (w *ResponseWriter) Context() *Context { return w.h.r.ctx }
 
-// Header returns the response headers to set before Respond.
-func (w *ResponseWriter) Header() http.Header { return w.header }
+// Header returns the response headers to set before Respond. The map is
+// made on the first call, with what SetHeader set before.
+func (w *ResponseWriter) Header() http.Header {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.headerLocked()
+}
 
-// Respond sends status, the headers set with Header, and body, which it
-// copies. Content-Length is set from body. It returns ErrAlreadyResponded on
-// a second call and ErrClosed when the connection has gone.
+func (w *ResponseWriter) headerLocked() http.Header {
+	if w.header == nil {
+		w.header = make(http.Header, w.npairs)
+		for _, kv := range w.pairs[:w.npairs] {
+			w.header[kv[0]] = []string{kv[1]}
+		}
+		w.pairs, w.npairs = [4][2]string{}, 0
+	}
+	return w.header
+}
+
+// SetHeader sets the response header name to value, replacing any value it
+// had: Header().Set(name, value), without making the Header map for the
+// first few headers.
+func (w *ResponseWriter) SetHeader(name, value string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.header == nil {
+		name = http.CanonicalHeaderKey(name)
+		for i := range w.npairs {
+			if w.pairs[i][0] == name {
+				w.pairs[i][1] = value
+				return
+			}
+		}
+		if w.npairs < len(w.pairs) {
+			w.pairs[w.npairs] = [2]string{name, value}
+			w.npairs++
+			return
+		}
+	}
+	w.headerLocked().Set(name, value)
+}
+
+// Respond sends status, the headers set with Header or SetHeader, and
+// body, which it copies. Content-Length is set from body. It returns
+// ErrAlreadyResponded on a second call and ErrClosed when the connection
+// has gone.
 func (w *ResponseWriter) Respond(status int, body []byte) error {
 	if status < 100 || status > 999 {
 		return fmt.Errorf("lws: Respond: invalid status %d", status)
 	}
-	var hb []byte
-	closeAfter := false
-	for k, vs := range w.header {
-		if !validHeaderName(k) {
-			return fmt.Errorf("lws: Respond: invalid header name %q", k)
-		}
-		switch http.CanonicalHeaderKey(k) {
-		case "Content-Length", "Transfer-Encoding":
-			continue // set from body
-		case "Connection":
-			for _, v := range vs {
-				if strings.EqualFold(strings.TrimSpace(v), "close") {
-					closeAfter = true
-				}
-			}
-			continue
-		}
+	w.mu.Lock()
+	pairs, header := w.pairs, w.header
+	pairList := pairs[:w.npairs]
+	w.mu.Unlock()
+	// One buffer: cgo.Pre headroom, the body, then the header pairs.
+	n := 0
+	for _, kv := range pairList {
+		n += len(kv[0]) + len(kv[1]) + 2
+	}
+	for k, vs := range header {
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n\x00") {
-				return fmt.Errorf("lws: Respond: header %s: value contains CR, LF or NUL", k)
-			}
-			hb = append(hb, strings.ToLower(k)...)
-			hb = append(hb, 0)
-			hb = append(hb, v...)
-			hb = append(hb, 0)
+			n += len(k) + len(v) + 2
 		}
 	}
-	buf := make([]byte, cgo.Pre+len(body))
+	buf := make([]byte, cgo.Pre+len(body), cgo.Pre+len(body)+n)
 	copy(buf[cgo.Pre:], body)
+	hb := buf[len(buf):]
+	closeAfter := false
+	var err error
+	for _, kv := range pairList {
+		if hb, err = appendHeader(hb, kv[0], kv[1], &closeAfter); err != nil {
+			break
+		}
+	}
+	for k, vs := range header {
+		for _, v := range vs {
+			if err != nil {
+				break
+			}
+			hb, err = appendHeader(hb, k, v, &closeAfter)
+		}
+	}
+	if err != nil {
+		return err
+	}
 	return w.queue(status, hb, buf, closeAfter)
+}
+
+// appendHeader appends a response header line for Respond to hb, as the
+// C layer takes them: the name in lower case, NUL, the value, NUL. It
+// checks both, leaves out what Respond sets itself (Content-Length,
+// Transfer-Encoding), and notes "Connection: close" in closeAfter instead.
+func appendHeader(hb []byte, k, v string, closeAfter *bool) ([]byte, error) {
+	if !validHeaderName(k) {
+		return hb, fmt.Errorf("lws: Respond: invalid header name %q", k)
+	}
+	switch http.CanonicalHeaderKey(k) {
+	case "Content-Length", "Transfer-Encoding":
+		return hb, nil // set from body
+	case "Connection":
+		if strings.EqualFold(strings.TrimSpace(v), "close") {
+			*closeAfter = true
+		}
+		return hb, nil
+	}
+	if strings.ContainsAny(v, "\r\n\x00") {
+		return hb, fmt.Errorf("lws: Respond: header %s: value contains CR, LF or NUL", k)
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		hb = append(hb, c)
+	}
+	hb = append(hb, 0)
+	hb = append(hb, v...)
+	return append(hb, 0), nil
 }
 
 func (w *ResponseWriter) queue(status int, hdrs, body []byte, closeAfter bool) error {

@@ -40,10 +40,10 @@ func TestLongSubprotocolLists(t *testing.T) {
 			assert.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
 			assert.Equal(t, []string{tc.chosen}, resp.Header.Values("Sec-WebSocket-Protocol"))
 			r := waitFor(t, seen, "CheckUpgrade")
-			assert.Equal(t, tc.list, r.Header.Get("Sec-WebSocket-Protocol"))
+			assert.Equal(t, tc.list, r.Header().Get("Sec-WebSocket-Protocol"))
 			c := waitFor(t, rec.opens, "OnOpen")
 			assert.Equal(t, tc.chosen, c.Link().Subprotocol)
-			assert.Equal(t, tc.list, c.Request().Header.Get("Sec-WebSocket-Protocol"))
+			assert.Equal(t, tc.list, c.Request().Header().Get("Sec-WebSocket-Protocol"))
 		})
 	}
 

@@ -57,10 +57,10 @@ const tokenProtocolPrefix = "bearer."
 // "Authorization: Bearer T", a Sec-WebSocket-Protocol entry "bearer.T",
 // the query argument token=T.
 func tokenFrom(r *lws.Request) string {
-	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+	if h := r.Header().Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
 		return strings.TrimSpace(h[7:])
 	}
-	for _, v := range r.Header.Values("Sec-Websocket-Protocol") {
+	for _, v := range r.Header().Values("Sec-Websocket-Protocol") {
 		for p := range strings.SplitSeq(v, ",") {
 			if tok, ok := strings.CutPrefix(strings.TrimSpace(p), tokenProtocolPrefix); ok {
 				return tok
@@ -170,7 +170,7 @@ func newAuthenticator(a *AuthConfig, secret []byte) (*authenticator, error) {
 // and never blocks.
 func (a *authenticator) check(r *lws.Request) (*Identity, *authError) {
 	if len(a.origins) > 0 {
-		origin := r.Header.Get("Origin")
+		origin := r.Header().Get("Origin")
 		ok := false
 		for _, o := range a.origins {
 			if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {

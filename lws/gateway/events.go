@@ -69,7 +69,7 @@ func (g *Gateway) checkEvents(r *lws.Request) error {
 	if r.Path != eventsPath {
 		return &lws.HTTPError{Status: 404, Message: "no WebSocket route at " + r.Path + " (the console's event stream is " + eventsPath + ")"}
 	}
-	if tok := g.cfg.Load().Admin.Token; tok != "" && !bearerOK(r.Header, tok) && !g.console.tickets.redeem(offeredTicket(r.Header), time.Now()) {
+	if tok := g.cfg.Load().Admin.Token; tok != "" && !bearerOK(r.Header(), tok) && !g.console.tickets.redeem(offeredTicket(r.Header()), time.Now()) {
 		g.log.Info("console stream refused", "link", r.LinkID, "remote", addrString(r.Remote), "why", "no admin token or valid ticket")
 		return &lws.HTTPError{Status: 401, Message: "admin token required: Authorization: Bearer, or a ticket from POST /v1/api/events/ticket offered as subprotocol " + ticketProtocol + "TICKET",
 			Header: http.Header{"Www-Authenticate": {adminChallenge}}}

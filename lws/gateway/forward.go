@@ -97,8 +97,8 @@ func (g *Gateway) forwardHTTP(b *backend, w *lws.ResponseWriter, r *lws.Request,
 		g.forwardFail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	b.httpHdrs.apply(req.Header, r.Header)
-	if ct := r.Header.Values("Content-Type"); len(ct) > 0 && len(r.Body) > 0 {
+	b.httpHdrs.apply(req.Header, r.Header())
+	if ct := r.Header().Values("Content-Type"); len(ct) > 0 && len(r.Body) > 0 {
 		req.Header["Content-Type"] = ct // the body's, whatever forward_headers says
 	}
 	if r.Remote != nil {

@@ -168,10 +168,10 @@ func linkHeaders(kept []string, r *lws.Request) http.Header {
 	if len(kept) == 0 || r == nil {
 		return nil
 	}
-	hop := connectionNamed(r.Header)
+	hop := connectionNamed(r.Header())
 	var out http.Header
 	for _, k := range kept {
-		if vs := r.Header.Values(k); len(vs) > 0 && !hop[k] {
+		if vs := r.Header().Values(k); len(vs) > 0 && !hop[k] {
 			if out == nil {
 				out = http.Header{}
 			}

@@ -23,10 +23,10 @@ func serveNetHTTP(started <-chan struct{}, h http.Handler) lws.HTTPHandler {
 			Proto:         "HTTP/1.1",
 			ProtoMajor:    1,
 			ProtoMinor:    1,
-			Header:        r.Header,
+			Header:        r.Header(),
 			Body:          http.NoBody,
 			ContentLength: int64(len(r.Body)),
-			Host:          r.Header.Get("Host"),
+			Host:          r.Header().Get("Host"),
 		}
 		if len(r.Body) > 0 {
 			req.Body = readCloser{bytes.NewReader(r.Body)}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -131,4 +132,76 @@ func gatewayTokenAuth(t testing.TB, secret []byte) *authenticator {
 	a, err := newAuthenticator(&AuthConfig{RequireToken: true, Leeway: Duration(defaultLeeway)}, secret)
 	require.NoError(t, err)
 	return a
+}
+
+// FuzzDecodeCreateToken: whatever body the hand-written reader of
+// createtoken's common form accepts, a json.Decoder with
+// DisallowUnknownFields (what createtoken used alone before) accepts too,
+// with the same fields.
+func FuzzDecodeCreateToken(f *testing.F) {
+	for _, s := range []string{
+		`{"UserName":"keda","RequestId":"1614738418531"}`,
+		` { "RequestId" : "7" , "UserName" : "u" } ` + "\n",
+		`{"UserName":"keda"}`, `{}`, `{"UserName":"a","UserName":"b"}`, `{"username":"x"}`,
+		`{"UserName":"k\u00e9da"}`, `{"UserName":"a\"b"}`, `{"UserName":"a"} x`, `{"UserName":1}`,
+		`{"UserName":"a",}`, `{"Other":"a"}`, `[]`, ``, `{"UserName":"é"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		quick, ok := quickCreateToken(b)
+		var want createTokenRequest
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&want)
+		if ok && (err != nil || quick != want) {
+			t.Fatalf("%q: quick read %+v, json.Decoder %+v, %v", b, quick, want, err)
+		}
+		got, gerr := decodeCreateToken(b)
+		if got != want || (gerr == nil) != (err == nil) {
+			t.Fatalf("%q: decodeCreateToken %+v, %v; json.Decoder %+v, %v", b, got, gerr, want, err)
+		}
+	})
+}
+
+// TestQuickCreateToken: the common bodies are read by hand, the rest left
+// to json.Decoder.
+func TestQuickCreateToken(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"UserName":"keda","RequestId":"1614738418531"}`: true,
+		` {"RequestId":"7", "UserName":"u"}` + "\n":       true,
+		`{}`:                              true,
+		`{"username":"x"}`:                false,
+		`{"UserName":"a","UserName":"b"}`: false,
+		`{"UserName":"a\u00e9"}`:          false,
+		`{"UserName":"a"} trailing`:       false,
+	} {
+		_, ok := quickCreateToken([]byte(body))
+		assert.Equal(t, want, ok, body)
+	}
+}
+
+// BenchmarkDecodeCreateToken: createtoken's body, read by hand and by
+// json.Decoder.
+func BenchmarkDecodeCreateToken(b *testing.B) {
+	body := []byte(`{"UserName":"keda","RequestId":"1614738418531"}`)
+	b.Run("quick", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeCreateToken(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var req createTokenRequest
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

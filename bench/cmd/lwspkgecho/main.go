@@ -51,7 +51,7 @@ func main() {
 					_ = w.Respond(404, []byte("not found\n"))
 					return
 				}
-				w.Header().Set("Content-Type", "application/json")
+				w.SetHeader("Content-Type", "application/json")
 				_ = w.Respond(200, ref.Reply(r.Body))
 			}),
 		}},
