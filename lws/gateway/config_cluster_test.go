@@ -59,3 +59,16 @@ func TestClusterConfigErrors(t *testing.T) {
 		return ""
 	}))
 }
+
+// TestClusterReloadNeedsRestart: a change of the cluster section (its
+// history channels included) is refused by Reload, naming it, rather
+// than ignored by the running engine.
+func TestClusterReloadNeedsRestart(t *testing.T) {
+	a := DefaultConfig()
+	b := a.Clone()
+	require.NoError(t, restartNeeded(a, b))
+	b.Cluster.Channels = []ChannelHistoryConfig{{Match: "room:*", History: HistoryLimits{Size: 10}}}
+	err := restartNeeded(a, b)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "cluster changed: restart to apply")
+}
