@@ -314,6 +314,15 @@ func TestClusterThreeGateways(t *testing.T) {
 		require.Len(t, links, 1)
 		assert.Equal(t, idB, links[0].ID)
 		assert.Equal(t, 400, g1.api(t, "GET", "/v1/api/links?node=nope", "", nil))
+
+		// The console's event stream shows the same cluster, from any node.
+		ws, _, err := g2.dialEvents(nil, eventsProtocol)
+		require.NoError(t, err)
+		defer ws.Close()
+		require.NoError(t, ws.WriteJSON(map[string]any{"watch": map[string]any{"channels": true, "nodes": true}}))
+		m := readUntil(t, ws, "the cluster's channels and nodes", func(m streamMsg) bool { return m.Channels != nil && len(m.Nodes) == 3 })
+		assert.Equal(t, []ChannelInfo{{"room", 3, 2}}, m.Channels.List)
+		assert.Empty(t, m.Missing)
 	})
 
 	t.Run("admin by id through another node", func(t *testing.T) {
@@ -409,6 +418,14 @@ func TestClusterThreeGateways(t *testing.T) {
 		require.Eventually(t, func() bool {
 			return g1.api(t, "GET", "/v1/api/nodes", "", &nodes) == 200 && len(nodes) == 2
 		}, 5*time.Second, 20*time.Millisecond)
+		for _, n := range nodes {
+			// Each node's own lease, renewed every fraction of a second.
+			if assert.NotNil(t, n.LeaseAge, "node %s: lease_age", n.Name) {
+				assert.Less(t, *n.LeaseAge, 5.0, "node %s: lease_age", n.Name)
+			}
+			assert.False(t, n.Fenced, "node %s", n.Name)
+			assert.Equal(t, len(n.WorkerList), n.Workers, "node %s", n.Name)
+		}
 	})
 }
 

@@ -145,7 +145,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		level:   opts.Level,
 		router:  opts.Router,
 		self:    self,
-		links:   newLinkTable(self.name, 0), // one worker (issue 16 shards it)
+		links:   newLinkTable(self.name),
 		closed:  newClosedLinks(),
 		hub:     newHub(),
 		console: &console{},
