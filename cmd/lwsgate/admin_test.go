@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -353,4 +354,20 @@ func TestHumanUnits(t *testing.T) {
 		2*time.Hour + 5*time.Minute: "2h05m", 99 * time.Hour: "4d03h", -time.Second: "0s"} {
 		assert.Equal(t, want, humanAge(d), d)
 	}
+}
+
+// TestAdminPublishHistory: lwsgate publish on a channel with a history
+// says where it was stored (one embedded NATS node).
+func TestAdminPublishHistory(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "lwsgate.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte(`tokens: {secret: s}
+cluster:
+  engine: nats
+  nats: {embedded: {store_dir: "`+filepath.Join(dir, "js")+`"}}
+  channels: [{match: "h:*", history: {size: 10}}]
+`), 0o600))
+	r := startAdminRig(t, "-config", conf)
+	assert.Regexp(t, `^published 5 B to h:1: stored at offset 1 \(epoch [0-9a-f]+\)\n$`, r.ok(t, "publish", "h:1", "hello"))
+	assert.Equal(t, "published 5 B to room: delivered to 0, failed 0\n", r.ok(t, "publish", "room", "hello"))
 }

@@ -50,6 +50,13 @@ func freePorts(t testing.TB, n int) []string {
 // every other's listings.
 func startClusterGWs(t *testing.T, n int, extra string) []*testGW {
 	t.Helper()
+	return startClusterGWsWith(t, n, "", extra)
+}
+
+// startClusterGWsWith is startClusterGWs with clusterExtra added to the
+// cluster section (indented by two spaces).
+func startClusterGWsWith(t *testing.T, n int, clusterExtra, extra string) []*testGW {
+	t.Helper()
 	ports := freePorts(t, n)
 	var routes []string
 	for _, p := range ports {
@@ -83,7 +90,7 @@ cluster:
   survey_timeout: 1s
   call_timeout: 2s
   linger: 100ms
-  nats:
+%s  nats:
     embedded:
       cluster_listen: %s
       routes: [%s]
@@ -92,7 +99,7 @@ cluster:
       max_store: 256MiB
       ping_interval: 250ms
       max_pings_out: 2
-%s`, name, ports[i], strings.Join(routes, ", "), filepath.Join(dir, name), extra)
+%s`, name, clusterExtra, ports[i], strings.Join(routes, ", "), filepath.Join(dir, name), extra)
 		cfg, err := ParseConfig(name+".yaml", []byte(y))
 		require.NoError(t, err)
 		logs := &syncBuffer{}

@@ -582,9 +582,14 @@ func (g *Gateway) wsLink(id uint64) (*LinkRecord, error) {
 }
 
 // PublishResult says how a publish went.
+//
+// On a channel with a history, a publish is stored, then delivered on
+// every node from the stream: Delivered and Failed are 0, and Position
+// is the message's once stored (nil on a plain channel).
 type PublishResult struct {
 	Delivered int `json:"delivered"` // queued to this many links
 	Failed    int `json:"failed"`    // links closing or not keeping up (those are closed with 1008)
+	*Position     // offset and epoch, on a channel with a history
 }
 
 // Publish sends a message to every link subscribed to channel. It never
@@ -593,8 +598,14 @@ type PublishResult struct {
 //
 // In a cluster, the message also goes to every other node with members
 // of channel, at most once, in publish order; the result counts this
-// node's links.
+// node's links. On a channel with a history it is stored first and
+// delivered from the stream on every node, this one included (the
+// result is then zero); PublishAsync says when it is stored.
 func (g *Gateway) Publish(channel string, typ lws.MessageType, data []byte) PublishResult {
+	if g.hasHistory(channel) {
+		g.publishStored(channel, typ, data)
+		return PublishResult{}
+	}
 	res := g.sendAll(g.hub.members(channel), typ, data)
 	g.publishRemote(channel, typ, data)
 	g.metrics.published.Inc()
@@ -654,6 +665,10 @@ func (g *Gateway) deliverLocal(channel string, typ lws.MessageType, data []byte)
 // each other worker's members in one batch posted to that worker (one
 // queued function and one wake-up, not a cross-thread Send per link).
 func (g *Gateway) publishFrom(from *worker, channel string, typ lws.MessageType, data []byte) {
+	if g.hasHistory(channel) {
+		g.publishStored(channel, typ, data)
+		return
+	}
 	g.metrics.published.Inc()
 	var cp []byte // data is the receive buffer's: copied once for the others
 	for id, ls := range g.membersByWorker(channel) {
