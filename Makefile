@@ -8,7 +8,7 @@ LDFLAGS := -X main.version=$(VERSION)
 ARGS    ?=
 CFLAGS_NATIVE := -Wall -Wextra -Werror -O2
 
-.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance interop console-shots clean docker docker-check bench bench-smoke bench-test cluster-test
+.PHONY: all deps test-deps build run native test vet fmt-check race cgocheck asan fuzz check-imports parity parity-evidence reasons-doc soak conformance interop console-shots clean docker docker-check bench bench-smoke bench-test bench-cluster cluster-test
 
 all: build
 
@@ -52,7 +52,7 @@ race:
 	LWSGATE_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e /lws/gateway/cluster -e /cmd/clustertest)
 	$(GO) test -race -count=1 -timeout 10m -p 1 $(CLUSTER_PKGS)
 
-cluster-test: build        ## cluster mode's process tier: three bin/lwsgate, SIGSTOP and kill -9 (under a minute; make race runs it too)
+cluster-test: build        ## cluster mode's process tier: three bin/lwsgate, partitions (TCP proxies), SIGSTOP, kill -9, a restart (about a minute; make race runs it too)
 	LWSGATE_BIN=$(CURDIR)/$(BIN)/lwsgate $(GO) test -count=1 -timeout 5m -v ./cmd/clustertest/
 
 cgocheck:                  ## full cgo pointer checks on the packages that cross into C
@@ -108,6 +108,15 @@ bench: deps                ## every scenario against every server, interleaved; 
 
 bench-smoke: deps          ## the harness end to end in seconds (two servers, every scenario, short runs)
 	LWSGATE_LDFLAGS="$(LDFLAGS)" scripts/bench.sh -quick -servers lws,lwsgate $(BENCH_ARGS) >/dev/null
+
+# Channel fan-out on the memory engine and across three nodes (embedded
+# NATS) on this machine, in one run (bench/cmd/clusterbench; not part of
+# test: a minute). BENCH_CLUSTER_ARGS passes flags, e.g. "-rounds 3",
+# "-subs 3000", "-workers 1".
+BENCH_CLUSTER_ARGS ?=
+
+bench-cluster: build       ## 1,000 subscribers over 1 node (memory) and 3 nodes (nats): latency, rate, server CPU per delivery
+	cd bench && $(GO) run ./cmd/clusterbench -lwsgate $(CURDIR)/$(BIN)/lwsgate $(BENCH_CLUSTER_ARGS)
 
 PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -102,13 +103,14 @@ func TestAdminCommands(t *testing.T) {
 	sid := fmt.Sprint(id)
 
 	// nodes
-	out := r.ok(t, "nodes")
-	assert.Regexp(t, `^NODE +READY +WORKERS +LINKS +UP +VERSION +LIBWEBSOCKETS\n`, out)
-	assert.Regexp(t, `\n`+host+` \* +yes +1 +1 +\d+s +dev +\d+\.\d+`, out)
 	var nodes []gateway.NodeInfo
 	require.NoError(t, json.Unmarshal([]byte(r.ok(t, "nodes", "--json")), &nodes))
 	require.Len(t, nodes, 1)
 	assert.Equal(t, host, nodes[0].Name)
+	assert.Len(t, nodes[0].WorkerList, nodes[0].Workers) // workers: 0, one per CPU
+	out := r.ok(t, "nodes")
+	assert.Regexp(t, `^NODE +READY +WORKERS +LINKS +UP +VERSION +LIBWEBSOCKETS\n`, out)
+	assert.Regexp(t, fmt.Sprintf(`\n%s \* +yes +%d +1 +\d+s +dev +\d+\.\d+`, host, nodes[0].Workers), out)
 
 	// links, with filters before and after nothing
 	out = r.ok(t, "links")
@@ -352,4 +354,20 @@ func TestHumanUnits(t *testing.T) {
 		2*time.Hour + 5*time.Minute: "2h05m", 99 * time.Hour: "4d03h", -time.Second: "0s"} {
 		assert.Equal(t, want, humanAge(d), d)
 	}
+}
+
+// TestAdminPublishHistory: lwsgate publish on a channel with a history
+// says where it was stored (one embedded NATS node).
+func TestAdminPublishHistory(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "lwsgate.yaml")
+	require.NoError(t, os.WriteFile(conf, []byte(`tokens: {secret: s}
+cluster:
+  engine: nats
+  nats: {embedded: {store_dir: "`+filepath.Join(dir, "js")+`"}}
+  channels: [{match: "h:*", history: {size: 10}}]
+`), 0o600))
+	r := startAdminRig(t, "-config", conf)
+	assert.Regexp(t, `^published 5 B to h:1: stored at offset 1 \(epoch [0-9a-f]+\)\n$`, r.ok(t, "publish", "h:1", "hello"))
+	assert.Equal(t, "published 5 B to room: delivered to 0, failed 0\n", r.ok(t, "publish", "room", "hello"))
 }

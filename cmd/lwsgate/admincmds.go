@@ -324,6 +324,10 @@ func setupPublish(fs *flag.FlagSet) func(*adminCLI, []string) error {
 		if err := json.Unmarshal(ans, &res); err != nil {
 			return fmt.Errorf("publish: the answer is not the API's: %v", err)
 		}
+		if res.Position != nil { // a channel with a history: stored, then delivered by every node
+			fmt.Fprintf(a.stdout, "published %s to %s: stored at offset %d (epoch %s)\n", humanBytes(int64(len(msg))), args[0], res.Offset, res.Epoch)
+			return nil
+		}
 		fmt.Fprintf(a.stdout, "published %s to %s: delivered to %d, failed %d\n", humanBytes(int64(len(msg))), args[0], res.Delivered, res.Failed)
 		return nil
 	}

@@ -158,12 +158,28 @@ func actReply(g *Gateway, r *rule, m *Message) { _ = g.send(m.Link, lws.TextMess
 
 func actPublish(g *Gateway, r *rule, m *Message) {
 	if ch, ok := g.channelOf(r, m); ok && g.allowed(r, m.Link, ActionPublish, ch) {
+		if g.hasHistory(ch) {
+			// Stored first, then delivered from the stream; the link is
+			// told its position (history.go).
+			g.publishFromLink(m.Link, r.Name, ch, m.Type, m.Data)
+			return
+		}
 		g.publishFrom(m.Link.w, ch, m.Type, m.Data)
 	}
 }
 
 func actSubscribe(g *Gateway, r *rule, m *Message) {
 	if ch, ok := g.channelOf(r, m); ok && g.allowed(r, m.Link, ActionSubscribe, ch) {
+		if g.hasHistory(ch) {
+			// At the message's since, if any (history.go).
+			since, err := sinceOf(m)
+			if err != nil {
+				g.replyErrorOn(m.Link, r.Name, ch, err.Error())
+				return
+			}
+			g.subscribeAt(m.Link, r.Name, ch, since)
+			return
+		}
 		g.subscribe(m.Link, ch)
 		g.ack(m.Link, "subscribed", ch)
 	}

@@ -36,6 +36,7 @@ type adminRoute struct {
 //	POST   /v1/api/links/{id}/unsubscribe    {"channel":"room1"}
 //	POST   /v1/api/publish                   {"channel":"room1","data":"hi"} (or "data_base64")
 //	GET    /v1/api/channels                  channels and member counts
+//	GET    /v1/api/channels/{ch}/history     a history channel's stored messages (?since=&epoch=&limit=)
 //	GET    /v1/api/routes                    the route table
 //	GET    /v1/api/nodes                     the cluster's nodes
 //	GET    /v1/api/openapi.yaml              the OpenAPI document of this API
@@ -62,6 +63,7 @@ func (g *Gateway) adminRoutes() []adminRoute {
 		api("POST /v1/api/links/{id}/unsubscribe", g.byID(g.apiChannel(g.Unsubscribe))),
 		api("POST /v1/api/publish", g.apiPublish),
 		api("GET /v1/api/channels", g.apiChannels),
+		api("GET /v1/api/channels/{ch}/history", g.apiHistory),
 		api("GET /v1/api/routes", g.apiRoutes),
 		api("GET /v1/api/nodes", g.apiNodes),
 		api("GET /v1/api/openapi.yaml", serveOpenAPI),
@@ -390,9 +392,10 @@ func (g *Gateway) apiChannel(op func(id uint64, channel string) error) http.Hand
 }
 
 type publishRequest struct {
-	Channel    string `json:"channel"`
-	Data       string `json:"data"`
-	DataBase64 []byte `json:"data_base64"`
+	Channel        string `json:"channel"`
+	Data           string `json:"data"`
+	DataBase64     []byte `json:"data_base64"`
+	IdempotencyKey string `json:"idempotency_key"`
 }
 
 func (g *Gateway) apiPublish(w http.ResponseWriter, r *http.Request) {
@@ -411,6 +414,15 @@ func (g *Gateway) apiPublish(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		typ, data = lws.BinaryMessage, req.DataBase64
+	}
+	key, err := idempotencyKey(r, req.IdempotencyKey)
+	if err != nil {
+		writeJSON(w, 400, apiError{400, err.Error()})
+		return
+	}
+	if g.hasHistory(req.Channel) {
+		g.publishHistory(w, r, req.Channel, typ, data, key)
+		return
 	}
 	writeJSON(w, 200, g.publishOnService(req.Channel, typ, data))
 }

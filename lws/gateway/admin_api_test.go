@@ -129,10 +129,10 @@ func TestAdminTraceOff(t *testing.T) {
 }
 
 // TestAdminNodes: without cluster mode the cluster is this node alone,
-// named after the host, with its version, start time and links.
+// named after the host, with its version, start time, workers and links.
 func TestAdminNodes(t *testing.T) {
 	before := time.Now()
-	g := startGW(t, "", &Options{Version: "v1.2.3"})
+	g := startGW(t, "workers: 2\n", &Options{Version: "v1.2.3"})
 	g.dial(t, "/", nil)
 	linkID(t, g.dial(t, "/", nil)) // both are in the table once this answers
 	var nodes []NodeInfo
@@ -141,7 +141,7 @@ func TestAdminNodes(t *testing.T) {
 	host, _ := os.Hostname()
 	n := nodes[0]
 	assert.Equal(t, NodeInfo{Name: host, Self: true, Ready: true, Started: n.Started, Version: "v1.2.3",
-		Libwebsockets: lws.Version(), Workers: 1, WorkerList: []WorkerInfo{{ID: 0, Links: 2}}, Links: 2}, n)
+		Libwebsockets: lws.Version(), Workers: 2, WorkerList: []WorkerInfo{{ID: 0, Links: 1}, {ID: 1, Links: 1}}, Links: 2}, n)
 	assert.WithinRange(t, n.Started, before, time.Now())
 }
 

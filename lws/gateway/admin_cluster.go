@@ -218,6 +218,26 @@ func (g *Gateway) survey(w http.ResponseWriter, r *http.Request, op string, body
 // node's answer; ok is false when it answered itself (503).
 func gather[T any](g *Gateway, w http.ResponseWriter, r *http.Request, op string, body []byte) (answers []nodeAnswer[T], ok bool) {
 	replies, ok := g.survey(w, r, op, body)
+	return decodeAnswers[T](g, op, replies), ok
+}
+
+// surveyed is gather for callers without an HTTP answer to write (the
+// console's event stream): each node's answer, the nodes that did not
+// answer, or an error when this node is cut off from the cluster.
+func surveyed[T any](ctx context.Context, g *Gateway, op string) (answers []nodeAnswer[T], missing []string, err error) {
+	res, err := g.eng.Survey(ctx, op, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range res.Missing {
+		missing = append(missing, m.Name)
+	}
+	return decodeAnswers[T](g, op, res.Replies), missing, nil
+}
+
+// decodeAnswers reads each node's JSON T, leaving out (and logging) one
+// that cannot be read.
+func decodeAnswers[T any](g *Gateway, op string, replies []cluster.Reply) (answers []nodeAnswer[T]) {
 	for _, rp := range replies {
 		var v T
 		if err := json.Unmarshal(rp.Body, &v); err != nil {
@@ -226,7 +246,7 @@ func gather[T any](g *Gateway, w http.ResponseWriter, r *http.Request, op string
 		}
 		answers = append(answers, nodeAnswer[T]{rp.Node, v})
 	}
-	return answers, ok
+	return answers
 }
 
 // nodeAnswer is one node's answer to a listing.
@@ -330,6 +350,12 @@ func (g *Gateway) apiChannels(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	writeJSON(w, 200, mergeChannels(lists))
+}
+
+// mergeChannels sums the nodes' channel listings: members added up,
+// users counted once each across the cluster.
+func mergeChannels(lists []nodeAnswer[[]channelPresence]) []ChannelInfo {
 	members, users := map[string]int{}, map[string]map[string]bool{}
 	for _, l := range lists {
 		for _, c := range l.v {
@@ -347,7 +373,7 @@ func (g *Gateway) apiChannels(w http.ResponseWriter, r *http.Request) {
 		out = append(out, ChannelInfo{name, n, len(users[name])})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	writeJSON(w, 200, out)
+	return out
 }
 
 // apiRoutes serves GET /v1/api/routes: in a cluster, every node's.
@@ -378,6 +404,11 @@ func (g *Gateway) apiNodes(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	writeJSON(w, 200, mergeNodes(lists))
+}
+
+// mergeNodes lists the nodes that answered, by name.
+func mergeNodes(lists []nodeAnswer[[]NodeInfo]) []NodeInfo {
 	out := []NodeInfo{}
 	for _, l := range lists {
 		for _, n := range l.v {
@@ -386,5 +417,31 @@ func (g *Gateway) apiNodes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	writeJSON(w, 200, out)
+	return out
+}
+
+// clusterChannels is GET /v1/api/channels for the console's stream: the
+// cluster's channels, and the nodes that did not answer (nil, nil
+// without cluster mode: this node's).
+func (g *Gateway) clusterChannels(ctx context.Context) ([]ChannelInfo, []string, error) {
+	if !g.multi {
+		return g.Channels(), nil, nil
+	}
+	lists, missing, err := surveyed[[]channelPresence](ctx, g, opChannels)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeChannels(lists), missing, nil
+}
+
+// clusterNodes is GET /v1/api/nodes for the console's stream.
+func (g *Gateway) clusterNodes(ctx context.Context) ([]NodeInfo, []string, error) {
+	if !g.multi {
+		return g.Nodes(), nil, nil
+	}
+	lists, missing, err := surveyed[[]NodeInfo](ctx, g, opNode)
+	if err != nil {
+		return nil, nil, err
+	}
+	return mergeNodes(lists), missing, nil
 }

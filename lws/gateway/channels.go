@@ -20,12 +20,52 @@ type hub struct {
 	mu       sync.RWMutex
 	channels map[string]map[uint64]*LinkRecord
 	// interest, when set (in a cluster, before any link opens), is told
-	// under mu when a channel gets its first member and loses its last,
-	// so that the calls keep the order of the changes. It must not block.
+	// under mu when a channel gets its first member (or hold) and loses
+	// its last (and no hold is left), so that the calls keep the order
+	// of the changes. It must not block.
 	interest func(ch string, on bool)
+	// holds counts, by channel, the subscribes waiting for the engine to
+	// join a link at a position (hold, release): the channel's interest
+	// stays on while any wait, members or not.
+	holds map[string]int
 }
 
-func newHub() *hub { return &hub{channels: map[string]map[uint64]*LinkRecord{}} }
+func newHub() *hub {
+	return &hub{channels: map[string]map[uint64]*LinkRecord{}, holds: map[string]int{}}
+}
+
+// hold keeps ch's interest on until release, before any member joins:
+// a resume needs the engine subscribed to the channel first.
+func (h *hub) hold(ch string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.holds[ch] == 0 && h.channels[ch] == nil && h.interest != nil {
+		h.interest(ch, true)
+	}
+	h.holds[ch]++
+}
+
+// release ends a hold; the channel's interest goes if it has no member
+// and no other hold.
+func (h *hub) release(ch string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.holds[ch]--; h.holds[ch] > 0 {
+		return
+	}
+	delete(h.holds, ch)
+	if h.channels[ch] == nil && h.interest != nil {
+		h.interest(ch, false)
+	}
+}
+
+// isMember reports whether l is a member of ch.
+func (h *hub) isMember(l *LinkRecord, ch string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	_, ok := h.channels[ch][l.ID]
+	return ok
+}
 
 // subscribe adds l to ch; it reports false if l was already a member.
 func (h *hub) subscribe(l *LinkRecord, ch string) bool {
@@ -35,7 +75,7 @@ func (h *hub) subscribe(l *LinkRecord, ch string) bool {
 	if m == nil {
 		m = map[uint64]*LinkRecord{}
 		h.channels[ch] = m
-		if h.interest != nil {
+		if h.interest != nil && h.holds[ch] == 0 {
 			h.interest(ch, true)
 		}
 	}
@@ -94,7 +134,7 @@ func (h *hub) leave(l *LinkRecord) {
 // drop deletes ch, which has no member left. h.mu is held.
 func (h *hub) drop(ch string) {
 	delete(h.channels, ch)
-	if h.interest != nil {
+	if h.interest != nil && h.holds[ch] == 0 {
 		h.interest(ch, false)
 	}
 }

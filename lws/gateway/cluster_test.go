@@ -50,6 +50,13 @@ func freePorts(t testing.TB, n int) []string {
 // every other's listings.
 func startClusterGWs(t *testing.T, n int, extra string) []*testGW {
 	t.Helper()
+	return startClusterGWsWith(t, n, "", extra)
+}
+
+// startClusterGWsWith is startClusterGWs with clusterExtra added to the
+// cluster section (indented by two spaces).
+func startClusterGWsWith(t *testing.T, n int, clusterExtra, extra string) []*testGW {
+	t.Helper()
 	ports := freePorts(t, n)
 	var routes []string
 	for _, p := range ports {
@@ -83,7 +90,7 @@ cluster:
   survey_timeout: 1s
   call_timeout: 2s
   linger: 100ms
-  nats:
+%s  nats:
     embedded:
       cluster_listen: %s
       routes: [%s]
@@ -92,7 +99,7 @@ cluster:
       max_store: 256MiB
       ping_interval: 250ms
       max_pings_out: 2
-%s`, name, ports[i], strings.Join(routes, ", "), filepath.Join(dir, name), extra)
+%s`, name, clusterExtra, ports[i], strings.Join(routes, ", "), filepath.Join(dir, name), extra)
 		cfg, err := ParseConfig(name+".yaml", []byte(y))
 		require.NoError(t, err)
 		logs := &syncBuffer{}
@@ -307,6 +314,15 @@ func TestClusterThreeGateways(t *testing.T) {
 		require.Len(t, links, 1)
 		assert.Equal(t, idB, links[0].ID)
 		assert.Equal(t, 400, g1.api(t, "GET", "/v1/api/links?node=nope", "", nil))
+
+		// The console's event stream shows the same cluster, from any node.
+		ws, _, err := g2.dialEvents(nil, eventsProtocol)
+		require.NoError(t, err)
+		defer ws.Close()
+		require.NoError(t, ws.WriteJSON(map[string]any{"watch": map[string]any{"channels": true, "nodes": true}}))
+		m := readUntil(t, ws, "the cluster's channels and nodes", func(m streamMsg) bool { return m.Channels != nil && len(m.Nodes) == 3 })
+		assert.Equal(t, []ChannelInfo{{"room", 3, 2}}, m.Channels.List)
+		assert.Empty(t, m.Missing)
 	})
 
 	t.Run("admin by id through another node", func(t *testing.T) {
@@ -402,6 +418,14 @@ func TestClusterThreeGateways(t *testing.T) {
 		require.Eventually(t, func() bool {
 			return g1.api(t, "GET", "/v1/api/nodes", "", &nodes) == 200 && len(nodes) == 2
 		}, 5*time.Second, 20*time.Millisecond)
+		for _, n := range nodes {
+			// Each node's own lease, renewed every fraction of a second.
+			if assert.NotNil(t, n.LeaseAge, "node %s: lease_age", n.Name) {
+				assert.Less(t, *n.LeaseAge, 5.0, "node %s: lease_age", n.Name)
+			}
+			assert.False(t, n.Fenced, "node %s", n.Name)
+			assert.Equal(t, len(n.WorkerList), n.Workers, "node %s", n.Name)
+		}
 	})
 }
 

@@ -416,6 +416,7 @@ func (c *Config) Clone() *Config {
 	d.Hooks.ForwardHeaders = slices.Clone(c.Hooks.ForwardHeaders)
 	d.Hooks.Headers = maps.Clone(c.Hooks.Headers)
 	d.Cluster.NATS.Embedded.Routes = slices.Clone(c.Cluster.NATS.Embedded.Routes)
+	d.Cluster.Channels = slices.Clone(c.Cluster.Channels)
 	d.Rules = slices.Clone(c.Rules)
 	for i := range d.Rules {
 		d.Rules[i].Match.Value = clonePtr(d.Rules[i].Match.Value)

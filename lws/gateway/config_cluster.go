@@ -42,8 +42,54 @@ type ClusterConfig struct {
 	// DeliverQueue is how many messages from other nodes may wait to be
 	// delivered here; more are dropped and counted. 0: 65536.
 	DeliverQueue int `yaml:"deliver_queue"`
+	// Channels give the channels they match a history (README: History
+	// and recovery): the first entry whose match fits a channel applies;
+	// other channels are plain (at most once). It needs engine nats: the
+	// history is kept in JetStream (a single node embeds one), and the
+	// memory engine refuses the section rather than keep a history that
+	// one process could lose. Every node must list the same entries.
+	// Empty: no channel has a history.
+	Channels []ChannelHistoryConfig `yaml:"channels"`
+	// HistoryShards is how many JetStream streams share the channels of
+	// each entry of channels (by a hash of the name). 0: 4.
+	HistoryShards int `yaml:"history_shards"`
+	// HistoryCheck: a history channel quiet this long is compared with
+	// its stream, so that a lost last message is delivered too. 0: 5s.
+	HistoryCheck Duration `yaml:"history_check"`
+	// ResumeLimit is the most messages one resume catches a link up
+	// with; one that missed more gets recovered false. 0: 10000.
+	ResumeLimit int `yaml:"resume_limit"`
 	// NATS: where the nats engine's NATS comes from.
 	NATS ClusterNATSConfig `yaml:"nats"`
+}
+
+// ChannelHistoryConfig is one entry of cluster.channels
+// (cluster.ChannelConfig).
+//
+// Concurrency: a value, like Config.
+type ChannelHistoryConfig struct {
+	// Match is a channel name, or a prefix followed by * ("room:*").
+	// Required.
+	Match string `yaml:"match"`
+	// History: how much of each channel is kept. Required: size, ttl or
+	// both.
+	History HistoryLimits `yaml:"history"`
+	// Envelope wraps each delivery of these channels as {"channel",
+	// "offset", "epoch", "data" or "data_base64"}, so that a client
+	// knows its position to resume from. false: the data alone.
+	Envelope bool `yaml:"envelope"`
+}
+
+// HistoryLimits is cluster.channels[].history: whichever limit is
+// reached first drops the oldest messages.
+//
+// Concurrency: a value, like Config.
+type HistoryLimits struct {
+	// Size is how many messages of each channel are kept. 0: no limit by
+	// count.
+	Size int `yaml:"size"`
+	// TTL is how long a message is kept. 0: no limit by age.
+	TTL Duration `yaml:"ttl"`
 }
 
 // ClusterNATSConfig is cluster.nats (cluster.NATSConfig).
@@ -83,6 +129,11 @@ type ClusterEmbeddedConfig struct {
 	// it. 0: 1s and 3.
 	PingInterval Duration `yaml:"ping_interval"`
 	MaxPingsOut  int      `yaml:"max_pings_out"`
+	// Sync is when JetStream flushes to disk: a duration (every so
+	// often) or always (before each acknowledgement); README: History
+	// and recovery says what an acknowledged publish survives under
+	// each. "": every 2 minutes, JetStream's default.
+	Sync string `yaml:"sync"`
 }
 
 // setDefaults copies the engine's defaults into the fields left out.
@@ -96,11 +147,22 @@ func (c *ClusterConfig) setDefaults() {
 	setDefault(&c.CallTimeout, Duration(d.CallTimeout))
 	setDefault(&c.Linger, Duration(d.Linger))
 	setDefault(&c.DeliverQueue, d.DeliverQueue)
+	setDefault(&c.HistoryShards, d.HistoryShards)
+	setDefault(&c.HistoryCheck, Duration(d.HistoryCheck))
+	setDefault(&c.ResumeLimit, d.ResumeLimit)
 }
 
 // engine returns the engine's configuration.
 func (c *ClusterConfig) engine() cluster.Config {
 	e := c.NATS.Embedded
+	var chs []cluster.ChannelConfig
+	for _, ch := range c.Channels {
+		chs = append(chs, cluster.ChannelConfig{
+			Match:    ch.Match,
+			History:  cluster.HistoryConfig{Size: ch.History.Size, TTL: ch.History.TTL.D()},
+			Envelope: ch.Envelope,
+		})
+	}
 	return cluster.Config{
 		Engine:        c.Engine,
 		Name:          c.Name,
@@ -111,6 +173,10 @@ func (c *ClusterConfig) engine() cluster.Config {
 		CallTimeout:   c.CallTimeout.D(),
 		Linger:        c.Linger.D(),
 		DeliverQueue:  c.DeliverQueue,
+		Channels:      chs,
+		HistoryShards: c.HistoryShards,
+		HistoryCheck:  c.HistoryCheck.D(),
+		ResumeLimit:   c.ResumeLimit,
 		NATS: cluster.NATSConfig{
 			URL:      c.NATS.URL,
 			Replicas: c.NATS.Replicas,
@@ -124,6 +190,7 @@ func (c *ClusterConfig) engine() cluster.Config {
 				MaxStore:      int64(e.MaxStore),
 				PingInterval:  e.PingInterval.D(),
 				MaxPingsOut:   e.MaxPingsOut,
+				Sync:          e.Sync,
 			},
 		},
 	}

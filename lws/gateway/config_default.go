@@ -151,6 +151,13 @@ cluster:                 # many nodes as one gateway (README: Cluster)
   call_timeout: 2s       # an operation on another node's link
   linger: 5s             # a channel stays subscribed this long after its last member here left
   deliver_queue: 65536   # messages from other nodes waiting here; more are dropped (counted)
+  channels: []           # history (engine nats; README: History and recovery), the first match applies:
+                         # {match: "room:*", history: {size: 100, ttl: 10m}, envelope: true}
+                         # size: messages kept per channel (0: no limit), ttl: their age (0: none);
+                         # envelope: each delivery is {channel, offset, epoch, data|data_base64}
+  history_shards: 4      # streams sharing each entry's channels
+  history_check: 5s      # a quiet history channel is compared with its stream this often
+  resume_limit: 10000    # the most missed messages one resume gives; more: recovered false
   nats:
     url: ""              # an external NATS (nats://host:4222,...); empty: embedded in lwsgate
     replicas: 0          # of the cluster's buckets; 0: 3 with three nodes or more, else 1
@@ -164,6 +171,7 @@ cluster:                 # many nodes as one gateway (README: Cluster)
       max_store: 0       # 0: 1GiB
       ping_interval: 0s  # route pings; 0: 1s
       max_pings_out: 0   # unanswered pings that drop a route; 0: 3
+      sync: ""           # fsync: a duration (1s) or always; empty: every 2m (README: what "acknowledged" means)
 `
 
 // DefaultConfig returns the built-in configuration: the zero Config,

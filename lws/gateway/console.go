@@ -113,6 +113,7 @@ func (g *Gateway) adminListener(addr string) lws.Listener {
 		Addr:           addr,
 		Accept:         lws.AcceptHTTP | lws.AcceptWebSocket,
 		HTTPHandler:    serveNetHTTP(g.started, g.admin),
+		ExtraHeaders:   []string{"Idempotency-Key"}, // a publish's (history.go)
 		MaxBodySize:    adminMaxBody,
 		Handler:        eventsHandler{g},
 		CheckUpgrade:   g.checkEvents,

@@ -197,11 +197,19 @@ shutdown: {drain: 4s, deadline: 6s}
 	cut := startGW(t, `
 admin: {addr: 127.0.0.1:0, token: `+token+`}
 tokens: {secret: contract-secret}
-cluster: {engine: nats, name: contract, node: cut, nats: {embedded: {store_dir: "`+t.TempDir()+`"}}}
+cluster: {engine: nats, name: contract, node: cut, nats: {embedded: {store_dir: "`+t.TempDir()+`"}},
+  channels: [{match: "h:*", history: {size: 10}}]}
 `, nil)
 	require.NoError(t, cut.eng.Close(context.Background()))
+	// hist: a single node with channel history.
+	hist := startGW(t, `
+admin: {addr: 127.0.0.1:0, token: `+token+`}
+tokens: {secret: contract-secret}
+cluster: {engine: nats, name: hist, node: hist, nats: {embedded: {store_dir: "`+t.TempDir()+`"}},
+  channels: [{match: "h:*", history: {size: 10}}]}
+`, nil)
 
-	doc.Servers = openapi3.Servers{{URL: "http://" + g.admin}, {URL: "http://" + off.admin}, {URL: "http://" + cut.admin}}
+	doc.Servers = openapi3.Servers{{URL: "http://" + g.admin}, {URL: "http://" + off.admin}, {URL: "http://" + cut.admin}, {URL: "http://" + hist.admin}}
 	router, err := gorillamux.NewRouter(doc)
 	require.NoError(t, err)
 	c := &contract{t: t, doc: doc, router: router, token: token, seen: map[string]map[int]bool{}}
@@ -295,6 +303,19 @@ cluster: {engine: nats, name: contract, node: cut, nats: {embedded: {store_dir: 
 		bad("POST", "/v1/api/publish", `{"channel":"x","bogus":1}`, 400),
 		bad("POST", "/v1/api/publish", `{"channel":"x","data":"a","data_base64":"AAE="}`, 400),
 		noToken("POST", "/v1/api/publish"),
+		{g: hist, method: "POST", path: "/v1/api/publish", body: `{"channel":"h:1","data":"a","idempotency_key":"k"}`, want: 200},
+		{g: hist, method: "POST", path: "/v1/api/publish", body: `{"channel":"h:1","data_base64":"AAE="}`, want: 200},
+		bad("POST", "/v1/api/publish", `{"channel":"x","idempotency_key":"`+strings.Repeat("k", 257)+`"}`, 400),
+		{g: cut, method: "POST", path: "/v1/api/publish", body: `{"channel":"h:1","data":"a"}`, want: 503},
+
+		{g: hist, method: "GET", path: "/v1/api/channels/h:1/history", want: 200},
+		{g: hist, method: "GET", path: "/v1/api/channels/h:1/history?since=1&epoch=x&limit=1", want: 200},
+		{g: hist, method: "GET", path: "/v1/api/channels/plain/history", want: 404},
+		ok("GET", "/v1/api/channels/h:1/history", "", 404), // the memory engine keeps no history
+		bad("GET", "/v1/api/channels/h:1/history?limit=0", "", 400),
+		bad("GET", "/v1/api/channels/h:1/history?since=-1", "", 400),
+		noToken("GET", "/v1/api/channels/h:1/history"),
+		{g: cut, method: "GET", path: "/v1/api/channels/h:1/history", want: 503},
 
 		ok("GET", "/v1/api/channels", "", 200),
 		noToken("GET", "/v1/api/channels"),

@@ -45,8 +45,12 @@
 // serves any node's link by forwarding the request to its owner, and
 // merges its listings from every node; a node that dies has its links'
 // disconnect hooks fired by one survivor; a node cut off closes its links
-// (1012) and rejoins. The engine's hooks run on its own goroutines and
-// reach links only through the thread-safe paths below.
+// (1012) and rejoins. Channels that match cluster.channels have a
+// history (history.go): a publish is stored, acknowledged with its
+// offset and epoch, and delivered by every node in the stream's order; a
+// subscribe with since resumes on any node (recovered true or false).
+// The engine's hooks run on its own goroutines and reach links only
+// through the thread-safe paths below.
 //
 // # Concurrency
 //

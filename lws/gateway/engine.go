@@ -111,7 +111,9 @@ func (g *Gateway) ownInc(id uint64) bool {
 
 // deliverRemote delivers a publish of another node to this node's
 // members (the engine's delivery goroutine): on the service goroutines,
-// one batch per worker (deliverLocal).
+// one batch per worker (deliverLocal); a history channel's messages
+// come this way from every node, this one included, in the stream's
+// order (history.go).
 func (g *Gateway) deliverRemote(d cluster.Delivery) {
 	g.waitStarted()
 	if g.ctx == nil {
@@ -121,6 +123,9 @@ func (g *Gateway) deliverRemote(d cluster.Delivery) {
 	if typ != lws.TextMessage && typ != lws.BinaryMessage {
 		g.log.Warn("cluster: dropped a message of unknown type", "channel", d.Channel, "kind", d.Kind)
 		return
+	}
+	if !d.Position.IsZero() && g.envelope(d.Channel) {
+		typ, d.Data = g.payload(d, true) // with its channel, offset and epoch
 	}
 	g.metrics.fanout.Add(float64(g.deliverLocal(d.Channel, typ, d.Data).Delivered))
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
 	"reflect"
@@ -254,7 +255,10 @@ type streamUpdate struct {
 	Error    string        `json:"error,omitempty"` // why there is no page
 	Channels *channelsView `json:"channels,omitempty"`
 	Nodes    []NodeInfo    `json:"nodes,omitempty"`
-	Skipped  int           `json:"skipped,omitempty"` // updates left out before this one (the console did not keep up)
+	// Missing: the nodes of the cluster that did not answer for the
+	// channels or nodes (their links and members are not counted).
+	Missing []string `json:"missing,omitempty"`
+	Skipped int      `json:"skipped,omitempty"` // updates left out before this one (the console did not keep up)
 }
 
 // channelsView is the channels as the console lists them: the
@@ -291,14 +295,34 @@ func (s *stream) update(tick bool) {
 			u.Links = &p
 		}
 	}
+	// In a cluster, channels and nodes are the whole cluster's, as the
+	// admin API lists them (a survey, bounded by its timeout).
+	missing := map[string]bool{}
 	if w.Channels {
-		all := g.hub.list()
+		all, miss, err := g.clusterChannels(context.Background())
+		if err != nil {
+			all = g.Channels() // cut off from the cluster: this node's
+		}
+		for _, m := range miss {
+			missing[m] = true
+		}
 		slices.SortStableFunc(all, func(a, b ChannelInfo) int { return b.Members - a.Members })
 		u.Channels = &channelsView{List: all[:min(len(all), streamChannelsMax)], Total: len(all)}
 	}
 	if w.Nodes {
-		u.Nodes = g.Nodes()
+		var miss []string
+		var err error
+		if u.Nodes, miss, err = g.clusterNodes(context.Background()); err != nil {
+			u.Nodes = g.Nodes() // cut off from the cluster: this node (fenced)
+		}
+		for _, m := range miss {
+			missing[m] = true
+		}
 	}
+	for m := range missing {
+		u.Missing = append(u.Missing, m)
+	}
+	slices.Sort(u.Missing)
 	if !s.sendNow(u) {
 		return
 	}

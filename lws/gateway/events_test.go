@@ -115,12 +115,15 @@ func TestEventsTooMany(t *testing.T) {
 
 // streamMsg is any message of the stream.
 type streamMsg struct {
-	Type    string
-	Gen     uint64
-	Samples []Sample
-	Links   *LinkPage
-	Error   string
-	Skipped int
+	Type     string
+	Gen      uint64
+	Samples  []Sample
+	Links    *LinkPage
+	Error    string
+	Skipped  int
+	Channels *channelsView
+	Nodes    []NodeInfo
+	Missing  []string
 	// "link"
 	ID     uint64
 	State  string

@@ -18,7 +18,7 @@ import (
 // users, counters and channels; no libwebsockets behind it.
 func pageTestGateway(tb testing.TB, n int, seed uint64) *Gateway {
 	tb.Helper()
-	g := &Gateway{self: node{name: "n1"}, links: newLinkTable("n1", 0), hub: newHub()}
+	g := &Gateway{self: node{name: "n1"}, links: newLinkTable("n1"), hub: newHub()}
 	rng := rand.New(rand.NewPCG(seed, 1))
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range n {

@@ -91,7 +91,7 @@ type LinkRecord struct {
 	User     string // the token's subject, when the listener requires one
 	Opened   time.Time
 	Node     string // the node holding it (set by the link table)
-	Worker   int    // the worker (service loop) serving it (set by the link table)
+	Worker   int    // the worker (service loop) serving it: w's id (set by the link table)
 	// Identity is what the link's token proved (its subject is User); nil
 	// when the listener requires no token.
 	Identity *Identity
@@ -196,8 +196,7 @@ func (l *LinkRecord) Info() LinkInfo {
 // (cluster.LinkID). The table is keyed by ID, and finds a link by its
 // lws number too (byLocal), as libwebsockets names it when it closes.
 type linkTable struct {
-	node   string // the node and worker its links are on
-	worker int
+	node string // the node its links are on
 
 	mu      sync.RWMutex
 	links   map[uint64]*LinkRecord
@@ -208,9 +207,9 @@ type linkTable struct {
 	opened  atomic.Uint64
 }
 
-func newLinkTable(node string, worker int) *linkTable {
+func newLinkTable(node string) *linkTable {
 	return &linkTable{
-		node: node, worker: worker,
+		node:    node,
 		links:   map[uint64]*LinkRecord{},
 		byLocal: map[uint64]uint64{},
 		byID:    btree.NewG(32, func(a, b *LinkRecord) bool { return a.ID < b.ID }),
@@ -220,7 +219,10 @@ func newLinkTable(node string, worker int) *linkTable {
 
 // add puts l, whose lws number is local, in the table.
 func (t *linkTable) add(l *LinkRecord, local uint64) {
-	l.Node, l.Worker = t.node, t.worker
+	l.Node = t.node
+	if l.w != nil {
+		l.Worker = l.w.id
+	}
 	t.mu.Lock()
 	if old := t.links[l.ID]; old != nil {
 		t.byType[old.Type]--

@@ -54,16 +54,25 @@ func newNode(opts *Options) node {
 // Nodes returns this node (the admin API's GET /v1/api/nodes asks every
 // node of a cluster for its own).
 func (g *Gateway) Nodes() []NodeInfo {
-	n := g.links.len()
-	return []NodeInfo{{
+	n := NodeInfo{
 		Name:          g.self.name,
 		Self:          true,
 		Ready:         g.Ready(),
 		Started:       g.self.started,
 		Version:       g.self.version,
 		Libwebsockets: lws.Version(),
-		Workers:       1, // one lws.Context serves every link
-		WorkerList:    []WorkerInfo{{ID: g.links.worker, Links: n}},
-		Links:         n,
-	}}
+		Fenced:        g.fenced.Load(),
+		Workers:       len(g.workers),
+		Links:         g.links.len(),
+	}
+	for _, w := range g.workers {
+		n.WorkerList = append(n.WorkerList, WorkerInfo{ID: w.id, Links: int(w.links.Load())})
+	}
+	if g.multi {
+		if at := g.eng.Stats().LeaseRenewed; !at.IsZero() {
+			age := time.Since(at).Seconds()
+			n.LeaseAge = &age
+		}
+	}
+	return []NodeInfo{n}
 }

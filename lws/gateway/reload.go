@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -101,6 +102,11 @@ func restartNeeded(a, b *Config) error {
 	}
 	if *a.Log.Trace != *b.Log.Trace || a.Log.LinkTrace != b.Log.LinkTrace || a.Log.Format != b.Log.Format {
 		return errors.New("reload: log.trace, log.link_trace and log.format need a restart")
+	}
+	if !reflect.DeepEqual(a.Cluster, b.Cluster) {
+		// The engine reads it once, when it joins: a changed history
+		// (cluster.channels) would otherwise be silently ignored.
+		return errors.New("reload: cluster changed: restart to apply (the engine reads it when it joins)")
 	}
 	return nil
 }

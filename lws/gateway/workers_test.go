@@ -56,6 +56,9 @@ rules:
 		l, err := g.record(id)
 		require.NoError(t, err)
 		require.Same(t, l.w.ctx, l.conn.Context(), "link %d: its record names the worker it lives on", id)
+		var info LinkInfo
+		require.Equal(t, 200, g.api(t, "GET", fmt.Sprintf("/v1/api/links/%d", id), "", &info))
+		assert.Equal(t, l.w.id, info.Worker, "link %d: the admin API names its worker", id)
 		perWorker[l.w.id] = append(perWorker[l.w.id], i)
 	}
 	metrics := g.metricsText(t)
@@ -65,6 +68,13 @@ rules:
 		assert.Contains(t, metrics, fmt.Sprintf("lwsgate_worker_links{worker=\"%d\"} 2\n", w))
 	}
 	assert.Len(t, hs.byEvent("connect"), 2*n)
+	var nodes []NodeInfo
+	require.Equal(t, 200, g.api(t, "GET", "/v1/api/nodes", "", &nodes))
+	require.Len(t, nodes, 1)
+	assert.Equal(t, n, nodes[0].Workers)
+	for w, wi := range nodes[0].WorkerList {
+		assert.Equal(t, WorkerInfo{ID: w, Links: 2}, wi, "GET /v1/api/nodes: worker %d", w)
+	}
 
 	// Echo on every worker.
 	for i, ws := range links {

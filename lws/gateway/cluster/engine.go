@@ -337,11 +337,12 @@ type Stats struct {
 	PartialSurvey uint64 // surveys with a node missing
 
 	LeaseRenewals uint64
-	LeaseFailures uint64 // renewals that failed (the cluster did not answer)
-	LeaseLapses   uint64 // leases found expired and taken back within the grace period
-	ReapAttempts  uint64 // claims tried on dead nodes, won or lost
-	Reaped        uint64 // dead nodes this node reaped
-	ReapedLinks   uint64 // link records settled by reaping
+	LeaseRenewed  time.Time // when this node last renewed its lease; zero without a registry
+	LeaseFailures uint64    // renewals that failed (the cluster did not answer)
+	LeaseLapses   uint64    // leases found expired and taken back within the grace period
+	ReapAttempts  uint64    // claims tried on dead nodes, won or lost
+	Reaped        uint64    // dead nodes this node reaped
+	ReapedLinks   uint64    // link records settled by reaping
 
 	HistoryPublishes uint64 // publishes acknowledged by a history stream
 	Repaired         uint64 // history messages missed on the live path, delivered from the stream

@@ -163,7 +163,7 @@ func TestDurableHooks(t *testing.T) {
 	b.mu.Lock()
 	b.block[id] = true
 	b.mu.Unlock()
-	if err := a.eng.EnqueueHook(ctx, Disconnect{Link: id, Code: 1001}); err != nil {
+	if err := a.eng.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
 		t.Fatal(err)
 	}
 	var holder *tnode
@@ -203,7 +203,7 @@ func TestDurableHooks(t *testing.T) {
 	// One link closed just as its node died: its hook queued, its record
 	// not settled yet. The reaper queues a hook for it too, of which the
 	// queue keeps the first.
-	if err := victim.eng.EnqueueHook(ctx, Disconnect{Link: ids[0], Code: 1000, Reason: "just closed"}); err != nil {
+	if err := victim.eng.EnqueueHook(stepCtx(t), Disconnect{Link: ids[0], Code: 1000, Reason: "just closed"}); err != nil {
 		t.Fatal(err)
 	}
 	inc := victim.eng.Incarnation()

@@ -274,7 +274,7 @@ func (e *natsEngine) nodesLocked() []Node {
 
 func (e *natsEngine) Stats() Stats {
 	e.mu.Lock()
-	s := Stats{Incarnation: e.inc, Nodes: len(e.view), Fenced: e.fenced}
+	s := Stats{Incarnation: e.inc, Nodes: len(e.view), Fenced: e.fenced, LeaseRenewed: e.renewedAt}
 	e.mu.Unlock()
 	s.Channels, s.Dropped = e.ch.stats()
 	e.count.fill(&s)

@@ -303,6 +303,7 @@
           if (m.channels) st.channels = m.channels;
         }
         if (m.nodes) st.nodes = m.nodes;
+        if (m.channels || m.nodes) st.missing = m.missing || [];
         update();
         break;
       case "link":
@@ -1066,6 +1067,7 @@
     const tbody = h("tbody");
     const count = h("span", { class: "sub", role: "status" });
     const empty = h("div", { class: "empty", hidden: true });
+    const chMissing = h("p", { class: "hint warn-text", role: "status", hidden: true });
     filter.addEventListener("input", () => current.update());
 
     const pubOut = h("p", { class: "note", role: "status", hidden: true });
@@ -1093,9 +1095,9 @@
       h("section", { class: "section card" },
         h("div", { class: "card-head" }, h("h2", {}, "Channels with members"), filter),
         h("div", { class: "table-wrap stackwrap" }, h("table", { class: "stack", id: "channels-table" },
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Channel"), h("th", { scope: "col", class: "num" }, "Members"), h("th", { scope: "col" }, "Share"), h("th", { scope: "col" }, ""))), tbody)),
-        empty,
-        h("p", { class: "hint" }, "Members are counted on the nodes that answered (presence across a cluster comes with cluster mode). A channel exists while it has a member.")),
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Channel"), h("th", { scope: "col", class: "num" }, "Members"), h("th", { scope: "col", class: "num" }, "Users"), h("th", { scope: "col" }, "Share"), h("th", { scope: "col" }, ""))), tbody)),
+        empty, chMissing,
+        h("p", { class: "hint" }, "Members and distinct users are counted over every node of the cluster that answered. A channel exists while it has a member.")),
     );
     return {
       update() {
@@ -1104,6 +1106,7 @@
         const f = filter.value.trim().toLowerCase();
         const list = c.list.filter((x) => !f || x.name.toLowerCase().includes(f));
         const most = Math.max(1, ...c.list.map((x) => x.members));
+        missingNote(chMissing);
         count.textContent = `${num(c.total)} channel${c.total === 1 ? "" : "s"}` + (c.total > c.list.length ? ` (the ${num(c.list.length)} largest shown)` : "");
         empty.hidden = list.length > 0;
         empty.replaceChildren(...(c.total ? [h("strong", {}, "No channel matches “" + filter.value + "”.")]
@@ -1114,6 +1117,7 @@
           return h("tr", { "data-channel": x.name },
             h("td", { "data-label": "Channel", class: "mono key" }, x.name),
             h("td", { "data-label": "Members", class: "num" }, num(x.members)),
+            h("td", { "data-label": "Users", class: "num" }, num(x.users)),
             h("td", { "data-label": "Share" }, bar),
             h("td", { "data-label": "" }, h("a", { href: "#/links?channel=" + encodeURIComponent(x.name), "data-key": "ch-" + x.name }, "View links")));
         })));
@@ -1123,16 +1127,26 @@
 
   // ---------- Nodes ----------
 
+  // missingNote says which nodes of the cluster did not answer for the
+  // channels and nodes shown (their members and links are not counted).
+  function missingNote(el) {
+    const m = st.missing || [];
+    el.hidden = m.length === 0;
+    el.textContent = m.length ? `Not answering, so not counted: ${m.join(", ")}.` : "";
+  }
+
   function pageNodes(main) {
     const grid = h("div", { class: "nodes" });
     const count = h("span", { class: "sub", role: "status" });
-    main.append(skipBanner(), h("div", { class: "page-head" }, h("h1", {}, "Nodes"), count), grid,
+    const nodesMissing = h("p", { class: "hint warn-text", role: "status", hidden: true });
+    main.append(skipBanner(), h("div", { class: "page-head" }, h("h1", {}, "Nodes"), count), nodesMissing, grid,
       h("p", { class: "hint" }, "Without cluster mode the cluster is this node alone: it is never fenced and holds no lease."));
     return {
       update() {
         const ns = st.nodes;
         if (!ns) { count.textContent = st.live ? "loading…" : "waiting for the gateway…"; return; }
         count.textContent = `${ns.length} node${ns.length === 1 ? "" : "s"}`;
+        missingNote(nodesMissing);
         grid.replaceChildren(...ns.map((n) => {
           const fact = (k, ...v) => h("div", {}, h("dt", {}, k), h("dd", {}, ...v));
           const most = Math.max(1, ...n.worker_list.map((w) => w.links));

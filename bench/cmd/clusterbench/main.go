@@ -1,0 +1,124 @@
+// Command clusterbench measures channel fan-out on the memory engine (one
+// lwsgate) and across a three-node cluster (three lwsgate processes on
+// this machine, embedded NATS), in one run (make bench-cluster).
+//
+// For each setup it opens -subs subscribers of one channel, spread
+// round-robin over the nodes, and one publisher link on the first node,
+// which publishes by the default publish rule. Two phases follow, each
+// after a warm-up:
+//
+//	paced  -rate publishes a second for -d: the publish-to-delivery
+//	       latency (p50, p99) on the publisher's node and on the others
+//	       (every message carries its send time; one clock, one machine)
+//	max    at most -window publishes in flight (a publish is done when
+//	       every subscriber has it) for -d: publishes and deliveries a
+//	       second
+//
+// and, for both, the servers' CPU per delivery: utime+stime of every
+// lwsgate process from /proc/PID/stat over the phase, divided by the
+// deliveries the subscribers counted. On a shared machine that is the
+// figure to trust; rates and latencies move with the load (the load
+// average is printed). The load (subscribers, publisher) runs in this
+// process, on the same cores as the servers.
+//
+// Why a command of its own rather than a wsload mode: wsload measures
+// one server with echo round trips, and benchrun starts one server per
+// scenario pinned to one CPU; this is one-to-many, against one process
+// or three, with the latency taken at the receiver.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+type config struct {
+	bin           string
+	subs, window  int
+	rate          int
+	workers       int
+	size          int
+	dur, warmup   time.Duration
+	rounds        int
+	engines       []string
+	keep          bool
+	dir           string
+	loadavgBefore string
+}
+
+func main() {
+	var cfg config
+	var engines string
+	flag.StringVar(&cfg.bin, "lwsgate", "bin/lwsgate", "the lwsgate binary")
+	flag.IntVar(&cfg.subs, "subs", 1000, "subscribers, spread over the nodes")
+	flag.IntVar(&cfg.rate, "rate", 20, "publishes a second in the paced phase")
+	flag.IntVar(&cfg.workers, "workers", 0, "each node's service threads (lwsgate's workers); 0: its default, one per CPU")
+	flag.IntVar(&cfg.window, "window", 16, "publishes in flight in the max phase")
+	flag.IntVar(&cfg.size, "size", 64, "bytes of padding in each published message")
+	flag.DurationVar(&cfg.dur, "d", 5*time.Second, "measured duration of each phase")
+	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before each phase")
+	flag.IntVar(&cfg.rounds, "rounds", 1, "rounds; each runs every engine, the order alternating")
+	flag.StringVar(&engines, "engines", "memory,nats", "setups to measure: memory (one node), nats (three nodes)")
+	flag.Parse()
+	cfg.engines = strings.Split(engines, ",")
+	if cfg.subs < 3 || cfg.rate < 1 || cfg.window < 1 || cfg.size < 0 || cfg.dur <= 0 || cfg.rounds < 1 || cfg.workers < 0 {
+		fmt.Fprintln(os.Stderr, "clusterbench: -subs >= 3, -rate >= 1, -window >= 1, -size >= 0, -d > 0, -rounds >= 1, -workers >= 0")
+		os.Exit(2)
+	}
+	for _, e := range cfg.engines {
+		if e != "memory" && e != "nats" {
+			fmt.Fprintf(os.Stderr, "clusterbench: -engines: %q is neither memory nor nats\n", e)
+			os.Exit(2)
+		}
+	}
+	dir, err := os.MkdirTemp("", "clusterbench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clusterbench:", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	cfg.dir = dir
+
+	fmt.Printf("clusterbench: %d subscribers, paced %d publishes/s, max phase %d in flight, %v per phase; load average before: %s\n",
+		cfg.subs, cfg.rate, cfg.window, cfg.dur, loadavg())
+	var results []*result
+	for r := range cfg.rounds {
+		order := cfg.engines
+		if r%2 == 1 {
+			order = reversed(order)
+		}
+		for _, e := range order {
+			res, err := run(cfg, e, r)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "clusterbench: %s, round %d: %v\n", e, r+1, err)
+				os.Exit(1)
+			}
+			results = append(results, res)
+		}
+	}
+	report(os.Stdout, results)
+	fmt.Printf("load average after: %s\n", loadavg())
+}
+
+func reversed(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[len(s)-1-i] = v
+	}
+	return out
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}

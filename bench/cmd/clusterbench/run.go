@@ -1,0 +1,226 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// result is one setup's figures in one round.
+type result struct {
+	engine string
+	nodes  int
+	round  int
+	idle   float64 // the servers' CPU with no traffic, cores
+	paced  phase
+	max    phase
+}
+
+// phase is what one phase measured.
+type phase struct {
+	publishes, delivered int64
+	elapsed              time.Duration
+	cpu                  time.Duration   // the servers'
+	cpuEach              []time.Duration // each server's, the publisher's first
+	p50l, p99l           time.Duration   // on the publisher's node
+	p50o, p99o           time.Duration   // on the others
+	nl, no               int             // latency samples
+}
+
+func (p phase) perDelivery() time.Duration {
+	if p.delivered == 0 {
+		return 0
+	}
+	return p.cpu / time.Duration(p.delivered)
+}
+
+// netPerDelivery is perDelivery without the servers' idle CPU (cores)
+// over the phase.
+func (p phase) netPerDelivery(idle float64) time.Duration {
+	if p.delivered == 0 {
+		return 0
+	}
+	return (p.cpu - time.Duration(idle*float64(p.elapsed))) / time.Duration(p.delivered)
+}
+
+func run(cfg config, engine string, round int) (*result, error) {
+	nodes, err := startNodes(cfg, engine, round)
+	if err != nil {
+		return nil, err
+	}
+	defer stopNodes(nodes)
+	l, err := openLoad(cfg, nodes)
+	if err != nil {
+		return nil, err
+	}
+	defer l.close()
+	res := &result{engine: engine, nodes: len(nodes), round: round + 1}
+	if res.idle, err = idle(cfg, nodes); err != nil {
+		return nil, err
+	}
+	l.sampling.Store(true)
+	res.paced, err = measure(cfg, l, nodes, paced)
+	l.sampling.Store(false)
+	if err != nil {
+		return nil, err
+	}
+	if res.max, err = measure(cfg, l, nodes, saturated); err != nil {
+		return nil, err
+	}
+	if e := l.firstErr.Load(); e != nil {
+		return nil, *e
+	}
+	return res, nil
+}
+
+// A driver publishes from seq on until stop, returning the next seq.
+type driver func(cfg config, l *load, seq uint64, stop time.Time) (uint64, error)
+
+// paced publishes cfg.rate a second.
+func paced(cfg config, l *load, seq uint64, stop time.Time) (uint64, error) {
+	every := time.Second / time.Duration(cfg.rate)
+	next := time.Now()
+	for time.Now().Before(stop) {
+		if err := l.publish(seq); err != nil {
+			return seq, err
+		}
+		seq++
+		next = next.Add(every)
+		time.Sleep(time.Until(next))
+	}
+	return seq, nil
+}
+
+// saturated keeps cfg.window publishes in flight.
+func saturated(cfg config, l *load, seq uint64, stop time.Time) (uint64, error) {
+	inflight := 0
+	for time.Now().Before(stop) {
+		for ; inflight < cfg.window; inflight++ {
+			if err := l.publish(seq); err != nil {
+				return seq, err
+			}
+			seq++
+		}
+		select {
+		case <-l.done:
+			inflight--
+		case <-time.After(5 * time.Second):
+			return seq, fmt.Errorf("no publish reached every subscriber in 5s (%d in flight): a message lost?", inflight)
+		}
+	}
+	// Let the last ones land before the next phase.
+	for ; inflight > 0; inflight-- {
+		select {
+		case <-l.done:
+		case <-time.After(5 * time.Second):
+			return seq, fmt.Errorf("%d publishes never reached every subscriber", inflight)
+		}
+	}
+	return seq, nil
+}
+
+// idle is the servers' CPU, in cores, over a second of no traffic (the
+// cluster's leases and RAFT heartbeats): it is in every phase's figure.
+func idle(cfg config, nodes []*node) (float64, error) {
+	c0, err := cpuTime(nodes)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	time.Sleep(max(time.Second, cfg.dur/2))
+	c1, err := cpuTime(nodes)
+	if err != nil {
+		return 0, err
+	}
+	_, sum := since(c0, c1)
+	return sum.Seconds() / time.Since(start).Seconds(), nil
+}
+
+var seqs uint64 // the next publish's seq, across phases
+
+// measure runs drive for a warm-up, then for cfg.dur while recording.
+func measure(cfg config, l *load, nodes []*node, drive driver) (phase, error) {
+	var ph phase
+	var err error
+	l.reset()
+	if seqs, err = drive(cfg, l, seqs, time.Now().Add(cfg.warmup)); err != nil {
+		return ph, err
+	}
+	time.Sleep(100 * time.Millisecond) // the warm-up's last deliveries
+	l.reset()
+	cpu0, err := cpuTime(nodes)
+	if err != nil {
+		return ph, err
+	}
+	first := seqs
+	start := time.Now()
+	l.recording.Store(true)
+	if seqs, err = drive(cfg, l, seqs, start.Add(cfg.dur)); err != nil {
+		return ph, err
+	}
+	// Deliveries of the last publishes, for the paced phase (the max
+	// phase has waited for them).
+	time.Sleep(100 * time.Millisecond)
+	l.recording.Store(false)
+	ph.elapsed = time.Since(start)
+	cpu1, err := cpuTime(nodes)
+	if err != nil {
+		return ph, err
+	}
+	ph.cpuEach, ph.cpu = since(cpu0, cpu1)
+	ph.publishes = int64(seqs - first)
+	ph.delivered = l.delivered.Load()
+	l.mu.Lock()
+	ph.nl, ph.no = len(l.local), len(l.other)
+	ph.p50l, ph.p99l = quantiles(l.local)
+	ph.p50o, ph.p99o = quantiles(l.other)
+	l.mu.Unlock()
+	return ph, nil
+}
+
+func report(w io.Writer, rs []*result) {
+	fmt.Fprintln(w, "\n| engine | nodes | round | idle CPU | paced publishes/s | deliveries/s | p50 / p99 same node | p50 / p99 other node | server CPU/delivery (net of idle) | max publishes/s | max deliveries/s | server CPU/delivery at max |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		p, m := r.paced, r.max
+		other := "-"
+		if p.no > 0 {
+			other = fmt.Sprintf("%v / %v", us(p.p50o), us(p.p99o))
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.1f%% | %.0f | %.0f | %v / %v | %s | %v (%v) | %.0f | %.0f | %v |\n",
+			r.engine, r.nodes, r.round, 100*r.idle, rate(p.publishes, p.elapsed), rate(p.delivered, p.elapsed),
+			us(p.p50l), us(p.p99l), other, ns(p.perDelivery()), ns(p.netPerDelivery(r.idle)),
+			rate(m.publishes, m.elapsed), rate(m.delivered, m.elapsed), ns(m.perDelivery()))
+	}
+	for _, r := range rs {
+		if r.nodes > 1 {
+			fmt.Fprintf(w, "%s round %d, server CPU per node (the publisher's first): paced %v, max %v\n",
+				r.engine, r.round, r.paced.cpuEach, r.max.cpuEach)
+		}
+	}
+	// The target: cross-node CPU per delivery at most 1.25x
+	// single-node, judged on each round's pair.
+	byRound := map[int]map[string]*result{}
+	for _, r := range rs {
+		if byRound[r.round] == nil {
+			byRound[r.round] = map[string]*result{}
+		}
+		byRound[r.round][r.engine] = r
+	}
+	for round := 1; round <= len(byRound); round++ {
+		mem, nats := byRound[round]["memory"], byRound[round]["nats"]
+		if mem == nil || nats == nil || mem.paced.perDelivery() == 0 || mem.max.perDelivery() == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "round %d: CPU per delivery, nats / memory: paced %.2fx (net of idle %.2fx), max %.2fx (target <= 1.25x)\n", round,
+			float64(nats.paced.perDelivery())/float64(mem.paced.perDelivery()),
+			float64(nats.paced.netPerDelivery(nats.idle))/float64(mem.paced.netPerDelivery(mem.idle)),
+			float64(nats.max.perDelivery())/float64(mem.max.perDelivery()))
+	}
+}
+
+func rate(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0fus", float64(d)/1e3) }
+
+func ns(d time.Duration) string { return fmt.Sprintf("%dns", d.Nanoseconds()) }
