@@ -10,7 +10,8 @@ ARG SUITE=bookworm
 FROM golang:1.26-${SUITE} AS build
 ARG SUITE
 WORKDIR /src
-# libwebsockets-dev, libssl-dev, pkg-config: scripts/deps.sh via `make deps`,
+# libwebsockets-dev (with libev-dev and libwebsockets-evlib-ev), libssl-dev,
+# pkg-config: scripts/deps.sh via `make deps`,
 # as `make test` does in CI (a layer of its own, kept while these two files stay)
 COPY Makefile ./
 COPY scripts/deps.sh scripts/
@@ -34,6 +35,7 @@ COPY --from=build /src/bin/lwsgate /usr/local/bin/lwsgate
 COPY scripts/healthcheck.sh /usr/local/bin/lwsgate-healthcheck
 # runtime-packages is what the build stage's dpkg says owns each library the
 # binary needs (libwebsockets17 on bookworm, libwebsockets19t64 on trixie)
+# and the libev plugin libwebsockets loads (libwebsockets-evlib-ev)
 RUN --mount=type=bind,from=build,source=/src/bin,target=/run/lwsgate-build \
     --mount=type=bind,source=scripts,target=/run/lwsgate-scripts \
     /run/lwsgate-scripts/runtime-deps.sh install /run/lwsgate-build/runtime-packages /usr/local/bin/lwsgate \

@@ -5,10 +5,14 @@ package cgo
 // libwebsockets is found with pkg-config (Debian: libwebsockets-dev, which
 // pulls in libssl-dev). libcrypto is linked directly because the C layer
 // reads OpenSSL's certificate verification result to say why a TLS
-// handshake failed. The C layer is compiled with warnings as errors.
+// handshake failed. libev is linked for the loop the binding runs
+// libwebsockets' libev support on (see lwsgo_ctx_create; Debian:
+// libev-dev, which libwebsockets-dev depends on). The C layer is compiled
+// with warnings as errors.
 
 /*
 #cgo pkg-config: libwebsockets libcrypto
+#cgo LDFLAGS: -lev
 #cgo CFLAGS: -Wall -Wextra -Werror -Wno-unused-parameter -std=gnu11
 #include "shim.h"
 */

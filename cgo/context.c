@@ -5,8 +5,10 @@
  * A context's lwsgo_ctx is made before the context (lwsgo_ctx_new), so
  * that the context's user pointer and its Go handle are in place for the
  * callbacks lws_create_context makes, and freed after lws_context_destroy
- * (lwsgo_ctx_free). Each vhost gets a protocols table of its own whose
- * every callback is lwsgo_callback. Also here: the two calls any thread may make
+ * (lwsgo_ctx_free). The context runs on lws' own poll(2) loop or on
+ * libev's (evloop.c); lwsgo_service runs one pass of either. Each vhost
+ * gets a protocols table of its own whose every callback is
+ * lwsgo_callback. Also here: the two calls any thread may make
  * (lwsgo_wake, lwsgo_set_report_all), what the service loop asks
  * (lwsgo_forced_service), sockets handed to a vhost (lwsgo_adopt_socket)
  * and lws' log lines, which go to Go.
@@ -44,11 +46,21 @@ int
 lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci)
 {
 	struct lws_context_creation_info info;
+	void *foreign[1];
+	int rc;
 
 	lwsgo_rxpool_install();
 	memset(&info, 0, sizeof(info));
+	if (ci->event_loop == LWSGO_LOOP_LIBEV) {
+		rc = lwsgo_evloop_new(cd, &foreign[0]);
+		if (rc)
+			return rc;
+		/* lws reads it during lws_create_context */
+		info.foreign_loops = foreign;
+		info.options = LWSGO_OPTION_LIBEV;
+	}
 	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.options = ci->options | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info.options |= ci->options | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.user = cd;
 	info.timeout_secs = (unsigned int)ci->timeout_secs;
 	info.fd_limit_per_thread = (unsigned int)ci->fd_limit_per_thread;
@@ -74,8 +86,35 @@ lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci)
 #endif
 
 	cd->ctx = lws_create_context(&info);
+	if (!cd->ctx || (cd->ev && lwsgo_evloop_attach(cd))) {
+		lwsgo_ctx_destroy(cd);
+		return -1;
+	}
 
-	return cd->ctx ? 0 : -1;
+	return 0;
+}
+
+/* lwsgo_service runs one pass of the context's loop: it waits for the
+ * next event or lws timer and handles what is ready. */
+int
+lwsgo_service(lwsgo_ctx *cd)
+{
+	if (cd->ev) {
+		lwsgo_evloop_run(cd);
+		return 0;
+	}
+	return lws_service(cd->ctx, 0);
+}
+
+/* lwsgo_ctx_destroy destroys the context (its closing callbacks run
+ * before it returns), then its loop. */
+void
+lwsgo_ctx_destroy(lwsgo_ctx *cd)
+{
+	if (cd->ctx)
+		lws_context_destroy(cd->ctx);
+	cd->ctx = NULL;
+	lwsgo_evloop_free(cd);
 }
 
 void

@@ -9,6 +9,7 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"unsafe"
@@ -36,7 +37,45 @@ type ContextInfo struct {
 	// MaxHTTPHeaderPool is the number of header buffers in use at once
 	// (0: one per possible connection).
 	MaxHTTPHeaderPool int
+	// EventLoop is the loop the context runs on (0: LoopPoll).
+	EventLoop EventLoop
 }
+
+// EventLoop is the event loop a context runs on.
+type EventLoop int
+
+const (
+	// LoopPoll is libwebsockets' own loop, poll(2) over every descriptor
+	// of the context at each pass.
+	LoopPoll EventLoop = C.LWSGO_LOOP_POLL
+	// LoopLibev is libev with its epoll backend, through libwebsockets'
+	// libev support (see evloop.c).
+	LoopLibev EventLoop = C.LWSGO_LOOP_LIBEV
+)
+
+// LibevPlugin is the file libwebsockets loads its libev support from, or
+// "" when that support is built into the library (or absent).
+func LibevPlugin() string { return C.GoString(C.lwsgo_libev_plugin_path()) }
+
+// LibevPluginPackage is the Debian package that installs LibevPlugin.
+const LibevPluginPackage = "libwebsockets-evlib-ev"
+
+// CheckLibev reports why LoopLibev cannot be used, or nil.
+func CheckLibev() error {
+	if !libevBuilt {
+		return errors.New("libwebsockets was built without libev (LWS_WITH_LIBEV)")
+	}
+	if p := LibevPlugin(); p != "" {
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("libwebsockets' libev plugin: %v (Debian: apt-get install %s)", err, LibevPluginPackage)
+		}
+		f.Close()
+	}
+	return nil
+}
+
+const libevBuilt = C.LWSGO_LIBEV_BUILT != 0
 
 // VhostInfo describes one vhost, whichever constructor makes it: a listener
 // (NewVhost), a server that listens nowhere (NewAdoptingVhost) or a vhost
@@ -143,12 +182,19 @@ func NewContext(info ContextInfo, d callbacks.Dispatcher) (*Context, error) {
 
 		max_http_header_data: C.ushort(info.MaxHTTPHeaderData),
 		max_http_header_pool: C.ushort(info.MaxHTTPHeaderPool),
+		event_loop:           C.int(info.EventLoop),
 	}
 	var rc C.int
 	lines := captureErrors(func() { rc = C.lwsgo_ctx_create(c.cd, &ci) })
 	if rc != 0 {
 		c.h.Delete()
 		C.lwsgo_ctx_free(c.cd)
+		switch rc {
+		case C.LWSGO_ERR_NO_LIBEV, C.LWSGO_ERR_NO_PLUGIN:
+			return nil, fmt.Errorf("lws: event loop libev: %v", CheckLibev())
+		case C.LWSGO_ERR_EVLOOP:
+			return nil, errors.New("lws: event loop libev: ev_loop_new(EVBACKEND_EPOLL) failed")
+		}
 		return nil, fmt.Errorf("lws: lws_create_context failed%s", detail(lines))
 	}
 	return c, nil
@@ -265,10 +311,12 @@ func (c *Context) SetReportAll(on bool) {
 	C.lwsgo_set_report_all(c.cd, v)
 }
 
-// Service runs one pass of lws_service. It returns an error when
-// libwebsockets reports the context unusable.
+// Service runs one pass of the event loop (lws_service, or one iteration
+// of the libev loop): it waits for the next event or lws timer and handles
+// what is ready. It returns an error when libwebsockets reports the
+// context unusable.
 func (c *Context) Service() error {
-	n := C.lws_service(c.cd.ctx, 0)
+	n := C.lwsgo_service(c.cd)
 	c.collectSkipped()
 	if n < 0 {
 		return errors.New("lws: lws_service failed")
@@ -324,7 +372,7 @@ func (c *Context) Destroy() {
 	}
 	c.dead = true
 	c.mu.Unlock()
-	C.lws_context_destroy(c.cd.ctx)
+	C.lwsgo_ctx_destroy(c.cd)
 	c.collectSkipped()
 	for _, v := range c.vhosts {
 		C.lwsgo_vhost_free(v)

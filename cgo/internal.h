@@ -15,6 +15,20 @@
 #define LWSGO_OPENSSL 1
 #endif
 
+/* evloop.c: the libev loop of a context that runs on one. new makes it
+ * (before lws_create_context, *loop is for info.foreign_loops), attach
+ * takes over lws' timers (after), run is one pass, free ends it (after
+ * lws_context_destroy; also when new failed). */
+int lwsgo_evloop_new(lwsgo_ctx *cd, void **loop);
+int lwsgo_evloop_attach(lwsgo_ctx *cd);
+void lwsgo_evloop_run(lwsgo_ctx *cd);
+void lwsgo_evloop_free(lwsgo_ctx *cd);
+#if defined(LWS_WITH_LIBEV)
+#define LWSGO_OPTION_LIBEV LWS_SERVER_OPTION_LIBEV
+#else
+#define LWSGO_OPTION_LIBEV 0 /* lwsgo_evloop_new fails first */
+#endif
+
 /* shim.c: the callback of every protocol of every vhost. */
 int lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		   void *user, void *in, size_t len);

@@ -51,6 +51,8 @@
  *               question (lwsgo_forced_service); sockets adopted by a vhost
  *               (PROXY protocol listeners); lws' log lines, per context
  *               on 4.3
+ *   evloop.c    the libev loop a context may run on instead of lws' poll(2)
+ *               loop, and its timers
  *   pmd.c       the permessage-deflate wrapper: compressed byte counts and
  *               limit, the server's context-takeover options, zlib's unread
  *               input

@@ -68,6 +68,9 @@ typedef struct lwsgo_ctx {
 	 * the lws_context, as this struct does. */
 	lws_log_cx_t log_cx;
 #endif
+	/* The libev loop the context runs on (evloop.c), or NULL for
+	 * libwebsockets' own poll(2) loop. */
+	struct lwsgo_evloop *ev;
 } lwsgo_ctx;
 
 /* Context-wide settings, copied into lws_context_creation_info by name. */
@@ -78,7 +81,22 @@ typedef struct lwsgo_ctx_info {
 	int pt_serv_buf_size;
 	unsigned short max_http_header_data; /* per context in lws */
 	unsigned short max_http_header_pool;
+	int event_loop; /* LWSGO_LOOP_* */
 } lwsgo_ctx_info;
+
+/* The event loops a context can run on (lwsgo_ctx_info.event_loop). */
+#define LWSGO_LOOP_POLL  0
+#define LWSGO_LOOP_LIBEV 1
+#if defined(LWS_WITH_LIBEV)
+#define LWSGO_LIBEV_BUILT 1
+#else
+#define LWSGO_LIBEV_BUILT 0
+#endif
+
+/* lwsgo_ctx_create's failures other than lws_create_context's own. */
+#define LWSGO_ERR_NO_LIBEV   (-2) /* libwebsockets built without libev */
+#define LWSGO_ERR_NO_PLUGIN  (-3) /* its libev plugin is not installed */
+#define LWSGO_ERR_EVLOOP     (-4) /* ev_loop_new failed */
 
 /* One listener (vhost). Strings are C memory owned by Go until the context
  * is destroyed: lws keeps pointers to name, iface and protocol names. */
@@ -119,6 +137,9 @@ typedef struct lwsgo_vhost {
 lwsgo_ctx *lwsgo_ctx_new(void);
 int lwsgo_ctx_create(lwsgo_ctx *cd, const lwsgo_ctx_info *ci);
 void lwsgo_ctx_free(lwsgo_ctx *cd);
+int lwsgo_service(lwsgo_ctx *cd);
+void lwsgo_ctx_destroy(lwsgo_ctx *cd);
+const char *lwsgo_libev_plugin_path(void);
 void lwsgo_wake(lwsgo_ctx *cd);
 void lwsgo_set_report_all(lwsgo_ctx *cd, int on);
 int lwsgo_forced_service(lwsgo_ctx *cd);

@@ -62,6 +62,13 @@ type Config struct {
 	// DefaultShutdownTimeout (5s).
 	ShutdownTimeout time.Duration
 
+	// EventLoop is the event loop the service goroutine runs:
+	// EventLoopLibev or EventLoopPoll (see them for the difference).
+	// "": DefaultEventLoop (libev). New fails, naming the package to
+	// install, when the loop is libev and libwebsockets' libev support is
+	// missing.
+	EventLoop EventLoop
+
 	// DisableUTF8Validation turns off the check that text messages (and
 	// close reasons) are valid UTF-8. By default the binding checks them
 	// as they arrive and closes an offending link with 1007.
@@ -311,6 +318,7 @@ const (
 	DefaultBodyTimeout     = 30 * time.Second // Listener.BodyTimeout
 	DefaultMaxLinks        = 10000            // Listener.MaxLinks
 	DefaultAcceptRate      = 1000             // Listener.AcceptRate
+	DefaultEventLoop       = EventLoopLibev   // Config.EventLoop
 	// DefaultPingGrace is how long after PingInterval a link without a
 	// pong is dropped when PingTimeout is 0 (Listener, DialOptions).
 	DefaultPingGrace = 10 * time.Second
@@ -352,6 +360,9 @@ func (c *Config) withDefaults() *Config {
 	}
 	if out.MaxHeaderBytes == 0 {
 		out.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if out.EventLoop == "" {
+		out.EventLoop = DefaultEventLoop
 	}
 	for i := range out.Listeners {
 		l := &out.Listeners[i]
@@ -416,6 +427,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxHeaderBytes < 256 || c.MaxHeaderBytes > 65535 {
 		return fmt.Errorf("lws: Config.MaxHeaderBytes %d: must be 256..65535", c.MaxHeaderBytes)
+	}
+	if err := CheckEventLoop(c.EventLoop); err != nil {
+		return fmt.Errorf("lws: Config.EventLoop %q: %v", c.EventLoop, err)
 	}
 	names := map[string]bool{}
 	for i, l := range c.Listeners {

@@ -277,6 +277,7 @@ func (c *Context) start() error {
 		TimeoutSecs:       int((c.cfg.NetworkTimeout + time.Second - 1) / time.Second),
 		MaxHTTPHeaderData: c.cfg.headerBytes(),
 		ServiceBufferSize: serviceBufferSize,
+		EventLoop:         c.cfg.EventLoop.cgoLoop(),
 	}, dispatcher{c})
 	if err != nil {
 		return err

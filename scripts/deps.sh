@@ -3,9 +3,19 @@
 # As root it uses apt-get (Debian/Ubuntu); otherwise it says what to install.
 set -euo pipefail
 
-pkgs=(libwebsockets-dev libssl-dev pkg-config gcc make)
+pkgs=(libwebsockets-dev libssl-dev pkg-config gcc make libev-dev libwebsockets-evlib-ev)
 need=()
-pkg-config --exists libwebsockets 2>/dev/null || need+=(libwebsockets-dev libssl-dev pkg-config)
+if pkg-config --exists libwebsockets 2>/dev/null; then
+	# libwebsockets-dev brings both on Debian; a libwebsockets from
+	# elsewhere may not. libev: the binding links it for the loop it runs
+	# lws on (lws.EventLoopLibev, the default); lws' libev support is a
+	# plugin lws loads from its libdir at run time.
+	[ -e /usr/include/ev.h ] || need+=(libev-dev)
+	[ -e "$(pkg-config --variable=libdir libwebsockets)/libwebsockets-evlib_ev.so" ] ||
+		need+=(libwebsockets-evlib-ev)
+else
+	need+=(libwebsockets-dev libssl-dev pkg-config libev-dev libwebsockets-evlib-ev)
+fi
 command -v gcc >/dev/null || need+=(gcc)
 if ! command -v go >/dev/null && [ ! -x /usr/local/go/bin/go ]; then
 	# Debian's Go is older than go.mod asks for; the go command then fetches

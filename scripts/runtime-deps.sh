@@ -5,7 +5,8 @@
 #       prints the Debian packages that own the shared libraries BINARY needs
 #       (libwebsockets17 on bookworm, libwebsockets19t64 on trixie, libc6, ...),
 #       (objdump -p NEEDED -> ldd path -> dpkg -S), so the name follows the
-#       libwebsockets-dev the build linked against.
+#       libwebsockets-dev the build linked against; and the package of the
+#       libev plugin libwebsockets loads at run time (libwebsockets-evlib-ev).
 #   runtime-deps.sh install LISTFILE BINARY...    (runtime stage, as root)
 #       apt-get installs the packages in LISTFILE plus ca-certificates, cleans
 #       apt's lists, and fails if BINARY still has an unresolved library.
@@ -26,6 +27,14 @@ list() {
 			[ -n "${pkgs[-1]}" ] || { echo "runtime-deps: no package owns $path" >&2; exit 1; }
 		done < <(ldd "$bin" | awk '$2 == "=>" { print $1, ($3 == "not" ? "" : $3) }')
 	done
+	# libwebsockets' libev support is a plugin it loads at run time (the
+	# binding's default loop, lws.EventLoopLibev), not a library the
+	# binary names: libwebsockets-evlib-ev
+	path=$(pkg-config --variable=libdir libwebsockets)/libwebsockets-evlib_ev.so
+	if [ -e "$path" ]; then
+		pkgs+=("$(dpkg-query -S "$path" 2>/dev/null | sed -n '1s/:.*//p')")
+		[ -n "${pkgs[-1]}" ] || { echo "runtime-deps: no package owns $path" >&2; exit 1; }
+	fi
 	printf '%s\n' "${pkgs[@]}" | sort -u
 }
 

@@ -24,15 +24,17 @@ import (
 
 // clientFlags are the flags both subcommands share.
 type clientFlags struct {
-	trace    bool
-	logLevel slog.Level
-	ca       string
-	insecure bool
-	timeout  time.Duration
+	trace     bool
+	eventLoop string
+	logLevel  slog.Level
+	ca        string
+	insecure  bool
+	timeout   time.Duration
 }
 
 func (f *clientFlags) register(fs *flag.FlagSet) *string {
 	fs.BoolVar(&f.trace, "trace", true, "write one reason-log line per libwebsockets callback (stderr)")
+	fs.StringVar(&f.eventLoop, "event-loop", string(lws.DefaultEventLoop), "libwebsockets' event `loop`: libev (epoll) or poll")
 	fs.StringVar(&f.ca, "ca", "", "PEM CA `file` to verify a wss/https server (default: the system store)")
 	fs.BoolVar(&f.insecure, "insecure", false, "accept any server certificate (tests only)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "give up after this `long`")
@@ -72,7 +74,7 @@ func parseClient(name string, fs *flag.FlagSet, f *clientFlags, args []string, s
 func clientContext(f *clientFlags, stderr io.Writer) (*lws.Context, *slog.Logger, error) {
 	out := &lockedWriter{w: stderr}
 	log := slog.New(&lineHandler{w: out, level: f.logLevel})
-	cfg := &lws.Config{Logger: log}
+	cfg := &lws.Config{Logger: log, EventLoop: lws.EventLoop(f.eventLoop)}
 	if f.trace {
 		cfg.Trace = out
 	}

@@ -62,6 +62,7 @@ type flagSet struct {
 	logLevel   string
 	logFormat  string
 	trace      bool
+	eventLoop  string
 	maxMessage int64
 	maxBody    int64
 	tokenTTL   time.Duration
@@ -101,6 +102,7 @@ func newFlagSet() *flagSet {
 	fs.StringVar(&f.logLevel, "log-level", d.Log.Level, "log `level`: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", d.Log.Format, "log `format`: text or json")
 	fs.BoolVar(&f.trace, "trace", *d.Log.Trace, "write one reason-log line per libwebsockets callback")
+	fs.StringVar(&f.eventLoop, "event-loop", d.EventLoop, "libwebsockets' event `loop`: libev (epoll) or poll (event_loop)")
 	fs.Int64Var(&f.maxMessage, "max-message", int64(l.Limits.MaxMessage), "largest WebSocket message in `bytes` (over it: close 1009)")
 	fs.Int64Var(&f.maxBody, "max-body", int64(l.Limits.MaxBody), "largest HTTP request body in `bytes` (over it: 413)")
 	fs.DurationVar(&f.tokenTTL, "token-ttl", d.Tokens.TTL.D(), "lifetime of tokens from /v1/api/createtoken")
@@ -192,6 +194,9 @@ func (f *flagSet) apply(cfg *gateway.Config) error {
 	}
 	if set["trace"] {
 		cfg.Log.Trace = new(f.trace)
+	}
+	if set["event-loop"] {
+		cfg.EventLoop = f.eventLoop
 	}
 	if set["max-message"] {
 		if f.maxMessage <= 0 {

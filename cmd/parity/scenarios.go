@@ -38,6 +38,16 @@ type serverOpts struct {
 	ping, hangup int // keepalive seconds, 0: none
 }
 
+// parityLoop is the event loop lwsgate runs on here: the native program's,
+// libwebsockets' poll loop. On the libev loop (lwsgate's default)
+// libwebsockets itself delivers other sequences: no GET_THREAD_ID, which
+// only its poll service asks (4.1.6 lib/plat/unix/unix-service.c, at the
+// first service), and in ws-server-close, client-ws and client-wss no
+// SERVER_WRITEABLE (CLIENT_WRITEABLE) after WS_*_DROP_PROTOCOL: the libev
+// plugin services reading and writing as two events, one at a time
+// (lib/event-libs/libev/libev.c, lws_accept_cb), where poll reports both.
+const parityLoop = "poll"
+
 // env holds what every scenario needs: the two programs and a TLS
 // certificate made for this run (no keys in git).
 type env struct {
@@ -85,7 +95,7 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 			// PROTOCOL_INIT/DESTROY the one-vhost native program
 			// has no counterpart for.
 			// One worker: the native program has one service thread.
-			a := []string{"-listen", "127.0.0.1:0", "-admin", "off", "-trace", "-workers", "1"}
+			a := []string{"-listen", "127.0.0.1:0", "-admin", "off", "-trace", "-workers", "1", "-event-loop", parityLoop}
 			if o.tls {
 				a = append(a, "-tls-cert", e.certFile, "-tls-key", e.keyFile)
 			}
@@ -95,10 +105,10 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 			return a
 		},
 		dial: func(url string) []string {
-			return []string{"dial", "-insecure", "-send", "hello world", url}
+			return []string{"dial", "-insecure", "-event-loop", parityLoop, "-send", "hello world", url}
 		},
 		fetch: func(url, body string) []string {
-			return []string{"fetch", "-insecure", "-X", "POST", "-d", body, url}
+			return []string{"fetch", "-insecure", "-event-loop", parityLoop, "-X", "POST", "-d", body, url}
 		},
 	}
 	return e, nil

@@ -49,6 +49,12 @@ type Config struct {
 	// CPU affinity and a container's CPU limit). At most maxWorkers.
 	// New raises GOMAXPROCS to workers + 1 when it is lower.
 	Workers int `yaml:"workers"`
+	// EventLoop is the event loop libwebsockets runs on (lws.Config's
+	// EventLoop): libev, whose epoll makes an event cost the same however
+	// many links are open, or poll, libwebsockets' own poll(2) over every
+	// link at each wake-up, whose reason log is what `make parity`
+	// compares with a native program on the same loop. "": libev.
+	EventLoop string `yaml:"event_loop"`
 	// Cluster makes many nodes one gateway; left out: one process.
 	Cluster ClusterConfig `yaml:"cluster"`
 

@@ -37,6 +37,7 @@ const (
 	defaultHookTimeout    = 5 * time.Second
 	defaultHookRetries    = 3
 	defaultNetworkTimeout = lws.DefaultNetworkTimeout
+	defaultEventLoop      = string(lws.DefaultEventLoop)
 	defaultDrain          = 5 * time.Second
 	defaultDeadlineAfter  = 5 * time.Second // shutdown.deadline left out: drain + this
 	adminMaxBody          = 16 << 20        // the admin listener's largest request body (openapi.yaml)
@@ -133,6 +134,7 @@ hooks:
 
 network_timeout: 15s     # handshakes, close acks, a closing link's last writes
 workers: 0               # service threads sharing the listeners; 0: one per CPU the process may use
+event_loop: libev        # or poll: libwebsockets' own loop, whose cost grows with open links
 
 shutdown:
   drain: 5s              # links are closed with 1001 over this window
@@ -226,6 +228,7 @@ func (c *Config) setDefaults() {
 	setDefault(&c.Hooks.Timeout, Duration(defaultHookTimeout))
 	setDefault(&c.Hooks.Retries, defaultHookRetries)
 	setDefault(&c.NetworkTimeout, Duration(defaultNetworkTimeout))
+	setDefault(&c.EventLoop, defaultEventLoop)
 	setDefault(&c.Shutdown.Drain, Duration(defaultDrain))
 	setDefault(&c.Shutdown.Deadline, c.Shutdown.Drain+Duration(defaultDeadlineAfter))
 	c.Cluster.setDefaults()

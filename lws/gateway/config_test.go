@@ -101,6 +101,7 @@ func TestConfigLeftOutIsTheDefault(t *testing.T) {
 			c.Shutdown.Drain, c.Shutdown.Deadline = Duration(time.Second), Duration(6*time.Second)
 		},
 		"network_timeout: 20s\n": func(c *Config) { c.NetworkTimeout = Duration(20 * time.Second) },
+		"event_loop: poll\n":     func(c *Config) { c.EventLoop = "poll" },
 		"backends: []\n":         func(*Config) {},
 		"listeners:\n  - addr: \":8090\"\n    limits: {max_message: 1MiB}\n": func(c *Config) {
 			c.Listeners[0].Limits.MaxMessage, c.Listeners[0].Limits.MaxSendQueue = 1<<20, 4<<20 // the queue follows
@@ -239,6 +240,7 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"hook url", "hooks:\n  disconnect: ftp://x\n", []string{"bad.yaml:2:", "hooks.disconnect"}},
 		{"bad origin", "listeners:\n  - addr: :1\n    auth: {origins: [example.com]}\n", []string{"bad.yaml:3:", "origins[0]"}},
 		{"bad trusted proxy", "listeners:\n  - addr: :1\n    trusted_proxies:\n      - 10.0.0.0/8\n      - 10.0.0.0/33\n", []string{"bad.yaml:5:", `listeners[0].trusted_proxies[1]: "10.0.0.0/33": want an IP address or a CIDR prefix`}},
+		{"bad event loop", "event_loop: epoll\n", []string{"bad.yaml:1:", `event_loop: "epoll": unknown event loop (want "libev" or "poll")`}},
 		{"bad forwarded header", "listeners:\n  - addr: :1\n    forwarded_header: x-real-ip\n", []string{"bad.yaml:3:", `listeners[0].forwarded_header: "x-real-ip": want X-Forwarded-For or Forwarded`}},
 		{"hop-by-hop forwarded", "backends:\n  - name: a\n    url: http://127.0.0.1:1\n    forward_headers: [cookie, Connection]\n", []string{"bad.yaml:4:", "backends[0].forward_headers[1]: Connection: a hop-by-hop header, never passed on"}},
 		{"proxy header forwarded", "backends:\n  - {name: a, url: \"http://127.0.0.1:1\", forward_headers: [proxy-authorization]}\n", []string{"bad.yaml:2:", "backends[0].forward_headers[0]", "hop-by-hop"}},

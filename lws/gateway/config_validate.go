@@ -39,6 +39,9 @@ func (c *Config) Validate() error {
 	if d.Workers < 0 || d.Workers > maxWorkers {
 		v.bad("workers", "%d: want 0 (one per CPU) to %d", d.Workers, maxWorkers)
 	}
+	if err := lws.CheckEventLoop(lws.EventLoop(d.EventLoop)); err != nil {
+		v.bad("event_loop", "%q: %v", d.EventLoop, err)
+	}
 	if d.Shutdown.Deadline < d.Shutdown.Drain {
 		v.bad("shutdown.deadline", "%v is shorter than drain %v", d.Shutdown.Deadline.D(), d.Shutdown.Drain.D())
 	}

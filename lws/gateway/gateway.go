@@ -196,7 +196,8 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 	}
 	g.auth.Store(&auth)
 
-	g.hookCtx, err = lws.New(&lws.Config{Logger: g.log, NetworkTimeout: max(time.Second, cfg.Hooks.Timeout.D())})
+	g.hookCtx, err = lws.New(&lws.Config{Logger: g.log, NetworkTimeout: max(time.Second, cfg.Hooks.Timeout.D()),
+		EventLoop: lws.EventLoop(cfg.EventLoop)})
 	if err != nil {
 		g.hookCtx = nil
 		return fail(fmt.Errorf("gateway: hook client: %w", err))
@@ -212,6 +213,7 @@ func New(cfg *Config, opts *Options) (*Gateway, error) {
 		ShutdownTimeout: max(time.Second, cfg.Shutdown.Deadline.D()-cfg.Shutdown.Drain.D()),
 		LinkTrace:       linkTrace(cfg),
 		NetworkTimeout:  cfg.NetworkTimeout.D(),
+		EventLoop:       lws.EventLoop(cfg.EventLoop),
 		OnLimit:         func(l string, lim lws.Limit) { g.metrics.limitHits.WithLabelValues(l, string(lim)).Inc() },
 		OnLinkTrace:     g.onLinkTrace,
 	}

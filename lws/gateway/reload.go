@@ -97,6 +97,9 @@ func restartNeeded(a, b *Config) error {
 	if a.Workers != b.Workers {
 		return errors.New("reload: workers changed: restart to apply")
 	}
+	if a.EventLoop != b.EventLoop {
+		return errors.New("reload: event_loop changed: restart to apply")
+	}
 	if *a.Log.Trace != *b.Log.Trace || a.Log.LinkTrace != b.Log.LinkTrace || a.Log.Format != b.Log.Format {
 		return errors.New("reload: log.trace, log.link_trace and log.format need a restart")
 	}
