@@ -39,7 +39,7 @@ type serverOpts struct {
 }
 
 // parityLoop is the event loop lwsgate runs on here: the native program's,
-// libwebsockets' poll loop. On the libev loop (lwsgate's default)
+// libwebsockets' poll loop, lwsgate's default. On the libev loop
 // libwebsockets itself delivers other sequences: no GET_THREAD_ID, which
 // only its poll service asks (4.1.6 lib/plat/unix/unix-service.c, at the
 // first service), and in ws-server-close, client-ws and client-wss no
