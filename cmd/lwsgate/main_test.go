@@ -101,7 +101,12 @@ func TestEchoAndCreateToken(t *testing.T) {
 	// WebSocket link's life is in it.
 	line := regexp.MustCompile(`^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}\]\[DEBUG\] cb ctx:\d+ wsi:\d+ reason:\d+ LWS_CALLBACK_[A-Z0-9_]+$`)
 	http.DefaultClient.CloseIdleConnections() // so the HTTP link ends too
-	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "LWS_CALLBACK_CLOSED_HTTP") }, 10*time.Second, 10*time.Millisecond)
+	// Both links' ends: they may be on different workers, each logging
+	// on its own thread.
+	require.Eventually(t, func() bool {
+		s := logs.String()
+		return strings.Contains(s, "LWS_CALLBACK_CLOSED_HTTP") && strings.Contains(s, "LWS_CALLBACK_CLOSED\n")
+	}, 10*time.Second, 10*time.Millisecond)
 	var reasons []string
 	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		if strings.Contains(l, "] cb ctx:") {
