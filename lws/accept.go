@@ -14,6 +14,8 @@ import (
 // accepted is the role of an accepted connection until its first request
 // is known: an HTTP request makes it an *httpConn (onHTTP), an upgrade a
 // wsServer (upgrade.go). Close does not wait for it.
+//
+// Concurrency: service goroutine only, as every role.
 type accepted struct{ r *rec }
 
 func (a accepted) on(ev *callbacks.Event) int {

@@ -86,6 +86,8 @@ func (k admissionLimit) why(cfg *Listener, addr netip.Addr) string {
 // connections on a listener: the first refusal is logged at once, later
 // ones at most once per refusalLogEvery, with the count of those refused
 // in between, so that a flood cannot flood the log.
+//
+// Concurrency: guarded by its admission's mu.
 type refusalLog struct {
 	last  time.Time // when a warning was last logged
 	quiet int       // refusals since, not logged
@@ -129,6 +131,8 @@ func (c *Context) warnEvery(lis *listener, key, msg string, now time.Time, args 
 // pendingAccept carries a connection admitted (or refused, to be
 // answered 503) at FILTER_NETWORK_CONNECTION to its WSI_CREATE, which
 // libwebsockets calls next for it.
+//
+// Concurrency: service goroutine only.
 type pendingAccept struct {
 	lis     *listener
 	key     netip.Addr

@@ -542,6 +542,8 @@ func CheckAddr(addr string) error {
 
 // KeepaliveError is why CheckKeepalive refuses a PingInterval and
 // PingTimeout pair.
+//
+// Concurrency: a value.
 type KeepaliveError struct {
 	// Field is the one at fault: "PingTimeout" when a time is negative or
 	// the timeout does not exceed the interval, "PingInterval" when they

@@ -19,6 +19,8 @@ import "github.com/lwsgate/lwsgate/cgo"
 //	              close
 
 // txRound is one WRITEABLE callback's progress through the link's wq.
+//
+// Concurrency: service goroutine only (one WRITEABLE callback's scratch).
 type txRound struct {
 	gate    chokeGate
 	done    int   // messages at the start of wq written whole

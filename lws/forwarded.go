@@ -31,6 +31,8 @@ const (
 // proxy: one of the TrustedProxies, whose requests name their client, or
 // (ProxyProtocol) the source a PROXY header named. Other connections
 // have none (rec.peer nil): their TCP peer is their client.
+//
+// Concurrency: a value.
 type peerInfo struct {
 	// addr is the connection's address: the PROXY header's source, or
 	// the TCP peer's (read at first use: at WSI_CREATE the socket is not

@@ -20,6 +20,8 @@ import (
 // handshake) is left on the socket for libwebsockets.
 
 // proxyHeader is what a PROXY protocol header says.
+//
+// Concurrency: a value.
 type proxyHeader struct {
 	version int
 	// src and dst are the endpoints of the connection the proxy accepted,

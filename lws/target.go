@@ -16,6 +16,8 @@ import (
 // and resolved in Go, and the request headers it carries.
 
 // target is a parsed client URL.
+//
+// Concurrency: a value, read-only once parsed.
 type target struct {
 	url    string
 	tls    bool

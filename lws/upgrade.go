@@ -220,6 +220,9 @@ func (r *rec) onEstablished(ev *callbacks.Event) int {
 // pendingUpgrade is an upgrade request allocated with the bytes it was parsed
 // from, which its link keeps (Conn.Request): one allocation, and no field
 // for them in every Request.
+//
+// Concurrency: written on the service goroutine before the link opens;
+// read-only after (Conn.Request).
 type pendingUpgrade struct {
 	Request
 	raw string

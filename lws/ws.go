@@ -12,17 +12,24 @@ import (
 
 // wsServer is the role of a link a listener accepted, from ESTABLISHED
 // (upgrade.go) to WSI_DESTROY.
+//
+// Concurrency: service goroutine only, as every role (the Conn's own
+// methods say which are safe from any goroutine).
 type wsServer struct{ *Conn }
 
 func (w wsServer) on(ev *callbacks.Event) int { return w.onLink(ev, &serverCallbacks) }
 
 // wsClient is the role of a link this side dialled, from CLIENT_ESTABLISHED
 // (openClient) to WSI_DESTROY.
+//
+// Concurrency: service goroutine only, as every role.
 type wsClient struct{ *Conn }
 
 func (w wsClient) on(ev *callbacks.Event) int { return w.onLink(ev, &clientCallbacks) }
 
 // wsCallbacks are the reasons libwebsockets calls a link of one side with.
+//
+// Concurrency: read-only values.
 type wsCallbacks struct {
 	receive, pong, writeable, closed, dropped callbacks.Reason
 }

@@ -16,6 +16,8 @@ import (
 )
 
 // adminRoute is one route of the admin listener.
+//
+// Concurrency: a value.
 type adminRoute struct {
 	pattern string // an http.ServeMux pattern: "METHOD /path/{id}"
 	open    bool   // served without admin.token (probes and metrics)
@@ -146,6 +148,8 @@ func (g *Gateway) apiProbe(w http.ResponseWriter, r *http.Request) {
 // goneError is the 410 answer: how the link ended, when the gateway
 // still knows (the last closedKeep links to close); GET of the link adds
 // its last snapshot, GET of its trace the end of its trace.
+//
+// Concurrency: a value.
 type goneError struct {
 	apiError
 	Closed  *ClosedLink  `json:"closed,omitempty"`
@@ -349,6 +353,8 @@ func (g *Gateway) apiTrace(w http.ResponseWriter, r *http.Request) {
 }
 
 // traceEntry is a callback of a trace as the API shows it.
+//
+// Concurrency: a value.
 type traceEntry struct {
 	Time   string `json:"time"`
 	Reason int    `json:"reason"`

@@ -38,6 +38,8 @@ const (
 const PartialHeader = "Lwsgate-Partial"
 
 // fwdRequest is an admin request forwarded to the owner of its link.
+//
+// Concurrency: a value.
 type fwdRequest struct {
 	Method string `json:"m"`
 	URI    string `json:"u"` // path and query
@@ -45,6 +47,8 @@ type fwdRequest struct {
 }
 
 // fwdResponse is the owner's answer to a fwdRequest.
+//
+// Concurrency: a value.
 type fwdResponse struct {
 	Status int               `json:"s"`
 	Header map[string]string `json:"h,omitempty"`
@@ -56,6 +60,8 @@ var fwdHeaders = []string{"Content-Type", "Allow", "Retry-After", "WWW-Authentic
 
 // forwardedKey marks, in its context, a request another node forwarded:
 // it was authenticated there, and is served here, never forwarded again.
+//
+// Concurrency: a value.
 type forwardedKey struct{}
 
 func forwarded(r *http.Request) bool { return r.Context().Value(forwardedKey{}) != nil }

@@ -172,6 +172,8 @@ func (h *hub) list() []ChannelInfo {
 // channelPresence is a channel's members and its distinct users, by
 // name: what a node tells the others, so that users are counted once
 // across nodes.
+//
+// Concurrency: a value.
 type channelPresence struct {
 	Name    string   `json:"name"`
 	Members int      `json:"members"`

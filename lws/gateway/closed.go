@@ -10,6 +10,8 @@ import (
 // ClosedLink says how a link ended: the close code and reason of its
 // WebSocket closing handshake (1006 when there was none: the connection
 // was lost; 1000 for an HTTP link), which side closed it, and when.
+//
+// Concurrency: a value.
 type ClosedLink struct {
 	Code   int       `json:"code"`
 	Reason string    `json:"reason,omitempty"`

@@ -242,6 +242,8 @@ type AuthConfig struct {
 }
 
 // KeyConfig is one public key of an identity provider (auth.keys).
+//
+// Concurrency: a value.
 type KeyConfig struct {
 	// File is a PEM file holding the public key (PKIX "PUBLIC KEY", or
 	// PKCS #1 "RSA PUBLIC KEY") or a certificate. Required.

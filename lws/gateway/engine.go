@@ -197,6 +197,8 @@ func (g *Gateway) fence() {
 
 // linkRecord is what a link's durable record holds: what its disconnect
 // hook needs, should a survivor have to fire it.
+//
+// Concurrency: a value.
 type linkRecord struct {
 	Link LinkInfo    `json:"link"`
 	Hdr  http.Header `json:"hdr,omitempty"`

@@ -90,6 +90,9 @@ func (g *Gateway) apiEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 // eventsHandler serves the event streams.
+//
+// Concurrency: its methods run on the admin context's service goroutine
+// (lws.Handler); each stream's state is its own (stream).
 type eventsHandler struct{ g *Gateway }
 
 func (h eventsHandler) OnOpen(c *lws.Conn) {
@@ -119,6 +122,8 @@ func (h eventsHandler) OnClose(c *lws.Conn, _ lws.CloseError) {
 }
 
 // streamWatch is what a console looks at: {"watch": streamWatch}.
+//
+// Concurrency: a value.
 type streamWatch struct {
 	Links    *streamLinks `json:"links,omitempty"`    // a page of the link table
 	Link     uint64       `json:"link,omitempty"`     // one link
@@ -128,6 +133,8 @@ type streamWatch struct {
 
 // streamLinks is a LinkQuery as a console sends it (GET /v1/api/links'
 // parameters).
+//
+// Concurrency: a value.
 type streamLinks struct {
 	Type    string `json:"type,omitempty"`
 	User    string `json:"user,omitempty"`
@@ -246,6 +253,8 @@ func (s *stream) run() {
 }
 
 // streamUpdate is an "update" message.
+//
+// Concurrency: a value.
 type streamUpdate struct {
 	Type     string        `json:"type"` // "update"
 	Gen      uint64        `json:"gen"`  // commands taken when it was made
@@ -263,6 +272,8 @@ type streamUpdate struct {
 
 // channelsView is the channels as the console lists them: the
 // streamChannelsMax with the most members.
+//
+// Concurrency: a value.
 type channelsView struct {
 	List  []ChannelInfo `json:"list"`
 	Total int           `json:"total"`
@@ -336,6 +347,8 @@ func (s *stream) update(tick bool) {
 }
 
 // linkView is a "link" message: one link, its state and its trace.
+//
+// Concurrency: a value.
 type linkView struct {
 	Type   string       `json:"type"` // "link"
 	Gen    uint64       `json:"gen"`
@@ -349,6 +362,8 @@ type linkView struct {
 // linkMark is what a "link" message showed, to tell whether there is
 // anything new to show: every field of the link (its counters, its
 // channels...), its state and the end of its trace.
+//
+// Concurrency: a value.
 type linkMark struct {
 	id, gen uint64
 	state   string

@@ -61,6 +61,9 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 
 // wsHandler receives the WebSocket links of the public listeners on
 // worker w.
+//
+// Concurrency: its methods run on worker w's service goroutine
+// (lws.Handler).
 type wsHandler struct {
 	g *Gateway
 	w *worker

@@ -94,6 +94,8 @@ func (g *Gateway) publishStored(channel string, typ lws.MessageType, data []byte
 
 // publishedReply is what a link is told when its publish on a history
 // channel is stored.
+//
+// Concurrency: a value.
 type publishedReply struct {
 	Type    string `json:"type"` // "published"
 	Channel string `json:"channel"`
@@ -121,6 +123,8 @@ func (g *Gateway) publishFromLink(l *LinkRecord, rule, channel string, typ lws.M
 // missed, if it gave since) are applied; Recovered is false when some
 // of what it missed is no longer kept, or since's epoch is not the
 // stream's: the application resyncs from its own data.
+//
+// Concurrency: a value.
 type subscribedReply struct {
 	Type      string `json:"type"` // "subscribed"
 	Channel   string `json:"channel"`
@@ -250,6 +254,8 @@ func (g *Gateway) payload(d cluster.Delivery, env bool) (lws.MessageType, []byte
 // HistoryMessage is one stored message of a channel, as the history
 // endpoint gives it: data for a text message, data_base64 for a binary
 // one.
+//
+// Concurrency: a value.
 type HistoryMessage struct {
 	Offset     uint64  `json:"offset"`
 	Data       *string `json:"data,omitempty"`
@@ -260,6 +266,8 @@ type HistoryMessage struct {
 // message's (or since's when there is none), to read on from; Recovered
 // is false when a message after since is no longer kept (or since's
 // epoch is not the stream's); More says the limit cut the page short.
+//
+// Concurrency: a value.
 type HistoryPage struct {
 	Channel   string           `json:"channel"`
 	Messages  []HistoryMessage `json:"messages"`

@@ -86,6 +86,8 @@ func keyFitsAlg(pub any, alg string) error {
 
 // jwk is one key of a JSON Web Key Set (RFC 7517, 7518, 8037): the
 // members the gateway reads. Others are ignored, as RFC 7517 asks.
+//
+// Concurrency: a value.
 type jwk struct {
 	Kty string `json:"kty"`
 	Kid string `json:"kid"`
@@ -101,6 +103,8 @@ type jwk struct {
 
 // keySet is a parsed JWKS: the keys it can verify with, by kid, and the
 // kids of keys it cannot (another type or algorithm, or bad), with why.
+//
+// Concurrency: read-only once parsed; a refresh replaces it whole.
 type keySet struct {
 	keys     map[string]*verifyKey
 	unusable map[string]string

@@ -29,6 +29,8 @@ import (
 // counters move between two pages may show on both or neither.
 
 // LinkQuery selects and orders a page of the link table.
+//
+// Concurrency: a value.
 type LinkQuery struct {
 	// Filters; "" matches any. All must match.
 	Type, User, Channel, Node string
@@ -45,6 +47,8 @@ type LinkQuery struct {
 }
 
 // LinkPage is a page of links.
+//
+// Concurrency: a value.
 type LinkPage struct {
 	Links []LinkInfo `json:"links"`
 	Total int        `json:"total"`          // links that match the filters
@@ -57,6 +61,8 @@ const maxPage = 1000
 
 // QueryError is a LinkQuery the table cannot answer: the parameter at
 // fault, its value (when it is worth quoting) and why.
+//
+// Concurrency: a value.
 type QueryError struct {
 	Param, Value, Msg string
 }
@@ -70,6 +76,8 @@ func (e *QueryError) Error() string {
 
 // pageKey is a link's place in a sort order: the key's value, then the
 // link's ID, which makes the order total.
+//
+// Concurrency: a value.
 type pageKey struct {
 	n  int64
 	s  string
@@ -258,6 +266,8 @@ func (g *Gateway) LinksPage(q LinkQuery) (LinkPage, error) {
 // pageRun is what reading a page found: its rows in reading order,
 // whether more follow them, whether any precede the cursor, and how
 // many links passed the filters (the page's Total).
+//
+// Concurrency: a value.
 type pageRun struct {
 	rows   []pageRow
 	more   bool
@@ -265,6 +275,9 @@ type pageRun struct {
 	total  int
 }
 
+// pageRow is a link in a page being built, with its sort key.
+//
+// Concurrency: a value.
 type pageRow struct {
 	k pageKey
 	l *LinkRecord
@@ -343,6 +356,8 @@ func (g *Gateway) pageByScan(q LinkQuery, dir int, cur *pageKey) pageRun {
 
 // pageHeap keeps the first max rows in direction dir (all with max 0):
 // a heap whose top is the last of them, the one a better row evicts.
+//
+// Concurrency: one LinksPage call's scratch.
 type pageHeap struct {
 	rows []pageRow
 	dir  int

@@ -11,6 +11,8 @@ import (
 // clusterMetrics are the metrics of a cluster node (registered only
 // when the engine is not the memory engine): the engine's counters at
 // scrape time, and what the gateway observes of its calls.
+//
+// Concurrency: safe from any goroutine (Prometheus collectors).
 type clusterMetrics struct {
 	callSeconds   *prometheus.HistogramVec
 	publishErrors prometheus.Counter

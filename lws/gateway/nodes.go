@@ -9,6 +9,8 @@ import (
 
 // NodeInfo is a node of the cluster as GET /v1/api/nodes shows it.
 // Without cluster mode the cluster is one node, the gateway itself.
+//
+// Concurrency: a value.
 type NodeInfo struct {
 	Name          string    `json:"name"`
 	Self          bool      `json:"self"`  // the node that answered
@@ -28,6 +30,8 @@ type NodeInfo struct {
 }
 
 // WorkerInfo is one worker (service loop) of a node.
+//
+// Concurrency: a value.
 type WorkerInfo struct {
 	ID    int `json:"id"`    // LinkInfo.Worker of its links
 	Links int `json:"links"` // live links it serves

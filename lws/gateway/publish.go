@@ -16,6 +16,8 @@ import (
 // On a channel with a history, a publish is stored, then delivered on
 // every node from the stream: Delivered and Failed are 0, and Position
 // is the message's once stored (nil on a plain channel).
+//
+// Concurrency: a value.
 type PublishResult struct {
 	Delivered int `json:"delivered"` // queued to this many links
 	Failed    int `json:"failed"`    // links closing or not keeping up (those are closed with 1008)

@@ -20,6 +20,8 @@ const (
 )
 
 // Sample is one second of the gateway, as the console charts it.
+//
+// Concurrency: a value.
 type Sample struct {
 	Seq  uint64 `json:"seq"` // 1 for the first sample, then one more each
 	Time int64  `json:"t"`   // unix milliseconds
