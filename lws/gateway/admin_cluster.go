@@ -427,27 +427,27 @@ func mergeNodes(lists []nodeAnswer[[]NodeInfo]) []NodeInfo {
 }
 
 // clusterChannels is GET /v1/api/channels for the console's stream: the
-// cluster's channels, and the nodes that did not answer (nil, nil
-// without cluster mode: this node's).
+// cluster's channels, and the nodes that did not answer (this node's
+// without cluster mode).
 func (g *Gateway) clusterChannels(ctx context.Context) ([]ChannelInfo, []string, error) {
-	if !g.multi {
-		return g.Channels(), nil, nil
-	}
-	lists, missing, err := surveyed[[]channelPresence](ctx, g, opChannels)
-	if err != nil {
-		return nil, nil, err
-	}
-	return mergeChannels(lists), missing, nil
+	return clusterListing(ctx, g, opChannels, g.Channels, mergeChannels)
 }
 
 // clusterNodes is GET /v1/api/nodes for the console's stream.
 func (g *Gateway) clusterNodes(ctx context.Context) ([]NodeInfo, []string, error) {
+	return clusterListing(ctx, g, opNode, g.Nodes, mergeNodes)
+}
+
+// clusterListing surveys op and merges the nodes' answers, T each, into
+// an R; without cluster mode it is local's.
+func clusterListing[T, R any](ctx context.Context, g *Gateway, op string, local func() R, merge func([]nodeAnswer[T]) R) (R, []string, error) {
 	if !g.multi {
-		return g.Nodes(), nil, nil
+		return local(), nil, nil
 	}
-	lists, missing, err := surveyed[[]NodeInfo](ctx, g, opNode)
+	lists, missing, err := surveyed[T](ctx, g, op)
 	if err != nil {
-		return nil, nil, err
+		var zero R
+		return zero, nil, err
 	}
-	return mergeNodes(lists), missing, nil
+	return merge(lists), missing, nil
 }
