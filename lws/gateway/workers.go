@@ -40,8 +40,14 @@ func (c *Config) workerCount() int {
 	if c.Workers > 0 {
 		return c.Workers
 	}
-	return runtime.GOMAXPROCS(0)
+	return processCPUs
 }
+
+// processCPUs is GOMAXPROCS as the process started with it (the
+// environment, CPU affinity, a container's CPU limit): read once, before
+// ensureProcs raises it, so that a second gateway in the process does not
+// count the first one's extra P as a CPU.
+var processCPUs = runtime.GOMAXPROCS(0)
 
 // ensureProcs makes GOMAXPROCS at least workers + 1: each worker's
 // service goroutine holds a thread of its own, and the rest of the

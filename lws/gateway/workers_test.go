@@ -255,3 +255,13 @@ rules:
 	require.NoError(t, err, "the console's stream on the admin listener")
 	ws.Close()
 }
+
+// TestWorkersDefaultStable: workers: 0 is the CPUs the process started
+// with, however many gateways raised GOMAXPROCS since (each raises it to
+// workers + 1).
+func TestWorkersDefaultStable(t *testing.T) {
+	a := startGW(t, "", nil)
+	b := startGW(t, "", nil)
+	assert.Equal(t, processCPUs, len(a.workers))
+	assert.Equal(t, len(a.workers), len(b.workers), "the second gateway's default")
+}
