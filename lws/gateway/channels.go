@@ -151,6 +151,23 @@ func (h *hub) members(ch string) []*LinkRecord {
 	return out
 }
 
+// membersBy returns the members of ch by worker, n workers: one copy of
+// the member set, taken under the lock (with one worker, one slice of
+// the right size).
+func (h *hub) membersBy(ch string, n int) [][]*LinkRecord {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	m := h.channels[ch]
+	out := make([][]*LinkRecord, n)
+	if n == 1 {
+		out[0] = make([]*LinkRecord, 0, len(m))
+	}
+	for _, l := range m {
+		out[l.w.id] = append(out[l.w.id], l)
+	}
+	return out
+}
+
 // ChannelInfo is a channel's presence: its number of members (links),
 // and of distinct users among them (the subjects of their tokens; links
 // without one are not counted).

@@ -124,11 +124,7 @@ func (g *Gateway) publishFrom(from *worker, channel string, typ lws.MessageType,
 
 // membersByWorker returns the members of channel, by worker.
 func (g *Gateway) membersByWorker(channel string) [][]*LinkRecord {
-	out := make([][]*LinkRecord, len(g.workers))
-	for _, l := range g.hub.members(channel) {
-		out[l.w.id] = append(out[l.w.id], l)
-	}
-	return out
+	return g.hub.membersBy(channel, len(g.workers))
 }
 
 // sendAll sends a message to each of ls.
