@@ -343,13 +343,6 @@ func (c *Context) collectSkipped() {
 	}
 }
 
-// ForcedService reports whether some connection holds input libwebsockets
-// has read and would hand to a callback without waiting for the network
-// (lws_service_adjust_timeout; see lwsgo_forced_service). On libwebsockets
-// 4.3 it also runs the scheduled events that are due, callbacks included.
-// Service goroutine only, outside callbacks.
-func (c *Context) ForcedService() bool { return C.lwsgo_forced_service(c.cd) != 0 }
-
 // Wake makes a blocked Service return soon, with an EVENT_WAIT_CANCELLED
 // callback flagged callbacks.Wake. Safe from any goroutine, and a no-op
 // after Destroy.

@@ -122,9 +122,9 @@ func (w WSI) CustomHeaderCount(name string) int {
 func CountsCustomHeaders() bool { return C.LWSGO_COUNTS_CUSTOM_HEADERS == 1 }
 
 // ResumeHTTP resumes reading from the connection (RxFlow(true)) and, with
-// ask, reports what Context.ForcedService would, in one call. Like
-// ForcedService on libwebsockets 4.3, it may run lws' due timers, which
-// may close this connection.
+// ask, reports in the same call whether some connection holds input
+// libwebsockets has read (lwsgo_forced_service). On libwebsockets 4.3
+// that asking may run lws' due timers, which may close this connection.
 func (w WSI) ResumeHTTP(ask bool) (pending bool) {
 	return C.lwsgo_http_resume(C.uintptr_t(w), b2i(ask)) != 0
 }
