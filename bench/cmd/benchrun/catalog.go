@@ -12,6 +12,7 @@ package main
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -23,7 +24,18 @@ type server struct {
 	name, bin, what string
 	args            func(port int) []string
 	env             []string
+	// scaleOnly: measured only in the scenarios that name it (the
+	// scaling section), not in the one-core scenarios.
+	scaleOnly bool
+	// metrics, if set, is the address of the server's Prometheus
+	// endpoint when it listens on port: the balance scenarios read each
+	// worker's links and messages there.
+	metrics func(port int) string
 }
+
+// adminPort is where a server started on port p serves its admin API
+// (and /metrics), when it has one in the benchmark.
+func adminPort(p int) int { return p + 5000 }
 
 // servers are the servers measured; with base (a directory holding an
 // earlier build of lwsgate, lwspkgecho and lwsgate.yaml, made by
@@ -49,6 +61,12 @@ func servers(bin, base string) []server {
 			// One worker, as the native programs and the base
 			// revisions (which have no -workers) have one thread.
 			args: gate(bin, "-workers", "1"), env: gateEnv},
+		{name: "lwsgate-w2", bin: "lwsgate", what: "lwsgate as above with two workers (two libwebsockets contexts, each on its own service thread, behind one port) and its admin API on port+5000 for /metrics; measured in the scaling section only",
+			args: func(p int) []string {
+				return append(gate(bin, "-workers", "2")(p), "-admin", "127.0.0.1:"+port(adminPort(p)))
+			},
+			env: gateEnv, scaleOnly: true,
+			metrics: func(p int) string { return fmt.Sprintf("http://127.0.0.1:%d/metrics", adminPort(p)) }},
 		{name: "lws-pkg", bin: "lwspkgecho", what: "package lws alone: lws.EchoHandler, the reference HTTP answer",
 			args: listen},
 		{name: "gorilla", bin: "gorillaecho", what: "gorilla/websocket on net/http, goroutine per link", args: listen},
@@ -81,6 +99,49 @@ type scenario struct {
 	args        func(o *opts) []string
 	unit        string // what the rate counts; "" for idle
 	idle        int    // links held open, sending nothing, while it runs
+
+	// The scaling section (issue 16): server and load tool share the
+	// CPUs in cpus, only the servers named run it, and balance reads
+	// the per-worker split from the server's metrics.
+	scaling bool
+	cpus    string
+	servers []string
+	balance bool
+}
+
+// runs reports whether s is measured in sc.
+func (sc scenario) runs(s server) bool {
+	if len(sc.servers) > 0 {
+		return slices.Contains(sc.servers, s.name)
+	}
+	return !s.scaleOnly
+}
+
+// scalingServers are the servers of the scaling section: lwsgate on one
+// worker and on two, native lws (one thread: its ceiling) and gws (Go,
+// GOMAXPROCS 2).
+var scalingServers = []string{"lwsgate", "lwsgate-w2", "lws", "gws"}
+
+// scalingScenarios are the scaling section's scenarios; paced is the
+// offered rate of scale-paced, and balance the link counts at which the
+// per-worker split is read.
+func scalingScenarios(paced int, balance []int) []scenario {
+	const both = "0,1"
+	out := []scenario{
+		{name: "scale-paced", title: fmt.Sprintf("2 cores: 100 links, 32 B, paced at %d msgs/s in all", paced), args: func(o *opts) []string {
+			return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32", "-rate", strconv.Itoa(paced)}
+		}, unit: "msgs/s", scaling: true, cpus: both, servers: scalingServers},
+		{name: "scale-max", title: "2 cores: 100 links pipelined, 32 B, as fast as they go", args: func(o *opts) []string {
+			return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32"}
+		}, unit: "msgs/s", scaling: true, cpus: both, servers: scalingServers},
+	}
+	for _, n := range balance {
+		c := strconv.Itoa(n)
+		out = append(out, scenario{name: "balance-" + c, title: fmt.Sprintf("2 workers: how %d links ping-ponging 32 B split", n), args: func(o *opts) []string {
+			return []string{"-mode", "echo", "-c", c, "-depth", "1", "-size", "32"}
+		}, unit: "msgs/s", scaling: true, cpus: both, servers: []string{"lwsgate-w2"}, balance: true})
+	}
+	return out
 }
 
 const createTokenBody = `{"UserName":"keda","RequestId":"1614738418531"}`
@@ -90,43 +151,43 @@ const createTokenBody = `{"UserName":"keda","RequestId":"1614738418531"}`
 // pipelined, each while that many links are open and silent).
 func scenarios(grow []int) []scenario {
 	out := []scenario{
-		{"pingpong-32", "1 link ping-pong, 32 B", func(o *opts) []string {
+		{name: "pingpong-32", title: "1 link ping-pong, 32 B", args: func(o *opts) []string {
 			return []string{"-mode", "echo", "-c", "1", "-depth", "1", "-size", "32"}
-		}, "msgs/s", 0},
-		{"pipelined-32", "100 links pipelined, 32 B", func(o *opts) []string {
+		}, unit: "msgs/s"},
+		{name: "pipelined-32", title: "100 links pipelined, 32 B", args: func(o *opts) []string {
 			return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32"}
-		}, "msgs/s", 0},
-		{"pingpong-1k", "1,000 links ping-pong, 1 KiB", func(o *opts) []string {
+		}, unit: "msgs/s"},
+		{name: "pingpong-1k", title: "1,000 links ping-pong, 1 KiB", args: func(o *opts) []string {
 			return []string{"-mode", "echo", "-c", "1000", "-depth", "1", "-size", "1024"}
-		}, "msgs/s", 0},
-		{"big-64k", "10 links, 64 KiB messages (ping-pong)", func(o *opts) []string {
+		}, unit: "msgs/s"},
+		{name: "big-64k", title: "10 links, 64 KiB messages (ping-pong)", args: func(o *opts) []string {
 			return []string{"-mode", "echo", "-c", "10", "-depth", "1", "-size", "65536"}
-		}, "msgs/s", 0},
-		{"idle", "idle links: server RSS growth per link", func(o *opts) []string {
+		}, unit: "msgs/s"},
+		{name: "idle", title: "idle links: server RSS growth per link", args: func(o *opts) []string {
 			return []string{"-mode", "idle", "-c", strconv.Itoa(o.idleLinks)}
-		}, "", 0},
-		{"connect", "connect rate: handshake + close handshake", func(o *opts) []string {
+		}, unit: ""},
+		{name: "connect", title: "connect rate: handshake + close handshake", args: func(o *opts) []string {
 			return []string{"-mode", "connect", "-c", "16"}
-		}, "connects/s", 0},
-		{"http", "HTTP POST /v1/api/createtoken, keep-alive", func(o *opts) []string {
+		}, unit: "connects/s"},
+		{name: "http", title: "HTTP POST /v1/api/createtoken, keep-alive", args: func(o *opts) []string {
 			return []string{"-mode", "http", "-c", "16", "-body", createTokenBody}
-		}, "req/s", 0},
+		}, unit: "req/s"},
 	}
 	for _, n := range grow {
 		idle := strconv.Itoa(n)
 		out = append(out,
-			scenario{"pingpong-32+idle" + idle, fmt.Sprintf("1 link ping-pong, 32 B, with %d idle links open", n), func(o *opts) []string {
+			scenario{name: "pingpong-32+idle" + idle, title: fmt.Sprintf("1 link ping-pong, 32 B, with %d idle links open", n), args: func(o *opts) []string {
 				return []string{"-mode", "echo", "-c", "1", "-depth", "1", "-size", "32", "-idle", idle}
-			}, "msgs/s", n},
-			scenario{"pipelined-32+idle" + idle, fmt.Sprintf("100 links pipelined, 32 B, with %d idle links open", n), func(o *opts) []string {
+			}, unit: "msgs/s", idle: n},
+			scenario{name: "pipelined-32+idle" + idle, title: fmt.Sprintf("100 links pipelined, 32 B, with %d idle links open", n), args: func(o *opts) []string {
 				return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32", "-idle", idle}
-			}, "msgs/s", n})
+			}, unit: "msgs/s", idle: n})
 	}
 	return out
 }
 
-// parseGrow reads -grow: idle-link counts, comma-separated ("" for none).
-func parseGrow(v string) ([]int, error) {
+// parseCounts reads a flag's comma-separated counts of links ("" for none).
+func parseCounts(flag, v string) ([]int, error) {
 	var out []int
 	for f := range strings.SplitSeq(v, ",") {
 		if f = strings.TrimSpace(f); f == "" {
@@ -134,7 +195,7 @@ func parseGrow(v string) ([]int, error) {
 		}
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("-grow: %q is not a count of links", f)
+			return nil, fmt.Errorf("%s: %q is not a count of links", flag, f)
 		}
 		out = append(out, n)
 	}

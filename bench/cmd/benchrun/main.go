@@ -39,6 +39,8 @@ type opts struct {
 	only, onlyScen, quick string
 	base                  string // -base: a directory of base-revision binaries, or ""
 	grow                  []int  // -grow: idle links of the "as links grow" scenarios
+	paced                 int    // -paced: offered rate of scale-paced
+	balance               []int  // -balance: link counts of the balance scenarios
 }
 
 // sample is one measurement: wsload's JSON result.
@@ -57,7 +59,12 @@ type sample struct {
 	BytesPerLink float64 `json:"bytes_per_link"`
 	Links        int     `json:"links"`
 	FirstError   string  `json:"first_error"`
-	Failed       string  `json:"failed,omitempty"` // the harness could not measure
+	Failed       string  `json:"failed,omitempty"`  // the harness could not measure
+	Offered      int     `json:"offered,omitempty"` // -rate: the paced rate
+	Behind       uint64  `json:"behind,omitempty"`  // -rate: messages due that no link could take
+	// Balance scenarios: each worker's links (while all were open) and
+	// messages (over the window in which all were open), from /metrics.
+	Workers []workerShare `json:"workers,omitempty"`
 }
 
 func main() {
@@ -72,17 +79,25 @@ func main() {
 	flag.IntVar(&o.depth, "depth", 10, "messages in flight per link in the pipelined scenario")
 	flag.IntVar(&o.idleLinks, "idle-links", 10000, "links of the idle scenario")
 	grow := flag.String("grow", "1000,10000", "idle links held open in the \"as links grow\" scenarios (pingpong-32+idleN, pipelined-32+idleN), comma-separated; \"\" for none")
+	flag.IntVar(&o.paced, "paced", 30000, "offered rate of the scale-paced scenario, messages a second (at most what one worker takes with CPU to spare)")
+	balance := flag.String("balance", "16,1000,10000", "links of the balance-N scenarios (lwsgate-w2's split over its workers), comma-separated; \"\" for none")
 	flag.IntVar(&o.basePort, "port", 19100, "first TCP port; each run takes the next")
 	flag.StringVar(&o.serverCPU, "server-cpu", "0", "taskset CPU list for the server")
 	flag.StringVar(&o.loadCPU, "load-cpu", "1", "taskset CPU list for the load tool")
 	flag.StringVar(&o.base, "base", "", "also measure lwsgate and lws-pkg built from an earlier revision, in this directory (scripts/bench.sh does it for BENCH_BASE=rev)")
 	flag.StringVar(&o.only, "servers", "", "comma-separated servers (default all): lws,lws-tuned,lwsgate,lws-pkg,gorilla,gws,epoll (and lwsgate-base,lws-pkg-base with -base)")
-	flag.StringVar(&o.onlyScen, "scenarios", "", "comma-separated scenarios (default all): pingpong-32,pipelined-32,pingpong-1k,big-64k,idle,connect,http and, for each N of -grow, pingpong-32+idleN,pipelined-32+idleN")
+	flag.StringVar(&o.onlyScen, "scenarios", "", "comma-separated scenarios (default all): pingpong-32,pipelined-32,pingpong-1k,big-64k,idle,connect,http and, for each N of -grow, pingpong-32+idleN,pipelined-32+idleN; the scaling section: scale-paced,scale-max and, for each N of -balance, balance-N")
 	from := flag.String("from", "", "render the report from the samples of an earlier -raw file instead of measuring")
-	quick := flag.Bool("quick", false, "smoke run: 1 round, 0.3 s runs, 300 idle links, -grow 300 (overrides -rounds, -d, -warmup, -idle-links, -grow)")
+	quick := flag.Bool("quick", false, "smoke run: 1 round, 0.3 s runs, 300 idle links, -grow 300, -balance 16,300 (overrides -rounds, -d, -warmup, -idle-links, -grow, -balance)")
 	flag.Parse()
 	var err error
-	if o.grow, err = parseGrow(*grow); err != nil {
+	if o.grow, err = parseCounts("-grow", *grow); err == nil {
+		o.balance, err = parseCounts("-balance", *balance)
+	}
+	if err == nil && o.paced < 1 {
+		err = errors.New("-paced: want at least 1 message a second")
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
 		os.Exit(2)
 	}
@@ -91,6 +106,7 @@ func main() {
 		o.connDur = o.dur
 		o.quick = "quick"
 		o.grow = []int{300}
+		o.balance = []int{16, 300}
 	}
 	if *from != "" {
 		if err := render(&o, *from); err != nil {
@@ -125,7 +141,7 @@ func run(o *opts) error {
 	if err != nil {
 		return fmt.Errorf("-servers: %w", err)
 	}
-	scens, err := pick(scenarios(o.grow), func(s scenario) string { return s.name }, o.onlyScen)
+	scens, err := pick(append(scenarios(o.grow), scalingScenarios(o.paced, o.balance)...), func(s scenario) string { return s.name }, o.onlyScen)
 	if err != nil {
 		return fmt.Errorf("-scenarios: %w", err)
 	}
@@ -145,10 +161,16 @@ func run(o *opts) error {
 	var samples []sample
 	port := o.basePort
 	for _, sc := range scens {
+		var these []server
+		for _, s := range srvs {
+			if sc.runs(s) {
+				these = append(these, s)
+			}
+		}
 		for r := range o.rounds {
 			// Interleave: each round starts with the next server.
-			for i := range srvs {
-				s := srvs[(i+r)%len(srvs)]
+			for i := range these {
+				s := these[(i+r)%len(these)]
 				port++
 				if port > o.basePort+2000 {
 					port = o.basePort + 1
@@ -168,7 +190,8 @@ func run(o *opts) error {
 	took := time.Since(started)
 	line, _ := json.Marshal(runInfo{Run: true, Started: started, Took: took.Round(time.Second).String(),
 		Rounds: o.rounds, Dur: o.dur.String(), Warmup: o.warmup.String(), ConnDur: o.connDur.String(),
-		Depth: o.depth, IdleLinks: o.idleLinks, Grow: o.grow, ServerCPU: o.serverCPU, LoadCPU: o.loadCPU, Quick: o.quick})
+		Depth: o.depth, IdleLinks: o.idleLinks, Grow: o.grow, Paced: o.paced, Balance: o.balance,
+		ServerCPU: o.serverCPU, LoadCPU: o.loadCPU, Quick: o.quick})
 	fmt.Fprintln(raw, string(line))
 	return write(o, report(o, srvs, scens, samples, started, took))
 }
@@ -190,6 +213,8 @@ type runInfo struct {
 	Dur, Warmup, ConnDur      string
 	Depth, IdleLinks          int
 	Grow                      []int `json:",omitempty"`
+	Paced                     int   `json:",omitempty"`
+	Balance                   []int `json:",omitempty"`
 	ServerCPU, LoadCPU, Quick string
 }
 
@@ -221,7 +246,7 @@ func render(o *opts, path string) error {
 	if !info.Run {
 		return fmt.Errorf("%s: no run line (an interrupted run?)", path)
 	}
-	o.rounds, o.depth, o.idleLinks = info.Rounds, info.Depth, info.IdleLinks
+	o.rounds, o.depth, o.idleLinks, o.paced = info.Rounds, info.Depth, info.IdleLinks, info.Paced
 	o.serverCPU, o.loadCPU, o.quick = info.ServerCPU, info.LoadCPU, info.Quick
 	o.dur, _ = time.ParseDuration(info.Dur)
 	o.warmup, _ = time.ParseDuration(info.Warmup)
@@ -236,7 +261,7 @@ func render(o *opts, path string) error {
 		}
 	}
 	var scens []scenario
-	for _, s := range scenarios(info.Grow) {
+	for _, s := range append(scenarios(info.Grow), scalingScenarios(info.Paced, info.Balance)...) {
 		if has(s.name, true) {
 			scens = append(scens, s)
 		}
@@ -267,6 +292,10 @@ func newConns(o *opts, sc scenario) int {
 		return int((min(o.connDur, o.dur) + o.warmup).Seconds() * 15000)
 	case "pingpong-1k":
 		return 1000
+	}
+	if n, ok := strings.CutPrefix(sc.name, "balance-"); ok {
+		c, _ := strconv.Atoi(n)
+		return c
 	}
 	if sc.idle > 0 {
 		return sc.idle + 100
@@ -340,6 +369,9 @@ func preflight(o *opts, srvs []server, scens []scenario) error {
 			want = max(want, uint64(o.idleLinks)+1024)
 		case s.idle > 0:
 			want = max(want, uint64(s.idle)+1024)
+		case s.balance:
+			n, _ := strconv.Atoi(strings.TrimPrefix(s.name, "balance-"))
+			want = max(want, uint64(n)+1024)
 		}
 	}
 	var lim syscall.Rlimit
@@ -359,7 +391,11 @@ func preflight(o *opts, srvs []server, scens []scenario) error {
 // measure starts s, runs one scenario against it and stops it.
 func measure(o *opts, s server, sc scenario, port int) sample {
 	smp := sample{Server: s.name, Scenario: sc.name}
-	cmd := exec.Command("taskset", append([]string{"-c", o.serverCPU, binPath(o, s)}, s.args(port)...)...)
+	serverCPU, loadCPU := o.serverCPU, o.loadCPU
+	if sc.cpus != "" {
+		serverCPU, loadCPU = sc.cpus, sc.cpus
+	}
+	cmd := exec.Command("taskset", append([]string{"-c", serverCPU, binPath(o, s)}, s.args(port)...)...)
 	cmd.Env = append(os.Environ(), s.env...)
 	var serr syncBuf
 	cmd.Stdout, cmd.Stderr = io.Discard, &serr
@@ -388,7 +424,7 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 	if sc.name == "connect" {
 		dur = min(o.connDur, o.dur)
 	}
-	args := []string{"-c", o.loadCPU, filepath.Join(o.bin, "wsload"), "-json", "-pid", strconv.Itoa(cmd.Process.Pid),
+	args := []string{"-c", loadCPU, filepath.Join(o.bin, "wsload"), "-json", "-pid", strconv.Itoa(cmd.Process.Pid),
 		"-url", url, "-d", dur.String(), "-warmup", o.warmup.String()}
 	if sc.name == "idle" || sc.idle > 0 {
 		// Settle: before reading RSS, or after opening the idle links.
@@ -397,6 +433,10 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 	load := exec.Command("taskset", append(args, sc.args(o)...)...)
 	var lout, lerr bytes.Buffer
 	load.Stdout, load.Stderr = &lout, &lerr
+	var split func() ([]workerShare, error)
+	if sc.balance && s.metrics != nil {
+		split = watchWorkers(s.metrics(port))
+	}
 	_ = load.Run() // a non-zero exit only means errors, which the JSON counts
 	var got sample
 	sc2 := bufio.NewScanner(&lout)
@@ -411,6 +451,12 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 		return smp
 	}
 	got.Server, got.Scenario = smp.Server, smp.Scenario
+	if split != nil {
+		var err error
+		if got.Workers, err = split(); err != nil {
+			got.Failed = "per-worker split: " + err.Error()
+		}
+	}
 	select {
 	case <-exited:
 		got.Failed = "server exited during the run: " + tail(serr.String())

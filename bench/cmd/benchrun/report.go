@@ -12,7 +12,23 @@ import (
 
 // report renders the results as markdown: machine, method, a summary of
 // ratios to native lws, then one table per scenario with every round.
-func report(o *opts, srvs []server, scens []scenario, samples []sample, started time.Time, took time.Duration) string {
+func report(o *opts, allSrvs []server, allScens []scenario, samples []sample, started time.Time, took time.Duration) string {
+	// The one-core sections cover the one-core scenarios and servers;
+	// the scaling section (scaling.go) the rest.
+	var srvs []server
+	for _, s := range allSrvs {
+		if !s.scaleOnly {
+			srvs = append(srvs, s)
+		}
+	}
+	var scens, scaling []scenario
+	for _, sc := range allScens {
+		if sc.scaling {
+			scaling = append(scaling, sc)
+		} else {
+			scens = append(scens, sc)
+		}
+	}
 	var b strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 
@@ -35,35 +51,16 @@ func report(o *opts, srvs []server, scens []scenario, samples []sample, started 
 	p("- Before a run that opens many connections (idle, connect, 1,000 links) the harness waits until the kernel's conntrack table has room: closed loopback connections stay there 120 s, and a full table drops new connections.\n")
 	p("- Pipelined: %d messages in flight per link. HTTP: 16 keep-alive clients POST `%s`.\n", o.depth, createTokenBody)
 	p("\nServers:\n\n")
-	for _, s := range srvs {
+	for _, s := range allSrvs {
 		p("- `%s`: %s\n", s.name, s.what)
 	}
 
-	get := func(srv, scen string) []sample {
-		var out []sample
-		for _, s := range samples {
-			if s.Server == srv && s.Scenario == scen && s.Failed == "" {
-				out = append(out, s)
-			}
-		}
-		return out
-	}
-	med := func(ss []sample, f func(sample) float64) float64 {
-		v := make([]float64, len(ss))
-		for i, s := range ss {
-			v[i] = f(s)
-		}
-		return median(v)
-	}
+	get := func(srv, scen string) []sample { return samplesOf(samples, srv, scen) }
+	med := medOf
 	rate := func(s sample) float64 { return s.Rate }
 	cpu := func(s sample) float64 { return s.CPUusPerOp }
 	bpl := func(s sample) float64 { return s.BytesPerLink }
-	ratio := func(v, base float64) string {
-		if base == 0 || v == 0 {
-			return "–"
-		}
-		return fmt.Sprintf("%.2f×", v/base)
-	}
+	ratio := ratioOf
 
 	p("\n## Summary (medians; ratio to `lws`)\n\n")
 	p("| scenario |")
@@ -169,12 +166,25 @@ func report(o *opts, srvs []server, scens []scenario, samples []sample, started 
 		}
 	}
 
-	for _, sc := range scens {
+	if len(scaling) > 0 {
+		reportScaling(&b, o, allSrvs, scaling, samples)
+	}
+
+	for _, sc := range allScens {
+		these := srvs
+		if sc.scaling {
+			these = nil
+			for _, s := range allSrvs {
+				if sc.runs(s) {
+					these = append(these, s)
+				}
+			}
+		}
 		p("\n### %s\n\n", sc.title)
 		if sc.unit == "" {
 			base := med(get("lws", sc.name), bpl)
 			p("| server | bytes/link | ×lws | links | errors | every round |\n|---|---|---|---|---|---|\n")
-			for _, s := range srvs {
+			for _, s := range these {
 				ss := get(s.name, sc.name)
 				v := med(ss, bpl)
 				p("| %s | %.0f | %s | %d | %d | %s |\n", s.name, v, ratio(v, base), links(ss), errs(ss),
@@ -185,7 +195,7 @@ func report(o *opts, srvs []server, scens []scenario, samples []sample, started 
 		base, cbase := med(get("lws", sc.name), rate), med(get("lws", sc.name), cpu)
 		p("| server | %s | ×lws | p50 µs | p99 µs | p999 µs | CPU µs/op | ×lws | server CPU | load CPU | errors | every round (%s) |\n", sc.unit, sc.unit)
 		p("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-		for _, s := range srvs {
+		for _, s := range these {
 			ss := get(s.name, sc.name)
 			v, c := med(ss, rate), med(ss, cpu)
 			p("| %s | %.0f | %s | %.0f | %.0f | %.0f | %.2f | %s | %.0f%% | %.0f%% | %d | %s |\n", s.name, v, ratio(v, base),
@@ -203,6 +213,34 @@ func report(o *opts, srvs []server, scens []scenario, samples []sample, started 
 		p("\n## Runs that failed\n\n%s", f)
 	}
 	return b.String()
+}
+
+// ratioOf writes v/base as "1.23×", or "–" when either is missing.
+func ratioOf(v, base float64) string {
+	if base == 0 || v == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", v/base)
+}
+
+// samplesOf are the measured (not failed) samples of srv in scen.
+func samplesOf(all []sample, srv, scen string) []sample {
+	var out []sample
+	for _, s := range all {
+		if s.Server == srv && s.Scenario == scen && s.Failed == "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// medOf is the median of f over ss.
+func medOf(ss []sample, f func(sample) float64) float64 {
+	v := make([]float64, len(ss))
+	for i, s := range ss {
+		v[i] = f(s)
+	}
+	return median(v)
 }
 
 func links(ss []sample) int {

@@ -153,14 +153,21 @@ func echoLoop(links []*elink, cfg config, phase *atomic.Int32, st *stats) {
 			end(l, err)
 			continue
 		}
-		l.queue(cfg.depth)
+		if cfg.rate == 0 {
+			l.queue(cfg.depth)
+		}
 		if err := l.flush(p); err != nil {
 			end(l, err)
 		}
 	}
+	pc := pacer{rate: cfg.rate, start: time.Now()}
+	wait := 10
+	if cfg.rate > 0 {
+		wait = 1 // the pacer's tick
+	}
 	var deadline time.Time
 	for live > 0 {
-		evs, err := p.wait(10)
+		evs, err := p.wait(wait)
 		if err != nil {
 			st.fail(err)
 			return
@@ -185,6 +192,13 @@ func echoLoop(links []*elink, cfg config, phase *atomic.Int32, st *stats) {
 					end(l, err)
 				} else if l.state == linkDone {
 					end(l, nil)
+				}
+			}
+		}
+		if cfg.rate > 0 {
+			for _, l := range pc.due(links, cfg, ph, st) {
+				if err := l.flush(p); err != nil {
+					end(l, err)
 				}
 			}
 		}
@@ -280,17 +294,73 @@ func (l *elink) readable(p *poller, cfg config, ph int, st *stats) error {
 		}
 		// phaseStop: send nothing more, drain what is in flight.
 	}
-	if refill > 0 && l.state == linkRunning {
+	if refill > 0 && l.state == linkRunning && cfg.rate == 0 {
 		l.queue(refill)
 	}
-	if ph == phaseStop && l.state == linkRunning && l.recvd == l.sent {
-		f := appendFrameHeader(l.out, opClose, 2, l.mask)
-		code := []byte{0x03, 0xe8} // 1000
-		maskBytes(code, l.mask, 0)
-		l.out = append(f, code...)
-		l.state = linkCloseSent
-	}
+	l.closeIfDrained(ph)
 	return l.flush(p)
+}
+
+// closeIfDrained queues the close frame once the stop phase has come and
+// every echo is back.
+func (l *elink) closeIfDrained(ph int) {
+	if ph != phaseStop || l.state != linkRunning || l.recvd != l.sent {
+		return
+	}
+	f := appendFrameHeader(l.out, opClose, 2, l.mask)
+	code := []byte{0x03, 0xe8} // 1000
+	maskBytes(code, l.mask, 0)
+	l.out = append(f, code...)
+	l.state = linkCloseSent
+}
+
+// pacer sends -rate messages a second in all, round-robin over the links
+// that have fewer than -depth in flight. What falls due while every link
+// is full is counted (behind) in the measured window and not sent later:
+// the offered load stays the rate, it does not catch up in bursts.
+type pacer struct {
+	rate   int
+	start  time.Time
+	issued uint64 // messages due so far, sent or counted behind
+	next   int    // the link to try first
+}
+
+// due queues the messages due by now and returns the links given some;
+// in the stop phase it queues each drained link's close frame instead.
+func (pc *pacer) due(links []*elink, cfg config, ph int, st *stats) []*elink {
+	var touched []*elink
+	if ph == phaseStop {
+		for _, l := range links {
+			if l.state == linkRunning && l.recvd == l.sent {
+				l.closeIfDrained(ph)
+				touched = append(touched, l)
+			}
+		}
+		return touched
+	}
+	owed := uint64(time.Since(pc.start).Seconds()*float64(pc.rate)) - pc.issued
+	for tried := 0; owed > 0 && tried < len(links); {
+		l := links[pc.next]
+		pc.next = (pc.next + 1) % len(links)
+		if l.state != linkRunning || l.fd < 0 || l.sent-l.recvd >= uint64(cfg.depth) {
+			tried++
+			continue
+		}
+		tried = 0
+		l.queue(1)
+		pc.issued++
+		owed--
+		if len(touched) == 0 || touched[len(touched)-1] != l {
+			touched = append(touched, l)
+		}
+	}
+	if owed > 0 {
+		if ph == phaseMeasure {
+			st.behind += owed
+		}
+		pc.issued += owed
+	}
+	return touched
 }
 
 // payload is the message a link sends, kept pre-masked: bytes 0-7 carry

@@ -4,7 +4,10 @@
 // Modes (-mode):
 //
 //	echo       -c links, each keeping -depth messages of -size bytes in
-//	           flight: -depth 1 is ping-pong, more is pipelined
+//	           flight: -depth 1 is ping-pong, more is pipelined; with
+//	           -rate R, R messages a second in all instead (paced: the
+//	           offered load is fixed, so CPU per message compares servers
+//	           that are not saturated)
 //	pipelined  echo, named for the report (set -depth)
 //	idle       open -c silent links; the server's RSS growth per link (-pid)
 //	connect    -c workers open a link and close it, over and over
@@ -46,6 +49,7 @@ type config struct {
 	pid                int
 	idle               int // -idle: links to hold open while measuring
 	idleOpen           int // how many of them opened
+	rate               int // -rate: messages a second in all (echo, pipelined); 0: as fast as echoes return
 }
 
 func main() {
@@ -62,10 +66,11 @@ func main() {
 	mode := flag.String("mode", "echo", "echo, pipelined, idle, connect or http")
 	flag.IntVar(&cfg.pid, "pid", 0, "server process id: its CPU per operation (and RSS for -mode idle) from /proc")
 	flag.StringVar(&cfg.body, "body", "", "request body for -mode http (default: -size bytes of 'x')")
+	flag.IntVar(&cfg.rate, "rate", 0, "echo and pipelined: send this many messages a second in all, spread over the links (each still at most -depth in flight); 0: a link sends again as soon as an echo returns")
 	flag.IntVar(&cfg.idle, "idle", 0, "echo and pipelined: first open this many links that send nothing and hold them while measuring (the cost of a message as links grow); past 20,000 they come from 127.0.0.2, .3, ...")
 	flag.Parse()
-	if cfg.conns < 1 || cfg.depth < 1 || cfg.size < 0 || cfg.dur <= 0 || cfg.warmup < 0 {
-		fmt.Fprintln(os.Stderr, "wsload: -c and -depth must be >= 1, -size >= 0, -d > 0, -warmup >= 0")
+	if cfg.conns < 1 || cfg.depth < 1 || cfg.size < 0 || cfg.dur <= 0 || cfg.warmup < 0 || cfg.rate < 0 {
+		fmt.Fprintln(os.Stderr, "wsload: -c and -depth must be >= 1, -size >= 0, -d > 0, -warmup >= 0, -rate >= 0")
 		os.Exit(2)
 	}
 	switch *mode {

@@ -75,6 +75,7 @@ func (h *histogram) quantile(q float64) time.Duration {
 // stats is what one worker (connection) counts; merged at the end.
 type stats struct {
 	ops    uint64 // echoes, handshakes or requests in the measured window
+	behind uint64 // -rate: messages due in the window that no link could take (all at -depth)
 	errors uint64
 	first  error
 	hist   histogram
@@ -92,6 +93,7 @@ func (s *stats) fail(err error) {
 
 func (s *stats) merge(o *stats) {
 	s.ops += o.ops
+	s.behind += o.behind
 	s.errors += o.errors
 	if s.first == nil {
 		s.first = o.first
@@ -195,6 +197,11 @@ type result struct {
 	FirstError   string  `json:"first_error,omitempty"`
 	// -idle: links held open, sending nothing, while this mode ran.
 	IdleLinks int `json:"idle_links,omitempty"`
+	// -rate: the offered rate, and the messages due in the window that
+	// were not sent because every link had -depth in flight (the server
+	// did not keep up).
+	Offered int    `json:"offered,omitempty"`
+	Behind  uint64 `json:"behind,omitempty"`
 }
 
 func newResult(cfg config, mode, unit string, s *stats, elapsed time.Duration, cpu *cpuMeter) *result {
@@ -211,6 +218,7 @@ func newResult(cfg config, mode, unit string, s *stats, elapsed time.Duration, c
 	}
 	if mode == "echo" {
 		r.Depth = cfg.depth
+		r.Offered, r.Behind = cfg.rate, s.behind
 	}
 	if s.first != nil {
 		r.FirstError = s.first.Error()
@@ -244,6 +252,9 @@ func (r *result) print(cfg config) int {
 		fmt.Printf(" load_cpu=%.0f%%", r.LoadCPU*100)
 		if r.IdleLinks > 0 {
 			fmt.Printf(" idle_links=%d", r.IdleLinks)
+		}
+		if r.Offered > 0 {
+			fmt.Printf(" offered=%d behind=%d", r.Offered, r.Behind)
 		}
 		fmt.Println()
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -206,4 +207,75 @@ func TestIdleSet(t *testing.T) {
 	waitOpen(want)
 	set.close()
 	waitOpen(map[string]int{"127.0.0.1": 0, "127.0.0.2": 0, "127.0.0.3": 0})
+}
+
+// TestEchoPaced: with -rate the load offers that rate, whatever the
+// server could take, and nothing falls behind against a quick server.
+func TestEchoPaced(t *testing.T) {
+	srv := echoServer(t, false)
+	cfg := cfgFor(wsURL(srv))
+	cfg.conns, cfg.depth, cfg.size, cfg.rate, cfg.json = 4, 4, 32, 2000, true
+	cfg.dur = time.Second
+	var r result
+	out := stdoutOf(t, func() {
+		if rc := runEcho(cfg, "pipelined"); rc != 0 {
+			t.Errorf("runEcho = %d, want 0", rc)
+		}
+	})
+	line := out[strings.LastIndexByte(strings.TrimSpace(out), '\n')+1:]
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		t.Fatalf("result %q: %v", line, err)
+	}
+	// An unpaced run against this server gives tens of thousands a
+	// second; paced, the rate is the one offered.
+	if r.Rate < 1600 || r.Rate > 2200 || r.Offered != 2000 || r.Behind != 0 {
+		t.Fatalf("paced at 2000/s: rate %.0f, offered %d, behind %d", r.Rate, r.Offered, r.Behind)
+	}
+}
+
+// TestPacerBehind: messages that fall due while every link has -depth in
+// flight are counted behind in the measured window and not sent later.
+func TestPacerBehind(t *testing.T) {
+	var mask [4]byte
+	links := make([]*elink, 2)
+	for i := range links {
+		links[i] = &elink{econn: econn{fd: 100 + i}, pl: newPayload(32, true, mask), hdr: appendFrameHeader(nil, opBinary, 32, mask), op: opBinary}
+	}
+	cfg := config{depth: 3, size: 32}
+	pc := pacer{rate: 1000, start: time.Now().Add(-time.Second)}
+	var st stats
+	pc.due(links, cfg, phaseMeasure, &st)
+	for _, l := range links {
+		if l.sent != 3 {
+			t.Fatalf("link sent %d, want its depth, 3", l.sent)
+		}
+	}
+	if pc.issued < 1000 || st.behind != pc.issued-6 {
+		t.Fatalf("issued %d, behind %d: want at least 1000 due and all but 6 behind", pc.issued, st.behind)
+	}
+	// Echoes come back: the next messages due go out, the backlog does not.
+	links[0].recvd, links[1].recvd = 3, 3
+	pc.start = pc.start.Add(-10 * time.Millisecond) // 10 more due
+	before := pc.issued
+	pc.due(links, cfg, phaseWarmup, &st)
+	if sent := links[0].sent + links[1].sent - 6; sent != 6 || pc.issued-before < 10 {
+		t.Fatalf("after the echoes: %d sent of %d due, want the 6 the links can take", sent, pc.issued-before)
+	}
+}
+
+// stdoutOf runs f and returns what it printed.
+func stdoutOf(t *testing.T, f func()) string {
+	t.Helper()
+	old := os.Stdout
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = w
+	got := make(chan string)
+	go func() { b, _ := io.ReadAll(r); got <- string(b) }()
+	f()
+	os.Stdout = old
+	w.Close()
+	return <-got
 }
