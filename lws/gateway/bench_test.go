@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"io"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -104,4 +105,49 @@ func processCPU() int64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// BenchmarkMessageEchoWorkers2: BenchmarkMessageEcho on two workers at
+// once, one link each, both service goroutines routing at the same time:
+// what each message costs when every core runs a worker. A counter or lock
+// the workers share shows here as more CPU per message than on one.
+func BenchmarkMessageEchoWorkers2(b *testing.B) {
+	g := startGW(b, "workers: 2\nlog: {level: warn}\n", &Options{Logger: newDiscard()})
+	type one struct {
+		l *LinkRecord
+		h wsHandler
+	}
+	var on []one
+	for range 2 {
+		ws := g.dial(b, "/", nil)
+		send(b, ws, "open?")
+		read(b, ws)
+		go func() { _, _ = io.Copy(io.Discard, ws.UnderlyingConn()) }()
+	}
+	for _, l := range g.links.list(func(l *LinkRecord) bool { return l.Type == TypeTCPListen }) {
+		on = append(on, one{l, wsHandler{g.Gateway, l.w}})
+	}
+	require.Len(b, on, 2)
+	require.NotEqual(b, on[0].l.w.id, on[1].l.w.id, "one link on each worker")
+	data := []byte("hello, gateway")
+	const batch = 64
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := startCPU()
+	var wg sync.WaitGroup
+	for _, o := range on {
+		wg.Go(func() {
+			for i := 0; i < b.N; i += 2 * batch {
+				n := min(batch, (b.N-i+1)/2)
+				require.NoError(b, o.l.w.ctx.Do(func() {
+					for range n {
+						o.h.OnMessage(o.l.conn, lws.TextMessage, data)
+					}
+				}))
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(cpu.since())/float64(b.N), "cpu-ns/op")
 }

@@ -114,8 +114,7 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 		return
 	}
 	l.countIn(len(data))
-	h.w.msgs.Add(1)
-	g.metrics.msgIn(len(data))
+	h.w.ctr.in(len(data))
 	lc := g.listenerCfg(l.Listener)
 	if g.hold(l, lc, typ, data) {
 		return

@@ -25,7 +25,7 @@ func (g *Gateway) send(l *LinkRecord, typ lws.MessageType, data []byte) error {
 	err := l.conn.Send(typ, data)
 	if err == nil {
 		l.countOut(len(data))
-		g.metrics.msgOut(len(data))
+		l.w.ctr.out(len(data))
 	} else if errors.Is(err, lws.ErrSendQueueFull) {
 		g.metrics.slowConsumer.Inc()
 	}

@@ -16,9 +16,6 @@ type metrics struct {
 
 	linksOpened    *prometheus.CounterVec
 	linksClosed    *prometheus.CounterVec
-	messages       *prometheus.CounterVec
-	bytes          *prometheus.CounterVec
-	ruleHits       *prometheus.CounterVec
 	unroutable     prometheus.Counter
 	published      prometheus.Counter
 	fanout         prometheus.Counter
@@ -30,12 +27,12 @@ type metrics struct {
 	channelRefused *prometheus.CounterVec
 	backendSeconds *prometheus.HistogramVec
 	backendErrors  *prometheus.CounterVec
-	routeSeconds   prometheus.Histogram
+
+	// Messages, bytes and routing times are counted per worker
+	// (counters.go); rules is lwsgate_rule_matches_total.
+	rules ruleCounts
 
 	clusterMetrics
-
-	// Resolved once: the per-message path does no label lookups.
-	msgsIn, msgsOut, bytesIn, bytesOut prometheus.Counter
 }
 
 func newMetrics(g *Gateway) *metrics {
@@ -43,9 +40,6 @@ func newMetrics(g *Gateway) *metrics {
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.linksOpened = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_links_opened_total", Help: "Links opened, by listener and link type."}, []string{"listener", "type"})
 	m.linksClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_links_closed_total", Help: "Links closed, by link type and close code (1006: lost without a close frame)."}, []string{"type", "code"})
-	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_messages_total", Help: "WebSocket messages received (in) and queued to links (out)."}, []string{"direction"})
-	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_message_bytes_total", Help: "Payload bytes of WebSocket messages, in and out."}, []string{"direction"})
-	m.ruleHits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_rule_matches_total", Help: "Messages routed, by rule and action."}, []string{"rule", "action"})
 	m.unroutable = prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_unroutable_messages_total", Help: "Messages no rule matched (answered with an error)."})
 	m.published = prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_publishes_total", Help: "Publishes to channels."})
 	m.fanout = prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_publish_deliveries_total", Help: "Messages queued to links by publishes."})
@@ -57,13 +51,11 @@ func newMetrics(g *Gateway) *metrics {
 	m.channelRefused = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_channel_refusals_total", Help: "Subscribes and publishes a link's token did not allow (auth.channels_claim), by action."}, []string{"action"})
 	m.backendSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lwsgate_backend_seconds", Help: "Latency of backend and webhook calls.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}, []string{"backend", "kind"})
 	m.backendErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_backend_errors_total", Help: "Failed backend calls."}, []string{"backend", "kind"})
-	m.routeSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lwsgate_route_seconds", Help: "Time in the routing step per message (service goroutine).", Buckets: prometheus.ExponentialBuckets(1e-6, 4, 9)})
-	for _, c := range []prometheus.Collector{m.linksOpened, m.linksClosed, m.messages, m.bytes, m.ruleHits, m.unroutable,
-		m.published, m.fanout, m.slowConsumer, m.hookCalls, m.limitHits, m.upgradeRefused, m.jwksFetches, m.channelRefused, m.backendSeconds, m.backendErrors, m.routeSeconds} {
+	for _, c := range []prometheus.Collector{m.linksOpened, m.linksClosed, m.unroutable,
+		m.published, m.fanout, m.slowConsumer, m.hookCalls, m.limitHits, m.upgradeRefused, m.jwksFetches, m.channelRefused, m.backendSeconds, m.backendErrors} {
 		f(c)
 	}
-	m.msgsIn, m.msgsOut = m.messages.WithLabelValues("in"), m.messages.WithLabelValues("out")
-	m.bytesIn, m.bytesOut = m.bytes.WithLabelValues("in"), m.bytes.WithLabelValues("out")
+	f(&counterCollector{g: g, rules: &m.rules})
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f(&stateCollector{g})
@@ -74,16 +66,6 @@ func (m *metrics) linkOpened(l *LinkRecord) { m.linksOpened.WithLabelValues(l.Li
 
 func (m *metrics) linkClosed(l *LinkRecord, ce lws.CloseError) {
 	m.linksClosed.WithLabelValues(l.Type, strconv.Itoa(int(ce.Code))).Inc()
-}
-
-func (m *metrics) msgIn(n int) {
-	m.msgsIn.Inc()
-	m.bytesIn.Add(float64(n))
-}
-
-func (m *metrics) msgOut(n int) {
-	m.msgsOut.Inc()
-	m.bytesOut.Add(float64(n))
 }
 
 // stateCollector reports the tables and libwebsockets' callback counts at
@@ -105,7 +87,7 @@ var (
 )
 
 func (s *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descChannels, descQueued, descMaxQueued, descHooks, descCallbacks, descReady, descWorkerLinks, descWorkerMsgs} {
+	for _, d := range []*prometheus.Desc{descLinks, descRoutes, descChannels, descQueued, descMaxQueued, descHooks, descCallbacks, descReady, descWorkerLinks} {
 		ch <- d
 	}
 }
@@ -139,7 +121,6 @@ func (s *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	var order []int
 	for _, w := range g.workers {
 		ch <- prometheus.MustNewConstMetric(descWorkerLinks, prometheus.GaugeValue, float64(w.links.Load()), strconv.Itoa(w.id))
-		ch <- prometheus.MustNewConstMetric(descWorkerMsgs, prometheus.CounterValue, float64(w.msgs.Load()), strconv.Itoa(w.id))
 	}
 	for _, c := range g.all {
 		for _, rc := range c.ReasonCounts() {

@@ -20,21 +20,21 @@ func (g *Gateway) route(w *worker, l *LinkRecord, typ lws.MessageType, data []by
 	*m = Message{Link: l, Type: typ, Data: data}
 	defer func() {
 		*m = Message{}
-		g.metrics.routeSeconds.Observe(time.Since(start).Seconds())
+		w.route.Observe(time.Since(start).Seconds())
 	}()
 	if g.router != nil && g.router.Route(g, m) {
 		if w.routerHits == nil {
-			w.routerHits = g.metrics.ruleHits.WithLabelValues("router", "router")
+			w.routerHits = g.metrics.rules.of("router", "router", len(g.workers))
 		}
-		w.routerHits.Inc()
+		w.routerHits[w.id].Add(1)
 		g.hooks.message(m)
 		return
 	}
 	set := g.rules.Load()
 	for _, r := range set.rules {
 		if r.matches(m) {
-			r.hitsOnce.Do(func() { r.hits = g.metrics.ruleHits.WithLabelValues(r.Name, string(r.Action)) })
-			r.hits.Inc()
+			r.hitsOnce.Do(func() { r.hits = g.metrics.rules.of(r.Name, string(r.Action), len(g.workers)) })
+			r.hits[w.id].Add(1)
 			r.run(g, r, m)
 			g.hooks.message(m)
 			return

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/lwsgate/lwsgate/lws"
 )
 
@@ -125,11 +123,11 @@ type rule struct {
 	reply      []byte // the reply action's message
 	run        func(g *Gateway, r *rule, m *Message)
 
-	// hits is this rule's lwsgate_rule_matches_total counter, looked up
-	// on its first match rather than by label on every message (set once,
-	// under hitsOnce, by whichever worker matches first; a reload
-	// compiles new rules).
-	hits     prometheus.Counter
+	// hits is this rule's lwsgate_rule_matches_total counters, one per
+	// worker (hits[w.id]), looked up on its first match rather than on
+	// every message (set once, under hitsOnce, by whichever worker matches
+	// first; a reload compiles new rules, which find the same counters).
+	hits     []padded
 	hitsOnce sync.Once
 }
 

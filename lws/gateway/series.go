@@ -62,10 +62,12 @@ type counterReading struct {
 }
 
 // read reads the gateway's counters now.
-func (m *metrics) read() counterReading {
+func (g *Gateway) readCounters() counterReading {
+	m := g.metrics
+	t := g.msgTotals()
 	r := counterReading{
-		opened: sumVec(m.linksOpened), msgsIn: counterOf(m.msgsIn), msgsOut: counterOf(m.msgsOut),
-		bytesIn: counterOf(m.bytesIn), bytesOut: counterOf(m.bytesOut),
+		opened: sumVec(m.linksOpened), msgsIn: float64(t.msgsIn), msgsOut: float64(t.msgsOut),
+		bytesIn: float64(t.bytesIn), bytesOut: float64(t.bytesOut),
 		closes: byLabel(m.linksClosed, "code"), refused: byLabel(m.upgradeRefused, "status"),
 	}
 	for k, v := range byLabel(m.limitHits, "limit") {
@@ -91,7 +93,7 @@ func (s *series) run(g *Gateway, stop <-chan struct{}) {
 
 // sample takes one sample: the state now, and the rates since the last.
 func (s *series) sample(g *Gateway, now time.Time) {
-	cur := g.metrics.read()
+	cur := g.readCounters()
 	sm := Sample{Time: now.UnixMilli(), Links: map[string]int{}}
 	for _, t := range linkTypes {
 		sm.Links[t] = g.links.count(t)
@@ -140,15 +142,6 @@ func deltas(cur, prev map[string]float64) map[string]int {
 		}
 	}
 	return out
-}
-
-// counterOf reads a counter.
-func counterOf(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if c.Write(&m) != nil {
-		return 0
-	}
-	return m.GetCounter().GetValue()
 }
 
 // byLabel sums a counter vector's counters by the value of one label.

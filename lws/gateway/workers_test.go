@@ -81,6 +81,29 @@ rules:
 		send(t, ws, fmt.Sprint("echo ", i))
 		assert.Equal(t, fmt.Sprint("echo ", i), read(t, ws))
 	}
+	// Each worker counts its own messages (an info and an echo per
+	// link); /metrics adds them up.
+	counted := func(want ...string) {
+		t.Helper()
+		var m strings.Builder // the counters' lines, to keep a failure short
+		for _, l := range strings.SplitAfter(g.metricsText(t), "\n") {
+			if strings.Contains(l, "messages_total{") || strings.HasPrefix(l, "lwsgate_rule_matches_total") || strings.HasPrefix(l, "lwsgate_route_seconds_count") {
+				m.WriteString(l)
+			}
+		}
+		for _, w := range want {
+			assert.Contains(t, m.String(), w+"\n")
+		}
+	}
+	var want []string
+	for w := range n {
+		want = append(want, fmt.Sprintf("lwsgate_worker_messages_total{worker=\"%d\"} 4", w))
+	}
+	counted(append(want, fmt.Sprintf(`lwsgate_messages_total{direction="in"} %d`, 4*n),
+		fmt.Sprintf(`lwsgate_messages_total{direction="out"} %d`, 4*n),
+		fmt.Sprintf(`lwsgate_rule_matches_total{action="echo",rule="rule 5"} %d`, 2*n),
+		fmt.Sprintf(`lwsgate_rule_matches_total{action="info",rule="rule 2"} %d`, 2*n),
+		fmt.Sprintf(`lwsgate_route_seconds_count %d`, 4*n))...)
 
 	// Publish reaches the members on every worker, from a link's rule
 	// (on one worker) and from the API (a batch per worker).
@@ -129,6 +152,10 @@ rules:
 		send(t, ws, "a")
 		assert.Equal(t, "reloaded", read(t, ws))
 	}
+	// The old rules' counts stay (a counter never goes back); the new
+	// rule counts its own.
+	counted(fmt.Sprintf(`lwsgate_rule_matches_total{action="echo",rule="rule 5"} %d`, 2*n),
+		fmt.Sprintf(`lwsgate_rule_matches_total{action="reply",rule="rule 1"} %d`, len(links)))
 	low := g.Config()
 	low.Listeners[0].Limits.MaxMessage = 4
 	require.NoError(t, g.Reload(low))
