@@ -113,7 +113,8 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 	if l == nil {
 		return
 	}
-	l.countIn(len(data))
+	now := sinceBase()
+	l.countIn(len(data), now)
 	h.w.ctr.in(len(data))
 	lc := g.listenerCfg(l.Listener)
 	if g.hold(l, lc, typ, data) {
@@ -125,7 +126,7 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 			return
 		}
 	}
-	g.route(h.w, l, typ, data)
+	g.route(h.w, l, typ, data, now)
 }
 
 // hold keeps a message while the link's connect hook has not answered,

@@ -171,7 +171,7 @@ func (u upstream) OnOpen(c *lws.Conn) {
 
 func (u upstream) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 	if l, _ := c.Value().(*LinkRecord); l != nil {
-		l.countIn(len(data))
+		l.countIn(len(data), sinceBase())
 	}
 	if err := u.p.g.send(u.p.down, typ, data); err != nil {
 		u.p.g.log.Warn("relay to client failed", "link", u.p.down.ID, "upstream", c.ID(), "err", err)

@@ -11,16 +11,16 @@ import (
 // AnalyRoute): the embedding program's Router, then the first matching
 // rule, whose action was compiled with it (compileRules). A message
 // nothing matches is logged and answered with an error; it never ends the
-// link. It runs on the service goroutine of w, the link's worker.
-func (g *Gateway) route(w *worker, l *LinkRecord, typ lws.MessageType, data []byte) {
-	start := time.Now()
+// link. It runs on the service goroutine of w, the link's worker; start
+// is when the message came (sinceBase).
+func (g *Gateway) route(w *worker, l *LinkRecord, typ lws.MessageType, data []byte, start time.Duration) {
 	// One Message per worker, reused: route runs only on the worker's
 	// service goroutine, and a Router may not keep m past Route.
 	m := &w.scratch
 	*m = Message{Link: l, Type: typ, Data: data}
 	defer func() {
 		*m = Message{}
-		w.route.Observe(time.Since(start).Seconds())
+		w.route.Observe((sinceBase() - start).Seconds())
 	}()
 	if g.router != nil && g.router.Route(g, m) {
 		if w.routerHits == nil {
@@ -66,7 +66,7 @@ func (g *Gateway) deliverHeld(l *LinkRecord) {
 		return
 	}
 	for _, m := range held.msgs {
-		g.route(l.w, l, m.typ, m.data)
+		g.route(l.w, l, m.typ, m.data, sinceBase())
 	}
 }
 
