@@ -69,6 +69,7 @@ func BenchmarkEcho(b *testing.B) {
 			msg := make([]byte, size)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
+			cpu0 := processCPU(b)
 			for b.Loop() {
 				if err := conn.Send(BinaryMessage, msg); err != nil {
 					b.Fatal(err)
@@ -76,6 +77,8 @@ func BenchmarkEcho(b *testing.B) {
 				<-replies
 			}
 			b.StopTimer()
+			// Both sides' CPU (client and server contexts, one process).
+			b.ReportMetric(float64(processCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
 			_ = conn.Close(StatusNormalClosure, "")
 		})
 	}

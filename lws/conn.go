@@ -61,7 +61,8 @@ type Conn struct {
 
 	// Service goroutine only.
 	wq     []*frame // being written, in order, before txq
-	rx     []byte
+	rxf    *frame   // the message being assembled, after cgo.Pre of headroom (conn_rx.go)
+	lendN  int      // while OnMessage runs with a lent message: its length (lend)
 	rxType MessageType
 	rxUTF8 int // bytes of a text message in rx checked as UTF-8
 	peer   *CloseError
@@ -169,6 +170,11 @@ func (c *Conn) Queued() int64 {
 // once, and returns without waiting for the write. Send is safe from any
 // goroutine; messages from one goroutine go out in the order sent.
 //
+// One exception to the copy: an OnMessage that sends the message it was
+// given back on its own link (an echo) of more than 16 KiB hands over the
+// buffer the message was assembled in instead, which is then queued as it
+// is. The handler must not change data after such a Send.
+//
 // It returns ErrSendQueueFull when the link's queue would exceed
 // Listener.MaxSendQueue (see SlowConsumerPolicy), and an error matching
 // ErrClosed (and carrying the *CloseError) once the link is closing.
@@ -177,14 +183,25 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 		return fmt.Errorf("lws: Send: invalid message type %d", typ)
 	}
 	o := c.o.Load()
-	f := newFrame(len(data))
-	copy(f.buf[cgo.Pre:], data)
+	f := c.lent(data)
+	lent := f != nil
+	if !lent {
+		f = newFrame(len(data))
+		copy(f.buf[cgo.Pre:], data)
+	}
 	f.typ = typ
+	drop := func() {
+		if lent {
+			c.rxf, c.lendN = f, len(data) // still OnMessage's
+		} else {
+			f.release()
+		}
+	}
 	c.mu.Lock()
 	if c.closed != nil || c.closeReq {
 		err := c.closedErr()
 		c.mu.Unlock()
-		f.release()
+		drop()
 		return err
 	}
 	if c.queued+int64(len(data)) > o.maxQueue {
@@ -194,7 +211,7 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 		report := !c.fullSeen
 		c.fullSeen = true
 		c.mu.Unlock()
-		f.release()
+		drop()
 		if report {
 			// Once per full queue, not per refused Send: a sender
 			// that keeps trying must not flood the service queue.
@@ -363,7 +380,10 @@ func (c *Conn) finish() CloseError {
 	}
 	c.wq = nil
 	c.held.Free()
-	c.rx = nil
+	if c.rxf != nil {
+		c.rxf.release()
+		c.rxf = nil
+	}
 	c.callClose(*ce)
 	return *ce
 }

@@ -1,10 +1,23 @@
 package lws
 
-import "github.com/lwsgate/lwsgate/callbacks"
+import (
+	"syscall"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/cgo"
+)
 
 // Receiving on a WebSocket link: RECEIVE chunks assembled into messages
 // for the handler, within the link's limits, text checked as UTF-8 as it
 // arrives; and the peer's close frame.
+//
+// A message is assembled in a frame (frame.go), after cgo.Pre bytes of
+// headroom, so that an echo of it can be queued as it is: while OnMessage
+// runs with a message longer than batchFrameMax, the message is lent, and
+// a Send of exactly that slice on this link from the service goroutine
+// takes the frame instead of copying it (Conn.lent). Shorter messages are
+// copied into a batch when written (conn_tx.go), so lending them would
+// save nothing.
 
 // onReceive assembles messages from RECEIVE chunks (service goroutine).
 func (c *Conn) onReceive(ev *callbacks.Event) int {
@@ -14,28 +27,35 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}
 	if ev.Flags&callbacks.FirstFragment != 0 {
-		c.rx = c.rx[:0]
+		if c.rxf != nil {
+			c.rxf.buf = c.rxf.buf[:cgo.Pre]
+		}
 		c.rxUTF8 = 0
 		c.rxType = TextMessage
 		if ev.Flags&callbacks.Binary != 0 {
 			c.rxType = BinaryMessage
 		}
 	}
-	if maxMessage >= 0 && int64(len(c.rx)+len(ev.Data)) > maxMessage {
+	have := 0
+	if c.rxf != nil {
+		have = c.rxf.payloadLen()
+	}
+	if maxMessage >= 0 && int64(have+len(ev.Data)) > maxMessage {
 		c.r.limitHit(LimitMaxMessage)
 		return c.closeNow(StatusMessageTooBig, "message too big")
 	}
-	if need := len(c.rx) + len(ev.Data); need > cap(c.rx) {
-		c.rx = growRx(c.rx, need)
+	if need := cgo.Pre + have + len(ev.Data); c.rxf == nil || need > cap(c.rxf.buf) {
+		c.rxf = growRx(c.rxf, need)
 	}
-	c.rx = append(c.rx, ev.Data...)
+	c.rxf.buf = append(c.rxf.buf, ev.Data...)
+	msg := c.rxf.buf[cgo.Pre:]
 	if c.rxType == TextMessage && !c.r.ctx.cfg.DisableUTF8Validation {
 		// Checked as it arrives, so that an invalid message fails at
 		// its first bad chunk (the binding, not libwebsockets, checks
 		// UTF-8: see Context.run).
-		n, bad := utf8Prefix(c.rx[c.rxUTF8:])
+		n, bad := utf8Prefix(msg[c.rxUTF8:])
 		c.rxUTF8 += n
-		if bad || ev.Flags.Complete() && c.rxUTF8 != len(c.rx) {
+		if bad || ev.Flags.Complete() && c.rxUTF8 != len(msg) {
 			c.r.limitHit(LimitBadUTF8)
 			return c.closeNow(StatusInvalidPayloadData, "invalid UTF-8")
 		}
@@ -43,17 +63,43 @@ func (c *Conn) onReceive(ev *callbacks.Event) int {
 	if !ev.Flags.Complete() {
 		return 0
 	}
-	msg := c.rx
+	if len(msg) > batchFrameMax {
+		c.lendN = len(msg)
+	}
 	c.callMessage(msg)
-	if cap(c.rx) > rxKeep {
+	c.lendN = 0
+	switch {
+	case c.rxf == nil:
+		// Sent: the frame is queued (lent).
+	case cap(c.rxf.buf) > rxKeep:
 		// Don't pin one big message's buffer to the link: hand it
 		// to the next big message of any link.
-		putRx(c.rx)
-		c.rx = nil
-	} else {
-		c.rx = c.rx[:0]
+		c.rxf.release()
+		c.rxf = nil
+	default:
+		c.rxf.buf = c.rxf.buf[:cgo.Pre]
 	}
 	return 0
+}
+
+// lent returns the frame data was assembled in when data is the message
+// OnMessage is running with on this link and this is its service
+// goroutine (an echo of a message longer than batchFrameMax: see the top
+// of this file), taking it from the link; else nil. The goroutine is told
+// by its thread: the service goroutine is locked to its own, and a Send
+// that may take the frame is one of more than 16 KiB, next to whose copy
+// a gettid(2) is cheap.
+func (c *Conn) lent(data []byte) *frame {
+	if len(data) <= batchFrameMax || int32(syscall.Gettid()) != c.r.ctx.tid.Load() {
+		return nil
+	}
+	// The service goroutine: rxf and lendN are this goroutine's.
+	if c.lendN != len(data) || &c.rxf.buf[cgo.Pre] != &data[0] {
+		return nil
+	}
+	f := c.rxf
+	c.rxf, c.lendN = nil, 0
+	return f
 }
 
 // receive is RECEIVE and CLIENT_RECEIVE: onReceive, except that a link it

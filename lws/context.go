@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lwsgate/lwsgate/cgo"
@@ -46,8 +47,9 @@ type Context struct {
 	pending  []*rec   // links that want a WRITEABLE callback
 	cmds     []func() // work to run on the service goroutine
 	npend    atomic.Int32
-	armed    atomic.Bool // a wake-up is in flight
-	inCb     atomic.Bool // the service goroutine is inside a callback
+	armed    atomic.Bool  // a wake-up is in flight
+	inCb     atomic.Bool  // the service goroutine is inside a callback
+	tid      atomic.Int32 // the service goroutine's thread (gettid), once it runs: Conn.lent
 	draining bool
 	spare    []*rec
 	spareCmd []func()
@@ -248,6 +250,7 @@ const yieldEvery = 5 * time.Millisecond
 // run is the service goroutine.
 func (c *Context) run(started chan<- error) {
 	runtime.LockOSThread()
+	c.tid.Store(int32(syscall.Gettid()))
 	// The thread is not unlocked: it exits with the goroutine, taking any
 	// thread state libwebsockets or OpenSSL left on it.
 	defer close(c.done)

@@ -21,9 +21,10 @@ type frame struct {
 func (f *frame) payloadLen() int { return len(f.buf) - cgo.Pre }
 
 // Frames are pooled by capacity class so that a steady stream of messages
-// up to 1 MiB allocates nothing; larger frames are left to the GC. Pools
-// are emptied by the GC, so idle capacity does not stay pinned.
-var frameClasses = [...]int{256, 4 << 10, 64<<10 + cgo.Pre, 1<<20 + cgo.Pre}
+// up to 16 MiB allocates nothing; larger frames are left to the GC. Pools
+// are emptied by the GC, so idle capacity does not stay pinned. A link
+// assembles what it receives in a frame too (conn_rx.go).
+var frameClasses = [...]int{256, 4 << 10, 64<<10 + cgo.Pre, 256<<10 + cgo.Pre, 1<<20 + cgo.Pre, 4<<20 + cgo.Pre, 16<<20 + cgo.Pre}
 
 var framePools [len(frameClasses)]sync.Pool
 
@@ -52,60 +53,37 @@ func (f *frame) release() {
 	}
 }
 
-// rxKeep is the largest reassembly buffer a link keeps between messages;
-// bigger ones go back to rxPools, shared by all links, when the message
-// has been delivered (OnMessage's data is only valid until it returns).
-const rxKeep = 64 << 10
+// rxKeep is the largest frame a link keeps to assemble its next message
+// in; bigger ones go back to their pool, shared by all links, when the
+// message has been delivered (OnMessage's data is only valid until it
+// returns).
+const rxKeep = 64<<10 + cgo.Pre
 
-// rxPools hold reassembly buffers of 128 KiB, 256 KiB ... 16 MiB.
-var rxPools [8]sync.Pool
-
-func rxClass(n int) int {
-	c := 0
-	for size := 128 << 10; size < n; size <<= 1 {
-		c++
+// growRx returns a frame holding f's bytes (headroom and the message so
+// far; f may be nil: headroom only) with room for need bytes in all: the
+// pooled class that takes need, or, past the largest class, twice what f
+// had. f goes back to its pool.
+func growRx(f *frame, need int) *frame {
+	have := cgo.Pre
+	if f != nil {
+		have = len(f.buf)
 	}
-	return c
-}
-
-// growRx returns a buffer holding buf's bytes with room for need bytes:
-// a power of two up to rxKeep (kept by the link), else a pooled class.
-func growRx(buf []byte, need int) []byte {
-	if need <= rxKeep {
-		size := max(2*cap(buf), 256)
-		for size < need {
-			size <<= 1
+	var nf *frame
+	if last := frameClasses[len(frameClasses)-1]; need > last {
+		size := need
+		if f != nil {
+			size = max(need, 2*cap(f.buf))
 		}
-		nb := make([]byte, len(buf), min(size, rxKeep))
-		copy(nb, buf)
-		return nb
+		nf = &frame{buf: make([]byte, size)}
+	} else {
+		nf = newFrame(need - cgo.Pre)
 	}
-	c := rxClass(need)
-	if c >= len(rxPools) {
-		nb := make([]byte, len(buf), need)
-		copy(nb, buf)
-		putRx(buf)
-		return nb
+	if f != nil {
+		copy(nf.buf, f.buf)
+		f.release()
 	}
-	nb, _ := rxPools[c].Get().([]byte)
-	if nb == nil {
-		nb = make([]byte, 0, (128<<10)<<c)
-	}
-	nb = append(nb[:0], buf...)
-	putRx(buf)
-	return nb
-}
-
-// putRx returns a big reassembly buffer to its pool.
-func putRx(buf []byte) {
-	n := cap(buf)
-	if n <= rxKeep {
-		return
-	}
-	c := rxClass(n)
-	if c < len(rxPools) && (128<<10)<<c == n {
-		rxPools[c].Put(buf[:0]) // boxing the header costs 24 B per big message
-	}
+	nf.buf = nf.buf[:have]
+	return nf
 }
 
 // chokeCheckBytes is how much a write loop hands libwebsockets between two

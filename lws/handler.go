@@ -13,7 +13,8 @@ type Handler interface {
 	// OnOpen is called when the handshake completed.
 	OnOpen(c *Conn)
 	// OnMessage is called with each whole message. data is valid only
-	// until OnMessage returns; Send copies it, so echoing is safe.
+	// until OnMessage returns; Send copies it, so echoing is safe (an echo
+	// of more than 16 KiB takes the buffer instead of a copy: see Send).
 	OnMessage(c *Conn, typ MessageType, data []byte)
 	// OnClose is called exactly once per opened link, when libwebsockets
 	// destroys it, with the peer's close code and reason, or 1006 when the
