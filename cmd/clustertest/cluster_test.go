@@ -398,16 +398,14 @@ func (c *client) open() bool { return len(c.closed) == 0 }
 // incOf is the incarnation of a link id (README: incarnation << 37 | wsi).
 func incOf(id uint64) uint64 { return id >> 37 }
 
-func TestClusterProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three lwsgate processes for about a minute")
-	}
+// startCluster starts three nodes whose disconnect hooks go to hookURL,
+// with extra (YAML lines of the cluster section, indented by two
+// spaces) added to each one's cluster section, and waits until each
+// sees the three.
+func startCluster(t *testing.T, hookURL, extra string) *cluster {
+	t.Helper()
 	began := time.Now()
 	c := &cluster{bin: lwsgateBin(t), dir: t.TempDir(), nodes: make([]*node, 3), net: newProxies(t)}
-	hooks := &hookSink{evs: map[uint64][]hookEvent{}}
-	hookSrv := httptest.NewServer(hooks)
-	t.Cleanup(hookSrv.Close)
-
 	// Cluster ports: chosen by the kernel, released for the nodes (a
 	// node restarted binds its own again). Each node advertises its
 	// proxy, and the seed routes are the proxies.
@@ -439,6 +437,7 @@ cluster:
   lease: 1s
   reap_after: 12s      # longer than a JetStream leader election (a paused leader)
   survey_timeout: 1s
+%s
   nats:
     embedded:
       cluster_listen: "%s"
@@ -448,7 +447,7 @@ cluster:
       store_dir: "%s"
       ping_interval: 250ms
       max_pings_out: 2
-`, hookSrv.URL, i+1, ports[i], proxied[i], strings.Join(routes, ", "), c.clients[i], filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))))
+`, hookURL, i+1, extra, ports[i], proxied[i], strings.Join(routes, ", "), c.clients[i], filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))))
 	}
 	var wg sync.WaitGroup
 	for i := range 3 {
@@ -459,11 +458,23 @@ cluster:
 	for _, n := range c.nodes {
 		require.NotNil(t, n, "a node did not start")
 	}
-	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	for _, n := range c.nodes {
 		sees(t, n, 30*time.Second)
 	}
 	t.Logf("three nodes up after %v", time.Since(began).Round(time.Millisecond))
+	return c
+}
+
+func TestClusterProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three lwsgate processes for about a minute")
+	}
+	began := time.Now()
+	hooks := &hookSink{evs: map[uint64][]hookEvent{}}
+	hookSrv := httptest.NewServer(hooks)
+	t.Cleanup(hookSrv.Close)
+	c := startCluster(t, hookSrv.URL, "")
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 
 	byNode := map[*node][]*client{}
 	seen := map[uint64]bool{} // every link id issued
