@@ -120,6 +120,7 @@ rules:                   # the first match acts; no match: an error message back
     match: {field: action, value: publish}
     action: publish      # the whole message goes to the channel's links
     channel_field: channel
+    id_field: id         # on a history channel, a retry with the same "id" is stored once
   - name: echo
     action: echo
 
@@ -191,7 +192,7 @@ func defaultRules() []RuleConfig {
 		{Name: "info", Match: MatchConfig{Field: "action", Value: &info}, Action: ActionInfo},
 		{Name: "subscribe", Match: MatchConfig{Field: "action", Value: &subscribe}, Action: ActionSubscribe, ChannelField: "channel"},
 		{Name: "unsubscribe", Match: MatchConfig{Field: "action", Value: &unsubscribe}, Action: ActionUnsubscribe, ChannelField: "channel"},
-		{Name: "publish", Match: MatchConfig{Field: "action", Value: &publish}, Action: ActionPublish, ChannelField: "channel"},
+		{Name: "publish", Match: MatchConfig{Field: "action", Value: &publish}, Action: ActionPublish, ChannelField: "channel", IDField: "id"},
 		{Name: "echo", Action: ActionEcho},
 	}
 }

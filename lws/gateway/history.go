@@ -100,22 +100,42 @@ type publishedReply struct {
 	Type    string `json:"type"` // "published"
 	Channel string `json:"channel"`
 	Position
+	ID string `json:"id,omitempty"` // the publish's (rules[].id_field)
 }
 
 // publishFromLink publishes a link's message (rule publish) on a history
 // channel and answers the link with its position, or with an error once
-// it is not acknowledged (the link may send it again).
-func (g *Gateway) publishFromLink(l *LinkRecord, rule, channel string, typ lws.MessageType, data []byte) {
-	g.PublishAsync(channel, typ, data, "", func(p Position, err error) {
+// it is not acknowledged (the link may send it again, with the same id).
+// id, if set, is the publish's id (rules[].id_field), its idempotency
+// key within the sender's scope (linkKey).
+func (g *Gateway) publishFromLink(l *LinkRecord, rule, channel, id string, typ lws.MessageType, data []byte) {
+	g.PublishAsync(channel, typ, data, linkKey(l, id), func(p Position, err error) {
 		var b []byte
 		if err != nil {
-			g.log.Warn("history publish not stored", "link", l.ID, "channel", channel, "err", err)
-			b, _ = json.Marshal(errorMessage{Type: "error", Error: "publish not acknowledged: " + err.Error(), Rule: rule, Channel: channel})
+			g.log.Warn("history publish not stored", "link", l.ID, "channel", channel, "id", id, "err", err)
+			b, _ = json.Marshal(errorMessage{Type: "error", Error: "publish not acknowledged: " + err.Error(), Rule: rule, Channel: channel, ID: id})
 		} else {
-			b, _ = json.Marshal(publishedReply{Type: "published", Channel: channel, Position: p})
+			b, _ = json.Marshal(publishedReply{Type: "published", Channel: channel, Position: p, ID: id})
 		}
 		_ = g.send(l, lws.TextMessage, b)
 	})
+}
+
+// linkKey is the idempotency key of a link's publish with id: the id
+// within its user's ids (the token's subject), so that a user's retry
+// on another link, or another node, is stored once while one user's ids
+// never suppress another's; a link without a user has its ids to itself.
+// The admin API's keys are the operator's own, unscoped: a link's never
+// meets one, the scope coming first ("user:", "link:"), unless the
+// operator chooses so.
+func linkKey(l *LinkRecord, id string) string {
+	switch {
+	case id == "":
+		return ""
+	case l.User != "":
+		return "user:" + strconv.Itoa(len(l.User)) + ":" + l.User + ":" + id
+	}
+	return "link:" + strconv.FormatUint(l.ID, 10) + ":" + id
 }
 
 // subscribedReply answers a subscribe to a history channel: Position is
