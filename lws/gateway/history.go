@@ -192,41 +192,67 @@ func (g *Gateway) subscribeAt(l *LinkRecord, rule, ch string, since Position) {
 		g.ack(l, "subscribed", ch)
 		return
 	}
-	g.hub.hold(ch)
 	go func() {
-		defer g.hub.release(ch)
 		ctx, cancel := context.WithTimeout(g.life, resumeTimeout)
 		defer cancel()
-		env := g.envelope(ch)
-		err := g.eng.Resume(ctx, ch, since, func(c cluster.Catchup) {
-			// The engine's delivery goroutine: the next delivery waits
-			// for this, as deliverRemote waits for its batches.
-			join := func() {
-				if cur, _ := g.links.get(l.ID); cur != l {
-					return // closed meanwhile
-				}
-				if !g.hub.subscribe(l, ch) {
-					g.ack(l, "subscribed", ch) // a member already (two subscribes at once)
-					return
-				}
-				b, _ := json.Marshal(subscribedReply{Type: "subscribed", Channel: ch, Recovered: c.Recovered, Position: c.Position})
-				_ = g.send(l, lws.TextMessage, b)
-				for _, d := range c.Missed {
-					typ, data := g.payload(d, env)
-					if g.send(l, typ, data) != nil {
-						return
-					}
-				}
-			}
-			if l.w.ctx.Do(join) != nil {
-				join() // the worker has stopped: each Send says so
-			}
-		})
-		if err != nil {
+		_, err := g.joinAt(ctx, l, ch, since)
+		switch {
+		case errors.Is(err, errMember):
+			g.ack(l, "subscribed", ch) // two subscribes at once
+		case errors.Is(err, ErrGone):
+		case err != nil:
 			g.log.Warn("subscribe at a position failed", "link", l.ID, "channel", ch, "err", err)
 			g.replyErrorOn(l, rule, ch, "subscribe "+strconv.Quote(ch)+": "+err.Error())
 		}
 	}()
+}
+
+// errMember: the link is a member of the channel already.
+var errMember = errors.New("the link is a member of the channel already")
+
+// joinAt makes l a member of the history channel ch at position since
+// (zero: from now) and waits until it is: the engine reads what l
+// missed, then, between two deliveries of the channel, on the link's
+// worker, l is added and sent the subscribed reply and the missed
+// messages, so that nothing is missed or sent twice across the switch.
+// It returns the join's catch-up; errMember if l is a member already,
+// ErrGone if it closed meanwhile.
+func (g *Gateway) joinAt(ctx context.Context, l *LinkRecord, ch string, since Position) (cluster.Catchup, error) {
+	g.hub.hold(ch)
+	defer g.hub.release(ch)
+	env := g.envelope(ch)
+	var out cluster.Catchup
+	var joinErr error
+	err := g.eng.Resume(ctx, ch, since, func(c cluster.Catchup) {
+		// The engine's delivery goroutine: the next delivery waits
+		// for this, as deliverRemote waits for its batches.
+		join := func() {
+			if cur, _ := g.links.get(l.ID); cur != l {
+				joinErr = ErrGone // closed meanwhile
+				return
+			}
+			if !g.hub.subscribe(l, ch) {
+				joinErr = errMember
+				return
+			}
+			out = c
+			b, _ := json.Marshal(subscribedReply{Type: "subscribed", Channel: ch, Recovered: c.Recovered, Position: c.Position})
+			_ = g.send(l, lws.TextMessage, b)
+			for _, d := range c.Missed {
+				typ, data := g.payload(d, env)
+				if g.send(l, typ, data) != nil {
+					return
+				}
+			}
+		}
+		if l.w.ctx.Do(join) != nil {
+			join() // the worker has stopped: each Send says so
+		}
+	})
+	if err != nil {
+		return cluster.Catchup{}, err
+	}
+	return out, joinErr
 }
 
 // replyErrorOn tells l an action on ch failed (from any goroutine).

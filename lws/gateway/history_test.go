@@ -180,6 +180,42 @@ func TestClusterHistory(t *testing.T) {
 	for i := 1; i < 6; i++ {
 		assert.Equal(t, last[i], envelopeOf(t, d.next(t)).Position)
 	}
+	// The admin API subscribes a link by id at since, through another
+	// node (forwarded to the link's): the link is told as its own
+	// subscribe would tell it and sent what it missed, then the live
+	// ones; the answer says recovered and the position. Trimmed:
+	// recovered false. Twice with since: 409; since on a channel
+	// without a history: 400.
+	byID := func(at Position) (uint64, *wsReader, membershipAt) {
+		t.Helper()
+		tok, _, err := g1.tokens.issue("ann", "")
+		require.NoError(t, err)
+		ws := g1.dial(t, "/", http.Header{"Authorization": {"Bearer " + tok}})
+		id := linkID(t, ws)
+		var ans membershipAt
+		body := fmt.Sprintf(`{"channel":"room:2","since":{"offset":%d,"epoch":%q}}`, at.Offset, at.Epoch)
+		require.Equal(t, 200, g3.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/subscribe", id), body, &ans))
+		return id, readerOf(ws), ans
+	}
+	id, r, ans := byID(last[2])
+	assert.Equal(t, membershipAt{Link: id, Channel: "room:2", Recovered: true, Position: last[5]}, ans)
+	var told subscribedReply
+	require.NoError(t, json.Unmarshal([]byte(r.next(t)), &told))
+	assert.Equal(t, subscribedReply{Type: "subscribed", Channel: "room:2", Recovered: true, Position: last[5]}, told)
+	for i := 3; i < 6; i++ {
+		assert.Equal(t, last[i], envelopeOf(t, r.next(t)).Position, "missed message %d", i)
+	}
+	after := historyPublish(t, g2, "room:2", "after", "")
+	assert.Equal(t, after, envelopeOf(t, r.next(t)).Position, "then the live ones")
+	twice := fmt.Sprintf(`{"channel":"room:2","since":{"offset":%d,"epoch":%q}}`, last[2].Offset, last[2].Epoch)
+	assert.Equal(t, 409, g2.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/subscribe", id), twice, nil), "a member already")
+	assert.Equal(t, 400, g2.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/subscribe", id), `{"channel":"plain","since":{"offset":1}}`, nil))
+	_, r, ans = byID(old)
+	assert.False(t, ans.Recovered, "history no longer reaches back to since")
+	assert.Equal(t, after, ans.Position)
+	require.NoError(t, json.Unmarshal([]byte(r.next(t)), &told))
+	assert.False(t, told.Recovered, "the link is told too")
+
 	// Another epoch: recovered false.
 	_, rep = subscribeAt(t, g1, ch, Position{Offset: p1.Offset, Epoch: "another"})
 	assert.False(t, rep.Recovered, "a position of another epoch")
