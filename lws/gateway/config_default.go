@@ -159,6 +159,7 @@ cluster:                 # many nodes as one gateway (README: Cluster)
   history_shards: 4      # streams sharing each entry's channels
   history_check: 5s      # a quiet history channel is compared with its stream this often
   resume_limit: 10000    # the most missed messages one resume gives; more: recovered false
+  hook_ack_wait: 30s     # a disconnect hook its node has not delivered this long (it died) goes to another
   nats:
     url: ""              # an external NATS (nats://host:4222,...); empty: embedded in lwsgate
     replicas: 0          # of the cluster's buckets; 0: 3 with three nodes or more, else 1
