@@ -207,12 +207,18 @@ func join(t *testing.T, n *node) *client {
 	return c
 }
 
-// hookSink records disconnect hooks by link id.
+// hookSink records the disconnect hooks it accepted, by link id. Each
+// node's hooks come to the path of its name (/n1...). While stalled, a
+// hook waits for a verdict (release): the first one held names its
+// sender on first.
 //
 // Concurrency: safe from any goroutine.
 type hookSink struct {
-	mu  sync.Mutex
-	evs map[uint64][]hookEvent
+	mu    sync.Mutex
+	evs   map[uint64][]hookEvent
+	stall bool
+	held  []heldHook
+	first chan string
 }
 
 type hookEvent struct {
@@ -220,6 +226,14 @@ type hookEvent struct {
 	Reason string
 	Link   struct{ ID uint64 }
 	at     time.Time // when it arrived
+	from   string    // the node that sent it
+}
+
+// heldHook is a hook waiting for release's verdict: accepted or not.
+type heldHook struct {
+	from    string
+	link    uint64
+	verdict chan bool
 }
 
 func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -228,11 +242,56 @@ func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), 400)
 		return
 	}
-	ev.at = time.Now()
+	ev.from = strings.TrimPrefix(r.URL.Path, "/")
 	h.mu.Lock()
+	if h.stall {
+		hh := heldHook{from: ev.from, link: ev.Link.ID, verdict: make(chan bool, 1)}
+		h.held = append(h.held, hh)
+		select {
+		case h.first <- ev.from:
+		default:
+		}
+		h.mu.Unlock()
+		select {
+		case ok := <-hh.verdict:
+			if !ok || r.Context().Err() != nil {
+				http.Error(w, "refused", 503)
+				return // not accepted: its sender died, or gave up on it
+			}
+		case <-r.Context().Done():
+			return
+		}
+		h.mu.Lock()
+	}
+	ev.at = time.Now()
 	h.evs[ev.Link.ID] = append(h.evs[ev.Link.ID], ev)
 	h.mu.Unlock()
 	w.WriteHeader(204)
+}
+
+// stallNext holds every hook from now until release, and returns where
+// the first one's sender is named.
+func (h *hookSink) stallNext() <-chan string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stall, h.first = true, make(chan string, 1)
+	return h.first
+}
+
+// release ends a stall: the hooks held are accepted, but those of dead
+// (whose sender was killed holding them), whose links it returns.
+func (h *hookSink) release(dead string) []uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var refused []uint64
+	for _, hh := range h.held {
+		hh.verdict <- hh.from != dead
+		if hh.from == dead {
+			refused = append(refused, hh.link)
+		}
+	}
+	h.stall, h.held = false, nil
+	return refused
 }
 
 func (h *hookSink) total() int {
@@ -428,7 +487,7 @@ log: {trace: false}
 listeners: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0"}
 tokens: {secret: process-tier-secret}
-hooks: {disconnect: "%s", retries: 0, timeout: 2s}
+hooks: {disconnect: "%s/n%d", retries: 0, timeout: 2s}
 shutdown: {drain: 100ms, deadline: 2s}
 cluster:
   engine: nats
@@ -447,7 +506,7 @@ cluster:
       store_dir: "%s"
       ping_interval: 250ms
       max_pings_out: 2
-`, hookURL, i+1, extra, ports[i], proxied[i], strings.Join(routes, ", "), c.clients[i], filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))))
+`, hookURL, i+1, i+1, extra, ports[i], proxied[i], strings.Join(routes, ", "), c.clients[i], filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))))
 	}
 	var wg sync.WaitGroup
 	for i := range 3 {

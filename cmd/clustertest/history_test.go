@@ -406,7 +406,8 @@ func TestHistoryProcesses(t *testing.T) {
     - {match: "h:*", history: {size: 100000}, envelope: true}
     - {match: "tiny", history: {size: 5}, envelope: true}
   history_shards: 2
-  history_check: 500ms`)
+  history_check: 500ms
+  hook_ack_wait: 3s    # a hook's sender killed: another node sends it after this`)
 	h := &hist{}
 	for i, n := range c.nodes {
 		h.set(i, n, false)
@@ -458,7 +459,9 @@ func TestHistoryProcesses(t *testing.T) {
 	deliveredByDead := 0
 	// kill kill -9s node i; its subscribers move to the others, then it
 	// starts again on its store.
-	kill := func(i int, why string) {
+	// kill kill -9s node i (its subscribers move to the others) and
+	// returns the links it held.
+	kill := func(i int, why string) ([]*client, time.Time) {
 		t.Helper()
 		n := c.nodes[i]
 		var links []*client
@@ -480,16 +483,22 @@ func TestHistoryProcesses(t *testing.T) {
 		}
 		t.Logf("%s (%s) killed: its %d subscribers resumed elsewhere within %v", n.name, why, len(links),
 			time.Since(killed).Round(time.Millisecond))
-		time.Sleep(time.Second) // the publisher runs on two nodes
-		n = c.start(t, i)
+		return links, killed
+	}
+	// restart starts node i again on its store; new clients come to it.
+	restart := func(i int, killed time.Time) {
+		t.Helper()
+		n := c.start(t, i)
 		for _, n := range c.nodes {
 			sees(t, n, 30*time.Second)
 		}
 		h.set(i, n, false)
-		join(i) // new clients come to it
+		join(i)
 		t.Logf("%s restarted %v after kill -9", n.name, time.Since(killed).Round(time.Millisecond))
-		// Its links' hooks come before the next fault, so that no node
-		// killed next is sending one as it dies.
+	}
+	// hooked waits for a hook for each link name held.
+	hooked := func(name string, links []*client, killed time.Time) {
+		t.Helper()
 		require.Eventually(t, func() bool {
 			for _, l := range links {
 				if len(hooks.of(l.id)) == 0 {
@@ -497,17 +506,62 @@ func TestHistoryProcesses(t *testing.T) {
 				}
 			}
 			return true
-		}, 40*time.Second, 50*time.Millisecond, "the disconnect hooks of %s's links", n.name)
-		t.Logf("%s's %d hooks in %v after kill -9", n.name, len(links), time.Since(killed).Round(time.Millisecond))
+		}, 40*time.Second, 50*time.Millisecond, "the disconnect hooks of %s's links", name)
+		t.Logf("%s's %d hooks in %v after kill -9", name, len(links), time.Since(killed).Round(time.Millisecond))
+	}
+	// killAndRestart: a node killed, restarted; its links' hooks come
+	// before the next fault, so that no node killed next is sending one
+	// as it dies.
+	killAndRestart := func(i int, why string) {
+		t.Helper()
+		links, killed := kill(i, why)
+		time.Sleep(time.Second) // the publisher runs on two nodes
+		restart(i, killed)
+		hooked(c.nodes[i].name, links, killed)
+	}
+	index := func(name string) int {
+		for i, n := range c.nodes {
+			if n.name == name {
+				return i
+			}
+		}
+		t.Fatalf("no node %q", name)
+		return -1
 	}
 
 	time.Sleep(2 * time.Second) // the publisher runs on three nodes
 
+	// A node killed; the node that sends its links' hooks killed too,
+	// holding them (the sink keeps them waiting): another node sends
+	// them once the queue's hook_ack_wait has passed.
 	leader := streamLeader(t, c)
 	victim := (leader + 1) % 3
-	kill(victim, "leads no history stream")
+	first := hooks.stallNext()
+	linksA, killedA := kill(victim, "leads no history stream")
+	time.Sleep(time.Second)
+	restart(victim, killedA)
+	var sender string
+	select {
+	case sender = <-first:
+	case <-time.After(40 * time.Second):
+		t.Fatalf("no hook of %s's links sent within 40s", c.nodes[victim].name)
+	}
+	x := index(sender)
+	linksX, killedX := kill(x, "sending "+c.nodes[victim].name+"'s hooks")
+	refused := hooks.release(sender)
+	require.NotEmpty(t, refused, "the first hook held was %s's", sender)
+	hooked(c.nodes[victim].name, linksA, killedA)
+	for _, id := range refused {
+		evs := hooks.of(id)
+		require.Len(t, evs, 1, "link %d", id)
+		assert.NotEqual(t, sender, evs[0].from, "link %d: its hook, held by %s as it died, came from another node", id, sender)
+	}
+	t.Logf("%s held %d of %s's hooks as it died; another node sent them", sender, len(refused), c.nodes[victim].name)
+	restart(x, killedX)
+	hooked(sender, linksX, killedX)
+
 	leader = streamLeader(t, c)
-	kill(leader, "the leader of the busiest history stream")
+	killAndRestart(leader, "the leader of the busiest history stream")
 
 	cut := (leader + 1) % 3
 	h.setDown(cut, true)
