@@ -292,7 +292,7 @@ func (s *hsub) stop() {
 // publisher publishes "CH/i" on each of its channels every interval
 // through the admin API of a node that is up, with Idempotency-Key
 // CH-i, and retries one that was not acknowledged (the same key) on
-// another node for up to 30s.
+// another node for up to 30s, stop or not.
 //
 // Concurrency: safe from any goroutine.
 type publisher struct {
@@ -368,11 +368,9 @@ func (p *publisher) publish(c int, ch string, interval time.Duration) {
 				p.t.Logf("publishing on %s through n%d: %v", ch, n+1, err)
 			}
 			p.mu.Unlock()
-			select {
-			case <-p.stopc:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
+			// Retried even once stopping: a publish stored but not
+			// acknowledged would be delivered as never acknowledged.
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
