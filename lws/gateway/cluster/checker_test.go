@@ -109,11 +109,9 @@ func (k *checker) publisher(c int, ch string, interval time.Duration) {
 				k.t.Logf("publishing on %s through %s: %v", ch, nd.name, err)
 			}
 			k.mu.Unlock()
-			select {
-			case <-k.stop:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
+			// Retried even once stopping: a publish stored but not
+			// acknowledged would be delivered as never acknowledged.
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }
