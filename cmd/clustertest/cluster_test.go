@@ -236,6 +236,15 @@ type heldHook struct {
 	verdict chan bool
 }
 
+// newHookSink serves a hookSink until the test ends; it returns the
+// sink and its URL.
+func newHookSink(t *testing.T) (*hookSink, string) {
+	hooks := &hookSink{evs: map[uint64][]hookEvent{}}
+	srv := httptest.NewServer(hooks)
+	t.Cleanup(srv.Close)
+	return hooks, srv.URL
+}
+
 func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var ev hookEvent
 	if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
@@ -529,10 +538,8 @@ func TestClusterProcesses(t *testing.T) {
 		t.Skip("three lwsgate processes for about a minute")
 	}
 	began := time.Now()
-	hooks := &hookSink{evs: map[uint64][]hookEvent{}}
-	hookSrv := httptest.NewServer(hooks)
-	t.Cleanup(hookSrv.Close)
-	c := startCluster(t, hookSrv.URL, "")
+	hooks, hookURL := newHookSink(t)
+	c := startCluster(t, hookURL, "")
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 
 	byNode := map[*node][]*client{}

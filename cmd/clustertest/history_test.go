@@ -29,7 +29,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -396,10 +395,8 @@ func TestHistoryProcesses(t *testing.T) {
 		t.Skip("three lwsgate processes for about a minute")
 	}
 	began := time.Now()
-	hooks := &hookSink{evs: map[uint64][]hookEvent{}}
-	hookSrv := httptest.NewServer(hooks)
-	t.Cleanup(hookSrv.Close)
-	c := startCluster(t, hookSrv.URL, `
+	hooks, hookURL := newHookSink(t)
+	c := startCluster(t, hookURL, `
   channels:
     - {match: "h:*", history: {size: 100000}, envelope: true}
     - {match: "tiny", history: {size: 5}, envelope: true}
