@@ -52,7 +52,7 @@ race:
 	LWSGATE_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout 10m $$($(GO) list ./... | grep -v -e /lws/gateway/cluster -e /cmd/clustertest)
 	$(GO) test -race -count=1 -timeout 10m -p 1 $(CLUSTER_PKGS)
 
-cluster-test: build        ## cluster mode's process tier: three bin/lwsgate, partitions (TCP proxies), SIGSTOP, kill -9, a restart (about a minute; make race runs it too)
+cluster-test: build        ## cluster mode's process tier: three bin/lwsgate, partitions (TCP proxies), SIGSTOP, kill -9, restarts, the history checker (about two minutes; make race runs it too)
 	LWSGATE_BIN=$(CURDIR)/$(BIN)/lwsgate $(GO) test -count=1 -timeout 5m -v ./cmd/clustertest/
 
 cgocheck:                  ## full cgo pointer checks on the packages that cross into C
@@ -115,7 +115,7 @@ bench-smoke: deps          ## the harness end to end in seconds (two servers, ev
 # "-subs 3000", "-workers 1".
 BENCH_CLUSTER_ARGS ?=
 
-bench-cluster: build       ## 1,000 subscribers over 1 node (memory) and 3 nodes (nats): latency, rate, server CPU per delivery
+bench-cluster: build       ## 1,000 subscribers over 1 node (memory) and 3 nodes (nats): latency, rate, server CPU per delivery; then history channels: acknowledged publishes/s, resume of 100 missed
 	cd bench && $(GO) run ./cmd/clusterbench -lwsgate $(CURDIR)/$(BIN)/lwsgate $(BENCH_CLUSTER_ARGS)
 
 PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative

@@ -207,12 +207,18 @@ func join(t *testing.T, n *node) *client {
 	return c
 }
 
-// hookSink records disconnect hooks by link id.
+// hookSink records the disconnect hooks it accepted, by link id. Each
+// node's hooks come to the path of its name (/n1...). While stalled, a
+// hook waits for a verdict (release): the first one held names its
+// sender on first.
 //
 // Concurrency: safe from any goroutine.
 type hookSink struct {
-	mu  sync.Mutex
-	evs map[uint64][]hookEvent
+	mu    sync.Mutex
+	evs   map[uint64][]hookEvent
+	stall bool
+	held  []heldHook
+	first chan string
 }
 
 type hookEvent struct {
@@ -220,6 +226,23 @@ type hookEvent struct {
 	Reason string
 	Link   struct{ ID uint64 }
 	at     time.Time // when it arrived
+	from   string    // the node that sent it
+}
+
+// heldHook is a hook waiting for release's verdict: accepted or not.
+type heldHook struct {
+	from    string
+	link    uint64
+	verdict chan bool
+}
+
+// newHookSink serves a hookSink until the test ends; it returns the
+// sink and its URL.
+func newHookSink(t *testing.T) (*hookSink, string) {
+	hooks := &hookSink{evs: map[uint64][]hookEvent{}}
+	srv := httptest.NewServer(hooks)
+	t.Cleanup(srv.Close)
+	return hooks, srv.URL
 }
 
 func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -228,11 +251,56 @@ func (h *hookSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), 400)
 		return
 	}
-	ev.at = time.Now()
+	ev.from = strings.TrimPrefix(r.URL.Path, "/")
 	h.mu.Lock()
+	if h.stall {
+		hh := heldHook{from: ev.from, link: ev.Link.ID, verdict: make(chan bool, 1)}
+		h.held = append(h.held, hh)
+		select {
+		case h.first <- ev.from:
+		default:
+		}
+		h.mu.Unlock()
+		select {
+		case ok := <-hh.verdict:
+			if !ok || r.Context().Err() != nil {
+				http.Error(w, "refused", 503)
+				return // not accepted: its sender died, or gave up on it
+			}
+		case <-r.Context().Done():
+			return
+		}
+		h.mu.Lock()
+	}
+	ev.at = time.Now()
 	h.evs[ev.Link.ID] = append(h.evs[ev.Link.ID], ev)
 	h.mu.Unlock()
 	w.WriteHeader(204)
+}
+
+// stallNext holds every hook from now until release, and returns where
+// the first one's sender is named.
+func (h *hookSink) stallNext() <-chan string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stall, h.first = true, make(chan string, 1)
+	return h.first
+}
+
+// release ends a stall: the hooks held are accepted, but those of dead
+// (whose sender was killed holding them), whose links it returns.
+func (h *hookSink) release(dead string) []uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var refused []uint64
+	for _, hh := range h.held {
+		hh.verdict <- hh.from != dead
+		if hh.from == dead {
+			refused = append(refused, hh.link)
+		}
+	}
+	h.stall, h.held = false, nil
+	return refused
 }
 
 func (h *hookSink) total() int {
@@ -398,16 +466,14 @@ func (c *client) open() bool { return len(c.closed) == 0 }
 // incOf is the incarnation of a link id (README: incarnation << 37 | wsi).
 func incOf(id uint64) uint64 { return id >> 37 }
 
-func TestClusterProcesses(t *testing.T) {
-	if testing.Short() {
-		t.Skip("three lwsgate processes for about a minute")
-	}
+// startCluster starts three nodes whose disconnect hooks go to hookURL,
+// with extra (YAML lines of the cluster section, indented by two
+// spaces) added to each one's cluster section, and waits until each
+// sees the three.
+func startCluster(t *testing.T, hookURL, extra string) *cluster {
+	t.Helper()
 	began := time.Now()
 	c := &cluster{bin: lwsgateBin(t), dir: t.TempDir(), nodes: make([]*node, 3), net: newProxies(t)}
-	hooks := &hookSink{evs: map[uint64][]hookEvent{}}
-	hookSrv := httptest.NewServer(hooks)
-	t.Cleanup(hookSrv.Close)
-
 	// Cluster ports: chosen by the kernel, released for the nodes (a
 	// node restarted binds its own again). Each node advertises its
 	// proxy, and the seed routes are the proxies.
@@ -430,7 +496,7 @@ log: {trace: false}
 listeners: [{addr: "127.0.0.1:0"}]
 admin: {addr: "127.0.0.1:0"}
 tokens: {secret: process-tier-secret}
-hooks: {disconnect: "%s", retries: 0, timeout: 2s}
+hooks: {disconnect: "%s/n%d", retries: 0, timeout: 2s}
 shutdown: {drain: 100ms, deadline: 2s}
 cluster:
   engine: nats
@@ -439,6 +505,7 @@ cluster:
   lease: 1s
   reap_after: 12s      # longer than a JetStream leader election (a paused leader)
   survey_timeout: 1s
+%s
   nats:
     embedded:
       cluster_listen: "%s"
@@ -448,7 +515,7 @@ cluster:
       store_dir: "%s"
       ping_interval: 250ms
       max_pings_out: 2
-`, hookSrv.URL, i+1, ports[i], proxied[i], strings.Join(routes, ", "), c.clients[i], filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))))
+`, hookURL, i+1, i+1, extra, ports[i], proxied[i], strings.Join(routes, ", "), c.clients[i], filepath.Join(c.dir, fmt.Sprintf("n%d", i+1))))
 	}
 	var wg sync.WaitGroup
 	for i := range 3 {
@@ -459,11 +526,21 @@ cluster:
 	for _, n := range c.nodes {
 		require.NotNil(t, n, "a node did not start")
 	}
-	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	for _, n := range c.nodes {
 		sees(t, n, 30*time.Second)
 	}
 	t.Logf("three nodes up after %v", time.Since(began).Round(time.Millisecond))
+	return c
+}
+
+func TestClusterProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three lwsgate processes for about a minute")
+	}
+	began := time.Now()
+	hooks, hookURL := newHookSink(t)
+	c := startCluster(t, hookURL, "")
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 
 	byNode := map[*node][]*client{}
 	seen := map[uint64]bool{} // every link id issued

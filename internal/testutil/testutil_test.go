@@ -3,7 +3,9 @@ package testutil
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,4 +117,32 @@ func pemNext(b []byte) ([]byte, []byte) {
 		return nil, nil
 	}
 	return blk.Bytes, rest
+}
+
+// CheckHistory finds each fault the history checkers rely on it for,
+// and passes a subscriber that got what it must.
+func TestCheckHistory(t *testing.T) {
+	acked := []uint64{3, 4, 6, 9}
+	d := func(o uint64) Delivered { return Delivered{Offset: o, Data: fmt.Sprint("m", o)} }
+	cases := []struct {
+		name  string
+		start uint64
+		got   []Delivered
+		want  string // a substring of the one fault; "" for none
+	}{
+		{"all after its start", 3, []Delivered{d(4), d(6), d(9)}, ""},
+		{"one missed", 0, []Delivered{d(3), d(6), d(9)}, "misses 1 of 4 acknowledged offsets: [4]"},
+		{"out of order", 3, []Delivered{d(4), d(9), d(6), d(9)}, "offset 6 after 9"},
+		{"never acknowledged", 3, []Delivered{d(4), d(5), d(6), d(9)}, "got offset 5"},
+		{"stored twice", 3, []Delivered{d(4), d(6), {Offset: 9, Data: "m6"}}, `got "m6" twice`},
+	}
+	for _, c := range cases {
+		bad := CheckHistory(acked, c.start, c.got)
+		switch {
+		case c.want == "" && len(bad) > 0:
+			t.Errorf("%s: %v", c.name, bad)
+		case c.want != "" && (len(bad) == 0 || !strings.Contains(strings.Join(bad, "; "), c.want)):
+			t.Errorf("%s: %v, want %q", c.name, bad, c.want)
+		}
+	}
 }

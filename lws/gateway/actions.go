@@ -76,6 +76,10 @@ func checkAction(r *RuleConfig, backends map[string]*BackendConfig) *fieldErr {
 		return &fieldErr{"action", "required: one of " + actionList()}
 	case spec == nil:
 		return &fieldErr{"action", fmt.Sprintf("%q: want one of %s", r.Action, actionList())}
+	case r.IDField != "" && r.Action != ActionPublish:
+		return &fieldErr{"id_field", "only the publish action takes one"}
+	case r.IDField != "" && !validFieldPath(r.IDField):
+		return &fieldErr{"id_field", fmt.Sprintf("%q: want a dotted path", r.IDField)}
 	case spec.check != nil:
 		return spec.check(r, backends)
 	}
@@ -159,9 +163,14 @@ func actReply(g *Gateway, r *rule, m *Message) { _ = g.send(m.Link, lws.TextMess
 func actPublish(g *Gateway, r *rule, m *Message) {
 	if ch, ok := g.channelOf(r, m); ok && g.allowed(r, m.Link, ActionPublish, ch) {
 		if g.hasHistory(ch) {
-			// Stored first, then delivered from the stream; the link is
-			// told its position (history.go).
-			g.publishFromLink(m.Link, r.Name, ch, m.Type, m.Data)
+			// Stored first (once per id), then delivered from the
+			// stream; the link is told its position (history.go).
+			id, err := r.publishID(m)
+			if err != nil {
+				g.replyErrorOn(m.Link, r.Name, ch, err.Error())
+				return
+			}
+			g.publishFromLink(m.Link, r.Name, ch, id, m.Type, m.Data)
 			return
 		}
 		g.publishFrom(m.Link.w, ch, m.Type, m.Data)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -34,7 +35,7 @@ type adminRoute struct {
 //	POST   /v1/api/links/{id}/close          {"code":4000,"reason":"bye"} (default 1000)
 //	DELETE /v1/api/links/{id}                close with 1000
 //	GET    /v1/api/links/{id}/trace          its last callback reasons
-//	POST   /v1/api/links/{id}/subscribe      {"channel":"room1"}
+//	POST   /v1/api/links/{id}/subscribe      {"channel":"room1"} (+ "since" on a history channel)
 //	POST   /v1/api/links/{id}/unsubscribe    {"channel":"room1"}
 //	POST   /v1/api/publish                   {"channel":"room1","data":"hi"} (or "data_base64")
 //	GET    /v1/api/channels                  channels and member counts
@@ -61,7 +62,7 @@ func (g *Gateway) adminRoutes() []adminRoute {
 		api("POST /v1/api/links/{id}/close", g.byID(g.apiClose)),
 		api("DELETE /v1/api/links/{id}", g.byID(g.apiClose)),
 		api("GET /v1/api/links/{id}/trace", g.byID(g.apiTrace)),
-		api("POST /v1/api/links/{id}/subscribe", g.byID(g.apiChannel(g.Subscribe))),
+		api("POST /v1/api/links/{id}/subscribe", g.byID(g.apiSubscribe)),
 		api("POST /v1/api/links/{id}/unsubscribe", g.byID(g.apiChannel(g.Unsubscribe))),
 		api("POST /v1/api/publish", g.apiPublish),
 		api("GET /v1/api/channels", g.apiChannels),
@@ -373,8 +374,7 @@ type channelRequest struct {
 	Channel string `json:"channel"`
 }
 
-// apiChannel serves subscribe and unsubscribe: op on the link and the
-// body's channel.
+// apiChannel serves unsubscribe: op on the link and the body's channel.
 func (g *Gateway) apiChannel(op func(id uint64, channel string) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, ok := pathID(w, r)
@@ -394,6 +394,93 @@ func (g *Gateway) apiChannel(op func(id uint64, channel string) error) http.Hand
 			return
 		}
 		writeJSON(w, 200, map[string]any{"link": id, "channel": req.Channel})
+	}
+}
+
+// subscribeRequest is the body of a link's subscribe by id: since, on a
+// channel with a history, is the position to join at (as a link's own
+// subscribe gives it).
+//
+// Concurrency: a value.
+type subscribeRequest struct {
+	Channel string    `json:"channel"`
+	Since   *Position `json:"since"`
+}
+
+// membershipAt answers a subscribe by id that joined a history channel:
+// as a link's own subscribe is answered (subscribedReply), the link
+// named.
+//
+// Concurrency: a value.
+type membershipAt struct {
+	Link      uint64 `json:"link"`
+	Channel   string `json:"channel"`
+	Recovered bool   `json:"recovered"`
+	Position
+}
+
+// apiSubscribe serves a link's subscribe by id. On a channel with a
+// history the link joins as its own subscribe would join it (joinAt), at
+// since if given: the link is sent the subscribed reply and what it
+// missed, and the answer says whether that is all of it (recovered) and
+// the position; since on a channel without a history is refused.
+func (g *Gateway) apiSubscribe(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var req subscribeRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	ch := req.Channel
+	if !validChannel(ch) {
+		writeJSON(w, 400, apiError{400, "channel: 1 to " + strconv.Itoa(maxChannel) + " bytes required"})
+		return
+	}
+	member := map[string]any{"link": id, "channel": ch}
+	if !g.hasHistory(ch) {
+		if req.Since != nil {
+			writeJSON(w, 400, apiError{400, "since: channel " + strconv.Quote(ch) + " has no history (cluster.channels)"})
+			return
+		}
+		if err := g.Subscribe(id, ch); err != nil {
+			g.linkErr(w, id, err)
+			return
+		}
+		writeJSON(w, 200, member)
+		return
+	}
+	l, err := g.wsLink(id)
+	if err != nil {
+		g.linkErr(w, id, err)
+		return
+	}
+	var since Position
+	if req.Since != nil {
+		since = *req.Since
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), resumeTimeout)
+	defer cancel()
+	var c cluster.Catchup
+	err = errMember
+	if !g.hub.isMember(l, ch) {
+		c, err = g.joinAt(ctx, l, ch, since)
+	}
+	switch {
+	case errors.Is(err, errMember) && req.Since == nil:
+		writeJSON(w, 200, member) // as a plain subscribe: done already
+	case errors.Is(err, errMember):
+		writeJSON(w, 409, apiError{409, "link " + strconv.FormatUint(id, 10) + " is a member of " + strconv.Quote(ch) +
+			" already: unsubscribe it first to join at a position"})
+	case errors.Is(err, ErrGone): // closed meanwhile
+		g.linkErr(w, id, err)
+	case err != nil:
+		g.log.Warn("subscribe at a position failed", "link", id, "channel", ch, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, 503, apiError{503, "subscribe " + strconv.Quote(ch) + " at a position: " + err.Error()})
+	default:
+		writeJSON(w, 200, membershipAt{Link: id, Channel: ch, Recovered: c.Recovered, Position: c.Position})
 	}
 }
 

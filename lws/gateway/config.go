@@ -343,6 +343,15 @@ type RuleConfig struct {
 	// ChannelField takes the channel from a JSON field of the message
 	// instead (dotted path, e.g. "room" or "data.room").
 	ChannelField string `yaml:"channel_field"`
+	// IDField (publish only) takes the publish's id from a JSON field of
+	// the message (dotted path, e.g. "id"; a string or a number of at
+	// most 256 bytes). On a channel with a history, a message sent again
+	// with the same id by the same user (the link's token's subject; a
+	// link without one: the same link) within the duplicate window is
+	// stored once and answered with the first one's position; the
+	// "published" (or error) answer carries the id back. A message
+	// without the field has no id. "": none.
+	IDField string `yaml:"id_field"`
 	// Backend names the backend of forward (http) and relay (ws).
 	Backend string `yaml:"backend"`
 	// Code and Reason are the close action's (a reason of at most 123

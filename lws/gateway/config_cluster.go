@@ -59,6 +59,11 @@ type ClusterConfig struct {
 	// ResumeLimit is the most messages one resume catches a link up
 	// with; one that missed more gets recovered false. 0: 10000.
 	ResumeLimit int `yaml:"resume_limit"`
+	// HookAckWait: a node that took a disconnect hook from the cluster's
+	// queue and has not delivered it this long (it died sending it) loses
+	// it to another node, which delivers it again. Longer than
+	// hooks.timeout. 0: 30s.
+	HookAckWait Duration `yaml:"hook_ack_wait"`
 	// NATS: where the nats engine's NATS comes from.
 	NATS ClusterNATSConfig `yaml:"nats"`
 }
@@ -150,6 +155,7 @@ func (c *ClusterConfig) setDefaults() {
 	setDefault(&c.HistoryShards, d.HistoryShards)
 	setDefault(&c.HistoryCheck, Duration(d.HistoryCheck))
 	setDefault(&c.ResumeLimit, d.ResumeLimit)
+	setDefault(&c.HookAckWait, Duration(d.HookAckWait))
 }
 
 // engine returns the engine's configuration.
@@ -177,6 +183,7 @@ func (c *ClusterConfig) engine() cluster.Config {
 		HistoryShards: c.HistoryShards,
 		HistoryCheck:  c.HistoryCheck.D(),
 		ResumeLimit:   c.ResumeLimit,
+		HookAckWait:   c.HookAckWait.D(),
 		NATS: cluster.NATSConfig{
 			URL:      c.NATS.URL,
 			Replicas: c.NATS.Replicas,
@@ -199,6 +206,10 @@ func (c *ClusterConfig) engine() cluster.Config {
 // cluster checks the cluster section through the engine's own
 // validation, each error at its field's line.
 func (v *validator) cluster() {
+	if cc := v.c.Cluster; cc.Engine == cluster.EngineNATS && cc.HookAckWait != 0 && cc.HookAckWait.D() <= v.c.Hooks.Timeout.D() {
+		v.bad("cluster.hook_ack_wait", "%v: want longer than hooks.timeout (%v), or a hook still being sent is sent again by another node",
+			cc.HookAckWait.D(), v.c.Hooks.Timeout.D())
+	}
 	err := v.c.Cluster.engine().WithDefaults().Validate()
 	if err == nil {
 		return

@@ -19,6 +19,8 @@ func TestClusterConfigErrors(t *testing.T) {
 		{"cluster:\n  engine: redis\n", `c.yaml:2: cluster.engine: "redis": want memory or nats`},
 		{"cluster:\n  nats:\n    url: nats://127.0.0.1:4222\n", "c.yaml:2: cluster.engine: memory, but a nats section is set"},
 		{"tokens: {secret: s}\ncluster:\n  engine: nats\n  lease: 1500ms\n  nats: {url: nats://127.0.0.1:4222}\n", "c.yaml:4: cluster.lease: 1.5s: want whole seconds"},
+		{"tokens: {secret: s}\nhooks: {timeout: 5s}\ncluster:\n  engine: nats\n  hook_ack_wait: 3s\n  nats: {url: nats://127.0.0.1:4222}\n",
+			"c.yaml:5: cluster.hook_ack_wait: 3s: want longer than hooks.timeout (5s)"},
 		{"tokens: {secret: s}\ncluster:\n  engine: nats\n  nats:\n    embedded:\n      store_dir: /tmp/x\n      cluster_listen: 127.0.0.1:0\n      routes: [127.0.0.1:1]\n",
 			`c.yaml:8: cluster.nats.embedded.routes[0]: "127.0.0.1:1"`},
 		// History: the memory engine refuses it (one process could lose

@@ -120,6 +120,7 @@ rules:                   # the first match acts; no match: an error message back
     match: {field: action, value: publish}
     action: publish      # the whole message goes to the channel's links
     channel_field: channel
+    id_field: id         # on a history channel, a retry with the same "id" is stored once
   - name: echo
     action: echo
 
@@ -158,6 +159,7 @@ cluster:                 # many nodes as one gateway (README: Cluster)
   history_shards: 4      # streams sharing each entry's channels
   history_check: 5s      # a quiet history channel is compared with its stream this often
   resume_limit: 10000    # the most missed messages one resume gives; more: recovered false
+  hook_ack_wait: 30s     # a disconnect hook its node has not delivered this long (it died) goes to another
   nats:
     url: ""              # an external NATS (nats://host:4222,...); empty: embedded in lwsgate
     replicas: 0          # of the cluster's buckets; 0: 3 with three nodes or more, else 1
@@ -191,7 +193,7 @@ func defaultRules() []RuleConfig {
 		{Name: "info", Match: MatchConfig{Field: "action", Value: &info}, Action: ActionInfo},
 		{Name: "subscribe", Match: MatchConfig{Field: "action", Value: &subscribe}, Action: ActionSubscribe, ChannelField: "channel"},
 		{Name: "unsubscribe", Match: MatchConfig{Field: "action", Value: &unsubscribe}, Action: ActionUnsubscribe, ChannelField: "channel"},
-		{Name: "publish", Match: MatchConfig{Field: "action", Value: &publish}, Action: ActionPublish, ChannelField: "channel"},
+		{Name: "publish", Match: MatchConfig{Field: "action", Value: &publish}, Action: ActionPublish, ChannelField: "channel", IDField: "id"},
 		{Name: "echo", Action: ActionEcho},
 	}
 }

@@ -234,6 +234,8 @@ func TestConfigErrorsNameFileLineAndField(t *testing.T) {
 		{"ws backend for forward", "backends:\n  - {name: b, url: ws://127.0.0.1:1}\nrules:\n  - {action: forward, backend: b}\n", []string{"bad.yaml:4:", "not a http/https backend"}},
 		{"bad close code", "rules:\n  - action: close\n    code: 1005\n", []string{"bad.yaml:3:", "rules[0].code"}},
 		{"channel missing", "rules:\n  - action: publish\n", []string{"bad.yaml:2:", "channel"}},
+		{"id_field off publish", "rules:\n  - {action: subscribe, channel: c, id_field: id}\n", []string{"bad.yaml:2:", "rules[0].id_field", "only the publish action"}},
+		{"bad id_field", "rules:\n  - {action: publish, channel: c, id_field: 'a..b'}\n", []string{"bad.yaml:2:", "rules[0].id_field", "dotted path"}},
 		{"ping timeout", "listeners:\n  - addr: :1\n    keepalive: {ping_interval: 5s, ping_timeout: 2s}\n", []string{"bad.yaml:3:", "ping_timeout"}},
 		{"dup listener", "listeners:\n  - {name: a, addr: ':1'}\n  - {name: a, addr: ':2'}\n", []string{"bad.yaml:3:", "listeners[1].name"}},
 		{"admin clash", "listeners:\n  - addr: 127.0.0.1:9\nadmin:\n  addr: 127.0.0.1:9\n", []string{"bad.yaml:4:", "admin.addr"}},

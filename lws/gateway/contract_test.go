@@ -22,6 +22,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/lws"
 )
 
 // The admin API's contract is openapi.yaml. kin-openapi (getkin) reads
@@ -242,6 +244,14 @@ cluster: {engine: nats, name: hist, node: hist, nats: {embedded: {store_dir: "`+
 	offWS := off.dial(t, "/", nil)
 	offLink := linkID(t, offWS)
 
+	histLink := linkID(t, hist.dial(t, "/", nil))
+	stored := make(chan Position, 1)
+	hist.PublishAsync("h:3", lws.TextMessage, []byte("before"), "", func(p Position, err error) {
+		assert.NoError(t, err)
+		stored <- p
+	})
+	histAt := <-stored
+
 	L := func(id uint64, rest string) string { return fmt.Sprintf("/v1/api/links/%d%s", id, rest) }
 	ok := func(method, path, body string, want int) call {
 		return call{g: g, method: method, path: path, body: body, want: want}
@@ -308,6 +318,12 @@ cluster: {engine: nats, name: hist, node: hist, nats: {embedded: {store_dir: "`+
 		bad("POST", "/v1/api/publish", `{"channel":"x","idempotency_key":"`+strings.Repeat("k", 257)+`"}`, 400),
 		{g: cut, method: "POST", path: "/v1/api/publish", body: `{"channel":"h:1","data":"a"}`, want: 503},
 
+		{g: hist, method: "POST", path: L(histLink, "/subscribe"), body: `{"channel":"h:2"}`, want: 200},
+		{g: hist, method: "POST", path: L(histLink, "/subscribe"), body: `{"channel":"h:3","since":{"offset":1,"epoch":"` + histAt.Epoch + `"}}`, want: 200},
+		{g: hist, method: "POST", path: L(histLink, "/subscribe"), body: `{"channel":"h:3","since":{"offset":1,"epoch":"x"}}`, want: 409},
+		{g: hist, method: "POST", path: L(histLink, "/subscribe"), body: `{"channel":"plain","since":{"offset":1,"epoch":"x"}}`, want: 400},
+		{g: hist, method: "POST", path: L(histLink, "/subscribe"), body: `{"channel":"h:2","since":{"offset":"1"}}`, want: 400, invalid: true},
+		{g: hist, method: "POST", path: L(histLink, "/unsubscribe"), body: `{"channel":"h:2","since":{"offset":1}}`, want: 400, invalid: true},
 		{g: hist, method: "GET", path: "/v1/api/channels/h:1/history", want: 200},
 		{g: hist, method: "GET", path: "/v1/api/channels/h:1/history?since=1&epoch=x&limit=1", want: 200},
 		{g: hist, method: "GET", path: "/v1/api/channels/plain/history", want: 404},

@@ -100,22 +100,42 @@ type publishedReply struct {
 	Type    string `json:"type"` // "published"
 	Channel string `json:"channel"`
 	Position
+	ID string `json:"id,omitempty"` // the publish's (rules[].id_field)
 }
 
 // publishFromLink publishes a link's message (rule publish) on a history
 // channel and answers the link with its position, or with an error once
-// it is not acknowledged (the link may send it again).
-func (g *Gateway) publishFromLink(l *LinkRecord, rule, channel string, typ lws.MessageType, data []byte) {
-	g.PublishAsync(channel, typ, data, "", func(p Position, err error) {
+// it is not acknowledged (the link may send it again, with the same id).
+// id, if set, is the publish's id (rules[].id_field), its idempotency
+// key within the sender's scope (linkKey).
+func (g *Gateway) publishFromLink(l *LinkRecord, rule, channel, id string, typ lws.MessageType, data []byte) {
+	g.PublishAsync(channel, typ, data, linkKey(l, id), func(p Position, err error) {
 		var b []byte
 		if err != nil {
-			g.log.Warn("history publish not stored", "link", l.ID, "channel", channel, "err", err)
-			b, _ = json.Marshal(errorMessage{Type: "error", Error: "publish not acknowledged: " + err.Error(), Rule: rule, Channel: channel})
+			g.log.Warn("history publish not stored", "link", l.ID, "channel", channel, "id", id, "err", err)
+			b, _ = json.Marshal(errorMessage{Type: "error", Error: "publish not acknowledged: " + err.Error(), Rule: rule, Channel: channel, ID: id})
 		} else {
-			b, _ = json.Marshal(publishedReply{Type: "published", Channel: channel, Position: p})
+			b, _ = json.Marshal(publishedReply{Type: "published", Channel: channel, Position: p, ID: id})
 		}
 		_ = g.send(l, lws.TextMessage, b)
 	})
+}
+
+// linkKey is the idempotency key of a link's publish with id: the id
+// within its user's ids (the token's subject), so that a user's retry
+// on another link, or another node, is stored once while one user's ids
+// never suppress another's; a link without a user has its ids to itself.
+// The admin API's keys are the operator's own, unscoped: a link's never
+// meets one, the scope coming first ("user:", "link:"), unless the
+// operator chooses so.
+func linkKey(l *LinkRecord, id string) string {
+	switch {
+	case id == "":
+		return ""
+	case l.User != "":
+		return "user:" + strconv.Itoa(len(l.User)) + ":" + l.User + ":" + id
+	}
+	return "link:" + strconv.FormatUint(l.ID, 10) + ":" + id
 }
 
 // subscribedReply answers a subscribe to a history channel: Position is
@@ -172,41 +192,67 @@ func (g *Gateway) subscribeAt(l *LinkRecord, rule, ch string, since Position) {
 		g.ack(l, "subscribed", ch)
 		return
 	}
-	g.hub.hold(ch)
 	go func() {
-		defer g.hub.release(ch)
 		ctx, cancel := context.WithTimeout(g.life, resumeTimeout)
 		defer cancel()
-		env := g.envelope(ch)
-		err := g.eng.Resume(ctx, ch, since, func(c cluster.Catchup) {
-			// The engine's delivery goroutine: the next delivery waits
-			// for this, as deliverRemote waits for its batches.
-			join := func() {
-				if cur, _ := g.links.get(l.ID); cur != l {
-					return // closed meanwhile
-				}
-				if !g.hub.subscribe(l, ch) {
-					g.ack(l, "subscribed", ch) // a member already (two subscribes at once)
-					return
-				}
-				b, _ := json.Marshal(subscribedReply{Type: "subscribed", Channel: ch, Recovered: c.Recovered, Position: c.Position})
-				_ = g.send(l, lws.TextMessage, b)
-				for _, d := range c.Missed {
-					typ, data := g.payload(d, env)
-					if g.send(l, typ, data) != nil {
-						return
-					}
-				}
-			}
-			if l.w.ctx.Do(join) != nil {
-				join() // the worker has stopped: each Send says so
-			}
-		})
-		if err != nil {
+		_, err := g.joinAt(ctx, l, ch, since)
+		switch {
+		case errors.Is(err, errMember):
+			g.ack(l, "subscribed", ch) // two subscribes at once
+		case errors.Is(err, ErrGone):
+		case err != nil:
 			g.log.Warn("subscribe at a position failed", "link", l.ID, "channel", ch, "err", err)
 			g.replyErrorOn(l, rule, ch, "subscribe "+strconv.Quote(ch)+": "+err.Error())
 		}
 	}()
+}
+
+// errMember: the link is a member of the channel already.
+var errMember = errors.New("the link is a member of the channel already")
+
+// joinAt makes l a member of the history channel ch at position since
+// (zero: from now) and waits until it is: the engine reads what l
+// missed, then, between two deliveries of the channel, on the link's
+// worker, l is added and sent the subscribed reply and the missed
+// messages, so that nothing is missed or sent twice across the switch.
+// It returns the join's catch-up; errMember if l is a member already,
+// ErrGone if it closed meanwhile.
+func (g *Gateway) joinAt(ctx context.Context, l *LinkRecord, ch string, since Position) (cluster.Catchup, error) {
+	g.hub.hold(ch)
+	defer g.hub.release(ch)
+	env := g.envelope(ch)
+	var out cluster.Catchup
+	var joinErr error
+	err := g.eng.Resume(ctx, ch, since, func(c cluster.Catchup) {
+		// The engine's delivery goroutine: the next delivery waits
+		// for this, as deliverRemote waits for its batches.
+		join := func() {
+			if cur, _ := g.links.get(l.ID); cur != l {
+				joinErr = ErrGone // closed meanwhile
+				return
+			}
+			if !g.hub.subscribe(l, ch) {
+				joinErr = errMember
+				return
+			}
+			out = c
+			b, _ := json.Marshal(subscribedReply{Type: "subscribed", Channel: ch, Recovered: c.Recovered, Position: c.Position})
+			_ = g.send(l, lws.TextMessage, b)
+			for _, d := range c.Missed {
+				typ, data := g.payload(d, env)
+				if g.send(l, typ, data) != nil {
+					return
+				}
+			}
+		}
+		if l.w.ctx.Do(join) != nil {
+			join() // the worker has stopped: each Send says so
+		}
+	})
+	if err != nil {
+		return cluster.Catchup{}, err
+	}
+	return out, joinErr
 }
 
 // replyErrorOn tells l an action on ch failed (from any goroutine).

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -178,6 +180,42 @@ func TestClusterHistory(t *testing.T) {
 	for i := 1; i < 6; i++ {
 		assert.Equal(t, last[i], envelopeOf(t, d.next(t)).Position)
 	}
+	// The admin API subscribes a link by id at since, through another
+	// node (forwarded to the link's): the link is told as its own
+	// subscribe would tell it and sent what it missed, then the live
+	// ones; the answer says recovered and the position. Trimmed:
+	// recovered false. Twice with since: 409; since on a channel
+	// without a history: 400.
+	byID := func(at Position) (uint64, *wsReader, membershipAt) {
+		t.Helper()
+		tok, _, err := g1.tokens.issue("ann", "")
+		require.NoError(t, err)
+		ws := g1.dial(t, "/", http.Header{"Authorization": {"Bearer " + tok}})
+		id := linkID(t, ws)
+		var ans membershipAt
+		body := fmt.Sprintf(`{"channel":"room:2","since":{"offset":%d,"epoch":%q}}`, at.Offset, at.Epoch)
+		require.Equal(t, 200, g3.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/subscribe", id), body, &ans))
+		return id, readerOf(ws), ans
+	}
+	id, r, ans := byID(last[2])
+	assert.Equal(t, membershipAt{Link: id, Channel: "room:2", Recovered: true, Position: last[5]}, ans)
+	var told subscribedReply
+	require.NoError(t, json.Unmarshal([]byte(r.next(t)), &told))
+	assert.Equal(t, subscribedReply{Type: "subscribed", Channel: "room:2", Recovered: true, Position: last[5]}, told)
+	for i := 3; i < 6; i++ {
+		assert.Equal(t, last[i], envelopeOf(t, r.next(t)).Position, "missed message %d", i)
+	}
+	after := historyPublish(t, g2, "room:2", "after", "")
+	assert.Equal(t, after, envelopeOf(t, r.next(t)).Position, "then the live ones")
+	twice := fmt.Sprintf(`{"channel":"room:2","since":{"offset":%d,"epoch":%q}}`, last[2].Offset, last[2].Epoch)
+	assert.Equal(t, 409, g2.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/subscribe", id), twice, nil), "a member already")
+	assert.Equal(t, 400, g2.api(t, "POST", fmt.Sprintf("/v1/api/links/%d/subscribe", id), `{"channel":"plain","since":{"offset":1}}`, nil))
+	_, r, ans = byID(old)
+	assert.False(t, ans.Recovered, "history no longer reaches back to since")
+	assert.Equal(t, after, ans.Position)
+	require.NoError(t, json.Unmarshal([]byte(r.next(t)), &told))
+	assert.False(t, told.Recovered, "the link is told too")
+
 	// Another epoch: recovered false.
 	_, rep = subscribeAt(t, g1, ch, Position{Offset: p1.Offset, Epoch: "another"})
 	assert.False(t, rep.Recovered, "a position of another epoch")
@@ -203,4 +241,98 @@ func TestClusterHistory(t *testing.T) {
 	assert.False(t, page.More)
 	assert.Equal(t, 404, g1.api(t, "GET", "/v1/api/channels/plain/history", "", nil))
 	assert.Equal(t, 400, g1.api(t, "GET", "/v1/api/channels/room:1/history?limit=0", "", nil))
+}
+
+// TestRulePublishID: a link's publish on a history channel with an id
+// (the default publish rule's id_field: id) is stored once per user:
+// the same id again, from the same user on the same link or another,
+// answers the first position and is not delivered twice; another user's
+// same id, or an anonymous link's, is a message of its own; the answer
+// carries the id back; an id that is not a string or a number, or too
+// long, is refused naming the field, and nothing is stored.
+func TestRulePublishID(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a NATS server")
+	}
+	g := startGW(t, `
+tokens: {secret: rule-id-secret}
+listeners:
+  - {name: users, addr: 127.0.0.1:0, subprotocols: [lws-gate], auth: {require_token: true}}
+  - {name: open, addr: 127.0.0.1:0, subprotocols: [lws-gate]}
+cluster: {engine: nats, name: ruleid, node: one, nats: {embedded: {store_dir: "`+t.TempDir()+`"}},
+  channels: [{match: "room:*", history: {size: 100}, envelope: true}]}
+`, nil)
+	const ch = "room:1"
+	sub, _ := subscribeAt(t, g, ch, Position{})
+	// link opens a link of user ("": anonymous, on the listener that
+	// asks for no token).
+	link := func(user string) *wsReader {
+		t.Helper()
+		if user == "" {
+			ws, _, err := websocket.DefaultDialer.Dial("ws://"+g.Addrs()["open"].String()+"/", nil)
+			require.NoError(t, err)
+			t.Cleanup(func() { ws.Close() })
+			return readerOf(ws)
+		}
+		tok, _, err := g.tokens.issue(user, "")
+		require.NoError(t, err)
+		return readerOf(g.dial(t, "/", http.Header{"Authorization": {"Bearer " + tok}}))
+	}
+	// publish sends data with id (none if "") on l and returns its answer.
+	publish := func(l *wsReader, data, id string) map[string]any {
+		t.Helper()
+		msg := fmt.Sprintf(`{"action":"publish","channel":%q,"data":%q,"id":%s}`, ch, data, id)
+		if id == "" {
+			msg = fmt.Sprintf(`{"action":"publish","channel":%q,"data":%q}`, ch, data)
+		}
+		send(t, l.ws, msg)
+		var rep map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l.next(t)), &rep))
+		return rep
+	}
+	delivered := func() string { return *envelopeOf(t, sub.next(t)).Data }
+	dataOf := func(data string) string { return fmt.Sprintf(`"data":%q`, data) }
+
+	ann := link("ann")
+	first := publish(ann, "a1", `"m-1"`)
+	require.Equal(t, "published", first["type"], "%v", first)
+	assert.Equal(t, "m-1", first["id"], "the answer carries the id")
+	assert.Contains(t, delivered(), dataOf("a1"))
+
+	again := publish(ann, "a1", `"m-1"`)
+	assert.Equal(t, first, again, "the same id on the same link: the first position")
+	ann2 := link("ann")
+	other := publish(ann2, "a1", `"m-1"`)
+	assert.Equal(t, first, other, "the same id from the same user on another link: the first position")
+
+	bob := publish(link("bob"), "b1", `"m-1"`)
+	require.Equal(t, "published", bob["type"], "%v", bob)
+	assert.Greater(t, bob["offset"], first["offset"], "another user's id is its own")
+	assert.Contains(t, delivered(), dataOf("b1"), "ann's retries were not delivered again")
+
+	anon1, anon2 := link(""), link("")
+	p1 := publish(anon1, "x1", `7`)
+	assert.Equal(t, "7", p1["id"], "a number is an id too")
+	assert.Equal(t, p1, publish(anon1, "x1", `7`), "an anonymous link's own retry")
+	p2 := publish(anon2, "x2", `7`)
+	assert.Greater(t, p2["offset"], p1["offset"], "anonymous links do not share ids")
+	assert.Contains(t, delivered(), dataOf("x1"))
+	assert.Contains(t, delivered(), dataOf("x2"))
+
+	none := publish(ann, "n1", "")
+	assert.NotContains(t, none, "id", "no id, none in the answer")
+	assert.NotEqual(t, first["offset"], none["offset"])
+	assert.Contains(t, delivered(), dataOf("n1"))
+
+	for id, want := range map[string]string{
+		`{"x":1}`:                               `field "id": the publish's id is a string or a number`,
+		strconv.Quote(strings.Repeat("k", 257)): `field "id": the publish's id is 257 bytes: want at most 256`,
+	} {
+		rep := publish(ann, "bad", id)
+		assert.Equal(t, "error", rep["type"], "%v", rep)
+		assert.Equal(t, want, rep["error"])
+	}
+	last := publish(ann, "end", "")
+	assert.Contains(t, delivered(), dataOf("end"), "the refused publishes were not stored")
+	assert.Greater(t, last["offset"], none["offset"])
 }

@@ -77,6 +77,8 @@ type errorMessage struct {
 	Rule  string `json:"rule,omitempty"`
 	// Channel names the channel of a subscribe or publish refused.
 	Channel string `json:"channel,omitempty"`
+	// ID is a publish's id (rules[].id_field), when it had one.
+	ID string `json:"id,omitempty"`
 }
 
 func (g *Gateway) replyError(l *LinkRecord, rule, msg string) {

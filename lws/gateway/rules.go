@@ -150,7 +150,7 @@ func compileRules(cfgs []RuleConfig) *ruleSet {
 		} else {
 			r.run = func(*Gateway, *rule, *Message) {} // not from a checked config
 		}
-		set.usesJSON = set.usesJSON || c.Match.Field != "" || c.ChannelField != ""
+		set.usesJSON = set.usesJSON || c.Match.Field != "" || c.ChannelField != "" || c.IDField != ""
 		set.rules[i] = r
 	}
 	return set
@@ -179,6 +179,28 @@ func (r *rule) matches(m *Message) bool {
 		}
 	}
 	return true
+}
+
+// publishID returns the id of m's publish (id_field): "" when the rule
+// has no id_field or m lacks the field.
+func (r *rule) publishID(m *Message) (string, error) {
+	if r.IDField == "" {
+		return "", nil
+	}
+	v, ok := m.Field(r.IDField)
+	if !ok || v == nil {
+		return "", nil
+	}
+	switch v.(type) {
+	case string, json.Number:
+	default:
+		return "", fmt.Errorf("field %q: the publish's id is a string or a number", r.IDField)
+	}
+	id := fieldString(v)
+	if len(id) > maxIdempotencyKey {
+		return "", fmt.Errorf("field %q: the publish's id is %d bytes: want at most %d", r.IDField, len(id), maxIdempotencyKey)
+	}
+	return id, nil
 }
 
 // channel returns the rule's channel for m.

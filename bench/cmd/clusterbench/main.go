@@ -100,6 +100,12 @@ func main() {
 		}
 	}
 	report(os.Stdout, results)
+	if *histOn {
+		if err := runHistory(cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "clusterbench: history:", err)
+			os.Exit(1)
+		}
+	}
 	fmt.Printf("load average after: %s\n", loadavg())
 }
 

@@ -40,6 +40,12 @@ shutdown: {drain: 100ms, deadline: 2s}
 // startNodes starts the nodes of engine: one with the memory engine,
 // three with nats (embedded servers routed to each other).
 func startNodes(cfg config, engine string, round int) ([]*node, error) {
+	return startNodesWith(cfg, engine, round, "")
+}
+
+// startNodesWith is startNodes with extra (YAML lines, indented by two
+// spaces) in each nats node's cluster section.
+func startNodesWith(cfg config, engine string, round int, extra string) ([]*node, error) {
 	base := common + fmt.Sprintf("workers: %d\n", cfg.workers)
 	var cfgs []string
 	if engine == "memory" {
@@ -61,12 +67,13 @@ cluster:
   engine: nats
   name: bench
   node: b%d
+%s
   nats:
     embedded:
       cluster_listen: "%s"
       routes: [%s]
       store_dir: "%s"
-`, i+1, ports[i], strings.Join(routes, ", "), filepath.Join(cfg.dir, fmt.Sprintf("r%d-b%d", round, i+1))))
+`, i+1, extra, ports[i], strings.Join(routes, ", "), filepath.Join(cfg.dir, fmt.Sprintf("r%d-b%d", round, i+1))))
 		}
 	}
 	nodes := make([]*node, len(cfgs))
