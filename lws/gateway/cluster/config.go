@@ -111,6 +111,10 @@ type Config struct {
 	// messages for which it returns true, as a stream whose replicas and
 	// new leader do not show a committed message yet would.
 	testHideStored func(seq uint64) bool
+	// testReplicaLacks, when set, hides from Direct Gets (any replica)
+	// the stored messages for which it returns true, as a replica behind
+	// the leader would; the leader's reads still show them.
+	testReplicaLacks func(seq uint64) bool
 }
 
 // NATSConfig: where the nats engine's NATS comes from.

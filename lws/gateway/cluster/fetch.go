@@ -166,6 +166,23 @@ type msgGetResponse struct {
 // the stream's leader; found is false when there is none.
 func (e *natsEngine) readLeader(ctx context.Context, stream, subj string, from uint64) (sm storedMsg, found bool, err error) {
 	req, _ := json.Marshal(directRequest{Seq: max(from, 1), NextFor: subj})
+	return e.getLeader(ctx, stream, req)
+}
+
+// leaderLast is the sequence of the channel's last message (0: none),
+// from the stream's leader: every message acknowledged so far is at or
+// before it, where a replica's Direct Get may lag behind.
+func (e *natsEngine) leaderLast(ctx context.Context, stream, subj string) (uint64, error) {
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subj})
+	sm, _, err := e.getLeader(ctx, stream, req)
+	return sm.seq, err
+}
+
+// getLeader asks the stream's leader for one message (a MSG.GET
+// request); found is false when there is none.
+func (e *natsEngine) getLeader(ctx context.Context, stream string, req []byte) (sm storedMsg, found bool, err error) {
 	m, err := e.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
 	if err != nil {
 		return sm, false, fmt.Errorf("cluster: reading %s from its leader: %w", stream, err)
@@ -224,6 +241,9 @@ func (e *natsEngine) readRangeAll(ctx context.Context, hs *histStream, subj stri
 			}
 		}
 		msgs, err = e.readBatch(ctx, hs.name, subj, from, n)
+		if lacks := e.cfg.testReplicaLacks; lacks != nil {
+			msgs = slices.DeleteFunc(msgs, func(sm storedMsg) bool { return lacks(sm.seq) })
+		}
 		if err == nil && covers(msgs) {
 			return msgs, nil
 		}

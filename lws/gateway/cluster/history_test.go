@@ -380,3 +380,30 @@ func TestGapNotShownYet(t *testing.T) {
 		t.Fatalf("stats: %+v", s)
 	}
 }
+
+// TestHistoryReplicaBehind: a history page read while the replica that
+// answers the Direct Get lacks the channel's messages (one just back
+// from a fault) still holds every acknowledged message: the page reads
+// on from the leader up to the leader's last. CI saw an empty page of a
+// channel with 12 acknowledged messages this way.
+func TestHistoryReplicaBehind(t *testing.T) {
+	t.Parallel()
+	cfg := singleHistoryConfig()
+	var behind atomic.Bool
+	cfg.testReplicaLacks = func(uint64) bool { return behind.Load() }
+	e, _ := startSingle(t, cfg)
+	const ch = "room:lag"
+	ps := publishN(t, e, ch, "l", 5)
+	behind.Store(true)
+	page, err := e.History(stepCtx(t), ch, Position{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := offsets(page.Messages), offsets(deliveriesAt(ps)); !slices.Equal(got, want) {
+		t.Fatalf("history with the replica behind: %v, want %v", got, want)
+	}
+	page, err = e.History(stepCtx(t), ch, ps[1], 2)
+	if err != nil || !page.Recovered || !slices.Equal(offsets(page.Messages), offsets(deliveriesAt(ps[2:4]))) || !page.More {
+		t.Fatalf("a page from the second message: %+v, %v", page, err)
+	}
+}
