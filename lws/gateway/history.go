@@ -180,7 +180,8 @@ func (g *Gateway) subscribeAt(l *LinkRecord, rule, ch string, since Position) {
 		env := g.envelope(ch)
 		err := g.eng.Resume(ctx, ch, since, func(c cluster.Catchup) {
 			// The engine's delivery goroutine: the next delivery waits
-			// for this, as deliverRemote waits for its batches.
+			// for this, and the messages queued on l's worker before it
+			// are sent first (remote.go).
 			join := func() {
 				if cur, _ := g.links.get(l.ID); cur != l {
 					return // closed meanwhile

@@ -20,7 +20,8 @@ import (
 // there, and its upstream (relay) links are dialled from there.
 //
 // Concurrency: scratch and routerHits belong to the worker's service
-// goroutine; the counters are atomic, read from any goroutine.
+// goroutine; the counters are atomic, read from any goroutine; remote
+// is safe from any goroutine (its own contract).
 type worker struct {
 	id  int
 	ctx *lws.Context
@@ -32,7 +33,11 @@ type worker struct {
 
 	links atomic.Int64 // links open on the worker (the admin API's apart)
 	msgs  atomic.Int64 // WebSocket messages received by its links
+
+	remote backlog // messages from other nodes for its links (remote.go)
 }
+
+func newWorker(id int) *worker { return &worker{id: id, remote: newBacklog()} }
 
 // workerCount resolves workers: 0 is the CPUs the process may use (GOMAXPROCS,
 // which follows the CPU affinity and a container's CPU limit).
@@ -89,7 +94,7 @@ func (g *Gateway) lwsConfig(lc *lws.Config, w *worker) *lws.Config {
 // see lws.NewGroup), and the admin listener a Context of its own.
 func (g *Gateway) startWorkers(n int, lc *lws.Config) error {
 	if n == 1 {
-		w := &worker{}
+		w := newWorker(0)
 		ctx, err := lws.New(g.lwsConfig(lc, w))
 		if err != nil {
 			return err
@@ -121,7 +126,7 @@ func (g *Gateway) startWorkers(n int, lc *lws.Config) error {
 		}
 		base := len(g.workers)
 		for range n {
-			g.workers = append(g.workers, &worker{id: len(g.workers)})
+			g.workers = append(g.workers, newWorker(len(g.workers)))
 		}
 		grp, err := lws.NewGroup(n, func(i int) *lws.Config { return g.lwsConfig(&one, g.workers[base+i]) })
 		if err != nil {
