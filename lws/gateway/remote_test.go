@@ -36,16 +36,26 @@ func remoteLinks(t *testing.T, g *testGW, n int, channels ...string) ([]*websock
 	return links, workers, ids
 }
 
-// readSeq reads the messages from..to-1 of readSeq's numbering (see
-// remoteMsgN) from ws, in order, each once.
+// readRun reads the messages from, from+step, ... below to of a test's
+// numbering (remoteMsgN) from ws, in order, each once.
+func readRun(ws *websocket.Conn, name string, from, to, step int) error {
+	_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for i := from; i < to; i += step {
+		_, p, err := ws.ReadMessage()
+		if err != nil {
+			return fmt.Errorf("%s: message %d: %w", name, i, err)
+		}
+		if want := fmt.Sprintf("%07d ", i); !strings.HasPrefix(string(p), want) {
+			return fmt.Errorf("%s: message %d is %.20q…", name, i, p)
+		}
+	}
+	return nil
+}
+
+// readSeq is readRun of each message from..to-1, on the test's goroutine.
 func readSeq(t *testing.T, ws *websocket.Conn, name string, from, to int) {
 	t.Helper()
-	require.NoError(t, ws.SetReadDeadline(time.Now().Add(20*time.Second)))
-	for i := from; i < to; i++ {
-		_, p, err := ws.ReadMessage()
-		require.NoError(t, err, "%s: message %d", name, i)
-		require.True(t, strings.HasPrefix(string(p), fmt.Sprintf("%07d ", i)), "%s: message %d is %.20q…", name, i, p)
-	}
+	require.NoError(t, readRun(ws, name, from, to, 1))
 }
 
 // remoteMsgN is message i of a test's numbering, padded to pad bytes.
@@ -150,25 +160,10 @@ func TestRemoteOrder(t *testing.T) {
 
 	const n = 20000
 	half := n / 2
-	// readN reads, on a goroutine of its own, the messages from, from+step,
-	// ... below to.
+	// readN is readRun on a goroutine of its own.
 	readN := func(name string, ws *websocket.Conn, from, to, step int) <-chan error {
 		res := make(chan error, 1)
-		go func() {
-			res <- func() error {
-				_ = ws.SetReadDeadline(time.Now().Add(30 * time.Second))
-				for j := from; j < to; j += step {
-					_, p, err := ws.ReadMessage()
-					if err != nil {
-						return fmt.Errorf("%s: message %d: %w", name, j, err)
-					}
-					if want := fmt.Sprintf("%07d ", j); !strings.HasPrefix(string(p), want) {
-						return fmt.Errorf("%s: message %d is %.20q…", name, j, p)
-					}
-				}
-				return nil
-			}()
-		}()
+		go func() { res <- readRun(ws, name, from, to, step) }()
 		return res
 	}
 	var readers []<-chan error
