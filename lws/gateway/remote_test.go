@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -125,6 +126,9 @@ func TestRemoteBacklog(t *testing.T) {
 	assert.LessOrEqual(t, held, remoteBacklog)
 	assert.Equal(t, 0, drains, "worker 0 is stalled")
 	assert.Equal(t, int64(fits), queued.Load(), "deliverRemote returned for each message queued, and waits on the next")
+	var waits dto.Metric
+	require.NoError(t, g.metrics.remoteWaits.Write(&waits))
+	assert.Equal(t, 1.0, waits.GetCounter().GetValue(), "lwsgate_cluster_delivery_waits_total counts the wait")
 	for i, ws := range links {
 		if workers[i] == 1 {
 			readSeq(t, ws, fmt.Sprintf("link %d (worker 1)", i), 0, fits)
