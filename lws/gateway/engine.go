@@ -19,7 +19,7 @@ import (
 // Under nats:
 //
 //   - a publish goes to this node's members and, through the engine, to
-//     every node with members of the channel (deliverRemote); the hub
+//     every node with members of the channel (deliverRemote, remote.go); the hub
 //     tells the engine when a channel gets its first member here and
 //     loses its last (Interest);
 //   - link ids carry this node's incarnation (linkID);
@@ -107,27 +107,6 @@ func (g *Gateway) idOfLocal(local uint64) uint64 {
 func (g *Gateway) ownInc(id uint64) bool {
 	inc, _, ok := cluster.SplitLinkID(id)
 	return ok && uint32(inc) == g.inc.Load()
-}
-
-// deliverRemote delivers a publish of another node to this node's
-// members (the engine's delivery goroutine): on the service goroutines,
-// one batch per worker (deliverLocal); a history channel's messages
-// come this way from every node, this one included, in the stream's
-// order (history.go).
-func (g *Gateway) deliverRemote(d cluster.Delivery) {
-	g.waitStarted()
-	if g.ctx == nil {
-		return // New failed
-	}
-	typ := lws.MessageType(d.Kind)
-	if typ != lws.TextMessage && typ != lws.BinaryMessage {
-		g.log.Warn("cluster: dropped a message of unknown type", "channel", d.Channel, "kind", d.Kind)
-		return
-	}
-	if !d.Position.IsZero() && g.envelope(d.Channel) {
-		typ, d.Data = g.payload(d, true) // with its channel, offset and epoch
-	}
-	g.metrics.fanout.Add(float64(g.deliverLocal(d.Channel, typ, d.Data).Delivered))
 }
 
 // clusterEvent follows the registry (the engine's event goroutine).

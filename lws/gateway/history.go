@@ -225,7 +225,8 @@ func (g *Gateway) joinAt(ctx context.Context, l *LinkRecord, ch string, since Po
 	var joinErr error
 	err := g.eng.Resume(ctx, ch, since, func(c cluster.Catchup) {
 		// The engine's delivery goroutine: the next delivery waits
-		// for this, as deliverRemote waits for its batches.
+		// for this, and the messages queued on l's worker before it
+		// are sent first (remote.go).
 		join := func() {
 			if cur, _ := g.links.get(l.ID); cur != l {
 				joinErr = ErrGone // closed meanwhile

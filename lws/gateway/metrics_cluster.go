@@ -16,6 +16,7 @@ import (
 type clusterMetrics struct {
 	callSeconds   *prometheus.HistogramVec
 	publishErrors prometheus.Counter
+	remoteWaits   prometheus.Counter
 }
 
 func newClusterMetrics() clusterMetrics {
@@ -23,6 +24,7 @@ func newClusterMetrics() clusterMetrics {
 		callSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "lwsgate_cluster_call_seconds",
 			Help: "Latency of requests to other nodes (operations on their links, each node a listing asks), by op and result (ok, error).", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9)}, []string{"op", "result"}),
 		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_cluster_publish_errors_total", Help: "Publishes that could not be sent to the other nodes (this node cut off, or its connection down)."}),
+		remoteWaits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_cluster_delivery_waits_total", Help: "Times the delivery of other nodes' publishes waited for a worker whose backlog was full (meanwhile they queue; past cluster.deliver_queue they are dropped)."}),
 	}
 }
 
@@ -37,7 +39,7 @@ func (m *metrics) clusterCall(op string, d time.Duration, err error) {
 
 // registerCluster adds the cluster's metrics to the registry.
 func (m *metrics) registerCluster(g *Gateway) {
-	m.reg.MustRegister(m.callSeconds, m.publishErrors, &clusterCollector{g})
+	m.reg.MustRegister(m.callSeconds, m.publishErrors, m.remoteWaits, &clusterCollector{g})
 }
 
 // clusterCollector reports the engine's counters (cluster.Stats).

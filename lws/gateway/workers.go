@@ -21,7 +21,8 @@ import (
 //
 // Concurrency: scratch and routerHits belong to the worker's service
 // goroutine; the counters are atomic and route is a Prometheus histogram,
-// read from any goroutine.
+// read from any goroutine; remote is safe from any goroutine (its own
+// contract).
 type worker struct {
 	id  int
 	ctx *lws.Context
@@ -35,9 +36,13 @@ type worker struct {
 	links atomic.Int64 // links open on the worker (the admin API's apart)
 	ctr   msgCounters  // its links' messages and bytes
 	route prometheus.Histogram
+
+	remote backlog // messages from other nodes for its links (remote.go)
 }
 
-func newWorker(id int) *worker { return &worker{id: id, route: newRouteHistogram()} }
+func newWorker(id int) *worker {
+	return &worker{id: id, route: newRouteHistogram(), remote: newBacklog()}
+}
 
 // workerCount resolves workers: 0 is the CPUs the process may use (GOMAXPROCS,
 // which follows the CPU affinity and a container's CPU limit).
