@@ -24,7 +24,7 @@ run: build                 ## run lwsgate on its default config (:8090); ARGS="-
 native: deps               ## build the native C reference server (testdata/native)
 	@mkdir -p $(BIN)
 	gcc $(CFLAGS_NATIVE) $$(pkg-config --cflags libwebsockets) testdata/native/lwsnative.c \
-		$$(pkg-config --libs libwebsockets) -o $(BIN)/lwsnative
+		$$(pkg-config --libs libwebsockets) -lev -o $(BIN)/lwsnative
 
 test: deps test-deps fmt-check vet check-imports native race cgocheck asan fuzz parity bench-test interop   ## everything CI runs
 
@@ -118,9 +118,11 @@ BENCH_CLUSTER_ARGS ?=
 bench-cluster: build       ## 1,000 subscribers over 1 node (memory) and 3 nodes (nats): latency, rate, server CPU per delivery
 	cd bench && $(GO) run ./cmd/clusterbench -lwsgate $(CURDIR)/$(BIN)/lwsgate $(BENCH_CLUSTER_ARGS)
 
-PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative
+# EVENT_LOOP: the libwebsockets loop both programs run on (poll or libev).
+EVENT_LOOP ?= poll
+PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative -event-loop $(EVENT_LOOP)
 
-parity: build native       ## every reason-log scenario against lwsgate and the native program; fails on a difference
+parity: build native       ## every reason-log scenario against lwsgate and the native program; fails on a difference; EVENT_LOOP=libev for the libev loop
 	$(PARITY)
 
 parity-evidence: build native   ## each scenario 20 times per program: the evidence for the timing rules
