@@ -1,7 +1,8 @@
 // Command parity runs the reason-log parity scenarios: each scenario once
 // (or -runs times) against lwsgate and against the native libwebsockets
-// reference program (testdata/native), then compares their reason logs
-// with the rules of cmd/internal/reasonlog. It exits 1 on any difference.
+// reference program (testdata/native), both on the libwebsockets event
+// loop -event-loop names, then compares their reason logs with the rules
+// of cmd/internal/reasonlog for that loop. It exits 1 on any difference.
 //
 //	parity -lwsgate bin/lwsgate -native bin/lwsnative [-event-loop poll|libev] [-runs N] [-only NAME] [-v]
 //	parity ... -markdown FILE   # also write the native sequences as Markdown
@@ -31,7 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	gate := fs.String("lwsgate", "bin/lwsgate", "lwsgate `binary`")
 	native := fs.String("native", "bin/lwsnative", "native reference `binary`")
-	loop := fs.String("event-loop", "poll", "the `loop` both programs run libwebsockets on: poll or libev")
+	loop := fs.String("event-loop", "libev", "the `loop` both programs run libwebsockets on: libev (lwsgate's default) or poll")
 	runs := fs.Int("runs", 1, "run each scenario this many `times` per program and check the logs agree")
 	only := fs.String("only", "", "run only the scenarios whose name contains this `text`")
 	verbose := fs.Bool("v", false, "show every connection side by side, not only differences")
