@@ -24,7 +24,7 @@ run: build                 ## run lwsgate on its default config (:8090); ARGS="-
 native: deps               ## build the native C reference server (testdata/native)
 	@mkdir -p $(BIN)
 	gcc $(CFLAGS_NATIVE) $$(pkg-config --cflags libwebsockets) testdata/native/lwsnative.c \
-		$$(pkg-config --libs libwebsockets) -o $(BIN)/lwsnative
+		$$(pkg-config --libs libwebsockets) -lev -o $(BIN)/lwsnative
 
 test: deps test-deps fmt-check vet check-imports native race cgocheck asan fuzz parity bench-test interop   ## everything CI runs
 
@@ -118,16 +118,20 @@ BENCH_CLUSTER_ARGS ?=
 bench-cluster: build       ## 1,000 subscribers over 1 node (memory) and 3 nodes (nats): latency, rate, server CPU per delivery; then history channels: acknowledged publishes/s, resume of 100 missed
 	cd bench && $(GO) run ./cmd/clusterbench -lwsgate $(CURDIR)/$(BIN)/lwsgate $(BENCH_CLUSTER_ARGS)
 
+# EVENT_LOOP: the libwebsockets loops both programs run on, one after the
+# other: libev (lwsgate's default) and poll, or one of them
+# (EVENT_LOOP=poll make parity).
+EVENT_LOOP ?= libev poll
 PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative
 
-parity: build native       ## every reason-log scenario against lwsgate and the native program; fails on a difference
-	$(PARITY)
+parity: build native       ## every reason-log scenario against lwsgate and the native program, on each EVENT_LOOP (libev poll); fails on a difference
+	@set -e; for l in $(EVENT_LOOP); do echo "== event loop $$l"; $(PARITY) -event-loop $$l; done
 
-parity-evidence: build native   ## each scenario 20 times per program: the evidence for the timing rules
-	$(PARITY) -runs 20
+parity-evidence: build native   ## each scenario 20 times per program on each EVENT_LOOP: the evidence for the timing rules
+	@set -e; for l in $(EVENT_LOOP); do echo "== event loop $$l"; $(PARITY) -event-loop $$l -runs 20; done
 
-reasons-doc: build native  ## regenerate README's "Reading the reason log" sequences from native runs
-	$(PARITY) -readme README.md
+reasons-doc: build native  ## regenerate README's "Reading the reason log" sequences from native runs (poll loop)
+	$(PARITY) -event-loop poll -readme README.md
 
 # Docker image: SUITE=bookworm (libwebsockets 4.1.6, what CI tests) or trixie (4.3.5).
 SUITE       ?= bookworm

@@ -1,9 +1,10 @@
 // Command parity runs the reason-log parity scenarios: each scenario once
 // (or -runs times) against lwsgate and against the native libwebsockets
-// reference program (testdata/native), then compares their reason logs
-// with the rules of cmd/internal/reasonlog. It exits 1 on any difference.
+// reference program (testdata/native), both on the libwebsockets event
+// loop -event-loop names, then compares their reason logs with the rules
+// of cmd/internal/reasonlog for that loop. It exits 1 on any difference.
 //
-//	parity -lwsgate bin/lwsgate -native bin/lwsnative [-runs N] [-only NAME] [-v]
+//	parity -lwsgate bin/lwsgate -native bin/lwsnative [-event-loop poll|libev] [-runs N] [-only NAME] [-v]
 //	parity ... -markdown FILE   # also write the native sequences as Markdown
 //	parity ... -readme README.md  # and put them into README.md's section
 //
@@ -31,6 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	gate := fs.String("lwsgate", "bin/lwsgate", "lwsgate `binary`")
 	native := fs.String("native", "bin/lwsnative", "native reference `binary`")
+	loop := fs.String("event-loop", "libev", "the `loop` both programs run libwebsockets on: libev (lwsgate's default) or poll")
 	runs := fs.Int("runs", 1, "run each scenario this many `times` per program and check the logs agree")
 	only := fs.String("only", "", "run only the scenarios whose name contains this `text`")
 	verbose := fs.Bool("v", false, "show every connection side by side, not only differences")
@@ -44,7 +46,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "parity: -runs must be at least 1")
 		return 2
 	}
-	env, err := newEnv(*gate, *native)
+	if *loop != "poll" && *loop != "libev" {
+		fmt.Fprintf(stderr, "parity: -event-loop %q: want poll or libev\n", *loop)
+		return 2
+	}
+	rules := reasonlog.RulesFor(*loop)
+	env, err := newEnv(*gate, *native, *loop)
 	if err != nil {
 		fmt.Fprintln(stderr, "parity:", err)
 		return 2
@@ -78,14 +85,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 					break
 				}
 				lines, _ := reasonlog.Parse(bytes.NewReader(raw))
-				l := reasonlog.Normalize(lines, reasonlog.DefaultRules)
+				l := reasonlog.Normalize(lines, rules)
 				if n == 1 {
 					logs[i] = l
 					continue
 				}
 				if !reasonlog.Equal(logs[i], l) {
 					var b strings.Builder
-					reasonlog.Report(&b, p.name+" run 1", fmt.Sprintf("%s run %d", p.name, n), logs[i], l, reasonlog.DefaultRules, true)
+					reasonlog.Report(&b, p.name+" run 1", fmt.Sprintf("%s run %d", p.name, n), logs[i], l, rules, true)
 					unstable = append(unstable, b.String())
 				}
 			}
@@ -94,7 +101,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		var out strings.Builder
-		n := reasonlog.Report(&out, "native ("+env.native.path+")", "lwsgate ("+env.gate.path+")", logs[0], logs[1], reasonlog.DefaultRules, !*verbose)
+		n := reasonlog.Report(&out, "native ("+env.native.path+")", "lwsgate ("+env.gate.path+")", logs[0], logs[1], rules, !*verbose)
 		switch {
 		case n > 0 || len(unstable) > 0:
 			failed++

@@ -38,16 +38,6 @@ type serverOpts struct {
 	ping, hangup int // keepalive seconds, 0: none
 }
 
-// parityLoop is the event loop lwsgate runs on here: the native program's,
-// libwebsockets' poll loop, lwsgate's default. On the libev loop
-// libwebsockets itself delivers other sequences: no GET_THREAD_ID, which
-// only its poll service asks (4.1.6 lib/plat/unix/unix-service.c, at the
-// first service), and in ws-server-close, client-ws and client-wss no
-// SERVER_WRITEABLE (CLIENT_WRITEABLE) after WS_*_DROP_PROTOCOL: the libev
-// plugin services reading and writing as two events, one at a time
-// (lib/event-libs/libev/libev.c, lws_accept_cb), where poll reports both.
-const parityLoop = "poll"
-
 // env holds what every scenario needs: the two programs and a TLS
 // certificate made for this run (no keys in git).
 type env struct {
@@ -58,7 +48,9 @@ type env struct {
 	pool              *x509.CertPool
 }
 
-func newEnv(gatePath, nativePath string) (*env, error) {
+// newEnv runs both programs on the event loop named loop (poll or libev):
+// lwsgate with -event-loop, the native program with -e.
+func newEnv(gatePath, nativePath, loop string) (*env, error) {
 	for _, p := range []string{gatePath, nativePath} {
 		if _, err := os.Stat(p); err != nil {
 			return nil, fmt.Errorf("%w (build it with make build native)", err)
@@ -76,7 +68,7 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 	e.native = &program{
 		name: "native", path: nativePath,
 		server: func(o serverOpts) []string {
-			a := []string{"-p", "0", "-i", "127.0.0.1", "-t"}
+			a := []string{"-p", "0", "-i", "127.0.0.1", "-t", "-e", loop}
 			if o.tls {
 				a = append(a, "-C", e.certFile, "-K", e.keyFile)
 			}
@@ -85,8 +77,8 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 			}
 			return a
 		},
-		dial:  func(url string) []string { return []string{"-t", "-k", "-c", url, "-s", "hello world"} },
-		fetch: func(url, body string) []string { return []string{"-t", "-k", "-H", url, "-D", body} },
+		dial:  func(url string) []string { return []string{"-t", "-k", "-e", loop, "-c", url, "-s", "hello world"} },
+		fetch: func(url, body string) []string { return []string{"-t", "-k", "-e", loop, "-H", url, "-D", body} },
 	}
 	e.gate = &program{
 		name: "lwsgate", path: gatePath,
@@ -95,7 +87,7 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 			// PROTOCOL_INIT/DESTROY the one-vhost native program
 			// has no counterpart for.
 			// One worker: the native program has one service thread.
-			a := []string{"-listen", "127.0.0.1:0", "-admin", "off", "-trace", "-workers", "1", "-event-loop", parityLoop}
+			a := []string{"-listen", "127.0.0.1:0", "-admin", "off", "-trace", "-workers", "1", "-event-loop", loop}
 			if o.tls {
 				a = append(a, "-tls-cert", e.certFile, "-tls-key", e.keyFile)
 			}
@@ -105,10 +97,10 @@ func newEnv(gatePath, nativePath string) (*env, error) {
 			return a
 		},
 		dial: func(url string) []string {
-			return []string{"dial", "-insecure", "-event-loop", parityLoop, "-send", "hello world", url}
+			return []string{"dial", "-insecure", "-event-loop", loop, "-send", "hello world", url}
 		},
 		fetch: func(url, body string) []string {
-			return []string{"fetch", "-insecure", "-event-loop", parityLoop, "-X", "POST", "-d", body, url}
+			return []string{"fetch", "-insecure", "-event-loop", loop, "-X", "POST", "-d", body, url}
 		},
 	}
 	return e, nil

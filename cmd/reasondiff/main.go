@@ -1,7 +1,7 @@
 // Command reasondiff compares two reason logs, such as lwsgate's and the
 // native reference program's for the same scenario:
 //
-//	reasondiff [-diffs] A.log B.log
+//	reasondiff [-diffs] [-event-loop poll|libev] A.log B.log
 //
 // Lines other than reason-log lines are ignored. Timestamps are dropped,
 // contexts and connections are renumbered by first appearance, and the
@@ -27,13 +27,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("reasondiff", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	onlyDiffs := fs.Bool("diffs", false, "show only the connections that differ")
+	loop := fs.String("event-loop", "poll", "the `loop` both logs' programs ran libwebsockets on (poll or libev), which decides the timing rules")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: reasondiff [-diffs] A.log B.log")
+		fmt.Fprintln(stderr, "usage: reasondiff [-diffs] [-event-loop poll|libev] A.log B.log")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	if *loop != "poll" && *loop != "libev" {
+		fmt.Fprintf(stderr, "reasondiff: -event-loop %q: want poll or libev\n", *loop)
+		return 2
+	}
+	rules := reasonlog.RulesFor(*loop)
 	if fs.NArg() != 2 {
 		fs.Usage()
 		return 2
@@ -55,9 +61,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "reasondiff: %s: no reason-log lines\n", name)
 			return 2
 		}
-		logs[i] = reasonlog.Normalize(lines, reasonlog.DefaultRules)
+		logs[i] = reasonlog.Normalize(lines, rules)
 	}
-	n := reasonlog.Report(stdout, fs.Arg(0), fs.Arg(1), logs[0], logs[1], reasonlog.DefaultRules, *onlyDiffs)
+	n := reasonlog.Report(stdout, fs.Arg(0), fs.Arg(1), logs[0], logs[1], rules, *onlyDiffs)
 	if n > 0 {
 		fmt.Fprintf(stdout, "%d differences\n", n)
 		return 1

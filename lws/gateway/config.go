@@ -52,8 +52,8 @@ type Config struct {
 	// EventLoop is the event loop libwebsockets runs on (lws.Config's
 	// EventLoop): libev, whose epoll makes an event cost the same however
 	// many links are open, or poll, libwebsockets' own poll(2) over every
-	// link at each wake-up, whose reason log is what `make parity`
-	// compares with a native program on the same loop. "": libev.
+	// link at each wake-up. `make parity` compares the reason log with a
+	// native program's on each. "": lws.DefaultEventLoop.
 	EventLoop string `yaml:"event_loop"`
 	// Cluster makes many nodes one gateway; left out: one process.
 	Cluster ClusterConfig `yaml:"cluster"`

@@ -84,10 +84,21 @@
  *    pointer) as the vhost's retry_and_idle_policy, and a client's.
  *  - Unhandled reasons go to lws_callback_http_dummy().  GET_THREAD_ID
  *    returns 0.
+ *  - Event loop (-e): lws' own poll loop (default), or libev as lwsgate runs
+ *    it (lwsgate -event-loop libev, cgo/evloop.c): LWS_SERVER_OPTION_LIBEV
+ *    on a foreign ev_loop (epoll only) made here, one ev_run(EVRUN_ONCE)
+ *    per pass where lws_service() is one poll; lws' timers run from an
+ *    ev_prepare and an ev_timer of the program's, since the plugin's own
+ *    timer fires late when an earlier one is set; an ev_idle hands over
+ *    input lws holds.  Given no loop, lws would make its own, and
+ *    lws_service() would be ev_run(loop, 0), which returns only when the
+ *    loop is broken; on its own loop lws also takes SIGINT.  The tick's
+ *    list is the context's first timer list, which the loop's timers need.
  *  - SIGINT/SIGTERM only set a flag (lws_cancel_service is not
- *    async-signal-safe).  lws_service() returns on EINTR; a 250 ms sul tick
- *    bounds the wait if the signal lands just before poll().  Then the context
- *    is destroyed on the service thread (its callbacks are logged too).
+ *    async-signal-safe).  lws_service() (epoll_wait on libev) returns on
+ *    EINTR; a 250 ms sul tick bounds the wait if the signal lands just
+ *    before poll().  Then the context is destroyed on the service thread
+ *    (its callbacks are logged too), and then the libev loop.
  *
  * Builds against libwebsockets 4.1.6 and uses only API also present in 4.3.x;
  * reasons that exist in only some versions are guarded by
@@ -110,6 +121,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#if defined(LWS_WITH_LIBEV)
+#include <ev.h>
+#endif
 
 #define MAX_MESSAGE		(16u * 1024u * 1024u)
 #define CREATETOKEN_PATH	"/v1/api/createtoken"
@@ -184,6 +198,7 @@ static struct options {
 	long		ping_secs;	/* -P; 0: lws default */
 	long		hangup_secs;	/* -Q */
 	const char	*cert, *key;		/* -C, -K */
+	int		libev;		/* -e libev */
 
 	int		client;		/* 0 (server), 'c' or 'H' */
 	const char	*url;
@@ -1188,12 +1203,139 @@ tick_cb(lws_sorted_usec_list_t *sul)
 		lws_sul_schedule(g_ctx, 0, sul, tick_cb, TICK_US);
 }
 
+/* ------------------------------------------------------------------------ */
+/* the libev loop (-e libev)                                                 */
+
+#if defined(LWS_WITH_LIBEV)
+
+/*
+ * The loop lwsgate's service goroutine runs (cgo/evloop.c, whose comment
+ * says why each part is there): lws on a foreign libev loop (epoll), one
+ * ev_run(EVRUN_ONCE) per pass where lws_service() is one poll; lws' timers
+ * run from an ev_prepare before each wait and an ev_timer for the next one
+ * (lws' own libev timer is re-armed with ev_timer_set on a running timer,
+ * which libev ignores: a timer due sooner fires late); and an ev_idle hands
+ * over input lws holds (_lws_plat_service_forced_tsi) whenever
+ * lws_service_adjust_timeout says there is some, as lws' poll loop does.
+ */
+static struct evloop {
+	struct ev_loop	*loop;
+	ev_prepare	prepare;	/* before each wait: lws' timers */
+	ev_timer	timer;		/* when lws' next timer is due */
+	ev_idle		forced;		/* while lws holds input */
+	lws_dll2_owner_t *suls;		/* the context's timer lists */
+	lws_usec_t	due;		/* when timer fires (0: stopped) */
+} evl;
+
+/* Runs lws' timers that are due and sets the ev_timer for the next one. */
+static void
+evl_timers(void)
+{
+	lws_usec_t now = lws_now_usecs(), us;
+
+	us = __lws_sul_service_ripe(evl.suls, LWS_COUNT_PT_SUL_OWNERS, now);
+	if (us && evl.due == now + us)
+		return;
+	ev_timer_stop(evl.loop, &evl.timer);
+	evl.due = 0;
+	if (!us)
+		return;
+	ev_now_update(evl.loop);	/* libev counts from its last read */
+	ev_timer_set(&evl.timer, (ev_tstamp)us / 1e6, 0.);
+	ev_timer_start(evl.loop, &evl.timer);
+	evl.due = now + us;
+}
+
+static void
+evl_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)w;
+	(void)revents;
+	evl_timers();
+	if (!lws_service_adjust_timeout(g_ctx, 1, 0))
+		ev_idle_start(loop, &evl.forced);
+}
+
+static void
+evl_forced_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	ev_idle_stop(loop, w);	/* the next prepare starts it if need be */
+	_lws_plat_service_forced_tsi(g_ctx, 0);
+}
+
+static void
+evl_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	evl.due = 0;
+	evl_timers();
+}
+
+/* Before lws_create_context: the loop for info.foreign_loops. */
+static int
+evl_new(void)
+{
+	/* epoll only; no LIBEV_FLAGS from the environment, signal mask
+	 * left alone (as lwsgate, whose signals are Go's) */
+	evl.loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV |
+			      EVFLAG_NOSIGMASK);
+	if (!evl.loop) {
+		fprintf(stderr, "lwsnative: ev_loop_new(EVBACKEND_EPOLL) "
+			"failed\n");
+		return -1;
+	}
+	ev_prepare_init(&evl.prepare, evl_prepare_cb);
+	ev_timer_init(&evl.timer, evl_timer_cb, 0., 0.);
+	ev_idle_init(&evl.forced, evl_forced_cb);
+
+	return 0;
+}
+
+/* Once the tick is scheduled: its list is the first of the context's. */
+static void
+evl_attach(void)
+{
+	evl.suls = tick.list.owner;
+	ev_prepare_start(evl.loop, &evl.prepare);
+}
+
+/* After lws_context_destroy. */
+static void
+evl_free(void)
+{
+	if (!evl.loop)
+		return;
+	ev_prepare_stop(evl.loop, &evl.prepare);
+	ev_timer_stop(evl.loop, &evl.timer);
+	ev_idle_stop(evl.loop, &evl.forced);
+	ev_loop_destroy(evl.loop);
+	evl.loop = NULL;
+}
+
+#endif /* LWS_WITH_LIBEV */
+
+/* One pass of the loop: wait for events or a timer once, handle them. */
+static int
+service(void)
+{
+#if defined(LWS_WITH_LIBEV)
+	if (o.libev) {
+		ev_run(evl.loop, EVRUN_ONCE);
+		return 0;
+	}
+#endif
+	return lws_service(g_ctx, 0);
+}
+
 static void
 usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [-p port] [-i iface] [-t] [-m single|choked] [-d] "
-		"[-r bytes]\n"
+		"[-r bytes] [-e poll|libev]\n"
 		"          [-P secs] [-Q secs] [-C certfile -K keyfile]\n"
 		"       %s -c ws[s]://host[:port][/path] [-s text]... "
 		"[-k] [-A cafile] [-t] ...\n"
@@ -1215,7 +1357,8 @@ usage(const char *argv0)
 		"  -X METHOD request method (default GET, POST with -D)\n"
 		"  -D BODY   request body (sent with content-length)\n"
 		"  -k        client: accept any server certificate\n"
-		"  -A FILE   client: CA certificates (PEM) to verify with\n",
+		"  -A FILE   client: CA certificates (PEM) to verify with\n"
+		"  -e LOOP   event loop: poll (lws' own, default) or libev\n",
 		argv0, argv0, argv0, HANGUP_AFTER_PING);
 }
 
@@ -1397,7 +1540,7 @@ parse_args(int argc, char **argv)
 	if (!o.sends)
 		return -1;
 
-	while ((opt = getopt(argc, argv, "p:i:tm:dr:P:Q:C:K:c:s:H:X:D:kA:h")) !=
+	while ((opt = getopt(argc, argv, "p:i:tm:dr:P:Q:C:K:c:s:H:X:D:kA:e:h")) !=
 	       -1) {
 		switch (opt) {
 		case 'p':
@@ -1470,6 +1613,14 @@ parse_args(int argc, char **argv)
 		case 'A':
 			o.cafile = optarg;
 			client_only = 1;
+			break;
+		case 'e':
+			if (!strcmp(optarg, "libev"))
+				o.libev = 1;
+			else if (!strcmp(optarg, "poll"))
+				o.libev = 0;
+			else
+				return -1;
 			break;
 		case 'h':
 			return 1;
@@ -1592,6 +1743,9 @@ main(int argc, char **argv)
 	struct lws_vhost *vh;
 	size_t txlen = 0;
 	int i, ret = 1;
+#if defined(LWS_WITH_LIBEV)
+	void *foreign[1];
+#endif
 
 	i = parse_args(argc, argv);
 	if (i) {
@@ -1644,9 +1798,22 @@ main(int argc, char **argv)
 	/* the rest of protocols[] is the all-zero terminator */
 
 	memset(&info, 0, sizeof(info));
+	if (o.libev) {
+#if defined(LWS_WITH_LIBEV)
+		if (evl_new())
+			goto out;
+		foreign[0] = evl.loop;	/* read in lws_create_context */
+		info.foreign_loops = foreign;
+		info.options = LWS_SERVER_OPTION_LIBEV;
+#else
+		fprintf(stderr, "lwsnative: -e libev: libwebsockets was built "
+			"without libev (LWS_WITH_LIBEV)\n");
+		goto out;
+#endif
+	}
 	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.options |= LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+			LWS_SERVER_OPTION_VALIDATE_UTF8;
 	if (o.cert || o.client)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	if (o.client)
@@ -1654,7 +1821,10 @@ main(int argc, char **argv)
 	info.timeout_secs = 15;
 	g_ctx = lws_create_context(&info);
 	if (!g_ctx) {
-		fprintf(stderr, "lwsnative: lws_create_context failed\n");
+		fprintf(stderr, "lwsnative: lws_create_context failed%s\n",
+			o.libev ? " (-e libev: is libwebsockets' libev plugin "
+				  "installed? Debian: libwebsockets-evlib-ev)" :
+				  "");
 		goto out;
 	}
 
@@ -1664,9 +1834,13 @@ main(int argc, char **argv)
 		goto out_ctx;
 
 	lws_sul_schedule(g_ctx, 0, &tick, tick_cb, TICK_US);
+#if defined(LWS_WITH_LIBEV)
+	if (o.libev)
+		evl_attach();
+#endif
 
 	while (!interrupted && !cl.done)
-		if (lws_service(g_ctx, 0) < 0)
+		if (service() < 0)
 			break;
 
 	lws_sul_cancel(&tick);
@@ -1676,6 +1850,9 @@ out_ctx:
 	lws_context_destroy(g_ctx);
 	fflush(stdout);
 out:
+#if defined(LWS_WITH_LIBEV)
+	evl_free();
+#endif
 	if (o.client && !ret && !cl.ok) {
 		if (!cl.failed)
 			fprintf(stderr, "error: link closed before the "

@@ -53,6 +53,11 @@ type Rules struct {
 	// Timing maps a reason to why its count and place depend on timing.
 	// Those lines are removed before the comparison and only counted.
 	Timing map[int]string
+	// After maps a pair of reasons {previous, reason} to why, directly
+	// after previous on its connection, timing decides whether and how
+	// often reason comes. Those lines (the whole run of them) are removed
+	// and counted as Timing's are; reason is compared everywhere else.
+	After map[[2]int]string
 }
 
 // DefaultRules are the rules measured for libwebsockets 4.1.6 (see
@@ -75,6 +80,61 @@ const pollRule = "CHANGE_MODE_POLL_FD, LOCK_POLL, UNLOCK_POLL (libwebsockets 4.3
 	"change per change of the events a socket waits for, which during a TLS handshake " +
 	"depends on how the bytes arrive"
 
+// LibevRules are DefaultRules for both programs on libwebsockets' libev
+// loop, where two WRITEABLEs are timing's. lws' poll loop hands a
+// descriptor's POLLIN and POLLOUT to one lws_service_fd; its libev plugin
+// watches reading and writing with two watchers and services each on its
+// own (lib/event-libs/libev/libev.c, lws_accept_cb, 4.1.6 and 4.3.5), read
+// first when both are ready in one wait.
+//
+//   - After WS_SERVER_DROP_PROTOCOL or WS_CLIENT_DROP_PROTOCOL, lws keeps
+//     POLLOUT on while it waits for the peer's answer to its close frame.
+//     On poll the WRITEABLE always comes (POLLOUT is serviced first); on
+//     libev, when the peer's close is in by the next wait, the read ends
+//     the link and the write is never serviced. The native program had it
+//     in 5 of 10 runs of ws-server-close and 8 of 10 of client-ws, lwsgate
+//     in 10 of 10 and 7 of 10 (libwebsockets 4.1.6).
+//   - A client's POLLOUT is still on from its handshake when the server's
+//     101 arrives (strace: no EPOLL_CTL_MOD between the request and the
+//     reply, which epoll reports with EPOLLIN|EPOLLOUT). On libev the read
+//     (ESTABLISHED_CLIENT_HTTP ... CLIENT_ESTABLISHED) is followed by a
+//     CLIENT_WRITEABLE in the same pass, asked for or not. The native
+//     client asks for one at CLIENT_ESTABLISHED and writes its message in
+//     it. lwsgate's dial sends once Dial has returned, from another
+//     goroutine, and the Send asks for a WRITEABLE of its own: when the
+//     unasked one comes first it writes nothing, or it writes the message
+//     the Send has just queued and the Send's own comes with nothing to
+//     write, before the first CLIENT_RECEIVE or after it. Either way two
+//     CLIENT_WRITEABLEs in a row where the native program has one (6 of
+//     10 runs of client-ws on 4.1.6; after the RECEIVE in 1 of 60 dials on
+//     4.3.5). On poll that POLLOUT never reaches the user: lwsgate logs
+//     CLIENT_ESTABLISHED, EVENT_WAIT_CANCELLED, CLIENT_WRITEABLE in 10 of
+//     10 runs.
+var LibevRules = Rules{Timing: DefaultRules.Timing, After: map[[2]int]string{
+	{78, 11}: closeAckRule,
+	{80, 10}: closeAckRule,
+	{10, 10}: clientWriteableRule,
+}}
+
+const (
+	closeAckRule = "WRITEABLE after WS_*_DROP_PROTOCOL on the libev loop: lws asks to write while " +
+		"it waits for the peer's close; libev services the socket's reading and writing one at a " +
+		"time, so when the peer's close is in by then, the link ends before the write is serviced"
+	clientWriteableRule = "CLIENT_WRITEABLE right after CLIENT_WRITEABLE on the libev loop: the " +
+		"handshake's POLLOUT is still on when the 101 arrives, so libev services a write right " +
+		"after CLIENT_ESTABLISHED, asked for or not; one of the two a Send from another thread " +
+		"then brings finds nothing to write"
+)
+
+// RulesFor returns the rules for both programs on the event loop named
+// loop: LibevRules for "libev", else DefaultRules.
+func RulesFor(loop string) Rules {
+	if loop == "libev" {
+		return LibevRules
+	}
+	return DefaultRules
+}
+
 // Log is a normalised reason log. It is built by Normalize and only read
 // after; reading from several goroutines is safe.
 type Log struct {
@@ -84,6 +144,9 @@ type Log struct {
 	Conns map[int][]Line
 	// SetAside counts the lines removed by the Timing rules, by reason.
 	SetAside map[int]int
+	// SetAsideAfter counts the lines removed by the After rules, by
+	// {previous, reason}.
+	SetAsideAfter map[[2]int]int
 	// Total is the number of reason lines read.
 	Total int
 }
@@ -92,7 +155,7 @@ type Log struct {
 // the order of each connection's reasons and sets the timing-dependent
 // reasons aside.
 func Normalize(lines []Line, rules Rules) *Log {
-	l := &Log{Conns: map[int][]Line{}, SetAside: map[int]int{}, Total: len(lines)}
+	l := &Log{Conns: map[int][]Line{}, SetAside: map[int]int{}, SetAsideAfter: map[[2]int]int{}, Total: len(lines)}
 	ctxs, wsis := map[int]int{}, map[[2]int]int{}
 	for _, ln := range lines {
 		if _, ok := rules.Timing[ln.Reason]; ok {
@@ -110,6 +173,13 @@ func Normalize(lines []Line, rules Rules) *Log {
 			if w, ok = wsis[key]; !ok {
 				w = len(wsis) + 1
 				wsis[key] = w
+			}
+		}
+		if conn := l.Conns[w]; len(conn) > 0 {
+			pair := [2]int{conn[len(conn)-1].Reason, ln.Reason}
+			if _, ok := rules.After[pair]; ok {
+				l.SetAsideAfter[pair]++
+				continue
 			}
 		}
 		ln.Ctx, ln.WSI = c, w
@@ -260,6 +330,17 @@ func Report(w io.Writer, nameA, nameB string, a, b *Log, rules Rules, onlyDiffs 
 	for _, r := range set {
 		fmt.Fprintf(w, "-- set aside (timing-dependent): reason %d x%d in %s, x%d in %s: %s\n",
 			r, a.SetAside[r], nameA, b.SetAside[r], nameB, rules.Timing[r])
+	}
+	var pairs [][2]int
+	for p := range rules.After {
+		if a.SetAsideAfter[p] > 0 || b.SetAsideAfter[p] > 0 {
+			pairs = append(pairs, p)
+		}
+	}
+	sort.Slice(pairs, func(i, j int) bool { return pairs[i][0] < pairs[j][0] })
+	for _, p := range pairs {
+		fmt.Fprintf(w, "-- set aside (timing-dependent): reason %d after %d x%d in %s, x%d in %s: %s\n",
+			p[1], p[0], a.SetAsideAfter[p], nameA, b.SetAsideAfter[p], nameB, rules.After[p])
 	}
 	return diffs
 }

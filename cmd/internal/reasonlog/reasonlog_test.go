@@ -2,6 +2,7 @@ package reasonlog
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -92,4 +93,59 @@ func TestCatchesReorderAndExtra(t *testing.T) {
 	var out bytes.Buffer
 	require.Equal(t, 1, Report(&out, "a", "b", parse(t, native), parse(t, extra), DefaultRules, true))
 	require.Contains(t, out.String(), "> 28 PROTOCOL_DESTROY")
+}
+
+// On the libev loop the WRITEABLE after a DROP_PROTOCOL is timing's, and
+// only there: a missing echo WRITEABLE is still a difference.
+func TestLibevCloseAckWriteable(t *testing.T) {
+	const closing = `[2026-11-24 10:05:47.001][DEBUG] cb ctx:1 wsi:2 reason:29 LWS_CALLBACK_WSI_CREATE
+[2026-11-24 10:05:47.001][DEBUG] cb ctx:1 wsi:2 reason:6 LWS_CALLBACK_RECEIVE
+[2026-11-24 10:05:47.001][DEBUG] cb ctx:1 wsi:2 reason:11 LWS_CALLBACK_SERVER_WRITEABLE
+[2026-11-24 10:05:47.001][DEBUG] cb ctx:1 wsi:2 reason:78 LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL
+`
+	const end = `[2026-11-24 10:05:47.002][DEBUG] cb ctx:1 wsi:2 reason:4 LWS_CALLBACK_CLOSED
+[2026-11-24 10:05:47.002][DEBUG] cb ctx:1 wsi:2 reason:30 LWS_CALLBACK_WSI_DESTROY
+`
+	const ack = "[2026-11-24 10:05:47.002][DEBUG] cb ctx:1 wsi:2 reason:11 LWS_CALLBACK_SERVER_WRITEABLE\n"
+	with, without := closing+ack+end, closing+end
+	noEcho := strings.Replace(without, "[2026-11-24 10:05:47.001][DEBUG] cb ctx:1 wsi:2 reason:11 LWS_CALLBACK_SERVER_WRITEABLE\n", "", 1)
+	norm := func(s string, r Rules) *Log {
+		lines, err := Parse(strings.NewReader(s))
+		require.NoError(t, err)
+		return Normalize(lines, r)
+	}
+
+	require.False(t, Equal(norm(with, DefaultRules), norm(without, DefaultRules)), "poll: compared")
+	a, b := norm(with, LibevRules), norm(without, LibevRules)
+	require.True(t, Equal(a, b))
+	require.Equal(t, 1, a.SetAsideAfter[[2]int{78, 11}])
+	var out bytes.Buffer
+	require.Zero(t, Report(&out, "native", "lwsgate", a, b, LibevRules, true))
+	require.Contains(t, out.String(), "reason 11 after 78 x1 in native, x0 in lwsgate")
+
+	require.NotEqual(t, without, noEcho)
+	require.False(t, Equal(norm(noEcho, LibevRules), b), "an echo's WRITEABLE is compared on libev too")
+	require.Equal(t, RulesFor("poll").After, DefaultRules.After)
+	require.Equal(t, RulesFor("libev").After, LibevRules.After)
+}
+
+// A client's WRITEABLEs on libev: two in a row are one; a missing
+// RECEIVE or WRITEABLE is still a difference.
+func TestLibevClientWriteables(t *testing.T) {
+	seq := func(reasons ...int) *Log {
+		var b strings.Builder
+		for _, r := range reasons {
+			fmt.Fprintf(&b, "[2026-11-24 10:05:47.001][DEBUG] cb ctx:1 wsi:1 reason:%d\n", r)
+		}
+		lines, err := Parse(strings.NewReader(b.String()))
+		require.NoError(t, err)
+		return Normalize(lines, LibevRules)
+	}
+	native := seq(44, 2, 3, 10, 8, 10, 80, 75, 30)
+	require.True(t, Equal(native, seq(44, 2, 3, 10, 10, 8, 10, 80, 75, 30)))
+	require.True(t, Equal(native, seq(44, 2, 3, 10, 8, 10, 10, 80, 75, 30)))
+	require.Equal(t, 1, seq(44, 2, 3, 10, 10, 8).SetAsideAfter[[2]int{10, 10}])
+	require.False(t, Equal(native, seq(44, 2, 3, 8, 10, 80, 75, 30)), "the first WRITEABLE is compared")
+	require.False(t, Equal(native, seq(44, 2, 3, 10, 10, 80, 75, 30)), "the RECEIVE is compared")
+	require.False(t, Equal(native, seq(44, 2, 3, 10, 8, 80, 75, 30)), "the closing WRITEABLE is compared")
 }
