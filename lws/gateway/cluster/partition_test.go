@@ -15,7 +15,13 @@ import (
 // incarnation).
 func TestPartition(t *testing.T) {
 	t.Parallel()
-	const grace = 5 * time.Second
+	// Longer than a JetStream leader election, as Config.ReapAfter asks:
+	// the node healed from the long partition comes back with a higher
+	// Raft term, the others' leaders step down, and until new ones are
+	// elected no lease is renewed. With 5s, CI saw both healthy nodes
+	// fence themselves 5s after the heal (load average ~2), and the
+	// rejoined node reap them.
+	const grace = 12 * time.Second
 	c := startCluster(t, 3, grace)
 	cn := c.follower() // see TestAbruptDeathAndReap
 	a, b := c.others(cn)
@@ -24,7 +30,6 @@ func TestPartition(t *testing.T) {
 	ids := openLinks(t, cn, 2)
 
 	t.Run("shorter than the grace period", func(t *testing.T) {
-		ctx := stepCtx(t)
 		failures := cn.eng.Stats().LeaseFailures
 		cutAt := time.Now()
 		c.f.cut(cn.name)
@@ -63,7 +68,7 @@ func TestPartition(t *testing.T) {
 		}
 		t.Logf("lease lapses taken back: %d", cn.eng.Stats().LeaseLapses)
 		c.waitConnected()
-		if out, err := a.eng.Call(ctx, inc, "whoami", []byte("x")); err != nil || string(out) != cn.name+":x" {
+		if out, err := a.eng.Call(stepCtx(t), inc, "whoami", []byte("x")); err != nil || string(out) != cn.name+":x" {
 			t.Fatalf("call after the heal: %q, %v", out, err)
 		}
 	})
