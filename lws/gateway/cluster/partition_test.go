@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"testing"
@@ -20,8 +21,9 @@ func TestPartition(t *testing.T) {
 	// Raft term, the others' leaders step down, and until new ones are
 	// elected no lease is renewed. With 5s, CI saw both healthy nodes
 	// fence themselves 5s after the heal (load average ~2), and the
-	// rejoined node reap them.
-	const grace = 12 * time.Second
+	// rejoined node reap them; with 12s, the registry had no leader for
+	// more than 10s after the heal.
+	const grace = 20 * time.Second
 	c := startCluster(t, 3, grace)
 	cn := c.follower() // see TestAbruptDeathAndReap
 	a, b := c.others(cn)
@@ -102,9 +104,19 @@ func TestPartition(t *testing.T) {
 		}
 
 		c.f.heal(cn.name)
-		newInc, err := cn.eng.Rejoin(stepCtx(t))
-		if err != nil || newInc <= inc {
-			t.Fatalf("rejoin: %d, %v", newInc, err)
+		// The heal starts elections (see grace): a rejoin tried while
+		// the registry has no leader fails, and is tried again, as the
+		// gateway does.
+		var newInc Incarnation
+		var err error
+		eventually(t, 2*grace, "the node to rejoin", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			newInc, err = cn.eng.Rejoin(ctx)
+			return err == nil
+		})
+		if newInc <= inc {
+			t.Fatalf("rejoin: %d after %d", newInc, inc)
 		}
 		for _, n := range []*tnode{a, b} {
 			// Bounded by a hang, not a speed: the partition made the
