@@ -15,12 +15,6 @@ func reportScaling(b *strings.Builder, o *opts, srvs []server, scens []scenario,
 	cpu := func(s sample) float64 { return s.CPUusPerOp }
 	rate := func(s sample) float64 { return s.Rate }
 	cores := func(s sample) float64 { return s.ServerCPU }
-	perCore := func(s sample) float64 {
-		if s.ServerCPU == 0 {
-			return 0
-		}
-		return s.Rate / s.ServerCPU
-	}
 	mark := func(ok bool) string {
 		if ok {
 			return "✓"
@@ -126,12 +120,6 @@ func joinCounts(v []float64) string {
 // projection says what 16 cores should give, from (a) and (b), and what
 // these runs cannot show.
 func projection(p func(string, ...any), med func(srv, scen string, f func(sample) float64) float64) {
-	perCore := func(s sample) float64 {
-		if s.ServerCPU == 0 {
-			return 0
-		}
-		return s.Rate / s.ServerCPU
-	}
 	w1, w2 := med("lwsgate", "scale-max", perCore), med("lwsgate-w2", "scale-max", perCore)
 	c1, c2 := med("lwsgate", "scale-paced", func(s sample) float64 { return s.CPUusPerOp }), med("lwsgate-w2", "scale-paced", func(s sample) float64 { return s.CPUusPerOp })
 	if w1 == 0 || w2 == 0 || c1 == 0 || c2 == 0 {
@@ -139,4 +127,12 @@ func projection(p func(string, ...any), med func(srv, scen string, f func(sample
 	}
 	p("\n**What 16 cores should give.** On this machine a second worker kept %.2f× one worker's messages per core and cost %.2f× its CPU per message at equal load. A worker shares nothing with the others on an echoed message (its own lws context, service thread, routing scratch and counters; frame buffers come from sync.Pool, whose caches are per core), so if that held from 2 workers to 16, `workers: 16` would give about 16 × %.0f ≈ %.1f million 32-byte echoes a second, the load coming from other machines. That is a projection from two cores, not a measurement. What these runs cannot show: the state still shared by the workers (the link table, the channel hub and the route table, each behind one mutex, taken when a link opens or closes and on subscribe and publish, never on an echoed message), the acceptor (one goroutine accepts every connection of a listener and hands it to the least-loaded worker, so the connect rate does not grow with workers), and what the kernel, memory bandwidth and the network card give at that rate.\n",
 		w2/w1, c2/c1, w2, 16*w2/1e6)
+}
+
+// perCore is a sample's operations a second per core the server used.
+func perCore(s sample) float64 {
+	if s.ServerCPU == 0 {
+		return 0
+	}
+	return s.Rate / s.ServerCPU
 }
