@@ -473,3 +473,45 @@ func TestDialLongFrameOverMax(t *testing.T) {
 	lim.expect(t, "", LimitMaxMessage)
 	assert.Equal(t, int(StatusMessageTooBig), waitFor(t, codes, "the close frame"))
 }
+
+// TestDialCloseWith101: a server's close frame that arrives in the same
+// read as its 101 is answered, on both loops. libwebsockets keeps such
+// bytes in the link's buffer list and parses them after the handshake; a
+// WS_PEER_INITIATED_CLOSE that returned -1 there (the binding did for a
+// bare 1002) left them unconsumed, and on libev the same service pass
+// parsed them again and killed the link before its close frame went out
+// (conformance client case 7.7.3).
+func TestDialCloseWith101(t *testing.T) {
+	for _, loop := range []EventLoop{EventLoopLibev, EventLoopPoll} {
+		t.Run(string(loop), func(t *testing.T) {
+			c := newClientContext(t, quickClose, func(c *Config) { c.EventLoop = loop })
+			for _, code := range []StatusCode{StatusNormalClosure, StatusGoingAway, StatusProtocolError, 4000} {
+				for range 5 {
+					answer := make(chan []byte, 1)
+					url := rawServerThen(t, "", serverFrame(true, false, 8, []byte{byte(code >> 8), byte(code)}), func(w *rawPeer) {
+						for {
+							_, _, op, p, err := w.read()
+							if err != nil {
+								answer <- nil
+								return
+							}
+							if op == 8 {
+								answer <- p
+								return
+							}
+						}
+					})
+					s := newSink()
+					_, err := c.Dial(context.Background(), url, &DialOptions{Handler: s})
+					require.NoError(t, err)
+					got := waitFor(t, answer, "the client's answer")
+					require.NotNil(t, got, "close %d: TCP closed without the close answer", code)
+					assert.Equal(t, []byte{byte(code >> 8), byte(code)}, got, "close %d", code)
+					ce := s.waitClose(t)
+					assert.Equal(t, code, ce.Code)
+					assert.False(t, ce.Local)
+				}
+			}
+		})
+	}
+}

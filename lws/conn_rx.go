@@ -138,8 +138,15 @@ func (c *Conn) receive(ev *callbacks.Event) int {
 // reason that is not UTF-8); such a close is answered with 1002 or 1007
 // instead. libwebsockets has already replaced the codes it considers
 // invalid (below 1000, 1004-1006, 1012-1015, 1016-2999) with 1002, so
-// those arrive here as 1002: a 1002 is answered with a plain 1002 rather
-// than echoed with the peer's reason.
+// those arrive here as 1002: a 1002 with a reason is answered with a
+// plain 1002 rather than echoed with the peer's reason. A bare 1002 is
+// echoed, which is the same frame: returning -1 for it would lose the
+// answer when the close frame came in the same read as the 101 (lws
+// keeps those bytes in the link's buflist and, on -1, neither consumes
+// them nor resets its frame parser, so the service pass that retries the
+// link parses them again as a 4-byte close payload; on poll the answer
+// happens to go out first, on libev the retry comes first and the link
+// is killed without it: conformance client case 7.7.3, 4.1.6).
 //
 // A close answered with a code of its own fails the link: the peer's close
 // frame has come, so once the answer is out TCP closes (onWritable).
@@ -155,7 +162,7 @@ func (c *Conn) onPeerClose(p []byte) int {
 		ce.Reason = string(p[2:])
 	}
 	c.peer = ce
-	if ce.Code == StatusProtocolError {
+	if ce.Code == StatusProtocolError && len(p) > 2 {
 		c.r.wsi.CloseReason(int(StatusProtocolError), "")
 		c.failing = true
 		return -1

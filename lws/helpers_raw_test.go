@@ -145,6 +145,13 @@ func (w *rawPeer) sendThenReadClose(b []byte) int {
 // Sec-WebSocket-Extensions. It returns the ws:// URL to dial.
 func rawServer(t testing.TB, ext string, play func(w *rawPeer)) string {
 	t.Helper()
+	return rawServerThen(t, ext, nil, play)
+}
+
+// rawServerThen is rawServer with first (whole frames) written in the
+// same write as the 101, so that the client reads both at once.
+func rawServerThen(t testing.TB, ext string, first []byte, play func(w *rawPeer)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	done := make(chan struct{})
@@ -171,7 +178,7 @@ func rawServer(t testing.TB, ext string, play func(w *rawPeer)) string {
 		if ext != "" && req.Header.Get("Sec-WebSocket-Extensions") != "" {
 			resp += "Sec-WebSocket-Extensions: " + ext + "\r\n"
 		}
-		if _, err := io.WriteString(nc, resp+"\r\n"); err != nil {
+		if _, err := nc.Write(append([]byte(resp+"\r\n"), first...)); err != nil {
 			return
 		}
 		play(&rawPeer{nc: nc, br: br})
