@@ -119,7 +119,7 @@ bench-cluster: build       ## 1,000 subscribers over 1 node (memory) and 3 nodes
 	cd bench && $(GO) run ./cmd/clusterbench -lwsgate $(CURDIR)/$(BIN)/lwsgate $(BENCH_CLUSTER_ARGS)
 
 # EVENT_LOOP: the libwebsockets loops both programs run on, one after the
-# other: libev and poll (lwsgate's default), or one of them
+# other: libev (lwsgate's default) and poll, or one of them
 # (EVENT_LOOP=poll make parity).
 EVENT_LOOP ?= libev poll
 PARITY := $(GO) run ./cmd/parity -lwsgate $(BIN)/lwsgate -native $(BIN)/lwsnative

@@ -64,11 +64,9 @@ type Config struct {
 
 	// EventLoop is the event loop the service goroutine runs:
 	// EventLoopLibev or EventLoopPoll (see them for the difference).
-	// "": DefaultEventLoop (poll: on libev, an lws client link answers a
-	// peer's close 1002 by closing TCP without its close frame in about
-	// half the runs of conformance case 7.7.3). New fails, naming the
-	// package to install, when the loop is libev and libwebsockets' libev
-	// support is missing.
+	// "": DefaultEventLoop (libev). New fails, naming the package to
+	// install, when the loop is libev and libwebsockets' libev support is
+	// missing.
 	EventLoop EventLoop
 
 	// DisableUTF8Validation turns off the check that text messages (and
@@ -320,7 +318,7 @@ const (
 	DefaultBodyTimeout     = 30 * time.Second // Listener.BodyTimeout
 	DefaultMaxLinks        = 10000            // Listener.MaxLinks
 	DefaultAcceptRate      = 1000             // Listener.AcceptRate
-	DefaultEventLoop       = EventLoopPoll    // Config.EventLoop
+	DefaultEventLoop       = EventLoopLibev   // Config.EventLoop
 	// DefaultPingGrace is how long after PingInterval a link without a
 	// pong is dropped when PingTimeout is 0 (Listener, DialOptions).
 	DefaultPingGrace = 10 * time.Second

@@ -24,9 +24,9 @@
 // ResponseWriter.Respond and every Context method are safe from any
 // goroutine: they queue their work and wake the service goroutine with
 // lws_cancel_service (one wake-up per burst, none when called from a
-// handler). It waits for events in libwebsockets' own poll loop, or in
-// libev's epoll, where an event costs the same however many links are
-// open (Config.EventLoop).
+// handler). It waits for events in libev's epoll, where an event costs
+// the same however many links are open, or in libwebsockets' own poll
+// loop (Config.EventLoop).
 //
 // Handler, HTTPHandler, Listener.CheckUpgrade and the Config hooks
 // (OnLinkOpen, OnLinkClose, OnLimit) run on the service goroutine, one at a

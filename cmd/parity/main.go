@@ -32,7 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	gate := fs.String("lwsgate", "bin/lwsgate", "lwsgate `binary`")
 	native := fs.String("native", "bin/lwsnative", "native reference `binary`")
-	loop := fs.String("event-loop", "poll", "the `loop` both programs run libwebsockets on: poll (lwsgate's default) or libev")
+	loop := fs.String("event-loop", "libev", "the `loop` both programs run libwebsockets on: libev (lwsgate's default) or poll")
 	runs := fs.Int("runs", 1, "run each scenario this many `times` per program and check the logs agree")
 	only := fs.String("only", "", "run only the scenarios whose name contains this `text`")
 	verbose := fs.Bool("v", false, "show every connection side by side, not only differences")

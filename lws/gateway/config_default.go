@@ -135,7 +135,7 @@ hooks:
 
 network_timeout: 15s     # handshakes, close acks, a closing link's last writes
 workers: 0               # service threads sharing the listeners; 0: one per CPU the process may use
-event_loop: poll         # or libev: a message costs the same however many links are open
+event_loop: libev        # or poll: libwebsockets' own loop, whose cost grows with open links
 
 shutdown:
   drain: 5s              # links are closed with 1001 over this window
