@@ -200,9 +200,16 @@ func TestGapRepair(t *testing.T) {
 			t.Fatalf("message %d: %q", i, d.Data)
 		}
 	}
+	// Four messages came from the stream and nothing else did, in at
+	// least the two gaps. The counts may go past that on a slow machine,
+	// with the same deliveries: a quiet check (HistoryCheck, 200 ms) that
+	// falls between the publishes of the 4th to 6th repairs part of that
+	// gap, and the 7th the rest (three gaps); one that reads the stream
+	// after the 7th is stored but before its live copy arrives repairs it
+	// too, and the live copy is then a duplicate.
 	s := e.Stats()
 	t.Logf("repaired %d messages in %d gaps, %d duplicates", s.Repaired, s.RepairedGaps, s.Duplicates)
-	if s.Repaired != 4 || s.RepairedGaps != 2 || s.Unrepairable != 0 {
+	if s.Repaired-s.Duplicates != 4 || s.RepairedGaps < 2 || s.Unrepairable != 0 {
 		t.Fatalf("stats: %+v (start %d, published %v)", s, start, ps)
 	}
 }
