@@ -14,7 +14,9 @@ type EventLoop string
 const (
 	// EventLoopLibev is libev with its epoll backend, through
 	// libwebsockets' libev support: a wake-up costs the same however
-	// many links are open. Debian ships that support as a plugin,
+	// many links are open. The price is two epoll_ctl per WRITEABLE
+	// (libwebsockets asks for POLLOUT before it and drops it after),
+	// which poll(2) does not pay. Debian ships that support as a plugin,
 	// package libwebsockets-evlib-ev (libwebsockets-dev depends on it).
 	EventLoopLibev EventLoop = "libev"
 	// EventLoopPoll is libwebsockets' own loop: poll(2) over every open
