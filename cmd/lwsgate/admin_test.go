@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -356,9 +357,10 @@ func TestHumanUnits(t *testing.T) {
 	}
 }
 
-// TestAdminPublishHistory: lwsgate publish on a channel with a history
-// says where it was stored (one embedded NATS node).
-func TestAdminPublishHistory(t *testing.T) {
+// startHistoryRig is an admin rig on one embedded NATS node whose
+// channels h:* have a history of 10 messages.
+func startHistoryRig(t *testing.T) *adminRig {
+	t.Helper()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "lwsgate.yaml")
 	require.NoError(t, os.WriteFile(conf, []byte(`tokens: {secret: s}
@@ -367,7 +369,78 @@ cluster:
   nats: {embedded: {store_dir: "`+filepath.Join(dir, "js")+`"}}
   channels: [{match: "h:*", history: {size: 10}}]
 `), 0o600))
-	r := startAdminRig(t, "-config", conf)
+	return startAdminRig(t, "-config", conf)
+}
+
+// TestAdminPublishHistory: lwsgate publish on a channel with a history
+// says where it was stored (one embedded NATS node).
+func TestAdminPublishHistory(t *testing.T) {
+	r := startHistoryRig(t)
 	assert.Regexp(t, `^published 5 B to h:1: stored at offset 1 \(epoch [0-9a-f]+\)\n$`, r.ok(t, "publish", "h:1", "hello"))
 	assert.Equal(t, "published 5 B to room: delivered to 0, failed 0\n", r.ok(t, "publish", "room", "hello"))
+}
+
+// TestAdminSubscribeSince: lwsgate subscribe --since OFFSET:EPOCH joins
+// a link to a history channel at a position: the link is sent the
+// subscribed reply and what it missed, and the command prints whether
+// that is all of it (recovered), the offset and the epoch, as a table
+// line or the API's JSON. since on a plain channel is the gateway's 400
+// (usage, 2); on a member already, its 409 (refused, 5); a malformed
+// --since is usage before asking.
+func TestAdminSubscribeSince(t *testing.T) {
+	r := startHistoryRig(t)
+	ws, id := r.client(t)
+	sid := fmt.Sprint(id)
+	stored := regexp.MustCompile(`^published \d+ B to h:1: stored at offset (\d+) \(epoch ([0-9a-f]+)\)\n$`)
+	var first, epoch string
+	for _, m := range []string{"one", "two", "three"} {
+		out := r.ok(t, "publish", "h:1", m)
+		sub := stored.FindStringSubmatch(out)
+		require.NotNil(t, sub, out)
+		if first == "" {
+			first, epoch = sub[1], sub[2]
+		}
+		require.Equal(t, epoch, sub[2])
+	}
+
+	// At the first message: it is sent the two after it.
+	assert.Equal(t, fmt.Sprintf("link %s subscribed to h:1 at offset 3 (epoch %s): recovered, sent what it missed\n", sid, epoch),
+		r.ok(t, "subscribe", sid, "h:1", "--since", first+":"+epoch))
+	_, msg := readMsg(t, ws)
+	assert.JSONEq(t, `{"type":"subscribed","channel":"h:1","recovered":true,"offset":3,"epoch":"`+epoch+`"}`, msg)
+	for _, want := range []string{"two", "three"} {
+		_, msg = readMsg(t, ws)
+		assert.Equal(t, want, msg)
+	}
+
+	// A member already: refused; at another epoch: not recovered, in JSON.
+	assert.Contains(t, r.fails(t, exitRefused, "subscribe", sid, "h:1", "--since", first+":"+epoch),
+		"refused (409): link "+sid+` is a member of "h:1" already`)
+	r.ok(t, "unsubscribe", sid, "h:1")
+	var ans struct {
+		Link      uint64
+		Channel   string
+		Recovered *bool
+		gateway.Position
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.ok(t, "subscribe", sid, "h:1", "--since", "3:0bad", "--json")), &ans))
+	require.NotNil(t, ans.Recovered)
+	assert.False(t, *ans.Recovered)
+	assert.Equal(t, id, ans.Link)
+	assert.Equal(t, gateway.Position{Offset: 3, Epoch: epoch}, ans.Position)
+	r.ok(t, "unsubscribe", sid, "h:1")
+	assert.Regexp(t, fmt.Sprintf(`^link %s subscribed to h:1 at offset 3 \(epoch %s\): not recovered, the history was trimmed or its epoch changed\n$`, sid, epoch),
+		r.ok(t, "subscribe", sid, "h:1", "--since", "3:0bad"))
+
+	// Without since: from now; on a plain channel, as before.
+	r.ok(t, "unsubscribe", sid, "h:1")
+	assert.Equal(t, fmt.Sprintf("link %s subscribed to h:1 at offset 3 (epoch %s)\n", sid, epoch), r.ok(t, "subscribe", sid, "h:1"))
+	assert.Equal(t, "link "+sid+" subscribed to room\n", r.ok(t, "subscribe", sid, "room"))
+
+	// since where there is no history, or not a position.
+	assert.Contains(t, r.fails(t, exitUsage, "subscribe", sid, "room2", "--since", first+":"+epoch),
+		`link `+sid+`: Bad Request (400): since: channel "room2" has no history`)
+	for _, bad := range []string{"3", "x:" + epoch, "3:", "-1:" + epoch} {
+		assert.Contains(t, r.fails(t, exitUsage, "subscribe", sid, "h:1", "--since", bad), fmt.Sprintf("--since %q: want OFFSET:EPOCH", bad))
+	}
 }

@@ -287,20 +287,70 @@ func setupClose(*flag.FlagSet) func(*adminCLI, []string) error {
 	}
 }
 
-func setupMembership(op string) func(*flag.FlagSet) func(*adminCLI, []string) error {
-	return func(*flag.FlagSet) func(*adminCLI, []string) error {
-		return func(a *adminCLI, args []string) error {
-			id, err := linkID(args[0])
+func setupSubscribe(fs *flag.FlagSet) func(*adminCLI, []string) error {
+	since := fs.String("since", "", "on a channel with a history, join at this position, `OFFSET:EPOCH` (a subscribed reply's or a publish's): the link is sent what it missed since")
+	return func(a *adminCLI, args []string) error {
+		id, err := linkID(args[0])
+		if err != nil {
+			return err
+		}
+		req := map[string]any{"channel": args[1]}
+		if *since != "" {
+			p, err := parsePosition(*since)
 			if err != nil {
 				return err
 			}
-			body, _ := json.Marshal(map[string]string{"channel": args[1]})
-			if _, err := a.call("link "+args[0], "POST", fmt.Sprintf("/v1/api/links/%d/%s", id, op), "application/json", body, nil); err != nil || a.json {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "link %d %sd %s %s\n", id, op, map[string]string{"subscribe": "to", "unsubscribe": "from"}[op], args[1])
-			return nil
+			req["since"] = p
 		}
+		body, _ := json.Marshal(req)
+		ans, err := a.call("link "+args[0], "POST", fmt.Sprintf("/v1/api/links/%d/subscribe", id), "application/json", body, nil)
+		if err != nil || a.json {
+			return err
+		}
+		var res struct {
+			Recovered *bool // only on a channel with a history
+			gateway.Position
+		}
+		if err := json.Unmarshal(ans, &res); err != nil {
+			return fmt.Errorf("subscribe: the answer is not the API's: %v", err)
+		}
+		switch {
+		case res.Recovered == nil:
+			fmt.Fprintf(a.stdout, "link %d subscribed to %s\n", id, args[1])
+		case *since == "":
+			fmt.Fprintf(a.stdout, "link %d subscribed to %s at offset %d (epoch %s)\n", id, args[1], res.Offset, res.Epoch)
+		case *res.Recovered:
+			fmt.Fprintf(a.stdout, "link %d subscribed to %s at offset %d (epoch %s): recovered, sent what it missed\n", id, args[1], res.Offset, res.Epoch)
+		default:
+			fmt.Fprintf(a.stdout, "link %d subscribed to %s at offset %d (epoch %s): not recovered, the history was trimmed or its epoch changed\n",
+				id, args[1], res.Offset, res.Epoch)
+		}
+		return nil
+	}
+}
+
+// parsePosition parses --since's OFFSET:EPOCH.
+func parsePosition(s string) (gateway.Position, error) {
+	off, epoch, _ := strings.Cut(s, ":")
+	n, err := strconv.ParseUint(off, 10, 64)
+	if err != nil || epoch == "" {
+		return gateway.Position{}, usagef("--since %q: want OFFSET:EPOCH, as a subscribed reply or a publish gives them (42:9f3c...)", s)
+	}
+	return gateway.Position{Offset: n, Epoch: epoch}, nil
+}
+
+func setupUnsubscribe(*flag.FlagSet) func(*adminCLI, []string) error {
+	return func(a *adminCLI, args []string) error {
+		id, err := linkID(args[0])
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(map[string]string{"channel": args[1]})
+		if _, err := a.call("link "+args[0], "POST", fmt.Sprintf("/v1/api/links/%d/unsubscribe", id), "application/json", body, nil); err != nil || a.json {
+			return err
+		}
+		fmt.Fprintf(a.stdout, "link %d unsubscribed from %s\n", id, args[1])
+		return nil
 	}
 }
 
