@@ -456,7 +456,9 @@ func (e *natsEngine) checkQuiet(epochs bool) {
 }
 
 // suspectEpoch reads hs's epoch (at most one read per stream at once)
-// and resets its channels on this node if it changed.
+// and resets its channels on this node that are of another epoch. Not
+// only if this read saw it change: a publish that found the stream
+// gone may have made it again, and recorded its epoch, first.
 func (e *natsEngine) suspectEpoch(hs *histStream) {
 	if e.epochReads[hs] {
 		return
@@ -464,23 +466,26 @@ func (e *natsEngine) suspectEpoch(hs *histStream) {
 	e.epochReads[hs] = true
 	e.goRun(func() {
 		ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
-		changed, err := e.checkEpoch(ctx, hs)
+		_, err := e.checkEpoch(ctx, hs)
 		cancel()
 		e.ops.post(func() {
 			delete(e.epochReads, hs)
-			if err == nil && changed {
+			if err == nil {
 				e.resetStream(hs)
 			}
 		})
 	})
 }
 
-// resetStream starts hs's channels on this node over, in the stream's
-// new epoch: they deliver all the new stream holds. Joins in progress
-// end unrecovered.
+// resetStream starts hs's channels on this node that are of another
+// epoch than the stream's over, in its epoch: they deliver all the new
+// stream holds. Joins in progress end unrecovered.
 func (e *natsEngine) resetStream(hs *histStream) {
 	epoch := hs.getEpoch()
-	e.log.Warn("cluster: history stream lost and made again: channel positions start over", "stream", hs.name, "epoch", epoch)
+	if e.epochsSet[hs] == epoch {
+		return // a channel started since is of this epoch already
+	}
+	e.epochsSet[hs] = epoch
 	e.ch.mu.RLock()
 	var hist []*chanSub
 	for _, cs := range e.ch.byName {
@@ -489,10 +494,15 @@ func (e *natsEngine) resetStream(hs *histStream) {
 		}
 	}
 	e.ch.mu.RUnlock()
+	logged := false
 	for _, cs := range hist {
 		h := cs.h
 		if !h.started || h.epoch == epoch {
 			continue
+		}
+		if !logged {
+			e.log.Warn("cluster: history stream lost and made again: channel positions start over", "stream", hs.name, "epoch", epoch)
+			logged = true
 		}
 		h.epoch, h.last, h.lastTs, h.held = epoch, 0, 0, nil
 		joins := h.joins

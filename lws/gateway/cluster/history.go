@@ -426,7 +426,10 @@ func (e *natsEngine) onPubErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
 		time.AfterFunc(100*time.Millisecond, func() {
 			if noStream {
 				ctx, cancel := context.WithTimeout(e.life, time.Second)
-				_, _ = e.checkEpoch(ctx, p.hs)
+				if changed, _ := e.checkEpoch(ctx, p.hs); changed {
+					// Made again: this node's channels of it start over.
+					e.ops.post(func() { e.resetStream(p.hs) })
+				}
 				cancel()
 			}
 			e.sendPub(msg)

@@ -216,10 +216,24 @@ func TestGapRepair(t *testing.T) {
 
 // A history stream lost (deleted here) is made again with a new epoch
 // by the next publish: members go on with the new stream's messages,
-// and a position of the old epoch resumes unrecovered.
+// and a position of the old epoch resumes unrecovered. Whether the
+// node's periodic check or the publish finds the stream gone first: with
+// HistoryCheck an hour, the publish makes the stream again, and the
+// node learns of the new epoch from there.
 func TestEpochChange(t *testing.T) {
 	t.Parallel()
-	e, h := startSingle(t, singleHistoryConfig())
+	for _, check := range []time.Duration{200 * time.Millisecond, time.Hour} {
+		t.Run(fmt.Sprint("check ", check), func(t *testing.T) {
+			t.Parallel()
+			cfg := singleHistoryConfig()
+			cfg.HistoryCheck = check
+			testEpochChange(t, cfg)
+		})
+	}
+}
+
+func testEpochChange(t *testing.T, cfg Config) {
+	e, h := startSingle(t, cfg)
 	const ch = "room:e"
 	m := newMember("m", ch)
 	subscribe(t, e, h, m, Position{})

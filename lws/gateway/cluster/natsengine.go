@@ -86,8 +86,9 @@ type natsEngine struct {
 	hjs        jetstream.JetStream // publishes to history streams, with acknowledgement handlers
 	pubs       publishes
 	inbox      inbox
-	ops        opQueue              // to the delivery goroutine
-	epochReads map[*histStream]bool // the delivery goroutine's
+	ops        opQueue                // to the delivery goroutine
+	epochReads map[*histStream]bool   // the delivery goroutine's
+	epochsSet  map[*histStream]string // the delivery goroutine's: the epoch resetStream last brought a stream's channels to
 
 	hq hookQueue // durable disconnect hooks (hookqueue.go)
 }
@@ -104,6 +105,7 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 		hist:  newHistory(cfg),
 
 		epochReads: map[*histStream]bool{},
+		epochsSet:  map[*histStream]string{},
 		unfinished: map[Incarnation]Incarnation{},
 	}
 	e.life, e.stop = context.WithCancel(context.Background())
