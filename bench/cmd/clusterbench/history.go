@@ -41,6 +41,7 @@ var (
 	histWindow  = flag.Int("hist-window", 256, "publishes each link keeps in flight in the history publish phase")
 	histResumes = flag.Int("hist-resumes", 200, "resumes measured")
 	histMissed  = flag.Int("hist-missed", 100, "messages each resume missed")
+	histShards  = flag.Int("hist-shards", 0, "the history nodes' cluster.history_shards; 0: lwsgate's default")
 )
 
 // histYAML gives the history nodes their channels.
@@ -64,7 +65,11 @@ type reply struct {
 
 // runHistory measures both phases and prints them to w.
 func runHistory(cfg config, w io.Writer) error {
-	nodes, err := startNodesWith(cfg, "nats", cfg.rounds, histYAML)
+	extra := histYAML
+	if *histShards > 0 {
+		extra += fmt.Sprintf("\n  history_shards: %d", *histShards)
+	}
+	nodes, err := startNodesWith(cfg, "nats", cfg.rounds, extra)
 	if err != nil {
 		return err
 	}

@@ -61,9 +61,11 @@ func main() {
 	flag.DurationVar(&cfg.dur, "d", 5*time.Second, "measured duration of each phase")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before each phase")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "rounds; each runs every engine, the order alternating")
-	flag.StringVar(&engines, "engines", "memory,nats", "setups to measure: memory (one node), nats (three nodes)")
+	flag.StringVar(&engines, "engines", "memory,nats", "setups to measure: memory (one node), nats (three nodes); none: only the history phases")
 	flag.Parse()
-	cfg.engines = strings.Split(engines, ",")
+	if engines != "none" {
+		cfg.engines = strings.Split(engines, ",")
+	}
 	if cfg.subs < 3 || cfg.rate < 1 || cfg.window < 1 || cfg.size < 0 || cfg.dur <= 0 || cfg.rounds < 1 || cfg.workers < 0 {
 		fmt.Fprintln(os.Stderr, "clusterbench: -subs >= 3, -rate >= 1, -window >= 1, -size >= 0, -d > 0, -rounds >= 1, -workers >= 0")
 		os.Exit(2)
@@ -99,7 +101,9 @@ func main() {
 			results = append(results, res)
 		}
 	}
-	report(os.Stdout, results)
+	if len(results) > 0 {
+		report(os.Stdout, results)
+	}
 	if *histOn {
 		if err := runHistory(cfg, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "clusterbench: history:", err)
