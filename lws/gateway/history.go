@@ -103,6 +103,24 @@ type publishedReply struct {
 	ID string `json:"id,omitempty"` // the publish's (rules[].id_field)
 }
 
+// appendJSON appends r as json.Marshal writes it, without reflection:
+// one is written for every acknowledged publish of a link.
+func (r publishedReply) appendJSON(b []byte) []byte {
+	b = append(b, `{"type":`...)
+	b = appendJSONString(b, r.Type)
+	b = append(b, `,"channel":`...)
+	b = appendJSONString(b, r.Channel)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, r.Offset, 10)
+	b = append(b, `,"epoch":`...)
+	b = appendJSONString(b, r.Epoch)
+	if r.ID != "" {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, r.ID)
+	}
+	return append(b, '}')
+}
+
 // publishFromLink publishes a link's message (rule publish) on a history
 // channel and answers the link with its position, or with an error once
 // it is not acknowledged (the link may send it again, with the same id).
@@ -115,7 +133,7 @@ func (g *Gateway) publishFromLink(l *LinkRecord, rule, channel, id string, typ l
 			g.log.Warn("history publish not stored", "link", l.ID, "channel", channel, "id", id, "err", err)
 			b, _ = json.Marshal(errorMessage{Type: "error", Error: "publish not acknowledged: " + err.Error(), Rule: rule, Channel: channel, ID: id})
 		} else {
-			b, _ = json.Marshal(publishedReply{Type: "published", Channel: channel, Position: p, ID: id})
+			b = publishedReply{Type: "published", Channel: channel, Position: p, ID: id}.appendJSON(nil)
 		}
 		_ = g.send(l, lws.TextMessage, b)
 	})

@@ -30,12 +30,19 @@ type Message struct {
 func (m *Message) JSON() (any, error) {
 	if !m.parsed {
 		m.parsed = true
-		if t := bytes.TrimLeft(m.Data, " \t\r\n"); len(t) == 0 || t[0] != '{' && t[0] != '[' {
+		t := bytes.TrimLeft(m.Data, " \t\r\n")
+		if len(t) == 0 || t[0] != '{' && t[0] != '[' {
 			// Most messages of an echo path are not JSON: say so
 			// without a decoder.
 			m.jsonErr = errNotJSON
 			return nil, m.jsonErr
 		}
+		if json.Valid(t) {
+			m.json = decodeValid(t)
+			return m.json, nil
+		}
+		// Not valid: the decoder says why (and takes a value followed
+		// by a closing bracket, as it always has).
 		d := json.NewDecoder(bytes.NewReader(m.Data))
 		d.UseNumber()
 		if m.jsonErr = d.Decode(&m.json); m.jsonErr == nil && d.More() {
@@ -55,7 +62,8 @@ func (m *Message) Field(path string) (v any, ok bool) {
 	if err != nil {
 		return nil, false
 	}
-	for _, p := range strings.Split(path, ".") {
+	for {
+		p, rest, more := strings.Cut(path, ".")
 		obj, isObj := v.(map[string]any)
 		if !isObj {
 			return nil, false
@@ -63,8 +71,11 @@ func (m *Message) Field(path string) (v any, ok bool) {
 		if v, ok = obj[p]; !ok {
 			return nil, false
 		}
+		if !more {
+			return v, true
+		}
+		path = rest
 	}
-	return v, true
 }
 
 // fieldString renders a JSON value for matching: strings as they are,
