@@ -133,7 +133,9 @@ func (g *Gateway) publishFromLink(l *LinkRecord, rule, channel, id string, typ l
 			g.log.Warn("history publish not stored", "link", l.ID, "channel", channel, "id", id, "err", err)
 			b, _ = json.Marshal(errorMessage{Type: "error", Error: "publish not acknowledged: " + err.Error(), Rule: rule, Channel: channel, ID: id})
 		} else {
-			b = publishedReply{Type: "published", Channel: channel, Position: p, ID: id}.appendJSON(nil)
+			// Room for it all, escapes aside: growing it cost more than writing it.
+			b = publishedReply{Type: "published", Channel: channel, Position: p, ID: id}.
+				appendJSON(make([]byte, 0, 80+len(channel)+len(p.Epoch)+len(id)))
 		}
 		_ = g.send(l, lws.TextMessage, b)
 	})

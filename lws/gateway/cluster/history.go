@@ -372,13 +372,15 @@ func (e *natsEngine) PublishAsync(channel string, m Message, done func(Position,
 	}
 	msg := nats.NewMsg(hs.subject(channel))
 	msg.Data = append([]byte(nil), m.Data...)
-	msg.Header.Set(hdrFrom, e.Incarnation().String())
+	// The names are in canonical form already: set, not Set, which
+	// would canonicalise them again on every publish.
+	msg.Header[hdrFrom] = []string{e.Incarnation().String()}
 	if m.Kind != 0 {
-		msg.Header.Set(hdrKind, strconv.Itoa(int(m.Kind)))
+		msg.Header[hdrKind] = []string{strconv.Itoa(int(m.Kind))}
 	}
 	if m.ID != "" {
 		// Scoped to the channel: a stream holds several channels.
-		msg.Header.Set(jetstream.MsgIDHeader, EncodeToken(channel)+"."+EncodeToken(m.ID))
+		msg.Header[jetstream.MsgIDHeader] = []string{EncodeToken(channel) + "." + EncodeToken(m.ID)}
 	}
 	p := &histPub{hs: hs, done: done, deadline: time.Now().Add(e.cfg.CallTimeout)}
 	e.pubs.m.Store(msg, p)

@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/textproto"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func writeFile(path string) error { return os.WriteFile(path, []byte("x"), 0o600) }
@@ -223,5 +226,15 @@ func BenchmarkMemoryPublish(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_, _ = e.Publish(ctx, "room", m)
+	}
+}
+
+// TestHistoryHeaderNames: the headers of a stored message are set
+// without nats.Header.Set, so their names must be canonical already.
+func TestHistoryHeaderNames(t *testing.T) {
+	for _, k := range []string{hdrFrom, hdrKind, jetstream.MsgIDHeader} {
+		if c := textproto.CanonicalMIMEHeaderKey(k); c != k {
+			t.Errorf("header %q: canonical form %q", k, c)
+		}
 	}
 }
