@@ -134,8 +134,10 @@ func (c *Context) wantWritable(r *rec) {
 	switch ro := r.role.(type) {
 	case wsServer:
 		ro.boundClose()
+		c.writeSoon(r)
 	case wsClient:
 		ro.boundClose()
+		c.writeSoon(r)
 	case *httpConn:
 		if ro.txn != nil && ro.txn.paused {
 			// Written by answer, outside callbacks.
@@ -144,6 +146,45 @@ func (c *Context) wantWritable(r *rec) {
 		}
 	}
 	r.wsi.CallbackOnWritable()
+}
+
+// writeSoon lists a WebSocket link whose WRITEABLE callback was just asked
+// for, to be delivered by writeNow. Not while writeNow delivers: a link
+// that asks again from its WRITEABLE callback (its socket took only part)
+// waits for poll(2) to say the socket takes more.
+func (c *Context) writeSoon(r *rec) {
+	if c.inWrite || r.outNow {
+		return
+	}
+	r.outNow = true
+	c.outNow = append(c.outNow, r)
+}
+
+// writeNow delivers the WRITEABLE callbacks that WebSocket links asked for
+// during the last lws_service pass and the drain after it, as poll(2)
+// would report their sockets writable (WSI.ServiceWritable), instead of
+// one more lws_service pass for them: the WRITEABLE requests made while a
+// pass handles what the sockets brought (a RECEIVE's echo) would
+// otherwise cost a second poll of every open descriptor, which returns at
+// once with just those sockets writable. A socket that takes less than a
+// write gives, lws keeps the rest and sends it first, as after a real
+// poll (see cgo.WriteWS). Outside callbacks only; a link that lws
+// already called back is skipped (its WRITEABLE clears outNow).
+func (c *Context) writeNow() {
+	rs := c.outNow
+	c.outNow = c.spareOut[:0]
+	c.inWrite = true
+	for i, r := range rs {
+		rs[i] = nil
+		if r.outNow && r.wsi != 0 {
+			r.outNow = false
+			r.wsi.ServiceWritable() // may close the link
+		}
+		r.outNow = false
+	}
+	c.inWrite = false
+	c.spareOut = rs[:0]
+	c.flushTrace()
 }
 
 // answer writes the HTTP answers drain found ready on connections whose rx

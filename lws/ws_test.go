@@ -727,3 +727,29 @@ func TestBatchedWrites(t *testing.T) {
 	require.NoError(t, ctx.Do(func() { batches = ctx.tx.batches }))
 	assert.Positive(t, batches, "no batched write was made")
 }
+
+// TestEchoOnePassPerMessage: an echo of a message that arrives alone costs
+// one lws_service pass (one poll of every open descriptor), not two: the
+// WRITEABLE callback the RECEIVE asked for is delivered right after the
+// pass (writeNow), not by a second poll that returns at once with the
+// socket writable.
+func TestEchoOnePassPerMessage(t *testing.T) {
+	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}})
+	ws := dial(t, addr, nil)
+	passes := func() (n uint64) {
+		require.NoError(t, ctx.Do(func() { n = ctx.passes }))
+		return n
+	}
+	const msgs = 200
+	before := passes()
+	for i := range msgs {
+		require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, []byte(fmt.Sprint("m", i))))
+		_, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint("m", i), string(got))
+	}
+	n := passes() - before
+	t.Logf("%d passes for %d echoes", n, msgs)
+	// One pass per message, and a few for timers and the Do calls.
+	assert.LessOrEqual(t, n, uint64(msgs+msgs/4), "more than one service pass per echoed message")
+}
