@@ -350,6 +350,12 @@ func (c *Context) loop() {
 		if len(c.bodyWait) > 0 {
 			c.armBodyTimers()
 		}
+		if !drainInCallbacks && c.npend.Load() > 0 {
+			// 4.3: work queued by callbacks of this goroutine
+			// (writeNow, answer, posted functions), which did
+			// not wake it (kick).
+			continue
+		}
 		err := c.lc.Service()
 		c.passes++
 		c.flushTrace()

@@ -1,6 +1,10 @@
 package lws
 
-import "github.com/lwsgate/lwsgate/cgo"
+import (
+	"syscall"
+
+	"github.com/lwsgate/lwsgate/cgo"
+)
 
 // The hand-off queue: how other goroutines give the service goroutine
 // work (post: a function; schedule: a link that has something to write)
@@ -55,15 +59,23 @@ const drainInCallbacks = cgo.HeaderVersionNumber < 4003000
 
 // kick wakes the service goroutine unless it will look at the queue anyway:
 // a WRITEABLE request made inside a callback is made when it returns
-// (drainInCallbacks), and when a wake-up is already in flight one is
-// enough. A posted function (cmd) always needs the loop.
+// (drainInCallbacks), or, on 4.3, by the service goroutine itself before
+// it polls again (loop) when the request comes from its own callback; and
+// when a wake-up is already in flight one is enough. A posted function
+// (cmd) always needs the loop.
 func (c *Context) kick(cmd bool) {
-	if !cmd && drainInCallbacks && c.inCb.Load() {
+	if !cmd && c.inCb.Load() && (drainInCallbacks || c.onServiceThread()) {
 		return
 	}
 	if c.armed.CompareAndSwap(false, true) {
 		c.wake()
 	}
+}
+
+// onServiceThread reports whether the caller runs on the service
+// goroutine (a gettid(2), as in Conn.lent).
+func (c *Context) onServiceThread() bool {
+	return int32(syscall.Gettid()) == c.tid.Load()
 }
 
 func (c *Context) wake() {
