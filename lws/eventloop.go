@@ -19,7 +19,8 @@ const (
 	EventLoopLibev EventLoop = "libev"
 	// EventLoopPoll is libwebsockets' own loop: poll(2) over every open
 	// descriptor at each wake-up, so that an event costs more the more
-	// links are open (about 0.3 us per open link and message here).
+	// links are open (about 0.23 us per open link and ping-pong message
+	// here: 231 us with 1,000 open links).
 	EventLoopPoll EventLoop = "poll"
 )
 
