@@ -2,7 +2,9 @@ package lws
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/lwsgate/lwsgate/cgo"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -752,4 +755,50 @@ func TestEchoOnePassPerMessage(t *testing.T) {
 	t.Logf("%d passes for %d echoes", n, msgs)
 	// One pass per message, and a few for timers and the Do calls.
 	assert.LessOrEqual(t, n, uint64(msgs+msgs/4), "more than one service pass per echoed message")
+}
+
+// TestPeerResetMidRound: links whose peer resets the connection while the
+// server streams to them end cleanly: every one is closed and released,
+// and no callback panics, whichever write of a WRITEABLE round the reset
+// fails (a round that failed after writing some of its queue left the
+// written frames' empty slots in the queue, which WSI_DESTROY released
+// again).
+func TestPeerResetMidRound(t *testing.T) {
+	var logs testutil.Buffer
+	var closed atomic.Int32
+	stream := HandlerFuncs{
+		Open: func(c *Conn) {
+			go func() {
+				small, big := make([]byte, 32), make([]byte, 100<<10)
+				for i := 0; ; i++ {
+					p := small
+					if i%3 == 2 {
+						p = big
+					}
+					switch err := c.Send(BinaryMessage, p); {
+					case errors.Is(err, ErrSendQueueFull):
+						time.Sleep(100 * time.Microsecond) // the queue is full: back off
+					case err != nil:
+						return
+					}
+				}
+			}()
+		},
+		Close: func(*Conn, CloseError) { closed.Add(1) },
+	}
+	_, addr := startServer(t, Listener{Handler: stream, MaxSendQueue: 4 << 20}, logTo(t, &logs))
+	const links = 40
+	for i := range links {
+		ws := dial(t, addr, nil)
+		for range 1 + i%4 {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				t.Fatalf("link %d: %v", i, err)
+			}
+		}
+		tc := ws.UnderlyingConn().(*net.TCPConn)
+		require.NoError(t, tc.SetLinger(0)) // close sends RST
+		require.NoError(t, tc.Close())
+	}
+	require.Eventually(t, func() bool { return closed.Load() == links }, 10*time.Second, 5*time.Millisecond, "links closed: %d of %d", closed.Load(), links)
+	assert.NotContains(t, logs.String(), "panic in callback")
 }
