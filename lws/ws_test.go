@@ -753,8 +753,10 @@ func TestEchoOnePassPerMessage(t *testing.T) {
 	}
 	n := passes() - before
 	t.Logf("%d passes for %d echoes", n, msgs)
-	// One pass per message, and a few for timers and the Do calls.
-	assert.LessOrEqual(t, n, uint64(msgs+msgs/4), "more than one service pass per echoed message")
+	// One pass per message (two before writeNow: 400 here), and some
+	// for the Do calls and other wake-ups (lws timers; on 4.3 its
+	// netlink socket, which route and link changes of the host wake).
+	assert.LessOrEqual(t, n, uint64(msgs*3/2), "more than one service pass per echoed message")
 }
 
 // TestPeerResetMidRound: links whose peer resets the connection while the
