@@ -129,9 +129,9 @@ func (w WSI) ResumeHTTP(ask bool) (pending bool) {
 	return C.lwsgo_http_resume(C.uintptr_t(w), b2i(ask)) != 0
 }
 
-// ServiceWritable delivers the HTTP_WRITEABLE callback now, as if poll(2)
-// had reported the socket writable and not readable (lws_service_fd with
-// POLLOUT alone). Call it only between Service calls, never from inside a
+// ServiceWritable delivers the WRITEABLE callback now (HTTP_WRITEABLE, or a
+// WebSocket link's), as if poll(2) had reported the socket writable and
+// not readable (lws_service_fd with POLLOUT alone). Call it only between Service calls, never from inside a
 // callback; the connection may be closed (WSI_DESTROY delivered) when it
 // returns.
 func (w WSI) ServiceWritable() { C.lwsgo_http_service_writable(C.uintptr_t(w)) }

@@ -130,21 +130,20 @@ func (c *Conn) writePings(pings []*frame) bool {
 // messages as one batch (see batchRun).
 func (c *Conn) writeQueue(tx *txRound) bool {
 	batch := !c.deflate && !c.client
-	for tx.done < len(c.wq) && !tx.choked {
+	ok := true
+	for ok && tx.done < len(c.wq) && !tx.choked {
 		if batch {
 			if k, size := batchRun(c.wq[tx.done:]); k >= 2 {
-				if !c.writeBatch(tx, k, size) {
-					return false
-				}
+				ok = c.writeBatch(tx, k, size)
 				continue
 			}
 		}
-		if !c.writeFrame(tx) {
-			return false
-		}
+		ok = c.writeFrame(tx)
 	}
+	// Also after a failed write: the frames written before it are
+	// released, and WSI_DESTROY releases what is left (finish).
 	c.wq = c.wq[:copy(c.wq, c.wq[tx.done:])]
-	return true
+	return ok
 }
 
 // writeBatch frames the k messages at tx.done, size bytes framed, into one

@@ -55,8 +55,12 @@ type Context struct {
 	spareCmd []func()
 	answers  []*rec // HTTP answers ready on paused connections (answer)
 	spareAns []*rec
+	outNow   []*rec // WebSocket links that asked for WRITEABLE (writeNow)
+	spareOut []*rec
+	inWrite  bool      // writeNow is delivering: further requests wait for the poll
 	bodyWait []*rec    // requests whose body timer waits for the pass's end (armBodyTimers)
 	passTime time.Time // when the current service pass began
+	passes   uint64    // lws_service passes so far (tests)
 
 	// The service loop and its end (this file).
 	stopReq   atomic.Bool
@@ -326,6 +330,9 @@ func (c *Context) loop() {
 		if c.npend.Load() > 0 {
 			c.drain(true)
 		}
+		if len(c.outNow) > 0 {
+			c.writeNow()
+		}
 		if len(c.answers) > 0 {
 			c.answer()
 		}
@@ -343,7 +350,14 @@ func (c *Context) loop() {
 		if len(c.bodyWait) > 0 {
 			c.armBodyTimers()
 		}
+		if !drainInCallbacks && c.npend.Load() > 0 {
+			// 4.3: work queued by callbacks of this goroutine
+			// (writeNow, answer, posted functions), which did
+			// not wake it (kick).
+			continue
+		}
 		err := c.lc.Service()
+		c.passes++
 		c.flushTrace()
 		if err != nil {
 			c.err = err
@@ -500,7 +514,7 @@ func (c *Context) destroy() {
 	}
 	c.pending, c.cmds = nil, nil
 	c.qmu.Unlock()
-	c.answers = nil
+	c.answers, c.outNow = nil, nil
 	c.bodyWait = nil
 }
 

@@ -38,6 +38,7 @@ type rec struct {
 	offered bool           // upgrades: lws sees the offer chosen for it (chooseOffer)
 	refuse  admissionLimit // accepted connections: the limit that refused it
 	queued  atomic.Bool    // in Context.pending
+	outNow  bool           // in Context.outNow, its WRITEABLE not yet delivered
 	timer   timerKind      // accepted connections: what the TIMER callback is for
 
 	up   *pendingUpgrade // an upgrade request, from HTTP_CONFIRM_UPGRADE to ESTABLISHED

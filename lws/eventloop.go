@@ -14,14 +14,19 @@ type EventLoop string
 const (
 	// EventLoopLibev is libev with its epoll backend, through
 	// libwebsockets' libev support: a wake-up costs the same however
-	// many links are open. The price is two epoll_ctl per WRITEABLE
-	// (libwebsockets asks for POLLOUT before it and drops it after),
-	// which poll(2) does not pay. Debian ships that support as a plugin,
-	// package libwebsockets-evlib-ev (libwebsockets-dev depends on it).
+	// many links are open. A WRITEABLE that waits for its socket costs
+	// two epoll_ctl (libwebsockets asks for POLLOUT before it and drops
+	// it after), which poll(2) does not pay; one the binding delivers
+	// right after the pass that asked for it (an echo's) costs none, as
+	// libev sees the interest come and go before it waits again (strace,
+	// 1,000 links echoing: 2 per send before, none after). Debian ships
+	// that support as a plugin, package libwebsockets-evlib-ev
+	// (libwebsockets-dev depends on it).
 	EventLoopLibev EventLoop = "libev"
 	// EventLoopPoll is libwebsockets' own loop: poll(2) over every open
 	// descriptor at each wake-up, so that an event costs more the more
-	// links are open (about 0.3 us per open link and message here).
+	// links are open (about 0.23 us per open link and ping-pong message
+	// here: 231 us with 1,000 open links).
 	EventLoopPoll EventLoop = "poll"
 )
 

@@ -1,6 +1,10 @@
 package lws
 
-import "github.com/lwsgate/lwsgate/cgo"
+import (
+	"syscall"
+
+	"github.com/lwsgate/lwsgate/cgo"
+)
 
 // The hand-off queue: how other goroutines give the service goroutine
 // work (post: a function; schedule: a link that has something to write)
@@ -55,15 +59,23 @@ const drainInCallbacks = cgo.HeaderVersionNumber < 4003000
 
 // kick wakes the service goroutine unless it will look at the queue anyway:
 // a WRITEABLE request made inside a callback is made when it returns
-// (drainInCallbacks), and when a wake-up is already in flight one is
-// enough. A posted function (cmd) always needs the loop.
+// (drainInCallbacks), or, on 4.3, by the service goroutine itself before
+// it polls again (loop) when the request comes from its own callback; and
+// when a wake-up is already in flight one is enough. A posted function
+// (cmd) always needs the loop.
 func (c *Context) kick(cmd bool) {
-	if !cmd && drainInCallbacks && c.inCb.Load() {
+	if !cmd && c.inCb.Load() && (drainInCallbacks || c.onServiceThread()) {
 		return
 	}
 	if c.armed.CompareAndSwap(false, true) {
 		c.wake()
 	}
+}
+
+// onServiceThread reports whether the caller runs on the service
+// goroutine (a gettid(2), as in Conn.lent).
+func (c *Context) onServiceThread() bool {
+	return int32(syscall.Gettid()) == c.tid.Load()
 }
 
 func (c *Context) wake() {
@@ -134,8 +146,10 @@ func (c *Context) wantWritable(r *rec) {
 	switch ro := r.role.(type) {
 	case wsServer:
 		ro.boundClose()
+		c.writeSoon(r)
 	case wsClient:
 		ro.boundClose()
+		c.writeSoon(r)
 	case *httpConn:
 		if ro.txn != nil && ro.txn.paused {
 			// Written by answer, outside callbacks.
@@ -144,6 +158,45 @@ func (c *Context) wantWritable(r *rec) {
 		}
 	}
 	r.wsi.CallbackOnWritable()
+}
+
+// writeSoon lists a WebSocket link whose WRITEABLE callback was just asked
+// for, to be delivered by writeNow. Not while writeNow delivers: a link
+// that asks again from its WRITEABLE callback (its socket took only part)
+// waits for poll(2) to say the socket takes more.
+func (c *Context) writeSoon(r *rec) {
+	if c.inWrite || r.outNow {
+		return
+	}
+	r.outNow = true
+	c.outNow = append(c.outNow, r)
+}
+
+// writeNow delivers the WRITEABLE callbacks that WebSocket links asked for
+// during the last lws_service pass and the drain after it, as poll(2)
+// would report their sockets writable (WSI.ServiceWritable), instead of
+// one more lws_service pass for them: the WRITEABLE requests made while a
+// pass handles what the sockets brought (a RECEIVE's echo) would
+// otherwise cost a second poll of every open descriptor, which returns at
+// once with just those sockets writable. A socket that takes less than a
+// write gives, lws keeps the rest and sends it first, as after a real
+// poll (see cgo.WriteWS). Outside callbacks only; a link that lws
+// already called back is skipped (its WRITEABLE clears outNow).
+func (c *Context) writeNow() {
+	rs := c.outNow
+	c.outNow = c.spareOut[:0]
+	c.inWrite = true
+	for i, r := range rs {
+		rs[i] = nil
+		if r.outNow && r.wsi != 0 {
+			r.outNow = false
+			r.wsi.ServiceWritable() // may close the link
+		}
+		r.outNow = false
+	}
+	c.inWrite = false
+	c.spareOut = rs[:0]
+	c.flushTrace()
 }
 
 // answer writes the HTTP answers drain found ready on connections whose rx

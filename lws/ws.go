@@ -57,6 +57,7 @@ func (c *Conn) onLink(ev *callbacks.Event, cb *wsCallbacks) int {
 	case cb.receive:
 		return c.receive(ev)
 	case cb.writeable:
+		c.r.outNow = false
 		return c.onWritable()
 	case cb.pong:
 		c.callPong(ev.Data)

@@ -2,7 +2,9 @@ package lws
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/lwsgate/lwsgate/cgo"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -726,4 +729,78 @@ func TestBatchedWrites(t *testing.T) {
 	var batches uint64
 	require.NoError(t, ctx.Do(func() { batches = ctx.tx.batches }))
 	assert.Positive(t, batches, "no batched write was made")
+}
+
+// TestEchoOnePassPerMessage: an echo of a message that arrives alone costs
+// one lws_service pass (one poll of every open descriptor), not two: the
+// WRITEABLE callback the RECEIVE asked for is delivered right after the
+// pass (writeNow), not by a second poll that returns at once with the
+// socket writable.
+func TestEchoOnePassPerMessage(t *testing.T) {
+	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}})
+	ws := dial(t, addr, nil)
+	passes := func() (n uint64) {
+		require.NoError(t, ctx.Do(func() { n = ctx.passes }))
+		return n
+	}
+	const msgs = 200
+	before := passes()
+	for i := range msgs {
+		require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, []byte(fmt.Sprint("m", i))))
+		_, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint("m", i), string(got))
+	}
+	n := passes() - before
+	t.Logf("%d passes for %d echoes", n, msgs)
+	// One pass per message (two before writeNow: 400 here), and some
+	// for the Do calls and other wake-ups (lws timers; on 4.3 its
+	// netlink socket, which route and link changes of the host wake).
+	assert.LessOrEqual(t, n, uint64(msgs*3/2), "more than one service pass per echoed message")
+}
+
+// TestPeerResetMidRound: links whose peer resets the connection while the
+// server streams to them end cleanly: every one is closed and released,
+// and no callback panics, whichever write of a WRITEABLE round the reset
+// fails (a round that failed after writing some of its queue left the
+// written frames' empty slots in the queue, which WSI_DESTROY released
+// again).
+func TestPeerResetMidRound(t *testing.T) {
+	var logs testutil.Buffer
+	var closed atomic.Int32
+	stream := HandlerFuncs{
+		Open: func(c *Conn) {
+			go func() {
+				small, big := make([]byte, 32), make([]byte, 100<<10)
+				for i := 0; ; i++ {
+					p := small
+					if i%3 == 2 {
+						p = big
+					}
+					switch err := c.Send(BinaryMessage, p); {
+					case errors.Is(err, ErrSendQueueFull):
+						time.Sleep(100 * time.Microsecond) // the queue is full: back off
+					case err != nil:
+						return
+					}
+				}
+			}()
+		},
+		Close: func(*Conn, CloseError) { closed.Add(1) },
+	}
+	_, addr := startServer(t, Listener{Handler: stream, MaxSendQueue: 4 << 20}, logTo(t, &logs))
+	const links = 40
+	for i := range links {
+		ws := dial(t, addr, nil)
+		for range 1 + i%4 {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				t.Fatalf("link %d: %v", i, err)
+			}
+		}
+		tc := ws.UnderlyingConn().(*net.TCPConn)
+		require.NoError(t, tc.SetLinger(0)) // close sends RST
+		require.NoError(t, tc.Close())
+	}
+	require.Eventually(t, func() bool { return closed.Load() == links }, 10*time.Second, 5*time.Millisecond, "links closed: %d of %d", closed.Load(), links)
+	assert.NotContains(t, logs.String(), "panic in callback")
 }

@@ -79,7 +79,16 @@ func servers(bin, base string) []server {
 			server{name: "lwsgate-base", bin: filepath.Join(base, "lwsgate"), what: "lwsgate as above, built from the base revision (BENCH_BASE)",
 				args: gate(base), env: gateEnv},
 			server{name: "lws-pkg-base", bin: filepath.Join(base, "lwspkgecho"), what: "package lws alone as above, built from the base revision (BENCH_BASE)",
-				args: listen})
+				args: listen},
+			// The scaling section's pair from the base revision, which
+			// must know -workers (issue 16 and later).
+			server{name: "lwsgate-base-w1", bin: filepath.Join(base, "lwsgate"), what: "lwsgate as above with one worker, built from the base revision (BENCH_BASE); the scaling section only",
+				args: gate(base, "-workers", "1"), env: gateEnv, scaleOnly: true},
+			server{name: "lwsgate-base-w2", bin: filepath.Join(base, "lwsgate"), what: "lwsgate-w2 as above, built from the base revision (BENCH_BASE); the scaling section only",
+				args: func(p int) []string {
+					return append(gate(base, "-workers", "2")(p), "-admin", "127.0.0.1:"+port(adminPort(p)))
+				},
+				env: gateEnv, scaleOnly: true})
 	}
 	return out
 }
@@ -120,7 +129,8 @@ func (sc scenario) runs(s server) bool {
 // scalingServers are the servers of the scaling section: lwsgate on one
 // worker and on two, native lws (one thread: its ceiling) and gws (Go,
 // GOMAXPROCS 2).
-var scalingServers = []string{"lwsgate", "lwsgate-w2", "lws", "gws"}
+// With -base, also lwsgate-base-w1 and lwsgate-base-w2.
+var scalingServers = []string{"lwsgate", "lwsgate-w2", "lws", "gws", "lwsgate-base-w1", "lwsgate-base-w2"}
 
 // scalingScenarios are the scaling section's scenarios; paced is the
 // offered rate of scale-paced, and balance the link counts at which the
