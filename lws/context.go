@@ -350,10 +350,14 @@ func (c *Context) loop() {
 		if len(c.bodyWait) > 0 {
 			c.armBodyTimers()
 		}
-		if !drainInCallbacks && c.npend.Load() > 0 {
+		if !drainInCallbacks && c.npend.Load() > 0 && !c.armed.Load() {
 			// 4.3: work queued by callbacks of this goroutine
 			// (writeNow, answer, posted functions), which did
-			// not wake it (kick).
+			// not wake it (kick). Work queued from elsewhere
+			// armed a wake-up, so lws_service returns at once:
+			// going round for it instead would let goroutines
+			// that keep the queue filled starve every link's
+			// input and the timers.
 			continue
 		}
 		err := c.lc.Service()

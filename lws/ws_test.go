@@ -816,3 +816,49 @@ func TestPeerResetMidRound(t *testing.T) {
 	require.Eventually(t, func() bool { return closed.Load() == links }, 10*time.Second, 5*time.Millisecond, "links closed: %d of %d", closed.Load(), links)
 	assert.NotContains(t, logs.String(), "panic in callback")
 }
+
+// TestServiceNotStarvedBySends: Sends from another goroutine, as fast as
+// it can make them, do not keep the service goroutine from its other
+// links. On libwebsockets 4.3 the loop goes round again without polling
+// while work is queued that its own callbacks queued without a wake-up
+// (kick); work queued from elsewhere comes with a wake-up, and polling
+// then must not wait for a queue that other goroutines keep filling.
+func TestServiceNotStarvedBySends(t *testing.T) {
+	rec := newRecorder()
+	_, addr := startServer(t, Listener{Handler: rec})
+	flooded := dial(t, addr, nil)
+	a := waitFor(t, rec.opens, "OnOpen")
+	go func() { // the flooded link's client reads whatever comes
+		for {
+			if _, _, err := flooded.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		msg := []byte("flood")
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = a.Send(BinaryMessage, msg)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	ws := dial(t, addr, nil)
+	waitFor(t, rec.opens, "OnOpen")
+	start := time.Now()
+	for i := range 50 {
+		require.NoError(t, ws.SetReadDeadline(time.Now().Add(5*time.Second)))
+		require.NoError(t, ws.WriteMessage(websocket.BinaryMessage, []byte(fmt.Sprint("m", i))))
+		_, got, err := ws.ReadMessage()
+		require.NoError(t, err, "echo %d while another link is flooded", i)
+		require.Equal(t, fmt.Sprint("m", i), string(got))
+	}
+	t.Logf("50 echoes in %v while another link was flooded", time.Since(start))
+}
