@@ -552,7 +552,7 @@ func TestUpgradeRequestAfterOpen(t *testing.T) {
 		req *Request
 	}
 	opens := make(chan open, 1)
-	_, addr := startServer(t, Listener{Handler: HandlerFuncs{Open: func(c *Conn) {
+	ctx, addr := startServer(t, Listener{Handler: HandlerFuncs{Open: func(c *Conn) {
 		r1 := c.Request()
 		assert.Same(t, r1, c.Request(), "during OnOpen: one Request")
 		opens <- open{c, r1}
@@ -562,6 +562,10 @@ func TestUpgradeRequestAfterOpen(t *testing.T) {
 	o := waitFor(t, opens, "OnOpen")
 	require.NotNil(t, o.req)
 	assert.Equal(t, int64(-1), o.req.ContentLength)
+	// OnOpen sent o before it returned: wait until it has (Do runs
+	// after the callback on the service goroutine), or a Request asked
+	// for meanwhile is still OnOpen's.
+	require.NoError(t, ctx.Do(func() {}))
 
 	var wg sync.WaitGroup
 	got := make([]*Request, 8)
