@@ -188,11 +188,11 @@ func (c *Context) writeNow() {
 	c.inWrite = true
 	for i, r := range rs {
 		rs[i] = nil
-		if r.outNow && r.wsi != 0 {
-			r.outNow = false
+		want := r.outNow && r.wsi != 0
+		r.outNow = false
+		if want {
 			r.wsi.ServiceWritable() // may close the link
 		}
-		r.outNow = false
 	}
 	c.inWrite = false
 	c.spareOut = rs[:0]
