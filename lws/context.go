@@ -61,6 +61,10 @@ type Context struct {
 	bodyWait []*rec    // requests whose body timer waits for the pass's end (armBodyTimers)
 	passTime time.Time // when the current service pass began
 	passes   uint64    // lws_service passes so far (tests)
+	// lastYield is when the service goroutine last yielded its P, and
+	// cbs counts callbacks (maybeYield).
+	lastYield time.Time
+	cbs       uint32
 
 	// The service loop and its end (this file).
 	stopReq   atomic.Bool
@@ -248,8 +252,13 @@ func (c *Context) Do(f func()) error {
 // (TestMaxMessageSize/fragmented_over then fails in 1 run of 6 at 2 KiB).
 const serviceBufferSize = 64 << 10
 
-// yieldEvery is how often the service goroutine yields its P (see run).
-const yieldEvery = 5 * time.Millisecond
+// yieldEvery is how often the service goroutine yields its P
+// (maybeYield), and yieldCheck how many callbacks go by between two looks
+// at the clock for it inside a long service pass.
+const (
+	yieldEvery = 5 * time.Millisecond
+	yieldCheck = 128
+)
 
 // run is the service goroutine.
 func (c *Context) run(started chan<- error) {
@@ -325,7 +334,7 @@ func (c *Context) start() error {
 // loop services the context until it stops: the queued work, the answers
 // of connections that do not read, then lws_service.
 func (c *Context) loop() {
-	lastYield := time.Now()
+	c.lastYield = time.Now()
 	for !c.stopReq.Load() {
 		if c.npend.Load() > 0 {
 			c.drain(true)
@@ -338,15 +347,7 @@ func (c *Context) loop() {
 		}
 		now := time.Now()
 		c.passTime = now
-		if now.Sub(lastYield) >= yieldEvery {
-			// Go's sysmon takes the P away from a goroutine that
-			// has not been rescheduled for 10 ms, at every one of
-			// its ticks (20 us) for as long as that goroutine keeps
-			// running; one that lives in cgo calls, as this one
-			// does, is never rescheduled unless it yields.
-			runtime.Gosched()
-			lastYield = now
-		}
+		c.maybeYield(now)
 		if len(c.bodyWait) > 0 {
 			c.armBodyTimers()
 		}
@@ -371,6 +372,21 @@ func (c *Context) loop() {
 		if c.stopping && (c.busyRecs() == 0 || time.Now().After(c.deadline)) {
 			return
 		}
+	}
+}
+
+// maybeYield lets the scheduler run once yieldEvery has gone by since the
+// service goroutine last passed through it. Go's sysmon takes the P away
+// from a goroutine that has not been rescheduled for 10 ms, at every one
+// of its ticks (20 us) for as long as that goroutine keeps running, and
+// each time it does so it starts its short ticks over; one that lives in
+// cgo calls, as this one does, is never rescheduled unless it yields. The
+// loop calls it once per pass and dispatch every yieldCheck callbacks, as
+// one pass over many busy links can itself outlast the 10 ms.
+func (c *Context) maybeYield(now time.Time) {
+	if now.Sub(c.lastYield) >= yieldEvery {
+		runtime.Gosched()
+		c.lastYield = now
 	}
 }
 

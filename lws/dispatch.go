@@ -148,6 +148,9 @@ func (c *Context) dispatch(ev *callbacks.Event) (ret int) {
 			if drainInCallbacks && c.npend.Load() > 0 {
 				c.drain(false)
 			}
+			if c.cbs++; c.cbs%yieldCheck == 0 {
+				c.maybeYield(time.Now())
+			}
 		}
 	}()
 	return c.handle(ev, r)
