@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"reflect"
@@ -424,13 +425,20 @@ func TestHTTPAnswerOneSend(t *testing.T) {
 // allocations (the ResponseWriter with its Request, the request's bytes
 // with room for its body, the answer's buffer) when its handler sets a
 // header with SetHeader and echoes the body; the client allocates nothing.
+// AllocsPerRun counts the whole process's allocations, so that what other
+// goroutines (an earlier test's context closing, the runtime) allocate
+// meanwhile can only add to a window's count: the least of three windows
+// is the bound.
 func TestHTTPRequestAllocs(t *testing.T) {
 	_, addr := startServer(t, Listener{HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
 		w.SetHeader("Content-Type", "application/json")
 		_ = w.Respond(http.StatusOK, r.Body)
 	})})
 	roundTrip := createTokenClient(t, addr)
-	allocs := testing.AllocsPerRun(200, roundTrip)
+	allocs := math.Inf(1)
+	for range 3 {
+		allocs = min(allocs, testing.AllocsPerRun(200, roundTrip))
+	}
 	assert.LessOrEqual(t, allocs, 3.0, "allocations per request")
 }
 
