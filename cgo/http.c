@@ -12,7 +12,7 @@
  * headers.c. Pipelined requests: lws mishandles bytes a client sends after
  * a request while its transaction is open (see httpConn in lws/http.go),
  * so the binding keeps rx paused while it answers and writes the answer
- * between lws_service passes (lwsgo_http_service_writable), before lws
+ * between lws_service passes (lwsgo_service_writable, in wsi.c), before lws
  * reads the socket again.
  */
 #include "internal.h"
@@ -224,30 +224,4 @@ lwsgo_http_resume(uintptr_t wsi, int ask)
 
 	return ask && lwsgo_forced_service(
 			(lwsgo_ctx *)lws_context_user(lws_get_context(w)));
-}
-
-/*
- * lwsgo_http_service_writable delivers HTTP_WRITEABLE to wsi now, by
- * servicing its socket as if poll() had reported it writable and nothing
- * else: lws_service_fd with POLLOUT alone, what the event loop itself does
- * for each ready fd. It is called between lws_service passes, never from
- * inside a callback. So a response is written before libwebsockets reads
- * whatever the client sent after the request: both versions mishandle
- * those bytes while a transaction is open (see lws/http.go). lws_write
- * keeps what the socket does not take, as after a real POLLOUT. Returns
- * lws_service_fd's result; the wsi may be closed and freed when it returns.
- */
-int
-lwsgo_http_service_writable(uintptr_t wsi)
-{
-	struct lws *w = (struct lws *)wsi;
-	struct lws_pollfd pfd;
-
-	pfd.fd = lws_get_socket_fd(w);
-	if (pfd.fd < 0)
-		return -1;
-	pfd.events = LWS_POLLOUT;
-	pfd.revents = LWS_POLLOUT;
-
-	return lws_service_fd(lws_get_context(w), &pfd);
 }

@@ -129,13 +129,6 @@ func (w WSI) ResumeHTTP(ask bool) (pending bool) {
 	return C.lwsgo_http_resume(C.uintptr_t(w), b2i(ask)) != 0
 }
 
-// ServiceWritable delivers the WRITEABLE callback now (HTTP_WRITEABLE, or a
-// WebSocket link's), as if poll(2) had reported the socket writable and
-// not readable (lws_service_fd with POLLOUT alone). Call it only between Service calls, never from inside a
-// callback; the connection may be closed (WSI_DESTROY delivered) when it
-// returns.
-func (w WSI) ServiceWritable() { C.lwsgo_http_service_writable(C.uintptr_t(w)) }
-
 // HTTPTransactionCompleted ends an HTTP transaction. It reports whether the
 // connection must now be closed (true) or may carry the next request.
 func (w WSI) HTTPTransactionCompleted() bool {

@@ -204,6 +204,7 @@ int lwsgo_ws_write_raw(uintptr_t wsi, unsigned char *buf, size_t len,
 void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
 			size_t len);
 int lwsgo_on_writable(uintptr_t wsi);
+int lwsgo_service_writable(uintptr_t wsi);
 void lwsgo_set_opaque(uintptr_t wsi, uintptr_t h);
 int lwsgo_socket_fd(uintptr_t wsi);
 void lwsgo_kill(uintptr_t wsi, int sync);
@@ -242,7 +243,6 @@ int lwsgo_http_respond(uintptr_t wsi, int status, const char *hdrs,
 		       int hdrslen, const unsigned char *body, int bodylen,
 		       int64_t content_length, int end);
 int lwsgo_http_resume(uintptr_t wsi, int ask);
-int lwsgo_http_service_writable(uintptr_t wsi);
 int lwsgo_http_refuse(uintptr_t wsi, int status, const char *hdrs, int hdrslen,
 		      const unsigned char *body, int bodylen);
 

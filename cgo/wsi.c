@@ -125,3 +125,32 @@ lwsgo_rx_flow(uintptr_t wsi, int enable)
 {
 	lws_rx_flow_control((struct lws *)wsi, enable);
 }
+
+/*
+ * lwsgo_service_writable delivers the WRITEABLE callback to wsi now
+ * (HTTP_WRITEABLE, or a WebSocket link's), by servicing its socket as if
+ * poll() had reported it writable and nothing else: lws_service_fd with
+ * POLLOUT alone, what the event loop itself does for each ready fd. It is
+ * called between lws_service passes, never from inside a callback. So a
+ * response is written before libwebsockets reads whatever the client sent
+ * after the request: both versions mishandle those bytes while a
+ * transaction is open (see lws/http.go); and an echo is written right
+ * after the pass that read its message, without another poll (writeNow in
+ * lws/queue.go). lws_write keeps what the socket does not take, as after a
+ * real POLLOUT. Returns lws_service_fd's result; the wsi may be closed and
+ * freed when it returns.
+ */
+int
+lwsgo_service_writable(uintptr_t wsi)
+{
+	struct lws *w = (struct lws *)wsi;
+	struct lws_pollfd pfd;
+
+	pfd.fd = lws_get_socket_fd(w);
+	if (pfd.fd < 0)
+		return -1;
+	pfd.events = LWS_POLLOUT;
+	pfd.revents = LWS_POLLOUT;
+
+	return lws_service_fd(lws_get_context(w), &pfd);
+}

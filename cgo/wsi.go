@@ -174,6 +174,13 @@ func (w WSI) CloseReason(code int, reason string) {
 // CallbackOnWritable asks for a WRITEABLE callback.
 func (w WSI) CallbackOnWritable() { C.lwsgo_on_writable(C.uintptr_t(w)) }
 
+// ServiceWritable delivers the WRITEABLE callback now (HTTP_WRITEABLE, or a
+// WebSocket link's), as if poll(2) had reported the socket writable and
+// not readable (lws_service_fd with POLLOUT alone). Call it only between
+// Service calls, never from inside a callback; the connection may be
+// closed (WSI_DESTROY delivered) when it returns.
+func (w WSI) ServiceWritable() { C.lwsgo_service_writable(C.uintptr_t(w)) }
+
 // RxFlow pauses (false) or resumes (true) reading from the connection.
 func (w WSI) RxFlow(enable bool) { C.lwsgo_rx_flow(C.uintptr_t(w), b2i(enable)) }
 
