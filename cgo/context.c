@@ -144,11 +144,19 @@ lwsgo_set_report_all(lwsgo_ctx *cd, int on)
  * ahead, inflated data still to drain. lws_service_adjust_timeout, the
  * public API event loops use to decide whether to wait in poll; on 4.3 it
  * also runs the scheduled events that are due, as lws_service would.
+ *
+ * It returns 0 for such input, or else the timeout it is given, which it
+ * first shortens to the time until lws' next scheduled event (4.3 with an
+ * event library, 4.1 with LWS_WITH_EXTERNAL_POLL): given 1 ms, an event due
+ * within the millisecond made it 0 too, and a keep-alive answer then said
+ * "connection: close" for no reason (a few requests in a thousand on
+ * 4.3.5). Given -1, poll's "no timeout", it is never shortened: only that
+ * input gives 0.
  */
 int
 lwsgo_forced_service(lwsgo_ctx *cd)
 {
-	return lws_service_adjust_timeout(cd->ctx, 1, 0) == 0;
+	return lws_service_adjust_timeout(cd->ctx, -1, 0) == 0;
 }
 
 /*
