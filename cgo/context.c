@@ -148,15 +148,16 @@ lwsgo_set_report_all(lwsgo_ctx *cd, int on)
  * It returns 0 for such input, or else the timeout it is given, which it
  * first shortens to the time until lws' next scheduled event (4.3 with an
  * event library, 4.1 with LWS_WITH_EXTERNAL_POLL): given 1 ms, an event due
- * within the millisecond made it 0 too, and a keep-alive answer then said
- * "connection: close" for no reason (a few requests in a thousand on
- * 4.3.5). Given -1, poll's "no timeout", it is never shortened: only that
- * input gives 0.
+ * within the millisecond made it 0 too, on 4.3.5 with libev: a keep-alive
+ * answer then said "connection: close" for no reason (a few requests in a
+ * thousand), and the libev loop went round without waiting until the
+ * event was due (evloop.c). Given -1, poll's "no timeout", it is never
+ * shortened: only that input gives 0.
  */
 int
-lwsgo_forced_service(lwsgo_ctx *cd)
+lwsgo_forced_service(struct lws_context *ctx)
 {
-	return lws_service_adjust_timeout(cd->ctx, -1, 0) == 0;
+	return lws_service_adjust_timeout(ctx, -1, 0) == 0;
 }
 
 /*

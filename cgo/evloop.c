@@ -33,8 +33,8 @@
  * hand over without the network (a link's buffered bytes once its rx flow
  * is on again, TLS data OpenSSL decrypted ahead) is handed over at the
  * next pass, as lws' poll loop does (it waits 0 ms then, unix-service.c):
- * before each wait, lws_service_adjust_timeout says whether there is any,
- * and an ev_idle (which makes libev not wait) runs
+ * before each wait, lwsgo_forced_service says whether there is any, and
+ * an ev_idle (which makes libev not wait) runs
  * _lws_plat_service_forced_tsi, as the plugin's idle does; both are
  * exported to event libraries (lws-eventlib-exports.h). The binding turns
  * rx flow on again between passes (lws/queue.go, answer), where no event
@@ -129,7 +129,7 @@ lwsgo_evloop_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 
 	(void)revents;
 	lwsgo_evloop_timers(e);
-	if (!lws_service_adjust_timeout(e->ctx, 1, 0))
+	if (lwsgo_forced_service(e->ctx))
 		ev_idle_start(loop, &e->forced); /* no-op if it is on */
 }
 

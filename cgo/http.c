@@ -222,6 +222,5 @@ lwsgo_http_resume(uintptr_t wsi, int ask)
 
 	lws_rx_flow_control(w, 1);
 
-	return ask && lwsgo_forced_service(
-			(lwsgo_ctx *)lws_context_user(lws_get_context(w)));
+	return ask && lwsgo_forced_service(lws_get_context(w));
 }

@@ -142,7 +142,7 @@ void lwsgo_ctx_destroy(lwsgo_ctx *cd);
 const char *lwsgo_libev_plugin_path(void);
 void lwsgo_wake(lwsgo_ctx *cd);
 void lwsgo_set_report_all(lwsgo_ctx *cd, int on);
-int lwsgo_forced_service(lwsgo_ctx *cd);
+int lwsgo_forced_service(struct lws_context *ctx);
 lwsgo_vhost *lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi);
 void lwsgo_vhost_free(lwsgo_vhost *v);
 int lwsgo_vhost_port(lwsgo_vhost *v);
