@@ -284,9 +284,19 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 
 // boundClose bounds the closing handshake Close asked for (see
 // closeTimeout): the service goroutine does it when it takes the link
-// from the queue (drain).
+// from the queue (drain). Not once the link is closing in libwebsockets
+// (closed is set when the close frame goes out, or the peer's came in):
+// lws then waits 5 s for the answer itself, a wait the link's one timeout
+// would replace. A WRITEABLE asked for before Close can send the close
+// frame before the link is taken from the queue.
 func (c *Conn) boundClose() {
-	if c.closeTimeout.Swap(false) {
+	if !c.closeTimeout.Swap(false) {
+		return
+	}
+	c.mu.Lock()
+	closing := c.closed != nil
+	c.mu.Unlock()
+	if !closing {
 		c.r.wsi.SetTimeout(c.r.ctx.closeTimeoutSecs())
 	}
 }

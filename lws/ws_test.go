@@ -775,6 +775,49 @@ func TestEchoOnePassPerMessage(t *testing.T) {
 	}
 }
 
+// TestCloseUnanswered: a link closed by Close, whose peer never answers
+// the close frame, ends within lws' own 5 s wait for the answer, not
+// NetworkTimeout, wherever Close was called from. Close also bounds the
+// handshake by NetworkTimeout (the queued data and the close frame must go
+// out), which the service goroutine set when it took the link from its
+// queue; when a WRITEABLE asked for earlier sent the close frame first (a
+// Send just before the Close, from another goroutine), that bound came
+// after and replaced lws' wait: a shutdown then waited out its whole
+// deadline for such a link (seen on 4.3.5).
+func TestCloseUnanswered(t *testing.T) {
+	const links = 20
+	closed := make(chan time.Duration, links)
+	var opened sync.Map
+	h := HandlerFuncs{
+		Open: func(c *Conn) {
+			opened.Store(c, time.Now())
+			go func() {
+				_ = c.Send(BinaryMessage, []byte("last words"))
+				_ = c.Close(StatusGoingAway, "bye")
+			}()
+		},
+		Close: func(c *Conn, _ CloseError) {
+			at, _ := opened.Load(c)
+			closed <- time.Since(at.(time.Time))
+		},
+	}
+	_, addr := startServer(t, Listener{Handler: h}, func(c *Config) { c.NetworkTimeout = 30 * time.Second })
+	for range links {
+		dial(t, addr, nil) // reads nothing: never answers the close
+	}
+	var slowest time.Duration
+	for range links {
+		select {
+		case d := <-closed:
+			slowest = max(slowest, d)
+		case <-time.After(40 * time.Second):
+			t.Fatal("a link never closed")
+		}
+	}
+	t.Logf("slowest close %v", slowest.Round(time.Millisecond))
+	assert.Less(t, slowest, 8*time.Second, "lws' 5 s wait for the close answer")
+}
+
 // TestIdleLoopWaits: on the libev loop, a context whose links are silent
 // but ping every second waits between lws' timers instead of going round
 // without waiting. On 4.3 the loop's "does lws hold input to hand over?"
