@@ -28,11 +28,23 @@ type hub struct {
 	// join a link at a position (hold, release): the channel's interest
 	// stays on while any wait, members or not.
 	holds map[string]int
+	// byWorker holds, by channel, the members by worker that membersBy
+	// last made, until the channel's members change (forget): a publish
+	// to an unchanged channel, on this node or from another, copies no
+	// member set. Written by membersBy under mu's read lock and snapMu,
+	// deleted under mu's write lock (which excludes the readers).
+	byWorker map[string][][]*LinkRecord
+	snapMu   sync.Mutex
 }
 
 func newHub() *hub {
-	return &hub{channels: map[string]map[uint64]*LinkRecord{}, holds: map[string]int{}}
+	return &hub{channels: map[string]map[uint64]*LinkRecord{}, holds: map[string]int{},
+		byWorker: map[string][][]*LinkRecord{}}
 }
+
+// forget drops ch's members by worker, whose members changed. h.mu is
+// held for writing.
+func (h *hub) forget(ch string) { delete(h.byWorker, ch) }
 
 // hold keeps ch's interest on until release, before any member joins:
 // a resume needs the engine subscribed to the channel first.
@@ -83,6 +95,7 @@ func (h *hub) subscribe(l *LinkRecord, ch string) bool {
 		return false
 	}
 	m[l.ID] = l
+	h.forget(ch)
 	l.mu.Lock()
 	if l.channels == nil {
 		l.channels = map[string]struct{}{}
@@ -101,6 +114,7 @@ func (h *hub) unsubscribe(l *LinkRecord, ch string) bool {
 		return false
 	}
 	delete(m, l.ID)
+	h.forget(ch)
 	if len(m) == 0 {
 		h.drop(ch)
 	}
@@ -123,6 +137,7 @@ func (h *hub) leave(l *LinkRecord) {
 	for ch := range chs {
 		if m := h.channels[ch]; m != nil {
 			delete(m, l.ID)
+			h.forget(ch)
 			if len(m) == 0 {
 				h.drop(ch)
 			}
@@ -151,20 +166,39 @@ func (h *hub) members(ch string) []*LinkRecord {
 	return out
 }
 
-// membersBy returns the members of ch by worker, n workers: one copy of
-// the member set, taken under the lock (with one worker, one slice of
-// the right size).
+// membersBy returns the members of ch by worker, n workers (every
+// caller passes the gateway's count). The slices are shared by every
+// caller until ch's members change, and read only: the copy of the
+// member set is made once for all the publishes between two changes
+// (byWorker), each worker's in one array of its size.
 func (h *hub) membersBy(ch string, n int) [][]*LinkRecord {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
+	h.snapMu.Lock()
+	out, ok := h.byWorker[ch]
+	h.snapMu.Unlock()
+	if ok && len(out) == n {
+		return out
+	}
 	m := h.channels[ch]
-	out := make([][]*LinkRecord, n)
-	if n == 1 {
-		out[0] = make([]*LinkRecord, 0, len(m))
+	out = make([][]*LinkRecord, n)
+	if len(m) == 0 {
+		return out
+	}
+	count := make([]int, n)
+	for _, l := range m {
+		count[l.w.id]++
+	}
+	all := make([]*LinkRecord, len(m))
+	for id, k := range count {
+		out[id], all = all[:0:k], all[k:]
 	}
 	for _, l := range m {
 		out[l.w.id] = append(out[l.w.id], l)
 	}
+	h.snapMu.Lock()
+	h.byWorker[ch] = out
+	h.snapMu.Unlock()
 	return out
 }
 
