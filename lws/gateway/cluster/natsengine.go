@@ -84,6 +84,7 @@ type natsEngine struct {
 	replicas   int                 // of the cluster's streams
 	hist       *history            // immutable
 	hjs        jetstream.JetStream // publishes to history streams, with acknowledgement handlers
+	pubIDs     atomic.Uint64       // numbers Publish's own message IDs
 	pubs       publishes
 	inbox      inbox
 	ops        opQueue                // to the delivery goroutine

@@ -1,0 +1,102 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A history publish and a history read through a node cut off from the
+// stream's leader (what a node sees during the stream's election, or a
+// partition: no answer, no responders, "JetStream system temporarily
+// unavailable") are tried again until the caller's deadline, not given
+// up after one try of Config.CallTimeout: a node back within the
+// deadline stores the message, once, and reads the history. A deadline
+// that passes first gets ErrNotAcknowledged or ErrUnavailable, saying
+// how long it was tried. (TestHistoryChecker's "trimmed on purpose"
+// failed this way, right after the pause phase's elections.)
+func TestHistoryOutageWithinDeadline(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("cuts a node off for several seconds")
+	}
+	c := startCluster(t, 3, 30*time.Second, func(nd *tnode) {
+		nd.cfg.Channels = []ChannelConfig{{Match: "h:*", History: HistoryConfig{Size: 100}}}
+		nd.cfg.HistoryShards = 1
+	})
+	const ch = "h:x"
+	before := publishN(t, c.nodes[0].eng, ch, "before", 1)
+	nd := c.follower()
+	callTimeout := nd.eng.cfg.CallTimeout
+	c.f.cut(nd.name)
+	healed := false
+	defer func() {
+		if !healed {
+			c.f.heal(nd.name)
+		}
+	}()
+
+	// The deadline passes first: a clear error, after more than one try.
+	short := 2*callTimeout + callTimeout/2
+	ctx, cancel := context.WithTimeout(context.Background(), short)
+	began := time.Now()
+	_, err := nd.eng.Publish(ctx, ch, Message{Data: []byte("late")})
+	waited := time.Since(began)
+	cancel()
+	if !errors.Is(err, ErrNotAcknowledged) || !strings.Contains(err.Error(), "tries") || waited < short-callTimeout/4 {
+		t.Errorf("a publish cut off past its deadline of %v: %v after %v; want ErrNotAcknowledged saying its tries, at the deadline",
+			short, err, waited)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), short)
+	began = time.Now()
+	_, err = nd.eng.History(ctx, ch, Position{}, 0)
+	waited = time.Since(began)
+	cancel()
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "tries") || waited < short-callTimeout/4 {
+		t.Errorf("a history read cut off past its deadline of %v: %v after %v; want ErrUnavailable saying its tries, at the deadline",
+			short, err, waited)
+	}
+
+	// Back within the deadline: both succeed, the message stored once.
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var pos Position
+	var page HistoryPage
+	var perr, herr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		pos, perr = nd.eng.Publish(ctx, ch, Message{Data: []byte("through")})
+	}()
+	go func() {
+		defer wg.Done()
+		page, herr = nd.eng.History(ctx, ch, Position{}, 0)
+	}()
+	time.Sleep(3 * callTimeout) // the rest of the outage: both are trying meanwhile
+	c.f.heal(nd.name)
+	healed = true
+	wg.Wait()
+	if perr != nil || herr != nil {
+		t.Fatalf("through a node back within the deadline: publish %v, history read %v", perr, herr)
+	}
+	if len(page.Messages) == 0 || page.Messages[0].Position != before[0] {
+		t.Errorf("history read through the node: %+v; want %+v first", page.Messages, before[0])
+	}
+	page, err = c.nodes[0].eng.History(stepCtx(t), ch, Position{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []Position
+	for _, d := range page.Messages {
+		if string(d.Data) == "through" {
+			at = append(at, d.Position)
+		}
+	}
+	if len(at) != 1 || at[0] != pos {
+		t.Errorf("the message published through the outage is stored at %v; want once, at %+v", at, pos)
+	}
+}
