@@ -10,7 +10,6 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -326,22 +325,6 @@ func (e *natsEngine) Channel(channel string) (ChannelConfig, bool) {
 // histSubject is channel's subject in hs.
 func (hs *histStream) subject(channel string) string { return hs.subjPre + EncodeToken(channel) }
 
-// histPub is a history publish waiting for its acknowledgement.
-// Concurrency: owned by whoever took it out of publishes.
-type histPub struct {
-	hs       *histStream
-	done     func(Position, error)
-	deadline time.Time
-}
-
-// publishes are the history publishes in flight, by message: the
-// JetStream client's acknowledgement handlers get the message back.
-//
-// Concurrency: safe from any goroutine.
-type publishes struct {
-	m sync.Map // *nats.Msg -> *histPub
-}
-
 // Publish stores m and waits for its acknowledgement until ctx's
 // deadline (Config.CallTimeout when ctx has none), trying again what was
 // not acknowledged: a stream without a leader (during its election) or
@@ -439,80 +422,11 @@ func (e *natsEngine) publishHist(hs *histStream, channel string, m Message, id s
 	if id != "" {
 		msg.Header[jetstream.MsgIDHeader] = []string{id}
 	}
-	p := &histPub{hs: hs, done: done, deadline: deadline}
-	e.pubs.m.Store(msg, p)
-	e.sendPub(msg)
-}
-
-// sendPub hands msg to the JetStream client, whose handlers (onPubAck,
-// onPubErr) take it from there.
-func (e *natsEngine) sendPub(msg *nats.Msg) {
-	if _, err := e.hjs.PublishMsgAsync(msg); err != nil {
-		e.onPubErr(e.hjs, msg, err)
-	}
-}
-
-func (e *natsEngine) onPubAck(_ jetstream.JetStream, msg *nats.Msg, ack *jetstream.PubAck) {
-	v, ok := e.pubs.m.LoadAndDelete(msg)
-	if !ok {
+	p := &histPub{hs: hs, msg: msg, done: done, deadline: deadline}
+	n, err := e.addPub(p)
+	if err != nil {
+		done(Position{}, fmt.Errorf("%w (stream %s): %w", ErrNotAcknowledged, hs.name, err))
 		return
 	}
-	p := v.(*histPub)
-	epoch := p.hs.getEpoch()
-	if hs := e.hist.byName[ack.Stream]; hs != nil {
-		epoch = hs.getEpoch()
-	}
-	e.count.histPublishes.Add(1)
-	p.done(Position{Offset: ack.Sequence, Epoch: epoch}, nil)
-}
-
-// JetStream's answers that nothing was stored, for now: no stream
-// leader (JetStream system temporarily unavailable), a server that is no
-// longer the leader, a duplicate still being stored.
-const (
-	jsErrUnavailable  = 10008
-	jsErrNotLeader    = 10009
-	jsErrDupInProcess = 10158
-)
-
-// onPubErr settles a failed publish, or sends it again: no responders
-// (no stream leader, or no stream: it is made again), no leader, and a
-// duplicate still being stored are retried until the deadline, since
-// none stored anything (a retry of a message with an ID is answered
-// with the first one's position).
-func (e *natsEngine) onPubErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
-	v, ok := e.pubs.m.Load(msg)
-	if !ok {
-		return
-	}
-	p := v.(*histPub)
-	var api *jetstream.APIError
-	retry := errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamNotFound || api.ErrorCode == jsErrDupInProcess ||
-			api.ErrorCode == jsErrUnavailable || api.ErrorCode == jsErrNotLeader)
-	if retry && time.Now().Before(p.deadline) && e.life.Err() == nil {
-		noStream := !errors.As(err, &api) || api.ErrorCode == jetstream.JSErrCodeStreamNotFound
-		time.AfterFunc(100*time.Millisecond, func() {
-			if noStream {
-				ctx, cancel := context.WithTimeout(e.life, time.Second)
-				if changed, _ := e.checkEpoch(ctx, p.hs); changed {
-					// Made again: this node's channels of it start over.
-					e.ops.post(func() { e.resetStream(p.hs) })
-				}
-				cancel()
-			}
-			e.sendPub(msg)
-		})
-		return
-	}
-	if _, ok := e.pubs.m.LoadAndDelete(msg); !ok {
-		return
-	}
-	if retry || errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrDisconnected) ||
-		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-		err = fmt.Errorf("%w (stream %s): %w", ErrNotAcknowledged, p.hs.name, err)
-	} else {
-		err = fmt.Errorf("cluster: publish to stream %s: %w", p.hs.name, err)
-	}
-	p.done(Position{}, err)
+	e.sendPub(n, p)
 }
