@@ -300,7 +300,7 @@ func (e *natsEngine) sweepPublishes(status <-chan nats.Status) {
 					late = append(late, d.id)
 				}
 			}
-			ps.due = append(ps.due[:0], ps.due[n:]...)
+			ps.due = ps.due[n:] // append moves what is left once the array is full
 			ps.mu.Unlock()
 			for _, id := range late {
 				e.onPubErr(id, errTimeout)
