@@ -186,6 +186,9 @@ func (e *natsEngine) onPubReply(m *nats.Msg) {
 		e.onPubErr(id, err)
 		return
 	}
+	if drop := e.cfg.testDropAck; drop != nil && drop(seq) {
+		return
+	}
 	p := e.takePub(id)
 	if p == nil {
 		return

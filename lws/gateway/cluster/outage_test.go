@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -98,5 +99,43 @@ func TestHistoryOutageWithinDeadline(t *testing.T) {
 	}
 	if len(at) != 1 || at[0] != pos {
 		t.Errorf("the message published through the outage is stored at %v; want once, at %+v", at, pos)
+	}
+}
+
+// A publish stored but not acknowledged (its leader died before it
+// answered) is sent again by Publish until its deadline, and stored
+// once: a message without an ID is given one of the node's.
+func TestHistoryPublishAckLost(t *testing.T) {
+	t.Parallel()
+	cfg := singleHistoryConfig()
+	cfg.CallTimeout = 300 * time.Millisecond
+	var dropping atomic.Bool
+	var dropped atomic.Uint64 // the sequence whose acknowledgement was dropped
+	cfg.testDropAck = func(seq uint64) bool { return dropping.Load() && dropped.CompareAndSwap(0, seq) }
+	e, _ := startSingle(t, cfg)
+	const ch = "room:ack"
+	publishN(t, e, ch, "before", 1)
+	dropping.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pos, err := e.Publish(ctx, ch, Message{Data: []byte("once")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dropped.Load() == 0 {
+		t.Fatal("no acknowledgement was dropped")
+	}
+	page, err := e.History(stepCtx(t), ch, Position{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []Position
+	for _, d := range page.Messages {
+		if string(d.Data) == "once" {
+			at = append(at, d.Position)
+		}
+	}
+	if len(at) != 1 || at[0] != pos {
+		t.Errorf("a publish whose first acknowledgement was lost is stored at %v; want once, at %+v", at, pos)
 	}
 }
