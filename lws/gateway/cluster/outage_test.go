@@ -87,17 +87,7 @@ func TestHistoryOutageWithinDeadline(t *testing.T) {
 	if len(page.Messages) == 0 || page.Messages[0].Position != before[0] {
 		t.Errorf("history read through the node: %+v; want %+v first", page.Messages, before[0])
 	}
-	page, err = c.nodes[0].eng.History(stepCtx(t), ch, Position{}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var at []Position
-	for _, d := range page.Messages {
-		if string(d.Data) == "through" {
-			at = append(at, d.Position)
-		}
-	}
-	if len(at) != 1 || at[0] != pos {
+	if at := storedAt(t, c.nodes[0].eng, ch, "through"); len(at) != 1 || at[0] != pos {
 		t.Errorf("the message published through the outage is stored at %v; want once, at %+v", at, pos)
 	}
 }
@@ -125,17 +115,23 @@ func TestHistoryPublishAckLost(t *testing.T) {
 	if dropped.Load() == 0 {
 		t.Fatal("no acknowledgement was dropped")
 	}
-	page, err := e.History(stepCtx(t), ch, Position{}, 0)
+	if at := storedAt(t, e, ch, "once"); len(at) != 1 || at[0] != pos {
+		t.Errorf("a publish whose first acknowledgement was lost is stored at %v; want once, at %+v", at, pos)
+	}
+}
+
+// storedAt is where channel's history holds messages of data data.
+func storedAt(t *testing.T, e Engine, channel, data string) []Position {
+	t.Helper()
+	page, err := e.History(stepCtx(t), channel, Position{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var at []Position
 	for _, d := range page.Messages {
-		if string(d.Data) == "once" {
+		if string(d.Data) == data {
 			at = append(at, d.Position)
 		}
 	}
-	if len(at) != 1 || at[0] != pos {
-		t.Errorf("a publish whose first acknowledgement was lost is stored at %v; want once, at %+v", at, pos)
-	}
+	return at
 }
