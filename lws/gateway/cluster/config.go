@@ -120,6 +120,11 @@ type Config struct {
 	// stream leader that stored a message and died before it answered
 	// would.
 	testDropAck func(seq uint64) bool
+	// testFailAck, when set, fails the acknowledgements of delivered
+	// disconnect hooks for which it returns true before they are sent,
+	// with no responders, as a hook queue whose consumer has no leader
+	// would.
+	testFailAck func() bool
 }
 
 // NATSConfig: where the nats engine's NATS comes from.
