@@ -17,8 +17,10 @@ import (
 // up after one try of Config.CallTimeout: a node back within the
 // deadline stores the message, once, and reads the history. A deadline
 // that passes first gets ErrNotAcknowledged or ErrUnavailable, saying
-// how long it was tried. (TestHistoryChecker's "trimmed on purpose"
-// failed this way, right after the pause phase's elections.)
+// how long it was tried. (TestHistoryChecker's "trimmed on purpose",
+// right after the checker's elections, was seen failing on a history
+// read answered "JetStream system temporarily unavailable", then on a
+// publish not acknowledged in time.)
 func TestHistoryOutageWithinDeadline(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
