@@ -460,7 +460,7 @@ func (g *Gateway) apiSubscribe(w http.ResponseWriter, r *http.Request) {
 	if req.Since != nil {
 		since = *req.Since
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), resumeTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), historyTimeout)
 	defer cancel()
 	var c cluster.Catchup
 	err = errMember

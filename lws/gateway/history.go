@@ -44,9 +44,12 @@ type Position = cluster.Position
 // maxIdempotencyKey bounds an Idempotency-Key, in bytes.
 const maxIdempotencyKey = 256
 
-// resumeTimeout bounds a subscribe at a position: reading what the link
-// missed from the stream.
-const resumeTimeout = 10 * time.Second
+// historyTimeout bounds what waits on a channel's history stream: a
+// subscribe at a position (reading what the link missed), an admin API
+// publish on a history channel (until it is stored) and a history read.
+// The engine tries again meanwhile what failed for want of a stream
+// leader: an election takes 4 to 9 seconds.
+const historyTimeout = 10 * time.Second
 
 // PublishAsync publishes a message to channel and calls done with its
 // position once the channel's history stored it, exactly once, on an
@@ -213,7 +216,7 @@ func (g *Gateway) subscribeAt(l *LinkRecord, rule, ch string, since Position) {
 		return
 	}
 	go func() {
-		ctx, cancel := context.WithTimeout(g.life, resumeTimeout)
+		ctx, cancel := context.WithTimeout(g.life, historyTimeout)
 		defer cancel()
 		_, err := g.joinAt(ctx, l, ch, since)
 		switch {
@@ -367,7 +370,9 @@ func (g *Gateway) apiHistory(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 400, apiError{400, "channel: 1 to " + strconv.Itoa(maxChannel) + " bytes required"})
 		return
 	}
-	p, err := g.eng.History(r.Context(), ch, since, limit)
+	ctx, cancel := context.WithTimeout(r.Context(), historyTimeout)
+	defer cancel()
+	p, err := g.eng.History(ctx, ch, since, limit)
 	switch {
 	case errors.Is(err, cluster.ErrNoHistory):
 		writeJSON(w, 404, apiError{404, "channel " + strconv.Quote(ch) + " has no history (cluster.channels)"})
@@ -401,7 +406,9 @@ const maxHistoryPage = 10000
 // was not acknowledged in time (retry with the same Idempotency-Key).
 func (g *Gateway) publishHistory(w http.ResponseWriter, r *http.Request, ch string, typ lws.MessageType, data []byte, key string) {
 	g.metrics.published.Inc()
-	p, err := g.eng.Publish(r.Context(), ch, cluster.Message{Data: data, Kind: uint8(typ), ID: key})
+	ctx, cancel := context.WithTimeout(r.Context(), historyTimeout)
+	defer cancel()
+	p, err := g.eng.Publish(ctx, ch, cluster.Message{Data: data, Kind: uint8(typ), ID: key})
 	if err != nil {
 		g.metrics.publishErrors.Inc()
 		g.log.Warn("history publish not stored", "channel", ch, "err", err)

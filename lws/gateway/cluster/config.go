@@ -115,6 +115,16 @@ type Config struct {
 	// the stored messages for which it returns true, as a replica behind
 	// the leader would; the leader's reads still show them.
 	testReplicaLacks func(seq uint64) bool
+	// testDropAck, when set, drops the acknowledgements of history
+	// publishes stored at the sequences for which it returns true, as a
+	// stream leader that stored a message and died before it answered
+	// would.
+	testDropAck func(seq uint64) bool
+	// testFailAck, when set, fails the acknowledgements of delivered
+	// disconnect hooks for which it returns true before they are sent,
+	// with no responders, as a hook queue whose consumer has no leader
+	// would.
+	testFailAck func() bool
 }
 
 // NATSConfig: where the nats engine's NATS comes from.

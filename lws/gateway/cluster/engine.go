@@ -39,13 +39,17 @@ type Engine interface {
 	//
 	// On a history channel (Config.Channels), Publish stores m in the
 	// channel's stream and returns its Position once the stream has
-	// acknowledged it (see doc.go, "Durability"); it waits, until ctx is
-	// done. Every node with interest, this one included, then delivers it
-	// through the Deliver hook, in the stream's order: the caller does not
-	// deliver it itself. A publish with a Message.ID already stored within
-	// the duplicate window is not stored again: it returns the first
-	// one's Position. An error wrapping ErrNotAcknowledged leaves it
-	// unknown whether m was stored: retry with the same ID.
+	// acknowledged it (see doc.go, "Durability"); it waits until ctx's
+	// deadline (Config.CallTimeout if ctx has none), sending m again while
+	// it is not acknowledged (the stream has no leader during an election:
+	// a few seconds), never storing it twice (a message without an ID is
+	// given one of the node's). Every node with interest, this one
+	// included, then delivers it through the Deliver hook, in the stream's
+	// order: the caller does not deliver it itself. A publish with a
+	// Message.ID already stored within the duplicate window is not stored
+	// again: it returns the first one's Position. An error wrapping
+	// ErrNotAcknowledged leaves it unknown whether m was stored: retry
+	// with the same ID.
 	Publish(ctx context.Context, channel string, m Message) (Position, error)
 	// PublishAsync is Publish without waiting: done receives the result,
 	// exactly once, either before PublishAsync returns (a plain channel,
@@ -77,7 +81,9 @@ type Engine interface {
 	Resume(ctx context.Context, channel string, since Position, join func(Catchup)) error
 	// History reads a history channel's stored messages after since (zero:
 	// from the oldest kept), at most limit (0 or above 10000: 10000),
-	// for backends. It needs no interest.
+	// for backends. It needs no interest. A read that fails is tried
+	// again until ctx's deadline (Config.CallTimeout if ctx has none),
+	// then fails with ErrUnavailable.
 	History(ctx context.Context, channel string, since Position, limit int) (HistoryPage, error)
 
 	// Handle serves op on this node: Call and Survey from any node run h.

@@ -38,6 +38,9 @@ var (
 	// it may or may not have been stored: retry with the same Message.ID
 	// (503).
 	ErrNotAcknowledged = errors.New("cluster: publish not acknowledged")
+	// ErrUnavailable: a history read got no answer by its deadline (the
+	// stream had no leader, during an election, or was unreachable) (503).
+	ErrUnavailable = errors.New("cluster: history unavailable")
 )
 
 // CallError is Call's error: which call failed and why. Err is one of

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -326,38 +325,73 @@ func (e *natsEngine) Channel(channel string) (ChannelConfig, bool) {
 // histSubject is channel's subject in hs.
 func (hs *histStream) subject(channel string) string { return hs.subjPre + EncodeToken(channel) }
 
-// histPub is a history publish waiting for its acknowledgement.
-// Concurrency: owned by whoever took it out of publishes.
-type histPub struct {
-	hs       *histStream
-	done     func(Position, error)
-	deadline time.Time
-}
-
-// publishes are the history publishes in flight, by message: the
-// JetStream client's acknowledgement handlers get the message back.
-//
-// Concurrency: safe from any goroutine.
-type publishes struct {
-	m sync.Map // *nats.Msg -> *histPub
-}
-
+// Publish stores m and waits for its acknowledgement until ctx's
+// deadline (Config.CallTimeout when ctx has none), trying again what was
+// not acknowledged: a stream without a leader (during its election) or
+// out of reach is the usual case of a few seconds. A message without an
+// ID is given one of this node's, so that sending it again never stores
+// it twice.
 func (e *natsEngine) Publish(ctx context.Context, channel string, m Message) (Position, error) {
-	if _, ok := e.hist.lookup(channel); !ok {
+	hs, ok := e.hist.lookup(channel)
+	if !ok {
 		return e.publishPlain(channel, m)
+	}
+	began := time.Now()
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = began.Add(e.cfg.CallTimeout)
+	}
+	id := msgID(channel, m.ID)
+	if m.ID == "" {
+		id = EncodeToken(channel) + ".." + e.Incarnation().String() + "." + strconv.FormatUint(e.pubIDs.Add(1), 36)
 	}
 	type result struct {
 		pos Position
 		err error
 	}
-	ch := make(chan result, 1)
-	e.PublishAsync(channel, m, func(p Position, err error) { ch <- result{p, err} })
-	select {
-	case r := <-ch:
-		return r.pos, r.err
-	case <-ctx.Done():
-		return Position{}, fmt.Errorf("%w: %w", ErrNotAcknowledged, ctx.Err())
+	var last error
+	for try := 1; ; try++ {
+		ch := make(chan result, 1)
+		e.publishHist(hs, channel, m, id, deadline, func(p Position, err error) { ch <- result{p, err} })
+		var err error
+		select {
+		case r := <-ch:
+			if r.err == nil {
+				return r.pos, nil
+			}
+			err = r.err
+		case <-ctx.Done():
+			err = fmt.Errorf("%w (stream %s): %w", ErrNotAcknowledged, hs.name, ctx.Err())
+			if last != nil {
+				err = fmt.Errorf("%w; the try before: %v", err, last)
+			}
+		}
+		last = err
+		if errors.Is(err, ErrNotAcknowledged) && ctx.Err() == nil && e.life.Err() == nil &&
+			time.Until(deadline) > pubRetryWait && pause(ctx, pubRetryWait) == nil {
+			continue
+		}
+		if errors.Is(err, ErrNotAcknowledged) {
+			err = fmt.Errorf("%w (%d tries in %v)", err, try, time.Since(began).Round(time.Millisecond))
+			e.log.Warn("cluster: history publish not acknowledged by its deadline", "channel", channel, "err", err)
+		}
+		return Position{}, err
 	}
+}
+
+// pubRetryWait is the pause before a history publish that was not
+// acknowledged is sent again.
+const pubRetryWait = 100 * time.Millisecond
+
+// msgID is the stream's de-duplication ID of a message with ID id on
+// channel (scoped to the channel: a stream holds several), "" for none.
+// Publish's own IDs, channel ".." node "." number, are never one of
+// these: EncodeToken writes no '.'.
+func msgID(channel, id string) string {
+	if id == "" {
+		return ""
+	}
+	return EncodeToken(channel) + "." + EncodeToken(id)
 }
 
 func (e *natsEngine) PublishAsync(channel string, m Message, done func(Position, error)) {
@@ -366,6 +400,13 @@ func (e *natsEngine) PublishAsync(channel string, m Message, done func(Position,
 		done(e.publishPlain(channel, m))
 		return
 	}
+	e.publishHist(hs, channel, m, msgID(channel, m.ID), time.Now().Add(e.cfg.CallTimeout), done)
+}
+
+// publishHist sends m to hs with de-duplication ID id (none: ""); done
+// gets its acknowledgement, or its error once a try was not answered in
+// time or what left it unstored lasted until deadline (onPubErr).
+func (e *natsEngine) publishHist(hs *histStream, channel string, m Message, id string, deadline time.Time, done func(Position, error)) {
 	if e.down.Load() {
 		done(Position{}, e.downErr())
 		return
@@ -378,74 +419,14 @@ func (e *natsEngine) PublishAsync(channel string, m Message, done func(Position,
 	if m.Kind != 0 {
 		msg.Header[hdrKind] = []string{strconv.Itoa(int(m.Kind))}
 	}
-	if m.ID != "" {
-		// Scoped to the channel: a stream holds several channels.
-		msg.Header[jetstream.MsgIDHeader] = []string{EncodeToken(channel) + "." + EncodeToken(m.ID)}
+	if id != "" {
+		msg.Header[jetstream.MsgIDHeader] = []string{id}
 	}
-	p := &histPub{hs: hs, done: done, deadline: time.Now().Add(e.cfg.CallTimeout)}
-	e.pubs.m.Store(msg, p)
-	e.sendPub(msg)
-}
-
-// sendPub hands msg to the JetStream client, whose handlers (onPubAck,
-// onPubErr) take it from there.
-func (e *natsEngine) sendPub(msg *nats.Msg) {
-	if _, err := e.hjs.PublishMsgAsync(msg); err != nil {
-		e.onPubErr(e.hjs, msg, err)
-	}
-}
-
-func (e *natsEngine) onPubAck(_ jetstream.JetStream, msg *nats.Msg, ack *jetstream.PubAck) {
-	v, ok := e.pubs.m.LoadAndDelete(msg)
-	if !ok {
+	p := &histPub{hs: hs, msg: msg, done: done, deadline: deadline}
+	n, err := e.addPub(p)
+	if err != nil {
+		done(Position{}, fmt.Errorf("%w (stream %s): %w", ErrNotAcknowledged, hs.name, err))
 		return
 	}
-	p := v.(*histPub)
-	epoch := p.hs.getEpoch()
-	if hs := e.hist.byName[ack.Stream]; hs != nil {
-		epoch = hs.getEpoch()
-	}
-	e.count.histPublishes.Add(1)
-	p.done(Position{Offset: ack.Sequence, Epoch: epoch}, nil)
-}
-
-// onPubErr settles a failed publish, or sends it again: no responders
-// (no stream leader, or no stream: it is made again) and a duplicate
-// still being stored are retried until the deadline, since neither
-// stored anything (a retry of a message with an ID is answered with the
-// first one's position).
-func (e *natsEngine) onPubErr(_ jetstream.JetStream, msg *nats.Msg, err error) {
-	v, ok := e.pubs.m.Load(msg)
-	if !ok {
-		return
-	}
-	p := v.(*histPub)
-	var api *jetstream.APIError
-	retry := errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) ||
-		errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamNotFound || api.ErrorCode == 10158)
-	if retry && time.Now().Before(p.deadline) && e.life.Err() == nil {
-		noStream := !errors.As(err, &api) || api.ErrorCode == jetstream.JSErrCodeStreamNotFound
-		time.AfterFunc(100*time.Millisecond, func() {
-			if noStream {
-				ctx, cancel := context.WithTimeout(e.life, time.Second)
-				if changed, _ := e.checkEpoch(ctx, p.hs); changed {
-					// Made again: this node's channels of it start over.
-					e.ops.post(func() { e.resetStream(p.hs) })
-				}
-				cancel()
-			}
-			e.sendPub(msg)
-		})
-		return
-	}
-	if _, ok := e.pubs.m.LoadAndDelete(msg); !ok {
-		return
-	}
-	if retry || errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, nats.ErrDisconnected) ||
-		errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-		err = fmt.Errorf("%w (stream %s): %w", ErrNotAcknowledged, p.hs.name, err)
-	} else {
-		err = fmt.Errorf("cluster: publish to stream %s: %w", p.hs.name, err)
-	}
-	p.done(Position{}, err)
+	e.sendPub(n, p)
 }

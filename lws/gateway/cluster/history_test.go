@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func singleHistoryConfig() Config {
@@ -426,5 +429,114 @@ func TestHistoryReplicaBehind(t *testing.T) {
 	page, err = e.History(stepCtx(t), ch, ps[1], 2)
 	if err != nil || !page.Recovered || !slices.Equal(offsets(page.Messages), offsets(deliveriesAt(ps[2:4]))) || !page.More {
 		t.Fatalf("a page from the second message: %+v, %v", page, err)
+	}
+}
+
+// TestHistoryPublishUnanswered: a history publish that no stream answers
+// in time fails with ErrNotAcknowledged once Config.CallTimeout has
+// passed since its sending; one answered "no responders" is sent again
+// until then; one still waiting when the engine closes fails at once.
+// Each is settled exactly once.
+func TestHistoryPublishUnanswered(t *testing.T) {
+	t.Parallel()
+	cfg := singleHistoryConfig()
+	cfg.CallTimeout = 500 * time.Millisecond
+	e, _ := startSingle(t, cfg)
+	// Another connection: the engine's does not hear its own publishes.
+	nc, err := nats.Connect("", nats.InProcessServer(e.srv.ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	swallowed := make(chan *nats.Msg, 16)
+	if _, err := nc.ChanSubscribe("lws.t.swallow", swallowed); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		err  error
+		took time.Duration
+	}
+	publish := func(subj string) chan result {
+		out := make(chan result, 2) // a second settlement would show
+		began := time.Now()
+		p := &histPub{hs: e.mustLookup(t, "room:1"), msg: nats.NewMsg(subj), deadline: began.Add(cfg.CallTimeout),
+			done: func(_ Position, err error) { out <- result{err, time.Since(began)} }}
+		id, err := e.addPub(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.sendPub(id, p)
+		return out
+	}
+	settled := func(what string, ch chan result, want error) time.Duration {
+		t.Helper()
+		var r result
+		select {
+		case r = <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: not settled", what)
+		}
+		if !errors.Is(r.err, ErrNotAcknowledged) || !errors.Is(r.err, want) {
+			t.Fatalf("%s: %v, want ErrNotAcknowledged and %v", what, r.err, want)
+		}
+		return r.took
+	}
+
+	unanswered := publish("lws.t.swallow")
+	if took := settled("unanswered", unanswered, errTimeout); took < cfg.CallTimeout {
+		t.Errorf("unanswered: failed after %v, before CallTimeout", took)
+	}
+	if len(swallowed) != 1 {
+		t.Errorf("unanswered: sent %d times, want once", len(swallowed))
+	}
+	if took := settled("no responders", publish("lws.t.nobody"), nats.ErrNoResponders); took < cfg.CallTimeout-100*time.Millisecond {
+		t.Errorf("no responders: failed after %v, want it retried until about CallTimeout", took)
+	}
+
+	waiting := publish("lws.t.swallow")
+	<-swallowed
+	closed := time.Now()
+	if err := e.Close(stepCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	settled("closed", waiting, ErrClosed)
+	if time.Since(closed) >= cfg.CallTimeout {
+		t.Errorf("closed: settled %v after Close, not at once", time.Since(closed))
+	}
+	time.Sleep(cfg.CallTimeout) // a second settlement, by the sweep, would have come by now
+	if len(unanswered) > 0 || len(waiting) > 0 {
+		t.Errorf("settled twice: %d, %d more", len(unanswered), len(waiting))
+	}
+}
+
+// TestParsePubAck: a stream's usual answer is read directly; the others
+// (a duplicate, a domain, an error, not an answer) as encoding/json reads
+// them.
+func TestParsePubAck(t *testing.T) {
+	for in, want := range map[string]struct {
+		stream string
+		seq    uint64
+		code   int // the APIError's, or -1 for ErrInvalidJSAck
+	}{
+		`{"stream":"LWS_t_H_0","seq":42}`:                                  {"LWS_t_H_0", 42, 0},
+		`{"stream":"S","seq":7,"duplicate": true}`:                         {"S", 7, 0},
+		`{"stream":"S", "domain":"d", "seq":9}`:                            {"S", 9, 0},
+		`{"stream":"S","seq":3,"batch":"b","count":2}`:                     {"S", 3, 0},
+		`{"error":{"code":503,"err_code":10077,"description":"too many"}}`: {"", 0, 10077},
+		`{"stream":"S","seq":0}`:                                           {"", 0, -1},
+		`{"stream":"S","seq":x}`:                                           {"", 0, -1},
+		`not json`:                                                         {"", 0, -1},
+	} {
+		stream, seq, err := parsePubAck([]byte(in))
+		var api *jetstream.APIError
+		switch {
+		case want.code == -1 && !errors.Is(err, jetstream.ErrInvalidJSAck),
+			want.code > 0 && (!errors.As(err, &api) || int(api.ErrorCode) != want.code),
+			want.code == 0 && (err != nil || string(stream) != want.stream || seq != want.seq):
+			t.Errorf("%s: %q %d %v, want %+v", in, stream, seq, err, want)
+		}
 	}
 }

@@ -263,16 +263,22 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 		}
 	}()
 	err := send(ctx, d)
-	close(stop)
 	if err == nil {
-		actx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
-		if err := msg.DoubleAck(actx); err != nil { // the hook may come again, Attempt 2
+		// Tried again while the hook is still this node's (the ticker
+		// keeps it so): the consumer has no leader for a few seconds
+		// during an election, and a hook not acknowledged goes to the
+		// backend again.
+		actx, cancel := context.WithTimeout(e.life, e.cfg.HookAckWait*2/3)
+		if err := e.retry(actx, func(ctx context.Context) error { return e.ackHook(ctx, msg) }); err != nil {
+			// the hook may come again, Attempt 2
 			e.log.Warn("cluster: acknowledging a delivered disconnect hook failed", "link", d.Link, "err", err)
 		}
 		cancel()
+		close(stop)
 		e.count.hooksDelivered.Add(1)
 		return
 	}
+	close(stop)
 	e.count.hookFailures.Add(1)
 	switch {
 	case ctx.Err() != nil:
@@ -284,4 +290,16 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 	default:
 		_ = msg.NakWithDelay(o.backoff(d.Attempt))
 	}
+}
+
+// ackHook acknowledges a delivered hook and waits for the queue's
+// answer (one acknowledged already is done).
+func (e *natsEngine) ackHook(ctx context.Context, msg jetstream.Msg) error {
+	if fail := e.cfg.testFailAck; fail != nil && fail() {
+		return nats.ErrNoResponders
+	}
+	if err := msg.DoubleAck(ctx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		return err
+	}
+	return nil
 }

@@ -340,3 +340,35 @@ func TestReaperDies(t *testing.T) {
 		})
 	}
 }
+
+// A delivered hook whose acknowledgement meets a queue without a leader
+// (no responders, during the consumer's election) is acknowledged once
+// the queue answers, while the hook is still this node's: it does not
+// come again, to the backend twice.
+func TestHookAckRetried(t *testing.T) {
+	t.Parallel()
+	var fails atomic.Int32
+	fails.Store(2)
+	cfg := Config{HookAckWait: time.Second, CallTimeout: 200 * time.Millisecond}
+	cfg.testFailAck = func() bool { return fails.Add(-1) >= 0 }
+	e, _ := startSingle(t, cfg)
+	b := newBackend()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = e.RunHooks(ctx, HookRunOptions{Workers: 1, Backoff: 100 * time.Millisecond}, b.sender("solo"))
+	}()
+	id, _ := LinkID(e.Incarnation(), 7)
+	if err := e.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
+		t.Fatal(err)
+	}
+	// waitLinks waits past HookAckWait after the first delivery, when a
+	// hook not acknowledged would come again.
+	b.waitLinks(t, 10*time.Second, []uint64{id}, func(uint64, Disconnect) error { return nil })
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := b.got[id]; len(got) != 1 || fails.Load() >= 0 {
+		t.Errorf("the hook was delivered %d times (%+v), acknowledgements failed %d of 2; want once, both failed",
+			len(got), got, 2-max(fails.Load(), 0))
+	}
+}

@@ -25,7 +25,8 @@ const (
 	settledTTL        = time.Hour
 	maxInflightCalls  = 256 // handlers running at once; more requests wait
 	// maxPendingPublishes bounds the history publishes awaiting their
-	// acknowledgement; beyond it PublishAsync waits up to 200ms, then fails.
+	// acknowledgement; beyond it PublishAsync waits up to pubStallWait,
+	// then fails.
 	maxPendingPublishes = 1 << 16
 )
 
@@ -81,10 +82,10 @@ type natsEngine struct {
 	rec records
 
 	// Channel history (history.go, histchan.go, resume.go, fetch.go).
-	replicas   int                 // of the cluster's streams
-	hist       *history            // immutable
-	hjs        jetstream.JetStream // publishes to history streams, with acknowledgement handlers
-	pubs       publishes
+	replicas   int           // of the cluster's streams
+	hist       *history      // immutable
+	pubs       publishes     // history publishes awaiting their acknowledgement (histpub.go)
+	pubIDs     atomic.Uint64 // numbers Publish's own message IDs
 	inbox      inbox
 	ops        opQueue                // to the delivery goroutine
 	epochReads map[*histStream]bool   // the delivery goroutine's
@@ -162,14 +163,10 @@ func openNATS(ctx context.Context, cfg Config, h Hooks) (_ *natsEngine, err erro
 		return nil, err
 	}
 	e.replicas = replicas
-	if e.hjs, err = jetstream.New(e.nc,
-		jetstream.WithPublishAsyncAckHandler(e.onPubAck),
-		jetstream.WithPublishAsyncErrHandler(e.onPubErr),
-		jetstream.WithPublishAsyncMaxPending(maxPendingPublishes),
-		jetstream.WithPublishAsyncTimeout(cfg.CallTimeout)); err != nil {
+	if err = e.inbox.open(e.nc); err != nil {
 		return nil, err
 	}
-	if err = e.inbox.open(e.nc); err != nil {
+	if err = e.openPublishes(); err != nil {
 		return nil, err
 	}
 	// JetStream answers once its meta leader is elected: in a new

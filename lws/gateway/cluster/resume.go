@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -193,7 +195,10 @@ func (e *natsEngine) drop(cs *chanSub, j *join) {
 	}
 }
 
-// History reads stored messages: see Engine.History.
+// History reads stored messages: see Engine.History. A read that fails
+// (the stream has no leader, during its election, or is out of reach)
+// is tried again, each try bounded by Config.CallTimeout, until ctx's
+// deadline (Config.CallTimeout when ctx has none).
 func (e *natsEngine) History(ctx context.Context, channel string, since Position, limit int) (HistoryPage, error) {
 	hs, ok := e.hist.lookup(channel)
 	if !ok {
@@ -202,6 +207,36 @@ func (e *natsEngine) History(ctx context.Context, channel string, since Position
 	if limit <= 0 || limit > maxHistoryRead {
 		limit = maxHistoryRead
 	}
+	began := time.Now()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.cfg.CallTimeout)
+		defer cancel()
+	}
+	var page HistoryPage
+	var last error // the last try's own error, not its deadline's
+	tries := 0
+	err := e.retry(ctx, func(ctx context.Context) (err error) {
+		tries++
+		page, err = e.readHistory(ctx, hs, channel, since, limit)
+		if err != nil && (last == nil || ctx.Err() == nil) {
+			last = err
+		}
+		return err
+	})
+	if err == nil {
+		return page, nil
+	}
+	if errors.Is(err, ErrClosed) {
+		return HistoryPage{}, err
+	}
+	err = fmt.Errorf("%w: %s (%d tries in %v): %w", ErrUnavailable, channel, tries, time.Since(began).Round(time.Millisecond), last)
+	e.log.Warn("cluster: history read failed by its deadline", "channel", channel, "err", err)
+	return HistoryPage{}, err
+}
+
+// readHistory is one try of History.
+func (e *natsEngine) readHistory(ctx context.Context, hs *histStream, channel string, since Position, limit int) (HistoryPage, error) {
 	epoch := hs.getEpoch()
 	page := HistoryPage{Position: Position{Offset: since.Offset, Epoch: epoch}, Recovered: true}
 	var from uint64
