@@ -11,6 +11,7 @@ GO=${GO:-go}
 OUT=${BENCH_BIN:-bin/bench}
 CFLAGS="-Wall -Wextra -Werror -O2"
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd) # absolute: the load tool is built from bench/
 
 command -v taskset >/dev/null || { echo "bench: taskset not found (apt-get install util-linux)" >&2; exit 1; }
 if [ "$(nproc)" -lt 2 ]; then
@@ -25,7 +26,7 @@ gcc $CFLAGS $(pkg-config --cflags libwebsockets) bench/servers/lwsecho.c \
 gcc $CFLAGS $(pkg-config --cflags libcrypto) bench/servers/epollecho.c \
 	$(pkg-config --libs libcrypto) -o "$OUT/epollecho"
 "$GO" build -ldflags "${LWSGATE_LDFLAGS:-}" -o "$OUT/lwsgate" ./cmd/lwsgate
-(cd bench && "$GO" build -o "../$OUT/" ./cmd/...)
+(cd bench && "$GO" build -o "$OUT/" ./cmd/...)
 
 # lwsgate runs at its default configuration, but without its limits on
 # links from one address (256 at once, 1,000 accepts a second, 10,000 in
