@@ -60,6 +60,8 @@ type publishes struct {
 }
 
 // pubDue is when the sending of publish id times out.
+//
+// Concurrency: a value, kept in publishes.due under publishes.mu.
 type pubDue struct {
 	id uint64
 	at time.Time
