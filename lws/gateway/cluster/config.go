@@ -121,10 +121,10 @@ type Config struct {
 	// would.
 	testDropAck func(seq uint64) bool
 	// testFailAck, when set, fails the acknowledgements of delivered
-	// disconnect hooks for which it returns true before they are sent,
-	// with no responders, as a hook queue whose consumer has no leader
-	// would.
-	testFailAck func() bool
+	// disconnect hooks (given which delivery of the hook this is) for
+	// which it returns true before they are sent, with no responders, as
+	// a hook queue whose consumer has no leader would.
+	testFailAck func(attempt int) bool
 }
 
 // NATSConfig: where the nats engine's NATS comes from.

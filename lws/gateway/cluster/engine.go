@@ -360,6 +360,7 @@ type Stats struct {
 
 	HooksQueued    uint64 // disconnect hooks this node queued (duplicates included)
 	HooksDelivered uint64 // hooks this node's RunHooks delivered (send returned nil)
+	HooksNotResent uint64 // hooks offered again, already marked sent: acknowledged, not sent twice
 	HookFailures   uint64 // sends that failed (the hook is offered again)
 	HooksDropped   uint64 // hooks given up after HookRunOptions.MaxAttempts
 }

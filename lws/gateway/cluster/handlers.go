@@ -62,9 +62,9 @@ type counters struct {
 	renewals, leaseFailures, lapses   atomic.Uint64
 	reapAttempts, reaped, reapedLinks atomic.Uint64
 
-	histPublishes, repaired, repairedGaps, unrepairable     atomic.Uint64
-	duplicates, resumes, resumesLost                        atomic.Uint64
-	hooksQueued, hooksDelivered, hookFailures, hooksDropped atomic.Uint64
+	histPublishes, repaired, repairedGaps, unrepairable                     atomic.Uint64
+	duplicates, resumes, resumesLost                                        atomic.Uint64
+	hooksQueued, hooksDelivered, hooksNotResent, hookFailures, hooksDropped atomic.Uint64
 }
 
 func (c *counters) fill(s *Stats) {
@@ -91,6 +91,7 @@ func (c *counters) fill(s *Stats) {
 	s.ResumesLost = c.resumesLost.Load()
 	s.HooksQueued = c.hooksQueued.Load()
 	s.HooksDelivered = c.hooksDelivered.Load()
+	s.HooksNotResent = c.hooksNotResent.Load()
 	s.HookFailures = c.hookFailures.Load()
 	s.HooksDropped = c.hooksDropped.Load()
 }

@@ -27,6 +27,14 @@ import (
 // the record is still open, and the dead node's reaper (or, for a
 // reaper, its own reaper) queues it again under the same id, within the
 // window: the queue keeps one.
+//
+// A hook the backend took is marked sent, in the link records' bucket
+// (key hook.<link id>, with a TTL of settledTTL), before it is
+// acknowledged. A hook offered again (its acknowledgement was lost in a
+// consumer election, or its node died between the two) is looked up
+// there first, and one marked sent is acknowledged without a second
+// send. The backend gets a hook twice only if its sender died (or the
+// bucket did not answer for HookAckWait) between the send and the mark.
 
 // Disconnect is one disconnect hook in the queue.
 //
@@ -250,6 +258,7 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 	}
 	// Keep the hook this node's while the backend takes its time.
 	stop := make(chan struct{})
+	defer close(stop)
 	go func() {
 		t := time.NewTicker(e.cfg.HookAckWait / 3)
 		defer t.Stop()
@@ -262,23 +271,17 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 			}
 		}
 	}()
+	if d.Attempt > 1 && e.hookSent(ctx, d.Link) {
+		e.settleHook(d, msg)
+		e.count.hooksNotResent.Add(1)
+		return
+	}
 	err := send(ctx, d)
 	if err == nil {
-		// Tried again while the hook is still this node's (the ticker
-		// keeps it so): the consumer has no leader for a few seconds
-		// during an election, and a hook not acknowledged goes to the
-		// backend again.
-		actx, cancel := context.WithTimeout(e.life, e.cfg.HookAckWait*2/3)
-		if err := e.retry(actx, func(ctx context.Context) error { return e.ackHook(ctx, msg) }); err != nil {
-			// the hook may come again, Attempt 2
-			e.log.Warn("cluster: acknowledging a delivered disconnect hook failed", "link", d.Link, "err", err)
-		}
-		cancel()
-		close(stop)
+		e.settleHook(d, msg)
 		e.count.hooksDelivered.Add(1)
 		return
 	}
-	close(stop)
 	e.count.hookFailures.Add(1)
 	switch {
 	case ctx.Err() != nil:
@@ -292,10 +295,57 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 	}
 }
 
+// hookSentKey is the key in the link records' bucket that says the
+// backend took link's hook.
+func hookSentKey(link uint64) string { return "hook." + strconv.FormatUint(link, 10) }
+
+// settleHook marks a hook the backend took as sent, then acknowledges
+// it. Each is tried again while the hook is still this node's (the
+// caller's ticker keeps it so) for up to 2/3 of HookAckWait: the bucket
+// and the consumer have no leader for a few seconds during an election.
+func (e *natsEngine) settleHook(d Disconnect, msg jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(e.life, e.cfg.HookAckWait*2/3)
+	err := e.retry(ctx, func(ctx context.Context) error {
+		_, err := e.recs.cas(ctx, hookSentKey(d.Link), []byte(e.cfg.Node), nil, 0, settledTTL)
+		if errors.Is(err, errConflict) {
+			return nil // marked by an earlier delivery, or an earlier try of this one
+		}
+		return err
+	})
+	cancel()
+	if err != nil {
+		e.log.Warn("cluster: marking a delivered disconnect hook sent failed", "link", d.Link, "err", err)
+	}
+	ctx, cancel = context.WithTimeout(e.life, e.cfg.HookAckWait*2/3)
+	defer cancel()
+	if err := e.retry(ctx, func(ctx context.Context) error { return e.ackHook(ctx, d, msg) }); err != nil {
+		e.log.Warn("cluster: acknowledging a delivered disconnect hook failed", "link", d.Link, "err", err)
+	}
+}
+
+// hookSent says whether a hook offered again was marked sent. A bucket
+// that does not answer within 2/3 of HookAckWait counts as not marked:
+// the hook is sent again rather than lost.
+func (e *natsEngine) hookSent(ctx context.Context, link uint64) bool {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.HookAckWait*2/3)
+	defer cancel()
+	var sent bool
+	err := e.retry(ctx, func(ctx context.Context) error {
+		ent, found, err := e.recs.last(ctx, hookSentKey(link))
+		sent = found && ent.live
+		return err
+	})
+	if err != nil {
+		e.log.Warn("cluster: looking up whether a disconnect hook offered again was sent failed; sending it", "link", link, "err", err)
+		return false
+	}
+	return sent
+}
+
 // ackHook acknowledges a delivered hook and waits for the queue's
 // answer (one acknowledged already is done).
-func (e *natsEngine) ackHook(ctx context.Context, msg jetstream.Msg) error {
-	if fail := e.cfg.testFailAck; fail != nil && fail() {
+func (e *natsEngine) ackHook(ctx context.Context, d Disconnect, msg jetstream.Msg) error {
+	if fail := e.cfg.testFailAck; fail != nil && fail(d.Attempt) {
 		return nats.ErrNoResponders
 	}
 	if err := msg.DoubleAck(ctx); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {

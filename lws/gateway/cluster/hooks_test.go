@@ -350,7 +350,7 @@ func TestHookAckRetried(t *testing.T) {
 	var fails atomic.Int32
 	fails.Store(2)
 	cfg := Config{HookAckWait: time.Second, CallTimeout: 200 * time.Millisecond}
-	cfg.testFailAck = func() bool { return fails.Add(-1) >= 0 }
+	cfg.testFailAck = func(int) bool { return fails.Add(-1) >= 0 }
 	e, _ := startSingle(t, cfg)
 	b := newBackend()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -370,5 +370,45 @@ func TestHookAckRetried(t *testing.T) {
 	if got := b.got[id]; len(got) != 1 || fails.Load() >= 0 {
 		t.Errorf("the hook was delivered %d times (%+v), acknowledgements failed %d of 2; want once, both failed",
 			len(got), got, 2-max(fails.Load(), 0))
+	}
+}
+
+// A delivered hook whose acknowledgement never reaches the queue (its
+// consumer was elected again for longer than the node retries) is
+// offered again after HookAckWait; it was marked sent, so it is
+// acknowledged without a second send: the backend has it once.
+func TestHookAckLostNotSentTwice(t *testing.T) {
+	t.Parallel()
+	var firstAcks atomic.Int32
+	cfg := Config{HookAckWait: time.Second, CallTimeout: 200 * time.Millisecond}
+	cfg.testFailAck = func(attempt int) bool {
+		if attempt == 1 {
+			firstAcks.Add(1)
+			return true
+		}
+		return false
+	}
+	e, _ := startSingle(t, cfg)
+	b := newBackend()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = e.RunHooks(ctx, HookRunOptions{Workers: 1, Backoff: 100 * time.Millisecond}, b.sender("solo"))
+	}()
+	id, _ := LinkID(e.Incarnation(), 8)
+	if err := e.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for e.Stats().HooksNotResent == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := e.Stats()
+	b.mu.Lock()
+	got := len(b.got[id])
+	b.mu.Unlock()
+	if got != 1 || st.HooksNotResent != 1 || st.HooksDelivered != 1 || firstAcks.Load() == 0 {
+		t.Errorf("backend got the hook %d times; not resent %d, delivered %d, failed first acknowledgements %d; "+
+			"want once, 1, 1, some", got, st.HooksNotResent, st.HooksDelivered, firstAcks.Load())
 	}
 }
