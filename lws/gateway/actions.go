@@ -147,7 +147,7 @@ const notSendable = "not a close code that may be sent (1000-1003, 1007-1014, 30
 func validCloseReason(reason string) bool { return len(reason) <= lws.MaxCloseReason }
 
 func actEcho(g *Gateway, _ *rule, m *Message) {
-	if err := g.send(m.Link, m.Type, m.Data); err != nil {
+	if err := g.sendAt(m.Link, m.Type, m.Data, m.at); err != nil {
 		g.log.Debug("echo failed", "link", m.Link.ID, "err", err)
 	}
 }
@@ -158,7 +158,7 @@ func actInfo(g *Gateway, _ *rule, m *Message) {
 	_ = g.send(l, lws.TextMessage, b)
 }
 
-func actReply(g *Gateway, r *rule, m *Message) { _ = g.send(m.Link, lws.TextMessage, r.reply) }
+func actReply(g *Gateway, r *rule, m *Message) { _ = g.sendAt(m.Link, lws.TextMessage, r.reply, m.at) }
 
 func actPublish(g *Gateway, r *rule, m *Message) {
 	if ch, ok := g.channelOf(r, m); ok && g.allowed(r, m.Link, ActionPublish, ch) {

@@ -102,10 +102,13 @@ var (
 	descMessages     = prometheus.NewDesc("lwsgate_messages_total", "WebSocket messages received (in) and queued to links (out).", []string{"direction"}, nil)
 	descMessageBytes = prometheus.NewDesc("lwsgate_message_bytes_total", "Payload bytes of WebSocket messages, in and out.", []string{"direction"}, nil)
 	descRuleHits     = prometheus.NewDesc("lwsgate_rule_matches_total", "Messages routed, by rule and action.", []string{"rule", "action"}, nil)
-	descRouteSeconds = prometheus.NewDesc("lwsgate_route_seconds", "Time in the routing step per message (service goroutine).", nil, nil)
+	descRouteSeconds = prometheus.NewDesc("lwsgate_route_seconds", "Time in the routing step per message (service goroutine), sampled: the first message, then one in "+strconv.Itoa(routeSample)+", on each worker.", nil, nil)
 	// routeBuckets are lwsgate_route_seconds' upper bounds: 1 µs to 65 ms.
 	routeBuckets = prometheus.ExponentialBuckets(1e-6, 4, 9)
 )
+
+// routeSample: one routing step in routeSample is timed (route).
+const routeSample = 16
 
 // newRouteHistogram is a worker's own lwsgate_route_seconds; it is not
 // registered, the collector merges every worker's.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"time"
 
 	"github.com/lwsgate/lwsgate/lws"
 )
@@ -22,9 +23,16 @@ func (g *Gateway) Send(id uint64, typ lws.MessageType, data []byte) error {
 }
 
 func (g *Gateway) send(l *LinkRecord, typ lws.MessageType, data []byte) error {
+	return g.sendAt(l, typ, data, sinceBase())
+}
+
+// sendAt is send with the clock read already (sinceBase), for the link's
+// last activity: a reply to a message reuses the message's reading, a
+// publish one reading for every member.
+func (g *Gateway) sendAt(l *LinkRecord, typ lws.MessageType, data []byte, now time.Duration) error {
 	err := l.conn.Send(typ, data)
 	if err == nil {
-		l.countOut(len(data))
+		l.countOut(len(data), now)
 		l.w.ctr.out(len(data))
 	} else if errors.Is(err, lws.ErrSendQueueFull) {
 		g.metrics.slowConsumer.Inc()

@@ -131,10 +131,11 @@ func (l *LinkRecord) countIn(n int, at time.Duration) {
 	l.last.Store(unixNanoAt(at))
 }
 
-func (l *LinkRecord) countOut(n int) {
+// countOut counts a message queued at, a monotonic reading (sinceBase).
+func (l *LinkRecord) countOut(n int, at time.Duration) {
 	l.msgsOut.Add(1)
 	l.bytesOut.Add(int64(n))
-	l.last.Store(unixNanoAt(sinceBase()))
+	l.last.Store(unixNanoAt(at))
 }
 
 // The per-message clock. time.Now reads two clocks (wall and monotonic),

@@ -127,11 +127,12 @@ func (g *Gateway) membersByWorker(channel string) [][]*LinkRecord {
 	return g.hub.membersBy(channel, len(g.workers))
 }
 
-// sendAll sends a message to each of ls.
+// sendAll sends a message to each of ls (one clock reading for all).
 func (g *Gateway) sendAll(ls []*LinkRecord, typ lws.MessageType, data []byte) PublishResult {
 	var res PublishResult
+	now := sinceBase()
 	for _, l := range ls {
-		if err := g.send(l, typ, data); err != nil {
+		if err := g.sendAt(l, typ, data, now); err != nil {
 			res.Failed++
 		} else {
 			res.Delivered++

@@ -13,14 +13,23 @@ import (
 // nothing matches is logged and answered with an error; it never ends the
 // link. It runs on the service goroutine of w, the link's worker; start
 // is when the message came (sinceBase).
+//
+// Its time goes to lwsgate_route_seconds for one message in routeSample
+// on each worker (the first, then every routeSample-th): a clock reading
+// and a histogram update cost about 50 ns here, 2-4% of a small
+// message's whole cost on the pipelined path.
 func (g *Gateway) route(w *worker, l *LinkRecord, typ lws.MessageType, data []byte, start time.Duration) {
 	// One Message per worker, reused: route runs only on the worker's
 	// service goroutine, and a Router may not keep m past Route.
 	m := &w.scratch
-	*m = Message{Link: l, Type: typ, Data: data}
+	*m = Message{Link: l, Type: typ, Data: data, at: start}
+	sample := w.routed%routeSample == 0
+	w.routed++
 	defer func() {
 		*m = Message{}
-		w.route.Observe((sinceBase() - start).Seconds())
+		if sample {
+			w.route.Observe((sinceBase() - start).Seconds())
+		}
 	}()
 	if g.router != nil && g.router.Route(g, m) {
 		if w.routerHits == nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lwsgate/lwsgate/lws"
 )
@@ -24,6 +25,9 @@ type Message struct {
 	parsed  bool
 	json    any
 	jsonErr error
+	// at is when the message came (sinceBase): the one clock reading its
+	// routing step takes, which its echo or reply reuses.
+	at time.Duration
 }
 
 // JSON returns the message parsed as JSON (once, lazily).

@@ -19,7 +19,7 @@ import (
 // lives on one worker from accept to destroy; its messages are routed
 // there, and its upstream (relay) links are dialled from there.
 //
-// Concurrency: scratch and routerHits belong to the worker's service
+// Concurrency: scratch, routed and routerHits belong to the worker's service
 // goroutine; the counters are atomic and route is a Prometheus histogram,
 // read from any goroutine; remote is safe from any goroutine (its own
 // contract).
@@ -28,6 +28,7 @@ type worker struct {
 	ctx *lws.Context
 
 	scratch Message // the message being routed
+	routed  uint64  // messages routed, for the timing sample (route)
 	// routerHits is the Router's lwsgate_rule_matches_total counters
 	// (one per worker: this one's is routerHits[id]), resolved on its
 	// first match, as a rule's.
