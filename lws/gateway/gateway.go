@@ -364,11 +364,23 @@ func (g *Gateway) maxMessage(listener string) int64 {
 	return defaultMaxMessage // not a listener's link
 }
 
-func (g *Gateway) listenerCfg(name string) *ListenerConfig {
-	cfg := g.cfg.Load()
-	for i := range cfg.Listeners {
-		if cfg.Listeners[i].Name == name {
-			return &cfg.Listeners[i]
+// listenerOf is listenerCfg(l.Listener), kept on the link until the
+// config is replaced (a reload). It runs on the service goroutine of the
+// link's worker.
+func (g *Gateway) listenerOf(l *LinkRecord) *ListenerConfig {
+	if cfg := g.cfg.Load(); cfg != l.lcOf {
+		l.lc, l.lcOf = cfg.listener(l.Listener), cfg
+	}
+	return l.lc
+}
+
+// listenerCfg is the listener named in the config in force; nil: none.
+func (g *Gateway) listenerCfg(name string) *ListenerConfig { return g.cfg.Load().listener(name) }
+
+func (c *Config) listener(name string) *ListenerConfig {
+	for i := range c.Listeners {
+		if c.Listeners[i].Name == name {
+			return &c.Listeners[i]
 		}
 	}
 	return nil

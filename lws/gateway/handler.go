@@ -39,9 +39,10 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 	}
 	g.routes.del(l.ID)
 	g.hub.leave(l)
+	l.held = nil
 	l.mu.Lock()
 	relays := l.relays
-	l.relays, l.held = nil, nil
+	l.relays = nil
 	l.mu.Unlock()
 	for _, p := range relays {
 		p.downClosed(ce)
@@ -116,8 +117,8 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 	now := sinceBase()
 	l.countIn(len(data), now)
 	h.w.ctr.in(len(data))
-	lc := g.listenerCfg(l.Listener)
-	if g.hold(l, lc, typ, data) {
+	lc := g.listenerOf(l)
+	if l.held != nil && g.hold(l, lc, typ, data) {
 		return
 	}
 	if lc != nil && lc.Upstream != "" {
@@ -131,21 +132,18 @@ func (h wsHandler) OnMessage(c *lws.Conn, typ lws.MessageType, data []byte) {
 
 // hold keeps a message while the link's connect hook has not answered,
 // bounded by max_message in all; it reports whether it took the message.
+// It runs on the service goroutine of the link's worker.
 func (g *Gateway) hold(l *LinkRecord, lc *ListenerConfig, typ lws.MessageType, data []byte) bool {
-	l.mu.Lock()
 	held := l.held
 	if held == nil {
-		l.mu.Unlock()
 		return false
 	}
 	if lc != nil && held.bytes+int64(len(data)) > int64(lc.Limits.MaxMessage) {
-		l.mu.Unlock()
 		_ = l.conn.Close(lws.StatusPolicyViolation, "too much data before the connect hook answered")
 		return true
 	}
 	held.msgs = append(held.msgs, pendingMsg{typ, append([]byte(nil), data...)})
 	held.bytes += int64(len(data))
-	l.mu.Unlock()
 	return true
 }
 

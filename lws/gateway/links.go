@@ -105,10 +105,16 @@ type LinkRecord struct {
 	bytesIn, bytesOut, msgsIn, msgsOut atomic.Int64
 	last                               atomic.Int64 // unix nanoseconds of the last message either way
 
+	// held are the messages waiting for the connect hook; lc is the
+	// link's listener in the config lcOf (listenerOf). The three belong
+	// to the service goroutine of the link's worker.
+	held *heldMsgs
+	lc   *ListenerConfig
+	lcOf *Config
+
 	mu       sync.Mutex
 	channels map[string]struct{}
 	relays   map[string]*pair // by backend name
-	held     *heldMsgs        // messages waiting for the connect hook
 
 	// rec is the link's durable record in a cluster (recordLink); nil:
 	// none. Set before the link is shared.

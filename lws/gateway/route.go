@@ -67,10 +67,8 @@ func (g *Gateway) unroutable(set *ruleSet, m *Message) {
 // deliverHeld routes the messages held for the connect hook, once it has
 // answered (the service goroutine of the link's worker).
 func (g *Gateway) deliverHeld(l *LinkRecord) {
-	l.mu.Lock()
 	held := l.held
 	l.held = nil
-	l.mu.Unlock()
 	if held == nil {
 		return
 	}
