@@ -16,7 +16,9 @@
 //
 // and, for both, the servers' CPU per delivery: utime+stime of every
 // lwsgate process from /proc/PID/stat over the phase, divided by the
-// deliveries the subscribers counted. On a shared machine that is the
+// deliveries the subscribers counted. Then the hop phase (hop.go): the
+// paced phase alone, with -hop-subs subscribers, for the latency of one
+// message between nodes without a large fan-out in it. On a shared machine that is the
 // figure to trust; rates and latencies move with the load (the load
 // average is printed). The load (subscribers, publisher) runs in this
 // process, on the same cores as the servers.
@@ -43,6 +45,7 @@ type config struct {
 	size          int
 	dur, warmup   time.Duration
 	rounds        int
+	latencyOnly   bool // the paced phase alone (the hop phase)
 	engines       []string
 	keep          bool
 	dir           string
@@ -103,6 +106,12 @@ func main() {
 	}
 	if len(results) > 0 {
 		report(os.Stdout, results)
+	}
+	if *hopSubs > 0 && len(cfg.engines) > 0 {
+		if err := runHop(cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "clusterbench: hop:", err)
+			os.Exit(1)
+		}
 	}
 	if *histOn {
 		if err := runHistory(cfg, os.Stdout); err != nil {

@@ -64,8 +64,10 @@ func run(cfg config, engine string, round int) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if res.max, err = measure(cfg, l, nodes, saturated); err != nil {
-		return nil, err
+	if !cfg.latencyOnly {
+		if res.max, err = measure(cfg, l, nodes, saturated); err != nil {
+			return nil, err
+		}
 	}
 	if e := l.firstErr.Load(); e != nil {
 		return nil, *e
