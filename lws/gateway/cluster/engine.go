@@ -119,8 +119,9 @@ type Engine interface {
 	// incarnation, LinkClosed commits and queues d; if of an older one
 	// (fenced since), it answers false and queues nothing (no record
 	// also means settled over an hour ago), and the gateway, which knows
-	// its LinkOpened failed, queues d with EnqueueHook. An error means
-	// neither could be done (the cluster did not answer): retry later,
+	// its LinkOpened failed, queues d with EnqueueHook. The cluster not
+	// answering (a stream electing its leader) is tried again until ctx
+	// is done; an error means neither could be done by then: retry later,
 	// after Rejoin if fenced. Both LinkOpened and LinkClosed may be
 	// retried after an error: a retry answers as the first attempt would
 	// have, had its answer not been lost. The memory engine always

@@ -91,7 +91,12 @@ func (e *natsEngine) LinkClosed(ctx context.Context, id uint64, d Disconnect) (b
 		// Also when LinkOpened's acknowledgement was lost after the
 		// write: an unsettled record is this node's, and one it settled
 		// itself is settled.
-		ent, found, err := e.recs.last(ctx, key)
+		var ent entry
+		var found bool
+		err := e.retry(ctx, func(ctx context.Context) (err error) {
+			ent, found, err = e.recs.last(ctx, key)
+			return err
+		})
 		if err != nil {
 			return false, fmt.Errorf("cluster: reading the record of link %d: %w", id, err)
 		}
@@ -121,7 +126,11 @@ func (e *natsEngine) LinkClosed(ctx context.Context, id uint64, d Disconnect) (b
 	if err := e.EnqueueHook(ctx, d); err != nil {
 		return false, err
 	}
-	won, err := e.settle(ctx, key, rev, by)
+	var won bool
+	err := e.retry(ctx, func(ctx context.Context) (err error) {
+		won, err = e.settle(ctx, key, rev, by)
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("cluster: settling the record of link %d: %w", id, err)
 	}
