@@ -34,6 +34,9 @@ type Conn struct {
 	// for the link's life ("" for a link this side dialled).
 	req atomic.Pointer[Request]
 	raw string
+	// val is what SetValue attached (nil: nothing): read at every
+	// message by a handler that keeps its state there, without a lock.
+	val atomic.Pointer[any]
 
 	mu          sync.Mutex
 	txq         []*frame // queued by Send, not yet taken by the writer
@@ -42,7 +45,6 @@ type Conn struct {
 	closeCode   StatusCode
 	closeReason string
 	closed      *CloseError // set when the link is closed or closing
-	val         any         // SetValue
 	closeReq    bool
 	fullSeen    bool // send_queue reported since the last Send that fit
 
@@ -84,7 +86,10 @@ func newConn(r *rec, o *linkOpts, client bool) *Conn {
 	if u := r.up; u != nil {
 		c.req.Store(&u.Request)
 		c.raw = u.raw
-		c.val = u.val // Request.SetValue, from CheckUpgrade
+		if u.val != nil {
+			v := u.val // Request.SetValue, from CheckUpgrade
+			c.val.Store(&v)
+		}
 	}
 	if c.deflate && o.maxMessage >= 0 {
 		r.wsi.SetCompressedLimit(maxCompressed(o.maxMessage))
@@ -146,17 +151,14 @@ func (c *Conn) Request() *Request {
 // session), in place of the one it had: the value Listener.CheckUpgrade
 // set on the upgrade request (Request.SetValue), or nil. Safe from any
 // goroutine.
-func (c *Conn) SetValue(v any) {
-	c.mu.Lock()
-	c.val = v
-	c.mu.Unlock()
-}
+func (c *Conn) SetValue(v any) { c.val.Store(&v) }
 
-// Value returns what SetValue attached, or nil.
+// Value returns what SetValue attached, or nil. Safe from any goroutine.
 func (c *Conn) Value() any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.val
+	if p := c.val.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Queued returns the bytes sent but not yet handed to the socket.
