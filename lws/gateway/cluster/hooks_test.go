@@ -341,6 +341,23 @@ func TestReaperDies(t *testing.T) {
 	}
 }
 
+// oneHook starts a single node with cfg, delivering its queued hooks to
+// a backend with one worker until the test ends, and queues one hook.
+func oneHook(t *testing.T, cfg Config) (e *natsEngine, b *backend, id uint64) {
+	e, _ = startSingle(t, cfg)
+	b = newBackend()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		_ = e.RunHooks(ctx, HookRunOptions{Workers: 1, Backoff: 100 * time.Millisecond}, b.sender("solo"))
+	}()
+	id, _ = LinkID(e.Incarnation(), 7)
+	if err := e.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
+		t.Fatal(err)
+	}
+	return e, b, id
+}
+
 // A delivered hook whose acknowledgement meets a queue without a leader
 // (no responders, during the consumer's election) is acknowledged once
 // the queue answers, while the hook is still this node's: it does not
@@ -351,17 +368,7 @@ func TestHookAckRetried(t *testing.T) {
 	fails.Store(2)
 	cfg := Config{HookAckWait: time.Second, CallTimeout: 200 * time.Millisecond}
 	cfg.testFailAck = func(int) bool { return fails.Add(-1) >= 0 }
-	e, _ := startSingle(t, cfg)
-	b := newBackend()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		_ = e.RunHooks(ctx, HookRunOptions{Workers: 1, Backoff: 100 * time.Millisecond}, b.sender("solo"))
-	}()
-	id, _ := LinkID(e.Incarnation(), 7)
-	if err := e.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
-		t.Fatal(err)
-	}
+	_, b, id := oneHook(t, cfg)
 	// waitLinks waits past HookAckWait after the first delivery, when a
 	// hook not acknowledged would come again.
 	b.waitLinks(t, 10*time.Second, []uint64{id}, func(uint64, Disconnect) error { return nil })
@@ -388,17 +395,7 @@ func TestHookAckLostNotSentTwice(t *testing.T) {
 		}
 		return false
 	}
-	e, _ := startSingle(t, cfg)
-	b := newBackend()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		_ = e.RunHooks(ctx, HookRunOptions{Workers: 1, Backoff: 100 * time.Millisecond}, b.sender("solo"))
-	}()
-	id, _ := LinkID(e.Incarnation(), 8)
-	if err := e.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
-		t.Fatal(err)
-	}
+	e, b, id := oneHook(t, cfg)
 	deadline := time.Now().Add(15 * time.Second)
 	for e.Stats().HooksNotResent == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
