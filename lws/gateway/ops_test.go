@@ -234,6 +234,25 @@ func TestReloadKeepsLinks(t *testing.T) {
 	assert.Equal(t, 1009, code)
 }
 
+// A link's listener config is kept on the link (listenerOf) until a
+// reload replaces the config, and then read again.
+func TestListenerOfFollowsReload(t *testing.T) {
+	g := startGW(t, "rules:\n  - {action: echo}\n", nil)
+	l := &LinkRecord{Listener: g.Config().Listeners[0].Name}
+	lc := g.listenerOf(l)
+	require.NotNil(t, lc)
+	assert.Same(t, lc, g.listenerOf(l), "kept between two messages")
+
+	cfg := g.Config()
+	cfg.Listeners[0].Limits.MaxMessage = 4
+	require.NoError(t, g.Reload(cfg))
+	after := g.listenerOf(l)
+	require.NotNil(t, after)
+	assert.NotSame(t, lc, after)
+	assert.EqualValues(t, 4, after.Limits.MaxMessage, "the reloaded listener")
+	assert.Nil(t, g.listenerOf(&LinkRecord{Listener: "no such listener"}))
+}
+
 // TestReloadLimits: limits raised or lowered by Reload apply to the links
 // already open and to the next request, enforced by lws
 // (Context.SetListenerLimits), each reported as a limit hit; a change of
