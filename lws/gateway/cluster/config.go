@@ -125,6 +125,15 @@ type Config struct {
 	// which it returns true before they are sent, with no responders, as
 	// a hook queue whose consumer has no leader would.
 	testFailAck func(attempt int) bool
+	// testFailProgress, when set, drops the progress reports ("still
+	// sending") of the deliveries of disconnect hooks for which it
+	// returns true, as a consumer with no leader would: the hook is
+	// offered again after HookAckWait.
+	testFailProgress func(attempt int) bool
+	// testFailMark, when set, fails the marks of delivered disconnect
+	// hooks as sent while it returns true, as a bucket with no leader
+	// would.
+	testFailMark func() bool
 }
 
 // NATSConfig: where the nats engine's NATS comes from.

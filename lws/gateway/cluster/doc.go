@@ -166,9 +166,10 @@
 // marked done), queues the hook again under the same id, and the queue
 // keeps one. So exactly one hook per link is queued, and delivered at
 // least once. A hook the backend took is marked sent before it is
-// acknowledged, and a hook offered again is looked up first: one whose
-// acknowledgement was lost (an election of the queue's consumer) is not
-// sent twice. The backend sees a hook twice only if its sender died
+// acknowledged (each tried through an election), and a hook offered
+// again is looked up first, and once more a moment later if not marked:
+// one whose acknowledgement was lost (an election of the queue's
+// consumer) is not sent twice. The backend sees a hook twice only if its sender died
 // between sending it and marking it; Disconnect.Seq tells it so.
 //
 // # Wiring into the gateway

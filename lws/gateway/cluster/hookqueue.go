@@ -30,11 +30,14 @@ import (
 //
 // A hook the backend took is marked sent, in the link records' bucket
 // (key hook.<link id>, with a TTL of settledTTL), before it is
-// acknowledged. A hook offered again (its acknowledgement was lost in a
-// consumer election, or its node died between the two) is looked up
-// there first, and one marked sent is acknowledged without a second
-// send. The backend gets a hook twice only if its sender died (or the
-// bucket did not answer for HookAckWait) between the send and the mark.
+// acknowledged; both are tried for settleFor, through the elections
+// that follow a node's death. A hook offered again (its acknowledgement
+// was lost, or its node died between the two) is looked up there first,
+// and again after hookRecheck if not marked (its first sender may still
+// be trying to mark it); one marked sent is acknowledged without a
+// second send. The backend gets a hook twice only if its sender died
+// between the send and the mark, or the bucket did not answer for
+// settleFor.
 
 // Disconnect is one disconnect hook in the queue.
 //
@@ -86,7 +89,20 @@ const (
 	defaultBackoff  = time.Second
 	hookPullWait    = time.Second
 	maxHookInFlight = 1024 // the consumer's MaxAckPending, over every node
+	// electionWait bounds a JetStream leader election after a node's
+	// death or a partition's heal (5 to 10 s seen here, under -race).
+	electionWait = 15 * time.Second
+	// hookRecheck is longer than the longest pause between two tries of
+	// the mark (retry's backoff: 1 s) and one try's CallTimeout.
+	hookRecheck = 2 * time.Second
 )
+
+// settleFor is how long a node tries to mark a hook sent, and then to
+// acknowledge it: 2/3 of HookAckWait (while its ticker keeps the hook
+// the node's), and at least an election.
+func (e *natsEngine) settleFor() time.Duration {
+	return max(e.cfg.HookAckWait*2/3, electionWait)
+}
 
 func (o HookRunOptions) withDefaults() HookRunOptions {
 	if o.Workers <= 0 {
@@ -267,19 +283,21 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 			case <-stop:
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				if fail := e.cfg.testFailProgress; fail == nil || !fail(d.Attempt) {
+					_ = msg.InProgress()
+				}
 			}
 		}
 	}()
 	if d.Attempt > 1 && e.hookSent(ctx, d.Link) {
-		e.settleHook(d, msg)
 		e.count.hooksNotResent.Add(1)
+		e.settleHook(d, msg)
 		return
 	}
 	err := send(ctx, d)
 	if err == nil {
-		e.settleHook(d, msg)
 		e.count.hooksDelivered.Add(1)
+		e.settleHook(d, msg)
 		return
 	}
 	e.count.hookFailures.Add(1)
@@ -300,12 +318,14 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 func hookSentKey(link uint64) string { return "hook." + strconv.FormatUint(link, 10) }
 
 // settleHook marks a hook the backend took as sent, then acknowledges
-// it. Each is tried again while the hook is still this node's (the
-// caller's ticker keeps it so) for up to 2/3 of HookAckWait: the bucket
-// and the consumer have no leader for a few seconds during an election.
+// it, each tried again for settleFor: the bucket and the consumer have
+// no leader for a few seconds during an election.
 func (e *natsEngine) settleHook(d Disconnect, msg jetstream.Msg) {
-	ctx, cancel := context.WithTimeout(e.life, e.cfg.HookAckWait*2/3)
+	ctx, cancel := context.WithTimeout(e.life, e.settleFor())
 	err := e.retry(ctx, func(ctx context.Context) error {
+		if fail := e.cfg.testFailMark; fail != nil && fail() {
+			return nats.ErrNoResponders
+		}
 		_, err := e.recs.cas(ctx, hookSentKey(d.Link), []byte(e.cfg.Node), nil, 0, settledTTL)
 		if errors.Is(err, errConflict) {
 			return nil // marked by an earlier delivery, or an earlier try of this one
@@ -316,25 +336,30 @@ func (e *natsEngine) settleHook(d Disconnect, msg jetstream.Msg) {
 	if err != nil {
 		e.log.Warn("cluster: marking a delivered disconnect hook sent failed", "link", d.Link, "err", err)
 	}
-	ctx, cancel = context.WithTimeout(e.life, e.cfg.HookAckWait*2/3)
+	ctx, cancel = context.WithTimeout(e.life, e.settleFor())
 	defer cancel()
 	if err := e.retry(ctx, func(ctx context.Context) error { return e.ackHook(ctx, d, msg) }); err != nil {
 		e.log.Warn("cluster: acknowledging a delivered disconnect hook failed", "link", d.Link, "err", err)
 	}
 }
 
-// hookSent says whether a hook offered again was marked sent. A bucket
-// that does not answer within 2/3 of HookAckWait counts as not marked:
-// the hook is sent again rather than lost.
+// hookSent says whether a hook offered again was marked sent: looked up,
+// and if not marked, looked up again after hookRecheck. A bucket that
+// does not answer for settleFor counts as not marked: the hook is sent
+// again rather than lost.
 func (e *natsEngine) hookSent(ctx context.Context, link uint64) bool {
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.HookAckWait*2/3)
+	ctx, cancel := context.WithTimeout(ctx, e.settleFor())
 	defer cancel()
 	var sent bool
-	err := e.retry(ctx, func(ctx context.Context) error {
+	look := func(ctx context.Context) error {
 		ent, found, err := e.recs.last(ctx, hookSentKey(link))
 		sent = found && ent.live
 		return err
-	})
+	}
+	err := e.retry(ctx, look)
+	if err == nil && !sent && pause(ctx, hookRecheck) == nil {
+		err = e.retry(ctx, look)
+	}
 	if err != nil {
 		e.log.Warn("cluster: looking up whether a disconnect hook offered again was sent failed; sending it", "link", link, "err", err)
 		return false

@@ -342,14 +342,15 @@ func TestReaperDies(t *testing.T) {
 }
 
 // oneHook starts a single node with cfg, delivering its queued hooks to
-// a backend with one worker until the test ends, and queues one hook.
-func oneHook(t *testing.T, cfg Config) (e *natsEngine, b *backend, id uint64) {
+// a backend with workers at once until the test ends, and queues one
+// hook.
+func oneHook(t *testing.T, cfg Config, workers int) (e *natsEngine, b *backend, id uint64) {
 	e, _ = startSingle(t, cfg)
 	b = newBackend()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go func() {
-		_ = e.RunHooks(ctx, HookRunOptions{Workers: 1, Backoff: 100 * time.Millisecond}, b.sender("solo"))
+		_ = e.RunHooks(ctx, HookRunOptions{Workers: workers, Backoff: 100 * time.Millisecond}, b.sender("solo"))
 	}()
 	id, _ = LinkID(e.Incarnation(), 7)
 	if err := e.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
@@ -368,7 +369,7 @@ func TestHookAckRetried(t *testing.T) {
 	fails.Store(2)
 	cfg := Config{HookAckWait: time.Second, CallTimeout: 200 * time.Millisecond}
 	cfg.testFailAck = func(int) bool { return fails.Add(-1) >= 0 }
-	_, b, id := oneHook(t, cfg)
+	_, b, id := oneHook(t, cfg, 1)
 	// waitLinks waits past HookAckWait after the first delivery, when a
 	// hook not acknowledged would come again.
 	b.waitLinks(t, 10*time.Second, []uint64{id}, func(uint64, Disconnect) error { return nil })
@@ -380,10 +381,11 @@ func TestHookAckRetried(t *testing.T) {
 	}
 }
 
-// A delivered hook whose acknowledgement never reaches the queue (its
-// consumer was elected again for longer than the node retries) is
-// offered again after HookAckWait; it was marked sent, so it is
-// acknowledged without a second send: the backend has it once.
+// A delivered hook whose acknowledgement does not reach the queue, nor
+// its progress reports (its consumer is electing a leader), is offered
+// again after HookAckWait while its first sender still tries; it was
+// marked sent, so it is acknowledged without a second send: the backend
+// has it once.
 func TestHookAckLostNotSentTwice(t *testing.T) {
 	t.Parallel()
 	var firstAcks atomic.Int32
@@ -395,7 +397,8 @@ func TestHookAckLostNotSentTwice(t *testing.T) {
 		}
 		return false
 	}
-	e, b, id := oneHook(t, cfg)
+	cfg.testFailProgress = func(attempt int) bool { return attempt == 1 }
+	e, b, id := oneHook(t, cfg, 2)
 	deadline := time.Now().Add(15 * time.Second)
 	for e.Stats().HooksNotResent == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -407,5 +410,33 @@ func TestHookAckLostNotSentTwice(t *testing.T) {
 	if got != 1 || st.HooksNotResent != 1 || st.HooksDelivered != 1 || firstAcks.Load() == 0 {
 		t.Errorf("backend got the hook %d times; not resent %d, delivered %d, failed first acknowledgements %d; "+
 			"want once, 1, 1, some", got, st.HooksNotResent, st.HooksDelivered, firstAcks.Load())
+	}
+}
+
+// A hook offered again while its first sender still tries to mark it
+// sent (the bucket is electing a leader too) is looked up once more
+// after hookRecheck, and by then marked: the backend has it once.
+func TestHookMarkLateNotSentTwice(t *testing.T) {
+	t.Parallel()
+	cfg := Config{HookAckWait: time.Second, CallTimeout: 200 * time.Millisecond}
+	first := func(attempt int) bool { return attempt == 1 }
+	cfg.testFailAck, cfg.testFailProgress = first, first
+	var markFrom atomic.Int64 // when marks start to succeed: 1.5 s after the first try
+	cfg.testFailMark = func() bool {
+		now := time.Now().UnixNano()
+		markFrom.CompareAndSwap(0, now+int64(1500*time.Millisecond))
+		return now < markFrom.Load()
+	}
+	e, b, id := oneHook(t, cfg, 2)
+	deadline := time.Now().Add(15 * time.Second)
+	for e.Stats().HooksNotResent == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := e.Stats()
+	b.mu.Lock()
+	got := len(b.got[id])
+	b.mu.Unlock()
+	if got != 1 || st.HooksNotResent != 1 || st.HooksDelivered != 1 {
+		t.Errorf("backend got the hook %d times; not resent %d, delivered %d; want once, 1, 1", got, st.HooksNotResent, st.HooksDelivered)
 	}
 }
