@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,13 +32,14 @@ import (
 // A hook the backend took is marked sent, in the link records' bucket
 // (key hook.<link id>, with a TTL of settledTTL), before it is
 // acknowledged; both are tried for settleFor, through the elections
-// that follow a node's death. A hook offered again (its acknowledgement
-// was lost, or its node died between the two) is looked up there first,
-// and again after hookRecheck if not marked (its first sender may still
-// be trying to mark it); one marked sent is acknowledged without a
-// second send. The backend gets a hook twice only if its sender died
-// between the send and the mark, or the bucket did not answer for
-// settleFor.
+// that follow a node's death. One the backend refused is marked refused
+// (one try). A hook offered again (its acknowledgement was lost, or its
+// node died between the two, or the backend refused it) is looked up
+// there first: marked sent, it is acknowledged without a second send;
+// marked refused, it is sent at once; not marked, it is looked up again
+// after hookRecheck (its first sender may still be trying to mark it).
+// The backend gets a hook twice only if its sender died between the
+// send and the mark, or the bucket did not answer for settleFor.
 
 // Disconnect is one disconnect hook in the queue.
 //
@@ -301,6 +303,7 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 		return
 	}
 	e.count.hookFailures.Add(1)
+	e.markRefused(d.Link)
 	switch {
 	case ctx.Err() != nil:
 		_ = msg.Nak() // stopping: let another node have it now
@@ -313,9 +316,23 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 	}
 }
 
-// hookSentKey is the key in the link records' bucket that says the
-// backend took link's hook.
+// hookSentKey is the key in the link records' bucket that says whether
+// the backend took link's hook: its value is hookMarkSent or
+// hookMarkRefused, then the marking node's name.
 func hookSentKey(link uint64) string { return "hook." + strconv.FormatUint(link, 10) }
+
+const (
+	hookMarkSent    = "sent "
+	hookMarkRefused = "refused "
+)
+
+// markRefused marks a hook the backend refused, in one try: its next
+// offer is then sent without waiting for hookRecheck.
+func (e *natsEngine) markRefused(link uint64) {
+	ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
+	defer cancel()
+	_ = e.recs.put(ctx, hookSentKey(link), []byte(hookMarkRefused+e.cfg.Node), settledTTL)
+}
 
 // settleHook marks a hook the backend took as sent, then acknowledges
 // it, each tried again for settleFor: the bucket and the consumer have
@@ -326,11 +343,7 @@ func (e *natsEngine) settleHook(d Disconnect, msg jetstream.Msg) {
 		if fail := e.cfg.testFailMark; fail != nil && fail() {
 			return nats.ErrNoResponders
 		}
-		_, err := e.recs.cas(ctx, hookSentKey(d.Link), []byte(e.cfg.Node), nil, 0, settledTTL)
-		if errors.Is(err, errConflict) {
-			return nil // marked by an earlier delivery, or an earlier try of this one
-		}
-		return err
+		return e.recs.put(ctx, hookSentKey(d.Link), []byte(hookMarkSent+e.cfg.Node), settledTTL)
 	})
 	cancel()
 	if err != nil {
@@ -344,20 +357,21 @@ func (e *natsEngine) settleHook(d Disconnect, msg jetstream.Msg) {
 }
 
 // hookSent says whether a hook offered again was marked sent: looked up,
-// and if not marked, looked up again after hookRecheck. A bucket that
-// does not answer for settleFor counts as not marked: the hook is sent
-// again rather than lost.
+// and if not marked at all, looked up again after hookRecheck. A bucket
+// that does not answer for settleFor counts as not marked: the hook is
+// sent again rather than lost.
 func (e *natsEngine) hookSent(ctx context.Context, link uint64) bool {
 	ctx, cancel := context.WithTimeout(ctx, e.settleFor())
 	defer cancel()
-	var sent bool
+	var sent, marked bool
 	look := func(ctx context.Context) error {
 		ent, found, err := e.recs.last(ctx, hookSentKey(link))
-		sent = found && ent.live
+		marked = found && ent.live
+		sent = marked && strings.HasPrefix(string(ent.val), hookMarkSent)
 		return err
 	}
 	err := e.retry(ctx, look)
-	if err == nil && !sent && pause(ctx, hookRecheck) == nil {
+	if err == nil && !marked && pause(ctx, hookRecheck) == nil {
 		err = e.retry(ctx, look)
 	}
 	if err != nil {

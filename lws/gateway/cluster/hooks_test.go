@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -438,5 +439,43 @@ func TestHookMarkLateNotSentTwice(t *testing.T) {
 	b.mu.Unlock()
 	if got != 1 || st.HooksNotResent != 1 || st.HooksDelivered != 1 {
 		t.Errorf("backend got the hook %d times; not resent %d, delivered %d; want once, 1, 1", got, st.HooksNotResent, st.HooksDelivered)
+	}
+}
+
+// A hook the backend refused is marked refused, so its next offer is
+// sent at once, after the backoff alone, without the second look
+// (hookRecheck) that an offer with no mark waits for.
+func TestHookRefusedSentAgainAtOnce(t *testing.T) {
+	t.Parallel()
+	e, _ := startSingle(t, Config{HookAckWait: time.Second, CallTimeout: 200 * time.Millisecond})
+	var mu sync.Mutex
+	var at []time.Time
+	send := func(ctx context.Context, d Disconnect) error {
+		mu.Lock()
+		defer mu.Unlock()
+		at = append(at, time.Now())
+		if len(at) == 1 {
+			return errors.New("refused")
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() { _ = e.RunHooks(ctx, HookRunOptions{Workers: 1, Backoff: 100 * time.Millisecond}, send) }()
+	id, _ := LinkID(e.Incarnation(), 9)
+	if err := e.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Stats().HooksDelivered == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(at) != 2 {
+		t.Fatalf("%d sends, want 2 (refused, then taken)", len(at))
+	}
+	if gap := at[1].Sub(at[0]); gap >= hookRecheck {
+		t.Errorf("the second send came %v after the refused one: it waited for a second look (%v)", gap, hookRecheck)
 	}
 }

@@ -66,6 +66,17 @@ func (s *store) last(ctx context.Context, key string) (e entry, found bool, err 
 	return e, true, nil
 }
 
+// put writes val as key's next revision, whatever the last one was, with
+// a TTL when ttl > 0.
+func (s *store) put(ctx context.Context, key string, val []byte, ttl time.Duration) error {
+	var opts []jetstream.PublishOpt
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(ttl))
+	}
+	_, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: s.subj + key, Data: val}, opts...)
+	return err
+}
+
 // cas writes val (with hdr, and a TTL when ttl > 0) as key's next
 // revision if its last one is rev (0: the key has no message). It
 // returns the new revision, or errConflict.
