@@ -35,6 +35,7 @@ func runHop(cfg config, w io.Writer) error {
 	fmt.Fprintf(w, "\nhop latency: %d subscribers, paced %d publishes/s, %v; load average before: %s\n\n", hc.subs, hc.rate, hc.dur, loadavg())
 	fmt.Fprintln(w, "| engine | nodes | p50 / p99 same node | p50 / p99 other node | samples same / other |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
+	var verdicts []string // after the table
 	for _, e := range hc.engines {
 		r, err := run(hc, e, 0)
 		if err != nil {
@@ -51,8 +52,11 @@ func runHop(cfg config, w io.Writer) error {
 			if p.p99o > hopTarget {
 				verdict = "missed"
 			}
-			defer fmt.Fprintf(w, "%s: p99 on another node %v (target <= %v on an idle machine: %s)\n", r.engine, us(p.p99o), us(hopTarget), verdict)
+			verdicts = append(verdicts, fmt.Sprintf("%s: p99 on another node %v (target <= %v on an idle machine: %s)", r.engine, us(p.p99o), us(hopTarget), verdict))
 		}
+	}
+	for _, v := range verdicts {
+		fmt.Fprintln(w, v)
 	}
 	return nil
 }

@@ -316,22 +316,28 @@ func (e *natsEngine) sendHook(ctx context.Context, o HookRunOptions, send HookSe
 	}
 }
 
-// hookSentKey is the key in the link records' bucket that says whether
-// the backend took link's hook: its value is hookMarkSent or
-// hookMarkRefused, then the marking node's name.
-func hookSentKey(link uint64) string { return "hook." + strconv.FormatUint(link, 10) }
+// hookMarkKey is the key in the link records' bucket that says whether
+// the backend took link's hook (markHook).
+func hookMarkKey(link uint64) string { return "hook." + strconv.FormatUint(link, 10) }
 
+// The marks of a hook: the value of its hookMarkKey starts with one,
+// then names the marking node.
 const (
 	hookMarkSent    = "sent "
 	hookMarkRefused = "refused "
 )
+
+// markHook writes link's hook mark, whatever it was before.
+func (e *natsEngine) markHook(ctx context.Context, link uint64, mark string) error {
+	return e.recs.put(ctx, hookMarkKey(link), []byte(mark+e.cfg.Node), settledTTL)
+}
 
 // markRefused marks a hook the backend refused, in one try: its next
 // offer is then sent without waiting for hookRecheck.
 func (e *natsEngine) markRefused(link uint64) {
 	ctx, cancel := context.WithTimeout(e.life, e.cfg.CallTimeout)
 	defer cancel()
-	_ = e.recs.put(ctx, hookSentKey(link), []byte(hookMarkRefused+e.cfg.Node), settledTTL)
+	_ = e.markHook(ctx, link, hookMarkRefused)
 }
 
 // settleHook marks a hook the backend took as sent, then acknowledges
@@ -343,7 +349,7 @@ func (e *natsEngine) settleHook(d Disconnect, msg jetstream.Msg) {
 		if fail := e.cfg.testFailMark; fail != nil && fail() {
 			return nats.ErrNoResponders
 		}
-		return e.recs.put(ctx, hookSentKey(d.Link), []byte(hookMarkSent+e.cfg.Node), settledTTL)
+		return e.markHook(ctx, d.Link, hookMarkSent)
 	})
 	cancel()
 	if err != nil {
@@ -365,7 +371,7 @@ func (e *natsEngine) hookSent(ctx context.Context, link uint64) bool {
 	defer cancel()
 	var sent, marked bool
 	look := func(ctx context.Context) error {
-		ent, found, err := e.recs.last(ctx, hookSentKey(link))
+		ent, found, err := e.recs.last(ctx, hookMarkKey(link))
 		marked = found && ent.live
 		sent = marked && strings.HasPrefix(string(ent.val), hookMarkSent)
 		return err

@@ -142,13 +142,7 @@ func TestPartition(t *testing.T) {
 		// Its own view of the registry catches up through the same
 		// watchers, as bounded as the survivors' above (a -race run in
 		// CI saw 2 of 3 nodes at once, n1's lease renewals slow).
-		deadline := time.Now().Add(20 * time.Second)
-		for nodes := cn.eng.Nodes(); len(nodes) != 3; nodes = cn.eng.Nodes() {
-			if time.Now().After(deadline) {
-				t.Fatalf("the rejoined node sees %+v", nodes)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		eventually(t, 20*time.Second, "the rejoined node to see 3 nodes", func() bool { return len(cn.eng.Nodes()) == 3 })
 	})
 }
 
