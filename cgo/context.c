@@ -226,11 +226,12 @@ lwsgo_vhost_create(lwsgo_ctx *cd, const lwsgo_vhost_info *vi)
 	info.keepalive_timeout = (int)vi->keepalive_timeout;
 	info.timeout_secs_ah_idle = vi->timeout_secs_ah_idle;
 	info.timeout_secs = (unsigned int)vi->timeout_secs;
-	if (vi->ping_secs || vi->hangup_secs) {
-		v->retry.secs_since_valid_ping = vi->ping_secs;
-		v->retry.secs_since_valid_hangup = vi->hangup_secs;
-		info.retry_and_idle_policy = &v->retry;
-	}
+	/* No idle policy (secs_since_valid_hangup 0): lws would keep each
+	 * link's ping timer in its one sorted list of timers, a walk over
+	 * every open link at each opening and each pong. The binding pings
+	 * its server links itself (lws/keepalive.go); dialled links take the
+	 * policy of their connect info (client.c). */
+	info.retry_and_idle_policy = &v->retry;
 	info.user = cd;
 #if !defined(LWS_WITHOUT_EXTENSIONS)
 	/* a client link offers what its vhost has: compressing clients get

@@ -109,9 +109,6 @@ type VhostInfo struct {
 	HeaderTimeoutSecs int
 	// TimeoutSecs overrides the context's for this vhost.
 	TimeoutSecs int
-	// PingSecs and HangupSecs set the idle policy: ping a link idle for
-	// PingSecs, drop one idle for HangupSecs (0 both: lws defaults).
-	PingSecs, HangupSecs int
 	// Protocols are the protocol names; at least one is required.
 	// Protocols[0] also serves HTTP and WebSocket upgrades without a
 	// subprotocol; a client vhost's links all bind to Protocols[0].
@@ -281,8 +278,6 @@ func (c *Context) addVhost(v VhostInfo, what string) (VhostID, error) {
 		keepalive_timeout:    C.uint(v.KeepaliveTimeout),
 		timeout_secs_ah_idle: C.uint(v.HeaderTimeoutSecs),
 		timeout_secs:         C.int(v.TimeoutSecs),
-		ping_secs:            C.uint16_t(v.PingSecs),
-		hangup_secs:          C.uint16_t(v.HangupSecs),
 		protocol_names:       (**C.char)(unsafe.Pointer(names)),
 		nprotocols:           C.int(len(v.Protocols)),
 		rx_buffer_size:       C.size_t(v.RxBufferSize),

@@ -116,8 +116,6 @@ typedef struct lwsgo_vhost_info {
 	unsigned int keepalive_timeout;
 	unsigned int timeout_secs_ah_idle; /* 0: lws default (10 s) */
 	int timeout_secs;
-	uint16_t ping_secs;    /* 0: lws default */
-	uint16_t hangup_secs;  /* 0: lws default */
 	const char **protocol_names; /* protocol_names[0] gets HTTP */
 	int nprotocols;
 	size_t rx_buffer_size;
@@ -130,7 +128,7 @@ typedef struct lwsgo_vhost_info {
 typedef struct lwsgo_vhost {
 	struct lws_vhost *vh;
 	struct lws_protocols *protocols;
-	lws_retry_bo_t retry;
+	lws_retry_bo_t retry; /* all zero: no idle policy (context.c) */
 } lwsgo_vhost;
 
 /* context.c */
@@ -184,7 +182,7 @@ typedef struct lwsgo_connect_info {
 	int insecure;         /* 1: skip every certificate check */
 	uintptr_t h;          /* Go handle, the wsi's opaque user data */
 	lwsgo_client *cl;
-	const lws_retry_bo_t *retry; /* NULL: the vhost's */
+	const lws_retry_bo_t *retry; /* NULL: the context's default (lws 300 s / 310 s) */
 } lwsgo_connect_info;
 
 /* client.c */
@@ -209,7 +207,6 @@ void lwsgo_set_opaque(uintptr_t wsi, uintptr_t h);
 int lwsgo_socket_fd(uintptr_t wsi);
 void lwsgo_kill(uintptr_t wsi, int sync);
 void lwsgo_set_timeout(uintptr_t wsi, int secs);
-void lwsgo_set_timer(uintptr_t wsi, int64_t usecs);
 void lwsgo_rx_flow(uintptr_t wsi, int enable);
 
 /* pmd.c */

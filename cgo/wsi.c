@@ -97,22 +97,6 @@ lwsgo_set_timeout(uintptr_t wsi, int secs)
 	lws_set_timeout((struct lws *)wsi, PENDING_TIMEOUT_USER_OK, secs);
 }
 
-/*
- * lwsgo_set_timer asks for LWS_CALLBACK_TIMER after usecs; a negative value
- * cancels. lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL) does not
- * cancel in lws 4.1.6 or 4.3.5, whatever its header says: it schedules the
- * timer at now - 1 us, so TIMER comes at once (seen in the reason log). A
- * cancel moves the timer a century ahead instead; lws drops it with the wsi.
- */
-#define LWSGO_TIMER_NEVER ((lws_usec_t)100 * 365 * 24 * 3600 * LWS_US_PER_SEC)
-
-void
-lwsgo_set_timer(uintptr_t wsi, int64_t usecs)
-{
-	lws_set_timer_usecs((struct lws *)wsi,
-			    usecs < 0 ? LWSGO_TIMER_NEVER : (lws_usec_t)usecs);
-}
-
 void
 lwsgo_kill(uintptr_t wsi, int sync)
 {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"slices"
 	"syscall"
-	"time"
 	"unsafe"
 )
 
@@ -195,16 +194,6 @@ func (w WSI) Kill(sync bool) { C.lwsgo_kill(C.uintptr_t(w), b2i(sync)) }
 // SetTimeout makes libwebsockets close the connection if it still exists
 // in secs seconds (0 cancels).
 func (w WSI) SetTimeout(secs int) { C.lwsgo_set_timeout(C.uintptr_t(w), C.int(secs)) }
-
-// SetTimer asks for a TIMER callback on the connection after d; a
-// negative d cancels one asked for before. Only the latest request counts.
-func (w WSI) SetTimer(d time.Duration) {
-	us := int64(-1)
-	if d >= 0 {
-		us = d.Microseconds()
-	}
-	C.lwsgo_set_timer(C.uintptr_t(w), C.int64_t(us))
-}
 
 // RemoteAddr returns the peer's address, or nil.
 func (w WSI) RemoteAddr() net.Addr {

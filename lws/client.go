@@ -82,10 +82,11 @@ type DialOptions struct {
 	MaxSendQueue   int64
 	SlowConsumer   SlowConsumerPolicy
 
-	// PingInterval and PingTimeout are as on Listener: libwebsockets pings
-	// the server after PingInterval without a pong and drops the link
-	// after PingTimeout without one. 0: libwebsockets' defaults (5 min,
-	// 5 min 10 s).
+	// PingInterval and PingTimeout are as on Listener, but carried out by
+	// libwebsockets' own idle policy (a dialled link is one of few):
+	// libwebsockets pings the server after PingInterval without a pong,
+	// with no payload, and drops the link after PingTimeout without one.
+	// 0: libwebsockets' defaults (5 min, 5 min 10 s).
 	PingInterval, PingTimeout time.Duration
 
 	// Compression offers permessage-deflate (RFC 7692) to the server; when

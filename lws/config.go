@@ -280,12 +280,13 @@ type Listener struct {
 	// 0: 1000. Negative: no limit.
 	AcceptRate int
 
-	// PingInterval, when positive, makes libwebsockets ping a WebSocket link
-	// that had no pong for that long, and drop it (1006) when it has had
-	// none for PingTimeout (0: PingInterval + 10s). Whole seconds. With
-	// libwebsockets 4.1 only pongs prove a link alive, not data: a peer
-	// that sends but never reads is dropped. 0: libwebsockets' defaults
-	// (5 minutes, then hang up 10 s later).
+	// PingInterval makes the binding ping a WebSocket link that had no pong
+	// for that long, and drop it (1006) when it has had none for
+	// PingTimeout (0: PingInterval + DefaultPingGrace). Whole seconds.
+	// Only pongs prove a link alive, not data, as with libwebsockets' own
+	// policy: a peer that sends but never reads is dropped. The pings carry
+	// a payload of their own, and their pongs do not reach OnPong.
+	// 0: DefaultPingInterval.
 	PingInterval, PingTimeout time.Duration
 
 	// TLS, when non-nil, makes this a TLS (wss/https) listener.
@@ -319,6 +320,9 @@ const (
 	DefaultMaxLinks        = 10000            // Listener.MaxLinks
 	DefaultAcceptRate      = 1000             // Listener.AcceptRate
 	DefaultEventLoop       = EventLoopLibev   // Config.EventLoop
+	// DefaultPingInterval is Listener.PingInterval's 0: libwebsockets'
+	// own default, kept when the binding took its listeners' pings over.
+	DefaultPingInterval = 5 * time.Minute
 	// DefaultPingGrace is how long after PingInterval a link without a
 	// pong is dropped when PingTimeout is 0 (Listener, DialOptions).
 	DefaultPingGrace = 10 * time.Second
@@ -560,9 +564,10 @@ func (e *KeepaliveError) Error() string {
 }
 
 // CheckKeepalive checks a PingInterval and PingTimeout pair as Listener and
-// DialOptions take them: an interval of 0 turns pings off (the timeout is
-// then not used); otherwise both are whole seconds from 1s to 65535s, and
-// the timeout (0: the interval + DefaultPingGrace) exceeds the interval.
+// DialOptions take them: an interval of 0 stands for the defaults (5
+// minutes, then DefaultPingGrace) and the timeout is then not used;
+// otherwise both are whole seconds from 1s to 65535s, and the timeout (0:
+// the interval + DefaultPingGrace) exceeds the interval.
 // The error is a *KeepaliveError; its text starts with the field.
 func CheckKeepalive(interval, timeout time.Duration) error {
 	if interval < 0 || timeout < 0 || (interval > 0 && timeout != 0 && timeout <= interval) {

@@ -137,7 +137,7 @@ func TestCheckKeepalive(t *testing.T) {
 		field             string // "": accepted
 	}{
 		{0, 0, ""},
-		{0, 5 * s, ""}, // no pings: the timeout is not used
+		{0, 5 * s, ""}, // the default pings: the timeout is not used
 		{5 * s, 0, ""}, // 0: 15s
 		{5 * s, 6 * s, ""},
 		{65525 * s, 0, ""},
@@ -161,6 +161,19 @@ func TestCheckKeepalive(t *testing.T) {
 			assert.Equal(t, tc.field, ke.Field, "%v %v", tc.interval, tc.timeout)
 			assert.True(t, strings.HasPrefix(err.Error(), tc.field), err.Error())
 		}
+	}
+	// What a listener's links are pinged with (keepalive.go): PingTimeout
+	// alone changes nothing.
+	for _, tc := range []struct {
+		l    Listener
+		want keepalive
+	}{
+		{Listener{}, keepalive{5 * time.Minute, 5*time.Minute + 10*s}},
+		{Listener{PingTimeout: 5 * s}, keepalive{5 * time.Minute, 5*time.Minute + 10*s}},
+		{Listener{PingInterval: 5 * s}, keepalive{5 * s, 15 * s}},
+		{Listener{PingInterval: 5 * s, PingTimeout: 6 * s}, keepalive{5 * s, 6 * s}},
+	} {
+		assert.Equal(t, tc.want, keepaliveOf(&tc.l), "%+v", tc.l)
 	}
 	// A listener's ping times are whole seconds, as a dialled link's.
 	err := newErr(t, Listener{Addr: "127.0.0.1:0", PingInterval: 1500 * time.Millisecond})

@@ -238,7 +238,9 @@ func (c *Conn) Send(typ MessageType, data []byte) error {
 
 // Ping queues a ping with payload data (at most 125 bytes), written ahead of
 // queued messages. The peer's pong reaches the Handler's OnPong if it
-// implements PongHandler. Safe from any goroutine.
+// implements PongHandler, unless its payload is the one of the binding's
+// keepalive pings on server links ("lwsgate-keepalive", keepalive.go).
+// Safe from any goroutine.
 func (c *Conn) Ping(data []byte) error {
 	if len(data) > 125 {
 		return fmt.Errorf("lws: Ping: payload of %d bytes (at most 125)", len(data))

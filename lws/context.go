@@ -57,10 +57,12 @@ type Context struct {
 	spareAns []*rec
 	outNow   []*rec // WebSocket links that asked for WRITEABLE (writeNow)
 	spareOut []*rec
-	inWrite  bool      // writeNow is delivering: further requests wait for the poll
-	bodyWait []*rec    // requests whose body timer waits for the pass's end (armBodyTimers)
-	passTime time.Time // when the current service pass began
-	passes   uint64    // lws_service passes so far (tests)
+	inWrite  bool   // writeNow is delivering: further requests wait for the poll
+	bodyWait []*rec // requests whose body timer waits for the pass's end (armBodyTimers)
+	// spareTimers: stopped connection timers, kept for the next connection (accept.go).
+	spareTimers []*recTimer
+	passTime    time.Time // when the current service pass began
+	passes      uint64    // lws_service passes so far (tests)
 	// lastYield is when the service goroutine last yielded its P, and
 	// cbs counts callbacks (maybeYield).
 	lastYield time.Time
@@ -79,7 +81,8 @@ type Context struct {
 
 	// The records of the wsis and the callbacks in progress (dispatch.go).
 	recs    map[uint64]*rec
-	created *rec // adopted at WSI_CREATE, before lws resets its opaque
+	dialMem map[uint64]*cgo.Client // client links' C memory (connect), by id; freed on release
+	created *rec                   // adopted at WSI_CREATE, before lws resets its opaque
 	depth   int
 	stack   [8]uintptr   // wsi of each callback in progress, by depth
 	reasons reasonCounts // callbacks per reason; read from any goroutine
@@ -113,6 +116,7 @@ type listener struct {
 	// connections it handed this context and that are not yet gone.
 	acc  *acceptor
 	load atomic.Int64
+	ka   keepalive // its links' pings (keepalive.go)
 }
 
 // New creates a Context, starts its service goroutine and opens its
@@ -136,11 +140,13 @@ func newContext(cfg *Config, shared []*sharedListener) (*Context, error) {
 		done: make(chan struct{}),
 		recs: map[uint64]*rec{},
 
+		dialMem: map[uint64]*cgo.Client{},
+
 		grouped: shared != nil,
 	}
 	routeLibraryLog(cfg.Logger)
 	for i, lc := range cfg.Listeners {
-		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...), adm: &admission{}}
+		l := &listener{cfg: lc, index: i, protos: append([]string{httpProtocol}, lc.Subprotocols...), adm: &admission{}, ka: keepaliveOf(&lc)}
 		if shared != nil {
 			l.adm, l.acc = shared[i].adm, shared[i].acc
 		}
@@ -423,10 +429,6 @@ func (c *Context) openListener(l *listener, opts uint64) (int, error) {
 		Protocols:         l.protos,
 		TxPacketSize:      txPacketSize,
 		Compression:       l.cfg.Compression,
-	}
-	if l.cfg.PingInterval > 0 {
-		vi.PingSecs = int(l.cfg.PingInterval / time.Second)
-		vi.HangupSecs = int(l.cfg.PingTimeout / time.Second)
 	}
 	if t := l.cfg.TLS; t != nil {
 		vi.CertPath, vi.KeyPath, vi.CAPath = t.CertFile, t.KeyFile, t.CAFile

@@ -192,7 +192,9 @@ func (c *Context) connect(d *dialState, ci cgo.ConnectInfo) {
 	c.connecting = r
 	w, cl, err := c.lc.Connect(ci)
 	c.connecting = nil
-	r.cc = cl
+	if cl != nil {
+		c.dialMem[r.id] = cl
+	}
 	if err != nil {
 		d.fail.lwsText = err.Error()
 		c.release(r)

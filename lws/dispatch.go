@@ -39,11 +39,11 @@ type rec struct {
 	refuse  admissionLimit // accepted connections: the limit that refused it
 	queued  atomic.Bool    // in Context.pending
 	outNow  bool           // in Context.outNow, its WRITEABLE not yet delivered
-	timer   timerKind      // accepted connections: what the TIMER callback is for
+	timer   timerKind      // what tm is for (accept.go): an accepted connection's, a server link's keepalive
 
+	tm   *recTimer       // the armed timer (setTimer); nil: none
 	up   *pendingUpgrade // an upgrade request, from HTTP_CONFIRM_UPGRADE to ESTABLISHED
 	link Link
-	cc   *cgo.Client // client links: C memory of the connection, freed on release
 
 	trace *linkTrace // the last Config.LinkTrace callbacks; nil without
 
@@ -295,14 +295,17 @@ func (c *Context) release(r *rec) {
 		return
 	}
 	delete(c.recs, r.id)
-	r.cc.Free()
-	r.cc = nil
+	if cl, ok := c.dialMem[r.id]; ok {
+		cl.Free()
+		delete(c.dialMem, r.id)
+	}
 	if c.created == r {
 		c.created = nil
 	}
 	r.h.Delete()
 	r.h = 0
 	r.wsi = 0
+	r.stopTimer()
 	if c.stopping && c.lc != nil {
 		// lws_service may go back to sleep after this callback; make it
 		// return so the loop sees whether the last link is gone.

@@ -156,9 +156,12 @@
 //
 // Listener.TLS serves wss and https from PEM files (a chain file works);
 // ClientTLS verifies a server against a CA file or the system's store with
-// SNI and host name checks. PingInterval and PingTimeout, on a Listener or
-// in DialOptions, make libwebsockets ping a silent peer and drop one that
-// stays silent; a PongHandler sees the pongs.
+// SNI and host name checks. PingInterval and PingTimeout ping a silent peer
+// and drop one that stays silent: on a Listener the binding does it, with a
+// Go timer per link (keepalive.go: libwebsockets' own policy costs a walk
+// over every open link at each opening and pong); in DialOptions
+// libwebsockets does. A PongHandler sees the pongs, but not those of the
+// binding's pings.
 //
 // # Memory
 //

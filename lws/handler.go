@@ -24,13 +24,15 @@ type Handler interface {
 
 // PongHandler is an optional interface of a Handler: OnPong is called, on
 // the service goroutine, with the payload of the pongs the link receives,
-// whether they answer libwebsockets' keepalive pings or a Conn.Ping.
+// but not those that answer a server link's keepalive pings
+// (Listener.PingInterval). A client link's are reported: libwebsockets
+// sends those pings, without payload (DialOptions.PingInterval).
 //
 // Two libwebsockets limits (4.1 and 4.3.5 alike): on server links it does
-// not report a pong without payload, and its keepalive pings have none, so
-// there only pongs to a Conn.Ping with a payload arrive (client links
-// report every pong); and pings from the peer are answered by
-// libwebsockets itself, with no callback, so they are not reported at all.
+// not report a pong without payload, so there only pongs to a Conn.Ping
+// with a payload arrive (client links report every pong); and pings from
+// the peer are answered by libwebsockets itself, with no callback, so they
+// are not reported at all.
 type PongHandler interface {
 	OnPong(c *Conn, data []byte)
 }

@@ -15,8 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// Keepalive settings of these tests: libwebsockets pings a link one second
-// after its last pong (or its opening), and hangs it up two seconds after.
+// Keepalive settings of these tests: a link is pinged one second after its
+// last pong (or its opening), and hung up two seconds after: by the binding
+// on server links, by libwebsockets on client links.
 const (
 	kaPing    = time.Second
 	kaTimeout = 2 * time.Second
@@ -131,9 +132,10 @@ func requireLinkEnded(t *testing.T, ws *websocket.Conn) error {
 // TestKeepaliveServer runs three gorilla clients against one listener with
 // PingInterval 1s, PingTimeout 2s, at the same time: one that never reads
 // (so never answers the pings) is dropped; one that sends a message every
-// 200 ms but never reads is dropped too, because libwebsockets 4.1 counts
-// only pongs as proof of life, not data; one that reads survives three
-// ping cycles, its pongs reaching HandlerFuncs.Pong.
+// 200 ms but never reads is dropped too, because only pongs count as proof
+// of life, not data (as with libwebsockets' own policy); one that reads
+// survives three ping cycles, pinged with the binding's payload, and its
+// pongs do not reach HandlerFuncs.Pong.
 func TestKeepaliveServer(t *testing.T) {
 	t.Parallel()
 	ev := newKAEvents()
@@ -146,6 +148,14 @@ func TestKeepaliveServer(t *testing.T) {
 	answering := dial(t, addr, nil)
 	answeringID := waitFor(t, ev.opens, "answering open").ID()
 	answeringSince := time.Now()
+	var pingsMu sync.Mutex
+	var pings []string
+	answering.SetPingHandler(func(s string) error {
+		pingsMu.Lock()
+		pings = append(pings, s)
+		pingsMu.Unlock()
+		return answering.WriteControl(websocket.PongMessage, []byte(s), time.Now().Add(time.Second))
+	})
 	reader := readInBackground(answering)
 
 	busy := dial(t, addr, nil)
@@ -203,13 +213,18 @@ func TestKeepaliveServer(t *testing.T) {
 	t.Logf("answering client alive after %v; HandlerFuncs.Pong saw %d pongs", time.Since(answeringSince), pongs)
 	assert.Zero(t, ev.pongCount(silentID))
 
-	// The answering client's pongs kept its link valid. libwebsockets 4.1
-	// and 4.3 (checked on 4.3.5) do not report them: its server-side parser skips RECEIVE_PONG for
-	// a pong without payload (lib/roles/ws/ops-ws.c: "if
-	// (wsi->ws->opcode == LWSWSOPC_PONG && !pmdrx.eb_in.len) goto
-	// already_done"), and its keepalive pings are always empty, as
-	// PongHandler documents. Client links report them (TestKeepaliveClient).
-	assert.Zero(t, pongs, "libwebsockets started reporting empty pongs on server links: update PongHandler's doc")
+	// The answering client's pongs kept its link valid: it was pinged
+	// once a second with the binding's payload (libwebsockets does not
+	// report an empty pong on server links: keepalive.go), and those
+	// pongs are not OnPong's (PongHandler).
+	pingsMu.Lock()
+	got := append([]string(nil), pings...)
+	pingsMu.Unlock()
+	assert.GreaterOrEqual(t, len(got), 3, "keepalive pings in %v", kaSurvive)
+	for _, p := range got {
+		assert.Equal(t, string(keepalivePing), p, "keepalive ping payload")
+	}
+	assert.Zero(t, pongs, "a keepalive pong reached OnPong")
 }
 
 // TestKeepaliveClient dials two gorilla servers with PingInterval 1s,

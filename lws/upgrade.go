@@ -208,6 +208,7 @@ func (r *rec) onEstablished(ev *callbacks.Event) int {
 	r.link.Compression = ev.Flags&callbacks.Deflate != 0
 	conn := newConn(r, r.lis.opts, false)
 	r.role = wsServer{conn}
+	r.startKeepalive()
 	r.ctx.openLink(r)
 	conn.callOpen()
 	// The link keeps the request's raw bytes (Conn.Request), not the

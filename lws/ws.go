@@ -60,6 +60,9 @@ func (c *Conn) onLink(ev *callbacks.Event, cb *wsCallbacks) int {
 		c.r.outNow = false
 		return c.onWritable()
 	case cb.pong:
+		if cb == &serverCallbacks && c.r.onServerPong(ev.Data) {
+			return 0 // a keepalive pong (keepalive.go)
+		}
 		c.callPong(ev.Data)
 	case callbacks.WSPeerInitiatedClose:
 		return c.onPeerClose(ev.Data)

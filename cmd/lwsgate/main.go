@@ -110,7 +110,7 @@ func newFlagSet() *flagSet {
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", d.Shutdown.Drain.D(), "on SIGTERM, close links over this `window` (shutdown.drain)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) `file`: serve wss and https")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key `file` for -tls-cert")
-	fs.DurationVar(&f.pingInterval, "ping-interval", l.Keepalive.PingInterval.D(), "ping a WebSocket link silent this `long` (whole seconds; 0: libwebsockets' 5m)")
+	fs.DurationVar(&f.pingInterval, "ping-interval", l.Keepalive.PingInterval.D(), fmt.Sprintf("ping a WebSocket link silent this `long` (whole seconds; 0: %v)", lws.DefaultPingInterval))
 	fs.DurationVar(&f.pingTimeout, "ping-timeout", l.Keepalive.PingTimeout.D(), fmt.Sprintf("drop a WebSocket link silent this `long` (0: ping-interval + %v)", lws.DefaultPingGrace))
 	fs.StringVar(&f.upstream, "upstream", "", "relay each WebSocket link to its own link to this ws:// or wss:// `URL` (tcpconnect)")
 	fs.StringVar(&f.upstreamCA, "upstream-ca", "", "PEM CA `file` to verify wss/https backends (default: the system store)")

@@ -149,7 +149,7 @@ type TLSConfig struct {
 // KeepaliveConfig: server-side ping/pong.
 type KeepaliveConfig struct {
 	// PingInterval pings a link that had no pong for this long (whole
-	// seconds, lws.CheckKeepalive). 0: libwebsockets' 5 minutes.
+	// seconds, lws.CheckKeepalive). 0: lws.DefaultPingInterval (5m).
 	PingInterval Duration `yaml:"ping_interval"`
 	// PingTimeout drops a link without a pong for this long. 0:
 	// ping_interval + 10s (lws.DefaultPingGrace).

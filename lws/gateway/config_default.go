@@ -68,7 +68,7 @@ listeners:
     forwarded_header: x-forwarded-for  # or forwarded (RFC 7239)
     proxy_protocol: false  # connections start with a PROXY v1/v2 header (behind a load balancer)
     keepalive:
-      ping_interval: 0s  # 0: libwebsockets' default (5m)
+      ping_interval: 0s  # 0: 5m
       ping_timeout: 0s   # 0: ping_interval + 10s
     limits:
       max_message: 16MiB

@@ -80,8 +80,18 @@
  *    reply.  An HTTP client sends -D with a content-length header from
  *    CLIENT_HTTP_WRITEABLE, keeps the body until COMPLETED_CLIENT_HTTP and
  *    returns -1 there: one request per connection, as lwsgate does.
- *  - Keepalive (-P/-Q): an lws_retry_bo_t in static storage (lws keeps the
- *    pointer) as the vhost's retry_and_idle_policy, and a client's.
+ *  - Keepalive (-P/-Q), as lwsgate does it (lws/keepalive.go): the server
+ *    vhost has an idle policy of all zeros, which turns lws' own off (lws
+ *    would keep every link's ping timer in one sorted list, a walk over
+ *    all links at each opening and pong); each ws link has a sul in its
+ *    pss, armed at ESTABLISHED for the ping time and re-armed by every
+ *    RECEIVE_PONG.  When it fires the link is pinged from its next
+ *    SERVER_WRITEABLE with KA_PAYLOAD (lws reports no pong without payload
+ *    on server links), and the sul is armed for the rest of the hangup
+ *    time; if it fires again the link is closed at once.  Without -P/-Q:
+ *    300 s and 310 s, lws' defaults.  A client link keeps lws' policy: an
+ *    lws_retry_bo_t in static storage (lws keeps the pointer) in its
+ *    connect info.
  *  - Unhandled reasons go to lws_callback_http_dummy().  GET_THREAD_ID
  *    returns 0.
  *  - Event loop (-e): lws' own poll loop (default), or libev as lwsgate runs
@@ -132,6 +142,8 @@
 #define SLOW_MAX_MS		10000
 #define CLOSE_REASON_MAX	123	/* close payload 125, less the code */
 #define HANGUP_AFTER_PING	10	/* -P without -Q: hangup 10 s later */
+#define KA_PING_DEFAULT		300	/* lws' default secs_since_valid_ping */
+#define KA_PAYLOAD		"lwsgate-keepalive"	/* as lwsgate's */
 #define TICK_US			(250 * LWS_US_PER_MS)
 
 /*
@@ -163,6 +175,10 @@ struct pss {
 	struct msg	*head, *tail;	/* messages waiting to be echoed */
 	struct msg	*rx;		/* message being reassembled */
 	int		close_code;	/* "/close" received: close when drained */
+	struct lws	*ka_wsi;	/* keepalive: the link (ka_cb) */
+	lws_sorted_usec_list_t ka_sul;	/* keepalive: ping, then hangup, due */
+	int		ka_ping_due;	/* write a ping at the next WRITEABLE */
+	int		ka_pinged;	/* pinged, no pong since: next is hangup */
 	int		close_sent;	/* returned -1 for it: lws is closing */
 	size_t		close_len;
 	unsigned char	close_reason[CLOSE_REASON_MAX];
@@ -232,7 +248,9 @@ static int write_single;		/* -m single */
 static unsigned long next_wsi_id;
 static struct lws_context *g_ctx;
 static lws_sorted_usec_list_t tick;
-static lws_retry_bo_t retry;		/* -P/-Q; lws keeps the pointer */
+static lws_retry_bo_t retry;		/* -P/-Q of a client; lws keeps the pointer */
+static lws_retry_bo_t no_idle;		/* the server vhost's: lws' policy off */
+static long ka_ping = KA_PING_DEFAULT, ka_hangup = KA_PING_DEFAULT + HANGUP_AFTER_PING;
 
 static int
 parse_num(const char *s, long min, long max, long *out)
@@ -502,6 +520,37 @@ trace(struct lws *wsi, int reason)
 /* ------------------------------------------------------------------------ */
 /* websocket                                                                 */
 
+/* Keepalive (see the design note): the link's ping or hangup is due. */
+static void
+ka_cb(lws_sorted_usec_list_t *sul)
+{
+	struct pss *pss = lws_container_of(sul, struct pss, ka_sul);
+
+	if (pss->ka_pinged || ka_hangup <= ka_ping) {
+		/* no pong in time: close without a close frame, as lws' own
+		 * policy and lwsgate do */
+		lws_set_timeout(pss->ka_wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_SYNC);
+		return;
+	}
+	pss->ka_pinged = 1;
+	pss->ka_ping_due = 1;
+	lws_callback_on_writable(pss->ka_wsi);
+	lws_sul_schedule(g_ctx, 0, &pss->ka_sul, ka_cb,
+			 (lws_usec_t)(ka_hangup - ka_ping) * LWS_US_PER_SEC);
+}
+
+/* ESTABLISHED and RECEIVE_PONG: the link is alive; ping it after ka_ping. */
+static void
+ka_arm(struct lws *wsi, struct pss *pss)
+{
+	pss->ka_wsi = wsi;
+	pss->ka_pinged = 0;
+	lws_sul_schedule(g_ctx, 0, &pss->ka_sul, ka_cb,
+			 (lws_usec_t)(ka_hangup <= ka_ping ? ka_hangup : ka_ping) *
+			 LWS_US_PER_SEC);
+}
+
 static void
 ws_free_all(struct pss *pss)
 {
@@ -701,6 +750,16 @@ ws_writeable(struct lws *wsi, struct pss *pss)
 
 	if (pss->close_sent)
 		return 0;
+	if (pss->ka_ping_due) {
+		/* control frames first, as lwsgate writes its pings */
+		unsigned char ping[LWS_PRE + sizeof(KA_PAYLOAD)];
+
+		pss->ka_ping_due = 0;
+		memcpy(ping + LWS_PRE, KA_PAYLOAD, sizeof(KA_PAYLOAD) - 1);
+		if (lws_write(wsi, ping + LWS_PRE, sizeof(KA_PAYLOAD) - 1,
+			      LWS_WRITE_PING) < (int)sizeof(KA_PAYLOAD) - 1)
+			return -1;
+	}
 	if (!pss->head && pss->close_code) {
 		lws_close_reason(wsi, (enum lws_close_status)pss->close_code,
 				 pss->close_reason, pss->close_len);
@@ -1074,6 +1133,7 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (pss) {
 			ws_free_all(pss);
 			lws_sul_cancel(&pss->sul);
+			lws_sul_cancel(&pss->ka_sul);
 		}
 		if (trace_on)
 			wsi_forget(wsi);
@@ -1082,6 +1142,12 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return 0;
 
 	/* websocket server */
+
+	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (pss)
+			ka_arm(wsi, pss);
+		return 0;
 
 	case LWS_CALLBACK_RECEIVE:
 		if (!pss)
@@ -1347,7 +1413,7 @@ usage(const char *argv0)
 		"  -m MODE   ws write mode: choked (default) or single\n"
 		"  -d        lws debug logging on stderr\n"
 		"  -r BYTES  rx_buffer_size and tx_packet_size (default 0)\n"
-		"  -P SECS   idle ping after SECS (default: lws')\n"
+		"  -P SECS   idle ping after SECS (default: 300, lws')\n"
 		"  -Q SECS   idle hangup after SECS (default -P + %d)\n"
 		"  -C FILE   TLS certificate (PEM); needs -K\n"
 		"  -K FILE   TLS private key (PEM); needs -C\n"
@@ -1664,6 +1730,10 @@ parse_args(int argc, char **argv)
 		o.ping_secs = 300;
 	retry.secs_since_valid_ping = (uint16_t)o.ping_secs;
 	retry.secs_since_valid_hangup = (uint16_t)o.hangup_secs;
+	if (o.ping_secs) {
+		ka_ping = o.ping_secs;
+		ka_hangup = o.hangup_secs;
+	}
 
 	return 0;
 }
@@ -1681,8 +1751,7 @@ create_server_vhost(struct lws_protocols *protocols)
 	info.protocols = protocols;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.timeout_secs = 15;
-	if (o.ping_secs)
-		info.retry_and_idle_policy = &retry;
+	info.retry_and_idle_policy = &no_idle;	/* keepalive: ka_arm */
 	if (o.cert) {
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = o.cert;
