@@ -104,7 +104,7 @@ bench-test:                ## the load tool against in-process servers (seconds)
 BENCH_ARGS ?=
 
 bench: deps                ## every scenario against every server, interleaved; writes BENCHMARKS.md
-	LWSGATE_LDFLAGS="$(LDFLAGS)" scripts/bench.sh -out BENCHMARKS.md -raw $(BIN)/bench/samples.jsonl $(BENCH_ARGS)
+	LWSGATE_LDFLAGS="$(LDFLAGS)" scripts/bench.sh -out BENCHMARKS.md -raw $(BIN)/bench/samples.jsonl -notes bench/NOTES.md $(BENCH_ARGS)
 
 bench-smoke: deps          ## the harness end to end in seconds (two servers, every scenario, short runs)
 	LWSGATE_LDFLAGS="$(LDFLAGS)" scripts/bench.sh -quick -servers lws,lwsgate $(BENCH_ARGS) >/dev/null

@@ -173,7 +173,7 @@ func scenarios(grow []int) []scenario {
 		{name: "big-64k", title: "10 links, 64 KiB messages (ping-pong)", args: func(o *opts) []string {
 			return []string{"-mode", "echo", "-c", "10", "-depth", "1", "-size", "65536"}
 		}, unit: "msgs/s"},
-		{name: "idle", title: "idle links: server RSS growth per link", args: func(o *opts) []string {
+		{name: "idle", title: "idle links: server RSS growth and CPU per link", args: func(o *opts) []string {
 			return []string{"-mode", "idle", "-c", strconv.Itoa(o.idleLinks)}
 		}, unit: ""},
 		{name: "connect", title: "connect rate: handshake + close handshake", args: func(o *opts) []string {

@@ -32,6 +32,7 @@ import (
 
 type opts struct {
 	bin, out, rawOut      string
+	notes                 string // -notes: markdown appended to the report
 	rounds, depth         int
 	dur, warmup, connDur  time.Duration
 	idleLinks, basePort   int
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/bench", "directory holding wsload and the server binaries")
 	flag.StringVar(&o.out, "out", "", "write the report (markdown) here, e.g. BENCHMARKS.md")
 	flag.StringVar(&o.rawOut, "raw", "", "also write every sample as JSON lines here")
+	flag.StringVar(&o.notes, "notes", "", "append this markdown file to the report (make bench: bench/NOTES.md, where the time goes for the targets missed, written by hand)")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds: every server measured once per scenario per round")
 	flag.DurationVar(&o.dur, "d", 5*time.Second, "measured duration of each run")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each run (idle: settle time)")
@@ -96,6 +98,10 @@ func main() {
 	}
 	if err == nil && o.paced < 1 {
 		err = errors.New("-paced: want at least 1 message a second")
+	}
+	if err == nil && o.notes != "" {
+		// Before measuring: the report is written only at the end.
+		_, err = os.Stat(o.notes)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchrun:", err)
@@ -197,6 +203,13 @@ func run(o *opts) error {
 }
 
 func write(o *opts, rep string) error {
+	if o.notes != "" {
+		b, err := os.ReadFile(o.notes)
+		if err != nil {
+			return fmt.Errorf("-notes: %w", err)
+		}
+		rep += "\n" + string(b)
+	}
 	fmt.Print(rep)
 	if o.out != "" {
 		return os.WriteFile(o.out, []byte(rep), 0o644)
@@ -275,7 +288,7 @@ func brief(sc scenario, s sample) string {
 	case s.Failed != "":
 		return "FAILED: " + s.Failed
 	case sc.unit == "":
-		return fmt.Sprintf("%.0f B/link (%d links) errors=%d", s.BytesPerLink, s.Links, s.Errors)
+		return fmt.Sprintf("%.0f B/link %.0fus/link (%d links) errors=%d", s.BytesPerLink, s.CPUusPerOp, s.Links, s.Errors)
 	}
 	return fmt.Sprintf("%.0f %s p50=%.0fus p99=%.0fus cpu/op=%.2fus cpu=%.0f%% load=%.0f%% errors=%d",
 		s.Rate, sc.unit, s.P50us, s.P99us, s.CPUusPerOp, s.ServerCPU*100, s.LoadCPU*100, s.Errors)

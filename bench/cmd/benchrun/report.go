@@ -47,7 +47,7 @@ func report(o *opts, allSrvs []server, allScens []scenario, samples []sample, st
 	p("- Server CPU and load CPU: the share of its core each process used in the window; a load tool near 100%% is the bottleneck, and a server well under 100%% with it was waiting on the load (or on the network round trip, for ping-pong).\n")
 	p("- Server CPU per operation: the server's utime+stime (`/proc/PID/stat`) over the measured window divided by the operations in it. The machine is shared with other work, which distorts throughput much more than CPU per operation: **CPU/op is the steadier figure.**\n")
 	p("- Ratios are to `lws` (native libwebsockets at its defaults): for rates higher is better, for CPU/op and bytes per link lower is better.\n")
-	p("- Idle: RSS (`VmRSS`) after the links opened and %s of settling minus RSS before the first link, divided by the links, for every server alike; nothing but the handshake is sent.\n", max(o.warmup, time.Second))
+	p("- Idle: RSS (`VmRSS`) after the links opened and %s of settling minus RSS before the first link, divided by the links, for every server alike; nothing but the handshake is sent. CPU per link: the server's utime+stime over the same span (accepting, the handshakes, the links' state, the settling) divided by the links.\n", max(o.warmup, time.Second))
 	p("- Before a run that opens many connections (idle, connect, 1,000 links) the harness waits until the kernel's conntrack table has room: closed loopback connections stay there 120 s, and a full table drops new connections.\n")
 	p("- Pipelined: %d messages in flight per link. HTTP: 16 keep-alive clients POST `%s`.\n", o.depth, createTokenBody)
 	p("\nServers:\n\n")
@@ -72,98 +72,30 @@ func report(o *opts, allSrvs []server, allScens []scenario, samples []sample, st
 		p("---|")
 	}
 	p("\n")
-	for _, sc := range scens {
-		if sc.unit == "" {
-			base := med(get("lws", sc.name), bpl)
-			p("| %s, bytes/link |", sc.title)
-			for _, s := range srvs {
-				v := med(get(s.name, sc.name), bpl)
-				p(" %.0f (%s) |", v, ratio(v, base))
-			}
-			p("\n")
-			continue
-		}
-		base := med(get("lws", sc.name), rate)
-		p("| %s, %s |", sc.title, sc.unit)
+	// row writes one summary row: each server's median of f in scen, in
+	// format, with its ratio to native lws'.
+	row := func(label, scen, format string, f func(sample) float64) {
+		base := med(get("lws", scen), f)
+		p("| %s |", label)
 		for _, s := range srvs {
-			v := med(get(s.name, sc.name), rate)
-			p(" %.0f (%s) |", v, ratio(v, base))
-		}
-		p("\n")
-		cbase := med(get("lws", sc.name), cpu)
-		p("| … server CPU µs/op |")
-		for _, s := range srvs {
-			v := med(get(s.name, sc.name), cpu)
-			p(" %.2f (%s) |", v, ratio(v, cbase))
+			v := med(get(s.name, scen), f)
+			p(" "+format+" (%s) |", v, ratio(v, base))
 		}
 		p("\n")
 	}
+	for _, sc := range scens {
+		if sc.unit == "" {
+			row(sc.title+", bytes/link", sc.name, "%.0f", bpl)
+			row("… server CPU µs/link", sc.name, "%.0f", cpu)
+			continue
+		}
+		row(sc.title+", "+sc.unit, sc.name, "%.0f", rate)
+		row("… server CPU µs/op", sc.name, "%.2f", cpu)
+	}
 
-	if has := func(n string) bool { return slices.ContainsFunc(srvs, func(s server) bool { return s.name == n }) }; has("lwsgate") && has("lws") {
-		mark := func(v, target float64) string {
-			switch {
-			case v == 0:
-				return "–"
-			case v >= target:
-				return fmt.Sprintf("%.2f ✓", v)
-			}
-			return fmt.Sprintf("%.2f ✗", v)
-		}
-		ahead := func(gw float64, peers []float64, higher bool) string {
-			if gw == 0 || len(peers) == 0 {
-				return "–"
-			}
-			for _, v := range peers {
-				if v == 0 || higher && gw <= v || !higher && gw >= v {
-					return "✗"
-				}
-			}
-			return "✓"
-		}
-		peerVals := func(sc string, f func(sample) float64) []float64 {
-			var out []float64
-			for _, n := range []string{"gorilla", "gws"} {
-				if has(n) {
-					out = append(out, med(get(n, sc), f))
-				}
-			}
-			return out
-		}
-		p("\n## Issue 6 targets for lwsgate\n\n")
-		p("From the medians above: lwsgate's rate over native lws' (higher is better), and native lws' CPU per operation over lwsgate's (higher is better, the steadier figure); then whether lwsgate is ahead of both gorilla and gws on each. Target: at least 0.9, and 1.0 for 64 KiB messages; at most 6,500 bytes per idle link.\n\n")
-		p("| scenario | rate ÷ lws | lws CPU ÷ CPU | ahead of gorilla and gws: rate, CPU |\n|---|---|---|---|\n")
-		for _, sc := range scens {
-			if sc.unit == "" {
-				v := med(get("lwsgate", sc.name), bpl)
-				m := "✗"
-				if v > 0 && v <= 6500 {
-					m = "✓"
-				}
-				p("| %s | %.0f bytes/link %s (lws: %.0f) | | %s |\n", sc.title, v, m, med(get("lws", sc.name), bpl), ahead(v, peerVals(sc.name, bpl), false))
-				continue
-			}
-			target := 0.9
-			if sc.name == "big-64k" {
-				target = 1.0
-			}
-			gr, gc := med(get("lwsgate", sc.name), rate), med(get("lwsgate", sc.name), cpu)
-			lr, lc := med(get("lws", sc.name), rate), med(get("lws", sc.name), cpu)
-			rr, cr := 0.0, 0.0
-			if lr > 0 {
-				rr = gr / lr
-			}
-			if gc > 0 {
-				cr = lc / gc
-			}
-			p("| %s | %s | %s | %s, %s |\n", sc.title, mark(rr, target), mark(cr, target),
-				ahead(gr, peerVals(sc.name, rate), true), ahead(gc, peerVals(sc.name, cpu), false))
-			if sc.name == "big-64k" && has("lws-tuned") {
-				tr, tc := med(get("lws-tuned", sc.name), rate), med(get("lws-tuned", sc.name), cpu)
-				if tr > 0 && gc > 0 {
-					p("| … against lws-tuned | %s | %s | |\n", mark(gr/tr, 1.0), mark(tc/gc, 1.0))
-				}
-			}
-		}
+	if slices.ContainsFunc(srvs, func(s server) bool { return s.name == "lwsgate" }) &&
+		slices.ContainsFunc(srvs, func(s server) bool { return s.name == "lws" }) {
+		reportTargets(p, srvs, scens, samples)
 	}
 
 	if len(scaling) > 0 {
@@ -183,12 +115,14 @@ func report(o *opts, allSrvs []server, allScens []scenario, samples []sample, st
 		p("\n### %s\n\n", sc.title)
 		if sc.unit == "" {
 			base := med(get("lws", sc.name), bpl)
-			p("| server | bytes/link | ×lws | links | errors | every round |\n|---|---|---|---|---|---|\n")
+			cbase := med(get("lws", sc.name), cpu)
+			p("| server | bytes/link | ×lws | CPU µs/link | ×lws | links | errors | every round (bytes/link) | every round (µs/link) |\n|---|---|---|---|---|---|---|---|---|\n")
 			for _, s := range these {
 				ss := get(s.name, sc.name)
-				v := med(ss, bpl)
-				p("| %s | %.0f | %s | %d | %d | %s |\n", s.name, v, ratio(v, base), links(ss), errs(ss),
-					rounds(samples, s.name, sc.name, func(x sample) string { return fmt.Sprintf("%.0f", x.BytesPerLink) }))
+				v, c := med(ss, bpl), med(ss, cpu)
+				p("| %s | %.0f | %s | %.0f | %s | %d | %d | %s | %s |\n", s.name, v, ratio(v, base), c, ratio(c, cbase), links(ss), errs(ss),
+					rounds(samples, s.name, sc.name, func(x sample) string { return fmt.Sprintf("%.0f", x.BytesPerLink) }),
+					rounds(samples, s.name, sc.name, func(x sample) string { return fmt.Sprintf("%.0f", x.CPUusPerOp) }))
 			}
 			continue
 		}

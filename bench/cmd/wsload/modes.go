@@ -20,6 +20,7 @@ import (
 //
 //	-mode idle    -c N -pid PID   open N links, keep them silent, report the
 //	                              server's RSS growth per link (/proc/PID/status)
+//	                              and its CPU time per link accepted
 //	-mode connect -c W            W workers open a link and close it cleanly,
 //	                              again and again: handshakes per second
 //	-mode http    -c W -size B    W keep-alive connections POST B bytes (or
@@ -43,9 +44,11 @@ func rssBytes(pid int) (int64, error) {
 }
 
 // runIdle opens cfg.conns silent links and reports the server's memory per
-// link: (RSS with the links open - RSS before) / links. The same for every
-// server: nothing but the handshake is sent, and the RSS is read -warmup
-// after the last link opened.
+// link: (RSS with the links open - RSS before) / links, and its CPU time
+// per link (accept, handshake and the link's state; utime+stime from
+// before the first link to the RSS reading, divided by the links). The
+// same for every server: nothing but the handshake is sent, and the RSS is
+// read -warmup after the last link opened.
 func runIdle(cfg config) int {
 	if cfg.pid <= 0 {
 		fmt.Fprintln(os.Stderr, "wsload: -mode idle needs -pid of the server")
@@ -61,11 +64,14 @@ func runIdle(cfg config) int {
 		fmt.Fprintln(os.Stderr, "wsload:", err)
 		return 2
 	}
+	cpu := &cpuMeter{pid: cfg.pid}
+	cpu.start()
 	held := openIdle(t, cfg.subprotocol, cfg.conns)
 	defer held.close()
 	links, firstErr := held.links, held.firstErr
 	// Let the server settle (its last accepts and handshakes).
 	time.Sleep(cfg.warmup)
+	cpu.stop()
 	after, err := rssBytes(cfg.pid)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsload:", err)
@@ -74,6 +80,7 @@ func runIdle(cfg config) int {
 	r := &result{Mode: "idle", Conns: cfg.conns, Links: links, RSSBefore: before, RSSAfter: after,
 		BytesPerLink: float64(int64(float64(after-before)/float64(max(links, 1))*10)) / 10,
 		Errors:       held.errs}
+	cpu.fill(r, uint64(links)) // the operation of this mode is a link accepted
 	if firstErr != nil {
 		r.FirstError = firstErr.Error()
 	}

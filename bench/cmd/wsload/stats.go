@@ -183,8 +183,8 @@ type result struct {
 	P99us   float64 `json:"p99_us"`
 	P999us  float64 `json:"p999_us"`
 	Errors  uint64  `json:"errors"`
-	// Server CPU (with -pid): CPU time per operation, and the share of
-	// one core the server used during the window.
+	// Server CPU (with -pid): CPU time per operation (idle mode: per link
+	// opened), and the share of one core the server used during the window.
 	CPUusPerOp float64 `json:"cpu_us_per_op,omitempty"`
 	ServerCPU  float64 `json:"server_cpu,omitempty"`
 	// The load tool's own CPU, as a share of one core.
@@ -223,16 +223,26 @@ func newResult(cfg config, mode, unit string, s *stats, elapsed time.Duration, c
 	if s.first != nil {
 		r.FirstError = s.first.Error()
 	}
-	if cpu != nil && cpu.wall > 0 {
-		r.LoadCPU = math.Round(float64(cpu.self)/float64(cpu.wall)*1000) / 1000
-	}
-	if cpu != nil && cpu.pid > 0 && cpu.failed == nil && cpu.wall > 0 {
-		if s.ops > 0 {
-			r.CPUusPerOp = math.Round(float64(cpu.used)/float64(s.ops)/10) / 100
-		}
-		r.ServerCPU = math.Round(float64(cpu.used)/float64(cpu.wall)*1000) / 1000
+	if cpu != nil {
+		cpu.fill(r, s.ops)
 	}
 	return r
+}
+
+// fill sets r's load CPU, and with a server pid its CPU per operation
+// over ops and its share of a core, from a stopped meter.
+func (m *cpuMeter) fill(r *result, ops uint64) {
+	if m.wall <= 0 {
+		return
+	}
+	r.LoadCPU = math.Round(float64(m.self)/float64(m.wall)*1000) / 1000
+	if m.pid <= 0 || m.failed != nil {
+		return
+	}
+	if ops > 0 {
+		r.CPUusPerOp = math.Round(float64(m.used)/float64(ops)/10) / 100
+	}
+	r.ServerCPU = math.Round(float64(m.used)/float64(m.wall)*1000) / 1000
 }
 
 // print writes the result line (and the JSON line with -json); it returns
@@ -242,8 +252,8 @@ func (r *result) print(cfg config) int {
 		r.IdleLinks = cfg.idleOpen
 	}
 	if r.Mode == "idle" {
-		fmt.Printf("idle_links=%d rss_before=%d rss_after=%d bytes_per_link=%.0f errors=%d\n",
-			r.Links, r.RSSBefore, r.RSSAfter, r.BytesPerLink, r.Errors)
+		fmt.Printf("idle_links=%d rss_before=%d rss_after=%d bytes_per_link=%.0f server_cpu/link=%.2fus errors=%d\n",
+			r.Links, r.RSSBefore, r.RSSAfter, r.BytesPerLink, r.CPUusPerOp, r.Errors)
 	} else {
 		fmt.Printf("%s=%.0f p50=%.1fus p99=%.1fus p999=%.1fus errors=%d", r.Unit, r.Rate, r.P50us, r.P99us, r.P999us, r.Errors)
 		if r.ServerCPU > 0 {
