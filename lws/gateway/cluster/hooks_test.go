@@ -411,10 +411,7 @@ func TestHookAckLostNotSentTwice(t *testing.T) {
 func notResent(t *testing.T, cfg Config) {
 	t.Helper()
 	e, b, id := oneHook(t, cfg, 2)
-	deadline := time.Now().Add(15 * time.Second)
-	for e.Stats().HooksNotResent == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, 15*time.Second, "the hook offered again and found marked sent", func() bool { return e.Stats().HooksNotResent > 0 })
 	st := e.Stats()
 	b.mu.Lock()
 	got := len(b.got[id])
@@ -465,10 +462,7 @@ func TestHookRefusedSentAgainAtOnce(t *testing.T) {
 	if err := e.EnqueueHook(stepCtx(t), Disconnect{Link: id, Code: 1001}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for e.Stats().HooksDelivered == 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, "the hook delivered", func() bool { return e.Stats().HooksDelivered > 0 })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(at) != 2 {
