@@ -165,6 +165,18 @@ func echoLoop(links []*elink, cfg config, phase *atomic.Int32, st *stats) {
 	if cfg.rate > 0 {
 		wait = 1 // the pacer's tick
 	}
+	ticker := -1 // -tick: the pacer runs only when it expires
+	if cfg.rate > 0 && cfg.tick > 0 {
+		if ticker, err = newTicker(cfg.tick); err == nil {
+			err = p.add(ticker)
+		}
+		if err != nil {
+			st.fail(err)
+			return
+		}
+		defer syscall.Close(ticker)
+		wait = 10 // the ticker wakes the loop
+	}
 	var deadline time.Time
 	for live > 0 {
 		evs, err := p.wait(wait)
@@ -176,7 +188,13 @@ func echoLoop(links []*elink, cfg config, phase *atomic.Int32, st *stats) {
 		if ph == phaseStop && deadline.IsZero() {
 			deadline = time.Now().Add(10 * time.Second)
 		}
+		ticked := ticker < 0
 		for _, ev := range evs {
+			if int(ev.Fd) == ticker {
+				readTicks(ticker)
+				ticked = true
+				continue
+			}
 			l := byFD[ev.Fd]
 			if l == nil {
 				continue
@@ -195,7 +213,7 @@ func echoLoop(links []*elink, cfg config, phase *atomic.Int32, st *stats) {
 				}
 			}
 		}
-		if cfg.rate > 0 {
+		if cfg.rate > 0 && (ticked || ph == phaseStop) {
 			for _, l := range pc.due(links, cfg, ph, st) {
 				if err := l.flush(p); err != nil {
 					end(l, err)

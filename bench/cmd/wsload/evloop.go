@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"syscall"
+	"time"
+	"unsafe"
 )
 
 // The echo and HTTP modes drive all their connections from one goroutine
@@ -54,6 +56,30 @@ func (p *poller) wait(ms int) ([]syscall.EpollEvent, error) {
 		}
 		return p.evs[:n], nil
 	}
+}
+
+// newTicker returns a non-blocking timerfd (CLOCK_MONOTONIC) that
+// expires every period, first one period from now; its expirations are
+// read with readTicks.
+func newTicker(period time.Duration) (int, error) {
+	const tfdFlags = syscall.O_NONBLOCK | syscall.O_CLOEXEC // TFD_NONBLOCK, TFD_CLOEXEC
+	fd, _, errno := syscall.Syscall(syscall.SYS_TIMERFD_CREATE, 1 /* CLOCK_MONOTONIC */, tfdFlags, 0)
+	if errno != 0 {
+		return -1, fmt.Errorf("timerfd_create: %w", errno)
+	}
+	ts := syscall.NsecToTimespec(period.Nanoseconds())
+	spec := [2]syscall.Timespec{ts, ts} // it_interval, it_value
+	if _, _, errno := syscall.Syscall6(syscall.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0); errno != 0 {
+		syscall.Close(int(fd))
+		return -1, fmt.Errorf("timerfd_settime: %w", errno)
+	}
+	return int(fd), nil
+}
+
+// readTicks consumes a ticker's expirations.
+func readTicks(fd int) {
+	var b [8]byte
+	_, _ = syscall.Read(fd, b[:])
 }
 
 // detach takes the descriptor out of a connected net.Conn: it returns a

@@ -7,7 +7,8 @@
 //	           flight: -depth 1 is ping-pong, more is pipelined; with
 //	           -rate R, R messages a second in all instead (paced: the
 //	           offered load is fixed, so CPU per message compares servers
-//	           that are not saturated)
+//	           that are not saturated); -tick P sends what is due only
+//	           every P, so the load's shape does not follow the server's
 //	pipelined  echo, named for the report (set -depth)
 //	idle       open -c silent links; the server's RSS growth per link (-pid)
 //	connect    -c workers open a link and close it, over and over
@@ -50,6 +51,11 @@ type config struct {
 	idle               int // -idle: links to hold open while measuring
 	idleOpen           int // how many of them opened
 	rate               int // -rate: messages a second in all (echo, pipelined); 0: as fast as echoes return
+	// tick: with -rate, the messages due are sent only on a tick of this
+	// period (a timerfd), in bursts of rate x tick; 0: whenever the loop
+	// wakes (an echo, or a 1 ms timeout), so the bursts' size depends on
+	// how fast the server answers.
+	tick time.Duration
 }
 
 func main() {
@@ -67,10 +73,11 @@ func main() {
 	flag.IntVar(&cfg.pid, "pid", 0, "server process id: its CPU per operation (and RSS for -mode idle) from /proc")
 	flag.StringVar(&cfg.body, "body", "", "request body for -mode http (default: -size bytes of 'x')")
 	flag.IntVar(&cfg.rate, "rate", 0, "echo and pipelined: send this many messages a second in all, spread over the links (each still at most -depth in flight); 0: a link sends again as soon as an echo returns")
+	flag.DurationVar(&cfg.tick, "tick", 0, "with -rate: send the messages due only every `period` (bursts of rate x period, whatever the server's speed); 0: whenever an echo or a 1 ms timeout wakes the load tool")
 	flag.IntVar(&cfg.idle, "idle", 0, "echo and pipelined: first open this many links that send nothing and hold them while measuring (the cost of a message as links grow); past 20,000 they come from 127.0.0.2, .3, ...")
 	flag.Parse()
-	if cfg.conns < 1 || cfg.depth < 1 || cfg.size < 0 || cfg.dur <= 0 || cfg.warmup < 0 || cfg.rate < 0 {
-		fmt.Fprintln(os.Stderr, "wsload: -c and -depth must be >= 1, -size >= 0, -d > 0, -warmup >= 0, -rate >= 0")
+	if cfg.conns < 1 || cfg.depth < 1 || cfg.size < 0 || cfg.dur <= 0 || cfg.warmup < 0 || cfg.rate < 0 || cfg.tick < 0 || (cfg.tick > 0 && cfg.rate == 0) {
+		fmt.Fprintln(os.Stderr, "wsload: -c and -depth must be >= 1, -size >= 0, -d > 0, -warmup >= 0, -rate >= 0, -tick >= 0 and only with -rate")
 		os.Exit(2)
 	}
 	switch *mode {

@@ -279,3 +279,62 @@ func stdoutOf(t *testing.T, f func()) string {
 	w.Close()
 	return <-got
 }
+
+// TestEchoPacedTick: with -tick the messages due go out in bursts of
+// rate x tick, one burst per tick, however fast the echoes come back;
+// without it they go out as they fall due. A server that notes when each
+// message arrives tells the two apart: at 2,000 a second over 4 links,
+// -tick 50ms leaves gaps of about 50 ms between bursts, and no -tick none
+// longer than a few milliseconds.
+func TestEchoPacedTick(t *testing.T) {
+	gaps := func(tick time.Duration) (long, msgs int) {
+		var mu sync.Mutex
+		var last time.Time
+		up := websocket.Upgrader{}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for {
+				typ, msg, err := c.ReadMessage()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				now := time.Now()
+				if !last.IsZero() && now.Sub(last) > 25*time.Millisecond {
+					long++
+				}
+				last = now
+				msgs++
+				mu.Unlock()
+				if err := c.WriteMessage(typ, msg); err != nil {
+					return
+				}
+			}
+		}))
+		defer srv.Close()
+		cfg := cfgFor(wsURL(srv))
+		cfg.conns, cfg.depth, cfg.size, cfg.rate, cfg.tick = 4, 200, 32, 2000, tick
+		cfg.dur = time.Second
+		quiet(t)
+		if rc := runEcho(cfg, "pipelined"); rc != 0 {
+			t.Errorf("-tick %v: runEcho = %d, want 0", tick, rc)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return long, msgs
+	}
+	long, msgs := gaps(50 * time.Millisecond)
+	// 1.1 s of warm-up and measure: about 22 ticks, less a few a busy
+	// machine merges.
+	if long < 12 || msgs < 1800 {
+		t.Errorf("-tick 50ms: %d gaps over 25 ms in %d messages, want about 22 in about 2,200", long, msgs)
+	}
+	long, msgs = gaps(0)
+	if long > 3 || msgs < 1800 {
+		t.Errorf("no -tick: %d gaps over 25 ms in %d messages, want hardly any in about 2,200", long, msgs)
+	}
+}
