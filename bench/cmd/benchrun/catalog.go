@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // What benchrun measures: the servers and the scenarios.
@@ -132,14 +133,24 @@ func (sc scenario) runs(s server) bool {
 // With -base, also lwsgate-base-w1 and lwsgate-base-w2.
 var scalingServers = []string{"lwsgate", "lwsgate-w2", "lws", "gws", "lwsgate-base-w1", "lwsgate-base-w2"}
 
+// pacedTick is how often scale-paced releases the messages due: 100 us,
+// 3 messages a tick at the default 30,000 a second, near what independent
+// clients send.
+const pacedTick = 100 * time.Microsecond
+
 // scalingScenarios are the scaling section's scenarios; paced is the
 // offered rate of scale-paced, and balance the link counts at which the
 // per-worker split is read.
 func scalingScenarios(paced int, balance []int) []scenario {
 	const both = "0,1"
 	out := []scenario{
-		{name: "scale-paced", title: fmt.Sprintf("2 cores: 100 links, 32 B, paced at %d msgs/s in all", paced), args: func(o *opts) []string {
-			return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32", "-rate", strconv.Itoa(paced)}
+		// The load is released every pacedTick whatever the server's
+		// speed: without a tick of its own, wsload sends what is due
+		// whenever an echo wakes it, and a run fell by chance into
+		// bursts of one message or of 30 (1 ms), at 14.5 or 5.3 us of
+		// lwsgate's CPU a message.
+		{name: "scale-paced", title: fmt.Sprintf("2 cores: 100 links, 32 B, paced at %d msgs/s in all, released every %v", paced, pacedTick), args: func(o *opts) []string {
+			return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32", "-rate", strconv.Itoa(paced), "-tick", pacedTick.String()}
 		}, unit: "msgs/s", scaling: true, cpus: both, servers: scalingServers},
 		{name: "scale-max", title: "2 cores: 100 links pipelined, 32 B, as fast as they go", args: func(o *opts) []string {
 			return []string{"-mode", "pipelined", "-c", "100", "-depth", strconv.Itoa(o.depth), "-size", "32"}

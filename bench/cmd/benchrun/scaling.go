@@ -40,7 +40,7 @@ func reportScaling(b *strings.Builder, o *opts, srvs []server, scens []scenario,
 
 	if has("scale-paced") {
 		const sc = "scale-paced"
-		p("\n**(a) Cost at equal load.** %d messages a second offered in all over 100 links, which saturates neither core; CPU per message with two workers against one (target: at most 1.05×). `behind`: messages due that no link could send because the server had not answered (0 when the server kept up).\n\n", o.paced)
+		p("\n**(a) Cost at equal load.** %d messages a second offered in all over 100 links, released every %v (`wsload -tick`), which saturates neither core; CPU per message with two workers against one (target: at most 1.05×). `behind`: messages due that no link could send because the server had not answered (0 when the server kept up).\n\n", o.paced, pacedTick)
 		p("| server | msgs/s | behind | CPU µs/op | ×lwsgate | server CPU |\n|---|---|---|---|---|---|\n")
 		base := med("lwsgate", sc, cpu)
 		for _, s := range running(sc) {
