@@ -374,6 +374,34 @@ func TestHostileSlowBody(t *testing.T) {
 	lim.none(t)
 }
 
+// TestBodyTimeoutAfterIdle: BodyTimeout counts from the request's
+// headers, however long the server slept before they came. It counted from
+// the start of the service pass, before lws_service slept: a request on a
+// connection the server had been idle on for longer than BodyTimeout got
+// 408 at once unless its body came in the same read as its headers.
+func TestBodyTimeoutAfterIdle(t *testing.T) {
+	t.Parallel()
+	lim := newLimitLog()
+	h := newCapture(func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, []byte("ok")) })
+	_, addr := hostileServer(t, Listener{Name: "edge", HTTPHandler: h, BodyTimeout: time.Second}, lim.hook)
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(t, err)
+	defer nc.Close()
+	time.Sleep(1500 * time.Millisecond) // nothing to do: lws_service sleeps
+	_, err = io.WriteString(nc, "POST / HTTP/1.1\r\nHost: test\r\nContent-Length: 3\r\nConnection: close\r\n\r\n")
+	require.NoError(t, err)
+	time.Sleep(200 * time.Millisecond) // the body in a later read
+	_, err = io.WriteString(nc, "abc")
+	require.NoError(t, err)
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(hangTimeout)))
+	b, _ := io.ReadAll(nc)
+	resp, body := parseRaw(t, string(b))
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ok", string(body))
+	assert.Equal(t, "abc", string(waitFor(t, h.reqs, "request").Body))
+	lim.none(t)
+}
+
 // TestHostileMaxLinks: a connection beyond MaxLinks, or beyond
 // MaxLinksPerIP from one address, is refused with 503, Retry-After and a
 // body naming the limit, for a WebSocket upgrade and an HTTP request

@@ -179,7 +179,7 @@ func (h *httpConn) onRequest() int {
 			// Armed before the next service pass, if the body is not
 			// in by then (armBodyTimers): most come in the same read
 			// as their headers, and need no timer.
-			w.bodyDue = c.passTime.Add(d)
+			w.bodyDue = c.passNow().Add(d)
 			c.bodyWait = append(c.bodyWait, r)
 		}
 	default:
@@ -191,8 +191,8 @@ func (h *httpConn) onRequest() int {
 
 // armBodyTimers arms the body timer of each request whose headers came
 // since the last service pass began and whose body is not all in yet
-// (service goroutine, before lws_service). The timer counts from the start
-// of that pass.
+// (service goroutine, before lws_service). The timer counts from the
+// pass's clock (passNow): when the pass read the first of those headers.
 func (c *Context) armBodyTimers() {
 	for i, r := range c.bodyWait {
 		c.bodyWait[i] = nil
