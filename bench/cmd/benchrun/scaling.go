@@ -36,11 +36,11 @@ func reportScaling(b *strings.Builder, o *opts, srvs []server, scens []scenario,
 	}
 
 	p("\n## Scaling over two cores (issue 16)\n\n")
-	p("Server and load tool share CPUs 0 and 1 (`taskset -c 0,1` for both), so these figures are of the whole machine: `lwsgate` runs one worker, `lwsgate-w2` two (two libwebsockets contexts, each on its own service thread, one port), native `lws` its one thread, `gws` a goroutine per link on GOMAXPROCS 2. Server CPU is in cores (1.00 = one core busy for the whole window).\n")
+	p("But for (a), server and load tool share CPUs 0 and 1 (`taskset -c 0,1` for both), so these figures are of the whole machine: `lwsgate` runs one worker, `lwsgate-w2` two (two libwebsockets contexts, each on its own service thread, one port), native `lws` its one thread, `gws` a goroutine per link on GOMAXPROCS 2. Server CPU is in cores (1.00 = one core busy for the whole window).\n")
 
 	if has("scale-paced") {
 		const sc = "scale-paced"
-		p("\n**(a) Cost at equal load.** %d messages a second offered in all over 100 links, released every %v (`wsload -tick`), which saturates neither core; CPU per message with two workers against one (target: at most 1.05×). `behind`: messages due that no link could send because the server had not answered (0 when the server kept up).\n\n", o.paced, pacedTick)
+		p("\n**(a) Cost at equal load.** %d messages a second offered in all over 100 links, released every %v (`wsload -tick`), which saturates neither core, the server on CPU 0 (both workers of `lwsgate-w2` too) and the load on CPU 1, as in the scenarios above: sharing both CPUs, the figure depended on whether the scheduler put a worker on the load tool's CPU (see the notes at the end); CPU per message with two workers against one (target: at most 1.05×). `behind`: messages due that no link could send because the server had not answered (0 when the server kept up).\n\n", o.paced, pacedTick)
 		p("| server | msgs/s | behind | CPU µs/op | ×lwsgate | server CPU |\n|---|---|---|---|---|---|\n")
 		base := med("lwsgate", sc, cpu)
 		for _, s := range running(sc) {
