@@ -24,6 +24,12 @@ import (
 // echoServer is a gorilla echo whose small write buffer makes big echoes
 // arrive as many fragments. corrupt flips a byte of every echo.
 func echoServer(t *testing.T, corrupt bool) *httptest.Server {
+	return echoServerSeeing(t, corrupt, nil)
+}
+
+// echoServerSeeing is echoServer calling seen (if not nil) as each message
+// arrives, before its echo.
+func echoServerSeeing(t *testing.T, corrupt bool, seen func()) *httptest.Server {
 	up := websocket.Upgrader{WriteBufferSize: 1024}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == "POST" {
@@ -40,6 +46,9 @@ func echoServer(t *testing.T, corrupt bool) *httptest.Server {
 			typ, msg, err := c.ReadMessage()
 			if err != nil {
 				return
+			}
+			if seen != nil {
+				seen()
 			}
 			if corrupt && len(msg) > 20 {
 				msg[20] ^= 1
@@ -287,39 +296,23 @@ func stdoutOf(t *testing.T, f func()) string {
 // -tick 50ms leaves gaps of about 50 ms between bursts, and no -tick none
 // longer than a few milliseconds.
 func TestEchoPacedTick(t *testing.T) {
+	quiet(t)
 	gaps := func(tick time.Duration) (long, msgs int) {
 		var mu sync.Mutex
 		var last time.Time
-		up := websocket.Upgrader{}
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			c, err := up.Upgrade(w, r, nil)
-			if err != nil {
-				return
+		srv := echoServerSeeing(t, false, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			now := time.Now()
+			if !last.IsZero() && now.Sub(last) > 25*time.Millisecond {
+				long++
 			}
-			defer c.Close()
-			for {
-				typ, msg, err := c.ReadMessage()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				now := time.Now()
-				if !last.IsZero() && now.Sub(last) > 25*time.Millisecond {
-					long++
-				}
-				last = now
-				msgs++
-				mu.Unlock()
-				if err := c.WriteMessage(typ, msg); err != nil {
-					return
-				}
-			}
-		}))
-		defer srv.Close()
+			last = now
+			msgs++
+		})
 		cfg := cfgFor(wsURL(srv))
 		cfg.conns, cfg.depth, cfg.size, cfg.rate, cfg.tick = 4, 200, 32, 2000, tick
 		cfg.dur = time.Second
-		quiet(t)
 		if rc := runEcho(cfg, "pipelined"); rc != 0 {
 			t.Errorf("-tick %v: runEcho = %d, want 0", tick, rc)
 		}
