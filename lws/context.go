@@ -61,8 +61,7 @@ type Context struct {
 	bodyWait []*rec // requests whose body timer waits for the pass's end (armBodyTimers)
 	// spareTimers: stopped connection timers, kept for the next connection (accept.go).
 	spareTimers []*recTimer
-	passTime    time.Time // passNow's reading in this pass; zero: none yet
-	passes      uint64    // lws_service passes so far (tests)
+	passes      uint64 // lws_service passes so far (tests)
 	// lastYield is when the service goroutine last yielded its P, and
 	// cbs counts callbacks (maybeYield).
 	lastYield time.Time
@@ -337,17 +336,6 @@ func (c *Context) start() error {
 	return nil
 }
 
-// passNow is the time in the current service pass: read once per pass,
-// when a callback first asks for it, not when the pass was entered, which
-// may be long before its first callback (lws_service sleeps until
-// something happens). Service goroutine only.
-func (c *Context) passNow() time.Time {
-	if c.passTime.IsZero() {
-		c.passTime = time.Now()
-	}
-	return c.passTime
-}
-
 // loop services the context until it stops: the queued work, the answers
 // of connections that do not read, then lws_service.
 func (c *Context) loop() {
@@ -377,9 +365,6 @@ func (c *Context) loop() {
 			// input and the timers.
 			continue
 		}
-		// The pass may begin long after now: lws_service sleeps until
-		// there is something to do (passNow).
-		c.passTime = time.Time{}
 		err := c.lc.Service()
 		c.passes++
 		c.flushTrace()

@@ -175,11 +175,11 @@ func (h *httpConn) onRequest() int {
 		// for an explicit zero-length POST). libwebsockets only bounds
 		// the wait for each chunk: bound the whole body.
 		w.expectBody = true
-		if d := lis.BodyTimeout; d > 0 {
+		if lis.BodyTimeout > 0 {
 			// Armed before the next service pass, if the body is not
 			// in by then (armBodyTimers): most come in the same read
 			// as their headers, and need no timer.
-			w.bodyDue = c.passNow().Add(d)
+			w.bodyTimed = true
 			c.bodyWait = append(c.bodyWait, r)
 		}
 	default:
@@ -191,8 +191,9 @@ func (h *httpConn) onRequest() int {
 
 // armBodyTimers arms the body timer of each request whose headers came
 // since the last service pass began and whose body is not all in yet
-// (service goroutine, before lws_service). The timer counts from the
-// pass's clock (passNow): when the pass read the first of those headers.
+// (service goroutine, before lws_service). The timer counts from now, the
+// end of the pass that read those headers: not from the pass's start, which
+// may be long before them (lws_service sleeps until something happens).
 func (c *Context) armBodyTimers() {
 	for i, r := range c.bodyWait {
 		c.bodyWait[i] = nil
@@ -200,8 +201,8 @@ func (c *Context) armBodyTimers() {
 		if r.wsi == 0 || h == nil || h.txn == nil || r.timer != timerNone {
 			continue
 		}
-		if w := h.txn; w.expectBody && !w.served && !w.tooBig && !w.bodyDue.IsZero() {
-			r.setTimer(timerBody, max(time.Until(w.bodyDue), time.Millisecond))
+		if w := h.txn; w.expectBody && !w.served && !w.tooBig && w.bodyTimed {
+			r.setTimer(timerBody, r.lis.cfg.BodyTimeout)
 		}
 	}
 	c.bodyWait = c.bodyWait[:0]

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/lwsgate/lwsgate/cgo"
 )
@@ -37,10 +36,10 @@ type ResponseWriter struct {
 	served     bool // handler called (or error answered)
 	hdrSent    bool
 	off        int
-	paused     bool      // rx paused until the answer is written (httpConn)
-	deferred   bool      // the handler answered later: check the client is still there
-	pipelined  bool      // lws read past this request: close after the answer
-	bodyDue    time.Time // the body must be in by then (BodyTimeout)
+	paused     bool // rx paused until the answer is written (httpConn)
+	deferred   bool // the handler answered later: check the client is still there
+	pipelined  bool // lws read past this request: close after the answer
+	bodyTimed  bool // armBodyTimers bounds its body with BodyTimeout
 }
 
 type respState uint8
