@@ -140,16 +140,22 @@ func (c *Context) drain(all bool) {
 }
 
 // wantWritable asks for the WRITEABLE callback a link scheduled: bounding
-// its closing handshake first when Close asked for that, and leaving an
-// answer on a connection that does not read (httpConn) to answer.
+// its closing handshake first when Close asked for that, listing a
+// WebSocket link for writeNow (which asks libwebsockets for POLLOUT only
+// if it could not deliver the callback), and leaving an answer on a
+// connection that does not read (httpConn) to answer.
 func (c *Context) wantWritable(r *rec) {
 	switch ro := r.role.(type) {
 	case wsServer:
 		ro.boundClose()
-		c.writeSoon(r)
+		if c.writeSoon(r) {
+			return
+		}
 	case wsClient:
 		ro.boundClose()
-		c.writeSoon(r)
+		if c.writeSoon(r) {
+			return
+		}
 	case *httpConn:
 		if ro.txn != nil && ro.txn.paused {
 			// Written by answer, outside callbacks.
@@ -160,19 +166,23 @@ func (c *Context) wantWritable(r *rec) {
 	r.wsi.CallbackOnWritable()
 }
 
-// writeSoon lists a WebSocket link whose WRITEABLE callback was just asked
-// for, to be delivered by writeNow. Not while writeNow delivers: a link
-// that asks again from its WRITEABLE callback (its socket took only part)
-// waits for poll(2) to say the socket takes more.
-func (c *Context) writeSoon(r *rec) {
-	if c.inWrite || r.outNow {
-		return
+// writeSoon lists a WebSocket link for writeNow, which delivers its
+// WRITEABLE callback after this lws_service pass, and reports whether it
+// did: not while writeNow delivers, so that a link that asks again from
+// its WRITEABLE callback (its socket took only part) waits for poll(2) to
+// say the socket takes more.
+func (c *Context) writeSoon(r *rec) bool {
+	if c.inWrite {
+		return false
 	}
-	r.outNow = true
-	c.outNow = append(c.outNow, r)
+	if !r.outNow {
+		r.outNow = true
+		c.outNow = append(c.outNow, r)
+	}
+	return true
 }
 
-// writeNow delivers the WRITEABLE callbacks that WebSocket links asked for
+// writeNow delivers the WRITEABLE callbacks of the WebSocket links listed
 // during the last lws_service pass and the drain after it, as poll(2)
 // would report their sockets writable (WSI.ServiceWritable), instead of
 // one more lws_service pass for them: the WRITEABLE requests made while a
@@ -180,18 +190,28 @@ func (c *Context) writeSoon(r *rec) {
 // otherwise cost a second poll of every open descriptor, which returns at
 // once with just those sockets writable. A socket that takes less than a
 // write gives, lws keeps the rest and sends it first, as after a real
-// poll (see cgo.WriteWS). Outside callbacks only; a link that lws
-// already called back is skipped (its WRITEABLE clears outNow).
+// poll (see cgo.WriteWS). A listed link has not asked libwebsockets for
+// POLLOUT (lws_callback_on_writable: its bookkeeping and the event loop's
+// watcher, on and off again, for every message): writeNow asks only for a
+// link whose WRITEABLE libwebsockets did not deliver, because it had its
+// own to send first (bytes a socket did not take, a pong, a close). A
+// link that lws already called back is skipped (its WRITEABLE clears
+// outNow). Outside callbacks only.
 func (c *Context) writeNow() {
 	rs := c.outNow
 	c.outNow = c.spareOut[:0]
 	c.inWrite = true
 	for i, r := range rs {
 		rs[i] = nil
-		want := r.outNow && r.wsi != 0
-		r.outNow = false
-		if want {
-			r.wsi.ServiceWritable() // may close the link
+		if !r.outNow || r.wsi == 0 {
+			r.outNow = false
+			continue
+		}
+		r.wsi.ServiceWritable() // may close the link
+		if r.outNow && r.wsi != 0 {
+			// Not called back: wait for the socket.
+			r.outNow = false
+			r.wsi.CallbackOnWritable()
 		}
 	}
 	c.inWrite = false
