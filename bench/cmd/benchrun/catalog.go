@@ -128,8 +128,8 @@ func (sc scenario) runs(s server) bool {
 }
 
 // scalingServers are the servers of the scaling section: lwsgate on one
-// worker and on two, native lws (one thread: its ceiling) and gws (Go,
-// GOMAXPROCS 2).
+// worker and on two, native lws (one thread: its ceiling) and gws (Go: on
+// GOMAXPROCS 2 where it has both CPUs).
 // With -base, also lwsgate-base-w1 and lwsgate-base-w2.
 var scalingServers = []string{"lwsgate", "lwsgate-w2", "lws", "gws", "lwsgate-base-w1", "lwsgate-base-w2"}
 

@@ -36,7 +36,7 @@ func reportScaling(b *strings.Builder, o *opts, srvs []server, scens []scenario,
 	}
 
 	p("\n## Scaling over two cores (issue 16)\n\n")
-	p("But for (a), server and load tool share CPUs 0 and 1 (`taskset -c 0,1` for both), so these figures are of the whole machine: `lwsgate` runs one worker, `lwsgate-w2` two (two libwebsockets contexts, each on its own service thread, one port), native `lws` its one thread, `gws` a goroutine per link on GOMAXPROCS 2. Server CPU is in cores (1.00 = one core busy for the whole window).\n")
+	p("`lwsgate` runs one worker, `lwsgate-w2` two (two libwebsockets contexts, each on its own service thread, one port), native `lws` its one thread, `gws` a goroutine per link. But for (a), server and load tool share CPUs 0 and 1 (`taskset -c 0,1` for both), so these figures are of the whole machine, and `gws` runs on GOMAXPROCS 2; in (a), pinned to CPU 0, on GOMAXPROCS 1. Server CPU is in cores (1.00 = one core busy for the whole window).\n")
 
 	if has("scale-paced") {
 		const sc = "scale-paced"
