@@ -87,6 +87,17 @@ type SkipCounter interface {
 	Skipped(r Reason, n uint32)
 }
 
+// MidPasser is implemented by a Dispatcher that has work to do between
+// libwebsockets' callbacks in the middle of a service pass: on the libev
+// loop, a pass that brought messages on many links is interrupted every
+// few dozen links, between two of libwebsockets' I/O callbacks, so that answers
+// queued so far go out before the pass has read every socket. No callback
+// is running when MidPass is called, on the service goroutine; like
+// between passes, it may deliver WRITEABLE callbacks (lws_service_fd).
+type MidPasser interface {
+	MidPass()
+}
+
 // DispatcherFunc adapts a function to the Dispatcher interface.
 type DispatcherFunc func(ev *Event) int
 

@@ -17,11 +17,13 @@
 
 /* evloop.c: the libev loop of a context that runs on one. new makes it
  * (before lws_create_context, *loop is for info.foreign_loops), attach
- * takes over lws' timers (after), run is one pass, free ends it (after
- * lws_context_destroy; also when new failed). */
+ * takes over lws' timers (after), run is one pass, received counts the
+ * links whose messages reached Go (for the mid-pass hand-over), free ends it
+ * (after lws_context_destroy; also when new failed). */
 int lwsgo_evloop_new(lwsgo_ctx *cd, void **loop);
 int lwsgo_evloop_attach(lwsgo_ctx *cd);
 void lwsgo_evloop_run(lwsgo_ctx *cd);
+void lwsgo_evloop_received(lwsgo_ctx *cd, struct lws *wsi);
 void lwsgo_evloop_free(lwsgo_ctx *cd);
 #if defined(LWS_WITH_LIBEV)
 #define LWSGO_OPTION_LIBEV LWS_SERVER_OPTION_LIBEV

@@ -424,6 +424,9 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	}
 	ret = goLwsCallback(cd->h, (uintptr_t)wsi, h, (int)reason, c.in, c.len,
 			    c.dlen, c.flags, proto);
+	if ((reason == LWS_CALLBACK_RECEIVE ||
+	     reason == LWS_CALLBACK_CLIENT_RECEIVE) && (c.flags & LWSGO_F_FINAL))
+		lwsgo_evloop_received(cd, wsi);
 
 	return lwsgo_finish(wsi, reason, user, in, len, &c, ret);
 }

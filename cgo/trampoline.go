@@ -39,6 +39,22 @@ func goLwsCallback(ctxh C.uintptr_t, wsi C.uintptr_t, user C.uintptr_t, reason C
 		int(length), int(dlen), callbacks.Flags(flags), int(proto)))
 }
 
+//export goLwsMidPass
+func goLwsMidPass(ctxh C.uintptr_t) {
+	defer func() {
+		if r := recover(); r != nil {
+			emitLog(LogErr, fmt.Sprintf("lwsgate: panic in the middle of a service pass: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	c, ok := Handle(ctxh).Value().(*Context)
+	if !ok {
+		return
+	}
+	if mp, ok := c.d.(callbacks.MidPasser); ok {
+		mp.MidPass()
+	}
+}
+
 //export goLwsLog
 func goLwsLog(level C.int, line *C.char) {
 	defer func() { _ = recover() }()

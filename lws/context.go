@@ -62,6 +62,7 @@ type Context struct {
 	// spareTimers: stopped connection timers, kept for the next connection (accept.go).
 	spareTimers []*recTimer
 	passes      uint64 // lws_service passes so far (tests)
+	midWrites   uint64 // WRITEABLE callbacks midPass delivered so far (tests)
 	// lastYield is when the service goroutine last yielded its P, and
 	// cbs counts callbacks (maybeYield).
 	lastYield time.Time

@@ -108,6 +108,9 @@ func (d dispatcher) Dispatch(ev *callbacks.Event) int { return d.c.dispatch(ev) 
 // Skipped implements callbacks.SkipCounter.
 func (d dispatcher) Skipped(r callbacks.Reason, n uint32) { d.c.reasons.addN(r, n) }
 
+// MidPass implements callbacks.MidPasser: see Context.midPass.
+func (d dispatcher) MidPass() { d.c.midPass() }
+
 // dispatch handles one libwebsockets callback of the context (service
 // goroutine): the reason log, the link's trace, then the rec's role. A
 // panic closes the link.

@@ -775,6 +775,45 @@ func TestEchoOnePassPerMessage(t *testing.T) {
 	}
 }
 
+// TestEchoMidPass: when one pass brings the messages of many links, their
+// echoes start going out before the pass has read them all (midPass, every
+// 64 links on libev; see evloop.c), and every link gets its own echo.
+// The service goroutine is held in a Do while 200 links send, so that one
+// epoll wait reports them together.
+func TestEchoMidPass(t *testing.T) {
+	ctx, addr := startServer(t, Listener{Handler: EchoHandler{}}, func(c *Config) { c.EventLoop = EventLoopLibev })
+	const links = 200
+	ws := make([]*websocket.Conn, links)
+	for i := range ws {
+		ws[i] = dial(t, addr, nil)
+	}
+	midWrites := func() (n uint64) {
+		require.NoError(t, ctx.Do(func() { n = ctx.midWrites }))
+		return n
+	}
+	before := midWrites()
+	held := make(chan struct{})
+	go func() {
+		_ = ctx.Do(func() {
+			close(held)
+			time.Sleep(300 * time.Millisecond)
+		})
+	}()
+	<-held
+	for i, c := range ws {
+		require.NoError(t, c.WriteMessage(websocket.BinaryMessage, []byte(fmt.Sprint("m", i))))
+	}
+	for i, c := range ws {
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		_, got, err := c.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, fmt.Sprint("m", i), string(got))
+	}
+	n := midWrites() - before
+	t.Logf("%d of %d echoes written in the middle of a pass", n, links)
+	assert.GreaterOrEqual(t, n, uint64(64), "no echo went out before the pass ended")
+}
+
 // TestCloseUnanswered: a link closed by Close, whose peer never answers
 // the close frame, ends within lws' own 5 s wait for the answer, not
 // NetworkTimeout, wherever Close was called from. Close also bounds the
