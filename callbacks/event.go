@@ -89,11 +89,11 @@ type SkipCounter interface {
 
 // MidPasser is implemented by a Dispatcher that has work to do between
 // libwebsockets' callbacks in the middle of a service pass: on the libev
-// loop, a pass that brought messages on many links is interrupted every
-// few dozen links, between two of libwebsockets' I/O callbacks, so that answers
-// queued so far go out before the pass has read every socket. No callback
-// is running when MidPass is called, on the service goroutine; like
-// between passes, it may deliver WRITEABLE callbacks (lws_service_fd).
+// loop, a pass that brings messages on many links is interrupted every few
+// dozen links, between two of libwebsockets' I/O callbacks, so that the
+// answers queued so far go out before the pass has read every socket. No
+// callback is running when MidPass is called, on the service goroutine;
+// as between passes, it may deliver WRITEABLE callbacks (lws_service_fd).
 type MidPasser interface {
 	MidPass()
 }

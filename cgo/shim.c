@@ -41,6 +41,11 @@
  * into lws' (and does the C work some reasons need after Go: a client's
  * request headers, its response body).
  *
+ * One other crossing is not a callback: on the libev loop, evloop.c hands
+ * over to Go (goLwsMidPass) between two of lws' I/O callbacks of a pass
+ * that brings messages on many links, so that Go writes what it has
+ * queued before the pass ends.
+ *
  * Files
  * -----
  *   shim.h      what Go calls: every lwsgo_* function and the structs Go
@@ -52,7 +57,8 @@
  *               (PROXY protocol listeners); lws' log lines, per context
  *               on 4.3
  *   evloop.c    the libev loop a context may run on instead of lws' poll(2)
- *               loop, and its timers
+ *               loop, its timers, and the hand-over to Go in the middle of
+ *               a pass that brings messages on many links (goLwsMidPass)
  *   pmd.c       the permessage-deflate wrapper: compressed byte counts and
  *               limit, the server's context-takeover options, zlib's unread
  *               input

@@ -219,12 +219,12 @@ func (c *Context) writeNow() {
 	c.flushTrace()
 }
 
-// midPass delivers, in the middle of a service pass that brought messages
-// on many links, the WRITEABLE callbacks asked for so far (writeNow), so that
-// the echoes of a thousand links do not all wait for the last of them to
-// be read (see evloop.c). On 4.3 the requests of this pass' callbacks are
-// still queued: they are taken first (drain, WRITEABLE requests only;
-// posted functions wait for the end of the pass, as ever).
+// midPass delivers, in the middle of a service pass that brings messages
+// on many links, the WRITEABLE callbacks asked for so far (writeNow), so
+// that the echoes of a thousand links do not all wait for the last of them
+// to be read (see cgo/evloop.c). On 4.3 the requests of this pass'
+// callbacks are still queued: they are taken first (drain, WRITEABLE
+// requests only; posted functions wait for the end of the pass, as ever).
 func (c *Context) midPass() {
 	if c.depth != 0 || c.inWrite {
 		return // only between callbacks, and not while writeNow runs
