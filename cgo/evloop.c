@@ -123,7 +123,7 @@ struct lwsgo_evloop {
 	int received;           /* links with messages since the last hand-over */
 	struct lws *last;       /* the link of the last message counted */
 	struct lws_context *ctx;
-	uintptr_t h;            /* the Go context's handle (goLwsMidPass) */
+	lwsgo_ctx *cd;          /* whose loop this is (goLwsMidPass: its handle) */
 	lws_usec_t due;         /* when timer fires (0: stopped) */
 	lws_dll2_owner_t *suls; /* the context's timer lists */
 	lws_sorted_usec_list_t probe; /* scheduled once to find them */
@@ -194,7 +194,7 @@ lwsgo_evloop_midpass_cb(struct ev_loop *loop, ev_check *w, int revents)
 	(void)revents;
 	e->received = 0;
 	e->last = NULL;
-	goLwsMidPass(e->h);
+	goLwsMidPass(e->cd->h);
 }
 
 void
@@ -240,6 +240,7 @@ lwsgo_evloop_new(lwsgo_ctx *cd, void **loop)
 	ev_timer_init(&e->timer, lwsgo_evloop_timer_cb, 0., 0.);
 	ev_idle_init(&e->forced, lwsgo_evloop_forced_cb);
 	ev_check_init(&e->midpass, lwsgo_evloop_midpass_cb);
+	e->cd = cd;
 	cd->ev = e;
 	*loop = e->loop;
 
@@ -260,7 +261,6 @@ lwsgo_evloop_attach(lwsgo_ctx *cd)
 	if (!e->suls)
 		return -1;
 	e->ctx = cd->ctx;
-	e->h = cd->h;
 	ev_prepare_start(e->loop, &e->prepare);
 
 	return 0;

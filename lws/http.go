@@ -179,7 +179,6 @@ func (h *httpConn) onRequest() int {
 			// Armed before the next service pass, if the body is not
 			// in by then (armBodyTimers): most come in the same read
 			// as their headers, and need no timer.
-			w.bodyTimed = true
 			c.bodyWait = append(c.bodyWait, r)
 		}
 	default:
@@ -201,8 +200,8 @@ func (c *Context) armBodyTimers() {
 		if r.wsi == 0 || h == nil || h.txn == nil || r.timer != timerNone {
 			continue
 		}
-		if w := h.txn; w.expectBody && !w.served && !w.tooBig && w.bodyTimed {
-			r.setTimer(timerBody, r.lis.cfg.BodyTimeout)
+		if w, d := h.txn, r.lis.cfg.BodyTimeout; w.expectBody && !w.served && !w.tooBig && d > 0 {
+			r.setTimer(timerBody, d)
 		}
 	}
 	c.bodyWait = c.bodyWait[:0]

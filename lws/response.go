@@ -39,7 +39,6 @@ type ResponseWriter struct {
 	paused     bool // rx paused until the answer is written (httpConn)
 	deferred   bool // the handler answered later: check the client is still there
 	pipelined  bool // lws read past this request: close after the answer
-	bodyTimed  bool // armBodyTimers bounds its body with BodyTimeout
 }
 
 type respState uint8
