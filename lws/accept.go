@@ -48,7 +48,7 @@ func (r *rec) onConnection(ev *callbacks.Event) int {
 		// Only a listener with Compression has an extension to offer.
 		// lws asks about the offer chooseOffer left it, or about the
 		// first of the client's when that could not be done.
-		if r.up != nil && !r.offered && !deflateOfferOK(r.up.Header().Values("Sec-Websocket-Extensions")) {
+		if r.up != nil && !r.offered && !deflateOfferOK(r.up.headerValues("Sec-Websocket-Extensions", nil)) {
 			return 1 // declined: the 101 names no extension
 		}
 	}

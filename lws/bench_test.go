@@ -282,3 +282,28 @@ func processCPU(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkCheckUpgrade: the checks every WebSocket upgrade passes
+// (checkFraming, checkUpgrade) on the headers a browser sends, read as
+// parseRequest leaves them.
+func BenchmarkCheckUpgrade(b *testing.B) {
+	hdr := "Host\x00example.com\x00Upgrade\x00websocket\x00Connection\x00Upgrade\x00" +
+		"Sec-Websocket-Key\x00dGhlIHNhbXBsZSBub25jZQ==\x00Sec-Websocket-Version\x0013\x00" +
+		"Origin\x00https://example.com\x00User-Agent\x00Mozilla/5.0 (X11; Linux x86_64)\x00" +
+		"Sec-Websocket-Extensions\x00permessage-deflate; client_max_window_bits\x00"
+	raw := "GET\x00/\x00\x00HTTP/1.1\x00" + hdr
+	protos := []string{"lws-go-http"}
+	b.ReportAllocs()
+	for b.Loop() {
+		var req Request
+		if err := parseRequest(&req, raw, nil, 1, "ws"); err != nil {
+			b.Fatal(err)
+		}
+		if f := checkFraming(&req); !f.ok() {
+			b.Fatal(f.why)
+		}
+		if f := checkUpgrade(&req, protos); !f.ok() {
+			b.Fatal(f.why)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package lws
 
 import (
 	"encoding/base64"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -82,19 +83,23 @@ func checkFraming(req *Request) refusal {
 	return refusal{}
 }
 
-// headerTokens splits the lines of a comma-separated header into trimmed,
-// non-empty tokens.
-func headerTokens(vals []string) []string {
-	var out []string
-	for _, v := range vals {
-		for _, t := range strings.Split(v, ",") {
-			if t = owsTrim(t); t != "" {
-				out = append(out, t)
+// headerTokens yields the trimmed, non-empty tokens of the lines of a
+// comma-separated header.
+func headerTokens(vals []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range vals {
+			for t := range strings.SplitSeq(v, ",") {
+				if t = owsTrim(t); t != "" && !yield(t) {
+					return
+				}
 			}
 		}
 	}
-	return out
 }
+
+// strictBase64 decodes a Sec-WebSocket-Key (Strict makes a copy of the
+// encoding each call).
+var strictBase64 = base64.StdEncoding.Strict()
 
 // maxSubprotocolList is the longest Sec-WebSocket-Protocol list (all lines
 // joined with ',') libwebsockets (4.1 to main) reads: a longer one fails
@@ -115,31 +120,33 @@ const (
 // listener's protocol names as registered: the binding's own first, then
 // Listener.Subprotocols.
 func checkUpgrade(req *Request, protos []string) refusal {
-	h := req.Header()
+	// The header lines as read: the Header map is made only if a
+	// handler asks for it.
+	var buf [4]string
 	if req.Method != http.MethodGet {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade must be a GET")
 	}
 	if req.Proto != "HTTP/1.1" {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")
 	}
-	if up := h.Values("Upgrade"); len(up) != 1 || !strings.EqualFold(owsTrim(up[0]), "websocket") {
+	if up := req.headerValues("Upgrade", buf[:0]); len(up) != 1 || !strings.EqualFold(owsTrim(up[0]), "websocket") {
 		return refuse(http.StatusBadRequest, "Upgrade must be one websocket")
 	}
 	conn := false
-	for _, t := range headerTokens(h.Values("Connection")) {
+	for t := range headerTokens(req.headerValues("Connection", buf[:0])) {
 		conn = conn || strings.EqualFold(t, "upgrade")
 	}
 	if !conn {
 		return refuse(http.StatusBadRequest, "Connection must list upgrade")
 	}
-	key := h.Values("Sec-Websocket-Key")
+	key := req.headerValues("Sec-Websocket-Key", buf[:0])
 	if len(key) != 1 {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs one Sec-WebSocket-Key")
 	}
-	if k, err := base64.StdEncoding.Strict().DecodeString(owsTrim(key[0])); err != nil || len(k) != 16 {
+	if !validKey(owsTrim(key[0])) {
 		return refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
 	}
-	if v := h.Values("Sec-Websocket-Version"); len(v) != 1 || owsTrim(v[0]) != "13" {
+	if v := req.headerValues("Sec-Websocket-Version", buf[:0]); len(v) != 1 || owsTrim(v[0]) != "13" {
 		f := refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version must be 13")
 		f.hdrs = []byte("sec-websocket-version\x0013\x00")
 		return f
@@ -147,12 +154,24 @@ func checkUpgrade(req *Request, protos []string) refusal {
 	if req.ContentLength > 0 {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade has no body")
 	}
-	if offered := h.Values("Sec-Websocket-Protocol"); len(offered) > 0 {
+	if offered := req.headerValues("Sec-Websocket-Protocol", buf[:0]); len(offered) > 0 {
 		if chosen, _ := chooseProtocol(offered, protos); chosen == 0 {
 			return refuse(http.StatusBadRequest, "none of the offered subprotocols is supported")
 		}
 	}
 	return refusal{}
+}
+
+// validKey reports whether k is 16 bytes in strict base64, which is 24
+// characters.
+func validKey(k string) bool {
+	if len(k) != 24 {
+		return false
+	}
+	var in [24]byte
+	var out [18]byte
+	n, err := strictBase64.Decode(out[:], in[:copy(in[:], k)])
+	return err == nil && n == 16
 }
 
 // chooseProtocol returns the index in protos of the name libwebsockets
@@ -167,7 +186,7 @@ func chooseProtocol(offered, protos []string) (chosen int, rewrite bool) {
 		total += len(v)
 	}
 	rewrite = total > maxSubprotocolList
-	for _, t := range headerTokens(offered) {
+	for t := range headerTokens(offered) {
 		for i, p := range protos {
 			if t == p {
 				return i, rewrite

@@ -81,17 +81,14 @@ func (r *Request) makeHeader() {
 	r.header = h
 }
 
-// headerLines counts the lines of header name (canonical) and returns the
-// first one's value, without making the Header map: what the checks every
-// request passes need (service goroutine; the map a handler may change is
-// not looked at).
-func (r *Request) headerLines(name string) (n int, first string) {
+// headerValues appends to dst the values of the lines of header name
+// (canonical) as they were read, without making the Header map: what the
+// checks every request and upgrade pass need (service goroutine). The map
+// a handler may change is not looked at, as libwebsockets, which acts on
+// the same headers, does not look at it either.
+func (r *Request) headerValues(name string, dst []string) []string {
 	if r.hraw == "" {
-		vs := r.header[name]
-		if len(vs) > 0 {
-			first = vs[0]
-		}
-		return len(vs), first
+		return append(dst, r.header[name]...)
 	}
 	s := r.hraw
 	for s != "" {
@@ -99,13 +96,21 @@ func (r *Request) headerLines(name string) (n int, first string) {
 		v, rest, _ := strings.Cut(rest, "\x00")
 		s = rest
 		if k == name {
-			if n == 0 {
-				first = v
-			}
-			n++
+			dst = append(dst, v)
 		}
 	}
-	return n, first
+	return dst
+}
+
+// headerLines counts the lines of header name (canonical) and returns the
+// first one's value (headerValues).
+func (r *Request) headerLines(name string) (n int, first string) {
+	var buf [2]string
+	vs := r.headerValues(name, buf[:0])
+	if len(vs) > 0 {
+		first = vs[0]
+	}
+	return len(vs), first
 }
 
 // SetValue attaches an application value to the request. On an upgrade

@@ -67,13 +67,15 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 			return r.refuseUpgrade(r.refusalOf(err))
 		}
 	}
-	if vs := req.Header().Values("Sec-Websocket-Protocol"); len(vs) > 0 {
+	// The lines as read, which is what libwebsockets acts on too.
+	var buf [4]string
+	if vs := req.headerValues("Sec-Websocket-Protocol", buf[:0]); len(vs) > 0 {
 		if status, why := r.chooseProtocol(vs); status != 0 {
 			r.limitHit(LimitBadUpgrade)
 			return r.refuseUpgrade(status, why, nil)
 		}
 	}
-	if vs := req.Header().Values("Sec-Websocket-Extensions"); len(vs) > 0 {
+	if vs := req.headerValues("Sec-Websocket-Extensions", buf[:0]); len(vs) > 0 {
 		if status, why := r.chooseOffer(vs); status != 0 {
 			r.limitHit(LimitBadUpgrade)
 			return r.refuseUpgrade(status, why, nil)
