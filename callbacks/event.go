@@ -106,9 +106,10 @@ func (f DispatcherFunc) Dispatch(ev *Event) int { return f(ev) }
 
 // HasBuffer reports whether a callback with reason r carries a byte buffer,
 // so that Event.Data may be set: libwebsockets' in/len, or for
-// FILTER_NETWORK_CONNECTION the peer's IP address (4 or 16 bytes), which the
-// C layer reads from the struct libwebsockets passes. For every other
-// reason in is a pointer to a struct, a file descriptor, or NULL.
+// FILTER_NETWORK_CONNECTION the peer's IP address (4 or 16 bytes) and port
+// (2 bytes, network order), which the C layer reads from the struct
+// libwebsockets passes. For every other reason in is a pointer to a
+// struct, a file descriptor, or NULL.
 func (r Reason) HasBuffer() bool {
 	switch r {
 	case FilterNetworkConnection,

@@ -22,7 +22,8 @@
  *     and in len the compressed bytes of the message so far (0 when it is
  *     not compressed; see pmd.c);
  *   - for ESTABLISHED/CLIENT_ESTABLISHED: whether permessage-deflate is on;
- *   - for FILTER_NETWORK_CONNECTION: the peer's IP address as the data;
+ *   - for FILTER_NETWORK_CONNECTION: the peer's IP address and port as the
+ *     data;
  *   - for EVENT_WAIT_CANCELLED: whether this is the first one since Go asked
  *     for a wake-up (lws broadcasts the reason to every protocol of every
  *     vhost; the atomic exchange makes exactly one of them drain Go's queue).
@@ -171,7 +172,7 @@ typedef struct lwsgo_call {
 	int fake;      /* no wsi of its own: no handle, no protocol to read */
 	union {        /* data made here, for in to point at */
 		char upg[64];
-		unsigned char ip[16];
+		unsigned char ip[18];
 	} b;
 } lwsgo_call;
 
@@ -240,19 +241,27 @@ lwsgo_prep_established(struct lws *wsi, lwsgo_pss *ps, lwsgo_call *c)
 }
 
 /* FILTER_NETWORK_CONNECTION: user is the lws_filter_network_conn_args; Go
- * gets the peer's IP address (4 or 16 bytes) as the data. */
+ * gets the peer's IP address (4 or 16 bytes) and then its port (2 bytes,
+ * network order) as the data: what accept(2) returned, so that Go need not
+ * ask the kernel again for the new link's address. */
 static void
 lwsgo_prep_peer(const struct lws_filter_network_conn_args *fa, lwsgo_call *c)
 {
 	c->dlen = 0;
 	if (fa && fa->cli_addr.ss_family == AF_INET) {
-		memcpy(c->b.ip, &((const struct sockaddr_in *)
-				  &fa->cli_addr)->sin_addr, 4);
-		c->dlen = 4;
+		const struct sockaddr_in *sa =
+			(const struct sockaddr_in *)&fa->cli_addr;
+
+		memcpy(c->b.ip, &sa->sin_addr, 4);
+		memcpy(c->b.ip + 4, &sa->sin_port, 2);
+		c->dlen = 6;
 	} else if (fa && fa->cli_addr.ss_family == AF_INET6) {
-		memcpy(c->b.ip, &((const struct sockaddr_in6 *)
-				  &fa->cli_addr)->sin6_addr, 16);
-		c->dlen = 16;
+		const struct sockaddr_in6 *sa =
+			(const struct sockaddr_in6 *)&fa->cli_addr;
+
+		memcpy(c->b.ip, &sa->sin6_addr, 16);
+		memcpy(c->b.ip + 16, &sa->sin6_port, 2);
+		c->dlen = 18;
 	}
 	c->in = c->dlen ? c->b.ip : NULL;
 }

@@ -353,7 +353,7 @@ func (p *acceptor) adopt(ho *handoff) {
 	now := time.Now()
 	trusted := lis.trusted(addr.Addr())
 	k := c.admission(lis, addr.Addr(), !trusted, true, now)
-	pa := pendingAccept{lis: lis, key: ipKey(addr.Addr()), valid: !trusted, trusted: trusted, reserved: true, loaded: true}
+	pa := pendingAccept{lis: lis, key: ipKey(addr.Addr()), valid: !trusted, trusted: trusted, reserved: true, loaded: true, tcp: peer}
 	if p.proxy {
 		pa.addr = addr
 	}
@@ -365,7 +365,7 @@ func (p *acceptor) adopt(ho *handoff) {
 			return
 		}
 		c.warnRefused(lis, k.name(), now, "remote", addr.Addr(), "via", peer.Addr(), "answer", "503")
-		pa = pendingAccept{lis: lis, refuse: k, loaded: true}
+		pa = pendingAccept{lis: lis, refuse: k, loaded: true, tcp: peer}
 		if p.proxy {
 			pa.addr = addr
 		}

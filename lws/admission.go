@@ -1,6 +1,7 @@
 package lws
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -142,6 +143,9 @@ type pendingAccept struct {
 	// addr is the address a PROXY protocol header gave the connection
 	// (ProxyProtocol); invalid: its TCP peer's.
 	addr netip.AddrPort
+	// tcp is the connection's TCP peer as accept returned it; invalid:
+	// unknown, the kernel is asked when it is needed.
+	tcp netip.AddrPort
 	// reserved: admission already counted the connection (an adopted
 	// socket, see acceptor.adopt); countLink only takes it over.
 	reserved bool
@@ -149,16 +153,20 @@ type pendingAccept struct {
 	loaded bool
 }
 
-// addrOf is the IP address the C layer passes as 4 or 16 bytes (an
-// IPv4-mapped address as IPv4).
-func addrOf(b []byte) (netip.Addr, bool) {
+// peerOf is the peer the C layer passes for FILTER_NETWORK_CONNECTION: an
+// IP address of 4 or 16 bytes (an IPv4-mapped one as IPv4), then the
+// port in network order.
+func peerOf(b []byte) (netip.AddrPort, bool) {
+	var a netip.Addr
 	switch len(b) {
-	case 4:
-		return netip.AddrFrom4([4]byte(b)), true
-	case 16:
-		return netip.AddrFrom16([16]byte(b)).Unmap(), true
+	case 4 + 2:
+		a = netip.AddrFrom4([4]byte(b))
+	case 16 + 2:
+		a = netip.AddrFrom16([16]byte(b)).Unmap()
+	default:
+		return netip.AddrPort{}, false
 	}
-	return netip.Addr{}, false
+	return netip.AddrPortFrom(a, binary.BigEndian.Uint16(b[len(b)-2:])), true
 }
 
 // ipKey is what MaxLinksPerIP counts by: an IPv4 address, or the /64 of an
@@ -248,13 +256,14 @@ func (a *admission) full() bool {
 //
 // A trusted proxy's connections are not counted against MaxLinksPerIP:
 // their upgrade requests are, by the client they name (admitForwarded).
-func (c *Context) admit(lis *listener, ip []byte, now time.Time) int {
-	addr, ok := addrOf(ip)
+func (c *Context) admit(lis *listener, data []byte, now time.Time) int {
+	peer, ok := peerOf(data)
+	addr := peer.Addr()
 	trusted := ok && lis.trusted(addr)
 	perIP := ok && !trusted
 	k := c.admission(lis, addr, perIP, false, now)
 	if k == admitted {
-		c.accepting = pendingAccept{lis: lis, key: ipKey(addr), valid: perIP, trusted: trusted}
+		c.accepting = pendingAccept{lis: lis, key: ipKey(addr), valid: perIP, trusted: trusted, tcp: peer}
 		return 0
 	}
 	if lis.adm.full() {
@@ -262,7 +271,7 @@ func (c *Context) admit(lis *listener, ip []byte, now time.Time) int {
 		return -1
 	}
 	c.warnRefused(lis, k.name(), now, "remote", addr, "answer", "503")
-	c.accepting = pendingAccept{lis: lis, refuse: k}
+	c.accepting = pendingAccept{lis: lis, refuse: k, tcp: peer}
 	return 0
 }
 
@@ -276,8 +285,13 @@ func (r *rec) countLink() {
 		return
 	}
 	r.loaded = p.loaded
-	if p.addr.IsValid() || p.trusted {
+	switch {
+	case p.addr.IsValid():
 		r.peer = &peerInfo{addr: p.addr, trusted: p.trusted}
+	case p.trusted:
+		r.peer = &peerInfo{addr: p.tcp, trusted: true}
+	default:
+		r.link.Remote = tcpAddr(p.tcp)
 	}
 	a := p.lis.adm
 	if p.refuse != admitted {

@@ -49,7 +49,9 @@ type rec struct {
 
 	// Accepted connections only: the address countLink counted by
 	// MaxLinksPerIP (invalid: none), and the connection's address when
-	// it came through a proxy (nil: the TCP peer is the client).
+	// it came through a proxy (nil: the TCP peer is the client, which
+	// link.Remote holds from countLink, before the link opens, when
+	// accept told it).
 	ipKey netip.Addr
 	peer  *peerInfo
 }

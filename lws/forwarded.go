@@ -35,8 +35,8 @@ const (
 // Concurrency: a value.
 type peerInfo struct {
 	// addr is the connection's address: the PROXY header's source, or
-	// the TCP peer's (read at first use: at WSI_CREATE the socket is not
-	// yet the wsi's).
+	// the TCP peer's as accept returned it (invalid: read at first use;
+	// at WSI_CREATE the socket is not yet the wsi's).
 	addr netip.AddrPort
 	// trusted: addr is a trusted proxy, whose requests name their client
 	// in ForwardedHeader.
@@ -47,10 +47,12 @@ type peerInfo struct {
 // the TCP peer's.
 func (r *rec) connAddr() netip.AddrPort {
 	p := r.peer
-	if p == nil {
+	switch {
+	case p == nil && r.link.Remote != nil:
+		return addrPortOf(r.link.Remote)
+	case p == nil:
 		return addrPortOf(r.wsi.RemoteAddr())
-	}
-	if !p.addr.IsValid() {
+	case !p.addr.IsValid():
 		p.addr = addrPortOf(r.wsi.RemoteAddr())
 	}
 	return p.addr

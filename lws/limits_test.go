@@ -25,12 +25,15 @@ func TestIPKey(t *testing.T) {
 		{netip.MustParseAddr("2001:db8:1:2:aaaa:bbbb:cccc:dddd").AsSlice(), "2001:db8:1:2::"},
 		{netip.MustParseAddr("2001:db8:1:2::1").AsSlice(), "2001:db8:1:2::"},
 	} {
-		a, ok := addrOf(tc.in)
+		p, ok := peerOf(append(tc.in, 0x1f, 0x90))
 		assert.True(t, ok)
-		assert.Equal(t, tc.want, ipKey(a).String())
+		assert.Equal(t, tc.want, ipKey(p.Addr()).String())
+		assert.Equal(t, uint16(8080), p.Port(), "the port in network order")
 	}
-	_, ok := addrOf([]byte{1, 2, 3})
-	assert.False(t, ok)
+	for _, bad := range [][]byte{{1, 2, 3}, {192, 0, 2, 7}, make([]byte, 16), make([]byte, 17)} {
+		_, ok := peerOf(bad)
+		assert.False(t, ok, "%d bytes", len(bad))
+	}
 	assert.Equal(t, "2001:db8:1:2::/64", keyString(ipKey(netip.MustParseAddr("2001:db8:1:2::1"))))
 	assert.Equal(t, "192.0.2.7", keyString(ipKey(netip.MustParseAddr("::ffff:192.0.2.7"))))
 }
@@ -70,7 +73,7 @@ func TestAdmitLinkCounts(t *testing.T) {
 		OnLimit: func(_ string, limit Limit) { hits = append(hits, limit) },
 	}}
 	lis := &listener{cfg: Listener{Name: "edge", MaxLinks: 3, MaxLinksPerIP: 2, AcceptRate: -1}, adm: &admission{}}
-	a, b := []byte{192, 0, 2, 1}, []byte{192, 0, 2, 2}
+	a, b := []byte{192, 0, 2, 1, 0, 80}, []byte{192, 0, 2, 2, 0, 80}
 	now := time.Now()
 	var recs []*rec
 	open := func(ip []byte) bool {
@@ -109,7 +112,7 @@ func TestAdmitRefusals(t *testing.T) {
 	var log testutil.Buffer
 	c := &Context{log: slog.New(slog.NewTextHandler(&log, nil)), cfg: &Config{}}
 	lis := &listener{cfg: Listener{Name: "edge", MaxLinks: 1, AcceptRate: -1}, adm: &admission{}}
-	ip := []byte{192, 0, 2, 1}
+	ip := []byte{192, 0, 2, 1, 0, 80}
 	t0 := time.Unix(1000, 0)
 	require.Zero(t, c.admit(lis, ip, t0))
 	(&rec{ctx: c, lis: lis}).countLink()

@@ -154,8 +154,8 @@ func (r *rec) readRequest(req *Request) (raw string, err error) {
 	case r.peer != nil:
 		// A proxy's: each request names its client (below).
 	case r.link.Remote != nil:
-		// A keep-alive connection's peer does not change: ask the
-		// kernel once per connection.
+		// The peer accept returned (countLink), or the one asked for
+		// at the connection's first request: it does not change.
 		remote = r.link.Remote
 	default:
 		remote = r.wsi.RemoteAddr()

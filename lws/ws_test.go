@@ -1,6 +1,7 @@
 package lws
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -541,6 +542,40 @@ func TestUpgradeRequest(t *testing.T) {
 	assert.Equal(t, "/v1/stream", c.Link().Path)
 	assert.Equal(t, LinkWebSocket, c.Link().Kind)
 	assert.Equal(t, ws.LocalAddr().String(), c.RemoteAddr().String())
+}
+
+// TestRemoteAddrIPv6: the peer address an IPv6 link and request report,
+// port included, is the one accept returned (FILTER_NETWORK_CONNECTION's
+// data), the client's own.
+func TestRemoteAddrIPv6(t *testing.T) {
+	if l, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	} else {
+		l.Close()
+	}
+	rec := newRecorder()
+	var remote atomic.Value
+	_, addr := startServer(t, Listener{Addr: "[::1]:0", Handler: rec, Accept: AcceptWebSocket | AcceptHTTP,
+		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+			remote.Store(r.Remote.String())
+			_ = w.Respond(http.StatusNoContent, nil)
+		})})
+	ws, _, err := dialWith(t, &websocket.Dialer{}, addr, "/", nil)
+	require.NoError(t, err)
+	c := waitFor(t, rec.opens, "OnOpen")
+	assert.Equal(t, ws.LocalAddr().String(), c.RemoteAddr().String())
+	assert.Equal(t, ws.LocalAddr().String(), c.Request().Remote.String())
+
+	nc, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	_, err = nc.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	assert.Equal(t, nc.LocalAddr().String(), remote.Load())
 }
 
 // A link keeps its upgrade request's bytes, not the parsed Request: the
