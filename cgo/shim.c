@@ -129,13 +129,15 @@
  * they are answered here instead of crossing into Go. Three of an HTTP
  * request's seven callbacks are among them. They are still counted
  * (lwsgo_ctx.skipped), for Go's per-reason counts.
- * SERVER_NEW_CLIENT_INSTANTIATED is not: lws has just wiped the opaque
- * user data Go attached at WSI_CREATE, and Go attaches it again there.
+ * SERVER_NEW_CLIENT_INSTANTIATED is among them: lws has just wiped the
+ * opaque user data Go attached at WSI_CREATE, and lwsgo_reattach puts it
+ * back before anything else.
  */
 static int
 lwsgo_go_ignores(enum lws_callback_reasons reason)
 {
 	switch (reason) {
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
 	case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 	case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
@@ -406,6 +408,26 @@ lwsgo_finish(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	}
 }
 
+/*
+ * lwsgo_reattach: an accepted wsi gets its handle from Go at WSI_CREATE
+ * (lwsgo_set_opaque), and lws then sets the opaque user data from the
+ * adoption info, NULL, before the wsi's next callback (lib/core-net/adopt.c,
+ * 4.1 to 4.3): put the handle back on any callback of that wsi that finds
+ * it gone, SERVER_NEW_CLIENT_INSTANTIATED first, until the adoption is
+ * over.
+ */
+static void
+lwsgo_reattach(lwsgo_ctx *cd, struct lws *wsi, enum lws_callback_reasons reason)
+{
+	if (wsi != cd->created)
+		return;
+	if (!lws_get_opaque_user_data(wsi))
+		lws_set_opaque_user_data(wsi, (void *)cd->created_h);
+	if (reason == LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED ||
+	    reason == LWS_CALLBACK_WSI_DESTROY)
+		cd->created = NULL;
+}
+
 int
 lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	       void *in, size_t len)
@@ -417,6 +439,8 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	int proto = -1, ret;
 	lwsgo_call c;
 
+	if (cd && cd->created)
+		lwsgo_reattach(cd, wsi, reason);
 	if (cd && !__atomic_load_n(&cd->report_all, __ATOMIC_RELAXED) &&
 	    lwsgo_go_ignores(reason))
 		return lwsgo_skip(cd, reason);
@@ -439,6 +463,10 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	}
 	ret = goLwsCallback(cd->h, (uintptr_t)wsi, h, (int)reason, c.in, c.len,
 			    c.dlen, c.flags, proto);
+	if (reason == LWS_CALLBACK_WSI_CREATE && wsi) {
+		cd->created = wsi;
+		cd->created_h = (uintptr_t)lws_get_opaque_user_data(wsi);
+	}
 	if ((reason == LWS_CALLBACK_RECEIVE ||
 	     reason == LWS_CALLBACK_CLIENT_RECEIVE) && (c.flags & LWSGO_F_FINAL))
 		lwsgo_evloop_received(cd, wsi);

@@ -63,6 +63,13 @@ typedef struct lwsgo_ctx {
 	 * on the service thread only. */
 	uint32_t skipped[LWSGO_REASONS];
 	int nskipped;
+	/* The accepted wsi whose WSI_CREATE came last, until its
+	 * SERVER_NEW_CLIENT_INSTANTIATED or WSI_DESTROY, and the handle Go
+	 * attached to it there: lws resets the opaque user data right after
+	 * WSI_CREATE, and the callback puts it back (lwsgo_reattach).
+	 * Service thread only. */
+	struct lws *created;
+	uintptr_t created_h;
 #if LWS_LIBRARY_VERSION_NUMBER >= 4003000
 	/* The context's own log context (see lwsgo_ctx_create); it outlives
 	 * the lws_context, as this struct does. */

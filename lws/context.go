@@ -82,7 +82,6 @@ type Context struct {
 	// The records of the wsis and the callbacks in progress (dispatch.go).
 	recs    map[uint64]*rec
 	dialMem map[uint64]*cgo.Client // client links' C memory (connect), by id; freed on release
-	created *rec                   // adopted at WSI_CREATE, before lws resets its opaque
 	depth   int
 	stack   [8]uintptr   // wsi of each callback in progress, by depth
 	reasons reasonCounts // callbacks per reason; read from any goroutine

@@ -183,25 +183,16 @@ func (c *Context) recFor(ev *callbacks.Event) *rec {
 		}
 		return nil
 	}
-	if r := c.created; r != nil && uintptr(r.wsi) == ev.WSI {
-		// libwebsockets sets an accepted wsi's opaque user data from the
-		// adoption info (NULL) right after WSI_CREATE (lib/core-net/adopt.c),
-		// wiping the handle attached there: attach it again.
-		r.wsi.SetUser(r.h)
-		c.created = nil
-		return r
-	}
 	r := &rec{ctx: c, id: linkIDs.Add(1), wsi: cgo.WSI(ev.WSI), role: noRole{}}
 	if li := ev.Protocol >> 16; ev.Protocol >= 0 && li < len(c.listeners) {
 		r.lis = c.listeners[li]
 		r.role = accepted{r}
 	}
 	r.h = cgo.NewHandle(r)
+	// At WSI_CREATE libwebsockets is about to reset the opaque user
+	// data; the C layer puts the handle back (lwsgo_reattach).
 	r.wsi.SetUser(r.h)
 	c.recs[r.id] = r
-	if ev.Reason == callbacks.WSICreate {
-		c.created = r
-	}
 	return r
 }
 
@@ -303,9 +294,6 @@ func (c *Context) release(r *rec) {
 	if cl, ok := c.dialMem[r.id]; ok {
 		cl.Free()
 		delete(c.dialMem, r.id)
-	}
-	if c.created == r {
-		c.created = nil
 	}
 	r.h.Delete()
 	r.h = 0
