@@ -16,6 +16,8 @@ type metrics struct {
 
 	linksOpened    *prometheus.CounterVec
 	linksClosed    *prometheus.CounterVec
+	opened         counterCache[openedKey] // their counters, looked up once
+	closed         counterCache[closedKey]
 	unroutable     prometheus.Counter
 	published      prometheus.Counter
 	fanout         prometheus.Counter
@@ -40,6 +42,8 @@ func newMetrics(g *Gateway) *metrics {
 	f := func(c prometheus.Collector) { m.reg.MustRegister(c) }
 	m.linksOpened = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_links_opened_total", Help: "Links opened, by listener and link type."}, []string{"listener", "type"})
 	m.linksClosed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lwsgate_links_closed_total", Help: "Links closed, by link type and close code (1006: lost without a close frame)."}, []string{"type", "code"})
+	m.opened = counterCache[openedKey]{vec: m.linksOpened, labels: func(k openedKey) []string { return []string{k.listener, k.typ} }}
+	m.closed = counterCache[closedKey]{vec: m.linksClosed, labels: func(k closedKey) []string { return []string{k.typ, strconv.Itoa(int(k.code))} }}
 	m.unroutable = prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_unroutable_messages_total", Help: "Messages no rule matched (answered with an error)."})
 	m.published = prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_publishes_total", Help: "Publishes to channels."})
 	m.fanout = prometheus.NewCounter(prometheus.CounterOpts{Name: "lwsgate_publish_deliveries_total", Help: "Messages queued to links by publishes."})
@@ -62,11 +66,22 @@ func newMetrics(g *Gateway) *metrics {
 	return m
 }
 
-func (m *metrics) linkOpened(l *LinkRecord) { m.linksOpened.WithLabelValues(l.Listener, l.Type).Inc() }
+func (m *metrics) linkOpened(l *LinkRecord) {
+	m.opened.get(openedKey{l.Listener, l.Type}).Inc()
+}
 
 func (m *metrics) linkClosed(l *LinkRecord, ce lws.CloseError) {
-	m.linksClosed.WithLabelValues(l.Type, strconv.Itoa(int(ce.Code))).Inc()
+	m.closed.get(closedKey{l.Type, ce.Code}).Inc()
 }
+
+// The keys of lwsgate_links_opened_total and _closed_total's counters.
+type (
+	openedKey struct{ listener, typ string }
+	closedKey struct {
+		typ  string
+		code lws.StatusCode
+	}
+)
 
 // stateCollector reports the tables and libwebsockets' callback counts at
 // scrape time.
