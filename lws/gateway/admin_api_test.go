@@ -114,7 +114,13 @@ func TestClosedLinksForgetsTheOldest(t *testing.T) {
 	cl, ok = c.get(closedKeep + 10)
 	assert.True(t, ok)
 	assert.Equal(t, 1000+(closedKeep+10)%7, cl.Code)
-	assert.Len(t, c.slot, closedKeep)
+	for id := uint64(11); id <= closedKeep+10; id++ {
+		cl, ok := c.get(id)
+		require.True(t, ok, "link %d", id)
+		require.Equal(t, int(1000+id%7), cl.Code, "link %d", id)
+	}
+	_, ok = c.get(0)
+	assert.False(t, ok, "0 is no link's ID (an empty slot's)")
 }
 
 // TestAdminTraceOff: with link traces off, a live link's trace is

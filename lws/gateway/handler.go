@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"log/slog"
 	"time"
 
 	"github.com/lwsgate/lwsgate/lws"
@@ -20,7 +22,9 @@ func (g *Gateway) onLinkOpen(w *worker, ll lws.Link) {
 func (g *Gateway) addLink(l *LinkRecord, local uint64) {
 	g.links.add(l, local)
 	g.metrics.linkOpened(l)
-	g.log.Debug("link add", "link", l.ID, "type", l.Type, "listener", l.Listener, "remote", l.Remote, "path", l.Path, "url", l.URL, "user", l.User, "links", g.links.len())
+	if g.log.Enabled(context.Background(), slog.LevelDebug) { // its arguments cost allocations
+		g.log.Debug("link add", "link", l.ID, "type", l.Type, "listener", l.Listener, "remote", l.Remote, "path", l.Path, "url", l.URL, "user", l.User, "links", g.links.len())
+	}
 }
 
 // onLinkClose runs at WSI_DESTROY, exactly once per opened link however it
@@ -49,15 +53,17 @@ func (g *Gateway) onLinkClose(ll lws.Link, ce lws.CloseError) {
 	}
 	g.metrics.linkClosed(l, ce)
 	if l.Type == TypeTCPListen {
-		ev, ok := g.hooks.disconnect(l, ce)
+		hook := g.hooks.onDisconnect()
 		switch {
-		case g.multi && (ok || l.rec != nil):
-			g.settle(l, ev) // a record is settled even if the hook has gone since
-		case ok:
-			g.hooks.enqueue(ev)
+		case g.multi && (hook || l.rec != nil):
+			g.settle(l, g.hooks.disconnect(l, ce)) // a record is settled even if the hook has gone since
+		case hook:
+			g.hooks.enqueue(g.hooks.disconnect(l, ce))
 		}
 	}
-	g.log.Debug("link del", "link", l.ID, "type", l.Type, "code", int(ce.Code), "reason", ce.Reason, "links", g.links.len())
+	if g.log.Enabled(context.Background(), slog.LevelDebug) {
+		g.log.Debug("link del", "link", l.ID, "type", l.Type, "code", int(ce.Code), "reason", ce.Reason, "links", g.links.len())
+	}
 }
 
 // wsHandler receives the WebSocket links of the public listeners on

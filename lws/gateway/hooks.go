@@ -150,13 +150,15 @@ func (h *hooks) message(m *Message) {
 	}()
 }
 
-// disconnect returns the disconnect event of a link that has closed;
-// ok is false when there is no disconnect hook (a link's record in a
-// cluster is settled with it all the same).
-func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) (ev hookEvent, ok bool) {
-	ev = hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}
-	return ev, h.g.cfg.Load().Hooks.Disconnect != ""
+// disconnect returns the disconnect event of a link that has closed, for
+// the disconnect hook or, in a cluster, the link's record (settled with it
+// even when no hook is configured).
+func (h *hooks) disconnect(l *LinkRecord, ce lws.CloseError) hookEvent {
+	return hookEvent{Event: "disconnect", Time: time.Now().UnixMilli(), Link: l.Info(), Code: int(ce.Code), Reason: ce.Reason, hdr: l.hdr}
 }
+
+// onDisconnect reports whether a disconnect hook is configured.
+func (h *hooks) onDisconnect() bool { return h.g.cfg.Load().Hooks.Disconnect != "" }
 
 // enqueue queues a disconnect event for delivery (any goroutine).
 func (h *hooks) enqueue(ev hookEvent) {

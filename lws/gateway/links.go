@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -367,9 +368,17 @@ func (t *linkTable) scan(from uint64, desc bool, fn func(*LinkRecord) bool) {
 	}
 }
 
+// addrString is a.String(), "" for nil.
 func addrString(a net.Addr) string {
-	if a == nil {
+	switch ta := a.(type) {
+	case nil:
 		return ""
+	case *net.TCPAddr:
+		// As TCPAddr.String writes it, in one allocation instead of
+		// three.
+		if ap := ta.AddrPort(); ap.Addr().IsValid() {
+			return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String()
+		}
 	}
 	return a.String()
 }
