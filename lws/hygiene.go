@@ -64,12 +64,25 @@ func parseContentLength(lines int, first string) (int64, bool) {
 // one with Content-Length too is a smuggling attempt), and at most one
 // plain decimal Content-Length. It sets req.ContentLength.
 func checkFraming(req *Request) refusal {
-	host, _ := req.headerLines("Host")
+	var host, ncl, te int
+	var cl string
+	req.eachHeader(func(k, v string) {
+		switch k {
+		case "Host":
+			host++
+		case "Content-Length":
+			if ncl == 0 {
+				cl = v
+			}
+			ncl++
+		case "Transfer-Encoding":
+			te++
+		}
+	})
 	if host > 1 || (host == 0 && req.Proto == "HTTP/1.1") {
 		return refuse(http.StatusBadRequest, "a request needs exactly one Host header")
 	}
-	ncl, cl := req.headerLines("Content-Length")
-	if te, _ := req.headerLines("Transfer-Encoding"); te > 0 {
+	if te > 0 {
 		if ncl > 0 {
 			return refuse(http.StatusBadRequest, "both Content-Length and Transfer-Encoding")
 		}
@@ -120,33 +133,51 @@ const (
 // listener's protocol names as registered: the binding's own first, then
 // Listener.Subprotocols.
 func checkUpgrade(req *Request, protos []string) refusal {
-	// The header lines as read: the Header map is made only if a
-	// handler asks for it.
-	var buf [4]string
 	if req.Method != http.MethodGet {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade must be a GET")
 	}
 	if req.Proto != "HTTP/1.1" {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")
 	}
-	if up := req.headerValues("Upgrade", buf[:0]); len(up) != 1 || !strings.EqualFold(owsTrim(up[0]), "websocket") {
-		return refuse(http.StatusBadRequest, "Upgrade must be one websocket")
-	}
+	// One pass over the lines as read: the Header map is made only if
+	// a handler asks for it.
+	var nUp, nKey, nVer int
+	var up, key, ver string
 	conn := false
-	for t := range headerTokens(req.headerValues("Connection", buf[:0])) {
-		conn = conn || strings.EqualFold(t, "upgrade")
+	var buf [4]string
+	offered := buf[:0]
+	req.eachHeader(func(k, v string) {
+		switch k {
+		case "Upgrade":
+			nUp++
+			up = v
+		case "Connection":
+			for t := range headerTokens([]string{v}) {
+				conn = conn || strings.EqualFold(t, "upgrade")
+			}
+		case "Sec-Websocket-Key":
+			nKey++
+			key = v
+		case "Sec-Websocket-Version":
+			nVer++
+			ver = v
+		case "Sec-Websocket-Protocol":
+			offered = append(offered, v)
+		}
+	})
+	if nUp != 1 || !strings.EqualFold(owsTrim(up), "websocket") {
+		return refuse(http.StatusBadRequest, "Upgrade must be one websocket")
 	}
 	if !conn {
 		return refuse(http.StatusBadRequest, "Connection must list upgrade")
 	}
-	key := req.headerValues("Sec-Websocket-Key", buf[:0])
-	if len(key) != 1 {
+	if nKey != 1 {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs one Sec-WebSocket-Key")
 	}
-	if !validKey(owsTrim(key[0])) {
+	if !validKey(owsTrim(key)) {
 		return refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
 	}
-	if v := req.headerValues("Sec-Websocket-Version", buf[:0]); len(v) != 1 || owsTrim(v[0]) != "13" {
+	if nVer != 1 || owsTrim(ver) != "13" {
 		f := refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version must be 13")
 		f.hdrs = []byte("sec-websocket-version\x0013\x00")
 		return f
@@ -154,7 +185,7 @@ func checkUpgrade(req *Request, protos []string) refusal {
 	if req.ContentLength > 0 {
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade has no body")
 	}
-	if offered := req.headerValues("Sec-Websocket-Protocol", buf[:0]); len(offered) > 0 {
+	if len(offered) > 0 {
 		if chosen, _ := chooseProtocol(offered, protos); chosen == 0 {
 			return refuse(http.StatusBadRequest, "none of the offered subprotocols is supported")
 		}

@@ -81,36 +81,38 @@ func (r *Request) makeHeader() {
 	r.header = h
 }
 
-// headerValues appends to dst the values of the lines of header name
-// (canonical) as they were read, without making the Header map: what the
-// checks every request and upgrade pass need (service goroutine). The map
-// a handler may change is not looked at, as libwebsockets, which acts on
-// the same headers, does not look at it either.
-func (r *Request) headerValues(name string, dst []string) []string {
+// eachHeader calls f with the name (canonical) and value of each header
+// line as it was read, in order, without making the Header map: one pass
+// for the checks every request and upgrade pass (service goroutine). The
+// map a handler may change is not looked at, as libwebsockets, which acts
+// on the same headers, does not look at it either.
+func (r *Request) eachHeader(f func(name, value string)) {
 	if r.hraw == "" {
-		return append(dst, r.header[name]...)
+		for k, vs := range r.header {
+			for _, v := range vs {
+				f(k, v)
+			}
+		}
+		return
 	}
 	s := r.hraw
 	for s != "" {
 		k, rest, _ := strings.Cut(s, "\x00")
 		v, rest, _ := strings.Cut(rest, "\x00")
 		s = rest
+		f(k, v)
+	}
+}
+
+// headerValues appends to dst the values of the lines of header name
+// (canonical) as they were read (eachHeader).
+func (r *Request) headerValues(name string, dst []string) []string {
+	r.eachHeader(func(k, v string) {
 		if k == name {
 			dst = append(dst, v)
 		}
-	}
+	})
 	return dst
-}
-
-// headerLines counts the lines of header name (canonical) and returns the
-// first one's value (headerValues).
-func (r *Request) headerLines(name string) (n int, first string) {
-	var buf [2]string
-	vs := r.headerValues(name, buf[:0])
-	if len(vs) > 0 {
-		first = vs[0]
-	}
-	return len(vs), first
 }
 
 // SetValue attaches an application value to the request. On an upgrade
