@@ -67,16 +67,26 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 			return r.refuseUpgrade(r.refusalOf(err))
 		}
 	}
-	// The lines as read, which is what libwebsockets acts on too.
-	var buf [4]string
-	if vs := req.headerValues("Sec-Websocket-Protocol", buf[:0]); len(vs) > 0 {
-		if status, why := r.chooseProtocol(vs); status != 0 {
+	// The lines as read, which is what libwebsockets acts on too, in
+	// one pass.
+	var pbuf, ebuf [4]string
+	protos, exts := pbuf[:0], ebuf[:0]
+	req.eachHeader(func(k, v string) {
+		switch k {
+		case "Sec-Websocket-Protocol":
+			protos = append(protos, v)
+		case "Sec-Websocket-Extensions":
+			exts = append(exts, v)
+		}
+	})
+	if len(protos) > 0 {
+		if status, why := r.chooseProtocol(protos); status != 0 {
 			r.limitHit(LimitBadUpgrade)
 			return r.refuseUpgrade(status, why, nil)
 		}
 	}
-	if vs := req.headerValues("Sec-Websocket-Extensions", buf[:0]); len(vs) > 0 {
-		if status, why := r.chooseOffer(vs); status != 0 {
+	if len(exts) > 0 {
+		if status, why := r.chooseOffer(exts); status != 0 {
 			r.limitHit(LimitBadUpgrade)
 			return r.refuseUpgrade(status, why, nil)
 		}
