@@ -39,9 +39,10 @@ type closedLinks struct {
 	mu   sync.Mutex
 	ring []closedEntry // oldest overwritten first
 	next int
-	// ids[i] is ring[i].id, apart so that final scans 32 KiB: a map
-	// from ID to slot cost every closing link a delete and an insert,
-	// for a lookup only the admin API makes.
+	// ids[i] is the ID of the link ring[i] is about (0: none yet), apart
+	// so that final scans 32 KiB: a map from ID to slot cost every
+	// closing link a delete and an insert, for a lookup only the admin
+	// API makes.
 	ids []uint64
 	// held is the trace lws handed over (OnLinkTrace) for the link
 	// whose add comes next (OnLinkClose, on the same goroutine).
@@ -52,7 +53,6 @@ type closedLinks struct {
 }
 
 type closedEntry struct {
-	id     uint64
 	at     int64 // unix nanoseconds
 	reason string
 	code   lws.StatusCode
@@ -78,7 +78,7 @@ func (c *closedLinks) add(id uint64, ce lws.CloseError, at time.Time, last *Link
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := &c.ring[c.next]
-	*e = closedEntry{id: id, at: at.UnixNano(), reason: ce.Reason, code: ce.Code, local: ce.Local, last: last}
+	*e = closedEntry{at: at.UnixNano(), reason: ce.Reason, code: ce.Code, local: ce.Local, last: last}
 	if c.held.id == id {
 		e.trace = c.held.tr
 	}
