@@ -302,7 +302,8 @@ func BenchmarkCheckUpgrade(b *testing.B) {
 		if f := checkFraming(&req); !f.ok() {
 			b.Fatal(f.why)
 		}
-		if f := checkUpgrade(&req, protos); !f.ok() {
+		var pbuf, ebuf [4]string // as onConfirmUpgrade keeps them
+		if f, _ := checkUpgrade(&req, protos, upgradeOffers{pbuf[:0], ebuf[:0]}); !f.ok() {
 			b.Fatal(f.why)
 		}
 	}

@@ -131,21 +131,20 @@ const (
 // body, and, when subprotocols are asked for, one the listener accepts
 // (libwebsockets would otherwise refuse without a status). protos are the
 // listener's protocol names as registered: the binding's own first, then
-// Listener.Subprotocols.
-func checkUpgrade(req *Request, protos []string) refusal {
+// Listener.Subprotocols. It appends the request's Sec-WebSocket-Protocol
+// and -Extensions lines to those of o, for the choices made after it.
+func checkUpgrade(req *Request, protos []string, o upgradeOffers) (refusal, upgradeOffers) {
 	if req.Method != http.MethodGet {
-		return refuse(http.StatusBadRequest, "a WebSocket upgrade must be a GET")
+		return refuse(http.StatusBadRequest, "a WebSocket upgrade must be a GET"), o
 	}
 	if req.Proto != "HTTP/1.1" {
-		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")
+		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1"), o
 	}
 	// One pass over the lines as read: the Header map is made only if
 	// a handler asks for it.
 	var nUp, nKey, nVer int
 	var up, key, ver string
 	conn := false
-	var buf [4]string
-	offered := buf[:0]
 	req.eachHeader(func(k, v string) {
 		switch k {
 		case "Upgrade":
@@ -162,36 +161,44 @@ func checkUpgrade(req *Request, protos []string) refusal {
 			nVer++
 			ver = v
 		case "Sec-Websocket-Protocol":
-			offered = append(offered, v)
+			o.protocols = append(o.protocols, v)
+		case "Sec-Websocket-Extensions":
+			o.extensions = append(o.extensions, v)
 		}
 	})
 	if nUp != 1 || !strings.EqualFold(owsTrim(up), "websocket") {
-		return refuse(http.StatusBadRequest, "Upgrade must be one websocket")
+		return refuse(http.StatusBadRequest, "Upgrade must be one websocket"), o
 	}
 	if !conn {
-		return refuse(http.StatusBadRequest, "Connection must list upgrade")
+		return refuse(http.StatusBadRequest, "Connection must list upgrade"), o
 	}
 	if nKey != 1 {
-		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs one Sec-WebSocket-Key")
+		return refuse(http.StatusBadRequest, "a WebSocket upgrade needs one Sec-WebSocket-Key"), o
 	}
 	if !validKey(owsTrim(key)) {
-		return refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
+		return refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64"), o
 	}
 	if nVer != 1 || owsTrim(ver) != "13" {
 		f := refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version must be 13")
 		f.hdrs = []byte("sec-websocket-version\x0013\x00")
-		return f
+		return f, o
 	}
 	if req.ContentLength > 0 {
-		return refuse(http.StatusBadRequest, "a WebSocket upgrade has no body")
+		return refuse(http.StatusBadRequest, "a WebSocket upgrade has no body"), o
 	}
-	if len(offered) > 0 {
-		if chosen, _ := chooseProtocol(offered, protos); chosen == 0 {
-			return refuse(http.StatusBadRequest, "none of the offered subprotocols is supported")
+	if len(o.protocols) > 0 {
+		if chosen, _ := chooseProtocol(o.protocols, protos); chosen == 0 {
+			return refuse(http.StatusBadRequest, "none of the offered subprotocols is supported"), o
 		}
 	}
-	return refusal{}
+	return refusal{}, o
 }
+
+// upgradeOffers are the Sec-WebSocket-Protocol and -Extensions lines of an
+// upgrade request, as read (checkUpgrade).
+//
+// Concurrency: a value.
+type upgradeOffers struct{ protocols, extensions []string }
 
 // validKey reports whether k is 16 bytes in strict base64, which is 24
 // characters.

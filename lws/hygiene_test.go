@@ -279,7 +279,7 @@ func FuzzCheckUpgrade(f *testing.F) {
 		req.header = nil
 		r := checkFraming(req)
 		if r.ok() {
-			r = checkUpgrade(req, protos)
+			r, _ = checkUpgrade(req, protos, upgradeOffers{})
 		}
 		if !r.ok() {
 			if r.status != 400 && r.status != 426 && r.status != 501 {

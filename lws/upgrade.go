@@ -47,12 +47,15 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 	case c.stopping:
 		return r.refuseUpgrade(http.StatusServiceUnavailable, "", nil)
 	}
+	// The offers as read, which is what libwebsockets acts on too.
+	var pbuf, ebuf [4]string
+	offers := upgradeOffers{pbuf[:0], ebuf[:0]}
 	f := checkFraming(req)
 	switch {
 	case f.status == http.StatusNotImplemented:
 		f = refuse(http.StatusBadRequest, "a WebSocket upgrade has no body")
 	case f.ok():
-		f = checkUpgrade(req, r.lis.protos)
+		f, offers = checkUpgrade(req, r.lis.protos, offers)
 	}
 	if !f.ok() {
 		r.limitHit(LimitBadUpgrade)
@@ -67,26 +70,14 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 			return r.refuseUpgrade(r.refusalOf(err))
 		}
 	}
-	// The lines as read, which is what libwebsockets acts on too, in
-	// one pass.
-	var pbuf, ebuf [4]string
-	protos, exts := pbuf[:0], ebuf[:0]
-	req.eachHeader(func(k, v string) {
-		switch k {
-		case "Sec-Websocket-Protocol":
-			protos = append(protos, v)
-		case "Sec-Websocket-Extensions":
-			exts = append(exts, v)
-		}
-	})
-	if len(protos) > 0 {
-		if status, why := r.chooseProtocol(protos); status != 0 {
+	if len(offers.protocols) > 0 {
+		if status, why := r.chooseProtocol(offers.protocols); status != 0 {
 			r.limitHit(LimitBadUpgrade)
 			return r.refuseUpgrade(status, why, nil)
 		}
 	}
-	if len(exts) > 0 {
-		if status, why := r.chooseOffer(exts); status != 0 {
+	if len(offers.extensions) > 0 {
+		if status, why := r.chooseOffer(offers.extensions); status != 0 {
 			r.limitHit(LimitBadUpgrade)
 			return r.refuseUpgrade(status, why, nil)
 		}

@@ -544,9 +544,9 @@ func TestUpgradeRequest(t *testing.T) {
 	assert.Equal(t, ws.LocalAddr().String(), c.RemoteAddr().String())
 }
 
-// TestRemoteAddrIPv6: the peer address an IPv6 link and request report,
-// port included, is the one accept returned (FILTER_NETWORK_CONNECTION's
-// data), the client's own.
+// TestRemoteAddrIPv6: an IPv6 link and request report the client's own
+// address, port included (since 971b3f3 taken from FILTER_NETWORK_CONNECTION's
+// data, an IPv6 address then the port in network order).
 func TestRemoteAddrIPv6(t *testing.T) {
 	if l, err := net.Listen("tcp6", "[::1]:0"); err != nil {
 		t.Skip("no IPv6 loopback:", err)
