@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,13 +43,25 @@ func (t *tokens) issue(user, requestID string) (string, time.Time, error) {
 }
 
 func (t *tokens) issueAt(now time.Time, user, requestID string) (string, time.Time, error) {
-	exp := now.Add(time.Duration(t.ttl.Load()))
+	exp := t.expiry(now)
+	return string(t.appendToken(nil, now, exp, user, requestID)), exp, nil
+}
+
+// expiry is when a token issued at now expires.
+func (t *tokens) expiry(now time.Time) time.Time {
+	return now.Add(time.Duration(t.ttl.Load()))
+}
+
+// appendToken appends the token for user issued at iat and expiring at
+// exp to b: base64url and dots, nothing a JSON string must escape.
+// createtoken writes it straight into its answer.
+func (t *tokens) appendToken(b []byte, iat, exp time.Time, user, requestID string) []byte {
 	// The claims in encoding/json's order for a map: sorted keys.
 	var cb [256]byte
 	claims := append(cb[:0], `{"exp":`...)
 	claims = strconv.AppendInt(claims, exp.Unix(), 10)
 	claims = append(claims, `,"iat":`...)
-	claims = strconv.AppendInt(claims, now.Unix(), 10)
+	claims = strconv.AppendInt(claims, iat.Unix(), 10)
 	if requestID != "" {
 		claims = append(claims, `,"rid":`...)
 		claims = appendJSONString(claims, requestID)
@@ -58,22 +71,28 @@ func (t *tokens) issueAt(now time.Time, user, requestID string) (string, time.Ti
 	claims = append(claims, '}')
 
 	enc := base64.RawURLEncoding
-	out := make([]byte, 0, len(jwtHeaderHS256)+2+enc.EncodedLen(len(claims))+enc.EncodedLen(sha256.Size))
-	out = append(out, jwtHeaderHS256...)
-	out = append(out, '.')
-	out = enc.AppendEncode(out, claims)
+	sigLen := 1 + enc.EncodedLen(sha256.Size) // '.' and the signature
+	start := len(b)
+	b = slices.Grow(b, len(jwtHeaderHS256)+1+enc.EncodedLen(len(claims))+sigLen+sha256.Size)
+	b = append(b, jwtHeaderHS256...)
+	b = append(b, '.')
+	b = enc.AppendEncode(b, claims)
 	mac, _ := t.macs.Get().(hash.Hash)
 	if mac == nil {
 		mac = hmac.New(sha256.New, t.secret)
 	}
 	mac.Reset()
-	mac.Write(out)
-	var sum [sha256.Size]byte
-	sig := mac.Sum(sum[:0])
+	mac.Write(b[start:])
+	// The raw signature goes to the spare capacity past where its
+	// encoding will be: a buffer of its own would escape to the heap
+	// through the hash.Hash interface.
+	n := len(b)
+	sig := mac.Sum(b[n+sigLen : n+sigLen])
 	t.macs.Put(mac)
-	out = append(out, '.')
-	out = enc.AppendEncode(out, sig)
-	return string(out), exp, nil
+	b = b[:n+sigLen]
+	b[n] = '.'
+	enc.Encode(b[n+1:], sig)
+	return b
 }
 
 // appendJSONString appends s as encoding/json writes a string: printable
