@@ -303,7 +303,7 @@ func BenchmarkCheckUpgrade(b *testing.B) {
 			b.Fatal(f.why)
 		}
 		var pbuf, ebuf [4]string // as onConfirmUpgrade keeps them
-		if f, _ := checkUpgrade(&req, protos, upgradeOffers{pbuf[:0], ebuf[:0]}); !f.ok() {
+		if f, _ := checkUpgrade(&req, protos, upgradeOffers{protocols: pbuf[:0], extensions: ebuf[:0]}); !f.ok() {
 			b.Fatal(f.why)
 		}
 	}

@@ -187,7 +187,7 @@ func checkUpgrade(req *Request, protos []string, o upgradeOffers) (refusal, upgr
 		return refuse(http.StatusBadRequest, "a WebSocket upgrade has no body"), o
 	}
 	if len(o.protocols) > 0 {
-		if chosen, _ := chooseProtocol(o.protocols, protos); chosen == 0 {
+		if o.chosen, o.rewrite = chooseProtocol(o.protocols, protos); o.chosen == 0 {
 			return refuse(http.StatusBadRequest, "none of the offered subprotocols is supported"), o
 		}
 	}
@@ -195,10 +195,16 @@ func checkUpgrade(req *Request, protos []string, o upgradeOffers) (refusal, upgr
 }
 
 // upgradeOffers are the Sec-WebSocket-Protocol and -Extensions lines of an
-// upgrade request, as read (checkUpgrade).
+// upgrade request, as read, and the subprotocol checkUpgrade chose from
+// them (chooseProtocol's answer: an index in protos, 0 when none was
+// offered, and whether libwebsockets cannot read the list as sent).
 //
 // Concurrency: a value.
-type upgradeOffers struct{ protocols, extensions []string }
+type upgradeOffers struct {
+	protocols, extensions []string
+	chosen                int
+	rewrite               bool
+}
 
 // validKey reports whether k is 16 bytes in strict base64, which is 24
 // characters.

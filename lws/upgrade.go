@@ -49,7 +49,7 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 	}
 	// The offers as read, which is what libwebsockets acts on too.
 	var pbuf, ebuf [4]string
-	offers := upgradeOffers{pbuf[:0], ebuf[:0]}
+	offers := upgradeOffers{protocols: pbuf[:0], extensions: ebuf[:0]}
 	f := checkFraming(req)
 	switch {
 	case f.status == http.StatusNotImplemented:
@@ -70,8 +70,8 @@ func (r *rec) onConfirmUpgrade(ev *callbacks.Event) int {
 			return r.refuseUpgrade(r.refusalOf(err))
 		}
 	}
-	if len(offers.protocols) > 0 {
-		if status, why := r.chooseProtocol(offers.protocols); status != 0 {
+	if offers.rewrite {
+		if status, why := r.rewriteProtocol(offers.chosen); status != 0 {
 			r.limitHit(LimitBadUpgrade)
 			return r.refuseUpgrade(status, why, nil)
 		}
@@ -105,15 +105,11 @@ func (r *rec) refusalOf(err error) (status int, msg string, hdrs []byte) {
 	return http.StatusInternalServerError, "", nil
 }
 
-// chooseProtocol makes a Sec-WebSocket-Protocol list libwebsockets cannot
+// rewriteProtocol makes a Sec-WebSocket-Protocol list libwebsockets cannot
 // read (longer than it parses, or on more than one line) the one name
-// chosen from it, the only one lws then sees; a list too long even for
-// that is refused with 431.
-func (r *rec) chooseProtocol(values []string) (status int, why string) {
-	chosen, rewrite := chooseProtocol(values, r.lis.protos)
-	if !rewrite {
-		return 0, ""
-	}
+// checkUpgrade chose from it, protos[chosen], the only one lws then sees;
+// a list too long even for that is refused with 431.
+func (r *rec) rewriteProtocol(chosen int) (status int, why string) {
 	if n, ok := r.wsi.SetProtocol(r.lis.protos[chosen]); !ok {
 		return http.StatusRequestHeaderFieldsTooLarge,
 			fmt.Sprintf("Sec-WebSocket-Protocol: %d bytes, more than the %d this server takes on more than one line", n, maxSubprotocolList)
