@@ -39,16 +39,6 @@ type createTokenRequest struct {
 	RequestID string `json:"RequestId"`
 }
 
-// createTokenResponse is createtoken's answer. appendCreateToken writes
-// it without building one.
-type createTokenResponse struct {
-	Code      int    `json:"code"`
-	RequestID string `json:"RequestId,omitempty"`
-	UserName  string `json:"UserName"`
-	Token     string `json:"token"`
-	ExpiresAt int64  `json:"expires_at"`
-}
-
 func (a *publicAPI) ServeHTTP(w *lws.ResponseWriter, r *lws.Request) {
 	g := a.g
 	g.waitStarted()
@@ -226,10 +216,12 @@ func plainJSONString(b []byte, i int) ([]byte, int, bool) {
 	return nil, len(b), false
 }
 
-// appendCreateToken appends createtoken's answer for req at now: what
-// json.Marshal makes of its createTokenResponse, without the reflection
-// (TestIssueMatchesGolangJWT and FuzzIssue compare the two), and with the
-// token signed straight into b. createtoken is the gateway's hot HTTP path.
+// appendCreateToken appends createtoken's answer for req at now,
+// {"code":0,"RequestId":...,"UserName":...,"token":...,"expires_at":...}
+// (RequestId only when given), as json.Marshal writes it but without the
+// reflection (TestIssueMatchesGolangJWT and FuzzIssue compare the two),
+// and with the token signed straight into b. createtoken is the gateway's
+// hot HTTP path.
 func appendCreateToken(b []byte, tk *tokens, now time.Time, req createTokenRequest) []byte {
 	exp := tk.expiry(now)
 	b = append(b, `{"code":0`...)

@@ -24,6 +24,16 @@ func golangJWT(t testing.TB, secret []byte, now time.Time, ttl time.Duration, us
 	return s
 }
 
+// createTokenResponse is createtoken's answer as encoding/json would
+// write it: what appendCreateToken is compared with.
+type createTokenResponse struct {
+	Code      int    `json:"code"`
+	RequestID string `json:"RequestId,omitempty"`
+	UserName  string `json:"UserName"`
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expires_at"`
+}
+
 func checkIssue(t testing.TB, user, rid string) {
 	tk := newTokens([]byte("test-secret"), time.Hour)
 	now := time.Unix(1764000000, 0)
