@@ -151,19 +151,28 @@ func itoaB(n int) string {
 // first asked for) or with SetHeader (no map).
 func BenchmarkHTTPRequest(b *testing.B) {
 	b.Run("Header", func(b *testing.B) {
-		benchHTTPRequest(b, func(w *ResponseWriter) { w.Header().Set("Content-Type", "application/json") })
+		benchHTTPRequest(b, func(w *ResponseWriter, r *Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = w.Respond(200, r.Body)
+		})
 	})
 	b.Run("SetHeader", func(b *testing.B) {
-		benchHTTPRequest(b, func(w *ResponseWriter) { w.SetHeader("Content-Type", "application/json") })
+		benchHTTPRequest(b, func(w *ResponseWriter, r *Request) {
+			w.SetHeader("Content-Type", "application/json")
+			_ = w.Respond(200, r.Body)
+		})
+	})
+	b.Run("RespondAppend", func(b *testing.B) {
+		benchHTTPRequest(b, func(w *ResponseWriter, r *Request) {
+			w.SetHeader("Content-Type", "application/json")
+			_ = w.RespondAppend(200, len(r.Body), func(b []byte) []byte { return append(b, r.Body...) })
+		})
 	})
 }
 
-func benchHTTPRequest(b *testing.B, setHeader func(w *ResponseWriter)) {
+func benchHTTPRequest(b *testing.B, h HTTPHandlerFunc) {
 	srv, err := New(&Config{Logger: testLogger(b), Listeners: []Listener{{Addr: "127.0.0.1:0", Accept: AcceptHTTP,
-		HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
-			setHeader(w)
-			_ = w.Respond(200, r.Body)
-		})}}})
+		HTTPHandler: h}}})
 	if err != nil {
 		b.Fatal(err)
 	}

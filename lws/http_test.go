@@ -460,17 +460,88 @@ func TestHTTPAnswerOneSend(t *testing.T) {
 // goroutines (an earlier test's context closing, the runtime) allocate
 // meanwhile can only add to a window's count: the least of three windows
 // is the bound.
+// RespondAppend, whose body is made in the answer's buffer, adds none
+// either: its func does not escape.
 func TestHTTPRequestAllocs(t *testing.T) {
-	_, addr := startServer(t, Listener{HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
-		w.SetHeader("Content-Type", "application/json")
-		_ = w.Respond(http.StatusOK, r.Body)
-	})})
-	roundTrip := createTokenClient(t, addr)
-	allocs := math.Inf(1)
-	for range 3 {
-		allocs = min(allocs, testing.AllocsPerRun(200, roundTrip))
+	for _, tc := range []struct {
+		name    string
+		respond func(w *ResponseWriter, r *Request)
+		max     float64
+	}{
+		{"Respond", func(w *ResponseWriter, r *Request) { _ = w.Respond(http.StatusOK, r.Body) }, 3},
+		{"RespondAppend", func(w *ResponseWriter, r *Request) {
+			_ = w.RespondAppend(http.StatusOK, len(r.Body), func(b []byte) []byte { return append(b, r.Body...) })
+		}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startServer(t, Listener{HTTPHandler: HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+				w.SetHeader("Content-Type", "application/json")
+				tc.respond(w, r)
+			})})
+			roundTrip := createTokenClient(t, addr)
+			allocs := math.Inf(1)
+			for range 3 {
+				allocs = min(allocs, testing.AllocsPerRun(200, roundTrip))
+			}
+			assert.LessOrEqual(t, allocs, tc.max, "allocations per request")
+		})
 	}
-	assert.LessOrEqual(t, allocs, 3.0, "allocations per request")
+}
+
+// TestHTTPRespondAppend: the body appendBody appends is the answer, with
+// its Content-Length and the headers set before, whether it fits the room
+// RespondAppend gave, outgrows it, is another buffer or is empty; and a
+// second answer is refused as after Respond.
+func TestHTTPRespondAppend(t *testing.T) {
+	big := strings.Repeat("0123456789", 1000)
+	second := make(chan error, 1)
+	h := HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+		w.SetHeader("Content-Type", "text/plain")
+		w.SetHeader("X-Path", r.Path)
+		var err error
+		switch r.Path {
+		case "/fits":
+			err = w.RespondAppend(http.StatusOK, 64, func(b []byte) []byte {
+				if len(b) != 0 || cap(b) < 64 {
+					return append(b, fmt.Sprintf("given len %d cap %d", len(b), cap(b))...)
+				}
+				return append(append(b, "hello "...), r.Body...)
+			})
+		case "/grows":
+			err = w.RespondAppend(http.StatusCreated, 1, func(b []byte) []byte { return append(b, big...) })
+		case "/elsewhere":
+			err = w.RespondAppend(http.StatusOK, 16, func([]byte) []byte { return []byte("not the buffer given") })
+		case "/empty":
+			err = w.RespondAppend(http.StatusNoContent, -1, func(b []byte) []byte { return b })
+		}
+		if err != nil {
+			_ = w.Respond(http.StatusInternalServerError, []byte(err.Error()))
+			return
+		}
+		second <- w.RespondAppend(http.StatusTeapot, 0, func(b []byte) []byte { return append(b, "second"...) })
+	})
+	_, addr := startServer(t, Listener{HTTPHandler: h})
+	cl := httpClient(t)
+	for _, tc := range []struct {
+		path, body string
+		status     int
+		want       string
+	}{
+		{"/fits", "world", http.StatusOK, "hello world"},
+		{"/grows", "", http.StatusCreated, big},
+		{"/elsewhere", "", http.StatusOK, "not the buffer given"},
+		{"/empty", "", http.StatusNoContent, ""},
+	} {
+		resp, got := doHTTP(t, cl, "POST", "http://"+addr+tc.path, []byte(tc.body), nil)
+		assert.Equal(t, tc.status, resp.StatusCode, tc.path)
+		assert.Equal(t, tc.want, string(got), tc.path)
+		assert.Equal(t, "text/plain", resp.Header.Get("Content-Type"), tc.path)
+		assert.Equal(t, tc.path, resp.Header.Get("X-Path"), tc.path)
+		if tc.status != http.StatusNoContent {
+			assert.Equal(t, int64(len(tc.want)), resp.ContentLength, tc.path)
+		}
+		assert.ErrorIs(t, waitFor(t, second, "second answer"), ErrAlreadyResponded, tc.path)
+	}
 }
 
 // TestHTTPSetHeader: SetHeader is Header().Set without the map: a name in

@@ -27,7 +27,9 @@ type Request struct {
 	// Proto is the protocol version of the request line, "HTTP/1.1" or
 	// "HTTP/1.0".
 	Proto string
-	// Body is the whole request body (at most Listener.MaxBodySize).
+	// Body is the whole request body (at most Listener.MaxBodySize). It
+	// is the request's own: package lws does not write or reuse it once
+	// the handler is called.
 	Body []byte
 	// Remote is the client's address: the peer's, or behind a proxy
 	// (Listener.TrustedProxies, ProxyProtocol) the client it names.

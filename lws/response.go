@@ -13,7 +13,8 @@ import (
 // ResponseWriter sends the response to one HTTP request.
 //
 // Concurrency: Header and Respond may be called from any goroutine, but
-// not concurrently with each other; Respond at most once.
+// not concurrently with each other; Respond (or RespondAppend) at most
+// once.
 type ResponseWriter struct {
 	h   *httpConn
 	req *Request
@@ -100,6 +101,22 @@ func (w *ResponseWriter) SetHeader(name, value string) {
 // ErrAlreadyResponded on a second call and ErrClosed when the connection
 // has gone.
 func (w *ResponseWriter) Respond(status int, body []byte) error {
+	return w.respond(status, len(body), body, nil)
+}
+
+// RespondAppend is Respond for a body made to be sent: appendBody appends
+// it to the empty buffer it is given, which has room for size bytes
+// (more is allowed, at the cost of a copy) and becomes the response
+// without the copy Respond makes of its body. appendBody is called once,
+// before RespondAppend returns, on the caller's goroutine; it must not
+// keep the buffer.
+func (w *ResponseWriter) RespondAppend(status, size int, appendBody func(dst []byte) []byte) error {
+	return w.respond(status, max(size, 0), nil, appendBody)
+}
+
+// respond is Respond with body, or RespondAppend with appendBody and
+// size.
+func (w *ResponseWriter) respond(status, size int, body []byte, appendBody func([]byte) []byte) error {
 	if status < 100 || status > 999 {
 		return fmt.Errorf("lws: Respond: invalid status %d", status)
 	}
@@ -117,8 +134,18 @@ func (w *ResponseWriter) Respond(status int, body []byte) error {
 			n += len(k) + len(v) + 2
 		}
 	}
-	buf := make([]byte, cgo.Pre+len(body), cgo.Pre+len(body)+n)
-	copy(buf[cgo.Pre:], body)
+	buf := make([]byte, cgo.Pre, cgo.Pre+size+n)
+	if appendBody == nil {
+		buf = append(buf, body...)
+	} else if b := appendBody(buf[cgo.Pre:cgo.Pre]); len(b) > 0 {
+		if cap(buf) > cgo.Pre && &b[0] == &buf[:cgo.Pre+1][cgo.Pre] {
+			buf = buf[:cgo.Pre+len(b)] // appended in place
+		} else {
+			// Grown past the room given, or another buffer: the
+			// headroom is not before it.
+			buf = append(make([]byte, cgo.Pre, cgo.Pre+len(b)+n), b...)
+		}
+	}
 	hb := buf[len(buf):]
 	closeAfter := false
 	var err error
