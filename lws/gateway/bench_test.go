@@ -1,10 +1,7 @@
 package gateway
 
 import (
-	"bytes"
 	"io"
-	"net"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -184,36 +181,8 @@ func BenchmarkMessageEchoWorkers2(b *testing.B) {
 // that allocs/op are the gateway's and package lws' for a request.
 func BenchmarkCreateToken(b *testing.B) {
 	g := startGW(b, "log: {level: warn}\ntokens: {secret: bench-secret-bench-secret-bench}\n", &Options{Logger: newDiscard()})
-	nc, err := net.DialTimeout("tcp", g.pub, 5*time.Second)
-	require.NoError(b, err)
-	defer nc.Close()
-	body := `{"UserName":"keda","RequestId":"1614738418531"}`
-	req := []byte("POST /v1/api/createtoken HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: " +
-		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-	buf := make([]byte, 4096)
-	// An answer is its headers and a body of Content-Length bytes.
-	roundTrip := func() {
-		_, err := nc.Write(req)
-		require.NoError(b, err)
-		n, end, size := 0, -1, 0
-		for end < 0 || n < end+size {
-			m, err := nc.Read(buf[n:])
-			require.NoError(b, err)
-			n += m
-			if end < 0 {
-				if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
-					end = i + 4
-					_, cl, ok := bytes.Cut(buf[:i], []byte("content-length: "))
-					cl, _, _ = bytes.Cut(cl, []byte("\r\n"))
-					size, err = strconv.Atoi(string(cl))
-					if !ok || err != nil || !bytes.HasPrefix(buf, []byte("HTTP/1.1 200 ")) {
-						b.Fatalf("answer %q", buf[:n]) // boxing buf costs an allocation: only here
-					}
-				}
-			}
-		}
-	}
-	roundTrip()
+	roundTrip := createTokenClient(b, g.pub)
+	roundTrip() // the link's first request opens it
 	b.ReportAllocs()
 	cpu := startCPU()
 	for b.Loop() {

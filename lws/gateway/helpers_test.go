@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -312,4 +313,39 @@ func sortedByPeer(r []Route) []Route {
 		}
 	}
 	return out
+}
+
+// createTokenClient connects a raw TCP client that allocates nothing to
+// the public listener at addr and returns its round trip: one keep-alive
+// POST /v1/api/createtoken and the whole answer, which must be a 200.
+func createTokenClient(tb testing.TB, addr string) (roundTrip func()) {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { nc.Close() })
+	body := `{"UserName":"keda","RequestId":"1614738418531"}`
+	req := []byte("POST /v1/api/createtoken HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	buf := make([]byte, 4096)
+	// An answer is its headers and a body of Content-Length bytes.
+	return func() {
+		_, err := nc.Write(req)
+		require.NoError(tb, err)
+		n, end, size := 0, -1, 0
+		for end < 0 || n < end+size {
+			m, err := nc.Read(buf[n:])
+			require.NoError(tb, err)
+			n += m
+			if end < 0 {
+				if i := bytes.Index(buf[:n], []byte("\r\n\r\n")); i >= 0 {
+					end = i + 4
+					_, cl, ok := bytes.Cut(buf[:i], []byte("content-length: "))
+					cl, _, _ = bytes.Cut(cl, []byte("\r\n"))
+					size, err = strconv.Atoi(string(cl))
+					if !ok || err != nil || !bytes.HasPrefix(buf, []byte("HTTP/1.1 200 ")) {
+						tb.Fatalf("answer %q", buf[:n]) // boxing buf costs an allocation: only here
+					}
+				}
+			}
+		}
+	}
 }

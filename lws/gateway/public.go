@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/lwsgate/lwsgate/lws"
 )
@@ -110,15 +111,21 @@ func (a *publicAPI) createToken(w *lws.ResponseWriter, r *lws.Request) {
 		a.reply(w, r, http.StatusBadRequest, apiError{http.StatusBadRequest, "body: UserName is required"})
 		return
 	}
-	body := appendCreateToken(make([]byte, 0, 256+2*(len(req.UserName)+len(req.RequestID))), a.g.tokens, time.Now(), req)
-	a.replyJSON(w, r, http.StatusOK, body)
+	now := time.Now()
+	w.SetHeader("Content-Type", "application/json")
+	err = w.RespondAppend(http.StatusOK, 256+2*(len(req.UserName)+len(req.RequestID)), func(b []byte) []byte {
+		return appendCreateToken(b, a.g.tokens, now, req)
+	})
+	a.replied(r, http.StatusOK, err)
 }
 
 // decodeCreateToken decodes a createtoken body as a json.Decoder with
 // DisallowUnknownFields does. The common form, an object of the two
 // fields with plain strings, is read by hand (a json.Decoder is about
 // 1.4 us of the request); anything else, errors included, goes to the
-// decoder. FuzzDecodeCreateToken holds the two to the same answers.
+// decoder. FuzzDecodeCreateToken holds the two to the same answers. The
+// strings it returns may be b's bytes: b must not change while they are
+// in use.
 func decodeCreateToken(b []byte) (createTokenRequest, error) {
 	if req, ok := quickCreateToken(b); ok {
 		return req, nil
@@ -133,7 +140,7 @@ func decodeCreateToken(b []byte) (createTokenRequest, error) {
 // quickCreateToken reads {"UserName":"...","RequestId":"..."}, either field
 // or both, once each, in either order, with whitespace between tokens and
 // after the object, and values of printable ASCII without escapes. It
-// reports false for anything else. Both fields share one copy of b.
+// reports false for anything else. The fields are b's bytes, not a copy.
 func quickCreateToken(b []byte) (req createTokenRequest, ok bool) {
 	i := skipJSONSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -185,7 +192,10 @@ func quickCreateToken(b []byte) (req createTokenRequest, ok bool) {
 		return req, false
 	}
 	if seenUser || seenID {
-		all := string(b)
+		// The fields alias b instead of copying it: package lws never
+		// writes or reuses a request's body once the handler has it
+		// (lws.Request.Body), and the gateway does not write it.
+		all := unsafe.String(unsafe.SliceData(b), len(b))
 		req.UserName, req.RequestID = all[user[0]:user[1]], all[id[0]:id[1]]
 	}
 	return req, true
@@ -240,13 +250,13 @@ func appendCreateToken(b []byte, tk *tokens, now time.Time, req createTokenReque
 
 func (a *publicAPI) reply(w *lws.ResponseWriter, r *lws.Request, status int, v any) {
 	status, body := marshalJSON(status, v)
-	a.replyJSON(w, r, status, body)
+	w.SetHeader("Content-Type", "application/json")
+	a.replied(r, status, w.Respond(status, body))
 }
 
-// replyJSON answers with body, which is JSON.
-func (a *publicAPI) replyJSON(w *lws.ResponseWriter, r *lws.Request, status int, body []byte) {
-	w.SetHeader("Content-Type", "application/json")
-	if err := w.Respond(status, body); err != nil && !errors.Is(err, lws.ErrClosed) {
+// replied logs what became of an answer with status to r: err, Respond's.
+func (a *publicAPI) replied(r *lws.Request, status int, err error) {
+	if err != nil && !errors.Is(err, lws.ErrClosed) {
 		a.g.log.Warn("respond failed", "link", r.LinkID, "err", err)
 	}
 	if a.g.log.Enabled(context.Background(), slog.LevelDebug) {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -218,4 +219,21 @@ func BenchmarkDecodeCreateToken(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestCreateTokenAllocs: a keep-alive createtoken request costs the
+// gateway and package lws at most three allocations (the ResponseWriter
+// with its Request, the request's bytes with its body, the answer, in
+// which the token is signed): issue 15's bound for an HTTP request. The
+// client allocates nothing; AllocsPerRun counts the whole process, so the
+// least of three windows is the bound.
+func TestCreateTokenAllocs(t *testing.T) {
+	g := startGW(t, "log: {level: warn}\ntokens: {secret: alloc-secret-alloc-secret-alloc}\n", &Options{Logger: newDiscard()})
+	roundTrip := createTokenClient(t, g.pub)
+	roundTrip() // the link's first request opens it
+	allocs := math.Inf(1)
+	for range 3 {
+		allocs = min(allocs, testing.AllocsPerRun(200, roundTrip))
+	}
+	assert.LessOrEqual(t, allocs, 3.0, "allocations per createtoken request")
 }
