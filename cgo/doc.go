@@ -2,7 +2,11 @@
 // lws_context and its vhosts (Context), speaks for a connection (WSI), and
 // hands every callback libwebsockets makes to a callbacks.Dispatcher as a
 // callbacks.Event: one crossing from C to Go per callback, with what Go
-// needs computed on the C side. Package lws builds the binding's API on it;
+// needs computed on the C side. The C side answers a few callbacks itself
+// and counts them (SkipCounter): with the reason log off, those Go does
+// nothing with, and the WRITEABLE callbacks that WSI.ServiceWrite and
+// WSI.ServiceRespond deliver with the one write each is to do, which the
+// C side does from the callback. Package lws builds the binding's API on it;
 // only lws imports it, and tests that count live Handles.
 //
 // The C side is the files shim.c lists in the comment at its top, which is

@@ -189,6 +189,34 @@ out:
 	return r;
 }
 
+/*
+ * lwsgo_service_respond delivers the HTTP_WRITEABLE callback of a
+ * connection whose callback would only write a whole answer in one write,
+ * and writes it from there with lwsgo_http_respond (see
+ * lwsgo_service_pending in wsi.c; the arguments are lwsgo_http_respond's).
+ * Returns lwsgo_http_respond's result (-1 and 1: the callback returned -1,
+ * and lws closed the connection), or LWSGO_NOT_CALLED.
+ */
+int
+lwsgo_service_respond(uintptr_t wsi, int status, const char *hdrs,
+		      int hdrslen, const unsigned char *body, int bodylen,
+		      int64_t content_length, int end)
+{
+	struct lws *w = (struct lws *)wsi;
+	lwsgo_ctx *cd = (lwsgo_ctx *)lws_context_user(lws_get_context(w));
+
+	cd->pend.reason = LWS_CALLBACK_HTTP_WRITEABLE;
+	cd->pend.status = status;
+	cd->pend.hdrs = hdrs;
+	cd->pend.hdrslen = hdrslen;
+	cd->pend.buf = body;
+	cd->pend.len = (size_t)bodylen;
+	cd->pend.content_length = content_length;
+	cd->pend.end = end;
+
+	return lwsgo_service_pending(cd, w);
+}
+
 int
 lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len, int final,
 		 int check)

@@ -72,6 +72,21 @@ func (w WSI) RespondHTTP(status int, hdrs, body []byte, contentLength int64, end
 	return int(C.lwsgo_http_respond(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body)), C.int64_t(contentLength), b2i(end)))
 }
 
+// ServiceRespond is ServiceWritable for a connection whose HTTP_WRITEABLE
+// callback would do nothing but write a whole answer (RespondHTTP's
+// arguments): the C layer writes it from that callback, which does not
+// reach the Dispatcher (it is counted as one it answered itself, see
+// SkipCounter). It returns RespondHTTP's result, after which the callback
+// returned -1 unless the result was 0 and end was set (libwebsockets
+// closes the connection then, and WSI_DESTROY may have been delivered when
+// it returns), or WriteNotCalled when libwebsockets had bytes of its own to
+// send first and did not call back: nothing was written. hdrs and body are
+// not kept.
+func (w WSI) ServiceRespond(status int, hdrs, body []byte, contentLength int64, end bool) WriteResult {
+	hp, bp := headersAndBody(hdrs, body)
+	return WriteResult(C.lwsgo_service_respond(C.uintptr_t(w), C.int(status), hp, C.int(len(hdrs)), bp, C.int(len(body)), C.int64_t(contentLength), b2i(end)))
+}
+
 // WriteHTTP writes body bytes frame[off:off+n]; final marks the last chunk.
 // The Pre bytes before off must belong to frame.
 func (w WSI) WriteHTTP(frame []byte, off, n int, final, check bool) WriteResult {

@@ -56,6 +56,11 @@ size_t lwsgo_ah_data_forget(void *p);
 int lwsgo_add_headers(struct lws *w, const char *hdrs, int hdrslen,
 		      unsigned char **p, unsigned char *end);
 
+/* wsi.c: a WRITEABLE callback delivered with the write it is to do
+ * (lwsgo_service_write, lwsgo_service_respond), and that callback. */
+int lwsgo_service_pending(lwsgo_ctx *cd, struct lws *w);
+int lwsgo_pending_write(lwsgo_ctx *cd, struct lws *wsi);
+
 /* client.c: what lwsgo_callback does after Go answered a client reason. */
 int lwsgo_client_append(struct lws *w, const lwsgo_client *cl,
 			unsigned char **p, size_t room);

@@ -35,7 +35,11 @@
  * a "foreign" thread itself), and whether HTTP_CONFIRM_UPGRADE's in may be
  * read at all (see lwsgo_prep_upgrade: CVE-2025-11677). All still reach Go
  * for the reason log. With the reason log off, the reasons Go does nothing
- * with are answered here and only counted (lwsgo_go_ignores).
+ * with are answered here and only counted (lwsgo_go_ignores), and so is
+ * a WRITEABLE callback that Go delivers with the one write it is to do and
+ * nothing else (a WebSocket message, a whole HTTP answer:
+ * lwsgo_service_pending, in wsi.c): the write is done here, without
+ * crossing.
  *
  * The callback runs in three steps: lwsgo_prepare computes what Go gets
  * for the reason, goLwsCallback crosses, and lwsgo_finish turns Go's answer
@@ -441,6 +445,11 @@ lwsgo_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 
 	if (cd && cd->created)
 		lwsgo_reattach(cd, wsi, reason);
+	if (cd && wsi && cd->pend.wsi == wsi && (int)reason == cd->pend.reason) {
+		/* the write Go handed over (lwsgo_service_pending) */
+		lwsgo_skip(cd, reason);
+		return lwsgo_pending_write(cd, wsi);
+	}
 	if (cd && !__atomic_load_n(&cd->report_all, __ATOMIC_RELAXED) &&
 	    lwsgo_go_ignores(reason))
 		return lwsgo_skip(cd, reason);

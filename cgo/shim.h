@@ -78,6 +78,26 @@ typedef struct lwsgo_ctx {
 	/* The libev loop the context runs on (evloop.c), or NULL for
 	 * libwebsockets' own poll(2) loop. */
 	struct lwsgo_evloop *ev;
+	/* What lwsgo_service_write or lwsgo_service_respond hands to the
+	 * WRITEABLE callback (reason) of wsi they deliver, for
+	 * lwsgo_callback to write without crossing into Go: a WebSocket
+	 * message (buf, len, binary), or an HTTP answer (status, hdrs,
+	 * buf as its body, len, content_length, end). Set only during that
+	 * call: buf and hdrs are Go memory. res is the result. Service
+	 * thread only. */
+	struct {
+		struct lws *wsi;
+		int reason;
+		const unsigned char *buf;
+		size_t len;
+		int binary;
+		int status;
+		const char *hdrs;
+		int hdrslen;
+		int64_t content_length;
+		int end;
+		int res;
+	} pend;
 } lwsgo_ctx;
 
 /* Context-wide settings, copied into lws_context_creation_info by name. */
@@ -210,6 +230,11 @@ void lwsgo_close_reason(uintptr_t wsi, int code, const unsigned char *reason,
 			size_t len);
 int lwsgo_on_writable(uintptr_t wsi);
 int lwsgo_service_writable(uintptr_t wsi);
+/* lwsgo_service_write's and lwsgo_service_respond's result when lws did
+ * not call WRITEABLE back */
+#define LWSGO_NOT_CALLED 2
+int lwsgo_service_write(uintptr_t wsi, unsigned char *payload, size_t len,
+			int binary);
 void lwsgo_set_opaque(uintptr_t wsi, uintptr_t h);
 int lwsgo_socket_fd(uintptr_t wsi);
 void lwsgo_kill(uintptr_t wsi, int sync);
@@ -243,6 +268,9 @@ int lwsgo_http_headers(uintptr_t wsi, int status, const char *hdrs,
 int lwsgo_http_write(uintptr_t wsi, unsigned char *payload, size_t len,
 		     int final, int check);
 int lwsgo_http_transaction_completed(uintptr_t wsi);
+int lwsgo_service_respond(uintptr_t wsi, int status, const char *hdrs,
+			  int hdrslen, const unsigned char *body, int bodylen,
+			  int64_t content_length, int end);
 int lwsgo_http_respond(uintptr_t wsi, int status, const char *hdrs,
 		       int hdrslen, const unsigned char *body, int bodylen,
 		       int64_t content_length, int end);

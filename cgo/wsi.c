@@ -138,3 +138,90 @@ lwsgo_service_writable(uintptr_t wsi)
 
 	return lws_service_fd(lws_get_context(w), &pfd);
 }
+
+/*
+ * lwsgo_service_pending is lwsgo_service_writable with cd->pend set by the
+ * caller: a write that the WRITEABLE callback of w would do and nothing
+ * else (Go decides: lws/conn_tx.go, writeAlone; lws/http.go,
+ * answerAlone). lwsgo_callback does it from that callback
+ * (lwsgo_pending_write), instead of crossing into Go for it; it still
+ * happens in the WRITEABLE callback, as every write of the binding does.
+ * Returns the write's result (pend.res), or LWSGO_NOT_CALLED when lws did
+ * not call back, as when it had bytes of its own to send first (a write
+ * the socket did not take whole, a pong, a close): nothing was written
+ * then. The Go memory pend points to is forgotten before it returns.
+ */
+int
+lwsgo_service_pending(lwsgo_ctx *cd, struct lws *w)
+{
+	struct lws_pollfd pfd;
+
+	cd->pend.res = LWSGO_NOT_CALLED;
+	pfd.fd = lws_get_socket_fd(w);
+	if (pfd.fd >= 0) {
+		pfd.events = LWS_POLLOUT;
+		pfd.revents = LWS_POLLOUT;
+		cd->pend.wsi = w;
+		lws_service_fd(lws_get_context(w), &pfd);
+	}
+	cd->pend.wsi = NULL;
+	cd->pend.buf = NULL;
+	cd->pend.hdrs = NULL;
+
+	return cd->pend.res;
+}
+
+/*
+ * lwsgo_pending_write is the WRITEABLE callback of the wsi that
+ * lwsgo_service_pending is delivering it to: it does the write handed
+ * over, and returns what Go's callback would: -1 (close) when the write
+ * failed or, for an HTTP answer, when the connection ends with it.
+ */
+int
+lwsgo_pending_write(lwsgo_ctx *cd, struct lws *wsi)
+{
+	int fl, r;
+
+	cd->pend.wsi = NULL;
+	if (cd->pend.reason == LWS_CALLBACK_HTTP_WRITEABLE) {
+		r = lwsgo_http_respond((uintptr_t)wsi, cd->pend.status,
+				       cd->pend.hdrs, cd->pend.hdrslen,
+				       cd->pend.buf, (int)cd->pend.len,
+				       cd->pend.content_length, cd->pend.end);
+		cd->pend.res = r;
+		return r || !cd->pend.end ? -1 : 0;
+	}
+	fl = lws_write_ws_flags(cd->pend.binary ? LWS_WRITE_BINARY :
+						  LWS_WRITE_TEXT, 1, 1);
+	/* buf has LWS_PRE writable bytes before it (see lws/frame.go) */
+	if (lws_write(wsi, (unsigned char *)cd->pend.buf, cd->pend.len,
+		      (enum lws_write_protocol)fl) < 0) {
+		cd->pend.res = -1;
+		return -1;
+	}
+	cd->pend.res = 0;
+
+	return 0;
+}
+
+/*
+ * lwsgo_service_write delivers the SERVER_WRITEABLE callback of a server
+ * link whose callback would only write one whole message, payload (with
+ * LWS_PRE bytes of headroom), and writes it from there (see
+ * lwsgo_service_pending). Returns what lwsgo_ws_write returns (-1: the
+ * write failed, and lws closed the link), or LWSGO_NOT_CALLED.
+ */
+int
+lwsgo_service_write(uintptr_t wsi, unsigned char *payload, size_t len,
+		    int binary)
+{
+	struct lws *w = (struct lws *)wsi;
+	lwsgo_ctx *cd = (lwsgo_ctx *)lws_context_user(lws_get_context(w));
+
+	cd->pend.reason = LWS_CALLBACK_SERVER_WRITEABLE;
+	cd->pend.buf = payload;
+	cd->pend.len = len;
+	cd->pend.binary = binary;
+
+	return lwsgo_service_pending(cd, w);
+}

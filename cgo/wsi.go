@@ -29,6 +29,9 @@ const (
 	WriteFailed WriteResult = -1 // fatal: close the connection
 	WriteOK     WriteResult = 0  // the pipe can take more now
 	WriteChoked WriteResult = 1  // wait for the next WRITEABLE callback
+	// ServiceWrite and ServiceRespond only: libwebsockets did not call
+	// WRITEABLE back, and nothing was written.
+	WriteNotCalled WriteResult = C.LWSGO_NOT_CALLED
 )
 
 // WriteWS writes one WebSocket frame whose payload is frame[off:off+n]. The
@@ -179,6 +182,23 @@ func (w WSI) CallbackOnWritable() { C.lwsgo_on_writable(C.uintptr_t(w)) }
 // Service calls, never from inside a callback; the connection may be
 // closed (WSI_DESTROY delivered) when it returns.
 func (w WSI) ServiceWritable() { C.lwsgo_service_writable(C.uintptr_t(w)) }
+
+// ServiceWrite is ServiceWritable for a server link whose WRITEABLE
+// callback would do nothing but write one whole message,
+// frame[off:off+n], with the Pre bytes before off (as WriteWS): the C
+// layer writes it from that callback, which does not reach the Dispatcher
+// (it is counted as one it answered itself, see SkipCounter). It returns
+// WriteOK when the message was written, WriteNotCalled when libwebsockets
+// had bytes of its own to send first and did not call back, and
+// WriteFailed when the write failed: libwebsockets then closes the
+// connection, and WSI_DESTROY may have been delivered when it returns.
+// frame is not kept.
+func (w WSI) ServiceWrite(frame []byte, off, n int, binary bool) WriteResult {
+	if off < Pre || off+n > len(frame) || off >= cap(frame) {
+		panic("cgo: ServiceWrite without LWS_PRE headroom")
+	}
+	return WriteResult(C.lwsgo_service_write(C.uintptr_t(w), payloadPtr(frame, off), C.size_t(n), b2i(binary)))
+}
 
 // RxFlow pauses (false) or resumes (true) reading from the connection.
 func (w WSI) RxFlow(enable bool) { C.lwsgo_rx_flow(C.uintptr_t(w), b2i(enable)) }

@@ -36,9 +36,11 @@ type Config struct {
 	// LinkTrace is how many of its last callbacks each link remembers for
 	// Context.LinkTrace: a per-link reason log on demand. 0: none.
 	// Unless Trace is set too, it holds the callbacks that reach Go:
-	// those the binding acts on. The C layer answers the rest itself
-	// (HTTP_BIND_PROTOCOL and HTTP_DROP_PROTOCOL, FILTER_HTTP_CONNECTION,
-	// poll-fd changes...), which ReasonCounts still counts.
+	// those the binding acts on, and the WRITEABLE callbacks in which the
+	// C layer writes a message Go handed over. The C layer answers the
+	// rest itself (HTTP_BIND_PROTOCOL and HTTP_DROP_PROTOCOL,
+	// FILTER_HTTP_CONNECTION, poll-fd changes...), which ReasonCounts
+	// still counts.
 	LinkTrace int
 
 	// NetworkTimeout bounds each network step libwebsockets waits on, such as

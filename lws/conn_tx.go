@@ -1,6 +1,11 @@
 package lws
 
-import "github.com/lwsgate/lwsgate/cgo"
+import (
+	"time"
+
+	"github.com/lwsgate/lwsgate/callbacks"
+	"github.com/lwsgate/lwsgate/cgo"
+)
 
 // Writing a WebSocket link. At each WRITEABLE callback the link writes
 // what Ping and Send queued, until the socket chokes, then asks for
@@ -17,6 +22,10 @@ import "github.com/lwsgate/lwsgate/cgo"
 //	              writeChunk)
 //	endRound      deflate's copy freed, the next round asked for, or the
 //	              close
+//
+// writeAlone is the way round the callback when all it would do is write
+// one whole message: writeNow hands the message over with the WRITEABLE
+// it delivers, and the C layer writes it from the callback.
 
 // txRound is one WRITEABLE callback's progress through the link's wq.
 //
@@ -250,4 +259,63 @@ func (c *Conn) endRound(tx *txRound) int {
 		return c.closeNow(code, reason)
 	}
 	return 0
+}
+
+// writeAlone delivers the WRITEABLE callback writeNow delivers to a server
+// link (without permessage-deflate) whose callback would do nothing but
+// write one whole message of at most txPacketSize: no other message, ping
+// or close queued, none half written. The message goes with the call
+// (cgo.WSI.ServiceWrite), the C layer writes it from the callback, and the
+// callback does not cross into Go. It reports false, having done nothing,
+// for any other link, and for every link while the reason log is on, which
+// has a line for each callback. Service goroutine, outside callbacks.
+func (c *Conn) writeAlone() bool {
+	if c.client || c.deflate || c.failRx || len(c.wq) > 0 {
+		return false
+	}
+	c.mu.Lock()
+	if c.closed != nil || c.closeReq || len(c.pingq) > 0 || len(c.txq) != 1 ||
+		c.txq[0].off != 0 || c.txq[0].payloadLen() > txPacketSize {
+		c.mu.Unlock()
+		return false
+	}
+	// As takeQueued: the message is being written (wq), so that what
+	// libwebsockets calls back meanwhile finds it there.
+	f := c.txq[0]
+	c.wq = append(c.wq, f)
+	c.txq[0] = nil
+	c.txq = c.txq[:0]
+	c.mu.Unlock()
+	r := c.r
+	n := f.payloadLen()
+	res := r.wsi.ServiceWrite(f.buf, cgo.Pre, n, f.typ == BinaryMessage)
+	if r.wsi == 0 || res == cgo.WriteFailed {
+		// Closed: WSI_DESTROY releases what wq holds (finish).
+		return true
+	}
+	if r.trace != nil && res != cgo.WriteNotCalled {
+		r.trace.add(time.Now(), callbacks.ServerWriteable, r.ctx.cfg.LinkTrace)
+	}
+	r.outNow = false
+	if res == cgo.WriteNotCalled {
+		// libwebsockets had its own to send first: the message waits
+		// in wq for the socket, as in writeNow.
+		r.ctx.aloneWaits++
+		r.wsi.CallbackOnWritable()
+		return true
+	}
+	r.ctx.aloneWrites++
+	c.wq[0] = nil
+	c.wq = c.wq[:0]
+	f.release()
+	c.mu.Lock()
+	c.queued -= int64(n)
+	more := len(c.txq) > 0 || c.closeReq
+	c.mu.Unlock()
+	if more {
+		// Sent since, or a close: the callback of the next round
+		// writes it, or closes.
+		r.wsi.CallbackOnWritable()
+	}
+	return true
 }

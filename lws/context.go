@@ -63,6 +63,10 @@ type Context struct {
 	spareTimers []*recTimer
 	passes      uint64 // lws_service passes so far (tests)
 	midWrites   uint64 // WRITEABLE callbacks midPass delivered so far (tests)
+	// WRITEABLE callbacks writeAlone had the C layer write, those
+	// libwebsockets did not deliver, and the answers answerAlone had the
+	// C layer write (tests).
+	aloneWrites, aloneWaits, aloneAnswers uint64
 	// lastYield is when the service goroutine last yielded its P, and
 	// cbs counts callbacks (maybeYield).
 	lastYield time.Time

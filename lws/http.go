@@ -309,17 +309,8 @@ func (h *httpConn) onWritable() int {
 		// The client left while the reply was being prepared.
 		return -1
 	}
-	if !w.hdrSent && (head || n <= oneWriteMax) {
-		// The whole answer in one write.
-		if closeAfter {
-			w.hdrs = append(w.hdrs, "connection\x00close\x00"...)
-		}
-		end := !closeAfter && (!w.expectBody || w.served)
-		var body []byte
-		if !head {
-			body = w.body[cgo.Pre:]
-		}
-		res := wsi.RespondHTTP(w.status, w.hdrs, body, int64(n), end)
+	if hdrs, body, end, ok := w.oneWrite(closeAfter); ok {
+		res := wsi.RespondHTTP(w.status, hdrs, body, int64(n), end)
 		h.finish(w)
 		if res != 0 || !end {
 			return -1
@@ -367,6 +358,66 @@ func (h *httpConn) onWritable() int {
 		return -1
 	}
 	return 0
+}
+
+// oneWrite reports whether w's answer, ready and not begun, goes in one
+// write (a body of at most oneWriteMax, or a HEAD's none), and what that
+// write takes: the headers, with "connection: close" when the connection
+// ends after the answer (closeAfter), the body, and whether the
+// transaction ends with it (end), which it does not while a body the
+// handler did not wait for is still coming. Service goroutine.
+func (w *ResponseWriter) oneWrite(closeAfter bool) (hdrs, body []byte, end, ok bool) {
+	n := len(w.body) - cgo.Pre
+	head := w.req.Method == "HEAD"
+	if w.hdrSent || !head && n > oneWriteMax {
+		return nil, nil, false, false
+	}
+	hdrs = w.hdrs
+	if closeAfter {
+		hdrs = append(hdrs, "connection\x00close\x00"...)
+	}
+	if !head {
+		body = w.body[cgo.Pre:]
+	}
+	return hdrs, body, !closeAfter && (!w.expectBody || w.served), true
+}
+
+// answerAlone delivers the HTTP_WRITEABLE callback that answer delivers
+// when all it would do is write the whole answer in one write (oneWrite),
+// to a client that did not have to wait for it (deferred): the answer goes
+// with the call (cgo.WSI.ServiceRespond), the C layer writes it from the
+// callback, and the callback does not cross into Go. It reports whether
+// it made that call; the answer is written unless libwebsockets had its
+// own to send first, in which case it still waits (h.txn is w). Not while
+// the reason log is on (the caller's check), which has a line for each
+// callback. Service goroutine, outside callbacks.
+func (h *httpConn) answerAlone(w *ResponseWriter) bool {
+	w.mu.Lock()
+	ready := w.state == respReady
+	closeAfter := w.close || w.pipelined
+	w.mu.Unlock()
+	if !ready || w.deferred {
+		return false
+	}
+	hdrs, body, end, ok := w.oneWrite(closeAfter)
+	if !ok {
+		return false
+	}
+	r := h.r
+	res := r.wsi.ServiceRespond(w.status, hdrs, body, int64(len(w.body)-cgo.Pre), end)
+	if res == cgo.WriteNotCalled {
+		return true
+	}
+	r.ctx.aloneAnswers++
+	if r.trace != nil {
+		r.trace.add(time.Now(), callbacks.HTTPWriteable, r.ctx.cfg.LinkTrace)
+	}
+	if h.txn == w {
+		// Also when the connection closed with the answer (WSI_DESTROY
+		// abandons it first).
+		h.finish(w)
+	}
+	return true
 }
 
 // finish marks w written: the connection is free for the next request.

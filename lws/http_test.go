@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/lwsgate/lwsgate/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -597,4 +598,52 @@ func TestRequestHeaderConcurrent(t *testing.T) {
 	}
 	assert.Equal(t, []string{"v"}, hs[0]["X-Custom-Thing"])
 	assert.Equal(t, []string{"fr"}, hs[0]["Accept-Language"])
+}
+
+// TestHTTPAnswerAlone: with the reason log off, an answer that goes in one
+// write is written by the C layer from the HTTP_WRITEABLE callback that
+// answer delivers (answerAlone), which does not cross into Go; the
+// callback is still counted and in the connection's trace. With the reason
+// log on, every HTTP_WRITEABLE crosses and has its line.
+func TestHTTPAnswerAlone(t *testing.T) {
+	const n = 20
+	for _, logged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reason log %v", logged), func(t *testing.T) {
+			var log testutil.Buffer
+			var id atomic.Uint64
+			h := HTTPHandlerFunc(func(w *ResponseWriter, r *Request) {
+				id.Store(r.LinkID)
+				_ = w.Respond(http.StatusOK, append([]byte("echo "), r.Body...))
+			})
+			ctx, addr := startServer(t, Listener{HTTPHandler: h}, func(c *Config) {
+				c.LinkTrace = 32 * n // with the reason log on, every callback
+				if logged {
+					c.Trace = &log
+				}
+			})
+			cl := httpClient(t)
+			for i := range n {
+				resp, body := doHTTP(t, cl, "POST", "http://"+addr+"/x", []byte(fmt.Sprint(i)), nil)
+				require.Equal(t, http.StatusOK, resp.StatusCode)
+				require.Equal(t, fmt.Sprint("echo ", i), string(body))
+			}
+			var alone uint64
+			require.NoError(t, ctx.Do(func() { alone = ctx.aloneAnswers }))
+			tr, err := ctx.LinkTrace(id.Load())
+			require.NoError(t, err)
+			writeables := 0
+			for _, e := range tr {
+				if e.Name == "LWS_CALLBACK_HTTP_WRITEABLE" {
+					writeables++
+				}
+			}
+			assert.GreaterOrEqual(t, writeables, n, "HTTP_WRITEABLE in the connection's trace")
+			if logged {
+				assert.Zero(t, alone, "HTTP_WRITEABLE answered in C with the reason log on")
+				assert.GreaterOrEqual(t, strings.Count(log.String(), "LWS_CALLBACK_HTTP_WRITEABLE"), n)
+				return
+			}
+			assert.Equal(t, uint64(n), alone, "answers written by the C layer")
+		})
+	}
 }

@@ -207,6 +207,9 @@ func (c *Context) writeNow() {
 			r.outNow = false
 			continue
 		}
+		if ws, ok := r.role.(wsServer); ok && c.cfg.Trace == nil && ws.writeAlone() {
+			continue
+		}
 		r.wsi.ServiceWritable() // may close the link
 		if r.outNow && r.wsi != 0 {
 			// Not called back: wait for the socket.
@@ -265,7 +268,9 @@ func (c *Context) answer() {
 		if r.wsi == 0 { // ResumeHTTP may run lws timers
 			continue
 		}
-		r.wsi.ServiceWritable() // may close the connection
+		if c.cfg.Trace != nil || !h.answerAlone(w) {
+			r.wsi.ServiceWritable() // may close the connection
+		}
 		if r.wsi != 0 && r.role == role(h) && h.txn == w {
 			w.paused = true
 			r.wsi.RxFlow(false)

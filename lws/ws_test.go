@@ -3,6 +3,7 @@ package lws
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -1031,4 +1032,101 @@ func TestServiceNotStarvedBySends(t *testing.T) {
 		require.Equal(t, fmt.Sprint("m", i), string(got))
 	}
 	t.Logf("50 echoes in %v while another link was flooded", time.Since(start))
+}
+
+// TestWriteAlone: with the reason log off, an echo is written by the C
+// layer from the WRITEABLE callback writeNow delivers (writeAlone), which
+// does not cross into Go; the callback is still counted and still in the
+// link's trace. With the reason log on, every WRITEABLE crosses and has
+// its line.
+func TestWriteAlone(t *testing.T) {
+	const n = 50
+	for _, logged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reason log %v", logged), func(t *testing.T) {
+			var log testutil.Buffer
+			var id atomic.Uint64
+			h := HandlerFuncs{
+				Open:    func(c *Conn) { id.Store(c.ID()) },
+				Message: func(c *Conn, typ MessageType, data []byte) { _ = c.Send(typ, data) },
+			}
+			ctx, addr := startServer(t, Listener{Handler: h}, func(c *Config) {
+				c.LinkTrace = 4 * n
+				if logged {
+					c.Trace = &log
+				}
+			})
+			ws := dial(t, addr, nil)
+			for i := range n {
+				echo(t, ws, fmt.Sprint("message ", i))
+			}
+			var alone uint64
+			require.NoError(t, ctx.Do(func() { alone = ctx.aloneWrites }))
+			tr, err := ctx.LinkTrace(id.Load())
+			require.NoError(t, err)
+			writeables := 0
+			for _, e := range tr {
+				if e.Name == "LWS_CALLBACK_SERVER_WRITEABLE" {
+					writeables++
+				}
+			}
+			assert.GreaterOrEqual(t, writeables, n, "SERVER_WRITEABLE in the link's trace")
+			var counted uint64
+			require.Eventually(t, func() bool {
+				for _, rc := range ctx.ReasonCounts() {
+					if rc.Name == "LWS_CALLBACK_SERVER_WRITEABLE" {
+						counted = rc.Count
+					}
+				}
+				return counted >= n
+			}, 5*time.Second, 10*time.Millisecond, "SERVER_WRITEABLE counted %d times", counted)
+			if logged {
+				assert.Zero(t, alone, "WRITEABLE answered in C with the reason log on")
+				assert.GreaterOrEqual(t, strings.Count(log.String(), "LWS_CALLBACK_SERVER_WRITEABLE"), n)
+				return
+			}
+			assert.Equal(t, uint64(n), alone, "echoes written by the C layer")
+		})
+	}
+}
+
+// TestWriteAloneWaits: a message writeAlone hands over while
+// libwebsockets still holds bytes the socket did not take is not written
+// (libwebsockets does not call back) but waits for the socket, and every
+// message reaches a peer that reads late, whole and in order.
+func TestWriteAloneWaits(t *testing.T) {
+	const n, size = 800, 16 << 10
+	sent := make(chan error, 1)
+	h := HandlerFuncs{Open: func(c *Conn) {
+		go func() {
+			msg := make([]byte, size)
+			for i := range n {
+				binary.BigEndian.PutUint32(msg, uint32(i))
+				if err := c.Send(BinaryMessage, msg); err != nil {
+					sent <- err
+					return
+				}
+				// Alone in the queue when writeNow takes it.
+				time.Sleep(500 * time.Microsecond)
+			}
+			sent <- nil
+		}()
+	}}
+	ctx, addr := startServer(t, Listener{Handler: h, MaxSendQueue: 2 * n * size})
+	ws := dial(t, addr, nil)
+	// Not read until all is sent: 12.8 MB, more than the socket buffers
+	// take (the sender's grows to 4 MiB here, tcp_wmem).
+	require.NoError(t, waitFor(t, sent, "the sends"))
+	for i := range n {
+		require.NoError(t, ws.SetReadDeadline(time.Now().Add(10*time.Second)))
+		typ, got, err := ws.ReadMessage()
+		require.NoError(t, err)
+		require.Equal(t, websocket.BinaryMessage, typ)
+		require.Len(t, got, size)
+		require.Equal(t, uint32(i), binary.BigEndian.Uint32(got), "message %d out of order", i)
+	}
+	var writes, waits uint64
+	require.NoError(t, ctx.Do(func() { writes, waits = ctx.aloneWrites, ctx.aloneWaits }))
+	t.Logf("%d messages written by the C layer, %d waited for the socket", writes, waits)
+	assert.Positive(t, writes)
+	assert.Positive(t, waits, "libwebsockets never held bytes when a message was handed over")
 }
