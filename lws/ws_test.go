@@ -1050,7 +1050,7 @@ func TestWriteAlone(t *testing.T) {
 				Message: func(c *Conn, typ MessageType, data []byte) { _ = c.Send(typ, data) },
 			}
 			ctx, addr := startServer(t, Listener{Handler: h}, func(c *Config) {
-				c.LinkTrace = 4 * n
+				c.LinkTrace = 16 * n // with the reason log on, every callback
 				if logged {
 					c.Trace = &log
 				}
