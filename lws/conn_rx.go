@@ -167,5 +167,10 @@ func (c *Conn) onPeerClose(p []byte) int {
 		c.failing = true
 		return -1
 	}
+	// libwebsockets answers the close frame and hangs up at the next
+	// POLLOUT, which it asks for: writeNow delivers it after this pass,
+	// as it does an echo's, instead of an epoll_ctl now, one more pass of
+	// the event loop for the POLLOUT, and a second epoll_ctl then.
+	c.r.ctx.writeSoon(c.r)
 	return 0
 }
