@@ -417,17 +417,6 @@ func (h *httpConn) answerAlone(w *ResponseWriter) bool {
 		// abandons it first).
 		h.finish(w)
 	}
-	if res == 0 && end && r.wsi != 0 {
-		// The transaction ended (lws_http_transaction_completed): lws
-		// holds a keep-alive connection in a state that reads nothing
-		// until POLLOUT "verifies" it is writable, and asks for
-		// POLLOUT (lib/roles/http/server/server.c, 4.1.6 and 4.3.5).
-		// The answer has just been written: POLLOUT now, as poll
-		// would report it. The event loop then sees the request and
-		// its withdrawal in one pass, and makes no system call for
-		// them; else two epoll_ctl and one more pass a request.
-		r.wsi.ServiceWritable()
-	}
 	return true
 }
 

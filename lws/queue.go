@@ -271,11 +271,27 @@ func (c *Context) answer() {
 		if c.cfg.Trace != nil || !h.answerAlone(w) {
 			r.wsi.ServiceWritable() // may close the connection
 		}
-		if r.wsi != 0 && r.role == role(h) && h.txn == w {
+		switch {
+		case r.wsi == 0 || r.role != role(h):
+			// Closed with the answer.
+		case h.txn == w:
+			// Not all out: the rest waits for the socket.
 			w.paused = true
 			r.wsi.RxFlow(false)
 			r.wsi.CallbackOnWritable()
 			c.answers = append(c.answers, r)
+		case h.txn == nil:
+			// Out, and the transaction ended on a connection that
+			// stays open (lws_http_transaction_completed): lws reads
+			// nothing more on it until POLLOUT "verifies" that it is
+			// writable, and asks for POLLOUT
+			// (lib/roles/http/server/server.c, LRS_DEFERRING_ACTION,
+			// 4.1.6 and 4.3.5). It has just taken the answer: POLLOUT
+			// now, as poll would report it. The event loop then sees
+			// the request and its end in one pass and makes no
+			// system call for them, where it made two epoll_ctl and
+			// one more pass a request.
+			r.wsi.ServiceWritable()
 		}
 	}
 	c.spareAns = rs[:0]
