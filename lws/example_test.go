@@ -8,6 +8,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -115,6 +116,37 @@ func ExampleHTTPHandlerFunc() {
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, string(body))
 	// Output: 200 GET /v1/whoami alice
+}
+
+// An answer made where it is sent: the body is appended to the buffer the
+// response goes out from, instead of being built elsewhere and copied.
+func ExampleResponseWriter_RespondAppend() {
+	api := lws.HTTPHandlerFunc(func(w *lws.ResponseWriter, r *lws.Request) {
+		w.SetHeader("Content-Type", "application/json")
+		user := r.Query().Get("user")
+		_ = w.RespondAppend(http.StatusOK, 16+len(user), func(b []byte) []byte {
+			b = append(b, `{"user":`...)
+			b = strconv.AppendQuote(b, user)
+			return append(b, '}')
+		})
+	})
+	ctx, err := lws.New(&lws.Config{Logger: quiet, Listeners: []lws.Listener{{Addr: "127.0.0.1:0", HTTPHandler: api}}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ctx.Close()
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	resp, err := cl.Get("http://" + ctx.Addrs()[0].String() + "/v1/whoami?user=alice")
+	if err != nil {
+		log.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"), string(body))
+	// Output: 200 application/json {"user":"alice"}
 }
 
 func ExampleCloseStatus() {
