@@ -108,7 +108,10 @@ cluster:
 			defer wg.Done()
 			g, err := New(cfg, &Options{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("node", name)})
 			if err != nil {
-				errs[i] = err
+				// With its log: why its cluster did not form (a
+				// clean-clone CI run once saw JetStream answer
+				// "temporarily unavailable" for the whole 2 min).
+				errs[i] = fmt.Errorf("%w\n%s's log:\n%s", err, name, logs.String())
 				return
 			}
 			gws[i] = &testGW{Gateway: g, pub: g.Addrs()["main"].String(), admin: g.Addrs()[AdminListener].String(), logs: logs}
