@@ -154,16 +154,9 @@ lwsgo_service_writable(uintptr_t wsi)
 int
 lwsgo_service_pending(lwsgo_ctx *cd, struct lws *w)
 {
-	struct lws_pollfd pfd;
-
 	cd->pend.res = LWSGO_NOT_CALLED;
-	pfd.fd = lws_get_socket_fd(w);
-	if (pfd.fd >= 0) {
-		pfd.events = LWS_POLLOUT;
-		pfd.revents = LWS_POLLOUT;
-		cd->pend.wsi = w;
-		lws_service_fd(lws_get_context(w), &pfd);
-	}
+	cd->pend.wsi = w;
+	lwsgo_service_writable((uintptr_t)w);
 	cd->pend.wsi = NULL;
 	cd->pend.buf = NULL;
 	cd->pend.hdrs = NULL;
