@@ -99,21 +99,7 @@ func ExampleHTTPHandlerFunc() {
 		w.Header().Set("Content-Type", "text/plain")
 		_ = w.Respond(http.StatusOK, []byte(r.Method+" "+r.Path+" "+r.Query().Get("user")))
 	})
-	ctx, err := lws.New(&lws.Config{Logger: quiet, Listeners: []lws.Listener{{Addr: "127.0.0.1:0", HTTPHandler: api}}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer ctx.Close()
-
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	resp, err := cl.Get("http://" + ctx.Addrs()[0].String() + "/v1/whoami?user=alice")
-	if err != nil {
-		log.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := serveOne(api, "/v1/whoami?user=alice")
 	fmt.Println(resp.StatusCode, string(body))
 	// Output: 200 GET /v1/whoami alice
 }
@@ -130,6 +116,14 @@ func ExampleResponseWriter_RespondAppend() {
 			return append(b, '}')
 		})
 	})
+	resp, body := serveOne(api, "/v1/whoami?user=alice")
+	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"), string(body))
+	// Output: 200 application/json {"user":"alice"}
+}
+
+// serveOne serves api on a listener of its own for one GET of path, and
+// returns the answer and its body.
+func serveOne(api lws.HTTPHandler, path string) (*http.Response, []byte) {
 	ctx, err := lws.New(&lws.Config{Logger: quiet, Listeners: []lws.Listener{{Addr: "127.0.0.1:0", HTTPHandler: api}}})
 	if err != nil {
 		log.Fatal(err)
@@ -139,14 +133,13 @@ func ExampleResponseWriter_RespondAppend() {
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
 	cl := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	resp, err := cl.Get("http://" + ctx.Addrs()[0].String() + "/v1/whoami?user=alice")
+	resp, err := cl.Get("http://" + ctx.Addrs()[0].String() + path)
 	if err != nil {
 		log.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	fmt.Println(resp.StatusCode, resp.Header.Get("Content-Type"), string(body))
-	// Output: 200 application/json {"user":"alice"}
+	return resp, body
 }
 
 func ExampleCloseStatus() {
