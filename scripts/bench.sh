@@ -21,7 +21,7 @@ fi
 
 # shellcheck disable=SC2046 # pkg-config output is meant to be split
 gcc $CFLAGS $(pkg-config --cflags libwebsockets) bench/servers/lwsecho.c \
-	$(pkg-config --libs libwebsockets) -o "$OUT/lwsecho"
+	$(pkg-config --libs libwebsockets) -pthread -o "$OUT/lwsecho"
 # shellcheck disable=SC2046
 gcc $CFLAGS $(pkg-config --cflags libcrypto) bench/servers/epollecho.c \
 	$(pkg-config --libs libcrypto) -o "$OUT/epollecho"

@@ -26,16 +26,25 @@
  *             lws' defaults: 4096-byte reads, RECEIVE chunks and sends)
  *   tuned:    -s 65536 -t 65536 (64 KiB reads and sends), -r as chosen
  *
- * Usage: lwsecho [-i iface] [-p port] [-r rx_buffer_size]
+ * -w N runs N such contexts, each on a thread of its own with its own
+ * event loop, the first on -p and the others on the ports after it: the
+ * native counterpart of lwsgate's workers (N contexts, one service thread
+ * each) for the scaling section. They do not share one port, because
+ * libwebsockets 4.1.6 cannot (LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE is
+ * 4.3.1's); the load tool spreads its links over the ports instead.
+ *
+ * Usage: lwsecho [-i iface] [-p port] [-w contexts] [-r rx_buffer_size]
  *                [-t tx_packet_size] [-s pt_serv_buf_size]
- * Prints "listening on IFACE:PORT" once the vhost is up; SIGTERM/SIGINT
- * end the process (the harness kills it; nothing needs tearing down).
+ * Prints "listening on IFACE:PORT" once every vhost is up (PORT: the
+ * first); SIGTERM/SIGINT end the process (the harness kills it; nothing
+ * needs tearing down).
  */
 
 #define _GNU_SOURCE /* memmem */
 
 #include <libwebsockets.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,28 +270,47 @@ callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+#define MAX_CONTEXTS 64
+
+/* serve runs one context's service loop; each context has its own thread. */
+static void *
+serve(void *ctx)
+{
+	while (lws_service(ctx, 0) >= 0)
+		;
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct lws_context_creation_info info;
 	struct lws_protocols protocols[3];
-	struct lws_context *ctx;
+	struct lws_context *ctx[MAX_CONTEXTS];
+	pthread_t th;
 	const char *iface = "127.0.0.1";
-	int port = 8090, rx = 0, tx = 0, serv = 0, opt;
+	int port = 8090, rx = 0, tx = 0, serv = 0, n = 1, opt;
 
-	while ((opt = getopt(argc, argv, "i:p:r:t:s:h")) != -1) {
+	while ((opt = getopt(argc, argv, "i:p:w:r:t:s:h")) != -1) {
 		switch (opt) {
 		case 'i': iface = optarg; break;
 		case 'p': port = atoi(optarg); break;
+		case 'w': n = atoi(optarg); break;
 		case 'r': rx = atoi(optarg); break;
 		case 't': tx = atoi(optarg); break;
 		case 's': serv = atoi(optarg); break;
 		default:
 			fprintf(stderr, "usage: %s [-i iface] [-p port] "
-				"[-r rx_buffer_size] [-t tx_packet_size] "
-				"[-s pt_serv_buf_size]\n", argv[0]);
+				"[-w contexts] [-r rx_buffer_size] "
+				"[-t tx_packet_size] [-s pt_serv_buf_size]\n",
+				argv[0]);
 			return opt == 'h' ? 0 : 2;
 		}
+	}
+	if (n < 1 || n > MAX_CONTEXTS) {
+		fprintf(stderr, "lwsecho: -w %d: want 1 to %d contexts\n", n,
+			MAX_CONTEXTS);
+		return 2;
 	}
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
@@ -299,24 +327,31 @@ main(int argc, char **argv)
 
 	memset(&info, 0, sizeof(info));
 	info.iface = iface;
-	info.port = port;
 	info.protocols = protocols;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.timeout_secs = 15;
 	info.pt_serv_buf_size = (unsigned int)serv;
 	info.count_threads = 1;
 
-	ctx = lws_create_context(&info);
-	if (!ctx) {
-		fprintf(stderr, "lwsecho: lws_create_context failed\n");
-		return 1;
+	for (opt = 0; opt < n; opt++) {
+		info.port = port + opt;
+		ctx[opt] = lws_create_context(&info);
+		if (!ctx[opt]) {
+			fprintf(stderr, "lwsecho: lws_create_context failed "
+				"(port %d)\n", info.port);
+			return 1;
+		}
 	}
 	printf("listening on %s:%d\n", iface, port);
 	fflush(stdout);
 
-	while (lws_service(ctx, 0) >= 0)
-		;
+	for (opt = 1; opt < n; opt++)
+		if (pthread_create(&th, NULL, serve, ctx[opt])) {
+			fprintf(stderr, "lwsecho: pthread_create failed\n");
+			return 1;
+		}
+	serve(ctx[0]);
 
-	lws_context_destroy(ctx);
+	lws_context_destroy(ctx[0]);
 	return 0;
 }

@@ -28,6 +28,9 @@ type server struct {
 	// scaleOnly: measured only in the scenarios that name it (the
 	// scaling section), not in the one-core scenarios.
 	scaleOnly bool
+	// ports is how many ports the server listens on, from the one it is
+	// given up (0 means 1): the load spreads its links over them.
+	ports int
 	// metrics, if set, is the address of the server's Prometheus
 	// endpoint when it listens on port: the balance scenarios read each
 	// worker's links and messages there.
@@ -56,6 +59,8 @@ func servers(bin, base string) []server {
 	out := []server{
 		{name: "lws", bin: "lwsecho", what: "native libwebsockets (C), lws defaults: 4 KiB reads, RECEIVE chunks and sends",
 			args: func(p int) []string { return []string{"-p", port(p)} }},
+		{name: "lws-w2", bin: "lwsecho", what: "native libwebsockets as `lws` with two contexts, each on its own thread, on two ports (4.1.6 cannot share one), the load's links spread over both; measured in the scaling section only: what the same design costs in C",
+			args: func(p int) []string { return []string{"-p", port(p), "-w", "2"} }, ports: 2, scaleOnly: true},
 		{name: "lws-tuned", bin: "lwsecho", what: "native libwebsockets (C), pt_serv_buf_size and tx_packet_size 64 KiB",
 			args: func(p int) []string { return []string{"-p", port(p), "-s", "65536", "-t", "65536"} }},
 		{name: "lwsgate", bin: "lwsgate", what: "the lwsgate binary, one worker, at its default config (echo rule, link table, metrics) without its per-address link limits (lwsgate.yaml, made by scripts/bench.sh), reason log and admin API off; its createtoken signs a JWT",
@@ -128,10 +133,10 @@ func (sc scenario) runs(s server) bool {
 }
 
 // scalingServers are the servers of the scaling section: lwsgate on one
-// worker and on two, native lws (one thread: its ceiling) and gws (Go: on
-// GOMAXPROCS 2 where it has both CPUs).
+// worker and on two, native lws on one context and on two (the same
+// design in C) and gws (Go: on GOMAXPROCS 2 where it has both CPUs).
 // With -base, also lwsgate-base-w1 and lwsgate-base-w2.
-var scalingServers = []string{"lwsgate", "lwsgate-w2", "lws", "gws", "lwsgate-base-w1", "lwsgate-base-w2"}
+var scalingServers = []string{"lwsgate", "lwsgate-w2", "lws", "lws-w2", "gws", "lwsgate-base-w1", "lwsgate-base-w2"}
 
 // pacedTick is how often scale-paced releases the messages due: 100 us,
 // 3 messages a tick at the default 30,000 a second, near what independent

@@ -178,13 +178,14 @@ func run(o *opts) error {
 			for i := range these {
 				s := these[(i+r)%len(these)]
 				port++
-				if port > o.basePort+2000 {
+				if port+max(s.ports, 1)-1 > o.basePort+2000 {
 					port = o.basePort + 1
 				}
 				if need := newConns(o, sc); need > 0 {
 					waitConntrack(need)
 				}
 				smp := measure(o, s, sc, port)
+				port += max(s.ports, 1) - 1
 				smp.Round = r + 1
 				samples = append(samples, smp)
 				line, _ := json.Marshal(smp)
@@ -432,6 +433,9 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 	url := fmt.Sprintf("%s://127.0.0.1:%d/", scheme, port)
 	if sc.name == "http" {
 		url += "v1/api/createtoken"
+	}
+	for i := 1; i < s.ports; i++ { // links spread over the server's ports
+		url += fmt.Sprintf(",%s://127.0.0.1:%d/", scheme, port+i)
 	}
 	dur := o.dur
 	if sc.name == "connect" {

@@ -36,7 +36,7 @@ func reportScaling(b *strings.Builder, o *opts, srvs []server, scens []scenario,
 	}
 
 	p("\n## Scaling over two cores (issue 16)\n\n")
-	p("`lwsgate` runs one worker, `lwsgate-w2` two (two libwebsockets contexts, each on its own service thread, one port), native `lws` its one thread, `gws` a goroutine per link. But for (a), server and load tool share CPUs 0 and 1 (`taskset -c 0,1` for both), so these figures are of the whole machine, and `gws` runs on GOMAXPROCS 2; in (a), pinned to CPU 0, on GOMAXPROCS 1. Server CPU is in cores (1.00 = one core busy for the whole window).\n")
+	p("`lwsgate` runs one worker, `lwsgate-w2` two (two libwebsockets contexts, each on its own service thread, one port), native `lws` its one thread, `lws-w2` two (two contexts, a thread each, on two ports), `gws` a goroutine per link. But for (a), server and load tool share CPUs 0 and 1 (`taskset -c 0,1` for both), so these figures are of the whole machine, and `gws` runs on GOMAXPROCS 2; in (a), pinned to CPU 0, on GOMAXPROCS 1. Server CPU is in cores (1.00 = one core busy for the whole window).\n")
 
 	if has("scale-paced") {
 		const sc = "scale-paced"
@@ -50,6 +50,9 @@ func reportScaling(b *strings.Builder, o *opts, srvs []server, scens []scenario,
 		}
 		if w1, w2 := base, med("lwsgate-w2", sc, cpu); w1 > 0 && w2 > 0 {
 			p("\nTwo workers cost %.2f× one worker's CPU per message %s.\n", w2/w1, mark(w2/w1 <= 1.05))
+		}
+		if n1, n2 := med("lws", sc, cpu), med("lws-w2", sc, cpu); n1 > 0 && n2 > 0 {
+			p("Native libwebsockets' two contexts cost %.2f× its one's: the same design in C, with no binding.\n", n2/n1)
 		}
 	}
 
@@ -65,6 +68,9 @@ func reportScaling(b *strings.Builder, o *opts, srvs []server, scens []scenario,
 		}
 		if w1, w2 := base, med("lwsgate-w2", sc, perCore); w1 > 0 && w2 > 0 {
 			p("\nTwo workers give %.2f× one worker's messages per core %s.\n", w2/w1, mark(w2/w1 >= 0.90))
+		}
+		if n1, n2 := med("lws", sc, perCore), med("lws-w2", sc, perCore); n1 > 0 && n2 > 0 {
+			p("Native libwebsockets' two contexts give %.2f× its one's.\n", n2/n1)
 		}
 	}
 

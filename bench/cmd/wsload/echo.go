@@ -23,9 +23,10 @@ var t0 = time.Now() // timestamps are nanoseconds since t0 (monotonic)
 
 // runEcho is the echo load: -c links, each keeping -depth messages of -size
 // bytes in flight (-depth 1 is ping-pong, more is pipelined), all driven by
-// one event loop (evloop.go).
+// one event loop (evloop.go). With several URLs, link i goes to URL i mod
+// their number.
 func runEcho(cfg config, mode string) int {
-	t, err := parseTarget(cfg.url, "ws")
+	ts, err := parseTargets(cfg.url, "ws")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsload:", err)
 		return 2
@@ -33,8 +34,8 @@ func runEcho(cfg config, mode string) int {
 	var total stats
 	bufSize := max(64<<10, 2*(cfg.size+14))
 	var links []*elink
-	for range cfg.conns {
-		c, err := dialWS(t, cfg.subprotocol, 5*time.Second, bufSize)
+	for i := range cfg.conns {
+		c, err := dialWS(ts[i%len(ts)], cfg.subprotocol, 5*time.Second, bufSize)
 		if err == nil {
 			var l *elink
 			if l, err = newElink(c, cfg); err == nil {

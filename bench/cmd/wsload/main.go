@@ -60,7 +60,7 @@ type config struct {
 
 func main() {
 	var cfg config
-	flag.StringVar(&cfg.url, "url", "ws://127.0.0.1:8090/", "WebSocket URL (http://... for -mode http)")
+	flag.StringVar(&cfg.url, "url", "ws://127.0.0.1:8090/", "WebSocket URL (http://... for -mode http); echo and pipelined: a comma-separated list spreads the links over the URLs")
 	flag.StringVar(&cfg.subprotocol, "subprotocol", "", "Sec-WebSocket-Protocol to request (e.g. lws-gate)")
 	flag.IntVar(&cfg.conns, "c", 1, "links (echo, idle) or workers (connect, http)")
 	flag.IntVar(&cfg.depth, "depth", 1, "messages in flight per link (1 = ping-pong)")

@@ -45,6 +45,9 @@ type target struct {
 }
 
 func parseTarget(raw string, schemes ...string) (target, error) {
+	if strings.Contains(raw, ",") {
+		return target{}, fmt.Errorf("%q: a list of URLs is for -mode echo and pipelined without -idle", raw)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return target{}, err
@@ -61,6 +64,21 @@ func parseTarget(raw string, schemes ...string) (target, error) {
 		t.hostport = net.JoinHostPort(u.Hostname(), "80")
 	}
 	return t, nil
+}
+
+// parseTargets is parseTarget for a comma-separated list of URLs: the
+// echo load spreads its links over them (a server of several contexts on
+// ports of their own).
+func parseTargets(raw string, schemes ...string) ([]target, error) {
+	var ts []target
+	for r := range strings.SplitSeq(raw, ",") {
+		t, err := parseTarget(r, schemes...)
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
 }
 
 // dialWS opens a link: TCP connect and the opening handshake, with the

@@ -112,6 +112,35 @@ func TestEchoDetectsCorruption(t *testing.T) {
 	}
 }
 
+// TestEchoURLList: with a comma-separated -url the links are spread over
+// the servers, link i to URL i mod their number, and each server echoes
+// its share; a list where one URL is not a WebSocket URL is refused.
+func TestEchoURLList(t *testing.T) {
+	quiet(t)
+	var mu sync.Mutex
+	seen := map[int]int{}
+	count := func(i int) func() {
+		return func() { mu.Lock(); seen[i]++; mu.Unlock() }
+	}
+	a, b := echoServerSeeing(t, false, count(0)), echoServerSeeing(t, false, count(1))
+	cfg := cfgFor(wsURL(a) + "," + wsURL(b))
+	cfg.conns = 4
+	if rc := runEcho(cfg, "echo"); rc != 0 {
+		t.Fatalf("runEcho over two URLs = %d, want 0", rc)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[0] == 0 || seen[1] == 0 {
+		t.Errorf("messages per server %v: want both to echo", seen)
+	}
+	if _, err := parseTargets(wsURL(a)+",http://x/", "ws"); err == nil {
+		t.Error("a list with an http URL was taken for the echo load")
+	}
+	if _, err := parseTarget(wsURL(a)+","+wsURL(b), "ws"); err == nil {
+		t.Error("a list of URLs was taken where one is wanted")
+	}
+}
+
 func TestConnectHTTPIdle(t *testing.T) {
 	quiet(t)
 	srv := echoServer(t, false)
