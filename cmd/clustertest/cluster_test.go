@@ -32,7 +32,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -50,6 +49,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // node is one running bin/lwsgate.
@@ -474,19 +475,15 @@ func startCluster(t *testing.T, hookURL, extra string) *cluster {
 	t.Helper()
 	began := time.Now()
 	c := &cluster{bin: lwsgateBin(t), dir: t.TempDir(), nodes: make([]*node, 3), net: newProxies(t)}
-	// Cluster ports: chosen by the kernel, released for the nodes (a
-	// node restarted binds its own again). Each node advertises its
-	// proxy, and the seed routes are the proxies.
-	var ports, proxied, routes []string
+	// Cluster and client ports: free below the ephemeral range
+	// (testutil.FreePorts), released for the nodes (a node restarted
+	// binds its own again). Each node advertises its proxy, and the seed
+	// routes are the proxies.
+	free := testutil.FreePorts(t, 6)
+	ports := free[:3]
+	c.clients = free[3:]
+	var proxied, routes []string
 	for i := range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		ports = append(ports, ln.Addr().String())
-		ln.Close()
-		ln, err = net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		c.clients = append(c.clients, ln.Addr().String())
-		ln.Close()
 		proxied = append(proxied, c.net.listen(fmt.Sprintf("n%d", i+1), ports[i]))
 		routes = append(routes, "nats://"+proxied[i])
 	}

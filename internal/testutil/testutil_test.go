@@ -4,7 +4,9 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -144,5 +146,30 @@ func TestCheckHistory(t *testing.T) {
 		case c.want != "" && (len(bad) == 0 || !strings.Contains(strings.Join(bad, "; "), c.want)):
 			t.Errorf("%s: %v, want %q", c.name, bad, c.want)
 		}
+	}
+}
+
+// TestFreePorts: the ports are distinct, bindable and below the kernel's
+// ephemeral range, where no outgoing connection takes them.
+func TestFreePorts(t *testing.T) {
+	got := FreePorts(t, 5)
+	seen := map[string]bool{}
+	for _, a := range got {
+		if seen[a] {
+			t.Fatalf("%s twice in %v", a, got)
+		}
+		seen[a] = true
+		_, p, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := strconv.Atoi(p); n < 10000 || n >= ephemeralLow() {
+			t.Errorf("%s: want a port in 10000-%d", a, ephemeralLow()-1)
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("%s cannot be bound: %v", a, err)
+		}
+		ln.Close()
 	}
 }

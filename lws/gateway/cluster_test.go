@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lwsgate/lwsgate/internal/testutil"
 	"github.com/lwsgate/lwsgate/lws/gateway/cluster"
 )
 
@@ -25,25 +25,6 @@ import (
 // 1s and a grace period of 3s. The engine's own tests (package cluster)
 // cover partitions, fencing and leader loss; these check the gateway on
 // it: channels, link ids, the admin API and hooks across nodes.
-
-// freePorts returns n loopback ports the kernel chose, closed again for
-// the nodes' route listeners (each node must know every other's before
-// any starts).
-func freePorts(t testing.TB, n int) []string {
-	t.Helper()
-	var out []string
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return out
-}
 
 // startClusterGWs starts n gateways of one cluster (g1, g2...), with
 // extra YAML appended to each config, and waits until every node answers
@@ -57,7 +38,7 @@ func startClusterGWs(t *testing.T, n int, extra string) []*testGW {
 // cluster section (indented by two spaces).
 func startClusterGWsWith(t *testing.T, n int, clusterExtra, extra string) []*testGW {
 	t.Helper()
-	ports := freePorts(t, n)
+	ports := testutil.FreePorts(t, n)
 	var routes []string
 	for _, p := range ports {
 		routes = append(routes, "nats://"+p)
