@@ -124,7 +124,7 @@ bench-smoke: deps          ## the harness end to end in seconds (two servers, ev
 # "-subs 3000", "-workers 1".
 BENCH_CLUSTER_ARGS ?=
 
-bench-cluster: build       ## 1,000 subscribers over 1 node (memory) and 3 nodes (nats): latency, rate, server CPU per delivery; 30 subscribers: latency between nodes; then history channels: acknowledged publishes/s, resume of 100 missed
+bench-cluster: build       ## 1,000 subscribers over 1 node (memory), 3 nodes (nats) and 3 unrelated memory nodes (memory3, the control): latency, rate, server CPU per delivery; 30 subscribers: latency between nodes; then history channels: acknowledged publishes/s, resume of 100 missed
 	cd bench && $(GO) run ./cmd/clusterbench -lwsgate $(CURDIR)/$(BIN)/lwsgate $(BENCH_CLUSTER_ARGS)
 
 # EVENT_LOOP: the libwebsockets loops both programs run on, one after the

@@ -22,9 +22,11 @@ const ring = 1 << 16
 // Concurrency: the subscribers' goroutines record under mu (samples) or
 // atomically (the rest); the publisher is the caller's goroutine.
 type load struct {
-	subs      []*websocket.Conn
-	remote    []bool // subscriber i is on another node than the publisher
-	pub       *websocket.Conn
+	subs   []*websocket.Conn
+	remote []bool // subscriber i is on another node than the publisher
+	// pubs: the publisher's link, on the first node; for memory3 one on
+	// each node, each publish sent on all of them.
+	pubs      []*websocket.Conn
 	pad       string
 	recording atomic.Bool
 	sampling  atomic.Bool  // recording latencies too (the paced phase)
@@ -45,8 +47,9 @@ func dial(n *node) (*websocket.Conn, error) {
 }
 
 // openLoad opens cfg.subs subscribers round-robin over nodes and the
-// publisher on nodes[0], and waits until every subscriber receives.
-func openLoad(cfg config, nodes []*node) (*load, error) {
+// publisher on nodes[0] (for memory3, on each node), and waits until
+// every subscriber receives.
+func openLoad(cfg config, engine string, nodes []*node) (*load, error) {
 	l := &load{pad: string(bytes.Repeat([]byte("x"), cfg.size)), got: make([]atomic.Int32, cfg.subs),
 		done: make(chan struct{}, ring)}
 	for i := range cfg.subs {
@@ -72,12 +75,18 @@ func openLoad(cfg config, nodes []*node) (*load, error) {
 		}
 		_ = ws.SetReadDeadline(time.Time{})
 	}
-	pub, err := dial(nodes[0])
-	if err != nil {
-		l.close()
-		return nil, fmt.Errorf("publisher: %w", err)
+	pubOn := nodes[:1]
+	if engine == "memory3" {
+		pubOn = nodes
 	}
-	l.pub = pub
+	for _, n := range pubOn {
+		pub, err := dial(n)
+		if err != nil {
+			l.close()
+			return nil, fmt.Errorf("publisher on %s: %w", n.name, err)
+		}
+		l.pubs = append(l.pubs, pub)
+	}
 	for i, ws := range l.subs {
 		l.wg.Add(1)
 		go l.read(i, ws, len(l.subs))
@@ -105,11 +114,17 @@ func openLoad(cfg config, nodes []*node) (*load, error) {
 	}
 }
 
-// publish sends publish seq, stamped with the time.
+// publish sends publish seq, stamped with the time, on every publisher
+// link.
 func (l *load) publish(seq uint64) error {
-	msg := `{"action":"publish","channel":"bench","pad":"` + l.pad + `","seq":` + strconv.FormatUint(seq, 10) +
-		`,"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}`
-	return l.pub.WriteMessage(websocket.TextMessage, []byte(msg))
+	msg := []byte(`{"action":"publish","channel":"bench","pad":"` + l.pad + `","seq":` + strconv.FormatUint(seq, 10) +
+		`,"t":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}`)
+	for _, pub := range l.pubs {
+		if err := pub.WriteMessage(websocket.TextMessage, msg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // read is subscriber i's loop: it counts deliveries and takes each
@@ -182,8 +197,8 @@ func (l *load) reset() {
 }
 
 func (l *load) close() {
-	if l.pub != nil {
-		l.pub.Close()
+	for _, pub := range l.pubs {
+		pub.Close()
 	}
 	for _, ws := range l.subs {
 		ws.Close()

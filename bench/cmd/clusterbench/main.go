@@ -1,6 +1,11 @@
 // Command clusterbench measures channel fan-out on the memory engine (one
 // lwsgate) and across a three-node cluster (three lwsgate processes on
-// this machine, embedded NATS), in one run (make bench-cluster).
+// this machine, embedded NATS), in one run (make bench-cluster). Its
+// control, memory3, is three lwsgate processes on the memory engine that
+// know nothing of each other, a publisher link on each and every publish
+// sent on all three: the cost of three processes sharing the cores, with
+// no NATS, so that the cluster's ratio to one node can be split into the
+// shape's part and NATS' part.
 //
 // For each setup it opens -subs subscribers of one channel, spread
 // round-robin over the nodes, and one publisher link on the first node,
@@ -64,7 +69,7 @@ func main() {
 	flag.DurationVar(&cfg.dur, "d", 5*time.Second, "measured duration of each phase")
 	flag.DurationVar(&cfg.warmup, "warmup", time.Second, "warm-up before each phase")
 	flag.IntVar(&cfg.rounds, "rounds", 1, "rounds; each runs every engine, the order alternating")
-	flag.StringVar(&engines, "engines", "memory,nats", "setups to measure: memory (one node), nats (three nodes); none: only the history phases")
+	flag.StringVar(&engines, "engines", "memory,nats,memory3", "setups to measure: memory (one node), nats (three nodes), memory3 (three memory nodes unaware of each other, a publisher on each: three processes without NATS); none: only the history phases")
 	flag.Parse()
 	if engines != "none" {
 		cfg.engines = strings.Split(engines, ",")
@@ -74,8 +79,8 @@ func main() {
 		os.Exit(2)
 	}
 	for _, e := range cfg.engines {
-		if e != "memory" && e != "nats" {
-			fmt.Fprintf(os.Stderr, "clusterbench: -engines: %q is neither memory nor nats\n", e)
+		if e != "memory" && e != "nats" && e != "memory3" {
+			fmt.Fprintf(os.Stderr, "clusterbench: -engines: %q is not memory, nats or memory3\n", e)
 			os.Exit(2)
 		}
 	}

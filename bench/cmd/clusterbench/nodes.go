@@ -38,7 +38,8 @@ shutdown: {drain: 100ms, deadline: 2s}
 `
 
 // startNodes starts the nodes of engine: one with the memory engine,
-// three with nats (embedded servers routed to each other).
+// three with nats (embedded servers routed to each other), or for
+// memory3 three with the memory engine that know nothing of each other.
 func startNodes(cfg config, engine string, round int) ([]*node, error) {
 	return startNodesWith(cfg, engine, round, "")
 }
@@ -48,9 +49,12 @@ func startNodes(cfg config, engine string, round int) ([]*node, error) {
 func startNodesWith(cfg config, engine string, round int, extra string) ([]*node, error) {
 	base := common + fmt.Sprintf("workers: %d\n", cfg.workers)
 	var cfgs []string
-	if engine == "memory" {
+	switch engine {
+	case "memory":
 		cfgs = []string{base}
-	} else {
+	case "memory3":
+		cfgs = []string{base, base, base}
+	default:
 		var ports, routes []string
 		for range 3 {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")

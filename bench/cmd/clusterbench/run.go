@@ -49,7 +49,7 @@ func run(cfg config, engine string, round int) (*result, error) {
 		return nil, err
 	}
 	defer stopNodes(nodes)
-	l, err := openLoad(cfg, nodes)
+	l, err := openLoad(cfg, engine, nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -210,14 +210,24 @@ func report(w io.Writer, rs []*result) {
 		byRound[r.round][r.engine] = r
 	}
 	for round := 1; round <= len(byRound); round++ {
-		mem, nats := byRound[round]["memory"], byRound[round]["nats"]
-		if mem == nil || nats == nil || mem.paced.perDelivery() == 0 || mem.max.perDelivery() == 0 {
+		mem := byRound[round]["memory"]
+		if mem == nil || mem.paced.perDelivery() == 0 || mem.max.perDelivery() == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "round %d: CPU per delivery, nats / memory: paced %.2fx (net of idle %.2fx), max %.2fx (target <= 1.25x)\n", round,
-			float64(nats.paced.perDelivery())/float64(mem.paced.perDelivery()),
-			float64(nats.paced.netPerDelivery(nats.idle))/float64(mem.paced.netPerDelivery(mem.idle)),
-			float64(nats.max.perDelivery())/float64(mem.max.perDelivery()))
+		for _, e := range []string{"nats", "memory3"} {
+			r := byRound[round][e]
+			if r == nil {
+				continue
+			}
+			target := " (target <= 1.25x)"
+			if e == "memory3" {
+				target = " (three processes and no NATS: the shape's own cost)"
+			}
+			fmt.Fprintf(w, "round %d: CPU per delivery, %s / memory: paced %.2fx (net of idle %.2fx), max %.2fx%s\n", round, e,
+				float64(r.paced.perDelivery())/float64(mem.paced.perDelivery()),
+				float64(r.paced.netPerDelivery(r.idle))/float64(mem.paced.netPerDelivery(mem.idle)),
+				float64(r.max.perDelivery())/float64(mem.max.perDelivery()), target)
+		}
 	}
 }
 
