@@ -33,13 +33,23 @@ type server struct {
 	ports int
 	// metrics, if set, is the address of the server's Prometheus
 	// endpoint when it listens on port: the balance scenarios read each
-	// worker's links and messages there.
-	metrics func(port int) string
+	// worker's links and messages there, with balanceArgs added to the
+	// server's arguments to serve it. Only there: lwsgate's admin API
+	// turns on each link's trace of its callbacks (log.link_trace), a
+	// clock read and a ring entry a callback, which the other scenarios
+	// must not charge a server that runs without it elsewhere.
+	metrics     func(port int) string
+	balanceArgs func(port int) []string
 }
 
 // adminPort is where a server started on port p serves its admin API
-// (and /metrics), when it has one in the benchmark.
+// (and /metrics), when it has one in the benchmark: adminAt's arguments
+// to lwsgate, metricsAt the address.
 func adminPort(p int) int { return p + 5000 }
+
+func adminAt(p int) []string { return []string{"-admin", fmt.Sprintf("127.0.0.1:%d", adminPort(p))} }
+
+func metricsAt(p int) string { return fmt.Sprintf("http://127.0.0.1:%d/metrics", adminPort(p)) }
 
 // servers are the servers measured; with base (a directory holding an
 // earlier build of lwsgate, lwspkgecho and lwsgate.yaml, made by
@@ -67,12 +77,9 @@ func servers(bin, base string) []server {
 			// One worker, as the native programs and the base
 			// revisions (which have no -workers) have one thread.
 			args: gate(bin, "-workers", "1"), env: gateEnv},
-		{name: "lwsgate-w2", bin: "lwsgate", what: "lwsgate as above with two workers (two libwebsockets contexts, each on its own service thread, behind one port) and its admin API on port+5000 for /metrics; measured in the scaling section only",
-			args: func(p int) []string {
-				return append(gate(bin, "-workers", "2")(p), "-admin", "127.0.0.1:"+port(adminPort(p)))
-			},
-			env: gateEnv, scaleOnly: true,
-			metrics: func(p int) string { return fmt.Sprintf("http://127.0.0.1:%d/metrics", adminPort(p)) }},
+		{name: "lwsgate-w2", bin: "lwsgate", what: "lwsgate as above with two workers (two libwebsockets contexts, each on its own service thread, behind one port), and in the balance scenarios its admin API on port+5000 for /metrics; measured in the scaling section only",
+			args: gate(bin, "-workers", "2"), env: gateEnv, scaleOnly: true,
+			metrics: metricsAt, balanceArgs: adminAt},
 		{name: "lws-pkg", bin: "lwspkgecho", what: "package lws alone: lws.EchoHandler, the reference HTTP answer",
 			args: listen},
 		{name: "gorilla", bin: "gorillaecho", what: "gorilla/websocket on net/http, goroutine per link", args: listen},
@@ -91,10 +98,8 @@ func servers(bin, base string) []server {
 			server{name: "lwsgate-base-w1", bin: filepath.Join(base, "lwsgate"), what: "lwsgate as above with one worker, built from the base revision (BENCH_BASE); the scaling section only",
 				args: gate(base, "-workers", "1"), env: gateEnv, scaleOnly: true},
 			server{name: "lwsgate-base-w2", bin: filepath.Join(base, "lwsgate"), what: "lwsgate-w2 as above, built from the base revision (BENCH_BASE); the scaling section only",
-				args: func(p int) []string {
-					return append(gate(base, "-workers", "2")(p), "-admin", "127.0.0.1:"+port(adminPort(p)))
-				},
-				env: gateEnv, scaleOnly: true})
+				args: gate(base, "-workers", "2"), env: gateEnv, scaleOnly: true,
+				metrics: metricsAt, balanceArgs: adminAt})
 	}
 	return out
 }

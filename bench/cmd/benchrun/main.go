@@ -409,7 +409,11 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 	if sc.cpus != "" {
 		serverCPU, loadCPU = sc.cpus, sc.cpus
 	}
-	cmd := exec.Command("taskset", append([]string{"-c", serverCPU, binPath(o, s)}, s.args(port)...)...)
+	sargs := s.args(port)
+	if sc.balance && s.balanceArgs != nil {
+		sargs = append(sargs, s.balanceArgs(port)...)
+	}
+	cmd := exec.Command("taskset", append([]string{"-c", serverCPU, binPath(o, s)}, sargs...)...)
 	cmd.Env = append(os.Environ(), s.env...)
 	var serr syncBuf
 	cmd.Stdout, cmd.Stderr = io.Discard, &serr
