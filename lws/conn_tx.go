@@ -1,8 +1,6 @@
 package lws
 
 import (
-	"time"
-
 	"github.com/lwsgate/lwsgate/callbacks"
 	"github.com/lwsgate/lwsgate/cgo"
 )
@@ -294,7 +292,7 @@ func (c *Conn) writeAlone() bool {
 		return true
 	}
 	if r.trace != nil && res != cgo.WriteNotCalled {
-		r.trace.add(time.Now(), callbacks.ServerWriteable, r.ctx.cfg.LinkTrace)
+		r.trace.add(r.ctx.traceClock(), callbacks.ServerWriteable, r.ctx.cfg.LinkTrace)
 	}
 	r.outNow = false
 	if res == cgo.WriteNotCalled {

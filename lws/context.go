@@ -71,6 +71,13 @@ type Context struct {
 	// cbs counts callbacks (maybeYield).
 	lastYield time.Time
 	cbs       uint32
+	// waits counts the service loop's waits for events (lws_service
+	// calls); the link traces' clock is read again after each
+	// (traceClock), and every trClockN entries.
+	waits       uint64
+	trClock     time.Time
+	trClockPass uint64
+	trClockN    int
 
 	// The service loop and its end (this file).
 	stopReq   atomic.Bool
@@ -369,6 +376,7 @@ func (c *Context) loop() {
 			// input and the timers.
 			continue
 		}
+		c.waits++
 		err := c.lc.Service()
 		c.passes++
 		c.flushTrace()

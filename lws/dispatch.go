@@ -130,7 +130,7 @@ func (c *Context) dispatch(ev *callbacks.Event) (ret int) {
 		if r.trace == nil {
 			r.trace = new(linkTrace)
 		}
-		r.trace.add(time.Now(), ev.Reason, c.cfg.LinkTrace)
+		r.trace.add(c.traceClock(), ev.Reason, c.cfg.LinkTrace)
 	}
 	if c.cfg.Trace != nil {
 		var id uint64

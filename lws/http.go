@@ -410,7 +410,7 @@ func (h *httpConn) answerAlone(w *ResponseWriter) bool {
 	}
 	r.ctx.aloneAnswers++
 	if r.trace != nil {
-		r.trace.add(time.Now(), callbacks.HTTPWriteable, r.ctx.cfg.LinkTrace)
+		r.trace.add(r.ctx.traceClock(), callbacks.HTTPWriteable, r.ctx.cfg.LinkTrace)
 	}
 	if h.txn == w {
 		// Also when the connection closed with the answer (WSI_DESTROY

@@ -206,3 +206,21 @@ func TestOnLinkTrace(t *testing.T) {
 		assert.Contains(t, names, want)
 	}
 }
+
+// TestTraceClock: link-trace entries share one clock read, at most
+// traceClockEvery of them, and the first entry after a wait for events
+// reads the clock again.
+func TestTraceClock(t *testing.T) {
+	c := &Context{}
+	first := c.traceClock()
+	for i := 1; i < traceClockEvery; i++ {
+		require.Equal(t, first, c.traceClock(), "entry %d of a pass", i+1)
+	}
+	time.Sleep(time.Millisecond)
+	next := c.traceClock() // one more than share a read
+	require.GreaterOrEqual(t, next.Sub(first), time.Millisecond, "entry %d read the clock again", traceClockEvery+1)
+	time.Sleep(time.Millisecond)
+	c.waits++ // the service loop waited for events
+	after := c.traceClock()
+	require.GreaterOrEqual(t, after.Sub(next), time.Millisecond, "the first entry after a wait read the clock again")
+}
