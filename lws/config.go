@@ -40,7 +40,9 @@ type Config struct {
 	// C layer writes a message Go handed over. The C layer answers the
 	// rest itself (HTTP_BIND_PROTOCOL and HTTP_DROP_PROTOCOL,
 	// FILTER_HTTP_CONNECTION, poll-fd changes...), which ReasonCounts
-	// still counts.
+	// still counts. The entries of one service pass share a clock read,
+	// 16 at most: an entry's time may be early by what the callbacks
+	// before it in its pass took.
 	LinkTrace int
 
 	// NetworkTimeout bounds each network step libwebsockets waits on, such as
