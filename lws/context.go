@@ -72,8 +72,8 @@ type Context struct {
 	lastYield time.Time
 	cbs       uint32
 	// waits counts the service loop's waits for events (lws_service
-	// calls); the link traces' clock is read again after each
-	// (traceClock), and every trClockN entries.
+	// calls). The link traces' clock (traceClock): trClock, read after
+	// wait number trClockPass, serves trClockN more entries.
 	waits       uint64
 	trClock     time.Time
 	trClockPass uint64
