@@ -60,7 +60,9 @@ func openLoad(cfg config, engine string, nodes []*node) (*load, error) {
 			return nil, fmt.Errorf("subscriber %d on %s: %w", i, n.name, err)
 		}
 		l.subs = append(l.subs, ws)
-		l.remote = append(l.remote, n != nodes[0])
+		// memory3: each node has a publisher of its own, so every
+		// delivery is on the publisher's node.
+		l.remote = append(l.remote, n != nodes[0] && engine != "memory3")
 		if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"subscribe","channel":"bench"}`)); err != nil {
 			l.close()
 			return nil, err
