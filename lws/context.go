@@ -61,7 +61,7 @@ type Context struct {
 	bodyWait []*rec // requests whose body timer waits for the pass's end (armBodyTimers)
 	// spareTimers: stopped connection timers, kept for the next connection (accept.go).
 	spareTimers []*recTimer
-	passes      uint64 // lws_service passes so far (tests)
+	passes      uint64 // lws_service passes so far, counted as each starts (tests, traceClock)
 	midWrites   uint64 // WRITEABLE callbacks midPass delivered so far (tests)
 	// WRITEABLE callbacks writeAlone had the C layer write, those
 	// libwebsockets did not deliver, and the answers answerAlone had the
@@ -71,10 +71,8 @@ type Context struct {
 	// cbs counts callbacks (maybeYield).
 	lastYield time.Time
 	cbs       uint32
-	// waits counts the service loop's waits for events (lws_service
-	// calls). The link traces' clock (traceClock): trClock, read after
-	// wait number trClockPass, serves trClockN more entries.
-	waits       uint64
+	// The link traces' clock (traceClock): trClock, read in pass
+	// trClockPass, serves trClockN more entries.
 	trClock     time.Time
 	trClockPass uint64
 	trClockN    int
@@ -376,9 +374,8 @@ func (c *Context) loop() {
 			// input and the timers.
 			continue
 		}
-		c.waits++
-		err := c.lc.Service()
 		c.passes++
+		err := c.lc.Service()
 		c.flushTrace()
 		if err != nil {
 			c.err = err

@@ -74,15 +74,16 @@ const traceReasonBits = 10
 const traceClockEvery = 16
 
 // traceClock is the time link traces record (service goroutine only): read
-// at the first entry of each service pass and then every traceClockEvery
-// entries, instead of at every callback. A pass over a thousand busy links
+// at the first entry of each service pass (an lws_service call and what the
+// loop does after it, up to the next: no wait for events in between) and
+// then every traceClockEvery entries, instead of at every callback. A pass over a thousand busy links
 // makes two entries a message, and a clock read for each was 3% of
 // lwsgate's CPU with two workers (perf: __vdso_clock_gettime). An entry is
 // then early by what the callbacks before it in its pass took, at most
 // traceClockEvery-1 of them: its order in the link's trace is unchanged.
 func (c *Context) traceClock() time.Time {
-	if c.trClockN == 0 || c.trClockPass != c.waits {
-		c.trClock, c.trClockPass, c.trClockN = time.Now(), c.waits, traceClockEvery
+	if c.trClockN == 0 || c.trClockPass != c.passes {
+		c.trClock, c.trClockPass, c.trClockN = time.Now(), c.passes, traceClockEvery
 	}
 	c.trClockN--
 	return c.trClock

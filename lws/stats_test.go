@@ -220,7 +220,7 @@ func TestTraceClock(t *testing.T) {
 	next := c.traceClock() // one more than share a read
 	require.GreaterOrEqual(t, next.Sub(first), time.Millisecond, "entry %d read the clock again", traceClockEvery+1)
 	time.Sleep(time.Millisecond)
-	c.waits++ // the service loop waited for events
+	c.passes++ // the service loop waited for events again
 	after := c.traceClock()
 	require.GreaterOrEqual(t, after.Sub(next), time.Millisecond, "the first entry after a wait read the clock again")
 }
