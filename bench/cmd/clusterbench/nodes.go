@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -116,15 +117,30 @@ func startNode(cfg config, name, conf string) (*node, error) {
 		return nil, fmt.Errorf("%s: %w", cfg.bin, err)
 	}
 	addr := make(chan string, 1)
-	var tail []string
+	var (
+		mu   sync.Mutex
+		tail []string // the log's first lines, for an error at start
+	)
+	logTail := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(tail, "\n")
+	}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			} else if len(tail) < 20 {
+				select {
+				case addr <- m[1]:
+				default: // one is enough; the log must keep flowing
+				}
+				continue
+			}
+			mu.Lock()
+			if len(tail) < 20 {
 				tail = append(tail, sc.Text())
 			}
+			mu.Unlock()
 		}
 	}()
 	go func() { _ = n.cmd.Wait(); close(n.done) }()
@@ -132,10 +148,10 @@ func startNode(cfg config, name, conf string) (*node, error) {
 	case n.pub = <-addr:
 		return n, nil
 	case <-n.done:
-		return nil, fmt.Errorf("%s exited at start: %s", name, strings.Join(tail, "\n"))
+		return nil, fmt.Errorf("%s exited at start: %s", name, logTail())
 	case <-time.After(60 * time.Second):
 		n.stop()
-		return nil, fmt.Errorf("%s not listening after 60s", name)
+		return nil, fmt.Errorf("%s not listening after 60s: %s", name, logTail())
 	}
 }
 
