@@ -21,6 +21,16 @@ import (
 // kernel chooses, as before.
 func FreePorts(t testing.TB, n int) []string {
 	t.Helper()
+	out, err := Ports(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Ports is FreePorts for a program that is not a test (the cluster
+// bench): it returns an error where FreePorts fails the test.
+func Ports(n int) ([]string, error) {
 	lo, hi := 10000, ephemeralLow()
 	pick := func() string { return fmt.Sprintf("127.0.0.1:%d", lo+rand.IntN(hi-lo)) }
 	if hi-lo < 1000 {
@@ -35,7 +45,7 @@ func FreePorts(t testing.TB, n int) []string {
 	}()
 	for tries := 0; len(out) < n; tries++ {
 		if tries > 100*n {
-			t.Fatalf("FreePorts: no %d free ports below %d after %d tries", n, hi, tries)
+			return nil, fmt.Errorf("FreePorts: no %d free ports below %d after %d tries", n, hi, tries)
 		}
 		ln, err := net.Listen("tcp", pick())
 		if err != nil {
@@ -44,7 +54,7 @@ func FreePorts(t testing.TB, n int) []string {
 		held = append(held, ln) // held until all are found: no duplicates
 		out = append(out, ln.Addr().String())
 	}
-	return out
+	return out, nil
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range, 32768

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lwsgate/lwsgate/internal/testutil"
 )
 
 // node is one running lwsgate. Concurrency: set by startNodes, then read
@@ -56,15 +57,16 @@ func startNodesWith(cfg config, engine string, round int, extra string) ([]*node
 	case "memory3":
 		cfgs = []string{base, base, base}
 	default:
-		var ports, routes []string
-		for range 3 {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, err
-			}
-			ports = append(ports, ln.Addr().String())
-			routes = append(routes, "nats://"+ln.Addr().String())
-			ln.Close()
+		// Below the ephemeral range: a port the kernel chose and this
+		// process released may go to any outgoing connection before
+		// the node binds it (testutil.Ports).
+		ports, err := testutil.Ports(3)
+		if err != nil {
+			return nil, err
+		}
+		var routes []string
+		for _, p := range ports {
+			routes = append(routes, "nats://"+p)
 		}
 		for i := range 3 {
 			cfgs = append(cfgs, base+fmt.Sprintf(`
