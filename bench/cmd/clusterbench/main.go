@@ -37,8 +37,8 @@
 // reader (the load generator's subscriber threads). So CPU per delivery
 // compares two setups only at the same load. The paced phase is that
 // too, but at 20,000 deliveries a second the cluster's idle CPU (leases,
-// RAFT heartbeats) weighs in it as much as its deliveries do; it is
-// printed with and without it. The max phase is not: with a fixed number
+// RAFT heartbeats) is most of what it costs more than one node there; it
+// is printed with and without it. The max phase is not: with a fixed number
 // of publishes in flight, a setup whose deliveries take longer (a hop
 // between nodes) has fewer of them waiting at the servers, so it writes
 // each link in shorter runs; its CPU per delivery moves with -window as
