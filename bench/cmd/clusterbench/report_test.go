@@ -10,7 +10,7 @@ import (
 // atLoad is a result whose phases all delivered every publish to subs
 // subscribers at cpu per delivery, 100 publishes in 1 s.
 func atLoad(engine string, nodes, subs int, cpu time.Duration) *result {
-	ph := phase{publishes: 100, delivered: int64(100 * subs), elapsed: time.Second}
+	ph := phase{publishes: 100, delivered: int64(100 * subs), elapsed: time.Second, driven: time.Second}
 	ph.cpu = cpu * time.Duration(ph.delivered)
 	return &result{engine: engine, nodes: nodes, subs: subs, round: 1, paced: ph, load: ph, max: ph}
 }

@@ -21,7 +21,8 @@ type result struct {
 // phase is what one phase measured.
 type phase struct {
 	publishes, delivered int64
-	elapsed              time.Duration
+	elapsed              time.Duration   // the CPU's span: driven and the last deliveries' 100 ms
+	driven               time.Duration   // publishing: the rates' span
 	cpu                  time.Duration   // the servers'
 	cpuEach              []time.Duration // each server's, the publisher's first
 	p50l, p99l           time.Duration   // on the publisher's node
@@ -179,6 +180,7 @@ func measure(cfg config, l *load, nodes []*node, drive driver) (phase, error) {
 	if seqs, err = drive(cfg, l, seqs, start.Add(cfg.dur)); err != nil {
 		return ph, err
 	}
+	ph.driven = time.Since(start)
 	// Deliveries of the last publishes, for the paced phase (the max
 	// phase has waited for them).
 	time.Sleep(100 * time.Millisecond)
@@ -210,12 +212,12 @@ func report(w io.Writer, rs []*result) {
 		}
 		atLoad := "-"
 		if ld.publishes > 0 {
-			atLoad = fmt.Sprintf("%.0f, %.1f%%, %v", rate(ld.publishes, ld.elapsed), 100*ld.kept(r.subs), ns(ld.perDelivery()))
+			atLoad = fmt.Sprintf("%.0f, %.1f%%, %v", rate(ld.publishes, ld.driven), 100*ld.kept(r.subs), ns(ld.perDelivery()))
 		}
 		fmt.Fprintf(w, "| %s | %d | %d | %.1f%% | %.0f | %.0f | %v / %v | %s | %v (%v) | %s | %.0f | %.0f | %v |\n",
-			r.engine, r.nodes, r.round, 100*r.idle, rate(p.publishes, p.elapsed), rate(p.delivered, p.elapsed),
+			r.engine, r.nodes, r.round, 100*r.idle, rate(p.publishes, p.driven), rate(p.delivered, p.driven),
 			us(p.p50l), us(p.p99l), other, ns(p.perDelivery()), ns(p.netPerDelivery(r.idle)), atLoad,
-			rate(m.publishes, m.elapsed), rate(m.delivered, m.elapsed), ns(m.perDelivery()))
+			rate(m.publishes, m.driven), rate(m.delivered, m.driven), ns(m.perDelivery()))
 	}
 	for _, r := range rs {
 		if r.nodes > 1 {
