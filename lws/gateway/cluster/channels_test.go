@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -63,6 +64,33 @@ func TestChannels(t *testing.T) {
 	t.Run("interest lingers", func(t *testing.T) { testInterestLingers(t, c) })
 	t.Run("order per publisher", func(t *testing.T) { testOrderPerPublisher(t, c) })
 	t.Run("gaps counted", func(t *testing.T) { testGapsCounted(t, c) })
+	t.Run("two routes to each node", func(t *testing.T) { testRoutePool(t, c) })
+}
+
+// Each node's server keeps two route connections to each other node:
+// one for the gateway's account and one pinned for the system account
+// (embedded.go, PoolSize), not nats-server's default pool of three
+// beside the pinned one.
+func testRoutePool(t *testing.T, c *tcluster) {
+	for _, n := range c.nodes {
+		rz, err := n.eng.srv.ns.Routez(&server.RoutezOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perPeer := map[string][]string{}
+		for _, r := range rz.Routes {
+			perPeer[r.RemoteName] = append(perPeer[r.RemoteName], r.Account)
+		}
+		if len(perPeer) != len(c.nodes)-1 {
+			t.Fatalf("%s: routes to %v, want the %d other nodes", n.name, perPeer, len(c.nodes)-1)
+		}
+		for peer, accs := range perPeer {
+			slices.Sort(accs)
+			if !slices.Equal(accs, []string{"", "$SYS"}) {
+				t.Fatalf("%s: routes to %s pinned to %q, want one pooled and one for $SYS", n.name, peer, accs)
+			}
+		}
+	}
 }
 
 // Publishes reach the nodes with interest in the channel and no other:

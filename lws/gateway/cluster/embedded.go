@@ -62,6 +62,17 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*embedded
 			Advertise:    e.Advertise,
 			PingInterval: e.PingInterval,
 			MaxPingsOut:  e.MaxPingsOut,
+			// One route connection to each node for the gateway's
+			// traffic, beside the one pinned for the system account
+			// (RAFT, JetStream's API). nats-server pools 3 by default,
+			// but it spreads accounts over the pool, not messages, and
+			// all of lwsgate's traffic is in one account: the other two
+			// connections only pinged, once a second each way
+			// (PingInterval), with two goroutines each. Servers of
+			// another pool size still route to these (nats-server
+			// 2.11+ takes the larger), so nodes can be upgraded one at
+			// a time.
+			PoolSize: 1,
 		}
 		for i, r := range e.Routes {
 			u, err := url.Parse(r)
