@@ -29,10 +29,15 @@ func TestReportVerdict(t *testing.T) {
 		{name: "bound", nats: 1250 * time.Nanosecond, want: "target at -load-rate <= 1.25x: met", wantLoad: "at -load-rate 1.25x"},
 		{name: "missed", nats: 1300 * time.Nanosecond, want: "target at -load-rate <= 1.25x: missed", wantLoad: "at -load-rate 1.30x"},
 		{name: "behind", nats: 1000 * time.Nanosecond, behind: true, want: "fell behind: no verdict"},
+		{name: "no load phase", nats: 0, want: "(no load phase: no verdict)", wantLoad: "at -load-rate -,"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mem := atLoad("memory", 1, 1000, 1000*time.Nanosecond)
 			nats := atLoad("nats", 3, 1000, tc.nats)
+			if tc.nats == 0 { // -load-rate 0: no load phase, as in run
+				mem.load, nats.load = phase{}, phase{}
+				nats.paced.cpu, nats.max.cpu = mem.paced.cpu, mem.max.cpu
+			}
 			// The other phases differ, so that a verdict taken from
 			// them would show.
 			nats.max.cpu *= 2

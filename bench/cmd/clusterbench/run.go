@@ -252,7 +252,11 @@ func report(w io.Writer, rs []*result) {
 				continue
 			}
 			verdict := " (three processes and no NATS: the shape's own cost)"
-			if e == "nats" && r.load.perDelivery() > 0 && mem.load.perDelivery() > 0 {
+			switch {
+			case e != "nats":
+			case r.load.perDelivery() == 0 || mem.load.perDelivery() == 0:
+				verdict = " (no load phase: no verdict)"
+			default:
 				verdict = " (target at -load-rate <= 1.25x: missed)"
 				if float64(r.load.perDelivery()) <= 1.25*float64(mem.load.perDelivery()) {
 					verdict = " (target at -load-rate <= 1.25x: met)"
