@@ -69,7 +69,7 @@ func runHistory(cfg config, w io.Writer) error {
 	if *histShards > 0 {
 		extra += fmt.Sprintf("\n  history_shards: %d", *histShards)
 	}
-	nodes, err := startNodesWith(cfg, "nats", cfg.rounds, extra)
+	nodes, err := startNodesWith(cfg, engineNATS, cfg.rounds, extra)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func openLoad(cfg config, engine string, nodes []*node) (*load, error) {
 		l.subs = append(l.subs, ws)
 		// memory3: each node has a publisher of its own, so every
 		// delivery is on the publisher's node.
-		l.remote = append(l.remote, n != nodes[0] && engine != "memory3")
+		l.remote = append(l.remote, n != nodes[0] && !publisherOnEach(engine))
 		if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"action":"subscribe","channel":"bench"}`)); err != nil {
 			l.close()
 			return nil, err
@@ -78,7 +78,7 @@ func openLoad(cfg config, engine string, nodes []*node) (*load, error) {
 		_ = ws.SetReadDeadline(time.Time{})
 	}
 	pubOn := nodes[:1]
-	if engine == "memory3" {
+	if publisherOnEach(engine) {
 		pubOn = nodes
 	}
 	for _, n := range pubOn {

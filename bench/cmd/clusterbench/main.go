@@ -60,6 +60,20 @@ import (
 	"time"
 )
 
+// The setups (-engines).
+const (
+	engineMemory  = "memory"  // one node
+	engineNATS    = "nats"    // three nodes, embedded NATS
+	engineMemory3 = "memory3" // three memory nodes unaware of each other
+)
+
+// publisherOnEach reports whether engine's setup has a publisher link on
+// every node, each publish sent on all of them (memory3: its nodes share
+// nothing), rather than one on the first node.
+func publisherOnEach(engine string) bool { return engine == engineMemory3 }
+
+// config is the run's settings, from the flags. Concurrency: set in main,
+// then read only.
 type config struct {
 	bin           string
 	subs, window  int
@@ -98,7 +112,7 @@ func main() {
 		os.Exit(2)
 	}
 	for _, e := range cfg.engines {
-		if e != "memory" && e != "nats" && e != "memory3" {
+		if e != engineMemory && e != engineNATS && e != engineMemory3 {
 			fmt.Fprintf(os.Stderr, "clusterbench: -engines: %q is not memory, nats or memory3\n", e)
 			os.Exit(2)
 		}

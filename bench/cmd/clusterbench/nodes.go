@@ -52,9 +52,9 @@ func startNodesWith(cfg config, engine string, round int, extra string) ([]*node
 	base := common + fmt.Sprintf("workers: %d\n", cfg.workers)
 	var cfgs []string
 	switch engine {
-	case "memory":
+	case engineMemory:
 		cfgs = []string{base}
-	case "memory3":
+	case engineMemory3:
 		cfgs = []string{base, base, base}
 	default:
 		// Below the ephemeral range: a port the kernel chose and this

@@ -32,8 +32,8 @@ func TestReportVerdict(t *testing.T) {
 		{name: "no load phase", nats: 0, want: "(no load phase: no verdict)", wantLoad: "at -load-rate -,"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mem := atLoad("memory", 1, 1000, 1000*time.Nanosecond)
-			nats := atLoad("nats", 3, 1000, tc.nats)
+			mem := atLoad(engineMemory, 1, 1000, 1000*time.Nanosecond)
+			nats := atLoad(engineNATS, 3, 1000, tc.nats)
 			if tc.nats == 0 { // -load-rate 0: no load phase, as in run
 				mem.load, nats.load = phase{}, phase{}
 				nats.paced.cpu, nats.max.cpu = mem.paced.cpu, mem.max.cpu

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// result is one setup's figures in one round.
+// result is one setup's figures in one round. Concurrency: a value.
 type result struct {
 	engine string
 	nodes  int
@@ -18,7 +18,7 @@ type result struct {
 	max    phase
 }
 
-// phase is what one phase measured.
+// phase is what one phase measured. Concurrency: a value.
 type phase struct {
 	publishes, delivered int64
 	elapsed              time.Duration   // the CPU's span: driven and the last deliveries' 100 ms
@@ -242,18 +242,19 @@ func report(w io.Writer, rs []*result) {
 		return fmt.Sprintf("%.2fx", float64(a)/float64(b))
 	}
 	for round := 1; round <= len(byRound); round++ {
-		mem := byRound[round]["memory"]
+		mem := byRound[round][engineMemory]
 		if mem == nil || mem.paced.perDelivery() == 0 {
 			continue
 		}
-		for _, e := range []string{"nats", "memory3"} {
+		for _, e := range []string{engineNATS, engineMemory3} {
 			r := byRound[round][e]
 			if r == nil {
 				continue
 			}
-			verdict := " (three processes and no NATS: the shape's own cost)"
+			var verdict string
 			switch {
-			case e != "nats":
+			case e == engineMemory3:
+				verdict = " (three processes and no NATS: the shape's own cost)"
 			case r.load.perDelivery() == 0 || mem.load.perDelivery() == 0:
 				verdict = " (no load phase: no verdict)"
 			default:
