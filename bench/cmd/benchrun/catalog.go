@@ -31,15 +31,13 @@ type server struct {
 	// ports is how many ports the server listens on, from the one it is
 	// given up (0 means 1): the load spreads its links over them.
 	ports int
-	// metrics, if set, is the address of the server's Prometheus
-	// endpoint when it listens on port: the balance scenarios read each
-	// worker's links and messages there, with balanceArgs added to the
-	// server's arguments to serve it. Only there: lwsgate's admin API
+	// admin: in the balance scenarios the server (an lwsgate) serves its
+	// admin API (adminAt's arguments), where they read each worker's
+	// links and messages (metricsAt). Only there: lwsgate's admin API
 	// turns on each link's trace of its callbacks (log.link_trace), a
 	// clock read and a ring entry a callback, which the other scenarios
 	// must not charge a server that runs without it elsewhere.
-	metrics     func(port int) string
-	balanceArgs func(port int) []string
+	admin bool
 }
 
 // adminPort is where a server started on port p serves its admin API
@@ -79,7 +77,7 @@ func servers(bin, base string) []server {
 			args: gate(bin, "-workers", "1"), env: gateEnv},
 		{name: "lwsgate-w2", bin: "lwsgate", what: "lwsgate as above with two workers (two libwebsockets contexts, each on its own service thread, behind one port), and in the balance scenarios its admin API on port+5000 for /metrics; measured in the scaling section only",
 			args: gate(bin, "-workers", "2"), env: gateEnv, scaleOnly: true,
-			metrics: metricsAt, balanceArgs: adminAt},
+			admin: true},
 		{name: "lws-pkg", bin: "lwspkgecho", what: "package lws alone: lws.EchoHandler, the reference HTTP answer",
 			args: listen},
 		{name: "gorilla", bin: "gorillaecho", what: "gorilla/websocket on net/http, goroutine per link", args: listen},
@@ -99,7 +97,7 @@ func servers(bin, base string) []server {
 				args: gate(base, "-workers", "1"), env: gateEnv, scaleOnly: true},
 			server{name: "lwsgate-base-w2", bin: filepath.Join(base, "lwsgate"), what: "lwsgate-w2 as above, built from the base revision (BENCH_BASE); the scaling section only",
 				args: gate(base, "-workers", "2"), env: gateEnv, scaleOnly: true,
-				metrics: metricsAt, balanceArgs: adminAt})
+				admin: true})
 	}
 	return out
 }

@@ -410,8 +410,8 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 		serverCPU, loadCPU = sc.cpus, sc.cpus
 	}
 	sargs := s.args(port)
-	if sc.balance && s.balanceArgs != nil {
-		sargs = append(sargs, s.balanceArgs(port)...)
+	if sc.balance && s.admin {
+		sargs = append(sargs, adminAt(port)...)
 	}
 	cmd := exec.Command("taskset", append([]string{"-c", serverCPU, binPath(o, s)}, sargs...)...)
 	cmd.Env = append(os.Environ(), s.env...)
@@ -455,8 +455,8 @@ func measure(o *opts, s server, sc scenario, port int) sample {
 	var lout, lerr bytes.Buffer
 	load.Stdout, load.Stderr = &lout, &lerr
 	var split func() ([]workerShare, error)
-	if sc.balance && s.metrics != nil {
-		split = watchWorkers(s.metrics(port))
+	if sc.balance && s.admin {
+		split = watchWorkers(metricsAt(port))
 	}
 	_ = load.Run() // a non-zero exit only means errors, which the JSON counts
 	var got sample
